@@ -1,0 +1,151 @@
+//! Configuration: built-in defaults < TOML file < `SEMDOCK_*` environment variables.
+//!
+//! Nested keys use `__` in the environment: `SEMDOCK_LOG__FORMAT=json`. Unknown keys are an
+//! error at startup, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Where `semdock` looks for a config file when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/semdock/semdock.toml";
+
+/// Environment variables with the `SEMDOCK_` prefix that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["api_key"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address and port the registry listens on.
+    pub listen: SocketAddr,
+    /// Directory holding `meta.redb`, `blobs/` and `uploads/`.
+    pub data_dir: PathBuf,
+    /// Feeds created at startup when they do not exist.
+    pub feeds: Vec<String>,
+    pub log: LogConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, or per target (`info,semdock::request=warn`).
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest manifest accepted, in bytes.
+    pub manifest_bytes: u64,
+    /// Largest blob accepted, in bytes.
+    pub upload_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("semdock-data"),
+            feeds: vec!["library".to_owned()],
+            log: LogConfig {
+                format: LogFormat::Text,
+                level: "info".to_owned(),
+            },
+            limits: LimitsConfig {
+                manifest_bytes: 4 << 20,
+                upload_bytes: 64 << 30,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration. An explicit `file` must exist; without one,
+    /// [`DEFAULT_CONFIG_PATH`] is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        match file {
+            Some(path) if !path.is_file() => {
+                return Err(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
+            }
+            None => {}
+        }
+        figment
+            .merge(Env::prefixed("SEMDOCK_").split("__").ignore(NOT_CONFIG))
+            .extract()
+    }
+
+    /// The effective configuration as TOML, for `semdock config`.
+    #[must_use]
+    pub fn to_toml(&self) -> String {
+        // Every field serializes to TOML (no maps with non-string keys), so this cannot fail.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n",
+            )?;
+            jail.set_env("SEMDOCK_DATA_DIR", "/tmp/reg");
+            jail.set_env("SEMDOCK_LOG__LEVEL", "debug");
+            let c = Config::load(Some(Path::new("c.toml")))?;
+            assert_eq!(c.listen.port(), 6000);
+            assert_eq!(c.data_dir, PathBuf::from("/tmp/reg"));
+            assert_eq!(c.log.format, LogFormat::Json);
+            assert_eq!(c.log.level, "debug");
+            assert_eq!(c.feeds, vec!["library"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error() {
+        Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "lisen = \"127.0.0.1:6000\"\n")?;
+            let err = Config::load(Some(Path::new("typo.toml"))).unwrap_err();
+            assert!(err.to_string().contains("lisen"), "{err}");
+            jail.create_file("empty.toml", "")?;
+            jail.set_env("SEMDOCK_LOG__COLOUR", "red");
+            let err = Config::load(Some(Path::new("empty.toml"))).unwrap_err();
+            assert!(err.to_string().contains("colour"), "{err}");
+            assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn printed_config_reads_back_identically() {
+        let c = Config::default();
+        let back: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,96 @@
+//! The domain's error: facts a user can act on, each message a whole sentence.
+
+use std::io;
+
+use crate::model::{DigestError, ManifestError, NameError};
+use crate::store::meta::MetaError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "repository {repository:?} has no feed: the first path segment must be a feed, as in library/{repository}"
+    )]
+    NoFeed { repository: String },
+    #[error(
+        "feed {feed:?} does not exist: create it with `semdock feed create {feed}` or push to an existing feed"
+    )]
+    FeedUnknown { feed: String },
+    #[error("feed {feed:?} already exists")]
+    FeedExists { feed: String },
+    #[error("repository {repository:?} is not known to this registry")]
+    RepositoryUnknown { repository: String },
+    #[error("{0}")]
+    NameInvalid(String),
+    #[error("{0}")]
+    TagInvalid(String),
+    #[error("{0}")]
+    DigestInvalid(String),
+    #[error("the content's digest is {computed}, not the {declared} the client declared")]
+    DigestMismatch { declared: String, computed: String },
+    #[error("blob {digest} is not known in this repository")]
+    BlobUnknown { digest: String },
+    #[error("upload {id:?} is not known: it finished, was cancelled, or never existed")]
+    UploadUnknown { id: String },
+    #[error(
+        "chunk starts at byte {got}, but the upload has {expected} bytes: send the next chunk from {expected}"
+    )]
+    UploadOutOfOrder { expected: u64, got: u64 },
+    #[error("another request is writing to upload {id:?}: send chunks one at a time")]
+    UploadBusy { id: String, offset: u64 },
+    #[error("the chunk's Content-Range says {declared} bytes but {received} arrived")]
+    ChunkLength { declared: u64, received: u64 },
+    #[error("the upload exceeds this registry's limit of {limit} bytes")]
+    UploadTooLarge { limit: u64 },
+    #[error("the manifest exceeds this registry's limit of {limit} bytes")]
+    ManifestTooLarge { limit: u64 },
+    #[error("manifest {reference:?} is not known in repository {repository:?}")]
+    ManifestUnknown {
+        repository: String,
+        reference: String,
+    },
+    #[error("{0}")]
+    ManifestInvalid(String),
+    #[error("the manifest references {digest}, which is not in this repository: push it first")]
+    ManifestBlobUnknown { digest: String },
+    #[error("the disk of the registry is full: ask its administrator to free space")]
+    StorageFull,
+    #[error("storage I/O failed: {0}")]
+    Io(#[source] io::Error),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::StorageFull {
+            Self::StorageFull
+        } else {
+            Self::Io(e)
+        }
+    }
+}
+
+impl From<NameError> for Error {
+    fn from(e: NameError) -> Self {
+        match e {
+            NameError::NoFeed(repository) => Self::NoFeed { repository },
+            NameError::Tag(_) => Self::TagInvalid(e.to_string()),
+            NameError::Digest(d) => d.into(),
+            NameError::Repository(_) | NameError::TooLong | NameError::Feed(_) => {
+                Self::NameInvalid(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<DigestError> for Error {
+    fn from(e: DigestError) -> Self {
+        Self::DigestInvalid(e.to_string())
+    }
+}
+
+impl From<ManifestError> for Error {
+    fn from(e: ManifestError) -> Self {
+        Self::ManifestInvalid(e.to_string())
+    }
+}

@@ -1,0 +1,705 @@
+//! The registry service: feeds, blobs, uploads, manifests, tags and referrers.
+//!
+//! Rules enforced here: a repository belongs to an existing feed; a repository reads only blobs
+//! linked to it; an upload publishes its blob only when the bytes hash to the declared digest;
+//! a manifest is stored only when every blob and child it references is in its repository; a
+//! tag moves only by committed transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::model::manifest::Manifest;
+use crate::model::{Digest, FeedName, Reference, Repository};
+use crate::store::blobs::{BlobStore, UploadState, UploadWriter};
+use crate::store::meta::{
+    BlobRecord, FeedRecord, ManifestRecord, MetaStore, RepositoryRecord, UploadRecord,
+};
+use crate::store::now;
+
+use super::Error;
+
+/// Size limits, from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub manifest_bytes: u64,
+    pub upload_bytes: u64,
+}
+
+/// Largest page of tags or repositories one request returns.
+pub const MAX_PAGE: usize = 10_000;
+
+/// The registry: metadata, blob files and the hash state of uploads in progress.
+pub struct Registry {
+    meta: MetaStore,
+    blobs: BlobStore,
+    limits: Limits,
+    sessions: Sessions,
+}
+
+/// In-memory hash state of uploads between requests. An upload absent here but present in the
+/// metadata is re-hashed from its file (after a restart, or after a failed request).
+#[derive(Clone, Default)]
+struct Sessions(Arc<Mutex<HashMap<String, Slot>>>);
+
+enum Slot {
+    Idle(UploadState),
+    /// A request is writing; the number is the offset it started at.
+    Busy(u64),
+}
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        // A panic while holding the lock cannot leave the map half-updated: every critical
+        // section is a single insert or remove.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+/// One page of a sorted listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<String>,
+    /// Whether items follow the last one returned.
+    pub more: bool,
+}
+
+/// An open blob, readable through the repository that asked.
+pub struct BlobHandle {
+    pub file: File,
+    pub size: u64,
+    pub digest: Digest,
+}
+
+/// A stored manifest as clients fetch it.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Vec<u8>,
+    pub subject: Option<String>,
+}
+
+/// The outcome of storing a manifest.
+#[derive(Debug, Clone)]
+pub struct ManifestPut {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// A manifest that refers to a subject, as the referrers API lists it.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A request appending to an upload. Finish it with `Registry::finish_chunk` or
+/// `Registry::complete_upload`; dropped unfinished (a failed request), its in-memory state is
+/// discarded and the next request re-hashes what reached the file.
+pub struct Append {
+    id: String,
+    repository: Repository,
+    writer: Option<UploadWriter>,
+    limit: u64,
+    sessions: Sessions,
+}
+
+impl Append {
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let writer = self.writer.as_mut().ok_or_else(|| Error::UploadUnknown {
+            id: self.id.clone(),
+        })?;
+        if writer.len() + bytes.len() as u64 > self.limit {
+            return Err(Error::UploadTooLarge { limit: self.limit });
+        }
+        writer.write(bytes)?;
+        Ok(())
+    }
+
+    /// Bytes in the upload, counting this request's.
+    #[must_use]
+    pub fn offset(&self) -> u64 {
+        self.writer.as_ref().map_or(0, UploadWriter::len)
+    }
+
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn finish(&mut self) -> Result<UploadState, Error> {
+        let writer = self.writer.take().ok_or_else(|| Error::UploadUnknown {
+            id: self.id.clone(),
+        })?;
+        match writer.finish() {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                self.sessions.forget(&self.id);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Drop for Append {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            self.sessions.forget(&self.id);
+        }
+    }
+}
+
+fn upload_id(id: &str) -> Result<String, Error> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| Error::UploadUnknown { id: id.to_owned() })
+}
+
+fn feed_unknown(repo: &Repository) -> Error {
+    Error::FeedUnknown {
+        feed: repo.feed().to_owned(),
+    }
+}
+
+fn manifest_unknown(repo: &Repository, reference: &impl ToString) -> Error {
+    Error::ManifestUnknown {
+        repository: repo.to_string(),
+        reference: reference.to_string(),
+    }
+}
+
+impl Registry {
+    /// Opens the registry in `data_dir` (`meta.redb`, `blobs/`, `uploads/`).
+    pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, Error> {
+        std::fs::create_dir_all(data_dir)?;
+        Ok(Self {
+            meta: MetaStore::open(&data_dir.join("meta.redb"))?,
+            blobs: BlobStore::open(data_dir)?,
+            limits,
+            sessions: Sessions::default(),
+        })
+    }
+
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    // ---- feeds ----
+
+    /// Creates `feed` unless it exists; says whether it was created.
+    pub fn ensure_feed(&self, feed: &FeedName) -> Result<bool, Error> {
+        self.meta.write(|w| {
+            if w.feed(feed.as_str())?.is_some() {
+                return Ok(false);
+            }
+            w.put_feed(
+                feed.as_str(),
+                &FeedRecord {
+                    created: now(),
+                    description: String::new(),
+                },
+            )?;
+            Ok(true)
+        })
+    }
+
+    pub fn create_feed(&self, feed: &FeedName) -> Result<(), Error> {
+        if self.ensure_feed(feed)? {
+            Ok(())
+        } else {
+            Err(Error::FeedExists {
+                feed: feed.to_string(),
+            })
+        }
+    }
+
+    pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, Error> {
+        Ok(self.meta.read()?.feeds()?)
+    }
+
+    /// Deletes a feed with every repository, manifest, tag and link in it. Blob files stay
+    /// until garbage collection finds them unreferenced.
+    pub fn delete_feed(&self, feed: &FeedName) -> Result<(), Error> {
+        self.meta.write(|w| {
+            if !w.remove_feed(feed.as_str())? {
+                return Err(Error::FeedUnknown {
+                    feed: feed.to_string(),
+                });
+            }
+            let prefix = format!("{feed}/");
+            let (repos, _) = w.repositories(&prefix, None, usize::MAX)?;
+            for repo in repos {
+                for (tag, _) in w.tag_targets(&repo)? {
+                    w.remove_tag(&repo, &tag)?;
+                }
+                for digest in w.manifest_digests(&repo)? {
+                    if let Some(subject) = w.manifest(&repo, &digest)?.and_then(|m| m.subject) {
+                        w.remove_referrer(&repo, &subject, &digest)?;
+                    }
+                    w.remove_manifest(&repo, &digest)?;
+                }
+                for digest in w.linked_blobs(&repo)? {
+                    w.unlink(&repo, &digest)?;
+                }
+                w.remove_repository(&repo)?;
+            }
+            Ok(())
+        })
+    }
+
+    // ---- blobs ----
+
+    /// Opens a blob linked to `repo`.
+    pub fn blob(&self, repo: &Repository, digest: &Digest) -> Result<BlobHandle, Error> {
+        let unknown = || Error::BlobUnknown {
+            digest: digest.to_string(),
+        };
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        if !r.is_linked(repo.as_str(), digest.as_str())? {
+            return Err(unknown());
+        }
+        let record = r.blob(digest.as_str())?.ok_or_else(unknown)?;
+        let file = self.blobs.open_blob(digest).map_err(|e| {
+            tracing::error!(%digest, error = %e, "blob is recorded but its file cannot be opened");
+            unknown()
+        })?;
+        Ok(BlobHandle {
+            file,
+            size: record.size,
+            digest: digest.clone(),
+        })
+    }
+
+    /// Unlinks a blob from `repo`; the file stays for other repositories and for GC.
+    pub fn delete_blob(&self, repo: &Repository, digest: &Digest) -> Result<(), Error> {
+        self.meta.write(|w| {
+            if w.feed(repo.feed())?.is_none() {
+                return Err(feed_unknown(repo));
+            }
+            if w.unlink(repo.as_str(), digest.as_str())? {
+                Ok(())
+            } else {
+                Err(Error::BlobUnknown {
+                    digest: digest.to_string(),
+                })
+            }
+        })
+    }
+
+    // ---- uploads ----
+
+    /// Opens an upload session in `repo`; returns its id.
+    pub fn start_upload(&self, repo: &Repository) -> Result<String, Error> {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        self.blobs.create_upload(&id)?;
+        let stored = self.meta.write(|w| {
+            if w.feed(repo.feed())?.is_none() {
+                return Err(feed_unknown(repo));
+            }
+            w.put_upload(
+                &id,
+                &UploadRecord {
+                    repository: repo.to_string(),
+                    started: now(),
+                },
+            )?;
+            Ok(())
+        });
+        if let Err(e) = stored {
+            let _ = self.blobs.remove_upload(&id);
+            return Err(e);
+        }
+        self.sessions
+            .lock()
+            .insert(id.clone(), Slot::Idle(UploadState::default()));
+        Ok(id)
+    }
+
+    /// Links blob `digest` from `from` into `repo` when `from` has it; says whether it did.
+    pub fn mount(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        from: &Repository,
+    ) -> Result<bool, Error> {
+        if !self.blobs.has_blob(digest) {
+            return Ok(false);
+        }
+        self.meta.write(|w| {
+            if w.feed(repo.feed())?.is_none() {
+                return Err(feed_unknown(repo));
+            }
+            if !w.is_linked(from.as_str(), digest.as_str())? || w.blob(digest.as_str())?.is_none() {
+                return Ok(false);
+            }
+            link_into(w, repo, digest)?;
+            Ok(true)
+        })
+    }
+
+    fn session(&self, repo: &Repository, id: &str) -> Result<String, Error> {
+        let id = upload_id(id)?;
+        let record = self.meta.read()?.upload(&id)?;
+        match record {
+            Some(r) if r.repository == repo.as_str() => Ok(id),
+            _ => Err(Error::UploadUnknown { id }),
+        }
+    }
+
+    /// Bytes received so far by an upload.
+    pub fn upload_offset(&self, repo: &Repository, id: &str) -> Result<u64, Error> {
+        let id = self.session(repo, id)?;
+        let known = match self.sessions.lock().get(&id) {
+            Some(Slot::Idle(state)) => Some(state.len()),
+            Some(Slot::Busy(offset)) => Some(*offset),
+            None => None,
+        };
+        match known {
+            Some(len) => Ok(len),
+            None => Ok(std::fs::metadata(self.blobs.upload_path(&id))?.len()),
+        }
+    }
+
+    /// Starts appending to an upload. `start`, from a `Content-Range`, must equal the bytes
+    /// received so far.
+    pub fn append(&self, repo: &Repository, id: &str, start: Option<u64>) -> Result<Append, Error> {
+        let id = self.session(repo, id)?;
+        let taken = {
+            let mut sessions = self.sessions.lock();
+            match sessions.get(&id) {
+                Some(Slot::Busy(offset)) => {
+                    return Err(Error::UploadBusy {
+                        id,
+                        offset: *offset,
+                    });
+                }
+                Some(Slot::Idle(state)) => {
+                    let state = state.clone();
+                    sessions.insert(id.clone(), Slot::Busy(state.len()));
+                    Some(state)
+                }
+                None => {
+                    sessions.insert(id.clone(), Slot::Busy(0));
+                    None
+                }
+            }
+        };
+        let state = match taken {
+            Some(state) => state,
+            None => match self.blobs.rehash_upload(&id) {
+                Ok(state) => state,
+                Err(e) => {
+                    self.sessions.forget(&id);
+                    return Err(e.into());
+                }
+            },
+        };
+        if let Some(start) = start
+            && start != state.len()
+        {
+            let expected = state.len();
+            self.sessions.lock().insert(id, Slot::Idle(state));
+            return Err(Error::UploadOutOfOrder {
+                expected,
+                got: start,
+            });
+        }
+        let writer = match self.blobs.append(&id, state) {
+            Ok(w) => w,
+            Err(e) => {
+                self.sessions.forget(&id);
+                return Err(e.into());
+            }
+        };
+        Ok(Append {
+            id,
+            repository: repo.clone(),
+            writer: Some(writer),
+            limit: self.limits.upload_bytes,
+            sessions: self.sessions.clone(),
+        })
+    }
+
+    /// Ends a chunk request, keeping the hash state for the next; returns the upload's length.
+    pub fn finish_chunk(&self, mut append: Append) -> Result<u64, Error> {
+        let state = append.finish()?;
+        let len = state.len();
+        self.sessions
+            .lock()
+            .insert(append.id.clone(), Slot::Idle(state));
+        Ok(len)
+    }
+
+    /// Completes an upload: checks the digest, publishes the blob and links it to the
+    /// repository, all or nothing.
+    pub fn complete_upload(&self, mut append: Append, declared: &Digest) -> Result<(), Error> {
+        let state = append.finish()?;
+        let id = append.id.clone();
+        let repo = append.repository.clone();
+        self.sessions.forget(&id);
+        let computed = state.digest();
+        if computed != *declared {
+            self.discard_upload(&id)?;
+            return Err(Error::DigestMismatch {
+                declared: declared.to_string(),
+                computed: computed.to_string(),
+            });
+        }
+        self.blobs.publish(&id, declared)?;
+        self.meta.write(|w| {
+            if w.blob(declared.as_str())?.is_none() {
+                w.put_blob(
+                    declared.as_str(),
+                    &BlobRecord {
+                        size: state.len(),
+                        created: now(),
+                    },
+                )?;
+            }
+            link_into(w, &repo, declared)?;
+            w.remove_upload(&id)?;
+            Ok(())
+        })
+    }
+
+    /// Cancels an upload and removes its bytes.
+    pub fn cancel_upload(&self, repo: &Repository, id: &str) -> Result<(), Error> {
+        let id = self.session(repo, id)?;
+        if let Some(Slot::Busy(offset)) = self.sessions.lock().get(&id) {
+            return Err(Error::UploadBusy {
+                id,
+                offset: *offset,
+            });
+        }
+        self.discard_upload(&id)
+    }
+
+    fn discard_upload(&self, id: &str) -> Result<(), Error> {
+        self.sessions.forget(id);
+        self.meta
+            .write(|w| w.remove_upload(id).map_err(Error::from))?;
+        self.blobs.remove_upload(id)?;
+        Ok(())
+    }
+
+    // ---- manifests ----
+
+    /// Stores a manifest under `reference` (a tag, or the digest it must hash to).
+    pub fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<ManifestPut, Error> {
+        let limit = self.limits.manifest_bytes;
+        if body.len() as u64 > limit {
+            return Err(Error::ManifestTooLarge { limit });
+        }
+        let manifest = Manifest::parse(body, content_type)?;
+        let digest = Digest::of(body);
+        if let Reference::Digest(declared) = reference
+            && *declared != digest
+        {
+            return Err(Error::DigestMismatch {
+                declared: declared.to_string(),
+                computed: digest.to_string(),
+            });
+        }
+        let record = ManifestRecord {
+            media_type: manifest.media_type.clone(),
+            artifact_type: manifest.artifact_type.clone(),
+            subject: manifest.subject.as_ref().map(ToString::to_string),
+            blobs: manifest.blobs.iter().map(ToString::to_string).collect(),
+            children: manifest.children.iter().map(ToString::to_string).collect(),
+            annotations: manifest.annotations.clone(),
+            created: now(),
+            body: body.to_vec(),
+        };
+        let name = repo.as_str();
+        self.meta.write(|w| {
+            if w.feed(repo.feed())?.is_none() {
+                return Err(feed_unknown(repo));
+            }
+            for blob in &manifest.blobs {
+                if !w.is_linked(name, blob.as_str())? {
+                    return Err(Error::ManifestBlobUnknown {
+                        digest: blob.to_string(),
+                    });
+                }
+            }
+            for child in &manifest.children {
+                if !w.has_manifest(name, child.as_str())? {
+                    return Err(Error::ManifestBlobUnknown {
+                        digest: child.to_string(),
+                    });
+                }
+            }
+            ensure_repository(w, name)?;
+            w.put_manifest(name, digest.as_str(), &record)?;
+            if let Reference::Tag(tag) = reference {
+                w.set_tag(name, tag.as_str(), digest.as_str())?;
+            }
+            if let Some(subject) = &manifest.subject {
+                w.add_referrer(name, subject.as_str(), digest.as_str(), now())?;
+            }
+            Ok(())
+        })?;
+        Ok(ManifestPut {
+            digest,
+            subject: manifest.subject,
+        })
+    }
+
+    /// The manifest `reference` points at in `repo`.
+    pub fn manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+    ) -> Result<StoredManifest, Error> {
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(tag) => r
+                .tag(repo.as_str(), tag.as_str())?
+                .ok_or_else(|| manifest_unknown(repo, reference))?
+                .parse()?,
+        };
+        let record = r
+            .manifest(repo.as_str(), digest.as_str())?
+            .ok_or_else(|| manifest_unknown(repo, reference))?;
+        Ok(StoredManifest {
+            digest,
+            media_type: record.media_type,
+            body: record.body,
+            subject: record.subject,
+        })
+    }
+
+    /// Deletes a tag, or a manifest by digest together with the tags pointing at it.
+    pub fn delete_manifest(&self, repo: &Repository, reference: &Reference) -> Result<(), Error> {
+        let name = repo.as_str();
+        self.meta.write(|w| {
+            if w.feed(repo.feed())?.is_none() {
+                return Err(feed_unknown(repo));
+            }
+            match reference {
+                Reference::Tag(tag) => {
+                    if !w.remove_tag(name, tag.as_str())? {
+                        return Err(manifest_unknown(repo, reference));
+                    }
+                }
+                Reference::Digest(digest) => {
+                    let record = w
+                        .manifest(name, digest.as_str())?
+                        .ok_or_else(|| manifest_unknown(repo, reference))?;
+                    w.remove_manifest(name, digest.as_str())?;
+                    for (tag, target) in w.tag_targets(name)? {
+                        if target == digest.as_str() {
+                            w.remove_tag(name, &tag)?;
+                        }
+                    }
+                    if let Some(subject) = record.subject {
+                        w.remove_referrer(name, &subject, digest.as_str())?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    // ---- listings ----
+
+    /// Tags of `repo`, sorted, `n` at most, after `last`.
+    pub fn tags(
+        &self,
+        repo: &Repository,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Page, Error> {
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        if r.repository(repo.as_str())?.is_none() {
+            return Err(Error::RepositoryUnknown {
+                repository: repo.to_string(),
+            });
+        }
+        let (items, more) = r.tags(repo.as_str(), last, page_size(n))?;
+        Ok(Page { items, more })
+    }
+
+    /// Every repository, sorted, `n` at most, after `last`.
+    pub fn catalog(&self, n: Option<usize>, last: Option<&str>) -> Result<Page, Error> {
+        let (items, more) = self.meta.read()?.repositories("", last, page_size(n))?;
+        Ok(Page { items, more })
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
+    pub fn referrers(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, Error> {
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        let mut out = Vec::new();
+        for digest in r.referrers(repo.as_str(), subject.as_str())? {
+            let Some(m) = r.manifest(repo.as_str(), &digest)? else {
+                continue;
+            };
+            if artifact_type.is_some_and(|t| m.artifact_type.as_deref() != Some(t)) {
+                continue;
+            }
+            out.push(Referrer {
+                media_type: m.media_type,
+                size: m.body.len() as u64,
+                digest,
+                artifact_type: m.artifact_type,
+                annotations: m.annotations,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn page_size(n: Option<usize>) -> usize {
+    n.unwrap_or(MAX_PAGE).min(MAX_PAGE)
+}
+
+fn ensure_repository(w: &mut crate::store::meta::Writer<'_>, name: &str) -> Result<(), Error> {
+    if w.repository(name)?.is_none() {
+        w.put_repository(name, &RepositoryRecord { created: now() })?;
+    }
+    Ok(())
+}
+
+fn link_into(
+    w: &mut crate::store::meta::Writer<'_>,
+    repo: &Repository,
+    digest: &Digest,
+) -> Result<(), Error> {
+    ensure_repository(w, repo.as_str())?;
+    w.link(repo.as_str(), digest.as_str(), now())?;
+    Ok(())
+}

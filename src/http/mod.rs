@@ -1,0 +1,23 @@
+//! HTTP: thin handlers that parse, call the domain, and render.
+//!
+//! `oci` serves the Distribution API under `/v2/`; `ops` serves health checks. Handlers never
+//! open a database transaction or touch the filesystem: they call `domain`.
+
+pub mod access_log;
+pub mod oci;
+pub mod ops;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::domain::Registry;
+
+/// Mounts every HTTP area on `cfg`; the one place routes are assembled.
+pub fn configure(registry: Arc<Registry>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::from(registry))
+            .configure(ops::configure)
+            .configure(oci::configure);
+    }
+}

@@ -1,0 +1,230 @@
+//! The OCI error envelope: one exhaustive table of code → status → default message, and the
+//! mapping of every domain error onto it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::domain;
+
+/// The distribution-spec error codes (plus `UNKNOWN` for the server's own failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+    Unknown,
+}
+
+impl Code {
+    /// The code's wire name, usual status and default message.
+    #[must_use]
+    pub fn spec(self) -> (&'static str, StatusCode, &'static str) {
+        match self {
+            Self::BlobUnknown => (
+                "BLOB_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob unknown to registry",
+            ),
+            Self::BlobUploadInvalid => (
+                "BLOB_UPLOAD_INVALID",
+                StatusCode::BAD_REQUEST,
+                "blob upload invalid",
+            ),
+            Self::BlobUploadUnknown => (
+                "BLOB_UPLOAD_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob upload unknown to registry",
+            ),
+            Self::DigestInvalid => (
+                "DIGEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided digest did not match uploaded content",
+            ),
+            Self::ManifestBlobUnknown => (
+                "MANIFEST_BLOB_UNKNOWN",
+                StatusCode::BAD_REQUEST,
+                "manifest references a manifest or blob unknown to registry",
+            ),
+            Self::ManifestInvalid => (
+                "MANIFEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "manifest invalid",
+            ),
+            Self::ManifestUnknown => (
+                "MANIFEST_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "manifest unknown to registry",
+            ),
+            Self::NameInvalid => (
+                "NAME_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid repository name",
+            ),
+            Self::NameUnknown => (
+                "NAME_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "repository name not known to registry",
+            ),
+            Self::SizeInvalid => (
+                "SIZE_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided length did not match content length",
+            ),
+            Self::Unauthorized => (
+                "UNAUTHORIZED",
+                StatusCode::UNAUTHORIZED,
+                "authentication required",
+            ),
+            Self::Denied => (
+                "DENIED",
+                StatusCode::FORBIDDEN,
+                "requested access to the resource is denied",
+            ),
+            Self::Unsupported => (
+                "UNSUPPORTED",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the operation is unsupported",
+            ),
+            Self::TooManyRequests => (
+                "TOOMANYREQUESTS",
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests",
+            ),
+            Self::Unknown => (
+                "UNKNOWN",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the registry failed to handle the request; its log says why",
+            ),
+        }
+    }
+}
+
+/// An error response in the spec's envelope.
+#[derive(Debug)]
+pub struct OciError {
+    code: Code,
+    status: StatusCode,
+    message: String,
+    /// `Range` to send with a 416, telling the client where the upload stands.
+    range: Option<String>,
+}
+
+impl OciError {
+    /// An error with the code's usual status.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            status: code.spec().1,
+            message: message.into(),
+            range: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// A failure of the server itself: logged here with its cause, shown generically.
+    pub fn internal(cause: &dyn std::error::Error) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(error = chain, "internal error");
+        Self::new(Code::Unknown, Code::Unknown.spec().2)
+    }
+
+    #[must_use]
+    pub fn code(&self) -> Code {
+        self.code
+    }
+}
+
+impl std::fmt::Display for OciError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.spec().0, self.message)
+    }
+}
+
+impl ResponseError for OciError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        if let Some(range) = &self.range {
+            res.insert_header(("Range", range.as_str()));
+        }
+        res.json(json!({"errors": [{
+            "code": self.code.spec().0,
+            "message": self.message,
+            "detail": null,
+        }]}))
+    }
+}
+
+/// `Range` header value for an upload holding `len` bytes (`0-0` when empty, as Distribution).
+#[must_use]
+pub fn upload_range(len: u64) -> String {
+    format!("0-{}", len.saturating_sub(1))
+}
+
+impl From<domain::Error> for OciError {
+    fn from(e: domain::Error) -> Self {
+        use domain::Error as E;
+        let message = e.to_string();
+        match e {
+            E::NoFeed { .. } | E::FeedUnknown { .. } | E::RepositoryUnknown { .. } => {
+                Self::new(Code::NameUnknown, message)
+            }
+            E::FeedExists { .. } => {
+                Self::new(Code::Denied, message).with_status(StatusCode::CONFLICT)
+            }
+            E::NameInvalid(_) => Self::new(Code::NameInvalid, message),
+            E::TagInvalid(_) | E::ManifestInvalid(_) => Self::new(Code::ManifestInvalid, message),
+            E::DigestInvalid(_) | E::DigestMismatch { .. } => {
+                Self::new(Code::DigestInvalid, message)
+            }
+            E::BlobUnknown { .. } => Self::new(Code::BlobUnknown, message),
+            E::UploadUnknown { .. } => Self::new(Code::BlobUploadUnknown, message),
+            E::UploadOutOfOrder { expected, .. }
+            | E::UploadBusy {
+                offset: expected, ..
+            } => Self {
+                range: Some(upload_range(expected)),
+                ..Self::new(Code::BlobUploadInvalid, message)
+                    .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            },
+            E::ChunkLength { .. } => Self::new(Code::SizeInvalid, message),
+            E::UploadTooLarge { .. } | E::ManifestTooLarge { .. } => {
+                Self::new(Code::SizeInvalid, message).with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            }
+            E::ManifestUnknown { .. } => Self::new(Code::ManifestUnknown, message),
+            E::ManifestBlobUnknown { .. } => Self::new(Code::ManifestBlobUnknown, message),
+            E::StorageFull => {
+                tracing::error!("disk full");
+                Self::new(Code::Unknown, message).with_status(StatusCode::INSUFFICIENT_STORAGE)
+            }
+            E::Io(ref cause) => Self::internal(cause),
+            E::Meta(ref cause) => Self::internal(cause),
+        }
+    }
+}

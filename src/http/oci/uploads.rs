@@ -1,0 +1,198 @@
+//! Blob uploads: monolithic, chunked, single-POST and cross-repository mount.
+//!
+//! Request bodies stream from the socket to a blocking writer through a small bounded
+//! channel: the blob is hashed and written as it arrives and never held whole in memory.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::error::upload_range;
+use super::extract::{Repo, chunk_start, digest};
+use super::{Code, OciError, Reg, blocking};
+use crate::domain::{self, Append};
+use crate::model::{Digest, Repository};
+
+/// Chunks in flight between the socket and the writer: bounds memory per upload.
+const CHANNEL_CHUNKS: usize = 32;
+
+#[derive(Deserialize)]
+pub struct StartQuery {
+    digest: Option<String>,
+    mount: Option<String>,
+    from: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CompleteQuery {
+    digest: Option<String>,
+}
+
+fn session_response(
+    mut res: actix_web::HttpResponseBuilder,
+    repo: &Repository,
+    id: &str,
+    len: u64,
+) -> HttpResponse {
+    res.insert_header(("Location", format!("/v2/{repo}/blobs/uploads/{id}")))
+        .insert_header(("Docker-Upload-UUID", id))
+        .insert_header(("Range", upload_range(len)))
+        .finish()
+}
+
+fn blob_created(repo: &Repository, digest: &Digest) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header(("Location", format!("/v2/{repo}/blobs/{digest}")))
+        .insert_header(("Docker-Content-Digest", digest.as_str()))
+        .finish()
+}
+
+/// Streams `payload` into `append` on a blocking thread; returns it for finishing.
+async fn pump(mut payload: web::Payload, append: Append) -> Result<Append, OciError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut append = append;
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Err(e) = append.write(&chunk) {
+                return (append, Err(e));
+            }
+        }
+        (append, Ok(()))
+    });
+    let mut read_error = None;
+    while let Some(item) = payload.next().await {
+        match item {
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let (append, written) = writer.await.map_err(|e| OciError::internal(&e))?;
+    written?;
+    if let Some(e) = read_error {
+        // The client went away or sent a broken body; what reached the file stays counted.
+        drop(append);
+        return Err(OciError::new(
+            Code::BlobUploadInvalid,
+            format!("the request body could not be read: {e}"),
+        ));
+    }
+    Ok(append)
+}
+
+/// Appends the request body, then completes the upload as `declared`.
+async fn append_and_complete(
+    reg: Reg,
+    repo: &Repository,
+    id: String,
+    start: Option<u64>,
+    declared: Digest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OciError> {
+    let (r, rp) = (reg.clone(), repo.clone());
+    let append = blocking(move || r.append(&rp, &id, start)).await?;
+    let append = pump(payload, append).await?;
+    let d = declared.clone();
+    blocking(move || reg.complete_upload(append, &d)).await?;
+    Ok(blob_created(repo, &declared))
+}
+
+// POST /v2/<name>/blobs/uploads/[?digest=|?mount=&from=] — open an upload, upload in one
+// request, or mount from another repository (spec: "Pushing blobs", "Mounting a blob").
+pub async fn start(
+    reg: Reg,
+    Repo(repo): Repo,
+    query: web::Query<StartQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, OciError> {
+    let query = query.into_inner();
+    if let Some(mount) = &query.mount {
+        let mounted = digest(mount)?;
+        // An unusable `from` is no error: the spec falls back to a plain upload.
+        if let Some(from) = query
+            .from
+            .as_deref()
+            .and_then(|f| f.parse::<Repository>().ok())
+        {
+            let (r, rp, d) = (reg.clone(), repo.clone(), mounted.clone());
+            if blocking(move || r.mount(&rp, &d, &from)).await? {
+                return Ok(blob_created(&repo, &mounted));
+            }
+        }
+    }
+    let declared = query.digest.as_deref().map(digest).transpose()?;
+    let (r, rp) = (reg.clone(), repo.clone());
+    let id = blocking(move || r.start_upload(&rp)).await?;
+    match declared {
+        Some(declared) => append_and_complete(reg, &repo, id, None, declared, payload).await,
+        None => Ok(session_response(HttpResponse::Accepted(), &repo, &id, 0)),
+    }
+}
+
+// PATCH /v2/<name>/blobs/uploads/<id> — append a chunk (spec: "Pushing a blob in chunks").
+pub async fn patch(
+    reg: Reg,
+    Repo(repo): Repo,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OciError> {
+    let start = chunk_start(&req)?;
+    let id = path.into_inner().1;
+    let (r, rp) = (reg.clone(), repo.clone());
+    let append = blocking(move || r.append(&rp, &id, start)).await?;
+    let append = pump(payload, append).await?;
+    let id = append.id().to_owned();
+    let len = blocking(move || reg.finish_chunk(append)).await?;
+    Ok(session_response(HttpResponse::Accepted(), &repo, &id, len))
+}
+
+// PUT /v2/<name>/blobs/uploads/<id>?digest= — close an upload, with or without a last chunk.
+pub async fn complete(
+    reg: Reg,
+    Repo(repo): Repo,
+    path: web::Path<(String, String)>,
+    query: web::Query<CompleteQuery>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OciError> {
+    let declared = query.digest.as_deref().ok_or_else(|| {
+        OciError::from(domain::Error::DigestInvalid(
+            "the digest query parameter is required to complete an upload".into(),
+        ))
+    })?;
+    let declared = digest(declared)?;
+    let start = chunk_start(&req)?;
+    append_and_complete(reg, &repo, path.into_inner().1, start, declared, payload).await
+}
+
+// GET /v2/<name>/blobs/uploads/<id> — where an upload stands (spec: "Getting upload status").
+pub async fn status(
+    reg: Reg,
+    Repo(repo): Repo,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, OciError> {
+    let id = path.into_inner().1;
+    let (rp, i) = (repo.clone(), id.clone());
+    let len = blocking(move || reg.upload_offset(&rp, &i)).await?;
+    Ok(session_response(HttpResponse::NoContent(), &repo, &id, len))
+}
+
+// DELETE /v2/<name>/blobs/uploads/<id> — cancel an upload.
+pub async fn cancel(
+    reg: Reg,
+    Repo(repo): Repo,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, OciError> {
+    let id = path.into_inner().1;
+    blocking(move || reg.cancel_upload(&repo, &id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

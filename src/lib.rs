@@ -1,0 +1,13 @@
+//! semdock: an on-premises container registry with container versioning.
+//!
+//! Layers, one way only: `http` → `domain` → `store` → `model`. `server` composes them and
+//! `cli` is the binary's front.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod model;
+pub mod server;
+pub mod store;
+pub mod telemetry;

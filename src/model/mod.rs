@@ -1,0 +1,12 @@
+//! The nouns of the registry: digests, names, references and manifests.
+//!
+//! Everything here is plain data with validation. It must not do I/O, know about HTTP or
+//! storage, or hold policy: it only says whether a value is well formed.
+
+pub mod digest;
+pub mod manifest;
+pub mod names;
+
+pub use digest::{Digest, DigestError};
+pub use manifest::{Manifest, ManifestError};
+pub use names::{FeedName, NameError, Reference, Repository, Tag};

@@ -1,0 +1,112 @@
+//! Content-addressed blob files and in-progress uploads on the filesystem.
+//!
+//! The on-disk layout, built only here:
+//!
+//! ```text
+//! DATA_DIR/blobs/sha256/ab/abcdef…   a published blob, named by its hex digest, immutable
+//! DATA_DIR/uploads/<uuid>            the bytes of an upload in progress
+//! ```
+//!
+//! No `:` appears in a file name, so the layout works on Windows. A blob file appears only by
+//! atomic rename of a fully written, fsynced upload whose digest was checked. This module does
+//! not decide who may read what: that is the metadata's job, through the domain layer.
+
+mod upload;
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use upload::{UploadState, UploadWriter};
+
+use crate::model::Digest;
+
+/// The blob and upload directories under one data directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    blobs: PathBuf,
+    uploads: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens the store under `data_dir`, creating its directories.
+    pub fn open(data_dir: &Path) -> io::Result<Self> {
+        let store = Self {
+            blobs: data_dir.join("blobs").join("sha256"),
+            uploads: data_dir.join("uploads"),
+        };
+        fs::create_dir_all(&store.blobs)?;
+        fs::create_dir_all(&store.uploads)?;
+        Ok(store)
+    }
+
+    /// `blobs/sha256/ab/abcdef…`
+    #[must_use]
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.blobs.join(&hex[..2]).join(hex)
+    }
+
+    /// `uploads/<id>`; `id` is a UUID the domain layer created or validated.
+    #[must_use]
+    pub fn upload_path(&self, id: &str) -> PathBuf {
+        self.uploads.join(id)
+    }
+
+    pub fn open_blob(&self, digest: &Digest) -> io::Result<File> {
+        File::open(self.blob_path(digest))
+    }
+
+    #[must_use]
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Creates the empty file of a new upload.
+    pub fn create_upload(&self, id: &str) -> io::Result<()> {
+        File::create_new(self.upload_path(id)).map(drop)
+    }
+
+    /// Opens an upload for appending at the end of `state`.
+    pub fn append(&self, id: &str, state: UploadState) -> io::Result<UploadWriter> {
+        UploadWriter::open(&self.upload_path(id), state)
+    }
+
+    /// Re-reads an upload's bytes to rebuild its hash state, after a restart.
+    pub fn rehash_upload(&self, id: &str) -> io::Result<UploadState> {
+        UploadState::from_file(&self.upload_path(id))
+    }
+
+    /// Makes a verified upload the blob `digest`: fsync, then atomic rename into place. When
+    /// the blob already exists the upload is dropped instead: content addressing makes the two
+    /// identical, and no second copy is kept.
+    pub fn publish(&self, id: &str, digest: &Digest) -> io::Result<()> {
+        let from = self.upload_path(id);
+        let to = self.blob_path(digest);
+        if to.is_file() {
+            return fs::remove_file(from);
+        }
+        File::open(&from)?.sync_all()?;
+        let dir = to.parent().unwrap_or(&self.blobs);
+        fs::create_dir_all(dir)?;
+        fs::rename(&from, &to)?;
+        sync_dir(dir)
+    }
+
+    /// Removes an upload's file; a missing file is not an error.
+    pub fn remove_upload(&self, id: &str) -> io::Result<()> {
+        match fs::remove_file(self.upload_path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Persists a rename on platforms where a directory can be fsynced.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

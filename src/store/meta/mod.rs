@@ -1,0 +1,421 @@
+//! The metadata store: one redb file holding feeds, repositories, manifests (bodies included),
+//! tags, blob records and links, referrers and upload sessions.
+//!
+//! `MetaStore::read` gives a snapshot; `MetaStore::write` runs a closure in one write
+//! transaction and commits only if it returns `Ok`, so a change is visible whole or not at all.
+//! redb calls block: callers run them off the async executor. Policy lives in the domain layer.
+
+pub mod codec;
+pub mod tables;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
+
+pub use codec::{BlobRecord, FeedRecord, ManifestRecord, RepositoryRecord, UploadRecord};
+use codec::{decode, encode};
+use tables::{BLOB_LINKS, BLOBS, FEEDS, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS};
+
+/// A failure of the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error(
+        "the database {0} is in use by another semdock process (a running server?): stop it, or use the server's API"
+    )]
+    InUse(PathBuf),
+    #[error("database error: {0}")]
+    Database(#[from] redb::Error),
+    #[error("a stored record could not be decoded: {0}")]
+    Codec(postcard::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for MetaError {
+            fn from(e: $t) -> Self {
+                Self::Database(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The open metadata database.
+pub struct MetaStore {
+    db: Database,
+}
+
+/// The tables of one transaction, opened once. `Reader` and `Writer` are its two forms.
+pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up> {
+    feeds: Fe,
+    repositories: Re,
+    manifests: Ma,
+    tags: Ta,
+    blobs: Bl,
+    links: Li,
+    referrers: Rf,
+    uploads: Up,
+}
+
+type Str = &'static str;
+type Bytes = &'static [u8];
+type Pair = (&'static str, &'static str);
+type Triple = (&'static str, &'static str, &'static str);
+
+/// A read snapshot.
+pub type Reader = Tables<
+    ReadOnlyTable<Str, Bytes>,
+    ReadOnlyTable<Str, Bytes>,
+    ReadOnlyTable<Pair, Bytes>,
+    ReadOnlyTable<Pair, Str>,
+    ReadOnlyTable<Str, Bytes>,
+    ReadOnlyTable<Pair, u64>,
+    ReadOnlyTable<Triple, u64>,
+    ReadOnlyTable<Str, Bytes>,
+>;
+
+/// The tables of a write transaction.
+pub type Writer<'t> = Tables<
+    Table<'t, Str, Bytes>,
+    Table<'t, Str, Bytes>,
+    Table<'t, Pair, Bytes>,
+    Table<'t, Pair, Str>,
+    Table<'t, Str, Bytes>,
+    Table<'t, Pair, u64>,
+    Table<'t, Triple, u64>,
+    Table<'t, Str, Bytes>,
+>;
+
+impl MetaStore {
+    /// Opens (or creates) the database at `path`; fails with `InUse` while another process has it.
+    pub fn open(path: &Path) -> Result<Self, MetaError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => MetaError::InUse(path.to_owned()),
+            other => MetaError::Database(other.into()),
+        })?;
+        let store = Self { db };
+        // Creating every table up front lets readers open them without a missing-table case.
+        store.write(|_| Ok::<_, MetaError>(()))?;
+        Ok(store)
+    }
+
+    /// A consistent snapshot of everything.
+    pub fn read(&self) -> Result<Reader, MetaError> {
+        let txn = self.db.begin_read()?;
+        Ok(Tables {
+            feeds: txn.open_table(FEEDS)?,
+            repositories: txn.open_table(REPOSITORIES)?,
+            manifests: txn.open_table(MANIFESTS)?,
+            tags: txn.open_table(TAGS)?,
+            blobs: txn.open_table(BLOBS)?,
+            links: txn.open_table(BLOB_LINKS)?,
+            referrers: txn.open_table(REFERRERS)?,
+            uploads: txn.open_table(UPLOADS)?,
+        })
+    }
+
+    /// Runs `f` in one write transaction, committed only when `f` succeeds.
+    pub fn write<T, E: From<MetaError>>(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.db.begin_write().map_err(MetaError::from)?;
+        let value = {
+            let mut tables = Tables {
+                feeds: txn.open_table(FEEDS).map_err(MetaError::from)?,
+                repositories: txn.open_table(REPOSITORIES).map_err(MetaError::from)?,
+                manifests: txn.open_table(MANIFESTS).map_err(MetaError::from)?,
+                tags: txn.open_table(TAGS).map_err(MetaError::from)?,
+                blobs: txn.open_table(BLOBS).map_err(MetaError::from)?,
+                links: txn.open_table(BLOB_LINKS).map_err(MetaError::from)?,
+                referrers: txn.open_table(REFERRERS).map_err(MetaError::from)?,
+                uploads: txn.open_table(UPLOADS).map_err(MetaError::from)?,
+            };
+            f(&mut tables)?
+        };
+        txn.commit().map_err(MetaError::from)?;
+        Ok(value)
+    }
+}
+
+fn get<'k, K, T>(
+    table: &impl ReadableTable<K, Bytes>,
+    key: K::SelfType<'k>,
+) -> Result<Option<T>, MetaError>
+where
+    K: redb::Key + 'static,
+    T: serde::de::DeserializeOwned,
+{
+    table
+        .get(key)?
+        .map(|guard| decode(guard.value()))
+        .transpose()
+}
+
+/// Up to `limit` second components of keys `(first, *)` after `after`, and whether more follow.
+fn page_of_pairs<V: redb::Value + 'static>(
+    table: &impl ReadableTable<Pair, V>,
+    first: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<String>, bool), MetaError> {
+    let start = match after {
+        Some(after) => Bound::Excluded((first, after)),
+        None => Bound::Included((first, "")),
+    };
+    let mut out = Vec::new();
+    for entry in table.range::<(&str, &str)>((start, Bound::Unbounded))? {
+        let (key, _) = entry?;
+        let (f, second) = key.value();
+        if f != first {
+            break;
+        }
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        out.push(second.to_owned());
+    }
+    Ok((out, false))
+}
+
+impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up> Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up>
+where
+    Fe: ReadableTable<Str, Bytes>,
+    Re: ReadableTable<Str, Bytes>,
+    Ma: ReadableTable<Pair, Bytes>,
+    Ta: ReadableTable<Pair, Str>,
+    Bl: ReadableTable<Str, Bytes>,
+    Li: ReadableTable<Pair, u64>,
+    Rf: ReadableTable<Triple, u64>,
+    Up: ReadableTable<Str, Bytes>,
+{
+    pub fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
+        get(&self.feeds, name)
+    }
+
+    pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.feeds.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_owned(), decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, MetaError> {
+        get(&self.repositories, name)
+    }
+
+    /// Up to `limit` repository names sorted after `after`, and whether more follow.
+    pub fn repositories(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), MetaError> {
+        let start = after.map_or(Bound::Included(prefix), Bound::Excluded);
+        let mut out = Vec::new();
+        for entry in self.repositories.range::<&str>((start, Bound::Unbounded))? {
+            let (k, _) = entry?;
+            let name = k.value();
+            if !name.starts_with(prefix) {
+                break;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(name.to_owned());
+        }
+        Ok((out, false))
+    }
+
+    pub fn manifest(&self, repo: &str, digest: &str) -> Result<Option<ManifestRecord>, MetaError> {
+        get(&self.manifests, (repo, digest))
+    }
+
+    pub fn has_manifest(&self, repo: &str, digest: &str) -> Result<bool, MetaError> {
+        Ok(self.manifests.get((repo, digest))?.is_some())
+    }
+
+    pub fn tag(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError> {
+        Ok(self.tags.get((repo, tag))?.map(|g| g.value().to_owned()))
+    }
+
+    /// Up to `limit` tags of `repo` sorted after `after`, and whether more follow.
+    pub fn tags(
+        &self,
+        repo: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), MetaError> {
+        page_of_pairs(&self.tags, repo, after, limit)
+    }
+
+    /// Every (tag, digest) of `repo`.
+    pub fn tag_targets(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self
+            .tags
+            .range::<(&str, &str)>((Bound::Included((repo, "")), Bound::Unbounded))?
+        {
+            let (k, v) = entry?;
+            let (r, tag) = k.value();
+            if r != repo {
+                break;
+            }
+            out.push((tag.to_owned(), v.value().to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Every manifest digest stored in `repo`.
+    pub fn manifest_digests(&self, repo: &str) -> Result<Vec<String>, MetaError> {
+        Ok(page_of_pairs(&self.manifests, repo, None, usize::MAX)?.0)
+    }
+
+    /// Every blob digest linked to `repo`.
+    pub fn linked_blobs(&self, repo: &str) -> Result<Vec<String>, MetaError> {
+        Ok(page_of_pairs(&self.links, repo, None, usize::MAX)?.0)
+    }
+
+    pub fn blob(&self, digest: &str) -> Result<Option<BlobRecord>, MetaError> {
+        get(&self.blobs, digest)
+    }
+
+    pub fn is_linked(&self, repo: &str, digest: &str) -> Result<bool, MetaError> {
+        Ok(self.links.get((repo, digest))?.is_some())
+    }
+
+    /// Digests of the manifests in `repo` whose subject is `subject`.
+    pub fn referrers(&self, repo: &str, subject: &str) -> Result<Vec<String>, MetaError> {
+        let mut out = Vec::new();
+        let start = Bound::Included((repo, subject, ""));
+        for entry in self
+            .referrers
+            .range::<(&str, &str, &str)>((start, Bound::Unbounded))?
+        {
+            let (k, _) = entry?;
+            let (r, s, referrer) = k.value();
+            if r != repo || s != subject {
+                break;
+            }
+            out.push(referrer.to_owned());
+        }
+        Ok(out)
+    }
+
+    pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>, MetaError> {
+        get(&self.uploads, id)
+    }
+
+    /// Every upload session.
+    pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.uploads.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_owned(), decode(v.value())?));
+        }
+        Ok(out)
+    }
+}
+
+impl Writer<'_> {
+    pub fn put_feed(&mut self, name: &str, record: &FeedRecord) -> Result<(), MetaError> {
+        self.feeds.insert(name, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_feed(&mut self, name: &str) -> Result<bool, MetaError> {
+        Ok(self.feeds.remove(name)?.is_some())
+    }
+
+    pub fn put_repository(
+        &mut self,
+        name: &str,
+        record: &RepositoryRecord,
+    ) -> Result<(), MetaError> {
+        self.repositories.insert(name, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_repository(&mut self, name: &str) -> Result<(), MetaError> {
+        self.repositories.remove(name)?;
+        Ok(())
+    }
+
+    pub fn put_manifest(
+        &mut self,
+        repo: &str,
+        digest: &str,
+        record: &ManifestRecord,
+    ) -> Result<(), MetaError> {
+        self.manifests
+            .insert((repo, digest), encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_manifest(&mut self, repo: &str, digest: &str) -> Result<(), MetaError> {
+        self.manifests.remove((repo, digest))?;
+        Ok(())
+    }
+
+    pub fn set_tag(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
+        self.tags.insert((repo, tag), digest)?;
+        Ok(())
+    }
+
+    pub fn remove_tag(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError> {
+        Ok(self.tags.remove((repo, tag))?.is_some())
+    }
+
+    pub fn put_blob(&mut self, digest: &str, record: &BlobRecord) -> Result<(), MetaError> {
+        self.blobs.insert(digest, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn link(&mut self, repo: &str, digest: &str, at: u64) -> Result<(), MetaError> {
+        self.links.insert((repo, digest), at)?;
+        Ok(())
+    }
+
+    pub fn unlink(&mut self, repo: &str, digest: &str) -> Result<bool, MetaError> {
+        Ok(self.links.remove((repo, digest))?.is_some())
+    }
+
+    pub fn add_referrer(
+        &mut self,
+        repo: &str,
+        subject: &str,
+        referrer: &str,
+        at: u64,
+    ) -> Result<(), MetaError> {
+        self.referrers.insert((repo, subject, referrer), at)?;
+        Ok(())
+    }
+
+    pub fn remove_referrer(
+        &mut self,
+        repo: &str,
+        subject: &str,
+        referrer: &str,
+    ) -> Result<(), MetaError> {
+        self.referrers.remove((repo, subject, referrer))?;
+        Ok(())
+    }
+
+    pub fn put_upload(&mut self, id: &str, record: &UploadRecord) -> Result<(), MetaError> {
+        self.uploads.insert(id, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_upload(&mut self, id: &str) -> Result<(), MetaError> {
+        self.uploads.remove(id)?;
+        Ok(())
+    }
+}

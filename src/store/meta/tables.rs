@@ -1,0 +1,21 @@
+//! Every redb table, with its key and value. Names carry a version: a change of encoding gets
+//! a new name and a migration, never a silent reinterpretation.
+
+use redb::TableDefinition;
+
+/// feed name → `FeedRecord`
+pub const FEEDS: TableDefinition<&str, &[u8]> = TableDefinition::new("feeds-1");
+/// repository (`feed/image`) → `RepositoryRecord`
+pub const REPOSITORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("repositories-1");
+/// (repository, manifest digest) → `ManifestRecord`, body included
+pub const MANIFESTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("manifests-1");
+/// (repository, tag) → manifest digest
+pub const TAGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("tags-1");
+/// blob digest → `BlobRecord`; a blob file is published before its record is committed
+pub const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs-1");
+/// (repository, blob digest) → time linked; a repository may read only blobs linked to it
+pub const BLOB_LINKS: TableDefinition<(&str, &str), u64> = TableDefinition::new("blob-links-1");
+/// (repository, subject digest, referrer digest) → time linked
+pub const REFERRERS: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("referrers-1");
+/// upload id → `UploadRecord`
+pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads-1");
