@@ -1,0 +1,346 @@
+//! Test fixtures: `TestApp` for in-process HTTP tests, `Server` for the real binary, and
+//! helpers for the real clients (docker, podman, skopeo).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::HeaderMap;
+use actix_web::{App, test};
+use semdock::domain::{Limits, Registry};
+use semdock::model::{Digest, FeedName};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// An in-process registry over a temporary data directory.
+pub struct TestApp {
+    pub registry: Arc<Registry>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A response, read whole.
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The OCI error code of an error response.
+    pub fn error_code(&self) -> String {
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn error_message(&self) -> String {
+        self.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+pub const LIMITS: Limits = Limits {
+    manifest_bytes: 64 * 1024,
+    upload_bytes: 8 << 20,
+};
+
+impl TestApp {
+    /// A registry with the feed `library`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let app = Self {
+            registry: Arc::new(Registry::open(dir.path(), LIMITS).unwrap()),
+            dir,
+        };
+        app.with_feed("library")
+    }
+
+    pub fn with_feed(self, feed: &str) -> Self {
+        self.registry
+            .ensure_feed(&feed.parse::<FeedName>().unwrap())
+            .unwrap();
+        self
+    }
+
+    /// Closes the registry and opens it again on the same directory, as a restart does.
+    pub fn restart(self) -> Self {
+        let Self { registry, dir } = self;
+        drop(Arc::into_inner(registry).expect("no other handle"));
+        Self {
+            registry: Arc::new(Registry::open(dir.path(), LIMITS).unwrap()),
+            dir,
+        }
+    }
+
+    pub async fn send(&self, req: test::TestRequest) -> Resp {
+        let app = test::init_service(
+            App::new().configure(semdock::http::configure(self.registry.clone())),
+        )
+        .await;
+        let res = test::call_service(&app, req.to_request()).await;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = test::read_body(res).await.to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Resp {
+        self.send(test::TestRequest::get().uri(uri)).await
+    }
+
+    /// Uploads `bytes` as a blob of `repo` in one request; returns its digest.
+    pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
+        let digest = Digest::of(bytes);
+        let res = self
+            .send(
+                test::TestRequest::post()
+                    .uri(&format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
+                    .set_payload(bytes.to_vec()),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+        digest
+    }
+
+    /// Pushes an image manifest of `config` and `layers` (blobs pushed first) under `reference`.
+    pub async fn push_image(
+        &self,
+        repo: &str,
+        reference: &str,
+        layers: &[&[u8]],
+    ) -> (Digest, Vec<u8>) {
+        let config = self
+            .push_blob(repo, br#"{"architecture":"amd64","os":"linux"}"#)
+            .await;
+        let mut descs = Vec::new();
+        for layer in layers {
+            let d = self.push_blob(repo, layer).await;
+            descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d.as_str(), "size": layer.len()}));
+        }
+        let body = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 37},
+            "layers": descs,
+        }))
+        .unwrap();
+        let res = self
+            .put_manifest(repo, reference, OCI_MANIFEST, &body)
+            .await;
+        assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+        (Digest::of(&body), body)
+    }
+
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Resp {
+        self.send(
+            test::TestRequest::put()
+                .uri(&format!("/v2/{repo}/manifests/{reference}"))
+                .insert_header(("Content-Type", media_type))
+                .set_payload(body.to_vec()),
+        )
+        .await
+    }
+}
+
+/// The real `semdock` binary serving on a port it picked, with a temporary data directory.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub log: Arc<Mutex<String>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut server = Self::start_in(&data_dir, &[]);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts on `data_dir` (kept by the caller) with extra environment.
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_semdock"));
+        cmd.arg("serve")
+            .env("SEMDOCK_LISTEN", "127.0.0.1:0")
+            .env("SEMDOCK_DATA_DIR", data_dir)
+            .env("SEMDOCK_FEEDS", "[library,prod]")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("semdock binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let re = regex::Regex::new(r"addr=(\S+)").unwrap();
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("semdock listening") {
+                    if let Some(c) = re.captures(&line) {
+                        let _ = tx.send(c[1].to_owned());
+                        sent = true;
+                    }
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "semdock did not report its address; log:\n{}",
+                    log.lock().unwrap()
+                )
+            });
+        Self {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+            log,
+            _dir: None,
+        }
+    }
+
+    /// `localhost:PORT`, the name docker treats as an insecure registry.
+    pub fn host(&self) -> String {
+        let port = self.addr.rsplit(':').next().unwrap();
+        format!("localhost:{port}")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that returns 4xx/5xx as responses.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Runs a command; panics with its output when it fails. Returns stdout+stderr.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// Runs a command expected to fail; returns its output.
+pub fn run_fail(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "{cmd:?} succeeded unexpectedly:\n{text}"
+    );
+    text
+}
+
+/// `docker` talking to the engine in `DOCKER_HOST` (scripts/test starts one).
+pub fn docker() -> Command {
+    let mut cmd = Command::new("docker");
+    if std::env::var_os("DOCKER_HOST").is_none() {
+        cmd.env("DOCKER_HOST", "unix:///tmp/semdock-dockerd.sock");
+    }
+    cmd
+}
+
+/// A build context for a `FROM scratch` image with `layers` files of distinct random bytes.
+pub fn image_context(layers: usize, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dockerfile = String::from("FROM scratch\n");
+    for i in 0..layers {
+        let mut bytes = vec![0u8; 50_000 + i * 1000];
+        rand::fill(&mut bytes[..]);
+        std::fs::write(dir.path().join(format!("f{i}.bin")), &bytes).unwrap();
+        dockerfile.push_str(&format!("COPY f{i}.bin /f{i}.bin\n"));
+    }
+    std::fs::write(dir.path().join("extra.txt"), extra).unwrap();
+    dockerfile.push_str("COPY extra.txt /extra.txt\n");
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    dir
+}

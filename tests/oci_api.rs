@@ -1,0 +1,828 @@
+//! In-process tests of every Distribution API endpoint and its error paths.
+
+mod common;
+
+use actix_web::test::TestRequest;
+use common::{OCI_INDEX, OCI_MANIFEST, TestApp};
+use semdock::model::Digest;
+use serde_json::json;
+
+#[actix_web::test]
+async fn base_endpoint_announces_the_api_version() {
+    let app = TestApp::new();
+    let res = app.get("/v2/").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
+}
+
+#[actix_web::test]
+async fn monolithic_upload_then_get_head_and_ranges() {
+    let app = TestApp::new();
+    let digest = app.push_blob("library/app", b"hello world").await;
+    let uri = format!("/v2/library/app/blobs/{digest}");
+
+    let res = app.get(&uri).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, b"hello world");
+    assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
+    assert_eq!(res.header("accept-ranges"), Some("bytes"));
+
+    let res = app
+        .send(
+            TestRequest::default()
+                .method(actix_web::http::Method::HEAD)
+                .uri(&uri),
+        )
+        .await;
+    // Content-Length of a HEAD is written by the wire encoder: checked in tests/wire.rs.
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
+
+    let res = app
+        .send(
+            TestRequest::get()
+                .uri(&uri)
+                .insert_header(("Range", "bytes=6-10")),
+        )
+        .await;
+    assert_eq!(res.status, 206);
+    assert_eq!(res.body, b"world");
+    assert_eq!(res.header("content-range"), Some("bytes 6-10/11"));
+
+    let res = app
+        .send(
+            TestRequest::get()
+                .uri(&uri)
+                .insert_header(("Range", "bytes=50-60")),
+        )
+        .await;
+    assert_eq!(res.status, 416);
+}
+
+#[actix_web::test]
+async fn put_upload_with_body_and_no_patch() {
+    let app = TestApp::new();
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/app/blobs/uploads/"))
+        .await;
+    assert_eq!(res.status, 202);
+    let location = res.header("location").unwrap().to_owned();
+    assert!(res.header("docker-upload-uuid").is_some());
+    assert_eq!(res.header("range"), Some("0-0"));
+    let digest = Digest::of(b"monolithic");
+    let res = app
+        .send(
+            TestRequest::put()
+                .uri(&format!("{location}?digest={digest}"))
+                .set_payload("monolithic"),
+        )
+        .await;
+    assert_eq!(res.status, 201);
+    assert_eq!(
+        res.header("location"),
+        Some(format!("/v2/library/app/blobs/{digest}").as_str())
+    );
+    assert_eq!(
+        app.get(&format!("/v2/library/app/blobs/{digest}"))
+            .await
+            .body,
+        b"monolithic"
+    );
+}
+
+#[actix_web::test]
+async fn chunked_upload_keeps_order_and_reports_progress() {
+    let app = TestApp::new();
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/app/blobs/uploads/"))
+        .await;
+    let location = res.header("location").unwrap().to_owned();
+
+    let res = app
+        .send(
+            TestRequest::patch()
+                .uri(&location)
+                .insert_header(("Content-Range", "0-4"))
+                .set_payload("abcde"),
+        )
+        .await;
+    assert_eq!(res.status, 202);
+    assert_eq!(res.header("range"), Some("0-4"));
+
+    // A chunk that does not start where the upload stands is refused, and says where it stands.
+    let res = app
+        .send(
+            TestRequest::patch()
+                .uri(&location)
+                .insert_header(("Content-Range", "7-9"))
+                .set_payload("xyz"),
+        )
+        .await;
+    assert_eq!(res.status, 416);
+    assert_eq!(res.header("range"), Some("0-4"));
+    assert_eq!(res.error_code(), "BLOB_UPLOAD_INVALID");
+
+    let res = app
+        .send(TestRequest::patch().uri(&location).set_payload("fgh"))
+        .await;
+    assert_eq!(res.status, 202);
+    assert_eq!(res.header("range"), Some("0-7"));
+
+    let res = app.get(&location).await;
+    assert_eq!(res.status, 204);
+    assert_eq!(res.header("range"), Some("0-7"));
+
+    let digest = Digest::of(b"abcdefghij");
+    let res = app
+        .send(
+            TestRequest::put()
+                .uri(&format!("{location}?digest={digest}"))
+                .insert_header(("Content-Range", "8-9"))
+                .set_payload("ij"),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(
+        app.get(&format!("/v2/library/app/blobs/{digest}"))
+            .await
+            .body,
+        b"abcdefghij"
+    );
+    // The session is gone once completed.
+    assert_eq!(app.get(&location).await.error_code(), "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[actix_web::test]
+async fn chunked_upload_resumes_after_a_restart() {
+    let app = TestApp::new();
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/app/blobs/uploads/"))
+        .await;
+    let location = res.header("location").unwrap().to_owned();
+    let res = app
+        .send(
+            TestRequest::patch()
+                .uri(&location)
+                .set_payload("first half "),
+        )
+        .await;
+    assert_eq!(res.status, 202);
+
+    let app = app.restart();
+    let res = app.get(&location).await;
+    assert_eq!(res.header("range"), Some("0-10"));
+    let res = app
+        .send(
+            TestRequest::patch()
+                .uri(&location)
+                .insert_header(("Content-Range", "11-21"))
+                .set_payload("second half"),
+        )
+        .await;
+    assert_eq!(res.status, 202, "{}", String::from_utf8_lossy(&res.body));
+    let digest = Digest::of(b"first half second half");
+    let res = app
+        .send(TestRequest::put().uri(&format!("{location}?digest={digest}")))
+        .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+}
+
+#[actix_web::test]
+async fn wrong_digest_publishes_nothing() {
+    let app = TestApp::new();
+    let claimed = Digest::of(b"something else");
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri(&format!("/v2/library/app/blobs/uploads/?digest={claimed}"))
+                .set_payload("actual"),
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(res.error_code(), "DIGEST_INVALID");
+    assert!(res.error_message().contains(Digest::of(b"actual").as_str()));
+    assert_eq!(
+        app.get(&format!("/v2/library/app/blobs/{claimed}"))
+            .await
+            .status,
+        404
+    );
+    let blob_files = walk(&app.dir.path().join("blobs"));
+    assert!(blob_files.is_empty(), "{blob_files:?}");
+    assert!(walk(&app.dir.path().join("uploads")).is_empty());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[actix_web::test]
+async fn completing_without_digest_or_with_malformed_digest_is_a_400() {
+    let app = TestApp::new();
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/app/blobs/uploads/"))
+        .await;
+    let location = res.header("location").unwrap().to_owned();
+    let res = app.send(TestRequest::put().uri(&location)).await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+    let res = app
+        .send(TestRequest::put().uri(&format!("{location}?digest=sha256:nothex")))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+    let res = app.get("/v2/library/app/blobs/sha256:123").await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+    let res = app.get("/v2/library/app/blobs/md5:abc").await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+}
+
+#[actix_web::test]
+async fn unknown_and_malformed_upload_ids_are_upload_unknown() {
+    let app = TestApp::new();
+    for id in [
+        "00000000-0000-0000-0000-000000000000",
+        "not-a-uuid",
+        "..%2F..%2Fmeta.redb",
+    ] {
+        let res = app
+            .send(
+                TestRequest::patch()
+                    .uri(&format!("/v2/library/app/blobs/uploads/{id}"))
+                    .set_payload("x"),
+            )
+            .await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (404, "BLOB_UPLOAD_UNKNOWN"),
+            "{id}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn upload_of_another_repository_is_not_reachable() {
+    let app = TestApp::new();
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/a/blobs/uploads/"))
+        .await;
+    let id = res.header("docker-upload-uuid").unwrap().to_owned();
+    let res = app.get(&format!("/v2/library/b/blobs/uploads/{id}")).await;
+    assert_eq!(res.status, 404);
+}
+
+#[actix_web::test]
+async fn cancelled_upload_is_gone() {
+    let app = TestApp::new();
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/app/blobs/uploads/"))
+        .await;
+    let location = res.header("location").unwrap().to_owned();
+    app.send(TestRequest::patch().uri(&location).set_payload("partial"))
+        .await;
+    let res = app.send(TestRequest::delete().uri(&location)).await;
+    assert_eq!(res.status, 204);
+    assert_eq!(app.get(&location).await.status, 404);
+    assert!(walk(&app.dir.path().join("uploads")).is_empty());
+}
+
+#[actix_web::test]
+async fn upload_over_the_size_limit_is_refused() {
+    let app = TestApp::new();
+    let big = vec![7u8; (common::LIMITS.upload_bytes + 1) as usize];
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri(&format!(
+                    "/v2/library/app/blobs/uploads/?digest={}",
+                    Digest::of(&big)
+                ))
+                .set_payload(big),
+        )
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (413, "SIZE_INVALID")
+    );
+}
+
+#[actix_web::test]
+async fn malformed_content_range_is_refused() {
+    let app = TestApp::new();
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/app/blobs/uploads/"))
+        .await;
+    let location = res.header("location").unwrap().to_owned();
+    for range in ["abc", "5-2", "0-"] {
+        let res = app
+            .send(
+                TestRequest::patch()
+                    .uri(&location)
+                    .insert_header(("Content-Range", range))
+                    .set_payload("x"),
+            )
+            .await;
+        assert_eq!(res.status, 416, "{range}");
+    }
+    let res = app
+        .send(
+            TestRequest::patch()
+                .uri(&location)
+                .insert_header(("Content-Range", "0-9"))
+                .set_payload("short"),
+        )
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "SIZE_INVALID")
+    );
+}
+
+#[actix_web::test]
+async fn blobs_are_readable_only_through_linked_repositories() {
+    let app = TestApp::new().with_feed("prod");
+    let digest = app.push_blob("library/a", b"secret layer").await;
+    assert_eq!(
+        app.get(&format!("/v2/library/b/blobs/{digest}"))
+            .await
+            .error_code(),
+        "BLOB_UNKNOWN"
+    );
+    assert_eq!(
+        app.get(&format!("/v2/prod/a/blobs/{digest}")).await.status,
+        404
+    );
+}
+
+#[actix_web::test]
+async fn mount_links_a_blob_from_another_repository() {
+    let app = TestApp::new();
+    let digest = app.push_blob("library/a", b"shared layer").await;
+    let res = app
+        .send(TestRequest::post().uri(&format!(
+            "/v2/library/b/blobs/uploads/?mount={digest}&from=library/a"
+        )))
+        .await;
+    assert_eq!(res.status, 201);
+    assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
+    assert_eq!(
+        app.get(&format!("/v2/library/b/blobs/{digest}")).await.body,
+        b"shared layer"
+    );
+
+    // From a repository that lacks it: a plain upload session instead.
+    let res = app
+        .send(TestRequest::post().uri(&format!(
+            "/v2/library/c/blobs/uploads/?mount={digest}&from=library/nothing"
+        )))
+        .await;
+    assert_eq!(res.status, 202);
+    assert!(res.header("location").unwrap().contains("/blobs/uploads/"));
+}
+
+#[actix_web::test]
+async fn duplicate_upload_keeps_one_file() {
+    let app = TestApp::new();
+    app.push_blob("library/a", b"same bytes").await;
+    app.push_blob("library/b", b"same bytes").await;
+    assert_eq!(walk(&app.dir.path().join("blobs")).len(), 1);
+}
+
+#[actix_web::test]
+async fn deleting_a_blob_unlinks_it() {
+    let app = TestApp::new();
+    let digest = app.push_blob("library/a", b"to delete").await;
+    let uri = format!("/v2/library/a/blobs/{digest}");
+    assert_eq!(app.send(TestRequest::delete().uri(&uri)).await.status, 202);
+    assert_eq!(app.get(&uri).await.status, 404);
+    assert_eq!(
+        app.send(TestRequest::delete().uri(&uri)).await.error_code(),
+        "BLOB_UNKNOWN"
+    );
+}
+
+#[actix_web::test]
+async fn repository_without_feed_or_with_unknown_feed_is_name_unknown() {
+    let app = TestApp::new();
+    let res = app
+        .send(TestRequest::post().uri("/v2/app/blobs/uploads/"))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (404, "NAME_UNKNOWN")
+    );
+    assert!(
+        res.error_message()
+            .contains("first path segment must be a feed"),
+        "{}",
+        res.error_message()
+    );
+    let res = app
+        .send(TestRequest::post().uri("/v2/nosuchfeed/app/blobs/uploads/"))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (404, "NAME_UNKNOWN")
+    );
+    assert!(
+        res.error_message()
+            .contains("semdock feed create nosuchfeed")
+    );
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/Bad_Name!/blobs/uploads/"))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "NAME_INVALID")
+    );
+}
+
+#[actix_web::test]
+async fn manifest_push_pull_by_tag_and_digest() {
+    let app = TestApp::new();
+    let (digest, body) = app
+        .push_image("library/app", "1.0.0", &[b"layer one"])
+        .await;
+    for reference in ["1.0.0", digest.as_str()] {
+        let res = app
+            .get(&format!("/v2/library/app/manifests/{reference}"))
+            .await;
+        assert_eq!(res.status, 200);
+        assert_eq!(res.body, body);
+        assert_eq!(res.header("content-type"), Some(OCI_MANIFEST));
+        assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
+        let head = app
+            .send(
+                TestRequest::default()
+                    .method(actix_web::http::Method::HEAD)
+                    .uri(&format!("/v2/library/app/manifests/{reference}")),
+            )
+            .await;
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("docker-content-digest"), Some(digest.as_str()));
+    }
+    let res = app.get("/v2/library/app/manifests/2.0.0").await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (404, "MANIFEST_UNKNOWN")
+    );
+}
+
+#[actix_web::test]
+async fn manifest_put_returns_location_and_digest() {
+    let app = TestApp::new();
+    let config = app.push_blob("library/app", b"{}").await;
+    let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 2},
+        "layers": []})
+    .to_string();
+    let digest = Digest::of(body.as_bytes());
+    let res = app
+        .put_manifest("library/app", "v1", OCI_MANIFEST, body.as_bytes())
+        .await;
+    assert_eq!(res.status, 201);
+    assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
+    assert_eq!(
+        res.header("location"),
+        Some(format!("/v2/library/app/manifests/{digest}").as_str())
+    );
+}
+
+#[actix_web::test]
+async fn manifest_referencing_missing_blob_is_refused() {
+    let app = TestApp::new();
+    let missing = Digest::of(b"never uploaded");
+    let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": missing.as_str(), "size": 2},
+        "layers": []})
+    .to_string();
+    let res = app
+        .put_manifest("library/app", "1.0.0", OCI_MANIFEST, body.as_bytes())
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
+    assert!(res.error_message().contains(missing.as_str()));
+    assert_eq!(app.get("/v2/library/app/manifests/1.0.0").await.status, 404);
+}
+
+#[actix_web::test]
+async fn bad_manifests_get_precise_errors() {
+    let app = TestApp::new();
+    let (_, body) = app.push_image("library/app", "1.0.0", &[]).await;
+    let docker = "application/vnd.docker.distribution.manifest.v2+json";
+    let res = app.put_manifest("library/app", "x", docker, &body).await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
+    assert!(
+        res.error_message()
+            .contains("does not match the Content-Type")
+    );
+
+    let res = app
+        .put_manifest(
+            "library/app",
+            "x",
+            "application/json",
+            br#"{"schemaVersion":1,"name":"a","tag":"b","fsLayers":[]}"#,
+        )
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
+    assert!(res.error_message().contains("schema 1"));
+
+    let res = app
+        .put_manifest("library/app", "x", OCI_MANIFEST, b"not json")
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
+
+    let res = app
+        .put_manifest("library/app", "bad+tag", OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
+
+    let wrong = Digest::of(b"other");
+    let res = app
+        .put_manifest("library/app", wrong.as_str(), OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+
+    let huge = vec![b' '; common::LIMITS.manifest_bytes as usize + 1];
+    let res = app
+        .put_manifest("library/app", "x", OCI_MANIFEST, &huge)
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (413, "SIZE_INVALID")
+    );
+}
+
+#[actix_web::test]
+async fn index_requires_its_children_and_is_served_as_pushed() {
+    let app = TestApp::new();
+    let (child, child_body) = app
+        .push_image("library/multi", "amd64-only", &[b"amd64 layer"])
+        .await;
+    let index = |d: &str| {
+        json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": d, "size": child_body.len(), "platform": {"architecture": "amd64", "os": "linux"}}
+        ]})
+        .to_string()
+    };
+    let missing = Digest::of(b"no such child");
+    let res = app
+        .put_manifest(
+            "library/multi",
+            "1.0.0",
+            OCI_INDEX,
+            index(missing.as_str()).as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
+    let body = index(child.as_str());
+    let res = app
+        .put_manifest("library/multi", "1.0.0", OCI_INDEX, body.as_bytes())
+        .await;
+    assert_eq!(res.status, 201);
+    let res = app.get("/v2/library/multi/manifests/1.0.0").await;
+    assert_eq!(res.header("content-type"), Some(OCI_INDEX));
+    assert_eq!(res.body, body.as_bytes());
+}
+
+#[actix_web::test]
+async fn deleting_a_tag_keeps_the_manifest_and_deleting_a_digest_removes_its_tags() {
+    let app = TestApp::new();
+    let (digest, _) = app.push_image("library/app", "1.0.0", &[]).await;
+    app.send(TestRequest::put().uri(&format!("/v2/library/app/manifests/{digest}")))
+        .await;
+    let body = app.get("/v2/library/app/manifests/1.0.0").await.body;
+    assert_eq!(
+        app.put_manifest("library/app", "stable", OCI_MANIFEST, &body)
+            .await
+            .status,
+        201
+    );
+
+    assert_eq!(
+        app.send(TestRequest::delete().uri("/v2/library/app/manifests/stable"))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        app.get("/v2/library/app/manifests/stable").await.status,
+        404
+    );
+    assert_eq!(
+        app.get(&format!("/v2/library/app/manifests/{digest}"))
+            .await
+            .status,
+        200
+    );
+
+    let res = app
+        .send(TestRequest::delete().uri(&format!("/v2/library/app/manifests/{digest}")))
+        .await;
+    assert_eq!(res.status, 202);
+    assert_eq!(app.get("/v2/library/app/manifests/1.0.0").await.status, 404);
+    assert_eq!(
+        app.get(&format!("/v2/library/app/manifests/{digest}"))
+            .await
+            .status,
+        404
+    );
+    let tags = app.get("/v2/library/app/tags/list").await.json();
+    assert_eq!(tags["tags"], json!([]));
+    let res = app
+        .send(TestRequest::delete().uri("/v2/library/app/manifests/stable"))
+        .await;
+    assert_eq!(res.error_code(), "MANIFEST_UNKNOWN");
+}
+
+#[actix_web::test]
+async fn tag_list_is_sorted_and_paginated_with_link() {
+    let app = TestApp::new();
+    let (_, body) = app.push_image("library/app", "b", &[]).await;
+    for tag in ["d", "a", "c"] {
+        assert_eq!(
+            app.put_manifest("library/app", tag, OCI_MANIFEST, &body)
+                .await
+                .status,
+            201
+        );
+    }
+    let all = app.get("/v2/library/app/tags/list").await.json();
+    assert_eq!(
+        all,
+        json!({"name": "library/app", "tags": ["a", "b", "c", "d"]})
+    );
+
+    let res = app.get("/v2/library/app/tags/list?n=2").await;
+    assert_eq!(res.json()["tags"], json!(["a", "b"]));
+    assert_eq!(
+        res.header("link"),
+        Some("</v2/library/app/tags/list?n=2&last=b>; rel=\"next\"")
+    );
+    let res = app.get("/v2/library/app/tags/list?n=2&last=b").await;
+    assert_eq!(res.json()["tags"], json!(["c", "d"]));
+    assert_eq!(res.header("link"), None);
+    assert_eq!(
+        app.get("/v2/library/app/tags/list?n=0").await.json()["tags"],
+        json!([])
+    );
+
+    let res = app.get("/v2/library/app/tags/list?n=abc").await;
+    assert_eq!(res.status, 400);
+    assert!(!res.error_code().is_empty());
+    let res = app.get("/v2/library/none/tags/list").await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (404, "NAME_UNKNOWN")
+    );
+}
+
+#[actix_web::test]
+async fn catalog_is_sorted_and_paginated() {
+    let app = TestApp::new().with_feed("prod");
+    for repo in ["prod/z", "library/b", "library/a/nested"] {
+        app.push_image(repo, "1.0.0", &[]).await;
+    }
+    let res = app.get("/v2/_catalog").await.json();
+    assert_eq!(
+        res["repositories"],
+        json!(["library/a/nested", "library/b", "prod/z"])
+    );
+    let res = app.get("/v2/_catalog?n=1&last=library/a/nested").await;
+    assert_eq!(res.json()["repositories"], json!(["library/b"]));
+    assert_eq!(
+        res.header("link"),
+        Some("</v2/_catalog?n=1&last=library/b>; rel=\"next\"")
+    );
+}
+
+#[actix_web::test]
+async fn referrers_list_manifests_with_a_subject_and_filter_by_artifact_type() {
+    let app = TestApp::new();
+    let (subject, subject_body) = app.push_image("library/app", "1.0.0", &[b"app"]).await;
+    let empty = app.push_blob("library/app", b"{}").await;
+    let mut digests = Vec::new();
+    for (artifact_type, payload) in [
+        ("application/vnd.example.sbom", &b"sbom"[..]),
+        ("application/vnd.example.sig", b"sig"),
+    ] {
+        let layer = app.push_blob("library/app", payload).await;
+        let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.as_str(), "size": 2},
+            "layers": [{"mediaType": "application/octet-stream", "digest": layer.as_str(), "size": payload.len()}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": subject.as_str(), "size": subject_body.len()},
+            "annotations": {"org.example.kind": artifact_type}})
+        .to_string();
+        let digest = Digest::of(body.as_bytes());
+        let res = app
+            .put_manifest(
+                "library/app",
+                digest.as_str(),
+                OCI_MANIFEST,
+                body.as_bytes(),
+            )
+            .await;
+        assert_eq!(res.status, 201);
+        assert_eq!(res.header("oci-subject"), Some(subject.as_str()));
+        digests.push(digest);
+    }
+    let res = app
+        .get(&format!("/v2/library/app/referrers/{subject}"))
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-type"), Some(OCI_INDEX));
+    let index = res.json();
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+
+    let res = app
+        .get(&format!(
+            "/v2/library/app/referrers/{subject}?artifactType=application/vnd.example.sig"
+        ))
+        .await;
+    assert_eq!(res.header("oci-filters-applied"), Some("artifactType"));
+    let manifests = res.json()["manifests"].clone();
+    assert_eq!(manifests.as_array().unwrap().len(), 1);
+    assert_eq!(manifests[0]["digest"], digests[1].as_str());
+    assert_eq!(manifests[0]["artifactType"], "application/vnd.example.sig");
+    assert_eq!(
+        manifests[0]["annotations"]["org.example.kind"],
+        "application/vnd.example.sig"
+    );
+
+    // Deleting a referrer removes it from the list; an unknown subject lists nothing.
+    app.send(TestRequest::delete().uri(&format!("/v2/library/app/manifests/{}", digests[1])))
+        .await;
+    let res = app
+        .get(&format!("/v2/library/app/referrers/{subject}"))
+        .await
+        .json();
+    assert_eq!(res["manifests"].as_array().unwrap().len(), 1);
+    let res = app
+        .get(&format!("/v2/library/app/referrers/{}", Digest::of(b"x")))
+        .await
+        .json();
+    assert_eq!(res["manifests"], json!([]));
+    assert_eq!(
+        app.get("/v2/library/app/referrers/sha256:zz").await.status,
+        400
+    );
+}
+
+#[actix_web::test]
+async fn unknown_endpoints_and_methods_answer_in_the_error_envelope() {
+    let app = TestApp::new();
+    let res = app.get("/v2/library/app/nothing/here").await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.error_code(), "UNSUPPORTED");
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/app/manifests/1.0.0"))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (405, "UNSUPPORTED")
+    );
+}
