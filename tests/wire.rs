@@ -1,0 +1,276 @@
+//! The real binary over real sockets: headers only the wire shows, restarts, crashes, the CLI.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, http, run, run_fail};
+use semdock::model::Digest;
+use sha2::{Digest as _, Sha256};
+
+fn start_upload(server: &Server, repo: &str) -> String {
+    let res = http()
+        .post(server.url(&format!("/v2/{repo}/blobs/uploads/")))
+        .send_empty()
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let location = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    server.url(&location)
+}
+
+fn header(res: &ureq::http::Response<ureq::Body>, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn head_requests_carry_content_length_and_digest() {
+    let server = Server::start();
+    let blob = b"0123456789".repeat(100);
+    let digest = Digest::of(&blob);
+    let res = http()
+        .post(server.url(&format!("/v2/library/app/blobs/uploads/?digest={digest}")))
+        .send(&blob[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = http()
+        .head(server.url(&format!("/v2/library/app/blobs/{digest}")))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "content-length"), "1000");
+    assert_eq!(header(&res, "docker-content-digest"), digest.as_str());
+}
+
+#[test]
+fn chunked_upload_resumes_after_a_graceful_restart_and_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_in(&data, &[]);
+    let mut body = vec![0u8; 3 << 20];
+    rand::fill(&mut body[..]);
+    let third = body.len() / 3;
+    let location = start_upload(&server, "library/big");
+    let path = location.trim_start_matches(&server.url(""));
+    let res = http()
+        .patch(&location)
+        .header("Content-Range", format!("0-{}", third - 1))
+        .send(&body[..third])
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert!(
+        server.terminate(),
+        "graceful shutdown failed:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("database closed cleanly"),
+        "{}",
+        server.log()
+    );
+
+    let mut server = Server::start_in(&data, &[]);
+    let location = server.url(path);
+    let res = http().get(&location).call().unwrap();
+    assert_eq!(header(&res, "range"), format!("0-{}", third - 1));
+    let res = http()
+        .patch(&location)
+        .header("Content-Range", format!("{third}-{}", 2 * third - 1))
+        .send(&body[third..2 * third])
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    server.kill9();
+
+    let server = Server::start_in(&data, &[]);
+    let location = server.url(path);
+    let res = http().get(&location).call().unwrap();
+    assert_eq!(header(&res, "range"), format!("0-{}", 2 * third - 1));
+    let digest = Digest::of(&body);
+    let res = http()
+        .put(format!("{location}?digest={digest}"))
+        .header("Content-Range", format!("{}-{}", 2 * third, body.len() - 1))
+        .send(&body[2 * third..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut res = http()
+        .get(server.url(&format!("/v2/library/big/blobs/{digest}")))
+        .call()
+        .unwrap();
+    assert_eq!(
+        res.body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .unwrap(),
+        body
+    );
+}
+
+/// Every published blob file hashes to its name: nothing torn.
+pub fn assert_no_torn_blobs(data: &std::path::Path) {
+    let root = data.join("blobs").join("sha256");
+    for prefix in std::fs::read_dir(&root).unwrap() {
+        for file in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            assert_eq!(
+                hex::encode(Sha256::digest(&bytes)),
+                name,
+                "torn blob {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn kill_9_during_uploads_leaves_no_torn_blob_and_uploads_can_be_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut blobs = Vec::new();
+    for round in 0..3u64 {
+        let mut server = Server::start_in(&data, &[]);
+        let url = server.url("");
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let mut blob = vec![0u8; 4 << 20];
+                    rand::fill(&mut blob[..]);
+                    let digest = Digest::of(&blob);
+                    let res = http()
+                        .post(format!(
+                            "{url}/v2/library/crash{i}/blobs/uploads/?digest={digest}"
+                        ))
+                        .send(&blob[..]);
+                    (digest, blob, res.map(|r| r.status().as_u16()).ok())
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(20 + round * 40));
+        server.kill9();
+        for h in handles {
+            blobs.push(h.join().unwrap());
+        }
+        assert_no_torn_blobs(&data);
+    }
+    assert!(
+        blobs.iter().any(|(_, _, status)| *status != Some(201)),
+        "no upload was interrupted: the test did not crash the server mid-upload"
+    );
+    // After the crashes, the registry starts, and every upload can be repeated and read back.
+    let server = Server::start_in(&data, &[]);
+    for (i, (digest, blob, _)) in blobs.iter().enumerate() {
+        let repo = format!("library/crash{}", i % 4);
+        let res = http()
+            .post(server.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+            .send(&blob[..])
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let mut res = http()
+            .get(server.url(&format!("/v2/{repo}/blobs/{digest}")))
+            .call()
+            .unwrap();
+        let back = res
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .unwrap();
+        assert!(back == *blob, "blob {digest} differs after crash and retry");
+    }
+    assert_no_torn_blobs(&data);
+}
+
+fn semdock(data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_semdock"));
+    cmd.env("SEMDOCK_DATA_DIR", data);
+    cmd
+}
+
+#[test]
+fn feed_commands_work_offline_and_refuse_while_a_server_holds_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run(semdock(&data).args(["feed", "create", "ci"]));
+    let out = run_fail(semdock(&data).args(["feed", "create", "ci"]));
+    assert!(out.contains("already exists"), "{out}");
+    let out = run_fail(semdock(&data).args(["feed", "create", "Bad Name"]));
+    assert!(out.contains("invalid"), "{out}");
+    assert_eq!(
+        run(semdock(&data).args(["feed", "list"]))
+            .lines()
+            .collect::<Vec<_>>(),
+        ["ci"]
+    );
+
+    let server = Server::start_in(&data, &[]);
+    let out = run_fail(semdock(&data).args(["feed", "create", "other"]));
+    assert!(out.contains("in use by another semdock process"), "{out}");
+    // The server made its configured feeds too, and serves pushes to them.
+    let res = http()
+        .post(server.url("/v2/ci/app/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    drop(server);
+
+    let list = run(semdock(&data).args(["feed", "list"]));
+    assert_eq!(list.lines().collect::<Vec<_>>(), ["ci", "library", "prod"]);
+    run(semdock(&data).args(["feed", "delete", "ci"]));
+    assert!(!run(semdock(&data).args(["feed", "list"])).contains("ci"));
+}
+
+#[test]
+fn config_command_prints_the_effective_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("semdock.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:5001\"\n[limits]\nmanifest_bytes = 1000\n",
+    )
+    .unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["--config", file.to_str().unwrap(), "config"])
+        .env("SEMDOCK_DATA_DIR", "/tmp/reg")
+        .env("SEMDOCK_LOG__FORMAT", "json"));
+    assert!(out.contains("listen = \"127.0.0.1:5001\""), "{out}");
+    assert!(out.contains("data_dir = \"/tmp/reg\""), "{out}");
+    assert!(out.contains("manifest_bytes = 1000"), "{out}");
+    assert!(out.contains("format = \"json\""), "{out}");
+
+    std::fs::write(&file, "listn = \"127.0.0.1:5001\"\n").unwrap();
+    let out = run_fail(Command::new(env!("CARGO_BIN_EXE_semdock")).args([
+        "--config",
+        file.to_str().unwrap(),
+        "serve",
+    ]));
+    assert!(out.contains("listn"), "{out}");
+}
+
+#[test]
+fn every_request_is_logged_once_with_status_and_duration() {
+    let server = Server::start();
+    http()
+        .get(server.url("/v2/library/none/tags/list"))
+        .call()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("/v2/library/none/tags/list"))
+        .unwrap_or_else(|| panic!("{log}"));
+    for field in ["method=GET", "status=404", "bytes=", "micros="] {
+        assert!(line.contains(field), "{line}");
+    }
+}
