@@ -4,9 +4,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, http, run, run_fail};
+use common::{Server, assert_no_torn_blobs, http, run, run_fail};
 use semdock::model::Digest;
-use sha2::{Digest as _, Sha256};
 
 fn start_upload(server: &Server, repo: &str) -> String {
     let res = http()
@@ -112,24 +111,6 @@ fn chunked_upload_resumes_after_a_graceful_restart_and_after_kill_9() {
             .unwrap(),
         body
     );
-}
-
-/// Every published blob file hashes to its name: nothing torn.
-pub fn assert_no_torn_blobs(data: &std::path::Path) {
-    let root = data.join("blobs").join("sha256");
-    for prefix in std::fs::read_dir(&root).unwrap() {
-        for file in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
-            let path = file.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            assert_eq!(
-                hex::encode(Sha256::digest(&bytes)),
-                name,
-                "torn blob {}",
-                path.display()
-            );
-        }
-    }
 }
 
 #[test]

@@ -331,10 +331,15 @@ pub fn docker() -> Command {
 
 /// A build context for a `FROM scratch` image with `layers` files of distinct random bytes.
 pub fn image_context(layers: usize, extra: &str) -> tempfile::TempDir {
+    image_context_sized(layers, 50_000, extra)
+}
+
+/// Like `image_context`, with layers of about `bytes` each.
+pub fn image_context_sized(layers: usize, bytes: usize, extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut dockerfile = String::from("FROM scratch\n");
     for i in 0..layers {
-        let mut bytes = vec![0u8; 50_000 + i * 1000];
+        let mut bytes = vec![0u8; bytes + i * 1000];
         rand::fill(&mut bytes[..]);
         std::fs::write(dir.path().join(format!("f{i}.bin")), &bytes).unwrap();
         dockerfile.push_str(&format!("COPY f{i}.bin /f{i}.bin\n"));
@@ -343,4 +348,23 @@ pub fn image_context(layers: usize, extra: &str) -> tempfile::TempDir {
     dockerfile.push_str("COPY extra.txt /extra.txt\n");
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
     dir
+}
+
+/// Every published blob file hashes to its name: nothing torn.
+pub fn assert_no_torn_blobs(data: &Path) {
+    use sha2::{Digest as _, Sha256};
+    let root = data.join("blobs").join("sha256");
+    for prefix in std::fs::read_dir(&root).unwrap() {
+        for file in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            assert_eq!(
+                hex::encode(Sha256::digest(&bytes)),
+                name,
+                "torn blob {}",
+                path.display()
+            );
+        }
+    }
 }

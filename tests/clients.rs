@@ -1,0 +1,335 @@
+//! End-to-end: docker, podman and skopeo push to and pull from the real binary, and skopeo
+//! copies between semdock and Distribution 2.8.2 (Debian's `docker-registry`).
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    Server, assert_no_torn_blobs, docker, image_context, image_context_sized, run, run_fail,
+};
+
+fn image_id(reference: &str) -> String {
+    run(docker().args(["image", "inspect", "-f", "{{.Id}}", reference]))
+        .trim()
+        .to_owned()
+}
+
+fn build(tag: &str, layers: usize, extra: &str) -> tempfile::TempDir {
+    let ctx = image_context(layers, extra);
+    run(docker()
+        .args(["build", "-q", "-t", tag])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0"));
+    ctx
+}
+
+#[test]
+fn docker_push_pull_dedupe_and_mount() {
+    let server = Server::start();
+    let host = server.host();
+    let hello = format!("{host}/library/hello:1.0.0");
+    let world = format!("{host}/library/world:2.0.0");
+    let _a = build(&hello, 3, "hello");
+    let _b = build(&world, 2, "world");
+    let (hello_id, world_id) = (image_id(&hello), image_id(&world));
+
+    let out = run(docker().args(["push", &hello]));
+    assert!(out.contains("Pushed"), "{out}");
+    run(docker().args(["push", &world]));
+
+    // A second push uploads nothing.
+    let out = run(docker().args(["push", &hello]));
+    assert!(out.contains("Layer already exists"), "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
+
+    // Another repository of the same feed mounts the layers instead of uploading them.
+    let copy = format!("{host}/library/copy:1.0.0");
+    run(docker().args(["tag", &hello, &copy]));
+    let out = run(docker().args(["push", &copy]));
+    assert!(out.contains("Mounted from library/hello"), "{out}");
+
+    run(docker().args(["rmi", &hello, &world, &copy]));
+    run(docker().args(["pull", &hello]));
+    run(docker().args(["pull", &world]));
+    assert_eq!(image_id(&hello), hello_id);
+    assert_eq!(image_id(&world), world_id);
+    run(docker().args(["rmi", &hello, &world]));
+}
+
+#[test]
+fn docker_push_to_a_repository_without_feed_prints_the_reason() {
+    let server = Server::start();
+    let host = server.host();
+    let tag = format!("{host}/app:1.0.0");
+    let _ctx = build(&tag, 1, "nofeed");
+    let out = run_fail(docker().args(["push", &tag]));
+    assert!(out.contains("first path segment must be a feed"), "{out}");
+    let tag2 = format!("{host}/nosuch/app:1.0.0");
+    run(docker().args(["tag", &tag, &tag2]));
+    let out = run_fail(docker().args(["push", &tag2]));
+    assert!(out.contains("feed \"nosuch\" does not exist"), "{out}");
+    run(docker().args(["rmi", &tag, &tag2]));
+}
+
+/// podman with its own image store in `dir`.
+fn podman_in(dir: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.arg("--storage-driver=vfs")
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--runroot")
+        .arg(dir.path().join("run"));
+    cmd
+}
+
+#[test]
+fn podman_push_pull_and_multi_arch_index() {
+    let server = Server::start();
+    let host = server.host();
+    let store = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let ctx = image_context(2, arch);
+        let tag = format!("{host}/library/multi:{arch}");
+        run(podman_in(&store)
+            .args([
+                "build",
+                "-q",
+                "--platform",
+                &format!("linux/{arch}"),
+                "-t",
+                &tag,
+            ])
+            .arg(ctx.path()));
+        ids.push(
+            run(podman_in(&store).args(["image", "inspect", "--format", "{{.Id}}", &tag]))
+                .trim()
+                .to_owned(),
+        );
+        run(podman_in(&store).args(["push", "--tls-verify=false", &tag]));
+    }
+    let list = format!("{host}/library/multi:1.0.0");
+    run(podman_in(&store).args(["manifest", "create", &list]));
+    for arch in ["amd64", "arm64"] {
+        run(podman_in(&store).args([
+            "manifest",
+            "add",
+            &list,
+            &format!("containers-storage:{host}/library/multi:{arch}"),
+        ]));
+    }
+    run(podman_in(&store).args([
+        "manifest",
+        "push",
+        "--all",
+        "--tls-verify=false",
+        &list,
+        &format!("docker://{list}"),
+    ]));
+
+    let raw = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{list}"),
+    ]));
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let archs: Vec<_> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(archs.len(), 2, "{raw}");
+    assert!(
+        archs.contains(&"amd64".into()) && archs.contains(&"arm64".into()),
+        "{raw}"
+    );
+
+    // A fresh store pulls each platform from the index.
+    let fresh = tempfile::tempdir().unwrap();
+    for (arch, id) in ["amd64", "arm64"].iter().zip(&ids) {
+        run(podman_in(&fresh).args([
+            "pull",
+            "--tls-verify=false",
+            "--platform",
+            &format!("linux/{arch}"),
+            &list,
+        ]));
+        let got = run(podman_in(&fresh).args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{.Architecture}}",
+            &list,
+        ]));
+        assert_eq!(got.trim(), format!("{id} {arch}"));
+    }
+}
+
+/// Distribution 2.8.2 on a free loopback port, stopped by its PID on drop.
+struct Distribution {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "Distribution did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn skopeo(args: &[&str]) -> String {
+    run(Command::new("skopeo").args(args))
+}
+
+#[test]
+fn skopeo_copies_to_distribution_and_back_with_identical_digests() {
+    let server = Server::start();
+    let dist = Distribution::start();
+    let host = server.host();
+    let tag = format!("{host}/library/roundtrip:1.0.0");
+    let _ctx = build(&tag, 2, "roundtrip");
+    run(docker().args(["push", &tag]));
+    run(docker().args(["rmi", &tag]));
+
+    let digest_of = |reference: &str| {
+        skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            reference,
+        ])
+        .trim()
+        .to_owned()
+    };
+    let original = digest_of(&format!("docker://{tag}"));
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{tag}"),
+        &format!("docker://{}/library/roundtrip:1.0.0", dist.addr),
+    ]);
+    assert_eq!(
+        digest_of(&format!("docker://{}/library/roundtrip:1.0.0", dist.addr)),
+        original
+    );
+    let back = format!("docker://{host}/prod/roundtrip:1.0.0");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{}/library/roundtrip:1.0.0", dist.addr),
+        &back,
+    ]);
+    assert_eq!(digest_of(&back), original);
+
+    let tags = skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{host}/prod/roundtrip"),
+    ]);
+    let tags: serde_json::Value = serde_json::from_str(&tags).unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["1.0.0"]));
+
+    skopeo(&["delete", "--tls-verify=false", &back]);
+    let out = run_fail(Command::new("skopeo").args(["inspect", "--tls-verify=false", &back]));
+    assert!(out.contains("manifest unknown"), "{out}");
+    // The original repository is untouched by the delete in another feed.
+    assert_eq!(digest_of(&format!("docker://{tag}")), original);
+}
+
+#[test]
+fn kill_9_during_docker_push_leaves_a_consistent_registry_and_the_push_can_be_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_in(&data, &[]);
+    let host = server.host();
+    let tag = format!("{host}/library/crashy:1.0.0");
+    let ctx = image_context_sized(3, 8 << 20, "crashy");
+    run(docker()
+        .args(["build", "-q", "-t", &tag])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0"));
+    let id = image_id(&tag);
+    let push = docker()
+        .args(["push", &tag])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the first layer upload has started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server.log().contains("/blobs/uploads/") {
+        assert!(
+            Instant::now() < deadline,
+            "push never started:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    server.kill9();
+    let out = push.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "the push finished before the crash; nothing was tested"
+    );
+    assert_no_torn_blobs(&data);
+
+    // Same data directory, same port name for docker: a new server, and the push repeated.
+    let server = Server::start_in(&data, &[]);
+    let tag2 = format!("{}/library/crashy:1.0.0", server.host());
+    run(docker().args(["tag", &tag, &tag2]));
+    run(docker().args(["push", &tag2]));
+    assert_no_torn_blobs(&data);
+    run(docker().args(["rmi", &tag, &tag2]));
+    run(docker().args(["pull", &tag2]));
+    assert_eq!(image_id(&tag2), id);
+    run(docker().args(["rmi", &tag2]));
+}
