@@ -75,14 +75,14 @@ impl Default for Config {
 impl Config {
     /// Loads the configuration. An explicit `file` must exist; without one,
     /// [`DEFAULT_CONFIG_PATH`] is read when present.
-    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Self::default()));
         match file {
             Some(path) if !path.is_file() => {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "config file {} does not exist",
                     path.display()
-                )));
+                ))));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
@@ -93,6 +93,7 @@ impl Config {
         figment
             .merge(Env::prefixed("SEMDOCK_").split("__").ignore(NOT_CONFIG))
             .extract()
+            .map_err(Box::new)
     }
 
     /// The effective configuration as TOML, for `semdock config`.
@@ -104,6 +105,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -117,7 +120,7 @@ mod tests {
             )?;
             jail.set_env("SEMDOCK_DATA_DIR", "/tmp/reg");
             jail.set_env("SEMDOCK_LOG__LEVEL", "debug");
-            let c = Config::load(Some(Path::new("c.toml")))?;
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
             assert_eq!(c.listen.port(), 6000);
             assert_eq!(c.data_dir, PathBuf::from("/tmp/reg"));
             assert_eq!(c.log.format, LogFormat::Json);
@@ -140,6 +143,12 @@ mod tests {
             assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid_and_shows_the_defaults() {
+        let example: Config = toml::from_str(include_str!("../packaging/semdock.toml")).unwrap();
+        assert_eq!(example, Config::default());
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub async fn serve(config: &Config, registry: Registry) -> std::io::Result<()> {
             tracing::info!("stopped; database closed cleanly");
         }
         Err(_) => {
-            tracing::warn!("stopped while work was still running; redb will recover on next start")
+            tracing::warn!("stopped while work was still running; redb will recover on next start");
         }
     }
     Ok(())

@@ -311,7 +311,7 @@ async fn cancelled_upload_is_gone() {
 #[actix_web::test]
 async fn upload_over_the_size_limit_is_refused() {
     let app = TestApp::new();
-    let big = vec![7u8; (common::LIMITS.upload_bytes + 1) as usize];
+    let big = vec![7u8; usize::try_from(common::LIMITS.upload_bytes).unwrap() + 1];
     let res = app
         .send(
             TestRequest::post()
@@ -583,7 +583,7 @@ async fn bad_manifests_get_precise_errors() {
         (400, "DIGEST_INVALID")
     );
 
-    let huge = vec![b' '; common::LIMITS.manifest_bytes as usize + 1];
+    let huge = vec![b' '; usize::try_from(common::LIMITS.manifest_bytes).unwrap() + 1];
     let res = app
         .put_manifest("library/app", "x", OCI_MANIFEST, &huge)
         .await;

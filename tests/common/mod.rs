@@ -2,6 +2,7 @@
 //! helpers for the real clients (docker, podman, skopeo).
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -178,7 +179,7 @@ pub struct Server {
     pub addr: String,
     pub data_dir: PathBuf,
     pub log: Arc<Mutex<String>>,
-    _dir: Option<tempfile::TempDir>,
+    owned_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -186,7 +187,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let mut server = Self::start_in(&data_dir, &[]);
-        server._dir = Some(dir);
+        server.owned_dir = Some(dir);
         server
     }
 
@@ -211,11 +212,12 @@ impl Server {
             let re = regex::Regex::new(r"addr=(\S+)").unwrap();
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && line.contains("semdock listening") {
-                    if let Some(c) = re.captures(&line) {
-                        let _ = tx.send(c[1].to_owned());
-                        sent = true;
-                    }
+                if !sent
+                    && line.contains("semdock listening")
+                    && let Some(c) = re.captures(&line)
+                {
+                    let _ = tx.send(c[1].to_owned());
+                    sent = true;
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -235,7 +237,7 @@ impl Server {
             addr,
             data_dir: data_dir.to_owned(),
             log,
-            _dir: None,
+            owned_dir: None,
         }
     }
 
@@ -342,7 +344,7 @@ pub fn image_context_sized(layers: usize, bytes: usize, extra: &str) -> tempfile
         let mut bytes = vec![0u8; bytes + i * 1000];
         rand::fill(&mut bytes[..]);
         std::fs::write(dir.path().join(format!("f{i}.bin")), &bytes).unwrap();
-        dockerfile.push_str(&format!("COPY f{i}.bin /f{i}.bin\n"));
+        writeln!(dockerfile, "COPY f{i}.bin /f{i}.bin").unwrap();
     }
     std::fs::write(dir.path().join("extra.txt"), extra).unwrap();
     dockerfile.push_str("COPY extra.txt /extra.txt\n");

@@ -36,7 +36,7 @@ fn paged(
         res.insert_header(("Link", format!("<{path}?n={n}&last={last}>; rel=\"next\"")));
     }
     let mut body = extra;
-    body[key] = json!(page.items);
+    body[key] = serde_json::Value::from(page.items);
     res.json(body)
 }
 

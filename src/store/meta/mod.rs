@@ -144,9 +144,9 @@ impl MetaStore {
     }
 }
 
-fn get<'k, K, T>(
+fn get<K, T>(
     table: &impl ReadableTable<K, Bytes>,
-    key: K::SelfType<'k>,
+    key: K::SelfType<'_>,
 ) -> Result<Option<T>, MetaError>
 where
     K: redb::Key + 'static,
