@@ -826,3 +826,45 @@ async fn unknown_endpoints_and_methods_answer_in_the_error_envelope() {
         (405, "UNSUPPORTED")
     );
 }
+
+#[actix_web::test]
+async fn docker_schema2_manifest_and_manifest_list_are_stored_with_their_media_types() {
+    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let app = TestApp::new();
+    let config = app
+        .push_blob("library/legacy", br#"{"architecture":"amd64"}"#)
+        .await;
+    let layer = app.push_blob("library/legacy", b"gzip bytes").await;
+    let manifest = json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config.as_str(), "size": 24},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer.as_str(), "size": 10}]})
+    .to_string();
+    let digest = Digest::of(manifest.as_bytes());
+    assert_eq!(
+        app.put_manifest(
+            "library/legacy",
+            digest.as_str(),
+            DOCKER_MANIFEST,
+            manifest.as_bytes()
+        )
+        .await
+        .status,
+        201
+    );
+    let list = json!({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
+        {"mediaType": DOCKER_MANIFEST, "digest": digest.as_str(), "size": manifest.len(), "platform": {"architecture": "amd64", "os": "linux"}}]})
+    .to_string();
+    assert_eq!(
+        app.put_manifest("library/legacy", "1.0.0", DOCKER_LIST, list.as_bytes())
+            .await
+            .status,
+        201
+    );
+    let res = app.get("/v2/library/legacy/manifests/1.0.0").await;
+    assert_eq!(res.header("content-type"), Some(DOCKER_LIST));
+    let res = app
+        .get(&format!("/v2/library/legacy/manifests/{digest}"))
+        .await;
+    assert_eq!(res.header("content-type"), Some(DOCKER_MANIFEST));
+}

@@ -255,3 +255,62 @@ fn every_request_is_logged_once_with_status_and_duration() {
         assert!(line.contains(field), "{line}");
     }
 }
+
+/// Generates `len` pseudo-random bytes and hashes them as they are read.
+struct HashingSource {
+    left: u64,
+    state: u64,
+    hasher: sha2::Sha256,
+}
+
+impl std::io::Read for HashingSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = usize::try_from(self.left.min(buf.len() as u64)).unwrap();
+        for b in &mut buf[..n] {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            *b = self.state.to_le_bytes()[0];
+        }
+        self.hasher.update(&buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn streaming_upload_memory_does_not_grow_with_blob_size() {
+    use sha2::Digest as _;
+    let server = Server::start();
+    let before = peak_rss_kib(server.child.id());
+    let location = start_upload(&server, "library/huge");
+    let mut source = HashingSource {
+        left: 256 << 20,
+        state: 0x9E37_79B9_7F4A_7C15,
+        hasher: sha2::Sha256::new(),
+    };
+    let res = http()
+        .patch(&location)
+        .send(ureq::SendBody::from_reader(&mut source))
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(header(&res, "range"), format!("0-{}", (256 << 20) - 1));
+    let digest = Digest::from_sha256(&source.hasher.finalize());
+    let res = http()
+        .put(format!("{location}?digest={digest}"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let grown_mib = (peak_rss_kib(server.child.id()) - before) / 1024;
+    assert!(
+        grown_mib < 48,
+        "peak RSS grew by {grown_mib} MiB for a 256 MiB upload"
+    );
+}
