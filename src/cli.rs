@@ -62,8 +62,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             telemetry::init(&config.log);
-            let registry = server::open_registry(&config)?;
-            actix_web::rt::System::new().block_on(server::serve(&config, registry))?;
+            let services = server::open(&config)?;
+            actix_web::rt::System::new().block_on(server::serve(&config, services))?;
             Ok(())
         }
         Command::Config => {
@@ -75,13 +75,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn feed(config: &Config, action: FeedAction) -> anyhow::Result<()> {
-    let registry = crate::domain::Registry::open(
-        &config.data_dir,
-        crate::domain::Limits {
-            manifest_bytes: config.limits.manifest_bytes,
-            upload_bytes: config.limits.upload_bytes,
-        },
-    )?;
+    let registry = crate::domain::Registry::open(&config.data_dir, config.limits())?;
     match action {
         FeedAction::Create { name } => {
             registry.create_feed(&name.parse::<FeedName>()?)?;

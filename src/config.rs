@@ -25,8 +25,35 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Feeds created at startup when they do not exist.
     pub feeds: Vec<String>,
+    /// The URL clients reach the registry at, when it differs from what they send in `Host`
+    /// (behind a reverse proxy): `https://registry.example.com`. Sets the token realm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
     pub log: LogConfig,
     pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    /// HTTPS with a certificate and key (PEM). Without it the registry speaks plain HTTP,
+    /// which docker accepts only on localhost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The `service` named in challenges and tokens.
+    pub service: String,
+    /// How long a token from `/v2/_auth` is valid, in seconds.
+    pub token_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, server certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +95,12 @@ impl Default for Config {
                 manifest_bytes: 4 << 20,
                 upload_bytes: 64 << 30,
             },
+            external_url: None,
+            auth: AuthConfig {
+                service: "semdock".to_owned(),
+                token_ttl_seconds: 300,
+            },
+            tls: None,
         }
     }
 }
@@ -94,6 +127,22 @@ impl Config {
             .merge(Env::prefixed("SEMDOCK_").split("__").ignore(NOT_CONFIG))
             .extract()
             .map_err(Box::new)
+    }
+
+    #[must_use]
+    pub fn limits(&self) -> crate::domain::Limits {
+        crate::domain::Limits {
+            manifest_bytes: self.limits.manifest_bytes,
+            upload_bytes: self.limits.upload_bytes,
+        }
+    }
+
+    #[must_use]
+    pub fn token_settings(&self) -> crate::domain::auth::TokenSettings {
+        crate::domain::auth::TokenSettings {
+            service: self.auth.service.clone(),
+            ttl_seconds: self.auth.token_ttl_seconds,
+        }
     }
 
     /// The effective configuration as TOML, for `semdock config`.

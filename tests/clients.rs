@@ -7,19 +7,20 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    Server, assert_no_torn_blobs, docker, image_context, image_context_sized, run, run_fail,
-};
+use common::{Server, assert_no_torn_blobs, image_context, image_context_sized, run, run_fail};
 
-fn image_id(reference: &str) -> String {
-    run(docker().args(["image", "inspect", "-f", "{{.Id}}", reference]))
-        .trim()
-        .to_owned()
+fn image_id(server: &Server, reference: &str) -> String {
+    run(server
+        .docker()
+        .args(["image", "inspect", "-f", "{{.Id}}", reference]))
+    .trim()
+    .to_owned()
 }
 
-fn build(tag: &str, layers: usize, extra: &str) -> tempfile::TempDir {
+fn build(server: &Server, tag: &str, layers: usize, extra: &str) -> tempfile::TempDir {
     let ctx = image_context(layers, extra);
-    run(docker()
+    run(server
+        .docker()
         .args(["build", "-q", "-t", tag])
         .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "0"));
@@ -29,54 +30,57 @@ fn build(tag: &str, layers: usize, extra: &str) -> tempfile::TempDir {
 #[test]
 fn docker_push_pull_dedupe_and_mount() {
     let server = Server::start();
+    server.docker_login();
     let host = server.host();
     let hello = format!("{host}/library/hello:1.0.0");
     let world = format!("{host}/library/world:2.0.0");
-    let _a = build(&hello, 3, "hello");
-    let _b = build(&world, 2, "world");
-    let (hello_id, world_id) = (image_id(&hello), image_id(&world));
+    let _a = build(&server, &hello, 3, "hello");
+    let _b = build(&server, &world, 2, "world");
+    let (hello_id, world_id) = (image_id(&server, &hello), image_id(&server, &world));
 
-    let out = run(docker().args(["push", &hello]));
+    let out = run(server.docker().args(["push", &hello]));
     assert!(out.contains("Pushed"), "{out}");
-    run(docker().args(["push", &world]));
+    run(server.docker().args(["push", &world]));
 
     // A second push uploads nothing.
-    let out = run(docker().args(["push", &hello]));
+    let out = run(server.docker().args(["push", &hello]));
     assert!(out.contains("Layer already exists"), "{out}");
     assert!(!out.contains("Pushed"), "{out}");
 
     // Another repository of the same feed mounts the layers instead of uploading them.
     let copy = format!("{host}/library/copy:1.0.0");
-    run(docker().args(["tag", &hello, &copy]));
-    let out = run(docker().args(["push", &copy]));
+    run(server.docker().args(["tag", &hello, &copy]));
+    let out = run(server.docker().args(["push", &copy]));
     assert!(out.contains("Mounted from library/hello"), "{out}");
 
-    run(docker().args(["rmi", &hello, &world, &copy]));
-    run(docker().args(["pull", &hello]));
-    run(docker().args(["pull", &world]));
-    assert_eq!(image_id(&hello), hello_id);
-    assert_eq!(image_id(&world), world_id);
-    run(docker().args(["rmi", &hello, &world]));
+    run(server.docker().args(["rmi", &hello, &world, &copy]));
+    run(server.docker().args(["pull", &hello]));
+    run(server.docker().args(["pull", &world]));
+    assert_eq!(image_id(&server, &hello), hello_id);
+    assert_eq!(image_id(&server, &world), world_id);
+    run(server.docker().args(["rmi", &hello, &world]));
 }
 
 #[test]
 fn docker_push_to_a_repository_without_feed_prints_the_reason() {
     let server = Server::start();
+    server.docker_login();
     let host = server.host();
     let tag = format!("{host}/app:1.0.0");
-    let _ctx = build(&tag, 1, "nofeed");
-    let out = run_fail(docker().args(["push", &tag]));
+    let _ctx = build(&server, &tag, 1, "nofeed");
+    let out = run_fail(server.docker().args(["push", &tag]));
     assert!(out.contains("first path segment must be a feed"), "{out}");
     let tag2 = format!("{host}/nosuch/app:1.0.0");
-    run(docker().args(["tag", &tag, &tag2]));
-    let out = run_fail(docker().args(["push", &tag2]));
+    run(server.docker().args(["tag", &tag, &tag2]));
+    let out = run_fail(server.docker().args(["push", &tag2]));
     assert!(out.contains("feed \"nosuch\" does not exist"), "{out}");
-    run(docker().args(["rmi", &tag, &tag2]));
+    run(server.docker().args(["rmi", &tag, &tag2]));
 }
 
 /// podman with its own image store in `dir`.
-fn podman_in(dir: &tempfile::TempDir) -> Command {
+fn podman_in(server: &Server, dir: &tempfile::TempDir) -> Command {
     let mut cmd = Command::new("podman");
+    cmd.env("REGISTRY_AUTH_FILE", server.containers_auth());
     cmd.arg("--storage-driver=vfs")
         .arg("--root")
         .arg(dir.path().join("root"))
@@ -94,7 +98,7 @@ fn podman_push_pull_and_multi_arch_index() {
     for arch in ["amd64", "arm64"] {
         let ctx = image_context(2, arch);
         let tag = format!("{host}/library/multi:{arch}");
-        run(podman_in(&store)
+        run(podman_in(&server, &store)
             .args([
                 "build",
                 "-q",
@@ -105,23 +109,23 @@ fn podman_push_pull_and_multi_arch_index() {
             ])
             .arg(ctx.path()));
         ids.push(
-            run(podman_in(&store).args(["image", "inspect", "--format", "{{.Id}}", &tag]))
+            run(podman_in(&server, &store).args(["image", "inspect", "--format", "{{.Id}}", &tag]))
                 .trim()
                 .to_owned(),
         );
-        run(podman_in(&store).args(["push", "--tls-verify=false", &tag]));
+        run(podman_in(&server, &store).args(["push", "--tls-verify=false", &tag]));
     }
     let list = format!("{host}/library/multi:1.0.0");
-    run(podman_in(&store).args(["manifest", "create", &list]));
+    run(podman_in(&server, &store).args(["manifest", "create", &list]));
     for arch in ["amd64", "arm64"] {
-        run(podman_in(&store).args([
+        run(podman_in(&server, &store).args([
             "manifest",
             "add",
             &list,
             &format!("containers-storage:{host}/library/multi:{arch}"),
         ]));
     }
-    run(podman_in(&store).args([
+    run(podman_in(&server, &store).args([
         "manifest",
         "push",
         "--all",
@@ -130,12 +134,14 @@ fn podman_push_pull_and_multi_arch_index() {
         &format!("docker://{list}"),
     ]));
 
-    let raw = run(Command::new("skopeo").args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{list}"),
-    ]));
+    let raw = run(Command::new("skopeo")
+        .env("REGISTRY_AUTH_FILE", server.containers_auth())
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{list}"),
+        ]));
     let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let archs: Vec<_> = index["manifests"]
         .as_array()
@@ -152,14 +158,14 @@ fn podman_push_pull_and_multi_arch_index() {
     // A fresh store pulls each platform from the index.
     let fresh = tempfile::tempdir().unwrap();
     for (arch, id) in ["amd64", "arm64"].iter().zip(&ids) {
-        run(podman_in(&fresh).args([
+        run(podman_in(&server, &fresh).args([
             "pull",
             "--tls-verify=false",
             "--platform",
             &format!("linux/{arch}"),
             &list,
         ]));
-        let got = run(podman_in(&fresh).args([
+        let got = run(podman_in(&server, &fresh).args([
             "image",
             "inspect",
             "--format",
@@ -222,63 +228,82 @@ impl Drop for Distribution {
     }
 }
 
-fn skopeo(args: &[&str]) -> String {
-    run(Command::new("skopeo").args(args))
+fn skopeo(server: &Server, args: &[&str]) -> String {
+    run(Command::new("skopeo")
+        .env("REGISTRY_AUTH_FILE", server.containers_auth())
+        .args(args))
 }
 
 #[test]
 fn skopeo_copies_to_distribution_and_back_with_identical_digests() {
     let server = Server::start();
+    server.docker_login();
     let dist = Distribution::start();
     let host = server.host();
     let tag = format!("{host}/library/roundtrip:1.0.0");
-    let _ctx = build(&tag, 2, "roundtrip");
-    run(docker().args(["push", &tag]));
-    run(docker().args(["rmi", &tag]));
+    let _ctx = build(&server, &tag, 2, "roundtrip");
+    run(server.docker().args(["push", &tag]));
+    run(server.docker().args(["rmi", &tag]));
 
     let digest_of = |reference: &str| {
-        skopeo(&[
-            "inspect",
-            "--tls-verify=false",
-            "--format",
-            "{{.Digest}}",
-            reference,
-        ])
+        skopeo(
+            &server,
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--format",
+                "{{.Digest}}",
+                reference,
+            ],
+        )
         .trim()
         .to_owned()
     };
     let original = digest_of(&format!("docker://{tag}"));
-    skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        &format!("docker://{tag}"),
-        &format!("docker://{}/library/roundtrip:1.0.0", dist.addr),
-    ]);
+    skopeo(
+        &server,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{tag}"),
+            &format!("docker://{}/library/roundtrip:1.0.0", dist.addr),
+        ],
+    );
     assert_eq!(
         digest_of(&format!("docker://{}/library/roundtrip:1.0.0", dist.addr)),
         original
     );
     let back = format!("docker://{host}/prod/roundtrip:1.0.0");
-    skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        &format!("docker://{}/library/roundtrip:1.0.0", dist.addr),
-        &back,
-    ]);
+    skopeo(
+        &server,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{}/library/roundtrip:1.0.0", dist.addr),
+            &back,
+        ],
+    );
     assert_eq!(digest_of(&back), original);
 
-    let tags = skopeo(&[
-        "list-tags",
-        "--tls-verify=false",
-        &format!("docker://{host}/prod/roundtrip"),
-    ]);
+    let tags = skopeo(
+        &server,
+        &[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{host}/prod/roundtrip"),
+        ],
+    );
     let tags: serde_json::Value = serde_json::from_str(&tags).unwrap();
     assert_eq!(tags["Tags"], serde_json::json!(["1.0.0"]));
 
-    skopeo(&["delete", "--tls-verify=false", &back]);
-    let out = run_fail(Command::new("skopeo").args(["inspect", "--tls-verify=false", &back]));
+    skopeo(&server, &["delete", "--tls-verify=false", &back]);
+    let out = run_fail(
+        Command::new("skopeo")
+            .env("REGISTRY_AUTH_FILE", server.containers_auth())
+            .args(["inspect", "--tls-verify=false", &back]),
+    );
     assert!(out.contains("manifest unknown"), "{out}");
     // The original repository is untouched by the delete in another feed.
     assert_eq!(digest_of(&format!("docker://{tag}")), original);
@@ -289,15 +314,18 @@ fn kill_9_during_docker_push_leaves_a_consistent_registry_and_the_push_can_be_re
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = Server::start_in(&data, &[]);
+    server.docker_login();
     let host = server.host();
     let tag = format!("{host}/library/crashy:1.0.0");
     let ctx = image_context_sized(3, 8 << 20, "crashy");
-    run(docker()
+    run(server
+        .docker()
         .args(["build", "-q", "-t", &tag])
         .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "0"));
-    let id = image_id(&tag);
-    let mut push = docker()
+    let id = image_id(&server, &tag);
+    let mut push = server
+        .docker()
         .args(["push", &tag])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -328,12 +356,13 @@ fn kill_9_during_docker_push_leaves_a_consistent_registry_and_the_push_can_be_re
 
     // Same data directory, same port name for docker: a new server, and the push repeated.
     let server = Server::start_in(&data, &[]);
+    server.docker_login();
     let tag2 = format!("{}/library/crashy:1.0.0", server.host());
-    run(docker().args(["tag", &tag, &tag2]));
-    run(docker().args(["push", &tag2]));
+    run(server.docker().args(["tag", &tag, &tag2]));
+    run(server.docker().args(["push", &tag2]));
     assert_no_torn_blobs(&data);
-    run(docker().args(["rmi", &tag, &tag2]));
-    run(docker().args(["pull", &tag2]));
-    assert_eq!(image_id(&tag2), id);
-    run(docker().args(["rmi", &tag2]));
+    run(server.docker().args(["rmi", &tag, &tag2]));
+    run(server.docker().args(["pull", &tag2]));
+    assert_eq!(image_id(&server, &tag2), id);
+    run(server.docker().args(["rmi", &tag2]));
 }

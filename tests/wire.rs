@@ -4,11 +4,12 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, assert_no_torn_blobs, http, run, run_fail};
+use common::{Server, assert_no_torn_blobs, run, run_fail};
 use semdock::model::Digest;
 
 fn start_upload(server: &Server, repo: &str) -> String {
-    let res = http()
+    let res = server
+        .http()
         .post(server.url(&format!("/v2/{repo}/blobs/uploads/")))
         .send_empty()
         .unwrap();
@@ -35,12 +36,14 @@ fn head_requests_carry_content_length_and_digest() {
     let server = Server::start();
     let blob = b"0123456789".repeat(100);
     let digest = Digest::of(&blob);
-    let res = http()
+    let res = server
+        .http()
         .post(server.url(&format!("/v2/library/app/blobs/uploads/?digest={digest}")))
         .send(&blob[..])
         .unwrap();
     assert_eq!(res.status(), 201);
-    let res = http()
+    let res = server
+        .http()
         .head(server.url(&format!("/v2/library/app/blobs/{digest}")))
         .call()
         .unwrap();
@@ -59,7 +62,8 @@ fn chunked_upload_resumes_after_a_graceful_restart_and_after_kill_9() {
     let third = body.len() / 3;
     let location = start_upload(&server, "library/big");
     let path = location.trim_start_matches(&server.url(""));
-    let res = http()
+    let res = server
+        .http()
         .patch(&location)
         .header("Content-Range", format!("0-{}", third - 1))
         .send(&body[..third])
@@ -78,9 +82,10 @@ fn chunked_upload_resumes_after_a_graceful_restart_and_after_kill_9() {
 
     let mut server = Server::start_in(&data, &[]);
     let location = server.url(path);
-    let res = http().get(&location).call().unwrap();
+    let res = server.http().get(&location).call().unwrap();
     assert_eq!(header(&res, "range"), format!("0-{}", third - 1));
-    let res = http()
+    let res = server
+        .http()
         .patch(&location)
         .header("Content-Range", format!("{third}-{}", 2 * third - 1))
         .send(&body[third..2 * third])
@@ -90,16 +95,18 @@ fn chunked_upload_resumes_after_a_graceful_restart_and_after_kill_9() {
 
     let server = Server::start_in(&data, &[]);
     let location = server.url(path);
-    let res = http().get(&location).call().unwrap();
+    let res = server.http().get(&location).call().unwrap();
     assert_eq!(header(&res, "range"), format!("0-{}", 2 * third - 1));
     let digest = Digest::of(&body);
-    let res = http()
+    let res = server
+        .http()
         .put(format!("{location}?digest={digest}"))
         .header("Content-Range", format!("{}-{}", 2 * third, body.len() - 1))
         .send(&body[2 * third..])
         .unwrap();
     assert_eq!(res.status(), 201);
-    let mut res = http()
+    let mut res = server
+        .http()
         .get(server.url(&format!("/v2/library/big/blobs/{digest}")))
         .call()
         .unwrap();
@@ -124,11 +131,12 @@ fn kill_9_during_uploads_leaves_no_torn_blob_and_uploads_can_be_repeated() {
         let handles: Vec<_> = (0..4)
             .map(|i| {
                 let url = url.clone();
+                let agent = server.http();
                 std::thread::spawn(move || {
                     let mut blob = vec![0u8; 4 << 20];
                     rand::fill(&mut blob[..]);
                     let digest = Digest::of(&blob);
-                    let res = http()
+                    let res = agent
                         .post(format!(
                             "{url}/v2/library/crash{i}/blobs/uploads/?digest={digest}"
                         ))
@@ -152,12 +160,14 @@ fn kill_9_during_uploads_leaves_no_torn_blob_and_uploads_can_be_repeated() {
     let server = Server::start_in(&data, &[]);
     for (i, (digest, blob, _)) in blobs.iter().enumerate() {
         let repo = format!("library/crash{}", i % 4);
-        let res = http()
+        let res = server
+            .http()
             .post(server.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
             .send(&blob[..])
             .unwrap();
         assert_eq!(res.status(), 201);
-        let mut res = http()
+        let mut res = server
+            .http()
             .get(server.url(&format!("/v2/{repo}/blobs/{digest}")))
             .call()
             .unwrap();
@@ -198,7 +208,8 @@ fn feed_commands_work_offline_and_refuse_while_a_server_holds_the_database() {
     let out = run_fail(semdock(&data).args(["feed", "create", "other"]));
     assert!(out.contains("in use by another semdock process"), "{out}");
     // The server made its configured feeds too, and serves pushes to them.
-    let res = http()
+    let res = server
+        .http()
         .post(server.url("/v2/ci/app/blobs/uploads/"))
         .send_empty()
         .unwrap();
@@ -241,7 +252,8 @@ fn config_command_prints_the_effective_configuration() {
 #[test]
 fn every_request_is_logged_once_with_status_and_duration() {
     let server = Server::start();
-    http()
+    server
+        .http()
         .get(server.url("/v2/library/none/tags/list"))
         .call()
         .unwrap();
@@ -296,14 +308,16 @@ fn streaming_upload_memory_does_not_grow_with_blob_size() {
         state: 0x9E37_79B9_7F4A_7C15,
         hasher: sha2::Sha256::new(),
     };
-    let res = http()
+    let res = server
+        .http()
         .patch(&location)
         .send(ureq::SendBody::from_reader(&mut source))
         .unwrap();
     assert_eq!(res.status(), 202);
     assert_eq!(header(&res, "range"), format!("0-{}", (256 << 20) - 1));
     let digest = Digest::from_sha256(&source.hasher.finalize());
-    let res = http()
+    let res = server
+        .http()
         .put(format!("{location}?digest={digest}"))
         .send_empty()
         .unwrap();

@@ -52,6 +52,26 @@ pub enum Error {
     ManifestInvalid(String),
     #[error("the manifest references {digest}, which is not in this repository: push it first")]
     ManifestBlobUnknown { digest: String },
+    #[error("authentication required: log in with a user name and password or API key")]
+    Unauthenticated,
+    #[error("invalid user name, password or API key")]
+    InvalidCredentials,
+    #[error("the token is not valid: {0}")]
+    TokenInvalid(String),
+    #[error("the token does not cover this request: ask for a token with its scope")]
+    InsufficientScope,
+    #[error("access denied: {0}")]
+    Denied(String),
+    #[error("too many failed logins: try again in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("the disk of the registry is full: ask its administrator to free space")]
     StorageFull,
     #[error("storage I/O failed: {0}")]

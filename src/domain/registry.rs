@@ -32,7 +32,7 @@ pub const MAX_PAGE: usize = 10_000;
 
 /// The registry: metadata, blob files and the hash state of uploads in progress.
 pub struct Registry {
-    meta: MetaStore,
+    meta: Arc<MetaStore>,
     blobs: BlobStore,
     limits: Limits,
     sessions: Sessions,
@@ -181,8 +181,14 @@ impl Registry {
     /// Opens the registry in `data_dir` (`meta.redb`, `blobs/`, `uploads/`).
     pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir)?;
+        let meta = Arc::new(MetaStore::open(&data_dir.join("meta.redb"))?);
+        Self::with_meta(meta, data_dir, limits)
+    }
+
+    /// The registry over an already open metadata store.
+    pub fn with_meta(meta: Arc<MetaStore>, data_dir: &Path, limits: Limits) -> Result<Self, Error> {
         Ok(Self {
-            meta: MetaStore::open(&data_dir.join("meta.redb"))?,
+            meta,
             blobs: BlobStore::open(data_dir)?,
             limits,
             sessions: Sessions::default(),
@@ -207,6 +213,7 @@ impl Registry {
                 &FeedRecord {
                     created: now(),
                     description: String::new(),
+                    anonymous_pull: false,
                 },
             )?;
             Ok(true)
@@ -237,7 +244,7 @@ impl Registry {
                 });
             }
             let prefix = format!("{feed}/");
-            let (repos, _) = w.repositories(&prefix, None, usize::MAX)?;
+            let (repos, _) = w.repositories(&prefix, None, usize::MAX, |_| true)?;
             for repo in repos {
                 for (tag, _) in w.tag_targets(&repo)? {
                     w.remove_tag(&repo, &tag)?;
@@ -253,6 +260,7 @@ impl Registry {
                 }
                 w.remove_repository(&repo)?;
             }
+            w.remove_grants_on(feed.as_str())?;
             Ok(())
         })
     }
@@ -646,9 +654,19 @@ impl Registry {
         Ok(Page { items, more })
     }
 
-    /// Every repository, sorted, `n` at most, after `last`.
-    pub fn catalog(&self, n: Option<usize>, last: Option<&str>) -> Result<Page, Error> {
-        let (items, more) = self.meta.read()?.repositories("", last, page_size(n))?;
+    /// Repositories of the feeds `visible` accepts, sorted, `n` at most, after `last`.
+    pub fn catalog(
+        &self,
+        n: Option<usize>,
+        last: Option<&str>,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<Page, Error> {
+        let (items, more) = self
+            .meta
+            .read()?
+            .repositories("", last, page_size(n), |name| {
+                visible(name.split('/').next().unwrap_or_default())
+            })?;
         Ok(Page { items, more })
     }
 

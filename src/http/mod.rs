@@ -12,11 +12,19 @@ use std::sync::Arc;
 use actix_web::web;
 
 use crate::domain::Registry;
+use crate::domain::auth::Auth;
+pub use oci::auth::Realm;
 
 /// Mounts every HTTP area on `cfg`; the one place routes are assembled.
-pub fn configure(registry: Arc<Registry>) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure(
+    registry: Arc<Registry>,
+    auth: Arc<Auth>,
+    realm: Realm,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(registry))
+            .app_data(web::Data::from(auth))
+            .app_data(web::Data::new(realm))
             .configure(ops::configure)
             .configure(oci::configure);
     }

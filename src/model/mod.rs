@@ -3,10 +3,12 @@
 //! Everything here is plain data with validation. It must not do I/O, know about HTTP or
 //! storage, or hold policy: it only says whether a value is well formed.
 
+pub mod access;
 pub mod digest;
 pub mod manifest;
 pub mod names;
 
+pub use access::{Action, Caps, Role, Scope};
 pub use digest::{Digest, DigestError};
 pub use manifest::{Manifest, ManifestError};
 pub use names::{FeedName, NameError, Reference, Repository, Tag};

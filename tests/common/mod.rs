@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::HeaderMap;
 use actix_web::{App, test};
-use semdock::domain::{Limits, Registry};
+use semdock::domain::auth::{Auth, Principal, TokenSettings};
+use semdock::domain::{Limits, Registry, Services};
 use semdock::model::{Digest, FeedName};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -20,7 +21,11 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// An in-process registry over a temporary data directory.
 pub struct TestApp {
     pub registry: Arc<Registry>,
+    pub auth: Arc<Auth>,
     pub dir: tempfile::TempDir,
+    /// `Authorization` sent by `send`: an administrator's API key.
+    pub admin_auth: String,
+    pub admin_password: String,
 }
 
 /// A response, read whole.
@@ -65,13 +70,55 @@ pub const LIMITS: Limits = Limits {
     upload_bytes: 8 << 20,
 };
 
+pub fn tokens() -> TokenSettings {
+    TokenSettings {
+        service: "semdock-test".into(),
+        ttl_seconds: 300,
+    }
+}
+
+pub fn admin() -> Principal {
+    Principal::User {
+        name: "admin".into(),
+        admin: true,
+    }
+}
+
+/// `Basic` credentials for `user:secret`.
+pub fn basic(user: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
+    )
+}
+
 impl TestApp {
-    /// A registry with the feed `library`.
+    /// A registry with the feed `library`; requests authenticate as an administrator.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let services = Services::open(dir.path(), LIMITS, tokens()).unwrap();
+        let admin_password = services
+            .initial_password
+            .clone()
+            .expect("first start makes admin");
+        let key = services
+            .auth
+            .create_key(
+                &admin(),
+                None,
+                "tests",
+                &std::collections::BTreeMap::new(),
+                true,
+                None,
+            )
+            .unwrap();
         let app = Self {
-            registry: Arc::new(Registry::open(dir.path(), LIMITS).unwrap()),
+            registry: services.registry,
+            auth: services.auth,
             dir,
+            admin_auth: basic("api", &key.key),
+            admin_password,
         };
         app.with_feed("library")
     }
@@ -85,18 +132,38 @@ impl TestApp {
 
     /// Closes the registry and opens it again on the same directory, as a restart does.
     pub fn restart(self) -> Self {
-        let Self { registry, dir } = self;
-        drop(Arc::into_inner(registry).expect("no other handle"));
-        Self {
-            registry: Arc::new(Registry::open(dir.path(), LIMITS).unwrap()),
+        let Self {
+            registry,
+            auth,
             dir,
+            admin_auth,
+            admin_password,
+        } = self;
+        drop(auth);
+        drop(Arc::into_inner(registry).expect("no other handle"));
+        let services = Services::open(dir.path(), LIMITS, tokens()).unwrap();
+        Self {
+            registry: services.registry,
+            auth: services.auth,
+            dir,
+            admin_auth,
+            admin_password,
         }
     }
 
+    /// Sends `req` as the administrator.
     pub async fn send(&self, req: test::TestRequest) -> Resp {
-        let app = test::init_service(
-            App::new().configure(semdock::http::configure(self.registry.clone())),
-        )
+        self.send_as(req.insert_header(("Authorization", self.admin_auth.as_str())))
+            .await
+    }
+
+    /// Sends `req` with whatever credentials it carries (none: anonymous).
+    pub async fn send_as(&self, req: test::TestRequest) -> Resp {
+        let app = test::init_service(App::new().configure(semdock::http::configure(
+            self.registry.clone(),
+            self.auth.clone(),
+            semdock::http::Realm::default(),
+        )))
         .await;
         let res = test::call_service(&app, req.to_request()).await;
         let status = res.status().as_u16();
@@ -179,6 +246,9 @@ pub struct Server {
     pub addr: String,
     pub data_dir: PathBuf,
     pub log: Arc<Mutex<String>>,
+    pub admin_password: String,
+    /// docker's client config (`DOCKER_CONFIG`), so logins stay inside the test.
+    pub docker_config: tempfile::TempDir,
     owned_dir: Option<tempfile::TempDir>,
 }
 
@@ -232,13 +302,71 @@ impl Server {
                     log.lock().unwrap()
                 )
             });
+        let admin_password = std::fs::read_to_string(data_dir.join("initial-admin-password"))
+            .expect("the first start writes the admin password")
+            .trim()
+            .to_owned();
         Self {
             child,
             addr,
             data_dir: data_dir.to_owned(),
             log,
+            admin_password,
+            docker_config: tempfile::tempdir().unwrap(),
             owned_dir: None,
         }
+    }
+
+    /// `admin:PASSWORD`, for skopeo's and podman's `--creds`.
+    pub fn creds(&self) -> String {
+        format!("admin:{}", self.admin_password)
+    }
+
+    /// An HTTP client that authenticates as the administrator.
+    pub fn http(&self) -> ureq::Agent {
+        http_as(Some(basic("admin", &self.admin_password)))
+    }
+
+    /// `docker` with this server's own client config.
+    pub fn docker(&self) -> Command {
+        let mut cmd = docker();
+        cmd.env("DOCKER_CONFIG", self.docker_config.path());
+        cmd
+    }
+
+    /// A containers auth file (for skopeo and podman, via `REGISTRY_AUTH_FILE`) holding the
+    /// administrator's credentials for this server.
+    pub fn containers_auth(&self) -> PathBuf {
+        use base64::Engine as _;
+        let path = self.docker_config.path().join("containers-auth.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode(self.creds());
+        let body = serde_json::json!({"auths": {self.host(): {"auth": auth}}});
+        std::fs::write(&path, body.to_string()).unwrap();
+        path
+    }
+
+    /// `docker login` as the administrator.
+    pub fn docker_login(&self) {
+        let mut child = self
+            .docker()
+            .args(["login", "-u", "admin", "--password-stdin", &self.host()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            self.admin_password.as_bytes(),
+        )
+        .unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `localhost:PORT`, the name docker treats as an insecure registry.
@@ -283,12 +411,25 @@ impl Drop for Server {
     }
 }
 
-/// An HTTP client that returns 4xx/5xx as responses.
+/// An anonymous HTTP client that returns 4xx/5xx as responses.
 pub fn http() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
+    http_as(None)
+}
+
+/// An HTTP client sending `authorization` with every request.
+pub fn http_as(authorization: Option<String>) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+    if let Some(value) = authorization {
+        config = config.middleware(
+            move |mut req: ureq::http::Request<ureq::SendBody>,
+                  next: ureq::middleware::MiddlewareNext| {
+                req.headers_mut()
+                    .insert("authorization", value.parse().unwrap());
+                next.handle(req)
+            },
+        );
+    }
+    config.build().into()
 }
 
 /// Runs a command; panics with its output when it fails. Returns stdout+stderr.

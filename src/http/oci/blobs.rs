@@ -4,13 +4,14 @@ use actix_files::NamedFile;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::extract::{Repo, digest};
+use super::auth::{Authorized, Delete, Pull};
+use super::extract::digest;
 use super::{OciError, Reg, blocking};
 
 // GET|HEAD /v2/<name>/blobs/<digest> — pull a blob, with Range (spec: "Pulling blobs").
 pub async fn get(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Pull>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, OciError> {
@@ -36,7 +37,7 @@ pub async fn get(
 // DELETE /v2/<name>/blobs/<digest> — unlink a blob from the repository (spec: "Deleting blobs").
 pub async fn delete(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Delete>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, OciError> {
     let digest = digest(&path.1)?;

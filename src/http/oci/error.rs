@@ -119,6 +119,10 @@ pub struct OciError {
     message: String,
     /// `Range` to send with a 416, telling the client where the upload stands.
     range: Option<String>,
+    /// `Retry-After` seconds for a 429.
+    retry_after: Option<u64>,
+    /// `WWW-Authenticate` challenge for a 401.
+    challenge: Option<String>,
 }
 
 impl OciError {
@@ -129,7 +133,21 @@ impl OciError {
             status: code.spec().1,
             message: message.into(),
             range: None,
+            retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// Adds the `WWW-Authenticate` challenge a 401 must carry.
+    #[must_use]
+    pub fn with_challenge(mut self, challenge: String) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     #[must_use]
@@ -172,6 +190,12 @@ impl ResponseError for OciError {
         let mut res = HttpResponse::build(self.status);
         if let Some(range) = &self.range {
             res.insert_header(("Range", range.as_str()));
+        }
+        if let Some(seconds) = self.retry_after {
+            res.insert_header(("Retry-After", seconds.to_string()));
+        }
+        if let Some(challenge) = &self.challenge {
+            res.insert_header(("WWW-Authenticate", challenge.as_str()));
         }
         res.json(json!({"errors": [{
             "code": self.code.spec().0,
@@ -219,6 +243,24 @@ impl From<domain::Error> for OciError {
             }
             E::ManifestUnknown { .. } => Self::new(Code::ManifestUnknown, message),
             E::ManifestBlobUnknown { .. } => Self::new(Code::ManifestBlobUnknown, message),
+            E::Unauthenticated
+            | E::InvalidCredentials
+            | E::TokenInvalid(_)
+            | E::InsufficientScope => Self::new(Code::Unauthorized, message),
+            E::Denied(_) => Self::new(Code::Denied, message),
+            E::RateLimited { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(Code::TooManyRequests, message)
+            },
+            E::Invalid(_) => {
+                Self::new(Code::Unsupported, message).with_status(StatusCode::BAD_REQUEST)
+            }
+            E::Conflict(_) => Self::new(Code::Denied, message).with_status(StatusCode::CONFLICT),
+            E::NotFound(_) => Self::new(Code::NameUnknown, message),
+            E::Internal(ref cause) => {
+                tracing::error!(error = cause, "internal error");
+                Self::new(Code::Unknown, Code::Unknown.spec().2)
+            }
             E::StorageFull => {
                 tracing::error!("disk full");
                 Self::new(Code::Unknown, message).with_status(StatusCode::INSUFFICIENT_STORAGE)

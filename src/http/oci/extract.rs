@@ -1,30 +1,11 @@
 //! Request parsing shared by the OCI handlers: the repository in the path, digests,
 //! references and `Content-Range`.
 
-use std::future::{Ready, ready};
-
-use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use actix_web::HttpRequest;
 
 use super::error::{Code, OciError};
 use crate::domain;
-use crate::model::{Digest, Reference, Repository};
-
-/// The `{name}` path segment as a repository.
-pub struct Repo(pub Repository);
-
-impl FromRequest for Repo {
-    type Error = OciError;
-    type Future = Ready<Result<Self, OciError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let name = req.match_info().get("name").unwrap_or_default();
-        ready(
-            name.parse()
-                .map(Repo)
-                .map_err(|e| domain::Error::from(e).into()),
-        )
-    }
-}
+use crate::model::{Digest, Reference};
 
 pub fn digest(s: &str) -> Result<Digest, OciError> {
     s.parse::<Digest>()

@@ -1,10 +1,11 @@
 //! Tag list, catalog and referrers.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Repo, digest};
+use super::auth::{Authorized, Caller, Pull, with_auth};
+use super::extract::digest;
 use super::{OciError, Reg, blocking};
 use crate::domain::Page;
 use crate::model::manifest::OCI_INDEX;
@@ -43,7 +44,7 @@ fn paged(
 // GET /v2/<name>/tags/list?n=&last= — list tags (spec: "Listing tags").
 pub async fn tags(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Pull>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, OciError> {
     let PageQuery { n, last } = query.into_inner();
@@ -59,9 +60,17 @@ pub async fn tags(
 }
 
 // GET /v2/_catalog?n=&last= — list repositories.
-pub async fn catalog(reg: Reg, query: web::Query<PageQuery>) -> Result<HttpResponse, OciError> {
+pub async fn catalog(
+    reg: Reg,
+    Caller(principal): Caller,
+    query: web::Query<PageQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, OciError> {
     let PageQuery { n, last } = query.into_inner();
-    let page = blocking(move || reg.catalog(n, last.as_deref())).await?;
+    // Only repositories of feeds the caller may pull are listed.
+    let visible = with_auth(&req, move |auth| auth.pullable_feeds(principal.as_ref())).await?;
+    let page =
+        blocking(move || reg.catalog(n, last.as_deref(), |feed| visible.contains(feed))).await?;
     Ok(paged("/v2/_catalog", "repositories", json!({}), page, n))
 }
 
@@ -69,7 +78,7 @@ pub async fn catalog(reg: Reg, query: web::Query<PageQuery>) -> Result<HttpRespo
 // (spec: "Listing referrers").
 pub async fn referrers(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Pull>,
     path: web::Path<(String, String)>,
     query: web::Query<ReferrersQuery>,
 ) -> Result<HttpResponse, OciError> {

@@ -3,14 +3,15 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
-use super::extract::{Repo, content_type, reference};
+use super::auth::{Authorized, Delete, Pull, Push};
+use super::extract::{content_type, reference};
 use super::{OciError, Reg, blocking};
 use crate::domain;
 
 // GET|HEAD /v2/<name>/manifests/<reference> — pull a manifest (spec: "Pulling manifests").
 pub async fn get(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Pull>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, OciError> {
     let reference = reference(&path.1)?;
@@ -25,7 +26,7 @@ pub async fn get(
 // PUT /v2/<name>/manifests/<reference> — push a manifest (spec: "Pushing manifests").
 pub async fn put(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Push>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
     mut payload: web::Payload,
@@ -60,7 +61,7 @@ pub async fn put(
 // DELETE /v2/<name>/manifests/<reference> — delete a tag, or a manifest and its tags.
 pub async fn delete(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Delete>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, OciError> {
     let reference = reference(&path.1)?;

@@ -1,5 +1,6 @@
 //! The OCI Distribution API v2 (distribution-spec v1.1) under `/v2/`.
 
+pub mod auth;
 mod blobs;
 pub mod error;
 mod extract;
@@ -33,7 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(|e, _| {
                 OciError::new(Code::NameInvalid, format!("invalid path: {e}")).into()
             }))
-            .route("/", web::get().to(base))
+            .route("/", web::get().to(auth::base))
+            .route("/_auth", web::get().to(auth::token))
             .route("/_catalog", web::get().to(listing::catalog))
             .service(web::resource(format!("/{NAME}/tags/list")).get(listing::tags))
             .service(web::resource(format!("/{NAME}/referrers/{{digest}}")).get(listing::referrers))
@@ -67,11 +69,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .default_service(web::to(not_found)),
     );
-}
-
-// GET /v2/ — API version check (spec: "Determining support").
-async fn base() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({}))
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

@@ -8,11 +8,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::auth::{Authorized, Push, with_auth};
 use super::error::upload_range;
-use super::extract::{Repo, chunk_start, digest};
+use super::extract::{chunk_start, digest};
 use super::{Code, OciError, Reg, blocking};
 use crate::domain::{self, Append};
-use crate::model::{Digest, Repository};
+use crate::model::{Action, Digest, Repository};
 
 /// Chunks in flight between the socket and the writer: bounds memory per upload.
 const CHANNEL_CHUNKS: usize = 32;
@@ -109,21 +110,30 @@ async fn append_and_complete(
 // request, or mount from another repository (spec: "Pushing blobs", "Mounting a blob").
 pub async fn start(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized {
+        repo, principal, ..
+    }: Authorized<Push>,
     query: web::Query<StartQuery>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OciError> {
     let query = query.into_inner();
     if let Some(mount) = &query.mount {
         let mounted = digest(mount)?;
-        // An unusable `from` is no error: the spec falls back to a plain upload.
-        if let Some(from) = query
+        // An unusable `from`, or one the caller may not pull, is no error: the spec falls
+        // back to a plain upload.
+        let from = query
             .from
             .as_deref()
-            .and_then(|f| f.parse::<Repository>().ok())
-        {
+            .and_then(|f| f.parse::<Repository>().ok());
+        if let Some(from) = from {
+            let feed = from.feed().to_owned();
+            let readable = with_auth(&req, move |auth| {
+                Ok(auth.caps(principal.as_ref(), &feed)?.allows(Action::Pull))
+            })
+            .await?;
             let (r, rp, d) = (reg.clone(), repo.clone(), mounted.clone());
-            if blocking(move || r.mount(&rp, &d, &from)).await? {
+            if readable && blocking(move || r.mount(&rp, &d, &from)).await? {
                 return Ok(blob_created(&repo, &mounted));
             }
         }
@@ -140,7 +150,7 @@ pub async fn start(
 // PATCH /v2/<name>/blobs/uploads/<id> — append a chunk (spec: "Pushing a blob in chunks").
 pub async fn patch(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Push>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
     payload: web::Payload,
@@ -158,7 +168,7 @@ pub async fn patch(
 // PUT /v2/<name>/blobs/uploads/<id>?digest= — close an upload, with or without a last chunk.
 pub async fn complete(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Push>,
     path: web::Path<(String, String)>,
     query: web::Query<CompleteQuery>,
     req: HttpRequest,
@@ -177,7 +187,7 @@ pub async fn complete(
 // GET /v2/<name>/blobs/uploads/<id> — where an upload stands (spec: "Getting upload status").
 pub async fn status(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Push>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, OciError> {
     let id = path.into_inner().1;
@@ -189,7 +199,7 @@ pub async fn status(
 // DELETE /v2/<name>/blobs/uploads/<id> — cancel an upload.
 pub async fn cancel(
     reg: Reg,
-    Repo(repo): Repo,
+    Authorized { repo, .. }: Authorized<Push>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, OciError> {
     let id = path.into_inner().1;

@@ -10,6 +10,30 @@ use super::MetaError;
 pub struct FeedRecord {
     pub created: u64,
     pub description: String,
+    /// Whether anyone, without credentials, may pull from the feed.
+    pub anonymous_pull: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// PHC string of an argon2id hash.
+    pub password_hash: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created: u64,
+    /// When the user last logged in, if ever.
+    pub last_login: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub name: String,
+    pub owner: String,
+    /// blake3 keyed hash of the secret part; the secret itself is never stored.
+    pub hash: [u8; 32],
+    pub admin: bool,
+    pub created: u64,
+    pub expires: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,9 +13,15 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
 
-pub use codec::{BlobRecord, FeedRecord, ManifestRecord, RepositoryRecord, UploadRecord};
+pub use codec::{
+    ApiKeyRecord, BlobRecord, FeedRecord, ManifestRecord, RepositoryRecord, UploadRecord,
+    UserRecord,
+};
 use codec::{decode, encode};
-use tables::{BLOB_LINKS, BLOBS, FEEDS, MANIFESTS, REFERRERS, REPOSITORIES, TAGS, UPLOADS};
+use tables::{
+    API_KEYS, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, REFERRERS, REPOSITORIES, SETTINGS, TAGS,
+    UPLOADS, USERS,
+};
 
 /// A failure of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +58,7 @@ pub struct MetaStore {
 }
 
 /// The tables of one transaction, opened once. `Reader` and `Writer` are its two forms.
-pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up> {
+pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se> {
     feeds: Fe,
     repositories: Re,
     manifests: Ma,
@@ -61,6 +67,10 @@ pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up> {
     links: Li,
     referrers: Rf,
     uploads: Up,
+    users: Us,
+    api_keys: Ak,
+    grants: Gr,
+    settings: Se,
 }
 
 type Str = &'static str;
@@ -78,6 +88,10 @@ pub type Reader = Tables<
     ReadOnlyTable<Pair, u64>,
     ReadOnlyTable<Triple, u64>,
     ReadOnlyTable<Str, Bytes>,
+    ReadOnlyTable<Str, Bytes>,
+    ReadOnlyTable<Str, Bytes>,
+    ReadOnlyTable<Pair, Str>,
+    ReadOnlyTable<Str, Bytes>,
 >;
 
 /// The tables of a write transaction.
@@ -89,6 +103,10 @@ pub type Writer<'t> = Tables<
     Table<'t, Str, Bytes>,
     Table<'t, Pair, u64>,
     Table<'t, Triple, u64>,
+    Table<'t, Str, Bytes>,
+    Table<'t, Str, Bytes>,
+    Table<'t, Str, Bytes>,
+    Table<'t, Pair, Str>,
     Table<'t, Str, Bytes>,
 >;
 
@@ -117,6 +135,10 @@ impl MetaStore {
             links: txn.open_table(BLOB_LINKS)?,
             referrers: txn.open_table(REFERRERS)?,
             uploads: txn.open_table(UPLOADS)?,
+            users: txn.open_table(USERS)?,
+            api_keys: txn.open_table(API_KEYS)?,
+            grants: txn.open_table(GRANTS)?,
+            settings: txn.open_table(SETTINGS)?,
         })
     }
 
@@ -136,6 +158,10 @@ impl MetaStore {
                 links: txn.open_table(BLOB_LINKS).map_err(MetaError::from)?,
                 referrers: txn.open_table(REFERRERS).map_err(MetaError::from)?,
                 uploads: txn.open_table(UPLOADS).map_err(MetaError::from)?,
+                users: txn.open_table(USERS).map_err(MetaError::from)?,
+                api_keys: txn.open_table(API_KEYS).map_err(MetaError::from)?,
+                grants: txn.open_table(GRANTS).map_err(MetaError::from)?,
+                settings: txn.open_table(SETTINGS).map_err(MetaError::from)?,
             };
             f(&mut tables)?
         };
@@ -156,6 +182,18 @@ where
         .get(key)?
         .map(|guard| decode(guard.value()))
         .transpose()
+}
+
+/// Every record of a table keyed by name.
+fn all<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<Str, Bytes>,
+) -> Result<Vec<(String, T)>, MetaError> {
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        out.push((k.value().to_owned(), decode(v.value())?));
+    }
+    Ok(out)
 }
 
 /// Up to `limit` second components of keys `(first, *)` after `after`, and whether more follow.
@@ -184,7 +222,8 @@ fn page_of_pairs<V: redb::Value + 'static>(
     Ok((out, false))
 }
 
-impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up> Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up>
+impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se>
+    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se>
 where
     Fe: ReadableTable<Str, Bytes>,
     Re: ReadableTable<Str, Bytes>,
@@ -194,30 +233,31 @@ where
     Li: ReadableTable<Pair, u64>,
     Rf: ReadableTable<Triple, u64>,
     Up: ReadableTable<Str, Bytes>,
+    Us: ReadableTable<Str, Bytes>,
+    Ak: ReadableTable<Str, Bytes>,
+    Gr: ReadableTable<Pair, Str>,
+    Se: ReadableTable<Str, Bytes>,
 {
     pub fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
         get(&self.feeds, name)
     }
 
     pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, MetaError> {
-        let mut out = Vec::new();
-        for entry in self.feeds.iter()? {
-            let (k, v) = entry?;
-            out.push((k.value().to_owned(), decode(v.value())?));
-        }
-        Ok(out)
+        all(&self.feeds)
     }
 
     pub fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, MetaError> {
         get(&self.repositories, name)
     }
 
-    /// Up to `limit` repository names sorted after `after`, and whether more follow.
+    /// Up to `limit` repository names starting with `prefix` that `keep` accepts, sorted after
+    /// `after`, and whether more follow.
     pub fn repositories(
         &self,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
+        keep: impl Fn(&str) -> bool,
     ) -> Result<(Vec<String>, bool), MetaError> {
         let start = after.map_or(Bound::Included(prefix), Bound::Excluded);
         let mut out = Vec::new();
@@ -226,6 +266,9 @@ where
             let name = k.value();
             if !name.starts_with(prefix) {
                 break;
+            }
+            if !keep(name) {
+                continue;
             }
             if out.len() == limit {
                 return Ok((out, true));
@@ -314,14 +357,55 @@ where
         get(&self.uploads, id)
     }
 
-    /// Every upload session.
-    pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError> {
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, MetaError> {
+        get(&self.users, name)
+    }
+
+    pub fn users(&self) -> Result<Vec<(String, UserRecord)>, MetaError> {
+        all(&self.users)
+    }
+
+    pub fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, MetaError> {
+        get(&self.api_keys, id)
+    }
+
+    pub fn api_keys(&self) -> Result<Vec<(String, ApiKeyRecord)>, MetaError> {
+        all(&self.api_keys)
+    }
+
+    /// The role granted to `principal` on `feed`, as stored.
+    pub fn grant(&self, principal: &str, feed: &str) -> Result<Option<String>, MetaError> {
+        Ok(self
+            .grants
+            .get((principal, feed))?
+            .map(|g| g.value().to_owned()))
+    }
+
+    /// Every (feed, role) granted to `principal`.
+    pub fn grants_of(&self, principal: &str) -> Result<Vec<(String, String)>, MetaError> {
         let mut out = Vec::new();
-        for entry in self.uploads.iter()? {
+        let start = Bound::Included((principal, ""));
+        for entry in self
+            .grants
+            .range::<(&str, &str)>((start, Bound::Unbounded))?
+        {
             let (k, v) = entry?;
-            out.push((k.value().to_owned(), decode(v.value())?));
+            let (p, feed) = k.value();
+            if p != principal {
+                break;
+            }
+            out.push((feed.to_owned(), v.value().to_owned()));
         }
         Ok(out)
+    }
+
+    pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        Ok(self.settings.get(name)?.map(|g| g.value().to_vec()))
+    }
+
+    /// Every upload session.
+    pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError> {
+        all(&self.uploads)
     }
 }
 
@@ -416,6 +500,50 @@ impl Writer<'_> {
 
     pub fn remove_upload(&mut self, id: &str) -> Result<(), MetaError> {
         self.uploads.remove(id)?;
+        Ok(())
+    }
+
+    pub fn put_user(&mut self, name: &str, record: &UserRecord) -> Result<(), MetaError> {
+        self.users.insert(name, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_api_key(&mut self, id: &str, record: &ApiKeyRecord) -> Result<(), MetaError> {
+        self.api_keys.insert(id, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_api_key(&mut self, id: &str) -> Result<bool, MetaError> {
+        Ok(self.api_keys.remove(id)?.is_some())
+    }
+
+    pub fn set_grant(&mut self, principal: &str, feed: &str, role: &str) -> Result<(), MetaError> {
+        self.grants.insert((principal, feed), role)?;
+        Ok(())
+    }
+
+    pub fn remove_grant(&mut self, principal: &str, feed: &str) -> Result<bool, MetaError> {
+        Ok(self.grants.remove((principal, feed))?.is_some())
+    }
+
+    /// Removes every grant on `feed`.
+    pub fn remove_grants_on(&mut self, feed: &str) -> Result<(), MetaError> {
+        let mut doomed = Vec::new();
+        for entry in self.grants.iter()? {
+            let (k, _) = entry?;
+            let (principal, f) = k.value();
+            if f == feed {
+                doomed.push(principal.to_owned());
+            }
+        }
+        for principal in doomed {
+            self.grants.remove((principal.as_str(), feed))?;
+        }
+        Ok(())
+    }
+
+    pub fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError> {
+        self.settings.insert(name, value)?;
         Ok(())
     }
 }

@@ -3,8 +3,8 @@
 
 use redb::TableDefinition;
 
-/// feed name → `FeedRecord`
-pub const FEEDS: TableDefinition<&str, &[u8]> = TableDefinition::new("feeds-1");
+/// feed name → `FeedRecord` (2: settings for access control and versioning)
+pub const FEEDS: TableDefinition<&str, &[u8]> = TableDefinition::new("feeds-2");
 /// repository (`feed/image`) → `RepositoryRecord`
 pub const REPOSITORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("repositories-1");
 /// (repository, manifest digest) → `ManifestRecord`, body included
@@ -19,3 +19,11 @@ pub const BLOB_LINKS: TableDefinition<(&str, &str), u64> = TableDefinition::new(
 pub const REFERRERS: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("referrers-1");
 /// upload id → `UploadRecord`
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads-1");
+/// user name → `UserRecord`
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users-1");
+/// API key id → `ApiKeyRecord`
+pub const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api-keys-1");
+/// (principal — `user:NAME` or `key:ID` —, feed) → role name
+pub const GRANTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("grants-1");
+/// setting name → bytes (the token signing key, the API key hashing key)
+pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings-1");

@@ -1,0 +1,992 @@
+//! Authentication and authorization: users, API keys, per-feed roles, tokens, rate limits.
+//!
+//! Rules enforced here: passwords are stored only as argon2id hashes and API keys only as
+//! keyed blake3 hashes; a key never holds more than its owner; a token grants the
+//! intersection of what was asked and what the caller may do; failed logins are rate-limited
+//! per user and per client address; a disabled user or a revoked key stops working at once,
+//! tokens included.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Action, Caps, Role, Scope};
+use crate::store::meta::{ApiKeyRecord, MetaStore, UserRecord};
+use crate::store::now;
+
+use super::Error;
+
+/// The file the first start writes the admin's password to.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+/// The user who exists from the first start.
+pub const INITIAL_ADMIN: &str = "admin";
+/// The user name `ProGet` clients send with an API key as the password.
+pub const API_KEY_USER: &str = "api";
+const KEY_PREFIX: &str = "sdk_";
+const TOKEN_KEY: &str = "token-signing-key";
+const HASH_KEY: &str = "api-key-hash-key";
+const ISSUER: &str = "semdock";
+
+/// Failed logins allowed per user, and per client address, within one window.
+const MAX_FAILURES_PER_USER: u32 = 5;
+const MAX_FAILURES_PER_ADDR: u32 = 20;
+const FAILURE_WINDOW: Duration = Duration::from_mins(5);
+/// How long a verified password is remembered, so Basic auth on every request stays cheap.
+const VERIFIED_TTL: Duration = Duration::from_mins(5);
+
+/// Token settings, from configuration.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// The `service` tokens are issued for (their audience).
+    pub service: String,
+    pub ttl_seconds: u64,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User {
+        name: String,
+        admin: bool,
+    },
+    Key {
+        id: String,
+        owner: String,
+        admin: bool,
+    },
+}
+
+impl Principal {
+    /// `user:NAME` or `key:ID`: the subject of tokens and the key of grants.
+    #[must_use]
+    pub fn subject(&self) -> String {
+        match self {
+            Self::User { name, .. } => user_subject(name),
+            Self::Key { id, .. } => key_subject(id),
+        }
+    }
+
+    #[must_use]
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Self::User { admin, .. } | Self::Key { admin, .. } => *admin,
+        }
+    }
+
+    /// The user acting: the user, or the key's owner.
+    #[must_use]
+    pub fn user(&self) -> &str {
+        match self {
+            Self::User { name, .. } => name,
+            Self::Key { owner, .. } => owner,
+        }
+    }
+}
+
+fn user_subject(name: &str) -> String {
+    format!("user:{name}")
+}
+
+fn key_subject(id: &str) -> String {
+    format!("key:{id}")
+}
+
+/// Credentials as a request carries them.
+#[derive(Clone)]
+pub enum Credentials {
+    None,
+    Basic { user: String, secret: String },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never reach a log line.
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic { user, .. } => write!(f, "Basic({user}, ***)"),
+            Self::Bearer(_) => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+/// A token as the token endpoint returns it.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: u64,
+    pub issued_at: u64,
+}
+
+/// A user as listed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserInfo {
+    pub name: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created: u64,
+    pub last_login: Option<u64>,
+    /// feed → role
+    pub roles: std::collections::BTreeMap<String, Role>,
+}
+
+/// An API key as listed (never its secret).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub admin: bool,
+    pub created: u64,
+    pub expires: Option<u64>,
+    pub roles: std::collections::BTreeMap<String, Role>,
+}
+
+/// A new API key: its secret is shown only here.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewKey {
+    pub id: String,
+    /// The whole key, to use as a password. It is not stored and cannot be shown again.
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: u64,
+    nbf: u64,
+    iat: u64,
+    jti: String,
+    access: Vec<AccessClaim>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AccessClaim {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    actions: Vec<String>,
+}
+
+#[derive(Default)]
+struct Window {
+    start: Option<Instant>,
+    failures: u32,
+}
+
+/// Failed-login counters per user and per address.
+#[derive(Default)]
+struct Limiter {
+    windows: Mutex<HashMap<String, Window>>,
+}
+
+impl Limiter {
+    /// Seconds to wait before `keys` may try again, if any is over its limit.
+    fn blocked(&self, keys: &[(String, u32)]) -> Option<u64> {
+        let windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.iter()
+            .filter_map(|(key, max)| {
+                let w = windows.get(key)?;
+                let start = w.start?;
+                let left = FAILURE_WINDOW.checked_sub(start.elapsed())?;
+                (w.failures >= *max).then(|| left.as_secs().max(1))
+            })
+            .max()
+    }
+
+    fn fail(&self, keys: &[(String, u32)]) {
+        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        if windows.len() > 100_000 {
+            windows.retain(|_, w| w.start.is_some_and(|s| s.elapsed() < FAILURE_WINDOW));
+        }
+        for (key, _) in keys {
+            let w = windows.entry(key.clone()).or_default();
+            if w.start.is_none_or(|s| s.elapsed() >= FAILURE_WINDOW) {
+                *w = Window {
+                    start: Some(Instant::now()),
+                    failures: 0,
+                };
+            }
+            w.failures += 1;
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        self.windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// The access-control service.
+pub struct Auth {
+    meta: Arc<MetaStore>,
+    token_key: Vec<u8>,
+    hash_key: [u8; 32],
+    settings: TokenSettings,
+    limiter: Limiter,
+    verified: Mutex<HashMap<String, (blake3::Hash, Instant)>>,
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::fill(&mut bytes[..]);
+    bytes
+}
+
+/// A random password of 24 letters and digits.
+#[must_use]
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    random_bytes::<24>()
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+fn hash_password(password: &str) -> Result<String, Error> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(format!("hashing a password failed: {e}")))
+}
+
+fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+fn check_password_strength(password: &str) -> Result<(), Error> {
+    if password.chars().count() < 8 {
+        return Err(Error::Invalid(
+            "a password needs at least 8 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_user_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name != API_KEY_USER
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "user name {name:?} is invalid: use 1 to 64 of a-z 0-9 . _ - (and not \"api\")"
+        )))
+    }
+}
+
+fn parse_role(role: &str) -> Result<Role, Error> {
+    role.parse().map_err(Error::Invalid)
+}
+
+impl Auth {
+    /// Opens the service; on the first start creates `admin` with a random password, written
+    /// to `DATA_DIR/initial-admin-password` (mode 0600). Returns the password that first time.
+    pub fn open(
+        meta: Arc<MetaStore>,
+        data_dir: &Path,
+        settings: TokenSettings,
+    ) -> Result<(Self, Option<String>), Error> {
+        let (token_key, hash_key, initial) = meta.write(|w| {
+            let mut secret = |name: &str| -> Result<Vec<u8>, Error> {
+                if let Some(v) = w.setting(name)? {
+                    return Ok(v);
+                }
+                let v = random_bytes::<32>().to_vec();
+                w.put_setting(name, &v)?;
+                Ok(v)
+            };
+            let token_key = secret(TOKEN_KEY)?;
+            let hash_key = secret(HASH_KEY)?;
+            let initial = if w.users()?.is_empty() {
+                let password = random_password();
+                w.put_user(
+                    INITIAL_ADMIN,
+                    &UserRecord {
+                        password_hash: hash_password(&password)?,
+                        admin: true,
+                        disabled: false,
+                        created: now(),
+                        last_login: None,
+                    },
+                )?;
+                Some(password)
+            } else {
+                None
+            };
+            Ok::<_, Error>((token_key, hash_key, initial))
+        })?;
+        if let Some(password) = &initial {
+            write_secret_file(&data_dir.join(INITIAL_PASSWORD_FILE), password)?;
+        }
+        let hash_key: [u8; 32] = hash_key
+            .try_into()
+            .map_err(|_| Error::Internal("the stored API key hashing key is corrupt".into()))?;
+        Ok((
+            Self {
+                meta,
+                token_key,
+                hash_key,
+                settings,
+                limiter: Limiter::default(),
+                verified: Mutex::new(HashMap::new()),
+            },
+            initial,
+        ))
+    }
+
+    #[must_use]
+    pub fn service(&self) -> &str {
+        &self.settings.service
+    }
+
+    // ---- authentication ----
+
+    /// Who the credentials belong to; `None` for no credentials.
+    pub fn authenticate(
+        &self,
+        credentials: &Credentials,
+        client: IpAddr,
+    ) -> Result<Option<Principal>, Error> {
+        match credentials {
+            Credentials::None => Ok(None),
+            Credentials::Basic { user, secret } => self.login(user, secret, client).map(Some),
+            Credentials::Bearer(token) => Ok(self.verify_token(token)?.0),
+        }
+    }
+
+    /// Checks a user name and password (or API key), rate-limited.
+    pub fn login(&self, user: &str, secret: &str, client: IpAddr) -> Result<Principal, Error> {
+        let limits = [
+            (format!("user:{user}"), MAX_FAILURES_PER_USER),
+            (format!("addr:{client}"), MAX_FAILURES_PER_ADDR),
+        ];
+        if let Some(retry_after) = self.limiter.blocked(&limits) {
+            tracing::warn!(user, %client, "login refused: too many failures");
+            return Err(Error::RateLimited { retry_after });
+        }
+        let result = if secret.starts_with(KEY_PREFIX) {
+            self.key_principal_from_secret(secret)
+                .and_then(|p| match &p {
+                    Principal::Key { owner, .. } if user == API_KEY_USER || user == owner => Ok(p),
+                    _ => Err(Error::InvalidCredentials),
+                })
+        } else {
+            self.user_login(user, secret)
+        };
+        match &result {
+            Ok(_) => self.limiter.forget(&limits[0].0),
+            Err(Error::InvalidCredentials) => {
+                // The secret is never logged, only who tried and from where.
+                tracing::warn!(user, %client, "login failed");
+                self.limiter.fail(&limits);
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn user_login(&self, name: &str, password: &str) -> Result<Principal, Error> {
+        let record = self
+            .meta
+            .read()?
+            .user(name)?
+            .ok_or(Error::InvalidCredentials)?;
+        if record.disabled {
+            return Err(Error::InvalidCredentials);
+        }
+        let fingerprint = blake3::keyed_hash(
+            &self.hash_key,
+            format!("{name}\0{password}\0{}", record.password_hash).as_bytes(),
+        );
+        let cached = self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .is_some_and(|(f, at)| *f == fingerprint && at.elapsed() < VERIFIED_TTL);
+        if !cached {
+            if !password_matches(&record.password_hash, password) {
+                return Err(Error::InvalidCredentials);
+            }
+            self.verified
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.to_owned(), (fingerprint, Instant::now()));
+            if record
+                .last_login
+                .is_none_or(|t| now().saturating_sub(t) > 60)
+            {
+                self.meta.write(|w| {
+                    if let Some(mut r) = w.user(name)? {
+                        r.last_login = Some(now());
+                        w.put_user(name, &r)?;
+                    }
+                    Ok::<_, Error>(())
+                })?;
+            }
+        }
+        Ok(Principal::User {
+            name: name.to_owned(),
+            admin: record.admin,
+        })
+    }
+
+    fn key_principal_from_secret(&self, key: &str) -> Result<Principal, Error> {
+        let rest = key
+            .strip_prefix(KEY_PREFIX)
+            .ok_or(Error::InvalidCredentials)?;
+        let (id, secret) = rest.split_once('_').ok_or(Error::InvalidCredentials)?;
+        let r = self.meta.read()?;
+        let record = r.api_key(id)?.ok_or(Error::InvalidCredentials)?;
+        if blake3::keyed_hash(&self.hash_key, secret.as_bytes())
+            != blake3::Hash::from_bytes(record.hash)
+        {
+            return Err(Error::InvalidCredentials);
+        }
+        Self::key_principal(id, &record, r.user(&record.owner)?.as_ref())
+    }
+
+    fn key_principal(
+        id: &str,
+        key: &ApiKeyRecord,
+        owner: Option<&UserRecord>,
+    ) -> Result<Principal, Error> {
+        if key.expires.is_some_and(|e| e <= now()) {
+            return Err(Error::InvalidCredentials);
+        }
+        let owner_record = owner
+            .as_ref()
+            .filter(|o| !o.disabled)
+            .ok_or(Error::InvalidCredentials)?;
+        Ok(Principal::Key {
+            id: id.to_owned(),
+            owner: key.owner.clone(),
+            admin: key.admin && owner_record.admin,
+        })
+    }
+
+    /// The principal a token subject names, if it is still allowed in.
+    fn active_subject(&self, subject: &str) -> Result<Option<Principal>, Error> {
+        let r = self.meta.read()?;
+        if let Some(name) = subject.strip_prefix("user:") {
+            let user = r
+                .user(name)?
+                .filter(|u| !u.disabled)
+                .ok_or(Error::InvalidCredentials)?;
+            return Ok(Some(Principal::User {
+                name: name.to_owned(),
+                admin: user.admin,
+            }));
+        }
+        if let Some(id) = subject.strip_prefix("key:") {
+            let key = r.api_key(id)?.ok_or(Error::InvalidCredentials)?;
+            let owner = r.user(&key.owner)?;
+            return Self::key_principal(id, &key, owner.as_ref()).map(Some);
+        }
+        Ok(None)
+    }
+
+    // ---- authorization ----
+
+    /// What `principal` (or an anonymous caller) may do in `feed`.
+    pub fn caps(&self, principal: Option<&Principal>, feed: &str) -> Result<Caps, Error> {
+        let r = self.meta.read()?;
+        let Some(feed_record) = r.feed(feed)? else {
+            return Ok(Caps::NONE);
+        };
+        let anonymous = if feed_record.anonymous_pull {
+            Role::Pull.caps()
+        } else {
+            Caps::NONE
+        };
+        let granted = |subject: &str| -> Result<Caps, Error> {
+            Ok(r.grant(subject, feed)?
+                .and_then(|role| role.parse::<Role>().ok())
+                .map_or(Caps::NONE, Role::caps))
+        };
+        let own = match principal {
+            None => Caps::NONE,
+            Some(p) if p.is_admin() => Caps::ALL,
+            Some(Principal::User { name, .. }) => granted(&user_subject(name))?,
+            Some(Principal::Key { id, owner, .. }) => {
+                let owner_caps = if r.user(owner)?.is_some_and(|u| u.admin) {
+                    Caps::ALL
+                } else {
+                    granted(&user_subject(owner))?
+                };
+                granted(&key_subject(id))?.meet(owner_caps)
+            }
+        };
+        Ok(own.join(anonymous))
+    }
+
+    /// The feeds whose repositories the caller may pull.
+    pub fn pullable_feeds(
+        &self,
+        principal: Option<&Principal>,
+    ) -> Result<std::collections::HashSet<String>, Error> {
+        let feeds = self.meta.read()?.feeds()?;
+        let mut out = std::collections::HashSet::new();
+        for (feed, _) in feeds {
+            if self.caps(principal, &feed)?.allows(Action::Pull) {
+                out.insert(feed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Requires `action` on `feed`: `Denied` for a known caller, `Unauthenticated` for none.
+    pub fn require(
+        &self,
+        principal: Option<&Principal>,
+        feed: &str,
+        action: Action,
+    ) -> Result<(), Error> {
+        if self.caps(principal, feed)?.allows(action) {
+            return Ok(());
+        }
+        Err(match principal {
+            None => Error::Unauthenticated,
+            // A known caller learns that the feed is missing; an anonymous one does not.
+            Some(_) if self.meta.read()?.feed(feed)?.is_none() => Error::FeedUnknown {
+                feed: feed.to_owned(),
+            },
+            Some(p) => Error::Denied(format!("{} may not {action} in feed {feed:?}", describe(p))),
+        })
+    }
+
+    fn require_admin(actor: &Principal) -> Result<(), Error> {
+        if actor.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::Denied(format!(
+                "{} is not an administrator",
+                describe(actor)
+            )))
+        }
+    }
+
+    // ---- tokens ----
+
+    /// Issues a token for `scopes`, granting of each what the caller may do.
+    pub fn issue_token(
+        &self,
+        principal: Option<&Principal>,
+        scopes: &[Scope],
+    ) -> Result<IssuedToken, Error> {
+        let mut access = Vec::new();
+        for scope in scopes {
+            let asked: Vec<Action> = scope
+                .actions
+                .iter()
+                .flat_map(|a| Action::parse_scope(a))
+                .collect();
+            let granted = match scope.kind.as_str() {
+                "repository" => {
+                    let feed = scope.name.split('/').next().unwrap_or_default();
+                    self.caps(principal, feed)?.filter(&asked)
+                }
+                _ => Vec::new(),
+            };
+            if !granted.is_empty() {
+                access.push(AccessClaim {
+                    kind: scope.kind.clone(),
+                    name: scope.name.clone(),
+                    actions: granted.iter().map(|a| a.as_str().to_owned()).collect(),
+                });
+            }
+        }
+        let issued_at = now();
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            sub: principal.map_or_else(|| "anonymous".to_owned(), Principal::subject),
+            aud: self.settings.service.clone(),
+            exp: issued_at + self.settings.ttl_seconds,
+            nbf: issued_at.saturating_sub(5),
+            iat: issued_at,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            access,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.token_key),
+        )
+        .map_err(|e| Error::Internal(format!("signing a token failed: {e}")))?;
+        Ok(IssuedToken {
+            token,
+            expires_in: self.settings.ttl_seconds,
+            issued_at,
+        })
+    }
+
+    /// Verifies a token; returns its (still active) principal and what it grants.
+    fn verify_token(&self, token: &str) -> Result<(Option<Principal>, Vec<AccessClaim>), Error> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[&self.settings.service]);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&self.token_key),
+            &validation,
+        )
+        .map_err(|e| Error::TokenInvalid(e.to_string()))?;
+        let principal = self.active_subject(&data.claims.sub)?;
+        Ok((principal, data.claims.access))
+    }
+
+    /// Authorizes `action` on `repository` for a request's credentials. A Bearer token must
+    /// carry the scope; Basic credentials and anonymous callers are checked against roles.
+    pub fn authorize(
+        &self,
+        credentials: &Credentials,
+        client: IpAddr,
+        repository: &str,
+        feed: &str,
+        action: Action,
+    ) -> Result<Option<Principal>, Error> {
+        match credentials {
+            Credentials::Bearer(token) => {
+                let (principal, access) = self.verify_token(token)?;
+                let in_token = access.iter().any(|a| {
+                    a.kind == "repository"
+                        && a.name == repository
+                        && a.actions.iter().any(|x| x == action.as_str())
+                });
+                if in_token {
+                    return Ok(principal);
+                }
+                // Not in this token: ask for another when the caller may, else refuse.
+                self.require(principal.as_ref(), feed, action)?;
+                Err(Error::InsufficientScope)
+            }
+            other => {
+                let principal = self.authenticate(other, client)?;
+                self.require(principal.as_ref(), feed, action)?;
+                Ok(principal)
+            }
+        }
+    }
+
+    // ---- users ----
+
+    pub fn users(&self, actor: &Principal) -> Result<Vec<UserInfo>, Error> {
+        Self::require_admin(actor)?;
+        let r = self.meta.read()?;
+        r.users()?
+            .into_iter()
+            .map(|(name, u)| {
+                Ok(UserInfo {
+                    roles: roles_of(&r.grants_of(&user_subject(&name))?),
+                    name,
+                    admin: u.admin,
+                    disabled: u.disabled,
+                    created: u.created,
+                    last_login: u.last_login,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a user; with no password given, generates one and returns it.
+    pub fn create_user(
+        &self,
+        actor: &Principal,
+        name: &str,
+        password: Option<&str>,
+        admin: bool,
+    ) -> Result<Option<String>, Error> {
+        Self::require_admin(actor)?;
+        check_user_name(name)?;
+        let generated = password.is_none().then(random_password);
+        let password = password.or(generated.as_deref()).unwrap_or_default();
+        check_password_strength(password)?;
+        let hash = hash_password(password)?;
+        self.meta.write(|w| {
+            if w.user(name)?.is_some() {
+                return Err(Error::Conflict(format!("user {name:?} already exists")));
+            }
+            w.put_user(
+                name,
+                &UserRecord {
+                    password_hash: hash,
+                    admin,
+                    disabled: false,
+                    created: now(),
+                    last_login: None,
+                },
+            )?;
+            Ok(())
+        })?;
+        tracing::info!(actor = actor.user(), user = name, admin, "user created");
+        Ok(generated)
+    }
+
+    /// Changes a user's flags; `None` leaves one as it is.
+    pub fn update_user(
+        &self,
+        actor: &Principal,
+        name: &str,
+        disabled: Option<bool>,
+        admin: Option<bool>,
+    ) -> Result<(), Error> {
+        Self::require_admin(actor)?;
+        self.change_user(name, |u| {
+            if let Some(d) = disabled {
+                u.disabled = d;
+            }
+            if let Some(a) = admin {
+                u.admin = a;
+            }
+            Ok(())
+        })?;
+        tracing::info!(
+            actor = actor.user(),
+            user = name,
+            ?disabled,
+            ?admin,
+            "user updated"
+        );
+        Ok(())
+    }
+
+    /// Sets a password: administrators for anyone, users for themselves.
+    pub fn set_password(&self, actor: &Principal, name: &str, password: &str) -> Result<(), Error> {
+        if !(actor.is_admin() || matches!(actor, Principal::User { name: n, .. } if n == name)) {
+            return Err(Error::Denied(format!(
+                "{} may not change the password of {name:?}",
+                describe(actor)
+            )));
+        }
+        self.reset_password(name, password)
+    }
+
+    /// Sets a password with no actor: the offline recovery path (`semdock user reset-password`).
+    pub fn reset_password(&self, name: &str, password: &str) -> Result<(), Error> {
+        check_password_strength(password)?;
+        let hash = hash_password(password)?;
+        self.change_user(name, |u| {
+            u.password_hash = hash;
+            Ok(())
+        })?;
+        tracing::info!(user = name, "password changed");
+        Ok(())
+    }
+
+    fn change_user(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut UserRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.meta.write(|w| {
+            let mut user = w
+                .user(name)?
+                .ok_or_else(|| Error::NotFound(format!("user {name:?} does not exist")))?;
+            f(&mut user)?;
+            w.put_user(name, &user)?;
+            Ok::<_, Error>(())
+        })?;
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        Ok(())
+    }
+
+    /// Grants `role` on `feed` to user `name`, or removes the grant with `None`. Feed admins may
+    /// grant on their feed; only administrators may grant `admin`.
+    pub fn grant_user(
+        &self,
+        actor: &Principal,
+        name: &str,
+        feed: &str,
+        role: Option<&str>,
+    ) -> Result<(), Error> {
+        let role = role.map(parse_role).transpose()?;
+        self.require(Some(actor), feed, Action::Admin)?;
+        self.meta.write(|w| {
+            if w.user(name)?.is_none() {
+                return Err(Error::NotFound(format!("user {name:?} does not exist")));
+            }
+            if w.feed(feed)?.is_none() {
+                return Err(Error::FeedUnknown {
+                    feed: feed.to_owned(),
+                });
+            }
+            match role {
+                Some(role) => w.set_grant(&user_subject(name), feed, role.as_str())?,
+                None => {
+                    w.remove_grant(&user_subject(name), feed)?;
+                }
+            }
+            Ok(())
+        })?;
+        tracing::info!(
+            actor = actor.user(),
+            user = name,
+            feed,
+            ?role,
+            "role granted"
+        );
+        Ok(())
+    }
+
+    // ---- API keys ----
+
+    /// Creates an API key for `owner` (the actor itself unless an administrator names
+    /// another) with `roles` per feed; returns the key, shown this once.
+    pub fn create_key(
+        &self,
+        actor: &Principal,
+        owner: Option<&str>,
+        name: &str,
+        roles: &std::collections::BTreeMap<String, String>,
+        admin: bool,
+        expires: Option<u64>,
+    ) -> Result<NewKey, Error> {
+        let owner = owner.unwrap_or(actor.user()).to_owned();
+        if owner != actor.user() {
+            Self::require_admin(actor)?;
+        }
+        if matches!(actor, Principal::Key { .. }) && !actor.is_admin() {
+            return Err(Error::Denied("an API key may not create API keys".into()));
+        }
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(Error::Invalid(
+                "a key needs a name of 1 to 100 characters".into(),
+            ));
+        }
+        if expires.is_some_and(|e| e <= now()) {
+            return Err(Error::Invalid("the expiry time is in the past".into()));
+        }
+        let roles = roles
+            .iter()
+            .map(|(feed, role)| Ok((feed.clone(), parse_role(role)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let id = hex::encode(random_bytes::<8>());
+        let secret = hex::encode(random_bytes::<32>());
+        let hash = *blake3::keyed_hash(&self.hash_key, secret.as_bytes()).as_bytes();
+        self.meta.write(|w| {
+            let owner_record = w
+                .user(&owner)?
+                .ok_or_else(|| Error::NotFound(format!("user {owner:?} does not exist")))?;
+            for (feed, _) in &roles {
+                if w.feed(feed)?.is_none() {
+                    return Err(Error::FeedUnknown { feed: feed.clone() });
+                }
+            }
+            w.put_api_key(
+                &id,
+                &ApiKeyRecord {
+                    name: name.to_owned(),
+                    owner: owner.clone(),
+                    hash,
+                    admin: admin && owner_record.admin,
+                    created: now(),
+                    expires,
+                },
+            )?;
+            for (feed, role) in &roles {
+                w.set_grant(&key_subject(&id), feed, role.as_str())?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(actor = actor.user(), key = id, owner, "API key created");
+        Ok(NewKey {
+            key: format!("{KEY_PREFIX}{id}_{secret}"),
+            id,
+        })
+    }
+
+    /// Keys the actor may see: its own, or all for an administrator.
+    pub fn keys(&self, actor: &Principal) -> Result<Vec<KeyInfo>, Error> {
+        let r = self.meta.read()?;
+        let mut out = Vec::new();
+        for (id, k) in r.api_keys()? {
+            if !actor.is_admin() && k.owner != actor.user() {
+                continue;
+            }
+            out.push(KeyInfo {
+                roles: roles_of(&r.grants_of(&key_subject(&id))?),
+                id,
+                name: k.name,
+                owner: k.owner,
+                admin: k.admin,
+                created: k.created,
+                expires: k.expires,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Revokes a key at once: its tokens stop working too.
+    pub fn revoke_key(&self, actor: &Principal, id: &str) -> Result<(), Error> {
+        self.meta.write(|w| {
+            let key = w
+                .api_key(id)?
+                .ok_or_else(|| Error::NotFound(format!("API key {id:?} does not exist")))?;
+            if !actor.is_admin() && key.owner != actor.user() {
+                return Err(Error::Denied(format!(
+                    "{} may not revoke key {id:?}",
+                    describe(actor)
+                )));
+            }
+            w.remove_api_key(id)?;
+            for (feed, _) in w.grants_of(&key_subject(id))? {
+                w.remove_grant(&key_subject(id), &feed)?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(actor = actor.user(), key = id, "API key revoked");
+        Ok(())
+    }
+}
+
+fn roles_of(grants: &[(String, String)]) -> std::collections::BTreeMap<String, Role> {
+    grants
+        .iter()
+        .filter_map(|(feed, role)| Some((feed.clone(), role.parse().ok()?)))
+        .collect()
+}
+
+fn describe(p: &Principal) -> String {
+    match p {
+        Principal::User { name, .. } => format!("user {name:?}"),
+        Principal::Key { id, owner, .. } => format!("API key {id:?} of {owner:?}"),
+    }
+}
+
+/// Writes a secret to a new file readable only by its owner.
+fn write_secret_file(path: &PathBuf, secret: &str) -> Result<(), Error> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()?;
+    Ok(())
+}
