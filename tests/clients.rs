@@ -366,3 +366,184 @@ fn kill_9_during_docker_push_leaves_a_consistent_registry_and_the_push_can_be_re
     assert_eq!(image_id(&server, &tag2), id);
     run(server.docker().args(["rmi", &tag2]));
 }
+
+fn docker_login(server: &Server, user: &str, secret: &str) -> std::process::Output {
+    let mut child = server
+        .docker()
+        .args(["login", "-u", user, "--password-stdin", &server.host()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), secret.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn api(server: &Server, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let agent = server.http();
+    let url = server.url(path);
+    let mut res = match method {
+        "POST" => agent
+            .post(&url)
+            .content_type("application/json")
+            .send(body.to_string())
+            .unwrap(),
+        "PUT" => agent
+            .put(&url)
+            .content_type("application/json")
+            .send(body.to_string())
+            .unwrap(),
+        "PATCH" => agent
+            .patch(&url)
+            .content_type("application/json")
+            .send(body.to_string())
+            .unwrap(),
+        _ => agent.get(&url).call().unwrap(),
+    };
+    let status = res.status();
+    let text = res.body_mut().read_to_string().unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn docker_login_flows_private_and_public_feeds() {
+    let server = Server::start();
+    let host = server.host();
+
+    let out = docker_login(&server, "admin", "wrong-password");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid user name, password or API key"),
+        "{err}"
+    );
+
+    let out = docker_login(&server, "admin", &server.admin_password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let private = format!("{host}/library/private:1.0.0");
+    let public = format!("{host}/public/app:1.0.0");
+    api(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        serde_json::json!({"name": "public", "anonymous_pull": true}),
+    );
+    let _a = build(&server, &private, 1, "private");
+    let _b = build(&server, &public, 1, "public");
+    run(server.docker().args(["push", &private]));
+    run(server.docker().args(["push", &public]));
+    run(server.docker().args(["logout", &host]));
+    run(server.docker().args(["rmi", &private, &public]));
+
+    let out = run_fail(server.docker().args(["pull", &private]));
+    assert!(
+        out.contains("unauthorized") || out.contains("denied"),
+        "{out}"
+    );
+    run(server.docker().args(["pull", &public]));
+
+    // CI logs in with an API key as ProGet clients do: user `api`.
+    let key = api(
+        &server,
+        "POST",
+        "/api/v1/keys",
+        serde_json::json!({"name": "ci", "roles": {"library": "push"}}),
+    );
+    let out = docker_login(&server, "api", key["key"].as_str().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run(server.docker().args(["pull", &private]));
+    run(server.docker().args(["rmi", &private, &public]));
+
+    let log = server.log();
+    // The initial password is printed once, by design, on the start that created it.
+    assert_eq!(log.matches(&server.admin_password).count(), 1, "{log}");
+    assert!(
+        !log.contains(key["key"].as_str().unwrap()),
+        "an API key reached the log"
+    );
+    assert!(
+        !log.contains("wrong-password"),
+        "a tried password reached the log"
+    );
+}
+
+#[test]
+fn skopeo_and_podman_with_creds() {
+    let server = Server::start();
+    let host = server.host();
+    let tag = format!("{host}/library/creds:1.0.0");
+    server.docker_login();
+    let _ctx = build(&server, &tag, 1, "creds");
+    run(server.docker().args(["push", &tag]));
+    run(server.docker().args(["rmi", &tag]));
+    let image = format!("docker://{tag}");
+    let out = run_fail(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "admin:nope",
+        &image,
+    ]));
+    assert!(
+        out.contains("invalid user name, password or API key") || out.contains("unauthorized"),
+        "{out}"
+    );
+    run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        &server.creds(),
+        &image,
+    ]));
+
+    let store = tempfile::tempdir().unwrap();
+    let mut podman = podman_plain(&store);
+    let out = run_fail(podman.args(["pull", "--tls-verify=false", &tag]));
+    assert!(
+        out.contains("unauthorized") || out.contains("authentication required"),
+        "{out}"
+    );
+    run(podman_plain(&store).args([
+        "pull",
+        "--tls-verify=false",
+        "--creds",
+        &server.creds(),
+        &tag,
+    ]));
+    let pushed = format!("{host}/library/creds:podman");
+    run(podman_plain(&store).args(["tag", &tag, &pushed]));
+    run(podman_plain(&store).args([
+        "push",
+        "--tls-verify=false",
+        "--creds",
+        &server.creds(),
+        &pushed,
+    ]));
+}
+
+/// podman with its own store and no stored credentials.
+fn podman_plain(dir: &tempfile::TempDir) -> Command {
+    let auth = dir.path().join("auth.json");
+    if !auth.exists() {
+        std::fs::write(&auth, "{}").unwrap();
+    }
+    let mut cmd = Command::new("podman");
+    cmd.env("REGISTRY_AUTH_FILE", dir.path().join("auth.json"))
+        .arg("--storage-driver=vfs")
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--runroot")
+        .arg(dir.path().join("run"));
+    cmd
+}

@@ -230,6 +230,38 @@ impl Registry {
         }
     }
 
+    /// Changes a feed's settings; `None` leaves one as it is. Callers authorize first
+    /// (feed admin).
+    pub fn update_feed(
+        &self,
+        feed: &str,
+        description: Option<String>,
+        anonymous_pull: Option<bool>,
+    ) -> Result<FeedRecord, Error> {
+        self.meta.write(|w| {
+            let mut record = w.feed(feed)?.ok_or_else(|| Error::FeedUnknown {
+                feed: feed.to_owned(),
+            })?;
+            if let Some(d) = description {
+                record.description = d;
+            }
+            if let Some(a) = anonymous_pull {
+                record.anonymous_pull = a;
+            }
+            w.put_feed(feed, &record)?;
+            Ok(record)
+        })
+    }
+
+    pub fn feed(&self, feed: &str) -> Result<FeedRecord, Error> {
+        self.meta
+            .read()?
+            .feed(feed)?
+            .ok_or_else(|| Error::FeedUnknown {
+                feed: feed.to_owned(),
+            })
+    }
+
     pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, Error> {
         Ok(self.meta.read()?.feeds()?)
     }

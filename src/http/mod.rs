@@ -4,6 +4,7 @@
 //! open a database transaction or touch the filesystem: they call `domain`.
 
 pub mod access_log;
+pub mod api;
 pub mod oci;
 pub mod ops;
 
@@ -26,6 +27,7 @@ pub fn configure(
             .app_data(web::Data::from(auth))
             .app_data(web::Data::new(realm))
             .configure(ops::configure)
+            .configure(api::configure)
             .configure(oci::configure);
     }
 }

@@ -1,0 +1,470 @@
+//! The JSON management API under `/api/v1/`: feeds, users and API keys.
+//!
+//! The same credentials as the registry (Basic with a password or API key, or a Bearer token
+//! from `/v2/_auth`). Every rule — who may do what — is the domain's; handlers parse, call and
+//! render. The `OpenAPI` document at `/api/v1/openapi.json` is generated from these handlers.
+
+mod error;
+
+use std::collections::BTreeMap;
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+pub use error::ApiError;
+
+use crate::domain::auth::{Auth, KeyInfo, NewKey, Principal, UserInfo};
+use crate::domain::{self, Registry};
+use crate::http::oci::auth::{client_ip, credentials};
+use crate::model::{Action, FeedName};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|e, _| {
+                        ApiError::from(domain::Error::Invalid(format!("invalid JSON body: {e}")))
+                            .into()
+                    }),
+            )
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::from(domain::Error::Invalid(format!("invalid path: {e}"))).into()
+            }))
+            .route("/openapi.json", web::get().to(openapi))
+            .route("/feeds", web::get().to(list_feeds))
+            .route("/feeds", web::post().to(create_feed))
+            .route("/feeds/{feed}", web::get().to(show_feed))
+            .route("/feeds/{feed}", web::patch().to(update_feed))
+            .route("/feeds/{feed}", web::delete().to(delete_feed))
+            .route("/users", web::get().to(list_users))
+            .route("/users", web::post().to(create_user))
+            .route("/users/{name}", web::patch().to(update_user))
+            .route("/users/{name}/password", web::put().to(set_password))
+            .route("/users/{name}/roles/{feed}", web::put().to(grant_role))
+            .route("/users/{name}/roles/{feed}", web::delete().to(revoke_role))
+            .route("/keys", web::get().to(list_keys))
+            .route("/keys", web::post().to(create_key))
+            .route("/keys/{id}", web::delete().to(revoke_key))
+            .default_service(web::to(|req: HttpRequest| async move {
+                ApiError::from(domain::Error::NotFound(format!(
+                    "no such endpoint: {} {}",
+                    req.method(),
+                    req.path()
+                )))
+                .error_response()
+            })),
+    );
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "semdock management API", version = "1"),
+    paths(
+        list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
+        update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key
+    ),
+    components(schemas(
+        FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
+        RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail
+    )),
+    modifiers(&Security),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+// GET /api/v1/openapi.json — this API, described.
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// The authenticated caller of a management request.
+pub struct ApiCaller(pub Principal);
+
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let auth = req.app_data::<web::Data<Auth>>().cloned().ok_or_else(|| {
+                ApiError::from(domain::Error::Internal("auth service missing".into()))
+            })?;
+            let credentials = credentials(&req)?;
+            let client = client_ip(&req);
+            let principal = web::block(move || auth.authenticate(&credentials, client))
+                .await
+                .map_err(|e| domain::Error::Internal(e.to_string()))??;
+            principal
+                .map(ApiCaller)
+                .ok_or_else(|| domain::Error::Unauthenticated.into())
+        })
+    }
+}
+
+async fn run<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, domain::Error> + Send + 'static,
+    T: Send + 'static,
+{
+    Ok(web::block(f)
+        .await
+        .map_err(|e| domain::Error::Internal(e.to_string()))??)
+}
+
+type Reg = web::Data<Registry>;
+type AuthData = web::Data<Auth>;
+
+/// A feed and its settings.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FeedInfo {
+    pub name: String,
+    pub description: String,
+    pub anonymous_pull: bool,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFeed {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub anonymous_pull: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedUpdate {
+    pub description: Option<String>,
+    pub anonymous_pull: Option<bool>,
+}
+
+fn feed_info(name: String, r: &crate::store::meta::FeedRecord) -> FeedInfo {
+    FeedInfo {
+        name,
+        description: r.description.clone(),
+        anonymous_pull: r.anonymous_pull,
+        created: r.created,
+    }
+}
+
+/// Feeds the caller may pull from.
+#[utoipa::path(get, path = "/api/v1/feeds", responses((status = 200, body = [FeedInfo]), (status = 401, body = error::ErrorBody)))]
+async fn list_feeds(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+) -> Result<HttpResponse, ApiError> {
+    let feeds = run(move || {
+        let visible = auth.pullable_feeds(Some(&p))?;
+        Ok(reg
+            .feeds()?
+            .into_iter()
+            .filter(|(name, _)| visible.contains(name))
+            .map(|(name, r)| feed_info(name, &r))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(feeds))
+}
+
+/// Creates a feed (administrators).
+#[utoipa::path(post, path = "/api/v1/feeds", request_body = NewFeed,
+    responses((status = 201, body = FeedInfo), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 409, body = error::ErrorBody)))]
+async fn create_feed(
+    reg: Reg,
+    ApiCaller(p): ApiCaller,
+    body: web::Json<NewFeed>,
+) -> Result<HttpResponse, ApiError> {
+    let NewFeed {
+        name,
+        description,
+        anonymous_pull,
+    } = body.into_inner();
+    let info = run(move || {
+        require_admin(&p)?;
+        let feed: FeedName = name.parse()?;
+        reg.create_feed(&feed)?;
+        let r = reg.update_feed(feed.as_str(), Some(description), Some(anonymous_pull))?;
+        tracing::info!(actor = p.user(), feed = feed.as_str(), "feed created");
+        Ok(feed_info(feed.to_string(), &r))
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(info))
+}
+
+fn require_admin(p: &Principal) -> Result<(), domain::Error> {
+    if p.is_admin() {
+        Ok(())
+    } else {
+        Err(domain::Error::Denied(format!(
+            "{} is not an administrator",
+            p.user()
+        )))
+    }
+}
+
+/// One feed (pull).
+#[utoipa::path(get, path = "/api/v1/feeds/{feed}", params(("feed" = String, Path)),
+    responses((status = 200, body = FeedInfo), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn show_feed(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let info = run(move || {
+        auth.require(Some(&p), &feed, Action::Pull)?;
+        Ok(feed_info(feed.clone(), &reg.feed(&feed)?))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+/// Changes a feed's settings (feed admin).
+#[utoipa::path(patch, path = "/api/v1/feeds/{feed}", params(("feed" = String, Path)), request_body = FeedUpdate,
+    responses((status = 200, body = FeedInfo), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn update_feed(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+    body: web::Json<FeedUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let FeedUpdate {
+        description,
+        anonymous_pull,
+    } = body.into_inner();
+    let info = run(move || {
+        auth.require(Some(&p), &feed, Action::Admin)?;
+        let r = reg.update_feed(&feed, description, anonymous_pull)?;
+        tracing::info!(
+            actor = p.user(),
+            feed,
+            ?anonymous_pull,
+            "feed settings changed"
+        );
+        Ok(feed_info(feed, &r))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+/// Deletes a feed with its repositories, manifests and tags (administrators).
+#[utoipa::path(delete, path = "/api/v1/feeds/{feed}", params(("feed" = String, Path)),
+    responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn delete_feed(
+    reg: Reg,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    run(move || {
+        require_admin(&p)?;
+        reg.delete_feed(&feed.parse()?)?;
+        tracing::info!(actor = p.user(), feed, "feed deleted");
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    /// Omit to have one generated and returned.
+    pub password: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedUser {
+    pub name: String,
+    /// The generated password, when none was given; shown only here.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub disabled: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleGrant {
+    /// `pull`, `push`, `promote`, `delete` or `admin`.
+    pub role: String,
+}
+
+/// Every user (administrators).
+#[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserInfo]), (status = 403, body = error::ErrorBody)))]
+async fn list_users(auth: AuthData, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(run(move || auth.users(&p)).await?))
+}
+
+/// Creates a user (administrators).
+#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser,
+    responses((status = 201, body = CreatedUser), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 409, body = error::ErrorBody)))]
+async fn create_user(
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, ApiError> {
+    let NewUser {
+        name,
+        password,
+        admin,
+    } = body.into_inner();
+    let n = name.clone();
+    let password = run(move || auth.create_user(&p, &n, password.as_deref(), admin)).await?;
+    Ok(HttpResponse::Created().json(CreatedUser { name, password }))
+}
+
+/// Disables, enables, or changes the administrator flag of a user (administrators).
+#[utoipa::path(patch, path = "/api/v1/users/{name}", params(("name" = String, Path)), request_body = UserUpdate,
+    responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn update_user(
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+    body: web::Json<UserUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let UserUpdate { disabled, admin } = body.into_inner();
+    run(move || auth.update_user(&p, &path, disabled, admin)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sets a password (administrators, or users for themselves).
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", params(("name" = String, Path)), request_body = PasswordChange,
+    responses((status = 204), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn set_password(
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, ApiError> {
+    let password = body.into_inner().password;
+    run(move || auth.set_password(&p, &path, &password)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Grants a role on a feed to a user (feed admin).
+#[utoipa::path(put, path = "/api/v1/users/{name}/roles/{feed}", params(("name" = String, Path), ("feed" = String, Path)), request_body = RoleGrant,
+    responses((status = 204), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn grant_role(
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<(String, String)>,
+    body: web::Json<RoleGrant>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, feed) = path.into_inner();
+    let role = body.into_inner().role;
+    run(move || auth.grant_user(&p, &name, &feed, Some(&role))).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes a user's role on a feed (feed admin).
+#[utoipa::path(delete, path = "/api/v1/users/{name}/roles/{feed}", params(("name" = String, Path), ("feed" = String, Path)),
+    responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn revoke_role(
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, feed) = path.into_inner();
+    run(move || auth.grant_user(&p, &name, &feed, None)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyRequest {
+    pub name: String,
+    /// The key's owner; only administrators may name someone else.
+    pub owner: Option<String>,
+    /// feed → role; the key never holds more than its owner.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// Administrator rights, for an administrator's own automation.
+    #[serde(default)]
+    pub admin: bool,
+    /// Unix seconds after which the key stops working.
+    pub expires_at: Option<u64>,
+}
+
+/// The caller's API keys (all of them for administrators).
+#[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = [KeyInfo]), (status = 401, body = error::ErrorBody)))]
+async fn list_keys(auth: AuthData, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(run(move || auth.keys(&p)).await?))
+}
+
+/// Creates an API key; the key is in this response only.
+#[utoipa::path(post, path = "/api/v1/keys", request_body = NewKeyRequest,
+    responses((status = 201, body = NewKey), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn create_key(
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    body: web::Json<NewKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let r = body.into_inner();
+    let key = run(move || {
+        auth.create_key(
+            &p,
+            r.owner.as_deref(),
+            &r.name,
+            &r.roles,
+            r.admin,
+            r.expires_at,
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(key))
+}
+
+/// Revokes an API key at once, tokens included.
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
+async fn revoke_key(
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    run(move || auth.revoke_key(&p, &path)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
