@@ -381,7 +381,7 @@ fn docker_login(server: &Server, user: &str, secret: &str) -> std::process::Outp
     child.wait_with_output().unwrap()
 }
 
-fn api(server: &Server, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+fn api(server: &Server, method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
     let agent = server.http();
     let url = server.url(path);
     let mut res = match method {
@@ -433,7 +433,7 @@ fn docker_login_flows_private_and_public_feeds() {
         &server,
         "POST",
         "/api/v1/feeds",
-        serde_json::json!({"name": "public", "anonymous_pull": true}),
+        &serde_json::json!({"name": "public", "anonymous_pull": true}),
     );
     let _a = build(&server, &private, 1, "private");
     let _b = build(&server, &public, 1, "public");
@@ -454,7 +454,7 @@ fn docker_login_flows_private_and_public_feeds() {
         &server,
         "POST",
         "/api/v1/keys",
-        serde_json::json!({"name": "ci", "roles": {"library": "push"}}),
+        &serde_json::json!({"name": "ci", "roles": {"library": "push"}}),
     );
     let out = docker_login(&server, "api", key["key"].as_str().unwrap());
     assert!(

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod error;
 pub mod registry;
 
+/// A feed's stored settings, as the domain hands them out.
+pub use crate::store::meta::FeedRecord as Feed;
 pub use error::Error;
 pub use registry::{
     Append, BlobHandle, Limits, ManifestPut, Page, Referrer, Registry, StoredManifest,

@@ -163,7 +163,7 @@ pub struct FeedUpdate {
     pub anonymous_pull: Option<bool>,
 }
 
-fn feed_info(name: String, r: &crate::store::meta::FeedRecord) -> FeedInfo {
+fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
     FeedInfo {
         name,
         description: r.description.clone(),
