@@ -1,0 +1,379 @@
+//! The management API in process: each endpoint and its permission checks.
+
+mod common;
+
+use actix_web::test::TestRequest;
+use common::{TestApp, basic};
+use serde_json::{Value, json};
+
+async fn call(app: &TestApp, auth: Option<&str>, req: TestRequest) -> common::Resp {
+    match auth {
+        Some(a) => app.send_as(req.insert_header(("Authorization", a))).await,
+        None => app.send_as(req).await,
+    }
+}
+
+fn post(uri: &str, body: &Value) -> TestRequest {
+    TestRequest::post().uri(uri).set_json(body)
+}
+
+#[actix_web::test]
+async fn openapi_document_describes_every_endpoint() {
+    let app = TestApp::new();
+    let doc = app.get("/api/v1/openapi.json").await.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/feeds",
+        "/api/v1/feeds/{feed}",
+        "/api/v1/users",
+        "/api/v1/users/{name}",
+        "/api/v1/users/{name}/password",
+        "/api/v1/users/{name}/roles/{feed}",
+        "/api/v1/keys",
+        "/api/v1/keys/{id}",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    assert!(doc["components"]["securitySchemes"]["basic"].is_object());
+}
+
+#[actix_web::test]
+async fn feeds_crud_with_permission_checks() {
+    let app = TestApp::new();
+    let admin = app.admin_auth.clone();
+    let res = call(
+        &app,
+        Some(&admin),
+        post(
+            "/api/v1/feeds",
+            &json!({"name": "prod", "description": "production"}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    assert_eq!(res.json()["name"], "prod");
+    let res = call(
+        &app,
+        Some(&admin),
+        post("/api/v1/feeds", &json!({"name": "prod"})),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.json()["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    let res = call(
+        &app,
+        Some(&admin),
+        post("/api/v1/feeds", &json!({"name": "Bad Feed"})),
+    )
+    .await;
+    assert_eq!(res.status, 400);
+    let res = call(&app, None, post("/api/v1/feeds", &json!({"name": "x"}))).await;
+    assert_eq!(res.status, 401);
+    assert!(res.header("www-authenticate").is_some());
+
+    let res = call(
+        &app,
+        Some(&admin),
+        TestRequest::patch()
+            .uri("/api/v1/feeds/prod")
+            .set_json(json!({"anonymous_pull": true})),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.json()["anonymous_pull"].as_bool()),
+        (200, Some(true))
+    );
+    let res = call(
+        &app,
+        Some(&admin),
+        TestRequest::get().uri("/api/v1/feeds/prod"),
+    )
+    .await;
+    assert_eq!(res.json()["description"], "production");
+    let names: Vec<_> = call(&app, Some(&admin), TestRequest::get().uri("/api/v1/feeds"))
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["library", "prod"]);
+
+    // A user with pull on library sees library and the public prod, may not change either.
+    app.auth
+        .create_user(&common::admin(), "reader", Some("reader-password"), false)
+        .unwrap();
+    app.auth
+        .grant_user(&common::admin(), "reader", "library", Some("pull"))
+        .unwrap();
+    let reader = basic("reader", "reader-password");
+    let names: Vec<_> = call(&app, Some(&reader), TestRequest::get().uri("/api/v1/feeds"))
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["library", "prod"]);
+    let res = call(
+        &app,
+        Some(&reader),
+        TestRequest::patch()
+            .uri("/api/v1/feeds/library")
+            .set_json(json!({"description": "x"})),
+    )
+    .await;
+    assert_eq!(res.status, 403);
+    let res = call(
+        &app,
+        Some(&reader),
+        TestRequest::delete().uri("/api/v1/feeds/prod"),
+    )
+    .await;
+    assert_eq!(res.status, 403);
+
+    assert_eq!(
+        call(
+            &app,
+            Some(&admin),
+            TestRequest::delete().uri("/api/v1/feeds/prod")
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        call(
+            &app,
+            Some(&admin),
+            TestRequest::get().uri("/api/v1/feeds/prod")
+        )
+        .await
+        .status,
+        404
+    );
+}
+
+#[actix_web::test]
+async fn users_create_disable_reset_and_grant() {
+    let app = TestApp::new();
+    let admin = app.admin_auth.clone();
+    let res = call(
+        &app,
+        Some(&admin),
+        post("/api/v1/users", &json!({"name": "bob"})),
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    let password = res.json()["password"].as_str().unwrap().to_owned();
+    let bob = basic("bob", &password);
+    assert_eq!(
+        call(&app, Some(&bob), TestRequest::get().uri("/v2/"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(&app, Some(&bob), TestRequest::get().uri("/api/v1/users"))
+            .await
+            .status,
+        403
+    );
+
+    let res = call(
+        &app,
+        Some(&admin),
+        TestRequest::put()
+            .uri("/api/v1/users/bob/roles/library")
+            .set_json(json!({"role": "push"})),
+    )
+    .await;
+    assert_eq!(res.status, 204);
+    let res = call(
+        &app,
+        Some(&admin),
+        TestRequest::put()
+            .uri("/api/v1/users/bob/roles/library")
+            .set_json(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!(res.status, 400);
+    let users = call(&app, Some(&admin), TestRequest::get().uri("/api/v1/users"))
+        .await
+        .json();
+    let bob_info = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "bob")
+        .unwrap()
+        .clone();
+    assert_eq!(bob_info["roles"], json!({"library": "push"}));
+    assert!(
+        !users.to_string().contains("argon2"),
+        "password hashes leaked"
+    );
+
+    // Users change their own password; not someone else's.
+    let res = call(
+        &app,
+        Some(&bob),
+        TestRequest::put()
+            .uri("/api/v1/users/bob/password")
+            .set_json(json!({"password": "a-new-password"})),
+    )
+    .await;
+    assert_eq!(res.status, 204);
+    let bob = basic("bob", "a-new-password");
+    let res = call(
+        &app,
+        Some(&bob),
+        TestRequest::put()
+            .uri("/api/v1/users/admin/password")
+            .set_json(json!({"password": "hijacked!!"})),
+    )
+    .await;
+    assert_eq!(res.status, 403);
+    let res = call(
+        &app,
+        Some(&bob),
+        TestRequest::put()
+            .uri("/api/v1/users/bob/password")
+            .set_json(json!({"password": "short"})),
+    )
+    .await;
+    assert_eq!(res.status, 400);
+
+    let res = call(
+        &app,
+        Some(&admin),
+        TestRequest::patch()
+            .uri("/api/v1/users/bob")
+            .set_json(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(res.status, 204);
+    assert_eq!(
+        call(&app, Some(&bob), TestRequest::get().uri("/v2/"))
+            .await
+            .status,
+        401
+    );
+    let res = call(
+        &app,
+        Some(&admin),
+        TestRequest::patch()
+            .uri("/api/v1/users/nobody")
+            .set_json(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(res.status, 404);
+}
+
+#[actix_web::test]
+async fn keys_are_shown_once_listed_without_secret_and_revocable() {
+    let app = TestApp::new();
+    let admin = app.admin_auth.clone();
+    let res = call(
+        &app,
+        Some(&admin),
+        post(
+            "/api/v1/keys",
+            &json!({"name": "ci", "roles": {"library": "push"}}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    let created = res.json();
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.len() > 64);
+    let list = call(&app, Some(&admin), TestRequest::get().uri("/api/v1/keys"))
+        .await
+        .json();
+    assert!(
+        !list.to_string().contains(&key[20..]),
+        "the secret is listed"
+    );
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == created["id"] && k["roles"]["library"] == "push")
+    );
+
+    let res = call(
+        &app,
+        Some(&admin),
+        post(
+            "/api/v1/keys",
+            &json!({"name": "x", "roles": {"nosuch": "pull"}}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, 404);
+    let res = call(
+        &app,
+        Some(&admin),
+        post("/api/v1/keys", &json!({"name": "x", "expires_at": 1})),
+    )
+    .await;
+    assert_eq!(res.status, 400);
+
+    let uri = format!("/api/v1/keys/{}", created["id"].as_str().unwrap());
+    assert_eq!(
+        call(&app, Some(&admin), TestRequest::delete().uri(&uri))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        call(
+            &app,
+            Some(&basic("api", &key)),
+            TestRequest::get().uri("/v2/")
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        call(&app, Some(&admin), TestRequest::delete().uri(&uri))
+            .await
+            .status,
+        404
+    );
+}
+
+#[actix_web::test]
+async fn bad_requests_get_json_errors_not_500() {
+    let app = TestApp::new();
+    let admin = app.admin_auth.clone();
+    for req in [
+        TestRequest::post()
+            .uri("/api/v1/feeds")
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload("{not json"),
+        post("/api/v1/feeds", &json!({"name": "x", "surprise": 1})),
+        post("/api/v1/users", &json!({"name": "Not Valid"})),
+        post("/api/v1/users", &json!({"name": "api"})),
+    ] {
+        let res = call(&app, Some(&admin), req).await;
+        assert_eq!(res.status, 400, "{}", String::from_utf8_lossy(&res.body));
+        assert!(res.json()["error"]["message"].is_string());
+    }
+    let res = call(
+        &app,
+        Some(&admin),
+        TestRequest::get().uri("/api/v1/nothing"),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.json()["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
