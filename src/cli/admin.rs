@@ -1,0 +1,245 @@
+//! Administration commands, run either on the local data directory (while no server holds
+//! it: the recovery path) or against a running server's management API with an API key.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::domain::Services;
+use crate::domain::auth::{INITIAL_ADMIN, Principal};
+use crate::model::FeedName;
+
+/// Where administration commands act.
+pub enum Target {
+    /// The data directory, acting as the administrator.
+    Local(Box<Services>),
+    /// A server's API, with an API key.
+    Remote { base: String, key: String },
+}
+
+fn local_actor() -> Principal {
+    Principal::User {
+        name: INITIAL_ADMIN.to_owned(),
+        admin: true,
+    }
+}
+
+fn to_values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
+    items
+        .into_iter()
+        .map(|i| serde_json::to_value(i).unwrap_or_default())
+        .collect()
+}
+
+impl Target {
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        use base64::Engine as _;
+        let Self::Remote { base, key } = self else {
+            bail!("no server to call");
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}/api/v1{path}", base.trim_end_matches('/'));
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"))
+        );
+        let json = body.map(Value::to_string).unwrap_or_default();
+        let mut res = match method {
+            "GET" => agent.get(&url).header("Authorization", &auth).call(),
+            "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
+            "POST" => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .content_type("application/json")
+                .send(json),
+            "PUT" => agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .content_type("application/json")
+                .send(json),
+            "PATCH" => agent
+                .patch(&url)
+                .header("Authorization", &auth)
+                .content_type("application/json")
+                .send(json),
+            _ => bail!("unsupported request {method} {path}"),
+        }
+        .with_context(|| format!("cannot reach {base}"))?;
+        let status = res.status();
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = value["error"]["message"]
+                .as_str()
+                .unwrap_or(&text)
+                .to_owned();
+            bail!("{message} (HTTP {status})");
+        }
+        Ok(value)
+    }
+
+    pub fn feed_create(&self, name: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Local(s) => Ok(s.registry.create_feed(&name.parse::<FeedName>()?)?),
+            Self::Remote { .. } => self
+                .call("POST", "/feeds", Some(&json!({"name": name})))
+                .map(drop),
+        }
+    }
+
+    pub fn feed_list(&self) -> anyhow::Result<Vec<String>> {
+        match self {
+            Self::Local(s) => Ok(s.registry.feeds()?.into_iter().map(|(n, _)| n).collect()),
+            Self::Remote { .. } => Ok(self
+                .call("GET", "/feeds", None)?
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()),
+        }
+    }
+
+    pub fn feed_delete(&self, name: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Local(s) => Ok(s.registry.delete_feed(&name.parse::<FeedName>()?)?),
+            Self::Remote { .. } => self
+                .call("DELETE", &format!("/feeds/{name}"), None)
+                .map(drop),
+        }
+    }
+
+    /// Creates a user; returns the generated password when none was given.
+    pub fn user_create(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        admin: bool,
+    ) -> anyhow::Result<Option<String>> {
+        match self {
+            Self::Local(s) => Ok(s.auth.create_user(&local_actor(), name, password, admin)?),
+            Self::Remote { .. } => {
+                let body = json!({"name": name, "password": password, "admin": admin});
+                let v = self.call("POST", "/users", Some(&body))?;
+                Ok(v["password"].as_str().map(str::to_owned))
+            }
+        }
+    }
+
+    pub fn user_list(&self) -> anyhow::Result<Vec<Value>> {
+        match self {
+            Self::Local(s) => Ok(to_values(s.auth.users(&local_actor())?)),
+            Self::Remote { .. } => Ok(self
+                .call("GET", "/users", None)?
+                .as_array()
+                .cloned()
+                .unwrap_or_default()),
+        }
+    }
+
+    pub fn user_set_disabled(&self, name: &str, disabled: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Local(s) => Ok(s
+                .auth
+                .update_user(&local_actor(), name, Some(disabled), None)?),
+            Self::Remote { .. } => self
+                .call(
+                    "PATCH",
+                    &format!("/users/{name}"),
+                    Some(&json!({"disabled": disabled})),
+                )
+                .map(drop),
+        }
+    }
+
+    pub fn user_set_password(&self, name: &str, password: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Local(s) => Ok(s.auth.reset_password(name, password)?),
+            Self::Remote { .. } => self
+                .call(
+                    "PUT",
+                    &format!("/users/{name}/password"),
+                    Some(&json!({"password": password})),
+                )
+                .map(drop),
+        }
+    }
+
+    pub fn user_grant(&self, name: &str, feed: &str, role: Option<&str>) -> anyhow::Result<()> {
+        match (self, role) {
+            (Self::Local(s), role) => Ok(s.auth.grant_user(&local_actor(), name, feed, role)?),
+            (Self::Remote { .. }, Some(role)) => self
+                .call(
+                    "PUT",
+                    &format!("/users/{name}/roles/{feed}"),
+                    Some(&json!({"role": role})),
+                )
+                .map(drop),
+            (Self::Remote { .. }, None) => self
+                .call("DELETE", &format!("/users/{name}/roles/{feed}"), None)
+                .map(drop),
+        }
+    }
+
+    /// Creates an API key; returns (id, key).
+    pub fn key_create(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        roles: &BTreeMap<String, String>,
+        admin: bool,
+    ) -> anyhow::Result<(String, String)> {
+        match self {
+            Self::Local(s) => {
+                let k = s
+                    .auth
+                    .create_key(&local_actor(), owner, name, roles, admin, None)?;
+                Ok((k.id, k.key))
+            }
+            Self::Remote { .. } => {
+                let body = json!({"name": name, "owner": owner, "roles": roles, "admin": admin});
+                let v = self.call("POST", "/keys", Some(&body))?;
+                let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                Ok((text("id"), text("key")))
+            }
+        }
+    }
+
+    pub fn key_list(&self) -> anyhow::Result<Vec<Value>> {
+        match self {
+            Self::Local(s) => Ok(to_values(s.auth.keys(&local_actor())?)),
+            Self::Remote { .. } => Ok(self
+                .call("GET", "/keys", None)?
+                .as_array()
+                .cloned()
+                .unwrap_or_default()),
+        }
+    }
+
+    pub fn key_revoke(&self, id: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Local(s) => Ok(s.auth.revoke_key(&local_actor(), id)?),
+            Self::Remote { .. } => self.call("DELETE", &format!("/keys/{id}"), None).map(drop),
+        }
+    }
+}
+
+/// `{feed: role}` as `feed=role,…`.
+#[must_use]
+pub fn roles_text(roles: &Value) -> String {
+    roles
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(f, r)| format!("{f}={}", r.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}

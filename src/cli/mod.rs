@@ -1,0 +1,320 @@
+//! The command line: `semdock serve | config | feed | user | key`.
+//!
+//! Administration commands work on the local data directory while no server runs (recovery,
+//! first setup), or on a running server with `--server URL` and an API key from
+//! `SEMDOCK_API_KEY` or `--api-key-file`.
+
+mod admin;
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::{server, telemetry};
+use admin::{Target, roles_text};
+
+/// semdock: an on-premises container registry with container versioning.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Configuration file (default: /etc/semdock/semdock.toml when it exists).
+    #[arg(long, global = true, env = "SEMDOCK_CONFIG_FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where administration commands act.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// A running server's URL (e.g. `https://registry.example.com`); without it, commands act
+    /// on the local data directory, which no server may hold.
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// A file holding the API key for `--server` (else `SEMDOCK_API_KEY`).
+    #[arg(long, global = true)]
+    pub api_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the registry.
+    Serve,
+    /// Print the effective configuration.
+    Config,
+    /// Manage feeds.
+    Feed {
+        #[command(subcommand)]
+        action: FeedAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage users and their roles.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedAction {
+    /// Create a feed.
+    Create { name: String },
+    /// List feeds.
+    List,
+    /// Delete a feed with all its repositories, manifests and tags.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user; prints a generated password unless --password-stdin is given.
+    Create {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with their roles.
+    List,
+    /// Disable a user: logins, keys and tokens stop at once.
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// Set a user's password (prints a generated one unless --password-stdin is given).
+    ResetPassword {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Grant ROLE (pull, push, promote, delete, admin) on FEED.
+    Grant {
+        name: String,
+        feed: String,
+        role: String,
+    },
+    /// Remove the user's role on FEED.
+    Revoke { name: String, feed: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Create an API key; the key is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Owner (administrators only; default: the caller).
+        #[arg(long)]
+        owner: Option<String>,
+        /// FEED=ROLE, repeatable.
+        #[arg(long = "role", value_name = "FEED=ROLE")]
+        roles: Vec<String>,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List API keys.
+    List,
+    /// Revoke an API key by id.
+    Revoke { id: String },
+}
+
+/// Entry point of the binary.
+#[must_use]
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("semdock: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    match cli.command {
+        Command::Serve => {
+            telemetry::init(&config.log);
+            let services = server::open(&config)?;
+            actix_web::rt::System::new().block_on(server::serve(&config, services))?;
+            Ok(())
+        }
+        Command::Config => {
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::Feed { action, remote } => feed(&target(&config, &remote)?, action),
+        Command::User { action, remote } => user(&target(&config, &remote)?, action),
+        Command::Key { action, remote } => key(&target(&config, &remote)?, action),
+    }
+}
+
+fn target(config: &Config, remote: &Remote) -> anyhow::Result<Target> {
+    let Some(base) = &remote.server else {
+        let services = crate::domain::Services::open(
+            &config.data_dir,
+            config.limits(),
+            config.token_settings(),
+        )?;
+        return Ok(Target::Local(Box::new(services)));
+    };
+    let key = match &remote.api_key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => std::env::var("SEMDOCK_API_KEY")
+            .context("--server needs an API key: set SEMDOCK_API_KEY or pass --api-key-file")?,
+    };
+    Ok(Target::Remote {
+        base: base.clone(),
+        key: key.trim().to_owned(),
+    })
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
+    if !from_stdin {
+        return Ok(None);
+    }
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password)?;
+    Ok(Some(password.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
+    match action {
+        FeedAction::Create { name } => {
+            target.feed_create(&name)?;
+            println!("created feed {name}");
+        }
+        FeedAction::List => {
+            for name in target.feed_list()? {
+                println!("{name}");
+            }
+        }
+        FeedAction::Delete { name } => {
+            target.feed_delete(&name)?;
+            println!("deleted feed {name}");
+        }
+    }
+    Ok(())
+}
+
+fn user(target: &Target, action: UserAction) -> anyhow::Result<()> {
+    match action {
+        UserAction::Create {
+            name,
+            admin,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            match target.user_create(&name, password.as_deref(), admin)? {
+                Some(generated) => println!("created user {name} with password {generated}"),
+                None => println!("created user {name}"),
+            }
+        }
+        UserAction::List => {
+            for u in target.user_list()? {
+                let flags = [
+                    ("admin", u["admin"].as_bool()),
+                    ("disabled", u["disabled"].as_bool()),
+                ]
+                .iter()
+                .filter(|(_, on)| *on == Some(true))
+                .map(|(f, _)| *f)
+                .collect::<Vec<_>>()
+                .join(",");
+                println!(
+                    "{}\t{flags}\t{}",
+                    u["name"].as_str().unwrap_or_default(),
+                    roles_text(&u["roles"])
+                );
+            }
+        }
+        UserAction::Disable { name } => {
+            target.user_set_disabled(&name, true)?;
+            println!("disabled user {name}");
+        }
+        UserAction::Enable { name } => {
+            target.user_set_disabled(&name, false)?;
+            println!("enabled user {name}");
+        }
+        UserAction::ResetPassword {
+            name,
+            password_stdin,
+        } => {
+            let given = read_password(password_stdin)?;
+            let password = given
+                .clone()
+                .unwrap_or_else(crate::domain::auth::random_password);
+            target.user_set_password(&name, &password)?;
+            if given.is_some() {
+                println!("password of {name} changed");
+            } else {
+                println!("password of {name} is now {password}");
+            }
+        }
+        UserAction::Grant { name, feed, role } => {
+            target.user_grant(&name, &feed, Some(&role))?;
+            println!("granted {role} on {feed} to {name}");
+        }
+        UserAction::Revoke { name, feed } => {
+            target.user_grant(&name, &feed, None)?;
+            println!("removed the role of {name} on {feed}");
+        }
+    }
+    Ok(())
+}
+
+fn key(target: &Target, action: KeyAction) -> anyhow::Result<()> {
+    match action {
+        KeyAction::Create {
+            name,
+            owner,
+            roles,
+            admin,
+        } => {
+            let mut parsed = BTreeMap::new();
+            for r in roles {
+                let Some((feed, role)) = r.split_once('=') else {
+                    bail!("--role takes FEED=ROLE, e.g. prod=push; got {r:?}");
+                };
+                parsed.insert(feed.to_owned(), role.to_owned());
+            }
+            let (id, key) = target.key_create(&name, owner.as_deref(), &parsed, admin)?;
+            println!("created API key {id}; it is shown only now:\n{key}");
+        }
+        KeyAction::List => {
+            for k in target.key_list()? {
+                let text = |f: &str| k[f].as_str().unwrap_or_default().to_owned();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    text("id"),
+                    text("name"),
+                    text("owner"),
+                    roles_text(&k["roles"])
+                );
+            }
+        }
+        KeyAction::Revoke { id } => {
+            target.key_revoke(&id)?;
+            println!("revoked API key {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The administration CLI, against a running server with an API key and offline on the data
+//! directory.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use common::{Server, basic, http_as, run, run_fail};
+
+fn semdock(data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_semdock"));
+    cmd.env("SEMDOCK_DATA_DIR", data)
+        .env_remove("SEMDOCK_API_KEY");
+    cmd
+}
+
+fn with_stdin(cmd: &mut Command, input: &str) -> String {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn cli_administers_a_running_server_with_an_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_in(&data, &[]);
+    let url = server.url("");
+
+    // The first key comes from the API as the initial admin.
+    let mut res = server
+        .http()
+        .post(server.url("/api/v1/keys"))
+        .content_type("application/json")
+        .send(r#"{"name":"ops","admin":true}"#)
+        .unwrap();
+    let key: serde_json::Value =
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    let remote = |args: &[&str]| {
+        let mut cmd = semdock(&data);
+        cmd.args(args)
+            .args(["--server", &url])
+            .env("SEMDOCK_API_KEY", &key);
+        cmd
+    };
+
+    run(&mut remote(&["feed", "create", "ci"]));
+    let feeds = run(&mut remote(&["feed", "list"]));
+    assert_eq!(feeds.lines().collect::<Vec<_>>(), ["ci", "library", "prod"]);
+    let out = run(&mut remote(&["user", "create", "bob"]));
+    let password = out.trim().rsplit(' ').next().unwrap().to_owned();
+    run(&mut remote(&["user", "grant", "bob", "ci", "push"]));
+    let users = run(&mut remote(&["user", "list"]));
+    assert!(
+        users
+            .lines()
+            .any(|l| l.starts_with("bob\t") && l.ends_with("ci=push")),
+        "{users}"
+    );
+    let res = http_as(Some(basic("bob", &password)))
+        .post(server.url("/v2/ci/app/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(res.status(), 202);
+
+    let out = run(&mut remote(&[
+        "key", "create", "--name", "deploy", "--role", "ci=pull",
+    ]));
+    let new_key = out.lines().last().unwrap().to_owned();
+    let id = out
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(';')
+        .to_owned();
+    assert!(run(&mut remote(&["key", "list"])).contains(&id));
+    run(&mut remote(&["key", "revoke", &id]));
+    let res = http_as(Some(basic("api", &new_key)))
+        .get(server.url("/v2/"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    run(&mut remote(&["user", "disable", "bob"]));
+    let res = http_as(Some(basic("bob", &password)))
+        .get(server.url("/v2/"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Errors from the server come back as readable sentences.
+    let out = run_fail(&mut remote(&["feed", "create", "ci"]));
+    assert!(out.contains("already exists"), "{out}");
+    let out = run_fail(semdock(&data).args(["feed", "list", "--server", &url]));
+    assert!(out.contains("SEMDOCK_API_KEY"), "{out}");
+    // Without --server, the data directory is in use by the server.
+    let out = run_fail(semdock(&data).args(["user", "list"]));
+    assert!(out.contains("in use by another semdock process"), "{out}");
+}
+
+#[test]
+fn offline_reset_password_recovers_the_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    drop(Server::start_in(&data, &[]));
+    with_stdin(
+        semdock(&data).args(["user", "reset-password", "admin", "--password-stdin"]),
+        "recovered-password\n",
+    );
+    let server = Server::start_in(&data, &[]);
+    let res = http_as(Some(basic("admin", "recovered-password")))
+        .get(server.url("/v2/"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = http_as(Some(basic("admin", &server.admin_password)))
+        .get(server.url("/v2/"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 401, "the old password still works");
+}
