@@ -1,4 +1,4 @@
-//! schemathesis (PyPI) fuzzes the management API from its own OpenAPI document: no generated
+//! schemathesis (from `PyPI`) fuzzes the management API from its own `OpenAPI` document: no generated
 //! request may get a 5xx. scripts/test installs it.
 
 mod common;
