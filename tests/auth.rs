@@ -406,7 +406,14 @@ async fn anonymous_pull_works_only_where_the_feed_allows_it() {
     app.push_image("public/app", "1.0.0", &[]).await;
     app.push_image("library/app", "1.0.0", &[]).await;
     app.registry
-        .update_feed("public", None, Some(true))
+        .update_feed(
+            "public",
+            semdock::domain::FeedChange {
+                anonymous_pull: Some(true),
+                ..Default::default()
+            },
+            "admin",
+        )
         .unwrap();
     assert_eq!(
         app.send_as(TestRequest::get().uri("/v2/public/app/manifests/1.0.0"))

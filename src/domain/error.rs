@@ -52,6 +52,18 @@ pub enum Error {
     ManifestInvalid(String),
     #[error("the manifest references {digest}, which is not in this repository: push it first")]
     ManifestBlobUnknown { digest: String },
+    #[error("tag {tag:?} is not allowed in feed {feed:?}: {reason}")]
+    TagNotAllowed {
+        tag: String,
+        feed: String,
+        reason: String,
+    },
+    #[error("{}", immutable_message(tag, digest, *deleted))]
+    VersionImmutable {
+        tag: String,
+        digest: String,
+        deleted: bool,
+    },
     #[error("authentication required: log in with a user name and password or API key")]
     Unauthenticated,
     #[error("invalid user name, password or API key")]
@@ -112,5 +124,15 @@ impl From<DigestError> for Error {
 impl From<ManifestError> for Error {
     fn from(e: ManifestError) -> Self {
         Self::ManifestInvalid(e.to_string())
+    }
+}
+
+fn immutable_message(tag: &str, digest: &str, deleted: bool) -> String {
+    if deleted {
+        format!(
+            "version {tag} was deleted and keeps {digest}: push a new version, or ask an administrator to purge {tag}"
+        )
+    } else {
+        format!("version {tag} is released as {digest} and cannot change: push a new version")
     }
 }

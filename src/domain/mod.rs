@@ -6,12 +6,15 @@
 pub mod auth;
 pub mod error;
 pub mod registry;
+pub mod tags;
+pub mod versioning;
 
 /// A feed's stored settings, as the domain hands them out.
 pub use crate::store::meta::FeedRecord as Feed;
 pub use error::Error;
 pub use registry::{
-    Append, BlobHandle, Limits, ManifestPut, Page, Referrer, Registry, StoredManifest,
+    Append, BlobHandle, FeedChange, HistoryEntry, Limits, ManifestPut, Page, Promoted, Promotion,
+    Referrer, Registry, StoredManifest, TagEntry, TagGroups,
 };
 
 use std::path::Path;

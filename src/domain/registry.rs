@@ -11,14 +11,17 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::model::manifest::Manifest;
-use crate::model::{Digest, FeedName, Reference, Repository};
+use crate::model::{Digest, FeedName, Reference, Repository, Tag};
 use crate::store::blobs::{BlobStore, UploadState, UploadWriter};
 use crate::store::meta::{
-    BlobRecord, FeedRecord, ManifestRecord, MetaStore, RepositoryRecord, UploadRecord,
+    AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord, MetaStore,
+    RepositoryRecord, UploadRecord,
 };
 use crate::store::now;
 
 use super::Error;
+use super::tags::{self, Change};
+use super::versioning::{self, TagKind, is_virtual};
 
 /// Size limits, from configuration.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +64,113 @@ impl Sessions {
     }
 }
 
+/// A change of feed settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct FeedChange {
+    pub description: Option<String>,
+    pub anonymous_pull: Option<bool>,
+    pub versioning: Option<bool>,
+    pub permitted: Option<Vec<String>>,
+}
+
+fn describe_feed_change(before: &FeedRecord, after: &FeedRecord) -> String {
+    let mut parts = Vec::new();
+    if before.versioning != after.versioning {
+        parts.push(format!(
+            "versioning {}",
+            if after.versioning { "on" } else { "off" }
+        ));
+    }
+    if before.permitted != after.permitted {
+        parts.push(format!("permitted tags [{}]", after.permitted.join(", ")));
+    }
+    if before.anonymous_pull != after.anonymous_pull {
+        parts.push(format!(
+            "anonymous pull {}",
+            if after.anonymous_pull { "on" } else { "off" }
+        ));
+    }
+    if before.description != after.description {
+        parts.push("description".to_owned());
+    }
+    parts.join("; ")
+}
+
+/// One tag in a grouped listing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TagEntry {
+    pub tag: String,
+    pub digest: String,
+    /// For a virtual tag: the version it points to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// A repository's tags by kind; versions by SemVer precedence, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TagGroups {
+    pub versions: Vec<TagEntry>,
+    #[serde(rename = "virtual")]
+    pub virtual_tags: Vec<TagEntry>,
+    pub permitted: Vec<TagEntry>,
+    /// Tags a versioned feed would refuse today, from before versioning was switched on.
+    pub legacy: Vec<TagEntry>,
+    /// Non-version tags of a feed without versioning.
+    pub other: Vec<TagEntry>,
+    /// Deleted versions whose numbers stay taken until purged.
+    pub tombstones: Vec<TagEntry>,
+}
+
+/// One change of a tag.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    pub tag: String,
+    /// RFC 3339.
+    pub time: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub actor: String,
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+fn history_entry(tag: String, r: HistoryRecord) -> HistoryEntry {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.time_ms);
+    HistoryEntry {
+        tag,
+        time: humantime::format_rfc3339_millis(time).to_string(),
+        old: r.old,
+        new: r.new,
+        actor: r.actor,
+        method: r.method,
+        comment: r.comment,
+    }
+}
+
+/// What to promote where: `from`/`from_ref` to `to:to_tag`, by whom and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Promotion<'a> {
+    pub from: &'a Repository,
+    pub from_ref: &'a Reference,
+    pub to: &'a Repository,
+    pub to_tag: &'a Tag,
+    /// Copy the image's referrers (signatures, SBOMs) too.
+    pub include_referrers: bool,
+    pub actor: &'a str,
+    pub comment: Option<&'a str>,
+}
+
+/// The outcome of a promotion or retag.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Promoted {
+    pub digest: String,
+    /// Manifests copied into the target repository (the image, index children, referrers).
+    pub manifests: usize,
+    /// Whether the target tag moved (false: it already pointed there).
+    pub changed: bool,
+}
+
 /// One page of a sorted listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -90,6 +200,8 @@ pub struct StoredManifest {
 pub struct ManifestPut {
     pub digest: Digest,
     pub subject: Option<Digest>,
+    /// The tags now pointing at it.
+    pub tags: Vec<String>,
 }
 
 /// A manifest that refers to a subject, as the referrers API lists it.
@@ -214,6 +326,8 @@ impl Registry {
                     created: now(),
                     description: String::new(),
                     anonymous_pull: false,
+                    versioning: false,
+                    permitted: Vec::new(),
                 },
             )?;
             Ok(true)
@@ -235,22 +349,66 @@ impl Registry {
     pub fn update_feed(
         &self,
         feed: &str,
-        description: Option<String>,
-        anonymous_pull: Option<bool>,
+        change: FeedChange,
+        actor: &str,
     ) -> Result<FeedRecord, Error> {
+        if let Some(patterns) = &change.permitted {
+            for p in patterns {
+                versioning::check_pattern(p)?;
+            }
+        }
         self.meta.write(|w| {
             let mut record = w.feed(feed)?.ok_or_else(|| Error::FeedUnknown {
                 feed: feed.to_owned(),
             })?;
-            if let Some(d) = description {
+            let before = record.clone();
+            if let Some(d) = change.description {
                 record.description = d;
             }
-            if let Some(a) = anonymous_pull {
+            if let Some(a) = change.anonymous_pull {
                 record.anonymous_pull = a;
             }
+            if let Some(v) = change.versioning {
+                record.versioning = v;
+            }
+            if let Some(p) = change.permitted {
+                record.permitted = p;
+            }
+            if record == before {
+                return Ok(record);
+            }
             w.put_feed(feed, &record)?;
+            w.append_audit(&AuditRecord {
+                time_ms: now() * 1000,
+                actor: actor.to_owned(),
+                feed: feed.to_owned(),
+                change: describe_feed_change(&before, &record),
+            })?;
+            if record.versioning && !before.versioning {
+                // Switching on computes the virtual tags at once; existing tags stay.
+                let cause = Change {
+                    actor,
+                    method: "settings",
+                    comment: None,
+                };
+                let (repos, _) = w.repositories(&format!("{feed}/"), None, usize::MAX, |_| true)?;
+                for repo in repos {
+                    tags::recompute_virtual(w, &repo, &cause)?;
+                }
+            }
             Ok(record)
         })
+    }
+
+    /// Feed setting changes, oldest first.
+    pub fn audit(&self, feed: &str) -> Result<Vec<AuditRecord>, Error> {
+        Ok(self
+            .meta
+            .read()?
+            .audit()?
+            .into_iter()
+            .filter(|a| a.feed == feed)
+            .collect())
     }
 
     pub fn feed(&self, feed: &str) -> Result<FeedRecord, Error> {
@@ -542,8 +700,10 @@ impl Registry {
         &self,
         repo: &Repository,
         reference: &Reference,
+        extra_tags: &[Tag],
         content_type: Option<&str>,
         body: &[u8],
+        actor: &str,
     ) -> Result<ManifestPut, Error> {
         let limit = self.limits.manifest_bytes;
         if body.len() as u64 > limit {
@@ -570,10 +730,17 @@ impl Registry {
             body: body.to_vec(),
         };
         let name = repo.as_str();
+        let mut tags: Vec<&Tag> = extra_tags.iter().collect();
+        if let Reference::Tag(tag) = reference {
+            tags.insert(0, tag);
+        }
+        let change = Change {
+            actor,
+            method: "push",
+            comment: None,
+        };
         self.meta.write(|w| {
-            if w.feed(repo.feed())?.is_none() {
-                return Err(feed_unknown(repo));
-            }
+            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
             for blob in &manifest.blobs {
                 if !w.is_linked(name, blob.as_str())? {
                     return Err(Error::ManifestBlobUnknown {
@@ -590,8 +757,8 @@ impl Registry {
             }
             ensure_repository(w, name)?;
             w.put_manifest(name, digest.as_str(), &record)?;
-            if let Reference::Tag(tag) = reference {
-                w.set_tag(name, tag.as_str(), digest.as_str())?;
+            for tag in &tags {
+                tags::set(w, repo, &feed, tag.as_str(), digest.as_str(), &change)?;
             }
             if let Some(subject) = &manifest.subject {
                 w.add_referrer(name, subject.as_str(), digest.as_str(), now())?;
@@ -601,6 +768,7 @@ impl Registry {
         Ok(ManifestPut {
             digest,
             subject: manifest.subject,
+            tags: tags.iter().map(ToString::to_string).collect(),
         })
     }
 
@@ -633,27 +801,35 @@ impl Registry {
     }
 
     /// Deletes a tag, or a manifest by digest together with the tags pointing at it.
-    pub fn delete_manifest(&self, repo: &Repository, reference: &Reference) -> Result<(), Error> {
+    pub fn delete_manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+        actor: &str,
+    ) -> Result<(), Error> {
         let name = repo.as_str();
+        let change = Change {
+            actor,
+            method: "delete",
+            comment: None,
+        };
         self.meta.write(|w| {
-            if w.feed(repo.feed())?.is_none() {
-                return Err(feed_unknown(repo));
-            }
+            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
             match reference {
-                Reference::Tag(tag) => {
-                    if !w.remove_tag(name, tag.as_str())? {
-                        return Err(manifest_unknown(repo, reference));
-                    }
-                }
+                Reference::Tag(tag) => tags::remove(w, repo, &feed, tag.as_str(), &change)?,
                 Reference::Digest(digest) => {
                     let record = w
                         .manifest(name, digest.as_str())?
                         .ok_or_else(|| manifest_unknown(repo, reference))?;
                     w.remove_manifest(name, digest.as_str())?;
                     for (tag, target) in w.tag_targets(name)? {
-                        if target == digest.as_str() {
-                            w.remove_tag(name, &tag)?;
+                        // Virtual tags follow the versions; they are recomputed below.
+                        if target == digest.as_str() && !(feed.versioning && is_virtual(&tag)) {
+                            tags::remove(w, repo, &feed, &tag, &change)?;
                         }
+                    }
+                    if feed.versioning {
+                        tags::recompute_virtual(w, name, &change)?;
                     }
                     if let Some(subject) = record.subject {
                         w.remove_referrer(name, &subject, digest.as_str())?;
@@ -661,6 +837,179 @@ impl Registry {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// Frees a version number: removes the tag and its tombstone. Callers check that the
+    /// actor is an administrator.
+    pub fn purge(&self, repo: &Repository, tag: &Tag, actor: &str) -> Result<(), Error> {
+        let change = Change {
+            actor,
+            method: "purge",
+            comment: None,
+        };
+        self.meta.write(|w| {
+            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+            tags::purge(w, repo, &feed, tag.as_str(), &change)
+        })
+    }
+
+    /// The history of `repo`, or of one tag, oldest first.
+    pub fn history(
+        &self,
+        repo: &Repository,
+        tag: Option<&str>,
+    ) -> Result<Vec<HistoryEntry>, Error> {
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        Ok(r.history(repo.as_str(), tag)?
+            .into_iter()
+            .map(|(t, _, rec)| history_entry(t, rec))
+            .collect())
+    }
+
+    /// The digest `tag` pointed to at `at_ms` (Unix milliseconds), if any.
+    pub fn tag_at(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        at_ms: u64,
+    ) -> Result<Option<String>, Error> {
+        let r = self.meta.read()?;
+        Ok(r.history(repo.as_str(), Some(tag))?
+            .into_iter()
+            .take_while(|(_, _, rec)| rec.time_ms <= at_ms)
+            .last()
+            .and_then(|(_, _, rec)| rec.new))
+    }
+
+    /// The tags of `repo` grouped by kind.
+    pub fn tag_groups(&self, repo: &Repository) -> Result<TagGroups, Error> {
+        let r = self.meta.read()?;
+        let feed = r.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+        let policy = tags::policy_of(&feed);
+        let all = r.tag_targets(repo.as_str())?;
+        let mut groups = TagGroups::default();
+        let mut versions = Vec::new();
+        for (tag, digest) in &all {
+            let entry = TagEntry {
+                tag: tag.clone(),
+                digest: digest.clone(),
+                version: None,
+            };
+            match policy.classify(tag) {
+                TagKind::Version(v) => versions.push((v, entry)),
+                TagKind::Virtual if policy.enabled => groups.virtual_tags.push(entry),
+                TagKind::Permitted if policy.enabled => groups.permitted.push(entry),
+                _ if policy.enabled => groups.legacy.push(entry),
+                _ => groups.other.push(entry),
+            }
+        }
+        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        for v in &mut groups.virtual_tags {
+            v.version = versions
+                .iter()
+                .filter(|(_, e)| e.digest == v.digest)
+                .map(|(ver, _)| ver.to_string())
+                .next();
+        }
+        groups.versions = versions.into_iter().map(|(_, e)| e).collect();
+        groups.tombstones = r
+            .tombstones(repo.as_str())?
+            .into_iter()
+            .map(|(tag, digest)| TagEntry {
+                tag,
+                digest,
+                version: None,
+            })
+            .collect();
+        Ok(groups)
+    }
+
+    /// Checks, without changing anything, whether a client could point `tag` at `digest`.
+    pub fn check_tag(&self, repo: &Repository, tag: &str, digest: &str) -> Result<(), Error> {
+        let r = self.meta.read()?;
+        let feed = r.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+        let current = r.tag(repo.as_str(), tag)?;
+        let tombstone = r.tombstone(repo.as_str(), tag)?;
+        tags::policy_of(&feed).check_write(
+            repo.feed(),
+            tag,
+            digest,
+            current.as_deref(),
+            tombstone.as_deref(),
+        )
+    }
+
+    /// Copies an image (with index children, and referrers when asked) from one repository to
+    /// another by link, never by bytes, and points `to_tag` at it: one transaction. Callers
+    /// check pull on the source and promote on the target.
+    pub fn promote(&self, p: &Promotion<'_>) -> Result<Promoted, Error> {
+        let Promotion {
+            from,
+            from_ref,
+            to,
+            to_tag,
+            include_referrers,
+            actor,
+            comment,
+        } = *p;
+        let method = if from == to || from.feed() == to.feed() {
+            "retag"
+        } else {
+            "promote"
+        };
+        let change = Change {
+            actor,
+            method,
+            comment,
+        };
+        self.meta.write(|w| {
+            w.feed(from.feed())?.ok_or_else(|| feed_unknown(from))?;
+            let feed = w.feed(to.feed())?.ok_or_else(|| feed_unknown(to))?;
+            let digest = match from_ref {
+                Reference::Digest(d) => d.to_string(),
+                Reference::Tag(t) => w
+                    .tag(from.as_str(), t.as_str())?
+                    .ok_or_else(|| manifest_unknown(from, from_ref))?,
+            };
+            let mut pending = vec![digest.clone()];
+            let mut copied = Vec::new();
+            while let Some(d) = pending.pop() {
+                if copied.contains(&d) {
+                    continue;
+                }
+                let record = w
+                    .manifest(from.as_str(), &d)?
+                    .ok_or_else(|| manifest_unknown(from, &d))?;
+                pending.extend(record.children.iter().cloned());
+                if include_referrers {
+                    pending.extend(w.referrers(from.as_str(), &d)?);
+                }
+                for blob in &record.blobs {
+                    if !w.is_linked(from.as_str(), blob)? {
+                        return Err(Error::ManifestBlobUnknown { digest: blob.clone() });
+                    }
+                    w.link(to.as_str(), blob, now())?;
+                }
+                if let Some(subject) = &record.subject {
+                    w.add_referrer(to.as_str(), subject, &d, now())?;
+                }
+                if !w.has_manifest(to.as_str(), &d)? {
+                    w.put_manifest(to.as_str(), &d, &record)?;
+                }
+                copied.push(d);
+            }
+            ensure_repository(w, to.as_str())?;
+            let changed = tags::set(w, to, &feed, to_tag.as_str(), &digest, &change)?;
+            tracing::info!(actor, from = %from, to = %to, tag = %to_tag, digest, method, "promoted");
+            Ok(Promoted {
+                digest,
+                manifests: copied.len(),
+                changed,
+            })
         })
     }
 

@@ -11,4 +11,4 @@ pub mod names;
 pub use access::{Action, Caps, Role, Scope};
 pub use digest::{Digest, DigestError};
 pub use manifest::{Manifest, ManifestError};
-pub use names::{FeedName, NameError, Reference, Repository, Tag};
+pub use names::{FeedName, NameError, Reference, Repository, Tag, parse_image};

@@ -175,6 +175,19 @@ impl fmt::Display for Reference {
     }
 }
 
+/// Parses `FEED/NAME:TAG` or `FEED/NAME@DIGEST`, as users write images.
+pub fn parse_image(s: &str) -> Result<(Repository, Reference), NameError> {
+    let (name, reference) = if let Some((name, digest)) = s.split_once('@') {
+        (name, Reference::Digest(digest.parse()?))
+    } else {
+        let (name, tag) = s
+            .rsplit_once(':')
+            .ok_or_else(|| NameError::Tag(format!("{s} (no :TAG or @DIGEST)")))?;
+        (name, Reference::Tag(tag.parse()?))
+    };
+    Ok((name.parse()?, reference))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

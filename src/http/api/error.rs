@@ -77,6 +77,8 @@ impl From<domain::Error> for ApiError {
             | E::ManifestUnknown { .. }
             | E::ManifestBlobUnknown { .. }
             | E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            E::TagNotAllowed { .. } => (StatusCode::BAD_REQUEST, "tag_not_allowed"),
+            E::VersionImmutable { .. } => (StatusCode::CONFLICT, "version_immutable"),
             E::FeedExists { .. } | E::Conflict(_) | E::UploadBusy { .. } => {
                 (StatusCode::CONFLICT, "conflict")
             }

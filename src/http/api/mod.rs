@@ -5,6 +5,7 @@
 //! render. The `OpenAPI` document at `/api/v1/openapi.json` is generated from these handlers.
 
 mod error;
+mod tags;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,10 @@ use crate::http::oci::auth::{client_ip, credentials};
 use crate::model::{Action, FeedName};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/api/promotions/promote",
+        web::post().to(tags::proget_promote),
+    );
     cfg.service(
         web::scope("/api/v1")
             .app_data(
@@ -49,6 +54,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/keys", web::get().to(list_keys))
             .route("/keys", web::post().to(create_key))
             .route("/keys/{id}", web::delete().to(revoke_key))
+            .route("/feeds/{feed}/changes", web::get().to(tags::feed_changes))
+            .route("/promotions", web::post().to(tags::promote))
+            .route(
+                "/repositories/{repo:[^{}]+}/tags/{tag}/purge",
+                web::post().to(tags::purge),
+            )
+            .route(
+                "/repositories/{repo:[^{}]+}/tags",
+                web::get().to(tags::repository_tags),
+            )
+            .route(
+                "/repositories/{repo:[^{}]+}/history",
+                web::get().to(tags::history),
+            )
             .default_service(web::to(|req: HttpRequest| async move {
                 ApiError::from(domain::Error::NotFound(format!(
                     "no such endpoint: {} {}",
@@ -65,11 +84,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     info(title = "semdock management API", version = "1"),
     paths(
         list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
-        update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key
+        update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
+        tags::feed_changes, tags::promote, tags::purge, tags::repository_tags, tags::history,
+        tags::proget_promote,
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
-        RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail
+        RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
+        tags::FeedChangeEntry, tags::PromotionRequest, domain::Promoted, domain::TagGroups,
+        domain::TagEntry, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))
@@ -142,6 +165,10 @@ pub struct FeedInfo {
     pub name: String,
     pub description: String,
     pub anonymous_pull: bool,
+    /// Container versioning: only version and permitted tags, immutable versions, virtual tags.
+    pub versioning: bool,
+    /// Tags (exact or `*` globs) a versioned feed accepts besides versions.
+    pub permitted: Vec<String>,
     /// Unix seconds.
     pub created: u64,
 }
@@ -154,6 +181,10 @@ pub struct NewFeed {
     pub description: String,
     #[serde(default)]
     pub anonymous_pull: bool,
+    #[serde(default)]
+    pub versioning: bool,
+    #[serde(default)]
+    pub permitted: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -161,6 +192,8 @@ pub struct NewFeed {
 pub struct FeedUpdate {
     pub description: Option<String>,
     pub anonymous_pull: Option<bool>,
+    pub versioning: Option<bool>,
+    pub permitted: Option<Vec<String>>,
 }
 
 fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
@@ -168,6 +201,8 @@ fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
         name,
         description: r.description.clone(),
         anonymous_pull: r.anonymous_pull,
+        versioning: r.versioning,
+        permitted: r.permitted.clone(),
         created: r.created,
     }
 }
@@ -204,12 +239,23 @@ async fn create_feed(
         name,
         description,
         anonymous_pull,
+        versioning,
+        permitted,
     } = body.into_inner();
     let info = run(move || {
         require_admin(&p)?;
         let feed: FeedName = name.parse()?;
+        for pattern in &permitted {
+            domain::versioning::check_pattern(pattern)?;
+        }
         reg.create_feed(&feed)?;
-        let r = reg.update_feed(feed.as_str(), Some(description), Some(anonymous_pull))?;
+        let change = domain::FeedChange {
+            description: Some(description),
+            anonymous_pull: Some(anonymous_pull),
+            versioning: Some(versioning),
+            permitted: Some(permitted),
+        };
+        let r = reg.update_feed(feed.as_str(), change, p.user())?;
         tracing::info!(actor = p.user(), feed = feed.as_str(), "feed created");
         Ok(feed_info(feed.to_string(), &r))
     })
@@ -260,16 +306,19 @@ async fn update_feed(
     let FeedUpdate {
         description,
         anonymous_pull,
+        versioning,
+        permitted,
     } = body.into_inner();
     let info = run(move || {
         auth.require(Some(&p), &feed, Action::Admin)?;
-        let r = reg.update_feed(&feed, description, anonymous_pull)?;
-        tracing::info!(
-            actor = p.user(),
-            feed,
-            ?anonymous_pull,
-            "feed settings changed"
-        );
+        let change = domain::FeedChange {
+            description,
+            anonymous_pull,
+            versioning,
+            permitted,
+        };
+        let r = reg.update_feed(&feed, change, p.user())?;
+        tracing::info!(actor = p.user(), feed, "feed settings changed");
         Ok(feed_info(feed, &r))
     })
     .await?;

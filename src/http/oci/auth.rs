@@ -60,6 +60,16 @@ pub struct Caller(pub Option<Principal>);
 
 /// The request's credentials; a malformed `Authorization` header is an error.
 pub fn credentials(req: &HttpRequest) -> Result<Credentials, domain::Error> {
+    if let Some(key) = req.headers().get("X-ApiKey") {
+        // ProGet clients send an API key this way.
+        let key = key
+            .to_str()
+            .map_err(|_| domain::Error::InvalidCredentials)?;
+        return Ok(Credentials::Basic {
+            user: domain::auth::API_KEY_USER.to_owned(),
+            secret: key.to_owned(),
+        });
+    }
     let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
         return Ok(Credentials::None);
     };

@@ -219,7 +219,7 @@ impl From<domain::Error> for OciError {
             E::NoFeed { .. } | E::FeedUnknown { .. } | E::RepositoryUnknown { .. } => {
                 Self::new(Code::NameUnknown, message)
             }
-            E::FeedExists { .. } => {
+            E::FeedExists { .. } | E::Conflict(_) | E::VersionImmutable { .. } => {
                 Self::new(Code::Denied, message).with_status(StatusCode::CONFLICT)
             }
             E::NameInvalid(_) => Self::new(Code::NameInvalid, message),
@@ -248,6 +248,9 @@ impl From<domain::Error> for OciError {
             | E::TokenInvalid(_)
             | E::InsufficientScope => Self::new(Code::Unauthorized, message),
             E::Denied(_) => Self::new(Code::Denied, message),
+            E::TagNotAllowed { .. } => {
+                Self::new(Code::Denied, message).with_status(StatusCode::BAD_REQUEST)
+            }
             E::RateLimited { retry_after } => Self {
                 retry_after: Some(retry_after),
                 ..Self::new(Code::TooManyRequests, message)
@@ -255,7 +258,6 @@ impl From<domain::Error> for OciError {
             E::Invalid(_) => {
                 Self::new(Code::Unsupported, message).with_status(StatusCode::BAD_REQUEST)
             }
-            E::Conflict(_) => Self::new(Code::Denied, message).with_status(StatusCode::CONFLICT),
             E::NotFound(_) => Self::new(Code::NameUnknown, message),
             E::Internal(ref cause) => {
                 tracing::error!(error = cause, "internal error");

@@ -7,6 +7,8 @@ use super::auth::{Authorized, Delete, Pull, Push};
 use super::extract::{content_type, reference};
 use super::{OciError, Reg, blocking};
 use crate::domain;
+use crate::domain::auth::Principal;
+use crate::model::Tag;
 
 // GET|HEAD /v2/<name>/manifests/<reference> — pull a manifest (spec: "Pulling manifests").
 pub async fn get(
@@ -23,10 +25,18 @@ pub async fn get(
         .body(m.body))
 }
 
-// PUT /v2/<name>/manifests/<reference> — push a manifest (spec: "Pushing manifests").
+/// The caller's name for history: the user, a key's owner, or `anonymous`.
+fn actor(principal: Option<&Principal>) -> String {
+    principal.map_or_else(|| "anonymous".to_owned(), |p| p.user().to_owned())
+}
+
+// PUT /v2/<name>/manifests/<reference>[?tag=…] — push a manifest (spec: "Pushing manifests");
+// by digest with `tag` parameters it applies every tag or none and echoes each in `OCI-Tag`.
 pub async fn put(
     reg: Reg,
-    Authorized { repo, .. }: Authorized<Push>,
+    Authorized {
+        repo, principal, ..
+    }: Authorized<Push>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
     mut payload: web::Payload,
@@ -46,14 +56,37 @@ pub async fn put(
         body.extend_from_slice(&chunk);
     }
     let content_type = content_type(&req).map(str::to_owned);
+    let extra_tags = form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k == "tag")
+        .map(|(_, v)| {
+            v.parse::<Tag>()
+                .map_err(|e| OciError::from(domain::Error::from(e)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let rp = repo.clone();
-    let put =
-        blocking(move || reg.put_manifest(&rp, &reference, content_type.as_deref(), &body)).await?;
+    let actor = actor(principal.as_ref());
+    let put = blocking(move || {
+        reg.put_manifest(
+            &rp,
+            &reference,
+            &extra_tags,
+            content_type.as_deref(),
+            &body,
+            &actor,
+        )
+    })
+    .await?;
     let mut res = HttpResponse::Created();
     res.insert_header(("Location", format!("/v2/{repo}/manifests/{}", put.digest)))
         .insert_header(("Docker-Content-Digest", put.digest.as_str()));
     if let Some(subject) = put.subject {
         res.insert_header(("OCI-Subject", subject.as_str()));
+    }
+    for tag in &put.tags {
+        res.append_header(("OCI-Tag", tag.as_str()));
+    }
+    for tag in &put.tags {
+        res.append_header(("OCI-Tag", tag.as_str()));
     }
     Ok(res.finish())
 }
@@ -61,10 +94,13 @@ pub async fn put(
 // DELETE /v2/<name>/manifests/<reference> — delete a tag, or a manifest and its tags.
 pub async fn delete(
     reg: Reg,
-    Authorized { repo, .. }: Authorized<Delete>,
+    Authorized {
+        repo, principal, ..
+    }: Authorized<Delete>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, OciError> {
     let reference = reference(&path.1)?;
-    blocking(move || reg.delete_manifest(&repo, &reference)).await?;
+    let actor = actor(principal.as_ref());
+    blocking(move || reg.delete_manifest(&repo, &reference, &actor)).await?;
     Ok(HttpResponse::Accepted().finish())
 }

@@ -12,6 +12,32 @@ pub struct FeedRecord {
     pub description: String,
     /// Whether anyone, without credentials, may pull from the feed.
     pub anonymous_pull: bool,
+    /// Container versioning: only version and permitted tags, immutable versions, virtual tags.
+    pub versioning: bool,
+    /// Tags (exact or `*` globs) a versioned feed accepts besides versions; mutable.
+    pub permitted: Vec<String>,
+}
+
+/// One change of one tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// Unix milliseconds.
+    pub time_ms: u64,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub actor: String,
+    /// `push`, `delete`, `virtual`, `promote`, `retag`, `purge`, `settings`.
+    pub method: String,
+    pub comment: Option<String>,
+}
+
+/// An administrative act.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time_ms: u64,
+    pub actor: String,
+    pub feed: String,
+    pub change: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
 
 pub use codec::{
-    ApiKeyRecord, BlobRecord, FeedRecord, ManifestRecord, RepositoryRecord, UploadRecord,
-    UserRecord,
+    ApiKeyRecord, AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord,
+    RepositoryRecord, UploadRecord, UserRecord,
 };
 use codec::{decode, encode};
 use tables::{
-    API_KEYS, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, REFERRERS, REPOSITORIES, SETTINGS, TAGS,
-    UPLOADS, USERS,
+    API_KEYS, AUDIT, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, REFERRERS, REPOSITORIES,
+    SETTINGS, TAG_HISTORY, TAGS, TOMBSTONES, UPLOADS, USERS,
 };
 
 /// A failure of the metadata store.
@@ -58,7 +58,7 @@ pub struct MetaStore {
 }
 
 /// The tables of one transaction, opened once. `Reader` and `Writer` are its two forms.
-pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se> {
+pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au> {
     feeds: Fe,
     repositories: Re,
     manifests: Ma,
@@ -71,12 +71,16 @@ pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se> {
     api_keys: Ak,
     grants: Gr,
     settings: Se,
+    tombstones: Tb,
+    history: Hi,
+    audit: Au,
 }
 
 type Str = &'static str;
 type Bytes = &'static [u8];
 type Pair = (&'static str, &'static str);
 type Triple = (&'static str, &'static str, &'static str);
+type Seq = (&'static str, &'static str, u64);
 
 /// A read snapshot.
 pub type Reader = Tables<
@@ -92,6 +96,9 @@ pub type Reader = Tables<
     ReadOnlyTable<Str, Bytes>,
     ReadOnlyTable<Pair, Str>,
     ReadOnlyTable<Str, Bytes>,
+    ReadOnlyTable<Pair, Str>,
+    ReadOnlyTable<Seq, Bytes>,
+    ReadOnlyTable<u64, Bytes>,
 >;
 
 /// The tables of a write transaction.
@@ -108,6 +115,9 @@ pub type Writer<'t> = Tables<
     Table<'t, Str, Bytes>,
     Table<'t, Pair, Str>,
     Table<'t, Str, Bytes>,
+    Table<'t, Pair, Str>,
+    Table<'t, Seq, Bytes>,
+    Table<'t, u64, Bytes>,
 >;
 
 impl MetaStore {
@@ -139,6 +149,9 @@ impl MetaStore {
             api_keys: txn.open_table(API_KEYS)?,
             grants: txn.open_table(GRANTS)?,
             settings: txn.open_table(SETTINGS)?,
+            tombstones: txn.open_table(TOMBSTONES)?,
+            history: txn.open_table(TAG_HISTORY)?,
+            audit: txn.open_table(AUDIT)?,
         })
     }
 
@@ -162,6 +175,9 @@ impl MetaStore {
                 api_keys: txn.open_table(API_KEYS).map_err(MetaError::from)?,
                 grants: txn.open_table(GRANTS).map_err(MetaError::from)?,
                 settings: txn.open_table(SETTINGS).map_err(MetaError::from)?,
+                tombstones: txn.open_table(TOMBSTONES).map_err(MetaError::from)?,
+                history: txn.open_table(TAG_HISTORY).map_err(MetaError::from)?,
+                audit: txn.open_table(AUDIT).map_err(MetaError::from)?,
             };
             f(&mut tables)?
         };
@@ -222,8 +238,8 @@ fn page_of_pairs<V: redb::Value + 'static>(
     Ok((out, false))
 }
 
-impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se>
-    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se>
+impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au>
+    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au>
 where
     Fe: ReadableTable<Str, Bytes>,
     Re: ReadableTable<Str, Bytes>,
@@ -237,6 +253,9 @@ where
     Ak: ReadableTable<Str, Bytes>,
     Gr: ReadableTable<Pair, Str>,
     Se: ReadableTable<Str, Bytes>,
+    Tb: ReadableTable<Pair, Str>,
+    Hi: ReadableTable<Seq, Bytes>,
+    Au: ReadableTable<u64, Bytes>,
 {
     pub fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
         get(&self.feeds, name)
@@ -399,6 +418,63 @@ where
         Ok(out)
     }
 
+    pub fn tombstone(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError> {
+        Ok(self
+            .tombstones
+            .get((repo, tag))?
+            .map(|g| g.value().to_owned()))
+    }
+
+    /// Every (tag, digest) tombstone of `repo`.
+    pub fn tombstones(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self
+            .tombstones
+            .range::<(&str, &str)>((Bound::Included((repo, "")), Bound::Unbounded))?
+        {
+            let (k, v) = entry?;
+            let (r, tag) = k.value();
+            if r != repo {
+                break;
+            }
+            out.push((tag.to_owned(), v.value().to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// History of `repo` (of one tag when given), oldest first, as (tag, sequence, record).
+    pub fn history(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<(String, u64, HistoryRecord)>, MetaError> {
+        let mut out = Vec::new();
+        let start = Bound::Included((repo, tag.unwrap_or(""), 0));
+        for entry in self
+            .history
+            .range::<(&str, &str, u64)>((start, Bound::Unbounded))?
+        {
+            let (k, v) = entry?;
+            let (r, t, seq) = k.value();
+            if r != repo || tag.is_some_and(|tag| tag != t) {
+                break;
+            }
+            out.push((t.to_owned(), seq, decode(v.value())?));
+        }
+        out.sort_by_key(|(_, seq, _)| *seq);
+        Ok(out)
+    }
+
+    /// Audit records, oldest first.
+    pub fn audit(&self) -> Result<Vec<AuditRecord>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.audit.iter()? {
+            let (_, v) = entry?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
         Ok(self.settings.get(name)?.map(|g| g.value().to_vec()))
     }
@@ -539,6 +615,45 @@ impl Writer<'_> {
         for principal in doomed {
             self.grants.remove((principal.as_str(), feed))?;
         }
+        Ok(())
+    }
+
+    pub fn set_tombstone(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
+        self.tombstones.insert((repo, tag), digest)?;
+        Ok(())
+    }
+
+    pub fn remove_tombstone(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError> {
+        Ok(self.tombstones.remove((repo, tag))?.is_some())
+    }
+
+    /// The next number of a sequence kept in the settings table.
+    fn next_seq(&mut self, name: &str) -> Result<u64, MetaError> {
+        let current = self
+            .settings
+            .get(name)?
+            .and_then(|g| <[u8; 8]>::try_from(g.value()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let next = current + 1;
+        self.settings.insert(name, next.to_be_bytes().as_slice())?;
+        Ok(next)
+    }
+
+    pub fn append_history(
+        &mut self,
+        repo: &str,
+        tag: &str,
+        record: &HistoryRecord,
+    ) -> Result<(), MetaError> {
+        let seq = self.next_seq("tag-history-seq")?;
+        self.history
+            .insert((repo, tag, seq), encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError> {
+        let seq = self.next_seq("audit-seq")?;
+        self.audit.insert(seq, encode(record)?.as_slice())?;
         Ok(())
     }
 

@@ -25,5 +25,12 @@ pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users-1");
 pub const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api-keys-1");
 /// (principal — `user:NAME` or `key:ID` —, feed) → role name
 pub const GRANTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("grants-1");
+/// (repository, version tag) → digest it kept when deleted: the number stays taken
+pub const TOMBSTONES: TableDefinition<(&str, &str), &str> = TableDefinition::new("tombstones-1");
+/// (repository, tag, sequence) → `HistoryRecord`: every change of every tag
+pub const TAG_HISTORY: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("tag-history-1");
+/// sequence → `AuditRecord`: feed setting changes and other administrative acts
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit-1");
 /// setting name → bytes (the token signing key, the API key hashing key)
 pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings-1");

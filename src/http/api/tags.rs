@@ -1,0 +1,266 @@
+//! Versioning endpoints: promotion and retag (with the ProGet-compatible form), purge, tags
+//! grouped by kind, tag history, and the record of feed setting changes.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::{ApiCaller, AuthData, Reg, run};
+use crate::domain::auth::{Auth, Principal};
+use crate::domain::{self, Registry};
+use crate::model::{Action, Reference, Repository, Tag, parse_image};
+
+/// A recorded change of feed settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedChangeEntry {
+    /// RFC 3339.
+    pub time: String,
+    pub actor: String,
+    pub change: String,
+}
+
+fn rfc3339_ms(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+/// Who changed a feed's settings, and how (feed admin).
+#[utoipa::path(get, path = "/api/v1/feeds/{feed}/changes", params(("feed" = String, Path)),
+    responses((status = 200, body = [FeedChangeEntry]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn feed_changes(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let entries = run(move || {
+        auth.require(Some(&p), &feed, Action::Admin)?;
+        Ok(reg
+            .audit(&feed)?
+            .into_iter()
+            .map(|a| FeedChangeEntry {
+                time: rfc3339_ms(a.time_ms),
+                actor: a.actor,
+                change: a.change,
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(entries))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionRequest {
+    /// `FEED/NAME:TAG` or `FEED/NAME@DIGEST`.
+    pub from: String,
+    /// `FEED/NAME:TAG`.
+    pub to: String,
+    pub comment: Option<String>,
+    /// Copy the referrers (signatures, SBOMs) of the image too.
+    #[serde(default)]
+    pub include_referrers: bool,
+}
+
+/// Copies an image to another feed and/or tag by link (no bytes copied) and tags it, in one
+/// transaction. Needs pull on the source and promote on the target. Re-applying a tag that
+/// already points there succeeds.
+#[utoipa::path(post, path = "/api/v1/promotions", request_body = PromotionRequest,
+    responses((status = 200, body = domain::Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn promote(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    body: web::Json<PromotionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let r = body.into_inner();
+    let done = run(move || {
+        do_promote(
+            &reg,
+            &auth,
+            &p,
+            &r.from,
+            &r.to,
+            r.comment.as_deref(),
+            r.include_referrers,
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
+fn do_promote(
+    reg: &Registry,
+    auth: &Auth,
+    p: &Principal,
+    from: &str,
+    to: &str,
+    comment: Option<&str>,
+    include_referrers: bool,
+) -> Result<domain::Promoted, domain::Error> {
+    let (from_repo, from_ref) = parse_image(from)?;
+    let (to_repo, to_ref) = parse_image(to)?;
+    let Reference::Tag(to_tag) = to_ref else {
+        return Err(domain::Error::Invalid(
+            "the target of a promotion is FEED/NAME:TAG".into(),
+        ));
+    };
+    auth.require(Some(p), from_repo.feed(), Action::Pull)?;
+    auth.require(Some(p), to_repo.feed(), Action::Promote)?;
+    reg.promote(&domain::Promotion {
+        from: &from_repo,
+        from_ref: &from_ref,
+        to: &to_repo,
+        to_tag: &to_tag,
+        include_referrers,
+        actor: p.user(),
+        comment,
+    })
+}
+
+/// The fields of `ProGet`'s promotion API, for scripts that migrate.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProGetPromotion {
+    pub package_name: String,
+    #[serde(default)]
+    pub group_name: Option<String>,
+    pub version: String,
+    pub from_feed: String,
+    pub to_feed: String,
+    #[serde(default)]
+    pub comments: Option<String>,
+}
+
+/// `ProGet`-compatible promotion: `fromFeed/groupName/packageName:version` to the same name
+/// and version in `toFeed`, referrers included. Form or JSON body; API key in `X-ApiKey` or
+/// Basic.
+#[utoipa::path(post, path = "/api/promotions/promote", request_body = ProGetPromotion,
+    responses((status = 200, body = domain::Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn proget_promote(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    let parsed: Result<ProGetPromotion, String> = if is_json {
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
+    } else {
+        serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
+    };
+    let r =
+        parsed.map_err(|e| domain::Error::Invalid(format!("invalid promotion request: {e}")))?;
+    let name = match r.group_name.as_deref().filter(|g| !g.is_empty()) {
+        Some(group) => format!("{group}/{}", r.package_name),
+        None => r.package_name.clone(),
+    };
+    let from = format!("{}/{name}:{}", r.from_feed, r.version);
+    let to = format!("{}/{name}:{}", r.to_feed, r.version);
+    let done =
+        run(move || do_promote(&reg, &auth, &p, &from, &to, r.comments.as_deref(), true)).await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
+/// Frees a version number in a versioned feed: removes the tag and its tombstone (feed
+/// admin). Recorded in the tag history.
+#[utoipa::path(post, path = "/api/v1/repositories/{repo}/tags/{tag}/purge", params(("repo" = String, Path), ("tag" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn purge(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (repo, tag) = path.into_inner();
+    run(move || {
+        let repo: Repository = repo.parse()?;
+        let tag: Tag = tag.parse()?;
+        auth.require(Some(&p), repo.feed(), Action::Admin)?;
+        reg.purge(&repo, &tag, p.user())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A repository's tags grouped by kind; versions by SemVer precedence, newest first (pull).
+#[utoipa::path(get, path = "/api/v1/repositories/{repo}/tags", params(("repo" = String, Path)),
+    responses((status = 200, body = domain::TagGroups), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn repository_tags(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let repo = path.into_inner();
+    let groups = run(move || {
+        let repo: Repository = repo.parse()?;
+        auth.require(Some(&p), repo.feed(), Action::Pull)?;
+        reg.tag_groups(&repo)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(groups))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    /// Only this tag.
+    pub tag: Option<String>,
+    /// With `tag`: which digest the tag pointed to at this RFC 3339 time.
+    pub at: Option<String>,
+}
+
+/// What a tag pointed to at a moment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TagAt {
+    pub tag: String,
+    pub at: String,
+    /// None: the tag did not exist then.
+    pub digest: Option<String>,
+}
+
+/// Every change of every tag of a repository (or of one tag), oldest first; with `tag` and
+/// `at`, the digest the tag pointed to at that time (pull).
+#[utoipa::path(get, path = "/api/v1/repositories/{repo}/history", params(("repo" = String, Path), HistoryQuery),
+    responses((status = 200, body = [domain::HistoryEntry]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn history(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let repo = path.into_inner();
+    let HistoryQuery { tag, at } = query.into_inner();
+    let body = run(move || {
+        let repo: Repository = repo.parse()?;
+        auth.require(Some(&p), repo.feed(), Action::Pull)?;
+        match (tag, at) {
+            (Some(tag), Some(at)) => {
+                let time = humantime::parse_rfc3339_weak(&at).map_err(|e| {
+                    domain::Error::Invalid(format!("at={at:?} is not an RFC 3339 time: {e}"))
+                })?;
+                let ms = time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let digest = reg.tag_at(&repo, &tag, ms)?;
+                Ok(serde_json::to_value(TagAt { tag, at, digest }).unwrap_or_default())
+            }
+            (None, Some(_)) => Err(domain::Error::Invalid("at= needs tag=".into())),
+            (tag, None) => {
+                Ok(serde_json::to_value(reg.history(&repo, tag.as_deref())?).unwrap_or_default())
+            }
+        }
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
