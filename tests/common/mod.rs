@@ -194,13 +194,9 @@ impl TestApp {
         digest
     }
 
-    /// Pushes an image manifest of `config` and `layers` (blobs pushed first) under `reference`.
-    pub async fn push_image(
-        &self,
-        repo: &str,
-        reference: &str,
-        layers: &[&[u8]],
-    ) -> (Digest, Vec<u8>) {
+    /// Uploads a config and `layers` to `repo` and returns an image manifest over them
+    /// (not pushed) with its digest.
+    pub async fn image(&self, repo: &str, layers: &[&[u8]]) -> (Digest, Vec<u8>) {
         let config = self
             .push_blob(repo, br#"{"architecture":"amd64","os":"linux"}"#)
             .await;
@@ -216,11 +212,39 @@ impl TestApp {
             "layers": descs,
         }))
         .unwrap();
+        (Digest::of(&body), body)
+    }
+
+    /// Pushes an image of `layers` under `reference`.
+    pub async fn push_image(
+        &self,
+        repo: &str,
+        reference: &str,
+        layers: &[&[u8]],
+    ) -> (Digest, Vec<u8>) {
+        let (digest, body) = self.image(repo, layers).await;
         let res = self
             .put_manifest(repo, reference, OCI_MANIFEST, &body)
             .await;
         assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
-        (Digest::of(&body), body)
+        (digest, body)
+    }
+
+    /// Switches versioning on for `feed` with `permitted` tags.
+    pub fn versioned(self, feed: &str, permitted: &[&str]) -> Self {
+        let app = self.with_feed(feed);
+        app.registry
+            .update_feed(
+                feed,
+                semdock::domain::FeedChange {
+                    versioning: Some(true),
+                    permitted: Some(permitted.iter().map(|p| (*p).to_owned()).collect()),
+                    ..Default::default()
+                },
+                "admin",
+            )
+            .unwrap();
+        app
     }
 
     pub async fn put_manifest(

@@ -85,9 +85,6 @@ pub async fn put(
     for tag in &put.tags {
         res.append_header(("OCI-Tag", tag.as_str()));
     }
-    for tag in &put.tags {
-        res.append_header(("OCI-Tag", tag.as_str()));
-    }
     Ok(res.finish())
 }
 
