@@ -547,3 +547,131 @@ fn podman_plain(dir: &tempfile::TempDir) -> Command {
         .arg(dir.path().join("run"));
     cmd
 }
+
+#[test]
+// One user's story from push to release reads best whole.
+#[allow(clippy::too_many_lines)]
+fn docker_in_a_versioned_feed_and_the_release_flow_with_skopeo_and_promote() {
+    let server = Server::start();
+    server.docker_login();
+    let host = server.host();
+    let key = api(
+        &server,
+        "POST",
+        "/api/v1/keys",
+        &serde_json::json!({"name": "ops", "admin": true}),
+    );
+    let key = key["key"].as_str().unwrap().to_owned();
+    let semdock = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_semdock"));
+        cmd.args(args)
+            .args(["--server", &server.url("")])
+            .env("SEMDOCK_API_KEY", &key);
+        run(&mut cmd)
+    };
+    semdock(&["feed", "create", "ci"]);
+    let out = semdock(&[
+        "feed",
+        "set",
+        "prod",
+        "--versioning",
+        "on",
+        "--permit",
+        "dev",
+        "--permit",
+        "pr-*",
+    ]);
+    assert!(
+        out.contains("versioning on, permitted [dev, pr-*]"),
+        "{out}"
+    );
+
+    let app = |tag: &str| format!("{host}/prod/team/app:{tag}");
+    let _a = build(&server, &app("1.2.3"), 1, "first");
+    let out = run(server.docker().args(["push", &app("1.2.3")]));
+    assert!(out.contains("1.2.3: digest:"), "{out}");
+    // A re-run of the same push succeeds.
+    run(server.docker().args(["push", &app("1.2.3")]));
+
+    for (tag, expect) in [
+        ("latest", "\"latest\" is kept by the server"),
+        (
+            "v6-latest",
+            "tag \"v6-latest\" is not allowed in feed \"prod\": use a SemVer version like 6.0.0 or add \"v6-latest\" to the feed's permitted tags",
+        ),
+    ] {
+        run(server.docker().args(["tag", &app("1.2.3"), &app(tag)]));
+        let out = run_fail(server.docker().args(["push", &app(tag)]));
+        assert!(out.contains(expect), "docker printed:\n{out}");
+        run(server.docker().args(["rmi", &app(tag)]));
+    }
+    let _b = build(&server, &app("1.2.3"), 1, "different content");
+    let out = run_fail(server.docker().args(["push", &app("1.2.3")]));
+    assert!(
+        out.contains("version 1.2.3 is released as sha256:"),
+        "docker printed:\n{out}"
+    );
+
+    // The release flow: a pre-release in ci, promoted to prod without re-uploading a byte.
+    let rc = format!("{host}/ci/team/app:1.4.0-rc.2");
+    let _c = build(&server, &rc, 2, "release candidate");
+    let rc_id = image_id(&server, &rc);
+    run(server.docker().args(["push", &rc]));
+    let rc_digest = skopeo(
+        &server,
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{rc}"),
+        ],
+    )
+    .trim()
+    .to_owned();
+    let uploads_to_prod = || {
+        server
+            .log()
+            .lines()
+            .filter(|l| {
+                l.contains("method=POST")
+                    && l.contains("/v2/prod/")
+                    && l.contains("/blobs/uploads/")
+            })
+            .count()
+    };
+    let before = uploads_to_prod();
+    let out = semdock(&[
+        "promote",
+        "ci/team/app:1.4.0-rc.2",
+        "prod/team/app:1.4.0",
+        "--comment",
+        "release 1.4.0",
+    ]);
+    assert!(out.contains(&rc_digest), "{out}");
+    run(server.docker().args(["rmi", &rc, &app("1.2.3")]));
+    run(server.docker().args(["pull", &app("1.4.0")]));
+    run(server.docker().args(["pull", &app("latest")]));
+    assert_eq!(image_id(&server, &app("1.4.0")), rc_id);
+    assert_eq!(image_id(&server, &app("latest")), rc_id);
+    for tag in ["1.4.0", "latest", "1", "1.4"] {
+        let d = skopeo(
+            &server,
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--format",
+                "{{.Digest}}",
+                &format!("docker://{}", app(tag)),
+            ],
+        );
+        assert_eq!(d.trim(), rc_digest, "{tag}");
+    }
+    assert_eq!(uploads_to_prod(), before, "the promotion uploaded blobs");
+    let history = semdock(&["history", "prod/team/app", "--tag", "1.4.0"]);
+    assert!(
+        history.contains("promote") && history.contains("admin"),
+        "{history}"
+    );
+    run(server.docker().args(["rmi", &app("1.4.0"), &app("latest")]));
+}

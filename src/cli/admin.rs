@@ -106,6 +106,97 @@ impl Target {
         }
     }
 
+    /// Changes feed settings; returns the feed as it now is.
+    pub fn feed_set(&self, name: &str, change: crate::domain::FeedChange) -> anyhow::Result<Value> {
+        match self {
+            Self::Local(s) => {
+                let r = s.registry.update_feed(name, change, INITIAL_ADMIN)?;
+                Ok(
+                    json!({"name": name, "versioning": r.versioning, "permitted": r.permitted, "anonymous_pull": r.anonymous_pull}),
+                )
+            }
+            Self::Remote { .. } => {
+                let body = json!({"description": change.description, "anonymous_pull": change.anonymous_pull,
+                    "versioning": change.versioning, "permitted": change.permitted});
+                self.call("PATCH", &format!("/feeds/{name}"), Some(&body))
+            }
+        }
+    }
+
+    /// Promotes or retags `from` (`FEED/NAME:TAG|@DIGEST`) to `to` (`FEED/NAME:TAG`).
+    pub fn promote(
+        &self,
+        from: &str,
+        to: &str,
+        comment: Option<&str>,
+        include_referrers: bool,
+    ) -> anyhow::Result<Value> {
+        match self {
+            Self::Local(s) => {
+                let (from_repo, from_ref) = crate::model::parse_image(from)?;
+                let (to_repo, to_ref) = crate::model::parse_image(to)?;
+                let crate::model::Reference::Tag(to_tag) = to_ref else {
+                    bail!("the target of a promotion is FEED/NAME:TAG");
+                };
+                let done = s.registry.promote(&crate::domain::Promotion {
+                    from: &from_repo,
+                    from_ref: &from_ref,
+                    to: &to_repo,
+                    to_tag: &to_tag,
+                    include_referrers,
+                    actor: INITIAL_ADMIN,
+                    comment,
+                })?;
+                Ok(serde_json::to_value(done)?)
+            }
+            Self::Remote { .. } => {
+                let body = json!({"from": from, "to": to, "comment": comment, "include_referrers": include_referrers});
+                self.call("POST", "/promotions", Some(&body))
+            }
+        }
+    }
+
+    /// The history of a repository or tag, or what a tag pointed to at a time.
+    pub fn history(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        at: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        match self {
+            Self::Local(s) => {
+                let repo: crate::model::Repository = repo.parse()?;
+                if let (Some(tag), Some(at)) = (tag, at) {
+                    let time = humantime::parse_rfc3339_weak(at)?;
+                    let ms =
+                        u64::try_from(time.duration_since(std::time::UNIX_EPOCH)?.as_millis())?;
+                    return Ok(
+                        json!({"tag": tag, "at": at, "digest": s.registry.tag_at(&repo, tag, ms)?}),
+                    );
+                }
+                Ok(serde_json::to_value(s.registry.history(&repo, tag)?)?)
+            }
+            Self::Remote { .. } => {
+                let mut path = format!("/repositories/{repo}/history");
+                let query: Vec<String> = [("tag", tag), ("at", at)]
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        v.map(|v| {
+                            format!(
+                                "{k}={}",
+                                form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                            )
+                        })
+                    })
+                    .collect();
+                if !query.is_empty() {
+                    path = format!("{path}?{}", query.join("&"));
+                }
+                self.call("GET", &path, None)
+            }
+        }
+    }
+
     pub fn feed_delete(&self, name: &str) -> anyhow::Result<()> {
         match self {
             Self::Local(s) => Ok(s.registry.delete_feed(&name.parse::<FeedName>()?)?),

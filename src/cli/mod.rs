@@ -61,6 +61,30 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Promote or retag an image: SRC (FEED/NAME:TAG or @DIGEST) to DST (FEED/NAME:TAG), by
+    /// link, without copying blob bytes.
+    Promote {
+        from: String,
+        to: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Copy signatures and SBOMs that refer to the image too.
+        #[arg(long)]
+        include_referrers: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show the tag history of a repository (or one tag), or what a tag pointed to --at a time.
+    History {
+        repository: String,
+        #[arg(long)]
+        tag: Option<String>,
+        /// RFC 3339 time, with --tag.
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Manage API keys.
     Key {
         #[command(subcommand)]
@@ -78,6 +102,24 @@ pub enum FeedAction {
     List,
     /// Delete a feed with all its repositories, manifests and tags.
     Delete { name: String },
+    /// Change feed settings: versioning, permitted tags, anonymous pull, description.
+    Set {
+        name: String,
+        /// on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        versioning: Option<String>,
+        /// A permitted tag or glob (repeatable); replaces the list.
+        #[arg(long = "permit", value_name = "TAG")]
+        permit: Vec<String>,
+        /// Clear the permitted list.
+        #[arg(long, conflicts_with = "permit")]
+        no_permit: bool,
+        /// on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        anonymous_pull: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +205,56 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Feed { action, remote } => feed(&target(&config, &remote)?, action),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
+        Command::Promote {
+            from,
+            to,
+            comment,
+            include_referrers,
+            remote,
+        } => {
+            let done = target(&config, &remote)?.promote(
+                &from,
+                &to,
+                comment.as_deref(),
+                include_referrers,
+            )?;
+            let verb = if done["changed"] == true {
+                "now points"
+            } else {
+                "already pointed"
+            };
+            println!(
+                "{to} {verb} at {}",
+                done["digest"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::History {
+            repository,
+            tag,
+            at,
+            remote,
+        } => {
+            let found =
+                target(&config, &remote)?.history(&repository, tag.as_deref(), at.as_deref())?;
+            if at.is_some() {
+                println!("{}", found["digest"].as_str().unwrap_or("(none)"));
+                return Ok(());
+            }
+            for h in found.as_array().into_iter().flatten() {
+                let text = |k: &str| h[k].as_str().unwrap_or("-").to_owned();
+                println!(
+                    "{}\t{}\t{}\t{} -> {}\t{}",
+                    text("time"),
+                    text("tag"),
+                    text("method"),
+                    text("old"),
+                    text("new"),
+                    text("actor")
+                );
+            }
+            Ok(())
+        }
     }
 }
 
@@ -210,6 +302,39 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
         FeedAction::Delete { name } => {
             target.feed_delete(&name)?;
             println!("deleted feed {name}");
+        }
+        FeedAction::Set {
+            name,
+            versioning,
+            permit,
+            no_permit,
+            anonymous_pull,
+            description,
+        } => {
+            let on = |v: Option<String>| v.map(|v| v == "on");
+            let change = crate::domain::FeedChange {
+                description,
+                anonymous_pull: on(anonymous_pull),
+                versioning: on(versioning),
+                permitted: (no_permit || !permit.is_empty()).then_some(permit),
+            };
+            let f = target.feed_set(&name, change)?;
+            let permitted: Vec<&str> = f["permitted"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+                .collect();
+            println!(
+                "feed {name}: versioning {}, permitted [{}], anonymous pull {}",
+                if f["versioning"] == true { "on" } else { "off" },
+                permitted.join(", "),
+                if f["anonymous_pull"] == true {
+                    "on"
+                } else {
+                    "off"
+                },
+            );
         }
     }
     Ok(())
