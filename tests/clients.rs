@@ -367,20 +367,6 @@ fn kill_9_during_docker_push_leaves_a_consistent_registry_and_the_push_can_be_re
     run(server.docker().args(["rmi", &tag2]));
 }
 
-fn docker_login(server: &Server, user: &str, secret: &str) -> std::process::Output {
-    let mut child = server
-        .docker()
-        .args(["login", "-u", user, "--password-stdin", &server.host()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), secret.as_bytes()).unwrap();
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
 fn api(server: &Server, method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
     let agent = server.http();
     let url = server.url(path);
@@ -413,7 +399,7 @@ fn docker_login_flows_private_and_public_feeds() {
     let server = Server::start();
     let host = server.host();
 
-    let out = docker_login(&server, "admin", "wrong-password");
+    let out = server.docker_login_as(&server.host(), "admin", "wrong-password");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -421,7 +407,7 @@ fn docker_login_flows_private_and_public_feeds() {
         "{err}"
     );
 
-    let out = docker_login(&server, "admin", &server.admin_password);
+    let out = server.docker_login_as(&server.host(), "admin", &server.admin_password);
     assert!(
         out.status.success(),
         "{}",
@@ -456,7 +442,7 @@ fn docker_login_flows_private_and_public_feeds() {
         "/api/v1/keys",
         &serde_json::json!({"name": "ci", "roles": {"library": "push"}}),
     );
-    let out = docker_login(&server, "api", key["key"].as_str().unwrap());
+    let out = server.docker_login_as(&server.host(), "api", key["key"].as_str().unwrap());
     assert!(
         out.status.success(),
         "{}",

@@ -4,7 +4,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{Server, image_context, run, run_fail};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
@@ -90,21 +90,7 @@ fn docker_and_skopeo_push_and_pull_over_https() {
     std::fs::create_dir_all(&certs_d.0).unwrap();
     std::fs::copy(certs.path().join("ca.crt"), certs_d.0.join("ca.crt")).unwrap();
 
-    let mut login = server
-        .docker()
-        .args(["login", "-u", "admin", "--password-stdin", &host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        login.stdin.as_mut().unwrap(),
-        server.admin_password.as_bytes(),
-    )
-    .unwrap();
-    drop(login.stdin.take());
-    let out = login.wait_with_output().unwrap();
+    let out = server.docker_login_as(&host, "admin", &server.admin_password);
     assert!(
         out.status.success(),
         "{}",

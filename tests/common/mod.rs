@@ -369,23 +369,24 @@ impl Server {
         path
     }
 
-    /// `docker login` as the administrator.
-    pub fn docker_login(&self) {
+    /// `docker login` to `host` as `user`, the secret on standard input.
+    pub fn docker_login_as(&self, host: &str, user: &str, secret: &str) -> std::process::Output {
         let mut child = self
             .docker()
-            .args(["login", "-u", "admin", "--password-stdin", &self.host()])
+            .args(["login", "-u", user, "--password-stdin", host])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::io::Write::write_all(
-            child.stdin.as_mut().unwrap(),
-            self.admin_password.as_bytes(),
-        )
-        .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), secret.as_bytes()).unwrap();
         drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// `docker login` as the administrator.
+    pub fn docker_login(&self) {
+        let out = self.docker_login_as(&self.host(), "admin", &self.admin_password);
         assert!(
             out.status.success(),
             "docker login failed: {}",

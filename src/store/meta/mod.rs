@@ -212,6 +212,23 @@ fn all<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+/// Every (second component, value) of keys `(first, *)` in a table of strings.
+fn pairs_under(
+    table: &impl ReadableTable<Pair, Str>,
+    first: &str,
+) -> Result<Vec<(String, String)>, MetaError> {
+    let mut out = Vec::new();
+    for entry in table.range::<(&str, &str)>((Bound::Included((first, "")), Bound::Unbounded))? {
+        let (k, v) = entry?;
+        let (f, second) = k.value();
+        if f != first {
+            break;
+        }
+        out.push((second.to_owned(), v.value().to_owned()));
+    }
+    Ok(out)
+}
+
 /// Up to `limit` second components of keys `(first, *)` after `after`, and whether more follow.
 fn page_of_pairs<V: redb::Value + 'static>(
     table: &impl ReadableTable<Pair, V>,
@@ -321,19 +338,7 @@ where
 
     /// Every (tag, digest) of `repo`.
     pub fn tag_targets(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
-        let mut out = Vec::new();
-        for entry in self
-            .tags
-            .range::<(&str, &str)>((Bound::Included((repo, "")), Bound::Unbounded))?
-        {
-            let (k, v) = entry?;
-            let (r, tag) = k.value();
-            if r != repo {
-                break;
-            }
-            out.push((tag.to_owned(), v.value().to_owned()));
-        }
-        Ok(out)
+        pairs_under(&self.tags, repo)
     }
 
     /// Every manifest digest stored in `repo`.
@@ -402,20 +407,7 @@ where
 
     /// Every (feed, role) granted to `principal`.
     pub fn grants_of(&self, principal: &str) -> Result<Vec<(String, String)>, MetaError> {
-        let mut out = Vec::new();
-        let start = Bound::Included((principal, ""));
-        for entry in self
-            .grants
-            .range::<(&str, &str)>((start, Bound::Unbounded))?
-        {
-            let (k, v) = entry?;
-            let (p, feed) = k.value();
-            if p != principal {
-                break;
-            }
-            out.push((feed.to_owned(), v.value().to_owned()));
-        }
-        Ok(out)
+        pairs_under(&self.grants, principal)
     }
 
     pub fn tombstone(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError> {
@@ -427,19 +419,7 @@ where
 
     /// Every (tag, digest) tombstone of `repo`.
     pub fn tombstones(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
-        let mut out = Vec::new();
-        for entry in self
-            .tombstones
-            .range::<(&str, &str)>((Bound::Included((repo, "")), Bound::Unbounded))?
-        {
-            let (k, v) = entry?;
-            let (r, tag) = k.value();
-            if r != repo {
-                break;
-            }
-            out.push((tag.to_owned(), v.value().to_owned()));
-        }
-        Ok(out)
+        pairs_under(&self.tombstones, repo)
     }
 
     /// History of `repo` (of one tag when given), oldest first, as (tag, sequence, record).
