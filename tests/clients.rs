@@ -21,7 +21,9 @@ fn build(server: &Server, tag: &str, layers: usize, extra: &str) -> tempfile::Te
     let ctx = image_context(layers, extra);
     run(server
         .docker()
-        .args(["build", "-q", "-t", tag])
+        // No cache: the legacy builder's cache lookup races with other tests' `docker rmi`
+        // ("unable to find image"), and every test's layers are unique anyway.
+        .args(["build", "--no-cache", "-q", "-t", tag])
         .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "0"));
     ctx
@@ -320,7 +322,7 @@ fn kill_9_during_docker_push_leaves_a_consistent_registry_and_the_push_can_be_re
     let ctx = image_context_sized(3, 8 << 20, "crashy");
     run(server
         .docker()
-        .args(["build", "-q", "-t", &tag])
+        .args(["build", "--no-cache", "-q", "-t", &tag])
         .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "0"));
     let id = image_id(&server, &tag);

@@ -101,7 +101,7 @@ fn docker_and_skopeo_push_and_pull_over_https() {
     let ctx = image_context(1, "tls");
     run(server
         .docker()
-        .args(["build", "-q", "-t", &tag])
+        .args(["build", "--no-cache", "-q", "-t", &tag])
         .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "0"));
     run(server.docker().args(["push", &tag]));
