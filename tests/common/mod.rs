@@ -306,6 +306,12 @@ impl Server {
             let re = regex::Regex::new(r"addr=(\S+)").unwrap();
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                // Reported only once the line is in the log, so callers can read it.
                 if !sent
                     && line.contains("semdock listening")
                     && let Some(c) = re.captures(&line)
@@ -313,9 +319,6 @@ impl Server {
                     let _ = tx.send(c[1].to_owned());
                     sent = true;
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let addr = rx
