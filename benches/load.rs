@@ -1,0 +1,590 @@
+//! Load benchmark: semdock and Distribution 2.8.2 (Debian's `docker-registry`) on loopback,
+//! fresh data directories, the same workloads against both, alternating, in one run.
+//!
+//! `cargo bench --bench load` (full: 3 rounds, 15 s read phases) or
+//! `cargo bench --bench load -- --quick` (1 round, 5 s, smaller counts). Prints a table with
+//! the ratio semdock/Distribution per row and writes `target/load-bench.json`. semdock runs
+//! with authentication on (Bearer tokens, as docker uses it); Distribution without.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+struct Target {
+    name: &'static str,
+    base: String,
+    auth: Option<String>,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections_per_host(64)
+        .build()
+        .into()
+}
+
+fn start_semdock() -> Target {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .arg("serve")
+        .env("SEMDOCK_LISTEN", "127.0.0.1:0")
+        .env("SEMDOCK_DATA_DIR", dir.path())
+        .env("SEMDOCK_AUTH__TOKEN_TTL_SECONDS", "7200")
+        .env("SEMDOCK_LOG__LEVEL", "warn,semdock::server=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("semdock starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("addr=") {
+                let addr = line[i + 5..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("semdock reports its address");
+    let base = format!("http://{addr}");
+    let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", password.trim()));
+    let mut res = agent()
+        .get(format!(
+            "{base}/v2/_auth?service=semdock&scope=repository:library/bench:pull,push"
+        ))
+        .header("Authorization", format!("Basic {basic}"))
+        .call()
+        .unwrap();
+    let token: serde_json::Value =
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    Target {
+        name: "semdock",
+        base,
+        auth: Some(format!("Bearer {}", token["token"].as_str().unwrap())),
+        child,
+        _dir: dir,
+    }
+}
+
+fn start_distribution() -> Target {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry is installed (apt-get install docker-registry)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "Distribution did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Target {
+        name: "distribution",
+        base: format!("http://127.0.0.1:{port}"),
+        auth: None,
+        child,
+        _dir: dir,
+    }
+}
+
+impl Target {
+    fn req(
+        &self,
+        a: &ureq::Agent,
+        method: &str,
+        path: &str,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let url = format!("{}{path}", self.base);
+        let r = match method {
+            "HEAD" => a.head(&url),
+            "DELETE" => a.delete(&url),
+            _ => a.get(&url),
+        };
+        match &self.auth {
+            Some(v) => r.header("Authorization", v),
+            None => r,
+        }
+    }
+
+    fn req_body(
+        &self,
+        a: &ureq::Agent,
+        method: &str,
+        url_or_path: &str,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let url = if url_or_path.starts_with("http") {
+            url_or_path.to_owned()
+        } else {
+            format!("{}{url_or_path}", self.base)
+        };
+        let r = match method {
+            "POST" => a.post(&url),
+            "PATCH" => a.patch(&url),
+            _ => a.put(&url),
+        };
+        match &self.auth {
+            Some(v) => r.header("Authorization", v),
+            None => r,
+        }
+    }
+
+    fn location(&self, res: &ureq::http::Response<ureq::Body>) -> String {
+        let loc = res
+            .headers()
+            .get("location")
+            .expect("Location")
+            .to_str()
+            .unwrap();
+        if loc.starts_with("http") {
+            loc.to_owned()
+        } else {
+            format!("{}{loc}", self.base)
+        }
+    }
+
+    /// Monolithic upload: POST, then PUT with the whole body.
+    fn upload(&self, a: &ureq::Agent, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let res = self
+            .req_body(a, "POST", "/v2/library/bench/blobs/uploads/")
+            .send_empty()
+            .unwrap();
+        assert_eq!(res.status(), 202, "{}", self.name);
+        let loc = self.location(&res);
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let res = self
+            .req_body(a, "PUT", &format!("{loc}{sep}digest={digest}"))
+            .content_type("application/octet-stream")
+            .send(bytes)
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", self.name);
+        digest
+    }
+
+    fn upload_chunked(&self, a: &ureq::Agent, bytes: &[u8], chunk: usize) -> String {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let res = self
+            .req_body(a, "POST", "/v2/library/bench/blobs/uploads/")
+            .send_empty()
+            .unwrap();
+        let mut loc = self.location(&res);
+        for (i, part) in bytes.chunks(chunk).enumerate() {
+            let start = i * chunk;
+            let res = self
+                .req_body(a, "PATCH", &loc)
+                .header(
+                    "Content-Range",
+                    format!("{start}-{}", start + part.len() - 1),
+                )
+                .content_type("application/octet-stream")
+                .send(part)
+                .unwrap();
+            assert_eq!(res.status(), 202, "{}", self.name);
+            loc = self.location(&res);
+        }
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let res = self
+            .req_body(a, "PUT", &format!("{loc}{sep}digest={digest}"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", self.name);
+        digest
+    }
+
+    fn put_manifest(&self, a: &ureq::Agent, tag: &str, body: &[u8]) {
+        let res = self
+            .req_body(a, "PUT", &format!("/v2/library/bench/manifests/{tag}"))
+            .content_type("application/vnd.oci.image.manifest.v1+json")
+            .send(body)
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}: {tag}", self.name);
+    }
+
+    /// (CPU seconds, peak RSS in KiB) of the server since the last reset.
+    fn usage(&self) -> (f64, u64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(") ")
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        #[allow(clippy::cast_precision_loss)]
+        (ticks as f64 / 100.0, hwm)
+    }
+
+    /// Resets the peak RSS counter (Linux: `clear_refs` 5).
+    fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+}
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+#[derive(Default, Clone, serde::Serialize)]
+struct Row {
+    value: f64,
+    unit: &'static str,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    p999_ms: Option<f64>,
+    cpu_s: f64,
+    peak_rss_mib: f64,
+    requests: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Runs `op` on `threads` threads, `total` times in all or until `for_time` passes.
+fn load(
+    threads: usize,
+    total: Option<u64>,
+    for_time: Option<Duration>,
+    op: &(dyn Fn(&ureq::Agent, u64) + Sync),
+) -> (Duration, Vec<Duration>) {
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let a = agent();
+                    let mut lat = Vec::new();
+                    loop {
+                        if stop.load(Ordering::Relaxed)
+                            || for_time.is_some_and(|t| start.elapsed() >= t)
+                        {
+                            break;
+                        }
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if total.is_some_and(|t| i >= t) {
+                            break;
+                        }
+                        let t0 = Instant::now();
+                        op(&a, i);
+                        lat.push(t0.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    latencies.sort();
+    (elapsed, latencies)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn measure(
+    t: &Target,
+    threads: usize,
+    total: Option<u64>,
+    for_time: Option<Duration>,
+    per_request_bytes: Option<u64>,
+    op: &(dyn Fn(&ureq::Agent, u64) + Sync),
+) -> Row {
+    t.reset_peak();
+    let (cpu0, _) = t.usage();
+    let (elapsed, lat) = load(threads, total, for_time, op);
+    let (cpu1, peak) = t.usage();
+    let n = lat.len() as u64;
+    let secs = elapsed.as_secs_f64();
+    let (value, unit) = match per_request_bytes {
+        Some(b) => ((b * n) as f64 / secs / 1e6, "MB/s"),
+        None => (n as f64 / secs, "req/s"),
+    };
+    Row {
+        value,
+        unit,
+        p50_ms: Some(percentile(&lat, 0.50)),
+        p99_ms: Some(percentile(&lat, 0.99)),
+        p999_ms: Some(percentile(&lat, 0.999)),
+        cpu_s: cpu1 - cpu0,
+        peak_rss_mib: peak as f64 / 1024.0,
+        requests: n,
+    }
+}
+
+struct Sizes {
+    big: usize,
+    small_count: u64,
+    manifest_count: u64,
+    read_time: Duration,
+    rounds: usize,
+}
+
+fn workloads(t: &Target, s: &Sizes, round: usize) -> BTreeMap<&'static str, Row> {
+    let mut rows = BTreeMap::new();
+    let big = random(s.big, 0xB16 + round as u64 * 7 + t.name.len() as u64);
+    let big_bytes = big.len() as u64;
+    rows.insert(
+        "upload monolithic 256 MiB",
+        measure(t, 1, Some(1), None, Some(big_bytes), &|a, _| {
+            t.upload(a, &big);
+        }),
+    );
+    let big2 = random(s.big, 0xC4 + round as u64 * 11 + t.name.len() as u64);
+    rows.insert(
+        "upload chunked 16 MiB PATCHes",
+        measure(t, 1, Some(1), None, Some(big_bytes), &|a, _| {
+            t.upload_chunked(a, &big2, 16 << 20);
+        }),
+    );
+    let seed = (round as u64 + 1) << 40 | (t.name.len() as u64) << 32;
+    rows.insert(
+        "upload 64 KiB blobs, c=16",
+        measure(t, 16, Some(s.small_count), None, None, &|a, i| {
+            t.upload(a, &random(64 << 10, seed + i));
+        }),
+    );
+    // Manifests over one config blob.
+    let config = t.upload(
+        &agent(),
+        format!("{{\"round\":{round},\"target\":\"{}\"}}", t.name).as_bytes(),
+    );
+    let manifest = |i: u64| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":30}},"layers":[],"annotations":{{"n":"{i}"}}}}"#
+        )
+    };
+    rows.insert(
+        "manifest push, c=16",
+        measure(t, 16, Some(s.manifest_count), None, None, &|a, i| {
+            t.put_manifest(a, &format!("r{round}-{i}"), manifest(i).as_bytes());
+        }),
+    );
+    let tag = format!("r{round}-0");
+    rows.insert(
+        "manifest HEAD by tag, c=32",
+        measure(t, 32, None, Some(s.read_time), None, &|a, _| {
+            let res = t
+                .req(a, "HEAD", &format!("/v2/library/bench/manifests/{tag}"))
+                .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+                .call()
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }),
+    );
+    rows.insert(
+        "manifest GET by tag, c=32",
+        measure(t, 32, None, Some(s.read_time), None, &|a, _| {
+            let mut res = t
+                .req(a, "GET", &format!("/v2/library/bench/manifests/{tag}"))
+                .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+                .call()
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let _ = res.body_mut().read_to_vec();
+        }),
+    );
+    let big_digest = format!("sha256:{}", hex::encode(Sha256::digest(&big)));
+    rows.insert(
+        "blob GET 256 MiB, c=4",
+        measure(t, 4, Some(8), None, Some(big_bytes), &|a, _| {
+            let mut res = t
+                .req(a, "GET", &format!("/v2/library/bench/blobs/{big_digest}"))
+                .call()
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let mut reader = res.body_mut().with_config().limit(u64::MAX).reader();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let n = reader.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            assert_eq!(total, big_bytes);
+        }),
+    );
+    rows.insert(
+        "tag list (manifest-push tags), c=8",
+        measure(t, 8, None, Some(s.read_time / 3), None, &|a, _| {
+            let mut res = t
+                .req(a, "GET", "/v2/library/bench/tags/list")
+                .call()
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let _ = res.body_mut().read_to_vec();
+        }),
+    );
+    rows
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let s = if quick {
+        Sizes {
+            big: 64 << 20,
+            small_count: 500,
+            manifest_count: 2000,
+            read_time: Duration::from_secs(5),
+            rounds: 1,
+        }
+    } else {
+        Sizes {
+            big: 256 << 20,
+            small_count: 2000,
+            manifest_count: 2000,
+            read_time: Duration::from_secs(15),
+            rounds: 3,
+        }
+    };
+    // The ceiling for uploads: SHA-256 on one core, measured now.
+    let data = random(256 << 20, 42);
+    let t0 = Instant::now();
+    let _ = Sha256::digest(&data);
+    #[allow(clippy::cast_precision_loss)]
+    let sha = data.len() as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    drop(data);
+    println!("SHA-256 single core: {sha:.0} MB/s (upload ceiling)");
+
+    let mut results: BTreeMap<&str, BTreeMap<&str, Vec<Row>>> = BTreeMap::new();
+    for round in 0..s.rounds {
+        for which in 0..2 {
+            // Alternate who goes first, so neither always gets the cooler machine.
+            let target = if (round + which) % 2 == 0 {
+                start_semdock()
+            } else {
+                start_distribution()
+            };
+            let (_, idle) = target.usage();
+            eprintln!("round {round}: {} (idle RSS {} KiB)", target.name, idle);
+            for (k, row) in workloads(&target, &s, round) {
+                results
+                    .entry(target.name)
+                    .or_default()
+                    .entry(k)
+                    .or_default()
+                    .push(row);
+            }
+        }
+    }
+    let median = |rows: &Vec<Row>| {
+        let mut r = rows.clone();
+        r.sort_by(|a, b| a.value.total_cmp(&b.value));
+        r[r.len() / 2].clone()
+    };
+    println!(
+        "\n{:<38} {:>14} {:>14} {:>7}  {:>22} {:>22}",
+        "workload",
+        "semdock",
+        "distribution",
+        "ratio",
+        "semdock p50/p99 ms",
+        "distribution p50/p99"
+    );
+    let mut json = serde_json::Map::new();
+    for (k, rows) in &results["semdock"] {
+        let a = median(rows);
+        let b = median(&results["distribution"][k]);
+        println!(
+            "{k:<38} {:>9.1} {:<4} {:>9.1} {:<4} {:>6.2}x  {:>10.2}/{:<10.2} {:>10.2}/{:<10.2}",
+            a.value,
+            a.unit,
+            b.value,
+            b.unit,
+            a.value / b.value,
+            a.p50_ms.unwrap_or(0.0),
+            a.p99_ms.unwrap_or(0.0),
+            b.p50_ms.unwrap_or(0.0),
+            b.p99_ms.unwrap_or(0.0)
+        );
+        println!(
+            "{:<38} cpu {:>6.2}s rss {:>6.1} MiB   cpu {:>6.2}s rss {:>6.1} MiB   p99.9 {:.2} / {:.2} ms",
+            "",
+            a.cpu_s,
+            a.peak_rss_mib,
+            b.cpu_s,
+            b.peak_rss_mib,
+            a.p999_ms.unwrap_or(0.0),
+            b.p999_ms.unwrap_or(0.0)
+        );
+        json.insert(
+            (*k).to_owned(),
+            serde_json::json!({"semdock": a, "distribution": b, "ratio": a.value / b.value}),
+        );
+    }
+    json.insert("sha256_single_core_mb_s".into(), serde_json::json!(sha));
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/load-bench.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    println!("\nwritten {}", out.display());
+}
