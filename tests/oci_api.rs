@@ -60,6 +60,29 @@ async fn monolithic_upload_then_get_head_and_ranges() {
         )
         .await;
     assert_eq!(res.status, 416);
+    assert_eq!(res.header("content-range"), Some("bytes */11"));
+    for (range, body, content_range) in [
+        ("bytes=-5", &b"world"[..], "bytes 6-10/11"),
+        ("bytes=8-", &b"rld"[..], "bytes 8-10/11"),
+        ("bytes=0-100", &b"hello world"[..], "bytes 0-10/11"),
+    ] {
+        let res = app
+            .send(TestRequest::get().uri(&uri).insert_header(("Range", range)))
+            .await;
+        assert_eq!((res.status, res.body.as_slice()), (206, body), "{range}");
+        assert_eq!(res.header("content-range"), Some(content_range), "{range}");
+    }
+    // Several ranges or a syntax this server ignores: the whole blob, as RFC 9110 allows.
+    for range in ["bytes=0-1,3-4", "items=0-1"] {
+        let res = app
+            .send(TestRequest::get().uri(&uri).insert_header(("Range", range)))
+            .await;
+        assert_eq!(
+            (res.status, res.body.as_slice()),
+            (200, &b"hello world"[..]),
+            "{range}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -186,6 +186,13 @@ pub struct BlobHandle {
     pub digest: Digest,
 }
 
+impl BlobHandle {
+    /// `len` bytes from `offset`; blocking, positional (several readers may share the file).
+    pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        Ok(crate::store::blobs::read_at(&self.file, offset, len)?)
+    }
+}
+
 /// A stored manifest as clients fetch it.
 #[derive(Debug, Clone)]
 pub struct StoredManifest {

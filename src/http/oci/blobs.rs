@@ -1,12 +1,65 @@
 //! Blob reads and deletes.
 
-use actix_files::NamedFile;
-use actix_web::http::header::{self, HeaderValue};
+use std::sync::Arc;
+
+use actix_web::body::SizedStream;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
 
 use super::auth::{Authorized, Delete, Pull};
 use super::extract::digest;
 use super::{OciError, Reg, blocking};
+
+/// Bytes per read of a blob: large reads keep the blocking-pool hops per gigabyte few.
+const READ_CHUNK: u64 = 1 << 20;
+
+/// The one byte range of a `Range` header, if it is satisfiable. `Ok(None)`: serve it all
+/// (no header, a syntax this server ignores, or several ranges, as RFC 9110 allows).
+fn byte_range(req: &HttpRequest, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        // Suffix: the last N bytes.
+        let Ok(n) = last.parse::<u64>() else {
+            return Ok(None);
+        };
+        if n == 0 || size == 0 {
+            return Err(());
+        }
+        (size.saturating_sub(n), size - 1)
+    } else {
+        let Ok(start) = first.parse::<u64>() else {
+            return Ok(None);
+        };
+        let end = if last.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            match last.parse::<u64>() {
+                Ok(end) if end >= start => end.min(size.saturating_sub(1)),
+                _ => return Ok(None),
+            }
+        };
+        if start >= size {
+            return Err(());
+        }
+        (start, end)
+    };
+    Ok(Some(range))
+}
 
 // GET|HEAD /v2/<name>/blobs/<digest> — pull a blob, with Range (spec: "Pulling blobs").
 pub async fn get(
@@ -16,22 +69,49 @@ pub async fn get(
     req: HttpRequest,
 ) -> Result<HttpResponse, OciError> {
     let digest = digest(&path.1)?;
-    let blob = blocking(move || reg.blob(&repo, &digest)).await?;
-    let file = NamedFile::from_file(blob.file, blob.digest.hex())
-        .map_err(|e| OciError::internal(&e))?
-        .set_content_type(mime::APPLICATION_OCTET_STREAM)
-        .disable_content_disposition()
-        .use_last_modified(false)
-        .use_etag(false);
-    let mut res = file.into_response(&req);
-    let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(blob.digest.as_str()) {
-        headers.insert(header::HeaderName::from_static("docker-content-digest"), v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", blob.digest)) {
-        headers.insert(header::ETAG, v);
-    }
-    Ok(res)
+    let blob = Arc::new(blocking(move || reg.blob(&repo, &digest)).await?);
+    let size = blob.size;
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header(("Docker-Content-Digest", blob.digest.as_str()))
+        .insert_header((header::ETAG, format!("\"{}\"", blob.digest)))
+        .content_type("application/octet-stream");
+    let (start, len) = match byte_range(&req, size) {
+        Ok(None) => (0, size),
+        Ok(Some((start, end))) => {
+            res.status(StatusCode::PARTIAL_CONTENT)
+                .insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
+            (start, end - start + 1)
+        }
+        Err(()) => {
+            return Ok(HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .insert_header((header::ACCEPT_RANGES, "bytes"))
+                .finish());
+        }
+    };
+    // A HEAD response carries the length and no body: the stream is never polled.
+    let chunks = futures_util::stream::unfold((start, len), move |(offset, left)| {
+        let blob = blob.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let n = left.min(READ_CHUNK);
+            let read =
+                blocking(move || blob.read_at(offset, usize::try_from(n).unwrap_or(usize::MAX)))
+                    .await;
+            match read {
+                Ok(buf) => Some((
+                    Ok::<_, std::io::Error>(Bytes::from(buf)),
+                    (offset + n, left - n),
+                )),
+                // The client sees a cut connection; the length it was promised says why.
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), (offset, 0))),
+            }
+        }
+    });
+    Ok(res.body(SizedStream::new(len, chunks)))
 }
 
 // DELETE /v2/<name>/blobs/<digest> — unlink a blob from the repository (spec: "Deleting blobs").

@@ -102,6 +102,30 @@ impl BlobStore {
     }
 }
 
+/// Reads `len` bytes at `offset` without moving a file cursor, so one open blob can serve
+/// several ranges at once.
+pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    #[cfg(unix)]
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset)?;
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < len {
+            let n = std::os::windows::fs::FileExt::seek_read(
+                file,
+                &mut buf[done..],
+                offset + done as u64,
+            )?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            done += n;
+        }
+    }
+    Ok(buf)
+}
+
 /// Persists a rename on platforms where a directory can be fsynced.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
