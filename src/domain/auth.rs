@@ -577,7 +577,8 @@ impl Auth {
         })
     }
 
-    fn require_admin(actor: &Principal) -> Result<(), Error> {
+    /// Requires a global administrator: `Denied` otherwise.
+    pub fn require_admin(actor: &Principal) -> Result<(), Error> {
         if actor.is_admin() {
             Ok(())
         } else {

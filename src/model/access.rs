@@ -78,14 +78,19 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name, which is the name of the highest action it allows.
     #[must_use]
     pub fn as_str(self) -> &'static str {
+        self.top().as_str()
+    }
+
+    fn top(self) -> Action {
         match self {
-            Self::Pull => "pull",
-            Self::Push => "push",
-            Self::Promote => "promote",
-            Self::Delete => "delete",
-            Self::Admin => "admin",
+            Self::Pull => Action::Pull,
+            Self::Push => Action::Push,
+            Self::Promote => Action::Promote,
+            Self::Delete => Action::Delete,
+            Self::Admin => Action::Admin,
         }
     }
 

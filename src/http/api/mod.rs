@@ -243,7 +243,7 @@ async fn create_feed(
         permitted,
     } = body.into_inner();
     let info = run(move || {
-        require_admin(&p)?;
+        Auth::require_admin(&p)?;
         let feed: FeedName = name.parse()?;
         for pattern in &permitted {
             domain::versioning::check_pattern(pattern)?;
@@ -261,17 +261,6 @@ async fn create_feed(
     })
     .await?;
     Ok(HttpResponse::Created().json(info))
-}
-
-fn require_admin(p: &Principal) -> Result<(), domain::Error> {
-    if p.is_admin() {
-        Ok(())
-    } else {
-        Err(domain::Error::Denied(format!(
-            "{} is not an administrator",
-            p.user()
-        )))
-    }
 }
 
 /// One feed (pull).
@@ -335,7 +324,7 @@ async fn delete_feed(
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     run(move || {
-        require_admin(&p)?;
+        Auth::require_admin(&p)?;
         reg.delete_feed(&feed.parse()?)?;
         tracing::info!(actor = p.user(), feed, "feed deleted");
         Ok(())
