@@ -3,6 +3,7 @@
 //! Nested keys use `__` in the environment: `SEMDOCK_LOG__FORMAT=json`. Unknown keys are an
 //! error at startup, so a typo never silently falls back to a default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,11 @@ pub struct Config {
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub storage: StorageConfig,
+    /// Retention rules per feed, stored for a feed that has none yet (first start); the API
+    /// and CLI change them afterwards.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retention: BTreeMap<String, crate::domain::retention::Rules>,
     /// HTTPS with a certificate and key (PEM). Without it the registry speaks plain HTTP,
     /// which docker accepts only on localhost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +51,19 @@ pub struct AuthConfig {
     pub service: String,
     /// How long a token from `/v2/_auth` is valid, in seconds.
     pub token_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Unreferenced blobs younger than this survive garbage collection, in seconds.
+    pub gc_grace_seconds: u64,
+    /// Upload sessions idle this long are abandoned, in seconds.
+    pub upload_expiry_seconds: u64,
+    /// Collect garbage every this many seconds while serving; 0 never.
+    pub gc_interval_seconds: u64,
+    /// Apply the feeds' retention rules every this many seconds while serving; 0 never.
+    pub retention_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +119,13 @@ impl Default for Config {
                 service: "semdock".to_owned(),
                 token_ttl_seconds: 300,
             },
+            storage: StorageConfig {
+                gc_grace_seconds: 3600,
+                upload_expiry_seconds: 86_400,
+                gc_interval_seconds: 86_400,
+                retention_interval_seconds: 86_400,
+            },
+            retention: BTreeMap::new(),
             tls: None,
         }
     }
@@ -142,6 +168,16 @@ impl Config {
         crate::domain::auth::TokenSettings {
             service: self.auth.service.clone(),
             ttl_seconds: self.auth.token_ttl_seconds,
+        }
+    }
+
+    /// Garbage collection as configured.
+    #[must_use]
+    pub fn gc_options(&self, dry_run: bool) -> crate::domain::gc::GcOptions {
+        crate::domain::gc::GcOptions {
+            grace: std::time::Duration::from_secs(self.storage.gc_grace_seconds),
+            upload_expiry: std::time::Duration::from_secs(self.storage.upload_expiry_seconds),
+            dry_run,
         }
     }
 

@@ -2,11 +2,12 @@
 //! HTTPS) until a signal (SIGTERM, Ctrl-C) asks it to stop; in-flight requests finish first.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{App, HttpServer, middleware};
 
 use crate::config::{Config, TlsConfig};
-use crate::domain::{self, Services};
+use crate::domain::{self, Registry, Services};
 use crate::http;
 use crate::model::FeedName;
 
@@ -39,7 +40,61 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
             tracing::info!(feed, "created feed");
         }
     }
+    for (feed, rules) in &config.retention {
+        let stored = services.registry.retention(feed)?;
+        if stored.is_empty() && !rules.is_empty() {
+            services.registry.set_retention(feed, rules, "config")?;
+            tracing::info!(feed, "stored retention rules from the configuration");
+        }
+    }
     Ok(services)
+}
+
+/// A scheduled maintenance job.
+type Job = fn(&Registry, &Config);
+
+/// How often last-pull times are written: one small transaction per interval at most.
+const PULL_FLUSH: Duration = Duration::from_mins(1);
+
+/// Runs garbage collection, retention and the pull-time flush on their intervals, off the
+/// request executor. Failures are logged; the next interval tries again.
+fn schedule(config: &Config, registry: &Arc<Registry>) -> Vec<actix_web::rt::task::JoinHandle<()>> {
+    let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+    let jobs: [(Option<Duration>, Job); 3] = [
+        (Some(PULL_FLUSH), |r, _| {
+            if let Err(e) = r.flush_pulls() {
+                tracing::error!(error = %e, "could not write last-pull times");
+            }
+        }),
+        (every(config.storage.retention_interval_seconds), |r, _| {
+            let feeds = r.feeds_with_retention().unwrap_or_default();
+            for feed in feeds {
+                if let Err(e) = r.run_retention(&feed, false) {
+                    tracing::error!(feed, error = %e, "retention run failed");
+                }
+            }
+        }),
+        (every(config.storage.gc_interval_seconds), |r, c| {
+            if let Err(e) = r.gc(c.gc_options(false), &|_, _, _| {}) {
+                tracing::error!(error = %e, "garbage collection failed");
+            }
+        }),
+    ];
+    let mut handles = Vec::new();
+    for (interval, job) in jobs {
+        let Some(interval) = interval else { continue };
+        let (registry, config) = (registry.clone(), config.clone());
+        handles.push(actix_web::rt::spawn(async move {
+            let mut ticks = actix_web::rt::time::interval(interval);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let (r, c) = (registry.clone(), config.clone());
+                let _ = actix_web::rt::task::spawn_blocking(move || job(&r, &c)).await;
+            }
+        }));
+    }
+    handles
 }
 
 fn tls_config(tls: &TlsConfig) -> Result<rustls::ServerConfig, StartError> {
@@ -66,10 +121,11 @@ pub async fn serve(config: &Config, services: Services) -> Result<(), StartError
         external_url: config.external_url.clone(),
     };
     let (r, a) = (registry.clone(), auth.clone());
+    let gc = config.gc_options(false);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::from_fn(http::access_log::log_request))
-            .configure(http::configure(r.clone(), a.clone(), realm.clone()))
+            .configure(http::configure(r.clone(), a.clone(), realm.clone(), gc))
     });
     let server = match &config.tls {
         Some(tls) => server.bind_rustls_0_23(config.listen, tls_config(tls)?)?,
@@ -83,7 +139,15 @@ pub async fn serve(config: &Config, services: Services) -> Result<(), StartError
     for addr in server.addrs() {
         tracing::info!(%addr, scheme, data_dir = %config.data_dir.display(), "semdock listening");
     }
+    let jobs = schedule(config, &registry);
     server.run().await?;
+    for job in jobs {
+        job.abort();
+        let _ = job.await;
+    }
+    if let Err(e) = registry.flush_pulls() {
+        tracing::error!(error = %e, "could not write last-pull times");
+    }
     drop(auth);
     match Arc::try_unwrap(registry) {
         Ok(registry) => {

@@ -35,6 +35,9 @@ fn schemathesis_finds_no_server_errors_in_the_management_api() {
             "--request-timeout",
             "10",
         ])
+        // A generated backup directory would be written on this machine: tests/hygiene.rs
+        // covers that endpoint's bad input instead.
+        .args(["--exclude-path", "/api/v1/backup"])
         .arg("--report-dir")
         .arg(reports.path())
         .current_dir(reports.path())

@@ -33,7 +33,7 @@ fn to_values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
 }
 
 impl Target {
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         use base64::Engine as _;
         let Self::Remote { base, key } = self else {
             bail!("no server to call");

@@ -1,10 +1,12 @@
-//! The command line: `semdock serve | config | feed | user | key`.
+//! The command line: `semdock serve | config | feed | user | key | promote | history | gc |
+//! retention | check | backup | restore`.
 //!
 //! Administration commands work on the local data directory while no server runs (recovery,
 //! first setup), or on a running server with `--server URL` and an API key from
 //! `SEMDOCK_API_KEY` or `--api-key-file`.
 
 mod admin;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -85,6 +87,43 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Collect garbage: blobs no manifest references (older than the grace period) and
+    /// abandoned uploads.
+    Gc {
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Apply a feed's retention rules now (set them with `semdock feed retention`).
+    Retention {
+        feed: String,
+        /// List exactly what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Re-hash every blob and verify every manifest and tag (local data directory only).
+    /// Corrupt files are moved aside as .corrupted; exits 1 when anything is wrong.
+    Check {
+        /// Blobs hashed in parallel.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Read at most this many MiB per second.
+        #[arg(long)]
+        max_mbps: Option<u64>,
+    },
+    /// Write a consistent backup (metadata and blobs) into a new or empty directory; with
+    /// --server, the directory is on the server's machine.
+    Backup {
+        dir: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Restore a backup into the configured data directory, which must be new or empty.
+    Restore { dir: PathBuf },
     /// Manage API keys.
     Key {
         #[command(subcommand)]
@@ -119,6 +158,25 @@ pub enum FeedAction {
         anonymous_pull: Option<String>,
         #[arg(long)]
         description: Option<String>,
+    },
+    /// Show or set a feed's retention rules.
+    Retention {
+        name: String,
+        /// Delete manifests no tag reaches after N days.
+        #[arg(long, value_name = "N")]
+        untagged_days: Option<u32>,
+        /// Keep only the N newest pre-release versions per repository.
+        #[arg(long, value_name = "N")]
+        keep_prereleases: Option<u32>,
+        /// Delete images neither pulled nor pushed for N days.
+        #[arg(long, value_name = "N")]
+        unpulled_days: Option<u32>,
+        /// Let --unpulled-days delete released versions of a versioned feed too.
+        #[arg(long)]
+        include_releases: bool,
+        /// Switch every rule off.
+        #[arg(long, conflicts_with_all = ["untagged_days", "keep_prereleases", "unpulled_days", "include_releases"])]
+        off: bool,
     },
 }
 
@@ -203,6 +261,19 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Feed { action, remote } => feed(&target(&config, &remote)?, action),
+        Command::Gc { dry_run, remote } => {
+            storage::gc(&config, &target(&config, &remote)?, dry_run)
+        }
+        Command::Retention {
+            feed,
+            dry_run,
+            remote,
+        } => storage::retention_run(&target(&config, &remote)?, &feed, dry_run),
+        Command::Check { jobs, max_mbps } => {
+            storage::check(&target(&config, &Remote::none())?, jobs, max_mbps)
+        }
+        Command::Backup { dir, remote } => storage::backup(&target(&config, &remote)?, &dir),
+        Command::Restore { dir } => storage::restore(&config, &dir),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Promote {
@@ -258,6 +329,15 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+impl Remote {
+    fn none() -> Self {
+        Self {
+            server: None,
+            api_key_file: None,
+        }
+    }
+}
+
 fn target(config: &Config, remote: &Remote) -> anyhow::Result<Target> {
     let Some(base) = &remote.server else {
         let services = crate::domain::Services::open(
@@ -302,6 +382,23 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
         FeedAction::Delete { name } => {
             target.feed_delete(&name)?;
             println!("deleted feed {name}");
+        }
+        FeedAction::Retention {
+            name,
+            untagged_days,
+            keep_prereleases,
+            unpulled_days,
+            include_releases,
+            off,
+        } => {
+            let rules = crate::domain::retention::Rules {
+                untagged_days,
+                keep_prereleases,
+                unpulled_days,
+                include_releases,
+            };
+            let change = off || !rules.is_empty() || include_releases;
+            storage::retention_set(target, &name, change.then_some(rules))?;
         }
         FeedAction::Set {
             name,

@@ -89,7 +89,16 @@ pub enum Error {
     #[error("storage I/O failed: {0}")]
     Io(#[source] io::Error),
     #[error(transparent)]
-    Meta(#[from] MetaError),
+    Meta(MetaError),
+}
+
+impl From<MetaError> for Error {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::StorageFull => Self::StorageFull,
+            other => Self::Meta(other),
+        }
+    }
 }
 
 impl From<io::Error> for Error {

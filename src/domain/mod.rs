@@ -4,8 +4,12 @@
 //! executor. Nothing here sees actix types or renders a response.
 
 pub mod auth;
+pub mod backup;
+pub mod check;
 pub mod error;
+pub mod gc;
 pub mod registry;
+pub mod retention;
 pub mod tags;
 pub mod versioning;
 

@@ -35,10 +35,17 @@ pub const MAX_PAGE: usize = 10_000;
 
 /// The registry: metadata, blob files and the hash state of uploads in progress.
 pub struct Registry {
-    meta: Arc<MetaStore>,
-    blobs: BlobStore,
+    pub(super) meta: Arc<MetaStore>,
+    pub(super) blobs: BlobStore,
     limits: Limits,
     sessions: Sessions,
+    /// What a garbage collection running now must not take (see `gc`).
+    pub(super) gc_watch: Mutex<super::gc::Watch>,
+    /// One maintenance job (GC, retention, backup) at a time.
+    pub(super) maintenance: Mutex<()>,
+    pub(super) last_gc: Mutex<Option<super::gc::GcReport>>,
+    /// Last pull times not yet written (see `record_pull`).
+    pub(super) pulls: Mutex<HashMap<(String, String), u64>>,
 }
 
 /// In-memory hash state of uploads between requests. An upload absent here but present in the
@@ -311,6 +318,10 @@ impl Registry {
             blobs: BlobStore::open(data_dir)?,
             limits,
             sessions: Sessions::default(),
+            gc_watch: Mutex::default(),
+            maintenance: Mutex::default(),
+            last_gc: Mutex::default(),
+            pulls: Mutex::default(),
         })
     }
 
@@ -543,6 +554,7 @@ impl Registry {
         if !self.blobs.has_blob(digest) {
             return Ok(false);
         }
+        self.gc_touch([digest.as_str()]);
         self.meta.write(|w| {
             if w.feed(repo.feed())?.is_none() {
                 return Err(feed_unknown(repo));
@@ -663,6 +675,7 @@ impl Registry {
                 computed: computed.to_string(),
             });
         }
+        self.gc_touch([declared.as_str()]);
         self.blobs.publish(&id, declared)?;
         self.meta.write(|w| {
             if w.blob(declared.as_str())?.is_none() {
@@ -680,6 +693,13 @@ impl Registry {
         })
     }
 
+    /// Ends an upload whose request failed beyond repair (a full disk), removing its bytes.
+    pub fn abandon_upload(&self, mut append: Append) -> Result<(), Error> {
+        append.writer = None;
+        let id = std::mem::take(&mut append.id);
+        self.discard_upload(&id)
+    }
+
     /// Cancels an upload and removes its bytes.
     pub fn cancel_upload(&self, repo: &Repository, id: &str) -> Result<(), Error> {
         let id = self.session(repo, id)?;
@@ -692,7 +712,12 @@ impl Registry {
         self.discard_upload(&id)
     }
 
-    fn discard_upload(&self, id: &str) -> Result<(), Error> {
+    /// Whether a request is writing to upload `id` right now.
+    pub(super) fn upload_busy(&self, id: &str) -> bool {
+        matches!(self.sessions.lock().get(id), Some(Slot::Busy(_)))
+    }
+
+    pub(super) fn discard_upload(&self, id: &str) -> Result<(), Error> {
         self.sessions.forget(id);
         self.meta
             .write(|w| w.remove_upload(id).map_err(Error::from))?;
@@ -746,6 +771,7 @@ impl Registry {
             method: "push",
             comment: None,
         };
+        self.gc_touch(record.blobs.iter().map(String::as_str));
         self.meta.write(|w| {
             let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
             for blob in &manifest.blobs {
@@ -814,7 +840,6 @@ impl Registry {
         reference: &Reference,
         actor: &str,
     ) -> Result<(), Error> {
-        let name = repo.as_str();
         let change = Change {
             actor,
             method: "delete",
@@ -825,21 +850,8 @@ impl Registry {
             match reference {
                 Reference::Tag(tag) => tags::remove(w, repo, &feed, tag.as_str(), &change)?,
                 Reference::Digest(digest) => {
-                    let record = w
-                        .manifest(name, digest.as_str())?
-                        .ok_or_else(|| manifest_unknown(repo, reference))?;
-                    w.remove_manifest(name, digest.as_str())?;
-                    for (tag, target) in w.tag_targets(name)? {
-                        // Virtual tags follow the versions; they are recomputed below.
-                        if target == digest.as_str() && !(feed.versioning && is_virtual(&tag)) {
-                            tags::remove(w, repo, &feed, &tag, &change)?;
-                        }
-                    }
-                    if feed.versioning {
-                        tags::recompute_virtual(w, name, &change)?;
-                    }
-                    if let Some(subject) = record.subject {
-                        w.remove_referrer(name, &subject, digest.as_str())?;
+                    if !remove_manifest(w, repo, &feed, digest.as_str(), &change)? {
+                        return Err(manifest_unknown(repo, reference));
                     }
                 }
             }
@@ -1091,6 +1103,36 @@ impl Registry {
 
 fn page_size(n: Option<usize>) -> usize {
     n.unwrap_or(MAX_PAGE).min(MAX_PAGE)
+}
+
+/// Removes a manifest with the tags pointing at it and its referrer entry, as a user's delete
+/// by digest does; says whether it existed.
+pub(super) fn remove_manifest(
+    w: &mut crate::store::meta::Writer<'_>,
+    repo: &Repository,
+    feed: &FeedRecord,
+    digest: &str,
+    change: &Change<'_>,
+) -> Result<bool, Error> {
+    let name = repo.as_str();
+    let Some(record) = w.manifest(name, digest)? else {
+        return Ok(false);
+    };
+    w.remove_manifest(name, digest)?;
+    w.remove_pull(name, digest)?;
+    for (tag, target) in w.tag_targets(name)? {
+        // Virtual tags follow the versions; they are recomputed below.
+        if target == digest && !(feed.versioning && is_virtual(&tag)) {
+            tags::remove(w, repo, feed, &tag, change)?;
+        }
+    }
+    if feed.versioning {
+        tags::recompute_virtual(w, name, change)?;
+    }
+    if let Some(subject) = record.subject {
+        w.remove_referrer(name, &subject, digest)?;
+    }
+    Ok(true)
 }
 
 fn ensure_repository(w: &mut crate::store::meta::Writer<'_>, name: &str) -> Result<(), Error> {

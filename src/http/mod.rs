@@ -14,6 +14,7 @@ use actix_web::web;
 
 use crate::domain::Registry;
 use crate::domain::auth::Auth;
+use crate::domain::gc::GcOptions;
 pub use oci::auth::Realm;
 
 /// Mounts every HTTP area on `cfg`; the one place routes are assembled.
@@ -21,9 +22,11 @@ pub fn configure(
     registry: Arc<Registry>,
     auth: Arc<Auth>,
     realm: Realm,
+    gc: GcOptions,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(registry))
+            .app_data(web::Data::new(gc))
             .app_data(web::Data::from(auth))
             .app_data(web::Data::new(realm))
             .configure(ops::configure)

@@ -163,6 +163,7 @@ impl TestApp {
             self.registry.clone(),
             self.auth.clone(),
             semdock::http::Realm::default(),
+            semdock::config::Config::default().gc_options(false),
         )))
         .await;
         let res = test::call_service(&app, req.to_request()).await;

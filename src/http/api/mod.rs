@@ -5,6 +5,7 @@
 //! render. The `OpenAPI` document at `/api/v1/openapi.json` is generated from these handlers.
 
 mod error;
+mod storage;
 mod tags;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::http::oci::auth::{client_ip, credentials};
 use crate::model::{Action, FeedName};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(storage::metrics));
     cfg.route(
         "/api/promotions/promote",
         web::post().to(tags::proget_promote),
@@ -55,6 +57,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/keys", web::post().to(create_key))
             .route("/keys/{id}", web::delete().to(revoke_key))
             .route("/feeds/{feed}/changes", web::get().to(tags::feed_changes))
+            .route("/feeds/{feed}/retention", web::get().to(storage::retention))
+            .route(
+                "/feeds/{feed}/retention",
+                web::put().to(storage::set_retention),
+            )
+            .route(
+                "/feeds/{feed}/retention/run",
+                web::post().to(storage::run_retention),
+            )
+            .route("/gc", web::post().to(storage::gc))
+            .route("/backup", web::post().to(storage::backup))
+            .route("/storage", web::get().to(storage::storage))
             .route("/promotions", web::post().to(tags::promote))
             .route(
                 "/repositories/{repo:[^{}]+}/tags/{tag}/purge",
@@ -86,13 +100,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
         tags::feed_changes, tags::promote, tags::purge, tags::repository_tags, tags::history,
-        tags::proget_promote,
+        tags::proget_promote, storage::gc, storage::retention, storage::set_retention,
+        storage::run_retention, storage::backup, storage::storage,
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
         RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
         tags::FeedChangeEntry, tags::PromotionRequest, domain::Promoted, domain::TagGroups,
         domain::TagEntry, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
+        storage::RunRequest, storage::BackupRequest, domain::gc::GcReport,
+        domain::gc::StorageStats, domain::gc::FeedStorage, domain::retention::Rules,
+        domain::retention::RetentionReport, domain::retention::Deletion,
+        domain::backup::BackupReport,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

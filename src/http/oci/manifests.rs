@@ -15,9 +15,19 @@ pub async fn get(
     reg: Reg,
     Authorized { repo, .. }: Authorized<Pull>,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, OciError> {
     let reference = reference(&path.1)?;
-    let m = blocking(move || reg.manifest(&repo, &reference)).await?;
+    // A GET is a pull (retention's "not pulled for N days"); a HEAD only asks.
+    let pull = req.method() == actix_web::http::Method::GET;
+    let m = blocking(move || {
+        let m = reg.manifest(&repo, &reference)?;
+        if pull {
+            reg.record_pull(&repo, m.digest.as_str());
+        }
+        Ok(m)
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Content-Type", m.media_type))
         .insert_header(("Docker-Content-Digest", m.digest.as_str()))

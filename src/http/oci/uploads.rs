@@ -50,7 +50,7 @@ fn blob_created(repo: &Repository, digest: &Digest) -> HttpResponse {
 }
 
 /// Streams `payload` into `append` on a blocking thread; returns it for finishing.
-async fn pump(mut payload: web::Payload, append: Append) -> Result<Append, OciError> {
+async fn pump(reg: &Reg, mut payload: web::Payload, append: Append) -> Result<Append, OciError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let writer = tokio::task::spawn_blocking(move || {
         let mut append = append;
@@ -77,7 +77,14 @@ async fn pump(mut payload: web::Payload, append: Append) -> Result<Append, OciEr
     }
     drop(tx);
     let (append, written) = writer.await.map_err(|e| OciError::internal(&e))?;
-    written?;
+    if let Err(e) = written {
+        if matches!(e, domain::Error::StorageFull) {
+            // Keep no partial bytes on a full disk: the client starts over once there is room.
+            let reg = reg.clone();
+            let _ = blocking(move || reg.abandon_upload(append)).await;
+        }
+        return Err(e.into());
+    }
     if let Some(e) = read_error {
         // The client went away or sent a broken body; what reached the file stays counted.
         drop(append);
@@ -100,7 +107,7 @@ async fn append_and_complete(
 ) -> Result<HttpResponse, OciError> {
     let (r, rp) = (reg.clone(), repo.clone());
     let append = blocking(move || r.append(&rp, &id, start)).await?;
-    let append = pump(payload, append).await?;
+    let append = pump(&reg, payload, append).await?;
     let d = declared.clone();
     blocking(move || reg.complete_upload(append, &d)).await?;
     Ok(blob_created(repo, &declared))
@@ -159,7 +166,7 @@ pub async fn patch(
     let id = path.into_inner().1;
     let (r, rp) = (reg.clone(), repo.clone());
     let append = blocking(move || r.append(&rp, &id, start)).await?;
-    let append = pump(payload, append).await?;
+    let append = pump(&reg, payload, append).await?;
     let id = append.id().to_owned();
     let len = blocking(move || reg.finish_chunk(append)).await?;
     Ok(session_response(HttpResponse::Accepted(), &repo, &id, len))

@@ -93,6 +93,87 @@ impl BlobStore {
         sync_dir(dir)
     }
 
+    /// Every published blob file: its digest, length and modification time. Files whose names
+    /// are not digests (a `.corrupted` copy set aside) are skipped.
+    pub fn blob_files(&self) -> io::Result<Vec<BlobFile>> {
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&self.blobs)? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(shard.path())? {
+                let entry = entry?;
+                let Some(digest) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
+                else {
+                    continue;
+                };
+                let meta = entry.metadata()?;
+                out.push(BlobFile {
+                    digest,
+                    len: meta.len(),
+                    modified: meta.modified()?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a blob file; a missing file is not an error.
+    pub fn remove_blob(&self, digest: &Digest) -> io::Result<()> {
+        match fs::remove_file(self.blob_path(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves a blob file aside as `<hex>.corrupted`, out of every reader's way; returns where.
+    pub fn set_aside(&self, digest: &Digest) -> io::Result<PathBuf> {
+        let from = self.blob_path(digest);
+        let mut to = from.clone().into_os_string();
+        to.push(".corrupted");
+        let to = PathBuf::from(to);
+        fs::rename(&from, &to)?;
+        Ok(to)
+    }
+
+    /// Every upload file: its id and modification time.
+    pub fn upload_files(&self) -> io::Result<Vec<(String, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.uploads)? {
+            let entry = entry?;
+            if let Some(id) = entry.file_name().to_str() {
+                out.push((id.to_owned(), entry.metadata()?.modified()?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts blob `digest` of `other` into this store: a hard link when both are on one
+    /// filesystem (blob files never change, so sharing the inode is safe), else a copy that is
+    /// fsynced and renamed into place.
+    pub fn import(&self, other: &Self, digest: &Digest) -> io::Result<()> {
+        let from = other.blob_path(digest);
+        let to = self.blob_path(digest);
+        if to.is_file() {
+            return Ok(());
+        }
+        let dir = to.parent().unwrap_or(&self.blobs);
+        fs::create_dir_all(dir)?;
+        if fs::hard_link(&from, &to).is_err() {
+            let mut tmp = to.clone().into_os_string();
+            tmp.push(".partial");
+            let tmp = PathBuf::from(tmp);
+            fs::copy(&from, &tmp)?;
+            File::open(&tmp)?.sync_all()?;
+            fs::rename(&tmp, &to)?;
+        }
+        sync_dir(dir)
+    }
+
     /// Removes an upload's file; a missing file is not an error.
     pub fn remove_upload(&self, id: &str) -> io::Result<()> {
         match fs::remove_file(self.upload_path(id)) {
@@ -100,6 +181,14 @@ impl BlobStore {
             _ => Ok(()),
         }
     }
+}
+
+/// A published blob file as found on disk.
+#[derive(Debug, Clone)]
+pub struct BlobFile {
+    pub digest: Digest,
+    pub len: u64,
+    pub modified: std::time::SystemTime,
 }
 
 /// Reads `len` bytes at `offset` without moving a file cursor, so one open blob can serve

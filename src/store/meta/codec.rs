@@ -93,6 +93,19 @@ pub struct UploadRecord {
     pub started: u64,
 }
 
+/// A feed's retention rules; `None` switches a rule off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionRecord {
+    /// Delete manifests no tag points at (directly or through an index) after this many days.
+    pub untagged_days: Option<u32>,
+    /// Keep only this many newest pre-release versions per repository.
+    pub keep_prereleases: Option<u32>,
+    /// Delete images not pulled (nor pushed) for this many days.
+    pub unpulled_days: Option<u32>,
+    /// Whether the unpulled rule may delete released versions of a versioned feed.
+    pub include_releases: bool,
+}
+
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
     postcard::to_stdvec(value).map_err(MetaError::Codec)
 }

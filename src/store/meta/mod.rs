@@ -15,12 +15,12 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
 
 pub use codec::{
     ApiKeyRecord, AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord,
-    RepositoryRecord, UploadRecord, UserRecord,
+    RepositoryRecord, RetentionRecord, UploadRecord, UserRecord,
 };
 use codec::{decode, encode};
 use tables::{
-    API_KEYS, AUDIT, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, REFERRERS, REPOSITORIES,
-    SETTINGS, TAG_HISTORY, TAGS, TOMBSTONES, UPLOADS, USERS,
+    API_KEYS, AUDIT, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, PULLS, REFERRERS, REPOSITORIES,
+    RETENTION, SETTINGS, TAG_HISTORY, TAGS, TOMBSTONES, UPLOADS, USERS,
 };
 
 /// A failure of the metadata store.
@@ -30,17 +30,30 @@ pub enum MetaError {
         "the database {0} is in use by another semdock process (a running server?): stop it, or use the server's API"
     )]
     InUse(PathBuf),
+    #[error("the disk holding the database is full")]
+    StorageFull,
     #[error("database error: {0}")]
-    Database(#[from] redb::Error),
+    Database(redb::Error),
     #[error("a stored record could not be decoded: {0}")]
     Codec(postcard::Error),
+}
+
+impl From<redb::Error> for MetaError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                Self::StorageFull
+            }
+            other => Self::Database(other),
+        }
+    }
 }
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for MetaError {
             fn from(e: $t) -> Self {
-                Self::Database(e.into())
+                redb::Error::from(e).into()
             }
         }
     )*};
@@ -58,7 +71,7 @@ pub struct MetaStore {
 }
 
 /// The tables of one transaction, opened once. `Reader` and `Writer` are its two forms.
-pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au> {
+pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl> {
     feeds: Fe,
     repositories: Re,
     manifests: Ma,
@@ -74,6 +87,8 @@ pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au> {
     tombstones: Tb,
     history: Hi,
     audit: Au,
+    retention: Rt,
+    pulls: Pl,
 }
 
 type Str = &'static str;
@@ -99,6 +114,8 @@ pub type Reader = Tables<
     ReadOnlyTable<Pair, Str>,
     ReadOnlyTable<Seq, Bytes>,
     ReadOnlyTable<u64, Bytes>,
+    ReadOnlyTable<Str, Bytes>,
+    ReadOnlyTable<Pair, u64>,
 >;
 
 /// The tables of a write transaction.
@@ -118,6 +135,8 @@ pub type Writer<'t> = Tables<
     Table<'t, Pair, Str>,
     Table<'t, Seq, Bytes>,
     Table<'t, u64, Bytes>,
+    Table<'t, Str, Bytes>,
+    Table<'t, Pair, u64>,
 >;
 
 impl MetaStore {
@@ -125,7 +144,7 @@ impl MetaStore {
     pub fn open(path: &Path) -> Result<Self, MetaError> {
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => MetaError::InUse(path.to_owned()),
-            other => MetaError::Database(other.into()),
+            other => redb::Error::from(other).into(),
         })?;
         let store = Self { db };
         // Creating every table up front lets readers open them without a missing-table case.
@@ -152,6 +171,8 @@ impl MetaStore {
             tombstones: txn.open_table(TOMBSTONES)?,
             history: txn.open_table(TAG_HISTORY)?,
             audit: txn.open_table(AUDIT)?,
+            retention: txn.open_table(RETENTION)?,
+            pulls: txn.open_table(PULLS)?,
         })
     }
 
@@ -178,11 +199,62 @@ impl MetaStore {
                 tombstones: txn.open_table(TOMBSTONES).map_err(MetaError::from)?,
                 history: txn.open_table(TAG_HISTORY).map_err(MetaError::from)?,
                 audit: txn.open_table(AUDIT).map_err(MetaError::from)?,
+                retention: txn.open_table(RETENTION).map_err(MetaError::from)?,
+                pulls: txn.open_table(PULLS).map_err(MetaError::from)?,
             };
             f(&mut tables)?
         };
         txn.commit().map_err(MetaError::from)?;
         Ok(value)
+    }
+}
+
+/// Copies every row of one table between transactions.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<(), MetaError> {
+    let source = from.open_table(def)?;
+    let mut target = to.open_table(def)?;
+    for entry in source.iter()? {
+        let (k, v) = entry?;
+        target.insert(k.value(), v.value())?;
+    }
+    Ok(())
+}
+
+impl MetaStore {
+    /// Writes a consistent copy of the database, from one read transaction, to a new file at
+    /// `path`, leaving out upload sessions (their bytes are not part of a copy). Returns the
+    /// digests of the blobs that copy records.
+    pub fn snapshot_to(&self, path: &Path) -> Result<Vec<String>, MetaError> {
+        let from = self.db.begin_read()?;
+        let dest = Database::create(path).map_err(|e| MetaError::from(redb::Error::from(e)))?;
+        let to = dest.begin_write()?;
+        copy_table(&from, &to, FEEDS)?;
+        copy_table(&from, &to, REPOSITORIES)?;
+        copy_table(&from, &to, MANIFESTS)?;
+        copy_table(&from, &to, TAGS)?;
+        copy_table(&from, &to, BLOBS)?;
+        copy_table(&from, &to, BLOB_LINKS)?;
+        copy_table(&from, &to, REFERRERS)?;
+        to.open_table(UPLOADS)?;
+        copy_table(&from, &to, USERS)?;
+        copy_table(&from, &to, API_KEYS)?;
+        copy_table(&from, &to, GRANTS)?;
+        copy_table(&from, &to, SETTINGS)?;
+        copy_table(&from, &to, TOMBSTONES)?;
+        copy_table(&from, &to, TAG_HISTORY)?;
+        copy_table(&from, &to, AUDIT)?;
+        copy_table(&from, &to, RETENTION)?;
+        copy_table(&from, &to, PULLS)?;
+        to.commit()?;
+        let mut blobs = Vec::new();
+        for entry in from.open_table(BLOBS)?.iter()? {
+            blobs.push(entry?.0.value().to_owned());
+        }
+        Ok(blobs)
     }
 }
 
@@ -255,8 +327,8 @@ fn page_of_pairs<V: redb::Value + 'static>(
     Ok((out, false))
 }
 
-impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au>
-    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au>
+impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl>
+    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl>
 where
     Fe: ReadableTable<Str, Bytes>,
     Re: ReadableTable<Str, Bytes>,
@@ -273,6 +345,8 @@ where
     Tb: ReadableTable<Pair, Str>,
     Hi: ReadableTable<Seq, Bytes>,
     Au: ReadableTable<u64, Bytes>,
+    Rt: ReadableTable<Str, Bytes>,
+    Pl: ReadableTable<Pair, u64>,
 {
     pub fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
         get(&self.feeds, name)
@@ -463,6 +537,63 @@ where
     pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError> {
         all(&self.uploads)
     }
+
+    /// Calls `f` with every (repository, digest, record) of every manifest.
+    pub fn each_manifest(
+        &self,
+        mut f: impl FnMut(&str, &str, ManifestRecord),
+    ) -> Result<(), MetaError> {
+        for entry in self.manifests.iter()? {
+            let (k, v) = entry?;
+            let (repo, digest) = k.value();
+            f(repo, digest, decode(v.value())?);
+        }
+        Ok(())
+    }
+
+    /// Every manifest (digest, record) of `repo`.
+    pub fn manifests_of(&self, repo: &str) -> Result<Vec<(String, ManifestRecord)>, MetaError> {
+        let mut out = Vec::new();
+        let start = Bound::Included((repo, ""));
+        for entry in self
+            .manifests
+            .range::<(&str, &str)>((start, Bound::Unbounded))?
+        {
+            let (k, v) = entry?;
+            let (r, digest) = k.value();
+            if r != repo {
+                break;
+            }
+            out.push((digest.to_owned(), decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Every blob record.
+    pub fn blobs(&self) -> Result<Vec<(String, BlobRecord)>, MetaError> {
+        all(&self.blobs)
+    }
+
+    /// Every (repository, blob digest, time linked).
+    pub fn links(&self) -> Result<Vec<(String, String, u64)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.links.iter()? {
+            let (k, v) = entry?;
+            let (repo, digest) = k.value();
+            out.push((repo.to_owned(), digest.to_owned(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// The retention rules of `feed`, when it has any.
+    pub fn retention(&self, feed: &str) -> Result<Option<RetentionRecord>, MetaError> {
+        get(&self.retention, feed)
+    }
+
+    /// When a manifest of `repo` was last pulled, as last written.
+    pub fn last_pull(&self, repo: &str, digest: &str) -> Result<Option<u64>, MetaError> {
+        Ok(self.pulls.get((repo, digest))?.map(|g| g.value()))
+    }
 }
 
 impl Writer<'_> {
@@ -634,6 +765,37 @@ impl Writer<'_> {
     pub fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError> {
         let seq = self.next_seq("audit-seq")?;
         self.audit.insert(seq, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_blob(&mut self, digest: &str) -> Result<bool, MetaError> {
+        Ok(self.blobs.remove(digest)?.is_some())
+    }
+
+    pub fn put_retention(&mut self, feed: &str, record: &RetentionRecord) -> Result<(), MetaError> {
+        self.retention.insert(feed, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_retention(&mut self, feed: &str) -> Result<(), MetaError> {
+        self.retention.remove(feed)?;
+        Ok(())
+    }
+
+    /// Records a pull time, never moving it backwards.
+    pub fn set_pull(&mut self, repo: &str, digest: &str, at: u64) -> Result<(), MetaError> {
+        let newer = self
+            .pulls
+            .get((repo, digest))?
+            .is_none_or(|g| g.value() < at);
+        if newer {
+            self.pulls.insert((repo, digest), at)?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_pull(&mut self, repo: &str, digest: &str) -> Result<(), MetaError> {
+        self.pulls.remove((repo, digest))?;
         Ok(())
     }
 

@@ -34,3 +34,7 @@ pub const TAG_HISTORY: TableDefinition<(&str, &str, u64), &[u8]> =
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit-1");
 /// setting name → bytes (the token signing key, the API key hashing key)
 pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings-1");
+/// feed name → `RetentionRecord`: the feed's retention rules
+pub const RETENTION: TableDefinition<&str, &[u8]> = TableDefinition::new("retention-1");
+/// (repository, manifest digest) → when it was last pulled (seconds); written in batches
+pub const PULLS: TableDefinition<(&str, &str), u64> = TableDefinition::new("pulls-1");

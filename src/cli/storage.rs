@@ -1,0 +1,198 @@
+//! Storage commands: `gc`, `retention`, `check`, `backup`, `restore`, and `feed retention`.
+//! Long local runs show a progress bar on a terminal.
+
+use std::path::Path;
+
+use anyhow::bail;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::admin::Target;
+use crate::config::Config;
+use crate::domain::retention::Rules;
+use crate::domain::{backup, check};
+
+/// A progress bar fed by the domain's progress callback (hidden when not on a terminal).
+fn bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>6} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn report(bar: &ProgressBar) -> impl Fn(&str, u64, u64) + Sync + '_ {
+    move |phase, done, total| {
+        bar.set_message(phase.to_owned());
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+fn bytes(n: &Value) -> String {
+    let n = n.as_u64().unwrap_or(0);
+    #[allow(clippy::cast_precision_loss)]
+    let mib = n as f64 / f64::from(1 << 20);
+    format!("{n} bytes ({mib:.1} MiB)")
+}
+
+pub fn gc(config: &Config, target: &Target, dry_run: bool) -> anyhow::Result<()> {
+    let r = match target {
+        Target::Local(s) => {
+            let bar = bar();
+            let r = s.registry.gc(config.gc_options(dry_run), &report(&bar))?;
+            bar.finish_and_clear();
+            to_json(&r)
+        }
+        Target::Remote { .. } => target.call("POST", "/gc", Some(&json!({"dry_run": dry_run})))?,
+    };
+    let verb = if dry_run { "would remove" } else { "removed" };
+    if dry_run {
+        for d in r["removed"].as_array().into_iter().flatten() {
+            println!("{}", d.as_str().unwrap_or_default());
+        }
+    }
+    println!(
+        "{verb} {} blobs, {} orphan files and {} abandoned uploads: {} freed",
+        r["blobs_removed"],
+        r["orphan_files"],
+        r["uploads_expired"],
+        bytes(&r["bytes_freed"])
+    );
+    Ok(())
+}
+
+pub fn retention_set(target: &Target, feed: &str, rules: Option<Rules>) -> anyhow::Result<()> {
+    let shown = match (target, rules) {
+        (Target::Local(s), Some(rules)) => {
+            s.registry
+                .set_retention(feed, &rules, crate::domain::auth::INITIAL_ADMIN)?;
+            to_json(&s.registry.retention(feed)?)
+        }
+        (Target::Local(s), None) => to_json(&s.registry.retention(feed)?),
+        (Target::Remote { .. }, Some(rules)) => target.call(
+            "PUT",
+            &format!("/feeds/{feed}/retention"),
+            Some(&to_json(&rules)),
+        )?,
+        (Target::Remote { .. }, None) => {
+            target.call("GET", &format!("/feeds/{feed}/retention"), None)?
+        }
+    };
+    let rule = |k: &str| {
+        shown[k]
+            .as_u64()
+            .map_or_else(|| "off".to_owned(), |n| n.to_string())
+    };
+    println!(
+        "feed {feed}: untagged-days {}, keep-prereleases {}, unpulled-days {}, include-releases {}",
+        rule("untagged_days"),
+        rule("keep_prereleases"),
+        rule("unpulled_days"),
+        shown["include_releases"].as_bool().unwrap_or(false)
+    );
+    Ok(())
+}
+
+pub fn retention_run(target: &Target, feed: &str, dry_run: bool) -> anyhow::Result<()> {
+    let r = match target {
+        Target::Local(s) => to_json(&s.registry.run_retention(feed, dry_run)?),
+        Target::Remote { .. } => target.call(
+            "POST",
+            &format!("/feeds/{feed}/retention/run"),
+            Some(&json!({"dry_run": dry_run})),
+        )?,
+    };
+    let deletions = r["deletions"].as_array().cloned().unwrap_or_default();
+    for d in &deletions {
+        let what = match d["tag"].as_str() {
+            Some(tag) => format!("{}:{tag}", d["repository"].as_str().unwrap_or_default()),
+            None => format!(
+                "{}@{}",
+                d["repository"].as_str().unwrap_or_default(),
+                d["digest"].as_str().unwrap_or_default()
+            ),
+        };
+        println!("{what}\t{}", d["rule"].as_str().unwrap_or_default());
+    }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    println!(
+        "{verb} {} tags and manifests in feed {feed}",
+        deletions.len()
+    );
+    Ok(())
+}
+
+pub fn check(target: &Target, jobs: usize, max_mbps: Option<u64>) -> anyhow::Result<()> {
+    let Target::Local(s) = target else {
+        bail!("check runs on the local data directory: stop the server first");
+    };
+    let bar = bar();
+    let opts = check::CheckOptions {
+        jobs,
+        max_bytes_per_sec: max_mbps.map(|m| m << 20),
+    };
+    let r = s.registry.check(opts, &report(&bar))?;
+    bar.finish_and_clear();
+    for p in &r.problems {
+        println!("problem: {p}");
+    }
+    for t in &r.broken_tags {
+        println!("broken tag: {t}");
+    }
+    println!(
+        "checked {} blobs ({}): {} corrupt, {} problems, {} broken tags",
+        r.blobs_checked,
+        bytes(&json!(r.bytes_checked)),
+        r.corrupt.len(),
+        r.problems.len(),
+        r.broken_tags.len()
+    );
+    if !r.is_clean() {
+        bail!("the integrity check found problems; push the broken images again to repair them");
+    }
+    Ok(())
+}
+
+pub fn backup(target: &Target, dir: &Path) -> anyhow::Result<()> {
+    let dir = std::path::absolute(dir)?;
+    let r = match target {
+        Target::Local(s) => {
+            let bar = bar();
+            let r = s.registry.backup(&dir, &report(&bar))?;
+            bar.finish_and_clear();
+            to_json(&r)
+        }
+        Target::Remote { .. } => target.call(
+            "POST",
+            "/backup",
+            Some(&json!({"dir": dir.display().to_string()})),
+        )?,
+    };
+    println!(
+        "backed up {} blobs, {}, to {}",
+        r["blobs"],
+        bytes(&r["bytes"]),
+        dir.display()
+    );
+    Ok(())
+}
+
+pub fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
+    let bar = bar();
+    let r = backup::restore(from, &config.data_dir, &report(&bar))?;
+    bar.finish_and_clear();
+    println!(
+        "restored {} blobs, {}, into {}",
+        r.blobs,
+        bytes(&json!(r.bytes)),
+        r.dir
+    );
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! Storage hygiene endpoints: garbage collection, retention rules and runs, backup, storage
+//! figures; and the Prometheus metrics at `/metrics`.
+
+use std::path::PathBuf;
+
+use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::{ApiCaller, AuthData, Reg, run};
+use crate::domain::auth::Auth;
+use crate::domain::backup::BackupReport;
+use crate::domain::gc::{GcOptions, GcReport, StorageStats};
+use crate::domain::retention::{RetentionReport, Rules};
+use crate::model::Action;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    /// Report what would be removed; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Collects garbage now, while serving (administrators).
+#[utoipa::path(post, path = "/api/v1/gc", request_body = RunRequest,
+    responses((status = 200, body = GcReport), (status = 403, body = ErrorBody)))]
+pub async fn gc(
+    reg: Reg,
+    opts: web::Data<GcOptions>,
+    ApiCaller(p): ApiCaller,
+    body: web::Json<RunRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let opts = GcOptions {
+        dry_run: body.dry_run,
+        ..**opts
+    };
+    let report = run(move || {
+        Auth::require_admin(&p)?;
+        tracing::info!(
+            actor = p.user(),
+            dry_run = opts.dry_run,
+            "garbage collection asked"
+        );
+        reg.gc(opts, &|_, _, _| {})
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// A feed's retention rules (feed admin).
+#[utoipa::path(get, path = "/api/v1/feeds/{feed}/retention", params(("feed" = String, Path)),
+    responses((status = 200, body = Rules), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn retention(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let rules = run(move || {
+        auth.require(Some(&p), &feed, Action::Admin)?;
+        reg.retention(&feed)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rules))
+}
+
+/// Replaces a feed's retention rules; an empty object switches them off (feed admin).
+#[utoipa::path(put, path = "/api/v1/feeds/{feed}/retention", params(("feed" = String, Path)), request_body = Rules,
+    responses((status = 200, body = Rules), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_retention(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+    body: web::Json<Rules>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let rules = body.into_inner();
+    let rules = run(move || {
+        auth.require(Some(&p), &feed, Action::Admin)?;
+        reg.set_retention(&feed, &rules, p.user())?;
+        tracing::info!(actor = p.user(), feed, "retention rules changed");
+        reg.retention(&feed)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rules))
+}
+
+/// Applies a feed's retention rules now, or lists what they would delete (feed admin).
+#[utoipa::path(post, path = "/api/v1/feeds/{feed}/retention/run", params(("feed" = String, Path)), request_body = RunRequest,
+    responses((status = 200, body = RetentionReport), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn run_retention(
+    reg: Reg,
+    auth: AuthData,
+    ApiCaller(p): ApiCaller,
+    path: web::Path<String>,
+    body: web::Json<RunRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let dry_run = body.dry_run;
+    let report = run(move || {
+        auth.require(Some(&p), &feed, Action::Admin)?;
+        reg.run_retention(&feed, dry_run)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// An absolute directory on the server's machine, new or empty.
+    pub dir: String,
+}
+
+/// Writes a consistent backup into a directory on the server's machine while serving
+/// (administrators).
+#[utoipa::path(post, path = "/api/v1/backup", request_body = BackupRequest,
+    responses((status = 200, body = BackupReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn backup(
+    reg: Reg,
+    ApiCaller(p): ApiCaller,
+    body: web::Json<BackupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let dir = PathBuf::from(&body.dir);
+    let report = run(move || {
+        Auth::require_admin(&p)?;
+        tracing::info!(actor = p.user(), dir = %dir.display(), "backup asked");
+        reg.backup(&dir, &|_, _, _| {})
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Blobs and bytes stored, in all and per feed (administrators).
+#[utoipa::path(get, path = "/api/v1/storage",
+    responses((status = 200, body = StorageStats), (status = 403, body = ErrorBody)))]
+pub async fn storage(reg: Reg, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
+    let stats = run(move || {
+        Auth::require_admin(&p)?;
+        reg.storage()
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(stats))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedLabel {
+    feed: String,
+}
+
+// GET /metrics — Prometheus text format (administrators: Basic `api:<key>` in a scrape config).
+pub async fn metrics(reg: Reg, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
+    let (stats, last_gc) = run(move || {
+        Auth::require_admin(&p)?;
+        Ok((reg.storage()?, reg.last_gc()))
+    })
+    .await?;
+    let mut registry = prometheus_client::registry::Registry::with_prefix("semdock");
+    let gauge = |registry: &mut prometheus_client::registry::Registry,
+                 name: &str,
+                 help: &str,
+                 value: u64| {
+        let g = Gauge::<i64>::default();
+        g.set(i64::try_from(value).unwrap_or(i64::MAX));
+        registry.register(name, help, g);
+    };
+    gauge(
+        &mut registry,
+        "storage_blobs",
+        "Blob files stored",
+        stats.blobs,
+    );
+    gauge(
+        &mut registry,
+        "storage_bytes",
+        "Bytes of blob files stored",
+        stats.bytes,
+    );
+    let feed_bytes = Family::<FeedLabel, Gauge<i64>>::default();
+    let feed_blobs = Family::<FeedLabel, Gauge<i64>>::default();
+    let feed_repos = Family::<FeedLabel, Gauge<i64>>::default();
+    for f in &stats.feeds {
+        let label = FeedLabel {
+            feed: f.feed.clone(),
+        };
+        let set = |fam: &Family<FeedLabel, Gauge<i64>>, v: u64| {
+            fam.get_or_create(&label)
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&feed_bytes, f.bytes);
+        set(&feed_blobs, f.blobs);
+        set(&feed_repos, f.repositories);
+    }
+    registry.register(
+        "feed_bytes",
+        "Bytes of the blobs linked to a feed's repositories",
+        feed_bytes,
+    );
+    registry.register(
+        "feed_blobs",
+        "Blobs linked to a feed's repositories",
+        feed_blobs,
+    );
+    registry.register("feed_repositories", "Repositories in a feed", feed_repos);
+    if let Some(gc) = last_gc {
+        gauge(
+            &mut registry,
+            "gc_last_run_timestamp_seconds",
+            "When the last collection started",
+            gc.started,
+        );
+        gauge(
+            &mut registry,
+            "gc_last_run_blobs_removed",
+            "Blobs the last collection removed",
+            gc.blobs_removed,
+        );
+        gauge(
+            &mut registry,
+            "gc_last_run_bytes_freed",
+            "Bytes the last collection freed",
+            gc.bytes_freed,
+        );
+        gauge(
+            &mut registry,
+            "gc_last_run_uploads_expired",
+            "Upload sessions the last collection ended",
+            gc.uploads_expired,
+        );
+    }
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, &registry)
+        .map_err(|e| crate::domain::Error::Internal(format!("metrics encoding: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(body))
+}
