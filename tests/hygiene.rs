@@ -387,6 +387,60 @@ async fn retention_dry_run_lists_exactly_what_the_run_deletes() {
     assert_eq!(again["deletions"], json!([]));
 }
 
+#[actix_web::test]
+async fn a_pulled_image_survives_the_unpulled_rule_and_a_pushed_one_does_not() {
+    let app = TestApp::new().with_feed("ci");
+    let (kept, _) = app.push_image("ci/app", "pulled", &[b"one"]).await;
+    let (gone, _) = app.push_image("ci/app", "ignored", &[b"two"]).await;
+    app.registry
+        .set_retention(
+            "ci",
+            &semdock::domain::retention::Rules {
+                unpulled_days: Some(30),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let before_pull = semdock::store::now();
+    // A HEAD is not a pull; a GET is.
+    let head = app
+        .send(
+            actix_web::test::TestRequest::default()
+                .method(actix_web::http::Method::HEAD)
+                .uri("/v2/ci/app/manifests/ignored"),
+        )
+        .await;
+    assert_eq!(head.status, 200);
+    assert_eq!(app.get("/v2/ci/app/manifests/pulled").await.status, 200);
+    // Thirty days after the pull's second: the pushed-only image is older than the cutoff.
+    let report = app
+        .registry
+        .run_retention_at("ci", false, before_pull + 30 * 86_400)
+        .unwrap();
+    let deleted: Vec<(Option<String>, String)> = report
+        .deletions
+        .iter()
+        .map(|d| (d.tag.clone(), d.digest.clone()))
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            (Some("ignored".to_owned()), gone.to_string()),
+            (None, gone.to_string())
+        ]
+    );
+    assert_eq!(app.get("/v2/ci/app/manifests/pulled").await.status, 200);
+    assert_eq!(
+        app.get(&format!("/v2/ci/app/manifests/{kept}"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(app.get("/v2/ci/app/manifests/ignored").await.status, 404);
+}
+
 #[test]
 fn check_finds_a_flipped_byte_names_the_broken_tags_and_a_push_repairs_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -188,10 +188,21 @@ impl Registry {
 
     /// Applies (or, dry, lists) the retention rules of `feed`.
     pub fn run_retention(&self, feed: &str, dry_run: bool) -> Result<RetentionReport, Error> {
+        self.run_retention_at(feed, dry_run, now())
+    }
+
+    /// [`Registry::run_retention`] as if the time were `now` (Unix seconds): what-if runs, and
+    /// tests that cannot wait days.
+    pub fn run_retention_at(
+        &self,
+        feed: &str,
+        dry_run: bool,
+        now: u64,
+    ) -> Result<RetentionReport, Error> {
         let _one = lock(&self.maintenance);
         let name: FeedName = feed.parse()?;
         self.flush_pulls()?;
-        let deletions = self.plan(name.as_str())?;
+        let deletions = self.plan(name.as_str(), now)?;
         if !dry_run && !deletions.is_empty() {
             self.apply(&name, &deletions)?;
             tracing::info!(feed, deletions = deletions.len(), "retention rules applied");
@@ -215,7 +226,7 @@ impl Registry {
         Ok(out)
     }
 
-    fn plan(&self, feed: &str) -> Result<Vec<Deletion>, Error> {
+    fn plan(&self, feed: &str, now: u64) -> Result<Vec<Deletion>, Error> {
         let r = self.meta.read()?;
         let record = r.feed(feed)?.ok_or_else(|| Error::FeedUnknown {
             feed: feed.to_owned(),
@@ -223,7 +234,6 @@ impl Registry {
         let Some(rules) = r.retention(feed)?.map(Rules::from) else {
             return Ok(Vec::new());
         };
-        let now = now();
         let prefix = format!("{feed}/");
         let (repos, _) = r.repositories(&prefix, None, usize::MAX, |_| true)?;
         let mut out = Vec::new();
