@@ -122,10 +122,17 @@ pub async fn serve(config: &Config, services: Services) -> Result<(), StartError
     };
     let (r, a) = (registry.clone(), auth.clone());
     let gc = config.gc_options(false);
+    let sessions = Arc::new(http::ui::UiSessions::default());
     let server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::from_fn(http::access_log::log_request))
-            .configure(http::configure(r.clone(), a.clone(), realm.clone(), gc))
+            .configure(http::configure(
+                r.clone(),
+                a.clone(),
+                realm.clone(),
+                gc,
+                sessions.clone(),
+            ))
     });
     let server = match &config.tls {
         Some(tls) => server.bind_rustls_0_23(config.listen, tls_config(tls)?)?,

@@ -487,8 +487,8 @@ impl Auth {
         })
     }
 
-    /// The principal a token subject names, if it is still allowed in.
-    fn active_subject(&self, subject: &str) -> Result<Option<Principal>, Error> {
+    /// The principal a token (or UI session) subject names, if it is still allowed in.
+    pub fn active_subject(&self, subject: &str) -> Result<Option<Principal>, Error> {
         let r = self.meta.read()?;
         if let Some(name) = subject.strip_prefix("user:") {
             let user = r
@@ -575,6 +575,26 @@ impl Auth {
             },
             Some(p) => Error::Denied(format!("{} may not {action} in feed {feed:?}", describe(p))),
         })
+    }
+
+    /// Who holds which role on `feed`, as (`user:NAME` or `key:ID`, role); feed admins only.
+    pub fn feed_grants(
+        &self,
+        actor: &Principal,
+        feed: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        self.require(Some(actor), feed, Action::Admin)?;
+        Ok(self.meta.read()?.grants_on(feed)?)
+    }
+
+    /// Whether the first administrator has never logged in (the UI then points at the
+    /// initial password file).
+    pub fn first_login_pending(&self) -> Result<bool, Error> {
+        Ok(self
+            .meta
+            .read()?
+            .user(INITIAL_ADMIN)?
+            .is_some_and(|u| u.last_login.is_none()))
     }
 
     /// Requires a global administrator: `Denied` otherwise.

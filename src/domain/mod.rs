@@ -17,8 +17,8 @@ pub mod versioning;
 pub use crate::store::meta::FeedRecord as Feed;
 pub use error::Error;
 pub use registry::{
-    Append, BlobHandle, FeedChange, HistoryEntry, Limits, ManifestPut, Page, Promoted, Promotion,
-    Referrer, Registry, StoredManifest, TagEntry, TagGroups,
+    Append, BlobHandle, FeedChange, FeedPreview, HistoryEntry, Limits, ManifestPut, Page, Promoted,
+    Promotion, Referrer, Registry, StoredManifest, TagEntry, TagGroups,
 };
 
 use std::path::Path;

@@ -128,6 +128,19 @@ pub struct TagGroups {
     pub tombstones: Vec<TagEntry>,
 }
 
+/// What a feed settings change would do (see `Registry::preview_feed_change`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FeedPreview {
+    /// `repo:tag` a versioned feed would refuse from now on (kept, shown as legacy).
+    pub become_legacy: Vec<String>,
+    /// `repo:tag` that were legacy and would become permitted (or the feed unversioned).
+    pub stop_being_legacy: Vec<String>,
+    /// `repo:tag → version` the server would set on switching versioning on.
+    pub virtual_appear: Vec<String>,
+    /// `repo:tag` virtual tags that would stop following versions on switching it off.
+    pub virtual_frozen: Vec<String>,
+}
+
 /// One change of a tag.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
@@ -416,6 +429,70 @@ impl Registry {
             }
             Ok(record)
         })
+    }
+
+    /// What a settings change would do to the feed's tags, without changing anything: the tags
+    /// that would become legacy and the virtual tags that would appear or go.
+    pub fn preview_feed_change(
+        &self,
+        feed: &str,
+        change: &FeedChange,
+    ) -> Result<FeedPreview, Error> {
+        let r = self.meta.read()?;
+        let current = r.feed(feed)?.ok_or_else(|| Error::FeedUnknown {
+            feed: feed.to_owned(),
+        })?;
+        let mut next = current.clone();
+        if let Some(v) = change.versioning {
+            next.versioning = v;
+        }
+        if let Some(p) = &change.permitted {
+            for pattern in p {
+                versioning::check_pattern(pattern)?;
+            }
+            next.permitted.clone_from(p);
+        }
+        let (before, after) = (tags::policy_of(&current), tags::policy_of(&next));
+        let mut preview = FeedPreview::default();
+        let (repos, _) = r.repositories(&format!("{feed}/"), None, usize::MAX, |_| true)?;
+        for repo in repos {
+            let all = r.tag_targets(&repo)?;
+            let legacy =
+                |p: &versioning::Policy, tag: &str| p.enabled && p.classify(tag) == TagKind::Other;
+            for (tag, _) in &all {
+                if legacy(&after, tag) && !legacy(&before, tag) {
+                    preview.become_legacy.push(format!("{repo}:{tag}"));
+                }
+                if legacy(&before, tag) && !legacy(&after, tag) {
+                    preview.stop_being_legacy.push(format!("{repo}:{tag}"));
+                }
+            }
+            let versions: Vec<(semver::Version, &str)> = all
+                .iter()
+                .filter_map(|(t, d)| versioning::version_of(t).map(|v| (v, d.as_str())))
+                .collect();
+            let desired = versioning::virtual_tags(versions.iter().map(|(v, d)| (v, *d)));
+            if next.versioning && !current.versioning {
+                for (tag, digest) in &desired {
+                    let version = versions
+                        .iter()
+                        .filter(|(_, d)| d == digest)
+                        .map(|(v, _)| v)
+                        .max()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    preview
+                        .virtual_appear
+                        .push(format!("{repo}:{tag} → {version}"));
+                }
+            }
+            if !next.versioning && current.versioning {
+                for tag in desired.keys() {
+                    preview.virtual_frozen.push(format!("{repo}:{tag}"));
+                }
+            }
+        }
+        Ok(preview)
     }
 
     /// Feed setting changes, oldest first.
@@ -887,6 +964,43 @@ impl Registry {
             .into_iter()
             .map(|(t, _, rec)| history_entry(t, rec))
             .collect())
+    }
+
+    /// The newest `limit` tag changes in the feeds `visible` accepts, newest first, as
+    /// (repository, entry).
+    pub fn recent_history(
+        &self,
+        limit: usize,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, HistoryEntry)>, Error> {
+        Ok(self
+            .meta
+            .read()?
+            .recent_history(limit, |repo| {
+                visible(repo.split('/').next().unwrap_or_default())
+            })?
+            .into_iter()
+            .map(|(repo, tag, rec)| (repo, history_entry(tag, rec)))
+            .collect())
+    }
+
+    /// Repository names of `feed` containing `query`, `limit` at most after `after`, and
+    /// whether more follow.
+    pub fn search_repositories(
+        &self,
+        feed: &str,
+        query: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), Error> {
+        let prefix = format!("{feed}/");
+        let query = query.to_lowercase();
+        Ok(self
+            .meta
+            .read()?
+            .repositories(&prefix, after, limit, |name| {
+                query.is_empty() || name[prefix.len()..].to_lowercase().contains(&query)
+            })?)
     }
 
     /// The digest `tag` pointed to at `at_ms` (Unix milliseconds), if any.

@@ -1,12 +1,14 @@
 //! HTTP: thin handlers that parse, call the domain, and render.
 //!
-//! `oci` serves the Distribution API under `/v2/`; `ops` serves health checks. Handlers never
+//! `oci` serves the Distribution API under `/v2/`; `api` the management API under `/api/v1/`;
+//! `ui` the web admin UI under `/ui/`; `ops` serves health checks. Handlers never
 //! open a database transaction or touch the filesystem: they call `domain`.
 
 pub mod access_log;
 pub mod api;
 pub mod oci;
 pub mod ops;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -23,14 +25,17 @@ pub fn configure(
     auth: Arc<Auth>,
     realm: Realm,
     gc: GcOptions,
+    sessions: Arc<ui::UiSessions>,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(registry))
             .app_data(web::Data::new(gc))
+            .app_data(web::Data::from(sessions))
             .app_data(web::Data::from(auth))
             .app_data(web::Data::new(realm))
             .configure(ops::configure)
             .configure(api::configure)
+            .configure(ui::configure)
             .configure(oci::configure);
     }
 }

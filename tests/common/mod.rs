@@ -26,6 +26,8 @@ pub struct TestApp {
     /// `Authorization` sent by `send`: an administrator's API key.
     pub admin_auth: String,
     pub admin_password: String,
+    /// UI sessions, kept across requests as a server keeps them.
+    pub ui_sessions: Arc<semdock::http::ui::UiSessions>,
 }
 
 /// A response, read whole.
@@ -119,6 +121,7 @@ impl TestApp {
             dir,
             admin_auth: basic("api", &key.key),
             admin_password,
+            ui_sessions: Arc::default(),
         };
         app.with_feed("library")
     }
@@ -138,6 +141,7 @@ impl TestApp {
             dir,
             admin_auth,
             admin_password,
+            ui_sessions,
         } = self;
         drop(auth);
         drop(Arc::into_inner(registry).expect("no other handle"));
@@ -148,6 +152,7 @@ impl TestApp {
             dir,
             admin_auth,
             admin_password,
+            ui_sessions,
         }
     }
 
@@ -164,6 +169,7 @@ impl TestApp {
             self.auth.clone(),
             semdock::http::Realm::default(),
             semdock::config::Config::default().gc_options(false),
+            self.ui_sessions.clone(),
         )))
         .await;
         let res = test::call_service(&app, req.to_request()).await;

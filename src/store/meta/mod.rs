@@ -569,6 +569,47 @@ where
         Ok(out)
     }
 
+    /// The newest `limit` history records of every repository that `keep` accepts, newest
+    /// first, as (repository, tag, record). Scans the table: for dashboards, not hot paths.
+    pub fn recent_history(
+        &self,
+        limit: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String, HistoryRecord)>, MetaError> {
+        let mut newest: std::collections::BTreeMap<u64, (String, String, HistoryRecord)> =
+            std::collections::BTreeMap::new();
+        for entry in self.history.iter()? {
+            let (k, v) = entry?;
+            let (repo, tag, seq) = k.value();
+            if !keep(repo) {
+                continue;
+            }
+            if newest.len() == limit {
+                match newest.first_key_value() {
+                    Some((oldest, _)) if *oldest < seq => {
+                        newest.pop_first();
+                    }
+                    _ => continue,
+                }
+            }
+            newest.insert(seq, (repo.to_owned(), tag.to_owned(), decode(v.value())?));
+        }
+        Ok(newest.into_values().rev().collect())
+    }
+
+    /// Every (principal, role) granted on `feed`.
+    pub fn grants_on(&self, feed: &str) -> Result<Vec<(String, String)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.grants.iter()? {
+            let (k, v) = entry?;
+            let (principal, f) = k.value();
+            if f == feed {
+                out.push((principal.to_owned(), v.value().to_owned()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every blob record.
     pub fn blobs(&self) -> Result<Vec<(String, BlobRecord)>, MetaError> {
         all(&self.blobs)

@@ -1,0 +1,680 @@
+//! The pages that change things: login and logout, feeds and their settings, roles,
+//! promotion, tag deletion and purge, users and API keys. Every POST checks the session's
+//! CSRF token before anything else.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::{
+    LOGIN_COOKIE, SESSION_COOKIE, UiSessions, Viewer, cookie, random_token, same_secret,
+};
+use super::{Nav, UiError, redirect, render, run};
+use crate::domain::auth::{Auth, Principal, random_password};
+use crate::domain::{self, FeedChange, FeedPreview, Registry};
+use crate::http::oci::auth::client_ip;
+use crate::model::{Action, FeedName, Reference, Repository};
+
+type Reg = web::Data<Registry>;
+type AuthData = web::Data<Auth>;
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Only a local path may be a login's `next`: never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\') => {
+            n.to_owned()
+        }
+        _ => "/ui/".to_owned(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    csrf: String,
+    next: String,
+    error: Option<String>,
+    first_login: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+fn login_response(
+    req: &HttpRequest,
+    first_login: bool,
+    next: &str,
+    error: Option<String>,
+    status: actix_web::http::StatusCode,
+) -> Result<HttpResponse, UiError> {
+    let csrf = random_token();
+    let first_login = first_login.then(|| {
+        format!(
+            "First login: the user is {}; its password is in the file {} in the data directory (and in the log of the first start).",
+            domain::auth::INITIAL_ADMIN,
+            domain::auth::INITIAL_PASSWORD_FILE
+        )
+    });
+    let page = LoginPage {
+        title: "Log in",
+        nav: None,
+        csrf: csrf.clone(),
+        next: next.to_owned(),
+        error,
+        first_login,
+    };
+    let mut res = render(&page)?;
+    *res.status_mut() = status;
+    res.add_cookie(&cookie(req, LOGIN_COOKIE, csrf))
+        .map_err(|e| domain::Error::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+// GET /ui/login — the login form.
+pub async fn login_page(
+    req: HttpRequest,
+    auth: AuthData,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, UiError> {
+    let next = safe_next(query.next.as_deref());
+    let first = run(move || Ok(auth.first_login_pending()?)).await?;
+    login_response(&req, first, &next, None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    user: String,
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    next: Option<String>,
+}
+
+// POST /ui/login — checks the password (rate-limited like every login) and starts a session.
+pub async fn login(
+    req: HttpRequest,
+    auth: AuthData,
+    sessions: web::Data<UiSessions>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, UiError> {
+    let form = form.into_inner();
+    let expected = req
+        .cookie(LOGIN_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    if expected.is_empty() || !same_secret(&form.csrf, &expected) {
+        return Err(UiError::csrf());
+    }
+    let next = safe_next(form.next.as_deref());
+    let client = client_ip(&req);
+    let outcome = run(move || {
+        let refused = |message: String, status| -> Result<_, UiError> {
+            Ok(Err((message, status, auth.first_login_pending()?)))
+        };
+        match auth.login(&form.user, &form.password, client) {
+            Ok(p @ Principal::User { .. }) => Ok(Ok(p)),
+            Ok(Principal::Key { .. }) => refused(
+                "Log in with a user name and password; API keys are for clients.".into(),
+                StatusCode::UNAUTHORIZED,
+            ),
+            Err(e @ domain::Error::RateLimited { .. }) => {
+                refused(e.to_string(), StatusCode::TOO_MANY_REQUESTS)
+            }
+            Err(e @ domain::Error::InvalidCredentials) => {
+                refused(e.to_string(), StatusCode::UNAUTHORIZED)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok(principal) => {
+            let id = sessions.start(&principal);
+            tracing::info!(user = principal.user(), "logged in to the UI");
+            let mut res = redirect(&next);
+            res.add_cookie(&cookie(&req, SESSION_COOKIE, id))
+                .map_err(|e| domain::Error::Internal(e.to_string()))?;
+            Ok(res)
+        }
+        Err((message, status, first)) => login_response(&req, first, &next, Some(message), status),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+// POST /ui/logout — ends the session.
+pub async fn logout(
+    req: HttpRequest,
+    v: Viewer,
+    sessions: web::Data<UiSessions>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    sessions.end(&v.session);
+    let mut res = redirect("/ui/login");
+    let mut gone = cookie(&req, SESSION_COOKIE, String::new());
+    gone.make_removal();
+    res.add_cookie(&gone)
+        .map_err(|e| domain::Error::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+pub struct NewFeedForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    versioning: Option<String>,
+}
+
+// POST /ui/feeds — creates a feed (administrators).
+pub async fn create_feed(
+    reg: Reg,
+    v: Viewer,
+    form: web::Form<NewFeedForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let p = v.principal;
+    let name = run(move || {
+        Auth::require_admin(&p)?;
+        let feed: FeedName = form.name.trim().parse().map_err(domain::Error::from)?;
+        reg.create_feed(&feed)?;
+        let change = FeedChange {
+            description: Some(form.description),
+            versioning: Some(form.versioning.is_some()),
+            ..FeedChange::default()
+        };
+        reg.update_feed(feed.as_str(), change, p.user())?;
+        tracing::info!(
+            actor = p.user(),
+            feed = feed.as_str(),
+            "feed created in the UI"
+        );
+        Ok(feed.to_string())
+    })
+    .await?;
+    Ok(redirect(&format!("/ui/feeds/{name}/settings")))
+}
+
+pub struct GrantRow {
+    pub who: String,
+    pub user: Option<String>,
+    pub role: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    title: String,
+    nav: Option<Nav>,
+    feed: String,
+    description: String,
+    versioning: bool,
+    anonymous: bool,
+    permitted: String,
+    grants: Vec<GrantRow>,
+    preview: Option<FeedPreview>,
+    saved: bool,
+}
+
+#[derive(Deserialize)]
+pub struct SettingsQuery {
+    saved: Option<String>,
+}
+
+fn grant_rows(grants: Vec<(String, String)>) -> Vec<GrantRow> {
+    grants
+        .into_iter()
+        .map(|(who, role)| GrantRow {
+            user: who.strip_prefix("user:").map(str::to_owned),
+            who,
+            role,
+        })
+        .collect()
+}
+
+// GET /ui/feeds/{feed}/settings — versioning, permitted tags, anonymous pull, roles (feed admin).
+pub async fn settings_page(
+    reg: Reg,
+    auth: AuthData,
+    v: Viewer,
+    path: web::Path<String>,
+    query: web::Query<SettingsQuery>,
+) -> Result<HttpResponse, UiError> {
+    let feed = path.into_inner();
+    let p = v.principal.clone();
+    let f = feed.clone();
+    let (record, grants) = run(move || {
+        auth.require(Some(&p), &f, Action::Admin)?;
+        Ok((reg.feed(&f)?, auth.feed_grants(&p, &f)?))
+    })
+    .await?;
+    render(&SettingsPage {
+        title: format!("Settings of {feed}"),
+        nav: Nav::of(&v),
+        description: record.description,
+        versioning: record.versioning,
+        anonymous: record.anonymous_pull,
+        permitted: record.permitted.join("\n"),
+        grants: grant_rows(grants),
+        preview: None,
+        saved: query.saved.is_some(),
+        feed,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    description: String,
+    versioning: Option<String>,
+    anonymous_pull: Option<String>,
+    #[serde(default)]
+    permitted: String,
+    /// `preview` or `save`.
+    op: String,
+}
+
+// POST /ui/feeds/{feed}/settings — previews what a change does, or saves it.
+pub async fn save_settings(
+    reg: Reg,
+    auth: AuthData,
+    v: Viewer,
+    path: web::Path<String>,
+    form: web::Form<SettingsForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let feed = path.into_inner();
+    let form = form.into_inner();
+    let permitted: Vec<String> = form
+        .permitted
+        .split(['\n', ',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let change = FeedChange {
+        description: Some(form.description.clone()),
+        anonymous_pull: Some(form.anonymous_pull.is_some()),
+        versioning: Some(form.versioning.is_some()),
+        permitted: Some(permitted.clone()),
+    };
+    let p = v.principal.clone();
+    let f = feed.clone();
+    if form.op == "save" {
+        run(move || {
+            auth.require(Some(&p), &f, Action::Admin)?;
+            reg.update_feed(&f, change, p.user())?;
+            tracing::info!(
+                actor = p.user(),
+                feed = f,
+                "feed settings changed in the UI"
+            );
+            Ok(())
+        })
+        .await?;
+        return Ok(redirect(&format!("/ui/feeds/{feed}/settings?saved=1")));
+    }
+    let (preview, grants) = run(move || {
+        auth.require(Some(&p), &f, Action::Admin)?;
+        Ok((
+            reg.preview_feed_change(&f, &change)?,
+            auth.feed_grants(&p, &f)?,
+        ))
+    })
+    .await?;
+    render(&SettingsPage {
+        title: format!("Settings of {feed}"),
+        nav: Nav::of(&v),
+        description: form.description,
+        versioning: form.versioning.is_some(),
+        anonymous: form.anonymous_pull.is_some(),
+        permitted: permitted.join("\n"),
+        grants: grant_rows(grants),
+        preview: Some(preview),
+        saved: false,
+        feed,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    csrf: String,
+    user: String,
+    feed: String,
+    /// A role, or `none` to remove it.
+    role: String,
+    back: Option<String>,
+}
+
+// POST /ui/roles — grants (or removes) a user's role on a feed (feed admin).
+pub async fn grant_role(
+    auth: AuthData,
+    v: Viewer,
+    form: web::Form<RoleForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let back = safe_next(form.back.as_deref());
+    let p = v.principal;
+    run(move || {
+        let role = (form.role != "none").then_some(form.role.as_str());
+        auth.grant_user(&p, form.user.trim(), &form.feed, role)?;
+        Ok(())
+    })
+    .await?;
+    Ok(redirect(&back))
+}
+
+#[derive(Deserialize)]
+pub struct CheckQuery {
+    repository: String,
+    tag: String,
+    digest: String,
+}
+
+// GET /ui/check-tag — JSON: would the target feed's policy accept this tag (for the promote
+// form, before it is sent)?
+pub async fn check_tag(
+    reg: Reg,
+    auth: AuthData,
+    v: Viewer,
+    query: web::Query<CheckQuery>,
+) -> HttpResponse {
+    let q = query.into_inner();
+    let p = v.principal;
+    let result = web::block(move || -> Result<(), domain::Error> {
+        let repo: Repository = q.repository.parse()?;
+        q.tag.parse::<crate::model::Tag>()?;
+        auth.require(Some(&p), repo.feed(), Action::Promote)?;
+        reg.check_tag(&repo, &q.tag, &q.digest)
+    })
+    .await;
+    let body = match result {
+        Ok(Ok(())) => serde_json::json!({"ok": true}),
+        Ok(Err(e)) => serde_json::json!({"ok": false, "message": e.to_string()}),
+        Err(e) => serde_json::json!({"ok": false, "message": e.to_string()}),
+    };
+    HttpResponse::Ok().json(body)
+}
+
+#[derive(Deserialize)]
+pub struct PromoteForm {
+    #[serde(default)]
+    csrf: String,
+    from: String,
+    digest: String,
+    target_feed: String,
+    target_name: String,
+    target_tag: String,
+    #[serde(default)]
+    comment: String,
+}
+
+// POST /ui/promote — promotes or retags an image by link (pull on the source, promote on the
+// target), then shows the target repository.
+pub async fn promote(
+    reg: Reg,
+    auth: AuthData,
+    v: Viewer,
+    form: web::Form<PromoteForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let p = v.principal;
+    let target = run(move || {
+        let from: Repository = f.from.parse().map_err(domain::Error::from)?;
+        let to: Repository = format!("{}/{}", f.target_feed, f.target_name.trim())
+            .parse()
+            .map_err(domain::Error::from)?;
+        let tag = f
+            .target_tag
+            .trim()
+            .parse::<crate::model::Tag>()
+            .map_err(domain::Error::from)?;
+        let digest = f.digest.parse().map_err(domain::Error::from)?;
+        auth.require(Some(&p), from.feed(), Action::Pull)?;
+        auth.require(Some(&p), to.feed(), Action::Promote)?;
+        let comment = (!f.comment.trim().is_empty()).then(|| f.comment.trim().to_owned());
+        reg.promote(&domain::Promotion {
+            from: &from,
+            from_ref: &Reference::Digest(digest),
+            to: &to,
+            to_tag: &tag,
+            include_referrers: true,
+            actor: p.user(),
+            comment: comment.as_deref(),
+        })?;
+        Ok(to.to_string())
+    })
+    .await?;
+    Ok(redirect(&format!("/ui/repository?name={}", enc(&target))))
+}
+
+#[derive(Deserialize)]
+pub struct TagForm {
+    #[serde(default)]
+    csrf: String,
+    repository: String,
+    tag: String,
+}
+
+// POST /ui/tags/delete — deletes a tag (delete role); a version leaves a tombstone.
+pub async fn delete_tag(
+    reg: Reg,
+    auth: AuthData,
+    v: Viewer,
+    form: web::Form<TagForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let p = v.principal;
+    let repo = run(move || {
+        let repo: Repository = f.repository.parse().map_err(domain::Error::from)?;
+        let tag = f
+            .tag
+            .parse::<crate::model::Tag>()
+            .map_err(domain::Error::from)?;
+        auth.require(Some(&p), repo.feed(), Action::Delete)?;
+        reg.delete_manifest(&repo, &Reference::Tag(tag), p.user())?;
+        Ok(repo.to_string())
+    })
+    .await?;
+    Ok(redirect(&format!("/ui/repository?name={}", enc(&repo))))
+}
+
+// POST /ui/tags/purge — frees a version number (administrators).
+pub async fn purge_tag(
+    reg: Reg,
+    v: Viewer,
+    form: web::Form<TagForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let p = v.principal;
+    let repo = run(move || {
+        Auth::require_admin(&p)?;
+        let repo: Repository = f.repository.parse().map_err(domain::Error::from)?;
+        let tag = f
+            .tag
+            .parse::<crate::model::Tag>()
+            .map_err(domain::Error::from)?;
+        reg.purge(&repo, &tag, p.user())?;
+        Ok(repo.to_string())
+    })
+    .await?;
+    Ok(redirect(&format!("/ui/repository?name={}", enc(&repo))))
+}
+
+#[derive(Template)]
+#[template(path = "secret.html")]
+struct SecretPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    what: String,
+    secret: String,
+}
+
+fn show_secret(v: &Viewer, what: String, secret: String) -> Result<HttpResponse, UiError> {
+    render(&SecretPage {
+        title: "Shown once",
+        nav: Nav::of(v),
+        what,
+        secret,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    password: String,
+    admin: Option<String>,
+}
+
+// POST /ui/users — creates a user; a generated password is shown once (administrators).
+pub async fn create_user(
+    auth: AuthData,
+    v: Viewer,
+    form: web::Form<NewUserForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let p = v.principal.clone();
+    let name = f.name.trim().to_owned();
+    let n = name.clone();
+    let generated = run(move || {
+        let password = (!f.password.is_empty()).then_some(f.password.as_str());
+        Ok(auth.create_user(&p, &n, password, f.admin.is_some())?)
+    })
+    .await?;
+    match generated {
+        Some(password) => show_secret(&v, format!("The password of the new user {name}"), password),
+        None => Ok(redirect("/ui/users")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UserStateForm {
+    #[serde(default)]
+    csrf: String,
+    /// `disable` or `enable`.
+    state: String,
+}
+
+// POST /ui/users/{name}/state — disables or enables a user (administrators).
+pub async fn user_state(
+    auth: AuthData,
+    v: Viewer,
+    path: web::Path<String>,
+    form: web::Form<UserStateForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let name = path.into_inner();
+    let disabled = form.state == "disable";
+    let p = v.principal;
+    run(move || Ok(auth.update_user(&p, &name, Some(disabled), None)?)).await?;
+    Ok(redirect("/ui/users"))
+}
+
+// POST /ui/users/{name}/password — sets a new generated password, shown once (administrators).
+pub async fn reset_password(
+    auth: AuthData,
+    v: Viewer,
+    path: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let name = path.into_inner();
+    let p = v.principal.clone();
+    let password = random_password();
+    let (n, pw) = (name.clone(), password.clone());
+    run(move || {
+        Auth::require_admin(&p)?;
+        Ok(auth.set_password(&p, &n, &pw)?)
+    })
+    .await?;
+    show_secret(&v, format!("The new password of {name}"), password)
+}
+
+#[derive(Deserialize)]
+pub struct NewKeyForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    owner: String,
+    /// `feed=role` pairs separated by commas or spaces.
+    #[serde(default)]
+    roles: String,
+    admin: Option<String>,
+}
+
+// POST /ui/keys — creates an API key, shown once.
+pub async fn create_key(
+    auth: AuthData,
+    v: Viewer,
+    form: web::Form<NewKeyForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    let mut roles = BTreeMap::new();
+    for pair in f
+        .roles
+        .split([',', ' ', '\n'])
+        .filter(|s| !s.trim().is_empty())
+    {
+        let Some((feed, role)) = pair.trim().split_once('=') else {
+            return Err(UiError::bad_request(format!(
+                "{pair:?} is not FEED=ROLE, e.g. prod=push"
+            )));
+        };
+        roles.insert(feed.to_owned(), role.to_owned());
+    }
+    let p = v.principal.clone();
+    let name = f.name.trim().to_owned();
+    let n = name.clone();
+    let key = run(move || {
+        let owner = (!f.owner.trim().is_empty()).then(|| f.owner.trim().to_owned());
+        Ok(auth.create_key(&p, owner.as_deref(), &n, &roles, f.admin.is_some(), None)?)
+    })
+    .await?;
+    show_secret(&v, format!("API key {name} ({})", key.id), key.key)
+}
+
+// POST /ui/keys/{id}/revoke — revokes an API key.
+pub async fn revoke_key(
+    auth: AuthData,
+    v: Viewer,
+    path: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let id = path.into_inner();
+    let p = v.principal;
+    run(move || Ok(auth.revoke_key(&p, &id)?)).await?;
+    Ok(redirect("/ui/users"))
+}

@@ -1,0 +1,329 @@
+//! The web admin UI under `/ui/`: server-rendered pages (askama), one embedded stylesheet and
+//! script (rust-embed), sessions in a cookie, a CSRF token in every form. Every page asks the
+//! domain what the viewer may do; the domain refuses anything else anyway.
+
+mod forms;
+mod pages;
+mod session;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, middleware, web};
+use askama::Template;
+use rust_embed::RustEmbed;
+
+pub use session::UiSessions;
+use session::Viewer;
+
+use crate::domain;
+
+#[derive(RustEmbed)]
+#[folder = "assets/"]
+struct Assets;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(to_ui));
+    cfg.service(
+        web::scope("/ui")
+            .wrap(
+                middleware::DefaultHeaders::new()
+                    .add((
+                        "Content-Security-Policy",
+                        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+                    ))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "same-origin"))
+                    .add(("X-Frame-Options", "DENY")),
+            )
+            .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|e, _| {
+                UiError::bad_request(format!("the form could not be read: {e}")).into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                UiError::bad_request(format!("the address is not valid: {e}")).into()
+            }))
+            .route("/static/{file}", web::get().to(asset))
+            .route("/login", web::get().to(forms::login_page))
+            .route("/login", web::post().to(forms::login))
+            .route("/logout", web::post().to(forms::logout))
+            .route("/", web::get().to(pages::dashboard))
+            .route("", web::get().to(pages::dashboard))
+            .route("/feeds", web::post().to(forms::create_feed))
+            .route("/feeds/{feed}", web::get().to(pages::feed))
+            .route("/feeds/{feed}/settings", web::get().to(forms::settings_page))
+            .route("/feeds/{feed}/settings", web::post().to(forms::save_settings))
+            .route("/roles", web::post().to(forms::grant_role))
+            .route("/repository", web::get().to(pages::repository))
+            .route("/manifest", web::get().to(pages::manifest))
+            .route("/history", web::get().to(pages::history))
+            .route("/check-tag", web::get().to(forms::check_tag))
+            .route("/promote", web::post().to(forms::promote))
+            .route("/tags/delete", web::post().to(forms::delete_tag))
+            .route("/tags/purge", web::post().to(forms::purge_tag))
+            .route("/users", web::get().to(pages::users))
+            .route("/users", web::post().to(forms::create_user))
+            .route("/users/{name}/state", web::post().to(forms::user_state))
+            .route("/users/{name}/password", web::post().to(forms::reset_password))
+            .route("/keys", web::post().to(forms::create_key))
+            .route("/keys/{id}/revoke", web::post().to(forms::revoke_key))
+            .default_service(web::to(|| async {
+                UiError::not_found("There is no such page.".into()).error_response()
+            })),
+    );
+}
+
+// GET / — people start at the UI; registry clients use /v2/.
+async fn to_ui() -> HttpResponse {
+    redirect("/ui/")
+}
+
+// GET /ui/static/{file} — the embedded stylesheet and script.
+async fn asset(path: web::Path<String>) -> HttpResponse {
+    let name = path.into_inner();
+    match Assets::get(&name) {
+        Some(file) => {
+            let kind = match name.rsplit('.').next() {
+                Some("css") => "text/css; charset=utf-8",
+                Some("js") => "text/javascript; charset=utf-8",
+                _ => "application/octet-stream",
+            };
+            HttpResponse::Ok()
+                .content_type(kind)
+                .insert_header(("Cache-Control", "public, max-age=3600"))
+                .body(file.data.into_owned())
+        }
+        None => UiError::not_found("There is no such file.".into()).error_response(),
+    }
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", to))
+        .finish()
+}
+
+/// The navigation bar of a logged-in page.
+pub struct Nav {
+    pub user: String,
+    pub admin: bool,
+    pub csrf: String,
+}
+
+impl Nav {
+    /// The bar for `viewer`; pages hold it as an `Option` because error pages have none.
+    #[allow(clippy::unnecessary_wraps)]
+    fn of(viewer: &Viewer) -> Option<Self> {
+        Some(Self {
+            user: viewer.principal.user().to_owned(),
+            admin: viewer.principal.is_admin(),
+            csrf: viewer.csrf.clone(),
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    nav: Option<Nav>,
+    message: &'a str,
+    hint: &'a str,
+}
+
+/// A page-rendering failure: a redirect, or an error page that says what to do.
+#[derive(Debug)]
+pub enum UiError {
+    Redirect(String),
+    Page {
+        status: StatusCode,
+        title: &'static str,
+        message: String,
+        hint: &'static str,
+    },
+}
+
+impl UiError {
+    fn page(status: StatusCode, title: &'static str, message: String, hint: &'static str) -> Self {
+        Self::Page {
+            status,
+            title,
+            message,
+            hint,
+        }
+    }
+
+    fn not_found(message: String) -> Self {
+        Self::page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            message,
+            "Check the address, or start again from the feeds page.",
+        )
+    }
+
+    fn bad_request(message: String) -> Self {
+        Self::page(
+            StatusCode::BAD_REQUEST,
+            "That did not work",
+            message,
+            "Go back, correct the form and send it again.",
+        )
+    }
+
+    fn csrf() -> Self {
+        Self::page(
+            StatusCode::FORBIDDEN,
+            "Form refused",
+            "The form carried no valid security token: it is old, or it did not come from this site.".into(),
+            "Reload the page and send the form again.",
+        )
+    }
+}
+
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Redirect(to) => write!(f, "redirect to {to}"),
+            Self::Page { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl From<domain::Error> for UiError {
+    fn from(e: domain::Error) -> Self {
+        use domain::Error as E;
+        let message = e.to_string();
+        match e {
+            E::Unauthenticated | E::InvalidCredentials | E::TokenInvalid(_) => {
+                Self::Redirect("/ui/login".into())
+            }
+            E::Denied(_) | E::InsufficientScope => Self::page(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                message,
+                "Ask an administrator of the feed for the role this needs.",
+            ),
+            E::FeedUnknown { .. }
+            | E::RepositoryUnknown { .. }
+            | E::ManifestUnknown { .. }
+            | E::BlobUnknown { .. }
+            | E::UploadUnknown { .. }
+            | E::NotFound(_)
+            | E::NoFeed { .. } => Self::not_found(message),
+            E::FeedExists { .. } | E::Conflict(_) | E::VersionImmutable { .. } => Self::page(
+                StatusCode::CONFLICT,
+                "Conflict",
+                message,
+                "Go back and choose another name or version.",
+            ),
+            E::RateLimited { .. } => Self::page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                message,
+                "Wait, then try again.",
+            ),
+            E::StorageFull => Self::page(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "Disk full",
+                message,
+                "Free space (garbage collection, retention rules) and try again.",
+            ),
+            E::Internal(_) | E::Io(_) | E::Meta(_) => {
+                tracing::error!(error = %message, "internal error in the UI");
+                Self::page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something broke",
+                    "semdock failed to handle the request.".into(),
+                    "The server log says why.",
+                )
+            }
+            _ => Self::bad_request(message),
+        }
+    }
+}
+
+impl ResponseError for UiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Redirect(_) => StatusCode::SEE_OTHER,
+            Self::Page { status, .. } => *status,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Redirect(to) => redirect(to),
+            Self::Page {
+                status,
+                title,
+                message,
+                hint,
+            } => {
+                let page = ErrorPage {
+                    title,
+                    nav: None,
+                    message,
+                    hint,
+                };
+                HttpResponse::build(*status)
+                    .content_type("text/html; charset=utf-8")
+                    .body(page.render().unwrap_or_else(|_| message.clone()))
+            }
+        }
+    }
+}
+
+/// Renders a page.
+fn render(page: &impl Template) -> Result<HttpResponse, UiError> {
+    let html = page
+        .render()
+        .map_err(|e| domain::Error::Internal(format!("template: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(html))
+}
+
+/// Runs blocking domain calls off the executor.
+async fn run<T, F>(f: F) -> Result<T, UiError>
+where
+    F: FnOnce() -> Result<T, UiError> + Send + 'static,
+    T: Send + 'static,
+{
+    web::block(f)
+        .await
+        .map_err(|e| UiError::from(domain::Error::Internal(e.to_string())))?
+}
+
+/// The host clients use, for the docker commands shown.
+fn host(req: &HttpRequest) -> String {
+    req.connection_info().host().to_owned()
+}
+
+/// Seconds since the epoch as "2026-11-23 15:04 UTC".
+fn when(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!(
+        "{} UTC",
+        s.replace('T', " ")
+            .trim_end_matches('Z')
+            .get(..16)
+            .unwrap_or(&s)
+    )
+}
+
+/// Bytes for people.
+fn size(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    match n {
+        0..1_024 => format!("{n} B"),
+        1_024..1_048_576 => format!("{:.1} KiB", f / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", f / 1_048_576.0),
+        _ => format!("{:.2} GiB", f / 1_073_741_824.0),
+    }
+}
+
+/// `sha256:abcdef012345` — enough to tell digests apart on a page.
+fn short(digest: &str) -> String {
+    digest.get(..19).unwrap_or(digest).to_owned()
+}

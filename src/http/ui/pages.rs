@@ -1,0 +1,692 @@
+//! The pages people read: dashboard, feed, repository, manifest, history, users and keys.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::session::Viewer;
+use super::{Nav, UiError, host, render, run, short, size, when};
+use crate::domain::auth::Auth;
+use crate::domain::{HistoryEntry, Registry, TagEntry};
+use crate::model::{Action, Digest, Reference, Repository};
+
+type Reg = web::Data<Registry>;
+type AuthData = web::Data<Auth>;
+
+pub struct FeedRow {
+    pub name: String,
+    pub description: String,
+    pub versioning: bool,
+    pub anonymous: bool,
+    pub repositories: u64,
+    pub size: String,
+}
+
+pub struct Activity {
+    pub repo: String,
+    pub tag: String,
+    pub method: String,
+    pub target: String,
+    pub actor: String,
+    pub time: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    title: &'static str,
+    nav: Option<Nav>,
+    feeds: Vec<FeedRow>,
+    activity: Vec<Activity>,
+    can_create: bool,
+}
+
+// GET /ui/ — the feeds the viewer may pull, storage, recent pushes and promotions.
+pub async fn dashboard(reg: Reg, auth: AuthData, v: Viewer) -> Result<HttpResponse, UiError> {
+    let p = v.principal.clone();
+    let (feeds, activity) = run(move || {
+        let visible = auth.pullable_feeds(Some(&p))?;
+        let storage: HashMap<String, (u64, u64)> = reg
+            .storage()?
+            .feeds
+            .into_iter()
+            .map(|f| (f.feed, (f.repositories, f.bytes)))
+            .collect();
+        let feeds = reg
+            .feeds()?
+            .into_iter()
+            .filter(|(name, _)| visible.contains(name))
+            .map(|(name, f)| {
+                let (repositories, bytes) = storage.get(&name).copied().unwrap_or_default();
+                FeedRow {
+                    description: f.description,
+                    versioning: f.versioning,
+                    anonymous: f.anonymous_pull,
+                    repositories,
+                    size: size(bytes),
+                    name,
+                }
+            })
+            .collect();
+        let activity = reg
+            .recent_history(15, |feed| visible.contains(feed))?
+            .into_iter()
+            .filter(|(_, h)| h.method != "virtual")
+            .map(|(repo, h)| Activity {
+                target: h.new.as_deref().map_or_else(|| "(removed)".into(), short),
+                time: h.time.get(..16).unwrap_or(&h.time).replace('T', " "),
+                repo,
+                tag: h.tag,
+                method: h.method,
+                actor: h.actor,
+            })
+            .collect();
+        Ok((feeds, activity))
+    })
+    .await?;
+    render(&Dashboard {
+        title: "Feeds",
+        can_create: v.principal.is_admin(),
+        nav: Nav::of(&v),
+        feeds,
+        activity,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct FeedQuery {
+    #[serde(default)]
+    q: String,
+    after: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "feed.html")]
+struct FeedPage {
+    title: String,
+    nav: Option<Nav>,
+    feed: String,
+    description: String,
+    versioning: bool,
+    anonymous: bool,
+    repos: Vec<(String, String)>,
+    q: String,
+    next: Option<String>,
+    host: String,
+    admin: bool,
+}
+
+const REPOS_PER_PAGE: usize = 50;
+
+// GET /ui/feeds/{feed}?q=&after= — repositories (searchable, paged) and how to push.
+pub async fn feed(
+    reg: Reg,
+    auth: AuthData,
+    v: Viewer,
+    path: web::Path<String>,
+    query: web::Query<FeedQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, UiError> {
+    let feed = path.into_inner();
+    let FeedQuery { q, after } = query.into_inner();
+    let p = v.principal.clone();
+    let (f2, q2) = (feed.clone(), q.clone());
+    let (record, names, more, admin) = run(move || {
+        auth.require(Some(&p), &f2, Action::Pull)?;
+        let record = reg.feed(&f2)?;
+        let (names, more) =
+            reg.search_repositories(&f2, q2.trim(), after.as_deref(), REPOS_PER_PAGE)?;
+        let admin = auth.caps(Some(&p), &f2)?.allows(Action::Admin);
+        Ok((record, names, more, admin))
+    })
+    .await?;
+    let next = more.then(|| {
+        let last = names.last().cloned().unwrap_or_default();
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!("/ui/feeds/{feed}?q={}&after={}", enc(&q), enc(&last))
+    });
+    let prefix = format!("{feed}/");
+    render(&FeedPage {
+        title: format!("Feed {feed}"),
+        nav: Nav::of(&v),
+        description: record.description,
+        versioning: record.versioning,
+        anonymous: record.anonymous_pull,
+        repos: names
+            .into_iter()
+            .map(|n| (n.strip_prefix(&prefix).unwrap_or(&n).to_owned(), n))
+            .collect(),
+        q,
+        next,
+        host: host(&req),
+        admin,
+        feed,
+    })
+}
+
+pub struct TagRow {
+    pub tag: String,
+    pub digest: String,
+    pub short: String,
+    pub size: String,
+    pub pushed: String,
+    pub by: String,
+    pub pull: String,
+    pub note: String,
+}
+
+pub struct Group {
+    pub title: &'static str,
+    pub note: &'static str,
+    pub rows: Vec<TagRow>,
+    /// Whether the viewer may delete these tags (virtual ones never).
+    pub deletable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "repository.html")]
+struct RepoPage {
+    title: String,
+    nav: Option<Nav>,
+    repo: String,
+    feed: String,
+    name: String,
+    groups: Vec<Group>,
+    tombstones: Vec<TagRow>,
+    targets: Vec<String>,
+    admin: bool,
+}
+
+#[derive(Deserialize)]
+pub struct RepoQuery {
+    name: String,
+}
+
+/// Size of an image from its manifest: config plus layers (an index: its own bytes).
+fn image_size(body: &[u8]) -> u64 {
+    let Ok(m) = serde_json::from_slice::<Value>(body) else {
+        return body.len() as u64;
+    };
+    let layers = m["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["size"].as_u64())
+        .sum::<u64>();
+    layers + m["config"]["size"].as_u64().unwrap_or(0)
+}
+
+/// Builds the rows of a repository page from one look at its tags, history and manifests.
+struct RowMaker<'a> {
+    reg: &'a Registry,
+    repo: &'a Repository,
+    host: &'a str,
+    last_change: HashMap<String, HistoryEntry>,
+    sizes: HashMap<String, u64>,
+}
+
+impl RowMaker<'_> {
+    fn size_of(&mut self, digest: &str) -> u64 {
+        if let Some(n) = self.sizes.get(digest) {
+            return *n;
+        }
+        let n = digest
+            .parse::<Digest>()
+            .ok()
+            .and_then(|d| self.reg.manifest(self.repo, &Reference::Digest(d)).ok())
+            .map_or(0, |m| image_size(&m.body));
+        self.sizes.insert(digest.to_owned(), n);
+        n
+    }
+
+    fn row(&mut self, entry: &TagEntry) -> TagRow {
+        let bytes = self.size_of(&entry.digest);
+        let change = self.last_change.get(&entry.tag);
+        TagRow {
+            tag: entry.tag.clone(),
+            short: short(&entry.digest),
+            size: size(bytes),
+            pushed: change
+                .map(|c| c.time.get(..16).unwrap_or(&c.time).replace('T', " "))
+                .unwrap_or_default(),
+            by: change
+                .map(|c| format!("{} ({})", c.actor, c.method))
+                .unwrap_or_default(),
+            pull: format!("docker pull {}/{}@{}", self.host, self.repo, entry.digest),
+            digest: entry.digest.clone(),
+            note: entry
+                .version
+                .as_ref()
+                .map(|v| format!("→ {v}"))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn group(
+        &mut self,
+        title: &'static str,
+        note: &'static str,
+        entries: &[TagEntry],
+        deletable: bool,
+    ) -> Option<Group> {
+        (!entries.is_empty()).then(|| Group {
+            title,
+            note,
+            rows: entries.iter().map(|e| self.row(e)).collect(),
+            deletable,
+        })
+    }
+}
+
+// GET /ui/repository?name=FEED/NAME — tags by kind, with what the viewer may do to them.
+pub async fn repository(
+    reg: Reg,
+    auth: AuthData,
+    viewer: Viewer,
+    query: web::Query<RepoQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, UiError> {
+    let repo: Repository = query
+        .into_inner()
+        .name
+        .parse()
+        .map_err(crate::domain::Error::from)?;
+    let principal = viewer.principal.clone();
+    let host = host(&req);
+    let (repo_ref, host_ref) = (repo.clone(), host.clone());
+    let (groups, tombstones, targets) = run(move || {
+        auth.require(Some(&principal), repo_ref.feed(), Action::Pull)?;
+        let deletable = auth
+            .caps(Some(&principal), repo_ref.feed())?
+            .allows(Action::Delete);
+        let tags = reg.tag_groups(&repo_ref)?;
+        let mut last_change = HashMap::new();
+        for change in reg.history(&repo_ref, None)? {
+            if change.new.is_some() {
+                last_change.insert(change.tag.clone(), change);
+            }
+        }
+        let mut rows = RowMaker {
+            reg: &reg,
+            repo: &repo_ref,
+            host: &host_ref,
+            last_change,
+            sizes: HashMap::new(),
+        };
+        let groups: Vec<Group> = [
+            rows.group(
+                "Versions",
+                "SemVer, newest first; released versions never change.",
+                &tags.versions,
+                deletable,
+            ),
+            rows.group(
+                "Virtual tags",
+                "Kept by the server: they follow the highest versions.",
+                &tags.virtual_tags,
+                false,
+            ),
+            rows.group(
+                "Permitted tags",
+                "Mutable tags the feed allows besides versions.",
+                &tags.permitted,
+                deletable,
+            ),
+            rows.group(
+                "Legacy tags",
+                "From before versioning: kept, but a push to them is refused.",
+                &tags.legacy,
+                deletable,
+            ),
+            rows.group("Tags", "", &tags.other, deletable),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let tombstones = tags.tombstones.iter().map(|e| rows.row(e)).collect();
+        let mut targets = Vec::new();
+        for (feed, _) in reg.feeds()? {
+            if auth.caps(Some(&principal), &feed)?.allows(Action::Promote) {
+                targets.push(feed);
+            }
+        }
+        Ok((groups, tombstones, targets))
+    })
+    .await?;
+    render(&RepoPage {
+        title: repo.to_string(),
+        nav: Nav::of(&viewer),
+        feed: repo.feed().to_owned(),
+        name: repo.as_str()[repo.feed().len() + 1..].to_owned(),
+        repo: repo.to_string(),
+        groups,
+        tombstones,
+        targets,
+        admin: viewer.principal.is_admin(),
+    })
+}
+
+pub struct Layer {
+    pub digest: String,
+    pub short: String,
+    pub size: String,
+    pub media_type: String,
+}
+
+pub struct Platform {
+    pub digest: String,
+    pub short: String,
+    pub os_arch: String,
+    pub size: String,
+}
+
+#[derive(Template)]
+#[template(path = "manifest.html")]
+struct ManifestPage {
+    title: String,
+    nav: Option<Nav>,
+    repo: String,
+    digest: String,
+    media_type: String,
+    artifact_type: String,
+    size: String,
+    config: Option<Layer>,
+    layers: Vec<Layer>,
+    total: String,
+    platforms: Vec<Platform>,
+    annotations: Vec<(String, String)>,
+    referrers: Vec<Layer>,
+    pull: String,
+    subject: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ManifestQuery {
+    name: String,
+    digest: String,
+}
+
+fn layer(d: &Value) -> Layer {
+    let digest = d["digest"].as_str().unwrap_or_default().to_owned();
+    Layer {
+        short: short(&digest),
+        size: size(d["size"].as_u64().unwrap_or(0)),
+        media_type: d["mediaType"].as_str().unwrap_or_default().to_owned(),
+        digest,
+    }
+}
+
+// GET /ui/manifest?name=&digest= — what an image or index is made of, and what refers to it.
+pub async fn manifest(
+    reg: Reg,
+    auth: AuthData,
+    viewer: Viewer,
+    query: web::Query<ManifestQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, UiError> {
+    let ManifestQuery { name, digest } = query.into_inner();
+    let repo: Repository = name.parse().map_err(crate::domain::Error::from)?;
+    let digest: Digest = digest.parse().map_err(crate::domain::Error::from)?;
+    let principal = viewer.principal.clone();
+    let (repo_ref, digest_ref) = (repo.clone(), digest.clone());
+    let (stored, referrers) = run(move || {
+        auth.require(Some(&principal), repo_ref.feed(), Action::Pull)?;
+        let stored = reg.manifest(&repo_ref, &Reference::Digest(digest_ref.clone()))?;
+        let referrers = reg.referrers(&repo_ref, &digest_ref, None)?;
+        Ok((stored, referrers))
+    })
+    .await?;
+    let body: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
+    let layers: Vec<Layer> = body["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(layer)
+        .collect();
+    let config = body.get("config").map(layer);
+    let total = image_size(&stored.body);
+    let platforms = body["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let p = &m["platform"];
+            let parts: Vec<&str> = [&p["os"], &p["architecture"], &p["variant"]]
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect();
+            let digest = m["digest"].as_str().unwrap_or_default().to_owned();
+            Platform {
+                short: short(&digest),
+                os_arch: if parts.is_empty() {
+                    "(none)".into()
+                } else {
+                    parts.join("/")
+                },
+                size: size(m["size"].as_u64().unwrap_or(0)),
+                digest,
+            }
+        })
+        .collect();
+    let annotations = body["annotations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    render(&ManifestPage {
+        title: format!("{repo}@{}", short(digest.as_str())),
+        nav: Nav::of(&viewer),
+        pull: format!("docker pull {}/{repo}@{digest}", host(&req)),
+        media_type: stored.media_type,
+        artifact_type: body["artifactType"].as_str().unwrap_or_default().to_owned(),
+        size: size(stored.body.len() as u64),
+        config,
+        layers,
+        total: size(total),
+        platforms,
+        annotations,
+        referrers: referrers
+            .into_iter()
+            .map(|r| Layer {
+                short: short(&r.digest),
+                size: size(r.size),
+                media_type: r.artifact_type.unwrap_or(r.media_type),
+                digest: r.digest,
+            })
+            .collect(),
+        subject: stored.subject,
+        repo: repo.to_string(),
+        digest: digest.to_string(),
+    })
+}
+
+pub struct HistRow {
+    pub time: String,
+    pub tag: String,
+    pub method: String,
+    pub old: String,
+    pub new: String,
+    pub new_full: String,
+    pub actor: String,
+    pub comment: String,
+}
+
+#[derive(Template)]
+#[template(path = "history.html")]
+struct HistoryPage {
+    title: String,
+    nav: Option<Nav>,
+    repo: String,
+    tag: String,
+    at: String,
+    at_result: Option<String>,
+    rows: Vec<HistRow>,
+    /// The change kinds to filter by, and which is chosen.
+    methods: Vec<(&'static str, bool)>,
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    name: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    method: String,
+    /// `YYYY-MM-DDTHH:MM[:SS]` (UTC), from a datetime-local input.
+    #[serde(default)]
+    at: String,
+}
+
+// GET /ui/history?name=&tag=&method=&at= — every change, filtered; what a tag was at a time.
+pub async fn history(
+    reg: Reg,
+    auth: AuthData,
+    viewer: Viewer,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, UiError> {
+    let HistoryQuery {
+        name,
+        tag,
+        method,
+        at,
+    } = query.into_inner();
+    let repo: Repository = name.parse().map_err(crate::domain::Error::from)?;
+    let at_ms = if at.is_empty() {
+        None
+    } else {
+        let text = if at.len() == 16 {
+            format!("{at}:00Z")
+        } else {
+            format!("{at}Z")
+        };
+        let t = humantime::parse_rfc3339(&text).map_err(|_| {
+            UiError::bad_request(format!("{at:?} is not a time: use YYYY-MM-DDTHH:MM (UTC)"))
+        })?;
+        let ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Some(ms)
+    };
+    let principal = viewer.principal.clone();
+    let (repo_ref, tag_ref, method_ref) = (repo.clone(), tag.clone(), method.clone());
+    let (entries, at_result) = run(move || {
+        auth.require(Some(&principal), repo_ref.feed(), Action::Pull)?;
+        let tag_filter = (!tag_ref.is_empty()).then_some(tag_ref.as_str());
+        let mut entries = reg.history(&repo_ref, tag_filter)?;
+        entries.retain(|h| method_ref.is_empty() || h.method == method_ref);
+        entries.reverse();
+        let at_result = match (at_ms, tag_filter) {
+            (Some(ms), Some(tag)) => Some(
+                reg.tag_at(&repo_ref, tag, ms)?
+                    .unwrap_or_else(|| "nothing (the tag did not exist)".into()),
+            ),
+            _ => None,
+        };
+        Ok((entries, at_result))
+    })
+    .await?;
+    let rows = entries
+        .into_iter()
+        .map(|h| HistRow {
+            time: h.time.get(..19).unwrap_or(&h.time).replace('T', " "),
+            old: h.old.as_deref().map(short).unwrap_or_default(),
+            new: h.new.as_deref().map(short).unwrap_or_default(),
+            new_full: h.new.unwrap_or_default(),
+            tag: h.tag,
+            method: h.method,
+            actor: h.actor,
+            comment: h.comment.unwrap_or_default(),
+        })
+        .collect();
+    let methods = [
+        "push", "promote", "retag", "delete", "purge", "virtual", "settings",
+    ]
+    .into_iter()
+    .map(|m| (m, m == method))
+    .collect();
+    render(&HistoryPage {
+        title: format!("History of {repo}"),
+        nav: Nav::of(&viewer),
+        repo: repo.to_string(),
+        methods,
+        tag,
+        at,
+        at_result,
+        rows,
+    })
+}
+
+pub struct UserRow {
+    pub name: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub last_login: String,
+    pub roles: String,
+}
+
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub admin: bool,
+    pub roles: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    users: Vec<UserRow>,
+    keys: Vec<KeyRow>,
+    feeds: Vec<String>,
+}
+
+fn roles_text<R: std::fmt::Display>(roles: &std::collections::BTreeMap<String, R>) -> String {
+    roles
+        .iter()
+        .map(|(feed, role)| format!("{feed}: {role}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// GET /ui/users — users and API keys (administrators).
+pub async fn users(reg: Reg, auth: AuthData, v: Viewer) -> Result<HttpResponse, UiError> {
+    let p = v.principal.clone();
+    let (users, keys, feeds) = run(move || {
+        Auth::require_admin(&p)?;
+        Ok((auth.users(&p)?, auth.keys(&p)?, reg.feeds()?))
+    })
+    .await?;
+    render(&UsersPage {
+        title: "Users and API keys",
+        nav: Nav::of(&v),
+        users: users
+            .into_iter()
+            .map(|u| UserRow {
+                last_login: u.last_login.map_or_else(|| "never".into(), when),
+                roles: roles_text(&u.roles),
+                name: u.name,
+                admin: u.admin,
+                disabled: u.disabled,
+            })
+            .collect(),
+        keys: keys
+            .into_iter()
+            .map(|k| KeyRow {
+                roles: roles_text(&k.roles),
+                expires: k.expires.map_or_else(|| "never".into(), when),
+                id: k.id,
+                name: k.name,
+                owner: k.owner,
+                admin: k.admin,
+            })
+            .collect(),
+        feeds: feeds.into_iter().map(|(n, _)| n).collect(),
+    })
+}

@@ -1,0 +1,159 @@
+//! UI sessions: a random id in an `HttpOnly`, `SameSite=Strict` cookie (Secure under TLS), mapped
+//! in memory to the user and the CSRF token of every form. Sessions end on logout, after
+//! eight idle hours, and when the server restarts; a disabled user is out on the next request.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use futures_util::future::LocalBoxFuture;
+
+use super::UiError;
+use crate::domain::auth::{Auth, Principal};
+
+pub const SESSION_COOKIE: &str = "semdock_session";
+/// A login form's CSRF token, before there is a session.
+pub const LOGIN_COOKIE: &str = "semdock_login";
+const IDLE: Duration = Duration::from_hours(8);
+
+struct Session {
+    subject: String,
+    csrf: String,
+    seen: Instant,
+}
+
+/// Every live UI session.
+#[derive(Default)]
+pub struct UiSessions(Mutex<HashMap<String, Session>>);
+
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Compares secrets in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl UiSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a session for `principal`; returns its id.
+    pub fn start(&self, principal: &Principal) -> String {
+        let id = random_token();
+        let mut sessions = self.lock();
+        sessions.retain(|_, s| s.seen.elapsed() < IDLE);
+        sessions.insert(
+            id.clone(),
+            Session {
+                subject: principal.subject(),
+                csrf: random_token(),
+                seen: Instant::now(),
+            },
+        );
+        id
+    }
+
+    pub fn end(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// The subject and CSRF token of a live session, refreshing its idle time.
+    fn touch(&self, id: &str) -> Option<(String, String)> {
+        let mut sessions = self.lock();
+        let live = sessions.get(id).is_some_and(|s| s.seen.elapsed() < IDLE);
+        if !live {
+            sessions.remove(id);
+            return None;
+        }
+        let s = sessions.get_mut(id)?;
+        s.seen = Instant::now();
+        Some((s.subject.clone(), s.csrf.clone()))
+    }
+}
+
+/// A cookie the UI sets: `HttpOnly`, `SameSite=Strict`, under `/ui`, `Secure` over HTTPS.
+pub fn cookie<'c>(req: &HttpRequest, name: &'c str, value: String) -> Cookie<'c> {
+    Cookie::build(name, value)
+        .path("/ui")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .finish()
+}
+
+/// The logged-in viewer of a page.
+pub struct Viewer {
+    pub principal: Principal,
+    pub csrf: String,
+    pub session: String,
+}
+
+impl Viewer {
+    /// Refuses a form whose token is not this session's.
+    pub fn check_csrf(&self, token: &str) -> Result<(), UiError> {
+        if same_secret(token, &self.csrf) {
+            Ok(())
+        } else {
+            Err(UiError::csrf())
+        }
+    }
+}
+
+fn to_login(req: &HttpRequest) -> UiError {
+    let here = match req.query_string() {
+        "" => req.path().to_owned(),
+        q => format!("{}?{q}", req.path()),
+    };
+    let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+    UiError::Redirect(format!("/ui/login?next={next}"))
+}
+
+impl FromRequest for Viewer {
+    type Error = UiError;
+    type Future = LocalBoxFuture<'static, Result<Self, UiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let sessions = req
+                .app_data::<web::Data<UiSessions>>()
+                .cloned()
+                .ok_or_else(|| to_login(&req))?;
+            let auth = req
+                .app_data::<web::Data<Auth>>()
+                .cloned()
+                .ok_or_else(|| to_login(&req))?;
+            let id = req
+                .cookie(SESSION_COOKIE)
+                .map(|c| c.value().to_owned())
+                .ok_or_else(|| to_login(&req))?;
+            let (subject, csrf) = sessions.touch(&id).ok_or_else(|| to_login(&req))?;
+            let principal = web::block(move || auth.active_subject(&subject))
+                .await
+                .map_err(|_| to_login(&req))?;
+            if let Ok(Some(principal)) = principal {
+                Ok(Self {
+                    principal,
+                    csrf,
+                    session: id,
+                })
+            } else {
+                sessions.end(&id);
+                Err(to_login(&req))
+            }
+        })
+    }
+}

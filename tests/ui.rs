@@ -1,0 +1,392 @@
+//! The web admin UI, in process: every page, each permission case, sessions and CSRF.
+//! (tests/ui_browser.rs drives the same pages in a real Chromium.)
+
+mod common;
+
+use actix_web::test::TestRequest;
+use common::{Resp, TestApp};
+use regex::Regex;
+
+/// A logged-in browser: the session cookie and the CSRF token of its forms.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookie: String,
+    csrf: String,
+}
+
+fn set_cookies(res: &Resp) -> Vec<String> {
+    res.headers
+        .get_all("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+fn body(res: &Resp) -> String {
+    String::from_utf8_lossy(&res.body).into_owned()
+}
+
+fn csrf_of(html: &str) -> String {
+    Regex::new(r#"name="csrf" value="([0-9a-f]+)""#)
+        .unwrap()
+        .captures(html)
+        .map(|c| c[1].to_owned())
+        .unwrap_or_default()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// Logs in through the login form; returns the login response when it fails.
+async fn login<'a>(app: &'a TestApp, user: &str, password: &str) -> Result<Browser<'a>, Resp> {
+    let page = app.send_as(TestRequest::get().uri("/ui/login")).await;
+    assert_eq!(page.status, 200);
+    let login_cookie = set_cookies(&page).join("; ");
+    let csrf = csrf_of(&body(&page));
+    let res = app
+        .send_as(
+            TestRequest::post()
+                .uri("/ui/login")
+                .insert_header(("Cookie", login_cookie))
+                .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                .set_payload(form(&[
+                    ("user", user),
+                    ("password", password),
+                    ("csrf", &csrf),
+                    ("next", "/ui/"),
+                ])),
+        )
+        .await;
+    if res.status != 303 {
+        return Err(res);
+    }
+    let cookie = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("semdock_session="))
+        .unwrap();
+    let mut b = Browser {
+        app,
+        cookie,
+        csrf: String::new(),
+    };
+    let dash = b.get("/ui/").await;
+    assert_eq!(dash.status, 200, "{}", body(&dash));
+    b.csrf = csrf_of(&body(&dash));
+    assert!(!b.csrf.is_empty());
+    Ok(b)
+}
+
+impl Browser<'_> {
+    async fn get(&self, uri: &str) -> Resp {
+        self.app
+            .send_as(
+                TestRequest::get()
+                    .uri(uri)
+                    .insert_header(("Cookie", self.cookie.as_str())),
+            )
+            .await
+    }
+
+    /// Posts a form with this session's CSRF token.
+    async fn post(&self, uri: &str, pairs: &[(&str, &str)]) -> Resp {
+        let mut all = pairs.to_vec();
+        all.push(("csrf", &self.csrf));
+        self.post_raw(uri, &all).await
+    }
+
+    async fn post_raw(&self, uri: &str, pairs: &[(&str, &str)]) -> Resp {
+        self.app
+            .send_as(
+                TestRequest::post()
+                    .uri(uri)
+                    .insert_header(("Cookie", self.cookie.as_str()))
+                    .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                    .set_payload(form(pairs)),
+            )
+            .await
+    }
+}
+
+async fn admin(app: &TestApp) -> Browser<'_> {
+    login(app, "admin", &app.admin_password.clone())
+        .await
+        .unwrap_or_else(|r| panic!("admin login failed: {}", body(&r)))
+}
+
+/// A user with `role` on feed `library`, logged in.
+async fn user_with<'a>(app: &'a TestApp, name: &str, role: &str) -> Browser<'a> {
+    let a = admin(app).await;
+    let res = a
+        .post(
+            "/ui/users",
+            &[("name", name), ("password", "a-long-enough-password-1")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let res = a
+        .post(
+            "/ui/roles",
+            &[("user", name), ("feed", "library"), ("role", role), ("back", "/ui/users")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    login(app, name, "a-long-enough-password-1")
+        .await
+        .unwrap_or_else(|r| panic!("login failed: {}", body(&r)))
+}
+
+#[actix_web::test]
+async fn the_root_and_every_page_without_a_session_lead_to_the_login() {
+    let app = TestApp::new();
+    let res = app.send_as(TestRequest::get().uri("/")).await;
+    assert_eq!(res.status, 303);
+    assert_eq!(res.header("location"), Some("/ui/"));
+    for page in ["/ui/", "/ui/users", "/ui/feeds/library", "/ui/history?name=library/app"] {
+        let res = app.send_as(TestRequest::get().uri(page)).await;
+        assert_eq!(res.status, 303, "{page}");
+        assert!(res.header("location").unwrap().starts_with("/ui/login?next="), "{page}");
+    }
+    let res = app.send_as(TestRequest::get().uri("/ui/static/style.css")).await;
+    assert_eq!(res.status, 200);
+    assert!(res.header("content-type").unwrap().starts_with("text/css"));
+    let res = app.send_as(TestRequest::get().uri("/ui/login")).await;
+    let csp = res.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    let cookie = res.header("set-cookie").unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+}
+
+#[actix_web::test]
+async fn login_hints_at_the_initial_password_until_first_login_and_refuses_bad_ones() {
+    let app = TestApp::new();
+    let page = body(&app.send_as(TestRequest::get().uri("/ui/login")).await);
+    assert!(page.contains("initial-admin-password"), "{page}");
+    let refused = login(&app, "admin", "wrong").await.err().unwrap();
+    assert_eq!(refused.status, 401);
+    assert!(body(&refused).contains("invalid user name, password or API key"));
+    // A form from another site (no login cookie) is refused before any password check.
+    let res = app
+        .send_as(
+            TestRequest::post()
+                .uri("/ui/login")
+                .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                .set_payload(form(&[("user", "admin"), ("password", "x"), ("csrf", "00")])),
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    let b = admin(&app).await;
+    let page = body(&app.send_as(TestRequest::get().uri("/ui/login")).await);
+    assert!(!page.contains("initial-admin-password"), "{page}");
+    // Logging out ends the session.
+    let res = b.post("/ui/logout", &[]).await;
+    assert_eq!(res.status, 303);
+    assert_eq!(b.get("/ui/").await.status, 303);
+}
+
+#[actix_web::test]
+async fn an_admin_sees_every_page_with_its_controls() {
+    let app = TestApp::new().versioned("library", &["stable"]);
+    let (digest, _) = app.push_image("library/app", "1.2.0", &[b"layer-a"]).await;
+    let b = admin(&app).await;
+    let manifest_page = format!("/ui/manifest?name=library/app&digest={digest}");
+    let pages: Vec<(&str, Vec<&str>)> = vec![
+        ("/ui/", vec!["library", "Create feed", "1.2.0", "push"]),
+        ("/ui/feeds/library", vec!["app", "docker push", "Settings and roles"]),
+        ("/ui/feeds/library/settings", vec!["Permitted tags", "stable", "Grant"]),
+        (
+            "/ui/repository?name=library/app",
+            vec!["Versions", "Virtual tags", "latest", "1.2.0", "Promote", "Delete", "Purge", "docker pull"],
+        ),
+        (
+            &manifest_page,
+            vec!["Layers", "application/vnd.oci.image.manifest.v1+json", "Referrers"],
+        ),
+        ("/ui/history?name=library/app&tag=1.2.0", vec!["1.2.0", "push", "admin"]),
+        ("/ui/users", vec!["admin", "Create user", "Create API key", "tests"]),
+    ];
+    for (page, wanted) in pages {
+        let res = b.get(page).await;
+        assert_eq!(res.status, 200, "{page}: {}", body(&res));
+        let html = body(&res);
+        for w in wanted {
+            assert!(html.contains(w), "{page} lacks {w:?}");
+        }
+    }
+    // A 404 and a 403 are distinct pages.
+    let res = b.get("/ui/feeds/nope").await;
+    assert_eq!(res.status, 404);
+    assert!(body(&res).contains("does not exist"));
+    assert_eq!(b.get("/ui/no-such-page").await.status, 404);
+}
+
+#[actix_web::test]
+async fn a_pull_user_sees_no_buttons_it_cannot_use_and_the_server_refuses_anyway() {
+    let app = TestApp::new();
+    app.push_image("library/app", "v1", &[b"layer"]).await;
+    let b = user_with(&app, "reader", "pull").await;
+    let html = body(&b.get("/ui/repository?name=library/app").await);
+    assert!(html.contains("v1"));
+    for absent in ["Delete", "Promote", "Purge"] {
+        assert!(!html.contains(absent), "a pull user sees {absent}");
+    }
+    let dash = body(&b.get("/ui/").await);
+    assert!(!dash.contains("Users &amp; keys") && !dash.contains("Create feed"));
+    let feed = body(&b.get("/ui/feeds/library").await);
+    assert!(!feed.contains("Settings and roles"));
+    for page in ["/ui/feeds/library/settings", "/ui/users"] {
+        let res = b.get(page).await;
+        assert_eq!(res.status, 403, "{page}");
+        assert!(body(&res).contains("Not allowed"));
+    }
+    let res = b
+        .post("/ui/tags/delete", &[("repository", "library/app"), ("tag", "v1")])
+        .await;
+    assert_eq!(res.status, 403);
+    let res = b.post("/ui/feeds", &[("name", "sneaky")]).await;
+    assert_eq!(res.status, 403);
+    assert_eq!(app.get("/v2/library/app/manifests/v1").await.status, 200);
+}
+
+#[actix_web::test]
+async fn a_form_without_the_csrf_token_is_refused() {
+    let app = TestApp::new();
+    app.push_image("library/app", "v1", &[b"layer"]).await;
+    let b = admin(&app).await;
+    for token in [None, Some("0".repeat(64))] {
+        let mut pairs = vec![("repository", "library/app"), ("tag", "v1")];
+        if let Some(t) = &token {
+            pairs.push(("csrf", t));
+        }
+        let res = b.post_raw("/ui/tags/delete", &pairs).await;
+        assert_eq!(res.status, 403, "{token:?}");
+        assert!(body(&res).contains("Form refused"));
+    }
+    assert_eq!(app.get("/v2/library/app/manifests/v1").await.status, 200);
+    let res = b
+        .post("/ui/tags/delete", &[("repository", "library/app"), ("tag", "v1")])
+        .await;
+    assert_eq!(res.status, 303);
+    assert_eq!(app.get("/v2/library/app/manifests/v1").await.status, 404);
+}
+
+#[actix_web::test]
+async fn settings_preview_shows_what_changes_before_saving() {
+    let app = TestApp::new();
+    app.push_image("library/app", "1.0.0", &[b"a"]).await;
+    app.push_image("library/app", "nightly", &[b"b"]).await;
+    let b = admin(&app).await;
+    let res = b
+        .post(
+            "/ui/feeds/library/settings",
+            &[("versioning", "on"), ("permitted", ""), ("op", "preview")],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let html = body(&res);
+    assert!(html.contains("library/app:nightly"), "legacy shown: {html}");
+    assert!(html.contains("library/app:latest → 1.0.0"), "virtual shown: {html}");
+    assert!(!app.registry.feed("library").unwrap().versioning, "preview saves nothing");
+    let res = b
+        .post(
+            "/ui/feeds/library/settings",
+            &[("versioning", "on"), ("permitted", "nightly\nrc-*"), ("op", "save")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let feed = app.registry.feed("library").unwrap();
+    assert!(feed.versioning);
+    assert_eq!(feed.permitted, ["nightly", "rc-*"]);
+    let res = b
+        .post("/ui/feeds/library/settings", &[("permitted", "bad tag!"), ("op", "save")])
+        .await;
+    assert_eq!(res.status, 400);
+    assert!(body(&res).contains("invalid"));
+}
+
+#[actix_web::test]
+async fn promote_from_the_repository_page_and_find_it_in_the_history() {
+    let app = TestApp::new().versioned("prod", &[]);
+    let (digest, _) = app.push_image("library/app", "1.0.0-rc.1", &[b"x"]).await;
+    let b = admin(&app).await;
+    let check = b
+        .get(&format!(
+            "/ui/check-tag?repository=prod/app&tag=candidate&digest={digest}"
+        ))
+        .await;
+    let verdict: serde_json::Value = serde_json::from_slice(&check.body).unwrap();
+    assert_eq!(verdict["ok"], false, "{verdict}");
+    let check = b
+        .get(&format!("/ui/check-tag?repository=prod/app&tag=1.0.0&digest={digest}"))
+        .await;
+    let verdict: serde_json::Value = serde_json::from_slice(&check.body).unwrap();
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    let res = b
+        .post(
+            "/ui/promote",
+            &[
+                ("from", "library/app"),
+                ("digest", digest.as_str()),
+                ("target_feed", "prod"),
+                ("target_name", "app"),
+                ("target_tag", "1.0.0"),
+                ("comment", "release"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    assert_eq!(res.header("location"), Some("/ui/repository?name=prod%2Fapp"));
+    let history = body(&b.get("/ui/history?name=prod/app&tag=1.0.0").await);
+    assert!(history.contains("promote") && history.contains("release"), "{history}");
+    // The promotion is refused with a page when the policy says no.
+    let res = b
+        .post(
+            "/ui/promote",
+            &[
+                ("from", "library/app"),
+                ("digest", digest.as_str()),
+                ("target_feed", "prod"),
+                ("target_name", "app"),
+                ("target_tag", "candidate"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert!(body(&res).contains("not allowed"));
+}
+
+#[actix_web::test]
+async fn users_and_keys_created_in_the_ui_show_their_secret_once_and_work() {
+    let app = TestApp::new();
+    let b = admin(&app).await;
+    let res = b.post("/ui/users", &[("name", "ci"), ("password", "")]).await;
+    assert_eq!(res.status, 200);
+    let html = body(&res);
+    let password = Regex::new(r#"<p class="secret" id="secret">([^<]+)</p>"#)
+        .unwrap()
+        .captures(&html)
+        .unwrap()[1]
+        .to_owned();
+    assert!(login(&app, "ci", &password).await.is_ok());
+    let res = b
+        .post("/ui/keys", &[("name", "deploy"), ("owner", "ci"), ("roles", "library=pull")])
+        .await;
+    let html = body(&res);
+    let key = Regex::new(r"(sdk_[A-Za-z0-9_-]+)").unwrap().captures(&html).unwrap()[1].to_owned();
+    let res = app
+        .send_as(
+            TestRequest::get()
+                .uri("/v2/_catalog")
+                .insert_header(("Authorization", common::basic("api", &key))),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    // Disabling a user ends its session at once.
+    let ci = login(&app, "ci", &password)
+        .await
+        .unwrap_or_else(|r| panic!("login failed: {}", body(&r)));
+    assert_eq!(b.post("/ui/users/ci/state", &[("state", "disable")]).await.status, 303);
+    assert_eq!(ci.get("/ui/").await.status, 303);
+    assert!(body(&b.get("/ui/users").await).contains("disabled"));
+}
