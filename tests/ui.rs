@@ -1,5 +1,5 @@
 //! The web admin UI, in process: every page, each permission case, sessions and CSRF.
-//! (tests/ui_browser.rs drives the same pages in a real Chromium.)
+//! (`tests/ui_browser.rs` drives the same pages in a real Chromium.)
 
 mod common;
 
@@ -128,7 +128,12 @@ async fn user_with<'a>(app: &'a TestApp, name: &str, role: &str) -> Browser<'a> 
     let res = a
         .post(
             "/ui/roles",
-            &[("user", name), ("feed", "library"), ("role", role), ("back", "/ui/users")],
+            &[
+                ("user", name),
+                ("feed", "library"),
+                ("role", role),
+                ("back", "/ui/users"),
+            ],
         )
         .await;
     assert_eq!(res.status, 303, "{}", body(&res));
@@ -143,19 +148,34 @@ async fn the_root_and_every_page_without_a_session_lead_to_the_login() {
     let res = app.send_as(TestRequest::get().uri("/")).await;
     assert_eq!(res.status, 303);
     assert_eq!(res.header("location"), Some("/ui/"));
-    for page in ["/ui/", "/ui/users", "/ui/feeds/library", "/ui/history?name=library/app"] {
+    for page in [
+        "/ui/",
+        "/ui/users",
+        "/ui/feeds/library",
+        "/ui/history?name=library/app",
+    ] {
         let res = app.send_as(TestRequest::get().uri(page)).await;
         assert_eq!(res.status, 303, "{page}");
-        assert!(res.header("location").unwrap().starts_with("/ui/login?next="), "{page}");
+        assert!(
+            res.header("location")
+                .unwrap()
+                .starts_with("/ui/login?next="),
+            "{page}"
+        );
     }
-    let res = app.send_as(TestRequest::get().uri("/ui/static/style.css")).await;
+    let res = app
+        .send_as(TestRequest::get().uri("/ui/static/style.css"))
+        .await;
     assert_eq!(res.status, 200);
     assert!(res.header("content-type").unwrap().starts_with("text/css"));
     let res = app.send_as(TestRequest::get().uri("/ui/login")).await;
     let csp = res.header("content-security-policy").unwrap();
     assert!(csp.contains("default-src 'self'"), "{csp}");
     let cookie = res.header("set-cookie").unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 }
 
 #[actix_web::test]
@@ -172,7 +192,11 @@ async fn login_hints_at_the_initial_password_until_first_login_and_refuses_bad_o
             TestRequest::post()
                 .uri("/ui/login")
                 .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-                .set_payload(form(&[("user", "admin"), ("password", "x"), ("csrf", "00")])),
+                .set_payload(form(&[
+                    ("user", "admin"),
+                    ("password", "x"),
+                    ("csrf", "00"),
+                ])),
         )
         .await;
     assert_eq!(res.status, 403);
@@ -191,20 +215,46 @@ async fn an_admin_sees_every_page_with_its_controls() {
     let (digest, _) = app.push_image("library/app", "1.2.0", &[b"layer-a"]).await;
     let b = admin(&app).await;
     let manifest_page = format!("/ui/manifest?name=library/app&digest={digest}");
+    let pin = format!("docker pull localhost:8080/library/app@{digest}");
     let pages: Vec<(&str, Vec<&str>)> = vec![
         ("/ui/", vec!["library", "Create feed", "1.2.0", "push"]),
-        ("/ui/feeds/library", vec!["app", "docker push", "Settings and roles"]),
-        ("/ui/feeds/library/settings", vec!["Permitted tags", "stable", "Grant"]),
+        (
+            "/ui/feeds/library",
+            vec!["app", "docker push", "Settings and roles"],
+        ),
+        (
+            "/ui/feeds/library/settings",
+            vec!["Permitted tags", "stable", "Grant"],
+        ),
         (
             "/ui/repository?name=library/app",
-            vec!["Versions", "Virtual tags", "latest", "1.2.0", "Promote", "Delete", "Purge", "docker pull"],
+            vec![
+                "Versions",
+                "Virtual tags",
+                "latest",
+                "1.2.0",
+                "Promote",
+                "Delete",
+                "Purge",
+                "docker pull",
+            ],
         ),
         (
             &manifest_page,
-            vec!["Layers", "application/vnd.oci.image.manifest.v1+json", "Referrers"],
+            vec![
+                "Layers",
+                "application/vnd.oci.image.manifest.v1+json",
+                "Referrers",
+            ],
         ),
-        ("/ui/history?name=library/app&tag=1.2.0", vec!["1.2.0", "push", "admin"]),
-        ("/ui/users", vec!["admin", "Create user", "Create API key", "tests"]),
+        (
+            "/ui/history?name=library/app&tag=1.2.0",
+            vec!["1.2.0", "push", "admin"],
+        ),
+        (
+            "/ui/users",
+            vec!["admin", "Create user", "Create API key", "tests"],
+        ),
     ];
     for (page, wanted) in pages {
         let res = b.get(page).await;
@@ -241,7 +291,10 @@ async fn a_pull_user_sees_no_buttons_it_cannot_use_and_the_server_refuses_anyway
         assert!(body(&res).contains("Not allowed"));
     }
     let res = b
-        .post("/ui/tags/delete", &[("repository", "library/app"), ("tag", "v1")])
+        .post(
+            "/ui/tags/delete",
+            &[("repository", "library/app"), ("tag", "v1")],
+        )
         .await;
     assert_eq!(res.status, 403);
     let res = b.post("/ui/feeds", &[("name", "sneaky")]).await;
@@ -265,7 +318,10 @@ async fn a_form_without_the_csrf_token_is_refused() {
     }
     assert_eq!(app.get("/v2/library/app/manifests/v1").await.status, 200);
     let res = b
-        .post("/ui/tags/delete", &[("repository", "library/app"), ("tag", "v1")])
+        .post(
+            "/ui/tags/delete",
+            &[("repository", "library/app"), ("tag", "v1")],
+        )
         .await;
     assert_eq!(res.status, 303);
     assert_eq!(app.get("/v2/library/app/manifests/v1").await.status, 404);
@@ -286,12 +342,22 @@ async fn settings_preview_shows_what_changes_before_saving() {
     assert_eq!(res.status, 200);
     let html = body(&res);
     assert!(html.contains("library/app:nightly"), "legacy shown: {html}");
-    assert!(html.contains("library/app:latest → 1.0.0"), "virtual shown: {html}");
-    assert!(!app.registry.feed("library").unwrap().versioning, "preview saves nothing");
+    assert!(
+        html.contains("library/app:latest → 1.0.0"),
+        "virtual shown: {html}"
+    );
+    assert!(
+        !app.registry.feed("library").unwrap().versioning,
+        "preview saves nothing"
+    );
     let res = b
         .post(
             "/ui/feeds/library/settings",
-            &[("versioning", "on"), ("permitted", "nightly\nrc-*"), ("op", "save")],
+            &[
+                ("versioning", "on"),
+                ("permitted", "nightly\nrc-*"),
+                ("op", "save"),
+            ],
         )
         .await;
     assert_eq!(res.status, 303);
@@ -299,7 +365,10 @@ async fn settings_preview_shows_what_changes_before_saving() {
     assert!(feed.versioning);
     assert_eq!(feed.permitted, ["nightly", "rc-*"]);
     let res = b
-        .post("/ui/feeds/library/settings", &[("permitted", "bad tag!"), ("op", "save")])
+        .post(
+            "/ui/feeds/library/settings",
+            &[("permitted", "bad tag!"), ("op", "save")],
+        )
         .await;
     assert_eq!(res.status, 400);
     assert!(body(&res).contains("invalid"));
@@ -318,7 +387,9 @@ async fn promote_from_the_repository_page_and_find_it_in_the_history() {
     let verdict: serde_json::Value = serde_json::from_slice(&check.body).unwrap();
     assert_eq!(verdict["ok"], false, "{verdict}");
     let check = b
-        .get(&format!("/ui/check-tag?repository=prod/app&tag=1.0.0&digest={digest}"))
+        .get(&format!(
+            "/ui/check-tag?repository=prod/app&tag=1.0.0&digest={digest}"
+        ))
         .await;
     let verdict: serde_json::Value = serde_json::from_slice(&check.body).unwrap();
     assert_eq!(verdict["ok"], true, "{verdict}");
@@ -336,9 +407,15 @@ async fn promote_from_the_repository_page_and_find_it_in_the_history() {
         )
         .await;
     assert_eq!(res.status, 303, "{}", body(&res));
-    assert_eq!(res.header("location"), Some("/ui/repository?name=prod%2Fapp"));
+    assert_eq!(
+        res.header("location"),
+        Some("/ui/repository?name=prod%2Fapp")
+    );
     let history = body(&b.get("/ui/history?name=prod/app&tag=1.0.0").await);
-    assert!(history.contains("promote") && history.contains("release"), "{history}");
+    assert!(
+        history.contains("promote") && history.contains("release"),
+        "{history}"
+    );
     // The promotion is refused with a page when the policy says no.
     let res = b
         .post(
@@ -360,7 +437,9 @@ async fn promote_from_the_repository_page_and_find_it_in_the_history() {
 async fn users_and_keys_created_in_the_ui_show_their_secret_once_and_work() {
     let app = TestApp::new();
     let b = admin(&app).await;
-    let res = b.post("/ui/users", &[("name", "ci"), ("password", "")]).await;
+    let res = b
+        .post("/ui/users", &[("name", "ci"), ("password", "")])
+        .await;
     assert_eq!(res.status, 200);
     let html = body(&res);
     let password = Regex::new(r#"<p class="secret" id="secret">([^<]+)</p>"#)
@@ -370,10 +449,21 @@ async fn users_and_keys_created_in_the_ui_show_their_secret_once_and_work() {
         .to_owned();
     assert!(login(&app, "ci", &password).await.is_ok());
     let res = b
-        .post("/ui/keys", &[("name", "deploy"), ("owner", "ci"), ("roles", "library=pull")])
+        .post(
+            "/ui/keys",
+            &[
+                ("name", "deploy"),
+                ("owner", "ci"),
+                ("roles", "library=pull"),
+            ],
+        )
         .await;
     let html = body(&res);
-    let key = Regex::new(r"(sdk_[A-Za-z0-9_-]+)").unwrap().captures(&html).unwrap()[1].to_owned();
+    let key = Regex::new(r"(sdk_[A-Za-z0-9_-]+)")
+        .unwrap()
+        .captures(&html)
+        .unwrap()[1]
+        .to_owned();
     let res = app
         .send_as(
             TestRequest::get()
@@ -386,7 +476,12 @@ async fn users_and_keys_created_in_the_ui_show_their_secret_once_and_work() {
     let ci = login(&app, "ci", &password)
         .await
         .unwrap_or_else(|r| panic!("login failed: {}", body(&r)));
-    assert_eq!(b.post("/ui/users/ci/state", &[("state", "disable")]).await.status, 303);
+    assert_eq!(
+        b.post("/ui/users/ci/state", &[("state", "disable")])
+            .await
+            .status,
+        303
+    );
     assert_eq!(ci.get("/ui/").await.status, 303);
     assert!(body(&b.get("/ui/users").await).contains("disabled"));
 }

@@ -194,6 +194,8 @@ struct RepoPage {
     repo: String,
     feed: String,
     name: String,
+    /// `docker pull …@sha256:…` of the newest version (or first tag), for pinning.
+    pin: Option<String>,
     groups: Vec<Group>,
     tombstones: Vec<TagRow>,
     targets: Vec<String>,
@@ -356,8 +358,13 @@ pub async fn repository(
         Ok((groups, tombstones, targets))
     })
     .await?;
+    let pin = groups
+        .first()
+        .and_then(|g| g.rows.first())
+        .map(|r| format!("{}   # {}", r.pull, r.tag));
     render(&RepoPage {
         title: repo.to_string(),
+        pin,
         nav: Nav::of(&viewer),
         feed: repo.feed().to_owned(),
         name: repo.as_str()[repo.feed().len() + 1..].to_owned(),

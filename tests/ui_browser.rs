@@ -1,0 +1,377 @@
+//! The web admin UI in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! which scripts/test installs), driven over WebDriver: an administrator's first day and a
+//! `pull` user's view. Screenshots of each page go to `target/ui-screenshots/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, image_context, run};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// chromedriver on a port it was given, stopped by its PID at the end.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (scripts/test installs chromium-driver)");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while common::http().get(format!("{url}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic",
+                format!("--user-data-dir={}", profile.display()),
+                "--window-size=1280,900",
+            ],
+        },
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("Chromium starts under chromedriver")
+}
+
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text(c: &Client) -> String {
+    c.find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn log_in(c: &Client, base: &str, user: &str, password: &str) {
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/ui/login")
+    );
+    fill(c, "#user", user).await;
+    fill(c, "#password", password).await;
+    c.find(Locator::Css("form[action='/ui/login'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/ui/");
+}
+
+/// Whether the page is wider than the window (a layout that breaks on a phone).
+async fn overflows(c: &Client) -> bool {
+    c.execute(
+        "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+        vec![],
+    )
+    .await
+    .unwrap()
+        == json!(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)]
+async fn an_administrators_first_day_and_a_pull_users_view_in_chromium() {
+    let server = Server::start();
+    let base = server.url("");
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+
+    // The login page points at the initial password; log in with it.
+    c.goto(&format!("{base}/ui/login")).await.unwrap();
+    assert!(text(&c).await.contains("initial-admin-password"));
+    shot(&c, "01-login").await;
+    log_in(&c, &base, "admin", &server.admin_password).await;
+    shot(&c, "02-dashboard").await;
+
+    // Create a feed, switch versioning on with a permitted tag, preview, save.
+    fill(&c, "#feed-name", "rel").await;
+    fill(&c, "#feed-description", "released images").await;
+    c.find(Locator::XPath("//button[text()='Create feed']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#permitted"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/ui/feeds/rel/settings"
+    );
+    c.find(Locator::Css("#versioning"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&c, "#permitted", "stable").await;
+    c.find(Locator::Css("button[value=preview]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#preview"))
+        .await
+        .unwrap();
+    assert!(
+        text(&c)
+            .await
+            .contains("Nothing is saved until you press Save")
+    );
+    c.find(Locator::Css("button[value=save]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css(".notice.ok"))
+        .await
+        .unwrap();
+    shot(&c, "03-feed-settings").await;
+    let res = server
+        .http()
+        .get(server.url("/api/v1/feeds/rel"))
+        .call()
+        .unwrap();
+    let feed: serde_json::Value =
+        serde_json::from_str(&res.into_body().read_to_string().unwrap()).unwrap();
+    assert_eq!(feed["versioning"], true);
+    assert_eq!(feed["permitted"], json!(["stable"]));
+
+    // Push an image with docker; it shows on the repository page.
+    server.docker_login();
+    let image = format!("{}/rel/app:1.0.0", server.host());
+    let ctx = image_context(1, "ui");
+    run(server
+        .docker()
+        .args(["build", "--no-cache", "-q", "-t", &image])
+        .arg(ctx.path()));
+    run(server.docker().args(["push", "-q", &image]));
+    let _ = server.docker().args(["rmi", "-f", &image]).output();
+    c.goto(&format!("{base}/ui/feeds/rel")).await.unwrap();
+    assert!(text(&c).await.contains("docker push"));
+    shot(&c, "04-feed").await;
+    c.find(Locator::LinkText("app"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("h2")).await.unwrap();
+    let page = text(&c).await;
+    assert!(page.contains("1.0.0") && page.contains("latest"), "{page}");
+    shot(&c, "05-repository").await;
+
+    // Promote it into library as 1.0.0; the form checks the target's policy as one types.
+    c.find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let form = c.find(Locator::Css("form[data-check-tag]")).await.unwrap();
+    form.find(Locator::Css("select[name=target_feed]"))
+        .await
+        .unwrap()
+        .select_by_value("library")
+        .await
+        .unwrap();
+    let tag = form
+        .find(Locator::Css("input[name=target_tag]"))
+        .await
+        .unwrap();
+    tag.send_keys("1.0.0").await.unwrap();
+    c.wait()
+        .for_element(Locator::Css(".check-msg.good"))
+        .await
+        .unwrap();
+    form.find(Locator::Css("input[name=comment]"))
+        .await
+        .unwrap()
+        .send_keys("go live")
+        .await
+        .unwrap();
+    form.find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("h2")).await.unwrap();
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.query(), Some("name=library%2Fapp"));
+    assert!(text(&c).await.contains("1.0.0"));
+
+    // The history says who promoted what.
+    c.find(Locator::LinkText("Tag history"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("table")).await.unwrap();
+    let history = text(&c).await;
+    assert!(
+        history.contains("promote") && history.contains("go live"),
+        "{history}"
+    );
+    shot(&c, "06-history").await;
+    c.goto(&format!("{base}/ui/repository?name=rel%2Fapp"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("td a.mono"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert!(text(&c).await.contains("Layers"));
+    shot(&c, "07-manifest").await;
+    c.goto(&format!("{base}/ui/users")).await.unwrap();
+    shot(&c, "08-users").await;
+
+    // A form POST without the CSRF token, from the page itself with its cookie, is refused.
+    let status = c
+        .execute_async(
+            "const done = arguments[0];
+             fetch('/ui/tags/delete', {method: 'POST', body: new URLSearchParams({repository: 'rel/app', tag: '1.0.0'})})
+               .then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403));
+
+    // At 390 pixels wide the pages still fit.
+    c.set_window_size(390, 844).await.unwrap();
+    for (name, path) in [
+        ("09-narrow-dashboard", "/ui/"),
+        ("10-narrow-repository", "/ui/repository?name=rel%2Fapp"),
+        ("11-narrow-history", "/ui/history?name=library%2Fapp"),
+    ] {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        assert!(!overflows(&c).await, "{path} is wider than 390 px");
+        shot(&c, name).await;
+    }
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // A pull user sees the image but no admin controls.
+    let res = server
+        .http()
+        .post(server.url("/api/v1/users"))
+        .content_type("application/json")
+        .send(r#"{"name":"viewer","password":"viewer-password-123"}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = server
+        .http()
+        .put(server.url("/api/v1/users/viewer/roles/rel"))
+        .content_type("application/json")
+        .send(r#"{"role":"pull"}"#)
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    c.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("#user")).await.unwrap();
+    log_in(&c, &base, "viewer", "viewer-password-123").await;
+    c.goto(&format!("{base}/ui/repository?name=rel%2Fapp"))
+        .await
+        .unwrap();
+    assert!(text(&c).await.contains("1.0.0"));
+    for control in [
+        "form[action='/ui/promote']",
+        "form[action='/ui/tags/delete']",
+        "form[action='/ui/tags/purge']",
+    ] {
+        assert!(
+            c.find_all(Locator::Css(control)).await.unwrap().is_empty(),
+            "{control}"
+        );
+    }
+    assert!(
+        c.find_all(Locator::LinkText("Users & keys"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    shot(&c, "12-pull-user-repository").await;
+    c.goto(&format!("{base}/ui/feeds/rel/settings"))
+        .await
+        .unwrap();
+    assert!(text(&c).await.contains("Not allowed"));
+    shot(&c, "13-pull-user-forbidden").await;
+    c.close().await.unwrap();
+}
