@@ -236,7 +236,8 @@ async fn an_admin_sees_every_page_with_its_controls() {
                 "Promote",
                 "Delete",
                 "Purge",
-                "docker pull",
+                "Pin by digest",
+                &pin,
             ],
         ),
         (

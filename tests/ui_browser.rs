@@ -1,5 +1,5 @@
 //! The web admin UI in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
-//! which scripts/test installs), driven over WebDriver: an administrator's first day and a
+//! which scripts/test installs), driven over `WebDriver`: an administrator's first day and a
 //! `pull` user's view. Screenshots of each page go to `target/ui-screenshots/`.
 
 mod common;
