@@ -124,6 +124,9 @@ pub enum Command {
     },
     /// Restore a backup into the configured data directory, which must be new or empty.
     Restore { dir: PathBuf },
+    /// Write the man page and shell completions into DIR (used by the packages).
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
     /// Manage API keys.
     Key {
         #[command(subcommand)]
@@ -248,6 +251,9 @@ pub fn run() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
+    if let Command::GenerateDocs { dir } = &cli.command {
+        return generate_docs(dir);
+    }
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     match cli.command {
         Command::Serve => {
@@ -274,6 +280,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup { dir, remote } => storage::backup(&target(&config, &remote)?, &dir),
         Command::Restore { dir } => storage::restore(&config, &dir),
+        Command::GenerateDocs { .. } => unreachable!("handled before the configuration loads"),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Promote {
@@ -336,6 +343,21 @@ impl Remote {
             api_key_file: None,
         }
     }
+}
+
+/// `semdock.1` (roff) and completions for bash, zsh and fish, generated from the CLI itself.
+fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    std::fs::create_dir_all(dir)?;
+    let command = Cli::command();
+    let mut man = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut man)?;
+    std::fs::write(dir.join("semdock.1"), man)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut command.clone(), "semdock", dir)?;
+    }
+    Ok(())
 }
 
 fn target(config: &Config, remote: &Remote) -> anyhow::Result<Target> {
