@@ -114,8 +114,18 @@ fn tls_config(tls: &TlsConfig) -> Result<rustls::ServerConfig, StartError> {
         .map_err(|e| StartError::Tls(e.to_string()))
 }
 
-/// Serves the services on the configured address until shut down.
+/// Serves the services on the configured address until a signal (SIGTERM, Ctrl-C) stops it.
 pub async fn serve(config: &Config, services: Services) -> Result<(), StartError> {
+    serve_until(config, services, std::future::pending()).await
+}
+
+/// Serves until a signal, or until `stop` completes (a Windows service's stop request):
+/// in-flight requests finish, then the database closes.
+pub async fn serve_until(
+    config: &Config,
+    services: Services,
+    stop: impl std::future::Future<Output = ()> + 'static,
+) -> Result<(), StartError> {
     let Services { registry, auth, .. } = services;
     let realm = http::Realm {
         external_url: config.external_url.clone(),
@@ -147,7 +157,14 @@ pub async fn serve(config: &Config, services: Services) -> Result<(), StartError
         tracing::info!(%addr, scheme, data_dir = %config.data_dir.display(), "semdock listening");
     }
     let jobs = schedule(config, &registry);
-    server.run().await?;
+    let running = server.run();
+    let handle = running.handle();
+    actix_web::rt::spawn(async move {
+        stop.await;
+        tracing::info!("stop requested");
+        handle.stop(true).await;
+    });
+    running.await?;
     for job in jobs {
         job.abort();
         let _ = job.await;

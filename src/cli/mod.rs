@@ -7,6 +7,8 @@
 
 mod admin;
 mod storage;
+#[cfg(windows)]
+mod windows;
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -124,6 +126,10 @@ pub enum Command {
     },
     /// Restore a backup into the configured data directory, which must be new or empty.
     Restore { dir: PathBuf },
+    /// Run as the Windows service `semdock` (the .msi installs it; the Service Control
+    /// Manager starts it).
+    #[command(hide = true)]
+    Service,
     /// Write the man page and shell completions into DIR (used by the packages).
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
@@ -281,6 +287,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { dir, remote } => storage::backup(&target(&config, &remote)?, &dir),
         Command::Restore { dir } => storage::restore(&config, &dir),
         Command::GenerateDocs { .. } => unreachable!("handled before the configuration loads"),
+        Command::Service => run_service(config),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Promote {
@@ -343,6 +350,16 @@ impl Remote {
             api_key_file: None,
         }
     }
+}
+
+#[cfg(windows)]
+fn run_service(config: Config) -> anyhow::Result<()> {
+    windows::run(config)
+}
+
+#[cfg(not(windows))]
+fn run_service(_: Config) -> anyhow::Result<()> {
+    bail!("`semdock service` runs semdock as a Windows service; elsewhere use `semdock serve`")
 }
 
 /// `semdock.1` (roff) and completions for bash, zsh and fish, generated from the CLI itself.

@@ -86,7 +86,7 @@ impl BlobStore {
         if to.is_file() {
             return fs::remove_file(from);
         }
-        File::open(&from)?.sync_all()?;
+        sync_file(&from)?;
         let dir = to.parent().unwrap_or(&self.blobs);
         fs::create_dir_all(dir)?;
         fs::rename(&from, &to)?;
@@ -168,7 +168,7 @@ impl BlobStore {
             tmp.push(".partial");
             let tmp = PathBuf::from(tmp);
             fs::copy(&from, &tmp)?;
-            File::open(&tmp)?.sync_all()?;
+            sync_file(&tmp)?;
             fs::rename(&tmp, &to)?;
         }
         sync_dir(dir)
@@ -215,7 +215,14 @@ pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Flushes a file's bytes to disk. Opened for writing: Windows refuses to flush a handle
+/// without write access.
+fn sync_file(path: &Path) -> io::Result<()> {
+    fs::OpenOptions::new().write(true).open(path)?.sync_all()
+}
+
 /// Persists a rename on platforms where a directory can be fsynced.
+#[cfg_attr(not(unix), allow(clippy::unnecessary_wraps))]
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
