@@ -45,7 +45,8 @@ pub struct Registry {
     pub(super) maintenance: Mutex<()>,
     pub(super) last_gc: Mutex<Option<super::gc::GcReport>>,
     /// Last pull times not yet written (see `record_pull`).
-    pub(super) pulls: Mutex<HashMap<(String, String), u64>>,
+    /// repository → manifest digest → last pull (seconds).
+    pub(super) pulls: Mutex<HashMap<String, HashMap<String, u64>>>,
 }
 
 /// In-memory hash state of uploads between requests. An upload absent here but present in the

@@ -159,14 +159,17 @@ impl Registry {
     /// Notes that a manifest was pulled. Kept in memory and written in batches by
     /// [`Registry::flush_pulls`]: a pull never waits for a disk write.
     pub fn record_pull(&self, repo: &Repository, digest: &str) {
-        let mut pulls = lock(&self.pulls);
         let at = now();
-        // The same image pulled again within the batch costs a lookup, not an allocation.
-        if let Some(t) = pulls.get_mut(&(repo.to_string(), digest.to_owned())) {
+        let mut pulls = lock(&self.pulls);
+        // The same image pulled again within the batch costs two lookups, no allocation.
+        if let Some(t) = pulls.get_mut(repo.as_str()).and_then(|d| d.get_mut(digest)) {
             *t = at;
-        } else {
-            pulls.insert((repo.to_string(), digest.to_owned()), at);
+            return;
         }
+        pulls
+            .entry(repo.to_string())
+            .or_default()
+            .insert(digest.to_owned(), at);
     }
 
     /// Writes the pull times noted since the last flush, in one transaction.
@@ -176,14 +179,16 @@ impl Registry {
             return Ok(0);
         }
         self.meta.write(|w| {
-            for ((repo, digest), at) in &batch {
-                if w.has_manifest(repo, digest)? {
-                    w.set_pull(repo, digest, *at)?;
+            for (repo, digests) in &batch {
+                for (digest, at) in digests {
+                    if w.has_manifest(repo, digest)? {
+                        w.set_pull(repo, digest, *at)?;
+                    }
                 }
             }
             Ok::<_, Error>(())
         })?;
-        Ok(batch.len())
+        Ok(batch.values().map(HashMap::len).sum())
     }
 
     /// Applies (or, dry, lists) the retention rules of `feed`.
