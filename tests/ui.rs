@@ -486,3 +486,49 @@ async fn users_and_keys_created_in_the_ui_show_their_secret_once_and_work() {
     assert_eq!(ci.get("/ui/").await.status, 303);
     assert!(body(&b.get("/ui/users").await).contains("disabled"));
 }
+
+#[actix_web::test]
+async fn the_feed_page_searches_and_pages_through_many_repositories() {
+    let app = TestApp::new();
+    for i in 0..60 {
+        app.push_blob(&format!("library/svc-{i:03}"), b"x").await;
+    }
+    app.push_blob("library/other", b"x").await;
+    let b = admin(&app).await;
+    let first = body(&b.get("/ui/feeds/library").await);
+    assert_eq!(first.matches("/ui/repository?name=").count(), 50);
+    let next = Regex::new(r#"<a href="(/ui/feeds/library\?q=[^"]+)">Next page"#)
+        .unwrap()
+        .captures(&first)
+        .unwrap_or_else(|| panic!("a next-page link in {}", &first[first.len() - 1500..]))[1]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let second = body(&b.get(&next).await);
+    assert_eq!(second.matches("/ui/repository?name=").count(), 11);
+    assert!(!second.contains("Next page"));
+    let found = body(&b.get("/ui/feeds/library?q=SVC-05").await);
+    assert_eq!(found.matches("/ui/repository?name=").count(), 10, "{found}");
+}
+
+#[actix_web::test]
+async fn repeated_failed_logins_in_the_ui_are_rate_limited() {
+    let app = TestApp::new();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            login(&app, "admin", "wrong-password")
+                .await
+                .err()
+                .unwrap()
+                .status,
+        );
+    }
+    assert_eq!(statuses[..5], [401; 5]);
+    assert_eq!(statuses[5], 429);
+    let refused = login(&app, "admin", &app.admin_password.clone())
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(refused.status, 429, "even the right password waits");
+    assert!(body(&refused).contains("too many failed logins"));
+}
