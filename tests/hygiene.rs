@@ -385,6 +385,13 @@ async fn retention_dry_run_lists_exactly_what_the_run_deletes() {
     // Nothing is left for a second run.
     let again = app.send(run(true)).await.json();
     assert_eq!(again["deletions"], json!([]));
+    // The outcome of the real run is in the metrics.
+    let metrics = app.get("/metrics").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("semdock_retention_last_run_deletions{feed=\"rel\"} 9"),
+        "{text}"
+    );
 }
 
 #[actix_web::test]

@@ -44,6 +44,8 @@ pub struct Registry {
     /// One maintenance job (GC, retention, backup) at a time.
     pub(super) maintenance: Mutex<()>,
     pub(super) last_gc: Mutex<Option<super::gc::GcReport>>,
+    /// feed → (when, deletions) of its last real retention run.
+    pub(super) last_retention: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Last pull times not yet written (see `record_pull`).
     /// repository → manifest digest → last pull (seconds).
     pub(super) pulls: Mutex<HashMap<String, HashMap<String, u64>>>,
@@ -335,6 +337,7 @@ impl Registry {
             gc_watch: Mutex::default(),
             maintenance: Mutex::default(),
             last_gc: Mutex::default(),
+            last_retention: Mutex::default(),
             pulls: Mutex::default(),
         })
     }

@@ -208,6 +208,9 @@ impl Registry {
         let name: FeedName = feed.parse()?;
         self.flush_pulls()?;
         let deletions = self.plan(name.as_str(), now)?;
+        if !dry_run {
+            lock(&self.last_retention).insert(name.to_string(), (now, deletions.len() as u64));
+        }
         if !dry_run && !deletions.is_empty() {
             self.apply(&name, &deletions)?;
             tracing::info!(feed, deletions = deletions.len(), "retention rules applied");
@@ -217,6 +220,15 @@ impl Registry {
             dry_run,
             deletions,
         })
+    }
+
+    /// Each feed's last real retention run since the start: (feed, when, deletions).
+    #[must_use]
+    pub fn last_retention(&self) -> Vec<(String, u64, u64)> {
+        lock(&self.last_retention)
+            .iter()
+            .map(|(feed, (at, n))| (feed.clone(), *at, *n))
+            .collect()
     }
 
     /// Feeds that have retention rules.

@@ -155,88 +155,104 @@ struct FeedLabel {
     feed: String,
 }
 
+type Metrics = prometheus_client::registry::Registry;
+
+fn gauge(metrics: &mut Metrics, name: &str, help: &str, value: u64) {
+    let g = Gauge::<i64>::default();
+    g.set(i64::try_from(value).unwrap_or(i64::MAX));
+    metrics.register(name, help, g);
+}
+
+/// A gauge with one value per feed.
+fn per_feed(
+    metrics: &mut Metrics,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (String, u64)>,
+) {
+    let family = Family::<FeedLabel, Gauge<i64>>::default();
+    for (feed, value) in values {
+        family
+            .get_or_create(&FeedLabel { feed })
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+    metrics.register(name, help, family);
+}
+
 // GET /metrics — Prometheus text format (administrators: Basic `api:<key>` in a scrape config).
 pub async fn metrics(reg: Reg, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
-    let (stats, last_gc) = run(move || {
+    let (stats, last_gc, retention) = run(move || {
         Auth::require_admin(&p)?;
-        Ok((reg.storage()?, reg.last_gc()))
+        Ok((reg.storage()?, reg.last_gc(), reg.last_retention()))
     })
     .await?;
-    let mut registry = prometheus_client::registry::Registry::with_prefix("semdock");
-    let gauge = |registry: &mut prometheus_client::registry::Registry,
-                 name: &str,
-                 help: &str,
-                 value: u64| {
-        let g = Gauge::<i64>::default();
-        g.set(i64::try_from(value).unwrap_or(i64::MAX));
-        registry.register(name, help, g);
-    };
+    let mut m = Metrics::with_prefix("semdock");
+    gauge(&mut m, "storage_blobs", "Blob files stored", stats.blobs);
     gauge(
-        &mut registry,
-        "storage_blobs",
-        "Blob files stored",
-        stats.blobs,
-    );
-    gauge(
-        &mut registry,
+        &mut m,
         "storage_bytes",
         "Bytes of blob files stored",
         stats.bytes,
     );
-    let feed_bytes = Family::<FeedLabel, Gauge<i64>>::default();
-    let feed_blobs = Family::<FeedLabel, Gauge<i64>>::default();
-    let feed_repos = Family::<FeedLabel, Gauge<i64>>::default();
-    for f in &stats.feeds {
-        let label = FeedLabel {
-            feed: f.feed.clone(),
-        };
-        let set = |fam: &Family<FeedLabel, Gauge<i64>>, v: u64| {
-            fam.get_or_create(&label)
-                .set(i64::try_from(v).unwrap_or(i64::MAX));
-        };
-        set(&feed_bytes, f.bytes);
-        set(&feed_blobs, f.blobs);
-        set(&feed_repos, f.repositories);
-    }
-    registry.register(
+    let feeds = &stats.feeds;
+    per_feed(
+        &mut m,
         "feed_bytes",
         "Bytes of the blobs linked to a feed's repositories",
-        feed_bytes,
+        feeds.iter().map(|f| (f.feed.clone(), f.bytes)),
     );
-    registry.register(
+    per_feed(
+        &mut m,
         "feed_blobs",
         "Blobs linked to a feed's repositories",
-        feed_blobs,
+        feeds.iter().map(|f| (f.feed.clone(), f.blobs)),
     );
-    registry.register("feed_repositories", "Repositories in a feed", feed_repos);
+    per_feed(
+        &mut m,
+        "feed_repositories",
+        "Repositories in a feed",
+        feeds.iter().map(|f| (f.feed.clone(), f.repositories)),
+    );
+    per_feed(
+        &mut m,
+        "retention_last_run_deletions",
+        "Tags and manifests the feed's last retention run deleted",
+        retention.iter().map(|(feed, _, n)| (feed.clone(), *n)),
+    );
+    per_feed(
+        &mut m,
+        "retention_last_run_timestamp_seconds",
+        "When the feed's last retention run happened",
+        retention.iter().map(|(feed, at, _)| (feed.clone(), *at)),
+    );
     if let Some(gc) = last_gc {
         gauge(
-            &mut registry,
+            &mut m,
             "gc_last_run_timestamp_seconds",
             "When the last collection started",
             gc.started,
         );
         gauge(
-            &mut registry,
+            &mut m,
             "gc_last_run_blobs_removed",
             "Blobs the last collection removed",
             gc.blobs_removed,
         );
         gauge(
-            &mut registry,
+            &mut m,
             "gc_last_run_bytes_freed",
             "Bytes the last collection freed",
             gc.bytes_freed,
         );
         gauge(
-            &mut registry,
+            &mut m,
             "gc_last_run_uploads_expired",
             "Upload sessions the last collection ended",
             gc.uploads_expired,
         );
     }
     let mut body = String::new();
-    prometheus_client::encoding::text::encode(&mut body, &registry)
+    prometheus_client::encoding::text::encode(&mut body, &m)
         .map_err(|e| crate::domain::Error::Internal(format!("metrics encoding: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
