@@ -7,22 +7,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-passed=0
-failed=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@" >/tmp/semdock-deb-check.log 2>&1; then
-    passed=$((passed + 1))
-    echo "ok   $what"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $what"
-    sed 's/^/     /' /tmp/semdock-deb-check.log | tail -20
-  fi
-}
+. packaging/lib.sh
 mode_owner() { [ "$(stat -c '%a %U:%G' "$1")" = "$2" ]; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 deb=$(ls -t target/packages/semdock_*_amd64.deb | head -1)
 version=$(dpkg-deb -f "$deb" Version)
@@ -106,5 +92,4 @@ check "data gone after purge" test ! -e /var/lib/semdock
 check "user gone after purge" sh -c '! getent passwd semdock'
 check "unit gone after purge" test ! -e /lib/systemd/system/semdock.service
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+report

@@ -7,21 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-passed=0
-failed=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@" >/tmp/semdock-msi-check.log 2>&1; then
-    passed=$((passed + 1))
-    echo "ok   $what"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $what"
-    sed 's/^/     /' /tmp/semdock-msi-check.log | tail -20
-  fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. packaging/lib.sh
 
 msi=$(ls -t target/packages/semdock-*-x64.msi | head -1)
 version=$(basename "$msi" | sed 's/^semdock-\(.*\)-x64.msi$/\1/')
@@ -124,5 +110,4 @@ check "config kept after uninstall" test -f "$programdata/semdock.toml"
 check "data kept after uninstall" test -f "$programdata/data/meta.redb"
 rm -f "$newer"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+report

@@ -351,6 +351,11 @@ fn plan_repository(
             .filter(|(t, _)| !doomed_tags.contains_key(*t))
             .map(|(_, d)| d.as_str()),
     );
+    // What each deleted tag kept, computed once: its manifests go under its rule.
+    let kept_by: Vec<(HashSet<&str>, &str)> = doomed_tags
+        .iter()
+        .map(|(t, rule)| (kept(&manifests, [tags[t].as_str()]), *rule))
+        .collect();
     let untagged_cutoff = rules
         .untagged_days
         .map(|days| now.saturating_sub(u64::from(days) * DAY));
@@ -360,9 +365,9 @@ fn plan_repository(
         .filter_map(|(digest, m)| {
             let rule = if before.contains(digest.as_str()) {
                 // Reachable before this run: goes with the tag that kept it.
-                doomed_tags
+                kept_by
                     .iter()
-                    .find(|(t, _)| kept(&manifests, [tags[*t].as_str()]).contains(digest.as_str()))
+                    .find(|(closure, _)| closure.contains(digest.as_str()))
                     .map_or("unpulled", |(_, rule)| *rule)
             } else if untagged_cutoff.is_some_and(|c| m.created < c) {
                 "untagged"

@@ -12,14 +12,11 @@ use serde::Deserialize;
 use super::session::{
     LOGIN_COOKIE, SESSION_COOKIE, UiSessions, Viewer, cookie, random_token, same_secret,
 };
-use super::{Nav, UiError, redirect, render, run};
+use super::{AuthData, Nav, Reg, UiError, redirect, render, run};
 use crate::domain::auth::{Auth, Principal, random_password};
-use crate::domain::{self, FeedChange, FeedPreview, Registry};
+use crate::domain::{self, FeedChange, FeedPreview};
 use crate::http::oci::auth::client_ip;
 use crate::model::{Action, FeedName, Reference, Repository};
-
-type Reg = web::Data<Registry>;
-type AuthData = web::Data<Auth>;
 
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()

@@ -298,16 +298,24 @@ fn host(req: &HttpRequest) -> String {
     req.connection_info().host().to_owned()
 }
 
+type Reg = web::Data<crate::domain::Registry>;
+type AuthData = web::Data<crate::domain::auth::Auth>;
+
+/// An RFC 3339 time cut to `len` characters (16: minutes, 19: seconds), `T` as a space.
+fn clock(rfc3339: &str, len: usize) -> String {
+    rfc3339
+        .trim_end_matches('Z')
+        .get(..len)
+        .unwrap_or(rfc3339)
+        .replace('T', " ")
+}
+
 /// Seconds since the epoch as "2026-11-23 15:04 UTC".
 fn when(secs: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    let s = humantime::format_rfc3339_seconds(t).to_string();
     format!(
         "{} UTC",
-        s.replace('T', " ")
-            .trim_end_matches('Z')
-            .get(..16)
-            .unwrap_or(&s)
+        clock(&humantime::format_rfc3339_seconds(t).to_string(), 16)
     )
 }
 

@@ -8,13 +8,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::Viewer;
-use super::{Nav, UiError, host, render, run, short, size, when};
+use super::{AuthData, Nav, Reg, UiError, clock, host, render, run, short, size, when};
 use crate::domain::auth::Auth;
 use crate::domain::{HistoryEntry, Registry, TagEntry};
 use crate::model::{Action, Digest, Reference, Repository};
-
-type Reg = web::Data<Registry>;
-type AuthData = web::Data<Auth>;
 
 pub struct FeedRow {
     pub name: String,
@@ -77,7 +74,7 @@ pub async fn dashboard(reg: Reg, auth: AuthData, v: Viewer) -> Result<HttpRespon
             .filter(|(_, h)| h.method != "virtual")
             .map(|(repo, h)| Activity {
                 target: h.new.as_deref().map_or_else(|| "(removed)".into(), short),
-                time: h.time.get(..16).unwrap_or(&h.time).replace('T', " "),
+                time: clock(&h.time, 16),
                 repo,
                 tag: h.tag,
                 method: h.method,
@@ -251,9 +248,7 @@ impl RowMaker<'_> {
             tag: entry.tag.clone(),
             short: short(&entry.digest),
             size: size(bytes),
-            pushed: change
-                .map(|c| c.time.get(..16).unwrap_or(&c.time).replace('T', " "))
-                .unwrap_or_default(),
+            pushed: change.map(|c| clock(&c.time, 16)).unwrap_or_default(),
             by: change
                 .map(|c| format!("{} ({})", c.actor, c.method))
                 .unwrap_or_default(),
@@ -599,7 +594,7 @@ pub async fn history(
     let rows = entries
         .into_iter()
         .map(|h| HistRow {
-            time: h.time.get(..19).unwrap_or(&h.time).replace('T', " "),
+            time: clock(&h.time, 19),
             old: h.old.as_deref().map(short).unwrap_or_default(),
             new: h.new.as_deref().map(short).unwrap_or_default(),
             new_full: h.new.unwrap_or_default(),
