@@ -119,6 +119,20 @@ pub async fn serve(config: &Config, services: Services) -> Result<(), StartError
     serve_until(config, services, std::future::pending()).await
 }
 
+/// Keeps glibc from holding on to large freed buffers. Its malloc raises the size above which
+/// it maps memory directly each time such a mapping is freed, so after the first login the
+/// 19 MiB an Argon2 password hash needs lands in an arena and stays resident for good (idle
+/// RSS 35 MiB instead of 15). A fixed threshold of 4 MiB sends those buffers back to the
+/// system on free, while the 1 MiB buffers of the blob paths stay in the arenas.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; any value is valid for M_MMAP_THRESHOLD
+    // up to HEAP_MAX, and a refused value leaves the default in place.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
 /// Serves until a signal, or until `stop` completes (a Windows service's stop request):
 /// in-flight requests finish, then the database closes.
 pub async fn serve_until(
@@ -126,6 +140,7 @@ pub async fn serve_until(
     services: Services,
     stop: impl std::future::Future<Output = ()> + 'static,
 ) -> Result<(), StartError> {
+    tune_allocator();
     let Services { registry, auth, .. } = services;
     let realm = http::Realm {
         external_url: config.external_url.clone(),

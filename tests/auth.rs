@@ -374,6 +374,29 @@ async fn disabled_user_is_refused_at_once() {
     }
 }
 
+/// Pulls answer a token verified since the last metadata write from memory; disabling the
+/// user must still refuse the very next pull.
+#[actix_web::test]
+async fn a_remembered_token_is_refused_once_its_user_is_disabled() {
+    let app = TestApp::new();
+    app.push_image("library/app", "1.0.0", &[]).await;
+    let alice = user(&app, "alice", "library", Some("pull"));
+    let t = token(&app, Some(&alice), "repository:library/app:pull").await;
+    let pull = || {
+        app.send_as(
+            TestRequest::get()
+                .uri("/v2/library/app/manifests/1.0.0")
+                .insert_header(("Authorization", bearer(&t))),
+        )
+    };
+    assert_eq!(pull().await.status, 200);
+    assert_eq!(pull().await.status, 200, "served again, from memory");
+    app.auth
+        .update_user(&admin(), "alice", Some(true), None)
+        .unwrap();
+    assert_eq!(pull().await.status, 401, "a disabled user's token");
+}
+
 #[actix_web::test]
 async fn catalog_hides_feeds_the_caller_cannot_pull() {
     let app = TestApp::new().with_feed("prod");

@@ -513,6 +513,29 @@ async fn manifest_push_pull_by_tag_and_digest() {
     );
 }
 
+/// A manifest read is served from memory until the next metadata write: a tag moved or
+/// deleted right after a pull must show at once.
+#[actix_web::test]
+async fn a_pulled_tag_moved_or_deleted_shows_at_once() {
+    let app = TestApp::new();
+    let (first, _) = app.push_image("library/app", "stable", &[b"one"]).await;
+    for _ in 0..2 {
+        let res = app.get("/v2/library/app/manifests/stable").await;
+        assert_eq!(res.header("docker-content-digest"), Some(first.as_str()));
+    }
+    let (second, body) = app.push_image("library/app", "stable", &[b"two"]).await;
+    assert_ne!(first, second);
+    let res = app.get("/v2/library/app/manifests/stable").await;
+    assert_eq!(res.header("docker-content-digest"), Some(second.as_str()));
+    assert_eq!(res.body, body);
+    app.send(TestRequest::delete().uri("/v2/library/app/manifests/stable"))
+        .await;
+    assert_eq!(
+        app.get("/v2/library/app/manifests/stable").await.status,
+        404
+    );
+}
+
 #[actix_web::test]
 async fn manifest_put_returns_location_and_digest() {
     let app = TestApp::new();

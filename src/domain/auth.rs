@@ -24,6 +24,7 @@ use crate::store::meta::{ApiKeyRecord, MetaStore, UserRecord};
 use crate::store::now;
 
 use super::Error;
+use super::cache::GenCache;
 
 /// The file the first start writes the admin's password to.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
@@ -179,6 +180,30 @@ struct AccessClaim {
     actions: Vec<String>,
 }
 
+/// A token that passed verification, as `verify_token` returns it.
+#[derive(Debug, Clone)]
+struct VerifiedToken {
+    exp: u64,
+    principal: Option<Principal>,
+    access: Arc<[AccessClaim]>,
+}
+
+impl VerifiedToken {
+    fn grants(&self, repository: &str, action: Action) -> bool {
+        self.access.iter().any(|a| {
+            a.kind == "repository"
+                && a.name == repository
+                && a.actions.iter().any(|x| x == action.as_str())
+        })
+    }
+}
+
+/// Seconds of clock skew a token's `exp` and `nbf` tolerate.
+const TOKEN_LEEWAY: u64 = 5;
+/// Verified tokens remembered (each a few hundred bytes).
+const TOKEN_CACHE_ENTRIES: usize = 4096;
+const TOKEN_CACHE_BYTES: usize = 4 << 20;
+
 #[derive(Default)]
 struct Window {
     start: Option<Instant>,
@@ -238,6 +263,8 @@ pub struct Auth {
     settings: TokenSettings,
     limiter: Limiter,
     verified: Mutex<HashMap<String, (blake3::Hash, Instant)>>,
+    /// Bearer tokens verified while the metadata (users, keys, grants) is unchanged.
+    tokens: GenCache<VerifiedToken>,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -351,6 +378,7 @@ impl Auth {
                 settings,
                 limiter: Limiter::default(),
                 verified: Mutex::new(HashMap::new()),
+                tokens: GenCache::new(TOKEN_CACHE_ENTRIES, TOKEN_CACHE_BYTES),
             },
             initial,
         ))
@@ -372,7 +400,7 @@ impl Auth {
         match credentials {
             Credentials::None => Ok(None),
             Credentials::Basic { user, secret } => self.login(user, secret, client).map(Some),
-            Credentials::Bearer(token) => Ok(self.verify_token(token)?.0),
+            Credentials::Bearer(token) => Ok(self.verify_token(token)?.principal),
         }
     }
 
@@ -664,19 +692,28 @@ impl Auth {
     }
 
     /// Verifies a token; returns its (still active) principal and what it grants.
-    fn verify_token(&self, token: &str) -> Result<(Option<Principal>, Vec<AccessClaim>), Error> {
+    fn verify_token(&self, token: &str) -> Result<VerifiedToken, Error> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[&self.settings.service]);
         validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
+        validation.leeway = TOKEN_LEEWAY;
         let data = jsonwebtoken::decode::<Claims>(
             token,
             &DecodingKey::from_secret(&self.token_key),
             &validation,
         )
         .map_err(|e| Error::TokenInvalid(e.to_string()))?;
-        let principal = self.active_subject(&data.claims.sub)?;
-        Ok((principal, data.claims.access))
+        // Read before the subject's record, so a cached answer is never newer than its read.
+        let generation = self.meta.generation();
+        let verified = VerifiedToken {
+            exp: data.claims.exp,
+            principal: self.active_subject(&data.claims.sub)?,
+            access: data.claims.access.into(),
+        };
+        let weight = token.len() + 64 * verified.access.len() + 128;
+        self.tokens
+            .put(token.to_owned(), generation, verified.clone(), weight);
+        Ok(verified)
     }
 
     /// Authorizes `action` on `repository` for a request's credentials. A Bearer token must
@@ -691,17 +728,12 @@ impl Auth {
     ) -> Result<Option<Principal>, Error> {
         match credentials {
             Credentials::Bearer(token) => {
-                let (principal, access) = self.verify_token(token)?;
-                let in_token = access.iter().any(|a| {
-                    a.kind == "repository"
-                        && a.name == repository
-                        && a.actions.iter().any(|x| x == action.as_str())
-                });
-                if in_token {
-                    return Ok(principal);
+                let verified = self.verify_token(token)?;
+                if verified.grants(repository, action) {
+                    return Ok(verified.principal);
                 }
                 // Not in this token: ask for another when the caller may, else refuse.
-                self.require(principal.as_ref(), feed, action)?;
+                self.require(verified.principal.as_ref(), feed, action)?;
                 Err(Error::InsufficientScope)
             }
             other => {
@@ -710,6 +742,25 @@ impl Auth {
                 Ok(principal)
             }
         }
+    }
+
+    /// `authorize`'s answer for a Bearer token verified since the last metadata write (so its
+    /// subject is still active), unexpired, whose scope covers the action: `Some(principal)`.
+    /// `None` means "call `authorize`". Touches no database, so it may run on an async
+    /// executor.
+    #[must_use]
+    pub fn authorize_cached(
+        &self,
+        credentials: &Credentials,
+        repository: &str,
+        action: Action,
+    ) -> Option<Option<Principal>> {
+        let Credentials::Bearer(token) = credentials else {
+            return None;
+        };
+        let verified = self.tokens.get(token, self.meta.generation())?;
+        (now() <= verified.exp + TOKEN_LEEWAY && verified.grants(repository, action))
+            .then_some(verified.principal)
     }
 
     // ---- users ----

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod backup;
+mod cache;
 pub mod check;
 pub mod error;
 pub mod gc;

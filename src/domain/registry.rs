@@ -20,6 +20,7 @@ use crate::store::meta::{
 use crate::store::now;
 
 use super::Error;
+use super::cache::GenCache;
 use super::tags::{self, Change};
 use super::versioning::{self, TagKind, is_virtual};
 
@@ -49,7 +50,15 @@ pub struct Registry {
     /// Last pull times not yet written (see `record_pull`).
     /// repository → manifest digest → last pull (seconds).
     pub(super) pulls: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// "repository\nreference" → the manifest, while the metadata is unchanged.
+    manifest_cache: GenCache<StoredManifest>,
 }
+
+/// Manifests remembered in memory: enough entries for the images a busy cluster pulls, small
+/// enough not to matter next to the page cache (bodies over 256 KiB are not cached).
+const MANIFEST_CACHE_ENTRIES: usize = 4096;
+const MANIFEST_CACHE_BYTES: usize = 16 << 20;
+const MANIFEST_CACHE_MAX_BODY: usize = 256 << 10;
 
 /// In-memory hash state of uploads between requests. An upload absent here but present in the
 /// metadata is re-hashed from its file (after a restart, or after a failed request).
@@ -216,12 +225,17 @@ impl BlobHandle {
     }
 }
 
+fn manifest_cache_key(repo: &Repository, reference: &Reference) -> String {
+    format!("{repo}\n{reference}")
+}
+
 /// A stored manifest as clients fetch it.
 #[derive(Debug, Clone)]
 pub struct StoredManifest {
     pub digest: Digest,
     pub media_type: String,
-    pub body: Vec<u8>,
+    /// Shared, so a cached manifest is handed out without copying it.
+    pub body: bytes::Bytes,
     pub subject: Option<String>,
 }
 
@@ -339,6 +353,7 @@ impl Registry {
             last_gc: Mutex::default(),
             last_retention: Mutex::default(),
             pulls: Mutex::default(),
+            manifest_cache: GenCache::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES),
         })
     }
 
@@ -892,6 +907,7 @@ impl Registry {
         repo: &Repository,
         reference: &Reference,
     ) -> Result<StoredManifest, Error> {
+        let generation = self.meta.generation();
         let r = self.meta.read()?;
         if r.feed(repo.feed())?.is_none() {
             return Err(feed_unknown(repo));
@@ -906,12 +922,31 @@ impl Registry {
         let record = r
             .manifest(repo.as_str(), digest.as_str())?
             .ok_or_else(|| manifest_unknown(repo, reference))?;
-        Ok(StoredManifest {
+        let stored = StoredManifest {
             digest,
             media_type: record.media_type,
-            body: record.body,
+            body: record.body.into(),
             subject: record.subject,
-        })
+        };
+        if stored.body.len() <= MANIFEST_CACHE_MAX_BODY {
+            let weight = stored.body.len() + stored.media_type.len() + 128;
+            let key = manifest_cache_key(repo, reference);
+            self.manifest_cache
+                .put(key, generation, stored.clone(), weight);
+        }
+        Ok(stored)
+    }
+
+    /// The manifest `manifest` would return, if an earlier read of it is still current;
+    /// `None` means "read it". Touches no database, so it may run on an async executor.
+    #[must_use]
+    pub fn cached_manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+    ) -> Option<StoredManifest> {
+        self.manifest_cache
+            .get(&manifest_cache_key(repo, reference), self.meta.generation())
     }
 
     /// Deletes a tag, or a manifest by digest together with the tags pointing at it.

@@ -10,6 +10,7 @@ pub mod tables;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
 
@@ -68,6 +69,8 @@ from_redb!(
 /// The open metadata database.
 pub struct MetaStore {
     db: Database,
+    /// Bumped after every committed write: caches of reads compare it (see `generation`).
+    generation: AtomicU64,
 }
 
 /// The tables of one transaction, opened once. `Reader` and `Writer` are its two forms.
@@ -146,7 +149,10 @@ impl MetaStore {
             redb::DatabaseError::DatabaseAlreadyOpen => MetaError::InUse(path.to_owned()),
             other => redb::Error::from(other).into(),
         })?;
-        let store = Self { db };
+        let store = Self {
+            db,
+            generation: AtomicU64::new(0),
+        };
         // Creating every table up front lets readers open them without a missing-table case.
         store.write(|_| Ok::<_, MetaError>(()))?;
         Ok(store)
@@ -205,7 +211,16 @@ impl MetaStore {
             f(&mut tables)?
         };
         txn.commit().map_err(MetaError::from)?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(value)
+    }
+
+    /// How many writes have been committed since the store was opened. A value read in a
+    /// transaction begun after reading generation `g` is current for as long as the
+    /// generation is still `g`: read it *before* `read()`.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 }
 
