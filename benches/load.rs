@@ -7,7 +7,8 @@
 //! with authentication on (Bearer tokens, as docker uses it); Distribution without.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -80,6 +81,14 @@ fn start_semdock() -> Target {
         .unwrap();
     let token: serde_json::Value =
         serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    // Anonymous pull on, for the "authentication off" row of the read path.
+    let res = agent()
+        .patch(format!("{base}/api/v1/feeds/library"))
+        .header("Authorization", format!("Basic {basic}"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"anonymous_pull":true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 200, "anonymous pull switched on");
     Target {
         name: "semdock",
         base,
@@ -181,7 +190,106 @@ impl Target {
         }
     }
 
-    /// Monolithic upload: POST, then PUT with the whole body.
+    /// One request on its own connection, the head and then the body each in a single
+    /// `write_all`: the cheapest client there is, so that the big uploads measure the
+    /// servers rather than the client sharing their two cores. Returns the status and the
+    /// `Location` header.
+    fn raw(
+        &self,
+        method: &str,
+        url_or_path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Option<String>) {
+        let url = if url_or_path.starts_with("http") {
+            url_or_path.to_owned()
+        } else {
+            format!("{}{url_or_path}", self.base)
+        };
+        let rest = url.strip_prefix("http://").expect("plain HTTP on loopback");
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        if let Some(auth) = &self.auth {
+            let _ = write!(head, "Authorization: {auth}\r\n");
+        }
+        for (k, v) in headers {
+            let _ = write!(head, "{k}: {v}\r\n");
+        }
+        head.push_str("\r\n");
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response);
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let location = text
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("location")
+                    .then(|| v.trim().to_owned())
+            })
+            .map(|loc| {
+                if loc.starts_with("http") {
+                    loc
+                } else {
+                    format!("{}{loc}", self.base)
+                }
+            });
+        (status, location)
+    }
+
+    /// Monolithic upload of a blob whose digest the caller computed: POST, then PUT with the
+    /// whole body.
+    fn upload_big(&self, bytes: &[u8], digest: &str) {
+        let (status, loc) = self.raw("POST", "/v2/library/bench/blobs/uploads/", &[], &[]);
+        assert_eq!(status, 202, "{}", self.name);
+        let loc = loc.expect("Location");
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let (status, _) = self.raw(
+            "PUT",
+            &format!("{loc}{sep}digest={digest}"),
+            &[("Content-Type", "application/octet-stream")],
+            bytes,
+        );
+        assert_eq!(status, 201, "{}", self.name);
+    }
+
+    /// Chunked upload: a PATCH per `chunk` bytes, then an empty PUT.
+    fn upload_chunked(&self, bytes: &[u8], digest: &str, chunk: usize) {
+        let (status, loc) = self.raw("POST", "/v2/library/bench/blobs/uploads/", &[], &[]);
+        assert_eq!(status, 202, "{}", self.name);
+        let mut loc = loc.expect("Location");
+        for (i, part) in bytes.chunks(chunk).enumerate() {
+            let start = i * chunk;
+            let range = format!("{start}-{}", start + part.len() - 1);
+            let (status, next) = self.raw(
+                "PATCH",
+                &loc,
+                &[
+                    ("Content-Range", range.as_str()),
+                    ("Content-Type", "application/octet-stream"),
+                ],
+                part,
+            );
+            assert_eq!(status, 202, "{}", self.name);
+            loc = next.expect("Location");
+        }
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let (status, _) = self.raw("PUT", &format!("{loc}{sep}digest={digest}"), &[], &[]);
+        assert_eq!(status, 201, "{}", self.name);
+    }
+
+    /// Monolithic upload of a small blob: POST, then PUT with the whole body.
     fn upload(&self, a: &ureq::Agent, bytes: &[u8]) -> String {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
         let res = self
@@ -195,36 +303,6 @@ impl Target {
             .req_body(a, "PUT", &format!("{loc}{sep}digest={digest}"))
             .content_type("application/octet-stream")
             .send(bytes)
-            .unwrap();
-        assert_eq!(res.status(), 201, "{}", self.name);
-        digest
-    }
-
-    fn upload_chunked(&self, a: &ureq::Agent, bytes: &[u8], chunk: usize) -> String {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-        let res = self
-            .req_body(a, "POST", "/v2/library/bench/blobs/uploads/")
-            .send_empty()
-            .unwrap();
-        let mut loc = self.location(&res);
-        for (i, part) in bytes.chunks(chunk).enumerate() {
-            let start = i * chunk;
-            let res = self
-                .req_body(a, "PATCH", &loc)
-                .header(
-                    "Content-Range",
-                    format!("{start}-{}", start + part.len() - 1),
-                )
-                .content_type("application/octet-stream")
-                .send(part)
-                .unwrap();
-            assert_eq!(res.status(), 202, "{}", self.name);
-            loc = self.location(&res);
-        }
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let res = self
-            .req_body(a, "PUT", &format!("{loc}{sep}digest={digest}"))
-            .send_empty()
             .unwrap();
         assert_eq!(res.status(), 201, "{}", self.name);
         digest
@@ -260,6 +338,17 @@ impl Target {
             .unwrap_or(0);
         #[allow(clippy::cast_precision_loss)]
         (ticks as f64 / 100.0, hwm)
+    }
+
+    /// Resident memory now, in KiB.
+    fn rss_now(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Resets the peak RSS counter (Linux: `clear_refs` 5).
@@ -389,21 +478,57 @@ struct Sizes {
     rounds: usize,
 }
 
+/// Manifest HEAD and GET by tag, and GET without credentials (semdock's anonymous pull,
+/// Distribution as always): the path of every `docker pull` and Kubernetes node.
+fn manifest_reads(t: &Target, s: &Sizes, tag: &str, rows: &mut BTreeMap<&'static str, Row>) {
+    let path = format!("/v2/library/bench/manifests/{tag}");
+    let read = |a: &ureq::Agent, method: &str, with_auth: bool| {
+        let r = if with_auth {
+            t.req(a, method, &path)
+        } else {
+            a.get(format!("{}{path}", t.base))
+        };
+        let mut res = r
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .call()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        if method == "GET" {
+            let _ = res.body_mut().read_to_vec();
+        }
+    };
+    for (row, method, with_auth) in [
+        ("manifest HEAD by tag, c=32", "HEAD", true),
+        ("manifest GET by tag, c=32", "GET", true),
+        ("manifest GET by tag, no auth, c=32", "GET", false),
+    ] {
+        rows.insert(
+            row,
+            measure(t, 32, None, Some(s.read_time), None, &|a, _| {
+                read(a, method, with_auth);
+            }),
+        );
+    }
+}
+
 fn workloads(t: &Target, s: &Sizes, round: usize) -> BTreeMap<&'static str, Row> {
     let mut rows = BTreeMap::new();
     let big = random(s.big, 0xB16 + round as u64 * 7 + t.name.len() as u64);
     let big_bytes = big.len() as u64;
+    // Digests are the client's business: computed before the clock starts.
+    let big_digest = format!("sha256:{}", hex::encode(Sha256::digest(&big)));
     rows.insert(
         "upload monolithic 256 MiB",
-        measure(t, 1, Some(1), None, Some(big_bytes), &|a, _| {
-            t.upload(a, &big);
+        measure(t, 1, Some(1), None, Some(big_bytes), &|_, _| {
+            t.upload_big(&big, &big_digest);
         }),
     );
     let big2 = random(s.big, 0xC4 + round as u64 * 11 + t.name.len() as u64);
+    let chunked_digest = format!("sha256:{}", hex::encode(Sha256::digest(&big2)));
     rows.insert(
         "upload chunked 16 MiB PATCHes",
-        measure(t, 1, Some(1), None, Some(big_bytes), &|a, _| {
-            t.upload_chunked(a, &big2, 16 << 20);
+        measure(t, 1, Some(1), None, Some(big_bytes), &|_, _| {
+            t.upload_chunked(&big2, &chunked_digest, 16 << 20);
         }),
     );
     let seed = (round as u64 + 1) << 40 | (t.name.len() as u64) << 32;
@@ -429,31 +554,7 @@ fn workloads(t: &Target, s: &Sizes, round: usize) -> BTreeMap<&'static str, Row>
             t.put_manifest(a, &format!("r{round}-{i}"), manifest(i).as_bytes());
         }),
     );
-    let tag = format!("r{round}-0");
-    rows.insert(
-        "manifest HEAD by tag, c=32",
-        measure(t, 32, None, Some(s.read_time), None, &|a, _| {
-            let res = t
-                .req(a, "HEAD", &format!("/v2/library/bench/manifests/{tag}"))
-                .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-                .call()
-                .unwrap();
-            assert_eq!(res.status(), 200);
-        }),
-    );
-    rows.insert(
-        "manifest GET by tag, c=32",
-        measure(t, 32, None, Some(s.read_time), None, &|a, _| {
-            let mut res = t
-                .req(a, "GET", &format!("/v2/library/bench/manifests/{tag}"))
-                .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-                .call()
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            let _ = res.body_mut().read_to_vec();
-        }),
-    );
-    let big_digest = format!("sha256:{}", hex::encode(Sha256::digest(&big)));
+    manifest_reads(t, s, &format!("r{round}-0"), &mut rows);
     rows.insert(
         "blob GET 256 MiB, c=4",
         measure(t, 4, Some(8), None, Some(big_bytes), &|a, _| {
@@ -489,55 +590,10 @@ fn workloads(t: &Target, s: &Sizes, round: usize) -> BTreeMap<&'static str, Row>
     rows
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let s = if quick {
-        Sizes {
-            big: 64 << 20,
-            small_count: 500,
-            manifest_count: 2000,
-            read_time: Duration::from_secs(5),
-            rounds: 1,
-        }
-    } else {
-        Sizes {
-            big: 256 << 20,
-            small_count: 2000,
-            manifest_count: 2000,
-            read_time: Duration::from_secs(15),
-            rounds: 3,
-        }
-    };
-    // The ceiling for uploads: SHA-256 on one core, measured now.
-    let data = random(256 << 20, 42);
-    let t0 = Instant::now();
-    let _ = Sha256::digest(&data);
-    #[allow(clippy::cast_precision_loss)]
-    let sha = data.len() as f64 / t0.elapsed().as_secs_f64() / 1e6;
-    drop(data);
-    println!("SHA-256 single core: {sha:.0} MB/s (upload ceiling)");
+type Results = BTreeMap<&'static str, BTreeMap<&'static str, Vec<Row>>>;
 
-    let mut results: BTreeMap<&str, BTreeMap<&str, Vec<Row>>> = BTreeMap::new();
-    for round in 0..s.rounds {
-        for which in 0..2 {
-            // Alternate who goes first, so neither always gets the cooler machine.
-            let target = if (round + which) % 2 == 0 {
-                start_semdock()
-            } else {
-                start_distribution()
-            };
-            let (_, idle) = target.usage();
-            eprintln!("round {round}: {} (idle RSS {} KiB)", target.name, idle);
-            for (k, row) in workloads(&target, &s, round) {
-                results
-                    .entry(target.name)
-                    .or_default()
-                    .entry(k)
-                    .or_default()
-                    .push(row);
-            }
-        }
-    }
+/// Prints the table (medians over rounds) and returns it as JSON.
+fn report(results: &Results, sha: f64) -> serde_json::Map<String, serde_json::Value> {
     let median = |rows: &Vec<Row>| {
         let mut r = rows.clone();
         r.sort_by(|a, b| a.value.total_cmp(&b.value));
@@ -568,12 +624,16 @@ fn main() {
             b.p50_ms.unwrap_or(0.0),
             b.p99_ms.unwrap_or(0.0)
         );
+        #[allow(clippy::cast_precision_loss)]
+        let per_request = |r: &Row| r.cpu_s * 1e3 / r.requests.max(1) as f64;
         println!(
-            "{:<38} cpu {:>6.2}s rss {:>6.1} MiB   cpu {:>6.2}s rss {:>6.1} MiB   p99.9 {:.2} / {:.2} ms",
+            "{:<38} cpu {:>6.2}s ({:.3} ms/req) rss {:>6.1} MiB   cpu {:>6.2}s ({:.3} ms/req) rss {:>6.1} MiB   p99.9 {:.2} / {:.2} ms",
             "",
             a.cpu_s,
+            per_request(&a),
             a.peak_rss_mib,
             b.cpu_s,
+            per_request(&b),
             b.peak_rss_mib,
             a.p999_ms.unwrap_or(0.0),
             b.p999_ms.unwrap_or(0.0)
@@ -584,6 +644,81 @@ fn main() {
         );
     }
     json.insert("sha256_single_core_mb_s".into(), serde_json::json!(sha));
+    // What authentication costs semdock on the hot read path, in the same run.
+    let with_token = median(&results["semdock"]["manifest GET by tag, c=32"]).value;
+    let without = median(&results["semdock"]["manifest GET by tag, no auth, c=32"]).value;
+    println!(
+        "\nsemdock manifest GET with a Bearer token: {:.1}% of the rate without authentication",
+        with_token / without * 100.0
+    );
+    json.insert(
+        "semdock_bearer_vs_no_auth".into(),
+        serde_json::json!(with_token / without),
+    );
+    json
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let s = if quick {
+        Sizes {
+            big: 64 << 20,
+            small_count: 500,
+            manifest_count: 2000,
+            read_time: Duration::from_secs(5),
+            rounds: 1,
+        }
+    } else {
+        Sizes {
+            big: 256 << 20,
+            small_count: 2000,
+            manifest_count: 2000,
+            read_time: Duration::from_secs(15),
+            rounds: 3,
+        }
+    };
+    // The ceiling for uploads: SHA-256 on one core, measured now.
+    let data = random(256 << 20, 42);
+    let t0 = Instant::now();
+    let _ = Sha256::digest(&data);
+    #[allow(clippy::cast_precision_loss)]
+    let sha = data.len() as f64 / t0.elapsed().as_secs_f64() / 1e6;
+    drop(data);
+    println!("SHA-256 single core: {sha:.0} MB/s (upload ceiling)");
+
+    let mut results: Results = BTreeMap::new();
+    let mut idle_rss: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for round in 0..s.rounds {
+        for which in 0..2 {
+            // Alternate who goes first, so neither always gets the cooler machine.
+            let target = if (round + which) % 2 == 0 {
+                start_semdock()
+            } else {
+                start_distribution()
+            };
+            // Idle: resident now, a second after start (the start's own peak, e.g. the
+            // login's Argon2 hash, is not idle memory).
+            std::thread::sleep(Duration::from_secs(1));
+            let idle = target.rss_now();
+            eprintln!("round {round}: {} (idle RSS {idle} KiB)", target.name);
+            idle_rss.entry(target.name).or_default().push(idle);
+            for (k, row) in workloads(&target, &s, round) {
+                results
+                    .entry(target.name)
+                    .or_default()
+                    .entry(k)
+                    .or_default()
+                    .push(row);
+            }
+        }
+    }
+    let mut json = report(&results, sha);
+    for (name, mut kib) in idle_rss {
+        kib.sort_unstable();
+        let median = kib[kib.len() / 2];
+        println!("idle RSS {name}: {} MiB", median / 1024);
+        json.insert(format!("idle_rss_kib_{name}"), serde_json::json!(median));
+    }
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/load-bench.json");
     std::fs::write(&out, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     println!("\nwritten {}", out.display());

@@ -465,6 +465,21 @@ async fn anonymous_pull_works_only_where_the_feed_allows_it() {
         )
         .await;
     assert_eq!(res.status, 401, "an anonymous token granted push");
+
+    // Anonymous answers are remembered only until the feed changes.
+    let anonymous = || app.send_as(TestRequest::get().uri("/v2/public/app/manifests/1.0.0"));
+    assert_eq!(anonymous().await.status, 200);
+    app.registry
+        .update_feed(
+            "public",
+            semdock::domain::FeedChange {
+                anonymous_pull: Some(false),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    assert_eq!(anonymous().await.status, 401, "anonymous pull switched off");
 }
 
 #[actix_web::test]

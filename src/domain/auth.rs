@@ -265,6 +265,8 @@ pub struct Auth {
     verified: Mutex<HashMap<String, (blake3::Hash, Instant)>>,
     /// Bearer tokens verified while the metadata (users, keys, grants) is unchanged.
     tokens: GenCache<VerifiedToken>,
+    /// What an anonymous caller may do, per feed, while the metadata is unchanged.
+    anonymous: GenCache<Caps>,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -379,6 +381,7 @@ impl Auth {
                 limiter: Limiter::default(),
                 verified: Mutex::new(HashMap::new()),
                 tokens: GenCache::new(TOKEN_CACHE_ENTRIES, TOKEN_CACHE_BYTES),
+                anonymous: GenCache::new(TOKEN_CACHE_ENTRIES, TOKEN_CACHE_BYTES),
             },
             initial,
         ))
@@ -540,6 +543,7 @@ impl Auth {
 
     /// What `principal` (or an anonymous caller) may do in `feed`.
     pub fn caps(&self, principal: Option<&Principal>, feed: &str) -> Result<Caps, Error> {
+        let generation = self.meta.generation();
         let r = self.meta.read()?;
         let Some(feed_record) = r.feed(feed)? else {
             return Ok(Caps::NONE);
@@ -555,7 +559,11 @@ impl Auth {
                 .map_or(Caps::NONE, Role::caps))
         };
         let own = match principal {
-            None => Caps::NONE,
+            None => {
+                self.anonymous
+                    .put(feed.to_owned(), generation, anonymous, feed.len() + 64);
+                Caps::NONE
+            }
             Some(p) if p.is_admin() => Caps::ALL,
             Some(Principal::User { name, .. }) => granted(&user_subject(name))?,
             Some(Principal::Key { id, owner, .. }) => {
@@ -744,23 +752,32 @@ impl Auth {
         }
     }
 
-    /// `authorize`'s answer for a Bearer token verified since the last metadata write (so its
-    /// subject is still active), unexpired, whose scope covers the action: `Some(principal)`.
-    /// `None` means "call `authorize`". Touches no database, so it may run on an async
-    /// executor.
+    /// `authorize`'s answer from memory: for a Bearer token verified since the last metadata
+    /// write (so its subject is still active), unexpired, whose scope covers the action; or
+    /// for an anonymous caller in a feed whose settings were read since that write and allow
+    /// the action. `Some(principal)` is the answer; `None` means "call `authorize`". Touches
+    /// no database, so it may run on an async executor.
     #[must_use]
     pub fn authorize_cached(
         &self,
         credentials: &Credentials,
         repository: &str,
+        feed: &str,
         action: Action,
     ) -> Option<Option<Principal>> {
-        let Credentials::Bearer(token) = credentials else {
-            return None;
-        };
-        let verified = self.tokens.get(token, self.meta.generation())?;
-        (now() <= verified.exp + TOKEN_LEEWAY && verified.grants(repository, action))
-            .then_some(verified.principal)
+        let generation = self.meta.generation();
+        match credentials {
+            Credentials::Bearer(token) => {
+                let verified = self.tokens.get(token, generation)?;
+                (now() <= verified.exp + TOKEN_LEEWAY && verified.grants(repository, action))
+                    .then_some(verified.principal)
+            }
+            Credentials::None => {
+                let caps = self.anonymous.get(feed, generation)?;
+                caps.allows(action).then_some(None)
+            }
+            Credentials::Basic { .. } => None,
+        }
     }
 
     // ---- users ----

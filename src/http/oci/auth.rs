@@ -168,7 +168,9 @@ impl<A: Need + 'static> FromRequest for Authorized<A> {
                 credentials(&req).map_err(|e| refuse(&req, auth.service(), Some(&scope()), e))?;
             // A token verified since the last metadata write needs no database read: answer
             // on the executor (the common case of a pull).
-            if let Some(principal) = auth.authorize_cached(&credentials, repo.as_str(), A::ACTION) {
+            if let Some(principal) =
+                auth.authorize_cached(&credentials, repo.as_str(), repo.feed(), A::ACTION)
+            {
                 return Ok(Self {
                     repo,
                     principal,
