@@ -190,12 +190,13 @@ impl Target {
         }
     }
 
-    /// One request on its own connection, the head and then the body each in a single
-    /// `write_all`: the cheapest client there is, so that the big uploads measure the
-    /// servers rather than the client sharing their two cores. Returns the status and the
-    /// `Location` header.
+    /// One request on `conn` (kept alive between the requests of one upload, as docker
+    /// does), the head and then the body each in a single `write_all`: the cheapest client
+    /// there is, so that the big uploads measure the servers rather than the client sharing
+    /// their two cores. Returns the status and the `Location` header.
     fn raw(
         &self,
+        conn: &mut Option<BufReader<std::net::TcpStream>>,
         method: &str,
         url_or_path: &str,
         headers: &[(&str, &str)],
@@ -209,7 +210,7 @@ impl Target {
         let rest = url.strip_prefix("http://").expect("plain HTTP on loopback");
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n",
             body.len()
         );
         if let Some(auth) = &self.auth {
@@ -219,43 +220,54 @@ impl Target {
             let _ = write!(head, "{k}: {v}\r\n");
         }
         head.push_str("\r\n");
-        let mut stream = std::net::TcpStream::connect(host).unwrap();
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let text = String::from_utf8_lossy(&response);
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let location = text
-            .lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("location")
-                    .then(|| v.trim().to_owned())
-            })
-            .map(|loc| {
-                if loc.starts_with("http") {
-                    loc
-                } else {
-                    format!("{}{loc}", self.base)
+        let reader = conn.get_or_insert_with(|| {
+            BufReader::new(std::net::TcpStream::connect(host).expect("connects"))
+        });
+        reader.get_mut().write_all(head.as_bytes()).unwrap();
+        reader.get_mut().write_all(body).unwrap();
+        let (mut status, mut location, mut length) = (0, None, 0usize);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if status == 0 {
+                status = l
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            } else if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("location") {
+                    let v = v.trim();
+                    location = Some(if v.starts_with("http") {
+                        v.to_owned()
+                    } else {
+                        format!("{}{v}", self.base)
+                    });
+                } else if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
                 }
-            });
+            }
+        }
+        let mut response_body = vec![0; length];
+        reader.read_exact(&mut response_body).unwrap();
         (status, location)
     }
 
     /// Monolithic upload of a blob whose digest the caller computed: POST, then PUT with the
     /// whole body.
     fn upload_big(&self, bytes: &[u8], digest: &str) {
-        let (status, loc) = self.raw("POST", "/v2/library/bench/blobs/uploads/", &[], &[]);
+        let conn = &mut None;
+        let (status, loc) = self.raw(conn, "POST", "/v2/library/bench/blobs/uploads/", &[], &[]);
         assert_eq!(status, 202, "{}", self.name);
         let loc = loc.expect("Location");
         let sep = if loc.contains('?') { '&' } else { '?' };
         let (status, _) = self.raw(
+            conn,
             "PUT",
             &format!("{loc}{sep}digest={digest}"),
             &[("Content-Type", "application/octet-stream")],
@@ -266,13 +278,15 @@ impl Target {
 
     /// Chunked upload: a PATCH per `chunk` bytes, then an empty PUT.
     fn upload_chunked(&self, bytes: &[u8], digest: &str, chunk: usize) {
-        let (status, loc) = self.raw("POST", "/v2/library/bench/blobs/uploads/", &[], &[]);
+        let conn = &mut None;
+        let (status, loc) = self.raw(conn, "POST", "/v2/library/bench/blobs/uploads/", &[], &[]);
         assert_eq!(status, 202, "{}", self.name);
         let mut loc = loc.expect("Location");
         for (i, part) in bytes.chunks(chunk).enumerate() {
             let start = i * chunk;
             let range = format!("{start}-{}", start + part.len() - 1);
             let (status, next) = self.raw(
+                conn,
                 "PATCH",
                 &loc,
                 &[
@@ -285,7 +299,7 @@ impl Target {
             loc = next.expect("Location");
         }
         let sep = if loc.contains('?') { '&' } else { '?' };
-        let (status, _) = self.raw("PUT", &format!("{loc}{sep}digest={digest}"), &[], &[]);
+        let (status, _) = self.raw(conn, "PUT", &format!("{loc}{sep}digest={digest}"), &[], &[]);
         assert_eq!(status, 201, "{}", self.name);
     }
 
@@ -716,7 +730,7 @@ fn main() {
     for (name, mut kib) in idle_rss {
         kib.sort_unstable();
         let median = kib[kib.len() / 2];
-        println!("idle RSS {name}: {} MiB", median / 1024);
+        println!("idle RSS {name}: {median} KiB");
         json.insert(format!("idle_rss_kib_{name}"), serde_json::json!(median));
     }
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/load-bench.json");
