@@ -75,6 +75,10 @@ fn hot_paths(c: &mut Criterion) {
     c.bench_function("manifest_get_by_tag", |b| {
         b.iter(|| s.registry.manifest(&repo, &latest).unwrap());
     });
+    // The pull path's first try: a read remembered since the last metadata write.
+    c.bench_function("manifest_get_by_tag_remembered", |b| {
+        b.iter(|| s.registry.cached_manifest(&repo, &latest).unwrap());
+    });
     let next = AtomicU64::new(1000);
     c.bench_function("version_push_with_virtual_recompute", |b| {
         b.iter(|| {
