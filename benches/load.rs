@@ -209,24 +209,11 @@ impl Target {
         }
     }
 
-    /// One request on `conn` (kept alive between the requests of one upload, as docker
-    /// does), the head and then the body each in a single `write_all`: the cheapest client
-    /// there is, so that the big uploads measure the servers rather than the client sharing
-    /// their two cores. Returns the status and the `Location` header.
+    /// One request on `conn` (kept alive between the requests of one upload or one load
+    /// thread, as docker and wrk do), the head and then the body each in a single
+    /// `write_all`: the cheapest client there is, so that the workloads measure the servers
+    /// rather than the client sharing their two cores. The response body is read and dropped.
     fn raw(
-        &self,
-        conn: &mut Option<BufReader<std::net::TcpStream>>,
-        method: &str,
-        url_or_path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> (u16, Option<String>) {
-        let r = self.raw_request(conn, method, url_or_path, headers, body, true);
-        (r.status, r.location)
-    }
-
-    /// `raw` with the credentials optional; the response body is read and dropped.
-    fn raw_request(
         &self,
         conn: &mut Option<BufReader<std::net::TcpStream>>,
         method: &str,
@@ -331,49 +318,59 @@ impl Target {
         }
     }
 
+    /// Opens an upload on `conn`; returns its location.
+    fn start_upload(&self, conn: &mut Option<BufReader<std::net::TcpStream>>) -> String {
+        let r = self.raw(
+            conn,
+            "POST",
+            "/v2/library/bench/blobs/uploads/",
+            &[],
+            &[],
+            true,
+        );
+        assert_eq!(r.status, 202, "{}", self.name);
+        r.location.expect("Location")
+    }
+
+    /// Ends an upload at `loc` with a PUT of `body` (empty after the chunks) as `digest`.
+    fn finish_upload(
+        &self,
+        conn: &mut Option<BufReader<std::net::TcpStream>>,
+        loc: &str,
+        digest: &str,
+        body: &[u8],
+    ) {
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let url = format!("{loc}{sep}digest={digest}");
+        let headers = [("Content-Type", "application/octet-stream")];
+        let r = self.raw(conn, "PUT", &url, &headers, body, true);
+        assert_eq!(r.status, 201, "{}", self.name);
+    }
+
     /// Monolithic upload of a blob whose digest the caller computed: POST, then PUT with the
     /// whole body.
     fn upload_big(&self, bytes: &[u8], digest: &str) {
         let conn = &mut None;
-        let (status, loc) = self.raw(conn, "POST", "/v2/library/bench/blobs/uploads/", &[], &[]);
-        assert_eq!(status, 202, "{}", self.name);
-        let loc = loc.expect("Location");
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let (status, _) = self.raw(
-            conn,
-            "PUT",
-            &format!("{loc}{sep}digest={digest}"),
-            &[("Content-Type", "application/octet-stream")],
-            bytes,
-        );
-        assert_eq!(status, 201, "{}", self.name);
+        let loc = self.start_upload(conn);
+        self.finish_upload(conn, &loc, digest, bytes);
     }
 
     /// Chunked upload: a PATCH per `chunk` bytes, then an empty PUT.
     fn upload_chunked(&self, bytes: &[u8], digest: &str, chunk: usize) {
         let conn = &mut None;
-        let (status, loc) = self.raw(conn, "POST", "/v2/library/bench/blobs/uploads/", &[], &[]);
-        assert_eq!(status, 202, "{}", self.name);
-        let mut loc = loc.expect("Location");
+        let mut loc = self.start_upload(conn);
         for (i, part) in bytes.chunks(chunk).enumerate() {
             let start = i * chunk;
             let range = format!("{start}-{}", start + part.len() - 1);
-            let (status, next) = self.raw(
-                conn,
-                "PATCH",
-                &loc,
-                &[
-                    ("Content-Range", range.as_str()),
-                    ("Content-Type", "application/octet-stream"),
-                ],
-                part,
-            );
-            assert_eq!(status, 202, "{}", self.name);
-            loc = next.expect("Location");
+            let headers = [
+                ("Content-Range", range.as_str()),
+                ("Content-Type", "application/octet-stream"),
+            ];
+            let r = self.raw(conn, "PATCH", &loc, &headers, part, true);
+            assert_eq!(r.status, 202, "{}", self.name);
+            loc = r.location.expect("Location");
         }
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let (status, _) = self.raw(conn, "PUT", &format!("{loc}{sep}digest={digest}"), &[], &[]);
-        assert_eq!(status, 201, "{}", self.name);
+        self.finish_upload(conn, &loc, digest, &[]);
     }
 
     /// Monolithic upload of a small blob: POST, then PUT with the whole body.
@@ -655,7 +652,7 @@ fn workloads(t: &Target, s: &Sizes, round: usize) -> BTreeMap<&'static str, Row>
         measure(t, 4, Some(8), None, Some(big_bytes), &|_, _| {
             CONN.with_borrow_mut(|conn| {
                 let path = format!("/v2/library/bench/blobs/{big_digest}");
-                let r = t.raw_request(conn, "GET", &path, &[], &[], true);
+                let r = t.raw(conn, "GET", &path, &[], &[], true);
                 assert_eq!((r.status, r.length), (200, big_bytes));
             });
         }),
