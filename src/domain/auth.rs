@@ -203,6 +203,9 @@ const TOKEN_LEEWAY: u64 = 5;
 /// Verified tokens remembered (each a few hundred bytes).
 const TOKEN_CACHE_ENTRIES: usize = 4096;
 const TOKEN_CACHE_BYTES: usize = 4 << 20;
+/// Feeds whose anonymous access is remembered (a feed name and a byte each).
+const FEED_CACHE_ENTRIES: usize = 1024;
+const FEED_CACHE_BYTES: usize = 256 << 10;
 
 #[derive(Default)]
 struct Window {
@@ -381,7 +384,7 @@ impl Auth {
                 limiter: Limiter::default(),
                 verified: Mutex::new(HashMap::new()),
                 tokens: GenCache::new(TOKEN_CACHE_ENTRIES, TOKEN_CACHE_BYTES),
-                anonymous: GenCache::new(TOKEN_CACHE_ENTRIES, TOKEN_CACHE_BYTES),
+                anonymous: GenCache::new(FEED_CACHE_ENTRIES, FEED_CACHE_BYTES),
             },
             initial,
         ))

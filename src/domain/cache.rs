@@ -8,7 +8,9 @@
 //! `docker pull` and Kubernetes node.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
+
+use super::gc::lock;
 
 pub(super) struct GenCache<V> {
     inner: Mutex<Inner<V>>,
@@ -39,7 +41,7 @@ impl<V: Clone> GenCache<V> {
 
     /// The entry for `key` if it was read at `generation`, the current one.
     pub(super) fn get(&self, key: &str, generation: u64) -> Option<V> {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = lock(&self.inner);
         if inner.generation != generation {
             return None;
         }
@@ -52,7 +54,7 @@ impl<V: Clone> GenCache<V> {
         if weight > self.max_weight {
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = lock(&self.inner);
         if generation < inner.generation {
             return;
         }

@@ -35,8 +35,7 @@ impl UploadState {
             if n == 0 {
                 return Ok(state);
             }
-            state.hasher.update(&buf[..n]);
-            state.len += n as u64;
+            state.update(&buf[..n]);
         }
     }
 
@@ -239,27 +238,28 @@ impl UploadWriter {
 
     /// Hashes the full block and passes it to the writing thread.
     fn hand_on(&mut self) -> io::Result<()> {
-        if self.pipeline.is_none() {
-            self.pipeline = Some(Pipeline::start(&self.path, self.state.clone())?);
-        }
-        let pipeline = self.pipeline.as_mut().unwrap_or_else(|| unreachable!());
-        let next = pipeline.empty_block();
-        let Some(next) = next else {
-            // The writer stopped: it failed. Its error is the one to report.
-            return Err(self
-                .stop_pipeline()
-                .err()
-                .unwrap_or_else(|| io::Error::other("the upload writer stopped")));
+        let pipeline = match &mut self.pipeline {
+            Some(pipeline) => pipeline,
+            None => self
+                .pipeline
+                .insert(Pipeline::start(&self.path, self.state.clone())?),
+        };
+        let Some(next) = pipeline.empty_block() else {
+            return Err(self.writer_failed());
         };
         let full = std::mem::replace(&mut self.block, next);
         self.state.update(full.bytes());
         if pipeline.to_writer.send((full, self.state.clone())).is_err() {
-            return Err(self
-                .stop_pipeline()
-                .err()
-                .unwrap_or_else(|| io::Error::other("the upload writer stopped")));
+            return Err(self.writer_failed());
         }
         Ok(())
+    }
+
+    /// The writing thread stopped early, which it does only on a failed write: its error.
+    fn writer_failed(&mut self) -> io::Error {
+        self.stop_pipeline()
+            .err()
+            .unwrap_or_else(|| io::Error::other("the upload writer stopped"))
     }
 
     /// Waits for the writing thread; afterwards `state` describes exactly the file.
@@ -283,9 +283,8 @@ impl UploadWriter {
             use std::io::Seek;
             self.file.seek(io::SeekFrom::Start(self.state.len))?;
             self.file.write_all(self.block.bytes())?;
-            let tail = std::mem::replace(&mut self.block.filled, 0);
-            let at = self.block.start;
-            self.state.update(&self.block.memory[at..at + tail]);
+            self.state.update(self.block.bytes());
+            self.block.filled = 0;
         }
         Ok(std::mem::take(&mut self.state))
     }
