@@ -102,12 +102,36 @@ check "service RUNNING after the upgrade" wait_running
 check "registry answers after the upgrade" wait_answers
 check "image still there after the upgrade" sh -c "[ -n '$pushed' ] && [ \"\$(skopeo inspect --creds 'admin:$password' --tls-verify=false --format '{{.Digest}}' '$ref')\" = '$pushed' ]"
 
-# Uninstall removes the service and the exe, and keeps config and data.
-check "msiexec /x /qn" wine msiexec /x "$(winepath -w "$newer")" /qn
+# The service's process in this prefix (the unix pids of wine processes running our exe).
+service_pids() {
+  local pid
+  for pid in $(pgrep -f 'semdock\.exe.* service$'); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "WINEPREFIX=$WINEPREFIX" && echo "$pid"
+  done
+}
+process_ends() { for _ in $(seq 1 100); do [ -z "$(service_pids)" ] && return 0; sleep 0.3; done; return 1; }
+
+# Uninstall with the service running stops and removes it.
+check "service process found while running" test -n "$(service_pids)"
+check "msiexec /x /qn with the service running" wine msiexec /x "$(winepath -w "$newer")" /qn
 check "service removed" sh -c "! wine sc query semdock | grep -q STATE"
-check "exe removed" test ! -e "$exe"
+check "its process ends" process_ends
 check "config kept after uninstall" test -f "$programdata/semdock.toml"
 check "data kept after uninstall" test -f "$programdata/data/meta.redb"
+
+# Uninstall removes the exe. Windows Installer waits for the stop before it removes files
+# (ServiceControl Wait="yes"); Wine 8's msi sends the stop and goes straight on
+# (dlls/msi/action.c, stop_service), so the exe is deleted only if the process has already
+# exited and the test would race. So here the service is stopped first, as Windows
+# Installer itself would, and the uninstall then has to remove every file it installed.
+check "reinstall" install "$newer"
+check "service RUNNING after the reinstall" wait_running
+stop_service() { wine sc stop semdock >/dev/null && process_ends; }
+check "sc stop, then the process ends" stop_service
+check "msiexec /x /qn" wine msiexec /x "$(winepath -w "$newer")" /qn
+check "exe removed" test ! -e "$exe"
+check "install folder removed" test ! -e "$(dirname "$exe")"
+check "data still there after a second uninstall" test -f "$programdata/data/meta.redb"
 rm -f "$newer"
 
 report
