@@ -20,6 +20,11 @@ cleanup() {
 trap cleanup EXIT
 wine wineboot --init >/dev/null 2>&1
 wineserver -w # the first boot of a prefix finishes in the background
+# A persistent wineserver: by default it shuts the prefix down a few seconds after the last
+# non-service process exits, and services.exe then terminates every service (Wine 8,
+# server/process.c and programs/services). Windows keeps services running with no one
+# logged in; so must the test, or a push that runs while no wine command does is cut.
+wineserver -p
 wine wineboot >/dev/null 2>&1
 programdata="$WINEPREFIX/drive_c/ProgramData/semdock"
 exe="$WINEPREFIX/drive_c/Program Files/semdock/semdock.exe"
@@ -59,6 +64,7 @@ wait_answers() { for _ in $(seq 1 100); do answers && return 0; sleep 0.3; done;
 check "registry answers on 127.0.0.1:$port" wait_answers
 password=$(tr -d '\r\n' <"$programdata/data/initial-admin-password" 2>/dev/null)
 check "initial admin password written under ProgramData" test -n "$password"
+check "the service logs to ProgramData\\semdock\\logs" sh -c "grep -q 'semdock listening' '$programdata'/logs/semdock.*.log"
 
 # Push an image with skopeo, pull it back.
 mkdir -p "$work/image"
@@ -75,6 +81,8 @@ digest() { skopeo inspect "${creds[@]}" --format '{{.Digest}}' "$ref"; }
 pushed=$(digest 2>/dev/null)
 check "skopeo copy pulls it back" skopeo copy --src-creds "admin:$password" --src-tls-verify=false "$ref" "dir:$work/pulled"
 check "pulled manifest has the pushed digest" sh -c "[ -n '$pushed' ] && [ sha256:\$(sha256sum '$work/pulled/manifest.json' | cut -d' ' -f1) = '$pushed' ]"
+
+check "the service was never restarted" sh -c "[ \$(grep -c 'semdock listening' '$programdata'/logs/semdock.*.log) -eq 1 ]"
 
 # Stop and start keep the data; the stop is graceful.
 check "sc stop" wine sc stop semdock

@@ -82,6 +82,11 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing filter: `info`, `debug`, or per target (`info,semdock::request=warn`).
     pub level: String,
+    /// Write the log to daily files `semdock.YYYY-MM-DD.log` in this directory, keeping
+    /// the last 14, instead of to standard error. A Windows service has no standard error:
+    /// the MSI's configuration sets this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +114,7 @@ impl Default for Config {
             log: LogConfig {
                 format: LogFormat::Text,
                 level: "info".to_owned(),
+                dir: None,
             },
             limits: LimitsConfig {
                 manifest_bytes: 4 << 20,

@@ -1,21 +1,61 @@
-//! Logging through tracing, as text or JSON lines on standard error.
+//! Logging through tracing, as text or JSON lines on standard error or in daily files.
 
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// Daily log files kept in `log.dir`.
+const LOG_FILES_KEPT: usize = 14;
+
 /// Installs the global subscriber; a second call (as in tests) leaves the first in place.
+/// A panic is logged too, so that one in a Windows service (no standard error) is seen.
 pub fn init(log: &LogConfig) {
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|e| {
         eprintln!("log level {:?} is invalid ({e}); using info", log.level);
         EnvFilter::new("info")
     });
+    let files = log.dir.as_ref().and_then(|dir| {
+        RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_prefix("semdock")
+            .filename_suffix("log")
+            .max_log_files(LOG_FILES_KEPT)
+            .build(dir)
+            .inspect_err(|e| {
+                eprintln!(
+                    "cannot log to {}: {e}; logging to standard error",
+                    dir.display()
+                );
+            })
+            .ok()
+    });
+    let (writer, ansi) = match files {
+        Some(files) => (BoxMakeWriter::new(files), false),
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match log.format {
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let installed = match log.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    if installed.is_ok() {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            tracing::error!(
+                thread = thread.name().unwrap_or("unnamed"),
+                panic = %info,
+                "a thread panicked"
+            );
+            default_hook(info);
+        }));
+    }
 }

@@ -268,6 +268,61 @@ fn every_request_is_logged_once_with_status_and_duration() {
     }
 }
 
+#[test]
+fn with_a_log_dir_the_log_goes_to_a_daily_file_instead_of_standard_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .arg("serve")
+        .env("SEMDOCK_LISTEN", "127.0.0.1:0")
+        .env("SEMDOCK_DATA_DIR", dir.path().join("data"))
+        .env("SEMDOCK_LOG__DIR", &logs)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read_log = || -> String {
+        std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect()
+    };
+    let addr_re = regex::Regex::new(r"addr=(\S+)").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let addr = loop {
+        if let Some(c) = addr_re.captures(&read_log()) {
+            break c[1].to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no address logged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let res = common::http()
+        .get(format!("http://{addr}/v2/library/none/tags/list"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+    let names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let file_re = regex::Regex::new(r"^semdock\.\d{4}-\d{2}-\d{2}\.log$").unwrap();
+    assert!(names.len() == 1 && file_re.is_match(&names[0]), "{names:?}");
+    let log = read_log();
+    assert!(
+        log.contains("/v2/library/none/tags/list") && log.contains("status=401"),
+        "{log}"
+    );
+    assert!(!log.contains("\u{1b}["), "no colour codes in a file: {log}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("semdock listening"), "{stderr}");
+}
+
 /// Generates `len` pseudo-random bytes and hashes them as they are read.
 struct HashingSource {
     left: u64,
