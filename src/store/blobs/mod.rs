@@ -77,9 +77,9 @@ impl BlobStore {
         UploadState::from_file(&self.upload_path(id))
     }
 
-    /// Makes a verified upload the blob `digest`: fsync, then atomic rename into place. When
-    /// the blob already exists the upload is dropped instead: content addressing makes the two
-    /// identical, and no second copy is kept.
+    /// Makes a verified upload the blob `digest`: fsync, then atomic rename into place, then
+    /// `warm`. When the blob already exists the upload is dropped instead: content addressing
+    /// makes the two identical, and no second copy is kept.
     pub fn publish(&self, id: &str, digest: &Digest) -> io::Result<()> {
         let from = self.upload_path(id);
         let to = self.blob_path(digest);
@@ -90,7 +90,9 @@ impl BlobStore {
         let dir = to.parent().unwrap_or(&self.blobs);
         fs::create_dir_all(dir)?;
         fs::rename(&from, &to)?;
-        sync_dir(dir)
+        sync_dir(dir)?;
+        warm(&to);
+        Ok(())
     }
 
     /// Every published blob file: its digest, length and modification time. Files whose names
@@ -215,6 +217,47 @@ pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Starts reading a just-published blob back into the page cache, in the background. Its
+/// whole blocks were written with `O_DIRECT` (see `upload::Pipeline`), so without this the
+/// first pull, usually soon after a push, would wait for the disk; a buffered write would
+/// have left them cached. Best effort: a failure only leaves the pull to read the disk.
+fn warm(path: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        /// Bytes per advice: the kernel reads at most its readahead window per call.
+        const WINDOW: libc::off_t = 4 << 20;
+        let Ok(file) = File::open(path) else { return };
+        let len = file.metadata().map_or(0, |m| m.len());
+        if len >= upload::WRITE_BUFFER as u64 {
+            let len = libc::off_t::try_from(len).unwrap_or(libc::off_t::MAX);
+            // On a thread of its own: each call submits its window's reads before returning.
+            let _ = std::thread::Builder::new()
+                .name("semdock-warm".into())
+                .spawn(move || {
+                    let mut offset = 0;
+                    while offset < len {
+                        // SAFETY: a plain syscall on a descriptor this thread owns.
+                        let advised = unsafe {
+                            libc::posix_fadvise(
+                                file.as_raw_fd(),
+                                offset,
+                                WINDOW,
+                                libc::POSIX_FADV_WILLNEED,
+                            )
+                        };
+                        if advised != 0 {
+                            return;
+                        }
+                        offset += WINDOW;
+                    }
+                });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = path;
+}
+
 /// Flushes a file's bytes to disk. Opened for writing: Windows refuses to flush a handle
 /// without write access.
 fn sync_file(path: &Path) -> io::Result<()> {
@@ -229,4 +272,64 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The share of `path`'s pages in the page cache, from `mincore` over a mapping.
+    fn resident(path: &Path) -> f64 {
+        use std::os::fd::AsRawFd as _;
+        let file = File::open(path).unwrap();
+        let len = usize::try_from(file.metadata().unwrap().len()).unwrap();
+        let pages = len.div_ceil(4096);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: a read-only shared mapping of a file this test owns, unmapped before return;
+        // mincore only writes `pages` bytes into `vec`.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            assert_eq!(libc::mincore(map, len, vec.as_mut_ptr()), 0);
+            libc::munmap(map, len);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let share = vec.iter().filter(|&&b| b & 1 == 1).count() as f64 / pages as f64;
+        share
+    }
+
+    #[test]
+    fn a_published_blob_is_read_back_into_the_page_cache_for_its_first_pull() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        store.create_upload("u").unwrap();
+        let data: Vec<u8> = (0..32 * upload::WRITE_BUFFER)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[2])
+            .collect();
+        let mut w = store.append("u", UploadState::default()).unwrap();
+        w.write(&data).unwrap();
+        let state = w.finish().unwrap();
+        let upload = store.upload_path("u");
+        let before = resident(&upload);
+        let digest = state.digest();
+        store.publish("u", &digest).unwrap();
+        let path = store.blob_path(&digest);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut after = resident(&path);
+        while after < 0.99 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            after = resident(&path);
+        }
+        assert!(
+            after >= 0.99,
+            "cached before publishing {before:.2}, after {after:.2}"
+        );
+    }
 }

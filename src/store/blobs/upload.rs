@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use crate::model::Digest;
 
 /// Bytes gathered before one write to the file; large writes keep syscalls off the hot path.
-const WRITE_BUFFER: usize = 1 << 20;
+pub(super) const WRITE_BUFFER: usize = 1 << 20;
 /// Alignment of direct I/O: offsets, lengths and buffer addresses (a page; any block size
 /// a Linux filesystem uses divides it).
 const ALIGN: usize = 4096;
