@@ -603,26 +603,59 @@ fn manifest_reads(t: &Target, s: &Sizes, tag: &str, rows: &mut BTreeMap<&'static
     }
 }
 
+/// Big uploads of each kind per round and registry.
+const UPLOADS_PER_ROUND: u64 = 3;
+
 fn workloads(t: &Target, s: &Sizes, round: usize) -> BTreeMap<&'static str, Row> {
     let mut rows = BTreeMap::new();
-    let big = random(s.big, 0xB16 + round as u64 * 7 + t.name.len() as u64);
-    let big_bytes = big.len() as u64;
-    // Digests are the client's business: computed before the clock starts.
-    let big_digest = format!("sha256:{}", hex::encode(Sha256::digest(&big)));
+    // Distinct random blobs, digests computed before the clock starts (the client's
+    // business). Several uploads of each kind per round: one upload is too noisy a sample.
+    let blobs = |salt: u64| -> Vec<(Vec<u8>, String)> {
+        (0..UPLOADS_PER_ROUND)
+            .map(|k| {
+                let bytes = random(
+                    s.big,
+                    salt + round as u64 * 7 + k * 131 + t.name.len() as u64,
+                );
+                let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+                (bytes, digest)
+            })
+            .collect()
+    };
+    let monolithic = blobs(0xB16);
+    let big_bytes = s.big as u64;
     rows.insert(
         "upload monolithic 256 MiB",
-        measure(t, 1, Some(1), None, Some(big_bytes), &|_, _| {
-            t.upload_big(&big, &big_digest);
-        }),
+        measure(
+            t,
+            1,
+            Some(UPLOADS_PER_ROUND),
+            None,
+            Some(big_bytes),
+            &|_, i| {
+                let (bytes, digest) = &monolithic[usize::try_from(i).unwrap()];
+                t.upload_big(bytes, digest);
+            },
+        ),
     );
-    let big2 = random(s.big, 0xC4 + round as u64 * 11 + t.name.len() as u64);
-    let chunked_digest = format!("sha256:{}", hex::encode(Sha256::digest(&big2)));
+    let big_digest = monolithic[0].1.clone();
+    drop(monolithic);
+    let chunked = blobs(0xC4);
     rows.insert(
         "upload chunked 16 MiB PATCHes",
-        measure(t, 1, Some(1), None, Some(big_bytes), &|_, _| {
-            t.upload_chunked(&big2, &chunked_digest, 16 << 20);
-        }),
+        measure(
+            t,
+            1,
+            Some(UPLOADS_PER_ROUND),
+            None,
+            Some(big_bytes),
+            &|_, i| {
+                let (bytes, digest) = &chunked[usize::try_from(i).unwrap()];
+                t.upload_chunked(bytes, digest, 16 << 20);
+            },
+        ),
     );
+    drop(chunked);
     let seed = (round as u64 + 1) << 40 | (t.name.len() as u64) << 32;
     rows.insert(
         "upload 64 KiB blobs, c=16",

@@ -773,7 +773,7 @@ impl Registry {
         }
         self.gc_touch([declared.as_str()]);
         self.blobs.publish(&id, declared)?;
-        self.meta.write(|w| {
+        self.meta.write(|w| -> Result<(), Error> {
             if w.blob(declared.as_str())?.is_none() {
                 w.put_blob(
                     declared.as_str(),
@@ -786,7 +786,9 @@ impl Registry {
             link_into(w, &repo, declared)?;
             w.remove_upload(&id)?;
             Ok(())
-        })
+        })?;
+        self.blobs.warm(declared);
+        Ok(())
     }
 
     /// Ends an upload whose request failed beyond repair (a full disk), removing its bytes.

@@ -192,8 +192,11 @@ fn open_for_blocks(path: &Path, offset: u64) -> io::Result<File> {
 pub struct UploadWriter {
     path: std::path::PathBuf,
     file: File,
-    /// Everything handed on: written, or in a block on its way to the file.
+    /// Every byte taken, hashed as it arrived: written, on its way to the file in a block, or
+    /// in the block filling now.
     state: UploadState,
+    /// What the file holds while no writing thread runs: where the next one starts.
+    on_file: UploadState,
     /// The block filling now.
     block: Block,
     /// Started when the first block is full (small uploads never need it).
@@ -208,6 +211,7 @@ impl UploadWriter {
         Ok(Self {
             path: path.to_owned(),
             file,
+            on_file: state.clone(),
             state,
             block: Block::new(),
             pipeline: None,
@@ -217,7 +221,7 @@ impl UploadWriter {
     /// Length including bytes still buffered.
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.state.len + self.block.filled as u64
+        self.state.len
     }
 
     #[must_use]
@@ -228,6 +232,9 @@ impl UploadWriter {
     pub fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let took = self.block.fill(bytes);
+            // Hashed now, not when the block is full: the hash keeps pace with the socket, so
+            // a request's end waits only for its last write, not for a block's hash as well.
+            self.state.update(&bytes[..took]);
             bytes = &bytes[took..];
             if self.block.is_full() {
                 self.hand_on()?;
@@ -236,19 +243,18 @@ impl UploadWriter {
         Ok(())
     }
 
-    /// Hashes the full block and passes it to the writing thread.
+    /// Passes the full block to the writing thread.
     fn hand_on(&mut self) -> io::Result<()> {
         let pipeline = match &mut self.pipeline {
             Some(pipeline) => pipeline,
             None => self
                 .pipeline
-                .insert(Pipeline::start(&self.path, self.state.clone())?),
+                .insert(Pipeline::start(&self.path, self.on_file.clone())?),
         };
         let Some(next) = pipeline.empty_block() else {
             return Err(self.writer_failed());
         };
         let full = std::mem::replace(&mut self.block, next);
-        self.state.update(full.bytes());
         if pipeline.to_writer.send((full, self.state.clone())).is_err() {
             return Err(self.writer_failed());
         }
@@ -270,7 +276,8 @@ impl UploadWriter {
         let (written, result) = pipeline.join();
         if result.is_err() {
             // Bytes in blocks that never reached the file do not count.
-            self.state = written;
+            self.state = written.clone();
+            self.on_file = written;
             self.block.filled = 0;
         }
         result
@@ -281,9 +288,9 @@ impl UploadWriter {
         self.stop_pipeline()?;
         if self.block.filled > 0 {
             use std::io::Seek;
-            self.file.seek(io::SeekFrom::Start(self.state.len))?;
+            let tail = self.state.len - self.block.filled as u64;
+            self.file.seek(io::SeekFrom::Start(tail))?;
             self.file.write_all(self.block.bytes())?;
-            self.state.update(self.block.bytes());
             self.block.filled = 0;
         }
         Ok(std::mem::take(&mut self.state))
