@@ -201,6 +201,8 @@ pub struct UploadWriter {
     block: Block,
     /// Started when the first block is full (small uploads never need it).
     pipeline: Option<Pipeline>,
+    /// Counts this writer as open while it lives (see `BlobStore::append`).
+    open: Option<super::WriterOpen>,
 }
 
 impl UploadWriter {
@@ -215,7 +217,12 @@ impl UploadWriter {
             state,
             block: Block::new(),
             pipeline: None,
+            open: None,
         })
+    }
+
+    pub(super) fn counted(&mut self, open: super::WriterOpen) {
+        self.open = Some(open);
     }
 
     /// Length including bytes still buffered.
