@@ -787,7 +787,7 @@ impl Registry {
             w.remove_upload(&id)?;
             Ok(())
         })?;
-        self.blobs.warm(declared);
+        self.blobs.warm(declared, state.len());
         Ok(())
     }
 

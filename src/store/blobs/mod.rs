@@ -59,11 +59,12 @@ impl Drop for WriterOpen {
 impl BlobStore {
     /// Opens the store under `data_dir`, creating its directories.
     pub fn open(data_dir: &Path) -> io::Result<Self> {
+        let writers = Writers::default();
         let store = Self {
             blobs: data_dir.join("blobs").join("sha256"),
             uploads: data_dir.join("uploads"),
-            writers: Writers::default(),
-            warmer: Warmer::default(),
+            writers: writers.clone(),
+            warmer: Warmer::new(writers),
         };
         fs::create_dir_all(&store.blobs)?;
         fs::create_dir_all(&store.uploads)?;
@@ -126,10 +127,13 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Reads blob `digest` back into the page cache in the background, for its first pull
-    /// (see `Warmer`). Called once the blob is committed, so its reads never delay the commit.
-    pub fn warm(&self, digest: &Digest) {
-        self.warmer.warm(self.blob_path(digest), &self.writers);
+    /// Reads blob `digest` of `len` bytes back into the page cache in the background, for its
+    /// first pull (see `Warmer`). Called once the blob is committed, so its reads never delay
+    /// the commit. A blob smaller than one write block never bypassed the cache: not queued.
+    pub fn warm(&self, digest: &Digest, len: u64) {
+        if len >= upload::WRITE_BUFFER as u64 {
+            self.warmer.warm(self.blob_path(digest));
+        }
     }
 
     /// Every published blob file: its digest, length and modification time. Files whose names
@@ -303,19 +307,31 @@ const WARM_YIELD: std::time::Duration = std::time::Duration::from_millis(20);
 /// it), rather than advice over the whole blob: that queued every read of a large blob at
 /// once, and the fsyncs of the next metadata commits waited behind them (a 256 MiB push's
 /// final commit took 20–150 ms instead of 1–2 ms); and not by reading the blob out, whose
-/// copy cost as much CPU as 2,000 manifest pushes. The thread reads only while no upload writer is open, and in the idle I/O
-/// class (`lowest_io_priority`): reading the last blob back while the next was written took
-/// a third off back-to-back 256 MiB uploads (973 MB/s for the first, 600–700 after).
-#[derive(Debug, Clone, Default)]
-struct Warmer(std::sync::Arc<std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<PathBuf>>>>);
+/// copy cost as much CPU as 2,000 manifest pushes. The thread reads only while no upload
+/// writer is open, and in the idle I/O class (`lowest_io_priority`): reading the last blob
+/// back while the next was written took a third off back-to-back 256 MiB uploads (973 MB/s
+/// for the first, 600–700 after).
+#[derive(Debug, Clone)]
+struct Warmer {
+    queue: std::sync::Arc<std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<PathBuf>>>>,
+    /// The store's open upload writers, which warming waits for.
+    writers: Writers,
+}
 
 impl Warmer {
-    fn warm(&self, path: PathBuf, writers: &Writers) {
+    fn new(writers: Writers) -> Self {
+        Self {
+            queue: std::sync::Arc::default(),
+            writers,
+        }
+    }
+
+    fn warm(&self, path: PathBuf) {
         #[cfg(target_os = "linux")]
         {
-            let queue = self.0.get_or_init(|| {
+            let queue = self.queue.get_or_init(|| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<PathBuf>(WARM_QUEUE);
-                let writers = writers.clone();
+                let writers = self.writers.clone();
                 std::thread::Builder::new()
                     .name("semdock-warm".into())
                     .spawn(move || {
@@ -332,7 +348,7 @@ impl Warmer {
             }
         }
         #[cfg(not(target_os = "linux"))]
-        let _ = (&self.0, path, writers);
+        let _ = (&self.queue, &self.writers, path);
     }
 }
 
@@ -355,17 +371,14 @@ fn lowest_io_priority() {
     }
 }
 
-/// Reads a blob of at least one write block through the page cache. Best effort: a failure
-/// only leaves the pull to read the disk.
+/// Reads a blob through the page cache. Best effort: a failure only leaves the pull to read
+/// the disk.
 #[cfg(target_os = "linux")]
 fn read_through(path: &Path, writers: &Writers) {
     use std::os::fd::AsRawFd as _;
     use std::os::unix::fs::FileExt as _;
     let Ok(file) = File::open(path) else { return };
     let len = file.metadata().map_or(0, |m| m.len());
-    if len < upload::WRITE_BUFFER as u64 {
-        return;
-    }
     let window = upload::WRITE_BUFFER as u64;
     let mut byte = [0u8; 1];
     let mut offset = 0;
@@ -477,7 +490,7 @@ mod tests {
         // Another upload is being written: warming waits for it.
         store.create_upload("v").unwrap();
         let other = store.append("v", UploadState::default()).unwrap();
-        store.warm(&digest);
+        store.warm(&digest, state.len());
         std::thread::sleep(std::time::Duration::from_millis(300));
         let waiting = resident(&path);
         assert!(
