@@ -5,6 +5,7 @@
 //! `cargo bench --bench load -- --quick` (1 round, 5 s, smaller counts). Prints a table with
 //! the ratio semdock/Distribution per row and writes `target/load-bench.json`. semdock runs
 //! with authentication on (Bearer tokens, as docker uses it); Distribution without.
+//! `-- --only 64,push` measures only the rows whose names contain one of those words.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,7 +22,8 @@ struct Target {
     base: String,
     auth: Option<String>,
     child: Child,
-    _dir: tempfile::TempDir,
+    /// Taken out before the target is dropped and removed at the end of the run (see `main`).
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Target {
@@ -94,7 +96,7 @@ fn start_semdock() -> Target {
         base,
         auth: Some(format!("Bearer {}", token["token"].as_str().unwrap())),
         child,
-        _dir: dir,
+        dir: Some(dir),
     }
 }
 
@@ -131,7 +133,7 @@ fn start_distribution() -> Target {
         base: format!("http://127.0.0.1:{port}"),
         auth: None,
         child,
-        _dir: dir,
+        dir: Some(dir),
     }
 }
 
@@ -392,15 +394,6 @@ impl Target {
         digest
     }
 
-    fn put_manifest(&self, a: &ureq::Agent, tag: &str, body: &[u8]) {
-        let res = self
-            .req_body(a, "PUT", &format!("/v2/library/bench/manifests/{tag}"))
-            .content_type("application/vnd.oci.image.manifest.v1+json")
-            .send(body)
-            .unwrap();
-        assert_eq!(res.status(), 201, "{}: {tag}", self.name);
-    }
-
     /// (CPU seconds, peak RSS in KiB) of the server since the last reset.
     fn usage(&self) -> (f64, u64) {
         let pid = self.child.id();
@@ -560,6 +553,15 @@ struct Sizes {
     manifest_count: u64,
     read_time: Duration,
     rounds: usize,
+    /// `--only WORDS`: measure only the rows whose name contains one of these
+    /// comma-separated words (what the others need is still set up, untimed).
+    only: Vec<String>,
+}
+
+impl Sizes {
+    fn wants(&self, row: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| row.contains(w.as_str()))
+    }
 }
 
 /// Manifest HEAD and GET by tag, and GET without credentials (semdock's anonymous pull,
@@ -592,6 +594,9 @@ fn manifest_reads(t: &Target, s: &Sizes, tag: &str, rows: &mut BTreeMap<&'static
             &padded[..],
         ),
     ] {
+        if !s.wants(row) {
+            continue;
+        }
         // Built once, as wrk does: the client's work is the same for every request.
         let request = t.request(method, &path, headers, 0, with_auth);
         rows.insert(
@@ -606,8 +611,45 @@ fn manifest_reads(t: &Target, s: &Sizes, tag: &str, rows: &mut BTreeMap<&'static
 /// Big uploads of each kind per round and registry.
 const UPLOADS_PER_ROUND: u64 = 3;
 
-fn workloads(t: &Target, s: &Sizes, round: usize) -> BTreeMap<&'static str, Row> {
+type Rows = BTreeMap<&'static str, Row>;
+
+/// Measures `row` unless `--only` leaves it out.
+fn run(rows: &mut Rows, s: &Sizes, row: &'static str, measured: &dyn Fn() -> Row) {
+    if s.wants(row) {
+        rows.insert(row, measured());
+    }
+}
+
+fn workloads(t: &Target, s: &Sizes, round: usize) -> Rows {
     let mut rows = BTreeMap::new();
+    let big_digest = big_uploads(t, s, round, &mut rows);
+    small_writes(t, s, round, &mut rows);
+    manifest_reads(t, s, &format!("r{round}-0"), &mut rows);
+    let big_bytes = s.big as u64;
+    run(&mut rows, s, "blob GET 256 MiB, c=4", &|| {
+        measure(t, 4, Some(8), None, Some(big_bytes), &|_, _| {
+            CONN.with_borrow_mut(|conn| {
+                let path = format!("/v2/library/bench/blobs/{big_digest}");
+                let r = t.raw(conn, "GET", &path, &[], &[], true);
+                assert_eq!((r.status, r.length), (200, big_bytes));
+            });
+        })
+    });
+    run(&mut rows, s, "tag list (manifest-push tags), c=8", &|| {
+        measure(t, 8, None, Some(s.read_time / 3), None, &|a, _| {
+            let mut res = t
+                .req(a, "GET", "/v2/library/bench/tags/list")
+                .call()
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let _ = res.body_mut().read_to_vec();
+        })
+    });
+    rows
+}
+
+/// The 256 MiB uploads, monolithic and chunked; returns the digest of a blob uploaded.
+fn big_uploads(t: &Target, s: &Sizes, round: usize, rows: &mut Rows) -> String {
     // Distinct random blobs, digests computed before the clock starts (the client's
     // business). Several uploads of each kind per round: one upload is too noisy a sample.
     let blobs = |salt: u64| -> Vec<(Vec<u8>, String)> {
@@ -622,86 +664,101 @@ fn workloads(t: &Target, s: &Sizes, round: usize) -> BTreeMap<&'static str, Row>
             })
             .collect()
     };
-    let monolithic = blobs(0xB16);
     let big_bytes = s.big as u64;
-    rows.insert(
-        "upload monolithic 256 MiB",
-        measure(
-            t,
-            1,
-            Some(UPLOADS_PER_ROUND),
-            None,
-            Some(big_bytes),
-            &|_, i| {
-                let (bytes, digest) = &monolithic[usize::try_from(i).unwrap()];
-                t.upload_big(bytes, digest);
-            },
-        ),
-    );
-    let big_digest = monolithic[0].1.clone();
-    drop(monolithic);
-    let chunked = blobs(0xC4);
-    rows.insert(
-        "upload chunked 16 MiB PATCHes",
-        measure(
-            t,
-            1,
-            Some(UPLOADS_PER_ROUND),
-            None,
-            Some(big_bytes),
-            &|_, i| {
-                let (bytes, digest) = &chunked[usize::try_from(i).unwrap()];
-                t.upload_chunked(bytes, digest, 16 << 20);
-            },
-        ),
-    );
-    drop(chunked);
-    let seed = (round as u64 + 1) << 40 | (t.name.len() as u64) << 32;
-    rows.insert(
-        "upload 64 KiB blobs, c=16",
-        measure(t, 16, Some(s.small_count), None, None, &|a, i| {
-            t.upload(a, &random(64 << 10, seed + i));
-        }),
-    );
+    let big_digest = {
+        let monolithic = blobs(0xB16);
+        let row = "upload monolithic 256 MiB";
+        run(rows, s, row, &|| {
+            measure(
+                t,
+                1,
+                Some(UPLOADS_PER_ROUND),
+                None,
+                Some(big_bytes),
+                &|_, i| {
+                    let (bytes, digest) = &monolithic[usize::try_from(i).unwrap()];
+                    t.upload_big(bytes, digest);
+                },
+            )
+        });
+        let (bytes, digest) = &monolithic[0];
+        if !s.wants(row) && s.wants("blob GET") {
+            t.upload_big(bytes, digest);
+        }
+        digest.clone()
+    };
+    if s.wants("upload chunked") {
+        let chunked = blobs(0xC4);
+        run(rows, s, "upload chunked 16 MiB PATCHes", &|| {
+            measure(
+                t,
+                1,
+                Some(UPLOADS_PER_ROUND),
+                None,
+                Some(big_bytes),
+                &|_, i| {
+                    let (bytes, digest) = &chunked[usize::try_from(i).unwrap()];
+                    t.upload_chunked(bytes, digest, 16 << 20);
+                },
+            )
+        });
+    }
+    big_digest
+}
+
+/// 64 KiB blob uploads (POST, then PUT with the body) and manifest pushes, each at
+/// concurrency 16 on keep-alive connections, bodies and digests prepared before the clock.
+fn small_writes(t: &Target, s: &Sizes, round: usize, rows: &mut Rows) {
+    let small = "upload 64 KiB blobs, c=16";
+    if s.wants(small) {
+        let seed = (round as u64 + 1) << 40 | (t.name.len() as u64) << 32;
+        let blobs: Vec<(Vec<u8>, String)> = (0..s.small_count)
+            .map(|i| {
+                let bytes = random(64 << 10, seed + i);
+                let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+                (bytes, digest)
+            })
+            .collect();
+        run(rows, s, small, &|| {
+            measure(t, 16, Some(s.small_count), None, None, &|_, i| {
+                let (bytes, digest) = &blobs[usize::try_from(i).unwrap()];
+                CONN.with_borrow_mut(|conn| {
+                    let loc = t.start_upload(conn);
+                    t.finish_upload(conn, &loc, digest, bytes);
+                });
+            })
+        });
+    }
     // Manifests over one config blob.
     let config = t.upload(
         &agent(),
         format!("{{\"round\":{round},\"target\":\"{}\"}}", t.name).as_bytes(),
     );
-    let manifest = |i: u64| {
-        format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":30}},"layers":[],"annotations":{{"n":"{i}"}}}}"#
-        )
+    let pushes = "manifest push, c=16";
+    let count = if s.wants(pushes) { s.manifest_count } else { 1 };
+    let manifests: Vec<(String, String)> = (0..count)
+        .map(|i| {
+            let body = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":30}},"layers":[],"annotations":{{"n":"{i}"}}}}"#
+            );
+            (format!("/v2/library/bench/manifests/r{round}-{i}"), body)
+        })
+        .collect();
+    let push = |i: u64| {
+        let (path, body) = &manifests[usize::try_from(i).unwrap()];
+        let headers = [("Content-Type", "application/vnd.oci.image.manifest.v1+json")];
+        CONN.with_borrow_mut(|conn| {
+            let r = t.raw(conn, "PUT", path, &headers, body.as_bytes(), true);
+            assert_eq!(r.status, 201, "{}: {path}", t.name);
+        });
     };
-    rows.insert(
-        "manifest push, c=16",
-        measure(t, 16, Some(s.manifest_count), None, None, &|a, i| {
-            t.put_manifest(a, &format!("r{round}-{i}"), manifest(i).as_bytes());
-        }),
-    );
-    manifest_reads(t, s, &format!("r{round}-0"), &mut rows);
-    rows.insert(
-        "blob GET 256 MiB, c=4",
-        measure(t, 4, Some(8), None, Some(big_bytes), &|_, _| {
-            CONN.with_borrow_mut(|conn| {
-                let path = format!("/v2/library/bench/blobs/{big_digest}");
-                let r = t.raw(conn, "GET", &path, &[], &[], true);
-                assert_eq!((r.status, r.length), (200, big_bytes));
-            });
-        }),
-    );
-    rows.insert(
-        "tag list (manifest-push tags), c=8",
-        measure(t, 8, None, Some(s.read_time / 3), None, &|a, _| {
-            let mut res = t
-                .req(a, "GET", "/v2/library/bench/tags/list")
-                .call()
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            let _ = res.body_mut().read_to_vec();
-        }),
-    );
-    rows
+    run(rows, s, pushes, &|| {
+        measure(t, 16, Some(count), None, None, &|_, i| push(i))
+    });
+    if !s.wants(pushes) {
+        // The manifest reads need one tag.
+        push(0);
+    }
 }
 
 type Results = BTreeMap<&'static str, BTreeMap<&'static str, Vec<Row>>>;
@@ -759,10 +816,14 @@ fn report(results: &Results, sha: f64) -> serde_json::Map<String, serde_json::Va
     }
     json.insert("sha256_single_core_mb_s".into(), serde_json::json!(sha));
     // What authentication costs semdock on the hot read path, in the same run.
-    let with_token = median(&results["semdock"]["manifest GET by tag, c=32"]).value;
-    let without = median(&results["semdock"]["manifest GET by tag, no auth, c=32"]).value;
-    let padded =
-        median(&results["semdock"]["manifest GET, no auth, token-sized header, c=32"]).value;
+    let rate = |row: &str| results["semdock"].get(row).map(|rows| median(rows).value);
+    let (Some(with_token), Some(without), Some(padded)) = (
+        rate("manifest GET by tag, c=32"),
+        rate("manifest GET by tag, no auth, c=32"),
+        rate("manifest GET, no auth, token-sized header, c=32"),
+    ) else {
+        return json;
+    };
     println!(
         "\nsemdock manifest GET with a Bearer token: {:.1}% of the rate without authentication, \
          {:.1}% of the rate without authentication but with a header of the same size",
@@ -781,7 +842,14 @@ fn report(results: &Results, sha: f64) -> serde_json::Map<String, serde_json::Va
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only: Vec<String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|words| words.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
     let s = if quick {
         Sizes {
             big: 64 << 20,
@@ -789,6 +857,7 @@ fn main() {
             manifest_count: 2000,
             read_time: Duration::from_secs(5),
             rounds: 1,
+            only,
         }
     } else {
         Sizes {
@@ -797,6 +866,7 @@ fn main() {
             manifest_count: 2000,
             read_time: Duration::from_secs(15),
             rounds: 3,
+            only,
         }
     };
     // The ceiling for uploads: SHA-256 on one core, measured now.
@@ -810,6 +880,7 @@ fn main() {
 
     let mut results: Results = BTreeMap::new();
     let mut idle_rss: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut data_dirs = Vec::new();
     for round in 0..s.rounds {
         for which in 0..2 {
             // Alternate who goes first, so neither always gets the cooler machine.
@@ -832,8 +903,14 @@ fn main() {
                     .or_default()
                     .push(row);
             }
+            // Removing a data directory frees thousands of inodes, and for the next 5-35 s
+            // ext4 skips recently freed inodes one by one whenever it allocates one: the next
+            // target would pay for this one's cleanup. All are removed at the end.
+            let mut target = target;
+            data_dirs.extend(target.dir.take());
         }
     }
+    drop(data_dirs);
     let mut json = report(&results, sha);
     for (name, mut kib) in idle_rss {
         kib.sort_unstable();
