@@ -69,8 +69,24 @@ struct Block {
     filled: usize,
 }
 
+/// Blocks of finished writers, kept for the next: an upload's chunk would otherwise start by
+/// zeroing (or faulting in) fresh megabytes, on the path of every PATCH.
+static SPARE_BLOCKS: std::sync::Mutex<Vec<Block>> = std::sync::Mutex::new(Vec::new());
+/// One writer's worth: the block filling and those in flight.
+const SPARE_BLOCKS_KEPT: usize = BUFFERS_IN_FLIGHT + 1;
+
+fn spare_blocks() -> std::sync::MutexGuard<'static, Vec<Block>> {
+    SPARE_BLOCKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Block {
+    /// A kept block if there is one, else a new one.
     fn new() -> Self {
+        if let Some(block) = spare_blocks().pop() {
+            return block;
+        }
         let memory = vec![0; WRITE_BUFFER + ALIGN];
         let start = memory.as_ptr().align_offset(ALIGN).min(ALIGN);
         Self {
@@ -95,6 +111,22 @@ impl Block {
 
     fn is_full(&self) -> bool {
         self.filled == WRITE_BUFFER
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if self.memory.is_empty() {
+            return;
+        }
+        let mut spare = spare_blocks();
+        if spare.len() < SPARE_BLOCKS_KEPT {
+            spare.push(Self {
+                memory: std::mem::take(&mut self.memory),
+                start: self.start,
+                filled: 0,
+            });
+        }
     }
 }
 
@@ -314,6 +346,26 @@ impl Drop for UploadWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_writers_blocks_serve_the_next_writer_unzeroed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u");
+        File::create(&path).unwrap();
+        let mut w = UploadWriter::open(&path, UploadState::default()).unwrap();
+        w.write(&vec![7; 3 * WRITE_BUFFER + 5]).unwrap();
+        let kept: Vec<*const u8> = {
+            let state = w.finish().unwrap();
+            assert_eq!(state.len(), 3 * WRITE_BUFFER as u64 + 5);
+            spare_blocks().iter().map(|b| b.memory.as_ptr()).collect()
+        };
+        assert_eq!(kept.len(), SPARE_BLOCKS_KEPT);
+        let reused = Block::new();
+        assert!(kept.contains(&reused.memory.as_ptr()));
+        // Handed out with nothing counted as filled, whatever it held before.
+        assert_eq!(reused.bytes(), b"");
+        assert_eq!(spare_blocks().len(), SPARE_BLOCKS_KEPT - 1);
+    }
 
     #[test]
     fn hash_state_carries_across_writers_and_matches_a_rehash() {
