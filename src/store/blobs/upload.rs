@@ -359,12 +359,18 @@ mod tests {
             assert_eq!(state.len(), 3 * WRITE_BUFFER as u64 + 5);
             spare_blocks().iter().map(|b| b.memory.as_ptr()).collect()
         };
-        assert_eq!(kept.len(), SPARE_BLOCKS_KEPT);
+        // The writer's own block and at least one of the writing thread's (a second only
+        // when the first had not come back by the time the next was full).
+        assert!(
+            (2..=SPARE_BLOCKS_KEPT).contains(&kept.len()),
+            "{} blocks kept",
+            kept.len()
+        );
         let reused = Block::new();
         assert!(kept.contains(&reused.memory.as_ptr()));
         // Handed out with nothing counted as filled, whatever it held before.
         assert_eq!(reused.bytes(), b"");
-        assert_eq!(spare_blocks().len(), SPARE_BLOCKS_KEPT - 1);
+        assert_eq!(spare_blocks().len(), kept.len() - 1);
     }
 
     #[test]
