@@ -376,7 +376,7 @@ impl Target {
 
     /// Monolithic upload of a small blob: POST, then PUT with the whole body.
     fn upload(&self, a: &ureq::Agent, bytes: &[u8]) -> String {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let digest = digest_of(bytes);
         let res = self
             .req_body(a, "POST", "/v2/library/bench/blobs/uploads/")
             .send_empty()
@@ -431,6 +431,11 @@ impl Target {
     fn reset_peak(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
     }
+}
+
+/// The OCI digest of `bytes`, as the client computes it.
+fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 fn random(len: usize, seed: u64) -> Vec<u8> {
@@ -658,7 +663,7 @@ fn big_uploads(t: &Target, s: &Sizes, round: usize, rows: &mut Rows) -> String {
                     s.big,
                     salt + round as u64 * 7 + k * 131 + t.name.len() as u64,
                 );
-                let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+                let digest = digest_of(&bytes);
                 (bytes, digest)
             })
             .collect()
@@ -714,7 +719,7 @@ fn small_writes(t: &Target, s: &Sizes, round: usize, rows: &mut Rows) {
         let blobs: Vec<(Vec<u8>, String)> = (0..s.small_count)
             .map(|i| {
                 let bytes = random(64 << 10, seed + i);
-                let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+                let digest = digest_of(&bytes);
                 (bytes, digest)
             })
             .collect();

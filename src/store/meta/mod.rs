@@ -70,18 +70,16 @@ from_redb!(
 /// The open metadata database.
 pub struct MetaStore {
     db: Database,
-    /// Bumped after every committed write: caches of reads compare it (see `generation`).
+    /// Bumped after every committed write: caches of reads compare it (see `generation`), and
+    /// the group commit counts writes by it (see `write`).
     generation: AtomicU64,
-    /// Group commit (see `write`): how many writes have been committed, and how many of those
-    /// are known durable.
-    committed: AtomicU64,
     /// Durable commits made by `make_durable`.
     flushes: AtomicU64,
     flush: Mutex<Flush>,
     flushed: Condvar,
 }
 
-/// The state of the shared flush: writes up to `durable` are on disk; `running` while one
+/// The state of the shared flush: writes up to generation `durable` are on disk; `running` while one
 /// writer flushes for all.
 #[derive(Default)]
 struct Flush {
@@ -168,7 +166,6 @@ impl MetaStore {
         let store = Self {
             db,
             generation: AtomicU64::new(0),
-            committed: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             flush: Mutex::new(Flush::default()),
             flushed: Condvar::new(),
@@ -238,8 +235,7 @@ impl MetaStore {
             f(&mut tables)?
         };
         txn.commit().map_err(MetaError::from)?;
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        let seq = self.committed.fetch_add(1, Ordering::AcqRel) + 1;
+        let seq = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.make_durable(seq)?;
         Ok(value)
     }
@@ -263,7 +259,7 @@ impl MetaStore {
             }
             flush.running = true;
             // Every write counted by now committed before the durable commit below begins.
-            let upto = self.committed.load(Ordering::Acquire);
+            let upto = self.generation.load(Ordering::Acquire);
             drop(flush);
             let done = self
                 .db
@@ -971,7 +967,7 @@ mod tests {
         let before = store.flushes.load(Ordering::Relaxed);
         // As if a flush were running: the writers commit, then wait for it.
         store.flush.lock().unwrap().running = true;
-        let committed = store.committed.load(Ordering::Acquire);
+        let committed = store.generation();
         std::thread::scope(|scope| {
             for t in 0..8 {
                 let store = &store;
@@ -983,7 +979,7 @@ mod tests {
                 });
             }
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while store.committed.load(Ordering::Acquire) < committed + 8 {
+            while store.generation() < committed + 8 {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "writers did not commit"
