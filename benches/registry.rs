@@ -18,6 +18,7 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
         Limits {
             manifest_bytes: 4 << 20,
             upload_bytes: 1 << 30,
+            upload_sessions: 1 << 20,
         },
         TokenSettings {
             service: "bench".into(),
@@ -38,7 +39,7 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
         .unwrap();
     let repo: Repository = "prod/app".parse().unwrap();
     let config = b"{}";
-    let id = s.registry.start_upload(&repo).unwrap();
+    let id = s.registry.start_upload(&repo, "bench").unwrap();
     let mut a = s.registry.append(&repo, &id, None).unwrap();
     a.write(config).unwrap();
     let config = Digest::of(config);

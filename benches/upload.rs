@@ -23,6 +23,7 @@ fn registry() -> (tempfile::TempDir, Registry) {
         Limits {
             manifest_bytes: 4 << 20,
             upload_bytes: 1 << 40,
+            upload_sessions: 1 << 20,
         },
     )
     .unwrap();
@@ -46,7 +47,7 @@ fn upload(c: &mut Criterion) {
         b.iter_batched(
             registry,
             |(dir, reg)| {
-                let id = reg.start_upload(&repo).unwrap();
+                let id = reg.start_upload(&repo, "bench").unwrap();
                 let mut append = reg.append(&repo, &id, None).unwrap();
                 for piece in data.chunks(PIECE) {
                     append.write(piece).unwrap();
@@ -62,7 +63,7 @@ fn upload(c: &mut Criterion) {
         b.iter_batched(
             registry,
             |(dir, reg)| {
-                let id = reg.start_upload(&repo).unwrap();
+                let id = reg.start_upload(&repo, "bench").unwrap();
                 let chunks: Vec<_> = data.chunks(CHUNK).collect();
                 let (last, rest) = chunks.split_last().unwrap();
                 for chunk in rest {

@@ -30,6 +30,11 @@ pub struct Config {
     /// (behind a reverse proxy): `https://registry.example.com`. Sets the token realm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_url: Option<String>,
+    /// Addresses of reverse proxies whose `Forwarded` and `X-Forwarded-*` headers are
+    /// believed (the client's address for rate limits, the host and scheme of challenges
+    /// when `external_url` is unset). Empty: those headers are ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
@@ -60,6 +65,9 @@ pub struct StorageConfig {
     pub gc_grace_seconds: u64,
     /// Upload sessions idle this long are abandoned, in seconds.
     pub upload_expiry_seconds: u64,
+    /// Upload sessions that never received a byte are abandoned after this many seconds
+    /// (checked every minute).
+    pub empty_upload_expiry_seconds: u64,
     /// Collect garbage every this many seconds while serving; 0 never.
     pub gc_interval_seconds: u64,
     /// Apply the feeds' retention rules every this many seconds while serving; 0 never.
@@ -103,6 +111,9 @@ pub struct LimitsConfig {
     pub manifest_bytes: u64,
     /// Largest blob accepted, in bytes.
     pub upload_bytes: u64,
+    /// Upload sessions one account (or one anonymous address) may have open at once;
+    /// more are refused with 429 TOOMANYREQUESTS.
+    pub upload_sessions_per_account: usize,
 }
 
 impl Default for Config {
@@ -119,8 +130,10 @@ impl Default for Config {
             limits: LimitsConfig {
                 manifest_bytes: 4 << 20,
                 upload_bytes: 64 << 30,
+                upload_sessions_per_account: 1000,
             },
             external_url: None,
+            trusted_proxies: Vec::new(),
             auth: AuthConfig {
                 service: "semdock".to_owned(),
                 token_ttl_seconds: 300,
@@ -128,6 +141,7 @@ impl Default for Config {
             storage: StorageConfig {
                 gc_grace_seconds: 3600,
                 upload_expiry_seconds: 86_400,
+                empty_upload_expiry_seconds: 600,
                 gc_interval_seconds: 86_400,
                 retention_interval_seconds: 86_400,
             },
@@ -166,6 +180,7 @@ impl Config {
         crate::domain::Limits {
             manifest_bytes: self.limits.manifest_bytes,
             upload_bytes: self.limits.upload_bytes,
+            upload_sessions: self.limits.upload_sessions_per_account,
         }
     }
 
@@ -183,6 +198,9 @@ impl Config {
         crate::domain::gc::GcOptions {
             grace: std::time::Duration::from_secs(self.storage.gc_grace_seconds),
             upload_expiry: std::time::Duration::from_secs(self.storage.upload_expiry_seconds),
+            empty_upload_expiry: std::time::Duration::from_secs(
+                self.storage.empty_upload_expiry_seconds,
+            ),
             dry_run,
         }
     }

@@ -25,13 +25,12 @@ pub enum StartError {
 /// Opens the services in the configured data directory and creates the configured feeds.
 pub fn open(config: &Config) -> Result<Services, domain::Error> {
     let services = Services::open(&config.data_dir, config.limits(), config.token_settings())?;
-    if let Some(password) = &services.initial_password {
-        // Printed once, on the start that created it; the file keeps it for the operator.
+    if services.initial_password.is_some() {
+        // Only where it is: a log is kept for weeks and read by more people than the file.
         tracing::warn!(
             user = domain::auth::INITIAL_ADMIN,
-            password,
             file = %config.data_dir.join(domain::auth::INITIAL_PASSWORD_FILE).display(),
-            "created the first administrator; log in and change this password"
+            "created the first administrator: its password is in this file (readable by the service account only), which is removed when the password is changed"
         );
     }
     for feed in &config.feeds {
@@ -56,11 +55,20 @@ type Job = fn(&Registry, &Config);
 /// How often last-pull times are written: one small transaction per interval at most.
 const PULL_FLUSH: Duration = Duration::from_mins(1);
 
+/// How often idle upload sessions are looked for, so that empty ones go within
+/// `storage.empty_upload_expiry_seconds` rather than at the next GC.
+const UPLOAD_SWEEP: Duration = Duration::from_mins(1);
+
 /// Runs garbage collection, retention and the pull-time flush on their intervals, off the
 /// request executor. Failures are logged; the next interval tries again.
 fn schedule(config: &Config, registry: &Arc<Registry>) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
-    let jobs: [(Option<Duration>, Job); 3] = [
+    let jobs: [(Option<Duration>, Job); 4] = [
+        (Some(UPLOAD_SWEEP), |r, c| {
+            if let Err(e) = r.expire_uploads(c.gc_options(false)) {
+                tracing::error!(error = %e, "could not expire idle uploads");
+            }
+        }),
         (Some(PULL_FLUSH), |r, _| {
             if let Err(e) = r.flush_pulls() {
                 tracing::error!(error = %e, "could not write last-pull times");
@@ -144,6 +152,7 @@ pub async fn serve_until(
     let Services { registry, auth, .. } = services;
     let realm = http::Realm {
         external_url: config.external_url.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
     };
     let (r, a) = (registry.clone(), auth.clone());
     let gc = config.gc_options(false);

@@ -278,9 +278,12 @@ async fn mount_from_an_unreadable_repository_falls_back_to_an_upload() {
 }
 
 fn key(app: &TestApp, owner: &str, feed: &str, role: &str) -> (String, String) {
-    let actor = semdock::domain::auth::Principal::User {
-        name: owner.into(),
-        admin: false,
+    let actor = semdock::domain::auth::Caller {
+        principal: semdock::domain::auth::Principal::User {
+            name: owner.into(),
+            admin: false,
+        },
+        via: semdock::domain::auth::Via::Password,
     };
     let roles = BTreeMap::from([(feed.to_owned(), role.to_owned())]);
     let k = app

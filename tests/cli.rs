@@ -122,10 +122,17 @@ fn cli_administers_a_running_server_with_an_api_key() {
 fn offline_reset_password_recovers_the_admin() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    drop(Server::start_in(&data, &[]));
+    let first = Server::start_in(&data, &[]);
+    let initial = first.admin_password.clone();
+    assert!(!initial.is_empty());
+    drop(first);
     with_stdin(
         semdock(&data).args(["user", "reset-password", "admin", "--password-stdin"]),
         "recovered-password\n",
+    );
+    assert!(
+        !data.join("initial-admin-password").exists(),
+        "the initial password file outlived the password"
     );
     let server = Server::start_in(&data, &[]);
     let res = http_as(Some(basic("admin", "recovered-password")))
@@ -133,7 +140,7 @@ fn offline_reset_password_recovers_the_admin() {
         .call()
         .unwrap();
     assert_eq!(res.status(), 200);
-    let res = http_as(Some(basic("admin", &server.admin_password)))
+    let res = http_as(Some(basic("admin", &initial)))
         .get(server.url("/v2/"))
         .call()
         .unwrap();

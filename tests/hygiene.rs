@@ -662,3 +662,88 @@ fn a_full_disk_fails_the_upload_clearly_keeps_nothing_partial_and_keeps_serving(
     pull_verify(&s, "library/small", "2").unwrap();
     assert!(s.terminate());
 }
+
+/// Writes `path` until the file system is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0x5a; 1 << 16];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+}
+
+#[test]
+fn a_full_disk_under_the_database_answers_507_and_writes_work_again_once_space_is_back() {
+    let disk = SmallDisk::new("24m");
+    let data = disk.0.path().join("data");
+    let mut s = Server::start_in(&data, &[]);
+    push_image(&s, "library/small", "1", &random(100_000)).unwrap();
+    let filler = disk.0.path().join("filler");
+    fill(&filler);
+    // Metadata writes (feeds with large descriptions) until one meets the full disk: 507,
+    // never 500. The file may have had room for the first few.
+    let description = "d".repeat(60_000);
+    let mut created = Vec::new();
+    let mut full = false;
+    for i in 0..400 {
+        let feed = format!("full{i}");
+        let (status, body) = api(
+            &s,
+            "POST",
+            "/feeds",
+            &json!({"name": feed, "description": description}),
+        );
+        match status {
+            201 => created.push(feed),
+            507 => {
+                full = true;
+                break;
+            }
+            other => panic!("feed create answered {other}: {body}"),
+        }
+    }
+    assert!(full, "the database never met the full disk");
+    // While it stays full, writes answer 507 (or succeed where the database file still has
+    // room), never 500.
+    for i in 0..5 {
+        let feed = format!("stillfull{i}");
+        let (status, body) = api(
+            &s,
+            "POST",
+            "/feeds",
+            &json!({"name": feed, "description": description}),
+        );
+        match status {
+            201 => created.push(feed),
+            507 => {}
+            other => panic!("a write on a full disk answered {other}: {body}"),
+        }
+    }
+    // Reads go on.
+    pull_verify(&s, "library/small", "1").unwrap();
+    std::fs::remove_file(&filler).unwrap();
+    // Space is back: every kind of write works, with no restart, and nothing acknowledged
+    // is lost.
+    let (status, body) = api(&s, "POST", "/feeds", &json!({"name": "afterwards"}));
+    assert_eq!(status, 201, "{body}");
+    push_image(&s, "library/small", "2", &random(100_000)).unwrap();
+    pull_verify(&s, "library/small", "2").unwrap();
+    let res = s
+        .http()
+        .delete(s.url("/v2/library/small/manifests/1"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let (status, feeds) = api(&s, "GET", "/feeds", &Value::Null);
+    assert_eq!(status, 200);
+    let names: Vec<&str> = feeds
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    for feed in created.iter().map(String::as_str).chain(["afterwards"]) {
+        assert!(names.contains(&feed), "{feed} lost: {names:?}");
+    }
+    assert!(s.terminate());
+}

@@ -235,7 +235,6 @@ async fn an_admin_sees_every_page_with_its_controls() {
                 "1.2.0",
                 "Promote",
                 "Delete",
-                "Purge",
                 "Pin by digest",
                 &pin,
             ],
@@ -531,4 +530,98 @@ async fn repeated_failed_logins_in_the_ui_are_rate_limited() {
         .unwrap();
     assert_eq!(refused.status, 429, "even the right password waits");
     assert!(body(&refused).contains("too many failed logins"));
+}
+
+#[actix_web::test]
+async fn a_password_reset_or_a_role_change_ends_the_users_other_sessions() {
+    let app = TestApp::new();
+    let alice = user_with(&app, "alice", "push").await;
+    let bob = user_with(&app, "bob", "pull").await;
+    let a = admin(&app).await;
+    let other = admin(&app).await;
+    assert_eq!(alice.get("/ui/").await.status, 200);
+    let res = a.post("/ui/users/alice/password", &[]).await;
+    assert_eq!(res.status, 200, "{}", body(&res));
+    let res = alice.get("/ui/").await;
+    assert_eq!(res.status, 303, "alice's session outlived her password");
+    assert!(res.header("location").unwrap().starts_with("/ui/login"));
+    // A role removed ends the session too.
+    assert_eq!(bob.get("/ui/").await.status, 200);
+    app.auth
+        .grant_user(&common::admin(), "bob", "library", None)
+        .unwrap();
+    assert_eq!(bob.get("/ui/").await.status, 303);
+    // An administrator resetting their own password keeps the session that did it; their
+    // other sessions end.
+    let res = a.post("/ui/users/admin/password", &[]).await;
+    assert_eq!(res.status, 200, "{}", body(&res));
+    assert_eq!(a.get("/ui/").await.status, 200);
+    assert_eq!(other.get("/ui/").await.status, 303);
+}
+
+#[actix_web::test]
+async fn a_login_next_that_cannot_be_a_location_falls_back_to_the_dashboard() {
+    let app = TestApp::new();
+    for next in [
+        "/ui/feeds\r\nSet-Cookie: stolen=1",
+        "/ui/\u{7f}",
+        "/ui/ space",
+        "https://evil.example/ui/",
+        "//evil.example/ui/",
+    ] {
+        let page = app.send_as(TestRequest::get().uri("/ui/login")).await;
+        let login_cookie = set_cookies(&page).join("; ");
+        let csrf = csrf_of(&body(&page));
+        let res = app
+            .send_as(
+                TestRequest::post()
+                    .uri("/ui/login")
+                    .insert_header(("Cookie", login_cookie))
+                    .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                    .set_payload(form(&[
+                        ("user", "admin"),
+                        ("password", &app.admin_password),
+                        ("csrf", &csrf),
+                        ("next", next),
+                    ])),
+            )
+            .await;
+        assert_eq!(res.status, 303, "{next:?}: {}", body(&res));
+        assert_eq!(res.header("location"), Some("/ui/"), "{next:?}");
+    }
+}
+
+#[actix_web::test]
+async fn purge_is_offered_on_deleted_versions_only() {
+    let app = TestApp::new().versioned("prod", &[]);
+    app.push_image("prod/app", "1.0.0", &[b"one"]).await;
+    app.push_image("prod/app", "1.1.0", &[b"two"]).await;
+    let a = admin(&app).await;
+    let page = body(&a.get("/ui/repository?name=prod/app").await);
+    assert!(
+        !page.contains("/ui/tags/purge"),
+        "purge offered on a live version"
+    );
+    let res = a
+        .post(
+            "/ui/tags/delete",
+            &[("repository", "prod/app"), ("tag", "1.0.0")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let page = body(&a.get("/ui/repository?name=prod/app").await);
+    assert_eq!(
+        page.matches("action=\"/ui/tags/purge\"").count(),
+        1,
+        "{page}"
+    );
+    // A purge form posted for the live version anyway is refused with the reason.
+    let res = a
+        .post(
+            "/ui/tags/purge",
+            &[("repository", "prod/app"), ("tag", "1.1.0")],
+        )
+        .await;
+    assert_eq!(res.status, 409, "{}", body(&res));
+    assert!(body(&res).contains("delete it first"));
 }

@@ -192,6 +192,19 @@ fn semdock(data: &std::path::Path) -> Command {
 fn feed_commands_work_offline_and_refuse_while_a_server_holds_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Only `serve` and `restore` create a registry: an offline command where there is none
+    // refuses, naming the directory it looked at, and creates nothing.
+    let out = run_fail(semdock(&data).args(["feed", "create", "ci"]));
+    assert!(
+        out.contains("there is no registry in") && out.contains(&data.display().to_string()),
+        "{out}"
+    );
+    assert!(
+        !data.exists(),
+        "an offline command created {}",
+        data.display()
+    );
+    drop(Server::start_in(&data, &[]));
     run(semdock(&data).args(["feed", "create", "ci"]));
     let out = run_fail(semdock(&data).args(["feed", "create", "ci"]));
     assert!(out.contains("already exists"), "{out}");
@@ -201,7 +214,7 @@ fn feed_commands_work_offline_and_refuse_while_a_server_holds_the_database() {
         run(semdock(&data).args(["feed", "list"]))
             .lines()
             .collect::<Vec<_>>(),
-        ["ci"]
+        ["ci", "library", "prod"]
     );
 
     let server = Server::start_in(&data, &[]);

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::domain::Services;
-use crate::domain::auth::{INITIAL_ADMIN, Principal};
+use crate::domain::auth::{Caller, INITIAL_ADMIN, Principal, Via};
 use crate::model::FeedName;
 
 /// Where administration commands act.
@@ -18,10 +18,13 @@ pub enum Target {
     Remote { base: String, key: String },
 }
 
-fn local_actor() -> Principal {
-    Principal::User {
-        name: INITIAL_ADMIN.to_owned(),
-        admin: true,
+fn local_actor() -> Caller {
+    Caller {
+        principal: Principal::User {
+            name: INITIAL_ADMIN.to_owned(),
+            admin: true,
+        },
+        via: Via::Local,
     }
 }
 

@@ -379,7 +379,7 @@ fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
 
 fn target(config: &Config, remote: &Remote) -> anyhow::Result<Target> {
     let Some(base) = &remote.server else {
-        let services = crate::domain::Services::open(
+        let services = crate::domain::Services::open_existing(
             &config.data_dir,
             config.limits(),
             config.token_settings(),

@@ -181,6 +181,17 @@ pub fn backup(target: &Target, dir: &Path) -> anyhow::Result<()> {
         bytes(&r["bytes"]),
         dir.display()
     );
+    let damaged: Vec<&str> = r["damaged"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d.as_str()).collect())
+        .unwrap_or_default();
+    if !damaged.is_empty() {
+        bail!(
+            "{} blobs are damaged in the registry and not in the backup (set aside; push their images again): {}",
+            damaged.len(),
+            damaged.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -194,5 +205,12 @@ pub fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
         bytes(&json!(r.bytes)),
         r.dir
     );
+    if !r.damaged.is_empty() {
+        bail!(
+            "everything else is restored, but {} blobs in the backup are damaged and were not: {} (push their images again; `semdock check` names the tags they break)",
+            r.damaged.len(),
+            r.damaged.join(", ")
+        );
+    }
     Ok(())
 }

@@ -7,7 +7,6 @@
 //! tokens included.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Caps, Role, Scope};
-use crate::store::meta::{ApiKeyRecord, MetaStore, UserRecord};
+use crate::store::meta::{ApiKeyRecord, MetaStore, UserRecord, Writer};
 use crate::store::now;
 
 use super::Error;
@@ -37,8 +36,9 @@ const TOKEN_KEY: &str = "token-signing-key";
 const HASH_KEY: &str = "api-key-hash-key";
 const ISSUER: &str = "semdock";
 
-/// Failed logins allowed per user, and per client address, within one window.
-const MAX_FAILURES_PER_USER: u32 = 5;
+/// Failed logins allowed per account (user or key) from one address, and per client
+/// address, within one window.
+const MAX_FAILURES_PER_ACCOUNT: u32 = 5;
 const MAX_FAILURES_PER_ADDR: u32 = 20;
 const FAILURE_WINDOW: Duration = Duration::from_mins(5);
 /// How long a verified password is remembered, so Basic auth on every request stays cheap.
@@ -93,12 +93,58 @@ impl Principal {
     }
 }
 
+/// How a caller proved who it is. What a credential may do depends on it: a registry token
+/// carries only its scope, and only a password or a UI session manages the account itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A user name and password (Basic).
+    Password,
+    /// An API key (Basic or `X-ApiKey`).
+    ApiKey,
+    /// A registry token from `/v2/_auth`, scoped to repositories.
+    Token,
+    /// A UI session, started with a password.
+    Session,
+    /// The offline CLI, which owns the data directory while no server runs.
+    Local,
+}
+
+/// An authenticated caller: who, and by what credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: Principal,
+    pub via: Via,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+/// Where a request's credentials are presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The Distribution API (`/v2`): tokens, passwords and keys.
+    Registry,
+    /// The management API (`/api`): passwords and keys, never registry tokens.
+    Management,
+}
+
 fn user_subject(name: &str) -> String {
     format!("user:{name}")
 }
 
 fn key_subject(id: &str) -> String {
     format!("key:{id}")
+}
+
+/// The id of an API key given as a secret (`sdk_<id>_<secret>`).
+fn key_id(secret: &str) -> Option<&str> {
+    let (id, _) = secret.strip_prefix(KEY_PREFIX)?.split_once('_')?;
+    Some(id)
 }
 
 /// Credentials as a request carries them.
@@ -170,6 +216,9 @@ struct Claims {
     iat: u64,
     jti: String,
     access: Vec<AccessClaim>,
+    /// The account's credential epoch when the token was issued (see `Auth::epoch`).
+    #[serde(default)]
+    epoch: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -250,6 +299,15 @@ impl Limiter {
         }
     }
 
+    /// Failures of `key` in its current window.
+    fn failures(&self, key: &str) -> u32 {
+        let windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        windows
+            .get(key)
+            .filter(|w| w.start.is_some_and(|s| s.elapsed() < FAILURE_WINDOW))
+            .map_or(0, |w| w.failures)
+    }
+
     fn forget(&self, key: &str) {
         self.windows
             .lock()
@@ -261,6 +319,8 @@ impl Limiter {
 /// The access-control service.
 pub struct Auth {
     meta: Arc<MetaStore>,
+    /// `DATA_DIR/initial-admin-password`, removed when that password is changed.
+    initial_password_file: PathBuf,
     token_key: Vec<u8>,
     hash_key: [u8; 32],
     settings: TokenSettings,
@@ -378,6 +438,7 @@ impl Auth {
         Ok((
             Self {
                 meta,
+                initial_password_file: data_dir.join(INITIAL_PASSWORD_FILE),
                 token_key,
                 hash_key,
                 settings,
@@ -397,25 +458,58 @@ impl Auth {
 
     // ---- authentication ----
 
-    /// Who the credentials belong to; `None` for no credentials.
-    pub fn authenticate(
+    /// Who the credentials belong to, and how they proved it; `None` for no credentials. The
+    /// one way a request's credentials become a caller: on the management surface a registry
+    /// token is refused, since it carries only repository scopes.
+    pub fn caller(
         &self,
         credentials: &Credentials,
         client: IpAddr,
-    ) -> Result<Option<Principal>, Error> {
+        surface: Surface,
+    ) -> Result<Option<Caller>, Error> {
         match credentials {
             Credentials::None => Ok(None),
             Credentials::Basic { user, secret } => self.login(user, secret, client).map(Some),
-            Credentials::Bearer(token) => Ok(self.verify_token(token)?.principal),
+            Credentials::Bearer(_) if surface == Surface::Management => Err(Error::TokenInvalid(
+                "registry tokens from /v2/_auth are for the Distribution API (/v2/) only: use a password or an API key here".into(),
+            )),
+            Credentials::Bearer(token) => Ok(self.verify_token(token)?.principal.map(|principal| {
+                Caller {
+                    principal,
+                    via: Via::Token,
+                }
+            })),
         }
     }
 
-    /// Checks a user name and password (or API key), rate-limited.
-    pub fn login(&self, user: &str, secret: &str, client: IpAddr) -> Result<Principal, Error> {
-        let limits = [
-            (format!("user:{user}"), MAX_FAILURES_PER_USER),
-            (format!("addr:{client}"), MAX_FAILURES_PER_ADDR),
-        ];
+    /// Checks a user name and password (or API key), rate-limited so that a stranger cannot
+    /// lock anyone else out: failures count per client address, per (account, address) and
+    /// per account; the account's own count refuses only addresses that have failed too, so
+    /// a correct credential from an address with no failures always gets in. A key id that
+    /// does not exist counts against the address only.
+    pub fn login(&self, user: &str, secret: &str, client: IpAddr) -> Result<Caller, Error> {
+        let account = match key_id(secret) {
+            Some(id) => self
+                .meta
+                .read()?
+                .api_key(id)?
+                .is_some()
+                .then(|| key_subject(id)),
+            None => Some(user_subject(user)),
+        };
+        let addr = format!("addr:{client}");
+        let mut counted = vec![addr.clone()];
+        if let Some(account) = &account {
+            counted.push(format!("{account}@{client}"));
+            counted.push(account.clone());
+        }
+        let mut limits = vec![(addr.clone(), MAX_FAILURES_PER_ADDR)];
+        if let Some(account) = &account {
+            limits.push((format!("{account}@{client}"), MAX_FAILURES_PER_ACCOUNT));
+            if self.limiter.failures(&addr) > 0 {
+                limits.push((account.clone(), MAX_FAILURES_PER_ACCOUNT));
+            }
+        }
         if let Some(retry_after) = self.limiter.blocked(&limits) {
             tracing::warn!(user, %client, "login refused: too many failures");
             return Err(Error::RateLimited { retry_after });
@@ -423,18 +517,31 @@ impl Auth {
         let result = if secret.starts_with(KEY_PREFIX) {
             self.key_principal_from_secret(secret)
                 .and_then(|p| match &p {
-                    Principal::Key { owner, .. } if user == API_KEY_USER || user == owner => Ok(p),
+                    Principal::Key { owner, .. } if user == API_KEY_USER || user == owner => {
+                        Ok(Caller {
+                            principal: p,
+                            via: Via::ApiKey,
+                        })
+                    }
                     _ => Err(Error::InvalidCredentials),
                 })
         } else {
-            self.user_login(user, secret)
+            self.user_login(user, secret).map(|principal| Caller {
+                principal,
+                via: Via::Password,
+            })
         };
         match &result {
-            Ok(_) => self.limiter.forget(&limits[0].0),
+            Ok(_) => {
+                if let Some(account) = &account {
+                    self.limiter.forget(&format!("{account}@{client}"));
+                }
+            }
             Err(Error::InvalidCredentials) => {
                 // The secret is never logged, only who tried and from where.
                 tracing::warn!(user, %client, "login failed");
-                self.limiter.fail(&limits);
+                let counted: Vec<(String, u32)> = counted.into_iter().map(|k| (k, 0)).collect();
+                self.limiter.fail(&counted);
             }
             Err(_) => {}
         }
@@ -523,23 +630,50 @@ impl Auth {
 
     /// The principal a token (or UI session) subject names, if it is still allowed in.
     pub fn active_subject(&self, subject: &str) -> Result<Option<Principal>, Error> {
+        Ok(self.active_subject_at(subject)?.map(|(p, _)| p))
+    }
+
+    /// `active_subject` with the account's credential epoch: a token or session from an
+    /// older epoch predates a change of the password or the rights, and is void.
+    fn active_subject_at(&self, subject: &str) -> Result<Option<(Principal, u64)>, Error> {
         let r = self.meta.read()?;
         if let Some(name) = subject.strip_prefix("user:") {
             let user = r
                 .user(name)?
                 .filter(|u| !u.disabled)
                 .ok_or(Error::InvalidCredentials)?;
-            return Ok(Some(Principal::User {
+            let principal = Principal::User {
                 name: name.to_owned(),
                 admin: user.admin,
-            }));
+            };
+            return Ok(Some((principal, epoch_from(r.setting(&epoch_key(name))?))));
         }
         if let Some(id) = subject.strip_prefix("key:") {
             let key = r.api_key(id)?.ok_or(Error::InvalidCredentials)?;
             let owner = r.user(&key.owner)?;
-            return Self::key_principal(id, &key, owner.as_ref()).map(Some);
+            let principal = Self::key_principal(id, &key, owner.as_ref())?;
+            return Ok(Some((
+                principal,
+                epoch_from(r.setting(&epoch_key(&key.owner))?),
+            )));
         }
         Ok(None)
+    }
+
+    /// The credential epoch of `principal`'s account (a key's owner's): bumped by every
+    /// change of the user's password, flags or roles.
+    pub fn epoch(&self, principal: &Principal) -> Result<u64, Error> {
+        Ok(epoch_from(
+            self.meta.read()?.setting(&epoch_key(principal.user()))?,
+        ))
+    }
+
+    /// A UI session's principal, if its subject is still allowed in and its epoch current.
+    pub fn session_subject(&self, subject: &str, epoch: u64) -> Result<Option<Principal>, Error> {
+        Ok(self
+            .active_subject_at(subject)?
+            .filter(|(_, current)| *current == epoch)
+            .map(|(p, _)| p))
     }
 
     // ---- authorization ----
@@ -679,6 +813,7 @@ impl Auth {
             }
         }
         let issued_at = now();
+        let epoch = principal.map(|p| self.epoch(p)).transpose()?.unwrap_or(0);
         let claims = Claims {
             iss: ISSUER.to_owned(),
             sub: principal.map_or_else(|| "anonymous".to_owned(), Principal::subject),
@@ -688,6 +823,7 @@ impl Auth {
             iat: issued_at,
             jti: uuid::Uuid::new_v4().simple().to_string(),
             access,
+            epoch,
         };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -716,9 +852,18 @@ impl Auth {
         .map_err(|e| Error::TokenInvalid(e.to_string()))?;
         // Read before the subject's record, so a cached answer is never newer than its read.
         let generation = self.meta.generation();
+        let principal = match self.active_subject_at(&data.claims.sub)? {
+            Some((_, epoch)) if epoch != data.claims.epoch => {
+                return Err(Error::TokenInvalid(
+                    "it was issued before the account's password or roles changed: log in again"
+                        .into(),
+                ));
+            }
+            found => found.map(|(p, _)| p),
+        };
         let verified = VerifiedToken {
             exp: data.claims.exp,
-            principal: self.active_subject(&data.claims.sub)?,
+            principal,
             access: data.claims.access.into(),
         };
         let weight = token.len() + 64 * verified.access.len() + 128;
@@ -748,7 +893,9 @@ impl Auth {
                 Err(Error::InsufficientScope)
             }
             other => {
-                let principal = self.authenticate(other, client)?;
+                let principal = self
+                    .caller(other, client, Surface::Registry)?
+                    .map(|c| c.principal);
                 self.require(principal.as_ref(), feed, action)?;
                 Ok(principal)
             }
@@ -865,9 +1012,13 @@ impl Auth {
         Ok(())
     }
 
-    /// Sets a password: administrators for anyone, users for themselves.
-    pub fn set_password(&self, actor: &Principal, name: &str, password: &str) -> Result<(), Error> {
-        if !(actor.is_admin() || matches!(actor, Principal::User { name: n, .. } if n == name)) {
+    /// Sets a password: administrators for anyone, users for themselves; with the
+    /// account's own password or UI session (or an administrator's key).
+    pub fn set_password(&self, actor: &Caller, name: &str, password: &str) -> Result<(), Error> {
+        require_account_rights(actor)?;
+        if !(actor.is_admin()
+            || matches!(&actor.principal, Principal::User { name: n, .. } if n == name))
+        {
             return Err(Error::Denied(format!(
                 "{} may not change the password of {name:?}",
                 describe(actor)
@@ -885,6 +1036,16 @@ impl Auth {
             Ok(())
         })?;
         tracing::info!(user = name, "password changed");
+        if name == INITIAL_ADMIN {
+            match std::fs::remove_file(&self.initial_password_file) {
+                Ok(()) => tracing::info!(
+                    file = %self.initial_password_file.display(),
+                    "removed the initial password file: that password is no longer valid"
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &self.initial_password_file, &e)),
+            }
+        }
         Ok(())
     }
 
@@ -899,6 +1060,7 @@ impl Auth {
                 .ok_or_else(|| Error::NotFound(format!("user {name:?} does not exist")))?;
             f(&mut user)?;
             w.put_user(name, &user)?;
+            bump_epoch(w, name)?;
             Ok::<_, Error>(())
         })?;
         self.verified
@@ -928,12 +1090,24 @@ impl Auth {
                     feed: feed.to_owned(),
                 });
             }
+            let held = w
+                .grant(&user_subject(name), feed)?
+                .and_then(|r| r.parse::<Role>().ok());
+            // Feed admins manage the roles below theirs; the admin role of a feed is given
+            // and taken by administrators only.
+            if (role == Some(Role::Admin) || held == Some(Role::Admin)) && !actor.is_admin() {
+                return Err(Error::Denied(format!(
+                    "{} may not grant or remove the admin role on feed {feed:?}: only administrators may",
+                    describe(actor)
+                )));
+            }
             match role {
                 Some(role) => w.set_grant(&user_subject(name), feed, role.as_str())?,
                 None => {
                     w.remove_grant(&user_subject(name), feed)?;
                 }
             }
+            bump_epoch(w, name)?;
             Ok(())
         })?;
         tracing::info!(
@@ -952,7 +1126,7 @@ impl Auth {
     /// another) with `roles` per feed; returns the key, shown this once.
     pub fn create_key(
         &self,
-        actor: &Principal,
+        actor: &Caller,
         owner: Option<&str>,
         name: &str,
         roles: &std::collections::BTreeMap<String, String>,
@@ -963,9 +1137,7 @@ impl Auth {
         if owner != actor.user() {
             Self::require_admin(actor)?;
         }
-        if matches!(actor, Principal::Key { .. }) && !actor.is_admin() {
-            return Err(Error::Denied("an API key may not create API keys".into()));
-        }
+        require_account_rights(actor)?;
         if name.trim().is_empty() || name.len() > 100 {
             return Err(Error::Invalid(
                 "a key needs a name of 1 to 100 characters".into(),
@@ -1014,7 +1186,8 @@ impl Auth {
     }
 
     /// Keys the actor may see: its own, or all for an administrator.
-    pub fn keys(&self, actor: &Principal) -> Result<Vec<KeyInfo>, Error> {
+    pub fn keys(&self, actor: &Caller) -> Result<Vec<KeyInfo>, Error> {
+        require_account_rights(actor)?;
         let r = self.meta.read()?;
         let mut out = Vec::new();
         for (id, k) in r.api_keys()? {
@@ -1035,7 +1208,8 @@ impl Auth {
     }
 
     /// Revokes a key at once: its tokens stop working too.
-    pub fn revoke_key(&self, actor: &Principal, id: &str) -> Result<(), Error> {
+    pub fn revoke_key(&self, actor: &Caller, id: &str) -> Result<(), Error> {
+        require_account_rights(actor)?;
         self.meta.write(|w| {
             let key = w
                 .api_key(id)?
@@ -1057,11 +1231,44 @@ impl Auth {
     }
 }
 
+const EPOCH_SETTING: &str = "credentials-epoch:";
+
+fn epoch_key(user: &str) -> String {
+    format!("{EPOCH_SETTING}{user}")
+}
+
+fn epoch_from(stored: Option<Vec<u8>>) -> u64 {
+    stored
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// Voids every token and UI session of `user` issued before now.
+fn bump_epoch(w: &mut Writer<'_>, user: &str) -> Result<(), Error> {
+    let next = epoch_from(w.setting(&epoch_key(user))?) + 1;
+    w.put_setting(&epoch_key(user), &next.to_le_bytes())?;
+    Ok(())
+}
+
 fn roles_of(grants: &[(String, String)]) -> std::collections::BTreeMap<String, Role> {
     grants
         .iter()
         .filter_map(|(feed, role)| Some((feed.clone(), role.parse().ok()?)))
         .collect()
+}
+
+/// Managing an account's API keys and password needs proof of the account itself — its
+/// password or a UI session — or an administrator's key, which carries that right
+/// explicitly. A pull key that leaks cannot mint keys, list or revoke its owner's others.
+fn require_account_rights(caller: &Caller) -> Result<(), Error> {
+    match caller.via {
+        Via::Password | Via::Session | Via::Local => Ok(()),
+        Via::ApiKey if caller.is_admin() => Ok(()),
+        Via::ApiKey | Via::Token => Err(Error::Denied(format!(
+            "{} may not manage API keys or passwords: use the account's password (or an administrator's key)",
+            describe(caller)
+        ))),
+    }
 }
 
 fn describe(p: &Principal) -> String {
@@ -1072,12 +1279,12 @@ fn describe(p: &Principal) -> String {
 }
 
 /// Writes a secret to a new file readable only by its owner.
-fn write_secret_file(path: &PathBuf, secret: &str) -> Result<(), Error> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+fn write_secret_file(path: &Path, secret: &str) -> Result<(), Error> {
+    let mut file = crate::store::owner_only::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     writeln!(file, "{secret}")?;
     file.sync_all()?;
     Ok(())

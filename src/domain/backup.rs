@@ -1,7 +1,9 @@
 //! Backup and restore: a consistent copy of the metadata from one read transaction, plus the
-//! blob files it records (hard-linked when on the same filesystem, else copied), taken while
-//! the registry serves. Garbage collection waits while a backup runs, so no file it needs
-//! disappears under it.
+//! blob files it records, taken while the registry serves. Blob bytes are copied and hashed
+//! on the way (never hard-linked: a backup must survive damage to the live files), so a
+//! damaged blob is named and left out while everything else is copied. Garbage collection
+//! waits while a backup runs, so no file it needs disappears under it. Everything written is
+//! readable by the owner only.
 
 use std::path::Path;
 use std::time::Instant;
@@ -11,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::gc::{Progress, lock};
 use super::{Error, Registry};
 use crate::model::Digest;
-use crate::store::blobs::{BlobStore, UploadState};
+use crate::store::blobs::BlobStore;
 use crate::store::meta::MetaStore;
 use crate::store::now;
+use crate::store::owner_only;
 
 /// The description a backup directory carries.
 pub const BACKUP_MANIFEST: &str = "semdock-backup.json";
@@ -29,6 +32,10 @@ pub struct BackupReport {
     pub bytes: u64,
     /// Blobs recorded in the metadata whose files were missing (set aside by `check`).
     pub missing: Vec<String>,
+    /// Blobs whose bytes did not hash to their digest: not copied (in a backup the live file
+    /// is set aside as `check` does; push the image again to repair it).
+    #[serde(default)]
+    pub damaged: Vec<String>,
     pub seconds: f64,
 }
 
@@ -45,41 +52,47 @@ fn ensure_empty(dir: &Path, what: &str) -> Result<(), Error> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir)?;
+    owner_only::create_dir_all(dir)?;
     Ok(())
+}
+
+/// What `copy_blobs` copied, and what it could not.
+struct Copied {
+    bytes: u64,
+    missing: Vec<String>,
+    damaged: Vec<String>,
 }
 
 fn copy_blobs(
     from: &BlobStore,
     to: &BlobStore,
     digests: &[String],
-    verify: bool,
     progress: Progress<'_>,
-) -> Result<(u64, Vec<String>), Error> {
-    let mut bytes = 0;
-    let mut missing = Vec::new();
+) -> Result<Copied, Error> {
+    let mut copied = Copied {
+        bytes: 0,
+        missing: Vec::new(),
+        damaged: Vec::new(),
+    };
     for (i, d) in digests.iter().enumerate() {
         let digest: Digest = d.parse()?;
         let path = from.blob_path(&digest);
         let Ok(meta) = std::fs::metadata(&path) else {
             tracing::warn!(digest = d, "blob file missing: not in the copy");
-            missing.push(d.clone());
+            copied.missing.push(d.clone());
             continue;
         };
-        if verify {
-            let found = UploadState::from_file(&path)?.digest();
-            if found != digest {
-                return Err(Error::Conflict(format!(
-                    "blob file {} hashes to {found}, not its name: the backup is damaged",
-                    path.display()
-                )));
+        match to.import(from, &digest) {
+            Ok(()) => copied.bytes += meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::error!(digest = d, error = %e, "blob is damaged: not in the copy");
+                copied.damaged.push(d.clone());
             }
+            Err(e) => return Err(e.into()),
         }
-        to.import(from, &digest)?;
-        bytes += meta.len();
         progress("blobs", i as u64 + 1, digests.len() as u64);
     }
-    Ok((bytes, missing))
+    Ok(copied)
 }
 
 impl Registry {
@@ -89,28 +102,39 @@ impl Registry {
         let _one = lock(&self.maintenance);
         let started = Instant::now();
         let created = now();
-        let digests = self.meta.snapshot_to(&dir.join(META_FILE))?;
+        let meta_file = dir.join(META_FILE);
+        let digests = self.meta.snapshot_to(&meta_file)?;
+        owner_only::restrict(&meta_file)?;
         let target = BlobStore::open(dir)?;
-        let (bytes, missing) = copy_blobs(&self.blobs, &target, &digests, false, progress)?;
+        let copied = copy_blobs(&self.blobs, &target, &digests, progress)?;
+        for d in &copied.damaged {
+            self.blob_corrupt(&d.parse()?);
+        }
         let report = BackupReport {
             dir: dir.display().to_string(),
             created,
-            blobs: (digests.len() - missing.len()) as u64,
-            bytes,
-            missing,
+            blobs: (digests.len() - copied.missing.len() - copied.damaged.len()) as u64,
+            bytes: copied.bytes,
+            missing: copied.missing,
+            damaged: copied.damaged,
             seconds: started.elapsed().as_secs_f64(),
         };
+        let bytes = report.bytes;
         let json = serde_json::to_vec_pretty(&report)
             .map_err(|e| Error::Internal(format!("cannot describe the backup: {e}")))?;
-        std::fs::write(dir.join(BACKUP_MANIFEST), json)?;
+        std::io::Write::write_all(
+            &mut owner_only::create_new(&dir.join(BACKUP_MANIFEST))?,
+            &json,
+        )?;
         tracing::info!(dir = %dir.display(), blobs = report.blobs, bytes, "backup written");
         Ok(report)
     }
 }
 
 /// Restores the backup in `backup` into `data_dir`, which must be new or empty. Every blob is
-/// re-hashed on the way; the metadata is written last, so an interrupted restore leaves no
-/// registry behind and can simply be run again.
+/// re-hashed on the way; a damaged one is named in the report and left out, everything else
+/// restored (pushing the image again repairs it). The metadata is written last, so an
+/// interrupted restore leaves no registry behind and can simply be run again.
 pub fn restore(
     backup: &Path,
     data_dir: &Path,
@@ -136,14 +160,16 @@ pub fn restore(
     let to = BlobStore::open(&data_dir)?;
     let partial = data_dir.join("meta.redb.partial");
     let digests = source.snapshot_to(&partial)?;
-    let (bytes, missing) = copy_blobs(&from, &to, &digests, true, progress)?;
+    owner_only::restrict(&partial)?;
+    let copied = copy_blobs(&from, &to, &digests, progress)?;
     std::fs::rename(&partial, data_dir.join(META_FILE))?;
     Ok(BackupReport {
         dir: data_dir.display().to_string(),
         created: now(),
-        blobs: (digests.len() - missing.len()) as u64,
-        bytes,
-        missing,
+        blobs: (digests.len() - copied.missing.len() - copied.damaged.len()) as u64,
+        bytes: copied.bytes,
+        missing: copied.missing,
+        damaged: copied.damaged,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

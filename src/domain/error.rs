@@ -39,6 +39,10 @@ pub enum Error {
     UploadBusy { id: String, offset: u64 },
     #[error("the chunk's Content-Range says {declared} bytes but {received} arrived")]
     ChunkLength { declared: u64, received: u64 },
+    #[error(
+        "too many open uploads: this account has {limit} upload sessions open; finish or cancel some, or wait for idle ones to expire"
+    )]
+    TooManyUploads { limit: usize },
     #[error("the upload exceeds this registry's limit of {limit} bytes")]
     UploadTooLarge { limit: u64 },
     #[error("the manifest exceeds this registry's limit of {limit} bytes")]
@@ -86,16 +90,42 @@ pub enum Error {
     Internal(String),
     #[error("the disk of the registry is full: ask its administrator to free space")]
     StorageFull,
+    #[error("{0}")]
+    Unavailable(String),
     #[error("storage I/O failed: {0}")]
     Io(#[source] io::Error),
     #[error(transparent)]
     Meta(MetaError),
 }
 
+impl Error {
+    /// An I/O failure of `op` on `path`, named once: a full disk stays `StorageFull`.
+    #[must_use]
+    pub fn io(op: &str, path: &std::path::Path, e: &io::Error) -> Self {
+        if e.kind() == io::ErrorKind::StorageFull {
+            Self::StorageFull
+        } else {
+            Self::Internal(format!("cannot {op} {}: {e}", path.display()))
+        }
+    }
+}
+
+impl crate::store::meta::Failure for Error {
+    fn poisons_store(&self) -> bool {
+        // Inside a metadata transaction a full disk can only be the database's.
+        match self {
+            Self::StorageFull => true,
+            Self::Meta(m) => m.poisons_store(),
+            _ => false,
+        }
+    }
+}
+
 impl From<MetaError> for Error {
     fn from(e: MetaError) -> Self {
         match e {
             MetaError::StorageFull => Self::StorageFull,
+            e @ MetaError::Reopening => Self::Unavailable(e.to_string()),
             other => Self::Meta(other),
         }
     }

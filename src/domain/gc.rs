@@ -29,6 +29,8 @@ pub struct GcOptions {
     pub grace: Duration,
     /// Upload sessions without a byte for this long are abandoned.
     pub upload_expiry: Duration,
+    /// Upload sessions that never received a byte are abandoned after this long.
+    pub empty_upload_expiry: Duration,
     /// Report what would go, change nothing.
     pub dry_run: bool,
 }
@@ -223,8 +225,9 @@ impl Registry {
 
     /// Ends upload sessions idle longer than the expiry, and removes upload files that have
     /// no session; returns how many.
-    fn expire_uploads(&self, opts: GcOptions) -> Result<u64, Error> {
+    pub fn expire_uploads(&self, opts: GcOptions) -> Result<u64, Error> {
         let expiry = opts.upload_expiry.as_secs();
+        let empty_expiry = opts.empty_upload_expiry.as_secs();
         let sessions: HashMap<String, u64> = self
             .meta
             .read()?
@@ -234,10 +237,17 @@ impl Registry {
             .collect();
         let mut expired = 0;
         let files = self.blobs.upload_files()?;
-        for (id, modified) in &files {
+        for (id, modified, len) in &files {
             let id = id.as_str();
             let modified = *modified;
             let idle = age_secs(modified);
+            // A session that never got a byte is what opening thousands costs an attacker
+            // nothing but files: those go much sooner.
+            let expiry = if *len == 0 {
+                empty_expiry.min(expiry)
+            } else {
+                expiry
+            };
             let stale = match sessions.get(id) {
                 Some(started) => {
                     now().saturating_sub(*started) > expiry
@@ -261,7 +271,7 @@ impl Registry {
         }
         // Sessions whose file is gone cannot continue either.
         for id in sessions.keys() {
-            let had_file = files.iter().any(|(f, _)| f == id);
+            let had_file = files.iter().any(|(f, _, _)| f == id);
             if !had_file && !self.blobs.upload_path(id).exists() && !self.upload_busy(id) {
                 expired += 1;
                 if !opts.dry_run {

@@ -27,6 +27,9 @@ use std::sync::Arc;
 
 use crate::store::meta::MetaStore;
 
+/// The metadata database's file in a data directory.
+pub const META_FILE: &str = "meta.redb";
+
 /// Every domain service over one data directory, sharing its metadata store.
 pub struct Services {
     pub registry: Arc<Registry>,
@@ -36,13 +39,43 @@ pub struct Services {
 }
 
 impl Services {
+    /// Opens the registry in `data_dir`, creating it (and the first administrator) when the
+    /// directory holds none: what `serve` does.
     pub fn open(
         data_dir: &Path,
         limits: Limits,
         tokens: auth::TokenSettings,
     ) -> Result<Self, Error> {
-        std::fs::create_dir_all(data_dir)?;
-        let meta = Arc::new(MetaStore::open(&data_dir.join("meta.redb"))?);
+        crate::store::owner_only::create_dir_all(data_dir)
+            .map_err(|e| Error::io("create the data directory", data_dir, &e))?;
+        crate::store::owner_only::restrict_dir(data_dir);
+        Self::open_dir(data_dir, limits, tokens)
+    }
+
+    /// Opens the registry that `data_dir` already holds; refuses, naming the directory, when
+    /// there is none, so that an offline command never creates a registry no server uses.
+    pub fn open_existing(
+        data_dir: &Path,
+        limits: Limits,
+        tokens: auth::TokenSettings,
+    ) -> Result<Self, Error> {
+        if !data_dir.join(META_FILE).is_file() {
+            return Err(Error::NotFound(format!(
+                "there is no registry in {}: set data_dir (or SEMDOCK_DATA_DIR, or --config) to the directory `semdock serve` uses, or pass --server URL",
+                std::path::absolute(data_dir)
+                    .unwrap_or_else(|_| data_dir.to_owned())
+                    .display()
+            )));
+        }
+        Self::open_dir(data_dir, limits, tokens)
+    }
+
+    fn open_dir(
+        data_dir: &Path,
+        limits: Limits,
+        tokens: auth::TokenSettings,
+    ) -> Result<Self, Error> {
+        let meta = Arc::new(MetaStore::open(&data_dir.join(META_FILE))?);
         let registry = Registry::with_meta(meta.clone(), data_dir, limits)?;
         let (auth, initial_password) = auth::Auth::open(meta, data_dir, tokens)?;
         Ok(Self {

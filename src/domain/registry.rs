@@ -21,6 +21,7 @@ use crate::store::now;
 
 use super::Error;
 use super::cache::GenCache;
+use super::gc::lock;
 use super::tags::{self, Change};
 use super::versioning::{self, TagKind, is_virtual};
 
@@ -29,6 +30,39 @@ use super::versioning::{self, TagKind, is_virtual};
 pub struct Limits {
     pub manifest_bytes: u64,
     pub upload_bytes: u64,
+    /// Upload sessions one account may have open at once.
+    pub upload_sessions: usize,
+}
+
+/// Who opened which upload session, to bound the sessions of each account. Counted in
+/// memory: sessions from before a restart are not counted (they expire as usual).
+#[derive(Default)]
+struct UploadOwners {
+    owner_of: HashMap<String, String>,
+    open: HashMap<String, usize>,
+}
+
+impl UploadOwners {
+    fn open(&mut self, id: &str, owner: &str, limit: usize) -> Result<(), Error> {
+        let count = self.open.entry(owner.to_owned()).or_default();
+        if *count >= limit {
+            return Err(Error::TooManyUploads { limit });
+        }
+        *count += 1;
+        self.owner_of.insert(id.to_owned(), owner.to_owned());
+        Ok(())
+    }
+
+    fn close(&mut self, id: &str) {
+        if let Some(owner) = self.owner_of.remove(id)
+            && let Some(count) = self.open.get_mut(&owner)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.open.remove(&owner);
+            }
+        }
+    }
 }
 
 /// Largest page of tags or repositories one request returns.
@@ -40,6 +74,7 @@ pub struct Registry {
     pub(super) blobs: BlobStore,
     limits: Limits,
     sessions: Sessions,
+    upload_owners: Mutex<UploadOwners>,
     /// What a garbage collection running now must not take (see `gc`).
     pub(super) gc_watch: Mutex<super::gc::Watch>,
     /// One maintenance job (GC, retention, backup) at a time.
@@ -223,6 +258,29 @@ impl BlobHandle {
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
         Ok(crate::store::blobs::read_at(&self.file, offset, len)?)
     }
+
+    /// A hasher for reading the whole blob in order: what a full GET checks before it sends
+    /// the last byte.
+    #[must_use]
+    pub fn verifier(&self) -> BlobVerifier {
+        BlobVerifier(UploadState::default())
+    }
+}
+
+/// Hashes a blob's bytes as they are read, front to back.
+#[derive(Clone)]
+pub struct BlobVerifier(UploadState);
+
+impl BlobVerifier {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Whether the bytes read hash to `digest`.
+    #[must_use]
+    pub fn matches(&self, digest: &Digest) -> bool {
+        self.0.digest() == *digest
+    }
 }
 
 fn manifest_cache_key(repo: &Repository, reference: &Reference) -> String {
@@ -337,7 +395,7 @@ impl Registry {
     /// Opens the registry in `data_dir` (`meta.redb`, `blobs/`, `uploads/`).
     pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir)?;
-        let meta = Arc::new(MetaStore::open(&data_dir.join("meta.redb"))?);
+        let meta = Arc::new(MetaStore::open(&data_dir.join(super::META_FILE))?);
         Self::with_meta(meta, data_dir, limits)
     }
 
@@ -348,6 +406,7 @@ impl Registry {
             blobs: BlobStore::open(data_dir)?,
             limits,
             sessions: Sessions::default(),
+            upload_owners: Mutex::default(),
             gc_watch: Mutex::default(),
             maintenance: Mutex::default(),
             last_gc: Mutex::default(),
@@ -595,6 +654,23 @@ impl Registry {
         })
     }
 
+    /// A blob whose file no longer hashes to its name (found by a read): moves the file aside
+    /// as `semdock check` does, so it is never served again; pushing the image repairs it.
+    pub fn blob_corrupt(&self, digest: &Digest) {
+        match self.blobs.set_aside(digest) {
+            Ok(moved) => tracing::error!(
+                %digest,
+                moved_to = %moved.display(),
+                "blob file does not hash to its digest (a changed disk or file): moved aside, the read was cut short; push the image again to repair it"
+            ),
+            Err(e) => tracing::error!(
+                %digest,
+                error = %e,
+                "blob file does not hash to its digest, and moving it aside failed"
+            ),
+        }
+    }
+
     /// Unlinks a blob from `repo`; the file stays for other repositories and for GC.
     pub fn delete_blob(&self, repo: &Repository, digest: &Digest) -> Result<(), Error> {
         self.meta.write(|w| {
@@ -613,10 +689,15 @@ impl Registry {
 
     // ---- uploads ----
 
-    /// Opens an upload session in `repo`; returns its id.
-    pub fn start_upload(&self, repo: &Repository) -> Result<String, Error> {
+    /// Opens an upload session in `repo` for `owner` (a principal's subject, or the client's
+    /// address); returns its id. An owner with `Limits::upload_sessions` open is refused.
+    pub fn start_upload(&self, repo: &Repository, owner: &str) -> Result<String, Error> {
         let id = uuid::Uuid::new_v4().hyphenated().to_string();
-        self.blobs.create_upload(&id)?;
+        lock(&self.upload_owners).open(&id, owner, self.limits.upload_sessions)?;
+        if let Err(e) = self.blobs.create_upload(&id) {
+            lock(&self.upload_owners).close(&id);
+            return Err(e.into());
+        }
         let stored = self.meta.write(|w| {
             if w.feed(repo.feed())?.is_none() {
                 return Err(feed_unknown(repo));
@@ -632,6 +713,7 @@ impl Registry {
         });
         if let Err(e) = stored {
             let _ = self.blobs.remove_upload(&id);
+            lock(&self.upload_owners).close(&id);
             return Err(e);
         }
         self.sessions
@@ -787,6 +869,7 @@ impl Registry {
             w.remove_upload(&id)?;
             Ok(())
         })?;
+        lock(&self.upload_owners).close(&id);
         self.blobs.warm(declared, state.len());
         Ok(())
     }
@@ -819,6 +902,7 @@ impl Registry {
         self.sessions.forget(id);
         self.meta
             .write(|w| w.remove_upload(id).map_err(Error::from))?;
+        lock(&self.upload_owners).close(id);
         self.blobs.remove_upload(id)?;
         Ok(())
     }
@@ -979,15 +1063,33 @@ impl Registry {
 
     /// Frees a version number: removes the tag and its tombstone. Callers check that the
     /// actor is an administrator.
-    pub fn purge(&self, repo: &Repository, tag: &Tag, actor: &str) -> Result<(), Error> {
-        let change = Change {
+    /// Frees a deleted version's number: removes its tombstone. A tag that is still live is
+    /// purged only when `confirm` names it exactly — it is then deleted and purged in one
+    /// transaction, both in the history — since purging a live version lets its number be
+    /// reused for other content, the one thing versioning promises never happens by accident.
+    pub fn purge(
+        &self,
+        repo: &Repository,
+        tag: &Tag,
+        actor: &str,
+        confirm: Option<&str>,
+    ) -> Result<(), Error> {
+        let change = |method| Change {
             actor,
-            method: "purge",
+            method,
             comment: None,
         };
         self.meta.write(|w| {
             let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
-            tags::purge(w, repo, &feed, tag.as_str(), &change)
+            if w.tag(repo.as_str(), tag.as_str())?.is_some() {
+                if confirm != Some(tag.as_str()) {
+                    return Err(Error::Conflict(format!(
+                        "{repo}:{tag} is live: delete it first (a deleted version keeps its number as a tombstone, which purge then frees), or confirm purging the live tag by naming it: {{\"confirm\": \"{tag}\"}}"
+                    )));
+                }
+                tags::remove(w, repo, &feed, tag.as_str(), &change("delete"))?;
+            }
+            tags::purge(w, repo, &feed, tag.as_str(), &change("purge"))
         })
     }
 

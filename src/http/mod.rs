@@ -19,6 +19,15 @@ use crate::domain::auth::Auth;
 use crate::domain::gc::GcOptions;
 pub use oci::auth::Realm;
 
+/// Headers on every `/v2` and `/api` response: what a client uploaded is data, never a page
+/// the browser runs or sniffs into one, even if it reaches the UI's origin.
+#[must_use]
+pub fn inert_content() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Content-Security-Policy", "default-src 'none'; sandbox"))
+}
+
 /// Mounts every HTTP area on `cfg`; the one place routes are assembled.
 pub fn configure(
     registry: Arc<Registry>,

@@ -15,6 +15,13 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// The media types a manifest may have; the only ones it is ever served with.
+pub const MANIFEST_TYPES: [&str; 4] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 const DOCKER_SCHEMA1: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
@@ -54,6 +61,10 @@ pub enum ManifestError {
     Schema1,
     #[error("manifest mediaType {body:?} does not match the Content-Type {header:?}")]
     MediaTypeMismatch { body: String, header: String },
+    #[error(
+        "{0:?} is not a manifest media type: send an OCI image manifest or index ({OCI_MANIFEST}, {OCI_INDEX}) or a Docker manifest or manifest list ({DOCKER_MANIFEST}, {DOCKER_MANIFEST_LIST}); an artifact is an OCI manifest with artifactType"
+    )]
+    NotAManifestType(String),
     #[error("manifest is invalid: {0}")]
     Invalid(String),
     #[error("manifest references an unusable digest: {0}")]
@@ -114,6 +125,11 @@ impl Manifest {
             .or(header)
             .unwrap_or(default_type)
             .to_owned();
+        // Anything else would be served back with its own Content-Type: a body claiming
+        // text/html would run as a page on the UI's origin.
+        if !MANIFEST_TYPES.contains(&media_type.as_str()) {
+            return Err(ManifestError::NotAManifestType(media_type));
+        }
         if is_index {
             Self::parse_index(body, media_type)
         } else {
@@ -196,6 +212,34 @@ mod tests {
             m.artifact_type.as_deref(),
             Some("application/vnd.oci.image.config.v1+json")
         );
+    }
+
+    #[test]
+    fn only_manifest_media_types_are_accepted() {
+        for active in [
+            "text/html",
+            "application/javascript",
+            "image/svg+xml",
+            "application/xhtml+xml",
+        ] {
+            let body = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{active}","config":{{"mediaType":"a/b","digest":"{D1}","size":1}},"layers":[]}}"#
+            );
+            let err = Manifest::parse(body.as_bytes(), Some(active));
+            assert!(
+                matches!(err, Err(ManifestError::NotAManifestType(ref t)) if t == active),
+                "{active}: {err:?}"
+            );
+            // Declared only in the header, with no mediaType in the body: refused too.
+            let body = format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"a/b","digest":"{D1}","size":1}},"layers":[]}}"#
+            );
+            let err = Manifest::parse(body.as_bytes(), Some(active));
+            assert!(
+                matches!(err, Err(ManifestError::NotAManifestType(_))),
+                "{active}: {err:?}"
+            );
+        }
     }
 
     #[test]

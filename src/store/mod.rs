@@ -5,6 +5,7 @@
 
 pub mod blobs;
 pub mod meta;
+pub mod owner_only;
 
 /// Seconds since the Unix epoch, the time unit of every stored record.
 #[must_use]

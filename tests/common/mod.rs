@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::HeaderMap;
 use actix_web::{App, test};
-use semdock::domain::auth::{Auth, Principal, TokenSettings};
+use semdock::domain::auth::{Auth, Caller, Principal, TokenSettings, Via};
 use semdock::domain::{Limits, Registry, Services};
 use semdock::model::{Digest, FeedName};
 
@@ -28,6 +28,8 @@ pub struct TestApp {
     pub admin_password: String,
     /// UI sessions, kept across requests as a server keeps them.
     pub ui_sessions: Arc<semdock::http::ui::UiSessions>,
+    /// `external_url` and trusted proxies, as configured.
+    pub realm: semdock::http::Realm,
 }
 
 /// A response, read whole.
@@ -70,6 +72,7 @@ impl Resp {
 pub const LIMITS: Limits = Limits {
     manifest_bytes: 64 * 1024,
     upload_bytes: 8 << 20,
+    upload_sessions: 20,
 };
 
 pub fn tokens() -> TokenSettings {
@@ -79,10 +82,14 @@ pub fn tokens() -> TokenSettings {
     }
 }
 
-pub fn admin() -> Principal {
-    Principal::User {
-        name: "admin".into(),
-        admin: true,
+/// The administrator, as if logged in with the password.
+pub fn admin() -> Caller {
+    Caller {
+        principal: Principal::User {
+            name: "admin".into(),
+            admin: true,
+        },
+        via: Via::Password,
     }
 }
 
@@ -122,6 +129,7 @@ impl TestApp {
             admin_auth: basic("api", &key.key),
             admin_password,
             ui_sessions: Arc::default(),
+            realm: semdock::http::Realm::default(),
         };
         app.with_feed("library")
     }
@@ -142,6 +150,7 @@ impl TestApp {
             admin_auth,
             admin_password,
             ui_sessions,
+            realm,
         } = self;
         drop(auth);
         drop(Arc::into_inner(registry).expect("no other handle"));
@@ -153,6 +162,7 @@ impl TestApp {
             admin_auth,
             admin_password,
             ui_sessions,
+            realm,
         }
     }
 
@@ -167,7 +177,7 @@ impl TestApp {
         let app = test::init_service(App::new().configure(semdock::http::configure(
             self.registry.clone(),
             self.auth.clone(),
-            semdock::http::Realm::default(),
+            self.realm.clone(),
             semdock::config::Config::default().gc_options(false),
             self.ui_sessions.clone(),
         )))
@@ -336,8 +346,9 @@ impl Server {
                     log.lock().unwrap()
                 )
             });
+        // Gone once the administrator changed the password (a restart of such a directory).
         let admin_password = std::fs::read_to_string(data_dir.join("initial-admin-password"))
-            .expect("the first start writes the admin password")
+            .unwrap_or_default()
             .trim()
             .to_owned();
         Self {

@@ -17,19 +17,25 @@ use utoipa::{OpenApi, ToSchema};
 
 pub use error::ApiError;
 
-use crate::domain::auth::{Auth, KeyInfo, NewKey, Principal, UserInfo};
+use crate::domain::auth::{Auth, Caller, KeyInfo, NewKey, Surface, UserInfo};
 use crate::domain::{self, Registry};
 use crate::http::oci::auth::{client_ip, credentials};
 use crate::model::{Action, FeedName};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(storage::metrics));
-    cfg.route(
-        "/api/promotions/promote",
-        web::post().to(tags::proget_promote),
+    cfg.service(
+        web::resource("/metrics")
+            .wrap(super::inert_content())
+            .get(storage::metrics),
+    );
+    cfg.service(
+        web::resource("/api/promotions/promote")
+            .wrap(super::inert_content())
+            .post(tags::proget_promote),
     );
     cfg.service(
         web::scope("/api/v1")
+            .wrap(super::inert_content())
             .app_data(
                 web::JsonConfig::default()
                     .limit(64 * 1024)
@@ -106,7 +112,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
         RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
-        tags::FeedChangeEntry, tags::PromotionRequest, domain::Promoted, domain::TagGroups,
+        tags::FeedChangeEntry, tags::PromotionRequest, tags::PurgeRequest, domain::Promoted, domain::TagGroups,
         domain::TagEntry, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
         storage::RunRequest, storage::BackupRequest, domain::gc::GcReport,
         domain::gc::StorageStats, domain::gc::FeedStorage, domain::retention::Rules,
@@ -140,8 +146,9 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
-/// The authenticated caller of a management request.
-pub struct ApiCaller(pub Principal);
+/// The authenticated caller of a management request: a password or an API key, never a
+/// registry token (see `Surface::Management`).
+pub struct ApiCaller(pub Caller);
 
 impl FromRequest for ApiCaller {
     type Error = ApiError;
@@ -155,9 +162,10 @@ impl FromRequest for ApiCaller {
             })?;
             let credentials = credentials(&req)?;
             let client = client_ip(&req);
-            let principal = web::block(move || auth.authenticate(&credentials, client))
-                .await
-                .map_err(|e| domain::Error::Internal(e.to_string()))??;
+            let principal =
+                web::block(move || auth.caller(&credentials, client, Surface::Management))
+                    .await
+                    .map_err(|e| domain::Error::Internal(e.to_string()))??;
             principal
                 .map(ApiCaller)
                 .ok_or_else(|| domain::Error::Unauthenticated.into())

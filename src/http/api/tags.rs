@@ -171,22 +171,34 @@ pub async fn proget_promote(
     Ok(HttpResponse::Ok().json(done))
 }
 
-/// Frees a version number in a versioned feed: removes the tag and its tombstone (feed
-/// admin). Recorded in the tag history.
+/// What a purge confirms.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    /// The tag again, to purge a tag that is still live (delete and purge in one step).
+    pub confirm: Option<String>,
+}
+
+/// Frees a deleted version's number in a versioned feed: removes its tombstone (feed admin).
+/// A live tag is refused with 409 unless the body confirms it by name. Recorded in the tag
+/// history.
 #[utoipa::path(post, path = "/api/v1/repositories/{repo}/tags/{tag}/purge", params(("repo" = String, Path), ("tag" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    request_body(content = Option<PurgeRequest>),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn purge(
     reg: Reg,
     auth: AuthData,
     ApiCaller(p): ApiCaller,
     path: web::Path<(String, String)>,
+    body: Option<web::Json<PurgeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let (repo, tag) = path.into_inner();
+    let confirm = body.and_then(|b| b.into_inner().confirm);
     run(move || {
         let repo: Repository = repo.parse()?;
         let tag: Tag = tag.parse()?;
         auth.require(Some(&p), repo.feed(), Action::Admin)?;
-        reg.purge(&repo, &tag, p.user())
+        reg.purge(&repo, &tag, p.user(), confirm.as_deref())
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

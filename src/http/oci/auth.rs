@@ -13,15 +13,68 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::json;
 
 use super::{OciError, blocking};
-use crate::domain::auth::{Auth, Credentials, Principal};
+use crate::domain::auth::{Auth, Credentials, Principal, Surface};
 use crate::domain::{self};
 use crate::model::{Action, Repository, Scope};
 
-/// Settings the HTTP layer needs to build challenges.
+/// Settings the HTTP layer needs to build challenges and to know who is calling.
 #[derive(Debug, Clone, Default)]
 pub struct Realm {
     /// `external_url` from config: the base clients see behind a proxy.
     pub external_url: Option<String>,
+    /// Reverse proxies whose `Forwarded`/`X-Forwarded-*` headers are believed. From anyone
+    /// else those headers are ignored: they would let a client choose the token realm, or
+    /// the address its failed logins count against.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+fn realm_of(req: &HttpRequest) -> Option<&Realm> {
+    req.app_data::<web::Data<Realm>>().map(|r| &***r)
+}
+
+fn from_trusted_proxy(req: &HttpRequest) -> bool {
+    match (req.peer_addr(), realm_of(req)) {
+        (Some(peer), Some(realm)) => realm.trusted_proxies.contains(&peer.ip()),
+        _ => false,
+    }
+}
+
+/// Whether `host` is a host name or address with an optional port, and nothing else: what
+/// may be copied from one header into another.
+fn plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+/// The base URL clients reach this registry at: `external_url` when set; else, from a
+/// trusted proxy, what its forwarded headers say; else this connection's scheme and its
+/// `Host` header — when that is a plain host, else the address the server listens on.
+#[must_use]
+pub fn base_url(req: &HttpRequest) -> String {
+    if let Some(url) = realm_of(req).and_then(|r| r.external_url.clone()) {
+        return url.trim_end_matches('/').to_owned();
+    }
+    if from_trusted_proxy(req) {
+        let info = req.connection_info();
+        if plain_host(info.host()) && matches!(info.scheme(), "http" | "https") {
+            return format!("{}://{}", info.scheme(), info.host());
+        }
+    }
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| plain_host(h))
+        .map_or_else(|| req.app_config().host().to_owned(), str::to_owned);
+    format!("{scheme}://{host}")
 }
 
 /// An action a handler needs, as a type.
@@ -98,11 +151,27 @@ pub fn credentials(req: &HttpRequest) -> Result<Credentials, domain::Error> {
     })
 }
 
-/// The client's address, for rate limiting. Forwarded headers are not trusted.
+/// The client's address, for rate limiting: the peer, or behind a trusted proxy the last
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
 #[must_use]
 pub fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    if !from_trusted_proxy(req) {
+        return peer;
+    }
+    let trusted = realm_of(req)
+        .map(|r| r.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    req.headers()
+        .get_all("X-Forwarded-For")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
 }
 
 fn auth_of(req: &HttpRequest) -> Result<web::Data<Auth>, OciError> {
@@ -119,17 +188,8 @@ pub fn challenge(
     scope: Option<&str>,
     insufficient: bool,
 ) -> String {
-    let base = req
-        .app_data::<web::Data<Realm>>()
-        .and_then(|r| r.external_url.clone())
-        .unwrap_or_else(|| {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        });
-    let mut c = format!(
-        "Bearer realm=\"{}/v2/_auth\",service=\"{service}\"",
-        base.trim_end_matches('/')
-    );
+    let base = base_url(req);
+    let mut c = format!("Bearer realm=\"{base}/v2/_auth\",service=\"{service}\"");
     if let Some(scope) = scope {
         let _ = write!(c, ",scope=\"{scope}\"");
     }
@@ -207,11 +267,11 @@ impl FromRequest for Caller {
             let service = auth.service().to_owned();
             let credentials = credentials(&req).map_err(|e| refuse(&req, &service, None, e))?;
             let client = client_ip(&req);
-            let found = web::block(move || auth.authenticate(&credentials, client))
+            let found = web::block(move || auth.caller(&credentials, client, Surface::Registry))
                 .await
                 .map_err(|e| OciError::internal(&e))?;
             found
-                .map(Caller)
+                .map(|c| Caller(c.map(|c| c.principal)))
                 .map_err(|e| refuse(&req, &service, None, e))
         })
     }
@@ -255,8 +315,8 @@ pub async fn token(req: HttpRequest) -> Result<HttpResponse, OciError> {
     let client = client_ip(&req);
     let a = auth.clone();
     let issued = web::block(move || {
-        let principal = a.authenticate(&credentials, client)?;
-        a.issue_token(principal.as_ref(), &scopes)
+        let caller = a.caller(&credentials, client, Surface::Registry)?;
+        a.issue_token(caller.as_deref(), &scopes)
     })
     .await
     .map_err(|e| OciError::internal(&e))?

@@ -69,7 +69,8 @@ pub async fn get(
     req: HttpRequest,
 ) -> Result<HttpResponse, OciError> {
     let digest = digest(&path.1)?;
-    let blob = Arc::new(blocking(move || reg.blob(&repo, &digest)).await?);
+    let r = reg.clone();
+    let blob = Arc::new(blocking(move || r.blob(&repo, &digest)).await?);
     let size = blob.size;
     let mut res = HttpResponse::Ok();
     res.insert_header((header::ACCEPT_RANGES, "bytes"))
@@ -90,27 +91,59 @@ pub async fn get(
                 .finish());
         }
     };
+    // A full GET hashes what it sends and holds back the last chunk until the hash matches:
+    // a blob changed on disk is cut short, never delivered whole under its old digest.
+    let verifier = (start == 0 && len == size).then(|| blob.verifier());
     // A HEAD response carries the length and no body: the stream is never polled.
-    let chunks = futures_util::stream::unfold((start, len), move |(offset, left)| {
-        let blob = blob.clone();
-        async move {
-            if left == 0 {
-                return None;
-            }
-            let n = left.min(READ_CHUNK);
-            let read =
-                blocking(move || blob.read_at(offset, usize::try_from(n).unwrap_or(usize::MAX)))
+    let chunks =
+        futures_util::stream::unfold((start, len, verifier), move |(offset, left, verifier)| {
+            let blob = blob.clone();
+            let reg = reg.clone();
+            async move {
+                if left == 0 {
+                    return None;
+                }
+                let n = left.min(READ_CHUNK);
+                let b = blob.clone();
+                let read = blocking(move || {
+                    let buf = b.read_at(offset, usize::try_from(n).unwrap_or(usize::MAX))?;
+                    let mut verifier = verifier;
+                    if let Some(v) = verifier.as_mut() {
+                        v.update(&buf);
+                    }
+                    Ok((buf, verifier))
+                })
+                .await;
+                let (buf, verifier) = match read {
+                    Ok(read) => read,
+                    // The client sees a cut connection; the length it was promised says why.
+                    Err(e) => {
+                        return Some((
+                            Err(std::io::Error::other(e.to_string())),
+                            (offset, 0, None),
+                        ));
+                    }
+                };
+                if left == n
+                    && let Some(v) = &verifier
+                    && !v.matches(&blob.digest)
+                {
+                    let digest = blob.digest.clone();
+                    let _ = blocking(move || {
+                        reg.blob_corrupt(&digest);
+                        Ok(())
+                    })
                     .await;
-            match read {
-                Ok(buf) => Some((
-                    Ok::<_, std::io::Error>(Bytes::from(buf)),
-                    (offset + n, left - n),
-                )),
-                // The client sees a cut connection; the length it was promised says why.
-                Err(e) => Some((Err(std::io::Error::other(e.to_string())), (offset, 0))),
+                    return Some((
+                        Err(std::io::Error::other(
+                            "the blob's bytes do not match its digest",
+                        )),
+                        (offset, 0, None),
+                    ));
+                }
+                Some((Ok(Bytes::from(buf)), (offset + n, left - n, verifier)))
             }
-        }
-    });
+        });
     Ok(res.body(SizedStream::new(len, chunks)))
 }
 

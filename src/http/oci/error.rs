@@ -24,6 +24,8 @@ pub enum Code {
     Denied,
     Unsupported,
     TooManyRequests,
+    /// Not in the spec's table; Distribution's code for a registry that cannot serve now.
+    Unavailable,
     Unknown,
 }
 
@@ -101,6 +103,11 @@ impl Code {
                 "TOOMANYREQUESTS",
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many requests",
+            ),
+            Self::Unavailable => (
+                "UNAVAILABLE",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable",
             ),
             Self::Unknown => (
                 "UNKNOWN",
@@ -255,6 +262,10 @@ impl From<domain::Error> for OciError {
                 retry_after: Some(retry_after),
                 ..Self::new(Code::TooManyRequests, message)
             },
+            E::TooManyUploads { .. } => Self {
+                retry_after: Some(60),
+                ..Self::new(Code::TooManyRequests, message)
+            },
             E::Invalid(_) => {
                 Self::new(Code::Unsupported, message).with_status(StatusCode::BAD_REQUEST)
             }
@@ -266,6 +277,9 @@ impl From<domain::Error> for OciError {
             E::StorageFull => {
                 tracing::error!("disk full");
                 Self::new(Code::Unknown, message).with_status(StatusCode::INSUFFICIENT_STORAGE)
+            }
+            E::Unavailable(_) => {
+                Self::new(Code::Unavailable, message).with_status(StatusCode::SERVICE_UNAVAILABLE)
             }
             E::Io(ref cause) => Self::internal(cause),
             E::Meta(ref cause) => Self::internal(cause),

@@ -9,7 +9,7 @@ mod manifests;
 mod uploads;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, middleware, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 pub use error::{Code, OciError};
 
@@ -22,10 +22,7 @@ const NAME: &str = "{name:[^{}]+}";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v2")
-            .wrap(
-                middleware::DefaultHeaders::new()
-                    .add(("Docker-Distribution-API-Version", "registry/2.0")),
-            )
+            .wrap(super::inert_content().add(("Docker-Distribution-API-Version", "registry/2.0")))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 OciError::new(Code::Unsupported, format!("invalid query: {e}"))
                     .with_status(StatusCode::BAD_REQUEST)

@@ -12,6 +12,7 @@ use super::auth::{Authorized, Push, with_auth};
 use super::error::upload_range;
 use super::extract::{chunk_start, digest};
 use super::{Code, OciError, Reg, blocking};
+use crate::domain::auth::Principal;
 use crate::domain::{self, Append};
 use crate::model::{Action, Digest, Repository};
 
@@ -139,6 +140,11 @@ pub async fn start(
     payload: web::Payload,
 ) -> Result<HttpResponse, OciError> {
     let query = query.into_inner();
+    // Whose upload sessions count against the limit.
+    let owner = principal.as_ref().map_or_else(
+        || format!("addr:{}", super::auth::client_ip(&req)),
+        Principal::subject,
+    );
     if let Some(mount) = &query.mount {
         let mounted = digest(mount)?;
         // An unusable `from`, or one the caller may not pull, is no error: the spec falls
@@ -161,7 +167,7 @@ pub async fn start(
     }
     let declared = query.digest.as_deref().map(digest).transpose()?;
     let (r, rp) = (reg.clone(), repo.clone());
-    let id = blocking(move || r.start_upload(&rp)).await?;
+    let id = blocking(move || r.start_upload(&rp, &owner)).await?;
     match declared {
         Some(declared) => append_and_complete(reg, &repo, id, None, declared, payload).await,
         None => Ok(session_response(HttpResponse::Accepted(), &repo, &id, 0)),

@@ -13,7 +13,7 @@ use super::session::{
     LOGIN_COOKIE, SESSION_COOKIE, UiSessions, Viewer, cookie, random_token, same_secret,
 };
 use super::{AuthData, Nav, Reg, UiError, redirect, render, run};
-use crate::domain::auth::{Auth, Principal, random_password};
+use crate::domain::auth::{Auth, Caller, Principal, random_password};
 use crate::domain::{self, FeedChange, FeedPreview};
 use crate::http::oci::auth::client_ip;
 use crate::model::{Action, FeedName, Reference, Repository};
@@ -22,10 +22,16 @@ fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Only a local path may be a login's `next`: never another site.
+/// Only a local path may be a login's `next`: never another site, and never anything that
+/// cannot go into a `Location` header as it is (control characters, spaces, non-ASCII).
+/// Anything else falls back to the dashboard.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/ui")
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
             n.to_owned()
         }
         _ => "/ui/".to_owned(),
@@ -58,7 +64,7 @@ fn login_response(
     let csrf = random_token();
     let first_login = first_login.then(|| {
         format!(
-            "First login: the user is {}; its password is in the file {} in the data directory (and in the log of the first start).",
+            "First login: the user is {}; its password is in the file {} in the data directory; the file is removed once the password is changed.",
             domain::auth::INITIAL_ADMIN,
             domain::auth::INITIAL_PASSWORD_FILE
         )
@@ -120,8 +126,14 @@ pub async fn login(
             Ok(Err((message, status, auth.first_login_pending()?)))
         };
         match auth.login(&form.user, &form.password, client) {
-            Ok(p @ Principal::User { .. }) => Ok(Ok(p)),
-            Ok(Principal::Key { .. }) => refused(
+            Ok(Caller {
+                principal: p @ Principal::User { .. },
+                ..
+            }) => {
+                let epoch = auth.epoch(&p)?;
+                Ok(Ok((p, epoch)))
+            }
+            Ok(_) => refused(
                 "Log in with a user name and password; API keys are for clients.".into(),
                 StatusCode::UNAUTHORIZED,
             ),
@@ -136,8 +148,8 @@ pub async fn login(
     })
     .await?;
     match outcome {
-        Ok(principal) => {
-            let id = sessions.start(&principal);
+        Ok((principal, epoch)) => {
+            let id = sessions.start(&principal, epoch);
             tracing::info!(user = principal.user(), "logged in to the UI");
             let mut res = redirect(&next);
             res.add_cookie(&cookie(&req, SESSION_COOKIE, id))
@@ -517,7 +529,8 @@ pub async fn purge_tag(
             .tag
             .parse::<crate::model::Tag>()
             .map_err(domain::Error::from)?;
-        reg.purge(&repo, &tag, p.user())?;
+        // The UI offers purge on deleted versions only; a live one is refused with the reason.
+        reg.purge(&repo, &tag, p.user(), None)?;
         Ok(repo.to_string())
     })
     .await?;
@@ -600,20 +613,27 @@ pub async fn user_state(
 // POST /ui/users/{name}/password — sets a new generated password, shown once (administrators).
 pub async fn reset_password(
     auth: AuthData,
+    sessions: web::Data<UiSessions>,
     v: Viewer,
     path: web::Path<String>,
     form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let name = path.into_inner();
-    let p = v.principal.clone();
+    let p = v.caller();
     let password = random_password();
     let (n, pw) = (name.clone(), password.clone());
-    run(move || {
+    let own = name == v.principal.user();
+    let epoch = run(move || {
         Auth::require_admin(&p)?;
-        Ok(auth.set_password(&p, &n, &pw)?)
+        auth.set_password(&p, &n, &pw)?;
+        Ok(auth.epoch(&p)?)
     })
     .await?;
+    if own {
+        // This session made the change; the user's other sessions end.
+        sessions.rebase(&v.session, epoch);
+    }
     show_secret(&v, format!("The new password of {name}"), password)
 }
 
@@ -651,7 +671,7 @@ pub async fn create_key(
         };
         roles.insert(feed.to_owned(), role.to_owned());
     }
-    let p = v.principal.clone();
+    let p = v.caller();
     let name = f.name.trim().to_owned();
     let n = name.clone();
     let key = run(move || {
@@ -671,7 +691,7 @@ pub async fn revoke_key(
 ) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let id = path.into_inner();
-    let p = v.principal;
+    let p = v.caller();
     run(move || Ok(auth.revoke_key(&p, &id)?)).await?;
     Ok(redirect("/ui/users"))
 }

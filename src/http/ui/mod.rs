@@ -295,7 +295,9 @@ where
 
 /// The host clients use, for the docker commands shown.
 fn host(req: &HttpRequest) -> String {
-    req.connection_info().host().to_owned()
+    let base = crate::http::oci::auth::base_url(req);
+    base.split_once("://")
+        .map_or(base.clone(), |(_, h)| h.to_owned())
 }
 
 type Reg = web::Data<crate::domain::Registry>;

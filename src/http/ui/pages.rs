@@ -659,7 +659,7 @@ fn roles_text<R: std::fmt::Display>(roles: &std::collections::BTreeMap<String, R
 
 // GET /ui/users — users and API keys (administrators).
 pub async fn users(reg: Reg, auth: AuthData, v: Viewer) -> Result<HttpResponse, UiError> {
-    let p = v.principal.clone();
+    let p = v.caller();
     let (users, keys, feeds) = run(move || {
         Auth::require_admin(&p)?;
         Ok((auth.users(&p)?, auth.keys(&p)?, reg.feeds()?))

@@ -1,6 +1,8 @@
 //! UI sessions: a random id in an `HttpOnly`, `SameSite=Strict` cookie (Secure under TLS), mapped
 //! in memory to the user and the CSRF token of every form. Sessions end on logout, after
-//! eight idle hours, and when the server restarts; a disabled user is out on the next request.
+//! eight idle hours, and when the server restarts; a disabled user is out on the next request,
+//! and so is every other session of a user whose password or roles change (the account's
+//! credential epoch, kept with the session, no longer matches).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +13,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 
 use super::UiError;
-use crate::domain::auth::{Auth, Principal};
+use crate::domain::auth::{Auth, Caller, Principal, Via};
 
 pub const SESSION_COOKIE: &str = "semdock_session";
 /// A login form's CSRF token, before there is a session.
@@ -20,6 +22,8 @@ const IDLE: Duration = Duration::from_hours(8);
 
 struct Session {
     subject: String,
+    /// The account's credential epoch at login (see `Auth::epoch`).
+    epoch: u64,
     csrf: String,
     seen: Instant,
 }
@@ -50,8 +54,8 @@ impl UiSessions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts a session for `principal`; returns its id.
-    pub fn start(&self, principal: &Principal) -> String {
+    /// Starts a session for `principal` at credential epoch `epoch`; returns its id.
+    pub fn start(&self, principal: &Principal, epoch: u64) -> String {
         let id = random_token();
         let mut sessions = self.lock();
         sessions.retain(|_, s| s.seen.elapsed() < IDLE);
@@ -59,6 +63,7 @@ impl UiSessions {
             id.clone(),
             Session {
                 subject: principal.subject(),
+                epoch,
                 csrf: random_token(),
                 seen: Instant::now(),
             },
@@ -70,8 +75,16 @@ impl UiSessions {
         self.lock().remove(id);
     }
 
-    /// The subject and CSRF token of a live session, refreshing its idle time.
-    fn touch(&self, id: &str) -> Option<(String, String)> {
+    /// Keeps session `id` valid at the account's new epoch, after its own user changed the
+    /// password through it (the user's other sessions end).
+    pub fn rebase(&self, id: &str, epoch: u64) {
+        if let Some(s) = self.lock().get_mut(id) {
+            s.epoch = epoch;
+        }
+    }
+
+    /// The subject, epoch and CSRF token of a live session, refreshing its idle time.
+    fn touch(&self, id: &str) -> Option<(String, u64, String)> {
         let mut sessions = self.lock();
         let live = sessions.get(id).is_some_and(|s| s.seen.elapsed() < IDLE);
         if !live {
@@ -80,7 +93,7 @@ impl UiSessions {
         }
         let s = sessions.get_mut(id)?;
         s.seen = Instant::now();
-        Some((s.subject.clone(), s.csrf.clone()))
+        Some((s.subject.clone(), s.epoch, s.csrf.clone()))
     }
 }
 
@@ -90,7 +103,7 @@ pub fn cookie<'c>(req: &HttpRequest, name: &'c str, value: String) -> Cookie<'c>
         .path("/ui")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(req.connection_info().scheme() == "https")
+        .secure(crate::http::oci::auth::base_url(req).starts_with("https://"))
         .finish()
 }
 
@@ -102,6 +115,15 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// The viewer as a caller of the domain: proven by a UI session.
+    #[must_use]
+    pub fn caller(&self) -> Caller {
+        Caller {
+            principal: self.principal.clone(),
+            via: Via::Session,
+        }
+    }
+
     /// Refuses a form whose token is not this session's.
     pub fn check_csrf(&self, token: &str) -> Result<(), UiError> {
         if same_secret(token, &self.csrf) {
@@ -140,8 +162,8 @@ impl FromRequest for Viewer {
                 .cookie(SESSION_COOKIE)
                 .map(|c| c.value().to_owned())
                 .ok_or_else(|| to_login(&req))?;
-            let (subject, csrf) = sessions.touch(&id).ok_or_else(|| to_login(&req))?;
-            let principal = web::block(move || auth.active_subject(&subject))
+            let (subject, epoch, csrf) = sessions.touch(&id).ok_or_else(|| to_login(&req))?;
+            let principal = web::block(move || auth.session_subject(&subject, epoch))
                 .await
                 .map_err(|_| to_login(&req))?;
             if let Ok(Some(principal)) = principal {

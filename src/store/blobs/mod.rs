@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use upload::{UploadState, UploadWriter};
 
+use super::owner_only;
 use crate::model::Digest;
 
 /// The blob and upload directories under one data directory.
@@ -66,8 +67,9 @@ impl BlobStore {
             writers: writers.clone(),
             warmer: Warmer::new(writers),
         };
-        fs::create_dir_all(&store.blobs)?;
-        fs::create_dir_all(&store.uploads)?;
+        owner_only::create_dir_all(data_dir)?;
+        owner_only::create_dir_all(&store.blobs)?;
+        owner_only::create_dir_all(&store.uploads)?;
         Ok(store)
     }
 
@@ -95,7 +97,7 @@ impl BlobStore {
 
     /// Creates the empty file of a new upload.
     pub fn create_upload(&self, id: &str) -> io::Result<()> {
-        File::create_new(self.upload_path(id)).map(drop)
+        owner_only::create_new(&self.upload_path(id)).map(drop)
     }
 
     /// Opens an upload for appending at the end of `state`.
@@ -121,7 +123,7 @@ impl BlobStore {
         }
         sync_file(&from)?;
         let dir = to.parent().unwrap_or(&self.blobs);
-        fs::create_dir_all(dir)?;
+        owner_only::create_dir_all(dir)?;
         fs::rename(&from, &to)?;
         sync_dir(dir)?;
         Ok(())
@@ -183,37 +185,66 @@ impl BlobStore {
         Ok(to)
     }
 
-    /// Every upload file: its id and modification time.
-    pub fn upload_files(&self) -> io::Result<Vec<(String, std::time::SystemTime)>> {
+    /// Every upload file: its id, modification time and length.
+    pub fn upload_files(&self) -> io::Result<Vec<(String, std::time::SystemTime, u64)>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.uploads)? {
             let entry = entry?;
             if let Some(id) = entry.file_name().to_str() {
-                out.push((id.to_owned(), entry.metadata()?.modified()?));
+                let meta = entry.metadata()?;
+                out.push((id.to_owned(), meta.modified()?, meta.len()));
             }
         }
         Ok(out)
     }
 
-    /// Puts blob `digest` of `other` into this store: a hard link when both are on one
-    /// filesystem (blob files never change, so sharing the inode is safe), else a copy that is
-    /// fsynced and renamed into place.
+    /// Copies blob `digest` of `other` into this store, hashing the bytes on the way: a copy,
+    /// never a hard link, so damage to one store's file never reaches the other. A file that
+    /// does not hash to its name is not copied: `InvalidData`, naming what it hashes to. The
+    /// copy is fsynced and renamed into place.
     pub fn import(&self, other: &Self, digest: &Digest) -> io::Result<()> {
+        use std::io::{Read as _, Write as _};
         let from = other.blob_path(digest);
         let to = self.blob_path(digest);
         if to.is_file() {
             return Ok(());
         }
         let dir = to.parent().unwrap_or(&self.blobs);
-        fs::create_dir_all(dir)?;
-        if fs::hard_link(&from, &to).is_err() {
-            let mut tmp = to.clone().into_os_string();
-            tmp.push(".partial");
-            let tmp = PathBuf::from(tmp);
-            fs::copy(&from, &tmp)?;
-            sync_file(&tmp)?;
-            fs::rename(&tmp, &to)?;
+        owner_only::create_dir_all(dir)?;
+        let mut tmp = to.clone().into_os_string();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
+        let mut source = File::open(&from)?;
+        let mut target = owner_only::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        let mut state = UploadState::default();
+        let mut buf = vec![0u8; 1 << 20];
+        let copied = (|| {
+            loop {
+                let n = source.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                state.update(&buf[..n]);
+                target.write_all(&buf[..n])?;
+            }
+            let found = state.digest();
+            if found != *digest {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} hashes to {found}, not its name", from.display()),
+                ));
+            }
+            target.sync_all()
+        })();
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
+        fs::rename(&tmp, &to)?;
         sync_dir(dir)
     }
 

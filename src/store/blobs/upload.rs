@@ -56,7 +56,8 @@ impl UploadState {
         Digest::from_sha256(&self.hasher.clone().finalize())
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    /// Takes the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
         self.hasher.update(bytes);
         self.len += bytes.len() as u64;
     }

@@ -11,7 +11,7 @@ pub mod tables;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
 
@@ -34,6 +34,8 @@ pub enum MetaError {
     InUse(PathBuf),
     #[error("the disk holding the database is full")]
     StorageFull,
+    #[error("the database is being reopened after an I/O error: try again in a moment")]
+    Reopening,
     #[error("database error: {0}")]
     Database(redb::Error),
     #[error("a stored record could not be decoded: {0}")]
@@ -48,6 +50,21 @@ impl From<redb::Error> for MetaError {
             }
             other => Self::Database(other),
         }
+    }
+}
+
+/// An error a write transaction's closure may return: whether it says the database handle
+/// met an I/O failure, after which redb refuses every write until the file is reopened.
+pub trait Failure {
+    fn poisons_store(&self) -> bool;
+}
+
+impl Failure for MetaError {
+    fn poisons_store(&self) -> bool {
+        matches!(
+            self,
+            Self::StorageFull | Self::Database(redb::Error::Io(_) | redb::Error::PreviousIo)
+        )
     }
 }
 
@@ -69,7 +86,12 @@ from_redb!(
 
 /// The open metadata database.
 pub struct MetaStore {
-    db: Database,
+    path: PathBuf,
+    /// Replaced by a fresh open after an I/O error (a full disk): redb then refuses every
+    /// write of the handle that saw it ("previous I/O error"), until it is reopened.
+    db: RwLock<Arc<Database>>,
+    /// Set when a write failed on I/O: the next write reopens the file first.
+    poisoned: std::sync::atomic::AtomicBool,
     /// Bumped after every committed write: caches of reads compare it (see `generation`), and
     /// the group commit counts writes by it (see `write`).
     generation: AtomicU64,
@@ -159,12 +181,14 @@ pub type Writer<'t> = Tables<
 impl MetaStore {
     /// Opens (or creates) the database at `path`; fails with `InUse` while another process has it.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => MetaError::InUse(path.to_owned()),
-            other => redb::Error::from(other).into(),
-        })?;
+        let db = Self::open_file(path)?;
+        // It holds the token signing key and password hashes.
+        crate::store::owner_only::restrict(path)
+            .map_err(|e| MetaError::from(redb::Error::Io(e)))?;
         let store = Self {
-            db,
+            path: path.to_owned(),
+            db: RwLock::new(Arc::new(db)),
+            poisoned: std::sync::atomic::AtomicBool::new(false),
             generation: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             flush: Mutex::new(Flush::default()),
@@ -175,9 +199,71 @@ impl MetaStore {
         Ok(store)
     }
 
+    fn open_file(path: &Path) -> Result<Database, MetaError> {
+        Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => MetaError::InUse(path.to_owned()),
+            other => redb::Error::from(other).into(),
+        })
+    }
+
+    fn db(&self) -> Arc<Database> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// After a write failed on I/O: closes the handle and opens the file again, which rolls
+    /// back to the last durable commit (every write that returned `Ok`). Readers that still
+    /// hold a snapshot of the old handle keep its file open for a moment: retried briefly.
+    /// While the disk is still full this fails, and the next write tries again.
+    fn recover(&self) -> Result<(), MetaError> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.poisoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Drop our handle first: the file lock goes with the last one.
+        let placeholder = Arc::new(
+            Database::builder()
+                .create_with_backend(redb::backends::InMemoryBackend::new())
+                .map_err(|e| MetaError::from(redb::Error::from(e)))?,
+        );
+        drop(std::mem::replace(&mut *slot, placeholder));
+        for _ in 0..50 {
+            match Self::open_file(&self.path) {
+                Ok(db) => {
+                    *slot = Arc::new(db);
+                    self.poisoned.store(false, Ordering::Release);
+                    // Writes that committed without becoming durable are gone: every cache
+                    // of a read must be dropped.
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                    tracing::warn!(path = %self.path.display(), "reopened the database after an I/O error");
+                    return Ok(());
+                }
+                Err(MetaError::InUse(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(MetaError::Reopening)
+    }
+
     /// A consistent snapshot of everything.
     pub fn read(&self) -> Result<Reader, MetaError> {
-        let txn = self.db.begin_read()?;
+        match self.read_once() {
+            Err(e) if e.poisons_store() => {
+                // The handle met an I/O error in a write: reopen it and read again.
+                self.poisoned.store(true, Ordering::Release);
+                self.recover()?;
+                self.read_once()
+            }
+            other => other,
+        }
+    }
+
+    fn read_once(&self) -> Result<Reader, MetaError> {
+        let txn = self.db().begin_read()?;
         Ok(Tables {
             feeds: txn.open_table(FEEDS)?,
             repositories: txn.open_table(REPOSITORIES)?,
@@ -205,11 +291,14 @@ impl MetaStore {
     /// Group commit: the transaction commits without an fsync, then one durable commit makes
     /// it and every write committed before it durable at once, so concurrent writers share
     /// fsyncs instead of queueing one each behind redb's single writer lock.
-    pub fn write<T, E: From<MetaError>>(
+    pub fn write<T, E: From<MetaError> + Failure>(
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut txn = self.db.begin_write().map_err(MetaError::from)?;
+        if self.poisoned.load(Ordering::Acquire) {
+            self.recover()?;
+        }
+        let mut txn = self.db().begin_write().map_err(|e| self.failed(e))?;
         txn.set_durability(Durability::None)
             .map_err(|e| MetaError::from(redb::Error::from(e)))?;
         let value = {
@@ -232,12 +321,30 @@ impl MetaStore {
                 retention: txn.open_table(RETENTION).map_err(MetaError::from)?,
                 pulls: txn.open_table(PULLS).map_err(MetaError::from)?,
             };
-            f(&mut tables)?
+            f(&mut tables).inspect_err(|e| {
+                if e.poisons_store() {
+                    self.poisoned.store(true, Ordering::Release);
+                }
+            })?
         };
-        txn.commit().map_err(MetaError::from)?;
+        txn.commit().map_err(|e| self.failed(e))?;
         let seq = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.make_durable(seq)?;
+        self.make_durable(seq).inspect_err(|e| {
+            if e.poisons_store() {
+                self.poisoned.store(true, Ordering::Release);
+            }
+        })?;
         Ok(value)
+    }
+
+    /// Notes an error of the write path; one that poisons the handle makes the next write
+    /// reopen the file.
+    fn failed(&self, e: impl Into<redb::Error>) -> MetaError {
+        let e = MetaError::from(e.into());
+        if e.poisons_store() {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        e
     }
 
     /// Returns once write `seq` is durable: flushes for every write committed so far, or
@@ -262,7 +369,7 @@ impl MetaStore {
             let upto = self.generation.load(Ordering::Acquire);
             drop(flush);
             let done = self
-                .db
+                .db()
                 .begin_write()
                 .map_err(MetaError::from)
                 .and_then(|txn| txn.commit().map_err(MetaError::from));
@@ -306,7 +413,7 @@ impl MetaStore {
     /// `path`, leaving out upload sessions (their bytes are not part of a copy). Returns the
     /// digests of the blobs that copy records.
     pub fn snapshot_to(&self, path: &Path) -> Result<Vec<String>, MetaError> {
-        let from = self.db.begin_read()?;
+        let from = self.db().begin_read()?;
         let dest = Database::create(path).map_err(|e| MetaError::from(redb::Error::from(e)))?;
         let to = dest.begin_write()?;
         copy_table(&from, &to, FEEDS)?;
@@ -1001,7 +1108,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.redb");
         let store = MetaStore::open(&path).unwrap();
-        let mut txn = store.db.begin_write().unwrap();
+        let mut txn = store.db().begin_write().unwrap();
         txn.set_durability(Durability::None).unwrap();
         txn.open_table(SETTINGS)
             .unwrap()
