@@ -80,3 +80,50 @@ fn no_grab_bag_modules() {
         }
     }
 }
+
+#[test]
+fn management_api_and_ui_reach_the_domain_only_through_access_handles() {
+    // Handlers get an `Access` (or a `Viewer` holding one) and call operations on the handles
+    // it hands out after checking rights; holding the registry, or checking rights by hand,
+    // is what let holes through before.
+    for dir in ["http/api", "http/ui"] {
+        assert_none(
+            dir,
+            &[
+                "domain::Registry",
+                "Registry}",
+                "Registry,",
+                "Registry>",
+                ".require(",
+                "require_admin",
+                "auth.caps(",
+                "pullable_feeds",
+            ],
+        );
+    }
+    assert_none("http/api", &["web::Data<Auth>", "AuthData"]);
+}
+
+#[test]
+fn every_repository_handler_of_the_distribution_api_is_authorized_by_its_extractor() {
+    // The three endpoints outside a repository authenticate the caller themselves.
+    let outside = ["fn base(", "fn token(", "fn catalog(", "fn with_auth<"];
+    let handler =
+        regex::Regex::new(r"pub async fn [a-z_]+(?:<[^>]*>)?\(([^)]*(?:\([^)]*\)[^)]*)*)\)")
+            .unwrap();
+    let mut seen = 0;
+    for (file, text) in sources("http/oci") {
+        for c in handler.captures_iter(&text) {
+            let whole = &c[0];
+            if outside.iter().any(|o| whole.contains(o)) {
+                continue;
+            }
+            seen += 1;
+            assert!(
+                c[1].contains("Authorized"),
+                "{file}: {whole} takes no Authorized<_> extractor"
+            );
+        }
+    }
+    assert!(seen >= 12, "found only {seen} repository handlers");
+}

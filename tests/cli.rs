@@ -39,14 +39,9 @@ fn with_stdin(cmd: &mut Command, input: &str) -> String {
     text
 }
 
-#[test]
-fn cli_administers_a_running_server_with_an_api_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start_in(&data, &[]);
-    let url = server.url("");
-
-    // The first key comes from the API as the initial admin.
+/// The CLI against `server`, with an administrator's key that the initial admin creates
+/// through the API (the first key comes from there).
+fn admin_cli(server: &Server, data: &std::path::Path) -> impl Fn(&[&str]) -> Command {
     let mut res = server
         .http()
         .post(server.url("/api/v1/keys"))
@@ -56,13 +51,23 @@ fn cli_administers_a_running_server_with_an_api_key() {
     let key: serde_json::Value =
         serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
     let key = key["key"].as_str().unwrap().to_owned();
-    let remote = |args: &[&str]| {
+    let (url, data) = (server.url(""), data.to_owned());
+    move |args: &[&str]| {
         let mut cmd = semdock(&data);
         cmd.args(args)
             .args(["--server", &url])
             .env("SEMDOCK_API_KEY", &key);
         cmd
-    };
+    }
+}
+
+#[test]
+fn cli_administers_a_running_server_with_an_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_in(&data, &[]);
+    let url = server.url("");
+    let remote = admin_cli(&server, &data);
 
     run(&mut remote(&["feed", "create", "ci"]));
     let feeds = run(&mut remote(&["feed", "list"]));
@@ -145,4 +150,40 @@ fn offline_reset_password_recovers_the_admin() {
         .call()
         .unwrap();
     assert_eq!(res.status(), 401, "the old password still works");
+}
+
+#[test]
+fn purge_frees_deleted_versions_and_a_live_one_only_with_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_in(&data, &[]);
+    let remote = admin_cli(&server, &data);
+    run(&mut remote(&["feed", "set", "prod", "--versioning", "on"]));
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let digest = semdock::model::Digest::of(config);
+    let res = server
+        .http()
+        .post(server.url(&format!("/v2/prod/app/blobs/uploads/?digest={digest}")))
+        .send(&config[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": common::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest.as_str(), "size": config.len()},
+        "layers": []});
+    let res = server
+        .http()
+        .put(server.url("/v2/prod/app/manifests/1.0.0"))
+        .content_type(common::OCI_MANIFEST)
+        .send(manifest.to_string())
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let out = run_fail(&mut remote(&["purge", "prod/app:1.0.0"]));
+    assert!(out.contains("delete it first"), "{out}");
+    let out = run(&mut remote(&["purge", "prod/app:1.0.0", "--live"]));
+    assert!(out.contains("purged prod/app:1.0.0"), "{out}");
+    let history = run(&mut remote(&["history", "prod/app", "--tag", "1.0.0"]));
+    assert!(
+        history.contains("delete") && history.contains("purge"),
+        "{history}"
+    );
 }

@@ -684,9 +684,8 @@ fn a_full_disk_under_the_database_answers_507_and_writes_work_again_once_space_i
     // never 500. The file may have had room for the first few.
     let description = "d".repeat(60_000);
     let mut created = Vec::new();
-    let mut full = false;
-    for i in 0..400 {
-        let feed = format!("full{i}");
+    // A feed with a large description: true when created, false on 507, never 500.
+    let mut create = |feed: String| {
         let (status, body) = api(
             &s,
             "POST",
@@ -694,30 +693,20 @@ fn a_full_disk_under_the_database_answers_507_and_writes_work_again_once_space_i
             &json!({"name": feed, "description": description}),
         );
         match status {
-            201 => created.push(feed),
-            507 => {
-                full = true;
-                break;
+            201 => {
+                created.push(feed);
+                true
             }
+            507 => false,
             other => panic!("feed create answered {other}: {body}"),
         }
-    }
+    };
+    let full = (0..400).any(|i| !create(format!("full{i}")));
     assert!(full, "the database never met the full disk");
     // While it stays full, writes answer 507 (or succeed where the database file still has
     // room), never 500.
     for i in 0..5 {
-        let feed = format!("stillfull{i}");
-        let (status, body) = api(
-            &s,
-            "POST",
-            "/feeds",
-            &json!({"name": feed, "description": description}),
-        );
-        match status {
-            201 => created.push(feed),
-            507 => {}
-            other => panic!("a write on a full disk answered {other}: {body}"),
-        }
+        create(format!("stillfull{i}"));
     }
     // Reads go on.
     pull_verify(&s, "library/small", "1").unwrap();

@@ -4,7 +4,7 @@
 mod common;
 
 use actix_web::test::TestRequest;
-use common::{Resp, TestApp};
+use common::{Resp, TestApp, csrf_of, form, set_cookies, ui_login};
 use regex::Regex;
 
 /// A logged-in browser: the session cookie and the CSRF token of its forms.
@@ -14,68 +14,14 @@ struct Browser<'a> {
     csrf: String,
 }
 
-fn set_cookies(res: &Resp) -> Vec<String> {
-    res.headers
-        .get_all("set-cookie")
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect()
-}
-
 fn body(res: &Resp) -> String {
     String::from_utf8_lossy(&res.body).into_owned()
 }
 
-fn csrf_of(html: &str) -> String {
-    Regex::new(r#"name="csrf" value="([0-9a-f]+)""#)
-        .unwrap()
-        .captures(html)
-        .map(|c| c[1].to_owned())
-        .unwrap_or_default()
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
 /// Logs in through the login form; returns the login response when it fails.
 async fn login<'a>(app: &'a TestApp, user: &str, password: &str) -> Result<Browser<'a>, Resp> {
-    let page = app.send_as(TestRequest::get().uri("/ui/login")).await;
-    assert_eq!(page.status, 200);
-    let login_cookie = set_cookies(&page).join("; ");
-    let csrf = csrf_of(&body(&page));
-    let res = app
-        .send_as(
-            TestRequest::post()
-                .uri("/ui/login")
-                .insert_header(("Cookie", login_cookie))
-                .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-                .set_payload(form(&[
-                    ("user", user),
-                    ("password", password),
-                    ("csrf", &csrf),
-                    ("next", "/ui/"),
-                ])),
-        )
-        .await;
-    if res.status != 303 {
-        return Err(res);
-    }
-    let cookie = set_cookies(&res)
-        .into_iter()
-        .find(|c| c.starts_with("semdock_session="))
-        .unwrap();
-    let mut b = Browser {
-        app,
-        cookie,
-        csrf: String::new(),
-    };
-    let dash = b.get("/ui/").await;
-    assert_eq!(dash.status, 200, "{}", body(&dash));
-    b.csrf = csrf_of(&body(&dash));
-    assert!(!b.csrf.is_empty());
-    Ok(b)
+    let (cookie, csrf) = ui_login(app, user, password).await?;
+    Ok(Browser { app, cookie, csrf })
 }
 
 impl Browser<'_> {

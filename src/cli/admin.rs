@@ -159,6 +159,28 @@ impl Target {
         }
     }
 
+    /// Frees a deleted version's number; a live tag only with `live` (the tag confirmed).
+    pub fn purge(&self, image: &str, live: bool) -> anyhow::Result<()> {
+        let (repo, reference) = crate::model::parse_image(image)?;
+        let crate::model::Reference::Tag(tag) = reference else {
+            bail!("purge takes FEED/NAME:TAG");
+        };
+        let confirm = live.then(|| tag.to_string());
+        match self {
+            Self::Local(s) => s
+                .registry
+                .purge(&repo, &tag, INITIAL_ADMIN, confirm.as_deref())?,
+            Self::Remote { .. } => {
+                self.call(
+                    "POST",
+                    &format!("/repositories/{repo}/tags/{tag}/purge"),
+                    Some(&json!({ "confirm": confirm })),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// The history of a repository or tag, or what a tag pointed to at a time.
     pub fn history(
         &self,

@@ -78,6 +78,18 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Free the number of a deleted version (FEED/NAME:TAG) so it can be pushed with other
+    /// content. A version that is still live is refused unless --live confirms it (it is then
+    /// deleted and purged, both in the tag history).
+    Purge {
+        /// FEED/NAME:TAG of a deleted version.
+        image: String,
+        /// Purge a live tag: delete it and free its number in one step.
+        #[arg(long)]
+        live: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Show the tag history of a repository (or one tag), or what a tag pointed to --at a time.
     History {
         repository: String,
@@ -290,6 +302,15 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Service => run_service(config),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
+        Command::Purge {
+            image,
+            live,
+            remote,
+        } => {
+            target(&config, &remote)?.purge(&image, live)?;
+            println!("purged {image}: its number is free");
+            Ok(())
+        }
         Command::Promote {
             from,
             to,

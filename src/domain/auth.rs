@@ -1260,7 +1260,7 @@ fn roles_of(grants: &[(String, String)]) -> std::collections::BTreeMap<String, R
 /// Managing an account's API keys and password needs proof of the account itself — its
 /// password or a UI session — or an administrator's key, which carries that right
 /// explicitly. A pull key that leaks cannot mint keys, list or revoke its owner's others.
-fn require_account_rights(caller: &Caller) -> Result<(), Error> {
+pub(super) fn require_account_rights(caller: &Caller) -> Result<(), Error> {
     match caller.via {
         Via::Password | Via::Session | Via::Local => Ok(()),
         Via::ApiKey if caller.is_admin() => Ok(()),

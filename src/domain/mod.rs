@@ -3,6 +3,7 @@
 //! Calls are synchronous and may block on disk and database; the HTTP layer runs them off its
 //! executor. Nothing here sees actix types or renders a response.
 
+pub mod access;
 pub mod auth;
 pub mod backup;
 mod cache;

@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod caller;
 pub mod oci;
 pub mod ops;
 pub mod ui;
@@ -17,7 +18,7 @@ use actix_web::web;
 use crate::domain::Registry;
 use crate::domain::auth::Auth;
 use crate::domain::gc::GcOptions;
-pub use oci::auth::Realm;
+pub use caller::Realm;
 
 /// Headers on every `/v2` and `/api` response: what a client uploaded is data, never a page
 /// the browser runs or sniffs into one, even if it reaches the UI's origin.

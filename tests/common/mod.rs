@@ -557,3 +557,68 @@ pub fn assert_no_torn_blobs(data: &Path) {
         }
     }
 }
+
+/// The cookies a response sets, as `name=value`.
+pub fn set_cookies(res: &Resp) -> Vec<String> {
+    res.headers
+        .get_all("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The CSRF token of the first form in a page.
+pub fn csrf_of(html: &str) -> String {
+    regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#)
+        .unwrap()
+        .captures(html)
+        .map(|c| c[1].to_owned())
+        .unwrap_or_default()
+}
+
+/// An urlencoded form body.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// Logs in to the UI through its form: the session cookie and the session's CSRF token, or
+/// the login response when it fails.
+pub async fn ui_login(app: &TestApp, user: &str, password: &str) -> Result<(String, String), Resp> {
+    let page = app.send_as(test::TestRequest::get().uri("/ui/login")).await;
+    assert_eq!(page.status, 200);
+    let login_cookie = set_cookies(&page).join("; ");
+    let csrf = csrf_of(&String::from_utf8_lossy(&page.body));
+    let res = app
+        .send_as(
+            test::TestRequest::post()
+                .uri("/ui/login")
+                .insert_header(("Cookie", login_cookie))
+                .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                .set_payload(form(&[
+                    ("user", user),
+                    ("password", password),
+                    ("csrf", &csrf),
+                    ("next", "/ui/"),
+                ])),
+        )
+        .await;
+    if res.status != 303 {
+        return Err(res);
+    }
+    let cookie = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("semdock_session="))
+        .unwrap();
+    let dash = app
+        .send_as(
+            test::TestRequest::get()
+                .uri("/ui/")
+                .insert_header(("Cookie", cookie.as_str())),
+        )
+        .await;
+    assert_eq!(dash.status, 200, "{}", String::from_utf8_lossy(&dash.body));
+    let csrf = csrf_of(&String::from_utf8_lossy(&dash.body));
+    assert!(!csrf.is_empty());
+    Ok((cookie, csrf))
+}

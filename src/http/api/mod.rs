@@ -17,10 +17,11 @@ use utoipa::{OpenApi, ToSchema};
 
 pub use error::ApiError;
 
-use crate::domain::auth::{Auth, Caller, KeyInfo, NewKey, Surface, UserInfo};
-use crate::domain::{self, Registry};
-use crate::http::oci::auth::{client_ip, credentials};
-use crate::model::{Action, FeedName};
+use crate::domain;
+use crate::domain::access::{Access, FeedAdmin, Pull};
+use crate::domain::auth::{KeyInfo, NewKey, Surface, UserInfo};
+use crate::http::caller::{access, identify};
+use crate::model::FeedName;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -146,29 +147,22 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
-/// The authenticated caller of a management request: a password or an API key, never a
-/// registry token (see `Surface::Management`).
-pub struct ApiCaller(pub Caller);
+/// The caller of a management request over the domain: authenticated with a password or an
+/// API key, never a registry token (see `Surface::Management`). Handlers get this, never
+/// the registry: every operation is reached through a handle that checked the rights.
+pub struct Api(pub Access);
 
-impl FromRequest for ApiCaller {
+impl FromRequest for Api {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let auth = req.app_data::<web::Data<Auth>>().cloned().ok_or_else(|| {
-                ApiError::from(domain::Error::Internal("auth service missing".into()))
-            })?;
-            let credentials = credentials(&req)?;
-            let client = client_ip(&req);
-            let principal =
-                web::block(move || auth.caller(&credentials, client, Surface::Management))
-                    .await
-                    .map_err(|e| domain::Error::Internal(e.to_string()))??;
-            principal
-                .map(ApiCaller)
-                .ok_or_else(|| domain::Error::Unauthenticated.into())
+            let caller = identify(&req, Surface::Management)
+                .await?
+                .ok_or(domain::Error::Unauthenticated)?;
+            Ok(Self(access(&req, Some(caller))?))
         })
     }
 }
@@ -182,9 +176,6 @@ where
         .await
         .map_err(|e| domain::Error::Internal(e.to_string()))??)
 }
-
-type Reg = web::Data<Registry>;
-type AuthData = web::Data<Auth>;
 
 /// A feed and its settings.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -236,17 +227,11 @@ fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
 
 /// Feeds the caller may pull from.
 #[utoipa::path(get, path = "/api/v1/feeds", responses((status = 200, body = [FeedInfo]), (status = 401, body = error::ErrorBody)))]
-async fn list_feeds(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
-) -> Result<HttpResponse, ApiError> {
+async fn list_feeds(Api(access): Api) -> Result<HttpResponse, ApiError> {
     let feeds = run(move || {
-        let visible = auth.pullable_feeds(Some(&p))?;
-        Ok(reg
+        Ok(access
             .feeds()?
             .into_iter()
-            .filter(|(name, _)| visible.contains(name))
             .map(|(name, r)| feed_info(name, &r))
             .collect::<Vec<_>>())
     })
@@ -257,11 +242,7 @@ async fn list_feeds(
 /// Creates a feed (administrators).
 #[utoipa::path(post, path = "/api/v1/feeds", request_body = NewFeed,
     responses((status = 201, body = FeedInfo), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 409, body = error::ErrorBody)))]
-async fn create_feed(
-    reg: Reg,
-    ApiCaller(p): ApiCaller,
-    body: web::Json<NewFeed>,
-) -> Result<HttpResponse, ApiError> {
+async fn create_feed(Api(access): Api, body: web::Json<NewFeed>) -> Result<HttpResponse, ApiError> {
     let NewFeed {
         name,
         description,
@@ -270,20 +251,15 @@ async fn create_feed(
         permitted,
     } = body.into_inner();
     let info = run(move || {
-        Auth::require_admin(&p)?;
+        let admin = access.admin()?;
         let feed: FeedName = name.parse()?;
-        for pattern in &permitted {
-            domain::versioning::check_pattern(pattern)?;
-        }
-        reg.create_feed(&feed)?;
         let change = domain::FeedChange {
             description: Some(description),
             anonymous_pull: Some(anonymous_pull),
             versioning: Some(versioning),
             permitted: Some(permitted),
         };
-        let r = reg.update_feed(feed.as_str(), change, p.user())?;
-        tracing::info!(actor = p.user(), feed = feed.as_str(), "feed created");
+        let r = admin.create_feed(&feed, change)?;
         Ok(feed_info(feed.to_string(), &r))
     })
     .await?;
@@ -293,16 +269,11 @@ async fn create_feed(
 /// One feed (pull).
 #[utoipa::path(get, path = "/api/v1/feeds/{feed}", params(("feed" = String, Path)),
     responses((status = 200, body = FeedInfo), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
-async fn show_feed(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn show_feed(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     let info = run(move || {
-        auth.require(Some(&p), &feed, Action::Pull)?;
-        Ok(feed_info(feed.clone(), &reg.feed(&feed)?))
+        let settings = access.feed::<Pull>(&feed)?.settings()?;
+        Ok(feed_info(feed, &settings))
     })
     .await?;
     Ok(HttpResponse::Ok().json(info))
@@ -312,9 +283,7 @@ async fn show_feed(
 #[utoipa::path(patch, path = "/api/v1/feeds/{feed}", params(("feed" = String, Path)), request_body = FeedUpdate,
     responses((status = 200, body = FeedInfo), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
 async fn update_feed(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
     body: web::Json<FeedUpdate>,
 ) -> Result<HttpResponse, ApiError> {
@@ -326,15 +295,13 @@ async fn update_feed(
         permitted,
     } = body.into_inner();
     let info = run(move || {
-        auth.require(Some(&p), &feed, Action::Admin)?;
         let change = domain::FeedChange {
             description,
             anonymous_pull,
             versioning,
             permitted,
         };
-        let r = reg.update_feed(&feed, change, p.user())?;
-        tracing::info!(actor = p.user(), feed, "feed settings changed");
+        let r = access.feed::<FeedAdmin>(&feed)?.update(change)?;
         Ok(feed_info(feed, &r))
     })
     .await?;
@@ -344,19 +311,9 @@ async fn update_feed(
 /// Deletes a feed with its repositories, manifests and tags (administrators).
 #[utoipa::path(delete, path = "/api/v1/feeds/{feed}", params(("feed" = String, Path)),
     responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
-async fn delete_feed(
-    reg: Reg,
-    ApiCaller(p): ApiCaller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete_feed(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    run(move || {
-        Auth::require_admin(&p)?;
-        reg.delete_feed(&feed.parse()?)?;
-        tracing::info!(actor = p.user(), feed, "feed deleted");
-        Ok(())
-    })
-    .await?;
+    run(move || access.admin()?.delete_feed(&feed.parse()?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -399,25 +356,21 @@ pub struct RoleGrant {
 
 /// Every user (administrators).
 #[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserInfo]), (status = 403, body = error::ErrorBody)))]
-async fn list_users(auth: AuthData, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(run(move || auth.users(&p)).await?))
+async fn list_users(Api(access): Api) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(run(move || access.admin()?.users()).await?))
 }
 
 /// Creates a user (administrators).
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser,
     responses((status = 201, body = CreatedUser), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 409, body = error::ErrorBody)))]
-async fn create_user(
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
-    body: web::Json<NewUser>,
-) -> Result<HttpResponse, ApiError> {
+async fn create_user(Api(access): Api, body: web::Json<NewUser>) -> Result<HttpResponse, ApiError> {
     let NewUser {
         name,
         password,
         admin,
     } = body.into_inner();
     let n = name.clone();
-    let password = run(move || auth.create_user(&p, &n, password.as_deref(), admin)).await?;
+    let password = run(move || access.admin()?.create_user(&n, password.as_deref(), admin)).await?;
     Ok(HttpResponse::Created().json(CreatedUser { name, password }))
 }
 
@@ -425,13 +378,12 @@ async fn create_user(
 #[utoipa::path(patch, path = "/api/v1/users/{name}", params(("name" = String, Path)), request_body = UserUpdate,
     responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
 async fn update_user(
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
     body: web::Json<UserUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let UserUpdate { disabled, admin } = body.into_inner();
-    run(move || auth.update_user(&p, &path, disabled, admin)).await?;
+    run(move || access.admin()?.update_user(&path, disabled, admin)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -439,13 +391,12 @@ async fn update_user(
 #[utoipa::path(put, path = "/api/v1/users/{name}/password", params(("name" = String, Path)), request_body = PasswordChange,
     responses((status = 204), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
 async fn set_password(
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
     body: web::Json<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
     let password = body.into_inner().password;
-    run(move || auth.set_password(&p, &path, &password)).await?;
+    run(move || access.account()?.set_password(&path, &password)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -453,14 +404,13 @@ async fn set_password(
 #[utoipa::path(put, path = "/api/v1/users/{name}/roles/{feed}", params(("name" = String, Path), ("feed" = String, Path)), request_body = RoleGrant,
     responses((status = 204), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
 async fn grant_role(
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<(String, String)>,
     body: web::Json<RoleGrant>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, feed) = path.into_inner();
     let role = body.into_inner().role;
-    run(move || auth.grant_user(&p, &name, &feed, Some(&role))).await?;
+    run(move || access.feed::<FeedAdmin>(&feed)?.grant(&name, Some(&role))).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -468,12 +418,11 @@ async fn grant_role(
 #[utoipa::path(delete, path = "/api/v1/users/{name}/roles/{feed}", params(("name" = String, Path), ("feed" = String, Path)),
     responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
 async fn revoke_role(
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, feed) = path.into_inner();
-    run(move || auth.grant_user(&p, &name, &feed, None)).await?;
+    run(move || access.feed::<FeedAdmin>(&feed)?.grant(&name, None)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -495,28 +444,22 @@ pub struct NewKeyRequest {
 
 /// The caller's API keys (all of them for administrators).
 #[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = [KeyInfo]), (status = 401, body = error::ErrorBody)))]
-async fn list_keys(auth: AuthData, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(run(move || auth.keys(&p)).await?))
+async fn list_keys(Api(access): Api) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(run(move || access.account()?.keys()).await?))
 }
 
 /// Creates an API key; the key is in this response only.
 #[utoipa::path(post, path = "/api/v1/keys", request_body = NewKeyRequest,
     responses((status = 201, body = NewKey), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
 async fn create_key(
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     body: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let r = body.into_inner();
     let key = run(move || {
-        auth.create_key(
-            &p,
-            r.owner.as_deref(),
-            &r.name,
-            &r.roles,
-            r.admin,
-            r.expires_at,
-        )
+        access
+            .account()?
+            .create_key(r.owner.as_deref(), &r.name, &r.roles, r.admin, r.expires_at)
     })
     .await?;
     Ok(HttpResponse::Created().json(key))
@@ -525,11 +468,7 @@ async fn create_key(
 /// Revokes an API key at once, tokens included.
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
-async fn revoke_key(
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    run(move || auth.revoke_key(&p, &path)).await?;
+async fn revoke_key(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    run(move || access.account()?.revoke_key(&path)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

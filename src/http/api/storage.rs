@@ -11,12 +11,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::{ApiCaller, AuthData, Reg, run};
-use crate::domain::auth::Auth;
+use super::{Api, run};
+use crate::domain::access::FeedAdmin;
 use crate::domain::backup::BackupReport;
 use crate::domain::gc::{GcOptions, GcReport, StorageStats};
 use crate::domain::retention::{RetentionReport, Rules};
-use crate::model::Action;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -30,9 +29,8 @@ pub struct RunRequest {
 #[utoipa::path(post, path = "/api/v1/gc", request_body = RunRequest,
     responses((status = 200, body = GcReport), (status = 403, body = ErrorBody)))]
 pub async fn gc(
-    reg: Reg,
     opts: web::Data<GcOptions>,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     body: web::Json<RunRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let opts = GcOptions {
@@ -40,13 +38,9 @@ pub async fn gc(
         ..**opts
     };
     let report = run(move || {
-        Auth::require_admin(&p)?;
-        tracing::info!(
-            actor = p.user(),
-            dry_run = opts.dry_run,
-            "garbage collection asked"
-        );
-        reg.gc(opts, &|_, _, _| {})
+        let admin = access.admin()?;
+        tracing::info!(dry_run = opts.dry_run, "garbage collection asked");
+        admin.gc(opts)
     })
     .await?;
     Ok(HttpResponse::Ok().json(report))
@@ -56,17 +50,11 @@ pub async fn gc(
 #[utoipa::path(get, path = "/api/v1/feeds/{feed}/retention", params(("feed" = String, Path)),
     responses((status = 200, body = Rules), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn retention(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let rules = run(move || {
-        auth.require(Some(&p), &feed, Action::Admin)?;
-        reg.retention(&feed)
-    })
-    .await?;
+    let rules = run(move || access.feed::<FeedAdmin>(&feed)?.retention()).await?;
     Ok(HttpResponse::Ok().json(rules))
 }
 
@@ -74,19 +62,17 @@ pub async fn retention(
 #[utoipa::path(put, path = "/api/v1/feeds/{feed}/retention", params(("feed" = String, Path)), request_body = Rules,
     responses((status = 200, body = Rules), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn set_retention(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
     body: web::Json<Rules>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     let rules = body.into_inner();
     let rules = run(move || {
-        auth.require(Some(&p), &feed, Action::Admin)?;
-        reg.set_retention(&feed, &rules, p.user())?;
-        tracing::info!(actor = p.user(), feed, "retention rules changed");
-        reg.retention(&feed)
+        let f = access.feed::<FeedAdmin>(&feed)?;
+        f.set_retention(&rules)?;
+        tracing::info!(feed, "retention rules changed");
+        f.retention()
     })
     .await?;
     Ok(HttpResponse::Ok().json(rules))
@@ -96,19 +82,13 @@ pub async fn set_retention(
 #[utoipa::path(post, path = "/api/v1/feeds/{feed}/retention/run", params(("feed" = String, Path)), request_body = RunRequest,
     responses((status = 200, body = RetentionReport), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn run_retention(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
     body: web::Json<RunRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     let dry_run = body.dry_run;
-    let report = run(move || {
-        auth.require(Some(&p), &feed, Action::Admin)?;
-        reg.run_retention(&feed, dry_run)
-    })
-    .await?;
+    let report = run(move || access.feed::<FeedAdmin>(&feed)?.run_retention(dry_run)).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -124,15 +104,14 @@ pub struct BackupRequest {
 #[utoipa::path(post, path = "/api/v1/backup", request_body = BackupRequest,
     responses((status = 200, body = BackupReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn backup(
-    reg: Reg,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     body: web::Json<BackupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let dir = PathBuf::from(&body.dir);
     let report = run(move || {
-        Auth::require_admin(&p)?;
-        tracing::info!(actor = p.user(), dir = %dir.display(), "backup asked");
-        reg.backup(&dir, &|_, _, _| {})
+        let admin = access.admin()?;
+        tracing::info!(dir = %dir.display(), "backup asked");
+        admin.backup(&dir)
     })
     .await?;
     Ok(HttpResponse::Ok().json(report))
@@ -141,12 +120,8 @@ pub async fn backup(
 /// Blobs and bytes stored, in all and per feed (administrators).
 #[utoipa::path(get, path = "/api/v1/storage",
     responses((status = 200, body = StorageStats), (status = 403, body = ErrorBody)))]
-pub async fn storage(reg: Reg, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
-    let stats = run(move || {
-        Auth::require_admin(&p)?;
-        reg.storage()
-    })
-    .await?;
+pub async fn storage(Api(access): Api) -> Result<HttpResponse, ApiError> {
+    let stats = run(move || access.admin()?.storage()).await?;
     Ok(HttpResponse::Ok().json(stats))
 }
 
@@ -180,10 +155,10 @@ fn per_feed(
 }
 
 // GET /metrics — Prometheus text format (administrators: Basic `api:<key>` in a scrape config).
-pub async fn metrics(reg: Reg, ApiCaller(p): ApiCaller) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(Api(access): Api) -> Result<HttpResponse, ApiError> {
     let (stats, last_gc, retention) = run(move || {
-        Auth::require_admin(&p)?;
-        Ok((reg.storage()?, reg.last_gc(), reg.last_retention()))
+        let admin = access.admin()?;
+        Ok((admin.storage()?, admin.last_gc(), admin.last_retention()))
     })
     .await?;
     let mut m = Metrics::with_prefix("semdock");

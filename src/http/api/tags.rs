@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::{ApiCaller, AuthData, Reg, run};
-use crate::domain::auth::{Auth, Principal};
-use crate::domain::{self, Registry};
-use crate::model::{Action, Reference, Repository, Tag, parse_image};
+use super::{Api, run};
+use crate::domain;
+use crate::domain::access::{Access, FeedAdmin, Promote, Pull};
+use crate::model::{Reference, Repository, Tag, parse_image};
 
 /// A recorded change of feed settings.
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,16 +29,14 @@ fn rfc3339_ms(ms: u64) -> String {
 #[utoipa::path(get, path = "/api/v1/feeds/{feed}/changes", params(("feed" = String, Path)),
     responses((status = 200, body = [FeedChangeEntry]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn feed_changes(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     let entries = run(move || {
-        auth.require(Some(&p), &feed, Action::Admin)?;
-        Ok(reg
-            .audit(&feed)?
+        Ok(access
+            .feed::<FeedAdmin>(&feed)?
+            .changes()?
             .into_iter()
             .map(|a| FeedChangeEntry {
                 time: rfc3339_ms(a.time_ms),
@@ -71,17 +69,13 @@ pub struct PromotionRequest {
     responses((status = 200, body = domain::Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn promote(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     body: web::Json<PromotionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let r = body.into_inner();
     let done = run(move || {
         do_promote(
-            &reg,
-            &auth,
-            &p,
+            &access,
             &r.from,
             &r.to,
             r.comment.as_deref(),
@@ -93,9 +87,7 @@ pub async fn promote(
 }
 
 fn do_promote(
-    reg: &Registry,
-    auth: &Auth,
-    p: &Principal,
+    access: &Access,
     from: &str,
     to: &str,
     comment: Option<&str>,
@@ -108,17 +100,16 @@ fn do_promote(
             "the target of a promotion is FEED/NAME:TAG".into(),
         ));
     };
-    auth.require(Some(p), from_repo.feed(), Action::Pull)?;
-    auth.require(Some(p), to_repo.feed(), Action::Promote)?;
-    reg.promote(&domain::Promotion {
-        from: &from_repo,
-        from_ref: &from_ref,
-        to: &to_repo,
-        to_tag: &to_tag,
+    let source = access.feed::<Pull>(from_repo.feed())?;
+    access.feed::<Promote>(to_repo.feed())?.promote(
+        &source,
+        &from_repo,
+        &from_ref,
+        &to_repo,
+        &to_tag,
         include_referrers,
-        actor: p.user(),
         comment,
-    })
+    )
 }
 
 /// The fields of `ProGet`'s promotion API, for scripts that migrate.
@@ -142,9 +133,7 @@ pub struct ProGetPromotion {
     responses((status = 200, body = domain::Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn proget_promote(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -166,8 +155,7 @@ pub async fn proget_promote(
     };
     let from = format!("{}/{name}:{}", r.from_feed, r.version);
     let to = format!("{}/{name}:{}", r.to_feed, r.version);
-    let done =
-        run(move || do_promote(&reg, &auth, &p, &from, &to, r.comments.as_deref(), true)).await?;
+    let done = run(move || do_promote(&access, &from, &to, r.comments.as_deref(), true)).await?;
     Ok(HttpResponse::Ok().json(done))
 }
 
@@ -186,9 +174,7 @@ pub struct PurgeRequest {
     request_body(content = Option<PurgeRequest>),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn purge(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<(String, String)>,
     body: Option<web::Json<PurgeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -197,8 +183,9 @@ pub async fn purge(
     run(move || {
         let repo: Repository = repo.parse()?;
         let tag: Tag = tag.parse()?;
-        auth.require(Some(&p), repo.feed(), Action::Admin)?;
-        reg.purge(&repo, &tag, p.user(), confirm.as_deref())
+        access
+            .feed::<FeedAdmin>(repo.feed())?
+            .purge(&repo, &tag, confirm.as_deref())
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -208,16 +195,13 @@ pub async fn purge(
 #[utoipa::path(get, path = "/api/v1/repositories/{repo}/tags", params(("repo" = String, Path)),
     responses((status = 200, body = domain::TagGroups), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn repository_tags(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let repo = path.into_inner();
     let groups = run(move || {
         let repo: Repository = repo.parse()?;
-        auth.require(Some(&p), repo.feed(), Action::Pull)?;
-        reg.tag_groups(&repo)
+        access.feed::<Pull>(repo.feed())?.tag_groups(&repo)
     })
     .await?;
     Ok(HttpResponse::Ok().json(groups))
@@ -245,9 +229,7 @@ pub struct TagAt {
 #[utoipa::path(get, path = "/api/v1/repositories/{repo}/history", params(("repo" = String, Path), HistoryQuery),
     responses((status = 200, body = [domain::HistoryEntry]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn history(
-    reg: Reg,
-    auth: AuthData,
-    ApiCaller(p): ApiCaller,
+    Api(access): Api,
     path: web::Path<String>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -255,7 +237,7 @@ pub async fn history(
     let HistoryQuery { tag, at } = query.into_inner();
     let body = run(move || {
         let repo: Repository = repo.parse()?;
-        auth.require(Some(&p), repo.feed(), Action::Pull)?;
+        let feed = access.feed::<Pull>(repo.feed())?;
         match (tag, at) {
             (Some(tag), Some(at)) => {
                 let time = humantime::parse_rfc3339_weak(&at).map_err(|e| {
@@ -264,12 +246,12 @@ pub async fn history(
                 let ms = time
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-                let digest = reg.tag_at(&repo, &tag, ms)?;
+                let digest = feed.tag_at(&repo, &tag, ms)?;
                 Ok(serde_json::to_value(TagAt { tag, at, digest }).unwrap_or_default())
             }
             (None, Some(_)) => Err(domain::Error::Invalid("at= needs tag=".into())),
             (tag, None) => {
-                Ok(serde_json::to_value(reg.history(&repo, tag.as_deref())?).unwrap_or_default())
+                Ok(serde_json::to_value(feed.history(&repo, tag.as_deref())?).unwrap_or_default())
             }
         }
     })

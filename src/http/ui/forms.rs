@@ -12,11 +12,12 @@ use serde::Deserialize;
 use super::session::{
     LOGIN_COOKIE, SESSION_COOKIE, UiSessions, Viewer, cookie, random_token, same_secret,
 };
-use super::{AuthData, Nav, Reg, UiError, redirect, render, run};
-use crate::domain::auth::{Auth, Caller, Principal, random_password};
+use super::{AuthData, Nav, UiError, redirect, render, run};
+use crate::domain::access::{Delete, FeedAdmin, Promote, Pull};
+use crate::domain::auth::{Caller, Principal, random_password};
 use crate::domain::{self, FeedChange, FeedPreview};
-use crate::http::oci::auth::client_ip;
-use crate::model::{Action, FeedName, Reference, Repository};
+use crate::http::caller::client_ip;
+use crate::model::{FeedName, Reference, Repository};
 
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -194,29 +195,19 @@ pub struct NewFeedForm {
 }
 
 // POST /ui/feeds — creates a feed (administrators).
-pub async fn create_feed(
-    reg: Reg,
-    v: Viewer,
-    form: web::Form<NewFeedForm>,
-) -> Result<HttpResponse, UiError> {
+pub async fn create_feed(v: Viewer, form: web::Form<NewFeedForm>) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let form = form.into_inner();
-    let p = v.principal;
+    let access = v.access;
     let name = run(move || {
-        Auth::require_admin(&p)?;
+        let admin = access.admin()?;
         let feed: FeedName = form.name.trim().parse().map_err(domain::Error::from)?;
-        reg.create_feed(&feed)?;
         let change = FeedChange {
             description: Some(form.description),
             versioning: Some(form.versioning.is_some()),
             ..FeedChange::default()
         };
-        reg.update_feed(feed.as_str(), change, p.user())?;
-        tracing::info!(
-            actor = p.user(),
-            feed = feed.as_str(),
-            "feed created in the UI"
-        );
+        admin.create_feed(&feed, change)?;
         Ok(feed.to_string())
     })
     .await?;
@@ -262,18 +253,16 @@ fn grant_rows(grants: Vec<(String, String)>) -> Vec<GrantRow> {
 
 // GET /ui/feeds/{feed}/settings — versioning, permitted tags, anonymous pull, roles (feed admin).
 pub async fn settings_page(
-    reg: Reg,
-    auth: AuthData,
     v: Viewer,
     path: web::Path<String>,
     query: web::Query<SettingsQuery>,
 ) -> Result<HttpResponse, UiError> {
     let feed = path.into_inner();
-    let p = v.principal.clone();
+    let access = v.access.clone();
     let f = feed.clone();
     let (record, grants) = run(move || {
-        auth.require(Some(&p), &f, Action::Admin)?;
-        Ok((reg.feed(&f)?, auth.feed_grants(&p, &f)?))
+        let admin = access.feed::<FeedAdmin>(&f)?;
+        Ok((access.feed::<Pull>(&f)?.settings()?, admin.grants()?))
     })
     .await?;
     render(&SettingsPage {
@@ -306,8 +295,6 @@ pub struct SettingsForm {
 
 // POST /ui/feeds/{feed}/settings — previews what a change does, or saves it.
 pub async fn save_settings(
-    reg: Reg,
-    auth: AuthData,
     v: Viewer,
     path: web::Path<String>,
     form: web::Form<SettingsForm>,
@@ -328,28 +315,19 @@ pub async fn save_settings(
         versioning: Some(form.versioning.is_some()),
         permitted: Some(permitted.clone()),
     };
-    let p = v.principal.clone();
+    let access = v.access.clone();
     let f = feed.clone();
     if form.op == "save" {
         run(move || {
-            auth.require(Some(&p), &f, Action::Admin)?;
-            reg.update_feed(&f, change, p.user())?;
-            tracing::info!(
-                actor = p.user(),
-                feed = f,
-                "feed settings changed in the UI"
-            );
+            access.feed::<FeedAdmin>(&f)?.update(change)?;
             Ok(())
         })
         .await?;
         return Ok(redirect(&format!("/ui/feeds/{feed}/settings?saved=1")));
     }
     let (preview, grants) = run(move || {
-        auth.require(Some(&p), &f, Action::Admin)?;
-        Ok((
-            reg.preview_feed_change(&f, &change)?,
-            auth.feed_grants(&p, &f)?,
-        ))
+        let admin = access.feed::<FeedAdmin>(&f)?;
+        Ok((admin.preview(&change)?, admin.grants()?))
     })
     .await?;
     render(&SettingsPage {
@@ -378,18 +356,16 @@ pub struct RoleForm {
 }
 
 // POST /ui/roles — grants (or removes) a user's role on a feed (feed admin).
-pub async fn grant_role(
-    auth: AuthData,
-    v: Viewer,
-    form: web::Form<RoleForm>,
-) -> Result<HttpResponse, UiError> {
+pub async fn grant_role(v: Viewer, form: web::Form<RoleForm>) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let form = form.into_inner();
     let back = safe_next(form.back.as_deref());
-    let p = v.principal;
+    let access = v.access;
     run(move || {
         let role = (form.role != "none").then_some(form.role.as_str());
-        auth.grant_user(&p, form.user.trim(), &form.feed, role)?;
+        access
+            .feed::<FeedAdmin>(&form.feed)?
+            .grant(form.user.trim(), role)?;
         Ok(())
     })
     .await?;
@@ -405,19 +381,15 @@ pub struct CheckQuery {
 
 // GET /ui/check-tag — JSON: would the target feed's policy accept this tag (for the promote
 // form, before it is sent)?
-pub async fn check_tag(
-    reg: Reg,
-    auth: AuthData,
-    v: Viewer,
-    query: web::Query<CheckQuery>,
-) -> HttpResponse {
+pub async fn check_tag(v: Viewer, query: web::Query<CheckQuery>) -> HttpResponse {
     let q = query.into_inner();
-    let p = v.principal;
+    let access = v.access;
     let result = web::block(move || -> Result<(), domain::Error> {
         let repo: Repository = q.repository.parse()?;
         q.tag.parse::<crate::model::Tag>()?;
-        auth.require(Some(&p), repo.feed(), Action::Promote)?;
-        reg.check_tag(&repo, &q.tag, &q.digest)
+        access
+            .feed::<Promote>(repo.feed())?
+            .check_tag(&repo, &q.tag, &q.digest)
     })
     .await;
     let body = match result {
@@ -443,15 +415,10 @@ pub struct PromoteForm {
 
 // POST /ui/promote — promotes or retags an image by link (pull on the source, promote on the
 // target), then shows the target repository.
-pub async fn promote(
-    reg: Reg,
-    auth: AuthData,
-    v: Viewer,
-    form: web::Form<PromoteForm>,
-) -> Result<HttpResponse, UiError> {
+pub async fn promote(v: Viewer, form: web::Form<PromoteForm>) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let f = form.into_inner();
-    let p = v.principal;
+    let access = v.access;
     let target = run(move || {
         let from: Repository = f.from.parse().map_err(domain::Error::from)?;
         let to: Repository = format!("{}/{}", f.target_feed, f.target_name.trim())
@@ -463,18 +430,18 @@ pub async fn promote(
             .parse::<crate::model::Tag>()
             .map_err(domain::Error::from)?;
         let digest = f.digest.parse().map_err(domain::Error::from)?;
-        auth.require(Some(&p), from.feed(), Action::Pull)?;
-        auth.require(Some(&p), to.feed(), Action::Promote)?;
+        let source = access.feed::<Pull>(from.feed())?;
+        let target = access.feed::<Promote>(to.feed())?;
         let comment = (!f.comment.trim().is_empty()).then(|| f.comment.trim().to_owned());
-        reg.promote(&domain::Promotion {
-            from: &from,
-            from_ref: &Reference::Digest(digest),
-            to: &to,
-            to_tag: &tag,
-            include_referrers: true,
-            actor: p.user(),
-            comment: comment.as_deref(),
-        })?;
+        target.promote(
+            &source,
+            &from,
+            &Reference::Digest(digest),
+            &to,
+            &tag,
+            true,
+            comment.as_deref(),
+        )?;
         Ok(to.to_string())
     })
     .await?;
@@ -490,23 +457,19 @@ pub struct TagForm {
 }
 
 // POST /ui/tags/delete — deletes a tag (delete role); a version leaves a tombstone.
-pub async fn delete_tag(
-    reg: Reg,
-    auth: AuthData,
-    v: Viewer,
-    form: web::Form<TagForm>,
-) -> Result<HttpResponse, UiError> {
+pub async fn delete_tag(v: Viewer, form: web::Form<TagForm>) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let f = form.into_inner();
-    let p = v.principal;
+    let access = v.access;
     let repo = run(move || {
         let repo: Repository = f.repository.parse().map_err(domain::Error::from)?;
         let tag = f
             .tag
             .parse::<crate::model::Tag>()
             .map_err(domain::Error::from)?;
-        auth.require(Some(&p), repo.feed(), Action::Delete)?;
-        reg.delete_manifest(&repo, &Reference::Tag(tag), p.user())?;
+        access
+            .feed::<Delete>(repo.feed())?
+            .delete_manifest(&repo, &Reference::Tag(tag))?;
         Ok(repo.to_string())
     })
     .await?;
@@ -514,23 +477,20 @@ pub async fn delete_tag(
 }
 
 // POST /ui/tags/purge — frees a version number (administrators).
-pub async fn purge_tag(
-    reg: Reg,
-    v: Viewer,
-    form: web::Form<TagForm>,
-) -> Result<HttpResponse, UiError> {
+pub async fn purge_tag(v: Viewer, form: web::Form<TagForm>) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let f = form.into_inner();
-    let p = v.principal;
+    let access = v.access;
     let repo = run(move || {
-        Auth::require_admin(&p)?;
         let repo: Repository = f.repository.parse().map_err(domain::Error::from)?;
         let tag = f
             .tag
             .parse::<crate::model::Tag>()
             .map_err(domain::Error::from)?;
         // The UI offers purge on deleted versions only; a live one is refused with the reason.
-        reg.purge(&repo, &tag, p.user(), None)?;
+        access
+            .feed::<FeedAdmin>(repo.feed())?
+            .purge(&repo, &tag, None)?;
         Ok(repo.to_string())
     })
     .await?;
@@ -566,19 +526,17 @@ pub struct NewUserForm {
 }
 
 // POST /ui/users — creates a user; a generated password is shown once (administrators).
-pub async fn create_user(
-    auth: AuthData,
-    v: Viewer,
-    form: web::Form<NewUserForm>,
-) -> Result<HttpResponse, UiError> {
+pub async fn create_user(v: Viewer, form: web::Form<NewUserForm>) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let f = form.into_inner();
-    let p = v.principal.clone();
+    let access = v.access.clone();
     let name = f.name.trim().to_owned();
     let n = name.clone();
     let generated = run(move || {
         let password = (!f.password.is_empty()).then_some(f.password.as_str());
-        Ok(auth.create_user(&p, &n, password, f.admin.is_some())?)
+        Ok(access
+            .admin()?
+            .create_user(&n, password, f.admin.is_some())?)
     })
     .await?;
     match generated {
@@ -597,7 +555,6 @@ pub struct UserStateForm {
 
 // POST /ui/users/{name}/state — disables or enables a user (administrators).
 pub async fn user_state(
-    auth: AuthData,
     v: Viewer,
     path: web::Path<String>,
     form: web::Form<UserStateForm>,
@@ -605,14 +562,13 @@ pub async fn user_state(
     v.check_csrf(&form.csrf)?;
     let name = path.into_inner();
     let disabled = form.state == "disable";
-    let p = v.principal;
-    run(move || Ok(auth.update_user(&p, &name, Some(disabled), None)?)).await?;
+    let access = v.access;
+    run(move || Ok(access.admin()?.update_user(&name, Some(disabled), None)?)).await?;
     Ok(redirect("/ui/users"))
 }
 
 // POST /ui/users/{name}/password — sets a new generated password, shown once (administrators).
 pub async fn reset_password(
-    auth: AuthData,
     sessions: web::Data<UiSessions>,
     v: Viewer,
     path: web::Path<String>,
@@ -620,14 +576,13 @@ pub async fn reset_password(
 ) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let name = path.into_inner();
-    let p = v.caller();
+    let access = v.access.clone();
     let password = random_password();
     let (n, pw) = (name.clone(), password.clone());
     let own = name == v.principal.user();
     let epoch = run(move || {
-        Auth::require_admin(&p)?;
-        auth.set_password(&p, &n, &pw)?;
-        Ok(auth.epoch(&p)?)
+        access.admin()?.set_password(&n, &pw)?;
+        Ok(access.account()?.epoch()?)
     })
     .await?;
     if own {
@@ -651,11 +606,7 @@ pub struct NewKeyForm {
 }
 
 // POST /ui/keys — creates an API key, shown once.
-pub async fn create_key(
-    auth: AuthData,
-    v: Viewer,
-    form: web::Form<NewKeyForm>,
-) -> Result<HttpResponse, UiError> {
+pub async fn create_key(v: Viewer, form: web::Form<NewKeyForm>) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let f = form.into_inner();
     let mut roles = BTreeMap::new();
@@ -671,12 +622,14 @@ pub async fn create_key(
         };
         roles.insert(feed.to_owned(), role.to_owned());
     }
-    let p = v.caller();
+    let access = v.access.clone();
     let name = f.name.trim().to_owned();
     let n = name.clone();
     let key = run(move || {
         let owner = (!f.owner.trim().is_empty()).then(|| f.owner.trim().to_owned());
-        Ok(auth.create_key(&p, owner.as_deref(), &n, &roles, f.admin.is_some(), None)?)
+        Ok(access
+            .account()?
+            .create_key(owner.as_deref(), &n, &roles, f.admin.is_some(), None)?)
     })
     .await?;
     show_secret(&v, format!("API key {name} ({})", key.id), key.key)
@@ -684,14 +637,13 @@ pub async fn create_key(
 
 // POST /ui/keys/{id}/revoke — revokes an API key.
 pub async fn revoke_key(
-    auth: AuthData,
     v: Viewer,
     path: web::Path<String>,
     form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let id = path.into_inner();
-    let p = v.caller();
-    run(move || Ok(auth.revoke_key(&p, &id)?)).await?;
+    let access = v.access;
+    run(move || Ok(access.account()?.revoke_key(&id)?)).await?;
     Ok(redirect("/ui/users"))
 }

@@ -300,7 +300,6 @@ fn host(req: &HttpRequest) -> String {
         .map_or(base.clone(), |(_, h)| h.to_owned())
 }
 
-type Reg = web::Data<crate::domain::Registry>;
 type AuthData = web::Data<crate::domain::auth::Auth>;
 
 /// An RFC 3339 time cut to `len` characters (16: minutes, 19: seconds), `T` as a space.

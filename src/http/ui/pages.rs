@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::Viewer;
-use super::{AuthData, Nav, Reg, UiError, clock, host, render, run, short, size, when};
-use crate::domain::auth::Auth;
-use crate::domain::{HistoryEntry, Registry, TagEntry};
+use super::{Nav, UiError, clock, host, render, run, short, size, when};
+use crate::domain::access::{Feed, Pull};
+use crate::domain::{HistoryEntry, TagEntry};
 use crate::model::{Action, Digest, Reference, Repository};
 
 pub struct FeedRow {
@@ -42,20 +42,18 @@ struct Dashboard {
 }
 
 // GET /ui/ — the feeds the viewer may pull, storage, recent pushes and promotions.
-pub async fn dashboard(reg: Reg, auth: AuthData, v: Viewer) -> Result<HttpResponse, UiError> {
-    let p = v.principal.clone();
+pub async fn dashboard(v: Viewer) -> Result<HttpResponse, UiError> {
+    let access = v.access.clone();
     let (feeds, activity) = run(move || {
-        let visible = auth.pullable_feeds(Some(&p))?;
-        let storage: HashMap<String, (u64, u64)> = reg
+        let storage: HashMap<String, (u64, u64)> = access
             .storage()?
             .feeds
             .into_iter()
             .map(|f| (f.feed, (f.repositories, f.bytes)))
             .collect();
-        let feeds = reg
+        let feeds = access
             .feeds()?
             .into_iter()
-            .filter(|(name, _)| visible.contains(name))
             .map(|(name, f)| {
                 let (repositories, bytes) = storage.get(&name).copied().unwrap_or_default();
                 FeedRow {
@@ -68,8 +66,8 @@ pub async fn dashboard(reg: Reg, auth: AuthData, v: Viewer) -> Result<HttpRespon
                 }
             })
             .collect();
-        let activity = reg
-            .recent_history(15, |feed| visible.contains(feed))?
+        let activity = access
+            .recent_history(15)?
             .into_iter()
             .filter(|(_, h)| h.method != "virtual")
             .map(|(repo, h)| Activity {
@@ -120,8 +118,6 @@ const REPOS_PER_PAGE: usize = 50;
 
 // GET /ui/feeds/{feed}?q=&after= — repositories (searchable, paged) and how to push.
 pub async fn feed(
-    reg: Reg,
-    auth: AuthData,
     v: Viewer,
     path: web::Path<String>,
     query: web::Query<FeedQuery>,
@@ -129,14 +125,14 @@ pub async fn feed(
 ) -> Result<HttpResponse, UiError> {
     let feed = path.into_inner();
     let FeedQuery { q, after } = query.into_inner();
-    let p = v.principal.clone();
+    let access = v.access.clone();
     let (f2, q2) = (feed.clone(), q.clone());
     let (record, names, more, admin) = run(move || {
-        auth.require(Some(&p), &f2, Action::Pull)?;
-        let record = reg.feed(&f2)?;
+        let pull = access.feed::<Pull>(&f2)?;
+        let record = pull.settings()?;
         let (names, more) =
-            reg.search_repositories(&f2, q2.trim(), after.as_deref(), REPOS_PER_PAGE)?;
-        let admin = auth.caps(Some(&p), &f2)?.allows(Action::Admin);
+            pull.search_repositories(q2.trim(), after.as_deref(), REPOS_PER_PAGE)?;
+        let admin = access.caps(&f2)?.allows(Action::Admin);
         Ok((record, names, more, admin))
     })
     .await?;
@@ -220,7 +216,7 @@ fn image_size(body: &[u8]) -> u64 {
 
 /// Builds the rows of a repository page from one look at its tags, history and manifests.
 struct RowMaker<'a> {
-    reg: &'a Registry,
+    feed: &'a Feed<'a, Pull>,
     repo: &'a Repository,
     host: &'a str,
     last_change: HashMap<String, HistoryEntry>,
@@ -235,7 +231,7 @@ impl RowMaker<'_> {
         let n = digest
             .parse::<Digest>()
             .ok()
-            .and_then(|d| self.reg.manifest(self.repo, &Reference::Digest(d)).ok())
+            .and_then(|d| self.feed.manifest(self.repo, &Reference::Digest(d)).ok())
             .map_or(0, |m| image_size(&m.body));
         self.sizes.insert(digest.to_owned(), n);
         n
@@ -280,8 +276,6 @@ impl RowMaker<'_> {
 
 // GET /ui/repository?name=FEED/NAME — tags by kind, with what the viewer may do to them.
 pub async fn repository(
-    reg: Reg,
-    auth: AuthData,
     viewer: Viewer,
     query: web::Query<RepoQuery>,
     req: HttpRequest,
@@ -291,23 +285,21 @@ pub async fn repository(
         .name
         .parse()
         .map_err(crate::domain::Error::from)?;
-    let principal = viewer.principal.clone();
+    let access = viewer.access.clone();
     let host = host(&req);
     let (repo_ref, host_ref) = (repo.clone(), host.clone());
     let (groups, tombstones, targets) = run(move || {
-        auth.require(Some(&principal), repo_ref.feed(), Action::Pull)?;
-        let deletable = auth
-            .caps(Some(&principal), repo_ref.feed())?
-            .allows(Action::Delete);
-        let tags = reg.tag_groups(&repo_ref)?;
+        let feed = access.feed::<Pull>(repo_ref.feed())?;
+        let deletable = access.caps(repo_ref.feed())?.allows(Action::Delete);
+        let tags = feed.tag_groups(&repo_ref)?;
         let mut last_change = HashMap::new();
-        for change in reg.history(&repo_ref, None)? {
+        for change in feed.history(&repo_ref, None)? {
             if change.new.is_some() {
                 last_change.insert(change.tag.clone(), change);
             }
         }
         let mut rows = RowMaker {
-            reg: &reg,
+            feed: &feed,
             repo: &repo_ref,
             host: &host_ref,
             last_change,
@@ -345,9 +337,9 @@ pub async fn repository(
         .collect();
         let tombstones = tags.tombstones.iter().map(|e| rows.row(e)).collect();
         let mut targets = Vec::new();
-        for (feed, _) in reg.feeds()? {
-            if auth.caps(Some(&principal), &feed)?.allows(Action::Promote) {
-                targets.push(feed);
+        for (name, _) in access.feeds()? {
+            if access.caps(&name)?.allows(Action::Promote) {
+                targets.push(name);
             }
         }
         Ok((groups, tombstones, targets))
@@ -423,8 +415,6 @@ fn layer(d: &Value) -> Layer {
 
 // GET /ui/manifest?name=&digest= — what an image or index is made of, and what refers to it.
 pub async fn manifest(
-    reg: Reg,
-    auth: AuthData,
     viewer: Viewer,
     query: web::Query<ManifestQuery>,
     req: HttpRequest,
@@ -432,12 +422,12 @@ pub async fn manifest(
     let ManifestQuery { name, digest } = query.into_inner();
     let repo: Repository = name.parse().map_err(crate::domain::Error::from)?;
     let digest: Digest = digest.parse().map_err(crate::domain::Error::from)?;
-    let principal = viewer.principal.clone();
+    let access = viewer.access.clone();
     let (repo_ref, digest_ref) = (repo.clone(), digest.clone());
     let (stored, referrers) = run(move || {
-        auth.require(Some(&principal), repo_ref.feed(), Action::Pull)?;
-        let stored = reg.manifest(&repo_ref, &Reference::Digest(digest_ref.clone()))?;
-        let referrers = reg.referrers(&repo_ref, &digest_ref, None)?;
+        let feed = access.feed::<Pull>(repo_ref.feed())?;
+        let stored = feed.manifest(&repo_ref, &Reference::Digest(digest_ref.clone()))?;
+        let referrers = feed.referrers(&repo_ref, &digest_ref)?;
         Ok((stored, referrers))
     })
     .await?;
@@ -545,8 +535,6 @@ pub struct HistoryQuery {
 
 // GET /ui/history?name=&tag=&method=&at= — every change, filtered; what a tag was at a time.
 pub async fn history(
-    reg: Reg,
-    auth: AuthData,
     viewer: Viewer,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, UiError> {
@@ -573,17 +561,17 @@ pub async fn history(
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Some(ms)
     };
-    let principal = viewer.principal.clone();
+    let access = viewer.access.clone();
     let (repo_ref, tag_ref, method_ref) = (repo.clone(), tag.clone(), method.clone());
     let (entries, at_result) = run(move || {
-        auth.require(Some(&principal), repo_ref.feed(), Action::Pull)?;
+        let feed = access.feed::<Pull>(repo_ref.feed())?;
         let tag_filter = (!tag_ref.is_empty()).then_some(tag_ref.as_str());
-        let mut entries = reg.history(&repo_ref, tag_filter)?;
+        let mut entries = feed.history(&repo_ref, tag_filter)?;
         entries.retain(|h| method_ref.is_empty() || h.method == method_ref);
         entries.reverse();
         let at_result = match (at_ms, tag_filter) {
             (Some(ms), Some(tag)) => Some(
-                reg.tag_at(&repo_ref, tag, ms)?
+                feed.tag_at(&repo_ref, tag, ms)?
                     .unwrap_or_else(|| "nothing (the tag did not exist)".into()),
             ),
             _ => None,
@@ -658,11 +646,11 @@ fn roles_text<R: std::fmt::Display>(roles: &std::collections::BTreeMap<String, R
 }
 
 // GET /ui/users — users and API keys (administrators).
-pub async fn users(reg: Reg, auth: AuthData, v: Viewer) -> Result<HttpResponse, UiError> {
-    let p = v.caller();
+pub async fn users(v: Viewer) -> Result<HttpResponse, UiError> {
+    let access = v.access.clone();
     let (users, keys, feeds) = run(move || {
-        Auth::require_admin(&p)?;
-        Ok((auth.users(&p)?, auth.keys(&p)?, reg.feeds()?))
+        let admin = access.admin()?;
+        Ok((admin.users()?, admin.keys()?, admin.feeds()?))
     })
     .await?;
     render(&UsersPage {

@@ -13,6 +13,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 
 use super::UiError;
+use crate::domain::access::Access;
 use crate::domain::auth::{Auth, Caller, Principal, Via};
 
 pub const SESSION_COOKIE: &str = "semdock_session";
@@ -107,23 +108,15 @@ pub fn cookie<'c>(req: &HttpRequest, name: &'c str, value: String) -> Cookie<'c>
         .finish()
 }
 
-/// The logged-in viewer of a page.
+/// The logged-in viewer of a page, and the domain as the viewer may reach it.
 pub struct Viewer {
     pub principal: Principal,
     pub csrf: String,
     pub session: String,
+    pub access: Access,
 }
 
 impl Viewer {
-    /// The viewer as a caller of the domain: proven by a UI session.
-    #[must_use]
-    pub fn caller(&self) -> Caller {
-        Caller {
-            principal: self.principal.clone(),
-            via: Via::Session,
-        }
-    }
-
     /// Refuses a form whose token is not this session's.
     pub fn check_csrf(&self, token: &str) -> Result<(), UiError> {
         if same_secret(token, &self.csrf) {
@@ -167,10 +160,16 @@ impl FromRequest for Viewer {
                 .await
                 .map_err(|_| to_login(&req))?;
             if let Ok(Some(principal)) = principal {
+                let caller = Caller {
+                    principal: principal.clone(),
+                    via: Via::Session,
+                };
+                let access = crate::http::caller::access(&req, Some(caller))?;
                 Ok(Self {
                     principal,
                     csrf,
                     session: id,
+                    access,
                 })
             } else {
                 sessions.end(&id);

@@ -1,0 +1,476 @@
+//! Authorization in one place: the domain as a request reaches it.
+//!
+//! A request gets an `Access` — its caller (or none) over the registry and the access-control
+//! service — and nothing else: the management API and the UI never hold the `Registry` or
+//! call a rights check themselves (`tests/architecture.rs` holds that line). Every operation
+//! is a method of a handle that exists only once the caller's rights were checked, in the
+//! constructor of that handle:
+//!
+//! - `Access::feed::<L>(feed)` → `Feed<L>`, for a level `L` of the feed's roles (`Pull`,
+//!   `Delete`, `Promote`, `FeedAdmin`); each level's operations are only on its handle,
+//! - `Access::admin()` → `Admin`, for global administrators,
+//! - `Access::account()` → `Account`, for managing the caller's own keys and password, which
+//!   needs the account's password, a UI session or an administrator's key.
+//!
+//! So a handler that forgets a check does not compile: without the handle it has no way to
+//! call the operation. (lldap's `AccessControlledBackendHandler` is the model.)
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::auth::{Auth, Caller, KeyInfo, NewKey, Principal, UserInfo};
+use super::backup::BackupReport;
+use super::gc::{GcOptions, GcReport, StorageStats};
+use super::retention::{RetentionReport, Rules};
+use super::{
+    Error, Feed as FeedRecord, FeedChange, FeedPreview, HistoryEntry, Promoted, Promotion,
+    Referrer, Registry, StoredManifest, TagGroups,
+};
+use crate::model::{Action, Caps, Digest, FeedName, Reference, Repository, Tag};
+use crate::store::meta::AuditRecord;
+
+/// A level of rights in a feed, as a type.
+pub trait Level {
+    const ACTION: Action;
+}
+
+/// Read the feed: its repositories, tags, manifests and history.
+pub struct Pull;
+/// Delete tags and manifests.
+pub struct Delete;
+/// Promote images into the feed.
+pub struct Promote;
+/// Change the feed's settings, retention and roles; purge tombstones.
+pub struct FeedAdmin;
+
+impl Level for Pull {
+    const ACTION: Action = Action::Pull;
+}
+impl Level for Delete {
+    const ACTION: Action = Action::Delete;
+}
+impl Level for Promote {
+    const ACTION: Action = Action::Promote;
+}
+impl Level for FeedAdmin {
+    const ACTION: Action = Action::Admin;
+}
+
+/// A request's caller over the domain.
+#[derive(Clone)]
+pub struct Access {
+    registry: Arc<Registry>,
+    auth: Arc<Auth>,
+    caller: Option<Caller>,
+}
+
+/// Feed `name`, with the caller holding level `L` in it.
+pub struct Feed<'a, L> {
+    access: &'a Access,
+    name: String,
+    level: PhantomData<L>,
+}
+
+/// The caller is a global administrator.
+pub struct Admin<'a> {
+    access: &'a Access,
+    caller: &'a Caller,
+}
+
+/// The caller proved the account itself (password, session, or an administrator's key).
+pub struct Account<'a> {
+    access: &'a Access,
+    caller: &'a Caller,
+}
+
+impl Access {
+    #[must_use]
+    pub fn new(registry: Arc<Registry>, auth: Arc<Auth>, caller: Option<Caller>) -> Self {
+        Self {
+            registry,
+            auth,
+            caller,
+        }
+    }
+
+    #[must_use]
+    pub fn caller(&self) -> Option<&Caller> {
+        self.caller.as_ref()
+    }
+
+    fn principal(&self) -> Option<&Principal> {
+        self.caller.as_deref()
+    }
+
+    /// Who acts, as history and audit name them.
+    fn actor(&self) -> &str {
+        self.principal().map_or("anonymous", Principal::user)
+    }
+
+    /// Feed `feed` at level `L`: `Denied` (or `Unauthenticated`, or for a known caller
+    /// `FeedUnknown`) when the caller's rights there do not cover it.
+    pub fn feed<L: Level>(&self, feed: &str) -> Result<Feed<'_, L>, Error> {
+        self.auth.require(self.principal(), feed, L::ACTION)?;
+        Ok(Feed {
+            access: self,
+            name: feed.to_owned(),
+            level: PhantomData,
+        })
+    }
+
+    /// The administrator's operations: `Denied` for anyone else.
+    pub fn admin(&self) -> Result<Admin<'_>, Error> {
+        let caller = self.caller.as_ref().ok_or(Error::Unauthenticated)?;
+        Auth::require_admin(caller)?;
+        Ok(Admin {
+            access: self,
+            caller,
+        })
+    }
+
+    /// The caller's own account: keys and password.
+    pub fn account(&self) -> Result<Account<'_>, Error> {
+        let caller = self.caller.as_ref().ok_or(Error::Unauthenticated)?;
+        super::auth::require_account_rights(caller)?;
+        Ok(Account {
+            access: self,
+            caller,
+        })
+    }
+
+    /// What the caller may do in `feed` (to show only the controls that will work).
+    pub fn caps(&self, feed: &str) -> Result<Caps, Error> {
+        self.auth.caps(self.principal(), feed)
+    }
+
+    fn visible(&self) -> Result<HashSet<String>, Error> {
+        self.auth.pullable_feeds(self.principal())
+    }
+
+    /// The feeds the caller may pull from, with their settings.
+    pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, Error> {
+        let visible = self.visible()?;
+        Ok(self
+            .registry
+            .feeds()?
+            .into_iter()
+            .filter(|(name, _)| visible.contains(name))
+            .collect())
+    }
+
+    /// Storage of the feeds the caller may pull from.
+    pub fn storage(&self) -> Result<StorageStats, Error> {
+        let visible = self.visible()?;
+        let mut stats = self.registry.storage()?;
+        stats.feeds.retain(|f| visible.contains(&f.feed));
+        Ok(stats)
+    }
+
+    /// The latest tag changes in feeds the caller may pull from, newest first.
+    pub fn recent_history(&self, limit: usize) -> Result<Vec<(String, HistoryEntry)>, Error> {
+        let visible = self.visible()?;
+        self.registry
+            .recent_history(limit, |feed| visible.contains(feed))
+    }
+}
+
+impl<L> Feed<'_, L> {
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.access.registry
+    }
+
+    /// `repo`, which must be in this feed: a handle for one feed never reaches another.
+    fn own<'r>(&self, repo: &'r Repository) -> Result<&'r Repository, Error> {
+        if repo.feed() == self.name {
+            Ok(repo)
+        } else {
+            Err(Error::Denied(format!(
+                "repository {repo} is not in feed {:?}",
+                self.name
+            )))
+        }
+    }
+}
+
+impl Feed<'_, Pull> {
+    pub fn settings(&self) -> Result<FeedRecord, Error> {
+        self.registry().feed(&self.name)
+    }
+
+    pub fn search_repositories(
+        &self,
+        query: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), Error> {
+        self.registry()
+            .search_repositories(&self.name, query, after, limit)
+    }
+
+    pub fn tag_groups(&self, repo: &Repository) -> Result<TagGroups, Error> {
+        self.registry().tag_groups(self.own(repo)?)
+    }
+
+    pub fn history(
+        &self,
+        repo: &Repository,
+        tag: Option<&str>,
+    ) -> Result<Vec<HistoryEntry>, Error> {
+        self.registry().history(self.own(repo)?, tag)
+    }
+
+    pub fn tag_at(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        at_ms: u64,
+    ) -> Result<Option<String>, Error> {
+        self.registry().tag_at(self.own(repo)?, tag, at_ms)
+    }
+
+    pub fn manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+    ) -> Result<StoredManifest, Error> {
+        self.registry().manifest(self.own(repo)?, reference)
+    }
+
+    pub fn referrers(&self, repo: &Repository, subject: &Digest) -> Result<Vec<Referrer>, Error> {
+        self.registry().referrers(self.own(repo)?, subject, None)
+    }
+}
+
+impl Feed<'_, Delete> {
+    pub fn delete_manifest(&self, repo: &Repository, reference: &Reference) -> Result<(), Error> {
+        self.registry()
+            .delete_manifest(self.own(repo)?, reference, self.access.actor())
+    }
+}
+
+impl Feed<'_, Promote> {
+    /// Whether `tag` could point at `digest` under the feed's policy (the promote form's check).
+    pub fn check_tag(&self, repo: &Repository, tag: &str, digest: &str) -> Result<(), Error> {
+        self.registry().check_tag(self.own(repo)?, tag, digest)
+    }
+
+    /// Promotes (or retags) `from_ref` of `from_repo`, read through `source`, to
+    /// `to_repo:to_tag` in this feed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn promote(
+        &self,
+        source: &Feed<'_, Pull>,
+        from_repo: &Repository,
+        from_ref: &Reference,
+        to_repo: &Repository,
+        to_tag: &Tag,
+        include_referrers: bool,
+        comment: Option<&str>,
+    ) -> Result<Promoted, Error> {
+        self.registry().promote(&Promotion {
+            from: source.own(from_repo)?,
+            from_ref,
+            to: self.own(to_repo)?,
+            to_tag,
+            include_referrers,
+            actor: self.access.actor(),
+            comment,
+        })
+    }
+}
+
+impl Feed<'_, FeedAdmin> {
+    pub fn update(&self, change: FeedChange) -> Result<FeedRecord, Error> {
+        let updated = self
+            .registry()
+            .update_feed(&self.name, change, self.access.actor())?;
+        tracing::info!(
+            actor = self.access.actor(),
+            feed = self.name,
+            "feed settings changed"
+        );
+        Ok(updated)
+    }
+
+    pub fn preview(&self, change: &FeedChange) -> Result<FeedPreview, Error> {
+        self.registry().preview_feed_change(&self.name, change)
+    }
+
+    /// Who changed the feed's settings, and how.
+    pub fn changes(&self) -> Result<Vec<AuditRecord>, Error> {
+        self.registry().audit(&self.name)
+    }
+
+    pub fn retention(&self) -> Result<Rules, Error> {
+        self.registry().retention(&self.name)
+    }
+
+    pub fn set_retention(&self, rules: &Rules) -> Result<(), Error> {
+        self.registry()
+            .set_retention(&self.name, rules, self.access.actor())
+    }
+
+    pub fn run_retention(&self, dry_run: bool) -> Result<RetentionReport, Error> {
+        self.registry().run_retention(&self.name, dry_run)
+    }
+
+    pub fn purge(&self, repo: &Repository, tag: &Tag, confirm: Option<&str>) -> Result<(), Error> {
+        self.registry()
+            .purge(self.own(repo)?, tag, self.access.actor(), confirm)
+    }
+
+    /// Who holds which role here, as (`user:NAME` or `key:ID`, role).
+    pub fn grants(&self) -> Result<Vec<(String, String)>, Error> {
+        let caller = self.access.caller.as_ref().ok_or(Error::Unauthenticated)?;
+        self.access.auth.feed_grants(caller, &self.name)
+    }
+
+    /// Gives user `name` `role` here, or takes their role with `None`. The admin role is
+    /// given and taken by administrators only (`Auth::grant_user`).
+    pub fn grant(&self, name: &str, role: Option<&str>) -> Result<(), Error> {
+        let caller = self.access.caller.as_ref().ok_or(Error::Unauthenticated)?;
+        self.access.auth.grant_user(caller, name, &self.name, role)
+    }
+}
+
+impl Admin<'_> {
+    fn registry(&self) -> &Registry {
+        &self.access.registry
+    }
+
+    fn auth(&self) -> &Auth {
+        &self.access.auth
+    }
+
+    /// Creates a feed with its settings.
+    pub fn create_feed(&self, feed: &FeedName, change: FeedChange) -> Result<FeedRecord, Error> {
+        if let Some(permitted) = &change.permitted {
+            for pattern in permitted {
+                super::versioning::check_pattern(pattern)?;
+            }
+        }
+        self.registry().create_feed(feed)?;
+        let created = self
+            .registry()
+            .update_feed(feed.as_str(), change, self.caller.user())?;
+        tracing::info!(
+            actor = self.caller.user(),
+            feed = feed.as_str(),
+            "feed created"
+        );
+        Ok(created)
+    }
+
+    pub fn delete_feed(&self, feed: &FeedName) -> Result<(), Error> {
+        self.registry().delete_feed(feed)?;
+        tracing::info!(
+            actor = self.caller.user(),
+            feed = feed.as_str(),
+            "feed deleted"
+        );
+        Ok(())
+    }
+
+    /// Every feed, whoever may pull it.
+    pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, Error> {
+        self.registry().feeds()
+    }
+
+    pub fn users(&self) -> Result<Vec<UserInfo>, Error> {
+        self.auth().users(self.caller)
+    }
+
+    /// Every API key.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        self.auth().keys(self.caller)
+    }
+
+    pub fn create_user(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        admin: bool,
+    ) -> Result<Option<String>, Error> {
+        self.auth().create_user(self.caller, name, password, admin)
+    }
+
+    pub fn update_user(
+        &self,
+        name: &str,
+        disabled: Option<bool>,
+        admin: Option<bool>,
+    ) -> Result<(), Error> {
+        self.auth().update_user(self.caller, name, disabled, admin)
+    }
+
+    /// Sets another user's password (or the administrator's own).
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), Error> {
+        self.auth().set_password(self.caller, name, password)
+    }
+
+    pub fn gc(&self, opts: GcOptions) -> Result<GcReport, Error> {
+        self.registry().gc(opts, &|_, _, _| {})
+    }
+
+    pub fn backup(&self, dir: &Path) -> Result<BackupReport, Error> {
+        self.registry().backup(dir, &|_, _, _| {})
+    }
+
+    /// Storage of every feed.
+    pub fn storage(&self) -> Result<StorageStats, Error> {
+        self.registry().storage()
+    }
+
+    /// The last garbage collection's report, if one ran since the start.
+    #[must_use]
+    pub fn last_gc(&self) -> Option<GcReport> {
+        self.registry().last_gc()
+    }
+
+    /// Per feed: (feed, when, deletions) of its last retention run since the start.
+    #[must_use]
+    pub fn last_retention(&self) -> Vec<(String, u64, u64)> {
+        self.registry().last_retention()
+    }
+}
+
+impl Account<'_> {
+    /// The caller's keys (every key for an administrator).
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        self.access.auth.keys(self.caller)
+    }
+
+    pub fn create_key(
+        &self,
+        owner: Option<&str>,
+        name: &str,
+        roles: &std::collections::BTreeMap<String, String>,
+        admin: bool,
+        expires: Option<u64>,
+    ) -> Result<NewKey, Error> {
+        self.access
+            .auth
+            .create_key(self.caller, owner, name, roles, admin, expires)
+    }
+
+    pub fn revoke_key(&self, id: &str) -> Result<(), Error> {
+        self.access.auth.revoke_key(self.caller, id)
+    }
+
+    /// Sets the password of `name`: the caller's own, or anyone's for an administrator.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), Error> {
+        self.access.auth.set_password(self.caller, name, password)
+    }
+
+    /// The account's credential epoch, after a change made through this caller.
+    pub fn epoch(&self) -> Result<u64, Error> {
+        self.access.auth.epoch(self.caller)
+    }
+}
