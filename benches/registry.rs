@@ -39,7 +39,10 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
         .unwrap();
     let repo: Repository = "prod/app".parse().unwrap();
     let config = b"{}";
-    let id = s.registry.start_upload(&repo, "bench").unwrap();
+    let id = s
+        .registry
+        .start_upload(&repo, "bench", semdock::model::Algorithm::Sha256)
+        .unwrap();
     let mut a = s.registry.append(&repo, &id, None).unwrap();
     a.write(config).unwrap();
     let config = Digest::of(config);

@@ -47,7 +47,9 @@ fn upload(c: &mut Criterion) {
         b.iter_batched(
             registry,
             |(dir, reg)| {
-                let id = reg.start_upload(&repo, "bench").unwrap();
+                let id = reg
+                    .start_upload(&repo, "bench", semdock::model::Algorithm::Sha256)
+                    .unwrap();
                 let mut append = reg.append(&repo, &id, None).unwrap();
                 for piece in data.chunks(PIECE) {
                     append.write(piece).unwrap();
@@ -63,7 +65,9 @@ fn upload(c: &mut Criterion) {
         b.iter_batched(
             registry,
             |(dir, reg)| {
-                let id = reg.start_upload(&repo, "bench").unwrap();
+                let id = reg
+                    .start_upload(&repo, "bench", semdock::model::Algorithm::Sha256)
+                    .unwrap();
                 let chunks: Vec<_> = data.chunks(CHUNK).collect();
                 let (last, rest) = chunks.split_last().unwrap();
                 for chunk in rest {

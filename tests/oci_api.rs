@@ -914,3 +914,303 @@ async fn docker_schema2_manifest_and_manifest_list_are_stored_with_their_media_t
         .await;
     assert_eq!(res.header("content-type"), Some(DOCKER_MANIFEST));
 }
+
+// ---- conformance with every toggle (distribution-spec main) ----
+
+#[actix_web::test]
+async fn a_reference_that_cannot_be_a_tag_is_an_unknown_manifest_for_get_and_head_only() {
+    let app = TestApp::new();
+    for method in [actix_web::http::Method::GET, actix_web::http::Method::HEAD] {
+        let res = app
+            .send(
+                TestRequest::default()
+                    .method(method.clone())
+                    .uri("/v2/library/app/manifests/.INVALID_MANIFEST_NAME"),
+            )
+            .await;
+        assert_eq!(res.status, 404, "{method}");
+    }
+    let res = app
+        .get("/v2/library/app/manifests/.INVALID_MANIFEST_NAME")
+        .await;
+    assert_eq!(res.error_code(), "MANIFEST_UNKNOWN");
+    let (_, body) = app.image("library/app", &[b"x"]).await;
+    let res = app
+        .put_manifest("library/app", ".INVALID_MANIFEST_NAME", OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
+}
+
+#[actix_web::test]
+async fn a_range_whose_end_is_before_its_start_is_unsatisfiable() {
+    let app = TestApp::new();
+    let digest = app.push_blob("library/app", b"hello world").await;
+    let res = app
+        .send(
+            TestRequest::get()
+                .uri(&format!("/v2/library/app/blobs/{digest}"))
+                .insert_header(("Range", "bytes=5-0")),
+        )
+        .await;
+    assert_eq!(res.status, 416);
+    assert_eq!(res.header("content-range"), Some("bytes */11"));
+}
+
+#[actix_web::test]
+async fn automatic_mount_links_a_blob_the_caller_may_read_and_hides_one_it_may_not() {
+    let app = TestApp::new().with_feed("secret");
+    let readable = app.push_blob("library/a", b"readable layer").await;
+    let hidden = app.push_blob("secret/a", b"hidden layer").await;
+    let res = app
+        .send(TestRequest::post().uri(&format!("/v2/library/b/blobs/uploads/?mount={readable}")))
+        .await;
+    assert_eq!(res.status, 201);
+    assert_eq!(res.header("docker-content-digest"), Some(readable.as_str()));
+    assert_eq!(
+        app.get(&format!("/v2/library/b/blobs/{readable}"))
+            .await
+            .body,
+        b"readable layer"
+    );
+    // A user who may push to library but not read secret gets an upload session instead.
+    app.auth
+        .create_user(&common::admin(), "pusher", Some("pusher-password"), false)
+        .unwrap();
+    app.auth
+        .grant_user(&common::admin(), "pusher", "library", Some("push"))
+        .unwrap();
+    let res = app
+        .send_as(
+            TestRequest::post()
+                .uri(&format!("/v2/library/c/blobs/uploads/?mount={hidden}"))
+                .insert_header(("Authorization", common::basic("pusher", "pusher-password"))),
+        )
+        .await;
+    assert_eq!(res.status, 202, "a blob of an unreadable feed was mounted");
+}
+
+fn sha512_of(bytes: &[u8]) -> Digest {
+    Digest::of_with(semdock::model::Algorithm::Sha512, bytes)
+}
+
+#[actix_web::test]
+async fn sha512_blobs_upload_monolithic_chunked_and_by_any_route_and_read_back() {
+    let app = TestApp::new();
+    let bytes = b"a layer addressed by sha512".to_vec();
+    let digest = sha512_of(&bytes);
+    // Single POST.
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri(&format!("/v2/library/app/blobs/uploads/?digest={digest}"))
+                .set_payload(bytes.clone()),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
+    let res = app.get(&format!("/v2/library/app/blobs/{digest}")).await;
+    assert_eq!(res.body, bytes);
+    assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
+    let file = app
+        .dir
+        .path()
+        .join("blobs/sha512")
+        .join(&digest.hex()[..2])
+        .join(digest.hex());
+    assert!(file.is_file(), "{}", file.display());
+    // Chunked, announced with digest-algorithm (hashed while streaming), and not announced
+    // (one more pass at the end): both land on the same digest.
+    for start in [
+        "/v2/library/chunked/blobs/uploads/?digest-algorithm=sha512",
+        "/v2/library/late/blobs/uploads/",
+    ] {
+        let res = app.send(TestRequest::post().uri(start)).await;
+        assert_eq!(res.status, 202);
+        let location = res.header("location").unwrap().to_owned();
+        let res = app
+            .send(
+                TestRequest::patch()
+                    .uri(&location)
+                    .insert_header(("Content-Range", "0-9"))
+                    .set_payload(bytes[..10].to_vec()),
+            )
+            .await;
+        assert_eq!(res.status, 202);
+        let location = res.header("location").unwrap().to_owned();
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let res = app
+            .send(
+                TestRequest::put()
+                    .uri(&format!("{location}{sep}digest={digest}"))
+                    .set_payload(bytes[10..].to_vec()),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            201,
+            "{start}: {}",
+            String::from_utf8_lossy(&res.body)
+        );
+    }
+    let res = app
+        .send(TestRequest::post().uri("/v2/library/app/blobs/uploads/?digest-algorithm=md5"))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+    // A wrong sha512 is refused and leaves nothing.
+    let wrong = sha512_of(b"other");
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri(&format!("/v2/library/app/blobs/uploads/?digest={wrong}"))
+                .set_payload(bytes.clone()),
+        )
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+}
+
+#[actix_web::test]
+async fn manifests_address_and_reference_sha512_content_through_gc_check_backup_and_restore() {
+    let app = TestApp::new();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let layer = b"sha512 layer";
+    let (c, l) = (sha512_of(config), sha512_of(layer));
+    for (d, b) in [(&c, &config[..]), (&l, &layer[..])] {
+        let res = app
+            .send(
+                TestRequest::post()
+                    .uri(&format!("/v2/library/app/blobs/uploads/?digest={d}"))
+                    .set_payload(b.to_vec()),
+            )
+            .await;
+        assert_eq!(res.status, 201);
+    }
+    let body = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c.as_str(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": l.as_str(), "size": layer.len()}]}))
+    .unwrap();
+    let by_sha512 = sha512_of(&body);
+    let res = app
+        .put_manifest("library/app", by_sha512.as_str(), OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(
+        res.header("docker-content-digest"),
+        Some(by_sha512.as_str())
+    );
+    let res = app
+        .put_manifest("library/app", "1", OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(res.status, 201);
+    let res = app
+        .get(&format!("/v2/library/app/manifests/{by_sha512}"))
+        .await;
+    assert_eq!((res.status, res.body.clone()), (200, body.clone()));
+    let res = app.get("/v2/library/app/manifests/1").await;
+    assert_eq!(
+        res.header("docker-content-digest"),
+        Some(Digest::of(&body).as_str())
+    );
+
+    // GC keeps what the manifests reference; check re-hashes sha512 files and finds all well.
+    let mut opts = semdock::config::Config::default().gc_options(false);
+    opts.grace = std::time::Duration::ZERO;
+    let report = app.registry.gc(opts, &|_, _, _| {}).unwrap();
+    assert_eq!(report.blobs_removed, 0, "{report:?}");
+    let check = app
+        .registry
+        .check(
+            semdock::domain::check::CheckOptions {
+                jobs: 1,
+                max_bytes_per_sec: None,
+            },
+            &|_, _, _| {},
+        )
+        .unwrap();
+    assert!(check.is_clean(), "{check:?}");
+    assert_eq!(check.blobs_checked, 2);
+    // Backup and restore carry them, verified.
+    let dirs = tempfile::tempdir().unwrap();
+    let backup = dirs.path().join("b");
+    let made = app.registry.backup(&backup, &|_, _, _| {}).unwrap();
+    assert_eq!((made.blobs, made.damaged.len()), (2, 0));
+    let restored = dirs.path().join("r");
+    let back = semdock::domain::backup::restore(&backup, &restored, &|_, _, _| {}).unwrap();
+    assert_eq!((back.blobs, back.damaged.len()), (2, 0));
+    assert!(
+        restored
+            .join("blobs/sha512")
+            .join(&l.hex()[..2])
+            .join(l.hex())
+            .is_file()
+    );
+    // Once unreferenced, GC collects a sha512 blob like any other.
+    let res = app
+        .send(
+            TestRequest::delete().uri(&format!("/v2/library/app/manifests/{}", Digest::of(&body))),
+        )
+        .await;
+    assert_eq!(res.status, 202);
+    let res = app
+        .send(TestRequest::delete().uri(&format!("/v2/library/app/manifests/{by_sha512}")))
+        .await;
+    assert_eq!(res.status, 202);
+    // Records and links count as young within their second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let report = app.registry.gc(opts, &|_, _, _| {}).unwrap();
+    assert_eq!(report.blobs_removed, 2, "{report:?}");
+}
+
+#[actix_web::test]
+async fn a_manifest_with_non_distributable_layers_needs_only_its_distributable_blobs() {
+    let app = TestApp::new().with_feed("prod");
+    let config = app.push_blob("library/win", br#"{"os":"windows"}"#).await;
+    let layer = app.push_blob("library/win", b"distributable").await;
+    let foreign = Digest::of(b"never pushed: fetched from its urls");
+    let body = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 16},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "digest": foreign.as_str(), "size": 123_456,
+             "urls": ["https://mcr.example.com/blobs/x"]},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.as_str(), "size": 13}]}))
+    .unwrap();
+    let res = app
+        .put_manifest("library/win", "ltsc", OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    // The foreign layer is external, not missing: check is clean, promotion links only the rest.
+    let check = app
+        .registry
+        .check(
+            semdock::domain::check::CheckOptions {
+                jobs: 1,
+                max_bytes_per_sec: None,
+            },
+            &|_, _, _| {},
+        )
+        .unwrap();
+    assert!(check.is_clean(), "{check:?}");
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri("/api/v1/promotions")
+                .set_json(json!({"from": "library/win:ltsc", "to": "prod/win:ltsc"})),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(app.get("/v2/prod/win/manifests/ltsc").await.body, body);
+    assert_eq!(
+        app.get(&format!("/v2/prod/win/blobs/{foreign}"))
+            .await
+            .status,
+        404
+    );
+}

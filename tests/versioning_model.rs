@@ -88,7 +88,7 @@ proptest! {
         for i in 0..4u8 {
             let config = semdock::model::Digest::of(&[i]);
             for repo in [&prod, &ci] {
-                let id = s.registry.start_upload(repo, "user:admin").unwrap();
+                let id = s.registry.start_upload(repo, "user:admin", semdock::model::Algorithm::Sha256).unwrap();
                 let mut a = s.registry.append(repo, &id, None).unwrap();
                 a.write(&[i]).unwrap();
                 s.registry.complete_upload(a, &config).unwrap();

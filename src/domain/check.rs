@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use super::gc::{Progress, lock};
 use super::{Error, Registry};
-use crate::model::Digest;
+use crate::model::{Algorithm, Digest};
 
 /// How the check runs.
 #[derive(Debug, Clone, Copy)]
@@ -71,15 +70,19 @@ impl Throttle {
     }
 }
 
-fn hash_file(path: &std::path::Path, throttle: &Throttle) -> std::io::Result<(Digest, u64)> {
+fn hash_file(
+    path: &std::path::Path,
+    algorithm: Algorithm,
+    throttle: &Throttle,
+) -> std::io::Result<(Digest, u64)> {
     let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = algorithm.hasher();
     let mut buf = vec![0; 1 << 20];
     let mut len = 0;
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
-            return Ok((Digest::from_sha256(&hasher.finalize()), len));
+            return Ok((hasher.finish(), len));
         }
         throttle.take(n);
         hasher.update(&buf[..n]);
@@ -110,7 +113,7 @@ impl Registry {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(f) = files.get(i) else { break };
                         let path = self.blobs.blob_path(&f.digest);
-                        match hash_file(&path, &throttle) {
+                        match hash_file(&path, f.digest.algorithm(), &throttle) {
                             Ok((found, len)) => {
                                 bytes.fetch_add(len, Ordering::Relaxed);
                                 if found != f.digest {

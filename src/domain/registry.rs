@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::model::manifest::Manifest;
-use crate::model::{Digest, FeedName, Reference, Repository, Tag};
+use crate::model::{Algorithm, Digest, FeedName, Reference, Repository, Tag};
 use crate::store::blobs::{BlobStore, UploadState, UploadWriter};
 use crate::store::meta::{
     AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord, MetaStore,
@@ -100,6 +100,9 @@ const MANIFEST_CACHE_MAX_BODY: usize = 256 << 10;
 #[derive(Clone, Default)]
 struct Sessions(Arc<Mutex<HashMap<String, Slot>>>);
 
+// An idle slot holds the hash state (SHA-512's is the larger); boxing it would cost an
+// allocation per request for a map of a few entries.
+#[allow(clippy::large_enum_variant)]
 enum Slot {
     Idle(UploadState),
     /// A request is writing; the number is the offset it started at.
@@ -263,7 +266,7 @@ impl BlobHandle {
     /// the last byte.
     #[must_use]
     pub fn verifier(&self) -> BlobVerifier {
-        BlobVerifier(UploadState::default())
+        BlobVerifier(UploadState::new(self.digest.algorithm()))
     }
 }
 
@@ -372,10 +375,26 @@ impl Drop for Append {
     }
 }
 
+/// The id prefix of an upload hashed with SHA-512: the algorithm travels with the id, so a
+/// session resumed on another request, or after a restart, is hashed the same way.
+const SHA512_UPLOAD: &str = "sha512-";
+
 fn upload_id(id: &str) -> Result<String, Error> {
-    uuid::Uuid::parse_str(id)
-        .map(|u| u.hyphenated().to_string())
+    let (prefix, uuid) = id
+        .strip_prefix(SHA512_UPLOAD)
+        .map_or(("", id), |rest| (SHA512_UPLOAD, rest));
+    uuid::Uuid::parse_str(uuid)
+        .map(|u| format!("{prefix}{}", u.hyphenated()))
         .map_err(|_| Error::UploadUnknown { id: id.to_owned() })
+}
+
+/// The algorithm upload `id` is hashed with while it streams.
+fn upload_algorithm(id: &str) -> Algorithm {
+    if id.starts_with(SHA512_UPLOAD) {
+        Algorithm::Sha512
+    } else {
+        Algorithm::Sha256
+    }
 }
 
 fn feed_unknown(repo: &Repository) -> Error {
@@ -691,8 +710,17 @@ impl Registry {
 
     /// Opens an upload session in `repo` for `owner` (a principal's subject, or the client's
     /// address); returns its id. An owner with `Limits::upload_sessions` open is refused.
-    pub fn start_upload(&self, repo: &Repository, owner: &str) -> Result<String, Error> {
-        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    pub fn start_upload(
+        &self,
+        repo: &Repository,
+        owner: &str,
+        algorithm: Algorithm,
+    ) -> Result<String, Error> {
+        let prefix = match algorithm {
+            Algorithm::Sha256 => "",
+            Algorithm::Sha512 => SHA512_UPLOAD,
+        };
+        let id = format!("{prefix}{}", uuid::Uuid::new_v4().hyphenated());
         lock(&self.upload_owners).open(&id, owner, self.limits.upload_sessions)?;
         if let Err(e) = self.blobs.create_upload(&id) {
             lock(&self.upload_owners).close(&id);
@@ -718,7 +746,7 @@ impl Registry {
         }
         self.sessions
             .lock()
-            .insert(id.clone(), Slot::Idle(UploadState::default()));
+            .insert(id.clone(), Slot::Idle(UploadState::new(algorithm)));
         Ok(id)
     }
 
@@ -743,6 +771,30 @@ impl Registry {
             link_into(w, repo, digest)?;
             Ok(true)
         })
+    }
+
+    /// Mounts blob `digest` into `repo` from any repository that has it and whose feed
+    /// `readable` allows (a mount without `from`); says whether it did. A blob only in
+    /// repositories the caller cannot read is never mounted, so its existence stays hidden.
+    pub fn mount_any(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        readable: impl Fn(&str) -> bool,
+    ) -> Result<bool, Error> {
+        if !self.blobs.has_blob(digest) {
+            return Ok(false);
+        }
+        let sources = self.meta.read()?.repositories_linking(digest.as_str())?;
+        for source in sources {
+            let Ok(from) = source.parse::<Repository>() else {
+                continue;
+            };
+            if readable(from.feed()) && self.mount(repo, digest, &from)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn session(&self, repo: &Repository, id: &str) -> Result<String, Error> {
@@ -794,7 +846,7 @@ impl Registry {
         };
         let state = match taken {
             Some(state) => state,
-            None => match self.blobs.rehash_upload(&id) {
+            None => match self.blobs.rehash_upload(&id, upload_algorithm(&id)) {
                 Ok(state) => state,
                 Err(e) => {
                     self.sessions.forget(&id);
@@ -845,7 +897,15 @@ impl Registry {
         let id = append.id.clone();
         let repo = append.repository.clone();
         self.sessions.forget(&id);
-        let computed = state.digest();
+        let mut computed = state.digest();
+        if computed.algorithm() != declared.algorithm() {
+            // Declared by another algorithm than the session streamed with (no
+            // `digest-algorithm` on the POST): one more pass over the file.
+            computed = self
+                .blobs
+                .rehash_upload(&id, declared.algorithm())?
+                .digest();
+        }
         if computed != *declared {
             self.discard_upload(&id)?;
             return Err(Error::DigestMismatch {
@@ -924,7 +984,11 @@ impl Registry {
             return Err(Error::ManifestTooLarge { limit });
         }
         let manifest = Manifest::parse(body, content_type)?;
-        let digest = Digest::of(body);
+        // By the algorithm of the digest it is pushed by (sha512 too); by tag, sha256.
+        let digest = match reference {
+            Reference::Digest(declared) => Digest::of_with(declared.algorithm(), body),
+            Reference::Tag(_) => Digest::of(body),
+        };
         if let Reference::Digest(declared) = reference
             && *declared != digest
         {

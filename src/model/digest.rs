@@ -1,43 +1,150 @@
-//! Content digests (`sha256:<64 hex>`), the only true identity of a blob or manifest.
+//! Content digests (`sha256:<64 hex>`, `sha512:<128 hex>`), the only true identity of a
+//! blob or manifest, and the hasher that computes them while bytes stream by.
 
 use std::fmt;
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
-/// A validated `sha256:<64 lowercase hex>` digest.
+/// A digest algorithm this registry stores content by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    /// Every algorithm, the canonical one first.
+    pub const ALL: [Self; 2] = [Self::Sha256, Self::Sha512];
+
+    /// The name in a digest string and on disk.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    /// Hex digits of an encoded digest.
+    #[must_use]
+    pub fn hex_len(self) -> usize {
+        match self {
+            Self::Sha256 => 64,
+            Self::Sha512 => 128,
+        }
+    }
+
+    /// The algorithm named `name`, if this registry supports it.
+    #[must_use]
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    #[must_use]
+    pub fn hasher(self) -> Hasher {
+        match self {
+            Self::Sha256 => Hasher::Sha256(Sha256::new()),
+            Self::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+}
+
+/// Hashes bytes as they arrive, with one algorithm.
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Algorithm::Sha256.hasher()
+    }
+}
+
+impl Hasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(bytes),
+            Self::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Sha256(_) => Algorithm::Sha256,
+            Self::Sha512(_) => Algorithm::Sha512,
+        }
+    }
+
+    /// The digest of every byte taken.
+    #[must_use]
+    pub fn finish(self) -> Digest {
+        match self {
+            Self::Sha256(h) => Digest::from_output(Algorithm::Sha256, &h.finalize()),
+            Self::Sha512(h) => Digest::from_output(Algorithm::Sha512, &h.finalize()),
+        }
+    }
+}
+
+/// A validated digest: `sha256:<64 lowercase hex>` or `sha512:<128 lowercase hex>`.
 ///
-/// Only SHA-256 is stored; other registered algorithms are recognised so that the caller gets
-/// "unsupported" rather than "malformed".
+/// Other registered algorithms are recognised so that the caller gets "unsupported" rather
+/// than "malformed".
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(String);
 
 /// Why a string is not a digest this registry can use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
-    #[error("digest {0:?} is malformed: expected sha256:<64 lowercase hex digits>")]
+    #[error(
+        "digest {0:?} is malformed: expected sha256:<64 lowercase hex digits> or sha512:<128 lowercase hex digits>"
+    )]
     Malformed(String),
-    #[error("digest algorithm {0:?} is not supported: use sha256")]
+    #[error("digest algorithm {0:?} is not supported: use sha256 or sha512")]
     Unsupported(String),
 }
 
 impl Digest {
-    /// The digest of `bytes`.
+    /// The SHA-256 digest of `bytes`, the canonical one.
     #[must_use]
     pub fn of(bytes: &[u8]) -> Self {
         Self::from_sha256(&Sha256::digest(bytes))
     }
 
+    /// The digest of `bytes` by `algorithm`.
+    #[must_use]
+    pub fn of_with(algorithm: Algorithm, bytes: &[u8]) -> Self {
+        let mut h = algorithm.hasher();
+        h.update(bytes);
+        h.finish()
+    }
+
     /// Builds a digest from a finished SHA-256 output.
     #[must_use]
     pub fn from_sha256(output: &[u8]) -> Self {
-        Self(format!("sha256:{}", hex::encode(output)))
+        Self::from_output(Algorithm::Sha256, output)
     }
 
-    /// The 64 hex digits, without the algorithm.
+    fn from_output(algorithm: Algorithm, output: &[u8]) -> Self {
+        Self(format!("{}:{}", algorithm.name(), hex::encode(output)))
+    }
+
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        if self.0.starts_with("sha512:") {
+            Algorithm::Sha512
+        } else {
+            Algorithm::Sha256
+        }
+    }
+
+    /// The hex digits, without the algorithm.
     #[must_use]
     pub fn hex(&self) -> &str {
-        &self.0["sha256:".len()..]
+        &self.0[self.algorithm().name().len() + 1..]
     }
 
     #[must_use]
@@ -64,10 +171,10 @@ impl FromStr for Digest {
         if !algorithm_ok || !encoded_ok {
             return Err(DigestError::Malformed(s.to_owned()));
         }
-        if algorithm != "sha256" {
+        let Some(known) = Algorithm::named(algorithm) else {
             return Err(DigestError::Unsupported(algorithm.to_owned()));
-        }
-        let hex_ok = encoded.len() == 64
+        };
+        let hex_ok = encoded.len() == known.hex_len()
             && encoded
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -121,8 +228,29 @@ mod tests {
             );
         }
         assert!(matches!(
-            "sha512:abcd".parse::<Digest>(),
+            "sha384:abcd".parse::<Digest>(),
             Err(DigestError::Unsupported(_))
         ));
+        // sha512 has 128 digits; 64 are malformed.
+        assert!(matches!(
+            format!("sha512:{}", "a".repeat(64)).parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn sha512_digests_parse_hash_and_stream() {
+        let d = Digest::of_with(Algorithm::Sha512, b"");
+        assert_eq!(
+            d.as_str(),
+            "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
+        );
+        assert_eq!(d.algorithm(), Algorithm::Sha512);
+        assert_eq!(d.hex().len(), 128);
+        assert_eq!(d.as_str().parse::<Digest>().unwrap(), d);
+        let mut h = Algorithm::Sha512.hasher();
+        h.update(b"ab");
+        h.update(b"c");
+        assert_eq!(h.finish(), Digest::of_with(Algorithm::Sha512, b"abc"));
     }
 }

@@ -41,6 +41,9 @@ pub struct Manifest {
     pub kind: ManifestKind,
     /// Config and layers: blobs that must exist in the repository.
     pub blobs: Vec<Digest>,
+    /// Non-distributable layers (Windows base images' foreign layers): fetched by clients
+    /// from their `urls`, never pushed to a private registry, so never required here.
+    pub external: Vec<Digest>,
     /// Child manifests of an index: manifests that must exist in the repository.
     pub children: Vec<Digest>,
     pub subject: Option<Digest>,
@@ -84,6 +87,13 @@ fn header_media_type(content_type: Option<&str>) -> Option<&str> {
     let essence = content_type?.split(';').next()?.trim();
     (!essence.is_empty() && essence != "application/json" && essence != "application/octet-stream")
         .then_some(essence)
+}
+
+/// Whether a layer of `media_type` is non-distributable: OCI's `…layer.nondistributable…`
+/// (deprecated in image-spec 1.1, still pushed by Windows images) and Docker's foreign layers.
+fn is_non_distributable(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+        || media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
 }
 
 fn digest_of(d: &Descriptor) -> Result<Digest, ManifestError> {
@@ -141,8 +151,13 @@ impl Manifest {
         let m: ImageManifest =
             serde_json::from_slice(body).map_err(|e| ManifestError::Invalid(e.to_string()))?;
         let mut blobs = vec![digest_of(m.config())?];
+        let mut external = Vec::new();
         for layer in m.layers() {
-            blobs.push(digest_of(layer)?);
+            if is_non_distributable(layer.media_type().as_ref()) {
+                external.push(digest_of(layer)?);
+            } else {
+                blobs.push(digest_of(layer)?);
+            }
         }
         let artifact_type = m
             .artifact_type()
@@ -152,6 +167,7 @@ impl Manifest {
             media_type,
             kind: ManifestKind::Image,
             blobs,
+            external,
             children: Vec::new(),
             subject: m.subject().as_ref().map(digest_of).transpose()?,
             artifact_type: Some(artifact_type),
@@ -171,6 +187,7 @@ impl Manifest {
             media_type,
             kind: ManifestKind::Index,
             blobs: Vec::new(),
+            external: Vec::new(),
             children: i
                 .manifests()
                 .iter()
@@ -211,6 +228,21 @@ mod tests {
         assert_eq!(
             m.artifact_type.as_deref(),
             Some("application/vnd.oci.image.config.v1+json")
+        );
+    }
+
+    #[test]
+    fn non_distributable_layers_are_external_not_required_blobs() {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"a/b","digest":"{D1}","size":1}},
+            "layers":[{{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":"{D2}","size":9,"urls":["https://example.com/x"]}},
+                      {{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{D1}","size":9}}]}}"#
+        );
+        let m = Manifest::parse(body.as_bytes(), Some(OCI_MANIFEST)).unwrap();
+        assert_eq!(m.blobs, [D1.parse::<Digest>().unwrap()]);
+        assert_eq!(
+            m.external,
+            [D2.parse::<Digest>().unwrap(), D1.parse().unwrap()]
         );
     }
 

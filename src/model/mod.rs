@@ -9,6 +9,6 @@ pub mod manifest;
 pub mod names;
 
 pub use access::{Action, Caps, Role, Scope};
-pub use digest::{Digest, DigestError};
+pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Manifest, ManifestError};
 pub use names::{FeedName, NameError, Reference, Repository, Tag, parse_image};

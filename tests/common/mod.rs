@@ -304,7 +304,12 @@ impl Server {
 
     /// Starts on `data_dir` (kept by the caller) with extra environment.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_semdock"));
+        Self::start_bin(Path::new(env!("CARGO_BIN_EXE_semdock")), data_dir, env)
+    }
+
+    /// Starts the binary `bin` (a release build, say) on `data_dir` with extra environment.
+    pub fn start_bin(bin: &Path, data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .env("SEMDOCK_LISTEN", "127.0.0.1:0")
             .env("SEMDOCK_DATA_DIR", data_dir)

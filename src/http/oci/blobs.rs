@@ -50,7 +50,10 @@ fn byte_range(req: &HttpRequest, size: u64) -> Result<Option<(u64, u64)>, ()> {
         } else {
             match last.parse::<u64>() {
                 Ok(end) if end >= start => end.min(size.saturating_sub(1)),
-                _ => return Ok(None),
+                // `500-0`: no byte can satisfy it (the suites expect 416, as zot and
+                // Distribution's successors answer).
+                Ok(_) => return Err(()),
+                Err(_) => return Ok(None),
             }
         };
         if start >= size {

@@ -8,7 +8,7 @@ use super::extract::{content_type, reference};
 use super::{OciError, Reg, blocking};
 use crate::domain;
 use crate::domain::auth::Principal;
-use crate::model::Tag;
+use crate::model::{NameError, Reference, Tag};
 
 // GET|HEAD /v2/<name>/manifests/<reference> — pull a manifest (spec: "Pulling manifests").
 pub async fn get(
@@ -17,7 +17,19 @@ pub async fn get(
     path: web::Path<(String, String)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, OciError> {
-    let reference = reference(&path.1)?;
+    // A reference that cannot be a tag names nothing in the repository: unknown, as the
+    // conformance suites expect (a PUT with it is still refused as invalid).
+    let reference = match path.1.parse::<Reference>() {
+        Ok(r) => r,
+        Err(NameError::Tag(_)) => {
+            return Err(domain::Error::ManifestUnknown {
+                repository: repo.to_string(),
+                reference: path.1.clone(),
+            }
+            .into());
+        }
+        Err(e) => return Err(domain::Error::from(e).into()),
+    };
     // A GET is a pull (retention's "not pulled for N days"); a HEAD only asks.
     let pull = req.method() == actix_web::http::Method::GET;
     // A manifest read since the last metadata write comes from memory, without a trip to

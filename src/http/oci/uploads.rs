@@ -14,7 +14,7 @@ use super::extract::{chunk_start, digest};
 use super::{Code, OciError, Reg, blocking};
 use crate::domain::auth::Principal;
 use crate::domain::{self, Append};
-use crate::model::{Action, Digest, Repository};
+use crate::model::{Action, Algorithm, Digest, Repository};
 
 /// Chunks in flight between the socket and the writer: bounds memory per upload.
 const CHANNEL_CHUNKS: usize = 32;
@@ -24,6 +24,10 @@ pub struct StartQuery {
     digest: Option<String>,
     mount: Option<String>,
     from: Option<String>,
+    /// The algorithm the final digest will use (`sha256`, `sha512`), so the upload is
+    /// hashed by it while it streams.
+    #[serde(rename = "digest-algorithm")]
+    digest_algorithm: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -163,11 +167,28 @@ pub async fn start(
             if readable && blocking(move || r.mount(&rp, &d, &from)).await? {
                 return Ok(blob_created(&repo, &mounted));
             }
+        } else if query.from.is_none() {
+            // Automatic mount (spec: no `from`): from any repository the caller may pull.
+            let visible =
+                with_auth(&req, move |auth| auth.pullable_feeds(principal.as_ref())).await?;
+            let (r, rp, d) = (reg.clone(), repo.clone(), mounted.clone());
+            if blocking(move || r.mount_any(&rp, &d, |feed| visible.contains(feed))).await? {
+                return Ok(blob_created(&repo, &mounted));
+            }
         }
     }
     let declared = query.digest.as_deref().map(digest).transpose()?;
+    let algorithm = match (&declared, query.digest_algorithm.as_deref()) {
+        (Some(d), _) => d.algorithm(),
+        (None, Some(name)) => Algorithm::named(name).ok_or_else(|| {
+            OciError::from(domain::Error::DigestInvalid(format!(
+                "digest-algorithm {name:?} is not supported: use sha256 or sha512"
+            )))
+        })?,
+        (None, None) => Algorithm::Sha256,
+    };
     let (r, rp) = (reg.clone(), repo.clone());
-    let id = blocking(move || r.start_upload(&rp, &owner)).await?;
+    let id = blocking(move || r.start_upload(&rp, &owner, algorithm)).await?;
     match declared {
         Some(declared) => append_and_complete(reg, &repo, id, None, declared, payload).await,
         None => Ok(session_response(HttpResponse::Accepted(), &repo, &id, 0)),

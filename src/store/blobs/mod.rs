@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! DATA_DIR/blobs/sha256/ab/abcdef…   a published blob, named by its hex digest, immutable
-//! DATA_DIR/uploads/<uuid>            the bytes of an upload in progress
+//! DATA_DIR/blobs/sha512/ab/abcdef…   the same for blobs addressed by a SHA-512 digest
+//! DATA_DIR/uploads/<id>              the bytes of an upload in progress (`<uuid>`, or
+//!                                    `sha512-<uuid>` for an upload hashed with SHA-512)
 //! ```
 //!
 //! No `:` appears in a file name, so the layout works on Windows. A blob file appears only by
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub use upload::{UploadState, UploadWriter};
 
 use super::owner_only;
-use crate::model::Digest;
+use crate::model::{Algorithm, Digest};
 
 /// The blob and upload directories under one data directory.
 #[derive(Debug, Clone)]
@@ -62,22 +64,27 @@ impl BlobStore {
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let writers = Writers::default();
         let store = Self {
-            blobs: data_dir.join("blobs").join("sha256"),
+            blobs: data_dir.join("blobs"),
             uploads: data_dir.join("uploads"),
             writers: writers.clone(),
             warmer: Warmer::new(writers),
         };
         owner_only::create_dir_all(data_dir)?;
-        owner_only::create_dir_all(&store.blobs)?;
+        for algorithm in Algorithm::ALL {
+            owner_only::create_dir_all(&store.blobs.join(algorithm.name()))?;
+        }
         owner_only::create_dir_all(&store.uploads)?;
         Ok(store)
     }
 
-    /// `blobs/sha256/ab/abcdef…`
+    /// `blobs/<algorithm>/ab/abcdef…`
     #[must_use]
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
-        self.blobs.join(&hex[..2]).join(hex)
+        self.blobs
+            .join(digest.algorithm().name())
+            .join(&hex[..2])
+            .join(hex)
     }
 
     /// `uploads/<id>`; `id` is a UUID the domain layer created or validated.
@@ -107,9 +114,10 @@ impl BlobStore {
         Ok(writer)
     }
 
-    /// Re-reads an upload's bytes to rebuild its hash state, after a restart.
-    pub fn rehash_upload(&self, id: &str) -> io::Result<UploadState> {
-        UploadState::from_file(&self.upload_path(id))
+    /// Re-reads an upload's bytes to rebuild its hash state (by `algorithm`), after a
+    /// restart, or to hash it by another algorithm than the one it streamed with.
+    pub fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> io::Result<UploadState> {
+        UploadState::from_file(&self.upload_path(id), algorithm)
     }
 
     /// Makes a verified upload the blob `digest`: fsync, then atomic rename into place. When
@@ -142,26 +150,30 @@ impl BlobStore {
     /// are not digests (a `.corrupted` copy set aside) are skipped.
     pub fn blob_files(&self) -> io::Result<Vec<BlobFile>> {
         let mut out = Vec::new();
-        for shard in fs::read_dir(&self.blobs)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
+        for algorithm in Algorithm::ALL {
+            let dir = self.blobs.join(algorithm.name());
+            if !dir.is_dir() {
                 continue;
             }
-            for entry in fs::read_dir(shard.path())? {
-                let entry = entry?;
-                let Some(digest) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
-                else {
+            for shard in fs::read_dir(&dir)? {
+                let shard = shard?;
+                if !shard.file_type()?.is_dir() {
                     continue;
-                };
-                let meta = entry.metadata()?;
-                out.push(BlobFile {
-                    digest,
-                    len: meta.len(),
-                    modified: meta.modified()?,
-                });
+                }
+                for entry in fs::read_dir(shard.path())? {
+                    let entry = entry?;
+                    let Some(digest) = entry.file_name().to_str().and_then(|hex| {
+                        format!("{}:{hex}", algorithm.name()).parse::<Digest>().ok()
+                    }) else {
+                        continue;
+                    };
+                    let meta = entry.metadata()?;
+                    out.push(BlobFile {
+                        digest,
+                        len: meta.len(),
+                        modified: meta.modified()?,
+                    });
+                }
             }
         }
         Ok(out)
@@ -220,7 +232,7 @@ impl BlobStore {
             .create(true)
             .truncate(true)
             .open(&tmp)?;
-        let mut state = UploadState::default();
+        let mut state = UploadState::new(digest.algorithm());
         let mut buf = vec![0u8; 1 << 20];
         let copied = (|| {
             loop {

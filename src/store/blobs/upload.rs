@@ -5,9 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
-
-use crate::model::Digest;
+use crate::model::{Algorithm, Digest, Hasher};
 
 /// Bytes gathered before one write to the file; large writes keep syscalls off the hot path.
 pub(super) const WRITE_BUFFER: usize = 1 << 20;
@@ -20,15 +18,24 @@ const BUFFERS_IN_FLIGHT: usize = 2;
 /// How far an upload has come: its length and the hash of those bytes.
 #[derive(Clone, Default)]
 pub struct UploadState {
-    hasher: Sha256,
+    hasher: Hasher,
     len: u64,
 }
 
 impl UploadState {
-    /// Rebuilds the state by hashing the file's current bytes.
-    pub fn from_file(path: &Path) -> io::Result<Self> {
+    /// A new, empty upload hashed with `algorithm`.
+    #[must_use]
+    pub fn new(algorithm: Algorithm) -> Self {
+        Self {
+            hasher: algorithm.hasher(),
+            len: 0,
+        }
+    }
+
+    /// Rebuilds the state by hashing the file's current bytes with `algorithm`.
+    pub fn from_file(path: &Path, algorithm: Algorithm) -> io::Result<Self> {
         let mut file = File::open(path)?;
-        let mut state = Self::default();
+        let mut state = Self::new(algorithm);
         let mut buf = vec![0; WRITE_BUFFER];
         loop {
             let n = file.read(&mut buf)?;
@@ -53,7 +60,7 @@ impl UploadState {
     /// The digest of the bytes received so far.
     #[must_use]
     pub fn digest(&self) -> Digest {
-        Digest::from_sha256(&self.hasher.clone().finalize())
+        self.hasher.clone().finish()
     }
 
     /// Takes the next bytes.
@@ -390,7 +397,9 @@ mod tests {
         assert_eq!(state.len(), data.len() as u64);
         assert_eq!(state.digest(), Digest::of(&data));
         assert_eq!(
-            UploadState::from_file(&path).unwrap().digest(),
+            UploadState::from_file(&path, Algorithm::Sha256)
+                .unwrap()
+                .digest(),
             Digest::of(&data)
         );
     }
@@ -433,7 +442,7 @@ mod tests {
         // What reached the file is whole blocks at most, and re-hashing it gives its state.
         let on_disk = std::fs::read(&path).unwrap();
         assert!(on_disk.len() <= 3 * WRITE_BUFFER && on_disk.len().is_multiple_of(WRITE_BUFFER));
-        let state = UploadState::from_file(&path).unwrap();
+        let state = UploadState::from_file(&path, Algorithm::Sha256).unwrap();
         let mut w = UploadWriter::open(&path, state).unwrap();
         let have = usize::try_from(w.len()).unwrap();
         w.write(&data[have..]).unwrap();
@@ -445,7 +454,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("u");
         std::fs::write(&path, b"abcdef").unwrap();
-        let state = UploadState::from_file(&path).unwrap();
+        let state = UploadState::from_file(&path, Algorithm::Sha256).unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)

@@ -799,6 +799,20 @@ where
         all(&self.blobs)
     }
 
+    /// The repositories blob `digest` is linked into (a scan of every link: for the rare
+    /// mount that names no source).
+    pub fn repositories_linking(&self, digest: &str) -> Result<Vec<String>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.links.iter()? {
+            let (k, _) = entry?;
+            let (repo, linked) = k.value();
+            if linked == digest {
+                out.push(repo.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// Every (repository, blob digest, time linked).
     pub fn links(&self) -> Result<Vec<(String, String, u64)>, MetaError> {
         let mut out = Vec::new();
