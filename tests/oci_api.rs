@@ -992,6 +992,17 @@ async fn automatic_mount_links_a_blob_the_caller_may_read_and_hides_one_it_may_n
     assert_eq!(res.status, 202, "a blob of an unreadable feed was mounted");
 }
 
+/// Runs the integrity check, which must find nothing wrong.
+fn check_clean(app: &TestApp) -> semdock::domain::check::CheckReport {
+    let opts = semdock::domain::check::CheckOptions {
+        jobs: 1,
+        max_bytes_per_sec: None,
+    };
+    let check = app.registry.check(opts, &|_, _, _| {}).unwrap();
+    assert!(check.is_clean(), "{check:?}");
+    check
+}
+
 fn sha512_of(bytes: &[u8]) -> Digest {
     Digest::of_with(semdock::model::Algorithm::Sha512, bytes)
 }
@@ -1125,18 +1136,7 @@ async fn manifests_address_and_reference_sha512_content_through_gc_check_backup_
     opts.grace = std::time::Duration::ZERO;
     let report = app.registry.gc(opts, &|_, _, _| {}).unwrap();
     assert_eq!(report.blobs_removed, 0, "{report:?}");
-    let check = app
-        .registry
-        .check(
-            semdock::domain::check::CheckOptions {
-                jobs: 1,
-                max_bytes_per_sec: None,
-            },
-            &|_, _, _| {},
-        )
-        .unwrap();
-    assert!(check.is_clean(), "{check:?}");
-    assert_eq!(check.blobs_checked, 2);
+    assert_eq!(check_clean(&app).blobs_checked, 2);
     // Backup and restore carry them, verified.
     let dirs = tempfile::tempdir().unwrap();
     let backup = dirs.path().join("b");
@@ -1187,17 +1187,7 @@ async fn a_manifest_with_non_distributable_layers_needs_only_its_distributable_b
         .await;
     assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
     // The foreign layer is external, not missing: check is clean, promotion links only the rest.
-    let check = app
-        .registry
-        .check(
-            semdock::domain::check::CheckOptions {
-                jobs: 1,
-                max_bytes_per_sec: None,
-            },
-            &|_, _, _| {},
-        )
-        .unwrap();
-    assert!(check.is_clean(), "{check:?}");
+    check_clean(&app);
     let res = app
         .send(
             TestRequest::post()
