@@ -18,6 +18,8 @@ pub enum StartError {
     Domain(#[from] domain::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Listen(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -122,9 +124,29 @@ fn tls_config(tls: &TlsConfig) -> Result<rustls::ServerConfig, StartError> {
         .map_err(|e| StartError::Tls(e.to_string()))
 }
 
-/// Serves the services on the configured address until a signal (SIGTERM, Ctrl-C) stops it.
-pub async fn serve(config: &Config, services: Services) -> Result<(), StartError> {
-    serve_until(config, services, std::future::pending()).await
+/// Binds the configured address, before anything else starts: a port in use must stop a
+/// start before it creates a data directory or an administrator.
+pub fn bind(config: &Config) -> Result<std::net::TcpListener, StartError> {
+    std::net::TcpListener::bind(config.listen).map_err(|e| {
+        StartError::Listen(format!(
+            "cannot listen on {}: {e}{}",
+            config.listen,
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another server has it: stop it, or choose another port with --listen or SEMDOCK_LISTEN)"
+            } else {
+                ""
+            }
+        ))
+    })
+}
+
+/// Serves the services on `listener` until a signal (SIGTERM, Ctrl-C) stops it.
+pub async fn serve(
+    config: &Config,
+    services: Services,
+    listener: std::net::TcpListener,
+) -> Result<(), StartError> {
+    serve_on(config, services, Some(listener), std::future::pending()).await
 }
 
 /// Keeps glibc from holding on to large freed buffers. Its malloc raises the size above which
@@ -148,6 +170,15 @@ pub async fn serve_until(
     services: Services,
     stop: impl std::future::Future<Output = ()> + 'static,
 ) -> Result<(), StartError> {
+    serve_on(config, services, None, stop).await
+}
+
+async fn serve_on(
+    config: &Config,
+    services: Services,
+    listener: Option<std::net::TcpListener>,
+    stop: impl std::future::Future<Output = ()> + 'static,
+) -> Result<(), StartError> {
     tune_allocator();
     let Services { registry, auth, .. } = services;
     let realm = http::Realm {
@@ -168,9 +199,13 @@ pub async fn serve_until(
                 sessions.clone(),
             ))
     });
+    let listener = match listener {
+        Some(l) => l,
+        None => bind(config)?,
+    };
     let server = match &config.tls {
-        Some(tls) => server.bind_rustls_0_23(config.listen, tls_config(tls)?)?,
-        None => server.bind(config.listen)?,
+        Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?)?,
+        None => server.listen(listener)?,
     };
     let scheme = if config.tls.is_some() {
         "https"

@@ -9,12 +9,24 @@ use crate::config::{LogConfig, LogFormat};
 /// Daily log files kept in `log.dir`.
 const LOG_FILES_KEPT: usize = 14;
 
+/// actix-http logs every request it cannot parse at ERROR, among them the TLS handshake
+/// docker and skopeo try first on a plain-HTTP port: an alert on ERROR would page someone
+/// for each `docker login`. Those lines are off unless the filter names `actix_http` itself
+/// (`info,actix_http=debug` shows them again).
+fn filter_of(level: &str) -> String {
+    if level.contains("actix_http") {
+        level.to_owned()
+    } else {
+        format!("{level},actix_http::h1::dispatcher=off")
+    }
+}
+
 /// Installs the global subscriber; a second call (as in tests) leaves the first in place.
 /// A panic is logged too, so that one in a Windows service (no standard error) is seen.
 pub fn init(log: &LogConfig) {
-    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|e| {
+    let filter = EnvFilter::try_new(filter_of(&log.level)).unwrap_or_else(|e| {
         eprintln!("log level {:?} is invalid ({e}); using info", log.level);
-        EnvFilter::new("info")
+        EnvFilter::new(filter_of("info"))
     });
     let files = log.dir.as_ref().and_then(|dir| {
         RollingFileAppender::builder()

@@ -120,6 +120,7 @@ fn rows() -> Vec<Row> {
         r("GET", "/api/v1/repositories/{repo}/history", "/api/v1/repositories/library/app/history", None, Feed(Action::Pull)),
         // the UI
         r("GET", "/", "/", None, Anyone),
+        r("GET", "/favicon.ico", "/favicon.ico", None, Anyone),
         r("GET", "/ui/static/{file}", "/ui/static/app.css", None, Anyone),
         r("GET", "/ui/login", "/ui/login", None, Anyone),
         r("POST", "/ui/login", "/ui/login", None, Authentication),

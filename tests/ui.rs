@@ -131,7 +131,18 @@ async fn login_hints_at_the_initial_password_until_first_login_and_refuses_bad_o
     assert!(page.contains("initial-admin-password"), "{page}");
     let refused = login(&app, "admin", "wrong").await.err().unwrap();
     assert_eq!(refused.status, 401);
-    assert!(body(&refused).contains("invalid user name, password or API key"));
+    // The UI says what it accepts, and keeps the name that was tried.
+    assert!(
+        body(&refused).contains("Invalid user name or password."),
+        "{}",
+        body(&refused)
+    );
+    assert!(!body(&refused).contains("password or API key"));
+    assert!(
+        body(&refused).contains(r#"name="user" value="admin""#),
+        "{}",
+        body(&refused)
+    );
     // A form from another site (no login cookie) is refused before any password check.
     let res = app
         .send_as(
@@ -570,4 +581,18 @@ async fn purge_is_offered_on_deleted_versions_only() {
         .await;
     assert_eq!(res.status, 409, "{}", body(&res));
     assert!(body(&res).contains("delete it first"));
+}
+
+#[actix_web::test]
+async fn every_page_has_an_icon_and_favicon_ico_answers() {
+    let app = TestApp::new();
+    let res = app.send_as(TestRequest::get().uri("/favicon.ico")).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-type"), Some("image/svg+xml"));
+    assert!(String::from_utf8_lossy(&res.body).starts_with("<svg"));
+    let page = body(&app.send_as(TestRequest::get().uri("/ui/login")).await);
+    assert!(
+        page.contains(r#"rel="icon" href="/ui/static/favicon.svg""#),
+        "{page}"
+    );
 }

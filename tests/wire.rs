@@ -396,3 +396,88 @@ fn streaming_upload_memory_does_not_grow_with_blob_size() {
         "peak RSS grew by {grown_mib} MiB for a 256 MiB upload"
     );
 }
+
+#[test]
+fn serve_takes_listen_and_data_dir_flags_and_its_help_names_the_environment() {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock")).args(["serve", "--help"]));
+    for wanted in [
+        "--listen",
+        "--data-dir",
+        "SEMDOCK_LISTEN",
+        "SEMDOCK_DATA_DIR",
+        "/etc/semdock/semdock.toml",
+    ] {
+        assert!(out.contains(wanted), "serve --help lacks {wanted}: {out}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("flagged");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("SEMDOCK_DATA_DIR")
+        .env_remove("SEMDOCK_LISTEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !data.join("meta.redb").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(data.join("meta.redb").exists(), "--data-dir was not used");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_start_that_cannot_serve_creates_nothing_and_says_what_failed_once() {
+    let running = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("never");
+    let out = run_fail(
+        Command::new(env!("CARGO_BIN_EXE_semdock"))
+            .args(["serve", "--listen", &running.addr, "--data-dir"])
+            .arg(&data),
+    );
+    assert!(
+        out.contains(&format!("cannot listen on {}", running.addr)),
+        "{out}"
+    );
+    assert!(
+        !data.exists(),
+        "a start on a busy port created {}",
+        data.display()
+    );
+    // A data directory that is a file: the path, the operation, the cause, once.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out = run_fail(
+        Command::new(env!("CARGO_BIN_EXE_semdock"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&file),
+    );
+    assert!(out.contains(&file.display().to_string()), "{out}");
+    assert!(out.contains("create the data directory"), "{out}");
+    assert_eq!(out.matches("os error").count(), 1, "{out}");
+}
+
+#[test]
+fn a_tls_handshake_on_the_plain_port_logs_no_error() {
+    use std::io::{Read as _, Write as _};
+    let server = Server::start();
+    // The first bytes of a TLS ClientHello, as docker and skopeo send when probing.
+    let hello: &[u8] = &[
+        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+    ];
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+        s.write_all(hello).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    // A request afterwards is logged, so the log is current.
+    let res = server.http().get(server.url("/v2/")).call().unwrap();
+    assert_eq!(res.status(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log();
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -48,7 +48,24 @@ pub struct Remote {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the registry.
-    Serve,
+    #[command(
+        after_help = "Configuration, later sources winning: built-in defaults; the file given with --config \
+(else /etc/semdock/semdock.toml when it exists; packaging/semdock.toml shows every key); \
+SEMDOCK_* environment variables, nested keys joined with __ (SEMDOCK_LISTEN, SEMDOCK_DATA_DIR, \
+SEMDOCK_FEEDS=[library,prod], SEMDOCK_EXTERNAL_URL, SEMDOCK_TRUSTED_PROXIES, SEMDOCK_LOG__LEVEL, \
+SEMDOCK_LOG__FORMAT, SEMDOCK_LOG__DIR, SEMDOCK_LIMITS__UPLOAD_BYTES, SEMDOCK_AUTH__TOKEN_TTL_SECONDS, \
+SEMDOCK_TLS__CERT_FILE, SEMDOCK_TLS__KEY_FILE, SEMDOCK_STORAGE__GC_INTERVAL_SECONDS, ...); \
+then these flags. `semdock config` prints the result."
+    )]
+    Serve {
+        /// Address and port to listen on (e.g. 0.0.0.0:5000); overrides `listen`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Directory of the metadata, blobs and uploads; created on the first start;
+        /// overrides `data_dir`.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Print the effective configuration.
     Config,
     /// Manage feeds.
@@ -272,12 +289,20 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     if let Command::GenerateDocs { dir } = &cli.command {
         return generate_docs(dir);
     }
-    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    let mut config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     match cli.command {
-        Command::Serve => {
+        Command::Serve { listen, data_dir } => {
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
             telemetry::init(&config.log);
+            // The port first: a start that cannot serve creates nothing.
+            let listener = server::bind(&config)?;
             let services = server::open(&config)?;
-            actix_web::rt::System::new().block_on(server::serve(&config, services))?;
+            actix_web::rt::System::new().block_on(server::serve(&config, services, listener))?;
             Ok(())
         }
         Command::Config => {

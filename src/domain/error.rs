@@ -92,7 +92,7 @@ pub enum Error {
     StorageFull,
     #[error("{0}")]
     Unavailable(String),
-    #[error("storage I/O failed: {0}")]
+    #[error("storage I/O failed")]
     Io(#[source] io::Error),
     #[error(transparent)]
     Meta(MetaError),

@@ -422,7 +422,8 @@ impl Registry {
     pub fn with_meta(meta: Arc<MetaStore>, data_dir: &Path, limits: Limits) -> Result<Self, Error> {
         Ok(Self {
             meta,
-            blobs: BlobStore::open(data_dir)?,
+            blobs: BlobStore::open(data_dir)
+                .map_err(|e| Error::io("create the blob directories in", data_dir, &e))?,
             limits,
             sessions: Sessions::default(),
             upload_owners: Mutex::default(),

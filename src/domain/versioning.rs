@@ -131,19 +131,80 @@ impl Policy {
             TagKind::Virtual => Err(Error::TagNotAllowed {
                 tag: tag.to_owned(),
                 feed: feed.to_owned(),
-                reason: format!(
-                    "{tag:?} is kept by the server, which points it at the highest matching version"
-                ),
+                reason: if tag == "latest" {
+                    format!(
+                        "{tag:?} is kept by the server, which points it at the highest version: push a version such as 1.0.0"
+                    )
+                } else {
+                    format!(
+                        "{tag:?} is kept by the server, which points it at the highest matching version: {}",
+                        suggest_version(tag)
+                    )
+                },
             }),
             TagKind::Permitted => Ok(()),
             TagKind::Other => Err(Error::TagNotAllowed {
                 tag: tag.to_owned(),
                 feed: feed.to_owned(),
                 reason: format!(
-                    "use a SemVer version like 6.0.0 or add {tag:?} to the feed's permitted tags"
+                    "{} or add {tag:?} to the feed's permitted tags",
+                    suggest_version(tag)
                 ),
             }),
         }
+    }
+}
+
+/// The fix for a tag that is not a version, from what it looks like: `v1.2.3` → drop the
+/// `v`; `1.2` → three parts; `1.2.3+build` → no build metadata; else an example.
+fn suggest_version(tag: &str) -> String {
+    let (without_v, had_v) = match tag.strip_prefix(['v', 'V']) {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => (rest, true),
+        _ => (tag, false),
+    };
+    let (core, build) = match without_v.split_once('+') {
+        Some((core, _)) => (core, true),
+        None => (without_v, false),
+    };
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (numbers, pre) = match core.split_once('-') {
+        Some((n, p)) => (n, Some(p)),
+        None => (core, None),
+    };
+    let parts: Vec<&str> = numbers.split('.').collect();
+    // A pre-release on a short version (`v6-latest`) is a name, not a version to complete.
+    let completable = pre.is_none() || parts.len() == 3;
+    let fixed = if completable && parts.iter().all(|p| numeric(p)) && (1..=3).contains(&parts.len())
+    {
+        let mut full: Vec<&str> = parts.clone();
+        full.resize(3, "0");
+        let mut v = full.join(".");
+        if let Some(pre) = pre {
+            v = format!("{v}-{pre}");
+        }
+        version_of(&v).map(|_| v)
+    } else {
+        None
+    };
+    match fixed {
+        Some(v) => {
+            let mut what = Vec::new();
+            if had_v {
+                what.push("drop the leading v");
+            }
+            if parts.len() < 3 {
+                what.push("use three parts");
+            }
+            if build {
+                what.push("build metadata cannot be in a tag");
+            }
+            if what.is_empty() {
+                format!("use a SemVer version like {v}")
+            } else {
+                format!("{}: {v}", what.join(", "))
+            }
+        }
+        None => "use a SemVer version like 6.0.0".to_owned(),
     }
 }
 
@@ -193,6 +254,38 @@ mod tests {
             enabled: true,
             permitted: permitted.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn a_refused_tag_gets_the_fix_for_what_was_pushed() {
+        for (tag, hint) in [
+            ("v1.2.3", "drop the leading v: 1.2.3"),
+            ("v1", "drop the leading v, use three parts: 1.0.0"),
+            ("1.2", "use three parts: 1.2.0"),
+            ("v2.0.0-rc.1", "drop the leading v: 2.0.0-rc.1"),
+            ("bogus", "use a SemVer version like 6.0.0"),
+            ("v6-latest", "use a SemVer version like 6.0.0"),
+        ] {
+            let e = policy(&[]).check_write("prod", tag, "sha256:x", None, None);
+            let message = e.unwrap_err().to_string();
+            assert!(message.contains(hint), "{tag}: {message}");
+            // A virtual tag cannot be permitted; anything else can.
+            assert_eq!(
+                message.contains("permitted tags"),
+                !is_virtual(tag),
+                "{tag}: {message}"
+            );
+        }
+        assert_eq!(
+            suggest_version("1.2.3+build.5"),
+            "build metadata cannot be in a tag: 1.2.3"
+        );
+        let e = "1.2.3+build.5".parse::<crate::model::Tag>().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("build metadata cannot be in a tag: use 1.2.3"),
+            "{e}"
+        );
     }
 
     #[test]

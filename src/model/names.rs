@@ -35,10 +35,20 @@ pub enum NameError {
     NoFeed(String),
     #[error("feed name {0:?} is invalid: use lowercase letters, digits and . _ - (e.g. prod)")]
     Feed(String),
-    #[error("tag {0:?} is invalid: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with . or -")]
+    #[error("tag {0:?} is invalid: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with . or -{hint}", hint = build_metadata_hint(.0))]
     Tag(String),
     #[error(transparent)]
     Digest(#[from] DigestError),
+}
+
+/// For `1.2.3+build.5`: SemVer build metadata cannot be in a tag (no `+`).
+fn build_metadata_hint(tag: &str) -> String {
+    match tag.split_once('+') {
+        Some((version, _)) if !version.is_empty() => {
+            format!("; build metadata cannot be in a tag: use {version}")
+        }
+        _ => String::new(),
+    }
 }
 
 /// The name of a feed: one path component.

@@ -46,6 +46,8 @@ struct LoginPage {
     nav: Option<Nav>,
     csrf: String,
     next: String,
+    /// The user name tried, kept after a failed login.
+    user: String,
     error: Option<String>,
     first_login: Option<String>,
 }
@@ -59,6 +61,7 @@ fn login_response(
     req: &HttpRequest,
     first_login: bool,
     next: &str,
+    user: &str,
     error: Option<String>,
     status: actix_web::http::StatusCode,
 ) -> Result<HttpResponse, UiError> {
@@ -75,6 +78,7 @@ fn login_response(
         nav: None,
         csrf: csrf.clone(),
         next: next.to_owned(),
+        user: user.to_owned(),
         error,
         first_login,
     };
@@ -93,7 +97,7 @@ pub async fn login_page(
 ) -> Result<HttpResponse, UiError> {
     let next = safe_next(query.next.as_deref());
     let first = run(move || Ok(auth.first_login_pending()?)).await?;
-    login_response(&req, first, &next, None, StatusCode::OK)
+    login_response(&req, first, &next, "", None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -122,6 +126,7 @@ pub async fn login(
     }
     let next = safe_next(form.next.as_deref());
     let client = client_ip(&req);
+    let user = form.user.clone();
     let outcome = run(move || {
         let refused = |message: String, status| -> Result<_, UiError> {
             Ok(Err((message, status, auth.first_login_pending()?)))
@@ -141,9 +146,10 @@ pub async fn login(
             Err(e @ domain::Error::RateLimited { .. }) => {
                 refused(e.to_string(), StatusCode::TOO_MANY_REQUESTS)
             }
-            Err(e @ domain::Error::InvalidCredentials) => {
-                refused(e.to_string(), StatusCode::UNAUTHORIZED)
-            }
+            Err(domain::Error::InvalidCredentials) => refused(
+                "Invalid user name or password. (The UI takes a user's password; API keys are for docker and scripts.)".into(),
+                StatusCode::UNAUTHORIZED,
+            ),
             Err(e) => Err(e.into()),
         }
     })
@@ -157,7 +163,9 @@ pub async fn login(
                 .map_err(|e| domain::Error::Internal(e.to_string()))?;
             Ok(res)
         }
-        Err((message, status, first)) => login_response(&req, first, &next, Some(message), status),
+        Err((message, status, first)) => {
+            login_response(&req, first, &next, &user, Some(message), status)
+        }
     }
 }
 

@@ -22,6 +22,8 @@ struct Assets;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(to_ui));
+    // Browsers ask for it on every page whatever the page says.
+    cfg.route("/favicon.ico", web::get().to(favicon));
     cfg.service(
         web::scope("/ui")
             .wrap(
@@ -75,7 +77,12 @@ async fn to_ui() -> HttpResponse {
     redirect("/ui/")
 }
 
-// GET /ui/static/{file} — the embedded stylesheet and script.
+// GET /favicon.ico — the embedded icon.
+async fn favicon() -> HttpResponse {
+    asset(web::Path::from("favicon.svg".to_owned())).await
+}
+
+// GET /ui/static/{file} — the embedded stylesheet, script and icon.
 async fn asset(path: web::Path<String>) -> HttpResponse {
     let name = path.into_inner();
     match Assets::get(&name) {
@@ -83,6 +90,7 @@ async fn asset(path: web::Path<String>) -> HttpResponse {
             let kind = match name.rsplit('.').next() {
                 Some("css") => "text/css; charset=utf-8",
                 Some("js") => "text/javascript; charset=utf-8",
+                Some("svg") => "image/svg+xml",
                 _ => "application/octet-stream",
             };
             HttpResponse::Ok()
