@@ -5,8 +5,8 @@
 //! tag its policy allows. Any failed test fails this one, naming the failures with their
 //! request and response.
 //!
-//! The suites are prebuilt in `../shared/instruments/` (or `SEMDOCK_INSTRUMENTS`); the
-//! binary under test is `SEMDOCK_CONFORMANCE_BIN` (`scripts/test` sets it to
+//! The suites are prebuilt in `../shared/instruments/` (or `CONFORMANCE_INSTRUMENTS`); the
+//! binary under test is `CONFORMANCE_REGISTRY_BIN` (`scripts/test` sets it to
 //! `target/release/semdock`), else the test build.
 
 mod common;
@@ -17,7 +17,7 @@ use std::process::Command;
 use common::Server;
 
 fn instruments() -> PathBuf {
-    let dir = std::env::var_os("SEMDOCK_INSTRUMENTS").map_or_else(
+    let dir = std::env::var_os("CONFORMANCE_INSTRUMENTS").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/instruments"),
         PathBuf::from,
     );
@@ -25,14 +25,14 @@ fn instruments() -> PathBuf {
         dir.join("oci-conformance-v1.1.1").is_file() && dir.join("oci-conformance-main").is_file(),
         "the conformance suites are not in {}: build them from github.com/opencontainers/distribution-spec \
          (tag v1.1.1: `cd conformance && go test -c -o oci-conformance-v1.1.1`; main: \
-         `cd conformance && go build -o oci-conformance-main`) and set SEMDOCK_INSTRUMENTS to their directory",
+         `cd conformance && go build -o oci-conformance-main`) and set CONFORMANCE_INSTRUMENTS to their directory",
         dir.display()
     );
     dir
 }
 
 fn binary() -> PathBuf {
-    std::env::var_os("SEMDOCK_CONFORMANCE_BIN").map_or_else(
+    std::env::var_os("CONFORMANCE_REGISTRY_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_BIN_EXE_semdock")),
         PathBuf::from,
     )
