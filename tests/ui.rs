@@ -596,3 +596,15 @@ async fn every_page_has_an_icon_and_favicon_ico_answers() {
         "{page}"
     );
 }
+
+#[actix_web::test]
+async fn a_missing_repository_or_feed_is_a_404_page_that_names_it() {
+    let app = TestApp::new();
+    let b = admin(&app).await;
+    let res = b.get("/ui/repository?name=library/nope").await;
+    assert_eq!(res.status, 404, "{}", body(&res));
+    assert!(body(&res).contains("library/nope"), "{}", body(&res));
+    let res = b.get("/ui/repository?name=nofeed/app").await;
+    assert_eq!(res.status, 404);
+    assert!(body(&res).contains("nofeed"), "{}", body(&res));
+}

@@ -524,6 +524,19 @@ async fn tag_history_answers_what_a_tag_pointed_to_at_a_time() {
         (Some(a.as_str()), Some(b.as_str()), Some("admin"))
     );
     assert_eq!(api(&app, at("yesterday")).await.status, 400);
+    // Any RFC 3339 offset names the same instant; a date alone is its start (UTC).
+    let with_offset = between
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .display_with_offset(jiff::tz::offset(1))
+        .to_string();
+    assert!(with_offset.ends_with("+01:00"), "{with_offset}");
+    let encoded: String = form_urlencoded::byte_serialize(with_offset.as_bytes()).collect();
+    assert_eq!(api(&app, at(&encoded)).await.json()["digest"], a.as_str());
+    assert_eq!(
+        api(&app, at("2000-01-01")).await.json()["digest"],
+        Value::Null
+    );
 }
 
 #[actix_web::test]
@@ -552,6 +565,51 @@ async fn proget_compatible_promotion_accepts_a_form_and_x_apikey() {
         .await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(tag_of(&app, "1.0.0").await.as_deref(), Some(d.as_str()));
+    // As multipart form data, what `curl -F` and PowerShell's `-Form` send.
+    let (d2, _) = app.push_image("ci/team/app", "1.1.0", &[b"form"]).await;
+    let boundary = "semdock-test-boundary";
+    let mut body = String::new();
+    for (name, value) in [
+        ("packageName", "app"),
+        ("groupName", "team"),
+        ("version", "1.1.0"),
+        ("fromFeed", "ci"),
+        ("toFeed", "prod"),
+    ] {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    let res = app
+        .send_as(
+            TestRequest::post()
+                .uri("/api/promotions/promote")
+                .insert_header(("X-ApiKey", key.key.as_str()))
+                .insert_header((
+                    "Content-Type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                ))
+                .set_payload(body),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    assert_eq!(tag_of(&app, "1.1.0").await.as_deref(), Some(d2.as_str()));
+    // A form without the fields is refused with a reason.
+    let res = app
+        .send_as(
+            TestRequest::post()
+                .uri("/api/promotions/promote")
+                .insert_header(("X-ApiKey", key.key.as_str()))
+                .insert_header((
+                    "Content-Type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                ))
+                .set_payload(format!("--{boundary}--\r\n")),
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert!(String::from_utf8_lossy(&res.body).contains("invalid promotion request"));
 }
 
 #[test]

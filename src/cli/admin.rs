@@ -28,6 +28,13 @@ fn local_actor() -> Caller {
     }
 }
 
+/// Now, in milliseconds since the epoch, for relative times typed at the prompt.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn to_values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
     items
         .into_iter()
@@ -192,9 +199,8 @@ impl Target {
             Self::Local(s) => {
                 let repo: crate::model::Repository = repo.parse()?;
                 if let (Some(tag), Some(at)) = (tag, at) {
-                    let time = humantime::parse_rfc3339_weak(at)?;
-                    let ms =
-                        u64::try_from(time.duration_since(std::time::UNIX_EPOCH)?.as_millis())?;
+                    let ms = crate::model::instant::parse(at, now_ms(), true)
+                        .map_err(anyhow::Error::msg)?;
                     return Ok(
                         json!({"tag": tag, "at": at, "digest": s.registry.tag_at(&repo, tag, ms)?}),
                     );
@@ -203,6 +209,19 @@ impl Target {
             }
             Self::Remote { .. } => {
                 let mut path = format!("/repositories/{repo}/history");
+                // Relative times ("2 hours ago") are this machine's: sent as RFC 3339.
+                let at = at
+                    .map(|at| {
+                        crate::model::instant::parse(at, now_ms(), true).map(|ms| {
+                            humantime::format_rfc3339_millis(
+                                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                            )
+                            .to_string()
+                        })
+                    })
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
+                let at = at.as_deref();
                 let query: Vec<String> = [("tag", tag), ("at", at)]
                     .iter()
                     .filter_map(|(k, v)| {

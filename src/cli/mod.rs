@@ -112,7 +112,8 @@ then these flags. `semdock config` prints the result."
         repository: String,
         #[arg(long)]
         tag: Option<String>,
-        /// RFC 3339 time, with --tag.
+        /// With --tag: a time, as RFC 3339 with any offset (2026-12-01T08:48:30+01:00), a
+        /// date (2026-12-01), or a relative time (2 hours ago).
         #[arg(long)]
         at: Option<String>,
         #[command(flatten)]

@@ -214,8 +214,10 @@ impl Feed<'_, Pull> {
             .search_repositories(&self.name, query, after, limit)
     }
 
+    /// The tags of `repo` by kind; `RepositoryUnknown` for a repository that does not exist.
     pub fn tag_groups(&self, repo: &Repository) -> Result<TagGroups, Error> {
-        self.registry().tag_groups(self.own(repo)?)
+        self.registry().require_repository(self.own(repo)?)?;
+        self.registry().tag_groups(repo)
     }
 
     pub fn history(

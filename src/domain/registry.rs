@@ -1376,6 +1376,16 @@ impl Registry {
         Ok(Page { items, more })
     }
 
+    /// `RepositoryUnknown` unless `repo` holds (or held) something: pages about it say so.
+    pub fn require_repository(&self, repo: &Repository) -> Result<(), Error> {
+        if self.meta.read()?.repository(repo.as_str())?.is_none() {
+            return Err(Error::RepositoryUnknown {
+                repository: repo.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Repositories of the feeds `visible` accepts, sorted, `n` at most, after `last`.
     pub fn catalog(
         &self,

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod digest;
+pub mod instant;
 pub mod manifest;
 pub mod names;
 

@@ -135,17 +135,26 @@ pub struct ProGetPromotion {
 pub async fn proget_promote(
     Api(access): Api,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let is_json = req
+    let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    let parsed: Result<ProGetPromotion, String> = if is_json {
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let parsed: Result<ProGetPromotion, String> = if content_type.starts_with("multipart/") {
+        // `curl -F` and PowerShell's `-Form`.
+        multipart_fields(&req, payload)
+            .await
+            .and_then(|fields| serde_json::from_value(fields).map_err(|e| e.to_string()))
     } else {
-        serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
+        let body = read_bounded(payload).await?;
+        if content_type.contains("json") {
+            serde_json::from_slice(&body).map_err(|e| e.to_string())
+        } else {
+            serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
+        }
     };
     let r =
         parsed.map_err(|e| domain::Error::Invalid(format!("invalid promotion request: {e}")))?;
@@ -157,6 +166,58 @@ pub async fn proget_promote(
     let to = format!("{}/{name}:{}", r.to_feed, r.version);
     let done = run(move || do_promote(&access, &from, &to, r.comments.as_deref(), true)).await?;
     Ok(HttpResponse::Ok().json(done))
+}
+
+/// Largest body of a ProGet promotion request (a handful of short fields).
+const PROGET_BODY_LIMIT: usize = 64 << 10;
+
+async fn read_bounded(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt as _;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            domain::Error::Invalid(format!("the request body could not be read: {e}"))
+        })?;
+        if body.len() + chunk.len() > PROGET_BODY_LIMIT {
+            return Err(domain::Error::Invalid(format!(
+                "the request body exceeds {PROGET_BODY_LIMIT} bytes"
+            ))
+            .into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The text fields of a `multipart/form-data` body, as a JSON object.
+async fn multipart_fields(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<serde_json::Value, String> {
+    use futures_util::StreamExt as _;
+    let mut form = actix_multipart::Multipart::new(req.headers(), payload);
+    let mut fields = serde_json::Map::new();
+    let mut total = 0;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| e.to_string())?;
+        let name = field
+            .content_disposition()
+            .and_then(|d| d.get_name())
+            .unwrap_or_default()
+            .to_owned();
+        let mut value = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            total += chunk.len();
+            if total > PROGET_BODY_LIMIT {
+                return Err(format!("the form exceeds {PROGET_BODY_LIMIT} bytes"));
+            }
+            value.extend_from_slice(&chunk);
+        }
+        let value = String::from_utf8(value).map_err(|_| format!("field {name:?} is not text"))?;
+        fields.insert(name, serde_json::Value::String(value));
+    }
+    Ok(serde_json::Value::Object(fields))
 }
 
 /// What a purge confirms.
@@ -240,12 +301,8 @@ pub async fn history(
         let feed = access.feed::<Pull>(repo.feed())?;
         match (tag, at) {
             (Some(tag), Some(at)) => {
-                let time = humantime::parse_rfc3339_weak(&at).map_err(|e| {
-                    domain::Error::Invalid(format!("at={at:?} is not an RFC 3339 time: {e}"))
-                })?;
-                let ms = time
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let ms = crate::model::instant::parse(&at, 0, false)
+                    .map_err(|e| domain::Error::Invalid(format!("at: {e}")))?;
                 let digest = feed.tag_at(&repo, &tag, ms)?;
                 Ok(serde_json::to_value(TagAt { tag, at, digest }).unwrap_or_default())
             }

@@ -312,11 +312,13 @@ type AuthData = web::Data<crate::domain::auth::Auth>;
 
 /// An RFC 3339 time cut to `len` characters (16: minutes, 19: seconds), `T` as a space.
 fn clock(rfc3339: &str, len: usize) -> String {
-    rfc3339
+    let time = rfc3339
         .trim_end_matches('Z')
         .get(..len)
         .unwrap_or(rfc3339)
-        .replace('T', " ")
+        .replace('T', " ");
+    // Stored times are UTC; say so, since the reader's clock may not be.
+    format!("{time} UTC")
 }
 
 /// Seconds since the epoch as "2026-11-23 15:04 UTC".

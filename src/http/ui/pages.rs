@@ -548,17 +548,16 @@ pub async fn history(
     let at_ms = if at.is_empty() {
         None
     } else {
-        let text = if at.len() == 16 {
-            format!("{at}:00Z")
-        } else {
-            format!("{at}Z")
+        // The form's datetime-local field is UTC (the page says so); RFC 3339 with any
+        // offset, or a date alone, is taken as written.
+        let local = match at.len() {
+            16 => format!("{at}:00Z"),
+            19 => format!("{at}Z"),
+            _ => at.clone(),
         };
-        let t = humantime::parse_rfc3339(&text).map_err(|_| {
-            UiError::bad_request(format!("{at:?} is not a time: use YYYY-MM-DDTHH:MM (UTC)"))
-        })?;
-        let ms = t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let ms = crate::model::instant::parse(&local, 0, false)
+            .or_else(|_| crate::model::instant::parse(&at, 0, false))
+            .map_err(UiError::bad_request)?;
         Some(ms)
     };
     let access = viewer.access.clone();
