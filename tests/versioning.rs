@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::fmt::Write as _;
+
 use actix_web::test::TestRequest;
 use common::{OCI_INDEX, OCI_MANIFEST, TestApp, admin, basic};
 use semdock::model::Digest;
@@ -576,11 +578,12 @@ async fn proget_compatible_promotion_accepts_a_form_and_x_apikey() {
         ("fromFeed", "ci"),
         ("toFeed", "prod"),
     ] {
-        body.push_str(&format!(
+        let _ = write!(
+            body,
             "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
+        );
     }
-    body.push_str(&format!("--{boundary}--\r\n"));
+    let _ = write!(body, "--{boundary}--\r\n");
     let res = app
         .send_as(
             TestRequest::post()
