@@ -187,3 +187,49 @@ fn purge_frees_deleted_versions_and_a_live_one_only_with_live() {
         "{history}"
     );
 }
+
+#[test]
+fn login_keeps_a_key_that_server_commands_use_and_logout_revokes_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let home = dir.path().join("config");
+    let server = Server::start_in(&data, &[]);
+    let url = server.url("");
+    let cli = |args: &[&str]| {
+        let mut cmd = semdock(&data);
+        cmd.args(args).env("XDG_CONFIG_HOME", &home);
+        cmd
+    };
+    let out = with_stdin(
+        &mut cli(&["login", &url, "-u", "admin", "--password-stdin"]),
+        &format!("{}\n", server.admin_password),
+    );
+    assert!(out.contains("logged in"), "{out}");
+    let file = home.join("semdock/credentials.json");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // No SEMDOCK_API_KEY: the stored key answers.
+    run(&mut cli(&["feed", "create", "fromlogin", "--server", &url]));
+    assert!(run(&mut cli(&["feed", "list", "--server", &url])).contains("fromlogin"));
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let key = stored["servers"][url.trim_end_matches('/')]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run(&mut cli(&["logout", &url]));
+    let res = http_as(Some(basic("api", &key)))
+        .get(server.url("/v2/"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 401, "the key outlived the logout");
+    let out = run_fail(&mut cli(&["feed", "list", "--server", &url]));
+    assert!(out.contains("semdock login"), "{out}");
+    // A wrong password says so and stores nothing.
+    let out =
+        run_fail(cli(&["login", &url, "-u", "admin", "--password-stdin"]).stdin(Stdio::null()));
+    assert!(out.contains("login to"), "{out}");
+}

@@ -833,3 +833,68 @@ fn the_data_directory_and_backups_are_private_and_the_initial_password_is_never_
         "the file outlived the password"
     );
 }
+
+#[actix_web::test]
+async fn a_login_key_carries_its_owners_roles_and_may_revoke_itself() {
+    let app = TestApp::new();
+    let password = user(&app, "carol", "library", Some("push"));
+    let res = api_as(
+        &app,
+        &basic("carol", &password),
+        "POST",
+        "/keys",
+        Some(json!({"name": "cli", "admin": true, "owner_roles": true})),
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    let (id, key) = (
+        res.json()["id"].as_str().unwrap().to_owned(),
+        res.json()["key"].as_str().unwrap().to_owned(),
+    );
+    let push = app
+        .send_as(
+            TestRequest::post()
+                .uri("/v2/library/app/blobs/uploads/")
+                .insert_header(("Authorization", basic("api", &key))),
+        )
+        .await;
+    assert_eq!(push.status, 202, "the key lacks its owner's push role");
+    // Not an administrator's key although it asked: carol is none.
+    assert_eq!(
+        api_as(&app, &basic("api", &key), "GET", "/users", None)
+            .await
+            .status,
+        403
+    );
+    // It may not revoke others, but itself.
+    let (other, _) = key_of(&app, "carol");
+    assert_eq!(
+        api_as(
+            &app,
+            &basic("api", &key),
+            "DELETE",
+            &format!("/keys/{other}"),
+            None
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        api_as(
+            &app,
+            &basic("api", &key),
+            "DELETE",
+            &format!("/keys/{id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(login_from(&app, "10.9.0.1", "api", &key).await, 401);
+}
+
+fn key_of(app: &TestApp, owner: &str) -> (String, String) {
+    key(app, owner, "library", "pull")
+}

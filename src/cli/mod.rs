@@ -6,6 +6,7 @@
 //! `SEMDOCK_API_KEY` or `--api-key-file`.
 
 mod admin;
+mod login;
 mod storage;
 #[cfg(windows)]
 mod windows;
@@ -47,6 +48,23 @@ pub struct Remote {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Log in to a server: creates an API key for this machine with your roles and keeps it
+    /// (0600) in your configuration directory; `--server URL` commands then use it.
+    Login {
+        /// The server's URL, e.g. `https://registry.example.com`.
+        url: String,
+        /// The user name (asked for when not given).
+        #[arg(long, short = 'u')]
+        username: Option<String>,
+        /// Read the password from standard input instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log out of a server: revokes the key `semdock login` created and forgets it.
+    Logout {
+        /// The server's URL, as given to `semdock login`.
+        url: String,
+    },
     /// Run the registry.
     #[command(
         after_help = "Configuration, later sources winning: built-in defaults; the file given with --config \
@@ -286,6 +304,22 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// `semdock purge IMAGE [--live]`.
+fn purge(target: &Target, image: &str, live: bool) -> anyhow::Result<()> {
+    target.purge(image, live)?;
+    println!("purged {image}: its number is free");
+    Ok(())
+}
+
+/// `semdock serve`: the port first, so that a start that cannot serve creates nothing.
+fn serve(config: &Config) -> anyhow::Result<()> {
+    telemetry::init(&config.log);
+    let listener = server::bind(config)?;
+    let services = server::open(config)?;
+    actix_web::rt::System::new().block_on(server::serve(config, services, listener))?;
+    Ok(())
+}
+
 fn execute(cli: Cli) -> anyhow::Result<()> {
     if let Command::GenerateDocs { dir } = &cli.command {
         return generate_docs(dir);
@@ -299,17 +333,18 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
             }
-            telemetry::init(&config.log);
-            // The port first: a start that cannot serve creates nothing.
-            let listener = server::bind(&config)?;
-            let services = server::open(&config)?;
-            actix_web::rt::System::new().block_on(server::serve(&config, services, listener))?;
-            Ok(())
+            serve(&config)
         }
         Command::Config => {
             print!("{}", config.to_toml());
             Ok(())
         }
+        Command::Login {
+            url,
+            username,
+            password_stdin,
+        } => login::login(&url, username.as_deref(), password_stdin),
+        Command::Logout { url } => login::logout(&url),
         Command::Feed { action, remote } => feed(&target(&config, &remote)?, action),
         Command::Gc { dry_run, remote } => {
             storage::gc(&config, &target(&config, &remote)?, dry_run)
@@ -332,11 +367,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             image,
             live,
             remote,
-        } => {
-            target(&config, &remote)?.purge(&image, live)?;
-            println!("purged {image}: its number is free");
-            Ok(())
-        }
+        } => purge(&target(&config, &remote)?, &image, live),
         Command::Promote {
             from,
             to,
@@ -436,8 +467,12 @@ fn target(config: &Config, remote: &Remote) -> anyhow::Result<Target> {
     let key = match &remote.api_key_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?,
-        None => std::env::var("SEMDOCK_API_KEY")
-            .context("--server needs an API key: set SEMDOCK_API_KEY or pass --api-key-file")?,
+        None => match std::env::var("SEMDOCK_API_KEY") {
+            Ok(key) => key,
+            Err(_) => login::stored_key(base)?.context(
+                "--server needs an API key: run `semdock login URL`, set SEMDOCK_API_KEY, or pass --api-key-file",
+            )?,
+        },
     };
     Ok(Target::Remote {
         base: base.clone(),

@@ -130,6 +130,13 @@ impl Access {
         })
     }
 
+    /// Revokes key `id`: the caller's own account's (or any, for an administrator), or the
+    /// key the caller is.
+    pub fn revoke_key(&self, id: &str) -> Result<(), Error> {
+        let caller = self.caller.as_ref().ok_or(Error::Unauthenticated)?;
+        self.auth.revoke_key(caller, id)
+    }
+
     /// The caller's own account: keys and password.
     pub fn account(&self) -> Result<Account<'_>, Error> {
         let caller = self.caller.as_ref().ok_or(Error::Unauthenticated)?;
@@ -464,6 +471,17 @@ impl Account<'_> {
 
     pub fn revoke_key(&self, id: &str) -> Result<(), Error> {
         self.access.auth.revoke_key(self.caller, id)
+    }
+
+    /// Every role the key owner `owner` (the caller's user by default) holds now, to give
+    /// a key the same.
+    pub fn roles_of(
+        &self,
+        owner: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        self.access
+            .auth
+            .roles_of_user(owner.unwrap_or(self.caller.user()))
     }
 
     /// Sets the password of `name`: the caller's own, or anyone's for an administrator.

@@ -1185,6 +1185,19 @@ impl Auth {
         })
     }
 
+    /// Every role `user` holds, feed → role.
+    pub fn roles_of_user(
+        &self,
+        user: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        Ok(self
+            .meta
+            .read()?
+            .grants_of(&user_subject(user))?
+            .into_iter()
+            .collect())
+    }
+
     /// Keys the actor may see: its own, or all for an administrator.
     pub fn keys(&self, actor: &Caller) -> Result<Vec<KeyInfo>, Error> {
         require_account_rights(actor)?;
@@ -1209,7 +1222,11 @@ impl Auth {
 
     /// Revokes a key at once: its tokens stop working too.
     pub fn revoke_key(&self, actor: &Caller, id: &str) -> Result<(), Error> {
-        require_account_rights(actor)?;
+        // Any key may revoke itself (`semdock logout`): that only ever takes rights away.
+        let itself = matches!(&actor.principal, Principal::Key { id: own, .. } if own == id);
+        if !itself {
+            require_account_rights(actor)?;
+        }
         self.meta.write(|w| {
             let key = w
                 .api_key(id)?

@@ -440,6 +440,10 @@ pub struct NewKeyRequest {
     pub admin: bool,
     /// Unix seconds after which the key stops working.
     pub expires_at: Option<u64>,
+    /// Give the key every role its owner holds now, besides `roles` (what `semdock login`
+    /// asks for). An administrator's key asks for `admin` as well.
+    #[serde(default)]
+    pub owner_roles: bool,
 }
 
 /// The caller's API keys (all of them for administrators).
@@ -455,11 +459,15 @@ async fn create_key(
     Api(access): Api,
     body: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = body.into_inner();
+    let mut r = body.into_inner();
     let key = run(move || {
-        access
-            .account()?
-            .create_key(r.owner.as_deref(), &r.name, &r.roles, r.admin, r.expires_at)
+        let account = access.account()?;
+        if r.owner_roles {
+            for (feed, role) in account.roles_of(r.owner.as_deref())? {
+                r.roles.entry(feed).or_insert(role);
+            }
+        }
+        account.create_key(r.owner.as_deref(), &r.name, &r.roles, r.admin, r.expires_at)
     })
     .await?;
     Ok(HttpResponse::Created().json(key))
@@ -469,6 +477,6 @@ async fn create_key(
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = error::ErrorBody), (status = 404, body = error::ErrorBody)))]
 async fn revoke_key(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    run(move || access.account()?.revoke_key(&path)).await?;
+    run(move || access.revoke_key(&path)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
