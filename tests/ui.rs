@@ -366,7 +366,7 @@ async fn promote_from_the_repository_page_and_find_it_in_the_history() {
     assert_eq!(res.status, 303, "{}", body(&res));
     assert_eq!(
         res.header("location"),
-        Some("/ui/repository?name=prod%2Fapp")
+        Some("/ui/repository?name=prod%2Fapp&done=promoted")
     );
     let history = body(&b.get("/ui/history?name=prod/app&tag=1.0.0").await);
     assert!(
@@ -607,4 +607,71 @@ async fn a_missing_repository_or_feed_is_a_404_page_that_names_it() {
     let res = b.get("/ui/repository?name=nofeed/app").await;
     assert_eq!(res.status, 404);
     assert!(body(&res).contains("nofeed"), "{}", body(&res));
+}
+
+#[actix_web::test]
+async fn history_rows_of_virtual_tags_show_the_version_they_follow() {
+    let app = TestApp::new().versioned("prod", &[]);
+    app.push_image("prod/app", "3.4.0", &[b"one"]).await;
+    app.push_image("prod/app", "3.4.1", &[b"two"]).await;
+    let b = admin(&app).await;
+    let page = body(&b.get("/ui/history?name=prod/app&tag=latest").await);
+    assert!(page.contains("→ 3.4.1"), "{page}");
+    assert!(page.contains("→ 3.4.0"), "{page}");
+    let api = app
+        .get("/api/v1/repositories/prod/app/history?tag=3.4")
+        .await
+        .json();
+    let last = api.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["comment"], "follows 3.4.1");
+}
+
+#[actix_web::test]
+async fn every_action_returns_to_a_page_that_says_it_worked() {
+    let app = TestApp::new().versioned("prod", &[]);
+    let (digest, _) = app.push_image("prod/app", "1.0.0", &[b"one"]).await;
+    app.push_image("prod/app", "1.1.0", &[b"two"]).await;
+    let b = admin(&app).await;
+    let follow = |res: &Resp| res.header("location").unwrap().to_owned();
+    let res = b
+        .post(
+            "/ui/promote",
+            &[
+                ("from", "prod/app"),
+                ("digest", digest.as_str()),
+                ("target_feed", "prod"),
+                ("target_name", "app"),
+                ("target_tag", "1.0.1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    assert!(body(&b.get(&follow(&res)).await).contains("Promoted:"));
+    let res = b
+        .post(
+            "/ui/tags/delete",
+            &[("repository", "prod/app"), ("tag", "1.0.1")],
+        )
+        .await;
+    assert!(body(&b.get(&follow(&res)).await).contains("Deleted."));
+    let res = b
+        .post(
+            "/ui/tags/purge",
+            &[("repository", "prod/app"), ("tag", "1.0.1")],
+        )
+        .await;
+    assert!(body(&b.get(&follow(&res)).await).contains("Purged:"));
+    let res = b
+        .post(
+            "/ui/feeds/prod/settings",
+            &[("op", "save"), ("versioning", "on")],
+        )
+        .await;
+    assert!(body(&b.get(&follow(&res)).await).contains("Settings saved."));
+    let res = b.post("/ui/feeds", &[("name", "fresh")]).await;
+    assert!(body(&b.get(&follow(&res)).await).contains("Feed created."));
+    // Only the fixed sentences: nothing from the query reaches the page.
+    let page = body(&b.get("/ui/?done=%3Cscript%3Ealert(1)%3C/script%3E").await);
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(!page.contains(r#"id="done""#));
 }

@@ -267,8 +267,18 @@ async fn an_administrators_first_day_and_a_pull_users_view_in_chromium() {
         .unwrap();
     c.wait().for_element(Locator::Css("h2")).await.unwrap();
     let url = c.current_url().await.unwrap();
-    assert_eq!(url.query(), Some("name=library%2Fapp"));
+    assert_eq!(url.query(), Some("name=library%2Fapp&done=promoted"));
     assert!(text(&c).await.contains("1.0.0"));
+    // The page the promotion returns to says it worked.
+    let done = c
+        .find(Locator::Css("#done"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(done.starts_with("Promoted"), "{done}");
+    shot(&c, "05b-promoted").await;
 
     // The history says who promoted what.
     c.find(Locator::LinkText("Tag history"))

@@ -170,6 +170,21 @@ pub fn recompute_virtual(w: &mut Writer<'_>, repo: &str, cause: &Change<'_>) -> 
         .filter_map(|(t, d)| version_of(t).map(|v| (v, d.as_str())))
         .collect();
     let desired = virtual_tags(versions.iter().map(|(v, d)| (v, *d)));
+    // Each move records the version it follows ("follows 3.4.1"), so history can say
+    // "latest → 3.4.1" rather than only a digest.
+    let follows = |tag: &str, digest: &str| -> Option<String> {
+        versions
+            .iter()
+            .filter(|(v, d)| {
+                *d == digest
+                    && (tag == "latest"
+                        || tag == v.major.to_string()
+                        || tag == format!("{}.{}", v.major, v.minor))
+            })
+            .map(|(v, _)| v)
+            .max()
+            .map(|v| format!("follows {v}"))
+    };
     let change = Change {
         method: "virtual",
         ..*cause
@@ -182,6 +197,11 @@ pub fn recompute_virtual(w: &mut Writer<'_>, repo: &str, cause: &Change<'_>) -> 
             Some(want) if want == digest => {}
             Some(want) => {
                 w.set_tag(repo, tag, want)?;
+                let note = follows(tag, want);
+                let change = Change {
+                    comment: note.as_deref().or(change.comment),
+                    ..change
+                };
                 record(w, repo, tag, Some(digest), Some(want), &change)?;
             }
             None => {
@@ -199,6 +219,11 @@ pub fn recompute_virtual(w: &mut Writer<'_>, repo: &str, cause: &Change<'_>) -> 
     for (tag, want) in &desired {
         if !tags.iter().any(|(t, _)| t == tag) {
             w.set_tag(repo, tag, want)?;
+            let note = follows(tag, want);
+            let change = Change {
+                comment: note.as_deref().or(change.comment),
+                ..change
+            };
             record(w, repo, tag, None, Some(want), &change)?;
         }
     }

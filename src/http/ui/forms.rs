@@ -23,6 +23,12 @@ fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// `back` with `done=CODE` added, for the one-line confirmation the page then shows.
+fn with_done(back: &str, code: &str) -> String {
+    let sep = if back.contains('?') { '&' } else { '?' };
+    format!("{back}{sep}done={code}")
+}
+
 /// Only a local path may be a login's `next`: never another site, and never anything that
 /// cannot go into a `Location` header as it is (control characters, spaces, non-ASCII).
 /// Anything else falls back to the dashboard.
@@ -219,7 +225,7 @@ pub async fn create_feed(v: Viewer, form: web::Form<NewFeedForm>) -> Result<Http
         Ok(feed.to_string())
     })
     .await?;
-    Ok(redirect(&format!("/ui/feeds/{name}/settings")))
+    Ok(redirect(&format!("/ui/feeds/{name}/settings?done=created")))
 }
 
 pub struct GrantRow {
@@ -240,12 +246,6 @@ struct SettingsPage {
     permitted: String,
     grants: Vec<GrantRow>,
     preview: Option<FeedPreview>,
-    saved: bool,
-}
-
-#[derive(Deserialize)]
-pub struct SettingsQuery {
-    saved: Option<String>,
 }
 
 fn grant_rows(grants: Vec<(String, String)>) -> Vec<GrantRow> {
@@ -260,11 +260,7 @@ fn grant_rows(grants: Vec<(String, String)>) -> Vec<GrantRow> {
 }
 
 // GET /ui/feeds/{feed}/settings — versioning, permitted tags, anonymous pull, roles (feed admin).
-pub async fn settings_page(
-    v: Viewer,
-    path: web::Path<String>,
-    query: web::Query<SettingsQuery>,
-) -> Result<HttpResponse, UiError> {
+pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpResponse, UiError> {
     let feed = path.into_inner();
     let access = v.access.clone();
     let f = feed.clone();
@@ -282,7 +278,6 @@ pub async fn settings_page(
         permitted: record.permitted.join("\n"),
         grants: grant_rows(grants),
         preview: None,
-        saved: query.saved.is_some(),
         feed,
     })
 }
@@ -331,7 +326,7 @@ pub async fn save_settings(
             Ok(())
         })
         .await?;
-        return Ok(redirect(&format!("/ui/feeds/{feed}/settings?saved=1")));
+        return Ok(redirect(&format!("/ui/feeds/{feed}/settings?done=saved")));
     }
     let (preview, grants) = run(move || {
         let admin = access.feed::<FeedAdmin>(&f)?;
@@ -347,7 +342,6 @@ pub async fn save_settings(
         permitted: permitted.join("\n"),
         grants: grant_rows(grants),
         preview: Some(preview),
-        saved: false,
         feed,
     })
 }
@@ -377,7 +371,7 @@ pub async fn grant_role(v: Viewer, form: web::Form<RoleForm>) -> Result<HttpResp
         Ok(())
     })
     .await?;
-    Ok(redirect(&back))
+    Ok(redirect(&with_done(&back, "role")))
 }
 
 #[derive(Deserialize)]
@@ -453,7 +447,10 @@ pub async fn promote(v: Viewer, form: web::Form<PromoteForm>) -> Result<HttpResp
         Ok(to.to_string())
     })
     .await?;
-    Ok(redirect(&format!("/ui/repository?name={}", enc(&target))))
+    Ok(redirect(&format!(
+        "/ui/repository?name={}&done=promoted",
+        enc(&target)
+    )))
 }
 
 #[derive(Deserialize)]
@@ -481,7 +478,10 @@ pub async fn delete_tag(v: Viewer, form: web::Form<TagForm>) -> Result<HttpRespo
         Ok(repo.to_string())
     })
     .await?;
-    Ok(redirect(&format!("/ui/repository?name={}", enc(&repo))))
+    Ok(redirect(&format!(
+        "/ui/repository?name={}&done=deleted",
+        enc(&repo)
+    )))
 }
 
 // POST /ui/tags/purge — frees a version number (administrators).
@@ -502,7 +502,10 @@ pub async fn purge_tag(v: Viewer, form: web::Form<TagForm>) -> Result<HttpRespon
         Ok(repo.to_string())
     })
     .await?;
-    Ok(redirect(&format!("/ui/repository?name={}", enc(&repo))))
+    Ok(redirect(&format!(
+        "/ui/repository?name={}&done=purged",
+        enc(&repo)
+    )))
 }
 
 #[derive(Template)]
@@ -549,7 +552,7 @@ pub async fn create_user(v: Viewer, form: web::Form<NewUserForm>) -> Result<Http
     .await?;
     match generated {
         Some(password) => show_secret(&v, format!("The password of the new user {name}"), password),
-        None => Ok(redirect("/ui/users")),
+        None => Ok(redirect("/ui/users?done=user")),
     }
 }
 
@@ -572,7 +575,7 @@ pub async fn user_state(
     let disabled = form.state == "disable";
     let access = v.access;
     run(move || Ok(access.admin()?.update_user(&name, Some(disabled), None)?)).await?;
-    Ok(redirect("/ui/users"))
+    Ok(redirect("/ui/users?done=user"))
 }
 
 // POST /ui/users/{name}/password — sets a new generated password, shown once (administrators).
@@ -653,5 +656,5 @@ pub async fn revoke_key(
     let id = path.into_inner();
     let access = v.access;
     run(move || Ok(access.account()?.revoke_key(&id)?)).await?;
-    Ok(redirect("/ui/users"))
+    Ok(redirect("/ui/users?done=revoked"))
 }

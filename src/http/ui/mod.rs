@@ -113,6 +113,26 @@ pub struct Nav {
     pub user: String,
     pub admin: bool,
     pub csrf: String,
+    /// The one-line confirmation of what the last action did (from `done=`).
+    pub notice: Option<&'static str>,
+}
+
+/// What a `done=CODE` after an action says. Only these fixed sentences are shown: nothing
+/// from the query reaches the page.
+fn notice_of(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "promoted" => "Promoted: the target tag now points at the image.",
+        "deleted" => {
+            "Deleted. A deleted version keeps its number until an administrator purges it."
+        }
+        "purged" => "Purged: the version number is free again.",
+        "saved" => "Settings saved.",
+        "created" => "Feed created. Set its versioning and roles below.",
+        "role" => "Role changed.",
+        "user" => "User saved.",
+        "revoked" => "API key revoked.",
+        _ => return None,
+    })
 }
 
 impl Nav {
@@ -123,6 +143,7 @@ impl Nav {
             user: viewer.principal.user().to_owned(),
             admin: viewer.principal.is_admin(),
             csrf: viewer.csrf.clone(),
+            notice: viewer.done.as_deref().and_then(notice_of),
         })
     }
 }

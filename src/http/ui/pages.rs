@@ -583,7 +583,18 @@ pub async fn history(
         .map(|h| HistRow {
             time: clock(&h.time, 19),
             old: h.old.as_deref().map(short).unwrap_or_default(),
-            new: h.new.as_deref().map(short).unwrap_or_default(),
+            // A virtual tag's move shows the version it follows, as the repository page does.
+            new: match (
+                h.new.as_deref(),
+                h.comment
+                    .as_deref()
+                    .and_then(|c| c.strip_prefix("follows ")),
+            ) {
+                (Some(d), Some(version)) if h.method == "virtual" => {
+                    format!("→ {version} ({})", short(d))
+                }
+                (new, _) => new.map(short).unwrap_or_default(),
+            },
             new_full: h.new.unwrap_or_default(),
             tag: h.tag,
             method: h.method,

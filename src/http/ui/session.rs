@@ -114,6 +114,8 @@ pub struct Viewer {
     pub csrf: String,
     pub session: String,
     pub access: Access,
+    /// `done=` of the request: which action the page confirms.
+    pub done: Option<String>,
 }
 
 impl Viewer {
@@ -165,11 +167,15 @@ impl FromRequest for Viewer {
                     via: Via::Session,
                 };
                 let access = crate::http::caller::access(&req, Some(caller))?;
+                let done = form_urlencoded::parse(req.query_string().as_bytes())
+                    .find(|(k, _)| k == "done")
+                    .map(|(_, v)| v.into_owned());
                 Ok(Self {
                     principal,
                     csrf,
                     session: id,
                     access,
+                    done,
                 })
             } else {
                 sessions.end(&id);
