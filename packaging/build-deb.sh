@@ -11,7 +11,7 @@ generated=target/packages/generated
 rm -rf "$generated"
 mkdir -p "$generated"
 target/release/semdock generate-docs "$generated"
-gzip -9n "$generated/semdock.1"
+gzip -9n "$generated"/*.1
 version_args=()
 if [ $# -ge 1 ]; then
   version_args=(--deb-version "$1")

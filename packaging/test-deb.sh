@@ -43,6 +43,8 @@ check "systemd-analyze verify" systemd-analyze verify /lib/systemd/system/semdoc
 check "unit is hardened" sh -c 'for k in ProtectSystem=strict NoNewPrivileges=yes PrivateTmp=yes StateDirectory=semdock User=semdock; do grep -qx "$k" /lib/systemd/system/semdock.service || exit 1; done'
 check "service enabled for multi-user.target" test -L /etc/systemd/system/multi-user.target.wants/semdock.service
 check "man page" sh -c 'zcat /usr/share/man/man1/semdock.1.gz | grep -q "container registry"'
+check "man page has ENVIRONMENT, FILES, EXAMPLES" sh -c 'zcat /usr/share/man/man1/semdock.1.gz | grep -q "^.SH ENVIRONMENT" && zcat /usr/share/man/man1/semdock.1.gz | grep -q "^.SH FILES" && zcat /usr/share/man/man1/semdock.1.gz | grep -q "^.SH EXAMPLES"'
+check "a man page per command" test -f /usr/share/man/man1/semdock-serve.1.gz -a -f /usr/share/man/man1/semdock-feed-create.1.gz -a -f /usr/share/man/man1/semdock-login.1.gz
 check "bash completion" test -s /usr/share/bash-completion/completions/semdock
 check "zsh completion" test -s /usr/share/zsh/vendor-completions/_semdock
 check "changelog" test -s /usr/share/doc/semdock/changelog.Debian.gz

@@ -71,17 +71,33 @@ fn cli_administers_a_running_server_with_an_api_key() {
 
     run(&mut remote(&["feed", "create", "ci"]));
     let feeds = run(&mut remote(&["feed", "list"]));
-    assert_eq!(feeds.lines().collect::<Vec<_>>(), ["ci", "library", "prod"]);
+    assert_eq!(
+        feeds.lines().collect::<Vec<_>>(),
+        ["FEED", "ci", "library", "prod"]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&mut remote(&["feed", "list", "--output", "json"]))).unwrap();
+    assert_eq!(json, serde_json::json!(["ci", "library", "prod"]));
     let out = run(&mut remote(&["user", "create", "bob"]));
     let password = out.trim().rsplit(' ').next().unwrap().to_owned();
     run(&mut remote(&["user", "grant", "bob", "ci", "push"]));
     let users = run(&mut remote(&["user", "list"]));
+    let mut lines = users.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["USER", "FLAGS", "ROLES"], "{users}");
     assert!(
-        users
-            .lines()
-            .any(|l| l.starts_with("bob\t") && l.ends_with("ci=push")),
+        lines.any(|l| l.starts_with("bob ") && l.ends_with("ci=push")),
         "{users}"
     );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&mut remote(&["user", "list", "--output", "json"]))).unwrap();
+    let bob = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "bob")
+        .unwrap();
+    assert_eq!(bob["roles"]["ci"], "push");
     let res = http_as(Some(basic("bob", &password)))
         .post(server.url("/v2/ci/app/blobs/uploads/"))
         .send_empty()
@@ -98,7 +114,17 @@ fn cli_administers_a_running_server_with_an_api_key() {
         .unwrap()
         .trim_end_matches(';')
         .to_owned();
-    assert!(run(&mut remote(&["key", "list"])).contains(&id));
+    let keys = run(&mut remote(&["key", "list"]));
+    assert!(keys.starts_with("ID "), "{keys}");
+    assert!(keys.contains(&id));
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&mut remote(&["key", "list", "--output", "json"]))).unwrap();
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id.as_str())
+    );
     run(&mut remote(&["key", "revoke", &id]));
     let res = http_as(Some(basic("api", &new_key)))
         .get(server.url("/v2/"))

@@ -214,7 +214,7 @@ fn feed_commands_work_offline_and_refuse_while_a_server_holds_the_database() {
         run(semdock(&data).args(["feed", "list"]))
             .lines()
             .collect::<Vec<_>>(),
-        ["ci", "library", "prod"]
+        ["FEED", "ci", "library", "prod"]
     );
 
     let server = Server::start_in(&data, &[]);
@@ -230,7 +230,10 @@ fn feed_commands_work_offline_and_refuse_while_a_server_holds_the_database() {
     drop(server);
 
     let list = run(semdock(&data).args(["feed", "list"]));
-    assert_eq!(list.lines().collect::<Vec<_>>(), ["ci", "library", "prod"]);
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        ["FEED", "ci", "library", "prod"]
+    );
     run(semdock(&data).args(["feed", "delete", "ci"]));
     assert!(!run(semdock(&data).args(["feed", "list"])).contains("ci"));
 }

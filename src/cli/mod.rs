@@ -103,8 +103,11 @@ then these flags. `semdock config` prints the result."
     /// Promote or retag an image: SRC (FEED/NAME:TAG or @DIGEST) to DST (FEED/NAME:TAG), by
     /// link, without copying blob bytes.
     Promote {
+        /// The image to promote: FEED/NAME:TAG or FEED/NAME@DIGEST.
         from: String,
+        /// Where to: FEED/NAME:TAG (another feed, or another tag in the same one).
         to: String,
+        /// Why, for the tag history (e.g. "passed staging").
         #[arg(long)]
         comment: Option<String>,
         /// Copy signatures and SBOMs that refer to the image too.
@@ -127,7 +130,9 @@ then these flags. `semdock config` prints the result."
     },
     /// Show the tag history of a repository (or one tag), or what a tag pointed to --at a time.
     History {
+        /// FEED/NAME.
         repository: String,
+        /// Only this tag's changes.
         #[arg(long)]
         tag: Option<String>,
         /// With --tag: a time, as RFC 3339 with any offset (2026-12-01T08:48:30+01:00), a
@@ -148,6 +153,7 @@ then these flags. `semdock config` prints the result."
     },
     /// Apply a feed's retention rules now (set them with `semdock feed retention`).
     Retention {
+        /// The feed whose rules to apply.
         feed: String,
         /// List exactly what would be deleted; delete nothing.
         #[arg(long)]
@@ -168,19 +174,26 @@ then these flags. `semdock config` prints the result."
     /// Write a consistent backup (metadata and blobs) into a new or empty directory; with
     /// --server, the directory is on the server's machine.
     Backup {
+        /// An absolute directory, new or empty.
         dir: PathBuf,
         #[command(flatten)]
         remote: Remote,
     },
     /// Restore a backup into the configured data directory, which must be new or empty.
-    Restore { dir: PathBuf },
+    Restore {
+        /// A directory `semdock backup` wrote.
+        dir: PathBuf,
+    },
     /// Run as the Windows service `semdock` (the .msi installs it; the Service Control
     /// Manager starts it).
     #[command(hide = true)]
     Service,
     /// Write the man page and shell completions into DIR (used by the packages).
     #[command(hide = true)]
-    GenerateDocs { dir: PathBuf },
+    GenerateDocs {
+        /// Where to write them.
+        dir: PathBuf,
+    },
     /// Manage API keys.
     Key {
         #[command(subcommand)]
@@ -190,18 +203,40 @@ then these flags. `semdock config` prints the result."
     },
 }
 
+/// How list commands print.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns with a header line, for people.
+    #[default]
+    Table,
+    /// One JSON array, for scripts.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum FeedAction {
     /// Create a feed.
-    Create { name: String },
+    Create {
+        /// The feed's name: lowercase letters, digits and . _ - (the first path segment of
+        /// its repositories).
+        name: String,
+    },
     /// List feeds.
-    List,
+    List {
+        /// `table` (default) or `json`.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Delete a feed with all its repositories, manifests and tags.
-    Delete { name: String },
+    Delete {
+        /// The feed to delete.
+        name: String,
+    },
     /// Change feed settings: versioning, permitted tags, anonymous pull, description.
     Set {
+        /// The feed to change.
         name: String,
-        /// on or off.
+        /// Container versioning on or off.
         #[arg(long, value_parser = ["on", "off"])]
         versioning: Option<String>,
         /// A permitted tag or glob (repeatable); replaces the list.
@@ -210,14 +245,16 @@ pub enum FeedAction {
         /// Clear the permitted list.
         #[arg(long, conflicts_with = "permit")]
         no_permit: bool,
-        /// on or off.
+        /// Anonymous pull on or off.
         #[arg(long, value_parser = ["on", "off"])]
         anonymous_pull: Option<String>,
+        /// A description shown in the UI.
         #[arg(long)]
         description: Option<String>,
     },
     /// Show or set a feed's retention rules.
     Retention {
+        /// The feed whose rules to show or set.
         name: String,
         /// Delete manifests no tag reaches after N days.
         #[arg(long, value_name = "N")]
@@ -241,7 +278,9 @@ pub enum FeedAction {
 pub enum UserAction {
     /// Create a user; prints a generated password unless --password-stdin is given.
     Create {
+        /// The user name: 1 to 64 of a-z 0-9 . _ -.
         name: String,
+        /// Make the user a global administrator.
         #[arg(long)]
         admin: bool,
         /// Read the password from standard input.
@@ -249,31 +288,52 @@ pub enum UserAction {
         password_stdin: bool,
     },
     /// List users with their roles.
-    List,
+    List {
+        /// `table` (default) or `json`.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Disable a user: logins, keys and tokens stop at once.
-    Disable { name: String },
+    Disable {
+        /// The user to disable.
+        name: String,
+    },
     /// Enable a disabled user.
-    Enable { name: String },
+    Enable {
+        /// The user to enable.
+        name: String,
+    },
     /// Set a user's password (prints a generated one unless --password-stdin is given).
     ResetPassword {
+        /// The user whose password to set.
         name: String,
+        /// Read the new password from standard input.
         #[arg(long)]
         password_stdin: bool,
     },
     /// Grant ROLE (pull, push, promote, delete, admin) on FEED.
     Grant {
+        /// The user.
         name: String,
+        /// The feed.
         feed: String,
+        /// pull, push, promote, delete or admin.
         role: String,
     },
     /// Remove the user's role on FEED.
-    Revoke { name: String, feed: String },
+    Revoke {
+        /// The user.
+        name: String,
+        /// The feed.
+        feed: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeyAction {
     /// Create an API key; the key is printed once.
     Create {
+        /// A name that says where the key is used (e.g. ci-prod).
         #[arg(long)]
         name: String,
         /// Owner (administrators only; default: the caller).
@@ -282,13 +342,21 @@ pub enum KeyAction {
         /// FEED=ROLE, repeatable.
         #[arg(long = "role", value_name = "FEED=ROLE")]
         roles: Vec<String>,
+        /// Administrator rights (only for an administrator's own key).
         #[arg(long)]
         admin: bool,
     },
     /// List API keys.
-    List,
+    List {
+        /// `table` (default) or `json`.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Revoke an API key by id.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id (from `semdock key list`).
+        id: String,
+    },
 }
 
 /// Entry point of the binary.
@@ -301,6 +369,28 @@ pub fn run() -> ExitCode {
             eprintln!("semdock: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints `rows` under `headers`, each column as wide as its widest cell.
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
     }
 }
 
@@ -441,13 +531,65 @@ fn run_service(_: Config) -> anyhow::Result<()> {
 }
 
 /// `semdock.1` (roff) and completions for bash, zsh and fish, generated from the CLI itself.
+/// ENVIRONMENT, FILES and EXAMPLES of `semdock(1)`, in roff.
+const MAN_SECTIONS: &str = r#".SH ENVIRONMENT
+.TP
+\fBSEMDOCK_*\fR
+Every configuration key, nested keys joined with two underscores: \fBSEMDOCK_LISTEN\fR,
+\fBSEMDOCK_DATA_DIR\fR, \fBSEMDOCK_FEEDS\fR=[library,prod], \fBSEMDOCK_EXTERNAL_URL\fR,
+\fBSEMDOCK_TRUSTED_PROXIES\fR, \fBSEMDOCK_LOG__LEVEL\fR, \fBSEMDOCK_LOG__FORMAT\fR,
+\fBSEMDOCK_LOG__DIR\fR, \fBSEMDOCK_LIMITS__UPLOAD_BYTES\fR, \fBSEMDOCK_AUTH__TOKEN_TTL_SECONDS\fR,
+\fBSEMDOCK_TLS__CERT_FILE\fR, \fBSEMDOCK_TLS__KEY_FILE\fR, \fBSEMDOCK_STORAGE__GC_INTERVAL_SECONDS\fR
+and the rest (\fBsemdock config\fR prints them all). They override the configuration file.
+.TP
+\fBSEMDOCK_API_KEY\fR
+The API key \fB--server\fR commands use (not configuration).
+.TP
+\fBSEMDOCK_CONFIG_FILE\fR
+The configuration file, as \fB--config\fR.
+.TP
+\fBXDG_CONFIG_HOME\fR, \fBHOME\fR
+Where \fBsemdock login\fR keeps its keys.
+.SH FILES
+.TP
+\fI/etc/semdock/semdock.toml\fR
+The configuration file read when \fB--config\fR is not given.
+.TP
+\fI/var/lib/semdock\fR
+The data directory of the packaged service: \fImeta.redb\fR (metadata, the token signing key,
+password hashes), \fIblobs/\fR, \fIuploads/\fR, \fIinitial-admin-password\fR (until the first
+administrator changes it).
+.TP
+\fI~/.config/semdock/credentials.json\fR
+The keys of \fBsemdock login\fR, readable by you only.
+.SH EXAMPLES
+.nf
+semdock serve --listen 0.0.0.0:5000 --data-dir /srv/semdock
+semdock login https://registry.example.com -u admin
+semdock feed create prod --server https://registry.example.com
+semdock feed set prod --versioning on --permit dev --server https://registry.example.com
+semdock promote staging/web:5.1.0 prod/web:5.1.0 --comment "passed staging" --server https://registry.example.com
+semdock history prod/web --tag latest --at "2 hours ago" --server https://registry.example.com
+semdock user list --output json --server https://registry.example.com
+semdock backup /srv/backup/$(date +%F) --server https://registry.example.com
+.fi
+.SH SEE ALSO
+\fBsemdock-serve\fR(1), \fBsemdock-login\fR(1), \fBsemdock-feed\fR(1), \fBsemdock-user\fR(1),
+\fBsemdock-key\fR(1), \fBsemdock-promote\fR(1), \fBsemdock-history\fR(1), \fBsemdock-gc\fR(1),
+\fBsemdock-backup\fR(1)
+"#;
+
 fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
     use clap::CommandFactory as _;
     use clap_complete::Shell;
     std::fs::create_dir_all(dir)?;
     let command = Cli::command();
+    // One page per command (semdock-serve.1, semdock-feed-create.1, …), then the main page
+    // again with the sections clap does not write.
+    clap_mangen::generate_to(command.clone(), dir)?;
     let mut man = Vec::new();
     clap_mangen::Man::new(command.clone()).render(&mut man)?;
+    man.extend_from_slice(MAN_SECTIONS.as_bytes());
     std::fs::write(dir.join("semdock.1"), man)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut command.clone(), "semdock", dir)?;
@@ -495,9 +637,14 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             target.feed_create(&name)?;
             println!("created feed {name}");
         }
-        FeedAction::List => {
-            for name in target.feed_list()? {
-                println!("{name}");
+        FeedAction::List { output } => {
+            let names = target.feed_list()?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&names)?),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = names.into_iter().map(|n| vec![n]).collect();
+                    print_table(&["FEED"], &rows);
+                }
             }
         }
         FeedAction::Delete { name } => {
@@ -571,23 +718,32 @@ fn user(target: &Target, action: UserAction) -> anyhow::Result<()> {
                 None => println!("created user {name}"),
             }
         }
-        UserAction::List => {
-            for u in target.user_list()? {
-                let flags = [
-                    ("admin", u["admin"].as_bool()),
-                    ("disabled", u["disabled"].as_bool()),
-                ]
-                .iter()
-                .filter(|(_, on)| *on == Some(true))
-                .map(|(f, _)| *f)
-                .collect::<Vec<_>>()
-                .join(",");
-                println!(
-                    "{}\t{flags}\t{}",
-                    u["name"].as_str().unwrap_or_default(),
-                    roles_text(&u["roles"])
-                );
+        UserAction::List { output } => {
+            let users = target.user_list()?;
+            if let Output::Json = output {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+                return Ok(());
             }
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    let flags = [
+                        ("admin", u["admin"].as_bool()),
+                        ("disabled", u["disabled"].as_bool()),
+                    ]
+                    .iter()
+                    .filter(|(_, on)| *on == Some(true))
+                    .map(|(f, _)| *f)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                    vec![
+                        u["name"].as_str().unwrap_or_default().to_owned(),
+                        flags,
+                        roles_text(&u["roles"]),
+                    ]
+                })
+                .collect();
+            print_table(&["USER", "FLAGS", "ROLES"], &rows);
         }
         UserAction::Disable { name } => {
             target.user_set_disabled(&name, true)?;
@@ -642,17 +798,25 @@ fn key(target: &Target, action: KeyAction) -> anyhow::Result<()> {
             let (id, key) = target.key_create(&name, owner.as_deref(), &parsed, admin)?;
             println!("created API key {id}; it is shown only now:\n{key}");
         }
-        KeyAction::List => {
-            for k in target.key_list()? {
-                let text = |f: &str| k[f].as_str().unwrap_or_default().to_owned();
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    text("id"),
-                    text("name"),
-                    text("owner"),
-                    roles_text(&k["roles"])
-                );
+        KeyAction::List { output } => {
+            let keys = target.key_list()?;
+            if let Output::Json = output {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                return Ok(());
             }
+            let rows: Vec<Vec<String>> = keys
+                .iter()
+                .map(|k| {
+                    let text = |f: &str| k[f].as_str().unwrap_or_default().to_owned();
+                    vec![
+                        text("id"),
+                        text("name"),
+                        text("owner"),
+                        roles_text(&k["roles"]),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "NAME", "OWNER", "ROLES"], &rows);
         }
         KeyAction::Revoke { id } => {
             target.key_revoke(&id)?;
@@ -660,4 +824,35 @@ fn key(target: &Target, action: KeyAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every argument of every command, in the man pages and `--help`, says what it is.
+    #[test]
+    fn every_argument_of_every_command_has_a_description() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && !cmd.is_hide_set() {
+                missing.push(format!("{path} (the command)"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undescribed: {missing:#?}");
+    }
 }
