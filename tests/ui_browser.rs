@@ -253,6 +253,20 @@ async fn an_administrators_first_day_and_a_pull_users_view_in_chromium() {
         .for_element(Locator::Css(".check-msg.good"))
         .await
         .unwrap();
+    // The form has a row of its own, as wide as the table, not the Actions column.
+    let (_, _, form_width, _) = form.rectangle().await.unwrap();
+    let (_, _, table_width, _) = c
+        .find(Locator::Css("table"))
+        .await
+        .unwrap()
+        .rectangle()
+        .await
+        .unwrap();
+    assert!(
+        form_width > table_width * 0.6,
+        "form {form_width} px in a {table_width} px table"
+    );
+    shot(&c, "05a-promote-form").await;
     form.find(Locator::Css("input[name=comment]"))
         .await
         .unwrap()
