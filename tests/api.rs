@@ -377,3 +377,102 @@ async fn bad_requests_get_json_errors_not_500() {
         (404, Some("not_found"))
     );
 }
+
+#[actix_web::test]
+async fn metrics_count_requests_pushes_pulls_promotions_and_failures_and_the_dashboard_uses_only_them()
+ {
+    let app = TestApp::new().with_feed("prod");
+    app.push_image("library/app", "1", &[b"metrics"]).await;
+    assert_eq!(app.get("/v2/library/app/manifests/1").await.status, 200);
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri("/api/v1/promotions")
+                .set_json(json!({"from": "library/app:1", "to": "prod/app:1"})),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let res = app
+        .send_as(
+            TestRequest::get()
+                .uri("/v2/")
+                .insert_header(("Authorization", common::basic("admin", "wrong-password"))),
+        )
+        .await;
+    assert_eq!(res.status, 401);
+    // A collection and a retention run, so that their gauges exist.
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri("/api/v1/gc")
+                .set_json(json!({"dry_run": false})),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let res = app
+        .send(
+            TestRequest::put()
+                .uri("/api/v1/feeds/library/retention")
+                .set_json(json!({"untagged_days": 30})),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri("/api/v1/feeds/library/retention/run")
+                .set_json(json!({"dry_run": false})),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status, 200);
+    let text = String::from_utf8(res.body).unwrap();
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
+    };
+    assert!(value(r#"semdock_manifest_pushes_total{feed="library"}"#) >= 1.0);
+    assert!(value(r#"semdock_manifest_pulls_total{feed="library"}"#) >= 1.0);
+    assert!(value(r#"semdock_promotions_total{feed="prod"}"#) >= 1.0);
+    assert!(value(r#"semdock_auth_failures_total{kind="password"}"#) >= 1.0);
+    assert!(value("semdock_metadata_commit_duration_seconds_count") >= 1.0);
+    assert!(text.contains("semdock_upload_sessions_open"));
+    assert!(text.contains("process_resident_memory_bytes"));
+    assert!(text.trim_end().ends_with("# EOF"));
+    assert_eq!(text.matches("# EOF").count(), 1);
+
+    // Every metric the Grafana dashboard queries is one /metrics exports.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/grafana/semdock-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let names = regex::Regex::new(r"\b((?:semdock|process)_[a-z_]+)").unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for c in names.captures_iter(expr) {
+                let name = c[1].trim_end_matches("_bucket");
+                queried += 1;
+                assert!(
+                    text.lines()
+                        .any(|l| l.starts_with(&format!("# TYPE {name} "))
+                            || l.starts_with(&format!(
+                                "# TYPE {} ",
+                                name.trim_end_matches("_total")
+                            ))),
+                    "the dashboard queries {name}, which /metrics does not export"
+                );
+            }
+        }
+    }
+    assert!(queried >= 10);
+}

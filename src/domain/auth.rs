@@ -511,6 +511,7 @@ impl Auth {
             }
         }
         if let Some(retry_after) = self.limiter.blocked(&limits) {
+            crate::metrics::get().auth_failure("rate_limited");
             tracing::warn!(user, %client, "login refused: too many failures");
             return Err(Error::RateLimited { retry_after });
         }
@@ -538,6 +539,11 @@ impl Auth {
                 }
             }
             Err(Error::InvalidCredentials) => {
+                crate::metrics::get().auth_failure(if secret.starts_with(KEY_PREFIX) {
+                    "api_key"
+                } else {
+                    "password"
+                });
                 // The secret is never logged, only who tried and from where.
                 tracing::warn!(user, %client, "login failed");
                 let counted: Vec<(String, u32)> = counted.into_iter().map(|k| (k, 0)).collect();
@@ -849,7 +855,10 @@ impl Auth {
             &DecodingKey::from_secret(&self.token_key),
             &validation,
         )
-        .map_err(|e| Error::TokenInvalid(e.to_string()))?;
+        .map_err(|e| {
+            crate::metrics::get().auth_failure("token");
+            Error::TokenInvalid(e.to_string())
+        })?;
         // Read before the subject's record, so a cached answer is never newer than its read.
         let generation = self.meta.generation();
         let principal = match self.active_subject_at(&data.claims.sub)? {

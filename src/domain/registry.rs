@@ -50,6 +50,7 @@ impl UploadOwners {
         }
         *count += 1;
         self.owner_of.insert(id.to_owned(), owner.to_owned());
+        crate::metrics::get().open_uploads.inc();
         Ok(())
     }
 
@@ -57,6 +58,7 @@ impl UploadOwners {
         if let Some(owner) = self.owner_of.remove(id)
             && let Some(count) = self.open.get_mut(&owner)
         {
+            crate::metrics::get().open_uploads.dec();
             *count -= 1;
             if *count == 0 {
                 self.open.remove(&owner);
@@ -1045,6 +1047,10 @@ impl Registry {
             }
             Ok(())
         })?;
+        crate::metrics::get()
+            .pushes
+            .get_or_create(&crate::metrics::Metrics::feed(repo.feed()))
+            .inc();
         Ok(ManifestPut {
             digest,
             subject: manifest.subject,
@@ -1346,6 +1352,10 @@ impl Registry {
             ensure_repository(w, to.as_str())?;
             let changed = tags::set(w, to, &feed, to_tag.as_str(), &digest, &change)?;
             tracing::info!(actor, from = %from, to = %to, tag = %to_tag, digest, method, "promoted");
+            crate::metrics::get()
+                .promotions
+                .get_or_create(&crate::metrics::Metrics::feed(to.feed()))
+                .inc();
             Ok(Promoted {
                 digest,
                 manifests: copied.len(),

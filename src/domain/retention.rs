@@ -159,6 +159,10 @@ impl Registry {
     /// Notes that a manifest was pulled. Kept in memory and written in batches by
     /// [`Registry::flush_pulls`]: a pull never waits for a disk write.
     pub fn record_pull(&self, repo: &Repository, digest: &str) {
+        crate::metrics::get()
+            .pulls
+            .get_or_create(&crate::metrics::Metrics::feed(repo.feed()))
+            .inc();
         let at = now();
         let mut pulls = lock(&self.pulls);
         // The same image pulled again within the batch costs two lookups, no allocation.

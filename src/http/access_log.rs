@@ -1,4 +1,5 @@
-//! One log line per request: method, path, status, bytes, duration.
+//! One log line per request (method, path, status, bytes, duration), and the request
+//! metrics by route pattern (`crate::metrics`).
 
 use std::time::Instant;
 
@@ -14,11 +15,34 @@ pub async fn log_request(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
+    let sent = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
     let res = next.call(req).await?;
     let bytes = match res.response().body().size() {
         BodySize::Sized(n) => n,
         BodySize::None | BodySize::Stream => 0,
     };
+    let m = crate::metrics::get();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    m.requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            route: route.clone(),
+            method: method.to_string(),
+            status: format!("{}xx", res.status().as_u16() / 100),
+        })
+        .inc();
+    m.request_seconds
+        .get_or_create(&crate::metrics::RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    m.request_bytes.inc_by(sent);
+    m.response_bytes.inc_by(bytes);
     tracing::info!(
         target: "semdock::request",
         %method,

@@ -174,13 +174,20 @@ impl TestApp {
 
     /// Sends `req` with whatever credentials it carries (none: anonymous).
     pub async fn send_as(&self, req: test::TestRequest) -> Resp {
-        let app = test::init_service(App::new().configure(semdock::http::configure(
-            self.registry.clone(),
-            self.auth.clone(),
-            self.realm.clone(),
-            semdock::config::Config::default().gc_options(false),
-            self.ui_sessions.clone(),
-        )))
+        // As the server composes it: the request log (and its metrics) around every area.
+        let app = test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    semdock::http::access_log::log_request,
+                ))
+                .configure(semdock::http::configure(
+                    self.registry.clone(),
+                    self.auth.clone(),
+                    self.realm.clone(),
+                    semdock::config::Config::default().gc_options(false),
+                    self.ui_sessions.clone(),
+                )),
+        )
         .await;
         let res = test::call_service(&app, req.to_request()).await;
         let status = res.status().as_u16();

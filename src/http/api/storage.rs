@@ -226,9 +226,15 @@ pub async fn metrics(Api(access): Api) -> Result<HttpResponse, ApiError> {
             gc.uploads_expired,
         );
     }
-    let mut body = String::new();
-    prometheus_client::encoding::text::encode(&mut body, &m)
-        .map_err(|e| crate::domain::Error::Internal(format!("metrics encoding: {e}")))?;
+    let encoded = (|| {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode_registry(&mut body, &m)?;
+        body.push_str(&crate::metrics::get().encode()?);
+        prometheus_client::encoding::text::encode_eof(&mut body)?;
+        Ok::<_, std::fmt::Error>(body)
+    })();
+    let body =
+        encoded.map_err(|e| crate::domain::Error::Internal(format!("metrics encoding: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(body))

@@ -298,6 +298,7 @@ impl MetaStore {
         if self.poisoned.load(Ordering::Acquire) {
             self.recover()?;
         }
+        let started = std::time::Instant::now();
         let mut txn = self.db().begin_write().map_err(|e| self.failed(e))?;
         txn.set_durability(Durability::None)
             .map_err(|e| MetaError::from(redb::Error::from(e)))?;
@@ -334,6 +335,9 @@ impl MetaStore {
                 self.poisoned.store(true, Ordering::Release);
             }
         })?;
+        crate::metrics::get()
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(value)
     }
 
