@@ -92,6 +92,7 @@ fn rows() -> Vec<Row> {
         // the management API
         r("GET", "/metrics", "/metrics", None, Admin),
         r("POST", "/api/promotions/promote", "/api/promotions/promote", Some(Json(json!({"packageName": "app", "version": "1", "fromFeed": "library", "toFeed": "library"}))), Feed(Action::Promote)),
+        r("GET", "/api/promotions/list", "/api/promotions/list?toFeed=library", None, Login),
         r("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, Anyone),
         r("GET", "/api/v1/feeds", "/api/v1/feeds", None, Login),
         r("POST", "/api/v1/feeds", "/api/v1/feeds", Some(Json(json!({"name": "Bad Name"}))), Admin),

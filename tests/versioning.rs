@@ -654,3 +654,65 @@ fn concurrent_pushes_of_one_new_version_let_exactly_one_win() {
     let history = app.registry.history(&repo, Some("3.0.0")).unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
 }
+
+#[actix_web::test]
+async fn proget_promotion_list_answers_what_was_promoted_from_where_with_filters() {
+    let app = TestApp::new().with_feed("ci").versioned("prod", &[]);
+    let (d, _) = app.push_image("ci/team/app", "1.0.0", &[b"listed"]).await;
+    app.push_image("ci/team/other", "2.0.0", &[b"other"]).await;
+    for (from, to) in [
+        ("ci/team/app:1.0.0", "prod/team/app:1.0.0"),
+        ("ci/team/other:2.0.0", "prod/team/other:2.0.0"),
+    ] {
+        let res = app
+            .send(
+                TestRequest::post()
+                    .uri("/api/v1/promotions")
+                    .set_json(json!({"from": from, "to": to, "comment": "release"})),
+            )
+            .await;
+        assert_eq!(res.status, 200);
+    }
+    let list = api(
+        &app,
+        TestRequest::get().uri("/api/promotions/list?package=app&version=1.0.0"),
+    )
+    .await
+    .json();
+    let entries = list.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{list}");
+    let e = &entries[0];
+    assert_eq!(
+        (
+            e["fromFeed"].as_str(),
+            e["toFeed"].as_str(),
+            e["groupName"].as_str(),
+            e["packageName"].as_str(),
+            e["version"].as_str()
+        ),
+        (
+            Some("ci"),
+            Some("prod"),
+            Some("team"),
+            Some("app"),
+            Some("1.0.0")
+        )
+    );
+    assert_eq!(e["comments"], "release");
+    assert_eq!(e["digest"], d.as_str());
+    assert_eq!(e["userName"], "admin");
+    let all = api(
+        &app,
+        TestRequest::get().uri("/api/promotions/list?fromFeed=ci&toFeed=prod"),
+    )
+    .await
+    .json();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let none = api(
+        &app,
+        TestRequest::get().uri("/api/promotions/list?toFeed=ci"),
+    )
+    .await
+    .json();
+    assert_eq!(none.as_array().unwrap().len(), 0);
+}

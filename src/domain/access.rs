@@ -175,6 +175,12 @@ impl Access {
         Ok(stats)
     }
 
+    /// Promotions into feeds the caller may pull from, oldest first.
+    pub fn promotions(&self) -> Result<Vec<crate::store::meta::PromotionRecord>, Error> {
+        let visible = self.visible()?;
+        self.registry.promotions(|feed| visible.contains(feed))
+    }
+
     /// The latest tag changes in feeds the caller may pull from, newest first.
     pub fn recent_history(&self, limit: usize) -> Result<Vec<(String, HistoryEntry)>, Error> {
         let visible = self.visible()?;

@@ -1351,6 +1351,18 @@ impl Registry {
             }
             ensure_repository(w, to.as_str())?;
             let changed = tags::set(w, to, &feed, to_tag.as_str(), &digest, &change)?;
+            if changed {
+                w.append_promotion(&crate::store::meta::PromotionRecord {
+                    time_ms: tags::now_ms(),
+                    actor: actor.to_owned(),
+                    from_repository: from.to_string(),
+                    from_reference: from_ref.to_string(),
+                    to_repository: to.to_string(),
+                    to_tag: to_tag.to_string(),
+                    digest: digest.clone(),
+                    comment: comment.map(str::to_owned),
+                })?;
+            }
             tracing::info!(actor, from = %from, to = %to, tag = %to_tag, digest, method, "promoted");
             crate::metrics::get()
                 .promotions
@@ -1384,6 +1396,20 @@ impl Registry {
         }
         let (items, more) = r.tags(repo.as_str(), last, page_size(n))?;
         Ok(Page { items, more })
+    }
+
+    /// Every promotion and retag whose target feed `visible` accepts, oldest first.
+    pub fn promotions(
+        &self,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<Vec<crate::store::meta::PromotionRecord>, Error> {
+        Ok(self
+            .meta
+            .read()?
+            .promotions()?
+            .into_iter()
+            .filter(|p| visible(p.to_repository.split('/').next().unwrap_or_default()))
+            .collect())
     }
 
     /// `RepositoryUnknown` unless `repo` holds (or held) something: pages about it say so.

@@ -35,6 +35,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .post(tags::proget_promote),
     );
     cfg.service(
+        web::resource("/api/promotions/list")
+            .wrap(super::inert_content())
+            .get(tags::proget_list),
+    );
+    cfg.service(
         web::scope("/api/v1")
             .wrap(super::inert_content())
             .app_data(
@@ -107,13 +112,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
         tags::feed_changes, tags::promote, tags::purge, tags::repository_tags, tags::history,
-        tags::proget_promote, storage::gc, storage::retention, storage::set_retention,
+        tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
         storage::run_retention, storage::backup, storage::storage,
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
         RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
-        tags::FeedChangeEntry, tags::PromotionRequest, tags::PurgeRequest, domain::Promoted, domain::TagGroups,
+        tags::FeedChangeEntry, tags::PromotionRequest, tags::PurgeRequest, tags::ProGetPromotionEntry, domain::Promoted, domain::TagGroups,
         domain::TagEntry, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
         storage::RunRequest, storage::BackupRequest, domain::gc::GcReport,
         domain::gc::StorageStats, domain::gc::FeedStorage, domain::retention::Rules,

@@ -168,6 +168,83 @@ pub async fn proget_promote(
     Ok(HttpResponse::Ok().json(done))
 }
 
+/// `ProGet`'s promotion list query; every filter optional.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct ProGetListQuery {
+    pub from_feed: Option<String>,
+    pub to_feed: Option<String>,
+    pub group_name: Option<String>,
+    /// The package (image) name; `package` is accepted too.
+    #[serde(alias = "package")]
+    pub package_name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// One promotion as `ProGet` lists it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProGetPromotionEntry {
+    pub from_feed: String,
+    pub to_feed: String,
+    pub group_name: String,
+    pub package_name: String,
+    pub version: String,
+    pub comments: Option<String>,
+    /// RFC 3339.
+    pub date: String,
+    pub user_name: String,
+    /// What semdock adds: the digest promoted.
+    pub digest: String,
+}
+
+/// `ProGet`-compatible promotion list: the promotions into feeds the caller may pull from,
+/// oldest first, filtered like `ProGet`'s. Promotions made before this list existed are not in
+/// it (the tag history has them, without their source).
+#[utoipa::path(get, path = "/api/promotions/list", params(ProGetListQuery),
+    responses((status = 200, body = [ProGetPromotionEntry]), (status = 401, body = ErrorBody)))]
+pub async fn proget_list(
+    Api(access): Api,
+    query: web::Query<ProGetListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let entries = run(move || {
+        let split = |repo: &str| -> (String, String, String) {
+            let (feed, name) = repo.split_once('/').unwrap_or((repo, ""));
+            let (group, package) = name.rsplit_once('/').unwrap_or(("", name));
+            (feed.to_owned(), group.to_owned(), package.to_owned())
+        };
+        let want =
+            |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
+        Ok(access
+            .promotions()?
+            .into_iter()
+            .filter_map(|p| {
+                let (from_feed, _, _) = split(&p.from_repository);
+                let (to_feed, group_name, package_name) = split(&p.to_repository);
+                let keep = want(&q.from_feed, &from_feed)
+                    && want(&q.to_feed, &to_feed)
+                    && want(&q.group_name, &group_name)
+                    && want(&q.package_name, &package_name)
+                    && want(&q.version, &p.to_tag);
+                keep.then(|| ProGetPromotionEntry {
+                    from_feed,
+                    to_feed,
+                    group_name,
+                    package_name,
+                    version: p.to_tag,
+                    comments: p.comment,
+                    date: rfc3339_ms(p.time_ms),
+                    user_name: p.actor,
+                    digest: p.digest,
+                })
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(entries))
+}
+
 /// Largest body of a ProGet promotion request (a handful of short fields).
 const PROGET_BODY_LIMIT: usize = 64 << 10;
 

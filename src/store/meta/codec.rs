@@ -31,6 +31,21 @@ pub struct HistoryRecord {
     pub comment: Option<String>,
 }
 
+/// A promotion or retag, source included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionRecord {
+    /// Unix milliseconds.
+    pub time_ms: u64,
+    pub actor: String,
+    /// `FEED/NAME` and the tag or digest promoted from.
+    pub from_repository: String,
+    pub from_reference: String,
+    pub to_repository: String,
+    pub to_tag: String,
+    pub digest: String,
+    pub comment: Option<String>,
+}
+
 /// An administrative act.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {

@@ -17,12 +17,12 @@ use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable,
 
 pub use codec::{
     ApiKeyRecord, AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord,
-    RepositoryRecord, RetentionRecord, UploadRecord, UserRecord,
+    PromotionRecord, RepositoryRecord, RetentionRecord, UploadRecord, UserRecord,
 };
 use codec::{decode, encode};
 use tables::{
-    API_KEYS, AUDIT, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, PULLS, REFERRERS, REPOSITORIES,
-    RETENTION, SETTINGS, TAG_HISTORY, TAGS, TOMBSTONES, UPLOADS, USERS,
+    API_KEYS, AUDIT, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, PROMOTIONS, PULLS, REFERRERS,
+    REPOSITORIES, RETENTION, SETTINGS, TAG_HISTORY, TAGS, TOMBSTONES, UPLOADS, USERS,
 };
 
 /// A failure of the metadata store.
@@ -110,7 +110,7 @@ struct Flush {
 }
 
 /// The tables of one transaction, opened once. `Reader` and `Writer` are its two forms.
-pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl> {
+pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr> {
     feeds: Fe,
     repositories: Re,
     manifests: Ma,
@@ -128,6 +128,7 @@ pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt
     audit: Au,
     retention: Rt,
     pulls: Pl,
+    promotions: Pr,
 }
 
 type Str = &'static str;
@@ -155,6 +156,7 @@ pub type Reader = Tables<
     ReadOnlyTable<u64, Bytes>,
     ReadOnlyTable<Str, Bytes>,
     ReadOnlyTable<Pair, u64>,
+    ReadOnlyTable<u64, Bytes>,
 >;
 
 /// The tables of a write transaction.
@@ -176,6 +178,7 @@ pub type Writer<'t> = Tables<
     Table<'t, u64, Bytes>,
     Table<'t, Str, Bytes>,
     Table<'t, Pair, u64>,
+    Table<'t, u64, Bytes>,
 >;
 
 impl MetaStore {
@@ -282,6 +285,7 @@ impl MetaStore {
             audit: txn.open_table(AUDIT)?,
             retention: txn.open_table(RETENTION)?,
             pulls: txn.open_table(PULLS)?,
+            promotions: txn.open_table(PROMOTIONS)?,
         })
     }
 
@@ -321,6 +325,7 @@ impl MetaStore {
                 audit: txn.open_table(AUDIT).map_err(MetaError::from)?,
                 retention: txn.open_table(RETENTION).map_err(MetaError::from)?,
                 pulls: txn.open_table(PULLS).map_err(MetaError::from)?,
+                promotions: txn.open_table(PROMOTIONS).map_err(MetaError::from)?,
             };
             f(&mut tables).inspect_err(|e| {
                 if e.poisons_store() {
@@ -437,6 +442,7 @@ impl MetaStore {
         copy_table(&from, &to, AUDIT)?;
         copy_table(&from, &to, RETENTION)?;
         copy_table(&from, &to, PULLS)?;
+        copy_table(&from, &to, PROMOTIONS)?;
         to.commit()?;
         let mut blobs = Vec::new();
         for entry in from.open_table(BLOBS)?.iter()? {
@@ -515,8 +521,8 @@ fn page_of_pairs<V: redb::Value + 'static>(
     Ok((out, false))
 }
 
-impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl>
-    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl>
+impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr>
+    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr>
 where
     Fe: ReadableTable<Str, Bytes>,
     Re: ReadableTable<Str, Bytes>,
@@ -535,6 +541,7 @@ where
     Au: ReadableTable<u64, Bytes>,
     Rt: ReadableTable<Str, Bytes>,
     Pl: ReadableTable<Pair, u64>,
+    Pr: ReadableTable<u64, Bytes>,
 {
     pub fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
         get(&self.feeds, name)
@@ -711,6 +718,16 @@ where
     pub fn audit(&self) -> Result<Vec<AuditRecord>, MetaError> {
         let mut out = Vec::new();
         for entry in self.audit.iter()? {
+            let (_, v) = entry?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Every promotion, oldest first.
+    pub fn promotions(&self) -> Result<Vec<PromotionRecord>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.promotions.iter()? {
             let (_, v) = entry?;
             out.push(decode(v.value())?);
         }
@@ -1002,6 +1019,12 @@ impl Writer<'_> {
         let seq = self.next_seq("tag-history-seq")?;
         self.history
             .insert((repo, tag, seq), encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn append_promotion(&mut self, record: &PromotionRecord) -> Result<(), MetaError> {
+        let seq = self.next_seq("promotion-seq")?;
+        self.promotions.insert(seq, encode(record)?.as_slice())?;
         Ok(())
     }
 

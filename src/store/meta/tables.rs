@@ -38,3 +38,6 @@ pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("setting
 pub const RETENTION: TableDefinition<&str, &[u8]> = TableDefinition::new("retention-1");
 /// (repository, manifest digest) → when it was last pulled (seconds); written in batches
 pub const PULLS: TableDefinition<(&str, &str), u64> = TableDefinition::new("pulls-1");
+/// sequence → `PromotionRecord`: every promotion and retag, with its source (what ProGet's
+/// promotion list answers from)
+pub const PROMOTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("promotions-1");
