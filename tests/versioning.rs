@@ -584,33 +584,21 @@ async fn proget_compatible_promotion_accepts_a_form_and_x_apikey() {
         );
     }
     let _ = write!(body, "--{boundary}--\r\n");
-    let res = app
-        .send_as(
-            TestRequest::post()
-                .uri("/api/promotions/promote")
-                .insert_header(("X-ApiKey", key.key.as_str()))
-                .insert_header((
-                    "Content-Type",
-                    format!("multipart/form-data; boundary={boundary}"),
-                ))
-                .set_payload(body),
-        )
-        .await;
+    let multipart = |body: String| {
+        TestRequest::post()
+            .uri("/api/promotions/promote")
+            .insert_header(("X-ApiKey", key.key.as_str()))
+            .insert_header((
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            ))
+            .set_payload(body)
+    };
+    let res = app.send_as(multipart(body)).await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
     assert_eq!(tag_of(&app, "1.1.0").await.as_deref(), Some(d2.as_str()));
     // A form without the fields is refused with a reason.
-    let res = app
-        .send_as(
-            TestRequest::post()
-                .uri("/api/promotions/promote")
-                .insert_header(("X-ApiKey", key.key.as_str()))
-                .insert_header((
-                    "Content-Type",
-                    format!("multipart/form-data; boundary={boundary}"),
-                ))
-                .set_payload(format!("--{boundary}--\r\n")),
-        )
-        .await;
+    let res = app.send_as(multipart(format!("--{boundary}--\r\n"))).await;
     assert_eq!(res.status, 400);
     assert!(String::from_utf8_lossy(&res.body).contains("invalid promotion request"));
 }

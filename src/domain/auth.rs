@@ -634,13 +634,9 @@ impl Auth {
         })
     }
 
-    /// The principal a token (or UI session) subject names, if it is still allowed in.
-    pub fn active_subject(&self, subject: &str) -> Result<Option<Principal>, Error> {
-        Ok(self.active_subject_at(subject)?.map(|(p, _)| p))
-    }
-
-    /// `active_subject` with the account's credential epoch: a token or session from an
-    /// older epoch predates a change of the password or the rights, and is void.
+    /// The principal a token (or UI session) subject names, if it is still allowed in, with
+    /// the account's credential epoch: a token or session from an older epoch predates a
+    /// change of the password or the rights, and is void.
     fn active_subject_at(&self, subject: &str) -> Result<Option<(Principal, u64)>, Error> {
         let r = self.meta.read()?;
         if let Some(name) = subject.strip_prefix("user:") {

@@ -35,7 +35,7 @@ pub async fn log_request(
         .get_or_create(&crate::metrics::RequestLabels {
             route: route.clone(),
             method: method.to_string(),
-            status: format!("{}xx", res.status().as_u16() / 100),
+            status: crate::metrics::Metrics::status_class(res.status().as_u16()),
         })
         .inc();
     m.request_seconds

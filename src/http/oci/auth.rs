@@ -51,9 +51,7 @@ pub struct Authorized<A> {
 pub struct Caller(pub Option<Principal>);
 
 fn auth_of(req: &HttpRequest) -> Result<web::Data<Auth>, OciError> {
-    req.app_data::<web::Data<Auth>>()
-        .cloned()
-        .ok_or_else(|| OciError::internal(&std::io::Error::other("auth service missing")))
+    Ok(crate::http::caller::auth_of(req)?)
 }
 
 /// `Bearer realm=…,service=…[,scope=…][,error=…]` for this request.
@@ -139,14 +137,9 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let auth = auth_of(&req)?;
-            let service = auth.service().to_owned();
-            let credentials = credentials(&req).map_err(|e| refuse(&req, &service, None, e))?;
-            let client = client_ip(&req);
-            let found = web::block(move || auth.caller(&credentials, client, Surface::Registry))
+            let service = auth_of(&req)?.service().to_owned();
+            crate::http::caller::identify(&req, Surface::Registry)
                 .await
-                .map_err(|e| OciError::internal(&e))?;
-            found
                 .map(|c| Caller(c.map(|c| c.principal)))
                 .map_err(|e| refuse(&req, &service, None, e))
         })
