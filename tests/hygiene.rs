@@ -356,7 +356,13 @@ async fn retention_dry_run_lists_exactly_what_the_run_deletes() {
     assert_eq!(listed, expected);
 
     // What is left, and where the virtual tags point.
-    let groups = app.registry.tag_groups(&repo.parse().unwrap()).unwrap();
+    let groups = app
+        .registry
+        .tag_groups(
+            &repo.parse().unwrap(),
+            &semdock::domain::TagQuery::default(),
+        )
+        .unwrap();
     let versions: Vec<&str> = groups.versions.iter().map(|t| t.tag.as_str()).collect();
     assert_eq!(versions, ["1.1.0", "1.0.0"]);
     let virtuals: Vec<(String, String)> = groups

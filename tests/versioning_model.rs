@@ -1,5 +1,6 @@
-//! Property test: random pushes, deletes and promotions against a versioned repository; after
-//! each step the virtual tags equal those of a naive model computed from scratch.
+//! Property test: random pushes, deletes (by tag and by digest), purges and promotions against
+//! a versioned repository; after each step the virtual tags — kept incrementally from the
+//! version index — equal those of a naive model computed from scratch.
 
 mod common;
 
@@ -10,7 +11,7 @@ use semdock::domain::{FeedChange, Promotion, Services};
 use semdock::model::{Reference, Repository, Tag};
 use semver::Version;
 
-const VERSIONS: [&str; 8] = [
+const VERSIONS: [&str; 12] = [
     "1.0.0",
     "1.0.1",
     "1.1.0-rc.1",
@@ -19,6 +20,10 @@ const VERSIONS: [&str; 8] = [
     "0.9.9",
     "1.0.10",
     "3.0.0-rc.1",
+    "3.0.0-rc.10",
+    "3.0.0",
+    "1.1.0-rc.1.1",
+    "0.9.9-alpha",
 ];
 
 #[derive(Debug, Clone)]
@@ -26,6 +31,8 @@ enum Op {
     Push { version: usize, image: usize },
     Delete { version: usize },
     Promote { version: usize, image: usize },
+    DeleteDigest { image: usize },
+    Purge { version: usize, confirm: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,6 +40,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..VERSIONS.len(), 0..4usize).prop_map(|(version, image)| Op::Push { version, image }),
         1 => (0..VERSIONS.len()).prop_map(|version| Op::Delete { version }),
         1 => (0..VERSIONS.len(), 0..4usize).prop_map(|(version, image)| Op::Promote { version, image }),
+        1 => (0..4usize).prop_map(|image| Op::DeleteDigest { image }),
+        1 => (0..VERSIONS.len(), any::<bool>()).prop_map(|(version, confirm)| Op::Purge { version, confirm }),
     ]
 }
 
@@ -71,10 +80,10 @@ fn naive(live: &BTreeMap<&str, String>) -> BTreeMap<String, String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn virtual_tags_always_match_a_model_computed_from_scratch(ops in proptest::collection::vec(op(), 1..25)) {
+    fn virtual_tags_always_match_a_model_computed_from_scratch(ops in proptest::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
         let s = Services::open(dir.path(), common::LIMITS, common::tokens()).unwrap();
         for feed in ["ci", "prod"] {
@@ -104,6 +113,8 @@ proptest! {
         // The model: live versions, and tombstones that keep numbers taken.
         let mut live: BTreeMap<&str, String> = BTreeMap::new();
         let mut tombs: BTreeMap<&str, String> = BTreeMap::new();
+        // Which images have a manifest in prod (a delete by digest removes it).
+        let mut present = [true; 4];
         for op in ops {
             match op {
                 Op::Push { version, image } | Op::Promote { version, image } => {
@@ -121,6 +132,7 @@ proptest! {
                     if allowed {
                         live.insert(v, digest);
                         tombs.remove(v);
+                        present[image] = true;
                     }
                 }
                 Op::Delete { version } => {
@@ -132,8 +144,29 @@ proptest! {
                         tombs.insert(v, d);
                     }
                 }
+                Op::DeleteDigest { image } => {
+                    let (digest, _) = &images[image];
+                    let result = s.registry.delete_manifest(&prod, &Reference::Digest(digest.clone()), "test");
+                    prop_assert_eq!(result.is_ok(), present[image], "{:?}", op);
+                    present[image] = false;
+                    let gone: Vec<&str> = live.iter().filter(|(_, d)| **d == digest.to_string()).map(|(v, _)| *v).collect();
+                    for v in gone {
+                        tombs.insert(v, live.remove(v).unwrap());
+                    }
+                }
+                Op::Purge { version, confirm } => {
+                    let v = VERSIONS[version];
+                    let tag: Tag = v.parse().unwrap();
+                    let result = s.registry.purge(&prod, &tag, "admin", confirm.then_some(v));
+                    let allowed = if live.contains_key(v) { confirm } else { tombs.contains_key(v) };
+                    prop_assert_eq!(result.is_ok(), allowed, "{:?} {:?}", op, result);
+                    if allowed {
+                        live.remove(v);
+                        tombs.remove(v);
+                    }
+                }
             }
-            let groups = s.registry.tag_groups(&prod).unwrap();
+            let groups = s.registry.tag_groups(&prod, &semdock::domain::TagQuery::default()).unwrap();
             let actual: BTreeMap<String, String> = groups.virtual_tags.iter().map(|t| (t.tag.clone(), t.digest.clone())).collect();
             prop_assert_eq!(actual, naive(&live));
             let versions: BTreeMap<&str, String> = groups.versions.iter().map(|t| (VERSIONS.iter().find(|v| **v == t.tag).copied().unwrap(), t.digest.clone())).collect();

@@ -35,6 +35,14 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The first `limit` of `items`, or all of them.
+fn limited(mut items: Vec<Value>, limit: Option<usize>) -> Vec<Value> {
+    if let Some(limit) = limit {
+        items.truncate(limit);
+    }
+    items
+}
+
 fn to_values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
     items
         .into_iter()
@@ -44,6 +52,34 @@ fn to_values<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
 
 impl Target {
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        Ok(self.call_paged(method, path, body)?.0)
+    }
+
+    /// Every item of a paged list (following its `Link: rel="next"` headers), `limit` at most.
+    pub fn list_all(&self, path: &str, limit: Option<usize>) -> anyhow::Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut next = Some(path.to_owned());
+        while let Some(path) = next.take() {
+            let (page, link) = self.call_paged("GET", &path, None)?;
+            items.extend(page.as_array().cloned().unwrap_or_default());
+            if limit.is_some_and(|limit| items.len() >= limit) {
+                break;
+            }
+            next = link;
+        }
+        if let Some(limit) = limit {
+            items.truncate(limit);
+        }
+        Ok(items)
+    }
+
+    /// One request, and the path (under `/api/v1`) of the next page when the answer has one.
+    fn call_paged(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(Value, Option<String>)> {
         use base64::Engine as _;
         let Self::Remote { base, key } = self else {
             bail!("no server to call");
@@ -80,6 +116,15 @@ impl Target {
         }
         .with_context(|| format!("cannot reach {base}"))?;
         let status = res.status();
+        let next = res
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.contains("rel=\"next\""))
+            .and_then(|v| v.trim().strip_prefix('<'))
+            .and_then(|v| v.split_once('>'))
+            .and_then(|(target, _)| target.strip_prefix("/api/v1").map(str::to_owned));
         let text = res.body_mut().read_to_string().unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if !status.is_success() {
@@ -89,7 +134,7 @@ impl Target {
                 .to_owned();
             bail!("{message} (HTTP {status})");
         }
-        Ok(value)
+        Ok((value, next))
     }
 
     pub fn feed_create(&self, name: &str) -> anyhow::Result<()> {
@@ -194,6 +239,7 @@ impl Target {
         repo: &str,
         tag: Option<&str>,
         at: Option<&str>,
+        limit: Option<usize>,
     ) -> anyhow::Result<Value> {
         match self {
             Self::Local(s) => {
@@ -205,7 +251,10 @@ impl Target {
                         json!({"tag": tag, "at": at, "digest": s.registry.tag_at(&repo, tag, ms)?}),
                     );
                 }
-                Ok(serde_json::to_value(s.registry.history(&repo, tag)?)?)
+                Ok(Value::from(limited(
+                    to_values(s.registry.history(&repo, tag)?),
+                    limit,
+                )))
             }
             Self::Remote { .. } => {
                 let mut path = format!("/repositories/{repo}/history");
@@ -236,7 +285,10 @@ impl Target {
                 if !query.is_empty() {
                     path = format!("{path}?{}", query.join("&"));
                 }
-                self.call("GET", &path, None)
+                if at.is_some() {
+                    return self.call("GET", &path, None);
+                }
+                Ok(Value::from(self.list_all(&path, limit)?))
             }
         }
     }
@@ -267,14 +319,10 @@ impl Target {
         }
     }
 
-    pub fn user_list(&self) -> anyhow::Result<Vec<Value>> {
+    pub fn user_list(&self, limit: Option<usize>) -> anyhow::Result<Vec<Value>> {
         match self {
-            Self::Local(s) => Ok(to_values(s.auth.users(&local_actor())?)),
-            Self::Remote { .. } => Ok(self
-                .call("GET", "/users", None)?
-                .as_array()
-                .cloned()
-                .unwrap_or_default()),
+            Self::Local(s) => Ok(limited(to_values(s.auth.users(&local_actor())?), limit)),
+            Self::Remote { .. } => self.list_all("/users", limit),
         }
     }
 
@@ -346,14 +394,10 @@ impl Target {
         }
     }
 
-    pub fn key_list(&self) -> anyhow::Result<Vec<Value>> {
+    pub fn key_list(&self, limit: Option<usize>) -> anyhow::Result<Vec<Value>> {
         match self {
-            Self::Local(s) => Ok(to_values(s.auth.keys(&local_actor())?)),
-            Self::Remote { .. } => Ok(self
-                .call("GET", "/keys", None)?
-                .as_array()
-                .cloned()
-                .unwrap_or_default()),
+            Self::Local(s) => Ok(limited(to_values(s.auth.keys(&local_actor())?), limit)),
+            Self::Remote { .. } => self.list_all("/keys", limit),
         }
     }
 

@@ -139,6 +139,9 @@ then these flags. `semdock config` prints the result."
         /// date (2026-12-01), or a relative time (2 hours ago).
         #[arg(long)]
         at: Option<String>,
+        /// At most this many changes, oldest first (every page otherwise).
+        #[arg(long)]
+        limit: Option<usize>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -287,11 +290,14 @@ pub enum UserAction {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List users with their roles.
+    /// List users with their roles (every page, or the first --limit).
     List {
         /// `table` (default) or `json`.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Disable a user: logins, keys and tokens stop at once.
     Disable {
@@ -346,11 +352,14 @@ pub enum KeyAction {
         #[arg(long)]
         admin: bool,
     },
-    /// List API keys.
+    /// List API keys (every page, or the first --limit).
     List {
         /// `table` (default) or `json`.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Revoke an API key by id.
     Revoke {
@@ -486,28 +495,38 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             repository,
             tag,
             at,
+            limit,
             remote,
         } => {
-            let found =
-                target(&config, &remote)?.history(&repository, tag.as_deref(), at.as_deref())?;
-            if at.is_some() {
-                println!("{}", found["digest"].as_str().unwrap_or("(none)"));
-                return Ok(());
-            }
-            for h in found.as_array().into_iter().flatten() {
-                let text = |k: &str| h[k].as_str().unwrap_or("-").to_owned();
-                println!(
-                    "{}\t{}\t{}\t{} -> {}\t{}",
-                    text("time"),
-                    text("tag"),
-                    text("method"),
-                    text("old"),
-                    text("new"),
-                    text("actor")
-                );
-            }
+            let found = target(&config, &remote)?.history(
+                &repository,
+                tag.as_deref(),
+                at.as_deref(),
+                limit,
+            )?;
+            print_history(&found, at.is_some());
             Ok(())
         }
+    }
+}
+
+/// A history as lines (time, tag, change, old -> new, actor), or the digest a tag had `--at`.
+fn print_history(found: &serde_json::Value, at: bool) {
+    if at {
+        println!("{}", found["digest"].as_str().unwrap_or("(none)"));
+        return;
+    }
+    for h in found.as_array().into_iter().flatten() {
+        let text = |k: &str| h[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{}\t{}\t{}\t{} -> {}\t{}",
+            text("time"),
+            text("tag"),
+            text("method"),
+            text("old"),
+            text("new"),
+            text("actor")
+        );
     }
 }
 
@@ -718,8 +737,8 @@ fn user(target: &Target, action: UserAction) -> anyhow::Result<()> {
                 None => println!("created user {name}"),
             }
         }
-        UserAction::List { output } => {
-            let users = target.user_list()?;
+        UserAction::List { output, limit } => {
+            let users = target.user_list(limit)?;
             if let Output::Json = output {
                 println!("{}", serde_json::to_string_pretty(&users)?);
                 return Ok(());
@@ -798,8 +817,8 @@ fn key(target: &Target, action: KeyAction) -> anyhow::Result<()> {
             let (id, key) = target.key_create(&name, owner.as_deref(), &parsed, admin)?;
             println!("created API key {id}; it is shown only now:\n{key}");
         }
-        KeyAction::List { output } => {
-            let keys = target.key_list()?;
+        KeyAction::List { output, limit } => {
+            let keys = target.key_list(limit)?;
             if let Output::Json = output {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
                 return Ok(());

@@ -25,8 +25,8 @@ use super::backup::BackupReport;
 use super::gc::{GcOptions, GcReport, StorageStats};
 use super::retention::{RetentionReport, Rules};
 use super::{
-    Error, Feed as FeedRecord, FeedChange, FeedPreview, HistoryEntry, Promoted, Promotion,
-    Referrer, Registry, StoredManifest, TagGroups,
+    Error, Feed as FeedRecord, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Promoted,
+    Promotion, Referrer, Registry, StoredManifest, TagGroups, TagQuery,
 };
 use crate::model::{Action, Caps, Digest, FeedName, Reference, Repository, Tag};
 use crate::store::meta::AuditRecord;
@@ -227,18 +227,31 @@ impl Feed<'_, Pull> {
             .search_repositories(&self.name, query, after, limit)
     }
 
-    /// The tags of `repo` by kind; `RepositoryUnknown` for a repository that does not exist.
-    pub fn tag_groups(&self, repo: &Repository) -> Result<TagGroups, Error> {
+    /// One page of the tags of `repo` by kind; `RepositoryUnknown` for a repository that
+    /// does not exist.
+    pub fn tag_groups(&self, repo: &Repository, q: &TagQuery) -> Result<TagGroups, Error> {
         self.registry().require_repository(self.own(repo)?)?;
-        self.registry().tag_groups(repo)
+        self.registry().tag_groups(repo, q)
     }
 
+    /// One page of the history of `repo`, and where the next continues.
     pub fn history(
         &self,
         repo: &Repository,
-        tag: Option<&str>,
-    ) -> Result<Vec<HistoryEntry>, Error> {
-        self.registry().history(self.own(repo)?, tag)
+        q: &HistoryQuery,
+    ) -> Result<(Vec<HistoryEntry>, Option<u64>), Error> {
+        self.registry().history_page(self.own(repo)?, q)
+    }
+
+    /// The newest change of `tag`.
+    pub fn last_change(&self, repo: &Repository, tag: &str) -> Result<Option<HistoryEntry>, Error> {
+        let q = HistoryQuery {
+            tag: Some(tag.to_owned()),
+            newest_first: true,
+            n: Some(1),
+            ..HistoryQuery::default()
+        };
+        Ok(self.history(repo, &q)?.0.into_iter().next())
     }
 
     pub fn tag_at(

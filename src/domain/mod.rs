@@ -19,8 +19,9 @@ pub mod versioning;
 pub use crate::store::meta::FeedRecord as Feed;
 pub use error::Error;
 pub use registry::{
-    Append, BlobHandle, FeedChange, FeedPreview, HistoryEntry, Limits, ManifestPut, Page, Promoted,
-    Promotion, Referrer, Registry, StoredManifest, TagEntry, TagGroups,
+    Append, BlobHandle, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits, ManifestPut,
+    Page, Promoted, Promotion, Referrer, Registry, StoredManifest, TagCursors, TagEntry, TagGroups,
+    TagList, TagQuery,
 };
 
 use std::path::Path;

@@ -178,6 +178,72 @@ pub struct TagGroups {
     pub other: Vec<TagEntry>,
     /// Deleted versions whose numbers stay taken until purged.
     pub tombstones: Vec<TagEntry>,
+    /// Where each list continues, for those with more: pass as `last` with its `list`.
+    #[serde(skip_serializing_if = "TagCursors::is_empty")]
+    pub next: TagCursors,
+}
+
+/// The three ordered lists a repository's tags page through: versions by SemVer precedence,
+/// highest first; every other tag by name (shown grouped by kind); tombstones by name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TagList {
+    Versions,
+    Tags,
+    Tombstones,
+}
+
+/// Which page of a repository's tags to read: the first `n` of every list, or with `list`
+/// the `n` of that list after `last`.
+#[derive(Debug, Clone, Default)]
+pub struct TagQuery {
+    pub list: Option<TagList>,
+    pub last: Option<String>,
+    pub n: Option<usize>,
+    /// Only tags containing this text (case-insensitive): a search reads the lists until
+    /// its page is full.
+    pub contains: Option<String>,
+}
+
+/// The tag a list continues after, per list that has more.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TagCursors {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tombstones: Option<String>,
+}
+
+impl TagCursors {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_none() && self.tags.is_none() && self.tombstones.is_none()
+    }
+}
+
+/// Which page of a repository's history to read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub tag: Option<String>,
+    /// Only changes made this way (`push`, `virtual`, `promote`, …).
+    pub method: Option<String>,
+    /// Continue after this sequence number.
+    pub last: Option<u64>,
+    pub newest_first: bool,
+    pub n: Option<usize>,
+}
+
+/// Tags and history entries per page unless asked otherwise, and at most.
+pub const DEFAULT_LIST_PAGE: usize = 100;
+pub const MAX_LIST_PAGE: usize = 1000;
+
+#[must_use]
+pub fn list_page_size(n: Option<usize>) -> usize {
+    n.unwrap_or(DEFAULT_LIST_PAGE).clamp(1, MAX_LIST_PAGE)
 }
 
 /// What a feed settings change would do (see `Registry::preview_feed_change`).
@@ -196,6 +262,8 @@ pub struct FeedPreview {
 /// One change of a tag.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
+    /// The change's sequence number: what `last` continues after.
+    pub seq: u64,
     pub tag: String,
     /// RFC 3339.
     pub time: String,
@@ -207,9 +275,10 @@ pub struct HistoryEntry {
     pub comment: Option<String>,
 }
 
-fn history_entry(tag: String, r: HistoryRecord) -> HistoryEntry {
+fn history_entry(seq: u64, tag: String, r: HistoryRecord) -> HistoryEntry {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.time_ms);
     HistoryEntry {
+        seq,
         tag,
         time: humantime::format_rfc3339_millis(time).to_string(),
         old: r.old,
@@ -1176,8 +1245,39 @@ impl Registry {
         }
         Ok(r.history(repo.as_str(), tag)?
             .into_iter()
-            .map(|(t, _, rec)| history_entry(t, rec))
+            .map(|(t, seq, rec)| history_entry(seq, t, rec))
             .collect())
+    }
+
+    /// One page of the history of `repo` (or of one tag, or of one kind of change), and the
+    /// sequence number the next page continues after when there is one.
+    pub fn history_page(
+        &self,
+        repo: &Repository,
+        q: &HistoryQuery,
+    ) -> Result<(Vec<HistoryEntry>, Option<u64>), Error> {
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        let (records, more) = r.history_page(
+            repo.as_str(),
+            q.tag.as_deref(),
+            q.last,
+            q.newest_first,
+            list_page_size(q.n),
+            |_, rec| q.method.as_ref().is_none_or(|m| *m == rec.method),
+        )?;
+        let next = if more {
+            records.last().map(|(_, seq, _)| *seq)
+        } else {
+            None
+        };
+        let entries = records
+            .into_iter()
+            .map(|(t, seq, rec)| history_entry(seq, t, rec))
+            .collect();
+        Ok((entries, next))
     }
 
     /// The newest `limit` tag changes in the feeds `visible` accepts, newest first, as
@@ -1194,7 +1294,7 @@ impl Registry {
                 visible(repo.split('/').next().unwrap_or_default())
             })?
             .into_iter()
-            .map(|(repo, tag, rec)| (repo, history_entry(tag, rec)))
+            .map(|(repo, tag, rec)| (repo, history_entry(0, tag, rec)))
             .collect())
     }
 
@@ -1224,54 +1324,75 @@ impl Registry {
         tag: &str,
         at_ms: u64,
     ) -> Result<Option<String>, Error> {
+        // The newest change at or before the time: read backwards from now.
         let r = self.meta.read()?;
-        Ok(r.history(repo.as_str(), Some(tag))?
-            .into_iter()
-            .take_while(|(_, _, rec)| rec.time_ms <= at_ms)
-            .last()
-            .and_then(|(_, _, rec)| rec.new))
+        let (found, _) = r.history_page(repo.as_str(), Some(tag), None, true, 1, |_, rec| {
+            rec.time_ms <= at_ms
+        })?;
+        Ok(found.into_iter().next().and_then(|(_, _, rec)| rec.new))
     }
 
-    /// The tags of `repo` grouped by kind.
-    pub fn tag_groups(&self, repo: &Repository) -> Result<TagGroups, Error> {
+    /// One page of the tags of `repo` grouped by kind (see `TagQuery`): O(page · log n)
+    /// whatever the number of tags.
+    pub fn tag_groups(&self, repo: &Repository, q: &TagQuery) -> Result<TagGroups, Error> {
         let r = self.meta.read()?;
         let feed = r.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
         let policy = tags::policy_of(&feed);
-        let all = r.tag_targets(repo.as_str())?;
+        let name = repo.as_str();
+        let n = list_page_size(q.n);
+        let wants = |list| q.list.is_none_or(|l| l == list);
+        let needle = q.contains.as_deref().unwrap_or_default().to_lowercase();
+        let keep = |tag: &str| needle.is_empty() || tag.to_lowercase().contains(&needle);
+        let after = |list| q.list.filter(|l| *l == list).and(q.last.as_deref());
+        let entry = |(tag, digest): (String, String)| TagEntry {
+            tag,
+            digest,
+            version: None,
+        };
+        let cursor = |more: bool, page: &[TagEntry]| {
+            if more {
+                page.last().map(|e| e.tag.clone())
+            } else {
+                None
+            }
+        };
         let mut groups = TagGroups::default();
-        let mut versions = Vec::new();
-        for (tag, digest) in &all {
-            let entry = TagEntry {
-                tag: tag.clone(),
-                digest: digest.clone(),
-                version: None,
-            };
-            match policy.classify(tag) {
-                TagKind::Version(v) => versions.push((v, entry)),
-                TagKind::Virtual if policy.enabled => groups.virtual_tags.push(entry),
-                TagKind::Permitted if policy.enabled => groups.permitted.push(entry),
-                _ if policy.enabled => groups.legacy.push(entry),
-                _ => groups.other.push(entry),
+        if wants(TagList::Versions) {
+            let before =
+                match after(TagList::Versions) {
+                    Some(last) => Some(versioning::version_of(last).ok_or_else(|| {
+                        Error::Invalid(format!("last: {last:?} is not a version"))
+                    })?),
+                    None => None,
+                };
+            let (page, more) = r.versions_page(name, before.as_ref(), n, keep)?;
+            groups.versions = page.into_iter().map(entry).collect();
+            groups.next.versions = cursor(more, &groups.versions);
+        }
+        if wants(TagList::Tags) {
+            let (page, more) = r.named_tags_page(name, after(TagList::Tags), n, keep)?;
+            let page: Vec<TagEntry> = page.into_iter().map(entry).collect();
+            groups.next.tags = cursor(more, &page);
+            for mut e in page {
+                match policy.classify(&e.tag) {
+                    TagKind::Virtual if policy.enabled => {
+                        e.version =
+                            tags::followed(&e.tag, |scope| Ok(r.highest_version(name, scope)?))?
+                                .filter(|(_, digest)| *digest == e.digest)
+                                .map(|(version, _)| version);
+                        groups.virtual_tags.push(e);
+                    }
+                    TagKind::Permitted if policy.enabled => groups.permitted.push(e),
+                    _ if policy.enabled => groups.legacy.push(e),
+                    _ => groups.other.push(e),
+                }
             }
         }
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
-        for v in &mut groups.virtual_tags {
-            v.version = versions
-                .iter()
-                .filter(|(_, e)| e.digest == v.digest)
-                .map(|(ver, _)| ver.to_string())
-                .next();
+        if wants(TagList::Tombstones) {
+            let (page, more) = r.tombstones_page(name, after(TagList::Tombstones), n, keep)?;
+            groups.tombstones = page.into_iter().map(entry).collect();
+            groups.next.tombstones = cursor(more, &groups.tombstones);
         }
-        groups.versions = versions.into_iter().map(|(_, e)| e).collect();
-        groups.tombstones = r
-            .tombstones(repo.as_str())?
-            .into_iter()
-            .map(|(tag, digest)| TagEntry {
-                tag,
-                digest,
-                version: None,
-            })
-            .collect();
         Ok(groups)
     }
 
@@ -1488,14 +1609,17 @@ pub(super) fn remove_manifest(
     };
     w.remove_manifest(name, digest)?;
     w.remove_pull(name, digest)?;
-    for (tag, target) in w.tag_targets(name)? {
-        // Virtual tags follow the versions; they are recomputed below.
-        if target == digest && !(feed.versioning && is_virtual(&tag)) {
-            tags::remove(w, repo, feed, &tag, change)?;
-        }
+    let (virtual_tags, others): (Vec<String>, Vec<String>) = w
+        .tags_pointing_at(name, digest)?
+        .into_iter()
+        .partition(|tag| feed.versioning && is_virtual(tag));
+    for tag in others {
+        tags::remove(w, repo, feed, &tag, change)?;
     }
+    // Virtual tags follow the versions: removing those settled the tags they moved; the
+    // ones still at this digest are settled here.
     if feed.versioning {
-        tags::recompute_virtual(w, name, change)?;
+        tags::settle_virtual(w, name, virtual_tags, change)?;
     }
     if let Some(subject) = record.subject {
         w.remove_referrer(name, &subject, digest)?;

@@ -5,8 +5,9 @@
 use semver::Version;
 
 use super::Error;
-use super::versioning::{Policy, TagKind, is_virtual, version_of, virtual_tags};
+use super::versioning::{Policy, TagKind, is_virtual, version_of};
 use crate::model::Repository;
+use crate::store::meta::precedence::Scope;
 use crate::store::meta::{FeedRecord, HistoryRecord, Writer};
 
 /// Who changes tags, how, and why.
@@ -84,7 +85,7 @@ pub fn set(
     }
     record(w, name, tag, current.as_deref(), Some(digest), change)?;
     if policy.enabled && version_of(tag).is_some() {
-        recompute_virtual(w, name, change)?;
+        settle_virtual(w, name, moved_by_tag(tag), change)?;
     }
     Ok(true)
 }
@@ -121,7 +122,7 @@ pub fn remove(
     w.remove_tag(name, tag)?;
     record(w, name, tag, Some(&current), None, change)?;
     if policy.enabled && is_version {
-        recompute_virtual(w, name, change)?;
+        settle_virtual(w, name, moved_by_tag(tag), change)?;
     }
     Ok(())
 }
@@ -155,77 +156,111 @@ pub fn purge(
         change,
     )?;
     if feed.versioning {
-        recompute_virtual(w, name, change)?;
+        settle_virtual(w, name, moved_by_tag(tag), change)?;
     }
     Ok(())
 }
 
-/// Points the virtual tags of `repo` where its versions say. A virtual-looking tag the server
-/// did not set (a legacy tag from before versioning) is replaced when a version claims it,
-/// and otherwise left alone.
-pub fn recompute_virtual(w: &mut Writer<'_>, repo: &str, cause: &Change<'_>) -> Result<(), Error> {
-    let tags = w.tag_targets(repo)?;
-    let versions: Vec<(Version, &str)> = tags
-        .iter()
-        .filter_map(|(t, d)| version_of(t).map(|v| (v, d.as_str())))
-        .collect();
-    let desired = virtual_tags(versions.iter().map(|(v, d)| (v, *d)));
-    // Each move records the version it follows ("follows 3.4.1"), so history can say
-    // "latest → 3.4.1" rather than only a digest.
-    let follows = |tag: &str, digest: &str| -> Option<String> {
-        versions
-            .iter()
-            .filter(|(v, d)| {
-                *d == digest
-                    && (tag == "latest"
-                        || tag == v.major.to_string()
-                        || tag == format!("{}.{}", v.major, v.minor))
-            })
-            .map(|(v, _)| v)
-            .max()
-            .map(|v| format!("follows {v}"))
+/// The virtual tags a change of version `v` can move: `latest`, `MAJOR`, `MAJOR.MINOR`.
+fn moved_by(v: &Version) -> [String; 3] {
+    [
+        "latest".to_owned(),
+        v.major.to_string(),
+        format!("{}.{}", v.major, v.minor),
+    ]
+}
+
+/// The virtual tags a change of `tag` can move: those of its version, or itself when it has
+/// the shape of one (a legacy tag), else none.
+fn moved_by_tag(tag: &str) -> Vec<String> {
+    match version_of(tag) {
+        Some(v) => moved_by(&v).into(),
+        None if is_virtual(tag) => vec![tag.to_owned()],
+        None => Vec::new(),
+    }
+}
+
+/// Where the versions say virtual tag `tag` points, as (version tag, digest), given the
+/// highest version of each scope: `latest` at the highest stable version or else the highest
+/// pre-release, `MAJOR` and `MAJOR.MINOR` at the highest stable version under them.
+pub fn followed(
+    tag: &str,
+    highest: impl Fn(Scope) -> Result<Option<(String, String)>, Error>,
+) -> Result<Option<(String, String)>, Error> {
+    if tag == "latest" {
+        return Ok(match highest(Scope::Stable)? {
+            Some(found) => Some(found),
+            None => highest(Scope::PreRelease)?,
+        });
+    }
+    let mut numbers = tag.split('.').map(str::parse::<u64>);
+    let scope = match (numbers.next(), numbers.next(), numbers.next()) {
+        (Some(Ok(major)), None, None) => Scope::Major(major),
+        (Some(Ok(major)), Some(Ok(minor)), None) => Scope::Minor(major, minor),
+        _ => return Ok(None),
     };
-    let change = Change {
-        method: "virtual",
-        ..*cause
-    };
-    for (tag, digest) in &tags {
-        if !is_virtual(tag) {
-            continue;
-        }
-        match desired.get(tag) {
-            Some(want) if want == digest => {}
-            Some(want) => {
-                w.set_tag(repo, tag, want)?;
-                let note = follows(tag, want);
+    highest(scope)
+}
+
+/// Points each of the virtual tags `names` of `repo` where its versions say: O(log n) each. A
+/// virtual-looking tag the server did not set (a legacy tag from before versioning) is
+/// replaced when a version claims it, and otherwise left alone.
+pub(super) fn settle_virtual(
+    w: &mut Writer<'_>,
+    repo: &str,
+    names: impl IntoIterator<Item = String>,
+    cause: &Change<'_>,
+) -> Result<(), Error> {
+    for tag in names {
+        let current = w.tag(repo, &tag)?;
+        match followed(&tag, |scope| Ok(w.highest_version(repo, scope)?))? {
+            Some((_, want)) if current.as_deref() == Some(want.as_str()) => {}
+            Some((version, want)) => {
+                w.set_tag(repo, &tag, &want)?;
+                // Each move names the version it follows, so history can say
+                // "latest → 3.4.1" rather than only a digest.
+                let note = format!("follows {version}");
                 let change = Change {
-                    comment: note.as_deref().or(change.comment),
-                    ..change
+                    method: "virtual",
+                    comment: Some(&note),
+                    ..*cause
                 };
-                record(w, repo, tag, Some(digest), Some(want), &change)?;
+                record(w, repo, &tag, current.as_deref(), Some(&want), &change)?;
             }
             None => {
+                let Some(current) = current else { continue };
                 let set_by_server = w
-                    .history(repo, Some(tag))?
-                    .last()
-                    .is_some_and(|(_, _, r)| r.method == "virtual");
+                    .last_history(repo, &tag)?
+                    .is_some_and(|r| r.method == "virtual");
                 if set_by_server {
-                    w.remove_tag(repo, tag)?;
-                    record(w, repo, tag, Some(digest), None, &change)?;
+                    w.remove_tag(repo, &tag)?;
+                    let change = Change {
+                        method: "virtual",
+                        ..*cause
+                    };
+                    record(w, repo, &tag, Some(&current), None, &change)?;
                 }
             }
         }
     }
-    for (tag, want) in &desired {
-        if !tags.iter().any(|(t, _)| t == tag) {
-            w.set_tag(repo, tag, want)?;
-            let note = follows(tag, want);
-            let change = Change {
-                comment: note.as_deref().or(change.comment),
-                ..change
-            };
-            record(w, repo, tag, None, Some(want), &change)?;
+    Ok(())
+}
+
+/// Points every virtual tag of `repo` where its versions say (switching versioning on reads
+/// every tag once; a single change settles only the tags it moves).
+pub fn recompute_virtual(w: &mut Writer<'_>, repo: &str, cause: &Change<'_>) -> Result<(), Error> {
+    let mut names = std::collections::BTreeSet::new();
+    for (tag, _) in w.tag_targets(repo)? {
+        match version_of(&tag) {
+            Some(v) if v.pre.is_empty() => names.extend(moved_by(&v)),
+            Some(_) => {
+                names.insert("latest".to_owned());
+            }
+            None if is_virtual(&tag) => {
+                names.insert(tag);
+            }
+            None => {}
         }
     }
-    Ok(())
+    settle_virtual(w, repo, names, cause)
 }

@@ -5,6 +5,7 @@
 //! render. The `OpenAPI` document at `/api/v1/openapi.json` is generated from these handlers.
 
 mod error;
+mod paging;
 mod storage;
 mod tags;
 
@@ -52,6 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .app_data(web::PathConfig::default().error_handler(|e, _| {
                 ApiError::from(domain::Error::Invalid(format!("invalid path: {e}"))).into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::from(domain::Error::Invalid(format!("invalid query: {e}"))).into()
             }))
             .route("/openapi.json", web::get().to(openapi))
             .route("/feeds", web::get().to(list_feeds))
@@ -119,7 +123,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
         RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
         tags::FeedChangeEntry, tags::PromotionRequest, tags::PurgeRequest, tags::ProGetPromotionEntry, domain::Promoted, domain::TagGroups,
-        domain::TagEntry, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
+        domain::TagEntry, domain::TagList, domain::TagCursors, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
         storage::RunRequest, storage::BackupRequest, domain::gc::GcReport,
         domain::gc::StorageStats, domain::gc::FeedStorage, domain::retention::Rules,
         domain::retention::RetentionReport, domain::retention::Deletion,
@@ -360,9 +364,24 @@ pub struct RoleGrant {
 }
 
 /// Every user (administrators).
-#[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = [UserInfo]), (status = 403, body = error::ErrorBody)))]
-async fn list_users(Api(access): Api) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(run(move || access.admin()?.users()).await?))
+#[utoipa::path(get, path = "/api/v1/users", params(paging::PageQuery), responses((status = 200, body = [UserInfo]), (status = 403, body = error::ErrorBody)))]
+async fn list_users(
+    Api(access): Api,
+    req: HttpRequest,
+    query: web::Query<paging::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let users = run(move || access.admin()?.users()).await?;
+    let (page, next) = paging::page_of(users, |u| u.name.as_str(), &query);
+    Ok(paged_json(&req, &page, next.as_deref()))
+}
+
+/// A JSON page with the `Link` to the next one when there is one.
+fn paged_json(req: &HttpRequest, page: &impl Serialize, next: Option<&str>) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    if let Some(last) = next {
+        res.insert_header(("Link", paging::next_link(req, last, None)));
+    }
+    res.json(page)
 }
 
 /// Creates a user (administrators).
@@ -452,9 +471,15 @@ pub struct NewKeyRequest {
 }
 
 /// The caller's API keys (all of them for administrators).
-#[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = [KeyInfo]), (status = 401, body = error::ErrorBody)))]
-async fn list_keys(Api(access): Api) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(run(move || access.account()?.keys()).await?))
+#[utoipa::path(get, path = "/api/v1/keys", params(paging::PageQuery), responses((status = 200, body = [KeyInfo]), (status = 401, body = error::ErrorBody)))]
+async fn list_keys(
+    Api(access): Api,
+    req: HttpRequest,
+    query: web::Query<paging::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let keys = run(move || access.account()?.keys()).await?;
+    let (page, next) = paging::page_of(keys, |k| k.id.as_str(), &query);
+    Ok(paged_json(&req, &page, next.as_deref()))
 }
 
 /// Creates an API key; the key is in this response only.

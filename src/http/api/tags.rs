@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
+use super::paging::{PageQuery, next_link};
 use super::{Api, run};
 use crate::domain;
 use crate::domain::access::{Access, FeedAdmin, Promote, Pull};
+use crate::domain::registry::list_page_size;
 use crate::model::{Reference, Repository, Tag, parse_image};
 
 /// A recorded change of feed settings.
@@ -25,28 +27,46 @@ fn rfc3339_ms(ms: u64) -> String {
         .to_string()
 }
 
-/// Who changed a feed's settings, and how (feed admin).
-#[utoipa::path(get, path = "/api/v1/feeds/{feed}/changes", params(("feed" = String, Path)),
-    responses((status = 200, body = [FeedChangeEntry]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Who changed a feed's settings, and how (feed admin); oldest first, paged (`last` is the
+/// position of the last entry seen, counted from 1).
+#[utoipa::path(get, path = "/api/v1/feeds/{feed}/changes", params(("feed" = String, Path), PageQuery),
+    responses((status = 200, body = [FeedChangeEntry]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn feed_changes(
     Api(access): Api,
+    req: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let entries = run(move || {
-        Ok(access
-            .feed::<FeedAdmin>(&feed)?
-            .changes()?
+    let skip = match query.last.as_deref() {
+        Some(last) => last.parse::<usize>().map_err(|_| {
+            domain::Error::Invalid(format!("last: {last:?} is not a position (1, 2, …)"))
+        })?,
+        None => 0,
+    };
+    let n = list_page_size(query.n);
+    let (entries, total) = run(move || {
+        let changes = access.feed::<FeedAdmin>(&feed)?.changes()?;
+        let total = changes.len();
+        let entries = changes
             .into_iter()
+            .skip(skip)
+            .take(n)
             .map(|a| FeedChangeEntry {
                 time: rfc3339_ms(a.time_ms),
                 actor: a.actor,
                 change: a.change,
             })
-            .collect::<Vec<_>>())
+            .collect::<Vec<_>>();
+        Ok((entries, total))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(entries))
+    let mut res = HttpResponse::Ok();
+    if skip + entries.len() < total {
+        let last = (skip + entries.len()).to_string();
+        res.insert_header(("Link", next_link(&req, &last, None)));
+    }
+    Ok(res.json(entries))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -329,28 +349,78 @@ pub async fn purge(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A repository's tags grouped by kind; versions by SemVer precedence, newest first (pull).
-#[utoipa::path(get, path = "/api/v1/repositories/{repo}/tags", params(("repo" = String, Path)),
-    responses((status = 200, body = domain::TagGroups), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Which page of a repository's tags.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TagsQuery {
+    /// Continue this list only: `versions`, `tags` or `tombstones`.
+    pub list: Option<domain::TagList>,
+    /// With `list`: continue after this tag (its `next` value).
+    pub last: Option<String>,
+    /// How many entries per list (default 100, at most 1000).
+    pub n: Option<usize>,
+    /// Only tags containing this text (case-insensitive).
+    pub q: Option<String>,
+}
+
+/// A repository's tags grouped by kind (pull), paged: versions by SemVer precedence, highest
+/// first; other tags by name; tombstones by name. Without `list`, the first page of each
+/// list; `next` (and a `Link` header per list, `title` naming it) says where each continues.
+#[utoipa::path(get, path = "/api/v1/repositories/{repo}/tags", params(("repo" = String, Path), TagsQuery),
+    responses((status = 200, body = domain::TagGroups), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn repository_tags(
     Api(access): Api,
+    req: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<TagsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let repo = path.into_inner();
+    let TagsQuery { list, last, n, q } = query.into_inner();
+    if last.is_some() && list.is_none() {
+        return Err(domain::Error::Invalid(
+            "last= needs list= (versions, tags or tombstones)".into(),
+        )
+        .into());
+    }
     let groups = run(move || {
         let repo: Repository = repo.parse()?;
-        access.feed::<Pull>(repo.feed())?.tag_groups(&repo)
+        let q = domain::TagQuery {
+            list,
+            last,
+            n,
+            contains: q,
+        };
+        access.feed::<Pull>(repo.feed())?.tag_groups(&repo, &q)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(groups))
+    let mut res = HttpResponse::Ok();
+    for (title, next) in [
+        ("versions", &groups.next.versions),
+        ("tags", &groups.next.tags),
+        ("tombstones", &groups.next.tombstones),
+    ] {
+        if let Some(last) = next {
+            res.append_header(("Link", next_link(&req, last, Some(title))));
+        }
+    }
+    Ok(res.json(groups))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Only this tag.
     pub tag: Option<String>,
     /// With `tag`: which digest the tag pointed to at this RFC 3339 time.
     pub at: Option<String>,
+    /// Only changes made this way: `push`, `delete`, `promote`, `retag`, `purge`, `virtual`, …
+    pub method: Option<String>,
+    /// `oldest` (the default) or `newest` first.
+    pub order: Option<String>,
+    /// Continue after this change (its `seq`).
+    pub last: Option<u64>,
+    /// How many changes (default 100, at most 1000).
+    pub n: Option<usize>,
 }
 
 /// What a tag pointed to at a moment.
@@ -362,18 +432,37 @@ pub struct TagAt {
     pub digest: Option<String>,
 }
 
-/// Every change of every tag of a repository (or of one tag), oldest first; with `tag` and
-/// `at`, the digest the tag pointed to at that time (pull).
+/// Every change of every tag of a repository (or of one tag, or of one kind), paged, oldest
+/// first unless `order=newest`; with `tag` and `at`, the digest the tag pointed to at that
+/// time (pull).
 #[utoipa::path(get, path = "/api/v1/repositories/{repo}/history", params(("repo" = String, Path), HistoryQuery),
     responses((status = 200, body = [domain::HistoryEntry]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn history(
     Api(access): Api,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let repo = path.into_inner();
-    let HistoryQuery { tag, at } = query.into_inner();
-    let body = run(move || {
+    let HistoryQuery {
+        tag,
+        at,
+        method,
+        order,
+        last,
+        n,
+    } = query.into_inner();
+    let newest_first = match order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(domain::Error::Invalid(format!(
+                "order: {other:?} is neither oldest nor newest"
+            ))
+            .into());
+        }
+    };
+    let (body, next) = run(move || {
         let repo: Repository = repo.parse()?;
         let feed = access.feed::<Pull>(repo.feed())?;
         match (tag, at) {
@@ -381,14 +470,29 @@ pub async fn history(
                 let ms = crate::model::instant::parse(&at, 0, false)
                     .map_err(|e| domain::Error::Invalid(format!("at: {e}")))?;
                 let digest = feed.tag_at(&repo, &tag, ms)?;
-                Ok(serde_json::to_value(TagAt { tag, at, digest }).unwrap_or_default())
+                Ok((
+                    serde_json::to_value(TagAt { tag, at, digest }).unwrap_or_default(),
+                    None,
+                ))
             }
             (None, Some(_)) => Err(domain::Error::Invalid("at= needs tag=".into())),
             (tag, None) => {
-                Ok(serde_json::to_value(feed.history(&repo, tag.as_deref())?).unwrap_or_default())
+                let q = domain::HistoryQuery {
+                    tag,
+                    method,
+                    last,
+                    newest_first,
+                    n,
+                };
+                let (entries, next) = feed.history(&repo, &q)?;
+                Ok((serde_json::to_value(entries).unwrap_or_default(), next))
             }
         }
     })
     .await?;
-    Ok(HttpResponse::Ok().json(body))
+    let mut res = HttpResponse::Ok();
+    if let Some(seq) = next {
+        res.insert_header(("Link", next_link(&req, &seq.to_string(), None)));
+    }
+    Ok(res.json(body))
 }

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::session::Viewer;
 use super::{Nav, UiError, clock, host, render, run, short, size, when};
+use crate::domain::TagEntry;
 use crate::domain::access::{Feed, Pull};
-use crate::domain::{HistoryEntry, TagEntry};
 use crate::model::{Action, Digest, Reference, Repository};
 
 pub struct FeedRow {
@@ -193,11 +193,28 @@ struct RepoPage {
     tombstones: Vec<TagRow>,
     targets: Vec<String>,
     admin: bool,
+    /// The search, when there is one.
+    q: String,
+    /// Whether this page continues one list (rather than the first page of each).
+    paged: bool,
+    more: Vec<More>,
 }
 
 #[derive(Deserialize)]
 pub struct RepoQuery {
     name: String,
+    /// Continue one list (`versions`, `tags`, `tombstones`) after `last`.
+    list: Option<crate::domain::TagList>,
+    last: Option<String>,
+    /// Only tags containing this text.
+    #[serde(default)]
+    q: String,
+}
+
+/// A "more" link of a paged list.
+pub struct More {
+    pub title: &'static str,
+    pub href: String,
 }
 
 /// Size of an image from its manifest: config plus layers (an index: its own bytes).
@@ -219,7 +236,6 @@ struct RowMaker<'a> {
     feed: &'a Feed<'a, Pull>,
     repo: &'a Repository,
     host: &'a str,
-    last_change: HashMap<String, HistoryEntry>,
     sizes: HashMap<String, u64>,
 }
 
@@ -239,7 +255,9 @@ impl RowMaker<'_> {
 
     fn row(&mut self, entry: &TagEntry) -> TagRow {
         let bytes = self.size_of(&entry.digest);
-        let change = self.last_change.get(&entry.tag);
+        // One history read per row shown: O(page · log n), whatever the history's length.
+        let change = self.feed.last_change(self.repo, &entry.tag).ok().flatten();
+        let change = change.as_ref();
         TagRow {
             tag: entry.tag.clone(),
             short: short(&entry.digest),
@@ -274,35 +292,68 @@ impl RowMaker<'_> {
     }
 }
 
-// GET /ui/repository?name=FEED/NAME — tags by kind, with what the viewer may do to them.
+/// The "more" links of a repository page: where each list with more continues.
+fn more_links(repo: &Repository, q: &str, next: &crate::domain::TagCursors) -> Vec<More> {
+    let link = |list: &str, last: &str| {
+        let mut pairs = vec![("name", repo.as_str()), ("list", list), ("last", last)];
+        if !q.is_empty() {
+            pairs.push(("q", q));
+        }
+        format!(
+            "/ui/repository?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    };
+    [
+        ("More versions", next.versions.as_deref(), "versions"),
+        ("More tags", next.tags.as_deref(), "tags"),
+        (
+            "More deleted versions",
+            next.tombstones.as_deref(),
+            "tombstones",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(title, last, list)| {
+        last.map(|last| More {
+            title,
+            href: link(list, last),
+        })
+    })
+    .collect()
+}
+
+// GET /ui/repository?name=FEED/NAME[&q=TEXT][&list=LIST&last=TAG] — tags by kind, a page of
+// each list (or the next page of one), with what the viewer may do to them.
 pub async fn repository(
     viewer: Viewer,
     query: web::Query<RepoQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, UiError> {
-    let repo: Repository = query
-        .into_inner()
-        .name
-        .parse()
-        .map_err(crate::domain::Error::from)?;
+    let RepoQuery {
+        name,
+        list,
+        last,
+        q,
+    } = query.into_inner();
+    let repo: Repository = name.parse().map_err(crate::domain::Error::from)?;
     let access = viewer.access.clone();
     let host = host(&req);
     let (repo_ref, host_ref) = (repo.clone(), host.clone());
-    let (groups, tombstones, targets) = run(move || {
+    let tag_query = crate::domain::TagQuery {
+        list,
+        last,
+        n: None,
+        contains: (!q.is_empty()).then(|| q.clone()),
+    };
+    let (groups, tombstones, targets, next) = run(move || {
         let feed = access.feed::<Pull>(repo_ref.feed())?;
         let deletable = access.caps(repo_ref.feed())?.allows(Action::Delete);
-        let tags = feed.tag_groups(&repo_ref)?;
-        let mut last_change = HashMap::new();
-        for change in feed.history(&repo_ref, None)? {
-            if change.new.is_some() {
-                last_change.insert(change.tag.clone(), change);
-            }
-        }
+        let tags = feed.tag_groups(&repo_ref, &tag_query)?;
         let mut rows = RowMaker {
             feed: &feed,
             repo: &repo_ref,
             host: &host_ref,
-            last_change,
             sizes: HashMap::new(),
         };
         let groups: Vec<Group> = [
@@ -342,11 +393,13 @@ pub async fn repository(
                 targets.push(name);
             }
         }
-        Ok((groups, tombstones, targets))
+        Ok((groups, tombstones, targets, tags.next))
     })
     .await?;
+    let more = more_links(&repo, &q, &next);
     let pin = groups
         .first()
+        .filter(|_| list.is_none())
         .and_then(|g| g.rows.first())
         .map(|r| format!("{}   # {}", r.pull, r.tag));
     render(&RepoPage {
@@ -360,6 +413,9 @@ pub async fn repository(
         tombstones,
         targets,
         admin: viewer.principal.is_admin(),
+        q,
+        paged: list.is_some(),
+        more,
     })
 }
 
@@ -519,6 +575,8 @@ struct HistoryPage {
     rows: Vec<HistRow>,
     /// The change kinds to filter by, and which is chosen.
     methods: Vec<(&'static str, bool)>,
+    /// The page of older changes, when there are more.
+    older: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -531,6 +589,8 @@ pub struct HistoryQuery {
     /// `YYYY-MM-DDTHH:MM[:SS]` (UTC), from a datetime-local input.
     #[serde(default)]
     at: String,
+    /// Continue with the changes older than this one.
+    before: Option<u64>,
 }
 
 // GET /ui/history?name=&tag=&method=&at= — every change, filtered; what a tag was at a time.
@@ -543,6 +603,7 @@ pub async fn history(
         tag,
         method,
         at,
+        before,
     } = query.into_inner();
     let repo: Repository = name.parse().map_err(crate::domain::Error::from)?;
     let at_ms = if at.is_empty() {
@@ -562,12 +623,17 @@ pub async fn history(
     };
     let access = viewer.access.clone();
     let (repo_ref, tag_ref, method_ref) = (repo.clone(), tag.clone(), method.clone());
-    let (entries, at_result) = run(move || {
+    let (entries, at_result, older) = run(move || {
         let feed = access.feed::<Pull>(repo_ref.feed())?;
         let tag_filter = (!tag_ref.is_empty()).then_some(tag_ref.as_str());
-        let mut entries = feed.history(&repo_ref, tag_filter)?;
-        entries.retain(|h| method_ref.is_empty() || h.method == method_ref);
-        entries.reverse();
+        let q = crate::domain::HistoryQuery {
+            tag: tag_filter.map(str::to_owned),
+            method: (!method_ref.is_empty()).then(|| method_ref.clone()),
+            last: before,
+            newest_first: true,
+            n: None,
+        };
+        let (entries, older) = feed.history(&repo_ref, &q)?;
         let at_result = match (at_ms, tag_filter) {
             (Some(ms), Some(tag)) => Some(
                 feed.tag_at(&repo_ref, tag, ms)?
@@ -575,9 +641,22 @@ pub async fn history(
             ),
             _ => None,
         };
-        Ok((entries, at_result))
+        Ok((entries, at_result, older))
     })
     .await?;
+    let older = older.map(|seq| {
+        let seq = seq.to_string();
+        let pairs = [
+            ("name", repo.as_str()),
+            ("tag", tag.as_str()),
+            ("method", method.as_str()),
+            ("before", seq.as_str()),
+        ];
+        format!(
+            "/ui/history?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    });
     let rows = entries
         .into_iter()
         .map(|h| HistRow {
@@ -617,6 +696,7 @@ pub async fn history(
         at,
         at_result,
         rows,
+        older,
     })
 }
 

@@ -6,6 +6,7 @@
 //! redb calls block: callers run them off the async executor. Policy lives in the domain layer.
 
 pub mod codec;
+pub mod precedence;
 pub mod tables;
 
 use std::ops::Bound;
@@ -21,8 +22,9 @@ pub use codec::{
 };
 use codec::{decode, encode};
 use tables::{
-    API_KEYS, AUDIT, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, PROMOTIONS, PULLS, REFERRERS,
-    REPOSITORIES, RETENTION, SETTINGS, TAG_HISTORY, TAGS, TOMBSTONES, UPLOADS, USERS,
+    API_KEYS, AUDIT, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, PROMOTIONS, PULLS, RANKED_TAGS,
+    REFERRERS, REPO_HISTORY, REPOSITORIES, RETENTION, SETTINGS, TAG_HISTORY, TAGS, TAGS_BY_DIGEST,
+    TOMBSTONES, UPLOADS, USERS,
 };
 
 /// A failure of the metadata store.
@@ -110,7 +112,29 @@ struct Flush {
 }
 
 /// The tables of one transaction, opened once. `Reader` and `Writer` are its two forms.
-pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr> {
+pub struct Tables<
+    Fe,
+    Re,
+    Ma,
+    Ta,
+    Bl,
+    Li,
+    Rf,
+    Up,
+    Us,
+    Ak,
+    Gr,
+    Se,
+    Tb,
+    Hi,
+    Au,
+    Rt,
+    Pl,
+    Pr,
+    Ve,
+    Td,
+    Rh,
+> {
     feeds: Fe,
     repositories: Re,
     manifests: Ma,
@@ -129,6 +153,9 @@ pub struct Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt
     retention: Rt,
     pulls: Pl,
     promotions: Pr,
+    ranked: Ve,
+    digest_tags: Td,
+    repo_history: Rh,
 }
 
 type Str = &'static str;
@@ -136,6 +163,11 @@ type Bytes = &'static [u8];
 type Pair = (&'static str, &'static str);
 type Triple = (&'static str, &'static str, &'static str);
 type Seq = (&'static str, &'static str, u64);
+type Ranked = (&'static str, &'static [u8]);
+type Numbered = (&'static str, u64);
+
+/// One change of a tag's history: (tag, sequence number, record).
+pub type HistoryRow = (String, u64, HistoryRecord);
 
 /// A read snapshot.
 pub type Reader = Tables<
@@ -157,6 +189,9 @@ pub type Reader = Tables<
     ReadOnlyTable<Str, Bytes>,
     ReadOnlyTable<Pair, u64>,
     ReadOnlyTable<u64, Bytes>,
+    ReadOnlyTable<Ranked, Pair>,
+    ReadOnlyTable<Triple, ()>,
+    ReadOnlyTable<Numbered, Str>,
 >;
 
 /// The tables of a write transaction.
@@ -179,6 +214,9 @@ pub type Writer<'t> = Tables<
     Table<'t, Str, Bytes>,
     Table<'t, Pair, u64>,
     Table<'t, u64, Bytes>,
+    Table<'t, Ranked, Pair>,
+    Table<'t, Triple, ()>,
+    Table<'t, Numbered, Str>,
 >;
 
 impl MetaStore {
@@ -198,7 +236,10 @@ impl MetaStore {
             flushed: Condvar::new(),
         };
         // Creating every table up front lets readers open them without a missing-table case.
-        store.write(|_| Ok::<_, MetaError>(()))?;
+        let built = store.write(|w| w.build_tag_indexes())?;
+        if built {
+            tracing::info!(path = %store.path.display(), "indexed the tags by version and by digest");
+        }
         Ok(store)
     }
 
@@ -286,6 +327,9 @@ impl MetaStore {
             retention: txn.open_table(RETENTION)?,
             pulls: txn.open_table(PULLS)?,
             promotions: txn.open_table(PROMOTIONS)?,
+            ranked: txn.open_table(RANKED_TAGS)?,
+            digest_tags: txn.open_table(TAGS_BY_DIGEST)?,
+            repo_history: txn.open_table(REPO_HISTORY)?,
         })
     }
 
@@ -326,6 +370,9 @@ impl MetaStore {
                 retention: txn.open_table(RETENTION).map_err(MetaError::from)?,
                 pulls: txn.open_table(PULLS).map_err(MetaError::from)?,
                 promotions: txn.open_table(PROMOTIONS).map_err(MetaError::from)?,
+                ranked: txn.open_table(RANKED_TAGS).map_err(MetaError::from)?,
+                digest_tags: txn.open_table(TAGS_BY_DIGEST).map_err(MetaError::from)?,
+                repo_history: txn.open_table(REPO_HISTORY).map_err(MetaError::from)?,
             };
             f(&mut tables).inspect_err(|e| {
                 if e.poisons_store() {
@@ -443,6 +490,9 @@ impl MetaStore {
         copy_table(&from, &to, RETENTION)?;
         copy_table(&from, &to, PULLS)?;
         copy_table(&from, &to, PROMOTIONS)?;
+        copy_table(&from, &to, RANKED_TAGS)?;
+        copy_table(&from, &to, TAGS_BY_DIGEST)?;
+        copy_table(&from, &to, REPO_HISTORY)?;
         to.commit()?;
         let mut blobs = Vec::new();
         for entry in from.open_table(BLOBS)?.iter()? {
@@ -476,6 +526,18 @@ fn all<T: serde::de::DeserializeOwned>(
         out.push((k.value().to_owned(), decode(v.value())?));
     }
     Ok(out)
+}
+
+/// `it` forwards, or backwards when `backwards`.
+fn ordered<'a, T>(
+    it: impl DoubleEndedIterator<Item = T> + 'a,
+    backwards: bool,
+) -> Box<dyn Iterator<Item = T> + 'a> {
+    if backwards {
+        Box::new(it.rev())
+    } else {
+        Box::new(it)
+    }
 }
 
 /// Every (second component, value) of keys `(first, *)` in a table of strings.
@@ -521,8 +583,8 @@ fn page_of_pairs<V: redb::Value + 'static>(
     Ok((out, false))
 }
 
-impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr>
-    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr>
+impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr, Ve, Td, Rh>
+    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr, Ve, Td, Rh>
 where
     Fe: ReadableTable<Str, Bytes>,
     Re: ReadableTable<Str, Bytes>,
@@ -542,6 +604,9 @@ where
     Rt: ReadableTable<Str, Bytes>,
     Pl: ReadableTable<Pair, u64>,
     Pr: ReadableTable<u64, Bytes>,
+    Ve: ReadableTable<Ranked, Pair>,
+    Td: ReadableTable<Triple, ()>,
+    Rh: ReadableTable<Numbered, Str>,
 {
     pub fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
         get(&self.feeds, name)
@@ -608,6 +673,278 @@ where
     /// Every (tag, digest) of `repo`.
     pub fn tag_targets(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
         pairs_under(&self.tags, repo)
+    }
+
+    /// The highest version of `repo` in `scope`, as (tag, digest).
+    pub fn highest_version(
+        &self,
+        repo: &str,
+        scope: precedence::Scope,
+    ) -> Result<Option<(String, String)>, MetaError> {
+        let (low, high) = precedence::bounds(scope);
+        let last = self
+            .ranked
+            .range::<(&str, &[u8])>((repo, low.as_slice())..=(repo, high.as_slice()))?
+            .next_back()
+            .transpose()?;
+        Ok(last.map(|(_, v)| {
+            let (tag, digest) = v.value();
+            (tag.to_owned(), digest.to_owned())
+        }))
+    }
+
+    /// Up to `limit` version tags of `repo` that `keep` accepts below `before` in SemVer precedence (from the
+    /// highest when `None`), highest first, as (tag, digest), and whether more follow: a merge
+    /// of the pre-release and stable ranges, O(limit · log n).
+    pub fn versions_page(
+        &self,
+        repo: &str,
+        before: Option<&semver::Version>,
+        limit: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<(String, String)>, bool), MetaError> {
+        use precedence::{PRE, Scope, bounds, key};
+        let upper = |partition_stable: bool| -> Bound<Vec<u8>> {
+            let Some(c) = before else {
+                let scope = if partition_stable {
+                    Scope::Stable
+                } else {
+                    Scope::PreRelease
+                };
+                return Bound::Included(bounds(scope).1);
+            };
+            match (partition_stable, c.pre.is_empty()) {
+                // Same partition: strictly below the cursor.
+                (true, true) | (false, false) => Bound::Excluded(key(c)),
+                // Stable versions below a pre-release are those below its release.
+                (true, false) => {
+                    Bound::Excluded(key(&semver::Version::new(c.major, c.minor, c.patch)))
+                }
+                // Pre-releases below a release are those of it and of lower versions.
+                (false, true) => {
+                    let mut k = vec![PRE];
+                    for n in [c.major, c.minor, c.patch] {
+                        k.extend_from_slice(&n.to_be_bytes());
+                    }
+                    k.resize(256, u8::MAX);
+                    Bound::Included(k)
+                }
+            }
+        };
+        let range = |stable: bool| -> Result<_, MetaError> {
+            let scope = if stable {
+                Scope::Stable
+            } else {
+                Scope::PreRelease
+            };
+            let low = bounds(scope).0;
+            let high = upper(stable);
+            let high = match &high {
+                Bound::Included(k) => Bound::Included((repo, k.as_slice())),
+                Bound::Excluded(k) => Bound::Excluded((repo, k.as_slice())),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let entries = self
+                .ranked
+                .range::<(&str, &[u8])>((Bound::Included((repo, low.as_slice())), high))?
+                .rev()
+                .map(|e| {
+                    e.map(|(_, v)| {
+                        let (tag, digest) = v.value();
+                        (tag.to_owned(), digest.to_owned())
+                    })
+                });
+            Ok(entries)
+        };
+        let mut stable = range(true)?.peekable();
+        let mut pre = range(false)?.peekable();
+        let version = |e: &Result<(String, String), redb::StorageError>| {
+            e.as_ref()
+                .ok()
+                .and_then(|(tag, _)| precedence::version_of(tag))
+        };
+        let mut out = Vec::new();
+        loop {
+            let take_stable = match (stable.peek(), pre.peek()) {
+                (None, None) => return Ok((out, false)),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(a), Some(b)) => version(a) >= version(b),
+            };
+            let next = if take_stable {
+                stable.next()
+            } else {
+                pre.next()
+            };
+            let Some(entry) = next else { continue };
+            let entry = entry?;
+            if !keep(&entry.0) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(entry);
+        }
+    }
+
+    /// Up to `limit` tags of `repo` that are not versions and that `keep` accepts, by name after `after`, as (tag,
+    /// digest), and whether more follow.
+    pub fn named_tags_page(
+        &self,
+        repo: &str,
+        after: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<(String, String)>, bool), MetaError> {
+        let (low, high) = precedence::bounds(precedence::Scope::Named);
+        let start = after.map(|a| {
+            let mut k = vec![precedence::NAMED];
+            k.extend_from_slice(a.as_bytes());
+            k
+        });
+        let low = match &start {
+            Some(k) => Bound::Excluded((repo, k.as_slice())),
+            None => Bound::Included((repo, low.as_slice())),
+        };
+        let mut out = Vec::new();
+        for entry in self
+            .ranked
+            .range::<(&str, &[u8])>((low, Bound::Included((repo, high.as_slice()))))?
+        {
+            let (_, v) = entry?;
+            let (tag, digest) = v.value();
+            if !keep(tag) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((tag.to_owned(), digest.to_owned()));
+        }
+        Ok((out, false))
+    }
+
+    /// Up to `limit` tombstones of `repo` that `keep` accepts, by tag after `after`, as (tag, digest), and
+    /// whether more follow.
+    pub fn tombstones_page(
+        &self,
+        repo: &str,
+        after: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<(String, String)>, bool), MetaError> {
+        let start = match after {
+            Some(after) => Bound::Excluded((repo, after)),
+            None => Bound::Included((repo, "")),
+        };
+        let mut out = Vec::new();
+        for entry in self
+            .tombstones
+            .range::<(&str, &str)>((start, Bound::Unbounded))?
+        {
+            let (k, v) = entry?;
+            let (r, tag) = k.value();
+            if r != repo {
+                break;
+            }
+            if !keep(tag) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((tag.to_owned(), v.value().to_owned()));
+        }
+        Ok((out, false))
+    }
+
+    /// Up to `limit` history records of `repo` (of one tag when given) that `keep` accepts,
+    /// after the sequence number `cursor` (exclusive) in the order asked for, as (tag,
+    /// sequence, record), and whether more may follow. Reads only what it returns plus what
+    /// `keep` refuses.
+    pub fn history_page(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        cursor: Option<u64>,
+        newest_first: bool,
+        limit: usize,
+        keep: impl Fn(&str, &HistoryRecord) -> bool,
+    ) -> Result<(Vec<HistoryRow>, bool), MetaError> {
+        let (low, high) = match (cursor, newest_first) {
+            (None, _) => (Bound::Included(0), Bound::Included(u64::MAX)),
+            (Some(c), true) => (Bound::Included(0), Bound::Excluded(c)),
+            (Some(c), false) => (Bound::Excluded(c), Bound::Included(u64::MAX)),
+        };
+        let sequences: Box<dyn Iterator<Item = Result<(String, u64), MetaError>> + '_> =
+            if let Some(tag) = tag {
+                let range = self.history.range::<(&str, &str, u64)>((
+                    low.map(|s| (repo, tag, s)),
+                    high.map(|s| (repo, tag, s)),
+                ))?;
+                ordered(
+                    range.map(move |e| {
+                        e.map(|(k, _)| (tag.to_owned(), k.value().2))
+                            .map_err(MetaError::from)
+                    }),
+                    newest_first,
+                )
+            } else {
+                let range = self
+                    .repo_history
+                    .range::<(&str, u64)>((low.map(|s| (repo, s)), high.map(|s| (repo, s))))?;
+                ordered(
+                    range.map(|e| {
+                        e.map(|(k, v)| (v.value().to_owned(), k.value().1))
+                            .map_err(MetaError::from)
+                    }),
+                    newest_first,
+                )
+            };
+        let mut out = Vec::new();
+        for entry in sequences {
+            let (tag, seq) = entry?;
+            let Some(record) = self.history.get((repo, tag.as_str(), seq))? else {
+                continue;
+            };
+            let record: HistoryRecord = decode(record.value())?;
+            if !keep(&tag, &record) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((tag, seq, record));
+        }
+        Ok((out, false))
+    }
+
+    /// The tags of `repo` pointing at `digest`.
+    pub fn tags_pointing_at(&self, repo: &str, digest: &str) -> Result<Vec<String>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self
+            .digest_tags
+            .range::<(&str, &str, &str)>((Bound::Included((repo, digest, "")), Bound::Unbounded))?
+        {
+            let (k, ()) = (entry?.0, ());
+            let (r, d, tag) = k.value();
+            if r != repo || d != digest {
+                break;
+            }
+            out.push(tag.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// The newest history record of one tag.
+    pub fn last_history(&self, repo: &str, tag: &str) -> Result<Option<HistoryRecord>, MetaError> {
+        self.history
+            .range::<(&str, &str, u64)>((repo, tag, 0)..=(repo, tag, u64::MAX))?
+            .next_back()
+            .transpose()?
+            .map(|(_, v)| decode(v.value()))
+            .transpose()
     }
 
     /// Every manifest digest stored in `repo`.
@@ -896,13 +1233,64 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Points `tag` at `digest`, keeping the version and by-digest indexes in step.
     pub fn set_tag(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
-        self.tags.insert((repo, tag), digest)?;
+        let old = self
+            .tags
+            .insert((repo, tag), digest)?
+            .map(|g| g.value().to_owned());
+        if let Some(old) = old {
+            self.digest_tags.remove((repo, old.as_str(), tag))?;
+        }
+        self.index_tag(repo, tag, digest)
+    }
+
+    fn index_tag(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
+        self.digest_tags.insert((repo, digest, tag), ())?;
+        self.ranked
+            .insert((repo, precedence::rank(tag).as_slice()), (tag, digest))?;
         Ok(())
     }
 
     pub fn remove_tag(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError> {
-        Ok(self.tags.remove((repo, tag))?.is_some())
+        let Some(old) = self.tags.remove((repo, tag))?.map(|g| g.value().to_owned()) else {
+            return Ok(false);
+        };
+        self.digest_tags.remove((repo, old.as_str(), tag))?;
+        self.ranked
+            .remove((repo, precedence::rank(tag).as_slice()))?;
+        Ok(true)
+    }
+
+    /// Builds the ranked, by-digest and repository-history indexes from the tags and their
+    /// history, once per database (the first open by a release that keeps them); says
+    /// whether it did.
+    fn build_tag_indexes(&mut self) -> Result<bool, MetaError> {
+        const BUILT: &str = "tag-indexes-1";
+        if self.settings.get(BUILT)?.is_some() {
+            return Ok(false);
+        }
+        let mut all = Vec::new();
+        for entry in self.tags.iter()? {
+            let (k, v) = entry?;
+            let (repo, tag) = k.value();
+            all.push((repo.to_owned(), tag.to_owned(), v.value().to_owned()));
+        }
+        for (repo, tag, digest) in &all {
+            self.index_tag(repo, tag, digest)?;
+        }
+        let mut changes = Vec::new();
+        for entry in self.history.iter()? {
+            let (k, _) = entry?;
+            let (repo, tag, seq) = k.value();
+            changes.push((repo.to_owned(), tag.to_owned(), seq));
+        }
+        for (repo, tag, seq) in &changes {
+            self.repo_history
+                .insert((repo.as_str(), *seq), tag.as_str())?;
+        }
+        self.settings.insert(BUILT, [1u8].as_slice())?;
+        Ok(true)
     }
 
     pub fn put_blob(&mut self, digest: &str, record: &BlobRecord) -> Result<(), MetaError> {
@@ -1019,6 +1407,7 @@ impl Writer<'_> {
         let seq = self.next_seq("tag-history-seq")?;
         self.history
             .insert((repo, tag, seq), encode(record)?.as_slice())?;
+        self.repo_history.insert((repo, seq), tag)?;
         Ok(())
     }
 
@@ -1074,6 +1463,72 @@ impl Writer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database written before the tag indexes existed gets them at its first open.
+    #[test]
+    fn tags_of_an_older_database_are_indexed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut tags = txn.open_table(TAGS).unwrap();
+                for (tag, digest) in [
+                    ("1.2.0", "a"),
+                    ("1.10.0", "b"),
+                    ("2.0.0-rc.1", "c"),
+                    ("dev", "b"),
+                ] {
+                    tags.insert(("prod/app", tag), digest).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = MetaStore::open(&path).unwrap();
+        let r = store.read().unwrap();
+        let highest = |scope| r.highest_version("prod/app", scope).unwrap();
+        assert_eq!(
+            highest(precedence::Scope::Stable),
+            Some(("1.10.0".into(), "b".into()))
+        );
+        assert_eq!(
+            highest(precedence::Scope::Minor(1, 2)),
+            Some(("1.2.0".into(), "a".into()))
+        );
+        assert_eq!(highest(precedence::Scope::Major(2)), None);
+        assert_eq!(
+            highest(precedence::Scope::PreRelease),
+            Some(("2.0.0-rc.1".into(), "c".into()))
+        );
+        assert_eq!(
+            r.tags_pointing_at("prod/app", "b").unwrap(),
+            ["1.10.0", "dev"]
+        );
+        drop(r);
+        // Moving and removing tags keeps both indexes in step.
+        store
+            .write(|w| {
+                w.set_tag("prod/app", "dev", "a")?;
+                w.remove_tag("prod/app", "1.10.0")?;
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+        let r = store.read().unwrap();
+        assert_eq!(
+            r.tags_pointing_at("prod/app", "b").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            r.tags_pointing_at("prod/app", "a").unwrap(),
+            ["1.2.0", "dev"]
+        );
+        assert_eq!(
+            r.highest_version("prod/app", precedence::Scope::Stable)
+                .unwrap(),
+            Some(("1.2.0".into(), "a".into()))
+        );
+    }
 
     /// What a killed process leaves is the file as it stands: every write that has returned
     /// must be in it, though most were committed without an fsync of their own.

@@ -41,3 +41,14 @@ pub const PULLS: TableDefinition<(&str, &str), u64> = TableDefinition::new("pull
 /// sequence → `PromotionRecord`: every promotion and retag, with its source (what ProGet's
 /// promotion list answers from)
 pub const PROMOTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("promotions-1");
+/// (repository, rank — see `precedence` —) → (tag, digest): every tag of a repository, kept
+/// with the tag in the same transaction, version tags in SemVer precedence (pre-releases, then
+/// stable versions) and then every other tag by name. The virtual tags read the last key of a
+/// range instead of every tag; the tag lists page through it
+pub const RANKED_TAGS: TableDefinition<(&str, &[u8]), (&str, &str)> =
+    TableDefinition::new("ranked-tags-1");
+/// (repository, history sequence) → tag: a repository's history in order, across its tags
+pub const REPO_HISTORY: TableDefinition<(&str, u64), &str> = TableDefinition::new("repo-history-1");
+/// (repository, digest, tag): which tags point at a manifest, kept with the tag
+pub const TAGS_BY_DIGEST: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("tags-by-digest-1");
