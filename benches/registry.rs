@@ -19,6 +19,7 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
             manifest_bytes: 4 << 20,
             upload_bytes: 1 << 30,
             upload_sessions: 1 << 20,
+            metadata_cache_bytes: 32 << 20,
         },
         TokenSettings {
             service: "bench".into(),

@@ -312,6 +312,334 @@ fn versions(scale: u64) {
     drop(s);
 }
 
+fn soak(minutes: u64, cache_mib: Option<&str>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let mut settings = vec![("SEMDOCK_STORAGE__GC_GRACE_SECONDS", "0")];
+    if let Some(mib) = cache_mib {
+        settings.push(("SEMDOCK_STORAGE__METADATA_CACHE_MIB", mib));
+    }
+    let s = Arc::new(start(tempfile::tempdir().unwrap(), &settings));
+    let a = agent();
+    assert_eq!(
+        s.api(&a, "POST", "/api/v1/feeds", r#"{"name":"soak"}"#),
+        201
+    );
+    let config = s.blob(&a, "soak/app", b"{}");
+    println!(
+        "## soak: 8 clients pushing small images to new tags and pulling earlier ones, GC every 20 s, {minutes} min, metadata cache {} MiB",
+        cache_mib.unwrap_or("32 (default)")
+    );
+    println!("| time | operations | tags | RSS MiB | meta.redb MiB |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    let pushed = Arc::new(AtomicU64::new(0));
+    let ops = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, pushed, ops, stop, config) = (
+                s.clone(),
+                pushed.clone(),
+                ops.clone(),
+                stop.clone(),
+                config.clone(),
+            );
+            std::thread::spawn(move || {
+                let a = agent();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = pushed.fetch_add(1, Ordering::Relaxed);
+                    let layer = s.blob(&a, "soak/app", format!("layer {i}").as_bytes());
+                    let body = serde_json::json!({
+                        "schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+                        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 7}],
+                    })
+                    .to_string();
+                    let res = a
+                        .put(format!("{}/v2/soak/app/manifests/t{i}", s.base))
+                        .header("Authorization", &s.basic)
+                        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                        .send(body)
+                        .unwrap();
+                    assert_eq!(res.status(), 201);
+                    let res = a
+                        .get(format!("{}/v2/soak/app/manifests/t{}", s.base, i / 2))
+                        .header("Authorization", &s.basic)
+                        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+                        .call()
+                        .unwrap();
+                    assert!(matches!(res.status().as_u16(), 200 | 404));
+                    ops.fetch_add(3, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut last_gc = Instant::now();
+    let mut samples = Vec::new();
+    let end = Duration::from_secs(minutes * 60);
+    while started.elapsed() < end {
+        std::thread::sleep(Duration::from_secs(5));
+        if last_gc.elapsed() >= Duration::from_secs(20) {
+            assert_eq!(s.api(&a, "POST", "/api/v1/gc", r#"{"dry_run":false}"#), 200);
+            last_gc = Instant::now();
+        }
+        let secs = started.elapsed().as_secs();
+        if secs % 30 < 5 {
+            let rss = s.rss_kib() / 1024;
+            let db = std::fs::metadata(s.dir.path().join("meta.redb")).map_or(0, |m| m.len()) >> 20;
+            println!(
+                "| {}:{:02} | {} | {} | {rss} | {db} |",
+                secs / 60,
+                secs % 60,
+                ops.load(Ordering::Relaxed),
+                pushed.load(Ordering::Relaxed),
+            );
+            samples.push(rss);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let peak = samples.iter().max().copied().unwrap_or(0);
+    let half = samples.get(samples.len() / 2).copied().unwrap_or(0);
+    println!(
+        "\nRSS: at half time {half} MiB, at the end {} MiB, peak {peak} MiB, over {} operations",
+        samples.last().copied().unwrap_or(0),
+        ops.load(Ordering::Relaxed)
+    );
+}
+
+/// A registry in `dir` with the feed `feed`, its administrator's password where `serve`
+/// leaves it.
+fn new_registry(dir: &std::path::Path, feed: &str) {
+    let s = semdock::domain::Services::open(
+        dir,
+        semdock::domain::Limits {
+            manifest_bytes: 4 << 20,
+            upload_bytes: 1 << 30,
+            upload_sessions: 1 << 20,
+            metadata_cache_bytes: 32 << 20,
+        },
+        semdock::domain::auth::TokenSettings {
+            service: "bench".into(),
+            ttl_seconds: 300,
+        },
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("initial-admin-password"),
+        s.initial_password.clone().unwrap(),
+    )
+    .unwrap();
+    s.registry.ensure_feed(&feed.parse().unwrap()).unwrap();
+}
+
+/// Fills `dir` with `manifests` manifests in `manifests / 1000` repositories of feed `bulk`,
+/// each with one blob of its own (a file and a record) and the shared config; one in ten is
+/// untagged and ten days old, for a retention run to delete. Written in large transactions
+/// straight into the store, as the same records a push writes.
+fn generate(dir: &std::path::Path, manifests: u64) {
+    use semdock::store::meta::{
+        BlobRecord, ManifestRecord, MetaError, MetaStore, RepositoryRecord,
+    };
+    new_registry(dir, "bulk");
+    let meta = MetaStore::open(&dir.join("meta.redb")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let config = digest_of(b"{}");
+    let blob_file = |digest: &str| {
+        let hex = &digest["sha256:".len()..];
+        dir.join("blobs/sha256").join(&hex[..2]).join(hex)
+    };
+    for prefix in 0..256 {
+        std::fs::create_dir_all(dir.join(format!("blobs/sha256/{prefix:02x}"))).unwrap();
+    }
+    std::fs::write(blob_file(&config), b"{}").unwrap();
+    let per_repo = 1000;
+    for r in 0..manifests.div_ceil(per_repo) {
+        let repo = format!("bulk/app{r:04}");
+        let mut rows = Vec::new();
+        for m in 0..per_repo.min(manifests - r * per_repo) {
+            let i = r * per_repo + m;
+            let layer = format!("layer {i}");
+            let layer_digest = digest_of(layer.as_bytes());
+            std::fs::write(blob_file(&layer_digest), layer.as_bytes()).unwrap();
+            let body = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+            })
+            .to_string();
+            rows.push((
+                i,
+                layer_digest,
+                layer.len() as u64,
+                digest_of(body.as_bytes()),
+                body,
+            ));
+        }
+        meta.write(|w| {
+            w.put_repository(&repo, &RepositoryRecord { created: now })?;
+            w.put_blob(
+                &config,
+                &BlobRecord {
+                    size: 2,
+                    created: now,
+                },
+            )?;
+            w.link(&repo, &config, now)?;
+            for (i, layer, size, digest, body) in &rows {
+                let untagged = i % 10 == 9;
+                let created = if untagged { now - 10 * 86_400 } else { now };
+                w.put_blob(
+                    layer,
+                    &BlobRecord {
+                        size: *size,
+                        created,
+                    },
+                )?;
+                w.link(&repo, layer, created)?;
+                w.put_manifest(
+                    &repo,
+                    digest,
+                    &ManifestRecord {
+                        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                        artifact_type: None,
+                        subject: None,
+                        blobs: vec![config.clone(), layer.clone()],
+                        children: Vec::new(),
+                        annotations: std::collections::BTreeMap::new(),
+                        created,
+                        body: body.clone().into_bytes(),
+                    },
+                )?;
+                if !untagged {
+                    w.set_tag(&repo, &format!("t{i}"), digest)?;
+                }
+            }
+            Ok::<_, MetaError>(())
+        })
+        .unwrap();
+    }
+}
+
+/// Runs `cmd` to its end: seconds, peak resident memory (MiB) and whether it succeeded.
+fn measured(cmd: &mut Command) -> (f64, u64, bool) {
+    let started = Instant::now();
+    // Reaped by wait4 below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that wait4 fills; the pid is our own child's.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `status` and `usage` outlive the call.
+    let waited = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    assert_eq!(waited, pid);
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (
+        started.elapsed().as_secs_f64(),
+        u64::try_from(usage.ru_maxrss).unwrap_or(0) / 1024,
+        ok,
+    )
+}
+
+fn maintenance(manifests: u64) {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let started = Instant::now();
+    generate(&data, manifests);
+    let db = std::fs::metadata(data.join("meta.redb")).unwrap().len() >> 20;
+    println!(
+        "## maintenance at {manifests} manifests and {manifests} blob records ({} repositories; meta.redb {db} MiB; generated in {:.0} s)",
+        manifests.div_ceil(1000),
+        started.elapsed().as_secs_f64()
+    );
+    println!("| job | seconds | peak RSS MiB | µs per manifest |");
+    println!("| --- | ---: | ---: | ---: |");
+    #[allow(clippy::cast_precision_loss)]
+    let row = |name: &str, (secs, rss, ok): (f64, u64, bool)| {
+        assert!(ok, "{name} failed");
+        println!(
+            "| {name} | {secs:.2} | {rss} | {:.1} |",
+            secs * 1e6 / manifests as f64
+        );
+    };
+    let semdock = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_semdock"));
+        cmd.args(args)
+            .env("SEMDOCK_DATA_DIR", &data)
+            .env("SEMDOCK_STORAGE__GC_GRACE_SECONDS", "0");
+        cmd
+    };
+    // Startup: until the server says where it listens.
+    let begun = Instant::now();
+    let mut serve = semdock(&["serve", "--listen", "127.0.0.1:0"]);
+    let mut child = serve
+        .env("SEMDOCK_LOG__LEVEL", "warn,semdock::server=info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let ready = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("addr="));
+    assert!(ready, "serve started");
+    println!(
+        "| serve: start until listening | {:.2} | {} | - |",
+        begun.elapsed().as_secs_f64(),
+        std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1024
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        semdock(&["feed", "retention", "bulk", "--untagged-days", "1"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    row(
+        "retention dry run",
+        measured(&mut semdock(&["retention", "bulk", "--dry-run"])),
+    );
+    row(
+        "retention run (deletes the untagged tenth)",
+        measured(&mut semdock(&["retention", "bulk"])),
+    );
+    row(
+        "gc (mark and sweep; sweeps the tenth's blobs)",
+        measured(&mut semdock(&["gc"])),
+    );
+    row(
+        "check (re-hashes every blob)",
+        measured(&mut semdock(&["check"])),
+    );
+    let backup = dir.path().join("backup");
+    row(
+        "backup",
+        measured(&mut semdock(&["backup", backup.to_str().unwrap()])),
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let scale = if args.iter().any(|a| a == "--quick") {
@@ -320,7 +648,9 @@ fn main() {
         1
     };
     let wanted = |name: &str| args.iter().any(|a| a == name);
-    let all = !["versions", "soak"].iter().any(|s| wanted(s));
+    let all = !["versions", "maintenance", "soak"]
+        .iter()
+        .any(|s| wanted(s));
     println!(
         "scale benchmark, semdock {} ({}), {}",
         env!("CARGO_PKG_VERSION"),
@@ -331,7 +661,25 @@ fn main() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default()
     );
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
     if all || wanted("versions") {
         versions(scale);
+    }
+    if all || wanted("maintenance") {
+        let manifests = value("--manifests")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1_000_000 / scale);
+        maintenance(manifests);
+    }
+    if all || wanted("soak") {
+        let minutes = value("--minutes")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(10);
+        soak(minutes, value("--cache-mib"));
     }
 }

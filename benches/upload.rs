@@ -24,6 +24,7 @@ fn registry() -> (tempfile::TempDir, Registry) {
             manifest_bytes: 4 << 20,
             upload_bytes: 1 << 40,
             upload_sessions: 1 << 20,
+            metadata_cache_bytes: 32 << 20,
         },
     )
     .unwrap();

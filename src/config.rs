@@ -68,6 +68,9 @@ pub struct StorageConfig {
     /// Upload sessions that never received a byte are abandoned after this many seconds
     /// (checked every minute).
     pub empty_upload_expiry_seconds: u64,
+    /// The metadata database's page cache, in MiB: what redb keeps of `meta.redb` in memory
+    /// besides the operating system's page cache.
+    pub metadata_cache_mib: u64,
     /// Collect garbage every this many seconds while serving; 0 never.
     pub gc_interval_seconds: u64,
     /// Apply the feeds' retention rules every this many seconds while serving; 0 never.
@@ -142,6 +145,7 @@ impl Default for Config {
                 gc_grace_seconds: 3600,
                 upload_expiry_seconds: 86_400,
                 empty_upload_expiry_seconds: 600,
+                metadata_cache_mib: 32,
                 gc_interval_seconds: 86_400,
                 retention_interval_seconds: 86_400,
             },
@@ -181,6 +185,9 @@ impl Config {
             manifest_bytes: self.limits.manifest_bytes,
             upload_bytes: self.limits.upload_bytes,
             upload_sessions: self.limits.upload_sessions_per_account,
+            metadata_cache_bytes: usize::try_from(self.storage.metadata_cache_mib)
+                .unwrap_or(usize::MAX / 2)
+                .saturating_mul(1 << 20),
         }
     }
 

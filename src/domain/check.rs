@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -95,42 +95,58 @@ impl Registry {
     /// pushing the image again restores them.
     pub fn check(&self, opts: CheckOptions, progress: Progress<'_>) -> Result<CheckReport, Error> {
         let _one = lock(&self.maintenance);
-        let files = self.blobs.blob_files()?;
-        let total = files.len() as u64;
+        // Counted first (a directory walk), then hashed as a second walk hands the files to
+        // the workers through a short queue: memory does not grow with the number of blobs.
+        let mut total = 0u64;
+        self.blobs.each_blob_file(|_| {
+            total += 1;
+            Ok(())
+        })?;
         let throttle = Throttle {
             limit: opts.max_bytes_per_sec,
             start: Instant::now(),
             read: AtomicU64::new(0),
         };
-        let next = AtomicUsize::new(0);
         let done = AtomicU64::new(0);
+        let checked = AtomicU64::new(0);
         let bad: Mutex<Vec<(Digest, String)>> = Mutex::default();
         let bytes = AtomicU64::new(0);
-        std::thread::scope(|s| {
+        let (queue, files) = std::sync::mpsc::sync_channel::<Digest>(256);
+        let files = Mutex::new(files);
+        let walked = std::thread::scope(|s| {
             for _ in 0..opts.jobs.max(1) {
                 s.spawn(|| {
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(f) = files.get(i) else { break };
-                        let path = self.blobs.blob_path(&f.digest);
-                        match hash_file(&path, f.digest.algorithm(), &throttle) {
+                        let next = lock(&files).recv();
+                        let Ok(digest) = next else { break };
+                        let path = self.blobs.blob_path(&digest);
+                        checked.fetch_add(1, Ordering::Relaxed);
+                        match hash_file(&path, digest.algorithm(), &throttle) {
                             Ok((found, len)) => {
                                 bytes.fetch_add(len, Ordering::Relaxed);
-                                if found != f.digest {
-                                    lock(&bad)
-                                        .push((f.digest.clone(), format!("hashes to {found}")));
+                                if found != digest {
+                                    lock(&bad).push((digest, format!("hashes to {found}")));
                                 }
                             }
                             Err(e) => {
-                                lock(&bad).push((f.digest.clone(), format!("cannot be read: {e}")));
+                                lock(&bad).push((digest, format!("cannot be read: {e}")));
                             }
                         }
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        progress("hash", n, total);
+                        progress("hash", n, total.max(n));
                     }
                 });
             }
+            let walked = self.blobs.each_blob_file(|f| {
+                queue
+                    .send(f.digest)
+                    .map_err(|_| std::io::Error::other("the hashing workers stopped"))
+            });
+            drop(queue);
+            walked
         });
+        walked?;
+        let total = checked.into_inner();
         let mut report = CheckReport {
             blobs_checked: total,
             bytes_checked: bytes.into_inner(),
@@ -152,66 +168,78 @@ impl Registry {
             });
             unusable.insert(digest.to_string());
         }
-        let on_disk: HashSet<String> = files.iter().map(|f| f.digest.to_string()).collect();
-        self.check_references(&on_disk, &mut unusable, &mut report)?;
+        self.check_references(&mut unusable, &mut report)?;
         Ok(report)
     }
 
+    /// Checks every record against the others with point lookups while streaming the
+    /// tables: memory grows with the problems found and the indexes (for brokenness to climb),
+    /// not with the number of manifests or blobs.
     fn check_references(
         &self,
-        on_disk: &HashSet<String>,
         unusable: &mut HashSet<String>,
         report: &mut CheckReport,
     ) -> Result<(), Error> {
         let r = self.meta.read()?;
-        for (digest, _) in r.blobs()? {
-            if !on_disk.contains(&digest) && !unusable.contains(&digest) {
-                report
-                    .problems
-                    .push(format!("blob {digest} is recorded but its file is missing"));
-                unusable.insert(digest);
+        let mut missing = Vec::new();
+        r.each_blob(|digest, _| {
+            let present = digest
+                .parse::<Digest>()
+                .is_ok_and(|d| self.blobs.blob_path(&d).is_file());
+            if !present && !unusable.contains(digest) {
+                missing.push(digest.to_owned());
             }
+        })?;
+        for digest in missing {
+            report
+                .problems
+                .push(format!("blob {digest} is recorded but its file is missing"));
+            unusable.insert(digest);
         }
         // A manifest is broken when a blob it needs is unusable, or a child is missing/broken.
-        let mut manifests: HashMap<(String, String), Vec<String>> = HashMap::new();
         let mut children: HashMap<(String, String), Vec<String>> = HashMap::new();
-        let mut missing_record = Vec::new();
-        r.each_manifest(|repo, digest, m| {
-            let key = (repo.to_owned(), digest.to_owned());
-            for b in &m.blobs {
-                missing_record.push((key.clone(), b.clone()));
-            }
-            manifests.insert(key.clone(), m.blobs);
-            children.insert(key, m.children);
-        })?;
         let mut broken: BTreeSet<(String, String)> = BTreeSet::new();
-        for ((repo, digest), blob) in missing_record {
-            let problem = if unusable.contains(&blob) {
-                Some("is damaged or missing")
-            } else if r.blob(&blob)?.is_none() {
-                Some("is not recorded")
-            } else if !r.is_linked(&repo, &blob)? {
-                Some("is not linked to the repository")
-            } else {
-                None
-            };
-            if let Some(why) = problem {
-                report
-                    .problems
-                    .push(format!("{repo}@{digest} needs blob {blob}, which {why}"));
-                broken.insert((repo, digest));
+        let mut failed = Ok(());
+        let mut examine = |repo: &str,
+                           digest: &str,
+                           m: crate::store::meta::ManifestRecord|
+         -> Result<(), Error> {
+            for blob in &m.blobs {
+                let problem = if unusable.contains(blob) {
+                    Some("is damaged or missing")
+                } else if r.blob(blob)?.is_none() {
+                    Some("is not recorded")
+                } else if !r.is_linked(repo, blob)? {
+                    Some("is not linked to the repository")
+                } else {
+                    None
+                };
+                if let Some(why) = problem {
+                    report
+                        .problems
+                        .push(format!("{repo}@{digest} needs blob {blob}, which {why}"));
+                    broken.insert((repo.to_owned(), digest.to_owned()));
+                }
             }
-        }
-        for ((repo, digest), kids) in &children {
-            for child in kids {
-                if !manifests.contains_key(&(repo.clone(), child.clone())) {
+            for child in &m.children {
+                if !r.has_manifest(repo, child)? {
                     report.problems.push(format!(
                         "{repo}@{digest} lists child {child}, which is missing"
                     ));
-                    broken.insert((repo.clone(), digest.clone()));
+                    broken.insert((repo.to_owned(), digest.to_owned()));
                 }
             }
-        }
+            if !m.children.is_empty() {
+                children.insert((repo.to_owned(), digest.to_owned()), m.children);
+            }
+            Ok(())
+        };
+        r.each_manifest(|repo, digest, m| {
+            if failed.is_ok() {
+                failed = examine(repo, digest, m);
+            }
+        })?;
+        failed?;
         // Brokenness climbs from children to their indexes.
         loop {
             let more: Vec<(String, String)> = children
@@ -233,7 +261,7 @@ impl Registry {
         for repo in repos {
             for (tag, digest) in r.tag_targets(&repo)? {
                 let key = (repo.clone(), digest.clone());
-                if !manifests.contains_key(&key) {
+                if !r.has_manifest(&repo, &digest)? {
                     report.problems.push(format!(
                         "tag {repo}:{tag} points at {digest}, which is missing"
                     ));

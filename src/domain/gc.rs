@@ -5,7 +5,7 @@
 //! over: blobs younger than the grace period are never candidates, and every digest an upload,
 //! mount or manifest push touches while a collection runs is taken out of its hands.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -114,6 +114,56 @@ impl Registry {
         Ok(report)
     }
 
+    /// The mark phase: the blob records the sweep may remove (unreferenced, older than
+    /// `cutoff` and not linked since), and the files older than `grace` seconds that have no
+    /// record. Streams the tables and the directory.
+    fn mark(&self, cutoff: u64, grace: u64) -> Result<Marked, Error> {
+        // Mark: a fingerprint of every blob a manifest references (16 bytes each, not the
+        // digest string: the one set that grows with the registry). A collision only keeps a
+        // blob that could have gone, never the reverse.
+        let r = self.meta.read()?;
+        let mut referenced: HashSet<u128> = HashSet::new();
+        r.each_manifest(|_, _, m| referenced.extend(m.blobs.iter().map(|d| fingerprint(d))))?;
+        // Candidates, streamed: unreferenced records older than the grace period (garbage
+        // only, so small), then their links in one pass.
+        let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
+        r.each_blob(|digest, record| {
+            if record.created < cutoff && !referenced.contains(&fingerprint(digest)) {
+                candidates.insert(
+                    digest.to_owned(),
+                    Candidate {
+                        size: record.size,
+                        linked: 0,
+                        repos: Vec::new(),
+                    },
+                );
+            }
+        })?;
+        r.each_link(|repo, digest, at| {
+            if let Some(c) = candidates.get_mut(digest) {
+                c.linked = c.linked.max(at);
+                c.repos.push(repo.to_owned());
+            }
+        })?;
+        candidates.retain(|_, c| c.linked < cutoff);
+        // Files without a record, walked one directory entry at a time.
+        let mut orphans: Vec<(Digest, u64)> = Vec::new();
+        let mut lookup = Ok(());
+        self.blobs.each_blob_file(|f| {
+            if age_secs(f.modified) > grace && !referenced.contains(&fingerprint(f.digest.as_str()))
+            {
+                match r.blob(f.digest.as_str()) {
+                    Ok(None) => orphans.push((f.digest, f.len)),
+                    Ok(Some(_)) => {}
+                    Err(e) => lookup = Err(e),
+                }
+            }
+            Ok(())
+        })?;
+        lookup?;
+        Ok((candidates, orphans))
+    }
+
     fn collect(&self, opts: GcOptions, progress: Progress<'_>) -> Result<GcReport, Error> {
         let started = now();
         let cutoff = started.saturating_sub(opts.grace.as_secs());
@@ -124,55 +174,13 @@ impl Registry {
         };
         report.uploads_expired = self.expire_uploads(opts)?;
 
-        // Mark: every blob a manifest references, and when each blob was last linked.
         progress("mark", 0, 0);
-        let r = self.meta.read()?;
-        let mut referenced = HashSet::new();
-        r.each_manifest(|_, _, m| referenced.extend(m.blobs))?;
-        let mut links: HashMap<String, (u64, Vec<String>)> = HashMap::new();
-        for (repo, digest, at) in r.links()? {
-            let entry = links.entry(digest).or_default();
-            entry.0 = entry.0.max(at);
-            entry.1.push(repo);
-        }
-        let records: HashMap<String, u64> = r
-            .blobs()?
-            .into_iter()
-            .map(|(d, b)| (d, b.created))
-            .collect();
-        drop(r);
-        let mut doomed: Vec<String> = records
-            .iter()
-            .filter(|(digest, created)| {
-                !referenced.contains(*digest)
-                    && **created < cutoff
-                    && links.get(*digest).is_none_or(|(at, _)| *at < cutoff)
-            })
-            .map(|(d, _)| d.clone())
-            .collect();
-        doomed.sort();
-        let files = self.blobs.blob_files()?;
-        let sizes: HashMap<String, u64> = files
-            .iter()
-            .map(|f| (f.digest.to_string(), f.len))
-            .collect();
-        let orphans: Vec<Digest> = files
-            .into_iter()
-            .filter(|f| {
-                let name = f.digest.as_str();
-                !records.contains_key(name)
-                    && !referenced.contains(name)
-                    && age_secs(f.modified) > opts.grace.as_secs()
-            })
-            .map(|f| f.digest)
-            .collect();
+        let (candidates, orphans) = self.mark(cutoff, opts.grace.as_secs())?;
+        let doomed: Vec<String> = candidates.keys().cloned().collect();
         if opts.dry_run {
             report.blobs_removed = doomed.len() as u64;
-            report.bytes_freed = doomed.iter().filter_map(|d| sizes.get(d)).sum::<u64>()
-                + orphans
-                    .iter()
-                    .filter_map(|d| sizes.get(d.as_str()))
-                    .sum::<u64>();
+            report.bytes_freed = candidates.values().map(|c| c.size).sum::<u64>()
+                + orphans.iter().map(|(_, len)| len).sum::<u64>();
             report.orphan_files = orphans.len() as u64;
             report.removed = doomed;
             return Ok(report);
@@ -186,7 +194,10 @@ impl Registry {
                 if touched.contains(digest) {
                     continue;
                 }
-                for repo in links.get(digest).map_or(&[][..], |(_, r)| r.as_slice()) {
+                for repo in candidates
+                    .get(digest)
+                    .map_or(&[][..], |c| c.repos.as_slice())
+                {
                     w.unlink(repo, digest)?;
                 }
                 if w.remove_blob(digest)? {
@@ -206,18 +217,18 @@ impl Registry {
             let digest: Digest = digest.parse()?;
             self.blobs.remove_blob(&digest)?;
             report.blobs_removed += 1;
-            report.bytes_freed += sizes.get(digest.as_str()).copied().unwrap_or(0);
+            report.bytes_freed += candidates.get(digest.as_str()).map_or(0, |c| c.size);
             report.removed.push(digest.to_string());
             progress("sweep", i as u64 + 1, total);
         }
         let r = self.meta.read()?;
-        for digest in &orphans {
+        for (digest, len) in &orphans {
             if watch.touched.contains(digest.as_str()) || r.blob(digest.as_str())?.is_some() {
                 continue;
             }
             self.blobs.remove_blob(digest)?;
             report.orphan_files += 1;
-            report.bytes_freed += sizes.get(digest.as_str()).copied().unwrap_or(0);
+            report.bytes_freed += len;
         }
         progress("sweep", total, total);
         Ok(report)
@@ -299,43 +310,75 @@ pub struct FeedStorage {
     pub bytes: u64,
 }
 
+/// What the mark phase found: removable records by digest, and record-less files with their
+/// sizes.
+type Marked = (BTreeMap<String, Candidate>, Vec<(Digest, u64)>);
+
+/// A blob record the sweep may remove: its size, when it was last linked, and where.
+struct Candidate {
+    size: u64,
+    linked: u64,
+    repos: Vec<String>,
+}
+
+/// 128 bits of a digest string's BLAKE3 hash: what the mark phase remembers per blob.
+fn fingerprint(digest: &str) -> u128 {
+    let hash = blake3::hash(digest.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash.as_bytes()[..16]);
+    u128::from_le_bytes(first)
+}
+
 impl Registry {
-    /// Blob counts and bytes, from one snapshot.
+    /// Blob counts and bytes, from one snapshot, streaming the tables: what it holds is a
+    /// 16-byte fingerprint per distinct blob of each feed, not the records.
     pub fn storage(&self) -> Result<StorageStats, Error> {
         let r = self.meta.read()?;
-        let sizes: HashMap<String, u64> =
-            r.blobs()?.into_iter().map(|(d, b)| (d, b.size)).collect();
-        let mut per_feed: std::collections::BTreeMap<String, (HashSet<String>, HashSet<String>)> =
-            r.feeds()?
-                .into_iter()
-                .map(|(name, _)| (name, Default::default()))
-                .collect();
-        for (repo, digest, _) in r.links()? {
+        let (mut blobs, mut bytes) = (0u64, 0u64);
+        r.each_blob(|_, record| {
+            blobs += 1;
+            bytes += record.size;
+        })?;
+        let mut per_feed: BTreeMap<String, FeedStorage> = r
+            .feeds()?
+            .into_iter()
+            .map(|(feed, _)| {
+                let stats = FeedStorage {
+                    feed: feed.clone(),
+                    ..FeedStorage::default()
+                };
+                (feed, stats)
+            })
+            .collect();
+        let mut seen: HashMap<String, HashSet<u128>> = HashMap::new();
+        let mut failed = Ok(());
+        r.each_link(|repo, digest, _| {
             let feed = repo.split('/').next().unwrap_or_default();
-            if let Some((repos, blobs)) = per_feed.get_mut(feed) {
-                repos.insert(repo.clone());
-                blobs.insert(digest);
+            if let Some(stats) = per_feed.get_mut(feed)
+                && seen
+                    .entry(feed.to_owned())
+                    .or_default()
+                    .insert(fingerprint(digest))
+            {
+                stats.blobs += 1;
+                match r.blob(digest) {
+                    Ok(record) => stats.bytes += record.map_or(0, |b| b.size),
+                    Err(e) => failed = Err(e),
+                }
             }
-        }
+        })?;
+        failed?;
         let (all_repos, _) = r.repositories("", None, usize::MAX, |_| true)?;
         for repo in all_repos {
-            let feed = repo.split('/').next().unwrap_or_default().to_owned();
-            if let Some((repos, _)) = per_feed.get_mut(&feed) {
-                repos.insert(repo);
+            let feed = repo.split('/').next().unwrap_or_default();
+            if let Some(stats) = per_feed.get_mut(feed) {
+                stats.repositories += 1;
             }
         }
         Ok(StorageStats {
-            blobs: sizes.len() as u64,
-            bytes: sizes.values().sum(),
-            feeds: per_feed
-                .into_iter()
-                .map(|(feed, (repos, blobs))| FeedStorage {
-                    feed,
-                    repositories: repos.len() as u64,
-                    bytes: blobs.iter().filter_map(|d| sizes.get(d)).sum(),
-                    blobs: blobs.len() as u64,
-                })
-                .collect(),
+            blobs,
+            bytes,
+            feeds: per_feed.into_values().collect(),
         })
     }
 }

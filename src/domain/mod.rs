@@ -78,13 +78,17 @@ impl Services {
         tokens: auth::TokenSettings,
     ) -> Result<Self, Error> {
         let path = data_dir.join(META_FILE);
-        let meta = Arc::new(MetaStore::open(&path).map_err(|e| match e {
-            e @ crate::store::meta::MetaError::InUse(_) => Error::from(e),
-            other => Error::Internal(format!(
-                "cannot open the database {}: {other}",
-                path.display()
-            )),
-        })?);
+        let meta = Arc::new(
+            MetaStore::open_with_cache(&path, limits.metadata_cache_bytes).map_err(
+                |e| match e {
+                    e @ crate::store::meta::MetaError::InUse(_) => Error::from(e),
+                    other => Error::Internal(format!(
+                        "cannot open the database {}: {other}",
+                        path.display()
+                    )),
+                },
+            )?,
+        );
         let registry = Registry::with_meta(meta.clone(), data_dir, limits)?;
         let (auth, initial_password) = auth::Auth::open(meta, data_dir, tokens)?;
         Ok(Self {

@@ -32,6 +32,8 @@ pub struct Limits {
     pub upload_bytes: u64,
     /// Upload sessions one account may have open at once.
     pub upload_sessions: usize,
+    /// The metadata database's page cache, in bytes.
+    pub metadata_cache_bytes: usize,
 }
 
 /// Who opened which upload session, to bound the sessions of each account. Counted in
@@ -485,7 +487,10 @@ impl Registry {
     /// Opens the registry in `data_dir` (`meta.redb`, `blobs/`, `uploads/`).
     pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir)?;
-        let meta = Arc::new(MetaStore::open(&data_dir.join(super::META_FILE))?);
+        let meta = Arc::new(MetaStore::open_with_cache(
+            &data_dir.join(super::META_FILE),
+            limits.metadata_cache_bytes,
+        )?);
         Self::with_meta(meta, data_dir, limits)
     }
 

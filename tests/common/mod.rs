@@ -73,6 +73,7 @@ pub const LIMITS: Limits = Limits {
     manifest_bytes: 64 * 1024,
     upload_bytes: 8 << 20,
     upload_sessions: 20,
+    metadata_cache_bytes: 16 << 20,
 };
 
 pub fn tokens() -> TokenSettings {

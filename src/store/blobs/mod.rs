@@ -150,6 +150,15 @@ impl BlobStore {
     /// are not digests (a `.corrupted` copy set aside) are skipped.
     pub fn blob_files(&self) -> io::Result<Vec<BlobFile>> {
         let mut out = Vec::new();
+        self.each_blob_file(|f| {
+            out.push(f);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with every published blob file, one directory entry at a time.
+    pub fn each_blob_file(&self, mut f: impl FnMut(BlobFile) -> io::Result<()>) -> io::Result<()> {
         for algorithm in Algorithm::ALL {
             let dir = self.blobs.join(algorithm.name());
             if !dir.is_dir() {
@@ -168,15 +177,15 @@ impl BlobStore {
                         continue;
                     };
                     let meta = entry.metadata()?;
-                    out.push(BlobFile {
+                    f(BlobFile {
                         digest,
                         len: meta.len(),
                         modified: meta.modified()?,
-                    });
+                    })?;
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Removes a blob file; a missing file is not an error.

@@ -89,6 +89,8 @@ from_redb!(
 /// The open metadata database.
 pub struct MetaStore {
     path: PathBuf,
+    /// redb's page cache (its default, 1 GiB, is more than an appliance should hold).
+    cache_bytes: usize,
     /// Replaced by a fresh open after an I/O error (a full disk): redb then refuses every
     /// write of the handle that saw it ("previous I/O error"), until it is reopened.
     db: RwLock<Arc<Database>>,
@@ -220,14 +222,21 @@ pub type Writer<'t> = Tables<
 >;
 
 impl MetaStore {
-    /// Opens (or creates) the database at `path`; fails with `InUse` while another process has it.
+    /// Opens (or creates) the database at `path` with a 32 MiB page cache; fails with
+    /// `InUse` while another process has it.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
-        let db = Self::open_file(path)?;
+        Self::open_with_cache(path, 32 << 20)
+    }
+
+    /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, MetaError> {
+        let db = Self::open_file(path, cache_bytes)?;
         // It holds the token signing key and password hashes.
         crate::store::owner_only::restrict(path)
             .map_err(|e| MetaError::from(redb::Error::Io(e)))?;
         let store = Self {
             path: path.to_owned(),
+            cache_bytes,
             db: RwLock::new(Arc::new(db)),
             poisoned: std::sync::atomic::AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -243,11 +252,14 @@ impl MetaStore {
         Ok(store)
     }
 
-    fn open_file(path: &Path) -> Result<Database, MetaError> {
-        Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => MetaError::InUse(path.to_owned()),
-            other => redb::Error::from(other).into(),
-        })
+    fn open_file(path: &Path, cache_bytes: usize) -> Result<Database, MetaError> {
+        Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => MetaError::InUse(path.to_owned()),
+                other => redb::Error::from(other).into(),
+            })
     }
 
     fn db(&self) -> Arc<Database> {
@@ -274,7 +286,7 @@ impl MetaStore {
         );
         drop(std::mem::replace(&mut *slot, placeholder));
         for _ in 0..50 {
-            match Self::open_file(&self.path) {
+            match Self::open_file(&self.path, self.cache_bytes) {
                 Ok(db) => {
                     *slot = Arc::new(db);
                     self.poisoned.store(false, Ordering::Release);
@@ -1155,6 +1167,25 @@ where
     /// Every blob record.
     pub fn blobs(&self) -> Result<Vec<(String, BlobRecord)>, MetaError> {
         all(&self.blobs)
+    }
+
+    /// Calls `f` with every blob record, in digest order, holding none of them.
+    pub fn each_blob(&self, mut f: impl FnMut(&str, BlobRecord)) -> Result<(), MetaError> {
+        for entry in self.blobs.iter()? {
+            let (k, v) = entry?;
+            f(k.value(), decode(v.value())?);
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every (repository, blob digest, time linked).
+    pub fn each_link(&self, mut f: impl FnMut(&str, &str, u64)) -> Result<(), MetaError> {
+        for entry in self.links.iter()? {
+            let (k, v) = entry?;
+            let (repo, digest) = k.value();
+            f(repo, digest, v.value());
+        }
+        Ok(())
     }
 
     /// The repositories blob `digest` is linked into (a scan of every link: for the rare
