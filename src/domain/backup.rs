@@ -63,10 +63,13 @@ struct Copied {
     damaged: Vec<String>,
 }
 
+/// Copies the `total` blobs that `records` (a snapshot) records, reading their digests a page
+/// at a time.
 fn copy_blobs(
     from: &BlobStore,
     to: &BlobStore,
-    digests: &[String],
+    records: &MetaStore,
+    total: u64,
     progress: Progress<'_>,
 ) -> Result<Copied, Error> {
     let mut copied = Copied {
@@ -74,25 +77,41 @@ fn copy_blobs(
         missing: Vec::new(),
         damaged: Vec::new(),
     };
-    for (i, d) in digests.iter().enumerate() {
+    let mut done = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let page = records.read()?.blob_digests(after.as_deref(), 4096)?;
+        let Some(last) = page.last().cloned() else {
+            return Ok(copied);
+        };
+        for d in &page {
+            copy_blob(from, to, d, &mut copied)?;
+            done += 1;
+            progress("blobs", done, total);
+        }
+        after = Some(last);
+    }
+}
+
+fn copy_blob(from: &BlobStore, to: &BlobStore, d: &str, copied: &mut Copied) -> Result<(), Error> {
+    {
         let digest: Digest = d.parse()?;
         let path = from.blob_path(&digest);
         let Ok(meta) = std::fs::metadata(&path) else {
             tracing::warn!(digest = d, "blob file missing: not in the copy");
-            copied.missing.push(d.clone());
-            continue;
+            copied.missing.push(d.to_owned());
+            return Ok(());
         };
         match to.import(from, &digest) {
             Ok(()) => copied.bytes += meta.len(),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 tracing::error!(digest = d, error = %e, "blob is damaged: not in the copy");
-                copied.damaged.push(d.clone());
+                copied.damaged.push(d.to_owned());
             }
             Err(e) => return Err(e.into()),
         }
-        progress("blobs", i as u64 + 1, digests.len() as u64);
     }
-    Ok(copied)
+    Ok(())
 }
 
 impl Registry {
@@ -103,17 +122,19 @@ impl Registry {
         let started = Instant::now();
         let created = now();
         let meta_file = dir.join(META_FILE);
-        let digests = self.meta.snapshot_to(&meta_file)?;
+        let total = self.meta.snapshot_to(&meta_file)?;
         owner_only::restrict(&meta_file)?;
         let target = BlobStore::open(dir)?;
-        let copied = copy_blobs(&self.blobs, &target, &digests, progress)?;
+        let snapshot = MetaStore::open(&meta_file)?;
+        let copied = copy_blobs(&self.blobs, &target, &snapshot, total, progress)?;
+        drop(snapshot);
         for d in &copied.damaged {
             self.blob_corrupt(&d.parse()?);
         }
         let report = BackupReport {
             dir: dir.display().to_string(),
             created,
-            blobs: (digests.len() - copied.missing.len() - copied.damaged.len()) as u64,
+            blobs: total - (copied.missing.len() + copied.damaged.len()) as u64,
             bytes: copied.bytes,
             missing: copied.missing,
             damaged: copied.damaged,
@@ -159,14 +180,14 @@ pub fn restore(
     let from = BlobStore::open(backup)?;
     let to = BlobStore::open(&data_dir)?;
     let partial = data_dir.join("meta.redb.partial");
-    let digests = source.snapshot_to(&partial)?;
+    let total = source.snapshot_to(&partial)?;
     owner_only::restrict(&partial)?;
-    let copied = copy_blobs(&from, &to, &digests, progress)?;
+    let copied = copy_blobs(&from, &to, &source, total, progress)?;
     std::fs::rename(&partial, data_dir.join(META_FILE))?;
     Ok(BackupReport {
         dir: data_dir.display().to_string(),
         created: now(),
-        blobs: (digests.len() - copied.missing.len() - copied.damaged.len()) as u64,
+        blobs: total - (copied.missing.len() + copied.damaged.len()) as u64,
         bytes: copied.bytes,
         missing: copied.missing,
         damaged: copied.damaged,

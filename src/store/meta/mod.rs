@@ -461,56 +461,117 @@ impl MetaStore {
     }
 }
 
-/// Copies every row of one table between transactions.
-fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
-    from: &redb::ReadTransaction,
-    to: &redb::WriteTransaction,
-    def: redb::TableDefinition<K, V>,
-) -> Result<(), MetaError> {
-    let source = from.open_table(def)?;
-    let mut target = to.open_table(def)?;
-    for entry in source.iter()? {
-        let (k, v) = entry?;
-        target.insert(k.value(), v.value())?;
+/// Rows written per commit of a copy: what a write transaction holds in memory is bounded
+/// by this, not by the size of the database.
+const COPY_BATCH: usize = 20_000;
+
+/// A new database file written by a sequence of bounded transactions, made durable at the
+/// end: consistency comes from the one read transaction it copies.
+struct Copy {
+    db: Database,
+    txn: Option<redb::WriteTransaction>,
+    rows: usize,
+}
+
+impl Copy {
+    fn create(path: &Path) -> Result<Self, MetaError> {
+        let db = Database::create(path).map_err(|e| MetaError::from(redb::Error::from(e)))?;
+        let mut copy = Self {
+            db,
+            txn: None,
+            rows: 0,
+        };
+        copy.begin()?;
+        Ok(copy)
     }
-    Ok(())
+
+    fn begin(&mut self) -> Result<(), MetaError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| MetaError::from(redb::Error::from(e)))?;
+        self.txn = Some(txn);
+        Ok(())
+    }
+
+    fn txn(&self) -> &redb::WriteTransaction {
+        // Set by `create` and after every commit.
+        self.txn.as_ref().expect("an open transaction")
+    }
+
+    /// Copies every row of one table.
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        from: &redb::ReadTransaction,
+        def: redb::TableDefinition<K, V>,
+    ) -> Result<(), MetaError> {
+        let source = from.open_table(def)?;
+        let mut rows = source.iter()?;
+        loop {
+            let mut more = false;
+            let mut written = self.rows;
+            {
+                let mut target = self.txn().open_table(def)?;
+                for entry in rows.by_ref() {
+                    let (k, v) = entry?;
+                    target.insert(k.value(), v.value())?;
+                    written += 1;
+                    if written.is_multiple_of(COPY_BATCH) {
+                        more = true;
+                        break;
+                    }
+                }
+            }
+            self.rows = written;
+            if !more {
+                return Ok(());
+            }
+            if let Some(txn) = self.txn.take() {
+                txn.commit()?;
+            }
+            self.begin()?;
+        }
+    }
+
+    /// Commits what is left and makes the whole file durable.
+    fn finish(mut self) -> Result<(), MetaError> {
+        if let Some(txn) = self.txn.take() {
+            txn.commit()?;
+        }
+        self.db.begin_write()?.commit()?;
+        Ok(())
+    }
 }
 
 impl MetaStore {
     /// Writes a consistent copy of the database, from one read transaction, to a new file at
-    /// `path`, leaving out upload sessions (their bytes are not part of a copy). Returns the
-    /// digests of the blobs that copy records.
-    pub fn snapshot_to(&self, path: &Path) -> Result<Vec<String>, MetaError> {
+    /// `path`, leaving out upload sessions (their bytes are not part of a copy), in commits of
+    /// bounded size. Returns how many blobs that copy records.
+    pub fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError> {
         let from = self.db().begin_read()?;
-        let dest = Database::create(path).map_err(|e| MetaError::from(redb::Error::from(e)))?;
-        let to = dest.begin_write()?;
-        copy_table(&from, &to, FEEDS)?;
-        copy_table(&from, &to, REPOSITORIES)?;
-        copy_table(&from, &to, MANIFESTS)?;
-        copy_table(&from, &to, TAGS)?;
-        copy_table(&from, &to, BLOBS)?;
-        copy_table(&from, &to, BLOB_LINKS)?;
-        copy_table(&from, &to, REFERRERS)?;
-        to.open_table(UPLOADS)?;
-        copy_table(&from, &to, USERS)?;
-        copy_table(&from, &to, API_KEYS)?;
-        copy_table(&from, &to, GRANTS)?;
-        copy_table(&from, &to, SETTINGS)?;
-        copy_table(&from, &to, TOMBSTONES)?;
-        copy_table(&from, &to, TAG_HISTORY)?;
-        copy_table(&from, &to, AUDIT)?;
-        copy_table(&from, &to, RETENTION)?;
-        copy_table(&from, &to, PULLS)?;
-        copy_table(&from, &to, PROMOTIONS)?;
-        copy_table(&from, &to, RANKED_TAGS)?;
-        copy_table(&from, &to, TAGS_BY_DIGEST)?;
-        copy_table(&from, &to, REPO_HISTORY)?;
-        to.commit()?;
-        let mut blobs = Vec::new();
-        for entry in from.open_table(BLOBS)?.iter()? {
-            blobs.push(entry?.0.value().to_owned());
-        }
-        Ok(blobs)
+        let mut to = Copy::create(path)?;
+        to.table(&from, FEEDS)?;
+        to.table(&from, REPOSITORIES)?;
+        to.table(&from, MANIFESTS)?;
+        to.table(&from, TAGS)?;
+        to.table(&from, BLOBS)?;
+        to.table(&from, BLOB_LINKS)?;
+        to.table(&from, REFERRERS)?;
+        to.txn().open_table(UPLOADS)?;
+        to.table(&from, USERS)?;
+        to.table(&from, API_KEYS)?;
+        to.table(&from, GRANTS)?;
+        to.table(&from, SETTINGS)?;
+        to.table(&from, TOMBSTONES)?;
+        to.table(&from, TAG_HISTORY)?;
+        to.table(&from, AUDIT)?;
+        to.table(&from, RETENTION)?;
+        to.table(&from, PULLS)?;
+        to.table(&from, PROMOTIONS)?;
+        to.table(&from, RANKED_TAGS)?;
+        to.table(&from, TAGS_BY_DIGEST)?;
+        to.table(&from, REPO_HISTORY)?;
+        to.finish()?;
+        Ok(redb::ReadableTableMetadata::len(&from.open_table(BLOBS)?)?)
     }
 }
 
@@ -1169,6 +1230,23 @@ where
         all(&self.blobs)
     }
 
+    /// Up to `limit` blob digests after `after`, in order: a table walked a page at a time.
+    pub fn blob_digests(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, MetaError> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for entry in self.blobs.range::<&str>((start, Bound::Unbounded))? {
+            if out.len() == limit {
+                break;
+            }
+            out.push(entry?.0.value().to_owned());
+        }
+        Ok(out)
+    }
+
     /// Calls `f` with every blob record, in digest order, holding none of them.
     pub fn each_blob(&self, mut f: impl FnMut(&str, BlobRecord)) -> Result<(), MetaError> {
         for entry in self.blobs.iter()? {
@@ -1494,6 +1572,46 @@ impl Writer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy larger than one batch is written by several commits and loses no row.
+    #[test]
+    fn a_snapshot_larger_than_a_batch_copies_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+        let n = COPY_BATCH * 2 + 7;
+        store
+            .write(|w| {
+                for i in 0..n {
+                    w.set_tag("prod/app", &format!("t{i}"), "sha256:x")?;
+                    w.put_blob(
+                        &format!("sha256:{i:064}"),
+                        &BlobRecord {
+                            size: 1,
+                            created: 0,
+                        },
+                    )?;
+                }
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+        let copy = dir.path().join("copy.redb");
+        assert_eq!(store.snapshot_to(&copy).unwrap(), n as u64);
+        let copied = MetaStore::open(&copy).unwrap();
+        let r = copied.read().unwrap();
+        assert_eq!(r.tag_targets("prod/app").unwrap().len(), n);
+        assert_eq!(r.tags_pointing_at("prod/app", "sha256:x").unwrap().len(), n);
+        let mut after = None;
+        let mut blobs = 0;
+        loop {
+            let page = r.blob_digests(after.as_deref(), 1000).unwrap();
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            blobs += page.len();
+            after = Some(last);
+        }
+        assert_eq!(blobs, n);
+    }
 
     /// A database written before the tag indexes existed gets them at its first open.
     #[test]
