@@ -15,6 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+
+mod support;
 use sha2::{Digest as _, Sha256};
 
 struct Server {
@@ -244,8 +246,19 @@ fn versions(scale: u64) {
     println!(
         "## versions: pushes/s with N versions already in the repository ({window} pushes per row)"
     );
-    println!("| versions already there | versioned feed | feed without versioning |");
-    println!("| ---: | ---: | ---: |");
+    println!(
+        "| versions already there | semdock, versioned feed | semdock, feed without versioning | Distribution | versioned / Distribution |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    // Distribution, on the same workload (no auth, no versioning: its tags are files).
+    let peer_dir = tempfile::tempdir().unwrap();
+    let (peer, port) = support::distribution(peer_dir.path());
+    let peer = Server {
+        base: format!("http://127.0.0.1:{port}"),
+        basic: "Basic eDp4".into(),
+        child: peer,
+        dir: peer_dir,
+    };
     let s = start(tempfile::tempdir().unwrap(), &[]);
     let a = agent();
     assert_eq!(
@@ -264,27 +277,40 @@ fn versions(scale: u64) {
         .iter()
         .map(|r| s.blob(&a, r, b"{}"))
         .collect();
+    let peer_config = peer.blob(&a, "ci/app", b"{}");
     for mark in marks {
-        // Fill both repositories to the mark, then time one window each.
+        // Fill every repository to the mark, then time one window each.
         for (repo, config) in ["prod/app", "ci/app"].iter().zip(&configs) {
             push_range(&s, &a, repo, config, filled, mark);
         }
+        push_range(&peer, &a, "ci/app", &peer_config, filled, mark);
         let versioned = push_range(&s, &a, "prod/app", &configs[0], mark, mark + window);
         let plain = push_range(&s, &a, "ci/app", &configs[1], mark, mark + window);
+        let theirs = push_range(&peer, &a, "ci/app", &peer_config, mark, mark + window);
         filled = mark + window;
-        println!("| {mark} | {versioned:.0} | {plain:.0} |");
-        rates.push((mark, versioned, plain));
+        println!(
+            "| {mark} | {versioned:.0} | {plain:.0} | {theirs:.0} | {:.2}× |",
+            versioned / theirs
+        );
+        rates.push((mark, versioned, plain, theirs));
     }
     let (first, last) = (rates[0], rates[rates.len() - 1]);
     println!(
-        "\npush rate at {} versions / at {} versions: versioned {:.2}, without versioning {:.2} (target ≥ 0.80)",
+        "\npush rate at {} versions / at {} versions: semdock versioned {:.2}, semdock without versioning {:.2}, Distribution {:.2} (target ≥ 0.80)",
         last.0,
         first.0,
         last.1 / first.1,
-        last.2 / first.2
+        last.2 / first.2,
+        last.3 / first.3
     );
     let tags = filled;
     println!("\n## lists at {tags} tags (median of 20 GETs, server and loopback)");
+    let (theirs, size) = timed_get(&peer, &a, "/v2/ci/app/tags/list", "", 5);
+    println!(
+        "Distribution's tag list at the same size, which it does not page unless asked: {theirs:.1} ms, {size} bytes; first 100 (`?n=100`): {:.1} ms\n",
+        timed_get(&peer, &a, "/v2/ci/app/tags/list?n=100", "", 5).0
+    );
+    drop(peer);
     println!("| request | ms | bytes |");
     let cookie = ui_session(&s);
     println!("| --- | ---: | ---: |");
@@ -312,12 +338,55 @@ fn versions(scale: u64) {
     drop(s);
 }
 
-fn soak(minutes: u64, cache_mib: Option<&str>) {
+/// One soak client: push a new small image, pull an earlier one, until told to stop.
+fn soak_client(
+    s: &Server,
+    pushed: &std::sync::atomic::AtomicU64,
+    ops: &std::sync::atomic::AtomicU64,
+    stop: &std::sync::atomic::AtomicBool,
+    config: &str,
+) {
+    use std::sync::atomic::Ordering;
+    let a = agent();
+    while !stop.load(Ordering::Relaxed) {
+        let i = pushed.fetch_add(1, Ordering::Relaxed);
+        let bytes = format!("layer {i}");
+        let layer = s.blob(&a, "soak/app", bytes.as_bytes());
+        let body = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": bytes.len()}],
+        })
+        .to_string();
+        let res = a
+            .put(format!("{}/v2/soak/app/manifests/t{i}", s.base))
+            .header("Authorization", &s.basic)
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .send(body)
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let res = a
+            .get(format!("{}/v2/soak/app/manifests/t{}", s.base, i / 2))
+            .header("Authorization", &s.basic)
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .call()
+            .unwrap();
+        assert!(matches!(res.status().as_u16(), 200 | 404));
+        ops.fetch_add(3, Ordering::Relaxed);
+    }
+}
+
+fn soak(minutes: u64, cache_mib: Option<&str>, arena_max: Option<&str>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let mut settings = vec![("SEMDOCK_STORAGE__GC_GRACE_SECONDS", "0")];
+    let mut settings = Vec::new();
     if let Some(mib) = cache_mib {
         settings.push(("SEMDOCK_STORAGE__METADATA_CACHE_MIB", mib));
+    }
+    if let Some(n) = arena_max {
+        // glibc's malloc arenas (an experiment: the server sets its own at start).
+        settings.push(("MALLOC_ARENA_MAX", n));
     }
     let s = Arc::new(start(tempfile::tempdir().unwrap(), &settings));
     let a = agent();
@@ -327,8 +396,9 @@ fn soak(minutes: u64, cache_mib: Option<&str>) {
     );
     let config = s.blob(&a, "soak/app", b"{}");
     println!(
-        "## soak: 8 clients pushing small images to new tags and pulling earlier ones, GC every 20 s, {minutes} min, metadata cache {} MiB",
-        cache_mib.unwrap_or("32 (default)")
+        "## soak: 8 clients pushing small images to new tags and pulling earlier ones, GC every 20 s, {minutes} min, metadata cache {} MiB, MALLOC_ARENA_MAX {}",
+        cache_mib.unwrap_or("32 (default)"),
+        arena_max.unwrap_or("unset")
     );
     println!("| time | operations | tags | RSS MiB | meta.redb MiB |");
     println!("| ---: | ---: | ---: | ---: | ---: |");
@@ -344,35 +414,7 @@ fn soak(minutes: u64, cache_mib: Option<&str>) {
                 stop.clone(),
                 config.clone(),
             );
-            std::thread::spawn(move || {
-                let a = agent();
-                while !stop.load(Ordering::Relaxed) {
-                    let i = pushed.fetch_add(1, Ordering::Relaxed);
-                    let layer = s.blob(&a, "soak/app", format!("layer {i}").as_bytes());
-                    let body = serde_json::json!({
-                        "schemaVersion": 2,
-                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
-                        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 7}],
-                    })
-                    .to_string();
-                    let res = a
-                        .put(format!("{}/v2/soak/app/manifests/t{i}", s.base))
-                        .header("Authorization", &s.basic)
-                        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-                        .send(body)
-                        .unwrap();
-                    assert_eq!(res.status(), 201);
-                    let res = a
-                        .get(format!("{}/v2/soak/app/manifests/t{}", s.base, i / 2))
-                        .header("Authorization", &s.basic)
-                        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-                        .call()
-                        .unwrap();
-                    assert!(matches!(res.status().as_u16(), 200 | 404));
-                    ops.fetch_add(3, Ordering::Relaxed);
-                }
-            })
+            std::thread::spawn(move || soak_client(&s, &pushed, &ops, &stop, &config))
         })
         .collect();
     let started = Instant::now();
@@ -626,6 +668,10 @@ fn maintenance(manifests: u64) {
         measured(&mut semdock(&["retention", "bulk"])),
     );
     row(
+        "gc dry run (the mark alone)",
+        measured(&mut semdock(&["gc", "--dry-run"])),
+    );
+    row(
         "gc (mark and sweep; sweeps the tenth's blobs)",
         measured(&mut semdock(&["gc"])),
     );
@@ -680,6 +726,6 @@ fn main() {
         let minutes = value("--minutes")
             .and_then(|m| m.parse().ok())
             .unwrap_or(10);
-        soak(minutes, value("--cache-mib"));
+        soak(minutes, value("--cache-mib"), value("--arena-max"));
     }
 }

@@ -465,8 +465,8 @@ impl MetaStore {
 /// by this, not by the size of the database.
 const COPY_BATCH: usize = 20_000;
 
-/// A new database file written by a sequence of bounded transactions, made durable at the
-/// end: consistency comes from the one read transaction it copies.
+/// A new database file written by a sequence of bounded, durable transactions: consistency
+/// comes from the one read transaction it copies.
 struct Copy {
     db: Database,
     txn: Option<redb::WriteTransaction>,
@@ -486,10 +486,9 @@ impl Copy {
     }
 
     fn begin(&mut self) -> Result<(), MetaError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)
-            .map_err(|e| MetaError::from(redb::Error::from(e)))?;
-        self.txn = Some(txn);
+        // Durable commits: redb keeps the pages of non-durable ones in memory until a
+        // durable commit (a million-manifest backup peaked at 589 MiB that way).
+        self.txn = Some(self.db.begin_write()?);
         Ok(())
     }
 
@@ -532,12 +531,11 @@ impl Copy {
         }
     }
 
-    /// Commits what is left and makes the whole file durable.
+    /// Commits what is left.
     fn finish(mut self) -> Result<(), MetaError> {
         if let Some(txn) = self.txn.take() {
             txn.commit()?;
         }
-        self.db.begin_write()?.commit()?;
         Ok(())
     }
 }
