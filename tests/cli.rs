@@ -259,3 +259,71 @@ fn login_keeps_a_key_that_server_commands_use_and_logout_revokes_it() {
         run_fail(cli(&["login", &url, "-u", "admin", "--password-stdin"]).stdin(Stdio::null()));
     assert!(out.contains("login to"), "{out}");
 }
+
+/// `semdock retention` prints each deletion and the count, against a server and offline.
+#[test]
+fn retention_lists_what_it_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_in(&data, &[]);
+    let agent = server.http();
+    let res = agent
+        .patch(server.url("/api/v1/feeds/prod"))
+        .content_type("application/json")
+        .send(r#"{"versioning":true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let config = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let res = agent
+        .post(server.url(&format!("/v2/prod/app/blobs/uploads/?digest={config}")))
+        .send("{}")
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    for (i, tag) in ["1.0.0-rc.1", "1.0.0-rc.2", "1.0.0-rc.3"]
+        .iter()
+        .enumerate()
+    {
+        let body = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [], "annotations": {"n": i.to_string()}});
+        let res = agent
+            .put(server.url(&format!("/v2/prod/app/manifests/{tag}")))
+            .content_type("application/vnd.oci.image.manifest.v1+json")
+            .send(body.to_string())
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let remote = admin_cli(&server, &data);
+    run(&mut remote(&[
+        "feed",
+        "retention",
+        "prod",
+        "--keep-prereleases",
+        "1",
+    ]));
+    let dry = run(&mut remote(&["retention", "prod", "--dry-run"]));
+    let lines: Vec<&str> = dry.lines().collect();
+    // The two older pre-release tags, then the manifests they leave untagged.
+    assert_eq!(lines.len(), 5, "{dry}");
+    assert_eq!(
+        lines[..2],
+        [
+            "prod/app:1.0.0-rc.1\tprerelease",
+            "prod/app:1.0.0-rc.2\tprerelease"
+        ]
+    );
+    assert!(
+        lines[2..4]
+            .iter()
+            .all(|l| l.starts_with("prod/app@sha256:") && l.ends_with("\tprerelease")),
+        "{dry}"
+    );
+    assert_eq!(lines[4], "would delete 4 tags and manifests in feed prod");
+    drop(remote);
+    assert!(server.terminate());
+    let offline = run(semdock(&data).args(["retention", "prod"]));
+    assert!(
+        offline.contains("\ndeleted 4 tags and manifests in feed prod\n"),
+        "{offline}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Storage commands: `gc`, `retention`, `check`, `backup`, `restore`, and `feed retention`.
 //! Long local runs show a progress bar on a terminal.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::bail;
@@ -9,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::admin::Target;
 use crate::config::Config;
-use crate::domain::retention::Rules;
+use crate::domain::retention::{RetentionReport, Rules};
 use crate::domain::{backup, check};
 
 /// A progress bar fed by the domain's progress callback (hidden when not on a terminal).
@@ -101,31 +102,29 @@ pub fn retention_set(target: &Target, feed: &str, rules: Option<Rules>) -> anyho
 }
 
 pub fn retention_run(target: &Target, feed: &str, dry_run: bool) -> anyhow::Result<()> {
-    let r = match target {
-        Target::Local(s) => to_json(&s.registry.run_retention(feed, dry_run)?),
-        Target::Remote { .. } => target.call(
+    // Typed, not a JSON tree: a run at a million manifests plans a hundred thousand
+    // deletions, and a `Value` per deletion tripled what the command held.
+    let report: RetentionReport = match target {
+        Target::Local(s) => s.registry.run_retention(feed, dry_run)?,
+        Target::Remote { .. } => serde_json::from_value(target.call(
             "POST",
             &format!("/feeds/{feed}/retention/run"),
             Some(&json!({"dry_run": dry_run})),
-        )?,
+        )?)?,
     };
-    let deletions = r["deletions"].as_array().cloned().unwrap_or_default();
-    for d in &deletions {
-        let what = match d["tag"].as_str() {
-            Some(tag) => format!("{}:{tag}", d["repository"].as_str().unwrap_or_default()),
-            None => format!(
-                "{}@{}",
-                d["repository"].as_str().unwrap_or_default(),
-                d["digest"].as_str().unwrap_or_default()
-            ),
-        };
-        println!("{what}\t{}", d["rule"].as_str().unwrap_or_default());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for d in &report.deletions {
+        match &d.tag {
+            Some(tag) => writeln!(out, "{}:{tag}\t{}", d.repository, d.rule)?,
+            None => writeln!(out, "{}@{}\t{}", d.repository, d.digest, d.rule)?,
+        }
     }
     let verb = if dry_run { "would delete" } else { "deleted" };
-    println!(
+    writeln!(
+        out,
         "{verb} {} tags and manifests in feed {feed}",
-        deletions.len()
-    );
+        report.deletions.len()
+    )?;
     Ok(())
 }
 

@@ -71,7 +71,9 @@ impl From<&Rules> for RetentionRecord {
 }
 
 /// One deletion a retention run makes: a tag, or (without one) a manifest.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct Deletion {
     pub repository: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,7 +84,7 @@ pub struct Deletion {
 }
 
 /// What a retention run deleted (or, dry, would delete).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RetentionReport {
     pub feed: String,
     pub dry_run: bool,
