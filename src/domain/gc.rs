@@ -186,26 +186,32 @@ impl Registry {
             return Ok(report);
         }
 
-        // Sweep the metadata in one commit, leaving whatever a push touched meanwhile.
-        let removed = self.meta.write(|w| {
-            let touched = lock(&self.gc_watch).touched.clone();
-            let mut removed = Vec::new();
-            for digest in &doomed {
-                if touched.contains(digest) {
-                    continue;
+        // Sweep the metadata in commits of SWEEP_BATCH blobs, leaving whatever a push touched
+        // meanwhile: each removal stands alone, and one transaction for all of them grew
+        // faster than the garbage (16 s for 100,000 blobs against 1 s for 30,000).
+        let mut removed = Vec::new();
+        for batch in doomed.chunks(SWEEP_BATCH) {
+            let swept = self.meta.write(|w| {
+                let touched = lock(&self.gc_watch).touched.clone();
+                let mut swept = Vec::new();
+                for digest in batch {
+                    if touched.contains(digest) {
+                        continue;
+                    }
+                    for repo in candidates
+                        .get(digest)
+                        .map_or(&[][..], |c| c.repos.as_slice())
+                    {
+                        w.unlink(repo, digest)?;
+                    }
+                    if w.remove_blob(digest)? {
+                        swept.push(digest.clone());
+                    }
                 }
-                for repo in candidates
-                    .get(digest)
-                    .map_or(&[][..], |c| c.repos.as_slice())
-                {
-                    w.unlink(repo, digest)?;
-                }
-                if w.remove_blob(digest)? {
-                    removed.push(digest.clone());
-                }
-            }
-            Ok::<_, Error>(removed)
-        })?;
+                Ok::<_, Error>(swept)
+            })?;
+            removed.extend(swept);
+        }
 
         // Then the files, under the watch lock so an upload cannot republish one meanwhile.
         let total = (removed.len() + orphans.len()) as u64;
@@ -309,6 +315,9 @@ pub struct FeedStorage {
     pub blobs: u64,
     pub bytes: u64,
 }
+
+/// Blob records removed per commit of the sweep.
+const SWEEP_BATCH: usize = 5_000;
 
 /// What the mark phase found: removable records by digest, and record-less files with their
 /// sizes.
