@@ -616,16 +616,38 @@ fn pairs_under(
     table: &impl ReadableTable<Pair, Str>,
     first: &str,
 ) -> Result<Vec<(String, String)>, MetaError> {
+    Ok(pairs_page(table, first, None, usize::MAX, |_| true)?.0)
+}
+
+/// Up to `limit` (second component, value) of keys `(first, *)` after `after` that `keep`
+/// accepts, and whether more follow.
+fn pairs_page(
+    table: &impl ReadableTable<Pair, Str>,
+    first: &str,
+    after: Option<&str>,
+    limit: usize,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(Vec<(String, String)>, bool), MetaError> {
+    let start = match after {
+        Some(after) => Bound::Excluded((first, after)),
+        None => Bound::Included((first, "")),
+    };
     let mut out = Vec::new();
-    for entry in table.range::<(&str, &str)>((Bound::Included((first, "")), Bound::Unbounded))? {
+    for entry in table.range::<(&str, &str)>((start, Bound::Unbounded))? {
         let (k, v) = entry?;
         let (f, second) = k.value();
         if f != first {
             break;
         }
+        if !keep(second) {
+            continue;
+        }
+        if out.len() == limit {
+            return Ok((out, true));
+        }
         out.push((second.to_owned(), v.value().to_owned()));
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 /// Up to `limit` second components of keys `(first, *)` after `after`, and whether more follow.
@@ -905,29 +927,7 @@ where
         limit: usize,
         keep: impl Fn(&str) -> bool,
     ) -> Result<(Vec<(String, String)>, bool), MetaError> {
-        let start = match after {
-            Some(after) => Bound::Excluded((repo, after)),
-            None => Bound::Included((repo, "")),
-        };
-        let mut out = Vec::new();
-        for entry in self
-            .tombstones
-            .range::<(&str, &str)>((start, Bound::Unbounded))?
-        {
-            let (k, v) = entry?;
-            let (r, tag) = k.value();
-            if r != repo {
-                break;
-            }
-            if !keep(tag) {
-                continue;
-            }
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push((tag.to_owned(), v.value().to_owned()));
-        }
-        Ok((out, false))
+        pairs_page(&self.tombstones, repo, after, limit, keep)
     }
 
     /// Up to `limit` history records of `repo` (of one tag when given) that `keep` accepts,
