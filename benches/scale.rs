@@ -507,7 +507,7 @@ fn new_registry(dir: &std::path::Path, feed: &str) {
 /// straight into the store, as the same records a push writes.
 fn generate(dir: &std::path::Path, manifests: u64) {
     use semdock::store::meta::{
-        BlobRecord, ManifestRecord, MetaError, MetaStore, RepositoryRecord,
+        BlobRecord, ManifestRecord, MetaError, MetaStore, MetaWrite, RepositoryRecord,
     };
     new_registry(dir, "bulk");
     let meta = MetaStore::open(&dir.join("meta.redb")).unwrap();

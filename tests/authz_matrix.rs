@@ -71,6 +71,7 @@ fn rows() -> Vec<Row> {
     vec![
         // ops
         r("GET", "/healthz", "/healthz", None, Anyone),
+        r("GET", "/readyz", "/readyz", None, Anyone),
         // the Distribution API
         r("GET", "/v2/", "/v2/", None, Login),
         r("GET", "/v2/_auth", "/v2/_auth?service=semdock-test&scope=repository:library/app:pull", None, Anyone),

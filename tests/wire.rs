@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, assert_no_torn_blobs, run, run_fail};
+use common::{Server, assert_no_torn_blobs, http, run, run_fail};
 use semdock::model::Digest;
 
 fn start_upload(server: &Server, repo: &str) -> String {
@@ -483,4 +483,30 @@ fn a_tls_handshake_on_the_plain_port_logs_no_error() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let log = server.log();
     assert!(!log.contains("ERROR"), "{log}");
+}
+
+/// `/readyz` answers 200 while both stores answer, 503 with the OCI error JSON naming the
+/// blob store while its directory is gone (a lost mount), and 200 again once it is back,
+/// without a restart; `/healthz` stays 200 throughout (the process itself is fine).
+#[test]
+fn readiness_follows_the_stores_and_recovers_without_a_restart() {
+    let server = Server::start();
+    let get = |path: &str| {
+        let res = http().get(server.url(path)).call().unwrap();
+        let status = res.status().as_u16();
+        (status, res.into_body().read_to_string().unwrap())
+    };
+    assert_eq!(get("/readyz"), (200, "ready\n".to_owned()));
+    let blobs = server.data_dir.join("blobs");
+    let away = server.data_dir.join("blobs-unmounted");
+    std::fs::rename(&blobs, &away).unwrap();
+    let (status, body) = get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["errors"][0]["code"], "UNAVAILABLE", "{body}");
+    let message = json["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("blob store"), "{message}");
+    assert_eq!(get("/healthz").0, 200);
+    std::fs::rename(&away, &blobs).unwrap();
+    assert_eq!(get("/readyz"), (200, "ready\n".to_owned()));
 }

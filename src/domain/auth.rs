@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Caps, Role, Scope};
-use crate::store::meta::{ApiKeyRecord, MetaStore, UserRecord, Writer};
+use crate::store::meta::{ApiKeyRecord, MetaWrite, Metadata, UserRecord};
 use crate::store::now;
 
 use super::Error;
@@ -318,7 +318,7 @@ impl Limiter {
 
 /// The access-control service.
 pub struct Auth {
-    meta: Arc<MetaStore>,
+    meta: Arc<dyn Metadata>,
     /// `DATA_DIR/initial-admin-password`, removed when that password is changed.
     initial_password_file: PathBuf,
     token_key: Vec<u8>,
@@ -396,7 +396,7 @@ impl Auth {
     /// Opens the service; on the first start creates `admin` with a random password, written
     /// to `DATA_DIR/initial-admin-password` (mode 0600). Returns the password that first time.
     pub fn open(
-        meta: Arc<MetaStore>,
+        meta: Arc<dyn Metadata>,
         data_dir: &Path,
         settings: TokenSettings,
     ) -> Result<(Self, Option<String>), Error> {
@@ -1266,7 +1266,7 @@ fn epoch_from(stored: Option<Vec<u8>>) -> u64 {
 }
 
 /// Voids every token and UI session of `user` issued before now.
-fn bump_epoch(w: &mut Writer<'_>, user: &str) -> Result<(), Error> {
+fn bump_epoch(w: &mut dyn MetaWrite, user: &str) -> Result<(), Error> {
     let next = epoch_from(w.setting(&epoch_key(user))?) + 1;
     w.put_setting(&epoch_key(user), &next.to_le_bytes())?;
     Ok(())

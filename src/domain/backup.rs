@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::gc::{Progress, lock};
 use super::{Error, Registry};
 use crate::model::Digest;
-use crate::store::blobs::BlobStore;
-use crate::store::meta::MetaStore;
+use crate::store::blobs::{BlobStore, Blobs};
+use crate::store::meta::{MetaStore, Metadata};
 use crate::store::now;
 use crate::store::owner_only;
 
@@ -66,9 +66,9 @@ struct Copied {
 /// Copies the `total` blobs that `records` (a snapshot) records, reading their digests a page
 /// at a time.
 fn copy_blobs(
-    from: &BlobStore,
+    from: &dyn Blobs,
     to: &BlobStore,
-    records: &MetaStore,
+    records: &dyn Metadata,
     total: u64,
     progress: Progress<'_>,
 ) -> Result<Copied, Error> {
@@ -93,17 +93,16 @@ fn copy_blobs(
     }
 }
 
-fn copy_blob(from: &BlobStore, to: &BlobStore, d: &str, copied: &mut Copied) -> Result<(), Error> {
+fn copy_blob(from: &dyn Blobs, to: &BlobStore, d: &str, copied: &mut Copied) -> Result<(), Error> {
     {
         let digest: Digest = d.parse()?;
-        let path = from.blob_path(&digest);
-        let Ok(meta) = std::fs::metadata(&path) else {
+        let Ok(Some(len)) = from.stat(&digest) else {
             tracing::warn!(digest = d, "blob file missing: not in the copy");
             copied.missing.push(d.to_owned());
             return Ok(());
         };
         match to.import(from, &digest) {
-            Ok(()) => copied.bytes += meta.len(),
+            Ok(()) => copied.bytes += len,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 tracing::error!(digest = d, error = %e, "blob is damaged: not in the copy");
                 copied.damaged.push(d.to_owned());
@@ -126,7 +125,7 @@ impl Registry {
         owner_only::restrict(&meta_file)?;
         let target = BlobStore::open(dir)?;
         let snapshot = MetaStore::open(&meta_file)?;
-        let copied = copy_blobs(&self.blobs, &target, &snapshot, total, progress)?;
+        let copied = copy_blobs(&*self.blobs, &target, &snapshot, total, progress)?;
         drop(snapshot);
         for d in &copied.damaged {
             self.blob_corrupt(&d.parse()?);

@@ -3,7 +3,6 @@
 //! verified, and the tags each problem breaks named.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +11,8 @@ use serde::Serialize;
 
 use super::gc::{Progress, lock};
 use super::{Error, Registry};
-use crate::model::{Algorithm, Digest};
+use crate::model::Digest;
+use crate::store::blobs::{Blobs, read_all};
 
 /// How the check runs.
 #[derive(Debug, Clone, Copy)]
@@ -70,24 +70,18 @@ impl Throttle {
     }
 }
 
-fn hash_file(
-    path: &std::path::Path,
-    algorithm: Algorithm,
+fn hash_blob(
+    blobs: &dyn Blobs,
+    digest: &Digest,
     throttle: &Throttle,
 ) -> std::io::Result<(Digest, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = algorithm.hasher();
-    let mut buf = vec![0; 1 << 20];
-    let mut len = 0;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok((hasher.finish(), len));
-        }
-        throttle.take(n);
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
+    let blob = blobs.open(digest)?;
+    let mut hasher = digest.algorithm().hasher();
+    let len = read_all(&*blob, |bytes| {
+        throttle.take(bytes.len());
+        hasher.update(bytes);
+    })?;
+    Ok((hasher.finish(), len))
 }
 
 impl Registry {
@@ -98,7 +92,7 @@ impl Registry {
         // Counted first (a directory walk), then hashed as a second walk hands the files to
         // the workers through a short queue: memory does not grow with the number of blobs.
         let mut total = 0u64;
-        self.blobs.each_blob_file(|_| {
+        self.blobs.each_blob(&mut |_| {
             total += 1;
             Ok(())
         })?;
@@ -119,9 +113,8 @@ impl Registry {
                     loop {
                         let next = lock(&files).recv();
                         let Ok(digest) = next else { break };
-                        let path = self.blobs.blob_path(&digest);
                         checked.fetch_add(1, Ordering::Relaxed);
-                        match hash_file(&path, digest.algorithm(), &throttle) {
+                        match hash_blob(&*self.blobs, &digest, &throttle) {
                             Ok((found, len)) => {
                                 bytes.fetch_add(len, Ordering::Relaxed);
                                 if found != digest {
@@ -137,7 +130,7 @@ impl Registry {
                     }
                 });
             }
-            let walked = self.blobs.each_blob_file(|f| {
+            let walked = self.blobs.each_blob(&mut |f| {
                 queue
                     .send(f.digest)
                     .map_err(|_| std::io::Error::other("the hashing workers stopped"))
@@ -161,10 +154,10 @@ impl Registry {
             let moved = self.blobs.set_aside(&digest)?;
             report
                 .problems
-                .push(format!("blob {digest} {why}: moved to {}", moved.display()));
+                .push(format!("blob {digest} {why}: moved to {moved}"));
             report.corrupt.push(Corrupt {
                 digest: digest.to_string(),
-                moved_to: moved.display().to_string(),
+                moved_to: moved,
             });
             unusable.insert(digest.to_string());
         }
@@ -182,10 +175,10 @@ impl Registry {
     ) -> Result<(), Error> {
         let r = self.meta.read()?;
         let mut missing = Vec::new();
-        r.each_blob(|digest, _| {
+        r.each_blob(&mut |digest, _| {
             let present = digest
                 .parse::<Digest>()
-                .is_ok_and(|d| self.blobs.blob_path(&d).is_file());
+                .is_ok_and(|d| matches!(self.blobs.stat(&d), Ok(Some(_))));
             if !present && !unusable.contains(digest) {
                 missing.push(digest.to_owned());
             }
@@ -234,7 +227,7 @@ impl Registry {
             }
             Ok(())
         };
-        r.each_manifest(|repo, digest, m| {
+        r.each_manifest(&mut |repo, digest, m| {
             if failed.is_ok() {
                 failed = examine(repo, digest, m);
             }
@@ -257,7 +250,7 @@ impl Registry {
             }
             broken.extend(more);
         }
-        let (repos, _) = r.repositories("", None, usize::MAX, |_| true)?;
+        let (repos, _) = r.repositories("", None, usize::MAX, &|_| true)?;
         for repo in repos {
             for (tag, digest) in r.tag_targets(&repo)? {
                 let key = (repo.clone(), digest.clone());

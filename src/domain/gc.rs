@@ -123,11 +123,11 @@ impl Registry {
         // blob that could have gone, never the reverse.
         let r = self.meta.read()?;
         let mut referenced: HashSet<u128> = HashSet::new();
-        r.each_manifest(|_, _, m| referenced.extend(m.blobs.iter().map(|d| fingerprint(d))))?;
+        r.each_manifest(&mut |_, _, m| referenced.extend(m.blobs.iter().map(|d| fingerprint(d))))?;
         // Candidates, streamed: unreferenced records older than the grace period (garbage
         // only, so small), then their links in one pass.
         let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
-        r.each_blob(|digest, record| {
+        r.each_blob(&mut |digest, record| {
             if record.created < cutoff && !referenced.contains(&fingerprint(digest)) {
                 candidates.insert(
                     digest.to_owned(),
@@ -139,7 +139,7 @@ impl Registry {
                 );
             }
         })?;
-        r.each_link(|repo, digest, at| {
+        r.each_link(&mut |repo, digest, at| {
             if let Some(c) = candidates.get_mut(digest) {
                 c.linked = c.linked.max(at);
                 c.repos.push(repo.to_owned());
@@ -149,7 +149,7 @@ impl Registry {
         // Files without a record, walked one directory entry at a time.
         let mut orphans: Vec<(Digest, u64)> = Vec::new();
         let mut lookup = Ok(());
-        self.blobs.each_blob_file(|f| {
+        self.blobs.each_blob(&mut |f| {
             if age_secs(f.modified) > grace && !referenced.contains(&fingerprint(f.digest.as_str()))
             {
                 match r.blob(f.digest.as_str()) {
@@ -253,10 +253,11 @@ impl Registry {
             .map(|(id, u)| (id, u.started))
             .collect();
         let mut expired = 0;
-        let files = self.blobs.upload_files()?;
-        for (id, modified, len) in &files {
-            let id = id.as_str();
-            let modified = *modified;
+        let files = self.blobs.uploads()?;
+        for upload in &files {
+            let id = upload.id.as_str();
+            let modified = upload.modified;
+            let len = &upload.len;
             let idle = age_secs(modified);
             // A session that never got a byte is what opening thousands costs an attacker
             // nothing but files: those go much sooner.
@@ -288,8 +289,8 @@ impl Registry {
         }
         // Sessions whose file is gone cannot continue either.
         for id in sessions.keys() {
-            let had_file = files.iter().any(|(f, _, _)| f == id);
-            if !had_file && !self.blobs.upload_path(id).exists() && !self.upload_busy(id) {
+            let had_file = files.iter().any(|u| u.id == *id);
+            if !had_file && self.blobs.upload_len(id)?.is_none() && !self.upload_busy(id) {
                 expired += 1;
                 if !opts.dry_run {
                     self.discard_upload(id)?;
@@ -344,7 +345,7 @@ impl Registry {
     pub fn storage(&self) -> Result<StorageStats, Error> {
         let r = self.meta.read()?;
         let (mut blobs, mut bytes) = (0u64, 0u64);
-        r.each_blob(|_, record| {
+        r.each_blob(&mut |_, record| {
             blobs += 1;
             bytes += record.size;
         })?;
@@ -361,7 +362,7 @@ impl Registry {
             .collect();
         let mut seen: HashMap<String, HashSet<u128>> = HashMap::new();
         let mut failed = Ok(());
-        r.each_link(|repo, digest, _| {
+        r.each_link(&mut |repo, digest, _| {
             let feed = repo.split('/').next().unwrap_or_default();
             if let Some(stats) = per_feed.get_mut(feed)
                 && seen
@@ -377,7 +378,7 @@ impl Registry {
             }
         })?;
         failed?;
-        let (all_repos, _) = r.repositories("", None, usize::MAX, |_| true)?;
+        let (all_repos, _) = r.repositories("", None, usize::MAX, &|_| true)?;
         for repo in all_repos {
             let feed = repo.split('/').next().unwrap_or_default();
             if let Some(stats) = per_feed.get_mut(feed) {

@@ -6,16 +6,15 @@
 //! tag moves only by committed transaction.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::model::manifest::Manifest;
 use crate::model::{Algorithm, Digest, FeedName, Reference, Repository, Tag};
-use crate::store::blobs::{BlobStore, UploadState, UploadWriter};
+use crate::store::blobs::{BlobRead, BlobStore, Blobs, UploadSink, UploadState};
 use crate::store::meta::{
-    AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord, MetaStore,
-    RepositoryRecord, UploadRecord,
+    AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord, MetaStore, MetaWrite,
+    Metadata, RepositoryRecord, UploadRecord,
 };
 use crate::store::now;
 
@@ -74,8 +73,8 @@ pub const MAX_PAGE: usize = 10_000;
 
 /// The registry: metadata, blob files and the hash state of uploads in progress.
 pub struct Registry {
-    pub(super) meta: Arc<MetaStore>,
-    pub(super) blobs: BlobStore,
+    pub(super) meta: Arc<dyn Metadata>,
+    pub(super) blobs: Arc<dyn Blobs>,
     limits: Limits,
     sessions: Sessions,
     upload_owners: Mutex<UploadOwners>,
@@ -324,7 +323,7 @@ pub struct Page {
 
 /// An open blob, readable through the repository that asked.
 pub struct BlobHandle {
-    pub file: File,
+    pub blob: Box<dyn BlobRead>,
     pub size: u64,
     pub digest: Digest,
 }
@@ -332,7 +331,7 @@ pub struct BlobHandle {
 impl BlobHandle {
     /// `len` bytes from `offset`; blocking, positional (several readers may share the file).
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
-        Ok(crate::store::blobs::read_at(&self.file, offset, len)?)
+        Ok(self.blob.read_at(offset, len)?)
     }
 
     /// A hasher for reading the whole blob in order: what a full GET checks before it sends
@@ -398,7 +397,7 @@ pub struct Referrer {
 pub struct Append {
     id: String,
     repository: Repository,
-    writer: Option<UploadWriter>,
+    writer: Option<Box<dyn UploadSink>>,
     limit: u64,
     sessions: Sessions,
 }
@@ -408,7 +407,7 @@ impl Append {
         let writer = self.writer.as_mut().ok_or_else(|| Error::UploadUnknown {
             id: self.id.clone(),
         })?;
-        if writer.len() + bytes.len() as u64 > self.limit {
+        if writer.offset() + bytes.len() as u64 > self.limit {
             return Err(Error::UploadTooLarge { limit: self.limit });
         }
         writer.write(bytes)?;
@@ -418,7 +417,7 @@ impl Append {
     /// Bytes in the upload, counting this request's.
     #[must_use]
     pub fn offset(&self) -> u64 {
-        self.writer.as_ref().map_or(0, UploadWriter::len)
+        self.writer.as_ref().map_or(0, |w| w.offset())
     }
 
     #[must_use]
@@ -495,11 +494,17 @@ impl Registry {
     }
 
     /// The registry over an already open metadata store.
-    pub fn with_meta(meta: Arc<MetaStore>, data_dir: &Path, limits: Limits) -> Result<Self, Error> {
+    pub fn with_meta(
+        meta: Arc<dyn Metadata>,
+        data_dir: &Path,
+        limits: Limits,
+    ) -> Result<Self, Error> {
         Ok(Self {
             meta,
-            blobs: BlobStore::open(data_dir)
-                .map_err(|e| Error::io("create the blob directories in", data_dir, &e))?,
+            blobs: Arc::new(
+                BlobStore::open(data_dir)
+                    .map_err(|e| Error::io("create the blob directories in", data_dir, &e))?,
+            ),
             limits,
             sessions: Sessions::default(),
             upload_owners: Mutex::default(),
@@ -596,7 +601,8 @@ impl Registry {
                     method: "settings",
                     comment: None,
                 };
-                let (repos, _) = w.repositories(&format!("{feed}/"), None, usize::MAX, |_| true)?;
+                let (repos, _) =
+                    w.repositories(&format!("{feed}/"), None, usize::MAX, &|_| true)?;
                 for repo in repos {
                     tags::recompute_virtual(w, &repo, &cause)?;
                 }
@@ -628,7 +634,7 @@ impl Registry {
         }
         let (before, after) = (tags::policy_of(&current), tags::policy_of(&next));
         let mut preview = FeedPreview::default();
-        let (repos, _) = r.repositories(&format!("{feed}/"), None, usize::MAX, |_| true)?;
+        let (repos, _) = r.repositories(&format!("{feed}/"), None, usize::MAX, &|_| true)?;
         for repo in repos {
             let all = r.tag_targets(&repo)?;
             let legacy =
@@ -703,7 +709,7 @@ impl Registry {
                 });
             }
             let prefix = format!("{feed}/");
-            let (repos, _) = w.repositories(&prefix, None, usize::MAX, |_| true)?;
+            let (repos, _) = w.repositories(&prefix, None, usize::MAX, &|_| true)?;
             for repo in repos {
                 for (tag, _) in w.tag_targets(&repo)? {
                     w.remove_tag(&repo, &tag)?;
@@ -724,6 +730,17 @@ impl Registry {
         })
     }
 
+    /// Whether both stores answer: a metadata snapshot opens and the blob store can be
+    /// reached. `Unavailable`, naming which failed and why, when not.
+    pub fn ready(&self) -> Result<(), Error> {
+        self.meta
+            .read()
+            .map_err(|e| Error::Unavailable(format!("the metadata store cannot be read: {e}")))?;
+        self.blobs
+            .probe()
+            .map_err(|e| Error::Unavailable(format!("the blob store cannot be reached: {e}")))
+    }
+
     // ---- blobs ----
 
     /// Opens a blob linked to `repo`.
@@ -739,12 +756,12 @@ impl Registry {
             return Err(unknown());
         }
         let record = r.blob(digest.as_str())?.ok_or_else(unknown)?;
-        let file = self.blobs.open_blob(digest).map_err(|e| {
+        let blob = self.blobs.open(digest).map_err(|e| {
             tracing::error!(%digest, error = %e, "blob is recorded but its file cannot be opened");
             unknown()
         })?;
         Ok(BlobHandle {
-            file,
+            blob,
             size: record.size,
             digest: digest.clone(),
         })
@@ -756,7 +773,7 @@ impl Registry {
         match self.blobs.set_aside(digest) {
             Ok(moved) => tracing::error!(
                 %digest,
-                moved_to = %moved.display(),
+                moved_to = %moved,
                 "blob file does not hash to its digest (a changed disk or file): moved aside, the read was cut short; push the image again to repair it"
             ),
             Err(e) => tracing::error!(
@@ -834,7 +851,7 @@ impl Registry {
         digest: &Digest,
         from: &Repository,
     ) -> Result<bool, Error> {
-        if !self.blobs.has_blob(digest) {
+        if self.blobs.stat(digest)?.is_none() {
             return Ok(false);
         }
         self.gc_touch([digest.as_str()]);
@@ -859,7 +876,7 @@ impl Registry {
         digest: &Digest,
         readable: impl Fn(&str) -> bool,
     ) -> Result<bool, Error> {
-        if !self.blobs.has_blob(digest) {
+        if self.blobs.stat(digest)?.is_none() {
             return Ok(false);
         }
         let sources = self.meta.read()?.repositories_linking(digest.as_str())?;
@@ -893,7 +910,10 @@ impl Registry {
         };
         match known {
             Some(len) => Ok(len),
-            None => Ok(std::fs::metadata(self.blobs.upload_path(&id))?.len()),
+            None => self
+                .blobs
+                .upload_len(&id)?
+                .ok_or_else(|| Error::UploadUnknown { id: id.clone() }),
         }
     }
 
@@ -1271,7 +1291,7 @@ impl Registry {
             q.last,
             q.newest_first,
             list_page_size(q.n),
-            |_, rec| q.method.as_ref().is_none_or(|m| *m == rec.method),
+            &|_, rec| q.method.as_ref().is_none_or(|m| *m == rec.method),
         )?;
         let next = if more {
             records.last().map(|(_, seq, _)| *seq)
@@ -1295,7 +1315,7 @@ impl Registry {
         Ok(self
             .meta
             .read()?
-            .recent_history(limit, |repo| {
+            .recent_history(limit, &|repo| {
                 visible(repo.split('/').next().unwrap_or_default())
             })?
             .into_iter()
@@ -1317,7 +1337,7 @@ impl Registry {
         Ok(self
             .meta
             .read()?
-            .repositories(&prefix, after, limit, |name| {
+            .repositories(&prefix, after, limit, &|name| {
                 query.is_empty() || name[prefix.len()..].to_lowercase().contains(&query)
             })?)
     }
@@ -1331,7 +1351,7 @@ impl Registry {
     ) -> Result<Option<String>, Error> {
         // The newest change at or before the time: read backwards from now.
         let r = self.meta.read()?;
-        let (found, _) = r.history_page(repo.as_str(), Some(tag), None, true, 1, |_, rec| {
+        let (found, _) = r.history_page(repo.as_str(), Some(tag), None, true, 1, &|_, rec| {
             rec.time_ms <= at_ms
         })?;
         Ok(found.into_iter().next().and_then(|(_, _, rec)| rec.new))
@@ -1370,12 +1390,12 @@ impl Registry {
                     })?),
                     None => None,
                 };
-            let (page, more) = r.versions_page(name, before.as_ref(), n, keep)?;
+            let (page, more) = r.versions_page(name, before.as_ref(), n, &keep)?;
             groups.versions = page.into_iter().map(entry).collect();
             groups.next.versions = cursor(more, &groups.versions);
         }
         if wants(TagList::Tags) {
-            let (page, more) = r.named_tags_page(name, after(TagList::Tags), n, keep)?;
+            let (page, more) = r.named_tags_page(name, after(TagList::Tags), n, &keep)?;
             let page: Vec<TagEntry> = page.into_iter().map(entry).collect();
             groups.next.tags = cursor(more, &page);
             for mut e in page {
@@ -1394,7 +1414,7 @@ impl Registry {
             }
         }
         if wants(TagList::Tombstones) {
-            let (page, more) = r.tombstones_page(name, after(TagList::Tombstones), n, keep)?;
+            let (page, more) = r.tombstones_page(name, after(TagList::Tombstones), n, &keep)?;
             groups.tombstones = page.into_iter().map(entry).collect();
             groups.next.tombstones = cursor(more, &groups.tombstones);
         }
@@ -1558,7 +1578,7 @@ impl Registry {
         let (items, more) = self
             .meta
             .read()?
-            .repositories("", last, page_size(n), |name| {
+            .repositories("", last, page_size(n), &|name| {
                 visible(name.split('/').next().unwrap_or_default())
             })?;
         Ok(Page { items, more })
@@ -1602,7 +1622,7 @@ fn page_size(n: Option<usize>) -> usize {
 /// Removes a manifest with the tags pointing at it and its referrer entry, as a user's delete
 /// by digest does; says whether it existed.
 pub(super) fn remove_manifest(
-    w: &mut crate::store::meta::Writer<'_>,
+    w: &mut dyn MetaWrite,
     repo: &Repository,
     feed: &FeedRecord,
     digest: &str,
@@ -1632,18 +1652,14 @@ pub(super) fn remove_manifest(
     Ok(true)
 }
 
-fn ensure_repository(w: &mut crate::store::meta::Writer<'_>, name: &str) -> Result<(), Error> {
+fn ensure_repository(w: &mut dyn MetaWrite, name: &str) -> Result<(), Error> {
     if w.repository(name)?.is_none() {
         w.put_repository(name, &RepositoryRecord { created: now() })?;
     }
     Ok(())
 }
 
-fn link_into(
-    w: &mut crate::store::meta::Writer<'_>,
-    repo: &Repository,
-    digest: &Digest,
-) -> Result<(), Error> {
+fn link_into(w: &mut dyn MetaWrite, repo: &Repository, digest: &Digest) -> Result<(), Error> {
     ensure_repository(w, repo.as_str())?;
     w.link(repo.as_str(), digest.as_str(), now())?;
     Ok(())

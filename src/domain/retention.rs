@@ -15,7 +15,7 @@ use super::tags::{self, Change};
 use super::versioning::{is_virtual, version_of};
 use super::{Error, Registry};
 use crate::model::{FeedName, Repository};
-use crate::store::meta::{ManifestRecord, Reader, RetentionRecord};
+use crate::store::meta::{ManifestRecord, MetaRead, RetentionRecord};
 use crate::store::now;
 
 const DAY: u64 = 86_400;
@@ -258,10 +258,10 @@ impl Registry {
             return Ok(Vec::new());
         };
         let prefix = format!("{feed}/");
-        let (repos, _) = r.repositories(&prefix, None, usize::MAX, |_| true)?;
+        let (repos, _) = r.repositories(&prefix, None, usize::MAX, &|_| true)?;
         let mut out = Vec::new();
         for repo in repos {
-            plan_repository(&r, &repo, record.versioning, &rules, now, &mut out)?;
+            plan_repository(&*r, &repo, record.versioning, &rules, now, &mut out)?;
         }
         Ok(out)
     }
@@ -296,7 +296,7 @@ impl Registry {
 }
 
 fn plan_repository(
-    r: &Reader,
+    r: &dyn MetaRead,
     repo: &str,
     versioning: bool,
     rules: &Rules,

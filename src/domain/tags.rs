@@ -8,7 +8,7 @@ use super::Error;
 use super::versioning::{Policy, TagKind, is_virtual, version_of};
 use crate::model::Repository;
 use crate::store::meta::precedence::Scope;
-use crate::store::meta::{FeedRecord, HistoryRecord, Writer};
+use crate::store::meta::{FeedRecord, HistoryRecord, MetaWrite};
 
 /// Who changes tags, how, and why.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +34,7 @@ pub(super) fn now_ms() -> u64 {
 }
 
 fn record(
-    w: &mut Writer<'_>,
+    w: &mut dyn MetaWrite,
     repo: &str,
     tag: &str,
     old: Option<&str>,
@@ -58,7 +58,7 @@ fn record(
 
 /// Points `tag` at `digest` as a client asks; says whether anything changed.
 pub fn set(
-    w: &mut Writer<'_>,
+    w: &mut dyn MetaWrite,
     repo: &Repository,
     feed: &FeedRecord,
     tag: &str,
@@ -92,7 +92,7 @@ pub fn set(
 
 /// Removes `tag` as a client asks; a version leaves a tombstone in a versioned feed.
 pub fn remove(
-    w: &mut Writer<'_>,
+    w: &mut dyn MetaWrite,
     repo: &Repository,
     feed: &FeedRecord,
     tag: &str,
@@ -130,7 +130,7 @@ pub fn remove(
 /// Frees a version number: removes the tag and its tombstone (administrators only; the
 /// caller checks).
 pub fn purge(
-    w: &mut Writer<'_>,
+    w: &mut dyn MetaWrite,
     repo: &Repository,
     feed: &FeedRecord,
     tag: &str,
@@ -206,7 +206,7 @@ pub fn followed(
 /// virtual-looking tag the server did not set (a legacy tag from before versioning) is
 /// replaced when a version claims it, and otherwise left alone.
 pub(super) fn settle_virtual(
-    w: &mut Writer<'_>,
+    w: &mut dyn MetaWrite,
     repo: &str,
     names: impl IntoIterator<Item = String>,
     cause: &Change<'_>,
@@ -248,7 +248,11 @@ pub(super) fn settle_virtual(
 
 /// Points every virtual tag of `repo` where its versions say (switching versioning on reads
 /// every tag once; a single change settles only the tags it moves).
-pub fn recompute_virtual(w: &mut Writer<'_>, repo: &str, cause: &Change<'_>) -> Result<(), Error> {
+pub fn recompute_virtual(
+    w: &mut dyn MetaWrite,
+    repo: &str,
+    cause: &Change<'_>,
+) -> Result<(), Error> {
     let mut names = std::collections::BTreeSet::new();
     for (tag, _) in w.tag_targets(repo)? {
         match version_of(&tag) {

@@ -86,7 +86,7 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 }
 
 /// Runs a blocking domain call off the executor.
-async fn blocking<T, F>(f: F) -> Result<T, OciError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, OciError>
 where
     F: FnOnce() -> Result<T, domain::Error> + Send + 'static,
     T: Send + 'static,

@@ -13,12 +13,14 @@
 //! atomic rename of a fully written, fsynced upload whose digest was checked. This module does
 //! not decide who may read what: that is the metadata's job, through the domain layer.
 
+pub mod api;
 mod upload;
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use api::{BlobRead, Blobs, StoredBlob, StoredUpload, UploadSink, read_all};
 pub use upload::{UploadState, UploadWriter};
 
 use super::owner_only;
@@ -223,9 +225,8 @@ impl BlobStore {
     /// never a hard link, so damage to one store's file never reaches the other. A file that
     /// does not hash to its name is not copied: `InvalidData`, naming what it hashes to. The
     /// copy is fsynced and renamed into place.
-    pub fn import(&self, other: &Self, digest: &Digest) -> io::Result<()> {
-        use std::io::{Read as _, Write as _};
-        let from = other.blob_path(digest);
+    pub fn import(&self, other: &dyn Blobs, digest: &Digest) -> io::Result<()> {
+        use std::io::Write as _;
         let to = self.blob_path(digest);
         if to.is_file() {
             return Ok(());
@@ -235,28 +236,27 @@ impl BlobStore {
         let mut tmp = to.clone().into_os_string();
         tmp.push(".partial");
         let tmp = PathBuf::from(tmp);
-        let mut source = File::open(&from)?;
+        let source = other.open(digest)?;
         let mut target = owner_only::options()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)?;
         let mut state = UploadState::new(digest.algorithm());
-        let mut buf = vec![0u8; 1 << 20];
         let copied = (|| {
-            loop {
-                let n = source.read(&mut buf)?;
-                if n == 0 {
-                    break;
+            let mut written = Ok(());
+            read_all(&*source, |bytes| {
+                state.update(bytes);
+                if written.is_ok() {
+                    written = target.write_all(bytes);
                 }
-                state.update(&buf[..n]);
-                target.write_all(&buf[..n])?;
-            }
+            })?;
+            written?;
             let found = state.digest();
             if found != *digest {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{} hashes to {found}, not its name", from.display()),
+                    format!("blob {digest} hashes to {found}, not its name"),
                 ));
             }
             target.sync_all()
@@ -275,6 +275,122 @@ impl BlobStore {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// An open blob file.
+struct OpenFile(File);
+
+impl BlobRead for OpenFile {
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        read_at(&self.0, offset, len)
+    }
+
+    fn stored_len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+impl UploadSink for UploadWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        UploadWriter::write(self, bytes)
+    }
+
+    fn offset(&self) -> u64 {
+        UploadWriter::len(self)
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<UploadState> {
+        UploadWriter::finish(*self)
+    }
+}
+
+impl Blobs for BlobStore {
+    fn stat(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        match fs::metadata(self.blob_path(digest)) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open(&self, digest: &Digest) -> io::Result<Box<dyn BlobRead>> {
+        Ok(Box::new(OpenFile(self.open_blob(digest)?)))
+    }
+
+    fn create_upload(&self, id: &str) -> io::Result<()> {
+        BlobStore::create_upload(self, id)
+    }
+
+    fn upload_len(&self, id: &str) -> io::Result<Option<u64>> {
+        match fs::metadata(self.upload_path(id)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn append(&self, id: &str, state: UploadState) -> io::Result<Box<dyn UploadSink>> {
+        Ok(Box::new(BlobStore::append(self, id, state)?))
+    }
+
+    fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> io::Result<UploadState> {
+        BlobStore::rehash_upload(self, id, algorithm)
+    }
+
+    fn publish(&self, id: &str, digest: &Digest) -> io::Result<()> {
+        BlobStore::publish(self, id, digest)
+    }
+
+    fn warm(&self, digest: &Digest, len: u64) {
+        BlobStore::warm(self, digest, len);
+    }
+
+    fn each_blob(&self, f: &mut dyn FnMut(StoredBlob) -> io::Result<()>) -> io::Result<()> {
+        self.each_blob_file(|b| {
+            f(StoredBlob {
+                digest: b.digest,
+                len: b.len,
+                modified: b.modified,
+            })
+        })
+    }
+
+    fn remove_blob(&self, digest: &Digest) -> io::Result<()> {
+        BlobStore::remove_blob(self, digest)
+    }
+
+    fn set_aside(&self, digest: &Digest) -> io::Result<String> {
+        Ok(BlobStore::set_aside(self, digest)?.display().to_string())
+    }
+
+    fn uploads(&self) -> io::Result<Vec<StoredUpload>> {
+        Ok(self
+            .upload_files()?
+            .into_iter()
+            .map(|(id, modified, len)| StoredUpload { id, modified, len })
+            .collect())
+    }
+
+    fn remove_upload(&self, id: &str) -> io::Result<()> {
+        BlobStore::remove_upload(self, id)
+    }
+
+    fn probe(&self) -> io::Result<()> {
+        for dir in [&self.blobs, &self.uploads] {
+            if !fs::metadata(dir)?.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn import(&self, from: &dyn Blobs, digest: &Digest) -> io::Result<()> {
+        BlobStore::import(self, from, digest)
     }
 }
 

@@ -1,10 +1,11 @@
-//! The metadata store: one redb file holding feeds, repositories, manifests (bodies included),
+//! The embedded metadata engine (behind the `api` traits): one redb file holding feeds, repositories, manifests (bodies included),
 //! tags, blob records and links, referrers and upload sessions.
 //!
 //! `MetaStore::read` gives a snapshot; `MetaStore::write` runs a closure in one write
 //! transaction and commits only if it returns `Ok`, so a change is visible whole or not at all.
 //! redb calls block: callers run them off the async executor. Policy lives in the domain layer.
 
+pub mod api;
 pub mod codec;
 pub mod precedence;
 pub mod tables;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
 
+pub use api::{Aborted, MetaRead, MetaWrite, Metadata};
 pub use codec::{
     ApiKeyRecord, AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord,
     PromotionRecord, RepositoryRecord, RetentionRecord, UploadRecord, UserRecord,
@@ -461,6 +463,52 @@ impl MetaStore {
     }
 }
 
+impl Metadata for MetaStore {
+    fn read(&self) -> Result<Box<dyn MetaRead + '_>, MetaError> {
+        Ok(Box::new(MetaStore::read(self)?))
+    }
+
+    fn write_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn MetaWrite) -> Result<(), Aborted>,
+    ) -> Result<bool, MetaError> {
+        match MetaStore::write(self, |w| f(w).map_err(Step::Aborted)) {
+            Ok(()) => Ok(true),
+            Err(Step::Aborted(_)) => Ok(false),
+            Err(Step::Failed(e)) => Err(e),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        MetaStore::generation(self)
+    }
+
+    fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError> {
+        MetaStore::snapshot_to(self, path)
+    }
+}
+
+/// How a write through the seam ended when it did not commit.
+enum Step {
+    Aborted(Aborted),
+    Failed(MetaError),
+}
+
+impl From<MetaError> for Step {
+    fn from(e: MetaError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl Failure for Step {
+    fn poisons_store(&self) -> bool {
+        match self {
+            Self::Aborted(a) => a.poisons,
+            Self::Failed(e) => e.poisons_store(),
+        }
+    }
+}
+
 /// Rows written per commit of a copy: what a write transaction holds in memory is bounded
 /// by this, not by the size of the database.
 const COPY_BATCH: usize = 20_000;
@@ -677,7 +725,8 @@ fn page_of_pairs<V: redb::Value + 'static>(
 }
 
 impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr, Ve, Td, Rh>
-    Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr, Ve, Td, Rh>
+    api::MetaRead
+    for Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr, Ve, Td, Rh>
 where
     Fe: ReadableTable<Str, Bytes>,
     Re: ReadableTable<Str, Bytes>,
@@ -701,26 +750,24 @@ where
     Td: ReadableTable<Triple, ()>,
     Rh: ReadableTable<Numbered, Str>,
 {
-    pub fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
+    fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
         get(&self.feeds, name)
     }
 
-    pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, MetaError> {
+    fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, MetaError> {
         all(&self.feeds)
     }
 
-    pub fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, MetaError> {
+    fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, MetaError> {
         get(&self.repositories, name)
     }
 
-    /// Up to `limit` repository names starting with `prefix` that `keep` accepts, sorted after
-    /// `after`, and whether more follow.
-    pub fn repositories(
+    fn repositories(
         &self,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-        keep: impl Fn(&str) -> bool,
+        keep: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<String>, bool), MetaError> {
         let start = after.map_or(Bound::Included(prefix), Bound::Excluded);
         let mut out = Vec::new();
@@ -741,20 +788,19 @@ where
         Ok((out, false))
     }
 
-    pub fn manifest(&self, repo: &str, digest: &str) -> Result<Option<ManifestRecord>, MetaError> {
+    fn manifest(&self, repo: &str, digest: &str) -> Result<Option<ManifestRecord>, MetaError> {
         get(&self.manifests, (repo, digest))
     }
 
-    pub fn has_manifest(&self, repo: &str, digest: &str) -> Result<bool, MetaError> {
+    fn has_manifest(&self, repo: &str, digest: &str) -> Result<bool, MetaError> {
         Ok(self.manifests.get((repo, digest))?.is_some())
     }
 
-    pub fn tag(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError> {
+    fn tag(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError> {
         Ok(self.tags.get((repo, tag))?.map(|g| g.value().to_owned()))
     }
 
-    /// Up to `limit` tags of `repo` sorted after `after`, and whether more follow.
-    pub fn tags(
+    fn tags(
         &self,
         repo: &str,
         after: Option<&str>,
@@ -763,13 +809,11 @@ where
         page_of_pairs(&self.tags, repo, after, limit)
     }
 
-    /// Every (tag, digest) of `repo`.
-    pub fn tag_targets(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
+    fn tag_targets(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
         pairs_under(&self.tags, repo)
     }
 
-    /// The highest version of `repo` in `scope`, as (tag, digest).
-    pub fn highest_version(
+    fn highest_version(
         &self,
         repo: &str,
         scope: precedence::Scope,
@@ -786,15 +830,12 @@ where
         }))
     }
 
-    /// Up to `limit` version tags of `repo` that `keep` accepts below `before` in SemVer precedence (from the
-    /// highest when `None`), highest first, as (tag, digest), and whether more follow: a merge
-    /// of the pre-release and stable ranges, O(limit · log n).
-    pub fn versions_page(
+    fn versions_page(
         &self,
         repo: &str,
         before: Option<&semver::Version>,
         limit: usize,
-        keep: impl Fn(&str) -> bool,
+        keep: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<(String, String)>, bool), MetaError> {
         use precedence::{PRE, Scope, bounds, key};
         let upper = |partition_stable: bool| -> Bound<Vec<u8>> {
@@ -881,14 +922,12 @@ where
         }
     }
 
-    /// Up to `limit` tags of `repo` that are not versions and that `keep` accepts, by name after `after`, as (tag,
-    /// digest), and whether more follow.
-    pub fn named_tags_page(
+    fn named_tags_page(
         &self,
         repo: &str,
         after: Option<&str>,
         limit: usize,
-        keep: impl Fn(&str) -> bool,
+        keep: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<(String, String)>, bool), MetaError> {
         let (low, high) = precedence::bounds(precedence::Scope::Named);
         let start = after.map(|a| {
@@ -918,30 +957,24 @@ where
         Ok((out, false))
     }
 
-    /// Up to `limit` tombstones of `repo` that `keep` accepts, by tag after `after`, as (tag, digest), and
-    /// whether more follow.
-    pub fn tombstones_page(
+    fn tombstones_page(
         &self,
         repo: &str,
         after: Option<&str>,
         limit: usize,
-        keep: impl Fn(&str) -> bool,
+        keep: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<(String, String)>, bool), MetaError> {
         pairs_page(&self.tombstones, repo, after, limit, keep)
     }
 
-    /// Up to `limit` history records of `repo` (of one tag when given) that `keep` accepts,
-    /// after the sequence number `cursor` (exclusive) in the order asked for, as (tag,
-    /// sequence, record), and whether more may follow. Reads only what it returns plus what
-    /// `keep` refuses.
-    pub fn history_page(
+    fn history_page(
         &self,
         repo: &str,
         tag: Option<&str>,
         cursor: Option<u64>,
         newest_first: bool,
         limit: usize,
-        keep: impl Fn(&str, &HistoryRecord) -> bool,
+        keep: &dyn Fn(&str, &HistoryRecord) -> bool,
     ) -> Result<(Vec<HistoryRow>, bool), MetaError> {
         let (low, high) = match (cursor, newest_first) {
             (None, _) => (Bound::Included(0), Bound::Included(u64::MAX)),
@@ -991,8 +1024,7 @@ where
         Ok((out, false))
     }
 
-    /// The tags of `repo` pointing at `digest`.
-    pub fn tags_pointing_at(&self, repo: &str, digest: &str) -> Result<Vec<String>, MetaError> {
+    fn tags_pointing_at(&self, repo: &str, digest: &str) -> Result<Vec<String>, MetaError> {
         let mut out = Vec::new();
         for entry in self
             .digest_tags
@@ -1008,8 +1040,7 @@ where
         Ok(out)
     }
 
-    /// The newest history record of one tag.
-    pub fn last_history(&self, repo: &str, tag: &str) -> Result<Option<HistoryRecord>, MetaError> {
+    fn last_history(&self, repo: &str, tag: &str) -> Result<Option<HistoryRecord>, MetaError> {
         self.history
             .range::<(&str, &str, u64)>((repo, tag, 0)..=(repo, tag, u64::MAX))?
             .next_back()
@@ -1018,26 +1049,23 @@ where
             .transpose()
     }
 
-    /// Every manifest digest stored in `repo`.
-    pub fn manifest_digests(&self, repo: &str) -> Result<Vec<String>, MetaError> {
+    fn manifest_digests(&self, repo: &str) -> Result<Vec<String>, MetaError> {
         Ok(page_of_pairs(&self.manifests, repo, None, usize::MAX)?.0)
     }
 
-    /// Every blob digest linked to `repo`.
-    pub fn linked_blobs(&self, repo: &str) -> Result<Vec<String>, MetaError> {
+    fn linked_blobs(&self, repo: &str) -> Result<Vec<String>, MetaError> {
         Ok(page_of_pairs(&self.links, repo, None, usize::MAX)?.0)
     }
 
-    pub fn blob(&self, digest: &str) -> Result<Option<BlobRecord>, MetaError> {
+    fn blob(&self, digest: &str) -> Result<Option<BlobRecord>, MetaError> {
         get(&self.blobs, digest)
     }
 
-    pub fn is_linked(&self, repo: &str, digest: &str) -> Result<bool, MetaError> {
+    fn is_linked(&self, repo: &str, digest: &str) -> Result<bool, MetaError> {
         Ok(self.links.get((repo, digest))?.is_some())
     }
 
-    /// Digests of the manifests in `repo` whose subject is `subject`.
-    pub fn referrers(&self, repo: &str, subject: &str) -> Result<Vec<String>, MetaError> {
+    fn referrers(&self, repo: &str, subject: &str) -> Result<Vec<String>, MetaError> {
         let mut out = Vec::new();
         let start = Bound::Included((repo, subject, ""));
         for entry in self
@@ -1054,53 +1082,49 @@ where
         Ok(out)
     }
 
-    pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>, MetaError> {
+    fn upload(&self, id: &str) -> Result<Option<UploadRecord>, MetaError> {
         get(&self.uploads, id)
     }
 
-    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, MetaError> {
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, MetaError> {
         get(&self.users, name)
     }
 
-    pub fn users(&self) -> Result<Vec<(String, UserRecord)>, MetaError> {
+    fn users(&self) -> Result<Vec<(String, UserRecord)>, MetaError> {
         all(&self.users)
     }
 
-    pub fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, MetaError> {
+    fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, MetaError> {
         get(&self.api_keys, id)
     }
 
-    pub fn api_keys(&self) -> Result<Vec<(String, ApiKeyRecord)>, MetaError> {
+    fn api_keys(&self) -> Result<Vec<(String, ApiKeyRecord)>, MetaError> {
         all(&self.api_keys)
     }
 
-    /// The role granted to `principal` on `feed`, as stored.
-    pub fn grant(&self, principal: &str, feed: &str) -> Result<Option<String>, MetaError> {
+    fn grant(&self, principal: &str, feed: &str) -> Result<Option<String>, MetaError> {
         Ok(self
             .grants
             .get((principal, feed))?
             .map(|g| g.value().to_owned()))
     }
 
-    /// Every (feed, role) granted to `principal`.
-    pub fn grants_of(&self, principal: &str) -> Result<Vec<(String, String)>, MetaError> {
+    fn grants_of(&self, principal: &str) -> Result<Vec<(String, String)>, MetaError> {
         pairs_under(&self.grants, principal)
     }
 
-    pub fn tombstone(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError> {
+    fn tombstone(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError> {
         Ok(self
             .tombstones
             .get((repo, tag))?
             .map(|g| g.value().to_owned()))
     }
 
-    /// Every (tag, digest) tombstone of `repo`.
-    pub fn tombstones(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
+    fn tombstones(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError> {
         pairs_under(&self.tombstones, repo)
     }
 
-    /// History of `repo` (of one tag when given), oldest first, as (tag, sequence, record).
-    pub fn history(
+    fn history(
         &self,
         repo: &str,
         tag: Option<&str>,
@@ -1122,8 +1146,7 @@ where
         Ok(out)
     }
 
-    /// Audit records, oldest first.
-    pub fn audit(&self) -> Result<Vec<AuditRecord>, MetaError> {
+    fn audit(&self) -> Result<Vec<AuditRecord>, MetaError> {
         let mut out = Vec::new();
         for entry in self.audit.iter()? {
             let (_, v) = entry?;
@@ -1132,8 +1155,7 @@ where
         Ok(out)
     }
 
-    /// Every promotion, oldest first.
-    pub fn promotions(&self) -> Result<Vec<PromotionRecord>, MetaError> {
+    fn promotions(&self) -> Result<Vec<PromotionRecord>, MetaError> {
         let mut out = Vec::new();
         for entry in self.promotions.iter()? {
             let (_, v) = entry?;
@@ -1142,19 +1164,17 @@ where
         Ok(out)
     }
 
-    pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
+    fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
         Ok(self.settings.get(name)?.map(|g| g.value().to_vec()))
     }
 
-    /// Every upload session.
-    pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError> {
+    fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError> {
         all(&self.uploads)
     }
 
-    /// Calls `f` with every (repository, digest, record) of every manifest.
-    pub fn each_manifest(
+    fn each_manifest(
         &self,
-        mut f: impl FnMut(&str, &str, ManifestRecord),
+        f: &mut dyn FnMut(&str, &str, ManifestRecord),
     ) -> Result<(), MetaError> {
         for entry in self.manifests.iter()? {
             let (k, v) = entry?;
@@ -1164,8 +1184,7 @@ where
         Ok(())
     }
 
-    /// Every manifest (digest, record) of `repo`.
-    pub fn manifests_of(&self, repo: &str) -> Result<Vec<(String, ManifestRecord)>, MetaError> {
+    fn manifests_of(&self, repo: &str) -> Result<Vec<(String, ManifestRecord)>, MetaError> {
         let mut out = Vec::new();
         let start = Bound::Included((repo, ""));
         for entry in self
@@ -1182,12 +1201,10 @@ where
         Ok(out)
     }
 
-    /// The newest `limit` history records of every repository that `keep` accepts, newest
-    /// first, as (repository, tag, record). Scans the table: for dashboards, not hot paths.
-    pub fn recent_history(
+    fn recent_history(
         &self,
         limit: usize,
-        keep: impl Fn(&str) -> bool,
+        keep: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<(String, String, HistoryRecord)>, MetaError> {
         let mut newest: std::collections::BTreeMap<u64, (String, String, HistoryRecord)> =
             std::collections::BTreeMap::new();
@@ -1210,8 +1227,7 @@ where
         Ok(newest.into_values().rev().collect())
     }
 
-    /// Every (principal, role) granted on `feed`.
-    pub fn grants_on(&self, feed: &str) -> Result<Vec<(String, String)>, MetaError> {
+    fn grants_on(&self, feed: &str) -> Result<Vec<(String, String)>, MetaError> {
         let mut out = Vec::new();
         for entry in self.grants.iter()? {
             let (k, v) = entry?;
@@ -1223,17 +1239,11 @@ where
         Ok(out)
     }
 
-    /// Every blob record.
-    pub fn blobs(&self) -> Result<Vec<(String, BlobRecord)>, MetaError> {
+    fn blobs(&self) -> Result<Vec<(String, BlobRecord)>, MetaError> {
         all(&self.blobs)
     }
 
-    /// Up to `limit` blob digests after `after`, in order: a table walked a page at a time.
-    pub fn blob_digests(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, MetaError> {
+    fn blob_digests(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, MetaError> {
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut out = Vec::new();
         for entry in self.blobs.range::<&str>((start, Bound::Unbounded))? {
@@ -1245,8 +1255,7 @@ where
         Ok(out)
     }
 
-    /// Calls `f` with every blob record, in digest order, holding none of them.
-    pub fn each_blob(&self, mut f: impl FnMut(&str, BlobRecord)) -> Result<(), MetaError> {
+    fn each_blob(&self, f: &mut dyn FnMut(&str, BlobRecord)) -> Result<(), MetaError> {
         for entry in self.blobs.iter()? {
             let (k, v) = entry?;
             f(k.value(), decode(v.value())?);
@@ -1254,8 +1263,7 @@ where
         Ok(())
     }
 
-    /// Calls `f` with every (repository, blob digest, time linked).
-    pub fn each_link(&self, mut f: impl FnMut(&str, &str, u64)) -> Result<(), MetaError> {
+    fn each_link(&self, f: &mut dyn FnMut(&str, &str, u64)) -> Result<(), MetaError> {
         for entry in self.links.iter()? {
             let (k, v) = entry?;
             let (repo, digest) = k.value();
@@ -1264,9 +1272,7 @@ where
         Ok(())
     }
 
-    /// The repositories blob `digest` is linked into (a scan of every link: for the rare
-    /// mount that names no source).
-    pub fn repositories_linking(&self, digest: &str) -> Result<Vec<String>, MetaError> {
+    fn repositories_linking(&self, digest: &str) -> Result<Vec<String>, MetaError> {
         let mut out = Vec::new();
         for entry in self.links.iter()? {
             let (k, _) = entry?;
@@ -1278,8 +1284,7 @@ where
         Ok(out)
     }
 
-    /// Every (repository, blob digest, time linked).
-    pub fn links(&self) -> Result<Vec<(String, String, u64)>, MetaError> {
+    fn links(&self) -> Result<Vec<(String, String, u64)>, MetaError> {
         let mut out = Vec::new();
         for entry in self.links.iter()? {
             let (k, v) = entry?;
@@ -1289,42 +1294,36 @@ where
         Ok(out)
     }
 
-    /// The retention rules of `feed`, when it has any.
-    pub fn retention(&self, feed: &str) -> Result<Option<RetentionRecord>, MetaError> {
+    fn retention(&self, feed: &str) -> Result<Option<RetentionRecord>, MetaError> {
         get(&self.retention, feed)
     }
 
-    /// When a manifest of `repo` was last pulled, as last written.
-    pub fn last_pull(&self, repo: &str, digest: &str) -> Result<Option<u64>, MetaError> {
+    fn last_pull(&self, repo: &str, digest: &str) -> Result<Option<u64>, MetaError> {
         Ok(self.pulls.get((repo, digest))?.map(|g| g.value()))
     }
 }
 
-impl Writer<'_> {
-    pub fn put_feed(&mut self, name: &str, record: &FeedRecord) -> Result<(), MetaError> {
+impl MetaWrite for Writer<'_> {
+    fn put_feed(&mut self, name: &str, record: &FeedRecord) -> Result<(), MetaError> {
         self.feeds.insert(name, encode(record)?.as_slice())?;
         Ok(())
     }
 
-    pub fn remove_feed(&mut self, name: &str) -> Result<bool, MetaError> {
+    fn remove_feed(&mut self, name: &str) -> Result<bool, MetaError> {
         Ok(self.feeds.remove(name)?.is_some())
     }
 
-    pub fn put_repository(
-        &mut self,
-        name: &str,
-        record: &RepositoryRecord,
-    ) -> Result<(), MetaError> {
+    fn put_repository(&mut self, name: &str, record: &RepositoryRecord) -> Result<(), MetaError> {
         self.repositories.insert(name, encode(record)?.as_slice())?;
         Ok(())
     }
 
-    pub fn remove_repository(&mut self, name: &str) -> Result<(), MetaError> {
+    fn remove_repository(&mut self, name: &str) -> Result<(), MetaError> {
         self.repositories.remove(name)?;
         Ok(())
     }
 
-    pub fn put_manifest(
+    fn put_manifest(
         &mut self,
         repo: &str,
         digest: &str,
@@ -1335,13 +1334,12 @@ impl Writer<'_> {
         Ok(())
     }
 
-    pub fn remove_manifest(&mut self, repo: &str, digest: &str) -> Result<(), MetaError> {
+    fn remove_manifest(&mut self, repo: &str, digest: &str) -> Result<(), MetaError> {
         self.manifests.remove((repo, digest))?;
         Ok(())
     }
 
-    /// Points `tag` at `digest`, keeping the version and by-digest indexes in step.
-    pub fn set_tag(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
+    fn set_tag(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
         let old = self
             .tags
             .insert((repo, tag), digest)?
@@ -1352,14 +1350,7 @@ impl Writer<'_> {
         self.index_tag(repo, tag, digest)
     }
 
-    fn index_tag(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
-        self.digest_tags.insert((repo, digest, tag), ())?;
-        self.ranked
-            .insert((repo, precedence::rank(tag).as_slice()), (tag, digest))?;
-        Ok(())
-    }
-
-    pub fn remove_tag(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError> {
+    fn remove_tag(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError> {
         let Some(old) = self.tags.remove((repo, tag))?.map(|g| g.value().to_owned()) else {
             return Ok(false);
         };
@@ -1367,6 +1358,167 @@ impl Writer<'_> {
         self.ranked
             .remove((repo, precedence::rank(tag).as_slice()))?;
         Ok(true)
+    }
+
+    fn put_blob(&mut self, digest: &str, record: &BlobRecord) -> Result<(), MetaError> {
+        self.blobs.insert(digest, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    fn link(&mut self, repo: &str, digest: &str, at: u64) -> Result<(), MetaError> {
+        self.links.insert((repo, digest), at)?;
+        Ok(())
+    }
+
+    fn unlink(&mut self, repo: &str, digest: &str) -> Result<bool, MetaError> {
+        Ok(self.links.remove((repo, digest))?.is_some())
+    }
+
+    fn add_referrer(
+        &mut self,
+        repo: &str,
+        subject: &str,
+        referrer: &str,
+        at: u64,
+    ) -> Result<(), MetaError> {
+        self.referrers.insert((repo, subject, referrer), at)?;
+        Ok(())
+    }
+
+    fn remove_referrer(
+        &mut self,
+        repo: &str,
+        subject: &str,
+        referrer: &str,
+    ) -> Result<(), MetaError> {
+        self.referrers.remove((repo, subject, referrer))?;
+        Ok(())
+    }
+
+    fn put_upload(&mut self, id: &str, record: &UploadRecord) -> Result<(), MetaError> {
+        self.uploads.insert(id, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    fn remove_upload(&mut self, id: &str) -> Result<(), MetaError> {
+        self.uploads.remove(id)?;
+        Ok(())
+    }
+
+    fn put_user(&mut self, name: &str, record: &UserRecord) -> Result<(), MetaError> {
+        self.users.insert(name, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    fn put_api_key(&mut self, id: &str, record: &ApiKeyRecord) -> Result<(), MetaError> {
+        self.api_keys.insert(id, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    fn remove_api_key(&mut self, id: &str) -> Result<bool, MetaError> {
+        Ok(self.api_keys.remove(id)?.is_some())
+    }
+
+    fn set_grant(&mut self, principal: &str, feed: &str, role: &str) -> Result<(), MetaError> {
+        self.grants.insert((principal, feed), role)?;
+        Ok(())
+    }
+
+    fn remove_grant(&mut self, principal: &str, feed: &str) -> Result<bool, MetaError> {
+        Ok(self.grants.remove((principal, feed))?.is_some())
+    }
+
+    fn remove_grants_on(&mut self, feed: &str) -> Result<(), MetaError> {
+        let mut doomed = Vec::new();
+        for entry in self.grants.iter()? {
+            let (k, _) = entry?;
+            let (principal, f) = k.value();
+            if f == feed {
+                doomed.push(principal.to_owned());
+            }
+        }
+        for principal in doomed {
+            self.grants.remove((principal.as_str(), feed))?;
+        }
+        Ok(())
+    }
+
+    fn set_tombstone(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
+        self.tombstones.insert((repo, tag), digest)?;
+        Ok(())
+    }
+
+    fn remove_tombstone(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError> {
+        Ok(self.tombstones.remove((repo, tag))?.is_some())
+    }
+
+    fn append_history(
+        &mut self,
+        repo: &str,
+        tag: &str,
+        record: &HistoryRecord,
+    ) -> Result<(), MetaError> {
+        let seq = self.next_seq("tag-history-seq")?;
+        self.history
+            .insert((repo, tag, seq), encode(record)?.as_slice())?;
+        self.repo_history.insert((repo, seq), tag)?;
+        Ok(())
+    }
+
+    fn append_promotion(&mut self, record: &PromotionRecord) -> Result<(), MetaError> {
+        let seq = self.next_seq("promotion-seq")?;
+        self.promotions.insert(seq, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError> {
+        let seq = self.next_seq("audit-seq")?;
+        self.audit.insert(seq, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    fn remove_blob(&mut self, digest: &str) -> Result<bool, MetaError> {
+        Ok(self.blobs.remove(digest)?.is_some())
+    }
+
+    fn put_retention(&mut self, feed: &str, record: &RetentionRecord) -> Result<(), MetaError> {
+        self.retention.insert(feed, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    fn remove_retention(&mut self, feed: &str) -> Result<(), MetaError> {
+        self.retention.remove(feed)?;
+        Ok(())
+    }
+
+    fn set_pull(&mut self, repo: &str, digest: &str, at: u64) -> Result<(), MetaError> {
+        let newer = self
+            .pulls
+            .get((repo, digest))?
+            .is_none_or(|g| g.value() < at);
+        if newer {
+            self.pulls.insert((repo, digest), at)?;
+        }
+        Ok(())
+    }
+
+    fn remove_pull(&mut self, repo: &str, digest: &str) -> Result<(), MetaError> {
+        self.pulls.remove((repo, digest))?;
+        Ok(())
+    }
+
+    fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError> {
+        self.settings.insert(name, value)?;
+        Ok(())
+    }
+}
+
+impl Writer<'_> {
+    fn index_tag(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
+        self.digest_tags.insert((repo, digest, tag), ())?;
+        self.ranked
+            .insert((repo, precedence::rank(tag).as_slice()), (tag, digest))?;
+        Ok(())
     }
 
     /// Builds the ranked, by-digest and repository-history indexes from the tags and their
@@ -1400,99 +1552,6 @@ impl Writer<'_> {
         Ok(true)
     }
 
-    pub fn put_blob(&mut self, digest: &str, record: &BlobRecord) -> Result<(), MetaError> {
-        self.blobs.insert(digest, encode(record)?.as_slice())?;
-        Ok(())
-    }
-
-    pub fn link(&mut self, repo: &str, digest: &str, at: u64) -> Result<(), MetaError> {
-        self.links.insert((repo, digest), at)?;
-        Ok(())
-    }
-
-    pub fn unlink(&mut self, repo: &str, digest: &str) -> Result<bool, MetaError> {
-        Ok(self.links.remove((repo, digest))?.is_some())
-    }
-
-    pub fn add_referrer(
-        &mut self,
-        repo: &str,
-        subject: &str,
-        referrer: &str,
-        at: u64,
-    ) -> Result<(), MetaError> {
-        self.referrers.insert((repo, subject, referrer), at)?;
-        Ok(())
-    }
-
-    pub fn remove_referrer(
-        &mut self,
-        repo: &str,
-        subject: &str,
-        referrer: &str,
-    ) -> Result<(), MetaError> {
-        self.referrers.remove((repo, subject, referrer))?;
-        Ok(())
-    }
-
-    pub fn put_upload(&mut self, id: &str, record: &UploadRecord) -> Result<(), MetaError> {
-        self.uploads.insert(id, encode(record)?.as_slice())?;
-        Ok(())
-    }
-
-    pub fn remove_upload(&mut self, id: &str) -> Result<(), MetaError> {
-        self.uploads.remove(id)?;
-        Ok(())
-    }
-
-    pub fn put_user(&mut self, name: &str, record: &UserRecord) -> Result<(), MetaError> {
-        self.users.insert(name, encode(record)?.as_slice())?;
-        Ok(())
-    }
-
-    pub fn put_api_key(&mut self, id: &str, record: &ApiKeyRecord) -> Result<(), MetaError> {
-        self.api_keys.insert(id, encode(record)?.as_slice())?;
-        Ok(())
-    }
-
-    pub fn remove_api_key(&mut self, id: &str) -> Result<bool, MetaError> {
-        Ok(self.api_keys.remove(id)?.is_some())
-    }
-
-    pub fn set_grant(&mut self, principal: &str, feed: &str, role: &str) -> Result<(), MetaError> {
-        self.grants.insert((principal, feed), role)?;
-        Ok(())
-    }
-
-    pub fn remove_grant(&mut self, principal: &str, feed: &str) -> Result<bool, MetaError> {
-        Ok(self.grants.remove((principal, feed))?.is_some())
-    }
-
-    /// Removes every grant on `feed`.
-    pub fn remove_grants_on(&mut self, feed: &str) -> Result<(), MetaError> {
-        let mut doomed = Vec::new();
-        for entry in self.grants.iter()? {
-            let (k, _) = entry?;
-            let (principal, f) = k.value();
-            if f == feed {
-                doomed.push(principal.to_owned());
-            }
-        }
-        for principal in doomed {
-            self.grants.remove((principal.as_str(), feed))?;
-        }
-        Ok(())
-    }
-
-    pub fn set_tombstone(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError> {
-        self.tombstones.insert((repo, tag), digest)?;
-        Ok(())
-    }
-
-    pub fn remove_tombstone(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError> {
-        Ok(self.tombstones.remove((repo, tag))?.is_some())
-    }
-
     /// The next number of a sequence kept in the settings table.
     fn next_seq(&mut self, name: &str) -> Result<u64, MetaError> {
         let current = self
@@ -1503,67 +1562,6 @@ impl Writer<'_> {
         let next = current + 1;
         self.settings.insert(name, next.to_be_bytes().as_slice())?;
         Ok(next)
-    }
-
-    pub fn append_history(
-        &mut self,
-        repo: &str,
-        tag: &str,
-        record: &HistoryRecord,
-    ) -> Result<(), MetaError> {
-        let seq = self.next_seq("tag-history-seq")?;
-        self.history
-            .insert((repo, tag, seq), encode(record)?.as_slice())?;
-        self.repo_history.insert((repo, seq), tag)?;
-        Ok(())
-    }
-
-    pub fn append_promotion(&mut self, record: &PromotionRecord) -> Result<(), MetaError> {
-        let seq = self.next_seq("promotion-seq")?;
-        self.promotions.insert(seq, encode(record)?.as_slice())?;
-        Ok(())
-    }
-
-    pub fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError> {
-        let seq = self.next_seq("audit-seq")?;
-        self.audit.insert(seq, encode(record)?.as_slice())?;
-        Ok(())
-    }
-
-    pub fn remove_blob(&mut self, digest: &str) -> Result<bool, MetaError> {
-        Ok(self.blobs.remove(digest)?.is_some())
-    }
-
-    pub fn put_retention(&mut self, feed: &str, record: &RetentionRecord) -> Result<(), MetaError> {
-        self.retention.insert(feed, encode(record)?.as_slice())?;
-        Ok(())
-    }
-
-    pub fn remove_retention(&mut self, feed: &str) -> Result<(), MetaError> {
-        self.retention.remove(feed)?;
-        Ok(())
-    }
-
-    /// Records a pull time, never moving it backwards.
-    pub fn set_pull(&mut self, repo: &str, digest: &str, at: u64) -> Result<(), MetaError> {
-        let newer = self
-            .pulls
-            .get((repo, digest))?
-            .is_none_or(|g| g.value() < at);
-        if newer {
-            self.pulls.insert((repo, digest), at)?;
-        }
-        Ok(())
-    }
-
-    pub fn remove_pull(&mut self, repo: &str, digest: &str) -> Result<(), MetaError> {
-        self.pulls.remove((repo, digest))?;
-        Ok(())
-    }
-
-    pub fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError> {
-        self.settings.insert(name, value)?;
-        Ok(())
     }
 }
 

@@ -1,0 +1,354 @@
+//! The metadata seam: what the domain asks of a metadata store, whatever engine holds it.
+//!
+//! `Metadata` is an engine: it opens read snapshots (`MetaRead`) and runs write
+//! transactions (`MetaWrite`, which reads its own writes). The embedded engine is
+//! `MetaStore` (redb); every rule the domain keeps is written once against these traits, so
+//! a second engine keeps them by answering the same calls.
+
+use std::path::Path;
+
+use super::precedence;
+use super::{
+    ApiKeyRecord, AuditRecord, BlobRecord, Failure, FeedRecord, HistoryRecord, HistoryRow,
+    ManifestRecord, MetaError, PromotionRecord, RepositoryRecord, RetentionRecord, UploadRecord,
+    UserRecord,
+};
+
+/// A metadata engine.
+pub trait Metadata: Send + Sync {
+    /// A consistent snapshot of everything.
+    fn read(&self) -> Result<Box<dyn MetaRead + '_>, MetaError>;
+
+    /// Runs `f` in one write transaction and returns once it is durable; `f` returning
+    /// `Err(aborted)` rolls it back (`aborted.poisons` when the error it saw was an I/O failure
+    /// of the engine). Says whether it committed. Callers use `<dyn Metadata>::write`.
+    fn write_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn MetaWrite) -> Result<(), Aborted>,
+    ) -> Result<bool, MetaError>;
+
+    /// How many writes have been committed since the engine was opened. A value read in a
+    /// transaction begun after reading generation `g` is current for as long as the
+    /// generation is still `g`: read it *before* `read()`.
+    fn generation(&self) -> u64;
+
+    /// Writes a consistent copy of every record except upload sessions, as an embedded
+    /// database at `path` (the portable backup format); returns how many blobs it records.
+    fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError>;
+}
+
+/// Why a write's closure gave up: the transaction is rolled back.
+#[derive(Debug, Clone, Copy)]
+pub struct Aborted {
+    /// The closure met an I/O failure of the engine (which may then need reopening).
+    pub poisons: bool,
+}
+
+impl dyn Metadata + '_ {
+    /// Runs `f` in one write transaction, committed only when `f` succeeds; returns once the
+    /// commit is durable.
+    pub fn write<T, E: From<MetaError> + Failure>(
+        &self,
+        f: impl FnOnce(&mut dyn MetaWrite) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut f = Some(f);
+        let mut outcome: Option<Result<T, E>> = None;
+        let committed = self.write_dyn(&mut |w| {
+            let Some(f) = f.take() else {
+                return Err(Aborted { poisons: false });
+            };
+            let result = f(w);
+            let aborted = result.as_ref().err().map(|e| Aborted {
+                poisons: e.poisons_store(),
+            });
+            outcome = Some(result);
+            aborted.map_or(Ok(()), Err)
+        })?;
+        match outcome {
+            Some(Ok(value)) if committed => Ok(value),
+            Some(Err(e)) => Err(e),
+            // The engine neither ran the closure nor failed: it cannot happen, but is no panic.
+            _ => Err(MetaError::Reopening.into()),
+        }
+    }
+}
+
+/// What a read snapshot answers (a write transaction answers it too, with its own writes).
+pub trait MetaRead {
+    fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError>;
+
+    fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, MetaError>;
+
+    fn repository(&self, name: &str) -> Result<Option<RepositoryRecord>, MetaError>;
+
+    /// Up to `limit` repository names starting with `prefix` that `keep` accepts, sorted after
+    /// `after`, and whether more follow.
+    fn repositories(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, bool), MetaError>;
+
+    fn manifest(&self, repo: &str, digest: &str) -> Result<Option<ManifestRecord>, MetaError>;
+
+    fn has_manifest(&self, repo: &str, digest: &str) -> Result<bool, MetaError>;
+
+    fn tag(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError>;
+
+    /// Up to `limit` tags of `repo` sorted after `after`, and whether more follow.
+    fn tags(
+        &self,
+        repo: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), MetaError>;
+
+    /// Every (tag, digest) of `repo`.
+    fn tag_targets(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError>;
+
+    /// The highest version of `repo` in `scope`, as (tag, digest).
+    fn highest_version(
+        &self,
+        repo: &str,
+        scope: precedence::Scope,
+    ) -> Result<Option<(String, String)>, MetaError>;
+
+    /// Up to `limit` version tags of `repo` that `keep` accepts below `before` in SemVer precedence (from the
+    /// highest when `None`), highest first, as (tag, digest), and whether more follow: a merge
+    /// of the pre-release and stable ranges, O(limit · log n).
+    fn versions_page(
+        &self,
+        repo: &str,
+        before: Option<&semver::Version>,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<(String, String)>, bool), MetaError>;
+
+    /// Up to `limit` tags of `repo` that are not versions and that `keep` accepts, by name after `after`, as (tag,
+    /// digest), and whether more follow.
+    fn named_tags_page(
+        &self,
+        repo: &str,
+        after: Option<&str>,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<(String, String)>, bool), MetaError>;
+
+    /// Up to `limit` tombstones of `repo` that `keep` accepts, by tag after `after`, as (tag, digest), and
+    /// whether more follow.
+    fn tombstones_page(
+        &self,
+        repo: &str,
+        after: Option<&str>,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<(String, String)>, bool), MetaError>;
+
+    /// Up to `limit` history records of `repo` (of one tag when given) that `keep` accepts,
+    /// after the sequence number `cursor` (exclusive) in the order asked for, as (tag,
+    /// sequence, record), and whether more may follow. Reads only what it returns plus what
+    /// `keep` refuses.
+    fn history_page(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        cursor: Option<u64>,
+        newest_first: bool,
+        limit: usize,
+        keep: &dyn Fn(&str, &HistoryRecord) -> bool,
+    ) -> Result<(Vec<HistoryRow>, bool), MetaError>;
+
+    /// The tags of `repo` pointing at `digest`.
+    fn tags_pointing_at(&self, repo: &str, digest: &str) -> Result<Vec<String>, MetaError>;
+
+    /// The newest history record of one tag.
+    fn last_history(&self, repo: &str, tag: &str) -> Result<Option<HistoryRecord>, MetaError>;
+
+    /// Every manifest digest stored in `repo`.
+    fn manifest_digests(&self, repo: &str) -> Result<Vec<String>, MetaError>;
+
+    /// Every blob digest linked to `repo`.
+    fn linked_blobs(&self, repo: &str) -> Result<Vec<String>, MetaError>;
+
+    fn blob(&self, digest: &str) -> Result<Option<BlobRecord>, MetaError>;
+
+    fn is_linked(&self, repo: &str, digest: &str) -> Result<bool, MetaError>;
+
+    /// Digests of the manifests in `repo` whose subject is `subject`.
+    fn referrers(&self, repo: &str, subject: &str) -> Result<Vec<String>, MetaError>;
+
+    fn upload(&self, id: &str) -> Result<Option<UploadRecord>, MetaError>;
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, MetaError>;
+
+    fn users(&self) -> Result<Vec<(String, UserRecord)>, MetaError>;
+
+    fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, MetaError>;
+
+    fn api_keys(&self) -> Result<Vec<(String, ApiKeyRecord)>, MetaError>;
+
+    /// The role granted to `principal` on `feed`, as stored.
+    fn grant(&self, principal: &str, feed: &str) -> Result<Option<String>, MetaError>;
+
+    /// Every (feed, role) granted to `principal`.
+    fn grants_of(&self, principal: &str) -> Result<Vec<(String, String)>, MetaError>;
+
+    fn tombstone(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError>;
+
+    /// Every (tag, digest) tombstone of `repo`.
+    fn tombstones(&self, repo: &str) -> Result<Vec<(String, String)>, MetaError>;
+
+    /// History of `repo` (of one tag when given), oldest first, as (tag, sequence, record).
+    fn history(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<(String, u64, HistoryRecord)>, MetaError>;
+
+    /// Audit records, oldest first.
+    fn audit(&self) -> Result<Vec<AuditRecord>, MetaError>;
+
+    /// Every promotion, oldest first.
+    fn promotions(&self) -> Result<Vec<PromotionRecord>, MetaError>;
+
+    fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError>;
+
+    /// Every upload session.
+    fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError>;
+
+    /// Calls `f` with every (repository, digest, record) of every manifest.
+    fn each_manifest(&self, f: &mut dyn FnMut(&str, &str, ManifestRecord))
+    -> Result<(), MetaError>;
+
+    /// Every manifest (digest, record) of `repo`.
+    fn manifests_of(&self, repo: &str) -> Result<Vec<(String, ManifestRecord)>, MetaError>;
+
+    /// The newest `limit` history records of every repository that `keep` accepts, newest
+    /// first, as (repository, tag, record). Scans the table: for dashboards, not hot paths.
+    fn recent_history(
+        &self,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String, HistoryRecord)>, MetaError>;
+
+    /// Every (principal, role) granted on `feed`.
+    fn grants_on(&self, feed: &str) -> Result<Vec<(String, String)>, MetaError>;
+
+    /// Every blob record.
+    fn blobs(&self) -> Result<Vec<(String, BlobRecord)>, MetaError>;
+
+    /// Up to `limit` blob digests after `after`, in order: a table walked a page at a time.
+    fn blob_digests(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, MetaError>;
+
+    /// Calls `f` with every blob record, in digest order, holding none of them.
+    fn each_blob(&self, f: &mut dyn FnMut(&str, BlobRecord)) -> Result<(), MetaError>;
+
+    /// Calls `f` with every (repository, blob digest, time linked).
+    fn each_link(&self, f: &mut dyn FnMut(&str, &str, u64)) -> Result<(), MetaError>;
+
+    /// The repositories blob `digest` is linked into (a scan of every link: for the rare
+    /// mount that names no source).
+    fn repositories_linking(&self, digest: &str) -> Result<Vec<String>, MetaError>;
+
+    /// Every (repository, blob digest, time linked).
+    fn links(&self) -> Result<Vec<(String, String, u64)>, MetaError>;
+
+    /// The retention rules of `feed`, when it has any.
+    fn retention(&self, feed: &str) -> Result<Option<RetentionRecord>, MetaError>;
+
+    /// When a manifest of `repo` was last pulled, as last written.
+    fn last_pull(&self, repo: &str, digest: &str) -> Result<Option<u64>, MetaError>;
+}
+
+/// What a write transaction changes; committed whole or not at all.
+pub trait MetaWrite: MetaRead {
+    fn put_feed(&mut self, name: &str, record: &FeedRecord) -> Result<(), MetaError>;
+
+    fn remove_feed(&mut self, name: &str) -> Result<bool, MetaError>;
+
+    fn put_repository(&mut self, name: &str, record: &RepositoryRecord) -> Result<(), MetaError>;
+
+    fn remove_repository(&mut self, name: &str) -> Result<(), MetaError>;
+
+    fn put_manifest(
+        &mut self,
+        repo: &str,
+        digest: &str,
+        record: &ManifestRecord,
+    ) -> Result<(), MetaError>;
+
+    fn remove_manifest(&mut self, repo: &str, digest: &str) -> Result<(), MetaError>;
+
+    /// Points `tag` at `digest`, keeping the version and by-digest indexes in step.
+    fn set_tag(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError>;
+
+    fn remove_tag(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError>;
+
+    fn put_blob(&mut self, digest: &str, record: &BlobRecord) -> Result<(), MetaError>;
+
+    fn link(&mut self, repo: &str, digest: &str, at: u64) -> Result<(), MetaError>;
+
+    fn unlink(&mut self, repo: &str, digest: &str) -> Result<bool, MetaError>;
+
+    fn add_referrer(
+        &mut self,
+        repo: &str,
+        subject: &str,
+        referrer: &str,
+        at: u64,
+    ) -> Result<(), MetaError>;
+
+    fn remove_referrer(
+        &mut self,
+        repo: &str,
+        subject: &str,
+        referrer: &str,
+    ) -> Result<(), MetaError>;
+
+    fn put_upload(&mut self, id: &str, record: &UploadRecord) -> Result<(), MetaError>;
+
+    fn remove_upload(&mut self, id: &str) -> Result<(), MetaError>;
+
+    fn put_user(&mut self, name: &str, record: &UserRecord) -> Result<(), MetaError>;
+
+    fn put_api_key(&mut self, id: &str, record: &ApiKeyRecord) -> Result<(), MetaError>;
+
+    fn remove_api_key(&mut self, id: &str) -> Result<bool, MetaError>;
+
+    fn set_grant(&mut self, principal: &str, feed: &str, role: &str) -> Result<(), MetaError>;
+
+    fn remove_grant(&mut self, principal: &str, feed: &str) -> Result<bool, MetaError>;
+
+    /// Removes every grant on `feed`.
+    fn remove_grants_on(&mut self, feed: &str) -> Result<(), MetaError>;
+
+    fn set_tombstone(&mut self, repo: &str, tag: &str, digest: &str) -> Result<(), MetaError>;
+
+    fn remove_tombstone(&mut self, repo: &str, tag: &str) -> Result<bool, MetaError>;
+
+    fn append_history(
+        &mut self,
+        repo: &str,
+        tag: &str,
+        record: &HistoryRecord,
+    ) -> Result<(), MetaError>;
+
+    fn append_promotion(&mut self, record: &PromotionRecord) -> Result<(), MetaError>;
+
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError>;
+
+    fn remove_blob(&mut self, digest: &str) -> Result<bool, MetaError>;
+
+    fn put_retention(&mut self, feed: &str, record: &RetentionRecord) -> Result<(), MetaError>;
+
+    fn remove_retention(&mut self, feed: &str) -> Result<(), MetaError>;
+
+    /// Records a pull time, never moving it backwards.
+    fn set_pull(&mut self, repo: &str, digest: &str, at: u64) -> Result<(), MetaError>;
+
+    fn remove_pull(&mut self, repo: &str, digest: &str) -> Result<(), MetaError>;
+
+    fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError>;
+}
