@@ -125,7 +125,9 @@ impl From<MetaError> for Error {
     fn from(e: MetaError) -> Self {
         match e {
             MetaError::StorageFull => Self::StorageFull,
-            e @ MetaError::Reopening => Self::Unavailable(e.to_string()),
+            e @ (MetaError::Reopening | MetaError::Unreachable(_)) => {
+                Self::Unavailable(e.to_string())
+            }
             other => Self::Meta(other),
         }
     }

@@ -89,6 +89,17 @@ impl Services {
                 },
             )?,
         );
+        Self::with_meta(meta, data_dir, limits, tokens)
+    }
+
+    /// The services over the metadata engine `meta`, with blobs and secrets files under
+    /// `data_dir`.
+    pub fn with_meta(
+        meta: Arc<dyn crate::store::meta::Metadata>,
+        data_dir: &Path,
+        limits: Limits,
+        tokens: auth::TokenSettings,
+    ) -> Result<Self, Error> {
         let registry = Registry::with_meta(meta.clone(), data_dir, limits)?;
         let (auth, initial_password) = auth::Auth::open(meta, data_dir, tokens)?;
         Ok(Self {

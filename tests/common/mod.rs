@@ -30,6 +30,8 @@ pub struct TestApp {
     pub ui_sessions: Arc<semdock::http::ui::UiSessions>,
     /// `external_url` and trusted proxies, as configured.
     pub realm: semdock::http::Realm,
+    /// The PostgreSQL database holding the metadata, when not the embedded store.
+    pub postgres: Option<String>,
 }
 
 /// A response, read whole.
@@ -103,11 +105,79 @@ pub fn basic(user: &str, secret: &str) -> String {
     )
 }
 
+/// A new, empty database on the PostgreSQL server the tests use (`TEST_POSTGRES_URL`, a
+/// libpq connection string; `./scripts/test` starts a throwaway cluster and sets it).
+pub fn postgres_database() -> String {
+    let base = std::env::var("TEST_POSTGRES_URL").expect(
+        "TEST_POSTGRES_URL names the PostgreSQL server these tests use: run ./scripts/test, or `scripts/postgres start DIR` and export what it prints",
+    );
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let create = format!("CREATE DATABASE {name}");
+    let server = base.clone();
+    // On a thread of its own: callers may be async tests, where no runtime may block.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+                .await
+                .expect("the test PostgreSQL server answers");
+            let driver = tokio::spawn(connection);
+            client.batch_execute(&create).await.unwrap();
+            drop(client);
+            let _ = driver.await;
+        });
+    })
+    .join()
+    .unwrap();
+    format!("{base} dbname={name}")
+}
+
 impl TestApp {
     /// A registry with the feed `library`; requests authenticate as an administrator.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let services = Services::open(dir.path(), LIMITS, tokens()).unwrap();
+        Self::from_services(services, dir, None)
+    }
+
+    /// The same, with its metadata in a new PostgreSQL database.
+    pub fn on_postgres() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = postgres_database();
+        let meta = std::sync::Arc::new(
+            semdock::store::meta::postgres::PgMeta::connect(&url, None).unwrap(),
+        );
+        let services = Services::with_meta(meta, dir.path(), LIMITS, tokens()).unwrap();
+        Self::from_services(services, dir, Some(url))
+    }
+
+    /// Another node of this registry: its own services over the same PostgreSQL database
+    /// and the same blob directory (shared storage), as a second machine would have.
+    pub fn another_node(&self) -> Self {
+        let url = self
+            .postgres
+            .clone()
+            .expect("only a PostgreSQL registry has other nodes");
+        let meta = std::sync::Arc::new(
+            semdock::store::meta::postgres::PgMeta::connect(&url, None).unwrap(),
+        );
+        let services = Services::with_meta(meta, self.dir.path(), LIMITS, tokens()).unwrap();
+        Self {
+            registry: services.registry,
+            auth: services.auth,
+            dir: tempfile::tempdir_in(self.dir.path()).unwrap(),
+            admin_auth: self.admin_auth.clone(),
+            admin_password: self.admin_password.clone(),
+            ui_sessions: Arc::default(),
+            realm: semdock::http::Realm::default(),
+            postgres: Some(url),
+        }
+    }
+
+    fn from_services(services: Services, dir: tempfile::TempDir, postgres: Option<String>) -> Self {
         let admin_password = services
             .initial_password
             .clone()
@@ -131,6 +201,7 @@ impl TestApp {
             admin_password,
             ui_sessions: Arc::default(),
             realm: semdock::http::Realm::default(),
+            postgres,
         };
         app.with_feed("library")
     }
@@ -152,10 +223,20 @@ impl TestApp {
             admin_password,
             ui_sessions,
             realm,
+            postgres,
         } = self;
         drop(auth);
         drop(Arc::into_inner(registry).expect("no other handle"));
-        let services = Services::open(dir.path(), LIMITS, tokens()).unwrap();
+        let services = match &postgres {
+            Some(url) => Services::with_meta(
+                Arc::new(semdock::store::meta::postgres::PgMeta::connect(url, None).unwrap()),
+                dir.path(),
+                LIMITS,
+                tokens(),
+            ),
+            None => Services::open(dir.path(), LIMITS, tokens()),
+        }
+        .unwrap();
         Self {
             registry: services.registry,
             auth: services.auth,
@@ -164,6 +245,7 @@ impl TestApp {
             admin_password,
             ui_sessions,
             realm,
+            postgres,
         }
     }
 

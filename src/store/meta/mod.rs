@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod codec;
+pub mod postgres;
 pub mod precedence;
 pub mod tables;
 
@@ -44,6 +45,11 @@ pub enum MetaError {
     Database(redb::Error),
     #[error("a stored record could not be decoded: {0}")]
     Codec(postcard::Error),
+    /// The database server cannot be reached (down, restarting, refusing connections).
+    #[error("the metadata database cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("metadata database error: {0}")]
+    Server(String),
 }
 
 impl From<redb::Error> for MetaError {
@@ -837,89 +843,25 @@ where
         limit: usize,
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<(String, String)>, bool), MetaError> {
-        use precedence::{PRE, Scope, bounds, key};
-        let upper = |partition_stable: bool| -> Bound<Vec<u8>> {
-            let Some(c) = before else {
-                let scope = if partition_stable {
-                    Scope::Stable
-                } else {
-                    Scope::PreRelease
-                };
-                return Bound::Included(bounds(scope).1);
-            };
-            match (partition_stable, c.pre.is_empty()) {
-                // Same partition: strictly below the cursor.
-                (true, true) | (false, false) => Bound::Excluded(key(c)),
-                // Stable versions below a pre-release are those below its release.
-                (true, false) => {
-                    Bound::Excluded(key(&semver::Version::new(c.major, c.minor, c.patch)))
-                }
-                // Pre-releases below a release are those of it and of lower versions.
-                (false, true) => {
-                    let mut k = vec![PRE];
-                    for n in [c.major, c.minor, c.patch] {
-                        k.extend_from_slice(&n.to_be_bytes());
-                    }
-                    k.resize(256, u8::MAX);
-                    Bound::Included(k)
-                }
-            }
-        };
-        let range = |stable: bool| -> Result<_, MetaError> {
-            let scope = if stable {
-                Scope::Stable
-            } else {
-                Scope::PreRelease
-            };
-            let low = bounds(scope).0;
-            let high = upper(stable);
+        let [stable, pre] = precedence::version_ranges(before).map(|(low, high)| {
             let high = match &high {
                 Bound::Included(k) => Bound::Included((repo, k.as_slice())),
                 Bound::Excluded(k) => Bound::Excluded((repo, k.as_slice())),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            let entries = self
-                .ranked
-                .range::<(&str, &[u8])>((Bound::Included((repo, low.as_slice())), high))?
-                .rev()
-                .map(|e| {
-                    e.map(|(_, v)| {
-                        let (tag, digest) = v.value();
-                        (tag.to_owned(), digest.to_owned())
+            self.ranked
+                .range::<(&str, &[u8])>((Bound::Included((repo, low.as_slice())), high))
+                .map(|range| {
+                    range.rev().map(|e| {
+                        e.map(|(_, v)| {
+                            let (tag, digest) = v.value();
+                            (tag.to_owned(), digest.to_owned())
+                        })
+                        .map_err(MetaError::from)
                     })
-                });
-            Ok(entries)
-        };
-        let mut stable = range(true)?.peekable();
-        let mut pre = range(false)?.peekable();
-        let version = |e: &Result<(String, String), redb::StorageError>| {
-            e.as_ref()
-                .ok()
-                .and_then(|(tag, _)| precedence::version_of(tag))
-        };
-        let mut out = Vec::new();
-        loop {
-            let take_stable = match (stable.peek(), pre.peek()) {
-                (None, None) => return Ok((out, false)),
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(a), Some(b)) => version(a) >= version(b),
-            };
-            let next = if take_stable {
-                stable.next()
-            } else {
-                pre.next()
-            };
-            let Some(entry) = next else { continue };
-            let entry = entry?;
-            if !keep(&entry.0) {
-                continue;
-            }
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push(entry);
-        }
+                })
+        });
+        precedence::merge_versions(stable?, pre?, limit, keep)
     }
 
     fn named_tags_page(

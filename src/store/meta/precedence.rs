@@ -100,6 +100,79 @@ pub fn bounds(scope: Scope) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+/// The two ranges of rank keys a page of versions below `before` reads (all versions when
+/// `None`): `[stable, pre-release]`, each as (inclusive low key, high bound).
+#[must_use]
+pub fn version_ranges(before: Option<&Version>) -> [(Vec<u8>, std::ops::Bound<Vec<u8>>); 2] {
+    use std::ops::Bound;
+    let range = |stable: bool| {
+        let scope = if stable {
+            Scope::Stable
+        } else {
+            Scope::PreRelease
+        };
+        let (low, high) = bounds(scope);
+        let Some(c) = before else {
+            return (low, Bound::Included(high));
+        };
+        let high = match (stable, c.pre.is_empty()) {
+            // Same partition: strictly below the cursor.
+            (true, true) | (false, false) => Bound::Excluded(key(c)),
+            // Stable versions below a pre-release are those below its release.
+            (true, false) => Bound::Excluded(key(&Version::new(c.major, c.minor, c.patch))),
+            // Pre-releases below a release are those of it and of lower versions.
+            (false, true) => {
+                let mut k = vec![PRE];
+                for n in [c.major, c.minor, c.patch] {
+                    k.extend_from_slice(&n.to_be_bytes());
+                }
+                k.resize(256, u8::MAX);
+                Bound::Included(k)
+            }
+        };
+        (low, high)
+    };
+    [range(true), range(false)]
+}
+
+/// Merges the stable and the pre-release versions, each read highest first as (tag,
+/// digest), into one list highest first in SemVer precedence: up to `limit` that `keep`
+/// accepts, and whether more follow.
+pub fn merge_versions<E>(
+    stable: impl Iterator<Item = Result<(String, String), E>>,
+    pre: impl Iterator<Item = Result<(String, String), E>>,
+    limit: usize,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<(String, String)>, bool), E> {
+    let mut stable = stable.peekable();
+    let mut pre = pre.peekable();
+    let version =
+        |e: &Result<(String, String), E>| e.as_ref().ok().and_then(|(tag, _)| version_of(tag));
+    let mut out = Vec::new();
+    loop {
+        let take_stable = match (stable.peek(), pre.peek()) {
+            (None, None) => return Ok((out, false)),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => version(a) >= version(b),
+        };
+        let next = if take_stable {
+            stable.next()
+        } else {
+            pre.next()
+        };
+        let Some(entry) = next else { continue };
+        let entry = entry?;
+        if !keep(&entry.0) {
+            continue;
+        }
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        out.push(entry);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

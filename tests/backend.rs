@@ -1,0 +1,520 @@
+//! One backend test suite: the same behavioural tests against both metadata engines — the
+//! embedded one (redb) and the distributed one (a real PostgreSQL server, `TEST_POSTGRES_URL`)
+//! — and the registry's rules over PostgreSQL with two nodes sharing one database.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{OCI_MANIFEST, TestApp, postgres_database};
+use semdock::store::meta::postgres::PgMeta;
+use semdock::store::meta::precedence::Scope;
+use semdock::store::meta::{
+    BlobRecord, FeedRecord, HistoryRecord, MetaError, MetaStore, Metadata, RepositoryRecord,
+};
+
+/// An engine under test, with what keeps its storage alive.
+struct Engine {
+    name: &'static str,
+    meta: Arc<dyn Metadata>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn engines() -> Vec<Engine> {
+    let dir = tempfile::tempdir().unwrap();
+    let redb = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+    let pg = PgMeta::connect(&postgres_database(), None).unwrap();
+    vec![
+        Engine {
+            name: "redb",
+            meta: Arc::new(redb),
+            _dir: Some(dir),
+        },
+        Engine {
+            name: "postgres",
+            meta: Arc::new(pg),
+            _dir: None,
+        },
+    ]
+}
+
+/// A history record whose time, `at`, tells the records apart.
+fn history(digest: &str, at: u64) -> HistoryRecord {
+    HistoryRecord {
+        time_ms: at,
+        old: None,
+        new: Some(digest.to_owned()),
+        actor: "tester".into(),
+        method: "push".into(),
+        comment: None,
+    }
+}
+
+#[test]
+fn records_round_trip_and_removals_say_whether_they_removed() {
+    for e in engines() {
+        let feed = FeedRecord {
+            created: 1,
+            description: "production".into(),
+            anonymous_pull: false,
+            versioning: true,
+            permitted: vec!["stable".into()],
+        };
+        e.meta
+            .write(|w| {
+                w.put_feed("prod", &feed)?;
+                w.put_blob(
+                    "sha256:aa",
+                    &BlobRecord {
+                        size: 7,
+                        created: 1,
+                    },
+                )?;
+                w.link("prod/app", "sha256:aa", 5)?;
+                w.set_grant("alice", "prod", "push")?;
+                w.put_setting("k", b"v")?;
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+        let r = e.meta.read().unwrap();
+        assert_eq!(r.feed("prod").unwrap(), Some(feed.clone()), "{}", e.name);
+        assert_eq!(r.blob("sha256:aa").unwrap().unwrap().size, 7, "{}", e.name);
+        assert!(r.is_linked("prod/app", "sha256:aa").unwrap(), "{}", e.name);
+        assert_eq!(r.grant("alice", "prod").unwrap().as_deref(), Some("push"));
+        assert_eq!(
+            r.grants_on("prod").unwrap(),
+            vec![("alice".into(), "push".into())]
+        );
+        assert_eq!(r.setting("k").unwrap().as_deref(), Some(&b"v"[..]));
+        drop(r);
+        let (first, second) = e
+            .meta
+            .write(|w| {
+                let first = w.remove_feed("prod")?;
+                let second = w.remove_feed("prod")?;
+                Ok::<_, MetaError>((first, second))
+            })
+            .unwrap();
+        assert!(first && !second, "{}", e.name);
+    }
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_and_a_snapshot_does_not_see_later_writes() {
+    for e in engines() {
+        let failed = e.meta.write(|w| {
+            w.set_tag("prod/app", "1.0.0", "sha256:a")?;
+            Err::<(), _>(MetaError::Reopening)
+        });
+        assert!(failed.is_err(), "{}", e.name);
+        assert_eq!(
+            e.meta.read().unwrap().tag("prod/app", "1.0.0").unwrap(),
+            None,
+            "{}",
+            e.name
+        );
+        let before = e.meta.read().unwrap();
+        let generation = e.meta.generation();
+        e.meta
+            .write(|w| w.set_tag("prod/app", "1.0.0", "sha256:a"))
+            .unwrap();
+        assert!(e.meta.generation() > generation, "{}", e.name);
+        assert_eq!(
+            before.tag("prod/app", "1.0.0").unwrap(),
+            None,
+            "{}: snapshot moved",
+            e.name
+        );
+        assert_eq!(
+            e.meta
+                .read()
+                .unwrap()
+                .tag("prod/app", "1.0.0")
+                .unwrap()
+                .as_deref(),
+            Some("sha256:a"),
+            "{}",
+            e.name
+        );
+    }
+}
+
+/// Versions, pre-releases and other tags in `prod/app`, `main` retagged onto `1.0.0`'s digest.
+fn tag_some(e: &Engine) {
+    let tags = [
+        "1.0.0",
+        "1.0.0-rc.1",
+        "1.0.0-rc.10",
+        "1.0.0-rc.2",
+        "1.2.0",
+        "1.10.0",
+        "2.0.0-alpha",
+        "0.9.9",
+        "latest",
+        "main",
+        "stable",
+    ];
+    e.meta
+        .write(|w| {
+            for (i, t) in tags.iter().enumerate() {
+                w.set_tag("prod/app", t, &format!("sha256:{i}"))?;
+            }
+            // A retag moves the by-digest index too.
+            w.set_tag("prod/app", "main", "sha256:0")?;
+            Ok::<_, MetaError>(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn versions_rank_by_semver_and_page_highest_first_with_their_indexes() {
+    let tags = [
+        "1.0.0",
+        "1.0.0-rc.1",
+        "1.0.0-rc.10",
+        "1.0.0-rc.2",
+        "1.2.0",
+        "1.10.0",
+        "2.0.0-alpha",
+        "0.9.9",
+        "latest",
+        "main",
+        "stable",
+    ];
+    for e in engines() {
+        e.meta
+            .write(|w| {
+                for (i, t) in tags.iter().enumerate() {
+                    w.set_tag("prod/app", t, &format!("sha256:{i}"))?;
+                }
+                // A retag moves the by-digest index too.
+                w.set_tag("prod/app", "main", "sha256:0")?;
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+        let r = e.meta.read().unwrap();
+        let all = r.versions_page("prod/app", None, 100, &|_| true).unwrap();
+        let names: Vec<&str> = all.0.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "2.0.0-alpha",
+                "1.10.0",
+                "1.2.0",
+                "1.0.0",
+                "1.0.0-rc.10",
+                "1.0.0-rc.2",
+                "1.0.0-rc.1",
+                "0.9.9"
+            ],
+            "{}",
+            e.name
+        );
+        // Paged by the version before which to continue, three at a time.
+        let mut paged = Vec::new();
+        let mut before: Option<semver::Version> = None;
+        loop {
+            let (page, more) = r
+                .versions_page("prod/app", before.as_ref(), 3, &|_| true)
+                .unwrap();
+            paged.extend(page.iter().map(|(t, _)| t.clone()));
+            if !more {
+                break;
+            }
+            before = Some(page.last().unwrap().0.parse().unwrap());
+        }
+        assert_eq!(paged, names, "{}", e.name);
+        assert_eq!(
+            r.highest_version("prod/app", Scope::Stable)
+                .unwrap()
+                .unwrap()
+                .0,
+            "1.10.0",
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            r.highest_version("prod/app", Scope::Minor(1, 0))
+                .unwrap()
+                .unwrap()
+                .0,
+            "1.0.0"
+        );
+        assert_eq!(
+            r.highest_version("prod/app", Scope::Major(0))
+                .unwrap()
+                .unwrap()
+                .0,
+            "0.9.9"
+        );
+        assert_eq!(
+            r.highest_version("prod/app", Scope::Major(3)).unwrap(),
+            None
+        );
+    }
+}
+
+#[test]
+fn other_tags_page_by_name_and_tags_are_found_by_digest() {
+    for e in engines() {
+        tag_some(&e);
+        let r = e.meta.read().unwrap();
+        let others = r
+            .named_tags_page("prod/app", Some("latest"), 10, &|_| true)
+            .unwrap();
+        assert_eq!(
+            others.0.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+            ["main", "stable"],
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            r.tags_pointing_at("prod/app", "sha256:0").unwrap(),
+            ["1.0.0", "main"],
+            "{}",
+            e.name
+        );
+        let (page, more) = r.tags("prod/app", Some("1.2.0"), 2).unwrap();
+        assert_eq!(
+            (page, more),
+            (vec!["2.0.0-alpha".to_owned(), "latest".to_owned()], true)
+        );
+        drop(r);
+        e.meta
+            .write(|w| {
+                assert!(w.remove_tag("prod/app", "1.10.0")?);
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+        let r = e.meta.read().unwrap();
+        assert_eq!(
+            r.highest_version("prod/app", Scope::Stable)
+                .unwrap()
+                .unwrap()
+                .0,
+            "1.2.0"
+        );
+        assert_eq!(r.tag("prod/app", "1.10.0").unwrap(), None, "{}", e.name);
+    }
+}
+
+#[test]
+fn history_pages_both_ways_by_tag_and_across_repositories() {
+    for e in engines() {
+        e.meta
+            .write(|w| {
+                for i in 0..10u64 {
+                    let tag = if i % 2 == 0 { "1.0.0" } else { "latest" };
+                    w.append_history("prod/app", tag, &history(&format!("sha256:{i}"), i))?;
+                }
+                w.append_history("prod/other", "x", &history("sha256:o", 99))?;
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+        let r = e.meta.read().unwrap();
+        let (oldest, more) = r
+            .history_page("prod/app", None, None, false, 4, &|_, _| true)
+            .unwrap();
+        assert!(more, "{}", e.name);
+        assert_eq!(
+            oldest.iter().map(|(_, _, h)| h.time_ms).collect::<Vec<_>>(),
+            [0, 1, 2, 3],
+            "{}",
+            e.name
+        );
+        let cursor = oldest.last().unwrap().1;
+        let (next, _) = r
+            .history_page("prod/app", None, Some(cursor), false, 100, &|_, _| true)
+            .unwrap();
+        assert_eq!(next.len(), 6, "{}", e.name);
+        let (newest, _) = r
+            .history_page("prod/app", Some("latest"), None, true, 2, &|_, _| true)
+            .unwrap();
+        assert_eq!(
+            newest.iter().map(|(_, _, h)| h.time_ms).collect::<Vec<_>>(),
+            [9, 7]
+        );
+        assert_eq!(
+            r.last_history("prod/app", "1.0.0")
+                .unwrap()
+                .unwrap()
+                .time_ms,
+            8
+        );
+        let recent = r.recent_history(3, &|repo| repo == "prod/app").unwrap();
+        assert_eq!(
+            recent.iter().map(|(_, _, h)| h.time_ms).collect::<Vec<_>>(),
+            [9, 8, 7]
+        );
+        assert_eq!(
+            r.history("prod/app", Some("latest")).unwrap().len(),
+            5,
+            "{}",
+            e.name
+        );
+    }
+}
+
+/// Walks read more rows than one batch of the distributed engine, and lose none.
+#[test]
+fn walks_over_many_records_visit_each_once_in_order() {
+    for e in engines() {
+        let n = 1300;
+        e.meta
+            .write(|w| {
+                for i in 0..n {
+                    let digest = format!("sha256:{i:064}");
+                    w.put_blob(
+                        &digest,
+                        &BlobRecord {
+                            size: i,
+                            created: 0,
+                        },
+                    )?;
+                    w.link(&format!("prod/r{}", i % 7), &digest, i)?;
+                    w.put_repository(&format!("prod/r{i:04}"), &RepositoryRecord { created: i })?;
+                }
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+        let r = e.meta.read().unwrap();
+        let mut blobs = Vec::new();
+        r.each_blob(&mut |d, _| blobs.push(d.to_owned())).unwrap();
+        assert_eq!(blobs.len() as u64, n, "{}", e.name);
+        assert!(blobs.windows(2).all(|w| w[0] < w[1]), "{}", e.name);
+        let mut links = 0;
+        r.each_link(&mut |_, _, _| links += 1).unwrap();
+        assert_eq!(links, n, "{}", e.name);
+        let first = r.blob_digests(None, 1000).unwrap();
+        let rest = r
+            .blob_digests(first.last().map(String::as_str), 1000)
+            .unwrap();
+        assert_eq!((first.len() + rest.len()) as u64, n, "{}", e.name);
+        let (page, more) = r
+            .repositories("prod/r1", Some("prod/r1005"), 3, &|name| {
+                name.ends_with('7') || name.ends_with('9')
+            })
+            .unwrap();
+        assert_eq!(
+            page,
+            ["prod/r1007", "prod/r1009", "prod/r1017"],
+            "{}",
+            e.name
+        );
+        assert!(more, "{}", e.name);
+    }
+}
+
+/// Concurrent writers that read and then write the same value lose no update: each write
+/// is serialised (redb's single writer; PostgreSQL's write lock across connections).
+#[test]
+fn concurrent_read_modify_writes_lose_no_update() {
+    for e in engines() {
+        let threads = 8;
+        let each = 25;
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..each {
+                        e.meta
+                            .write(|w| {
+                                let n = w
+                                    .setting("counter")?
+                                    .map_or(0, |v| u64::from_be_bytes(v.try_into().unwrap()));
+                                w.put_setting("counter", &(n + 1).to_be_bytes())?;
+                                w.set_pull("prod/app", "sha256:a", n)?;
+                                Ok::<_, MetaError>(())
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let r = e.meta.read().unwrap();
+        let n = u64::from_be_bytes(r.setting("counter").unwrap().unwrap().try_into().unwrap());
+        assert_eq!(n, threads * each, "{}", e.name);
+        assert_eq!(
+            r.last_pull("prod/app", "sha256:a").unwrap(),
+            Some(n - 1),
+            "{}",
+            e.name
+        );
+    }
+}
+
+/// Two nodes over one PostgreSQL database: a push on one is pulled from the other, and the
+/// virtual tags either node computes agree with the versions.
+#[actix_web::test]
+async fn a_push_on_one_node_is_pulled_from_another_with_its_virtual_tags() {
+    let a = TestApp::on_postgres().versioned("prod", &[]);
+    let b = a.another_node();
+    let (digest, body) = a.push_image("prod/app", "1.2.3", &[b"layer one"]).await;
+    let res = b.get("/v2/prod/app/manifests/1.2.3").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, body);
+    for virtual_tag in ["latest", "1", "1.2"] {
+        let res = b
+            .get(&format!("/v2/prod/app/manifests/{virtual_tag}"))
+            .await;
+        assert_eq!(res.status, 200, "{virtual_tag}");
+        assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
+    }
+    let (newer, _) = b.push_image("prod/app", "1.3.0", &[b"layer two"]).await;
+    let res = a.get("/v2/prod/app/manifests/latest").await;
+    assert_eq!(res.header("docker-content-digest"), Some(newer.as_str()));
+    let res = a.get("/v2/prod/app/tags/list").await;
+    let tags = res.json()["tags"].clone();
+    assert_eq!(
+        tags,
+        serde_json::json!(["1", "1.2", "1.2.3", "1.3", "1.3.0", "latest"])
+    );
+}
+
+/// 16 pushes of one version with different content, spread over two nodes at once: exactly
+/// one wins, every other is refused, and the version and `latest` point at the winner.
+#[actix_web::test]
+async fn racing_pushes_of_one_version_across_nodes_have_exactly_one_winner() {
+    let a = TestApp::on_postgres().versioned("prod", &[]);
+    let b = a.another_node();
+    let mut images = Vec::new();
+    for i in 0..16 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        images.push(
+            node.image("prod/app", &[format!("layer {i}").as_bytes()])
+                .await,
+        );
+    }
+    let pushes = images.iter().enumerate().map(|(i, (_, body))| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.put_manifest("prod/app", "2.0.0", OCI_MANIFEST, body)
+    });
+    let results = futures_util::future::join_all(pushes).await;
+    let winners: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == 201)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r.status == 201 || r.status == 400 || r.status == 409)
+    );
+    let winner = &images[winners[0]].0;
+    for node in [&a, &b] {
+        for tag in ["2.0.0", "latest"] {
+            let res = node.get(&format!("/v2/prod/app/manifests/{tag}")).await;
+            assert_eq!(
+                res.header("docker-content-digest"),
+                Some(winner.as_str()),
+                "{tag}"
+            );
+        }
+    }
+}
