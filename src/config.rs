@@ -58,9 +58,16 @@ pub struct AuthConfig {
     pub token_ttl_seconds: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// Where the metadata lives: `embedded` (`meta.redb` in the data directory) or
+    /// `postgres` (`[storage.postgres]`, shared by several nodes).
+    #[serde(default)]
+    pub metadata: MetadataEngine,
+    /// The PostgreSQL database, for `metadata = "postgres"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresConfig>,
     /// Unreferenced blobs younger than this survive garbage collection, in seconds.
     pub gc_grace_seconds: u64,
     /// Upload sessions idle this long are abandoned, in seconds.
@@ -75,6 +82,61 @@ pub struct StorageConfig {
     pub gc_interval_seconds: u64,
     /// Apply the feeds' retention rules every this many seconds while serving; 0 never.
     pub retention_interval_seconds: u64,
+}
+
+/// The metadata engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataEngine {
+    #[default]
+    Embedded,
+    Postgres,
+}
+
+/// `[storage.postgres]`: the metadata database of a registry of several nodes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// A libpq connection string or URL without the password:
+    /// `host=db.example.com user=semdock dbname=semdock`.
+    pub url: String,
+    /// A file whose first line is the password (readable by the service account only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// The password, from the environment (`SEMDOCK_STORAGE__POSTGRES__PASSWORD`); never
+    /// printed by `semdock config` nor logged.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &self.url)
+            .field("password_file", &self.password_file)
+            .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    /// The password: from the environment, else from `password_file`, else none (the URL's,
+    /// or a trust/peer login).
+    pub fn password(&self) -> Result<Option<String>, String> {
+        if let Some(p) = &self.password {
+            return Ok(Some(p.clone()));
+        }
+        let Some(file) = &self.password_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!(
+                "cannot read storage.postgres.password_file {}: {e}",
+                file.display()
+            )
+        })?;
+        Ok(Some(text.lines().next().unwrap_or_default().to_owned()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +204,8 @@ impl Default for Config {
                 token_ttl_seconds: 300,
             },
             storage: StorageConfig {
+                metadata: MetadataEngine::Embedded,
+                postgres: None,
                 gc_grace_seconds: 3600,
                 upload_expiry_seconds: 86_400,
                 empty_upload_expiry_seconds: 600,
@@ -242,6 +306,31 @@ mod tests {
             assert_eq!(c.log.format, LogFormat::Json);
             assert_eq!(c.log.level, "debug");
             assert_eq!(c.feeds, vec!["library"]);
+            Ok(())
+        });
+    }
+
+    /// The PostgreSQL password is taken from the environment or its file and never printed.
+    #[test]
+    fn the_postgres_password_comes_from_env_or_file_and_is_never_printed() {
+        Jail::expect_with(|jail| {
+            jail.create_file("pw", "s3cret-from-file\nignored\n")?;
+            jail.create_file(
+                "c.toml",
+                "[storage]\nmetadata = \"postgres\"\n[storage.postgres]\nurl = \"host=db user=semdock\"\npassword_file = \"pw\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
+            assert_eq!(c.storage.metadata, MetadataEngine::Postgres);
+            let pg = c.storage.postgres.clone().unwrap();
+            assert_eq!(pg.password().unwrap().as_deref(), Some("s3cret-from-file"));
+            jail.set_env("SEMDOCK_STORAGE__POSTGRES__PASSWORD", "s3cret-from-env");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
+            let pg = c.storage.postgres.clone().unwrap();
+            assert_eq!(pg.password().unwrap().as_deref(), Some("s3cret-from-env"));
+            let printed = c.to_toml();
+            assert!(!printed.contains("s3cret"), "{printed}");
+            assert!(!format!("{c:?}").contains("s3cret"));
+            assert!(printed.contains("metadata = \"postgres\""), "{printed}");
             Ok(())
         });
     }

@@ -26,7 +26,23 @@ pub enum StartError {
 
 /// Opens the services in the configured data directory and creates the configured feeds.
 pub fn open(config: &Config) -> Result<Services, domain::Error> {
-    let services = Services::open(&config.data_dir, config.limits(), config.token_settings())?;
+    let services = match config.storage.metadata {
+        crate::config::MetadataEngine::Embedded => {
+            Services::open(&config.data_dir, config.limits(), config.token_settings())?
+        }
+        crate::config::MetadataEngine::Postgres => {
+            let meta = connect_postgres(config)?;
+            crate::store::owner_only::create_dir_all(&config.data_dir).map_err(|e| {
+                domain::Error::io("create the data directory", &config.data_dir, &e)
+            })?;
+            Services::with_meta(
+                std::sync::Arc::new(meta),
+                &config.data_dir,
+                config.limits(),
+                config.token_settings(),
+            )?
+        }
+    };
     if services.initial_password.is_some() {
         // Only where it is: a log is kept for weeks and read by more people than the file.
         tracing::warn!(
@@ -49,6 +65,24 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
         }
     }
     Ok(services)
+}
+
+/// The PostgreSQL metadata engine of `[storage.postgres]`, its schema brought up to date; a
+/// sentence naming what failed when it cannot be.
+fn connect_postgres(
+    config: &Config,
+) -> Result<crate::store::meta::postgres::PgMeta, domain::Error> {
+    let pg = config.storage.postgres.as_ref().ok_or_else(|| {
+        domain::Error::Invalid(
+            "storage.metadata is \"postgres\" but [storage.postgres] (its url) is not set".into(),
+        )
+    })?;
+    let password = pg.password().map_err(domain::Error::Invalid)?;
+    crate::store::meta::postgres::PgMeta::connect(&pg.url, password.as_deref()).map_err(|e| {
+        domain::Error::Unavailable(format!(
+            "cannot open the metadata database (storage.postgres.url): {e}"
+        ))
+    })
 }
 
 /// A scheduled maintenance job.

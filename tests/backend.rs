@@ -518,3 +518,161 @@ async fn racing_pushes_of_one_version_across_nodes_have_exactly_one_winner() {
         }
     }
 }
+
+/// What one node remembers never hides another node's write: after node A moves `latest`
+/// and deletes the API key node B has just served, B answers with the new state at once.
+#[actix_web::test]
+async fn a_node_never_serves_what_another_node_changed() {
+    let a = TestApp::on_postgres().versioned("prod", &[]);
+    let b = a.another_node();
+    let (first, _) = a.push_image("prod/app", "1.0.0", &[b"one"]).await;
+    for _ in 0..3 {
+        let res = b.get("/v2/prod/app/manifests/latest").await;
+        assert_eq!(res.header("docker-content-digest"), Some(first.as_str()));
+    }
+    let (second, _) = a.push_image("prod/app", "1.1.0", &[b"two"]).await;
+    let res = b.get("/v2/prod/app/manifests/latest").await;
+    assert_eq!(res.header("docker-content-digest"), Some(second.as_str()));
+
+    let key = a
+        .auth
+        .create_key(
+            &common::admin(),
+            None,
+            "short-lived",
+            &std::collections::BTreeMap::new(),
+            true,
+            None,
+        )
+        .unwrap();
+    let with_key = || {
+        actix_web::test::TestRequest::get()
+            .uri("/v2/prod/app/manifests/latest")
+            .insert_header(("Authorization", common::basic("api", &key.key)))
+    };
+    assert_eq!(b.send_as(with_key()).await.status, 200);
+    assert_eq!(b.send_as(with_key()).await.status, 200);
+    a.auth.revoke_key(&common::admin(), &key.id).unwrap();
+    assert_eq!(b.send_as(with_key()).await.status, 401);
+}
+
+/// Two `semdock serve` processes configured with `storage.metadata = "postgres"` on one
+/// database and one blob directory: docker pushes through one and pulls the same image, by
+/// the same digest, through the other.
+#[test]
+fn two_servers_over_one_postgres_serve_one_registry_to_docker() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = postgres_database();
+    let env = [
+        ("SEMDOCK_STORAGE__METADATA", "postgres"),
+        ("SEMDOCK_STORAGE__POSTGRES__URL", url.as_str()),
+    ];
+    let a = common::Server::start_in(&data, &env);
+    let b = common::Server::start_in(&data, &env);
+    a.docker_login();
+    b.docker_login();
+    let pushed = format!("{}/prod/app:1.0.0", a.host());
+    let ctx = common::image_context(2, "two-nodes");
+    common::run(
+        a.docker()
+            .args(["build", "--no-cache", "-q", "-t", &pushed])
+            .arg(ctx.path())
+            .env("DOCKER_BUILDKIT", "0"),
+    );
+    common::run(a.docker().args(["push", &pushed]));
+    let digest_at = |server: &common::Server, reference: &str| {
+        let res = server
+            .http()
+            .get(server.url(&format!("/v2/prod/app/manifests/{reference}")))
+            .header(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+            )
+            .call()
+            .unwrap();
+        assert_eq!(res.status(), 200, "{reference} at {}", server.host());
+        res.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(digest_at(&b, "1.0.0"), digest_at(&a, "1.0.0"));
+    let pulled = format!("{}/prod/app:1.0.0", b.host());
+    common::run(b.docker().args(["pull", &pulled]));
+    common::run(a.docker().args(["rmi", &pushed, &pulled]));
+}
+
+/// A server whose PostgreSQL cannot be reached does not start, and says which setting.
+#[test]
+fn a_server_whose_database_is_unreachable_says_so_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .arg("serve")
+        .env("SEMDOCK_LISTEN", "127.0.0.1:0")
+        .env("SEMDOCK_DATA_DIR", dir.path().join("data"))
+        .env("SEMDOCK_STORAGE__METADATA", "postgres")
+        .env(
+            "SEMDOCK_STORAGE__POSTGRES__URL",
+            format!("host=127.0.0.1 port={port} user=semdock dbname=semdock connect_timeout=2"),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot open the metadata database (storage.postgres.url)")
+            && stderr.contains("cannot be reached"),
+        "{stderr}"
+    );
+}
+
+/// The database going away under a running server (its connections cut, new ones refused):
+/// requests get 503 with the OCI error JSON and `/readyz` says so; once it is back, the same
+/// server answers again without a restart.
+#[test]
+fn a_lost_database_gives_503_and_the_server_recovers_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres_database();
+    let db = url.rsplit("dbname=").next().unwrap().to_owned();
+    let server = common::Server::start_in(
+        &dir.path().join("data"),
+        &[
+            ("SEMDOCK_STORAGE__METADATA", "postgres"),
+            ("SEMDOCK_STORAGE__POSTGRES__URL", url.as_str()),
+        ],
+    );
+    let agent = server.http();
+    let tags = |agent: &ureq::Agent| {
+        let res = agent
+            .get(server.url("/v2/prod/app/tags/list"))
+            .call()
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.into_body().read_to_string().unwrap())
+    };
+    assert_eq!(
+        tags(&agent).0,
+        404,
+        "an empty repository, answered by the database"
+    );
+    common::postgres_admin(&format!(
+        "ALTER DATABASE {db} ALLOW_CONNECTIONS false;
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}';"
+    ));
+    let (status, body) = tags(&agent);
+    assert_eq!(status, 503, "{body}\n{}", server.log());
+    assert!(body.contains("UNAVAILABLE"), "{body}");
+    let ready = common::http().get(server.url("/readyz")).call().unwrap();
+    assert_eq!(ready.status(), 503);
+    common::postgres_admin(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true;"));
+    assert_eq!(tags(&agent).0, 404, "the same server answers again");
+    let ready = common::http().get(server.url("/readyz")).call().unwrap();
+    assert_eq!(ready.status(), 200);
+}

@@ -112,8 +112,14 @@ pub fn postgres_database() -> String {
         "TEST_POSTGRES_URL names the PostgreSQL server these tests use: run ./scripts/test, or `scripts/postgres start DIR` and export what it prints",
     );
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let create = format!("CREATE DATABASE {name}");
-    let server = base.clone();
+    postgres_admin(&format!("CREATE DATABASE {name}"));
+    format!("{base} dbname={name}")
+}
+
+/// Runs `sql` on the test PostgreSQL server's `postgres` database (as its superuser).
+pub fn postgres_admin(sql: &str) {
+    let base = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL is set");
+    let sql = sql.to_owned();
     // On a thread of its own: callers may be async tests, where no runtime may block.
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -121,18 +127,17 @@ pub fn postgres_database() -> String {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
                 .await
                 .expect("the test PostgreSQL server answers");
             let driver = tokio::spawn(connection);
-            client.batch_execute(&create).await.unwrap();
+            client.batch_execute(&sql).await.unwrap();
             drop(client);
             let _ = driver.await;
         });
     })
     .join()
     .unwrap();
-    format!("{base} dbname={name}")
 }
 
 impl TestApp {

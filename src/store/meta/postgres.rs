@@ -236,8 +236,12 @@ impl Metadata for PgMeta {
         Ok(true)
     }
 
+    /// A new value at every call: another node's writes are not announced to this one yet,
+    /// so no cached read may be trusted — the manifest and token caches never hit, and every
+    /// read goes to the database (read-your-writes through any node, at a round trip per
+    /// read).
     fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError> {
@@ -474,11 +478,11 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// No connection could be had: whatever the server said (down, refusing this database,
+/// refusing the login), the database cannot be reached for now.
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(pool_error)`
 fn pool_error(e: deadpool_postgres::PoolError) -> MetaError {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => pg_error(e),
-        other => MetaError::Unreachable(other.to_string()),
-    }
+    MetaError::Unreachable(error_chain(&e))
 }
 
 /// A lost or refused connection is `Unreachable` (the client gets 503 and may retry); any
