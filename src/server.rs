@@ -31,7 +31,7 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
             Services::open(&config.data_dir, config.limits(), config.token_settings())?
         }
         crate::config::MetadataEngine::Postgres => {
-            let meta = connect_postgres(config)?;
+            let meta = open_postgres(config, true)?;
             crate::store::owner_only::create_dir_all(&config.data_dir).map_err(|e| {
                 domain::Error::io("create the data directory", &config.data_dir, &e)
             })?;
@@ -67,10 +67,11 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
     Ok(services)
 }
 
-/// The PostgreSQL metadata engine of `[storage.postgres]`, its schema brought up to date; a
-/// sentence naming what failed when it cannot be.
-fn connect_postgres(
+/// The PostgreSQL metadata engine of `[storage.postgres]`, its schema brought up to date
+/// when `migrated`; a sentence naming what failed when it cannot be.
+pub fn open_postgres(
     config: &Config,
+    migrated: bool,
 ) -> Result<crate::store::meta::postgres::PgMeta, domain::Error> {
     let pg = config.storage.postgres.as_ref().ok_or_else(|| {
         domain::Error::Invalid(
@@ -78,7 +79,12 @@ fn connect_postgres(
         )
     })?;
     let password = pg.password().map_err(domain::Error::Invalid)?;
-    crate::store::meta::postgres::PgMeta::connect(&pg.url, password.as_deref()).map_err(|e| {
+    let open = if migrated {
+        crate::store::meta::postgres::PgMeta::connect
+    } else {
+        crate::store::meta::postgres::PgMeta::open
+    };
+    open(&pg.url, password.as_deref()).map_err(|e| {
         domain::Error::Unavailable(format!(
             "cannot open the metadata database (storage.postgres.url): {e}"
         ))

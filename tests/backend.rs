@@ -676,3 +676,45 @@ fn a_lost_database_gives_503_and_the_server_recovers_without_a_restart() {
     let ready = common::http().get(server.url("/readyz")).call().unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// `semdock migrate` applies the schema to a new PostgreSQL database and says so, then finds
+/// nothing to do; with the embedded store it says there is nothing to do.
+#[test]
+fn migrate_applies_the_schema_once_and_then_finds_it_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres_database();
+    let migrate = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_semdock"));
+        cmd.arg("migrate")
+            .env("SEMDOCK_DATA_DIR", dir.path().join("data"))
+            .env("SEMDOCK_STORAGE__METADATA", "postgres")
+            .env("SEMDOCK_STORAGE__POSTGRES__URL", &url);
+        common::run(&mut cmd)
+    };
+    let first = migrate();
+    assert!(
+        first.contains("applied migration(s) 1: the PostgreSQL schema is at version 1"),
+        "{first}"
+    );
+    let second = migrate();
+    assert!(
+        second.contains("the PostgreSQL schema is up to date (version 1)"),
+        "{second}"
+    );
+    let embedded = common::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_semdock"))
+            .arg("migrate")
+            .env("SEMDOCK_DATA_DIR", dir.path().join("embedded")),
+    );
+    assert!(embedded.contains("nothing to do"), "{embedded}");
+    // The migrated database serves.
+    let server = common::Server::start_in(
+        &dir.path().join("data"),
+        &[
+            ("SEMDOCK_STORAGE__METADATA", "postgres"),
+            ("SEMDOCK_STORAGE__POSTGRES__URL", url.as_str()),
+        ],
+    );
+    let res = server.http().get(server.url("/v2/")).call().unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -182,6 +182,9 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// Bring the metadata database's schema up to date and say what was applied (`serve`
+    /// does the same at every start; this runs it ahead of an upgrade of the nodes).
+    Migrate,
     /// Restore a backup into the configured data directory, which must be new or empty.
     Restore {
         /// A directory `semdock backup` wrote.
@@ -411,6 +414,33 @@ fn purge(target: &Target, image: &str, live: bool) -> anyhow::Result<()> {
 }
 
 /// `semdock serve`: the port first, so that a start that cannot serve creates nothing.
+fn migrate(config: &Config) -> anyhow::Result<()> {
+    use crate::store::meta::postgres::MIGRATIONS;
+    match config.storage.metadata {
+        crate::config::MetadataEngine::Embedded => {
+            println!(
+                "storage.metadata is \"embedded\": {} is brought up to date when it is opened; nothing to do",
+                config.data_dir.join("meta.redb").display()
+            );
+        }
+        crate::config::MetadataEngine::Postgres => {
+            let meta = crate::server::open_postgres(config, false)?;
+            let applied = meta.migrate()?;
+            let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+            if applied.is_empty() {
+                println!("the PostgreSQL schema is up to date (version {latest})");
+            } else {
+                let list: Vec<String> = applied.iter().map(ToString::to_string).collect();
+                println!(
+                    "applied migration(s) {}: the PostgreSQL schema is at version {latest}",
+                    list.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn serve(config: &Config) -> anyhow::Result<()> {
     telemetry::init(&config.log);
     let listener = server::bind(config)?;
@@ -458,6 +488,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup { dir, remote } => storage::backup(&target(&config, &remote)?, &dir),
         Command::Restore { dir } => storage::restore(&config, &dir),
+        Command::Migrate => migrate(&config),
         Command::GenerateDocs { .. } => unreachable!("handled before the configuration loads"),
         Command::Service => run_service(config),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),

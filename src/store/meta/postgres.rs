@@ -68,6 +68,14 @@ impl PgMeta {
     /// Connects to `url` (a libpq connection string or URL; `password`, when given, replaces
     /// any in it), checks the server answers, and brings the schema up to date.
     pub fn connect(url: &str, password: Option<&str>) -> Result<Self, MetaError> {
+        let engine = Self::open(url, password)?;
+        engine.migrate()?;
+        Ok(engine)
+    }
+
+    /// The engine on `url` without touching the schema: connections are made when first
+    /// needed (`migrate` says whether the server answers).
+    pub fn open(url: &str, password: Option<&str>) -> Result<Self, MetaError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| MetaError::Server(format!("the PostgreSQL URL is not valid: {e}")))?;
@@ -100,14 +108,12 @@ impl PgMeta {
                 .build()
                 .map_err(|e| MetaError::Server(format!("cannot set up the connection pool: {e}")))?
         };
-        let engine = Self {
+        Ok(Self {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             pool,
             generation: AtomicU64::new(0),
-        };
-        engine.migrate()?;
-        Ok(engine)
+        })
     }
 
     /// Runs every migration the database has not had, one node at a time; returns the
