@@ -52,6 +52,7 @@ pub struct PgMeta {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     pool: Pool,
+    /// Counts calls to `generation()`: a new value each time (see there).
     generation: AtomicU64,
 }
 
@@ -201,18 +202,6 @@ impl PgMeta {
             client: Some(client),
         })
     }
-
-    /// Removes every table of the schema: for tests that want a fresh database.
-    pub fn drop_everything(&self) -> Result<(), MetaError> {
-        let pool = self.pool.clone();
-        self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            client
-                .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-                .await
-                .map_err(pg_error)
-        })
-    }
 }
 
 impl Metadata for PgMeta {
@@ -235,7 +224,6 @@ impl Metadata for PgMeta {
             return Ok(false);
         }
         txn.end("COMMIT")?;
-        self.generation.fetch_add(1, Ordering::AcqRel);
         crate::metrics::get()
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
