@@ -68,6 +68,13 @@ pub struct StorageConfig {
     /// The PostgreSQL database, for `metadata = "postgres"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresConfig>,
+    /// Where the blobs live: `files` (under the data directory) or `s3` (`[storage.s3]`, a
+    /// bucket shared by several nodes).
+    #[serde(default)]
+    pub blobs: BlobEngine,
+    /// The S3 bucket, for `blobs = "s3"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
     /// Unreferenced blobs younger than this survive garbage collection, in seconds.
     pub gc_grace_seconds: u64,
     /// Upload sessions idle this long are abandoned, in seconds.
@@ -91,6 +98,92 @@ pub enum MetadataEngine {
     #[default]
     Embedded,
     Postgres,
+}
+
+/// The blob engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobEngine {
+    #[default]
+    Files,
+    S3,
+}
+
+/// `[storage.s3]`: the object store holding the blobs of a registry of several nodes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// `https://s3.example.com` (or `http://` on a trusted network) for an S3-compatible
+    /// store; unset for AWS, which the region then names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Path-style requests (`endpoint/bucket/key`), which Garage, MinIO and Ceph expect;
+    /// `false` for virtual-hosted ones (`bucket.endpoint/key`).
+    #[serde(default = "default_true")]
+    pub path_style: bool,
+    /// Keys are written under this prefix (so that one bucket can hold several
+    /// registries); empty by default.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    pub access_key_id: String,
+    /// A file whose first line is the secret access key (readable by the service account
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// The secret access key, from the environment
+    /// (`SEMDOCK_STORAGE__S3__SECRET_ACCESS_KEY`); never printed by `semdock config` nor
+    /// logged.
+    #[serde(default, skip_serializing)]
+    pub secret_access_key: Option<String>,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key_file", &self.secret_access_key_file)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "(set)"),
+            )
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// The secret access key: from the environment, else from `secret_access_key_file`.
+    pub fn secret(&self) -> Result<String, String> {
+        if let Some(s) = &self.secret_access_key {
+            return Ok(s.clone());
+        }
+        let Some(file) = &self.secret_access_key_file else {
+            return Err("storage.s3 needs its secret access key: set SEMDOCK_STORAGE__S3__SECRET_ACCESS_KEY or storage.s3.secret_access_key_file".into());
+        };
+        first_line(file, "storage.s3.secret_access_key_file")
+    }
+}
+
+/// The first line of `file`, a secret named by setting `key`.
+fn first_line(file: &Path, key: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {key} {}: {e}", file.display()))?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
 /// `[storage.postgres]`: the metadata database of a registry of several nodes.
@@ -129,13 +222,7 @@ impl PostgresConfig {
         let Some(file) = &self.password_file else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            format!(
-                "cannot read storage.postgres.password_file {}: {e}",
-                file.display()
-            )
-        })?;
-        Ok(Some(text.lines().next().unwrap_or_default().to_owned()))
+        first_line(file, "storage.postgres.password_file").map(Some)
     }
 }
 
@@ -206,6 +293,8 @@ impl Default for Config {
             storage: StorageConfig {
                 metadata: MetadataEngine::Embedded,
                 postgres: None,
+                blobs: BlobEngine::Files,
+                s3: None,
                 gc_grace_seconds: 3600,
                 upload_expiry_seconds: 86_400,
                 empty_upload_expiry_seconds: 600,
@@ -331,6 +420,43 @@ mod tests {
             assert!(!printed.contains("s3cret"), "{printed}");
             assert!(!format!("{c:?}").contains("s3cret"));
             assert!(printed.contains("metadata = \"postgres\""), "{printed}");
+            Ok(())
+        });
+    }
+
+    /// The S3 secret key is taken from the environment or its file and never printed; the
+    /// defaults suit an S3-compatible store addressed by path.
+    #[test]
+    fn the_s3_secret_comes_from_env_or_file_and_is_never_printed() {
+        Jail::expect_with(|jail| {
+            jail.create_file("key", "Wd8-secret-from-file\n")?;
+            jail.create_file(
+                "c.toml",
+                "[storage]\nblobs = \"s3\"\n[storage.s3]\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"reg\"\naccess_key_id = \"GK1\"\nsecret_access_key_file = \"key\"\n",
+            )?;
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
+            assert_eq!(c.storage.blobs, BlobEngine::S3);
+            let s3 = c.storage.s3.clone().unwrap();
+            assert_eq!((s3.region.as_str(), s3.path_style), ("us-east-1", true));
+            assert_eq!(s3.secret().unwrap(), "Wd8-secret-from-file");
+            jail.set_env(
+                "SEMDOCK_STORAGE__S3__SECRET_ACCESS_KEY",
+                "Wd8-secret-from-env",
+            );
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
+            assert_eq!(
+                c.storage.s3.clone().unwrap().secret().unwrap(),
+                "Wd8-secret-from-env"
+            );
+            let printed = c.to_toml();
+            assert!(!printed.contains("Wd8-secret"), "{printed}");
+            assert!(!format!("{c:?}").contains("Wd8-secret"));
+            assert!(printed.contains("blobs = \"s3\""), "{printed}");
+            jail.create_file("bad.toml", "[storage]\nblobs = \"s3\"\n[storage.s3]\nbucket = \"reg\"\naccess_key_id = \"GK1\"\n")?;
+            jail.clear_env();
+            let c = Config::load(Some(Path::new("bad.toml"))).map_err(|e| *e)?;
+            let err = c.storage.s3.unwrap().secret().unwrap_err();
+            assert!(err.contains("secret_access_key_file"), "{err}");
             Ok(())
         });
     }

@@ -26,23 +26,7 @@ pub enum StartError {
 
 /// Opens the services in the configured data directory and creates the configured feeds.
 pub fn open(config: &Config) -> Result<Services, domain::Error> {
-    let services = match config.storage.metadata {
-        crate::config::MetadataEngine::Embedded => {
-            Services::open(&config.data_dir, config.limits(), config.token_settings())?
-        }
-        crate::config::MetadataEngine::Postgres => {
-            let meta = open_postgres(config, true)?;
-            crate::store::owner_only::create_dir_all(&config.data_dir).map_err(|e| {
-                domain::Error::io("create the data directory", &config.data_dir, &e)
-            })?;
-            Services::with_meta(
-                std::sync::Arc::new(meta),
-                &config.data_dir,
-                config.limits(),
-                config.token_settings(),
-            )?
-        }
-    };
+    let services = open_services(config, true)?;
     if services.initial_password.is_some() {
         // Only where it is: a log is kept for weeks and read by more people than the file.
         tracing::warn!(
@@ -65,6 +49,78 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
         }
     }
     Ok(services)
+}
+
+/// The services over the configured stores. Only with `create` (what `serve` does) may an
+/// embedded registry be created in a data directory that holds none; the offline commands
+/// refuse, naming the directory, so that they never create a registry no server uses.
+pub fn open_services(config: &Config, create: bool) -> Result<Services, domain::Error> {
+    use crate::config::{BlobEngine, MetadataEngine};
+    let (limits, tokens) = (config.limits(), config.token_settings());
+    let meta: std::sync::Arc<dyn crate::store::meta::Metadata> = match config.storage.metadata {
+        MetadataEngine::Embedded if config.storage.blobs == BlobEngine::Files => {
+            return if create {
+                Services::open(&config.data_dir, limits, tokens)
+            } else {
+                Services::open_existing(&config.data_dir, limits, tokens)
+            };
+        }
+        MetadataEngine::Embedded => {
+            if create {
+                crate::store::owner_only::create_dir_all(&config.data_dir).map_err(|e| {
+                    domain::Error::io("create the data directory", &config.data_dir, &e)
+                })?;
+            }
+            std::sync::Arc::new(Services::open_embedded_meta(
+                &config.data_dir,
+                limits,
+                create,
+            )?)
+        }
+        MetadataEngine::Postgres => std::sync::Arc::new(open_postgres(config, true)?),
+    };
+    crate::store::owner_only::create_dir_all(&config.data_dir)
+        .map_err(|e| domain::Error::io("create the data directory", &config.data_dir, &e))?;
+    match config.storage.blobs {
+        BlobEngine::Files => Services::with_meta(meta, &config.data_dir, limits, tokens),
+        BlobEngine::S3 => {
+            let blobs = std::sync::Arc::new(open_s3(config)?);
+            Services::with_stores(meta, blobs, &config.data_dir, limits, tokens)
+        }
+    }
+}
+
+/// The S3 blob engine of `[storage.s3]`, checked to answer; a sentence naming what failed
+/// when it does not.
+pub fn open_s3(config: &Config) -> Result<crate::store::blobs::s3::S3Blobs, domain::Error> {
+    use crate::store::blobs::api::Blobs as _;
+    let s3 = config.storage.s3.as_ref().ok_or_else(|| {
+        domain::Error::Invalid(
+            "storage.blobs is \"s3\" but [storage.s3] (its bucket and access_key_id) is not set"
+                .into(),
+        )
+    })?;
+    let location = crate::store::blobs::s3::S3Location {
+        endpoint: s3.endpoint.clone(),
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        path_style: s3.path_style,
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: s3.secret().map_err(domain::Error::Invalid)?,
+        prefix: s3.prefix.clone(),
+    };
+    let engine = crate::store::blobs::s3::S3Blobs::open(&location)
+        .map_err(|e| domain::Error::Invalid(format!("storage.s3: {e}")))?;
+    engine.probe().map_err(|e| {
+        domain::Error::Unavailable(format!(
+            "cannot reach bucket {:?} of the object store ({}): {e}",
+            s3.bucket,
+            s3.endpoint
+                .as_deref()
+                .unwrap_or("AWS S3, storage.s3.region")
+        ))
+    })?;
+    Ok(engine)
 }
 
 /// The PostgreSQL metadata engine of `[storage.postgres]`, its schema brought up to date

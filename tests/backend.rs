@@ -1,12 +1,17 @@
 //! One backend test suite: the same behavioural tests against both metadata engines — the
 //! embedded one (redb) and the distributed one (a real PostgreSQL server, `TEST_POSTGRES_URL`)
-//! — and the registry's rules over PostgreSQL with two nodes sharing one database.
+//! — and both blob engines — files, and a real S3 engine (Garage, `TEST_S3_*`) — then the
+//! registry's rules with two nodes sharing one database and one bucket.
 
 mod common;
 
 use std::sync::Arc;
 
 use common::{OCI_MANIFEST, TestApp, postgres_database};
+use semdock::model::{Algorithm, Digest};
+use semdock::store::blobs::api::{Blobs, read_all};
+use semdock::store::blobs::s3::{PART, S3Blobs};
+use semdock::store::blobs::{BlobStore, UploadState};
 use semdock::store::meta::postgres::PgMeta;
 use semdock::store::meta::precedence::Scope;
 use semdock::store::meta::{
@@ -633,6 +638,47 @@ fn a_server_whose_database_is_unreachable_says_so_and_stops() {
     );
 }
 
+/// A server whose bucket cannot be used does not start, and says which bucket: a store
+/// that does not answer, then credentials it refuses.
+#[test]
+fn a_server_whose_bucket_is_unusable_says_so_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = common::s3_location();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nowhere = format!("http://127.0.0.1:{port}");
+    for (endpoint, secret) in [
+        (nowhere.as_str(), s3.secret_access_key.as_str()),
+        (s3.endpoint.as_deref().unwrap(), "not-the-secret"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_semdock"))
+            .arg("serve")
+            .env("SEMDOCK_LISTEN", "127.0.0.1:0")
+            .env("SEMDOCK_DATA_DIR", dir.path().join("data"))
+            .env("SEMDOCK_STORAGE__BLOBS", "s3")
+            .env("SEMDOCK_STORAGE__S3__ENDPOINT", endpoint)
+            .env("SEMDOCK_STORAGE__S3__BUCKET", &s3.bucket)
+            .env("SEMDOCK_STORAGE__S3__REGION", &s3.region)
+            .env("SEMDOCK_STORAGE__S3__ACCESS_KEY_ID", &s3.access_key_id)
+            .env("SEMDOCK_STORAGE__S3__SECRET_ACCESS_KEY", secret)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "cannot reach bucket \"{}\" of the object store ({endpoint})",
+                s3.bucket
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("not-the-secret"), "{stderr}");
+    }
+}
+
 /// The database going away under a running server (its connections cut, new ones refused):
 /// requests get 503 with the OCI error JSON and `/readyz` says so; once it is back, the same
 /// server answers again without a restart.
@@ -717,4 +763,358 @@ fn migrate_applies_the_schema_once_and_then_finds_it_up_to_date() {
     );
     let res = server.http().get(server.url("/v2/")).call().unwrap();
     assert_eq!(res.status(), 200);
+}
+
+/// A blob engine under test, and a second handle on the same storage (another node's).
+struct BlobEngine {
+    name: &'static str,
+    blobs: Arc<dyn Blobs>,
+    other_node: Arc<dyn Blobs>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn blob_engines() -> Vec<BlobEngine> {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = common::s3_location();
+    vec![
+        BlobEngine {
+            name: "files",
+            blobs: Arc::new(BlobStore::open(dir.path()).unwrap()),
+            other_node: Arc::new(BlobStore::open(dir.path()).unwrap()),
+            _dir: Some(dir),
+        },
+        BlobEngine {
+            name: "s3",
+            blobs: Arc::new(S3Blobs::open(&s3).unwrap()),
+            other_node: Arc::new(S3Blobs::open(&s3).unwrap()),
+            _dir: None,
+        },
+    ]
+}
+
+/// Bytes that differ at every offset that matters (not one repeated byte).
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from((i * 31 + i / 8191 + usize::from(seed)) % 256).unwrap())
+        .collect()
+}
+
+/// Appends `chunks` to upload `id` of `blobs`, one request each, continuing from what the
+/// store holds (as a node that did not see the earlier requests does).
+fn append_chunks(blobs: &dyn Blobs, id: &str, chunks: &[&[u8]]) -> UploadState {
+    let mut state = blobs.rehash_upload(id, Algorithm::Sha256).unwrap();
+    for chunk in chunks {
+        let before = state.len();
+        assert_eq!(blobs.upload_len(id).unwrap(), Some(before));
+        let mut sink = blobs.append(id, state).unwrap();
+        // In pieces, as a request body arrives.
+        for piece in chunk.chunks(64 << 10) {
+            sink.write(piece).unwrap();
+        }
+        assert_eq!(sink.offset(), before + chunk.len() as u64);
+        state = sink.finish().unwrap();
+    }
+    state
+}
+
+#[test]
+fn a_blob_published_from_an_upload_reads_back_exactly_by_any_range() {
+    for e in blob_engines() {
+        let bytes = pattern(3 << 20, 1);
+        let digest = Digest::of(&bytes);
+        e.blobs.create_upload("u1").unwrap();
+        assert_eq!(e.blobs.upload_len("u1").unwrap(), Some(0), "{}", e.name);
+        let state = append_chunks(e.blobs.as_ref(), "u1", &[&bytes]);
+        assert_eq!(state.digest(), digest, "{}", e.name);
+        assert_eq!(e.blobs.stat(&digest).unwrap(), None, "{}", e.name);
+        e.blobs.publish("u1", &digest).unwrap();
+        assert_eq!(e.blobs.upload_len("u1").unwrap(), None, "{}", e.name);
+        assert_eq!(
+            e.other_node.stat(&digest).unwrap(),
+            Some(bytes.len() as u64),
+            "{}",
+            e.name
+        );
+        let blob = e.other_node.open(&digest).unwrap();
+        assert_eq!(blob.stored_len().unwrap(), bytes.len() as u64);
+        for (offset, len) in [
+            (0, 10),
+            (10, 1 << 20),
+            (5, 7),
+            (2 << 20, 1 << 20),
+            (0, 3 << 20),
+        ] {
+            assert_eq!(
+                blob.read_at(offset as u64, len).unwrap(),
+                bytes[offset..offset + len],
+                "{} at {offset}+{len}",
+                e.name
+            );
+        }
+        let past = blob.read_at((3 << 20) - 4, 5).unwrap_err();
+        assert_eq!(past.kind(), std::io::ErrorKind::UnexpectedEof, "{}", e.name);
+        let mut listed = Vec::new();
+        e.other_node
+            .each_blob(&mut |b| {
+                listed.push((b.digest, b.len));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            listed,
+            vec![(digest.clone(), bytes.len() as u64)],
+            "{}",
+            e.name
+        );
+        e.other_node.remove_blob(&digest).unwrap();
+        e.other_node.remove_blob(&digest).unwrap();
+        assert_eq!(e.blobs.stat(&digest).unwrap(), None, "{}", e.name);
+    }
+}
+
+/// A chunked upload whose requests land on two nodes in turn, with chunks smaller and larger
+/// than a multipart part: every node continues from the bytes and hash state the store holds.
+#[test]
+fn a_chunked_upload_continues_on_another_node_across_part_boundaries() {
+    for e in blob_engines() {
+        let bytes = pattern(2 * PART + (3 << 20) + 17, 2);
+        let digest = Digest::of(&bytes);
+        e.blobs.create_upload("u2").unwrap();
+        let cuts = [0, 1000, PART - 5, PART + 3, 2 * PART + 1, bytes.len()];
+        for (i, w) in cuts.windows(2).enumerate() {
+            let node = if i % 2 == 0 { &e.blobs } else { &e.other_node };
+            append_chunks(node.as_ref(), "u2", &[&bytes[w[0]..w[1]]]);
+            assert_eq!(
+                e.blobs.upload_len("u2").unwrap(),
+                Some(w[1] as u64),
+                "{}",
+                e.name
+            );
+        }
+        let state = e.other_node.rehash_upload("u2", Algorithm::Sha256).unwrap();
+        assert_eq!(state.digest(), digest, "{}", e.name);
+        assert_eq!(state.len(), bytes.len() as u64);
+        let listed: Vec<_> = e
+            .blobs
+            .uploads()
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.id, u.len))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![("u2".to_owned(), bytes.len() as u64)],
+            "{}",
+            e.name
+        );
+        e.blobs.publish("u2", &digest).unwrap();
+        let mut read = Vec::new();
+        read_all(e.other_node.open(&digest).unwrap().as_ref(), |b| {
+            read.extend_from_slice(b);
+        })
+        .unwrap();
+        assert!(read == bytes, "{}: the published blob differs", e.name);
+        assert!(e.blobs.uploads().unwrap().is_empty(), "{}", e.name);
+    }
+}
+
+/// A request cut short (its sink dropped unfinished) leaves the upload as the request before
+/// it ended, so the client resumes from the offset the store reports.
+#[test]
+fn an_append_dropped_unfinished_leaves_the_upload_as_it_was() {
+    for e in blob_engines() {
+        let first = pattern(PART + 100, 3);
+        e.blobs.create_upload("u3").unwrap();
+        append_chunks(e.blobs.as_ref(), "u3", &[&first]);
+        let state = e.blobs.rehash_upload("u3", Algorithm::Sha256).unwrap();
+        let mut sink = e.blobs.append("u3", state).unwrap();
+        sink.write(&pattern(PART + 5, 4)).unwrap();
+        drop(sink);
+        let len = e.other_node.upload_len("u3").unwrap().unwrap();
+        // The files engine keeps what reached the file; S3 keeps what the last request
+        // recorded. Either way the hash state matches the bytes held.
+        let resumed = e.other_node.rehash_upload("u3", Algorithm::Sha256).unwrap();
+        assert_eq!(resumed.len(), len, "{}", e.name);
+        let rest = pattern(10, 5);
+        let mut all = first.clone();
+        if len > first.len() as u64 {
+            all.extend_from_slice(
+                &pattern(PART + 5, 4)[..(usize::try_from(len).unwrap() - first.len())],
+            );
+        }
+        append_chunks(e.other_node.as_ref(), "u3", &[&rest]);
+        all.extend_from_slice(&rest);
+        let digest = Digest::of(&all);
+        assert_eq!(
+            e.blobs
+                .rehash_upload("u3", Algorithm::Sha256)
+                .unwrap()
+                .digest(),
+            digest,
+            "{}",
+            e.name
+        );
+        e.blobs.publish("u3", &digest).unwrap();
+        assert_eq!(
+            e.blobs.stat(&digest).unwrap(),
+            Some(all.len() as u64),
+            "{}",
+            e.name
+        );
+    }
+}
+
+/// An upload streamed as SHA-256 but declared by a SHA-512 digest is hashed again by the
+/// store; removing an upload removes every trace of it.
+#[test]
+fn an_upload_rehashes_by_another_algorithm_and_removal_leaves_nothing() {
+    for e in blob_engines() {
+        let bytes = pattern(PART + 4096, 6);
+        e.blobs.create_upload("u4").unwrap();
+        append_chunks(e.blobs.as_ref(), "u4", &[&bytes]);
+        let sha512 = e.other_node.rehash_upload("u4", Algorithm::Sha512).unwrap();
+        assert_eq!(
+            sha512.digest(),
+            Digest::of_with(Algorithm::Sha512, &bytes),
+            "{}",
+            e.name
+        );
+        e.other_node.publish("u4", &sha512.digest()).unwrap();
+        assert_eq!(
+            e.blobs.stat(&sha512.digest()).unwrap(),
+            Some(bytes.len() as u64)
+        );
+
+        e.blobs.create_upload("u5").unwrap();
+        append_chunks(e.blobs.as_ref(), "u5", &[&bytes, b"more"]);
+        e.other_node.remove_upload("u5").unwrap();
+        e.other_node.remove_upload("u5").unwrap();
+        assert_eq!(e.blobs.upload_len("u5").unwrap(), None, "{}", e.name);
+        assert!(e.blobs.uploads().unwrap().is_empty(), "{}", e.name);
+    }
+}
+
+/// A blob copied between engines is verified on the way: one that does not hash to its name
+/// is refused and leaves nothing behind. A blob set aside is out of every reader's way.
+#[test]
+fn import_verifies_every_blob_and_set_aside_moves_it_away() {
+    let files_dir = tempfile::tempdir().unwrap();
+    let source = BlobStore::open(files_dir.path()).unwrap();
+    let bytes = pattern(PART + 1, 7);
+    let digest = Digest::of(&bytes);
+    source.create_upload("s").unwrap();
+    append_chunks(&source, "s", &[&bytes]);
+    Blobs::publish(&source, "s", &digest).unwrap();
+    for e in blob_engines() {
+        e.blobs.import(&source, &digest).unwrap();
+        e.blobs.import(&source, &digest).unwrap();
+        let mut read = Vec::new();
+        read_all(e.other_node.open(&digest).unwrap().as_ref(), |b| {
+            read.extend_from_slice(b);
+        })
+        .unwrap();
+        assert!(read == bytes, "{}", e.name);
+        let wrong = Digest::of(b"something else");
+        std::fs::create_dir_all(files_dir.path().join("blobs/sha256")).unwrap();
+        // A damaged source: a file under a name it does not hash to.
+        let lying = tempfile::tempdir().unwrap();
+        let liar = BlobStore::open(lying.path()).unwrap();
+        liar.create_upload("l").unwrap();
+        append_chunks(&liar, "l", &[b"not what the name says"]);
+        Blobs::publish(&liar, "l", &wrong).unwrap();
+        let refused = e.blobs.import(&liar, &wrong).unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            std::io::ErrorKind::InvalidData,
+            "{}",
+            e.name
+        );
+        assert_eq!(e.blobs.stat(&wrong).unwrap(), None, "{}", e.name);
+        assert!(e.blobs.uploads().unwrap().is_empty(), "{}", e.name);
+
+        let aside = e.blobs.set_aside(&digest).unwrap();
+        assert!(!aside.is_empty());
+        assert_eq!(e.other_node.stat(&digest).unwrap(), None, "{}", e.name);
+        e.blobs.probe().unwrap();
+    }
+}
+
+/// The distributed registry (PostgreSQL and S3) with two nodes: a chunked upload whose
+/// POST, PATCH requests and PUT land on the nodes in turn completes with the right digest, and the
+/// image pushed through one node pulls from the other byte for byte.
+#[actix_web::test]
+async fn a_chunked_upload_spread_over_two_nodes_completes_and_pulls_anywhere() {
+    let a = TestApp::distributed().versioned("prod", &[]);
+    let b = a.another_node();
+    let nodes = [&a, &b];
+    let bytes = pattern(PART + (2 << 20), 9);
+    let digest = Digest::of(&bytes);
+    let res = a
+        .send(actix_web::test::TestRequest::post().uri("/v2/prod/app/blobs/uploads/"))
+        .await;
+    assert_eq!(res.status, 202);
+    let location = res.header("location").unwrap().to_owned();
+    let cuts = [0, 1 << 20, PART + 1, PART + (2 << 20) - 10];
+    for (i, w) in cuts.windows(2).enumerate() {
+        let node = nodes[(i + 1) % 2];
+        let res = node
+            .send(
+                actix_web::test::TestRequest::patch()
+                    .uri(&location)
+                    .insert_header(("Content-Type", "application/octet-stream"))
+                    .insert_header(("Content-Range", format!("{}-{}", w[0], w[1] - 1)))
+                    .set_payload(bytes[w[0]..w[1]].to_vec()),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            202,
+            "PATCH {i}: {}",
+            String::from_utf8_lossy(&res.body)
+        );
+        assert_eq!(
+            res.header("range"),
+            Some(format!("0-{}", w[1] - 1).as_str())
+        );
+        // The other node reports the same offset.
+        let status = nodes[i % 2].get(&location).await;
+        assert_eq!(status.status, 204);
+        assert_eq!(
+            status.header("range"),
+            Some(format!("0-{}", w[1] - 1).as_str())
+        );
+    }
+    // Out of order on the other node: refused with the offset the upload has.
+    let res = b
+        .send(
+            actix_web::test::TestRequest::patch()
+                .uri(&location)
+                .insert_header(("Content-Range", "5-9"))
+                .set_payload(b"wrong".to_vec()),
+        )
+        .await;
+    assert_eq!(res.status, 416);
+    let last = cuts[cuts.len() - 1];
+    let res = a
+        .send(
+            actix_web::test::TestRequest::put()
+                .uri(&format!("{location}?digest={digest}"))
+                .insert_header(("Content-Range", format!("{last}-{}", bytes.len() - 1)))
+                .set_payload(bytes[last..].to_vec()),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    let res = b.get(&format!("/v2/prod/app/blobs/{digest}")).await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.body == bytes,
+        "the blob read through the other node differs"
+    );
+
+    let (manifest, body) = b
+        .push_image("prod/app", "1.0.0", &[b"layer", &bytes[..100]])
+        .await;
+    let res = a.get("/v2/prod/app/manifests/latest").await;
+    assert_eq!(res.header("docker-content-digest"), Some(manifest.as_str()));
+    assert_eq!(res.body, body);
 }

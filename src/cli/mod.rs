@@ -649,11 +649,7 @@ fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
 
 fn target(config: &Config, remote: &Remote) -> anyhow::Result<Target> {
     let Some(base) = &remote.server else {
-        let services = crate::domain::Services::open_existing(
-            &config.data_dir,
-            config.limits(),
-            config.token_settings(),
-        )?;
+        let services = crate::server::open_services(config, false)?;
         return Ok(Target::Local(Box::new(services)));
     };
     let key = match &remote.api_key_file {

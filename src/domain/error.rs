@@ -104,6 +104,9 @@ impl Error {
     pub fn io(op: &str, path: &std::path::Path, e: &io::Error) -> Self {
         if e.kind() == io::ErrorKind::StorageFull {
             Self::StorageFull
+        } else if e.kind() == io::ErrorKind::NotConnected {
+            // A store behind the network (the object store) that did not answer or refused.
+            Self::Unavailable(e.to_string())
         } else {
             Self::Internal(format!("cannot {op} {}: {e}", path.display()))
         }
@@ -137,6 +140,9 @@ impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::StorageFull {
             Self::StorageFull
+        } else if e.kind() == io::ErrorKind::NotConnected {
+            // A store behind the network (the object store) that did not answer or refused.
+            Self::Unavailable(e.to_string())
         } else {
             Self::Io(e)
         }

@@ -61,15 +61,8 @@ impl Services {
         limits: Limits,
         tokens: auth::TokenSettings,
     ) -> Result<Self, Error> {
-        if !data_dir.join(META_FILE).is_file() {
-            return Err(Error::NotFound(format!(
-                "there is no registry in {}: set data_dir (or SEMDOCK_DATA_DIR, or --config) to the directory `semdock serve` uses, or pass --server URL",
-                std::path::absolute(data_dir)
-                    .unwrap_or_else(|_| data_dir.to_owned())
-                    .display()
-            )));
-        }
-        Self::open_dir(data_dir, limits, tokens)
+        let meta = Arc::new(Self::open_embedded_meta(data_dir, limits, false)?);
+        Self::with_meta(meta, data_dir, limits, tokens)
     }
 
     fn open_dir(
@@ -77,19 +70,33 @@ impl Services {
         limits: Limits,
         tokens: auth::TokenSettings,
     ) -> Result<Self, Error> {
-        let path = data_dir.join(META_FILE);
-        let meta = Arc::new(
-            MetaStore::open_with_cache(&path, limits.metadata_cache_bytes).map_err(
-                |e| match e {
-                    e @ crate::store::meta::MetaError::InUse(_) => Error::from(e),
-                    other => Error::Internal(format!(
-                        "cannot open the database {}: {other}",
-                        path.display()
-                    )),
-                },
-            )?,
-        );
+        let meta = Arc::new(Self::open_embedded_meta(data_dir, limits, true)?);
         Self::with_meta(meta, data_dir, limits, tokens)
+    }
+
+    /// The embedded metadata (`meta.redb` in `data_dir`); only with `create` is one created
+    /// where there is none.
+    pub fn open_embedded_meta(
+        data_dir: &Path,
+        limits: Limits,
+        create: bool,
+    ) -> Result<MetaStore, Error> {
+        let path = data_dir.join(META_FILE);
+        if !create && !path.is_file() {
+            return Err(Error::NotFound(format!(
+                "there is no registry in {}: set data_dir (or SEMDOCK_DATA_DIR, or --config) to the directory `semdock serve` uses, or pass --server URL",
+                std::path::absolute(data_dir)
+                    .unwrap_or_else(|_| data_dir.to_owned())
+                    .display()
+            )));
+        }
+        MetaStore::open_with_cache(&path, limits.metadata_cache_bytes).map_err(|e| match e {
+            e @ crate::store::meta::MetaError::InUse(_) => Error::from(e),
+            other => Error::Internal(format!(
+                "cannot open the database {}: {other}",
+                path.display()
+            )),
+        })
     }
 
     /// The services over the metadata engine `meta`, with blobs and secrets files under
@@ -101,6 +108,28 @@ impl Services {
         tokens: auth::TokenSettings,
     ) -> Result<Self, Error> {
         let registry = Registry::with_meta(meta.clone(), data_dir, limits)?;
+        Self::with_registry(registry, meta, data_dir, tokens)
+    }
+
+    /// The services over the metadata engine `meta` and the blob store `blobs`, with the
+    /// secrets files under `data_dir`.
+    pub fn with_stores(
+        meta: Arc<dyn crate::store::meta::Metadata>,
+        blobs: Arc<dyn crate::store::blobs::api::Blobs>,
+        data_dir: &Path,
+        limits: Limits,
+        tokens: auth::TokenSettings,
+    ) -> Result<Self, Error> {
+        let registry = Registry::with_stores(meta.clone(), blobs, limits);
+        Self::with_registry(registry, meta, data_dir, tokens)
+    }
+
+    fn with_registry(
+        registry: Registry,
+        meta: Arc<dyn crate::store::meta::Metadata>,
+        data_dir: &Path,
+        tokens: auth::TokenSettings,
+    ) -> Result<Self, Error> {
         let (auth, initial_password) = auth::Auth::open(meta, data_dir, tokens)?;
         Ok(Self {
             registry: Arc::new(registry),

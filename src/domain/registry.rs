@@ -493,18 +493,23 @@ impl Registry {
         Self::with_meta(meta, data_dir, limits)
     }
 
-    /// The registry over an already open metadata store.
+    /// The registry over an already open metadata store, with the blob files of `data_dir`.
     pub fn with_meta(
         meta: Arc<dyn Metadata>,
         data_dir: &Path,
         limits: Limits,
     ) -> Result<Self, Error> {
-        Ok(Self {
+        let blobs = BlobStore::open(data_dir)
+            .map_err(|e| Error::io("create the blob directories in", data_dir, &e))?;
+        Ok(Self::with_stores(meta, Arc::new(blobs), limits))
+    }
+
+    /// The registry over already open stores.
+    #[must_use]
+    pub fn with_stores(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, limits: Limits) -> Self {
+        Self {
             meta,
-            blobs: Arc::new(
-                BlobStore::open(data_dir)
-                    .map_err(|e| Error::io("create the blob directories in", data_dir, &e))?,
-            ),
+            blobs,
             limits,
             sessions: Sessions::default(),
             upload_owners: Mutex::default(),
@@ -514,7 +519,7 @@ impl Registry {
             last_retention: Mutex::default(),
             pulls: Mutex::default(),
             manifest_cache: GenCache::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES),
-        })
+        }
     }
 
     #[must_use]
@@ -904,6 +909,8 @@ impl Registry {
     pub fn upload_offset(&self, repo: &Repository, id: &str) -> Result<u64, Error> {
         let id = self.session(repo, id)?;
         let known = match self.sessions.lock().get(&id) {
+            // Another node may have appended since (see `Blobs::shared`).
+            Some(Slot::Idle(_)) if self.blobs.shared() => None,
             Some(Slot::Idle(state)) => Some(state.len()),
             Some(Slot::Busy(offset)) => Some(*offset),
             None => None,
@@ -929,6 +936,10 @@ impl Registry {
                         id,
                         offset: *offset,
                     });
+                }
+                Some(Slot::Idle(_)) if self.blobs.shared() => {
+                    sessions.insert(id.clone(), Slot::Busy(0));
+                    None
                 }
                 Some(Slot::Idle(state)) => {
                     let state = state.clone();

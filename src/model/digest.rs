@@ -79,6 +79,34 @@ impl Hasher {
         }
     }
 
+    /// The hasher's state as bytes, to resume it in another process (`Hasher::resume`):
+    /// the algorithm's name, a colon, then the state the algorithm defines.
+    #[must_use]
+    pub fn suspend(&self) -> Vec<u8> {
+        use sha2::digest::common::hazmat::SerializableState as _;
+        let mut out = format!("{}:", self.algorithm().name()).into_bytes();
+        match self {
+            Self::Sha256(h) => out.extend_from_slice(&h.serialize()),
+            Self::Sha512(h) => out.extend_from_slice(&h.serialize()),
+        }
+        out
+    }
+
+    /// A hasher from what `suspend` returned; `None` when the bytes are not such a state.
+    #[must_use]
+    pub fn resume(bytes: &[u8]) -> Option<Self> {
+        use sha2::digest::common::hazmat::SerializableState;
+        fn state<H: SerializableState>(bytes: &[u8]) -> Option<H> {
+            H::deserialize(bytes.try_into().ok()?).ok()
+        }
+        let colon = bytes.iter().position(|b| *b == b':')?;
+        let (name, rest) = (&bytes[..colon], &bytes[colon + 1..]);
+        match Algorithm::named(std::str::from_utf8(name).ok()?)? {
+            Algorithm::Sha256 => state(rest).map(Self::Sha256),
+            Algorithm::Sha512 => state(rest).map(Self::Sha512),
+        }
+    }
+
     /// The digest of every byte taken.
     #[must_use]
     pub fn finish(self) -> Digest {
@@ -200,6 +228,20 @@ impl fmt::Debug for Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suspended_hasher_resumes_where_it_stopped() {
+        for algorithm in Algorithm::ALL {
+            let mut h = algorithm.hasher();
+            h.update(&vec![7u8; 100_001]);
+            let mut resumed = Hasher::resume(&h.suspend()).unwrap();
+            h.update(b"tail");
+            resumed.update(b"tail");
+            assert_eq!(resumed.finish(), h.finish());
+        }
+        assert!(Hasher::resume(b"sha256:short").is_none());
+        assert!(Hasher::resume(b"md5:anything").is_none());
+    }
 
     #[test]
     fn digest_of_empty_bytes_is_the_well_known_one() {

@@ -4,6 +4,7 @@
 //! layer asks, and make each change atomic.
 
 pub mod blobs;
+pub mod engine_runtime;
 pub mod meta;
 pub mod owner_only;
 

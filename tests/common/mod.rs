@@ -32,6 +32,8 @@ pub struct TestApp {
     pub realm: semdock::http::Realm,
     /// The PostgreSQL database holding the metadata, when not the embedded store.
     pub postgres: Option<String>,
+    /// The S3 bucket and prefix holding the blobs, when not the data directory.
+    pub s3: Option<semdock::store::blobs::s3::S3Location>,
 }
 
 /// A response, read whole.
@@ -76,6 +78,12 @@ pub const LIMITS: Limits = Limits {
     upload_bytes: 8 << 20,
     upload_sessions: 20,
     metadata_cache_bytes: 16 << 20,
+};
+
+/// The same, with room for blobs of several S3 multipart parts.
+const DISTRIBUTED_LIMITS: Limits = Limits {
+    upload_bytes: 64 << 20,
+    ..LIMITS
 };
 
 pub fn tokens() -> TokenSettings {
@@ -140,23 +148,68 @@ pub fn postgres_admin(sql: &str) {
     .unwrap();
 }
 
+/// A new, empty place in the test object store (`TEST_S3_*`, from `scripts/garage`): the
+/// bucket with a prefix of its own.
+pub fn s3_location() -> semdock::store::blobs::s3::S3Location {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} names the object store these tests use: run ./scripts/test, or `scripts/garage start DIR` and eval what it prints"))
+    };
+    semdock::store::blobs::s3::S3Location {
+        endpoint: Some(var("TEST_S3_ENDPOINT")),
+        bucket: var("TEST_S3_BUCKET"),
+        region: var("TEST_S3_REGION"),
+        path_style: true,
+        access_key_id: var("TEST_S3_ACCESS_KEY_ID"),
+        secret_access_key: var("TEST_S3_SECRET_ACCESS_KEY"),
+        prefix: format!("t-{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
+/// The services of one node over PostgreSQL database `url`, with blobs in `s3` when given,
+/// else in `dir`.
+fn node_services(
+    dir: &Path,
+    url: &str,
+    s3: Option<&semdock::store::blobs::s3::S3Location>,
+) -> Services {
+    let meta = Arc::new(semdock::store::meta::postgres::PgMeta::connect(url, None).unwrap());
+    match s3 {
+        Some(location) => Services::with_stores(
+            meta,
+            Arc::new(semdock::store::blobs::s3::S3Blobs::open(location).unwrap()),
+            dir,
+            DISTRIBUTED_LIMITS,
+            tokens(),
+        ),
+        None => Services::with_meta(meta, dir, LIMITS, tokens()),
+    }
+    .unwrap()
+}
+
 impl TestApp {
     /// A registry with the feed `library`; requests authenticate as an administrator.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let services = Services::open(dir.path(), LIMITS, tokens()).unwrap();
-        Self::from_services(services, dir, None)
+        Self::from_services(services, dir, None, None)
     }
 
     /// The same, with its metadata in a new PostgreSQL database.
     pub fn on_postgres() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = postgres_database();
-        let meta = std::sync::Arc::new(
-            semdock::store::meta::postgres::PgMeta::connect(&url, None).unwrap(),
-        );
-        let services = Services::with_meta(meta, dir.path(), LIMITS, tokens()).unwrap();
-        Self::from_services(services, dir, Some(url))
+        let services = node_services(dir.path(), &url, None);
+        Self::from_services(services, dir, Some(url), None)
+    }
+
+    /// The distributed registry: metadata in a new PostgreSQL database, blobs in a new place
+    /// in the object store.
+    pub fn distributed() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = postgres_database();
+        let s3 = s3_location();
+        let services = node_services(dir.path(), &url, Some(&s3));
+        Self::from_services(services, dir, Some(url), Some(s3))
     }
 
     /// Another node of this registry: its own services over the same PostgreSQL database
@@ -166,10 +219,7 @@ impl TestApp {
             .postgres
             .clone()
             .expect("only a PostgreSQL registry has other nodes");
-        let meta = std::sync::Arc::new(
-            semdock::store::meta::postgres::PgMeta::connect(&url, None).unwrap(),
-        );
-        let services = Services::with_meta(meta, self.dir.path(), LIMITS, tokens()).unwrap();
+        let services = node_services(self.dir.path(), &url, self.s3.as_ref());
         Self {
             registry: services.registry,
             auth: services.auth,
@@ -179,10 +229,16 @@ impl TestApp {
             ui_sessions: Arc::default(),
             realm: semdock::http::Realm::default(),
             postgres: Some(url),
+            s3: self.s3.clone(),
         }
     }
 
-    fn from_services(services: Services, dir: tempfile::TempDir, postgres: Option<String>) -> Self {
+    fn from_services(
+        services: Services,
+        dir: tempfile::TempDir,
+        postgres: Option<String>,
+        s3: Option<semdock::store::blobs::s3::S3Location>,
+    ) -> Self {
         let admin_password = services
             .initial_password
             .clone()
@@ -207,6 +263,7 @@ impl TestApp {
             ui_sessions: Arc::default(),
             realm: semdock::http::Realm::default(),
             postgres,
+            s3,
         };
         app.with_feed("library")
     }
@@ -229,19 +286,14 @@ impl TestApp {
             ui_sessions,
             realm,
             postgres,
+            s3,
         } = self;
         drop(auth);
         drop(Arc::into_inner(registry).expect("no other handle"));
         let services = match &postgres {
-            Some(url) => Services::with_meta(
-                Arc::new(semdock::store::meta::postgres::PgMeta::connect(url, None).unwrap()),
-                dir.path(),
-                LIMITS,
-                tokens(),
-            ),
-            None => Services::open(dir.path(), LIMITS, tokens()),
-        }
-        .unwrap();
+            Some(url) => node_services(dir.path(), url, s3.as_ref()),
+            None => Services::open(dir.path(), LIMITS, tokens()).unwrap(),
+        };
         Self {
             registry: services.registry,
             auth: services.auth,
@@ -251,6 +303,7 @@ impl TestApp {
             ui_sessions,
             realm,
             postgres,
+            s3,
         }
     }
 
@@ -721,4 +774,34 @@ pub async fn ui_login(app: &TestApp, user: &str, password: &str) -> Result<(Stri
     let csrf = csrf_of(&String::from_utf8_lossy(&dash.body));
     assert!(!csrf.is_empty());
     Ok((cookie, csrf))
+}
+
+/// Uploads a config and `layer` to `repo` of the registry at `base` (monolithic POSTs) and
+/// returns an image manifest over them (not pushed): its digest and bytes.
+pub fn push_image_over_http(
+    agent: &ureq::Agent,
+    base: &str,
+    repo: &str,
+    layer: &[u8],
+) -> (String, Vec<u8>) {
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    for blob in [&config[..], layer] {
+        let res = agent
+            .post(&format!(
+                "{base}/v2/{repo}/blobs/uploads/?digest={}",
+                Digest::of(blob)
+            ))
+            .header("Content-Type", "application/octet-stream")
+            .send(blob)
+            .unwrap();
+        assert_eq!(res.status(), 201, "blob upload to {base}");
+    }
+    let body = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(config).as_str(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": Digest::of(layer).as_str(), "size": layer.len()}],
+    }))
+    .unwrap();
+    (Digest::of(&body).to_string(), body)
 }

@@ -60,6 +60,13 @@ pub trait Blobs: Send + Sync {
     /// Copies blob `digest` of `from` into this store, hashing the bytes on the way; a blob
     /// that does not hash to its name is not copied (`InvalidData`, naming what it hashes to).
     fn import(&self, from: &dyn Blobs, digest: &Digest) -> io::Result<()>;
+
+    /// Whether other nodes write to this store too: then an upload's hash state is read
+    /// back from the store (`rehash_upload`, cheap there) at each request rather than kept
+    /// in memory, since another node may have appended since.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// An open blob.

@@ -14,6 +14,7 @@
 //! not decide who may read what: that is the metadata's job, through the domain layer.
 
 pub mod api;
+pub mod s3;
 mod upload;
 
 use std::fs::{self, File};

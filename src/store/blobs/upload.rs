@@ -63,6 +63,30 @@ impl UploadState {
         self.hasher.clone().finish()
     }
 
+    /// The state as bytes, for a store that keeps it between requests on several nodes.
+    #[must_use]
+    pub fn suspend(&self) -> Vec<u8> {
+        let mut out = self.len.to_be_bytes().to_vec();
+        out.extend_from_slice(&self.hasher.suspend());
+        out
+    }
+
+    /// A state from what `suspend` returned; `None` when the bytes are not one.
+    #[must_use]
+    pub fn resume(bytes: &[u8]) -> Option<Self> {
+        let (len, hasher) = bytes.split_first_chunk::<8>()?;
+        Some(Self {
+            hasher: Hasher::resume(hasher)?,
+            len: u64::from_be_bytes(*len),
+        })
+    }
+
+    /// The algorithm it hashes by.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.hasher.algorithm()
+    }
+
     /// Takes the next bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         self.hasher.update(bytes);

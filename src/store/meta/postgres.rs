@@ -34,6 +34,7 @@ use super::{
     ManifestRecord, MetaError, MetaRead, MetaWrite, Metadata, PromotionRecord, RepositoryRecord,
     RetentionRecord, UploadRecord, UserRecord,
 };
+use crate::store::engine_runtime::EngineRuntime;
 
 /// The advisory lock every write transaction holds until it ends.
 const WRITE_LOCK: i64 = 0x5e3d_0c01;
@@ -48,21 +49,11 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("postgres/0001_initial
 
 /// The PostgreSQL metadata engine.
 pub struct PgMeta {
-    /// Drives the connections (their sockets); `None` only while dropping.
-    runtime: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
+    /// Drives the connections (their sockets).
+    runtime: EngineRuntime,
     pool: Pool,
     /// Counts calls to `generation()`: a new value each time (see there).
     generation: AtomicU64,
-}
-
-impl Drop for PgMeta {
-    fn drop(&mut self) {
-        // Without waiting: the engine may be dropped on an async thread.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
 }
 
 impl PgMeta {
@@ -86,11 +77,7 @@ impl PgMeta {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("semdock-postgres")
-            .enable_all()
-            .build()
+        let runtime = EngineRuntime::new("semdock-postgres", 1)
             .map_err(|e| MetaError::Server(format!("cannot start the database runtime: {e}")))?;
         let manager = Manager::from_config(
             config,
@@ -100,7 +87,7 @@ impl PgMeta {
             },
         );
         let pool = {
-            let _in = runtime.enter();
+            let _in = runtime.handle().enter();
             Pool::builder(manager)
                 .max_size(16)
                 .wait_timeout(Some(Duration::from_secs(10)))
@@ -110,8 +97,7 @@ impl PgMeta {
                 .map_err(|e| MetaError::Server(format!("cannot set up the connection pool: {e}")))?
         };
         Ok(Self {
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
+            runtime,
             pool,
             generation: AtomicU64::new(0),
         })
@@ -166,19 +152,12 @@ impl PgMeta {
         })
     }
 
-    /// Runs `work` on the engine's runtime and waits for it: callable from any thread, a
-    /// blocking-pool thread or an async one alike (which a runtime's own `block_on` is not).
+    /// Runs `work` on the engine's runtime and waits for it (see `EngineRuntime::run`).
     fn on_runtime<T: Send + 'static>(
         &self,
         work: impl std::future::Future<Output = T> + Send + 'static,
     ) -> T {
-        let (done, result) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = done.send(work.await);
-        });
-        result
-            .recv()
-            .expect("the database runtime runs while the engine lives")
+        self.runtime.run(work)
     }
 
     /// A pooled connection with a transaction begun by `begin`.
@@ -198,7 +177,7 @@ impl PgMeta {
             Ok::<_, MetaError>(client)
         })?;
         Ok(Txn {
-            handle: self.handle.clone(),
+            handle: self.runtime.handle().clone(),
             client: Some(client),
         })
     }

@@ -1,0 +1,765 @@
+//! The S3 blob engine: blobs and upload sessions as objects in a bucket that several nodes
+//! share (any S3-compatible store: AWS, Garage, MinIO, Ceph).
+//!
+//! Layout under the configured prefix:
+//!
+//! - `blobs/<algorithm>/<hex>`: a published blob, written once by a server-side copy.
+//! - `uploads/<id>/state`: an upload session (`Session`, postcard): the S3 multipart upload
+//!   behind it, its parts, the object holding the bytes after the parts, and the suspended
+//!   hash state of every byte. Rewritten at the end of each request: it is the commit point,
+//!   so a request cut short leaves the session as its previous request ended.
+//! - `uploads/<id>/tail-<len>`: the bytes after the last part (less than `PART`), named by
+//!   the session's length so that a new tail never overwrites the one a session names.
+//! - `uploads/<id>/data`: the assembled multipart upload, just before publishing.
+//! - `set-aside/<algorithm>-<hex>-<seconds>`: a damaged blob moved out of the way.
+//!
+//! Any node can continue any session: nothing of it lives on local disk or in memory
+//! between requests. No correctness rests on the store's conditional writes (Garage does
+//! not enforce them): a blob's name is its content, and whoever wins a race to publish it
+//! wrote the same bytes.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore as _, PartId};
+use object_store::path::Path as Key;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore as _, ObjectStoreExt as _,
+    PutPayload, RetryConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use super::UploadState;
+use super::api::{BlobRead, Blobs, StoredBlob, StoredUpload, UploadSink, read_all};
+use crate::model::{Algorithm, Digest};
+use crate::store::engine_runtime::EngineRuntime;
+
+/// Bytes of every multipart part but the last: above S3's 5 MiB minimum. An upload request
+/// holds at most this much besides the part in flight.
+pub const PART: usize = 8 << 20;
+
+/// Objects listed per round trip to the engine's runtime.
+const LIST_BATCH: usize = 1000;
+
+/// Where the blobs are and who the registry is to the store.
+#[derive(Clone)]
+pub struct S3Location {
+    /// `http(s)://host:port` of an S3-compatible store; AWS's regional endpoint when `None`.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    /// Path-style requests (`endpoint/bucket/key`) rather than virtual-hosted ones.
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Prepended to every key (`team-a` puts blobs under `team-a/blobs/`); may be empty.
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Location")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The S3 blob engine.
+pub struct S3Blobs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Arc<AmazonS3>,
+    runtime: EngineRuntime,
+    /// The key prefix with its trailing `/`, or empty.
+    prefix: String,
+    bucket: String,
+}
+
+/// An upload session as stored in `uploads/<id>/state`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Session {
+    /// The S3 multipart upload, once a first part was written.
+    multipart: Option<String>,
+    /// The parts' ids, in order: part `i` holds bytes `i * PART .. (i + 1) * PART`.
+    parts: Vec<String>,
+    /// The object holding the bytes after the parts, when there are any.
+    tail: Option<String>,
+    tail_len: u64,
+    /// `UploadState::suspend` of every byte.
+    hash: Vec<u8>,
+    /// The multipart upload was completed into `uploads/<id>/data` (all bytes, tail
+    /// included); the session cannot grow any more.
+    assembled: bool,
+}
+
+impl Session {
+    fn len(&self) -> u64 {
+        self.parts.len() as u64 * PART as u64 + self.tail_len
+    }
+}
+
+/// An object-store failure as an I/O error: a missing object is `NotFound`; anything else
+/// means the store did not do what was asked (down, refusing the credentials, out of
+/// space), which the domain answers with 503.
+fn store_error(e: object_store::Error) -> io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
+        e => io::Error::new(
+            io::ErrorKind::NotConnected,
+            format!("the object store failed: {e}"),
+        ),
+    }
+}
+
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+impl S3Blobs {
+    /// The engine on `location`. Makes no request: `probe` says whether the bucket answers.
+    pub fn open(location: &S3Location) -> io::Result<Self> {
+        // reqwest's rustls needs a process-wide provider; the server's TLS uses the same.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&location.bucket)
+            .with_region(&location.region)
+            .with_access_key_id(&location.access_key_id)
+            .with_secret_access_key(&location.secret_access_key)
+            .with_virtual_hosted_style_request(!location.path_style)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(15),
+            })
+            // No limit on a whole request: a blob streams to a slow client for as long as it
+            // reads. A store that does not answer is noticed when connecting.
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout_disabled()
+                    .with_allow_http(
+                        location
+                            .endpoint
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("http://")),
+                    ),
+            );
+        if let Some(endpoint) = &location.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let client = builder.build().map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the S3 settings are not usable: {e}"),
+            )
+        })?;
+        let prefix = location.prefix.trim_matches('/');
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client: Arc::new(client),
+                runtime: EngineRuntime::new("semdock-s3", 2)?,
+                prefix: if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                },
+                bucket: location.bucket.clone(),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn key(&self, rest: &str) -> Key {
+        Key::from(format!("{}{rest}", self.prefix))
+    }
+
+    fn blob_key(&self, digest: &Digest) -> Key {
+        self.key(&format!(
+            "blobs/{}/{}",
+            digest.algorithm().name(),
+            digest.hex()
+        ))
+    }
+
+    fn upload_key(&self, id: &str, what: &str) -> Key {
+        self.key(&format!("uploads/{id}/{what}"))
+    }
+
+    /// Runs `work` with the client on the engine's runtime.
+    fn run<T: Send + 'static, F: Future<Output = object_store::Result<T>> + Send + 'static>(
+        &self,
+        work: impl FnOnce(Arc<AmazonS3>) -> F,
+    ) -> io::Result<T> {
+        self.runtime
+            .run(work(self.client.clone()))
+            .map_err(store_error)
+    }
+
+    fn size(&self, key: Key) -> io::Result<Option<u64>> {
+        match self.run(|c| async move { c.head(&key).await }) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get(&self, key: Key) -> io::Result<Bytes> {
+        self.run(|c| async move { c.get(&key).await?.bytes().await })
+    }
+
+    fn put(&self, key: Key, bytes: Bytes) -> io::Result<()> {
+        self.run(|c| async move { c.put(&key, PutPayload::from(bytes)).await.map(drop) })
+    }
+
+    fn delete(&self, key: Key) -> io::Result<()> {
+        match self.run(|c| async move { c.delete(&key).await }) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn copy(&self, from: Key, to: Key) -> io::Result<()> {
+        self.run(|c| async move { c.copy(&from, &to).await })
+    }
+
+    fn session(&self, id: &str) -> io::Result<Option<Session>> {
+        match self.get(self.upload_key(id, "state")) {
+            Ok(bytes) => postcard::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|_| corrupt(&format!("upload {id}'s session record is damaged"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn existing_session(&self, id: &str) -> io::Result<Session> {
+        self.session(id)?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no upload {id} is stored"))
+        })
+    }
+
+    fn put_session(&self, id: &str, session: &Session) -> io::Result<()> {
+        let bytes = postcard::to_stdvec(session).map_err(io::Error::other)?;
+        self.put(self.upload_key(id, "state"), bytes.into())
+    }
+
+    /// The bytes after the parts.
+    fn tail(&self, id: &str, session: &Session) -> io::Result<Vec<u8>> {
+        let Some(tail) = &session.tail else {
+            return Ok(Vec::new());
+        };
+        let bytes = self.get(self.upload_key(id, tail))?;
+        let len = usize::try_from(session.tail_len).unwrap_or(usize::MAX);
+        if bytes.len() < len {
+            return Err(corrupt(&format!("upload {id}'s last bytes are missing")));
+        }
+        Ok(bytes[..len].to_vec())
+    }
+
+    /// Every object whose key starts with `rest` (under the prefix), a batch at a time.
+    fn each_object(
+        &self,
+        rest: &str,
+        f: &mut dyn FnMut(object_store::ObjectMeta) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let prefix = self.key(rest);
+        let client = self.client.clone();
+        let mut stream: Option<BoxStream<'static, object_store::Result<object_store::ObjectMeta>>> =
+            Some(client.list(Some(&prefix)));
+        while let Some(mut listing) = stream.take() {
+            let (listing, batch) = self.runtime.run(async move {
+                let mut batch = Vec::new();
+                while batch.len() < LIST_BATCH {
+                    match listing.next().await {
+                        Some(item) => batch.push(item),
+                        None => return (None, batch),
+                    }
+                }
+                (Some(listing), batch)
+            });
+            stream = listing;
+            for item in batch {
+                f(item.map_err(store_error)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads the session's bytes, `tail` being what follows its parts, as one object
+    /// `uploads/<id>/data`; returns its key.
+    fn assemble(&self, id: &str, session: &mut Session, tail: Vec<u8>) -> io::Result<Key> {
+        let data = self.upload_key(id, "data");
+        if session.assembled {
+            return Ok(data);
+        }
+        match session.multipart.clone() {
+            None => self.put(data.clone(), tail.into())?,
+            Some(multipart) => {
+                let mut parts: Vec<PartId> = session
+                    .parts
+                    .iter()
+                    .map(|p| PartId {
+                        content_id: p.clone(),
+                    })
+                    .collect();
+                if !tail.is_empty() {
+                    let (key, m, idx) = (data.clone(), multipart.clone(), parts.len());
+                    parts.push(self.run(|c| async move {
+                        c.put_part(&key, &m, idx, PutPayload::from(tail)).await
+                    })?);
+                }
+                let key = data.clone();
+                let done = self.run(|c| async move {
+                    c.complete_multipart(&key, &multipart, parts)
+                        .await
+                        .map(drop)
+                });
+                // Completed by an earlier attempt that stopped before recording it.
+                if let Err(e) = done
+                    && self.size(data.clone())? != Some(session.len())
+                {
+                    return Err(e);
+                }
+            }
+        }
+        session.assembled = true;
+        session.multipart = None;
+        self.put_session(id, session)?;
+        Ok(data)
+    }
+}
+
+impl Blobs for S3Blobs {
+    fn stat(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        self.inner.size(self.inner.blob_key(digest))
+    }
+
+    fn open(&self, digest: &Digest) -> io::Result<Box<dyn BlobRead>> {
+        let key = self.inner.blob_key(digest);
+        let len = self.inner.size(key.clone())?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("blob {digest} is not stored"),
+            )
+        })?;
+        Ok(Box::new(S3Read {
+            inner: self.inner.clone(),
+            key,
+            len,
+            reading: Mutex::new(None),
+        }))
+    }
+
+    fn create_upload(&self, id: &str) -> io::Result<()> {
+        self.inner.put_session(id, &Session::default())
+    }
+
+    fn upload_len(&self, id: &str) -> io::Result<Option<u64>> {
+        Ok(self.inner.session(id)?.map(|s| s.len()))
+    }
+
+    fn append(&self, id: &str, state: UploadState) -> io::Result<Box<dyn UploadSink>> {
+        let session = self.inner.existing_session(id)?;
+        if session.assembled {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("upload {id} is complete and takes no more bytes"),
+            ));
+        }
+        if state.len() != session.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "upload {id} holds {} bytes, not the {} its hash state covers",
+                    session.len(),
+                    state.len()
+                ),
+            ));
+        }
+        let buffer = self.inner.tail(id, &session)?;
+        Ok(Box::new(S3Sink {
+            inner: self.inner.clone(),
+            id: id.to_owned(),
+            session,
+            state,
+            buffer,
+            in_flight: None,
+            changed: false,
+        }))
+    }
+
+    fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> io::Result<UploadState> {
+        let mut session = self.inner.existing_session(id)?;
+        if session.len() == 0 {
+            return Ok(UploadState::new(algorithm));
+        }
+        if let Some(state) = UploadState::resume(&session.hash)
+            && state.algorithm() == algorithm
+            && state.len() == session.len()
+        {
+            return Ok(state);
+        }
+        // Hashed by another algorithm: the parts of a multipart upload cannot be read until
+        // it is completed, so the session is assembled (and grows no more) and read back.
+        let tail = self.inner.tail(id, &session)?;
+        let data = self.inner.assemble(id, &mut session, tail)?;
+        let read = S3Read {
+            inner: self.inner.clone(),
+            len: session.len(),
+            key: data,
+            reading: Mutex::new(None),
+        };
+        let mut state = UploadState::new(algorithm);
+        read_all(&read, |bytes| state.update(bytes))?;
+        Ok(state)
+    }
+
+    fn publish(&self, id: &str, digest: &Digest) -> io::Result<()> {
+        let target = self.inner.blob_key(digest);
+        if self.inner.size(target.clone())?.is_none() {
+            let mut session = self.inner.existing_session(id)?;
+            if session.multipart.is_none() && !session.assembled {
+                // Small enough never to have needed a part: the tail (or nothing) is the blob.
+                match &session.tail {
+                    Some(tail) if session.tail_len > 0 => {
+                        let tail = self.inner.upload_key(id, tail);
+                        if self.inner.size(tail.clone())? == Some(session.tail_len) {
+                            self.inner.copy(tail, target)?;
+                        } else {
+                            let bytes = self.inner.tail(id, &session)?;
+                            self.inner.put(target, bytes.into())?;
+                        }
+                    }
+                    _ => self.inner.put(target, Bytes::new())?,
+                }
+            } else {
+                let tail = self.inner.tail(id, &session)?;
+                let data = self.inner.assemble(id, &mut session, tail)?;
+                self.inner.copy(data, target)?;
+            }
+        }
+        self.remove_upload(id)
+    }
+
+    fn warm(&self, _digest: &Digest, _len: u64) {}
+
+    fn each_blob(&self, f: &mut dyn FnMut(StoredBlob) -> io::Result<()>) -> io::Result<()> {
+        // Keys are paths: `Key` drops a trailing slash.
+        let under = format!("{}/", self.inner.key("blobs"));
+        self.inner.each_object("blobs/", &mut |meta| {
+            let key = meta.location.to_string();
+            let Some(rest) = key.strip_prefix(&under) else {
+                return Ok(());
+            };
+            // Anything else under blobs/ is not a blob this registry wrote.
+            let Some(digest) = rest
+                .split_once('/')
+                .and_then(|(algorithm, hex)| format!("{algorithm}:{hex}").parse::<Digest>().ok())
+            else {
+                return Ok(());
+            };
+            f(StoredBlob {
+                digest,
+                len: meta.size,
+                modified: SystemTime::from(meta.last_modified),
+            })
+        })
+    }
+
+    fn remove_blob(&self, digest: &Digest) -> io::Result<()> {
+        self.inner.delete(self.inner.blob_key(digest))
+    }
+
+    fn set_aside(&self, digest: &Digest) -> io::Result<String> {
+        let aside = self.inner.key(&format!(
+            "set-aside/{}-{}-{}",
+            digest.algorithm().name(),
+            digest.hex(),
+            crate::store::now()
+        ));
+        self.inner
+            .copy(self.inner.blob_key(digest), aside.clone())?;
+        self.remove_blob(digest)?;
+        Ok(format!("s3://{}/{aside}", self.inner.bucket))
+    }
+
+    fn uploads(&self) -> io::Result<Vec<StoredUpload>> {
+        let under = format!("{}/", self.inner.key("uploads"));
+        let mut found = Vec::new();
+        self.inner.each_object("uploads/", &mut |meta| {
+            let key = meta.location.to_string();
+            if let Some(id) = key
+                .strip_prefix(&under)
+                .and_then(|rest| rest.strip_suffix("/state"))
+            {
+                found.push((id.to_owned(), SystemTime::from(meta.last_modified)));
+            }
+            Ok(())
+        })?;
+        let mut uploads = Vec::with_capacity(found.len());
+        for (id, modified) in found {
+            // Gone since the listing: finished or removed by another node.
+            if let Some(session) = self.inner.session(&id)? {
+                uploads.push(StoredUpload {
+                    len: session.len(),
+                    id,
+                    modified,
+                });
+            }
+        }
+        Ok(uploads)
+    }
+
+    fn remove_upload(&self, id: &str) -> io::Result<()> {
+        if let Some(Session {
+            multipart: Some(multipart),
+            ..
+        }) = self.inner.session(id)?
+        {
+            let key = self.inner.upload_key(id, "data");
+            // Already completed or aborted: nothing is left to free.
+            let _ = self
+                .inner
+                .run(|c| async move { c.abort_multipart(&key, &multipart).await });
+        }
+        let mut keys = Vec::new();
+        self.inner
+            .each_object(&format!("uploads/{id}/"), &mut |meta| {
+                keys.push(meta.location);
+                Ok(())
+            })?;
+        // The session record last: while it exists the upload can still be found and removed.
+        let state = self.inner.upload_key(id, "state");
+        keys.sort_by_key(|k| *k == state);
+        for key in keys {
+            self.inner.delete(key)?;
+        }
+        Ok(())
+    }
+
+    fn probe(&self) -> io::Result<()> {
+        let prefix = self.inner.key("blobs/");
+        // A listing answers for a bucket that exists and credentials that may read it.
+        self.inner
+            .run(|c| async move { c.list_with_delimiter(Some(&prefix)).await.map(drop) })
+    }
+
+    fn import(&self, from: &dyn Blobs, digest: &Digest) -> io::Result<()> {
+        if self.stat(digest)?.is_some() {
+            return Ok(());
+        }
+        let id = format!("import-{}", uuid::Uuid::new_v4().hyphenated());
+        self.create_upload(&id)?;
+        let copied = (|| {
+            let mut sink = self.append(&id, UploadState::new(digest.algorithm()))?;
+            let source = from.open(digest)?;
+            let mut failed = None;
+            read_all(source.as_ref(), |bytes| {
+                if failed.is_none()
+                    && let Err(e) = sink.write(bytes)
+                {
+                    failed = Some(e);
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            let state = sink.finish()?;
+            let computed = state.digest();
+            if computed != *digest {
+                return Err(corrupt(&format!(
+                    "blob {digest} hashes to {computed}: not copied"
+                )));
+            }
+            self.publish(&id, digest)
+        })();
+        if copied.is_err() {
+            let _ = self.remove_upload(&id);
+        }
+        copied
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+/// Reading one blob: sequential reads continue one streaming GET; a read elsewhere starts
+/// another from there.
+struct S3Read {
+    inner: Arc<Inner>,
+    key: Key,
+    len: u64,
+    reading: Mutex<Option<Reading>>,
+}
+
+struct Reading {
+    /// Where the next byte of `body` (after `pending`) is in the blob.
+    at: u64,
+    pending: Bytes,
+    body: BoxStream<'static, object_store::Result<Bytes>>,
+}
+
+impl BlobRead for S3Read {
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        if offset.saturating_add(len as u64) > self.len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut reading = self
+            .reading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = match reading.take() {
+            Some(r) if r.at == offset => r,
+            _ => {
+                let key = self.key.clone();
+                let body = self.inner.run(|c| async move {
+                    let options = GetOptions::new().with_range(Some(GetRange::Offset(offset)));
+                    Ok(c.get_opts(&key, options).await?.into_stream())
+                })?;
+                Reading {
+                    at: offset,
+                    pending: Bytes::new(),
+                    body,
+                }
+            }
+        };
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            if current.pending.is_empty() {
+                let mut body = current.body;
+                let (body, next) = self.inner.runtime.run(async move {
+                    let next = body.next().await;
+                    (body, next)
+                });
+                current.body = body;
+                match next {
+                    Some(Ok(bytes)) => current.pending = bytes,
+                    Some(Err(e)) => return Err(store_error(e)),
+                    None => return Err(io::ErrorKind::UnexpectedEof.into()),
+                }
+            }
+            let n = current.pending.len().min(len - out.len());
+            out.extend_from_slice(&current.pending.split_to(n));
+        }
+        current.at = offset + len as u64;
+        *reading = Some(current);
+        Ok(out)
+    }
+
+    fn stored_len(&self) -> io::Result<u64> {
+        Ok(self.len)
+    }
+}
+
+/// One request's appending: bytes gather into `PART`-sized parts, each uploaded while the
+/// next fills; what is left over becomes the session's new tail when the request ends.
+struct S3Sink {
+    inner: Arc<Inner>,
+    id: String,
+    session: Session,
+    /// The hash of every byte, those still in `buffer` included.
+    state: UploadState,
+    /// The bytes after the session's parts (its old tail, then this request's).
+    buffer: Vec<u8>,
+    /// The part being uploaded.
+    in_flight: Option<std::sync::mpsc::Receiver<object_store::Result<PartId>>>,
+    changed: bool,
+}
+
+impl S3Sink {
+    /// Waits for the part in flight and records it.
+    fn settle(&mut self) -> io::Result<()> {
+        if let Some(done) = self.in_flight.take() {
+            let part = done
+                .recv()
+                .map_err(|_| io::Error::other("the object store's runtime stopped"))?
+                .map_err(store_error)?;
+            self.session.parts.push(part.content_id);
+        }
+        Ok(())
+    }
+
+    /// Starts uploading the first `PART` bytes of the buffer as the next part.
+    fn send_part(&mut self) -> io::Result<()> {
+        self.settle()?;
+        let key = self.inner.upload_key(&self.id, "data");
+        let multipart = if let Some(m) = &self.session.multipart {
+            m.clone()
+        } else {
+            let k = key.clone();
+            let m = self
+                .inner
+                .run(|c| async move { c.create_multipart(&k).await })?;
+            self.session.multipart = Some(m.clone());
+            m
+        };
+        let rest = self.buffer.split_off(PART);
+        let part = Bytes::from(std::mem::replace(&mut self.buffer, rest));
+        let idx = self.session.parts.len();
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        let client = self.inner.client.clone();
+        self.inner.runtime.handle().spawn(async move {
+            let sent = client
+                .put_part(&key, &multipart, idx, PutPayload::from(part))
+                .await;
+            let _ = done.send(sent);
+        });
+        self.in_flight = Some(result);
+        Ok(())
+    }
+}
+
+impl UploadSink for S3Sink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.changed |= !bytes.is_empty();
+        self.state.update(bytes);
+        self.buffer.extend_from_slice(bytes);
+        while self.buffer.len() >= PART {
+            self.send_part()?;
+        }
+        Ok(())
+    }
+
+    fn offset(&self) -> u64 {
+        self.state.len()
+    }
+
+    fn finish(mut self: Box<Self>) -> io::Result<UploadState> {
+        self.settle()?;
+        if !self.changed {
+            return Ok(self.state);
+        }
+        let old_tail = self.session.tail.take();
+        self.session.tail_len = self.buffer.len() as u64;
+        if !self.buffer.is_empty() {
+            let name = format!("tail-{}", self.state.len());
+            let key = self.inner.upload_key(&self.id, &name);
+            self.inner
+                .put(key, Bytes::from(std::mem::take(&mut self.buffer)))?;
+            self.session.tail = Some(name);
+        }
+        self.session.hash = self.state.suspend();
+        self.inner.put_session(&self.id, &self.session)?;
+        if let Some(old) = old_tail
+            && self.session.tail.as_ref() != Some(&old)
+        {
+            // Best effort: a tail left behind goes with its session.
+            let _ = self.inner.delete(self.inner.upload_key(&self.id, &old));
+        }
+        Ok(self.state)
+    }
+}
