@@ -1118,3 +1118,108 @@ async fn a_chunked_upload_spread_over_two_nodes_completes_and_pulls_anywhere() {
     assert_eq!(res.header("docker-content-digest"), Some(manifest.as_str()));
     assert_eq!(res.body, body);
 }
+
+/// One maintenance job at a time across every node on one database: the lock is refused to
+/// a second holder and free again once the first lets go (the embedded engine, one process,
+/// always grants it).
+#[test]
+fn maintenance_is_exclusive_across_nodes_and_free_once_released() {
+    let url = postgres_database();
+    let (a, b) = (
+        PgMeta::connect(&url, None).unwrap(),
+        PgMeta::connect(&url, None).unwrap(),
+    );
+    let held = a.try_exclusive(42).unwrap();
+    assert!(held.is_some());
+    assert!(b.try_exclusive(42).unwrap().is_none());
+    assert!(
+        b.try_exclusive(43).unwrap().is_some(),
+        "another job's lock is free"
+    );
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b.try_exclusive(42).unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock was never let go"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let redb = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+    assert!(redb.try_exclusive(42).unwrap().is_some());
+}
+
+/// Garbage collection on one node while another node pushes manifests over blobs that were
+/// garbage a moment before (grace period zero, so only the cross-node rules protect them):
+/// every manifest the other node got accepted still has every blob it references, byte for
+/// byte, and what nothing references is collected.
+#[actix_web::test]
+async fn gc_on_one_node_loses_nothing_another_node_pushes_meanwhile() {
+    let a = TestApp::distributed().versioned("prod", &[]);
+    let b = a.another_node();
+    let layers: Vec<Vec<u8>> = (0..12u8).map(|i| pattern(2048, 20 + i)).collect();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let config_digest = a.push_blob("prod/app", config).await;
+    for layer in &layers {
+        a.push_blob("prod/app", layer).await;
+    }
+    let unused = a.push_blob("prod/app", b"garbage nobody will use").await;
+    // Links from an earlier second: old enough to be garbage under a zero grace period.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let gc_options = || {
+        let mut opts = semdock::config::Config::default().gc_options(false);
+        opts.grace = std::time::Duration::ZERO;
+        opts
+    };
+    let registry = a.registry.clone();
+    let collector = std::thread::spawn(move || {
+        let mut removed = Vec::new();
+        for _ in 0..6 {
+            removed.extend(registry.gc(gc_options(), &|_, _, _| {}).unwrap().removed);
+        }
+        removed
+    });
+    // Manifests over the blobs as they are (no upload again): racing the collector.
+    let mut accepted = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.as_str(), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": Digest::of(layer).as_str(), "size": layer.len()}],
+        }))
+        .unwrap();
+        let res = b
+            .put_manifest("prod/app", &format!("1.0.{i}"), OCI_MANIFEST, &body)
+            .await;
+        // A blob the collector took first makes the push fail as unknown, never succeed
+        // with the blob missing.
+        assert!(
+            res.status == 201 || res.error_code() == "MANIFEST_BLOB_UNKNOWN",
+            "{}",
+            String::from_utf8_lossy(&res.body)
+        );
+        if res.status == 201 {
+            accepted.push((Digest::of(&body), layer.clone()));
+        }
+    }
+    let mut removed = collector.join().unwrap();
+    removed.extend(b.registry.gc(gc_options(), &|_, _, _| {}).unwrap().removed);
+    for (manifest, layer) in &accepted {
+        let res = a.get(&format!("/v2/prod/app/manifests/{manifest}")).await;
+        assert_eq!(res.status, 200);
+        for (digest, bytes) in [
+            (Digest::of(layer), &layer[..]),
+            (config_digest.clone(), &config[..]),
+        ] {
+            let res = b.get(&format!("/v2/prod/app/blobs/{digest}")).await;
+            assert_eq!(
+                res.status, 200,
+                "a blob of accepted manifest {manifest} is gone"
+            );
+            assert!(res.body == bytes);
+        }
+    }
+    assert!(removed.contains(&unused.to_string()), "{removed:?}");
+}

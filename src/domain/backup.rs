@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::gc::{Progress, lock};
+use super::gc::Progress;
 use super::{Error, Registry};
 use crate::model::Digest;
 use crate::store::blobs::{BlobStore, Blobs};
@@ -117,7 +117,7 @@ impl Registry {
     /// Copies the registry into `dir` (absolute, new or empty) while it serves.
     pub fn backup(&self, dir: &Path, progress: Progress<'_>) -> Result<BackupReport, Error> {
         ensure_empty(dir, "backup")?;
-        let _one = lock(&self.maintenance);
+        let _one = self.one_job()?;
         let started = Instant::now();
         let created = now();
         let meta_file = dir.join(META_FILE);

@@ -88,7 +88,7 @@ impl Registry {
     /// Checks every blob and every reference. Repairs nothing but moving corrupt files aside:
     /// pushing the image again restores them.
     pub fn check(&self, opts: CheckOptions, progress: Progress<'_>) -> Result<CheckReport, Error> {
-        let _one = lock(&self.maintenance);
+        let _one = self.one_job()?;
         // Counted first (a directory walk), then hashed as a second walk hands the files to
         // the workers through a short queue: memory does not grow with the number of blobs.
         let mut total = 0u64;

@@ -15,6 +15,9 @@ use super::{Error, Registry};
 use crate::model::Digest;
 use crate::store::now;
 
+/// The database lock that lets one node at a time run a maintenance job.
+const MAINTENANCE_LOCK: i64 = 0x5e3d_0c03;
+
 /// Digests a running collection must leave alone.
 #[derive(Debug, Default)]
 pub struct Watch {
@@ -82,9 +85,21 @@ impl Registry {
         lock(&self.last_gc).clone()
     }
 
+    /// One maintenance job at a time: in this process, and across every node on the same
+    /// metadata (a lock the database holds for the node that runs one).
+    pub(super) fn one_job(&self) -> Result<(MutexGuard<'_, ()>, Box<dyn Send>), Error> {
+        let local = lock(&self.maintenance);
+        let cluster = self.meta.try_exclusive(MAINTENANCE_LOCK)?.ok_or_else(|| {
+            Error::Conflict(
+                "another node is running a maintenance job (garbage collection, retention, check or backup): this one was not started; try again when it has finished".into(),
+            )
+        })?;
+        Ok((local, cluster))
+    }
+
     /// Collects garbage while the registry serves. One maintenance job runs at a time.
     pub fn gc(&self, opts: GcOptions, progress: Progress<'_>) -> Result<GcReport, Error> {
-        let _one = lock(&self.maintenance);
+        let _one = self.one_job()?;
         let started = Instant::now();
         {
             let mut watch = lock(&self.gc_watch);
@@ -194,14 +209,20 @@ impl Registry {
             let swept = self.meta.write(|w| {
                 let touched = lock(&self.gc_watch).touched.clone();
                 let mut swept = Vec::new();
-                for digest in batch {
+                'blobs: for digest in batch {
                     if touched.contains(digest) {
                         continue;
                     }
-                    for repo in candidates
-                        .get(digest)
-                        .map_or(&[][..], |c| c.repos.as_slice())
-                    {
+                    // Linked since the mark, on any node (an upload, a mount, or a manifest
+                    // pushed over it: `put_manifest` refreshes old links): no longer garbage.
+                    // Writes are serialised, so a later push finds the record gone instead.
+                    let repos = w.repositories_linking(digest)?;
+                    for repo in &repos {
+                        if w.linked_at(repo, digest)?.unwrap_or(0) >= cutoff {
+                            continue 'blobs;
+                        }
+                    }
+                    for repo in &repos {
                         w.unlink(repo, digest)?;
                     }
                     if w.remove_blob(digest)? {
@@ -213,28 +234,51 @@ impl Registry {
             removed.extend(swept);
         }
 
-        // Then the files, under the watch lock so an upload cannot republish one meanwhile.
+        // Then the files, each inside a write transaction that finds no record for it: an
+        // upload publishing the same blob again commits its record only after checking,
+        // inside its own write, that the file is there (`complete_upload`), so on any node
+        // either the record stops the removal or the removal makes that upload fail cleanly.
+        // And under the watch lock, so that on this node an upload cannot republish one
+        // meanwhile.
         let total = (removed.len() + orphans.len()) as u64;
-        let watch = lock(&self.gc_watch);
-        for (i, digest) in removed.iter().enumerate() {
-            if watch.touched.contains(digest) {
-                continue;
-            }
-            let digest: Digest = digest.parse()?;
-            self.blobs.remove_blob(&digest)?;
-            report.blobs_removed += 1;
-            report.bytes_freed += candidates.get(digest.as_str()).map_or(0, |c| c.size);
-            report.removed.push(digest.to_string());
-            progress("sweep", i as u64 + 1, total);
+        let doomed: Vec<(&str, u64, bool)> = removed
+            .iter()
+            .map(|d| {
+                (
+                    d.as_str(),
+                    candidates.get(d.as_str()).map_or(0, |c| c.size),
+                    false,
+                )
+            })
+            .chain(orphans.iter().map(|(d, len)| (d.as_str(), *len, true)))
+            .collect();
+        let mut files = Vec::new();
+        // In batches, as the sweep: pushes wait for the write lock a bounded time.
+        for batch in doomed.chunks(SWEEP_BATCH) {
+            let gone = self.meta.write(|w| {
+                let watch = lock(&self.gc_watch);
+                let mut gone = Vec::new();
+                for &(digest, len, orphan) in batch {
+                    if watch.touched.contains(digest) || w.blob(digest)?.is_some() {
+                        continue;
+                    }
+                    let parsed: Digest = digest.parse()?;
+                    self.blobs.remove_blob(&parsed)?;
+                    gone.push((parsed, len, orphan));
+                }
+                Ok::<_, Error>(gone)
+            })?;
+            files.extend(gone);
+            progress("sweep", files.len() as u64, total);
         }
-        let r = self.meta.read()?;
-        for (digest, len) in &orphans {
-            if watch.touched.contains(digest.as_str()) || r.blob(digest.as_str())?.is_some() {
-                continue;
-            }
-            self.blobs.remove_blob(digest)?;
-            report.orphan_files += 1;
+        for (digest, len, orphan) in files {
             report.bytes_freed += len;
+            if orphan {
+                report.orphan_files += 1;
+            } else {
+                report.blobs_removed += 1;
+                report.removed.push(digest.to_string());
+            }
         }
         progress("sweep", total, total);
         Ok(report)

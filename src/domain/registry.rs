@@ -1024,6 +1024,14 @@ impl Registry {
         self.gc_touch([declared.as_str()]);
         self.blobs.publish(&id, declared)?;
         self.meta.write(|w| -> Result<(), Error> {
+            // A collection on another node may have removed this very blob (an old, unused
+            // copy) between the publish above and this write; it removes files only inside
+            // a write of its own, so checking here, under the write lock, is decisive.
+            if self.blobs.stat(declared)?.is_none() {
+                return Err(Error::Unavailable(format!(
+                    "blob {declared} was removed by garbage collection while this upload published it: push it again"
+                )));
+            }
             if w.blob(declared.as_str())?.is_none() {
                 w.put_blob(
                     declared.as_str(),
@@ -1128,11 +1136,19 @@ impl Registry {
         self.gc_touch(record.blobs.iter().map(String::as_str));
         self.meta.write(|w| {
             let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+            let pushed = now();
             for blob in &manifest.blobs {
-                if !w.is_linked(name, blob.as_str())? {
-                    return Err(Error::ManifestBlobUnknown {
-                        digest: blob.to_string(),
-                    });
+                match w.linked_at(name, blob.as_str())? {
+                    None => {
+                        return Err(Error::ManifestBlobUnknown {
+                            digest: blob.to_string(),
+                        });
+                    }
+                    // Renewed (unless from this very second, as when the blob was just
+                    // uploaded), so that a collection that marked the blob as garbage
+                    // before this push, on any node, sees it used again (`gc`).
+                    Some(at) if at < pushed => w.link(name, blob.as_str(), pushed)?,
+                    Some(_) => {}
                 }
             }
             for child in &manifest.children {

@@ -210,7 +210,7 @@ impl Registry {
         dry_run: bool,
         now: u64,
     ) -> Result<RetentionReport, Error> {
-        let _one = lock(&self.maintenance);
+        let _one = self.one_job()?;
         let name: FeedName = feed.parse()?;
         self.flush_pulls()?;
         let deletions = self.plan(name.as_str(), now)?;

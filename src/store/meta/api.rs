@@ -35,6 +35,14 @@ pub trait Metadata: Send + Sync {
     /// Writes a consistent copy of every record except upload sessions, as an embedded
     /// database at `path` (the portable backup format); returns how many blobs it records.
     fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError>;
+
+    /// Makes this process the only one of every process on this metadata that holds the
+    /// lock `job` (maintenance across nodes), until the guard is dropped; `None` while
+    /// another holds it. A process that dies lets go. The embedded engine has one process.
+    fn try_exclusive(&self, job: i64) -> Result<Option<Box<dyn Send>>, MetaError> {
+        let _ = job;
+        Ok(Some(Box::new(())))
+    }
 }
 
 /// Why a write's closure gave up: the transaction is rolled back.
@@ -175,6 +183,10 @@ pub trait MetaRead {
     fn blob(&self, digest: &str) -> Result<Option<BlobRecord>, MetaError>;
 
     fn is_linked(&self, repo: &str, digest: &str) -> Result<bool, MetaError>;
+
+    /// When blob `digest` was last linked into `repo` (uploaded, mounted, or referenced by
+    /// a manifest pushed there), if it is linked.
+    fn linked_at(&self, repo: &str, digest: &str) -> Result<Option<u64>, MetaError>;
 
     /// Digests of the manifests in `repo` whose subject is `subject`.
     fn referrers(&self, repo: &str, subject: &str) -> Result<Vec<String>, MetaError>;

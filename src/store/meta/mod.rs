@@ -1007,6 +1007,10 @@ where
         Ok(self.links.get((repo, digest))?.is_some())
     }
 
+    fn linked_at(&self, repo: &str, digest: &str) -> Result<Option<u64>, MetaError> {
+        Ok(self.links.get((repo, digest))?.map(|at| at.value()))
+    }
+
     fn referrers(&self, repo: &str, subject: &str) -> Result<Vec<String>, MetaError> {
         let mut out = Vec::new();
         let start = Bound::Included((repo, subject, ""));

@@ -183,7 +183,54 @@ impl PgMeta {
     }
 }
 
+/// A session-level advisory lock held on a connection of its own; let go (and the
+/// connection handed back) when dropped, or by the server when the process dies.
+struct Exclusive {
+    handle: tokio::runtime::Handle,
+    client: Option<Object>,
+    key: i64,
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let key = self.key;
+            // Waited for: the next job of this process may ask for the lock at once, on
+            // another connection.
+            crate::store::engine_runtime::run_on(&self.handle, async move {
+                if client
+                    .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .await
+                    .is_err()
+                {
+                    // A connection that may still hold the lock is not handed out again.
+                    drop(Object::take(client));
+                }
+            });
+        }
+    }
+}
+
 impl Metadata for PgMeta {
+    fn try_exclusive(&self, job: i64) -> Result<Option<Box<dyn Send>>, MetaError> {
+        let pool = self.pool.clone();
+        let client = self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&job])
+                .await
+                .map_err(pg_error)?;
+            Ok::<_, MetaError>(row.get::<_, bool>(0).then_some(client))
+        })?;
+        Ok(client.map(|client| {
+            Box::new(Exclusive {
+                handle: self.runtime.handle().clone(),
+                client: Some(client),
+                key: job,
+            }) as Box<dyn Send>
+        }))
+    }
+
     fn read(&self) -> Result<Box<dyn MetaRead + '_>, MetaError> {
         Ok(Box::new(self.begin(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
@@ -789,6 +836,15 @@ impl MetaRead for Txn {
                 &[&repo, &digest],
             )?
             .is_some())
+    }
+
+    fn linked_at(&self, repo: &str, digest: &str) -> Result<Option<u64>, MetaError> {
+        Ok(self
+            .row(
+                "SELECT at FROM links WHERE repo = $1 AND digest = $2",
+                &[&repo, &digest],
+            )?
+            .map(|row| to_u64(row.get(0))))
     }
 
     fn referrers(&self, repo: &str, subject: &str) -> Result<Vec<String>, MetaError> {
