@@ -6,6 +6,11 @@
 //! the ratio semdock/Distribution per row and writes `target/load-bench.json`. semdock runs
 //! with authentication on (Bearer tokens, as docker uses it); Distribution without.
 //! `-- --only 64,push` measures only the rows whose names contain one of those words.
+//!
+//! `-- --distributed` runs semdock on PostgreSQL and S3 (`TEST_POSTGRES_URL`, `TEST_S3_*`,
+//! as `scripts/postgres` and `scripts/garage` print them) against Distribution with its S3
+//! driver on the same bucket; `-- --distributed --nodes 3` puts three semdock nodes behind
+//! HAProxy (`packaging/haproxy.cfg`), and their CPU and memory are summed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,15 +28,84 @@ struct Target {
     name: &'static str,
     base: String,
     auth: Option<String>,
-    child: Child,
+    /// The server's processes: whose CPU and memory are measured (summed), then any that
+    /// only pass requests on (HAProxy), killed too.
+    children: Vec<Child>,
+    measured: usize,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Target {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// Where the registries keep their data.
+#[derive(Clone, Copy, PartialEq)]
+enum Storage {
+    /// semdock's embedded stores, Distribution's filesystem driver.
+    Local,
+    /// semdock on PostgreSQL and S3 with this many nodes (behind HAProxy when more than
+    /// one), Distribution on the same S3 store.
+    Distributed { nodes: usize },
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: --distributed needs scripts/postgres and scripts/garage running")
+    })
+}
+
+/// The environment that puts a semdock node on the test PostgreSQL database `db` and the
+/// test bucket under `prefix`.
+fn distributed_env(db: &str, prefix: &str) -> Vec<(String, String)> {
+    vec![
+        ("SEMDOCK_STORAGE__METADATA".into(), "postgres".into()),
+        ("SEMDOCK_STORAGE__POSTGRES__URL".into(), db.to_owned()),
+        ("SEMDOCK_STORAGE__BLOBS".into(), "s3".into()),
+        (
+            "SEMDOCK_STORAGE__S3__ENDPOINT".into(),
+            var("TEST_S3_ENDPOINT"),
+        ),
+        ("SEMDOCK_STORAGE__S3__BUCKET".into(), var("TEST_S3_BUCKET")),
+        ("SEMDOCK_STORAGE__S3__REGION".into(), var("TEST_S3_REGION")),
+        ("SEMDOCK_STORAGE__S3__PREFIX".into(), prefix.to_owned()),
+        (
+            "SEMDOCK_STORAGE__S3__ACCESS_KEY_ID".into(),
+            var("TEST_S3_ACCESS_KEY_ID"),
+        ),
+        (
+            "SEMDOCK_STORAGE__S3__SECRET_ACCESS_KEY".into(),
+            var("TEST_S3_SECRET_ACCESS_KEY"),
+        ),
+    ]
+}
+
+/// A new database on the test PostgreSQL server, as a connection string.
+fn new_database() -> String {
+    let base = var("TEST_POSTGRES_URL");
+    let name = format!("bench_{}", std::process::id() ^ rand_suffix());
+    let out = Command::new("psql")
+        .arg(&base)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{base} dbname={name}")
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
 }
 
 fn agent() -> ureq::Agent {
@@ -42,14 +116,15 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn start_semdock() -> Target {
-    let dir = tempfile::tempdir().unwrap();
+/// A `semdock serve` on `data_dir` with `env`; returns it and its address.
+fn spawn_semdock(data_dir: &std::path::Path, env: &[(String, String)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_semdock"))
         .arg("serve")
         .env("SEMDOCK_LISTEN", "127.0.0.1:0")
-        .env("SEMDOCK_DATA_DIR", dir.path())
+        .env("SEMDOCK_DATA_DIR", data_dir)
         .env("SEMDOCK_AUTH__TOKEN_TTL_SECONDS", "7200")
         .env("SEMDOCK_LOG__LEVEL", "warn,semdock::server=info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -71,6 +146,76 @@ fn start_semdock() -> Target {
     let addr = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("semdock reports its address");
+    (child, addr)
+}
+
+/// HAProxy with `packaging/haproxy.cfg` in front of `nodes`; returns it and its address.
+fn spawn_haproxy(dir: &std::path::Path, nodes: &[String]) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = support::haproxy::config(&format!("127.0.0.1:{port}"), nodes, "1s");
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy is installed");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while agent()
+        .get(format!("http://{addr}/readyz"))
+        .call()
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(Instant::now() < deadline, "HAProxy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
+
+fn start_semdock(storage: Storage) -> Target {
+    let dir = tempfile::tempdir().unwrap();
+    let (children, addr) = match storage {
+        Storage::Local => {
+            let (child, addr) = spawn_semdock(dir.path(), &[]);
+            (vec![child], addr)
+        }
+        Storage::Distributed { nodes } => {
+            let prefix = format!("bench-semdock-{}", rand_suffix());
+            let env = distributed_env(&new_database(), &prefix);
+            let mut children = Vec::new();
+            let mut addrs = Vec::new();
+            for i in 0..nodes {
+                // The first node creates the administrator (its password in its directory).
+                let data = if i == 0 {
+                    dir.path().to_owned()
+                } else {
+                    dir.path().join(format!("node{i}"))
+                };
+                let (child, addr) = spawn_semdock(&data, &env);
+                children.push(child);
+                addrs.push(addr);
+            }
+            if nodes == 1 {
+                (children, addrs.remove(0))
+            } else {
+                let (proxy, addr) = spawn_haproxy(dir.path(), &addrs);
+                children.push(proxy);
+                (children, addr)
+            }
+        }
+    };
+    let measured = match storage {
+        Storage::Distributed { nodes } => nodes,
+        Storage::Local => 1,
+    };
     let base = format!("http://{addr}");
     let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
     let basic =
@@ -96,19 +241,34 @@ fn start_semdock() -> Target {
         name: "semdock",
         base,
         auth: Some(format!("Bearer {}", token["token"].as_str().unwrap())),
-        child,
+        children,
+        measured,
         _dir: dir,
     }
 }
 
-fn start_distribution() -> Target {
+fn start_distribution(storage: Storage) -> Target {
     let dir = tempfile::tempdir().unwrap();
-    let (child, port) = support::distribution(dir.path());
+    let (child, port) = match storage {
+        Storage::Local => support::distribution(dir.path(), None),
+        Storage::Distributed { .. } => support::distribution(
+            dir.path(),
+            Some(&support::S3 {
+                endpoint: var("TEST_S3_ENDPOINT"),
+                bucket: var("TEST_S3_BUCKET"),
+                region: var("TEST_S3_REGION"),
+                access_key_id: var("TEST_S3_ACCESS_KEY_ID"),
+                secret_access_key: var("TEST_S3_SECRET_ACCESS_KEY"),
+                root: format!("/bench-distribution-{}", rand_suffix()),
+            }),
+        ),
+    };
     Target {
         name: "distribution",
         base: format!("http://127.0.0.1:{port}"),
         auth: None,
-        child,
+        children: vec![child],
+        measured: 1,
         _dir: dir,
     }
 }
@@ -370,44 +530,58 @@ impl Target {
         digest
     }
 
-    /// (CPU seconds, peak RSS in KiB) of the server since the last reset.
+    fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.children[..self.measured].iter().map(Child::id)
+    }
+
+    /// (CPU seconds, peak RSS in KiB) of the server since the last reset, summed over its
+    /// processes.
     fn usage(&self) -> (f64, u64) {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(") ")
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let hwm = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let (mut ticks, mut hwm) = (0u64, 0u64);
+        for pid in self.pids() {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit(") ")
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            ticks += fields
+                .get(11)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                + fields
+                    .get(12)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            hwm += status_kib(pid, "VmHWM:");
+        }
         #[allow(clippy::cast_precision_loss)]
         (ticks as f64 / 100.0, hwm)
     }
 
-    /// Resident memory now, in KiB.
+    /// Resident memory now, in KiB, summed over the server's processes.
     fn rss_now(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        self.pids().map(|pid| status_kib(pid, "VmRSS:")).sum()
     }
 
-    /// Resets the peak RSS counter (Linux: `clear_refs` 5).
+    /// Resets the peak RSS counters (Linux: `clear_refs` 5).
     fn reset_peak(&self) {
-        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+        for pid in self.pids() {
+            let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+        }
     }
+}
+
+/// A `/proc/PID/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The OCI digest of `bytes`, as the client computes it.
@@ -832,6 +1006,16 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|words| words.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
+    let storage = if args.iter().any(|a| a == "--distributed") {
+        let nodes = args
+            .iter()
+            .position(|a| a == "--nodes")
+            .and_then(|i| args.get(i + 1))
+            .map_or(1, |n| n.parse().expect("--nodes N"));
+        Storage::Distributed { nodes }
+    } else {
+        Storage::Local
+    };
     let s = if quick {
         Sizes {
             big: 64 << 20,
@@ -866,9 +1050,9 @@ fn main() {
         for which in 0..2 {
             // Alternate who goes first, so neither always gets the cooler machine.
             let target = if (round + which) % 2 == 0 {
-                start_semdock()
+                start_semdock(storage)
             } else {
-                start_distribution()
+                start_distribution(storage)
             };
             // Idle: resident now, a second after start (the start's own peak, e.g. the
             // login's Argon2 hash, is not idle memory).

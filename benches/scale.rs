@@ -274,7 +274,7 @@ fn versions(scale: u64) {
     println!("| ---: | ---: | ---: | ---: | ---: |");
     // Distribution, on the same workload (no auth, no versioning: its tags are files).
     let peer_dir = tempfile::tempdir().unwrap();
-    let (peer, port) = support::distribution(peer_dir.path());
+    let (peer, port) = support::distribution(peer_dir.path(), None);
     let peer = Server {
         base: format!("http://127.0.0.1:{port}"),
         basic: "Basic eDp4".into(),

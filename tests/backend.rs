@@ -538,6 +538,25 @@ async fn a_node_never_serves_what_another_node_changed() {
     let (second, _) = a.push_image("prod/app", "1.1.0", &[b"two"]).await;
     let res = b.get("/v2/prod/app/manifests/latest").await;
     assert_eq!(res.header("docker-content-digest"), Some(second.as_str()));
+    // Again and again, B's cache warm each time (announced writes, not a cache that never
+    // hits): every version A pushes is B's `latest` at B's very next read.
+    for minor in 2..40 {
+        let (newer, _) = a
+            .push_image(
+                "prod/app",
+                &format!("1.{minor}.0"),
+                &[format!("v{minor}").as_bytes()],
+            )
+            .await;
+        let res = b.get("/v2/prod/app/manifests/latest").await;
+        assert_eq!(
+            res.header("docker-content-digest"),
+            Some(newer.as_str()),
+            "1.{minor}.0"
+        );
+        let res = b.get("/v2/prod/app/manifests/latest").await;
+        assert_eq!(res.header("docker-content-digest"), Some(newer.as_str()));
+    }
 
     let key = a
         .auth

@@ -4,182 +4,12 @@
 
 mod common;
 
-use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, basic, run};
-
-/// HAProxy in front of the nodes, stopped by its PID when dropped.
-struct LoadBalancer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl LoadBalancer {
-    fn start(nodes: &[&Server]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        // The shipped configuration, with this test's address and nodes.
-        let mut config = String::new();
-        for line in include_str!("../packaging/haproxy.cfg").lines() {
-            if line.starts_with("  bind ") {
-                writeln!(config, "  bind 127.0.0.1:{port}").unwrap();
-            } else if !line.starts_with("  server ") {
-                writeln!(config, "{line}").unwrap();
-            }
-        }
-        for (i, node) in nodes.iter().enumerate() {
-            writeln!(
-                config,
-                "  server node{i} {} check inter 300ms fall 2 rise 1",
-                node.addr
-            )
-            .unwrap();
-        }
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "haproxy refuses the configuration: {}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        // -db: in the foreground, so that the child's PID is HAProxy's own.
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy starts");
-        let lb = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !common::http()
-            .get(&lb.url("/readyz"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the load balancer never answered"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        lb
-    }
-
-    fn host(&self) -> String {
-        format!("localhost:{}", self.port)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for LoadBalancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Nodes over one database and one bucket prefix, each with a data directory of its own.
-struct Cluster {
-    nodes: Vec<Server>,
-    env: Vec<(String, String)>,
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start(n: usize) -> Self {
-        let s3 = common::s3_location();
-        let env = vec![
-            ("SEMDOCK_STORAGE__METADATA".into(), "postgres".into()),
-            (
-                "SEMDOCK_STORAGE__POSTGRES__URL".into(),
-                common::postgres_database(),
-            ),
-            ("SEMDOCK_STORAGE__BLOBS".into(), "s3".into()),
-            (
-                "SEMDOCK_STORAGE__S3__ENDPOINT".into(),
-                s3.endpoint.clone().unwrap(),
-            ),
-            ("SEMDOCK_STORAGE__S3__BUCKET".into(), s3.bucket.clone()),
-            ("SEMDOCK_STORAGE__S3__REGION".into(), s3.region.clone()),
-            ("SEMDOCK_STORAGE__S3__PREFIX".into(), s3.prefix.clone()),
-            (
-                "SEMDOCK_STORAGE__S3__ACCESS_KEY_ID".into(),
-                s3.access_key_id.clone(),
-            ),
-            (
-                "SEMDOCK_STORAGE__S3__SECRET_ACCESS_KEY".into(),
-                s3.secret_access_key.clone(),
-            ),
-        ];
-        let mut cluster = Self {
-            nodes: Vec::new(),
-            env,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        for i in 0..n {
-            let node = cluster.start_node(i);
-            cluster.nodes.push(node);
-        }
-        cluster
-    }
-
-    /// Starts node `i` (again, after a crash: same data directory).
-    fn start_node(&self, i: usize) -> Server {
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let mut node = Server::start_in(&self.dir.path().join(format!("node{i}")), &env);
-        // The first node created the administrator; the others share it through the database.
-        if let Some(first) = self.nodes.first() {
-            node.admin_password.clone_from(&first.admin_password);
-        }
-        assert!(!node.admin_password.is_empty());
-        node
-    }
-
-    /// Switches versioning on for `feed`, through the first node.
-    fn versioned(&self, feed: &str) {
-        let res = common::http_as(Some(self.admin()))
-            .patch(&self.nodes[0].url(&format!("/api/v1/feeds/{feed}")))
-            .header("Content-Type", "application/json")
-            .send(r#"{"versioning": true}"#)
-            .unwrap();
-        assert_eq!(res.status(), 200);
-    }
-
-    fn admin(&self) -> String {
-        basic("admin", &self.nodes[0].admin_password)
-    }
-}
+use common::cluster::{Cluster, LoadBalancer};
+use common::{Server, run};
 
 fn digest_of_manifest(agent: &ureq::Agent, base: &str, reference: &str) -> String {
     let res = agent
@@ -401,4 +231,164 @@ fn uploads_move_between_nodes_and_survive_a_killed_node() {
     run(cluster.nodes[0].docker().args(["rmi", &tag]));
     run(cluster.nodes[0].docker().args(["pull", &tag]));
     run(cluster.nodes[0].docker().args(["rmi", &tag]));
+}
+
+/// A PostgreSQL cluster and a Garage of this test's own (`scripts/postgres`,
+/// `scripts/garage`), so that it can restart and stop them without disturbing other tests;
+/// both stopped when dropped.
+struct OwnStores {
+    pg: tempfile::TempDir,
+    s3: tempfile::TempDir,
+    url: String,
+    location: semdock::store::blobs::s3::S3Location,
+}
+
+fn script(name: &str) -> Command {
+    Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts")
+            .join(name),
+    )
+}
+
+impl OwnStores {
+    fn start() -> Self {
+        let pg = tempfile::tempdir().unwrap();
+        let s3 = tempfile::tempdir().unwrap();
+        let url = run(script("postgres").arg("start").arg(pg.path().join("c")))
+            .trim()
+            .to_owned();
+        let exports = run(script("garage").arg("start").arg(s3.path().join("g")));
+        let value = |name: &str| {
+            exports
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap()
+                .to_owned()
+        };
+        let location = semdock::store::blobs::s3::S3Location {
+            endpoint: Some(value("TEST_S3_ENDPOINT")),
+            bucket: value("TEST_S3_BUCKET"),
+            region: value("TEST_S3_REGION"),
+            path_style: true,
+            access_key_id: value("TEST_S3_ACCESS_KEY_ID"),
+            secret_access_key: value("TEST_S3_SECRET_ACCESS_KEY"),
+            prefix: String::new(),
+        };
+        Self {
+            pg,
+            s3,
+            url,
+            location,
+        }
+    }
+
+    fn postgres(&self, what: &str) {
+        run(script("postgres").arg(what).arg(self.pg.path().join("c")));
+    }
+
+    fn garage(&self, what: &str) {
+        run(script("garage").arg(what).arg(self.s3.path().join("g")));
+    }
+}
+
+impl Drop for OwnStores {
+    fn drop(&mut self) {
+        let _ = script("postgres")
+            .arg("stop")
+            .arg(self.pg.path().join("c"))
+            .status();
+        let _ = script("garage")
+            .arg("stop")
+            .arg(self.s3.path().join("g"))
+            .status();
+    }
+}
+
+/// Polls `url` until it answers `status` (30 s at most).
+fn wait_for(agent: &ureq::Agent, url: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = agent.get(url).call().map(|r| r.status().as_u16());
+        if got.as_ref().is_ok_and(|s| *s == status) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} answers {got:?}, not {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// PostgreSQL restarted during a docker push through the load balancer, then the object
+/// store stopped and started: while a store is away the nodes answer 503 with the OCI error
+/// JSON (never 500) and `/readyz` says which store; once it is back they serve again without
+/// a restart, and the push, retried, completes and pulls from every node.
+#[test]
+fn the_stores_restarting_under_the_nodes_cost_503s_and_no_data() {
+    let stores = OwnStores::start();
+    let cluster = Cluster::start_on(2, &stores.url, &stores.location);
+    let lb = LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
+    let node = &cluster.nodes[0];
+    let out = node.docker_login_as(&lb.host(), "admin", &node.admin_password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tag = format!("{}/prod/app:1.0.0", lb.host());
+    let ctx = common::image_context_sized(4, 8 << 20, "stores-restart");
+    build_image(node, &tag, ctx.path());
+    let mut push = node
+        .docker()
+        .args(["push", &tag])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    stores.postgres("restart");
+    let _ = push.wait();
+    // The pool replaces the cut connections: the retried push completes.
+    run(node.docker().args(["push", &tag]));
+    let admin = common::http_as(Some(cluster.admin()));
+    let digest = digest_of_manifest(&admin, &lb.url(""), "1.0.0");
+    for n in &cluster.nodes {
+        assert_eq!(digest_of_manifest(&admin, &n.url(""), "1.0.0"), digest);
+    }
+
+    stores.garage("halt");
+    let res = admin
+        .get(&format!("{}/v2/prod/app/manifests/1.0.0", node.url("")))
+        .header("Accept", common::OCI_MANIFEST)
+        .call()
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&res.into_body().read_to_string().unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    for n in &cluster.nodes {
+        let mut res = admin
+            .get(&n.url(&format!("/v2/prod/app/blobs/{layer}")))
+            .call()
+            .unwrap();
+        assert_eq!(res.status(), 503, "a blob GET with the object store away");
+        let body: serde_json::Value =
+            serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+        let mut ready = common::http().get(&n.url("/readyz")).call().unwrap();
+        assert_eq!(ready.status(), 503);
+        let text = ready.body_mut().read_to_string().unwrap();
+        assert!(
+            text.contains("object store") || text.contains("blob"),
+            "{text}"
+        );
+    }
+    stores.garage("resume");
+    for n in &cluster.nodes {
+        wait_for(&common::http(), &n.url("/readyz"), 200);
+    }
+    run(node.docker().args(["rmi", &tag]));
+    run(node.docker().args(["pull", &tag]));
+    run(node.docker().args(["rmi", &tag]));
 }

@@ -59,15 +59,15 @@ fn server(dir: &Path, versioned: bool) -> Server {
 
 /// Runs the released suite with every workflow and automatic cross-mount on; returns
 /// (passed, failed, skipped) and the report of each failure.
-fn v1_1_1(s: &Server, report: &Path) -> ((u32, u32, u32), String) {
+fn v1_1_1(s: &Registry, report: &Path) -> ((u32, u32, u32), String) {
     let out = Command::new(instruments().join("oci-conformance-v1.1.1"))
         .arg("-ginkgo.no-color")
         .current_dir(report)
-        .env("OCI_ROOT_URL", s.url(""))
+        .env("OCI_ROOT_URL", &s.url)
         .env("OCI_NAMESPACE", "library/conf-a")
         .env("OCI_CROSSMOUNT_NAMESPACE", "library/conf-b")
         .env("OCI_USERNAME", "admin")
-        .env("OCI_PASSWORD", &s.admin_password)
+        .env("OCI_PASSWORD", &s.password)
         .env("OCI_TEST_PULL", "1")
         .env("OCI_TEST_PUSH", "1")
         .env("OCI_TEST_CONTENT_DISCOVERY", "1")
@@ -98,13 +98,13 @@ fn v1_1_1(s: &Server, report: &Path) -> ((u32, u32, u32), String) {
 
 /// Runs the redesigned suite with every toggle on (`OCI_VERSION=dev`); returns (tests,
 /// failures, skipped) from its junit report and each failure's name, output and exchange.
-fn main_suite(s: &Server, results: &Path) -> ((u32, u32, u32), String) {
+fn main_suite(s: &Registry, results: &Path) -> ((u32, u32, u32), String) {
     let out = Command::new(instruments().join("oci-conformance-main"))
         .current_dir(results)
-        .env("OCI_REGISTRY", s.url("").trim_start_matches("http://"))
+        .env("OCI_REGISTRY", s.url.trim_start_matches("http://"))
         .env("OCI_TLS", "disabled")
         .env("OCI_USERNAME", "admin")
-        .env("OCI_PASSWORD", &s.admin_password)
+        .env("OCI_PASSWORD", &s.password)
         .env("OCI_REPO1", "library/conf-a")
         .env("OCI_REPO2", "library/conf-b")
         .env("OCI_VERSION", "dev")
@@ -147,24 +147,55 @@ fn main_suite(s: &Server, results: &Path) -> ((u32, u32, u32), String) {
     )
 }
 
+/// Where the suites send their requests, and the administrator's password.
+struct Registry {
+    url: String,
+    password: String,
+}
+
 fn both_suites_pass(versioned: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = server(dir.path(), versioned);
-    let report = dir.path().join("v1.1.1");
-    let results = dir.path().join("main");
+    let registry = Registry {
+        url: s.url(""),
+        password: s.admin_password.clone(),
+    };
+    run_both(&registry, dir.path(), &format!("versioned: {versioned}"));
+    assert!(s.terminate());
+}
+
+fn run_both(s: &Registry, dir: &Path, label: &str) {
+    let report = dir.join("v1.1.1");
+    let results = dir.join("main");
     std::fs::create_dir_all(&report).unwrap();
     std::fs::create_dir_all(&results).unwrap();
-    let ((passed, failed, skipped), failures) = v1_1_1(&s, &report);
-    eprintln!(
-        "v1.1.1 (versioned: {versioned}): {passed} passed, {failed} failed, {skipped} skipped"
-    );
+    let ((passed, failed, skipped), failures) = v1_1_1(s, &report);
+    eprintln!("v1.1.1 ({label}): {passed} passed, {failed} failed, {skipped} skipped");
     assert_eq!(failed, 0, "the v1.1.1 suite failed:\n{failures}");
     assert!(passed >= 75, "only {passed} passed");
-    let ((tests, failed, skipped), failures) = main_suite(&s, &results);
-    eprintln!("main (versioned: {versioned}): {tests} tests, {failed} failed, {skipped} skipped");
+    let ((tests, failed, skipped), failures) = main_suite(s, &results);
+    eprintln!("main ({label}): {tests} tests, {failed} failed, {skipped} skipped");
     assert_eq!(failed, 0, "the main suite failed:\n{failures}");
     assert!(tests >= 980, "only {tests} tests ran");
-    assert!(s.terminate());
+}
+
+/// Both suites through HAProxy (round robin, no stickiness) in front of three nodes on
+/// PostgreSQL and S3: every request of a push or a chunked upload may land on another node.
+#[test]
+fn both_conformance_suites_pass_through_a_load_balancer_over_three_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = common::cluster::Cluster::start_bin(
+        &binary(),
+        3,
+        &common::postgres_database(),
+        &common::s3_location(),
+    );
+    let lb = common::cluster::LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
+    let registry = Registry {
+        url: lb.url(""),
+        password: cluster.nodes[0].admin_password.clone(),
+    };
+    run_both(&registry, dir.path(), "three nodes behind HAProxy");
 }
 
 #[test]

@@ -1,29 +1,55 @@
 //! What more than one benchmark needs: the peer registries, started the same way.
 
+#[allow(dead_code)] // Only the load benchmark puts HAProxy in front.
+pub mod haproxy;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Distribution 2.8.2 (Debian's `docker-registry`) on a port it was given, filesystem storage
-/// under `dir`, no auth, logs off; returns once it accepts connections.
-pub fn distribution(dir: &Path) -> (Child, u16) {
+/// An S3 bucket for Distribution's `s3` storage driver.
+pub struct S3 {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Distribution's `rootdirectory` in the bucket.
+    pub root: String,
+}
+
+/// Distribution 2.8.2 (Debian's `docker-registry`) on a port it was given, no auth, logs off,
+/// storage under `dir` — or in `s3` with its S3 driver (blobs proxied, not redirected, as
+/// semdock serves them); returns once it accepts connections.
+pub fn distribution(dir: &Path, s3: Option<&S3>) -> (Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    let storage = match s3 {
+        None => format!(
+            "  filesystem:\n    rootdirectory: {}\n",
+            dir.join("data").display()
+        ),
+        Some(s3) => format!(
+            "  s3:\n    accesskey: {}\n    secretkey: {}\n    region: {}\n    regionendpoint: {}\n    bucket: {}\n    rootdirectory: {}\n    secure: false\n    v4auth: true\n  redirect:\n    disable: true\n",
+            s3.access_key_id, s3.secret_access_key, s3.region, s3.endpoint, s3.bucket, s3.root
+        ),
+    };
     let config = dir.join("config.yml");
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("data").display()
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n{storage}http:\n  addr: 127.0.0.1:{port}\n"
         ),
     )
     .unwrap();
     let child = Command::new("docker-registry")
         .arg("serve")
         .arg(&config)
+        // Its S3 driver panics at start with this set ("LoadCustomCABundleError").
+        .env_remove("AWS_CA_BUNDLE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

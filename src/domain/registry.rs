@@ -762,6 +762,10 @@ impl Registry {
         }
         let record = r.blob(digest.as_str())?.ok_or_else(unknown)?;
         let blob = self.blobs.open(digest).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotConnected {
+                // The object store is away: the blob is not unknown, the store is unavailable.
+                return Error::from(e);
+            }
             tracing::error!(%digest, error = %e, "blob is recorded but its file cannot be opened");
             unknown()
         })?;

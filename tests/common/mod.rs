@@ -2,6 +2,8 @@
 //! helpers for the real clients (docker, podman, skopeo).
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -637,24 +637,23 @@ impl BlobRead for S3Read {
                 }
             }
         };
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            if current.pending.is_empty() {
-                let mut body = current.body;
-                let (body, next) = self.inner.runtime.run(async move {
-                    let next = body.next().await;
-                    (body, next)
-                });
-                current.body = body;
-                match next {
-                    Some(Ok(bytes)) => current.pending = bytes,
-                    Some(Err(e)) => return Err(store_error(e)),
-                    None => return Err(io::ErrorKind::UnexpectedEof.into()),
+        // One trip to the engine's runtime per read, however many pieces the body arrives in.
+        let (mut current, out) = self.inner.runtime.run(async move {
+            let mut out = Vec::with_capacity(len);
+            while out.len() < len {
+                if current.pending.is_empty() {
+                    match current.body.next().await {
+                        Some(Ok(bytes)) => current.pending = bytes,
+                        Some(Err(e)) => return (current, Err(store_error(e))),
+                        None => return (current, Err(io::ErrorKind::UnexpectedEof.into())),
+                    }
                 }
+                let n = current.pending.len().min(len - out.len());
+                out.extend_from_slice(&current.pending.split_to(n));
             }
-            let n = current.pending.len().min(len - out.len());
-            out.extend_from_slice(&current.pending.split_to(n));
-        }
+            (current, Ok(out))
+        });
+        let out = out?;
         current.at = offset + len as u64;
         *reading = Some(current);
         Ok(out)

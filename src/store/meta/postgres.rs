@@ -20,7 +20,6 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -35,6 +34,8 @@ use super::{
     RetentionRecord, UploadRecord, UserRecord,
 };
 use crate::store::engine_runtime::EngineRuntime;
+
+mod notify;
 
 /// The advisory lock every write transaction holds until it ends.
 const WRITE_LOCK: i64 = 0x5e3d_0c01;
@@ -52,8 +53,8 @@ pub struct PgMeta {
     /// Drives the connections (their sockets).
     runtime: EngineRuntime,
     pool: Pool,
-    /// Counts calls to `generation()`: a new value each time (see there).
-    generation: AtomicU64,
+    /// What this node has heard of every node's writes: the generation.
+    announcements: std::sync::Arc<notify::Announcements>,
 }
 
 impl PgMeta {
@@ -79,6 +80,7 @@ impl PgMeta {
         }
         let runtime = EngineRuntime::new("semdock-postgres", 1)
             .map_err(|e| MetaError::Server(format!("cannot start the database runtime: {e}")))?;
+        let announcements = notify::listen(runtime.handle(), config.clone());
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -99,7 +101,7 @@ impl PgMeta {
         Ok(Self {
             runtime,
             pool,
-            generation: AtomicU64::new(0),
+            announcements,
         })
     }
 
@@ -249,19 +251,21 @@ impl Metadata for PgMeta {
             txn.end("ROLLBACK")?;
             return Ok(false);
         }
+        // Delivered at commit to every node's listener, this one's included.
+        let (payload, seq) = self.announcements.next();
+        txn.exec("SELECT pg_notify($1, $2)", &[&notify::CHANNEL, &payload])?;
         txn.end("COMMIT")?;
+        self.announcements.wait_for_echo(seq);
         crate::metrics::get()
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(true)
     }
 
-    /// A new value at every call: another node's writes are not announced to this one yet,
-    /// so no cached read may be trusted — the manifest and token caches never hit, and every
-    /// read goes to the database (read-your-writes through any node, at a round trip per
-    /// read).
+    /// The count of writes announced to this node (`notify`): unchanged while no node
+    /// writes, so the caches hit; a new value at every call while this node is not listening.
     fn generation(&self) -> u64 {
-        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+        self.announcements.generation()
     }
 
     fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError> {

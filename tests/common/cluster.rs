@@ -1,0 +1,181 @@
+//! Several `semdock serve` nodes over one PostgreSQL database and one S3 bucket, and HAProxy
+//! in front of them with the shipped `packaging/haproxy.cfg`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Server, basic};
+
+#[path = "../../benches/support/haproxy.rs"]
+mod haproxy;
+
+/// HAProxy in front of the nodes, stopped by its PID when dropped.
+pub struct LoadBalancer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl LoadBalancer {
+    pub fn start(nodes: &[&Server]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+        let config = haproxy::config(&format!("127.0.0.1:{port}"), &addrs, "300ms");
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let check = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "haproxy refuses the configuration: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // -db: in the foreground, so that the child's PID is HAProxy's own.
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy starts");
+        let lb = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !super::http()
+            .get(&lb.url("/readyz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the load balancer never answered"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        lb
+    }
+
+    pub fn host(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Nodes over one database and one bucket prefix, each with a data directory of its own.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `n` nodes on a new database of the test PostgreSQL server and a new prefix of the test
+    /// bucket.
+    pub fn start(n: usize) -> Self {
+        Self::start_on(n, &super::postgres_database(), &super::s3_location())
+    }
+
+    pub fn start_on(n: usize, database: &str, s3: &semdock::store::blobs::s3::S3Location) -> Self {
+        Self::start_bin(Path::new(env!("CARGO_BIN_EXE_semdock")), n, database, s3)
+    }
+
+    /// `n` nodes of the binary `bin` (a release build, say).
+    pub fn start_bin(
+        bin: &Path,
+        n: usize,
+        database: &str,
+        s3: &semdock::store::blobs::s3::S3Location,
+    ) -> Self {
+        let env = vec![
+            ("SEMDOCK_STORAGE__METADATA".into(), "postgres".into()),
+            ("SEMDOCK_STORAGE__POSTGRES__URL".into(), database.to_owned()),
+            ("SEMDOCK_STORAGE__BLOBS".into(), "s3".into()),
+            (
+                "SEMDOCK_STORAGE__S3__ENDPOINT".into(),
+                s3.endpoint.clone().unwrap(),
+            ),
+            ("SEMDOCK_STORAGE__S3__BUCKET".into(), s3.bucket.clone()),
+            ("SEMDOCK_STORAGE__S3__REGION".into(), s3.region.clone()),
+            ("SEMDOCK_STORAGE__S3__PREFIX".into(), s3.prefix.clone()),
+            (
+                "SEMDOCK_STORAGE__S3__ACCESS_KEY_ID".into(),
+                s3.access_key_id.clone(),
+            ),
+            (
+                "SEMDOCK_STORAGE__S3__SECRET_ACCESS_KEY".into(),
+                s3.secret_access_key.clone(),
+            ),
+        ];
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            env,
+            dir: tempfile::tempdir().unwrap(),
+            bin: bin.to_owned(),
+        };
+        for i in 0..n {
+            let node = cluster.start_node(i);
+            cluster.nodes.push(node);
+        }
+        cluster
+    }
+
+    /// Starts node `i` (again, after a crash: same data directory).
+    pub fn start_node(&self, i: usize) -> Server {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut node =
+            Server::start_bin(&self.bin, &self.dir.path().join(format!("node{i}")), &env);
+        // The first node created the administrator; the others share it through the database.
+        if let Some(first) = self.nodes.first() {
+            node.admin_password.clone_from(&first.admin_password);
+        }
+        assert!(!node.admin_password.is_empty());
+        node
+    }
+
+    /// Switches versioning on for `feed`, through the first node.
+    pub fn versioned(&self, feed: &str) {
+        let res = super::http_as(Some(self.admin()))
+            .patch(&self.nodes[0].url(&format!("/api/v1/feeds/{feed}")))
+            .header("Content-Type", "application/json")
+            .send(r#"{"versioning": true}"#)
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
+    pub fn admin(&self) -> String {
+        basic("admin", &self.nodes[0].admin_password)
+    }
+}
