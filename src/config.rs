@@ -200,6 +200,10 @@ pub struct PostgresConfig {
     /// printed by `semdock config` nor logged.
     #[serde(default, skip_serializing)]
     pub password: Option<String>,
+    /// A PEM file of the CA that signed the database server's certificate: when set, every
+    /// connection is TLS, and the certificate must chain to it and name the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -208,6 +212,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("url", &self.url)
             .field("password_file", &self.password_file)
             .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

@@ -136,11 +136,11 @@ pub fn open_postgres(
     })?;
     let password = pg.password().map_err(domain::Error::Invalid)?;
     let open = if migrated {
-        crate::store::meta::postgres::PgMeta::connect
+        crate::store::meta::postgres::PgMeta::connect_with
     } else {
-        crate::store::meta::postgres::PgMeta::open
+        crate::store::meta::postgres::PgMeta::open_with
     };
-    open(&pg.url, password.as_deref()).map_err(|e| {
+    open(&pg.url, password.as_deref(), pg.ca_file.as_deref()).map_err(|e| {
         domain::Error::Unavailable(format!(
             "cannot open the metadata database (storage.postgres.url): {e}"
         ))

@@ -1242,3 +1242,88 @@ async fn gc_on_one_node_loses_nothing_another_node_pushes_meanwhile() {
     }
     assert!(removed.contains(&unused.to_string()), "{removed:?}");
 }
+
+/// Stops a cluster started by `scripts/postgres` (the script, the directory) when dropped.
+struct Stop(std::path::PathBuf, std::path::PathBuf);
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.0)
+            .arg("stop")
+            .arg(&self.1)
+            .status();
+    }
+}
+
+/// `storage.postgres.ca_file`: a database server with TLS (its certificate from a test CA)
+/// is used over TLS, every connection of the engine encrypted, its certificate verified
+/// against that CA — and one signed by another CA is refused with a sentence.
+#[test]
+fn the_database_over_tls_is_verified_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, other) = (dir.path().join("good"), dir.path().join("other"));
+    std::fs::create_dir_all(&good).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    common::make_certificates(&good);
+    common::make_certificates(&other);
+    let cluster = dir.path().join("cluster");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres");
+    let url = common::run(
+        std::process::Command::new(&script)
+            .arg("start")
+            .arg(&cluster)
+            .env("PG_SSL_CERT", good.join("cert.pem"))
+            .env("PG_SSL_KEY", good.join("key.pem")),
+    )
+    .trim()
+    .to_owned();
+    let _stop = Stop(script, cluster);
+
+    let meta: Arc<dyn Metadata> =
+        Arc::new(PgMeta::connect_with(&url, None, Some(&good.join("ca.crt"))).unwrap());
+    meta.write(|w| w.put_setting("over-tls", b"yes")).unwrap();
+    assert_eq!(
+        meta.read().unwrap().setting("over-tls").unwrap().as_deref(),
+        Some(&b"yes"[..])
+    );
+    // Every connection the engine holds (the pool's and the listener's) is encrypted.
+    let count = |ssl: bool| -> i64 {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let driver = tokio::spawn(connection);
+                let row = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+                         WHERE ssl = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
+                        &[&ssl],
+                    )
+                    .await
+                    .unwrap();
+                drop(client);
+                let _ = driver.await;
+                row.get::<_, i64>(0)
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    assert!(
+        count(true) >= 2,
+        "the pool's and the listener's connections over TLS"
+    );
+    assert_eq!(count(false), 0, "no plaintext connection from the engine");
+    drop(meta);
+
+    let refused = PgMeta::connect_with(&url, None, Some(&other.join("ca.crt")))
+        .err()
+        .expect("a certificate from another CA is refused");
+    let text = refused.to_string();
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+}

@@ -3,36 +3,10 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
+use common::make_certificates;
 use common::{Server, image_context, run, run_fail};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
-
-/// Writes `ca.crt`, `cert.pem` and `key.pem` for 127.0.0.1 and `localhost` into `dir`.
-fn make_certificates(dir: &std::path::Path) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "semdock test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_params(&ca, &ca_key);
-
-    let key = KeyPair::generate().unwrap();
-    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    server
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "semdock");
-    let cert = server.signed_by(&key, &issuer).unwrap();
-
-    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-}
 
 /// Removes docker's per-registry CA directory when the test ends, however it ends.
 struct CertsD(std::path::PathBuf);

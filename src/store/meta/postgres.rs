@@ -69,6 +69,27 @@ impl PgMeta {
     /// The engine on `url` without touching the schema: connections are made when first
     /// needed (`migrate` says whether the server answers).
     pub fn open(url: &str, password: Option<&str>) -> Result<Self, MetaError> {
+        Self::open_with(url, password, None)
+    }
+
+    /// `connect`, over TLS when `ca_file` is given: every connection is encrypted, and the
+    /// server's certificate must chain to that CA and name the host connected to.
+    pub fn connect_with(
+        url: &str,
+        password: Option<&str>,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, MetaError> {
+        let engine = Self::open_with(url, password, ca_file)?;
+        engine.migrate()?;
+        Ok(engine)
+    }
+
+    /// `open`, over TLS when `ca_file` is given (see `connect_with`).
+    pub fn open_with(
+        url: &str,
+        password: Option<&str>,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, MetaError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| MetaError::Server(format!("the PostgreSQL URL is not valid: {e}")))?;
@@ -80,14 +101,23 @@ impl PgMeta {
         }
         let runtime = EngineRuntime::new("semdock-postgres", 1)
             .map_err(|e| MetaError::Server(format!("cannot start the database runtime: {e}")))?;
-        let announcements = notify::listen(runtime.handle(), config.clone());
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let (announcements, manager) = match ca_file {
+            None => (
+                notify::listen(runtime.handle(), config.clone(), tokio_postgres::NoTls),
+                Manager::from_config(config, tokio_postgres::NoTls, manager_config()),
+            ),
+            Some(ca_file) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(ca_file)?);
+                (
+                    notify::listen(runtime.handle(), config.clone(), tls.clone()),
+                    Manager::from_config(config, tls, manager_config()),
+                )
+            }
+        };
         let pool = {
             let _in = runtime.handle().enter();
             Pool::builder(manager)
@@ -183,6 +213,36 @@ impl PgMeta {
             client: Some(client),
         })
     }
+}
+
+/// TLS that trusts only the CA certificates in `ca_file` (PEM).
+fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, MetaError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let invalid = |e: &dyn std::fmt::Display| {
+        MetaError::Server(format!(
+            "storage.postgres.ca_file {}: {e}",
+            ca_file.display()
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| invalid(&e))? {
+        roots
+            .add(cert.map_err(|e| invalid(&e))?)
+            .map_err(|e| invalid(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid(&"holds no PEM certificate"));
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
 }
 
 /// A session-level advisory lock held on a connection of its own; let go (and the

@@ -18,6 +18,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use tokio_postgres::Socket;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "semdock_writes";
@@ -120,15 +122,22 @@ impl Announcements {
 
 /// Starts listening on `handle`'s runtime, reconnecting for as long as the returned
 /// announcements are alive.
-pub fn listen(
+pub fn listen<T>(
     handle: &tokio::runtime::Handle,
     config: tokio_postgres::Config,
-) -> Arc<Announcements> {
+    tls: T,
+) -> Arc<Announcements>
+where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
     let state = Arc::new(Announcements::new());
     let weak = Arc::downgrade(&state);
     handle.spawn(async move {
         while let Some(state) = weak.upgrade() {
-            if let Err(e) = listen_once(&config, &state).await {
+            if let Err(e) = listen_once(&config, &state, tls.clone()).await {
                 tracing::debug!(error = %e, "the listening connection to PostgreSQL ended");
             }
             state.listening.store(false, Ordering::Release);
@@ -140,11 +149,16 @@ pub fn listen(
 }
 
 /// One listening connection, until it fails.
-async fn listen_once(
+async fn listen_once<T>(
     config: &tokio_postgres::Config,
     state: &Announcements,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    tls: T,
+) -> Result<(), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
