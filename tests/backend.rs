@@ -1286,33 +1286,14 @@ fn the_database_over_tls_is_verified_against_the_configured_ca() {
         Some(&b"yes"[..])
     );
     // Every connection the engine holds (the pool's and the listener's) is encrypted.
-    let count = |ssl: bool| -> i64 {
-        let url = url.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                let driver = tokio::spawn(connection);
-                let row = client
-                    .query_one(
-                        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
-                         WHERE ssl = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
-                        &[&ssl],
-                    )
-                    .await
-                    .unwrap();
-                drop(client);
-                let _ = driver.await;
-                row.get::<_, i64>(0)
-            })
-        })
-        .join()
-        .unwrap()
+    let count = |ssl: bool| {
+        common::postgres_count(
+            &url,
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+                 WHERE ssl = {ssl} AND datname = current_database() AND pid <> pg_backend_pid()"
+            ),
+        )
     };
     assert!(
         count(true) >= 2,

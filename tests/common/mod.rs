@@ -129,7 +129,25 @@ pub fn postgres_database() -> String {
 /// Runs `sql` on the test PostgreSQL server's `postgres` database (as its superuser).
 pub fn postgres_admin(sql: &str) {
     let base = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL is set");
-    let sql = sql.to_owned();
+    simple_query(&base, sql);
+}
+
+/// Runs the query `sql` (one `bigint` in its first row) on the database `url` over a
+/// plaintext connection; returns that number.
+pub fn postgres_count(url: &str, sql: &str) -> i64 {
+    simple_query(url, sql)
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
+        .expect("the query returns a number")
+}
+
+/// Runs `sql` on the database `url` with the simple query protocol (so that statements such
+/// as `CREATE DATABASE` run outside a transaction); returns what the server sent back.
+fn simple_query(url: &str, sql: &str) -> Vec<tokio_postgres::SimpleQueryMessage> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
     // On a thread of its own: callers may be async tests, where no runtime may block.
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -137,17 +155,18 @@ pub fn postgres_admin(sql: &str) {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                 .await
                 .expect("the test PostgreSQL server answers");
             let driver = tokio::spawn(connection);
-            client.batch_execute(&sql).await.unwrap();
+            let messages = client.simple_query(&sql).await.unwrap();
             drop(client);
             let _ = driver.await;
-        });
+            messages
+        })
     })
     .join()
-    .unwrap();
+    .unwrap()
 }
 
 /// A new, empty place in the test object store (`TEST_S3_*`, from `scripts/garage`): the
