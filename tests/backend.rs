@@ -558,6 +558,41 @@ async fn a_node_never_serves_what_another_node_changed() {
         assert_eq!(res.header("docker-content-digest"), Some(newer.as_str()));
     }
 
+    // A manifest deleted through A is gone through B at once, B's cache warm (the
+    // conformance suite through HAProxy caught a node answering 200 here when nodes only
+    // learned of writes from notifications).
+    for i in 0..10 {
+        let (digest, _) = a
+            .push_image(
+                "prod/gone",
+                &format!("0.0.{i}"),
+                &[format!("gone {i}").as_bytes()],
+            )
+            .await;
+        let head = || {
+            b.send(
+                actix_web::test::TestRequest::default()
+                    .method(actix_web::http::Method::HEAD)
+                    .uri(&format!("/v2/prod/gone/manifests/{digest}"))
+                    .insert_header(("Accept", OCI_MANIFEST)),
+            )
+        };
+        assert_eq!(head().await.status, 200);
+        assert_eq!(head().await.status, 200);
+        let res = a
+            .send(
+                actix_web::test::TestRequest::delete()
+                    .uri(&format!("/v2/prod/gone/manifests/{digest}")),
+            )
+            .await;
+        assert_eq!(res.status, 202);
+        assert_eq!(
+            head().await.status,
+            404,
+            "deleted through A, still there through B"
+        );
+    }
+
     let key = a
         .auth
         .create_key(
@@ -758,12 +793,12 @@ fn migrate_applies_the_schema_once_and_then_finds_it_up_to_date() {
     };
     let first = migrate();
     assert!(
-        first.contains("applied migration(s) 1: the PostgreSQL schema is at version 1"),
+        first.contains("applied migration(s) 1, 2: the PostgreSQL schema is at version 2"),
         "{first}"
     );
     let second = migrate();
     assert!(
-        second.contains("the PostgreSQL schema is up to date (version 1)"),
+        second.contains("the PostgreSQL schema is up to date (version 2)"),
         "{second}"
     );
     let embedded = common::run(
@@ -1285,7 +1320,7 @@ fn the_database_over_tls_is_verified_against_the_configured_ca() {
         meta.read().unwrap().setting("over-tls").unwrap().as_deref(),
         Some(&b"yes"[..])
     );
-    // Every connection the engine holds (the pool's and the listener's) is encrypted.
+    // Every connection the engine holds is encrypted.
     let count = |ssl: bool| {
         common::postgres_count(
             &url,
@@ -1295,10 +1330,7 @@ fn the_database_over_tls_is_verified_against_the_configured_ca() {
             ),
         )
     };
-    assert!(
-        count(true) >= 2,
-        "the pool's and the listener's connections over TLS"
-    );
+    assert!(count(true) >= 1, "the pool's connections over TLS");
     assert_eq!(count(false), 0, "no plaintext connection from the engine");
     drop(meta);
 

@@ -35,8 +35,6 @@ use super::{
 };
 use crate::store::engine_runtime::EngineRuntime;
 
-mod notify;
-
 /// The advisory lock every write transaction holds until it ends.
 const WRITE_LOCK: i64 = 0x5e3d_0c01;
 /// The advisory lock that lets one node at a time run the migrations.
@@ -46,15 +44,18 @@ const BATCH: i64 = 512;
 
 /// The ordered schema migrations: `(version, SQL)`. A database at version `n` runs every
 /// later one, each in its own transaction, at start or by `semdock migrate`.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("postgres/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("postgres/0001_initial.sql")),
+    (2, include_str!("postgres/0002_generation.sql")),
+];
 
 /// The PostgreSQL metadata engine.
 pub struct PgMeta {
     /// Drives the connections (their sockets).
     runtime: EngineRuntime,
     pool: Pool,
-    /// What this node has heard of every node's writes: the generation.
-    announcements: std::sync::Arc<notify::Announcements>,
+    /// Calls to `generation()` that could not read the generation: each gets a new value.
+    unknown_generations: std::sync::atomic::AtomicU64,
 }
 
 impl PgMeta {
@@ -104,18 +105,12 @@ impl PgMeta {
         let manager_config = || ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let (announcements, manager) = match ca_file {
-            None => (
-                notify::listen(runtime.handle(), config.clone(), tokio_postgres::NoTls),
-                Manager::from_config(config, tokio_postgres::NoTls, manager_config()),
-            ),
+        let manager = match ca_file {
+            None => Manager::from_config(config, tokio_postgres::NoTls, manager_config()),
             Some(ca_file) => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Require);
                 let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(ca_file)?);
-                (
-                    notify::listen(runtime.handle(), config.clone(), tls.clone()),
-                    Manager::from_config(config, tls, manager_config()),
-                )
+                Manager::from_config(config, tls, manager_config())
             }
         };
         let pool = {
@@ -131,7 +126,7 @@ impl PgMeta {
         Ok(Self {
             runtime,
             pool,
-            announcements,
+            unknown_generations: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -311,21 +306,40 @@ impl Metadata for PgMeta {
             txn.end("ROLLBACK")?;
             return Ok(false);
         }
-        // Delivered at commit to every node's listener, this one's included.
-        let (payload, seq) = self.announcements.next();
-        txn.exec("SELECT pg_notify($1, $2)", &[&notify::CHANNEL, &payload])?;
+        // Visible to every node when, and only when, this write is.
+        txn.exec(
+            "UPDATE semdock_generation SET value = value + 1 WHERE id = 1",
+            &[],
+        )?;
         txn.end("COMMIT")?;
-        self.announcements.wait_for_echo(seq);
         crate::metrics::get()
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(true)
     }
 
-    /// The count of writes announced to this node (`notify`): unchanged while no node
-    /// writes, so the caches hit; a new value at every call while this node is not listening.
+    /// The count of committed writes of every node (`semdock_generation`, one indexed row
+    /// read in one round trip): a cached answer is served only while no node has written
+    /// since it was read, so a read through any node after a write was acknowledged never
+    /// returns the old state. Unreadable (the database away), a new value at every call.
     fn generation(&self) -> u64 {
-        self.announcements.generation()
+        const UNKNOWN: u64 = 1 << 63;
+        let pool = self.pool.clone();
+        let read = self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let statement = client
+                .prepare_cached("SELECT value FROM semdock_generation WHERE id = 1")
+                .await
+                .map_err(pg_error)?;
+            let row = client.query_one(&statement, &[]).await.map_err(pg_error)?;
+            Ok::<_, MetaError>(to_u64(row.get(0)))
+        });
+        read.unwrap_or_else(|_| {
+            UNKNOWN
+                | self
+                    .unknown_generations
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        })
     }
 
     fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError> {
