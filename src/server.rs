@@ -10,6 +10,8 @@ use crate::config::{Config, TlsConfig};
 use crate::domain::{self, Registry, Services};
 use crate::http;
 use crate::model::FeedName;
+use crate::store::blobs::api::Blobs;
+use crate::store::meta::Metadata;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,37 +59,49 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
 pub fn open_services(config: &Config, create: bool) -> Result<Services, domain::Error> {
     use crate::config::{BlobEngine, MetadataEngine};
     let (limits, tokens) = (config.limits(), config.token_settings());
-    let meta: std::sync::Arc<dyn crate::store::meta::Metadata> = match config.storage.metadata {
-        MetadataEngine::Embedded if config.storage.blobs == BlobEngine::Files => {
-            return if create {
-                Services::open(&config.data_dir, limits, tokens)
-            } else {
-                Services::open_existing(&config.data_dir, limits, tokens)
-            };
-        }
-        MetadataEngine::Embedded => {
-            if create {
-                crate::store::owner_only::create_dir_all(&config.data_dir).map_err(|e| {
-                    domain::Error::io("create the data directory", &config.data_dir, &e)
-                })?;
-            }
-            std::sync::Arc::new(Services::open_embedded_meta(
-                &config.data_dir,
-                limits,
-                create,
-            )?)
-        }
-        MetadataEngine::Postgres => std::sync::Arc::new(open_postgres(config, true)?),
-    };
-    crate::store::owner_only::create_dir_all(&config.data_dir)
-        .map_err(|e| domain::Error::io("create the data directory", &config.data_dir, &e))?;
-    match config.storage.blobs {
-        BlobEngine::Files => Services::with_meta(meta, &config.data_dir, limits, tokens),
-        BlobEngine::S3 => {
-            let blobs = std::sync::Arc::new(open_s3(config)?);
-            Services::with_stores(meta, blobs, &config.data_dir, limits, tokens)
-        }
+    if config.storage.metadata == MetadataEngine::Embedded
+        && config.storage.blobs == BlobEngine::Files
+    {
+        return if create {
+            Services::open(&config.data_dir, limits, tokens)
+        } else {
+            Services::open_existing(&config.data_dir, limits, tokens)
+        };
     }
+    let (meta, blobs) = open_stores(config, create)?;
+    Services::with_stores(meta, blobs, &config.data_dir, limits, tokens)
+}
+
+/// A metadata engine and a blob store, opened.
+pub type Stores = (Arc<dyn Metadata>, Arc<dyn Blobs>);
+
+/// The configured metadata engine and blob store themselves, with no registry over them
+/// (what `storage migrate` writes into). `create` as for [`open_services`].
+pub fn open_stores(config: &Config, create: bool) -> Result<Stores, domain::Error> {
+    use crate::config::{BlobEngine, MetadataEngine};
+    let embedded = config.storage.metadata == MetadataEngine::Embedded;
+    if create || !embedded {
+        crate::store::owner_only::create_dir_all(&config.data_dir)
+            .map_err(|e| domain::Error::io("create the data directory", &config.data_dir, &e))?;
+    }
+    let meta: Arc<dyn Metadata> = if embedded {
+        Arc::new(Services::open_embedded_meta(
+            &config.data_dir,
+            config.limits(),
+            create,
+        )?)
+    } else {
+        Arc::new(open_postgres(config, true)?)
+    };
+    let blobs: Arc<dyn Blobs> = match config.storage.blobs {
+        BlobEngine::Files => Arc::new(
+            crate::store::blobs::BlobStore::open(&config.data_dir).map_err(|e| {
+                domain::Error::io("create the blob directories in", &config.data_dir, &e)
+            })?,
+        ),
+        BlobEngine::S3 => Arc::new(open_s3(config)?),
+    };
+    Ok((meta, blobs))
 }
 
 /// The S3 blob engine of `[storage.s3]`, checked to answer; a sentence naming what failed

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use common::{OCI_MANIFEST, TestApp, postgres_database};
@@ -1339,4 +1340,280 @@ fn the_database_over_tls_is_verified_against_the_configured_ca() {
         .expect("a certificate from another CA is refused");
     let text = refused.to_string();
     assert!(text.to_lowercase().contains("certificate"), "{text}");
+}
+
+/// Accounts, keys, grants and settings, written straight into an engine.
+fn fill_accounts(meta: &dyn Metadata) {
+    use semdock::store::meta::{ApiKeyRecord, UserRecord};
+    meta.write(|w| {
+        w.put_setting("token-signing-key", b"secret bytes")?;
+        w.put_setting("epoch:alice", &3u64.to_le_bytes())?;
+        w.put_user(
+            "alice",
+            &UserRecord {
+                password_hash: "$argon2id$x".into(),
+                admin: false,
+                disabled: false,
+                created: 1,
+                last_login: Some(9),
+            },
+        )?;
+        w.put_api_key(
+            "k1",
+            &ApiKeyRecord {
+                name: "ci".into(),
+                owner: "alice".into(),
+                hash: [7; 32],
+                admin: false,
+                created: 2,
+                expires: None,
+            },
+        )?;
+        w.set_grant("user:alice", "prod", "push")?;
+        w.set_grant("key:k1", "*", "pull")?;
+        Ok::<_, MetaError>(())
+    })
+    .unwrap();
+}
+
+/// A registry's worth of records of every kind, written straight into an engine.
+fn fill_every_kind(meta: &dyn Metadata) {
+    use semdock::store::meta::{AuditRecord, ManifestRecord, PromotionRecord, RetentionRecord};
+    let manifest = |subject: Option<&str>, created: u64| ManifestRecord {
+        media_type: OCI_MANIFEST.into(),
+        artifact_type: None,
+        subject: subject.map(str::to_owned),
+        blobs: vec!["sha256:b1".into()],
+        children: Vec::new(),
+        annotations: std::collections::BTreeMap::new(),
+        created,
+        body: format!("{{\"n\":{created}}}").into_bytes(),
+    };
+    fill_accounts(meta);
+    meta.write(|w| {
+        for feed in ["prod", "staging"] {
+            w.put_feed(
+                feed,
+                &FeedRecord {
+                    created: 1,
+                    description: feed.into(),
+                    anonymous_pull: feed == "staging",
+                    versioning: true,
+                    permitted: vec!["stable".into()],
+                },
+            )?;
+        }
+        w.put_retention(
+            "staging",
+            &RetentionRecord {
+                untagged_days: Some(3),
+                ..RetentionRecord::default()
+            },
+        )?;
+        w.put_blob(
+            "sha256:b1",
+            &BlobRecord {
+                size: 4,
+                created: 1,
+            },
+        )?;
+        w.put_blob(
+            "sha256:b2",
+            &BlobRecord {
+                size: 5,
+                created: 2,
+            },
+        )?;
+        for (n, repo) in ["prod/app", "staging/app"].into_iter().enumerate() {
+            let n = n as u64;
+            w.put_repository(repo, &RepositoryRecord { created: n })?;
+            w.link(repo, "sha256:b1", 10 + n)?;
+            w.put_manifest(repo, "sha256:m1", &manifest(None, 20 + n))?;
+            w.put_manifest(repo, "sha256:m2", &manifest(Some("sha256:m1"), 30 + n))?;
+            w.add_referrer(repo, "sha256:m1", "sha256:m2", 30 + n)?;
+            for tag in ["1.0.0", "1.2.0", "2.0.0-rc.1", "stable"] {
+                w.set_tag(repo, tag, "sha256:m1")?;
+            }
+            w.set_tag(repo, "1.1.0", "sha256:m2")?;
+            w.set_tombstone(repo, "0.9.0", "sha256:m2")?;
+            w.set_pull(repo, "sha256:m1", 40 + n)?;
+        }
+        // History interleaved across repositories and tags, in time order.
+        for (i, (repo, tag)) in [
+            ("prod/app", "1.0.0"),
+            ("staging/app", "1.0.0"),
+            ("prod/app", "stable"),
+            ("prod/app", "1.0.0"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            w.append_history(repo, tag, &history("sha256:m1", 100 + i as u64))?;
+        }
+        w.append_audit(&AuditRecord {
+            time_ms: 5,
+            actor: "admin".into(),
+            feed: "prod".into(),
+            change: "versioning on".into(),
+        })?;
+        w.append_promotion(&PromotionRecord {
+            time_ms: 6,
+            actor: "admin".into(),
+            from_repository: "staging/app".into(),
+            from_reference: "1.0.0".into(),
+            to_repository: "prod/app".into(),
+            to_tag: "1.0.0".into(),
+            digest: "sha256:m1".into(),
+            comment: None,
+        })?;
+        Ok::<_, MetaError>(())
+    })
+    .unwrap();
+}
+
+/// Everything an engine answers about the records `fill_every_kind` writes, as text.
+fn dump(meta: &dyn Metadata) -> String {
+    let r = meta.read().unwrap();
+    let mut out = format!(
+        "settings {:?}\nusers {:?}\nkeys {:?}\ngrants {:?} {:?}\nfeeds {:?}\nretention {:?}\nblobs {:?}\nlinks {:?}\naudit {:?}\npromotions {:?}\n",
+        r.settings().unwrap(),
+        r.users().unwrap(),
+        r.api_keys().unwrap(),
+        r.grants_of("user:alice").unwrap(),
+        r.grants_on("*").unwrap(),
+        r.feeds().unwrap(),
+        r.retention("staging").unwrap(),
+        r.blobs().unwrap(),
+        r.links().unwrap(),
+        r.audit().unwrap(),
+        r.promotions().unwrap(),
+    );
+    let (repos, _) = r.repositories("", None, 100, &|_| true).unwrap();
+    for repo in &repos {
+        let history = r.history(repo, None).unwrap();
+        write!(
+            out,
+            "{repo} {:?}\n manifests {:?}\n tags {:?}\n highest {:?} {:?}\n versions {:?}\n at m1 {:?}\n referrers {:?}\n tombstones {:?}\n pulls {:?}\n history {history:?}\n",
+            r.repository(repo).unwrap(),
+            r.manifests_of(repo).unwrap(),
+            r.tag_targets(repo).unwrap(),
+            r.highest_version(repo, Scope::Stable).unwrap(),
+            r.highest_version(repo, Scope::PreRelease).unwrap(),
+            r.versions_page(repo, None, 10, &|_| true).unwrap(),
+            r.tags_pointing_at(repo, "sha256:m1").unwrap(),
+            r.referrers(repo, "sha256:m1").unwrap(),
+            r.tombstones(repo).unwrap(),
+            r.last_pull(repo, "sha256:m1").unwrap(),
+        )
+        .unwrap();
+    }
+    let recent: Vec<_> = r
+        .recent_history(10, &|_| true)
+        .unwrap()
+        .into_iter()
+        .map(|(repo, tag, h)| (repo, tag, h.time_ms))
+        .collect();
+    out + &format!("recent {recent:?}\n")
+}
+
+/// `storage migrate` and a backup of a PostgreSQL registry are one record copier through the
+/// seam: embedded → PostgreSQL → embedded again answers every question as the original did,
+/// derived indexes (versions, tags by digest, history across tags) included.
+#[test]
+fn every_record_copies_between_the_engines_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+    let source: &dyn Metadata = &source;
+    fill_every_kind(source);
+    let expected = dump(source);
+    assert!(expected.contains("2.0.0-rc.1") && expected.contains("versioning on"));
+
+    let pg: Arc<dyn Metadata> = Arc::new(PgMeta::connect(&postgres_database(), None).unwrap());
+    let read = source.read().unwrap();
+    let counts = pg
+        .write(|w| semdock::store::meta::copy::copy_records(&*read, w))
+        .unwrap();
+    drop(read);
+    assert_eq!(
+        (
+            counts.repositories,
+            counts.manifests,
+            counts.tags,
+            counts.history
+        ),
+        (2, 4, 10, 4)
+    );
+    assert_eq!((counts.referrers, counts.pulls, counts.grants), (2, 2, 2));
+    assert_eq!(dump(&*pg), expected, "embedded → PostgreSQL");
+
+    let back = dir.path().join("back.redb");
+    assert_eq!(pg.snapshot_to(&back).unwrap(), 2, "it records two blobs");
+    let back = MetaStore::open(&back).unwrap();
+    assert_eq!(dump(&back), expected, "PostgreSQL → embedded");
+    // The copy goes on numbering after its source.
+    let back: &dyn Metadata = &back;
+    back.write(|w| w.append_history("prod/app", "2.0.0", &history("sha256:m2", 200)))
+        .unwrap();
+    let last = back.read().unwrap().history("prod/app", None).unwrap();
+    assert_eq!(last.last().unwrap().2.time_ms, 200);
+    assert_eq!(last.last().unwrap().1, 5, "after the four copied");
+}
+
+/// `storage migrate`, resumed: a blob an interrupted run copied whole is hashed again and
+/// kept, one it left torn is copied again; then every record follows in one transaction and
+/// the tag pulls from the new stores with its digest. A second run refuses to copy twice.
+#[actix_web::test]
+async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
+    use semdock::model::{Reference, Repository};
+    let app = TestApp::new();
+    let (first, second) = (pattern(3000, 1), pattern(1 << 20, 2));
+    let (digest, _) = app
+        .push_image("library/app", "1.0.0", &[&first, &second])
+        .await;
+    let files = BlobStore::open(app.dir.path()).unwrap();
+    let pg: Arc<dyn Metadata> = Arc::new(PgMeta::connect(&postgres_database(), None).unwrap());
+    let s3: Arc<dyn Blobs> = Arc::new(S3Blobs::open(&common::s3_location()).unwrap());
+    // What an interrupted run left: one blob whole, one torn (its name, other bytes).
+    let (whole, torn) = (Digest::of(&first), Digest::of(&second));
+    s3.import(&files, &whole).unwrap();
+    s3.create_upload("torn").unwrap();
+    append_chunks(&*s3, "torn", &[&second[..100]]);
+    s3.publish("torn", &torn).unwrap();
+
+    let report = app
+        .registry
+        .migrate_to("the test registry", &*pg, &*s3, &|_, _, _| {})
+        .unwrap();
+    assert_eq!(
+        (report.blobs_present, report.blobs_copied),
+        (1, 2),
+        "the whole one kept; the torn one and the config copied"
+    );
+    assert_eq!(report.bytes_copied, second.len() as u64 + 37);
+    assert!(report.missing.is_empty() && report.damaged.is_empty());
+    assert_eq!((report.records.manifests, report.records.tags), (1, 1));
+    let mut read = Vec::new();
+    read_all(s3.open(&torn).unwrap().as_ref(), |b| {
+        read.extend_from_slice(b);
+    })
+    .unwrap();
+    assert!(read == second, "the torn copy was replaced");
+
+    let moved = semdock::domain::Registry::with_stores(pg.clone(), s3.clone(), common::LIMITS);
+    let repo: Repository = "library/app".parse().unwrap();
+    let found = moved
+        .manifest(&repo, &Reference::Tag("1.0.0".parse().unwrap()))
+        .unwrap();
+    assert_eq!(found.digest, digest);
+
+    let again = app
+        .registry
+        .migrate_to("the test registry", &*pg, &*s3, &|_, _, _| {})
+        .unwrap_err();
+    assert!(
+        again
+            .to_string()
+            .contains("already holds a completed migration (from the test registry"),
+        "{again}"
+    );
 }

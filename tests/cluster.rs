@@ -12,15 +12,20 @@ use common::cluster::{Cluster, LoadBalancer};
 use common::{Server, run};
 
 fn digest_of_manifest(agent: &ureq::Agent, base: &str, reference: &str) -> String {
+    digest_at(agent, base, "prod/app", reference)
+}
+
+/// The digest `repo:reference` names at `base`, by a HEAD as docker sends it.
+fn digest_at(agent: &ureq::Agent, base: &str, repo: &str, reference: &str) -> String {
     let res = agent
-        .get(&format!("{base}/v2/prod/app/manifests/{reference}"))
+        .head(&format!("{base}/v2/{repo}/manifests/{reference}"))
         .header(
             "Accept",
             "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
         )
         .call()
         .unwrap();
-    assert_eq!(res.status(), 200, "{reference} at {base}");
+    assert_eq!(res.status(), 200, "{repo}:{reference} at {base}");
     res.headers()["docker-content-digest"]
         .to_str()
         .unwrap()
@@ -391,4 +396,193 @@ fn the_stores_restarting_under_the_nodes_cost_503s_and_no_data() {
     run(node.docker().args(["rmi", &tag]));
     run(node.docker().args(["pull", &tag]));
     run(node.docker().args(["rmi", &tag]));
+}
+
+/// Every (repository:tag, digest) a registry serves, read through its tag lists.
+fn tag_digests(agent: &ureq::Agent, base: &str, repos: &[&str]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for repo in repos {
+        let res = agent
+            .get(&format!("{base}/v2/{repo}/tags/list"))
+            .call()
+            .unwrap();
+        let list: serde_json::Value =
+            serde_json::from_str(&res.into_body().read_to_string().unwrap()).unwrap();
+        for tag in list["tags"].as_array().unwrap() {
+            let tag = tag.as_str().unwrap();
+            out.push((format!("{repo}:{tag}"), digest_at(agent, base, repo, tag)));
+        }
+    }
+    out
+}
+
+/// A configuration file for PostgreSQL database `db` and the S3 place `s3` (the secret key
+/// in a file next to it).
+fn distributed_config(
+    path: &Path,
+    data_dir: &Path,
+    db: &str,
+    s3: &semdock::store::blobs::s3::S3Location,
+) {
+    let secret = path.with_extension("s3-secret");
+    std::fs::write(&secret, &s3.secret_access_key).unwrap();
+    write_config(
+        path,
+        data_dir,
+        &format!(
+            "[storage]\nmetadata = \"postgres\"\nblobs = \"s3\"\n[storage.postgres]\nurl = {db:?}\n[storage.s3]\nendpoint = {:?}\nbucket = {:?}\nregion = {:?}\nprefix = {:?}\naccess_key_id = {:?}\nsecret_access_key_file = {:?}\n",
+            s3.endpoint.as_deref().unwrap(),
+            s3.bucket,
+            s3.region,
+            s3.prefix,
+            s3.access_key_id,
+            secret.display().to_string(),
+        ),
+    );
+}
+
+fn write_config(path: &Path, data_dir: &Path, storage: &str) {
+    std::fs::write(
+        path,
+        format!("data_dir = {:?}\n{storage}", data_dir.display().to_string()),
+    )
+    .unwrap();
+}
+
+/// Versioning on for `prod`, three images pushed by docker and an API key made, in the
+/// registry `source`; returns every (repository:tag, digest) it serves and the key.
+fn fill_for_migration(source: &Server) -> (Vec<(String, String)>, String) {
+    source.docker_login();
+    let admin = source.http();
+    let res = admin
+        .patch(&source.url("/api/v1/feeds/prod"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"versioning": true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for (i, name) in ["prod/app:1.0.0", "prod/app:1.1.0", "library/tool:edge"]
+        .into_iter()
+        .enumerate()
+    {
+        let tag = format!("{}/{name}", source.host());
+        let ctx = common::image_context_sized(2, 1 << 20, &format!("migrate {i}"));
+        build_image(source, &tag, ctx.path());
+        run(source.docker().args(["push", &tag]));
+        run(source.docker().args(["rmi", &tag]));
+    }
+    let res = admin
+        .post(&source.url("/api/v1/keys"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "ci", "roles": {"prod": "pull"}}"#)
+        .unwrap();
+    let key: serde_json::Value =
+        serde_json::from_str(&res.into_body().read_to_string().unwrap()).unwrap();
+    let key = common::basic("api", key["key"].as_str().unwrap());
+    let repos = ["prod/app", "library/tool"];
+    let expected = tag_digests(&admin, &source.url(""), &repos);
+    assert_eq!(
+        expected.len(),
+        7,
+        "1.0.0, 1.1.0, 1, 1.0, 1.1, latest, edge: {expected:?}"
+    );
+    (expected, key)
+}
+
+/// An embedded registry, filled by docker, moves to PostgreSQL and S3 with `semdock storage
+/// migrate`; three nodes behind HAProxy then serve every tag with its digest (docker pulls
+/// through the load balancer, the administrator's password and an API key still work); a
+/// backup of the distributed registry, restored into an embedded one, serves them too.
+#[test]
+fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_back() {
+    let work = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_semdock");
+    let mut source = Server::start_in(&work.path().join("source"), &[]);
+    let (expected, key) = fill_for_migration(&source);
+    let repos = ["prod/app", "library/tool"];
+    let password = source.admin_password.clone();
+    assert!(source.terminate());
+
+    let db = common::postgres_database();
+    let s3 = common::s3_location();
+    let (source_toml, target_toml) = (
+        work.path().join("source.toml"),
+        work.path().join("target.toml"),
+    );
+    write_config(&source_toml, &source.data_dir, "");
+    distributed_config(&target_toml, &work.path().join("node-data"), &db, &s3);
+    let migrate = || {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config")
+            .arg(&source_toml)
+            .args(["storage", "migrate", "--to"])
+            .arg(&target_toml);
+        cmd
+    };
+    let said = run(&mut migrate());
+    assert!(said.contains("copied 12 blobs"), "{said}");
+    assert!(
+        said.contains("wrote 2 feeds, 2 repositories, 3 manifests, 7 tags"),
+        "{said}"
+    );
+    let again = common::run_fail(&mut migrate());
+    assert!(
+        again.contains("already holds a completed migration"),
+        "{again}"
+    );
+
+    let cluster = Cluster::start_existing(3, &db, &s3, &password);
+    let lb = LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
+    let admin = common::http_as(Some(cluster.admin()));
+    for node in &cluster.nodes {
+        assert_eq!(tag_digests(&admin, &node.url(""), &repos), expected);
+    }
+    let by_key = common::http_as(Some(key));
+    let res = by_key
+        .get(&lb.url("/v2/prod/app/tags/list"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "the API key made before the move still works"
+    );
+    let first = &cluster.nodes[0];
+    let out = first.docker_login_as(&lb.host(), "admin", &password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, digest) in expected
+        .iter()
+        .filter(|(n, _)| n.ends_with(":1.1.0") || n.ends_with(":edge"))
+    {
+        let tag = format!("{}/{name}", lb.host());
+        run(first.docker().args(["pull", &tag]));
+        let pulled =
+            run(first
+                .docker()
+                .args(["inspect", "--format", "{{index .RepoDigests 0}}", &tag]));
+        assert!(pulled.trim().ends_with(digest.as_str()), "{name}: {pulled}");
+        run(first.docker().args(["rmi", &tag]));
+    }
+
+    let backup = work.path().join("backup");
+    let said = run(Command::new(bin)
+        .arg("--config")
+        .arg(&target_toml)
+        .arg("backup")
+        .arg(&backup));
+    assert!(said.contains("backed up 12 blobs"), "{said}");
+    let restored = work.path().join("restored");
+    let restored_toml = work.path().join("restored.toml");
+    write_config(&restored_toml, &restored, "");
+    run(Command::new(bin)
+        .arg("--config")
+        .arg(&restored_toml)
+        .arg("restore")
+        .arg(&backup));
+    let back = Server::start_in(&restored, &[]);
+    let admin = common::http_as(Some(common::basic("admin", &password)));
+    assert_eq!(tag_digests(&admin, &back.url(""), &repos), expected);
 }

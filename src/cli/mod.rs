@@ -185,6 +185,12 @@ then these flags. `semdock config` prints the result."
     /// Bring the metadata database's schema up to date and say what was applied (`serve`
     /// does the same at every start; this runs it ahead of an upgrade of the nodes).
     Migrate,
+    /// Move the registry to other storage (for example from the embedded default to
+    /// PostgreSQL and S3). Stop the server first.
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
+    },
     /// Restore a backup into the configured data directory, which must be new or empty.
     Restore {
         /// A directory `semdock backup` wrote.
@@ -217,6 +223,18 @@ pub enum Output {
     Table,
     /// One JSON array, for scripts.
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageAction {
+    /// Copy every blob (hashed on the way) and then every record of the configured registry
+    /// into the empty storage that the configuration file CONFIG names; run it again after an
+    /// interruption and it goes on where it stopped. Then point the servers at CONFIG.
+    Migrate {
+        /// The configuration file of the target (its `[storage]` and `data_dir`).
+        #[arg(long = "to", value_name = "CONFIG")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -489,6 +507,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { dir, remote } => storage::backup(&target(&config, &remote)?, &dir),
         Command::Restore { dir } => storage::restore(&config, &dir),
         Command::Migrate => migrate(&config),
+        Command::Storage {
+            action: StorageAction::Migrate { to },
+        } => storage::migrate(&config, &to),
         Command::GenerateDocs { .. } => unreachable!("handled before the configuration loads"),
         Command::Service => run_service(config),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),

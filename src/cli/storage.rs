@@ -194,6 +194,75 @@ pub fn backup(target: &Target, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a configuration keeps the registry, for messages.
+fn storage_of(config: &Config) -> String {
+    use crate::config::{BlobEngine, MetadataEngine};
+    let meta = match config.storage.metadata {
+        MetadataEngine::Embedded => config.data_dir.join("meta.redb").display().to_string(),
+        MetadataEngine::Postgres => "PostgreSQL".to_owned(),
+    };
+    let blobs = match (&config.storage.blobs, &config.storage.s3) {
+        (BlobEngine::S3, Some(s3)) => format!("bucket {}", s3.bucket),
+        _ => config.data_dir.join("blobs").display().to_string(),
+    };
+    format!("{meta} and {blobs}")
+}
+
+pub fn migrate(config: &Config, to: &Path) -> anyhow::Result<()> {
+    let target = Config::load(Some(to))
+        .map_err(|e| anyhow::anyhow!("invalid target configuration {}: {e}", to.display()))?;
+    let (from, into) = (storage_of(config), storage_of(&target));
+    if from == into {
+        bail!(
+            "{} names the same storage as this registry ({from}): nothing to move",
+            to.display()
+        );
+    }
+    let source = crate::server::open_services(config, false)?;
+    let (meta, blobs) = crate::server::open_stores(&target, true)?;
+    let bar = bar();
+    let r = source
+        .registry
+        .migrate_to(&from, &*meta, &*blobs, &report(&bar))?;
+    bar.finish_and_clear();
+    let n = &r.records;
+    println!(
+        "copied {} blobs, {}, into {into}; {} were there already (hashed again and kept)",
+        r.blobs_copied,
+        bytes(&json!(r.bytes_copied)),
+        r.blobs_present
+    );
+    println!(
+        "wrote {} feeds, {} repositories, {} manifests, {} tags, {} history entries, {} tombstones, {} users, {} API keys, {} grants, {} promotions, {} audit entries",
+        n.feeds,
+        n.repositories,
+        n.manifests,
+        n.tags,
+        n.history,
+        n.tombstones,
+        n.users,
+        n.api_keys,
+        n.grants,
+        n.promotions,
+        n.audit
+    );
+    if !r.missing.is_empty() || !r.damaged.is_empty() {
+        bail!(
+            "everything else is migrated, but {} blobs were missing and {} damaged in this registry and are not in the target: {} (push their images again; `semdock check` names the tags they break)",
+            r.missing.len(),
+            r.damaged.len(),
+            r.missing
+                .iter()
+                .chain(&r.damaged)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    println!("done: point the servers at {}", to.display());
+    Ok(())
+}
+
 pub fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
     let bar = bar();
     let r = backup::restore(from, &config.data_dir, &report(&bar))?;

@@ -193,3 +193,133 @@ pub fn restore(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// The setting a completed `storage migrate` leaves in its target: where from, and when.
+const MIGRATED_FROM: &str = "semdock-migrated-from";
+
+/// What `storage migrate` copied.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MigrateReport {
+    /// Blobs copied now, each hashed on the way.
+    pub blobs_copied: u64,
+    pub bytes_copied: u64,
+    /// Blobs a previous, interrupted run had copied: hashed again in the target and kept.
+    pub blobs_present: u64,
+    /// Recorded blobs whose files the source lacks (what `check` sets aside).
+    pub missing: Vec<String>,
+    /// Blobs whose source bytes do not hash to their digest: not copied.
+    pub damaged: Vec<String>,
+    /// Every record written, by kind.
+    pub records: crate::store::meta::copy::RecordCounts,
+    pub seconds: f64,
+}
+
+impl Registry {
+    /// Copies this registry into other, empty stores (`to_meta`, `to_blobs`): first every
+    /// blob, hashed on the way (one already in the target from an interrupted run is hashed
+    /// there and kept), then every record in one transaction of the target, with the
+    /// setting that marks it migrated. Interrupted, it can be run again: the records are
+    /// all or nothing, and the blobs copied are not copied twice.
+    pub fn migrate_to(
+        &self,
+        source_name: &str,
+        to_meta: &dyn Metadata,
+        to_blobs: &dyn Blobs,
+        progress: Progress<'_>,
+    ) -> Result<MigrateReport, Error> {
+        let _one = self.one_job()?;
+        let started = Instant::now();
+        {
+            let target = to_meta.read()?;
+            if let Some(from) = target.setting(MIGRATED_FROM)? {
+                return Err(Error::Conflict(format!(
+                    "the target already holds a completed migration (from {}): nothing copied",
+                    String::from_utf8_lossy(&from)
+                )));
+            }
+            let (repos, _) = target.repositories("", None, 1, &|_| true)?;
+            if !repos.is_empty() || !target.blob_digests(None, 1)?.is_empty() {
+                return Err(Error::Conflict(
+                    "the target already holds a registry (repositories or blobs): migrate into new, empty storage".into(),
+                ));
+            }
+        }
+        let source = self.meta.read()?;
+        let mut total = 0u64;
+        source.each_blob(&mut |_, _| total += 1)?;
+        let mut report = MigrateReport {
+            blobs_copied: 0,
+            bytes_copied: 0,
+            blobs_present: 0,
+            missing: Vec::new(),
+            damaged: Vec::new(),
+            records: crate::store::meta::copy::RecordCounts::default(),
+            seconds: 0.0,
+        };
+        let mut done = 0u64;
+        let mut after: Option<String> = None;
+        loop {
+            let page = source.blob_digests(after.as_deref(), 4096)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for d in &page {
+                self.migrate_blob(to_blobs, &d.parse()?, &mut report)?;
+                done += 1;
+                progress("blobs", done, total);
+            }
+            after = Some(last);
+        }
+        let marker = format!("{source_name} at {}", now());
+        report.records = to_meta.write(|w| {
+            let counts = crate::store::meta::copy::copy_records(&*source, w)?;
+            w.put_setting(MIGRATED_FROM, marker.as_bytes())?;
+            Ok::<_, Error>(counts)
+        })?;
+        report.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            blobs = report.blobs_copied,
+            present = report.blobs_present,
+            bytes = report.bytes_copied,
+            "storage migrated"
+        );
+        Ok(report)
+    }
+
+    fn migrate_blob(
+        &self,
+        to: &dyn Blobs,
+        digest: &Digest,
+        report: &mut MigrateReport,
+    ) -> Result<(), Error> {
+        let d = digest.to_string();
+        let Some(len) = self.blobs.stat(digest)? else {
+            tracing::warn!(digest = d, "blob file missing: not migrated");
+            report.missing.push(d);
+            return Ok(());
+        };
+        if to.stat(digest)?.is_some() {
+            let unlimited = super::check::Throttle::unlimited();
+            match super::check::hash_blob(to, digest, &unlimited) {
+                Ok((hashed, _)) if hashed == *digest => {
+                    report.blobs_present += 1;
+                    return Ok(());
+                }
+                // A torn or damaged copy is replaced.
+                _ => to.remove_blob(digest)?,
+            }
+        }
+        match to.import(&*self.blobs, digest) {
+            Ok(()) => {
+                report.blobs_copied += 1;
+                report.bytes_copied += len;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::error!(digest = d, error = %e, "blob is damaged: not migrated");
+                report.damaged.push(d);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+}

@@ -51,13 +51,22 @@ impl CheckReport {
 }
 
 /// Shared read budget of all workers.
-struct Throttle {
+pub(super) struct Throttle {
     limit: Option<u64>,
     start: Instant,
     read: AtomicU64,
 }
 
 impl Throttle {
+    /// No budget: read as fast as the store answers.
+    pub(super) fn unlimited() -> Self {
+        Self {
+            limit: None,
+            start: Instant::now(),
+            read: AtomicU64::new(0),
+        }
+    }
+
     fn take(&self, n: usize) {
         let total = self.read.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if let Some(limit) = self.limit.filter(|l| *l > 0) {
@@ -70,7 +79,8 @@ impl Throttle {
     }
 }
 
-fn hash_blob(
+/// What blob `digest` of `blobs` hashes to, and its length.
+pub(super) fn hash_blob(
     blobs: &dyn Blobs,
     digest: &Digest,
     throttle: &Throttle,

@@ -92,6 +92,9 @@ fn free_port() -> u16 {
 /// Nodes over one database and one bucket prefix, each with a data directory of its own.
 pub struct Cluster {
     pub nodes: Vec<Server>,
+    /// The administrator's password, when the storage already held one (else the first
+    /// node's initial password).
+    admin_password: Option<String>,
     bin: PathBuf,
     env: Vec<(String, String)>,
     dir: tempfile::TempDir,
@@ -108,6 +111,20 @@ impl Cluster {
         Self::start_bin(Path::new(env!("CARGO_BIN_EXE_semdock")), n, database, s3)
     }
 
+    /// `n` nodes on storage that already holds a registry whose administrator has
+    /// `admin_password` (what `storage migrate` wrote, say).
+    pub fn start_existing(
+        n: usize,
+        database: &str,
+        s3: &semdock::store::blobs::s3::S3Location,
+        admin_password: &str,
+    ) -> Self {
+        let mut cluster = Self::configured(Path::new(env!("CARGO_BIN_EXE_semdock")), database, s3);
+        cluster.admin_password = Some(admin_password.to_owned());
+        cluster.start_nodes(n);
+        cluster
+    }
+
     /// `n` nodes of the binary `bin` (a release build, say).
     pub fn start_bin(
         bin: &Path,
@@ -115,6 +132,12 @@ impl Cluster {
         database: &str,
         s3: &semdock::store::blobs::s3::S3Location,
     ) -> Self {
+        let mut cluster = Self::configured(bin, database, s3);
+        cluster.start_nodes(n);
+        cluster
+    }
+
+    fn configured(bin: &Path, database: &str, s3: &semdock::store::blobs::s3::S3Location) -> Self {
         let env = vec![
             ("SEMDOCK_STORAGE__METADATA".into(), "postgres".into()),
             ("SEMDOCK_STORAGE__POSTGRES__URL".into(), database.to_owned()),
@@ -135,17 +158,20 @@ impl Cluster {
                 s3.secret_access_key.clone(),
             ),
         ];
-        let mut cluster = Self {
+        Self {
             nodes: Vec::new(),
+            admin_password: None,
             env,
             dir: tempfile::tempdir().unwrap(),
             bin: bin.to_owned(),
-        };
-        for i in 0..n {
-            let node = cluster.start_node(i);
-            cluster.nodes.push(node);
         }
-        cluster
+    }
+
+    fn start_nodes(&mut self, n: usize) {
+        for i in 0..n {
+            let node = self.start_node(i);
+            self.nodes.push(node);
+        }
     }
 
     /// Starts node `i` (again, after a crash: same data directory).
@@ -158,7 +184,9 @@ impl Cluster {
         let mut node =
             Server::start_bin(&self.bin, &self.dir.path().join(format!("node{i}")), &env);
         // The first node created the administrator; the others share it through the database.
-        if let Some(first) = self.nodes.first() {
+        if let Some(known) = &self.admin_password {
+            node.admin_password.clone_from(known);
+        } else if let Some(first) = self.nodes.first() {
             node.admin_password.clone_from(&first.admin_password);
         }
         assert!(!node.admin_password.is_empty());

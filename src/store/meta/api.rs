@@ -227,6 +227,9 @@ pub trait MetaRead {
 
     fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError>;
 
+    /// Every setting (keys, epochs, the counters of the append-only tables), by name.
+    fn settings(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError>;
+
     /// Every upload session.
     fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError>;
 
@@ -344,6 +347,17 @@ pub trait MetaWrite: MetaRead {
         &mut self,
         repo: &str,
         tag: &str,
+        record: &HistoryRecord,
+    ) -> Result<(), MetaError>;
+
+    /// Writes one history record under the sequence number `seq` without moving the
+    /// engine's counter (what a copy does, numbering as its source did; it copies the
+    /// counter too).
+    fn put_history(
+        &mut self,
+        repo: &str,
+        tag: &str,
+        seq: u64,
         record: &HistoryRecord,
     ) -> Result<(), MetaError>;
 

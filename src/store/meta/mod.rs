@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod codec;
+pub mod copy;
 pub mod postgres;
 pub mod precedence;
 pub mod tables;
@@ -493,6 +494,11 @@ impl Metadata for MetaStore {
         MetaStore::snapshot_to(self, path)
     }
 }
+
+/// The settings that number the append-only tables.
+const HISTORY_SEQ: &str = "tag-history-seq";
+const PROMOTION_SEQ: &str = "promotion-seq";
+const AUDIT_SEQ: &str = "audit-seq";
 
 /// How a write through the seam ended when it did not commit.
 enum Step {
@@ -1114,6 +1120,15 @@ where
         Ok(self.settings.get(name)?.map(|g| g.value().to_vec()))
     }
 
+    fn settings(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.settings.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError> {
         all(&self.uploads)
     }
@@ -1404,7 +1419,17 @@ impl MetaWrite for Writer<'_> {
         tag: &str,
         record: &HistoryRecord,
     ) -> Result<(), MetaError> {
-        let seq = self.next_seq("tag-history-seq")?;
+        let seq = self.next_seq(HISTORY_SEQ)?;
+        self.put_history(repo, tag, seq, record)
+    }
+
+    fn put_history(
+        &mut self,
+        repo: &str,
+        tag: &str,
+        seq: u64,
+        record: &HistoryRecord,
+    ) -> Result<(), MetaError> {
         self.history
             .insert((repo, tag, seq), encode(record)?.as_slice())?;
         self.repo_history.insert((repo, seq), tag)?;
@@ -1412,13 +1437,13 @@ impl MetaWrite for Writer<'_> {
     }
 
     fn append_promotion(&mut self, record: &PromotionRecord) -> Result<(), MetaError> {
-        let seq = self.next_seq("promotion-seq")?;
+        let seq = self.next_seq(PROMOTION_SEQ)?;
         self.promotions.insert(seq, encode(record)?.as_slice())?;
         Ok(())
     }
 
     fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError> {
-        let seq = self.next_seq("audit-seq")?;
+        let seq = self.next_seq(AUDIT_SEQ)?;
         self.audit.insert(seq, encode(record)?.as_slice())?;
         Ok(())
     }

@@ -343,10 +343,11 @@ impl Metadata for PgMeta {
     }
 
     fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError> {
-        Err(MetaError::Server(format!(
-            "a backup of a PostgreSQL registry to {} is not available yet: use pg_dump and the object store's own copy",
-            path.display()
-        )))
+        // One REPEATABLE READ snapshot of every table, written as the embedded format.
+        let source = self.read()?;
+        let target: &dyn Metadata = &super::MetaStore::open(path)?;
+        let counts = target.write(|w| super::copy::copy_records(&*source, w))?;
+        Ok(counts.blobs)
     }
 }
 
@@ -1024,6 +1025,14 @@ impl MetaRead for Txn {
             .map(|r| r.get(0)))
     }
 
+    fn settings(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        Ok(self
+            .rows("SELECT name, value FROM settings ORDER BY name", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError> {
         self.named_records("SELECT id, record FROM uploads ORDER BY id")
     }
@@ -1375,10 +1384,20 @@ impl MetaWrite for Txn {
         record: &HistoryRecord,
     ) -> Result<(), MetaError> {
         let seq = self.next_seq("tag-history-seq")?;
+        self.put_history(repo, tag, to_u64(seq), record)
+    }
+
+    fn put_history(
+        &mut self,
+        repo: &str,
+        tag: &str,
+        seq: u64,
+        record: &HistoryRecord,
+    ) -> Result<(), MetaError> {
         let record = encode(record)?;
         self.exec(
             "INSERT INTO history (seq, repo, tag, record) VALUES ($1, $2, $3, $4)",
-            &[&seq, &repo, &tag, &record],
+            &[&to_i64(seq), &repo, &tag, &record],
         )?;
         Ok(())
     }
