@@ -138,6 +138,11 @@ pub struct S3Config {
     /// logged.
     #[serde(default, skip_serializing)]
     pub secret_access_key: Option<String>,
+    /// Above 0, a blob GET answers `307` with a presigned URL of the object store valid
+    /// this many seconds, and the client fetches the bytes from the store itself; 0 (the
+    /// default) serves them through the node.
+    #[serde(default)]
+    pub redirect_seconds: u64,
 }
 
 fn default_region() -> String {
@@ -162,6 +167,7 @@ impl std::fmt::Debug for S3Config {
                 "secret_access_key",
                 &self.secret_access_key.as_ref().map(|_| "(set)"),
             )
+            .field("redirect_seconds", &self.redirect_seconds)
             .finish()
     }
 }

@@ -123,8 +123,11 @@ pub fn open_s3(config: &Config) -> Result<crate::store::blobs::s3::S3Blobs, doma
         secret_access_key: s3.secret().map_err(domain::Error::Invalid)?,
         prefix: s3.prefix.clone(),
     };
-    let engine = crate::store::blobs::s3::S3Blobs::open(&location)
+    let mut engine = crate::store::blobs::s3::S3Blobs::open(&location)
         .map_err(|e| domain::Error::Invalid(format!("storage.s3: {e}")))?;
+    if s3.redirect_seconds > 0 {
+        engine = engine.with_redirects(Duration::from_secs(s3.redirect_seconds));
+    }
     engine.probe().map_err(|e| {
         domain::Error::Unavailable(format!(
             "cannot reach bucket {:?} of the object store ({}): {e}",

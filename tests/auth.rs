@@ -126,6 +126,10 @@ async fn expired_token_is_refused() {
         },
     )
     .unwrap();
+    services
+        .registry
+        .ensure_feed(&"library".parse().unwrap())
+        .unwrap();
     let issued = services
         .auth
         .issue_token(
@@ -133,19 +137,25 @@ async fn expired_token_is_refused() {
             &[semdock::model::Scope::parse("repository:library/a:pull").unwrap()],
         )
         .unwrap();
-    // One second of validity plus five of leeway for clock skew.
-    std::thread::sleep(std::time::Duration::from_secs(7));
-    let err = services
-        .auth
-        .authorize(
-            &semdock::domain::auth::Credentials::Bearer(issued.token),
+    let credentials = semdock::domain::auth::Credentials::Bearer(issued.token.clone());
+    let pull = |c: &semdock::domain::auth::Credentials| {
+        services.auth.authorize(
+            c,
             "127.0.0.1".parse().unwrap(),
             "library/a",
             "library",
             semdock::model::Action::Pull,
         )
-        .unwrap_err();
-    assert!(err.to_string().contains("ExpiredSignature"), "{err}");
+    };
+    let fresh = pull(&credentials);
+    assert!(fresh.is_ok(), "valid when issued: {fresh:?}");
+    // One second of validity plus five of leeway for clock skew.
+    services
+        .registry
+        .clock()
+        .advance(std::time::Duration::from_secs(7));
+    let err = pull(&credentials).unwrap_err();
+    assert!(err.to_string().contains("it has expired"), "{err}");
 }
 
 #[actix_web::test]

@@ -32,6 +32,17 @@ fn digest_at(agent: &ureq::Agent, base: &str, repo: &str, reference: &str) -> St
         .to_owned()
 }
 
+/// `podman pull` of `image` with `creds`, into a storage of its own.
+fn podman_pull(creds: &str, image: &str) {
+    let root = tempfile::tempdir().unwrap();
+    run(Command::new("podman")
+        .args(["--root"])
+        .arg(root.path().join("root"))
+        .args(["--runroot"])
+        .arg(root.path().join("run"))
+        .args(["pull", "--tls-verify=false", "--creds", creds, image]));
+}
+
 fn build_image(server: &Server, tag: &str, ctx: &Path) {
     run(server
         .docker()
@@ -90,19 +101,7 @@ fn three_nodes_behind_haproxy_serve_docker_podman_and_skopeo() {
         &format!("docker://{tag}"),
         &copy,
     ]));
-    let podman_root = tempfile::tempdir().unwrap();
-    run(Command::new("podman")
-        .args(["--root"])
-        .arg(podman_root.path().join("root"))
-        .args(["--runroot"])
-        .arg(podman_root.path().join("run"))
-        .args([
-            "pull",
-            "--tls-verify=false",
-            "--creds",
-            &creds,
-            &format!("{}/prod/copy:1.0.0", lb.host()),
-        ]));
+    podman_pull(&creds, &format!("{}/prod/copy:1.0.0", lb.host()));
     run(first.docker().args(["rmi", &tag]));
 }
 
@@ -585,4 +584,126 @@ fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_ba
     let back = Server::start_in(&restored, &[]);
     let admin = common::http_as(Some(common::basic("admin", &password)));
     assert_eq!(tag_digests(&admin, &back.url(""), &repos), expected);
+}
+
+/// What a client without redirects sees of blob `layer` (`size` bytes) at `blob_url` when
+/// reads are handed to the object store, with `admin` credentials and without.
+fn check_redirected_blob(blob_url: &str, admin: &str, layer: &str, size: u64) {
+    let not_following = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let res = not_following
+        .get(blob_url)
+        .header("Authorization", admin)
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 307);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let endpoint = std::env::var("TEST_S3_ENDPOINT").unwrap();
+    assert!(location.starts_with(&endpoint), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    let res = not_following.get(blob_url).call().unwrap();
+    assert_eq!(res.status(), 401, "no credentials, no URL");
+    let res = not_following
+        .head(blob_url)
+        .header("Authorization", admin)
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200, "a HEAD is answered by the node");
+    assert_eq!(
+        res.headers()["content-length"].to_str().unwrap(),
+        size.to_string()
+    );
+
+    let res = not_following.get(&location).call().unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/octet-stream"
+    );
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let bytes = res.into_body().read_to_vec().unwrap();
+    assert_eq!(semdock::model::Digest::of(&bytes).as_str(), layer);
+    let res = not_following
+        .get(&location)
+        .header("Range", "bytes=10-19")
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.into_body().read_to_vec().unwrap(), &bytes[10..20]);
+}
+
+/// With `storage.s3.redirect_seconds`, a blob GET is a 307 to a presigned URL of the object
+/// store, which serves the bytes (and a Range) itself as an inert attachment; a HEAD and an
+/// unauthorised GET stay with the node. docker, podman and containerd's `ctr` follow it:
+/// every layer they pull comes from the store, none through a node.
+#[test]
+fn presigned_redirects_are_followed_by_docker_podman_and_ctr() {
+    let cluster = Cluster::start_with(2, &[("SEMDOCK_STORAGE__S3__REDIRECT_SECONDS", "300")]);
+    cluster.versioned("prod");
+    let first = &cluster.nodes[0];
+    let lb = LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
+    let password = first.admin_password.clone();
+    let out = first.docker_login_as(&lb.host(), "admin", &password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tag = format!("{}/prod/app:1.0.0", lb.host());
+    let ctx = common::image_context_sized(2, 2 << 20, "redirected");
+    build_image(first, &tag, ctx.path());
+    run(first.docker().args(["push", &tag]));
+    run(first.docker().args(["rmi", &tag]));
+
+    let admin = common::http_as(Some(cluster.admin()));
+    let res = admin
+        .get(&lb.url("/v2/prod/app/manifests/1.0.0"))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .call()
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&res.into_body().read_to_string().unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let size = manifest["layers"][0]["size"].as_u64().unwrap();
+    let blob_url = lb.url(&format!("/v2/prod/app/blobs/{layer}"));
+    check_redirected_blob(&blob_url, &cluster.admin(), &layer, size);
+
+    run(first.docker().args(["pull", &tag]));
+    podman_pull(&first.creds(), &tag);
+    let containerd = common::Containerd::start();
+    run(containerd.ctr().args([
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "native",
+        "--user",
+        &first.creds(),
+        &tag,
+    ]));
+    run(first.docker().args(["rmi", &tag]));
+    // Every layer GET of the three clients was answered with a redirect, none with bytes.
+    let logs: String = cluster.nodes.iter().map(Server::log).collect();
+    let blob_gets: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("method=GET") && l.contains("/blobs/sha256:"))
+        .collect();
+    assert!(blob_gets.len() >= 4, "{logs}");
+    assert!(
+        blob_gets
+            .iter()
+            .all(|l| l.contains("status=307") || l.contains("status=401")),
+        "{blob_gets:#?}"
+    );
 }

@@ -316,7 +316,7 @@ async fn retention_dry_run_lists_exactly_what_the_run_deletes() {
         )
         .await;
     assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
-    std::thread::sleep(Duration::from_millis(1100));
+    app.registry.clock().advance(Duration::from_millis(1100));
 
     let run = |dry: bool| {
         actix_web::test::TestRequest::post()
@@ -415,8 +415,8 @@ async fn a_pulled_image_survives_the_unpulled_rule_and_a_pushed_one_does_not() {
             "admin",
         )
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    let before_pull = semdock::store::now();
+    app.registry.clock().advance(Duration::from_millis(1100));
+    let before_pull = app.registry.clock().now();
     // A HEAD is not a pull; a GET is.
     let head = app
         .send(

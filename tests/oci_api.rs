@@ -1164,7 +1164,9 @@ async fn manifests_address_and_reference_sha512_content_through_gc_check_backup_
         .await;
     assert_eq!(res.status, 202);
     // Records and links count as young within their second.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    app.registry
+        .clock()
+        .advance(std::time::Duration::from_millis(1100));
     let report = app.registry.gc(opts, &|_, _, _| {}).unwrap();
     assert_eq!(report.blobs_removed, 2, "{report:?}");
 }

@@ -617,7 +617,9 @@ async fn upload_sessions_that_never_got_a_byte_expire_first() {
         )
         .await;
     assert_eq!(res.status, 202);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    app.registry
+        .clock()
+        .advance(std::time::Duration::from_millis(1100));
     let mut opts = semdock::config::Config::default().gc_options(false);
     opts.empty_upload_expiry = std::time::Duration::ZERO;
     assert_eq!(app.registry.expire_uploads(opts).unwrap(), 1);

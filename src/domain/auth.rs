@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Caps, Role, Scope};
 use crate::store::meta::{ApiKeyRecord, MetaWrite, Metadata, UserRecord};
-use crate::store::now;
 
 use super::Error;
 use super::cache::GenCache;
@@ -319,6 +318,8 @@ impl Limiter {
 /// The access-control service.
 pub struct Auth {
     meta: Arc<dyn Metadata>,
+    /// The registry's clock (tokens, key expiry, logins).
+    clock: super::clock::Clock,
     /// `DATA_DIR/initial-admin-password`, removed when that password is changed.
     initial_password_file: PathBuf,
     token_key: Vec<u8>,
@@ -399,6 +400,7 @@ impl Auth {
         meta: Arc<dyn Metadata>,
         data_dir: &Path,
         settings: TokenSettings,
+        clock: super::clock::Clock,
     ) -> Result<(Self, Option<String>), Error> {
         let (token_key, hash_key, initial) = meta.write(|w| {
             let mut secret = |name: &str| -> Result<Vec<u8>, Error> {
@@ -419,7 +421,7 @@ impl Auth {
                         password_hash: hash_password(&password)?,
                         admin: true,
                         disabled: false,
-                        created: now(),
+                        created: clock.now(),
                         last_login: None,
                     },
                 )?;
@@ -438,6 +440,7 @@ impl Auth {
         Ok((
             Self {
                 meta,
+                clock,
                 initial_password_file: data_dir.join(INITIAL_PASSWORD_FILE),
                 token_key,
                 hash_key,
@@ -583,11 +586,11 @@ impl Auth {
                 .insert(name.to_owned(), (fingerprint, Instant::now()));
             if record
                 .last_login
-                .is_none_or(|t| now().saturating_sub(t) > 60)
+                .is_none_or(|t| self.clock.now().saturating_sub(t) > 60)
             {
                 self.meta.write(|w| {
                     if let Some(mut r) = w.user(name)? {
-                        r.last_login = Some(now());
+                        r.last_login = Some(self.clock.now());
                         w.put_user(name, &r)?;
                     }
                     Ok::<_, Error>(())
@@ -612,15 +615,16 @@ impl Auth {
         {
             return Err(Error::InvalidCredentials);
         }
-        Self::key_principal(id, &record, r.user(&record.owner)?.as_ref())
+        self.key_principal(id, &record, r.user(&record.owner)?.as_ref())
     }
 
     fn key_principal(
+        &self,
         id: &str,
         key: &ApiKeyRecord,
         owner: Option<&UserRecord>,
     ) -> Result<Principal, Error> {
-        if key.expires.is_some_and(|e| e <= now()) {
+        if key.expires.is_some_and(|e| e <= self.clock.now()) {
             return Err(Error::InvalidCredentials);
         }
         let owner_record = owner
@@ -653,7 +657,7 @@ impl Auth {
         if let Some(id) = subject.strip_prefix("key:") {
             let key = r.api_key(id)?.ok_or(Error::InvalidCredentials)?;
             let owner = r.user(&key.owner)?;
-            let principal = Self::key_principal(id, &key, owner.as_ref())?;
+            let principal = self.key_principal(id, &key, owner.as_ref())?;
             return Ok(Some((
                 principal,
                 epoch_from(r.setting(&epoch_key(&key.owner))?),
@@ -814,7 +818,7 @@ impl Auth {
                 });
             }
         }
-        let issued_at = now();
+        let issued_at = self.clock.now();
         let epoch = principal.map(|p| self.epoch(p)).transpose()?.unwrap_or(0);
         let claims = Claims {
             iss: ISSUER.to_owned(),
@@ -845,16 +849,22 @@ impl Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[&self.settings.service]);
         validation.set_issuer(&[ISSUER]);
-        validation.leeway = TOKEN_LEEWAY;
+        // Expiry is checked against the registry's clock, below, not the library's.
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+        let refused = |why: String| {
+            crate::metrics::get().auth_failure("token");
+            Error::TokenInvalid(why)
+        };
         let data = jsonwebtoken::decode::<Claims>(
             token,
             &DecodingKey::from_secret(&self.token_key),
             &validation,
         )
-        .map_err(|e| {
-            crate::metrics::get().auth_failure("token");
-            Error::TokenInvalid(e.to_string())
-        })?;
+        .map_err(|e| refused(e.to_string()))?;
+        if self.clock.now() > data.claims.exp + TOKEN_LEEWAY {
+            return Err(refused("it has expired: log in again".into()));
+        }
         // Read before the subject's record, so a cached answer is never newer than its read.
         let generation = self.meta.generation();
         let principal = match self.active_subject_at(&data.claims.sub)? {
@@ -907,11 +917,18 @@ impl Auth {
         }
     }
 
+    /// Whether `authorize_cached` answers from memory alone (see
+    /// `Metadata::generation_is_local`): then the executor may call it.
+    #[must_use]
+    pub fn caches_locally(&self) -> bool {
+        self.meta.generation_is_local()
+    }
+
     /// `authorize`'s answer from memory: for a Bearer token verified since the last metadata
     /// write (so its subject is still active), unexpired, whose scope covers the action; or
     /// for an anonymous caller in a feed whose settings were read since that write and allow
     /// the action. `Some(principal)` is the answer; `None` means "call `authorize`". Touches
-    /// no database, so it may run on an async executor.
+    /// no database when `caches_locally`, so it may then run on an async executor.
     #[must_use]
     pub fn authorize_cached(
         &self,
@@ -924,8 +941,9 @@ impl Auth {
         match credentials {
             Credentials::Bearer(token) => {
                 let verified = self.tokens.get(token, generation)?;
-                (now() <= verified.exp + TOKEN_LEEWAY && verified.grants(repository, action))
-                    .then_some(verified.principal)
+                (self.clock.now() <= verified.exp + TOKEN_LEEWAY
+                    && verified.grants(repository, action))
+                .then_some(verified.principal)
             }
             Credentials::None => {
                 let caps = self.anonymous.get(feed, generation)?;
@@ -979,7 +997,7 @@ impl Auth {
                     password_hash: hash,
                     admin,
                     disabled: false,
-                    created: now(),
+                    created: self.clock.now(),
                     last_login: None,
                 },
             )?;
@@ -1148,7 +1166,7 @@ impl Auth {
                 "a key needs a name of 1 to 100 characters".into(),
             ));
         }
-        if expires.is_some_and(|e| e <= now()) {
+        if expires.is_some_and(|e| e <= self.clock.now()) {
             return Err(Error::Invalid("the expiry time is in the past".into()));
         }
         let roles = roles
@@ -1174,7 +1192,7 @@ impl Auth {
                     owner: owner.clone(),
                     hash,
                     admin: admin && owner_record.admin,
-                    created: now(),
+                    created: self.clock.now(),
                     expires,
                 },
             )?;

@@ -15,7 +15,6 @@ use super::{Error, Registry};
 use crate::model::Digest;
 use crate::store::blobs::{BlobStore, Blobs};
 use crate::store::meta::{MetaStore, Metadata};
-use crate::store::now;
 use crate::store::owner_only;
 
 /// The description a backup directory carries.
@@ -119,7 +118,7 @@ impl Registry {
         ensure_empty(dir, "backup")?;
         let _one = self.one_job()?;
         let started = Instant::now();
-        let created = now();
+        let created = self.clock.now();
         let meta_file = dir.join(META_FILE);
         let total = self.meta.snapshot_to(&meta_file)?;
         owner_only::restrict(&meta_file)?;
@@ -185,7 +184,7 @@ pub fn restore(
     std::fs::rename(&partial, data_dir.join(META_FILE))?;
     Ok(BackupReport {
         dir: data_dir.display().to_string(),
-        created: now(),
+        created: crate::store::now(),
         blobs: total - (copied.missing.len() + copied.damaged.len()) as u64,
         bytes: copied.bytes,
         missing: copied.missing,
@@ -270,7 +269,7 @@ impl Registry {
             }
             after = Some(last);
         }
-        let marker = format!("{source_name} at {}", now());
+        let marker = format!("{source_name} at {}", self.clock.now());
         report.records = to_meta.write(|w| {
             let counts = crate::store::meta::copy::copy_records(&*source, w)?;
             w.put_setting(MIGRATED_FROM, marker.as_bytes())?;

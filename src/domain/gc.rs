@@ -7,13 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::{Error, Registry};
 use crate::model::Digest;
-use crate::store::now;
 
 /// The database lock that lets one node at a time run a maintenance job.
 const MAINTENANCE_LOCK: i64 = 0x5e3d_0c03;
@@ -62,12 +61,6 @@ pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section is a few inserts or a swap: a panic cannot leave it half done.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn age_secs(t: SystemTime) -> u64 {
-    SystemTime::now()
-        .duration_since(t)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Registry {
@@ -165,7 +158,8 @@ impl Registry {
         let mut orphans: Vec<(Digest, u64)> = Vec::new();
         let mut lookup = Ok(());
         self.blobs.each_blob(&mut |f| {
-            if age_secs(f.modified) > grace && !referenced.contains(&fingerprint(f.digest.as_str()))
+            if self.clock.age_secs(f.modified) > grace
+                && !referenced.contains(&fingerprint(f.digest.as_str()))
             {
                 match r.blob(f.digest.as_str()) {
                     Ok(None) => orphans.push((f.digest, f.len)),
@@ -180,7 +174,7 @@ impl Registry {
     }
 
     fn collect(&self, opts: GcOptions, progress: Progress<'_>) -> Result<GcReport, Error> {
-        let started = now();
+        let started = self.clock.now();
         let cutoff = started.saturating_sub(opts.grace.as_secs());
         let mut report = GcReport {
             dry_run: opts.dry_run,
@@ -302,7 +296,7 @@ impl Registry {
             let id = upload.id.as_str();
             let modified = upload.modified;
             let len = &upload.len;
-            let idle = age_secs(modified);
+            let idle = self.clock.age_secs(modified);
             // A session that never got a byte is what opening thousands costs an attacker
             // nothing but files: those go much sooner.
             let expiry = if *len == 0 {
@@ -312,7 +306,7 @@ impl Registry {
             };
             let stale = match sessions.get(id) {
                 Some(started) => {
-                    now().saturating_sub(*started) > expiry
+                    self.clock.now().saturating_sub(*started) > expiry
                         && idle > expiry
                         && !self.upload_busy(id)
                 }

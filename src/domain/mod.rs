@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backup;
 mod cache;
 pub mod check;
+pub mod clock;
 pub mod error;
 pub mod gc;
 pub mod registry;
@@ -130,7 +131,8 @@ impl Services {
         data_dir: &Path,
         tokens: auth::TokenSettings,
     ) -> Result<Self, Error> {
-        let (auth, initial_password) = auth::Auth::open(meta, data_dir, tokens)?;
+        let clock = registry.clock().clone();
+        let (auth, initial_password) = auth::Auth::open(meta, data_dir, tokens, clock)?;
         Ok(Self {
             registry: Arc::new(registry),
             auth: Arc::new(auth),

@@ -16,7 +16,6 @@ use crate::store::meta::{
     AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord, MetaStore, MetaWrite,
     Metadata, RepositoryRecord, UploadRecord,
 };
-use crate::store::now;
 
 use super::Error;
 use super::cache::GenCache;
@@ -75,6 +74,8 @@ pub const MAX_PAGE: usize = 10_000;
 pub struct Registry {
     pub(super) meta: Arc<dyn Metadata>,
     pub(super) blobs: Arc<dyn Blobs>,
+    /// Every time the registry records or compares.
+    pub(super) clock: super::clock::Clock,
     limits: Limits,
     sessions: Sessions,
     upload_owners: Mutex<UploadOwners>,
@@ -322,6 +323,14 @@ pub struct Page {
 }
 
 /// An open blob, readable through the repository that asked.
+/// Where a GET finds a blob.
+pub enum BlobAt {
+    /// Served by this node.
+    Here(BlobHandle),
+    /// At this URL (presigned, short-lived), which the client fetches itself.
+    Elsewhere(String),
+}
+
 pub struct BlobHandle {
     pub blob: Box<dyn BlobRead>,
     pub size: u64,
@@ -504,12 +513,19 @@ impl Registry {
         Ok(Self::with_stores(meta, Arc::new(blobs), limits))
     }
 
+    /// The clock the registry (and the services sharing it) reads.
+    #[must_use]
+    pub fn clock(&self) -> &super::clock::Clock {
+        &self.clock
+    }
+
     /// The registry over already open stores.
     #[must_use]
     pub fn with_stores(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, limits: Limits) -> Self {
         Self {
             meta,
             blobs,
+            clock: super::clock::Clock::default(),
             limits,
             sessions: Sessions::default(),
             upload_owners: Mutex::default(),
@@ -538,7 +554,7 @@ impl Registry {
             w.put_feed(
                 feed.as_str(),
                 &FeedRecord {
-                    created: now(),
+                    created: self.clock.now(),
                     description: String::new(),
                     anonymous_pull: false,
                     versioning: false,
@@ -594,7 +610,7 @@ impl Registry {
             }
             w.put_feed(feed, &record)?;
             w.append_audit(&AuditRecord {
-                time_ms: now() * 1000,
+                time_ms: self.clock.now_ms(),
                 actor: actor.to_owned(),
                 feed: feed.to_owned(),
                 change: describe_feed_change(&before, &record),
@@ -603,6 +619,7 @@ impl Registry {
                 // Switching on computes the virtual tags at once; existing tags stay.
                 let cause = Change {
                     actor,
+                    clock: &self.clock,
                     method: "settings",
                     comment: None,
                 };
@@ -750,17 +767,14 @@ impl Registry {
 
     /// Opens a blob linked to `repo`.
     pub fn blob(&self, repo: &Repository, digest: &Digest) -> Result<BlobHandle, Error> {
+        let record = self.blob_record(repo, digest)?;
+        self.open_blob(digest, record.size)
+    }
+
+    fn open_blob(&self, digest: &Digest, size: u64) -> Result<BlobHandle, Error> {
         let unknown = || Error::BlobUnknown {
             digest: digest.to_string(),
         };
-        let r = self.meta.read()?;
-        if r.feed(repo.feed())?.is_none() {
-            return Err(feed_unknown(repo));
-        }
-        if !r.is_linked(repo.as_str(), digest.as_str())? {
-            return Err(unknown());
-        }
-        let record = r.blob(digest.as_str())?.ok_or_else(unknown)?;
         let blob = self.blobs.open(digest).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotConnected {
                 // The object store is away: the blob is not unknown, the store is unavailable.
@@ -771,9 +785,35 @@ impl Registry {
         })?;
         Ok(BlobHandle {
             blob,
-            size: record.size,
+            size,
             digest: digest.clone(),
         })
+    }
+
+    /// The record of blob `digest` when `repo` may read it.
+    fn blob_record(&self, repo: &Repository, digest: &Digest) -> Result<BlobRecord, Error> {
+        let unknown = || Error::BlobUnknown {
+            digest: digest.to_string(),
+        };
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        if !r.is_linked(repo.as_str(), digest.as_str())? {
+            return Err(unknown());
+        }
+        r.blob(digest.as_str())?.ok_or_else(unknown)
+    }
+
+    /// Blob `digest` of `repo` for a GET: where the client may fetch it itself (a presigned
+    /// URL of the object store, when reads are handed off), else the blob to serve; the same
+    /// checks as `blob` either way.
+    pub fn blob_for_get(&self, repo: &Repository, digest: &Digest) -> Result<BlobAt, Error> {
+        let record = self.blob_record(repo, digest)?;
+        if let Some(url) = self.blobs.redirect(digest)? {
+            return Ok(BlobAt::Elsewhere(url));
+        }
+        self.open_blob(digest, record.size).map(BlobAt::Here)
     }
 
     /// A blob whose file no longer hashes to its name (found by a read): moves the file aside
@@ -837,7 +877,7 @@ impl Registry {
                 &id,
                 &UploadRecord {
                     repository: repo.to_string(),
-                    started: now(),
+                    started: self.clock.now(),
                 },
             )?;
             Ok(())
@@ -871,7 +911,7 @@ impl Registry {
             if !w.is_linked(from.as_str(), digest.as_str())? || w.blob(digest.as_str())?.is_none() {
                 return Ok(false);
             }
-            link_into(w, repo, digest)?;
+            link_into(w, repo, digest, self.clock.now())?;
             Ok(true)
         })
     }
@@ -1041,11 +1081,11 @@ impl Registry {
                     declared.as_str(),
                     &BlobRecord {
                         size: state.len(),
-                        created: now(),
+                        created: self.clock.now(),
                     },
                 )?;
             }
-            link_into(w, &repo, declared)?;
+            link_into(w, &repo, declared, self.clock.now())?;
             w.remove_upload(&id)?;
             Ok(())
         })?;
@@ -1124,7 +1164,7 @@ impl Registry {
             blobs: manifest.blobs.iter().map(ToString::to_string).collect(),
             children: manifest.children.iter().map(ToString::to_string).collect(),
             annotations: manifest.annotations.clone(),
-            created: now(),
+            created: self.clock.now(),
             body: body.to_vec(),
         };
         let name = repo.as_str();
@@ -1134,13 +1174,14 @@ impl Registry {
         }
         let change = Change {
             actor,
+            clock: &self.clock,
             method: "push",
             comment: None,
         };
         self.gc_touch(record.blobs.iter().map(String::as_str));
         self.meta.write(|w| {
             let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
-            let pushed = now();
+            let pushed = self.clock.now();
             for blob in &manifest.blobs {
                 match w.linked_at(name, blob.as_str())? {
                     None => {
@@ -1162,13 +1203,13 @@ impl Registry {
                     });
                 }
             }
-            ensure_repository(w, name)?;
+            ensure_repository(w, name, self.clock.now())?;
             w.put_manifest(name, digest.as_str(), &record)?;
             for tag in &tags {
                 tags::set(w, repo, &feed, tag.as_str(), digest.as_str(), &change)?;
             }
             if let Some(subject) = &manifest.subject {
-                w.add_referrer(name, subject.as_str(), digest.as_str(), now())?;
+                w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
             }
             Ok(())
         })?;
@@ -1219,8 +1260,16 @@ impl Registry {
         Ok(stored)
     }
 
+    /// Whether `cached_manifest` answers from memory alone (see
+    /// `Metadata::generation_is_local`): then the executor may call it.
+    #[must_use]
+    pub fn caches_locally(&self) -> bool {
+        self.meta.generation_is_local()
+    }
+
     /// The manifest `manifest` would return, if an earlier read of it is still current;
-    /// `None` means "read it". Touches no database, so it may run on an async executor.
+    /// `None` means "read it". Touches no database when `caches_locally`, so it may then
+    /// run on an async executor.
     #[must_use]
     pub fn cached_manifest(
         &self,
@@ -1240,6 +1289,7 @@ impl Registry {
     ) -> Result<(), Error> {
         let change = Change {
             actor,
+            clock: &self.clock,
             method: "delete",
             comment: None,
         };
@@ -1272,6 +1322,7 @@ impl Registry {
     ) -> Result<(), Error> {
         let change = |method| Change {
             actor,
+            clock: &self.clock,
             method,
             comment: None,
         };
@@ -1487,6 +1538,7 @@ impl Registry {
         };
         let change = Change {
             actor,
+            clock: &self.clock,
             method,
             comment,
         };
@@ -1516,21 +1568,21 @@ impl Registry {
                     if !w.is_linked(from.as_str(), blob)? {
                         return Err(Error::ManifestBlobUnknown { digest: blob.clone() });
                     }
-                    w.link(to.as_str(), blob, now())?;
+                    w.link(to.as_str(), blob, self.clock.now())?;
                 }
                 if let Some(subject) = &record.subject {
-                    w.add_referrer(to.as_str(), subject, &d, now())?;
+                    w.add_referrer(to.as_str(), subject, &d, self.clock.now())?;
                 }
                 if !w.has_manifest(to.as_str(), &d)? {
                     w.put_manifest(to.as_str(), &d, &record)?;
                 }
                 copied.push(d);
             }
-            ensure_repository(w, to.as_str())?;
+            ensure_repository(w, to.as_str(), self.clock.now())?;
             let changed = tags::set(w, to, &feed, to_tag.as_str(), &digest, &change)?;
             if changed {
                 w.append_promotion(&crate::store::meta::PromotionRecord {
-                    time_ms: tags::now_ms(),
+                    time_ms: self.clock.now_ms(),
                     actor: actor.to_owned(),
                     from_repository: from.to_string(),
                     from_reference: from_ref.to_string(),
@@ -1683,15 +1735,21 @@ pub(super) fn remove_manifest(
     Ok(true)
 }
 
-fn ensure_repository(w: &mut dyn MetaWrite, name: &str) -> Result<(), Error> {
+fn ensure_repository(w: &mut dyn MetaWrite, name: &str, now: u64) -> Result<(), Error> {
     if w.repository(name)?.is_none() {
-        w.put_repository(name, &RepositoryRecord { created: now() })?;
+        w.put_repository(name, &RepositoryRecord { created: now })?;
     }
     Ok(())
 }
 
-fn link_into(w: &mut dyn MetaWrite, repo: &Repository, digest: &Digest) -> Result<(), Error> {
-    ensure_repository(w, repo.as_str())?;
-    w.link(repo.as_str(), digest.as_str(), now())?;
+/// Links `digest` into `repo` at `now`, creating the repository's record if needed.
+fn link_into(
+    w: &mut dyn MetaWrite,
+    repo: &Repository,
+    digest: &Digest,
+    now: u64,
+) -> Result<(), Error> {
+    ensure_repository(w, repo.as_str(), now)?;
+    w.link(repo.as_str(), digest.as_str(), now)?;
     Ok(())
 }

@@ -16,7 +16,6 @@ use super::versioning::{is_virtual, version_of};
 use super::{Error, Registry};
 use crate::model::{FeedName, Repository};
 use crate::store::meta::{ManifestRecord, MetaRead, RetentionRecord};
-use crate::store::now;
 
 const DAY: u64 = 86_400;
 
@@ -146,7 +145,7 @@ impl Registry {
                 w.put_retention(feed, &rules.into())?;
             }
             w.append_audit(&crate::store::meta::AuditRecord {
-                time_ms: now() * 1000,
+                time_ms: self.clock.now_ms(),
                 actor: actor.to_owned(),
                 feed: feed.to_owned(),
                 change: format!(
@@ -165,7 +164,7 @@ impl Registry {
             .pulls
             .get_or_create(&crate::metrics::Metrics::feed(repo.feed()))
             .inc();
-        let at = now();
+        let at = self.clock.now();
         let mut pulls = lock(&self.pulls);
         // The same image pulled again within the batch costs two lookups, no allocation.
         if let Some(t) = pulls.get_mut(repo.as_str()).and_then(|d| d.get_mut(digest)) {
@@ -199,7 +198,7 @@ impl Registry {
 
     /// Applies (or, dry, lists) the retention rules of `feed`.
     pub fn run_retention(&self, feed: &str, dry_run: bool) -> Result<RetentionReport, Error> {
-        self.run_retention_at(feed, dry_run, now())
+        self.run_retention_at(feed, dry_run, self.clock.now())
     }
 
     /// [`Registry::run_retention`] as if the time were `now` (Unix seconds): what-if runs, and
@@ -276,6 +275,7 @@ impl Registry {
                 let comment = format!("retention rule {}", d.rule);
                 let change = Change {
                     actor: "retention",
+                    clock: &self.clock,
                     method: "delete",
                     comment: Some(&comment),
                 };

@@ -17,6 +17,9 @@ pub struct Change<'a> {
     /// `push`, `delete`, `promote`, `retag`, `purge`, `settings`.
     pub method: &'a str,
     pub comment: Option<&'a str>,
+    /// The registry's clock, read when each change is recorded (inside the write, so that
+    /// history's times follow its order).
+    pub clock: &'a super::clock::Clock,
 }
 
 #[must_use]
@@ -25,12 +28,6 @@ pub fn policy_of(feed: &FeedRecord) -> Policy {
         enabled: feed.versioning,
         permitted: feed.permitted.clone(),
     }
-}
-
-pub(super) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn record(
@@ -45,7 +42,7 @@ fn record(
         repo,
         tag,
         &HistoryRecord {
-            time_ms: now_ms(),
+            time_ms: change.clock.now_ms(),
             old: old.map(str::to_owned),
             new: new.map(str::to_owned),
             actor: change.actor.to_owned(),

@@ -111,6 +111,22 @@ impl Cluster {
         Self::start_bin(Path::new(env!("CARGO_BIN_EXE_semdock")), n, database, s3)
     }
 
+    /// `n` nodes on a new database and bucket prefix, with `extra` environment.
+    pub fn start_with(n: usize, extra: &[(&str, &str)]) -> Self {
+        let mut cluster = Self::configured(
+            Path::new(env!("CARGO_BIN_EXE_semdock")),
+            &super::postgres_database(),
+            &super::s3_location(),
+        );
+        cluster.env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        cluster.start_nodes(n);
+        cluster
+    }
+
     /// `n` nodes on storage that already holds a registry whose administrator has
     /// `admin_password` (what `storage migrate` wrote, say).
     pub fn start_existing(

@@ -853,3 +853,69 @@ pub fn make_certificates(dir: &std::path::Path) {
     std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
 }
+
+/// A containerd of the test's own (socket, root and state in a temporary directory, the CRI
+/// plugin off), for `ctr`; stopped by its PID when dropped.
+pub struct Containerd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Containerd {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("containerd.sock");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+        )
+        .unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .arg("--address")
+            .arg(&sock)
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .expect("containerd starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let this = Self { child, dir };
+        while Instant::now() < deadline {
+            if this
+                .ctr()
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                return this;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "containerd did not answer: {}",
+            std::fs::read_to_string(this.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    /// `ctr` on this containerd.
+    pub fn ctr(&self) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(self.dir.path().join("containerd.sock"));
+        cmd
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}

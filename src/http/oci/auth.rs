@@ -101,9 +101,11 @@ impl<A: Need + 'static> FromRequest for Authorized<A> {
             let credentials =
                 credentials(&req).map_err(|e| refuse(&req, auth.service(), Some(&scope()), e))?;
             // A token verified since the last metadata write needs no database read: answer
-            // on the executor (the common case of a pull).
-            if let Some(principal) =
-                auth.authorize_cached(&credentials, repo.as_str(), repo.feed(), A::ACTION)
+            // on the executor (the common case of a pull) when that check is in memory.
+            let local = auth.caches_locally();
+            if local
+                && let Some(principal) =
+                    auth.authorize_cached(&credentials, repo.as_str(), repo.feed(), A::ACTION)
             {
                 return Ok(Self {
                     repo,
@@ -114,10 +116,18 @@ impl<A: Need + 'static> FromRequest for Authorized<A> {
             let service = auth.service().to_owned();
             let client = client_ip(&req);
             let (r, feed) = (repo.to_string(), repo.feed().to_owned());
-            let decided =
-                web::block(move || auth.authorize(&credentials, client, &r, &feed, A::ACTION))
-                    .await
-                    .map_err(|e| OciError::internal(&e))?;
+            let decided = web::block(move || {
+                // Otherwise the cached answer, when there is one, is taken here, off the executor.
+                if !local
+                    && let Some(principal) =
+                        auth.authorize_cached(&credentials, &r, &feed, A::ACTION)
+                {
+                    return Ok(principal);
+                }
+                auth.authorize(&credentials, client, &r, &feed, A::ACTION)
+            })
+            .await
+            .map_err(|e| OciError::internal(&e))?;
             match decided {
                 Ok(principal) => Ok(Self {
                     repo,

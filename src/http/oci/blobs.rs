@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::auth::{Authorized, Delete, Pull};
 use super::extract::digest;
 use super::{OciError, Reg, blocking};
+use crate::domain::registry::BlobAt;
 
 /// Bytes per read of a blob: large reads keep the blocking-pool hops per gigabyte few.
 const READ_CHUNK: u64 = 1 << 20;
@@ -73,7 +74,21 @@ pub async fn get(
 ) -> Result<HttpResponse, OciError> {
     let digest = digest(&path.1)?;
     let r = reg.clone();
-    let blob = Arc::new(blocking(move || r.blob(&repo, &digest)).await?);
+    let blob = if req.method() == actix_web::http::Method::HEAD {
+        blocking(move || r.blob(&repo, &digest)).await?
+    } else {
+        match blocking(move || r.blob_for_get(&repo, &digest)).await? {
+            BlobAt::Here(blob) => blob,
+            // The object store serves the bytes (and the Range) itself.
+            BlobAt::Elsewhere(url) => {
+                return Ok(HttpResponse::TemporaryRedirect()
+                    .insert_header((header::LOCATION, url))
+                    .insert_header(("Docker-Content-Digest", path.1.as_str()))
+                    .finish());
+            }
+        }
+    };
+    let blob = Arc::new(blob);
     let size = blob.size;
     let mut res = HttpResponse::Ok();
     res.insert_header((header::ACCEPT_RANGES, "bytes"))

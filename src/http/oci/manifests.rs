@@ -33,12 +33,23 @@ pub async fn get(
     // A GET is a pull (retention's "not pulled for N days"); a HEAD only asks.
     let pull = req.method() == actix_web::http::Method::GET;
     // A manifest read since the last metadata write comes from memory, without a trip to
-    // the blocking pool: this is the request every `docker pull` and every node makes.
-    let m = if let Some(m) = reg.cached_manifest(&repo, &reference) {
+    // the blocking pool: this is the request every `docker pull` and every node makes. When
+    // checking "since the last write" asks a database, the whole read goes to the pool.
+    let local = reg.caches_locally();
+    let m = if let Some(m) = local
+        .then(|| reg.cached_manifest(&repo, &reference))
+        .flatten()
+    {
         m
     } else {
         let (reg, repo) = (reg.clone(), repo.clone());
-        blocking(move || reg.manifest(&repo, &reference)).await?
+        blocking(move || {
+            if !local && let Some(m) = reg.cached_manifest(&repo, &reference) {
+                return Ok(m);
+            }
+            reg.manifest(&repo, &reference)
+        })
+        .await?
     };
     if pull {
         reg.record_pull(&repo, m.digest.as_str());

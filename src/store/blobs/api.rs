@@ -18,6 +18,13 @@ pub trait Blobs: Send + Sync {
     /// Blob `digest`, for reading ranges of it.
     fn open(&self, digest: &Digest) -> io::Result<Box<dyn BlobRead>>;
 
+    /// Where a client may fetch blob `digest` itself (a presigned URL of the object store),
+    /// when the store is configured to hand reads off; `None` to serve it through `open`.
+    fn redirect(&self, digest: &Digest) -> io::Result<Option<String>> {
+        let _ = digest;
+        Ok(None)
+    }
+
     /// Starts an empty upload `id`.
     fn create_upload(&self, id: &str) -> io::Result<()>;
 

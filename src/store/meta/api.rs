@@ -32,6 +32,13 @@ pub trait Metadata: Send + Sync {
     /// generation is still `g`: read it *before* `read()`.
     fn generation(&self) -> u64;
 
+    /// Whether `generation()` answers from memory. When it does not (it asks a database),
+    /// callers on an async executor take a cached answer on a blocking thread instead, so a
+    /// wait for the database never holds an executor thread.
+    fn generation_is_local(&self) -> bool {
+        true
+    }
+
     /// Writes a consistent copy of every record except upload sessions, as an embedded
     /// database at `path` (the portable backup format); returns how many blobs it records.
     fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError>;

@@ -20,7 +20,7 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::Row;
@@ -56,9 +56,88 @@ pub struct PgMeta {
     pool: Pool,
     /// Calls to `generation()` that could not read the generation: each gets a new value.
     unknown_generations: std::sync::atomic::AtomicU64,
+    /// The generation reads in flight and done, shared by concurrent callers.
+    generations: Flight,
+}
+
+/// One read of the generation row at a time, shared by every caller that arrived before it
+/// was sent: a caller takes the result of a read that started after it called, so what it
+/// gets is never older than its own call (read-your-writes holds), while a burst of
+/// requests costs one statement instead of one each.
+#[derive(Default)]
+struct Flight {
+    state: std::sync::Mutex<FlightState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FlightState {
+    /// Whether a read is under way.
+    reading: bool,
+    /// The newest finished read: when it started, and what it read.
+    last: Option<(Instant, u64)>,
+}
+
+impl Flight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FlightState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The generation as read by a read that started no earlier than `since`; `read` is
+    /// sent by whichever caller finds none under way.
+    fn get(&self, since: Instant, read: impl FnOnce() -> u64) -> u64 {
+        let mut state = self.lock();
+        loop {
+            if let Some((started, value)) = state.last
+                && started >= since
+            {
+                return value;
+            }
+            if !state.reading {
+                break;
+            }
+            state = self
+                .done
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        state.reading = true;
+        let started = Instant::now();
+        drop(state);
+        let value = read();
+        let mut state = self.lock();
+        state.reading = false;
+        state.last = Some((started, value));
+        self.done.notify_all();
+        value
+    }
 }
 
 impl PgMeta {
+    /// One read of the generation row; unreadable (the database away), a value no read
+    /// returned before.
+    fn read_generation(&self) -> u64 {
+        const UNKNOWN: u64 = 1 << 63;
+        let pool = self.pool.clone();
+        let read = self.on_runtime(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let statement = client
+                .prepare_cached("SELECT value FROM semdock_generation WHERE id = 1")
+                .await
+                .map_err(pg_error)?;
+            let row = client.query_one(&statement, &[]).await.map_err(pg_error)?;
+            Ok::<_, MetaError>(to_u64(row.get(0)))
+        });
+        read.unwrap_or_else(|_| {
+            UNKNOWN
+                | self
+                    .unknown_generations
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        })
+    }
+
     /// Connects to `url` (a libpq connection string or URL; `password`, when given, replaces
     /// any in it), checks the server answers, and brings the schema up to date.
     pub fn connect(url: &str, password: Option<&str>) -> Result<Self, MetaError> {
@@ -127,6 +206,7 @@ impl PgMeta {
             runtime,
             pool,
             unknown_generations: std::sync::atomic::AtomicU64::new(0),
+            generations: Flight::default(),
         })
     }
 
@@ -299,7 +379,7 @@ impl Metadata for PgMeta {
         &self,
         f: &mut dyn FnMut(&mut dyn MetaWrite) -> Result<(), Aborted>,
     ) -> Result<bool, MetaError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut txn = self.begin("BEGIN", false)?;
         txn.exec("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
         if f(&mut txn).is_err() {
@@ -322,24 +402,13 @@ impl Metadata for PgMeta {
     /// read in one round trip): a cached answer is served only while no node has written
     /// since it was read, so a read through any node after a write was acknowledged never
     /// returns the old state. Unreadable (the database away), a new value at every call.
+    fn generation_is_local(&self) -> bool {
+        false
+    }
+
     fn generation(&self) -> u64 {
-        const UNKNOWN: u64 = 1 << 63;
-        let pool = self.pool.clone();
-        let read = self.on_runtime(async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let statement = client
-                .prepare_cached("SELECT value FROM semdock_generation WHERE id = 1")
-                .await
-                .map_err(pg_error)?;
-            let row = client.query_one(&statement, &[]).await.map_err(pg_error)?;
-            Ok::<_, MetaError>(to_u64(row.get(0)))
-        });
-        read.unwrap_or_else(|_| {
-            UNKNOWN
-                | self
-                    .unknown_generations
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
-        })
+        let since = Instant::now();
+        self.generations.get(since, || self.read_generation())
     }
 
     fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError> {
@@ -1454,5 +1523,45 @@ impl MetaWrite for Txn {
 
     fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError> {
         self.put(name, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    /// Sixteen threads asking at once share reads, and none gets a read that started
+    /// before it asked (the read-your-writes rule the caches rest on).
+    #[test]
+    fn generation_reads_are_shared_but_never_older_than_the_call() {
+        let flight = Arc::new(Flight::default());
+        let started = Arc::new(AtomicU64::new(0));
+        let callers: Vec<_> = (0..16)
+            .map(|_| {
+                let (flight, started) = (flight.clone(), started.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let before = started.load(Ordering::SeqCst);
+                        let read = flight.get(Instant::now(), || {
+                            let n = started.fetch_add(1, Ordering::SeqCst) + 1;
+                            std::thread::sleep(Duration::from_millis(2));
+                            n
+                        });
+                        assert!(
+                            read > before,
+                            "read {read} started before the call ({before})"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.join().unwrap();
+        }
+        let reads = started.load(Ordering::SeqCst);
+        assert!(reads < 16 * 20 / 2, "{reads} reads for 320 calls");
     }
 }
