@@ -25,7 +25,7 @@ use super::backup::BackupReport;
 use super::gc::{GcOptions, GcReport, StorageStats};
 use super::retention::{RetentionReport, Rules};
 use super::{
-    Error, Feed as FeedRecord, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Promoted,
+    Error, Feed as FeedSettings, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Promoted,
     Promotion, Referrer, Registry, StoredManifest, TagGroups, TagQuery,
 };
 use crate::model::{Action, Caps, Digest, FeedName, Reference, Repository, Tag};
@@ -157,7 +157,7 @@ impl Access {
     }
 
     /// The feeds the caller may pull from, with their settings.
-    pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, Error> {
+    pub fn feeds(&self) -> Result<Vec<(String, FeedSettings)>, Error> {
         let visible = self.visible()?;
         Ok(self
             .registry
@@ -213,7 +213,7 @@ impl<L> Feed<'_, L> {
 }
 
 impl Feed<'_, Pull> {
-    pub fn settings(&self) -> Result<FeedRecord, Error> {
+    pub fn settings(&self) -> Result<FeedSettings, Error> {
         self.registry().feed(&self.name)
     }
 
@@ -315,7 +315,7 @@ impl Feed<'_, Promote> {
 }
 
 impl Feed<'_, FeedAdmin> {
-    pub fn update(&self, change: FeedChange) -> Result<FeedRecord, Error> {
+    pub fn update(&self, change: FeedChange) -> Result<FeedSettings, Error> {
         let updated = self
             .registry()
             .update_feed(&self.name, change, self.access.actor())?;
@@ -378,7 +378,7 @@ impl Admin<'_> {
     }
 
     /// Creates a feed with its settings.
-    pub fn create_feed(&self, feed: &FeedName, change: FeedChange) -> Result<FeedRecord, Error> {
+    pub fn create_feed(&self, feed: &FeedName, change: FeedChange) -> Result<FeedSettings, Error> {
         if let Some(permitted) = &change.permitted {
             for pattern in permitted {
                 super::versioning::check_pattern(pattern)?;
@@ -407,7 +407,7 @@ impl Admin<'_> {
     }
 
     /// Every feed, whoever may pull it.
-    pub fn feeds(&self) -> Result<Vec<(String, FeedRecord)>, Error> {
+    pub fn feeds(&self) -> Result<Vec<(String, FeedSettings)>, Error> {
         self.registry().feeds()
     }
 

@@ -16,13 +16,11 @@ pub mod retention;
 pub mod tags;
 pub mod versioning;
 
-/// A feed's stored settings, as the domain hands them out.
-pub use crate::store::meta::FeedRecord as Feed;
 pub use error::Error;
 pub use registry::{
-    Append, BlobHandle, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits, ManifestPut,
-    Page, Promoted, Promotion, Referrer, Registry, StoredManifest, TagCursors, TagEntry, TagGroups,
-    TagList, TagQuery,
+    Append, BlobHandle, Feed, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits,
+    ManifestPut, Page, Promoted, Promotion, Referrer, Registry, StoredManifest, TagCursors,
+    TagEntry, TagGroups, TagList, TagQuery,
 };
 
 use std::path::Path;

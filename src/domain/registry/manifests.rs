@@ -1,0 +1,324 @@
+//! Manifests: storing one with its tags and references, reading (through the cache),
+//! deleting, purging, and referrers.
+
+use std::collections::BTreeMap;
+
+use crate::domain::Error;
+use crate::domain::tags::{self, Change};
+use crate::domain::versioning::is_virtual;
+use crate::model::manifest::Manifest;
+use crate::model::{Digest, Reference, Repository, Tag};
+use crate::store::meta::{FeedRecord, ManifestRecord, MetaWrite};
+
+use super::{MANIFEST_CACHE_MAX_BODY, Registry, ensure_repository, feed_unknown, manifest_unknown};
+
+pub(super) fn manifest_cache_key(repo: &Repository, reference: &Reference) -> String {
+    format!("{repo}\n{reference}")
+}
+
+/// A stored manifest as clients fetch it.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    /// Shared, so a cached manifest is handed out without copying it.
+    pub body: bytes::Bytes,
+    pub subject: Option<String>,
+}
+
+/// The outcome of storing a manifest.
+#[derive(Debug, Clone)]
+pub struct ManifestPut {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+    /// The tags now pointing at it.
+    pub tags: Vec<String>,
+}
+
+/// A manifest that refers to a subject, as the referrers API lists it.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Removes a manifest with the tags pointing at it and its referrer entry, as a user's delete
+/// by digest does; says whether it existed.
+pub(in crate::domain) fn remove_manifest(
+    w: &mut dyn MetaWrite,
+    repo: &Repository,
+    feed: &FeedRecord,
+    digest: &str,
+    change: &Change<'_>,
+) -> Result<bool, Error> {
+    let name = repo.as_str();
+    let Some(record) = w.manifest(name, digest)? else {
+        return Ok(false);
+    };
+    w.remove_manifest(name, digest)?;
+    w.remove_pull(name, digest)?;
+    let (virtual_tags, others): (Vec<String>, Vec<String>) = w
+        .tags_pointing_at(name, digest)?
+        .into_iter()
+        .partition(|tag| feed.versioning && is_virtual(tag));
+    for tag in others {
+        tags::remove(w, repo, feed, &tag, change)?;
+    }
+    // Virtual tags follow the versions: removing those settled the tags they moved; the
+    // ones still at this digest are settled here.
+    if feed.versioning {
+        tags::settle_virtual(w, name, virtual_tags, change)?;
+    }
+    if let Some(subject) = record.subject {
+        w.remove_referrer(name, &subject, digest)?;
+    }
+    Ok(true)
+}
+
+impl Registry {
+    // ---- manifests ----
+
+    /// Stores a manifest under `reference` (a tag, or the digest it must hash to).
+    pub fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+        extra_tags: &[Tag],
+        content_type: Option<&str>,
+        body: &[u8],
+        actor: &str,
+    ) -> Result<ManifestPut, Error> {
+        let limit = self.limits.manifest_bytes;
+        if body.len() as u64 > limit {
+            return Err(Error::ManifestTooLarge { limit });
+        }
+        let manifest = Manifest::parse(body, content_type)?;
+        // By the algorithm of the digest it is pushed by (sha512 too); by tag, sha256.
+        let digest = match reference {
+            Reference::Digest(declared) => Digest::of_with(declared.algorithm(), body),
+            Reference::Tag(_) => Digest::of(body),
+        };
+        if let Reference::Digest(declared) = reference
+            && *declared != digest
+        {
+            return Err(Error::DigestMismatch {
+                declared: declared.to_string(),
+                computed: digest.to_string(),
+            });
+        }
+        let record = ManifestRecord {
+            media_type: manifest.media_type.clone(),
+            artifact_type: manifest.artifact_type.clone(),
+            subject: manifest.subject.as_ref().map(ToString::to_string),
+            blobs: manifest.blobs.iter().map(ToString::to_string).collect(),
+            children: manifest.children.iter().map(ToString::to_string).collect(),
+            annotations: manifest.annotations.clone(),
+            created: self.clock.now(),
+            body: body.to_vec(),
+        };
+        let name = repo.as_str();
+        let mut tags: Vec<&Tag> = extra_tags.iter().collect();
+        if let Reference::Tag(tag) = reference {
+            tags.insert(0, tag);
+        }
+        let change = Change {
+            actor,
+            clock: &self.clock,
+            method: "push",
+            comment: None,
+        };
+        self.gc_touch(record.blobs.iter().map(String::as_str));
+        self.meta.write(|w| {
+            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+            let pushed = self.clock.now();
+            for blob in &manifest.blobs {
+                match w.linked_at(name, blob.as_str())? {
+                    None => {
+                        return Err(Error::ManifestBlobUnknown {
+                            digest: blob.to_string(),
+                        });
+                    }
+                    // Renewed (unless from this very second, as when the blob was just
+                    // uploaded), so that a collection that marked the blob as garbage
+                    // before this push, on any node, sees it used again (`gc`).
+                    Some(at) if at < pushed => w.link(name, blob.as_str(), pushed)?,
+                    Some(_) => {}
+                }
+            }
+            for child in &manifest.children {
+                if !w.has_manifest(name, child.as_str())? {
+                    return Err(Error::ManifestBlobUnknown {
+                        digest: child.to_string(),
+                    });
+                }
+            }
+            ensure_repository(w, name, self.clock.now())?;
+            w.put_manifest(name, digest.as_str(), &record)?;
+            for tag in &tags {
+                tags::set(w, repo, &feed, tag.as_str(), digest.as_str(), &change)?;
+            }
+            if let Some(subject) = &manifest.subject {
+                w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
+            }
+            Ok(())
+        })?;
+        crate::metrics::get()
+            .pushes
+            .get_or_create(&crate::metrics::Metrics::feed(repo.feed()))
+            .inc();
+        Ok(ManifestPut {
+            digest,
+            subject: manifest.subject,
+            tags: tags.iter().map(ToString::to_string).collect(),
+        })
+    }
+
+    /// The manifest `reference` points at in `repo`.
+    pub fn manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+    ) -> Result<StoredManifest, Error> {
+        let generation = self.meta.generation();
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(tag) => r
+                .tag(repo.as_str(), tag.as_str())?
+                .ok_or_else(|| manifest_unknown(repo, reference))?
+                .parse()?,
+        };
+        let record = r
+            .manifest(repo.as_str(), digest.as_str())?
+            .ok_or_else(|| manifest_unknown(repo, reference))?;
+        let stored = StoredManifest {
+            digest,
+            media_type: record.media_type,
+            body: record.body.into(),
+            subject: record.subject,
+        };
+        if stored.body.len() <= MANIFEST_CACHE_MAX_BODY {
+            let weight = stored.body.len() + stored.media_type.len() + 128;
+            let key = manifest_cache_key(repo, reference);
+            self.manifest_cache
+                .put(key, generation, stored.clone(), weight);
+        }
+        Ok(stored)
+    }
+
+    /// Whether `cached_manifest` answers from memory alone (see
+    /// `Metadata::generation_is_local`): then the executor may call it.
+    #[must_use]
+    pub fn caches_locally(&self) -> bool {
+        self.meta.generation_is_local()
+    }
+
+    /// The manifest `manifest` would return, if an earlier read of it is still current;
+    /// `None` means "read it". Touches no database when `caches_locally`, so it may then
+    /// run on an async executor.
+    #[must_use]
+    pub fn cached_manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+    ) -> Option<StoredManifest> {
+        self.manifest_cache
+            .get(&manifest_cache_key(repo, reference), self.meta.generation())
+    }
+
+    /// Deletes a tag, or a manifest by digest together with the tags pointing at it.
+    pub fn delete_manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+        actor: &str,
+    ) -> Result<(), Error> {
+        let change = Change {
+            actor,
+            clock: &self.clock,
+            method: "delete",
+            comment: None,
+        };
+        self.meta.write(|w| {
+            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+            match reference {
+                Reference::Tag(tag) => tags::remove(w, repo, &feed, tag.as_str(), &change)?,
+                Reference::Digest(digest) => {
+                    if !remove_manifest(w, repo, &feed, digest.as_str(), &change)? {
+                        return Err(manifest_unknown(repo, reference));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Frees a version number: removes the tag and its tombstone. Callers check that the
+    /// actor is an administrator.
+    /// Frees a deleted version's number: removes its tombstone. A tag that is still live is
+    /// purged only when `confirm` names it exactly — it is then deleted and purged in one
+    /// transaction, both in the history — since purging a live version lets its number be
+    /// reused for other content, the one thing versioning promises never happens by accident.
+    pub fn purge(
+        &self,
+        repo: &Repository,
+        tag: &Tag,
+        actor: &str,
+        confirm: Option<&str>,
+    ) -> Result<(), Error> {
+        let change = |method| Change {
+            actor,
+            clock: &self.clock,
+            method,
+            comment: None,
+        };
+        self.meta.write(|w| {
+            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+            if w.tag(repo.as_str(), tag.as_str())?.is_some() {
+                if confirm != Some(tag.as_str()) {
+                    return Err(Error::Conflict(format!(
+                        "{repo}:{tag} is live: delete it first (a deleted version keeps its number as a tombstone, which purge then frees), or confirm purging the live tag by naming it: {{\"confirm\": \"{tag}\"}}"
+                    )));
+                }
+                tags::remove(w, repo, &feed, tag.as_str(), &change("delete"))?;
+            }
+            tags::purge(w, repo, &feed, tag.as_str(), &change("purge"))
+        })
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
+    pub fn referrers(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, Error> {
+        let r = self.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        let mut out = Vec::new();
+        for digest in r.referrers(repo.as_str(), subject.as_str())? {
+            let Some(m) = r.manifest(repo.as_str(), &digest)? else {
+                continue;
+            };
+            if artifact_type.is_some_and(|t| m.artifact_type.as_deref() != Some(t)) {
+                continue;
+            }
+            out.push(Referrer {
+                media_type: m.media_type,
+                size: m.body.len() as u64,
+                digest,
+                artifact_type: m.artifact_type,
+                annotations: m.annotations,
+            });
+        }
+        Ok(out)
+    }
+}

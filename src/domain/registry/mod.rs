@@ -1,0 +1,175 @@
+//! The registry service: feeds, blobs, uploads, manifests, tags and referrers.
+//!
+//! Rules enforced here: a repository belongs to an existing feed; a repository reads only blobs
+//! linked to it; an upload publishes its blob only when the bytes hash to the declared digest;
+//! a manifest is stored only when every blob and child it references is in its repository; a
+//! tag moves only by committed transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::model::{Digest, Repository};
+use crate::store::blobs::{BlobStore, Blobs};
+use crate::store::meta::{MetaStore, MetaWrite, Metadata, RepositoryRecord};
+
+use super::Error;
+use super::cache::GenCache;
+
+mod blobs;
+mod feeds;
+mod history;
+mod manifests;
+
+pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier};
+use blobs::{Sessions, UploadOwners};
+pub use feeds::{Feed, FeedChange, FeedPreview};
+pub use history::{
+    DEFAULT_LIST_PAGE, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted, Promotion,
+    TagCursors, TagEntry, TagGroups, TagList, TagQuery, list_page_size,
+};
+pub(super) use manifests::remove_manifest;
+pub use manifests::{ManifestPut, Referrer, StoredManifest};
+
+/// Size limits, from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub manifest_bytes: u64,
+    pub upload_bytes: u64,
+    /// Upload sessions one account may have open at once.
+    pub upload_sessions: usize,
+    /// The metadata database's page cache, in bytes.
+    pub metadata_cache_bytes: usize,
+}
+
+/// Largest page of tags or repositories one request returns.
+pub const MAX_PAGE: usize = 10_000;
+
+/// The registry: metadata, blob files and the hash state of uploads in progress.
+pub struct Registry {
+    pub(super) meta: Arc<dyn Metadata>,
+    pub(super) blobs: Arc<dyn Blobs>,
+    /// Every time the registry records or compares.
+    pub(super) clock: super::clock::Clock,
+    limits: Limits,
+    sessions: Sessions,
+    upload_owners: Mutex<UploadOwners>,
+    /// What a garbage collection running now must not take (see `gc`).
+    pub(super) gc_watch: Mutex<super::gc::Watch>,
+    /// One maintenance job (GC, retention, backup) at a time.
+    pub(super) maintenance: Mutex<()>,
+    pub(super) last_gc: Mutex<Option<super::gc::GcReport>>,
+    /// feed → (when, deletions) of its last real retention run.
+    pub(super) last_retention: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Last pull times not yet written (see `record_pull`).
+    /// repository → manifest digest → last pull (seconds).
+    pub(super) pulls: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// "repository\nreference" → the manifest, while the metadata is unchanged.
+    manifest_cache: GenCache<StoredManifest>,
+}
+
+/// Manifests remembered in memory: enough entries for the images a busy cluster pulls, small
+/// enough not to matter next to the page cache (bodies over 256 KiB are not cached).
+const MANIFEST_CACHE_ENTRIES: usize = 4096;
+const MANIFEST_CACHE_BYTES: usize = 16 << 20;
+const MANIFEST_CACHE_MAX_BODY: usize = 256 << 10;
+
+fn feed_unknown(repo: &Repository) -> Error {
+    Error::FeedUnknown {
+        feed: repo.feed().to_owned(),
+    }
+}
+
+fn manifest_unknown(repo: &Repository, reference: &impl ToString) -> Error {
+    Error::ManifestUnknown {
+        repository: repo.to_string(),
+        reference: reference.to_string(),
+    }
+}
+
+impl Registry {
+    /// Opens the registry in `data_dir` (`meta.redb`, `blobs/`, `uploads/`).
+    pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, Error> {
+        std::fs::create_dir_all(data_dir)?;
+        let meta = Arc::new(MetaStore::open_with_cache(
+            &data_dir.join(super::META_FILE),
+            limits.metadata_cache_bytes,
+        )?);
+        Self::with_meta(meta, data_dir, limits)
+    }
+
+    /// The registry over an already open metadata store, with the blob files of `data_dir`.
+    pub fn with_meta(
+        meta: Arc<dyn Metadata>,
+        data_dir: &Path,
+        limits: Limits,
+    ) -> Result<Self, Error> {
+        let blobs = BlobStore::open(data_dir)
+            .map_err(|e| Error::io("create the blob directories in", data_dir, &e))?;
+        Ok(Self::with_stores(meta, Arc::new(blobs), limits))
+    }
+
+    /// The clock the registry (and the services sharing it) reads.
+    #[must_use]
+    pub fn clock(&self) -> &super::clock::Clock {
+        &self.clock
+    }
+
+    /// The registry over already open stores.
+    #[must_use]
+    pub fn with_stores(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, limits: Limits) -> Self {
+        Self {
+            meta,
+            blobs,
+            clock: super::clock::Clock::default(),
+            limits,
+            sessions: Sessions::default(),
+            upload_owners: Mutex::default(),
+            gc_watch: Mutex::default(),
+            maintenance: Mutex::default(),
+            last_gc: Mutex::default(),
+            last_retention: Mutex::default(),
+            pulls: Mutex::default(),
+            manifest_cache: GenCache::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES),
+        }
+    }
+
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Whether both stores answer: a metadata snapshot opens and the blob store can be
+    /// reached. `Unavailable`, naming which failed and why, when not.
+    pub fn ready(&self) -> Result<(), Error> {
+        self.meta
+            .read()
+            .map_err(|e| Error::Unavailable(format!("the metadata store cannot be read: {e}")))?;
+        self.blobs
+            .probe()
+            .map_err(|e| Error::Unavailable(format!("the blob store cannot be reached: {e}")))
+    }
+}
+
+fn page_size(n: Option<usize>) -> usize {
+    n.unwrap_or(MAX_PAGE).min(MAX_PAGE)
+}
+
+fn ensure_repository(w: &mut dyn MetaWrite, name: &str, now: u64) -> Result<(), Error> {
+    if w.repository(name)?.is_none() {
+        w.put_repository(name, &RepositoryRecord { created: now })?;
+    }
+    Ok(())
+}
+
+/// Links `digest` into `repo` at `now`, creating the repository's record if needed.
+fn link_into(
+    w: &mut dyn MetaWrite,
+    repo: &Repository,
+    digest: &Digest,
+    now: u64,
+) -> Result<(), Error> {
+    ensure_repository(w, repo.as_str(), now)?;
+    w.link(repo.as_str(), digest.as_str(), now)?;
+    Ok(())
+}
