@@ -794,12 +794,12 @@ fn migrate_applies_the_schema_once_and_then_finds_it_up_to_date() {
     };
     let first = migrate();
     assert!(
-        first.contains("applied migration(s) 1, 2: the PostgreSQL schema is at version 2"),
+        first.contains("applied migration(s) 1, 2, 3: the PostgreSQL schema is at version 3"),
         "{first}"
     );
     let second = migrate();
     assert!(
-        second.contains("the PostgreSQL schema is up to date (version 2)"),
+        second.contains("the PostgreSQL schema is up to date (version 3)"),
         "{second}"
     );
     let embedded = common::run(
@@ -1616,4 +1616,60 @@ async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
             .contains("already holds a completed migration (from the test registry"),
         "{again}"
     );
+}
+
+/// Records written before they carried their encoding version — a redb file and a
+/// PostgreSQL database at schema 2, as the previous release left them — read after the
+/// upgrade, each rewritten once: the redb file at its first open, PostgreSQL by migration 3.
+#[test]
+fn records_from_before_encoding_versions_read_after_the_upgrade() {
+    let feed = FeedRecord {
+        created: 5,
+        description: "from the previous release".into(),
+        anonymous_pull: true,
+        versioning: true,
+        permitted: vec!["stable".into()],
+    };
+    let unversioned = postcard::to_stdvec(&feed).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(semdock::store::meta::tables::FEEDS)
+            .unwrap()
+            .insert("old", unversioned.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    for _ in 0..2 {
+        let store = MetaStore::open(&path).unwrap();
+        let store: &dyn Metadata = &store;
+        assert_eq!(
+            store.read().unwrap().feed("old").unwrap(),
+            Some(feed.clone())
+        );
+    }
+
+    let url = postgres_database();
+    let hex = hex::encode(&unversioned);
+    common::postgres_exec(
+        &url,
+        &format!(
+            "CREATE TABLE semdock_schema (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now());
+             {}
+             {}
+             INSERT INTO semdock_schema (version) VALUES (1), (2);
+             INSERT INTO feeds (name, record) VALUES ('old', '\\x{hex}');",
+            semdock::store::meta::postgres::MIGRATIONS[0].1,
+            semdock::store::meta::postgres::MIGRATIONS[1].1,
+        ),
+    );
+    let pg = PgMeta::connect(&url, None).unwrap();
+    let pg: &dyn Metadata = &pg;
+    assert_eq!(pg.read().unwrap().feed("old").unwrap(), Some(feed.clone()));
+    let again = PgMeta::connect(&url, None).unwrap();
+    let again: &dyn Metadata = &again;
+    assert_eq!(again.read().unwrap().feed("old").unwrap(), Some(feed));
 }

@@ -132,6 +132,11 @@ pub fn postgres_admin(sql: &str) {
     simple_query(&base, sql);
 }
 
+/// Runs `sql` (any statements) on the database `url`.
+pub fn postgres_exec(url: &str, sql: &str) {
+    simple_query(url, sql);
+}
+
 /// Runs the query `sql` (one `bigint` in its first row) on the database `url` over a
 /// plaintext connection; returns that number.
 pub fn postgres_count(url: &str, sql: &str) -> i64 {

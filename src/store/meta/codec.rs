@@ -1,4 +1,8 @@
-//! The records stored as table values, encoded with postcard.
+//! The records stored as table values: one version byte, then the record encoded with
+//! postcard. A change of a record's encoding raises its `Record::VERSION` and teaches its
+//! `upgrade` to read the versions before, so a database written by any earlier release
+//! is read without a migration of its tables; a record from a newer release is refused
+//! with a sentence rather than misread.
 
 use std::collections::BTreeMap;
 
@@ -121,10 +125,128 @@ pub struct RetentionRecord {
     pub include_releases: bool,
 }
 
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
-    postcard::to_stdvec(value).map_err(MetaError::Codec)
+/// A record kept as a table value, with the version of its encoding.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The version `encode` writes.
+    const VERSION: u8;
+
+    /// Reads `bytes`, written at an earlier `version` of this record. No record has changed
+    /// its encoding since versions were introduced, so each knows only its first.
+    fn upgrade(version: u8, bytes: &[u8]) -> Result<Self, MetaError> {
+        let _ = bytes;
+        Err(MetaError::RecordVersion {
+            record: std::any::type_name::<Self>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("record"),
+            found: version,
+            known: Self::VERSION,
+        })
+    }
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
-    postcard::from_bytes(bytes).map_err(MetaError::Codec)
+macro_rules! first_version {
+    ($($t:ty),*) => {$(
+        impl Record for $t {
+            const VERSION: u8 = 1;
+        }
+    )*};
+}
+
+first_version!(
+    FeedRecord,
+    HistoryRecord,
+    PromotionRecord,
+    AuditRecord,
+    UserRecord,
+    ApiKeyRecord,
+    RepositoryRecord,
+    ManifestRecord,
+    BlobRecord,
+    UploadRecord,
+    RetentionRecord
+);
+
+pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, MetaError> {
+    let mut out = vec![T::VERSION];
+    postcard::to_io(value, &mut out).map_err(MetaError::Codec)?;
+    Ok(out)
+}
+
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, MetaError> {
+    match bytes.split_first() {
+        Some((&version, rest)) if version == T::VERSION => {
+            postcard::from_bytes(rest).map_err(MetaError::Codec)
+        }
+        Some((&version, rest)) => T::upgrade(version, rest),
+        None => Err(MetaError::Codec(postcard::Error::DeserializeUnexpectedEnd)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record whose second version added a field: the first still reads, as what it was
+    /// plus the new field's default.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Grown {
+        name: String,
+        added: u32,
+    }
+
+    impl Record for Grown {
+        const VERSION: u8 = 2;
+
+        fn upgrade(version: u8, bytes: &[u8]) -> Result<Self, MetaError> {
+            #[derive(Deserialize)]
+            struct First {
+                name: String,
+            }
+            match version {
+                1 => {
+                    let first: First = postcard::from_bytes(bytes).map_err(MetaError::Codec)?;
+                    Ok(Self {
+                        name: first.name,
+                        added: 0,
+                    })
+                }
+                _ => Err(MetaError::RecordVersion {
+                    record: "Grown",
+                    found: version,
+                    known: Self::VERSION,
+                }),
+            }
+        }
+    }
+
+    #[test]
+    fn records_carry_their_version_and_older_versions_upgrade() {
+        let now = Grown {
+            name: "a".into(),
+            added: 7,
+        };
+        let bytes = encode(&now).unwrap();
+        assert_eq!(bytes[0], 2);
+        assert_eq!(decode::<Grown>(&bytes).unwrap(), now);
+
+        let mut first = vec![1];
+        postcard::to_io(&"old".to_owned(), &mut first).unwrap();
+        assert_eq!(
+            decode::<Grown>(&first).unwrap(),
+            Grown {
+                name: "old".into(),
+                added: 0
+            }
+        );
+
+        let mut newer = bytes.clone();
+        newer[0] = 3;
+        let refused = decode::<Grown>(&newer).unwrap_err().to_string();
+        assert!(
+            refused.contains("version 3") && refused.contains("newer"),
+            "{refused}"
+        );
+        assert!(decode::<FeedRecord>(&[]).is_err());
+    }
 }

@@ -46,6 +46,15 @@ pub enum MetaError {
     Database(redb::Error),
     #[error("a stored record could not be decoded: {0}")]
     Codec(postcard::Error),
+    /// A record of an encoding this release does not know.
+    #[error(
+        "a stored {record} has encoding version {found}, which this semdock (versions 1 to {known}) cannot read: a newer semdock wrote it; upgrade this one"
+    )]
+    RecordVersion {
+        record: &'static str,
+        found: u8,
+        known: u8,
+    },
     /// The database server cannot be reached (down, restarting, refusing connections).
     #[error("the metadata database cannot be reached: {0}")]
     Unreachable(String),
@@ -257,6 +266,10 @@ impl MetaStore {
         let built = store.write(|w| w.build_tag_indexes())?;
         if built {
             tracing::info!(path = %store.path.display(), "indexed the tags by version and by digest");
+        }
+        let versioned = store.write(|w| w.version_records())?;
+        if versioned > 0 {
+            tracing::info!(path = %store.path.display(), records = versioned, "gave every record its encoding version");
         }
         Ok(store)
     }
@@ -639,7 +652,7 @@ fn get<K, T>(
 ) -> Result<Option<T>, MetaError>
 where
     K: redb::Key + 'static,
-    T: serde::de::DeserializeOwned,
+    T: codec::Record,
 {
     table
         .get(key)?
@@ -648,7 +661,7 @@ where
 }
 
 /// Every record of a table keyed by name.
-fn all<T: serde::de::DeserializeOwned>(
+fn all<T: codec::Record>(
     table: &impl ReadableTable<Str, Bytes>,
 ) -> Result<Vec<(String, T)>, MetaError> {
     let mut out = Vec::new();
@@ -1523,6 +1536,29 @@ impl Writer<'_> {
         Ok(true)
     }
 
+    /// Prefixes every record written before records carried their encoding version with
+    /// version 1 (what they all were), once per database (marker `record-versions-1`);
+    /// says how many it rewrote. Bounded memory: a table is rewritten a batch at a time.
+    fn version_records(&mut self) -> Result<u64, MetaError> {
+        const DONE: &str = "record-versions-1";
+        if self.settings.get(DONE)?.is_some() {
+            return Ok(0);
+        }
+        let n = version_table(&mut self.feeds)?
+            + version_table(&mut self.repositories)?
+            + version_table(&mut self.manifests)?
+            + version_table(&mut self.blobs)?
+            + version_table(&mut self.uploads)?
+            + version_table(&mut self.users)?
+            + version_table(&mut self.api_keys)?
+            + version_table(&mut self.history)?
+            + version_table(&mut self.audit)?
+            + version_table(&mut self.retention)?
+            + version_table(&mut self.promotions)?;
+        self.settings.insert(DONE, [1u8].as_slice())?;
+        Ok(n)
+    }
+
     /// The next number of a sequence kept in the settings table.
     fn next_seq(&mut self, name: &str) -> Result<u64, MetaError> {
         let current = self
@@ -1533,6 +1569,44 @@ impl Writer<'_> {
         let next = current + 1;
         self.settings.insert(name, next.to_be_bytes().as_slice())?;
         Ok(next)
+    }
+}
+
+/// Rewrites every value of `table` as version 1 of its record (the first byte), a batch of
+/// keys at a time; returns how many.
+fn version_table<K: redb::Key + 'static>(
+    table: &mut Table<'_, K, Bytes>,
+) -> Result<u64, MetaError> {
+    const BATCH: usize = 4096;
+    let mut after: Option<Vec<u8>> = None;
+    let mut n = 0;
+    loop {
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(BATCH);
+        {
+            let range = match &after {
+                Some(last) => table.range::<K::SelfType<'_>>((
+                    Bound::Excluded(K::from_bytes(last)),
+                    Bound::Unbounded,
+                ))?,
+                None => table.range::<K::SelfType<'_>>(..)?,
+            };
+            for entry in range.take(BATCH) {
+                let (k, v) = entry?;
+                let mut value = Vec::with_capacity(v.value().len() + 1);
+                value.push(1);
+                value.extend_from_slice(v.value());
+                rows.push((K::as_bytes(&k.value()).as_ref().to_vec(), value));
+            }
+        }
+        let Some((last, _)) = rows.last() else {
+            return Ok(n);
+        };
+        let last = last.clone();
+        for (key, value) in &rows {
+            table.insert(K::from_bytes(key), value.as_slice())?;
+        }
+        n += rows.len() as u64;
+        after = Some(last);
     }
 }
 

@@ -47,6 +47,7 @@ const BATCH: i64 = 512;
 pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("postgres/0001_initial.sql")),
     (2, include_str!("postgres/0002_generation.sql")),
+    (3, include_str!("postgres/0003_record_versions.sql")),
 ];
 
 /// The PostgreSQL metadata engine.
@@ -485,7 +486,7 @@ impl Txn {
         done.map_err(pg_error)
     }
 
-    fn record<T: serde::de::DeserializeOwned>(
+    fn record<T: super::codec::Record>(
         &self,
         sql: &str,
         params: Params<'_>,
@@ -495,7 +496,7 @@ impl Txn {
             .transpose()
     }
 
-    fn named_records<T: serde::de::DeserializeOwned>(
+    fn named_records<T: super::codec::Record>(
         &self,
         sql: &str,
     ) -> Result<Vec<(String, T)>, MetaError> {

@@ -1,5 +1,6 @@
-//! Every redb table, with its key and value. Names carry a version: a change of encoding gets
-//! a new name and a migration, never a silent reinterpretation.
+//! Every redb table, with its key and value. A record value carries the version of its
+//! encoding (`codec::Record`), so a change of encoding keeps the table's name; the names
+//! keep the suffix they had before records carried versions.
 
 use redb::TableDefinition;
 
