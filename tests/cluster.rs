@@ -32,6 +32,17 @@ fn digest_at(agent: &ureq::Agent, base: &str, repo: &str, reference: &str) -> St
         .to_owned()
 }
 
+/// `docker login` as the administrator (`password`) to the load balancer, from `node`'s
+/// client config.
+fn login_through(lb: &LoadBalancer, node: &Server, password: &str) {
+    let out = node.docker_login_as(&lb.host(), "admin", password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `podman pull` of `image` with `creds`, into a storage of its own.
 fn podman_pull(creds: &str, image: &str) {
     let root = tempfile::tempdir().unwrap();
@@ -60,12 +71,7 @@ fn three_nodes_behind_haproxy_serve_docker_podman_and_skopeo() {
     cluster.versioned("prod");
     let first = &cluster.nodes[0];
     let lb = LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
-    let out = first.docker_login_as(&lb.host(), "admin", &first.admin_password);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login_through(&lb, first, &first.admin_password);
     let tag = format!("{}/prod/app:1.0.0", lb.host());
     let ctx = common::image_context_sized(3, 3 << 20, "cluster");
     build_image(first, &tag, ctx.path());
@@ -202,13 +208,7 @@ fn uploads_move_between_nodes_and_survive_a_killed_node() {
     }
 
     let lb = LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
-    let out =
-        cluster.nodes[0].docker_login_as(&lb.host(), "admin", &cluster.nodes[0].admin_password);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login_through(&lb, &cluster.nodes[0], &cluster.nodes[0].admin_password);
     let tag = format!("{}/prod/app:2.0.0", lb.host());
     let ctx = common::image_context_sized(4, 8 << 20, "killed-node");
     build_image(&cluster.nodes[0], &tag, ctx.path());
@@ -335,12 +335,7 @@ fn the_stores_restarting_under_the_nodes_cost_503s_and_no_data() {
     let cluster = Cluster::start_on(2, &stores.url, &stores.location);
     let lb = LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
     let node = &cluster.nodes[0];
-    let out = node.docker_login_as(&lb.host(), "admin", &node.admin_password);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login_through(&lb, node, &node.admin_password);
     let tag = format!("{}/prod/app:1.0.0", lb.host());
     let ctx = common::image_context_sized(4, 8 << 20, "stores-restart");
     build_image(node, &tag, ctx.path());
@@ -546,12 +541,7 @@ fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_ba
         "the API key made before the move still works"
     );
     let first = &cluster.nodes[0];
-    let out = first.docker_login_as(&lb.host(), "admin", &password);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login_through(&lb, first, &password);
     for (name, digest) in expected
         .iter()
         .filter(|(n, _)| n.ends_with(":1.1.0") || n.ends_with(":edge"))
@@ -651,12 +641,7 @@ fn presigned_redirects_are_followed_by_docker_podman_and_ctr() {
     let first = &cluster.nodes[0];
     let lb = LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
     let password = first.admin_password.clone();
-    let out = first.docker_login_as(&lb.host(), "admin", &password);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    login_through(&lb, first, &password);
     let tag = format!("{}/prod/app:1.0.0", lb.host());
     let ctx = common::image_context_sized(2, 2 << 20, "redirected");
     build_image(first, &tag, ctx.path());
