@@ -319,17 +319,10 @@ async fn serve_on(
     };
     let (r, a) = (registry.clone(), auth.clone());
     let gc = config.gc_options(false);
-    let sessions = Arc::new(http::ui::UiSessions::default());
     let server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::from_fn(http::access_log::log_request))
-            .configure(http::configure(
-                r.clone(),
-                a.clone(),
-                realm.clone(),
-                gc,
-                sessions.clone(),
-            ))
+            .configure(http::configure(r.clone(), a.clone(), realm.clone(), gc))
     });
     let listener = match listener {
         Some(l) => l,

@@ -1673,3 +1673,46 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
     let again: &dyn Metadata = &again;
     assert_eq!(again.read().unwrap().feed("old").unwrap(), Some(feed));
 }
+
+/// UI sessions live in the metadata store: a session started on one node is known to the
+/// other, a logout on either ends it on both, and eight idle hours end it (the clock
+/// advanced rather than waited for); the store keeps no session id.
+#[test]
+fn ui_sessions_are_shared_by_the_nodes_and_end_everywhere() {
+    let a = TestApp::distributed();
+    let b = a.another_node();
+    let caller = a
+        .auth
+        .login("admin", &a.admin_password, "127.0.0.1".parse().unwrap())
+        .unwrap();
+    let epoch = a.auth.epoch(&caller.principal).unwrap();
+    let id = a.auth.start_session(&caller.principal, epoch).unwrap();
+    let on_b = b
+        .auth
+        .session(&id)
+        .unwrap()
+        .expect("node b knows the session");
+    assert_eq!(on_b.subject, "user:admin");
+    assert_eq!(a.auth.session(&id).unwrap(), Some(on_b));
+    let url = a.postgres.clone().unwrap();
+    let stored = common::postgres_count(
+        &url,
+        &format!(
+            "SELECT count(*) FROM settings WHERE name LIKE 'ui-session:%' AND position('{id}' IN name) = 0"
+        ),
+    );
+    assert_eq!(stored, 1, "one record, named by a hash of the id");
+    b.auth.end_session(&id).unwrap();
+    assert_eq!(
+        a.auth.session(&id).unwrap(),
+        None,
+        "logged out on b, out on a"
+    );
+
+    let id = b.auth.start_session(&caller.principal, epoch).unwrap();
+    a.registry
+        .clock()
+        .advance(std::time::Duration::from_hours(8));
+    assert_eq!(a.auth.session(&id).unwrap(), None, "idle for eight hours");
+    assert_eq!(b.auth.session(&id).unwrap(), None, "and so gone on b too");
+}

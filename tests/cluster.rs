@@ -692,3 +692,75 @@ fn presigned_redirects_are_followed_by_docker_podman_and_ctr() {
         "{blob_gets:#?}"
     );
 }
+
+/// The value of cookie `name` that `res` sets.
+fn set_cookie(res: &ureq::http::Response<ureq::Body>, name: &str) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// A UI login through HAProxy (round robin, no stickiness) holds on every page, whichever
+/// node answers it, and a logout through one node ends it on all of them.
+#[test]
+fn a_ui_session_through_the_load_balancer_holds_on_every_node() {
+    let cluster = Cluster::start(3);
+    let lb = LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
+    let browser = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let res = browser.get(&lb.url("/ui/login")).call().unwrap();
+    let login_cookie = set_cookie(&res, "semdock_login");
+    let csrf = common::csrf_of(&res.into_body().read_to_string().unwrap());
+    let res = browser
+        .post(&lb.url("/ui/login"))
+        .header("Cookie", &format!("semdock_login={login_cookie}"))
+        .content_type("application/x-www-form-urlencoded")
+        .send(common::form(&[
+            ("user", "admin"),
+            ("password", &cluster.nodes[0].admin_password),
+            ("csrf", &csrf),
+            ("next", "/ui/"),
+        ]))
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let session = format!("semdock_session={}", set_cookie(&res, "semdock_session"));
+    let page = |base: String| {
+        browser
+            .get(&format!("{base}/ui/"))
+            .header("Cookie", &session)
+            .call()
+            .unwrap()
+    };
+    let mut csrf = String::new();
+    for _ in 0..6 {
+        let res = page(lb.url(""));
+        assert_eq!(res.status(), 200, "a page through the load balancer");
+        csrf = common::csrf_of(&res.into_body().read_to_string().unwrap());
+    }
+    for node in &cluster.nodes {
+        assert_eq!(page(node.url("")).status(), 200, "node {}", node.addr);
+    }
+    let res = browser
+        .post(&cluster.nodes[1].url("/ui/logout"))
+        .header("Cookie", &session)
+        .content_type("application/x-www-form-urlencoded")
+        .send(common::form(&[("csrf", &csrf)]))
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    for node in &cluster.nodes {
+        let res = page(node.url(""));
+        assert!(
+            res.status().is_redirection(),
+            "logged out on node {}",
+            node.addr
+        );
+    }
+}

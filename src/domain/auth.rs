@@ -917,6 +917,16 @@ impl Auth {
         }
     }
 
+    /// The metadata store (for the session records, `domain::sessions`).
+    pub(super) fn meta(&self) -> &dyn Metadata {
+        &*self.meta
+    }
+
+    /// The clock of the services.
+    pub(super) fn clock(&self) -> &super::clock::Clock {
+        &self.clock
+    }
+
     /// Whether `authorize_cached` answers from memory alone (see
     /// `Metadata::generation_is_local`): then the executor may call it.
     #[must_use]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod gc;
 pub mod registry;
 pub mod retention;
+pub mod sessions;
 pub mod tags;
 pub mod versioning;
 

@@ -35,12 +35,10 @@ pub fn configure(
     auth: Arc<Auth>,
     realm: Realm,
     gc: GcOptions,
-    sessions: Arc<ui::UiSessions>,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(registry))
             .app_data(web::Data::new(gc))
-            .app_data(web::Data::from(sessions))
             .app_data(web::Data::from(auth))
             .app_data(web::Data::new(realm))
             .configure(ops::configure)

@@ -28,8 +28,6 @@ pub struct TestApp {
     /// `Authorization` sent by `send`: an administrator's API key.
     pub admin_auth: String,
     pub admin_password: String,
-    /// UI sessions, kept across requests as a server keeps them.
-    pub ui_sessions: Arc<semdock::http::ui::UiSessions>,
     /// `external_url` and trusted proxies, as configured.
     pub realm: semdock::http::Realm,
     /// The PostgreSQL database holding the metadata, when not the embedded store.
@@ -252,7 +250,6 @@ impl TestApp {
             dir: tempfile::tempdir_in(self.dir.path()).unwrap(),
             admin_auth: self.admin_auth.clone(),
             admin_password: self.admin_password.clone(),
-            ui_sessions: Arc::default(),
             realm: semdock::http::Realm::default(),
             postgres: Some(url),
             s3: self.s3.clone(),
@@ -286,7 +283,6 @@ impl TestApp {
             dir,
             admin_auth: basic("api", &key.key),
             admin_password,
-            ui_sessions: Arc::default(),
             realm: semdock::http::Realm::default(),
             postgres,
             s3,
@@ -309,7 +305,6 @@ impl TestApp {
             dir,
             admin_auth,
             admin_password,
-            ui_sessions,
             realm,
             postgres,
             s3,
@@ -326,7 +321,6 @@ impl TestApp {
             dir,
             admin_auth,
             admin_password,
-            ui_sessions,
             realm,
             postgres,
             s3,
@@ -352,7 +346,6 @@ impl TestApp {
                     self.auth.clone(),
                     self.realm.clone(),
                     semdock::config::Config::default().gc_options(false),
-                    self.ui_sessions.clone(),
                 )),
         )
         .await;

@@ -9,9 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{
-    LOGIN_COOKIE, SESSION_COOKIE, UiSessions, Viewer, cookie, random_token, same_secret,
-};
+use super::session::{LOGIN_COOKIE, SESSION_COOKIE, Viewer, cookie, random_token, same_secret};
 use super::{AuthData, Nav, UiError, redirect, render, run};
 use crate::domain::access::{Delete, FeedAdmin, Promote, Pull};
 use crate::domain::auth::{Caller, Principal, random_password};
@@ -119,9 +117,9 @@ pub struct LoginForm {
 pub async fn login(
     req: HttpRequest,
     auth: AuthData,
-    sessions: web::Data<UiSessions>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, UiError> {
+    let sessions = auth.clone();
     let form = form.into_inner();
     let expected = req
         .cookie(LOGIN_COOKIE)
@@ -162,8 +160,9 @@ pub async fn login(
     .await?;
     match outcome {
         Ok((principal, epoch)) => {
-            let id = sessions.start(&principal, epoch);
-            tracing::info!(user = principal.user(), "logged in to the UI");
+            let user = principal.user().to_owned();
+            let id = run(move || Ok(sessions.start_session(&principal, epoch)?)).await?;
+            tracing::info!(user, "logged in to the UI");
             let mut res = redirect(&next);
             res.add_cookie(&cookie(&req, SESSION_COOKIE, id))
                 .map_err(|e| domain::Error::Internal(e.to_string()))?;
@@ -185,11 +184,12 @@ pub struct CsrfOnly {
 pub async fn logout(
     req: HttpRequest,
     v: Viewer,
-    sessions: web::Data<UiSessions>,
+    auth: AuthData,
     form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
-    sessions.end(&v.session);
+    let session = v.session.clone();
+    run(move || Ok(auth.end_session(&session)?)).await?;
     let mut res = redirect("/ui/login");
     let mut gone = cookie(&req, SESSION_COOKIE, String::new());
     gone.make_removal();
@@ -580,7 +580,7 @@ pub async fn user_state(
 
 // POST /ui/users/{name}/password — sets a new generated password, shown once (administrators).
 pub async fn reset_password(
-    sessions: web::Data<UiSessions>,
+    auth: AuthData,
     v: Viewer,
     path: web::Path<String>,
     form: web::Form<CsrfOnly>,
@@ -598,7 +598,8 @@ pub async fn reset_password(
     .await?;
     if own {
         // This session made the change; the user's other sessions end.
-        sessions.rebase(&v.session, epoch);
+        let session = v.session.clone();
+        run(move || Ok(auth.rebase_session(&session, epoch)?)).await?;
     }
     show_secret(&v, format!("The new password of {name}"), password)
 }

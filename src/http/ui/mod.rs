@@ -11,7 +11,6 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, middleware, web};
 use askama::Template;
 use rust_embed::RustEmbed;
 
-pub use session::UiSessions;
 use session::Viewer;
 
 use crate::domain;

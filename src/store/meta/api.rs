@@ -384,4 +384,6 @@ pub trait MetaWrite: MetaRead {
     fn remove_pull(&mut self, repo: &str, digest: &str) -> Result<(), MetaError>;
 
     fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError>;
+
+    fn remove_setting(&mut self, name: &str) -> Result<(), MetaError>;
 }

@@ -1495,6 +1495,11 @@ impl MetaWrite for Writer<'_> {
         self.settings.insert(name, value)?;
         Ok(())
     }
+
+    fn remove_setting(&mut self, name: &str) -> Result<(), MetaError> {
+        self.settings.remove(name)?;
+        Ok(())
+    }
 }
 
 impl Writer<'_> {

@@ -1525,6 +1525,11 @@ impl MetaWrite for Txn {
     fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError> {
         self.put(name, value)
     }
+
+    fn remove_setting(&mut self, name: &str) -> Result<(), MetaError> {
+        self.exec("DELETE FROM settings WHERE name = $1", &[&name])?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

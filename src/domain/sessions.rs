@@ -1,0 +1,136 @@
+//! UI sessions, kept in the metadata store so that every node behind a load balancer knows
+//! every session: a random id (the cookie) names a record holding the user, the account's
+//! credential epoch at login and the session's form token. The store keeps only a hash of
+//! the id, so a copy of the database (or a backup) holds no usable session. A session ends
+//! on logout, after eight idle hours, and when its account's epoch moves (password or roles
+//! changed); the idle time is written back at most once a minute.
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+use super::auth::{Auth, Principal};
+
+/// Idle time after which a session ends.
+pub const IDLE_SECS: u64 = 8 * 3600;
+/// How stale the stored "last seen" may grow before a request writes it again.
+const SEEN_EVERY_SECS: u64 = 60;
+const PREFIX: &str = "ui-session:";
+
+/// A live session, as a request finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub subject: String,
+    pub epoch: u64,
+    pub csrf: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    subject: String,
+    epoch: u64,
+    csrf: String,
+    /// Unix seconds.
+    seen: u64,
+}
+
+fn key(id: &str) -> String {
+    format!("{PREFIX}{}", blake3::hash(id.as_bytes()).to_hex())
+}
+
+/// 32 random bytes as hex: session ids and form tokens.
+#[must_use]
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn encode(s: &Stored) -> Result<Vec<u8>, Error> {
+    postcard::to_stdvec(s).map_err(|e| Error::Internal(format!("cannot encode a session: {e}")))
+}
+
+impl Auth {
+    /// Starts a session for `principal` at credential epoch `epoch`; returns its id (the
+    /// cookie's value). Sessions idle too long are removed on the way.
+    pub fn start_session(&self, principal: &Principal, epoch: u64) -> Result<String, Error> {
+        let id = random_token();
+        let now = self.clock().now();
+        let stored = encode(&Stored {
+            subject: principal.subject(),
+            epoch,
+            csrf: random_token(),
+            seen: now,
+        })?;
+        self.meta().write(|w| {
+            for (name, value) in w.settings()? {
+                let idle = name.starts_with(PREFIX)
+                    && postcard::from_bytes::<Stored>(&value)
+                        .map_or(true, |s| now.saturating_sub(s.seen) >= IDLE_SECS);
+                if idle {
+                    w.remove_setting(&name)?;
+                }
+            }
+            w.put_setting(&key(&id), &stored)?;
+            Ok::<_, Error>(())
+        })?;
+        Ok(id)
+    }
+
+    /// Session `id`, when it is live; refreshes its idle time (in the store at most once a
+    /// minute). `None` for an unknown, ended or idle one.
+    pub fn session(&self, id: &str) -> Result<Option<Session>, Error> {
+        let name = key(id);
+        let Some(value) = self.meta().read()?.setting(&name)? else {
+            return Ok(None);
+        };
+        let Ok(mut stored) = postcard::from_bytes::<Stored>(&value) else {
+            return Ok(None);
+        };
+        let now = self.clock().now();
+        let idle = now.saturating_sub(stored.seen);
+        if idle >= IDLE_SECS {
+            self.end_session(id)?;
+            return Ok(None);
+        }
+        if idle >= SEEN_EVERY_SECS {
+            stored.seen = now;
+            let value = encode(&stored)?;
+            self.meta().write(|w| {
+                // Only while it still exists: a logout on another node wins.
+                if w.setting(&name)?.is_some() {
+                    w.put_setting(&name, &value)?;
+                }
+                Ok::<_, Error>(())
+            })?;
+        }
+        Ok(Some(Session {
+            subject: stored.subject,
+            epoch: stored.epoch,
+            csrf: stored.csrf,
+        }))
+    }
+
+    /// Ends session `id` on every node.
+    pub fn end_session(&self, id: &str) -> Result<(), Error> {
+        let name = key(id);
+        self.meta().write(|w| {
+            w.remove_setting(&name)?;
+            Ok::<_, Error>(())
+        })
+    }
+
+    /// Keeps session `id` valid at the account's new epoch, after its own user changed the
+    /// password through it (the user's other sessions end).
+    pub fn rebase_session(&self, id: &str, epoch: u64) -> Result<(), Error> {
+        let name = key(id);
+        self.meta().write(|w| {
+            if let Some(value) = w.setting(&name)?
+                && let Ok(mut stored) = postcard::from_bytes::<Stored>(&value)
+            {
+                stored.epoch = epoch;
+                w.put_setting(&name, &encode(&stored)?)?;
+            }
+            Ok::<_, Error>(())
+        })
+    }
+}
