@@ -156,17 +156,7 @@ fn spawn_haproxy(dir: &std::path::Path, nodes: &[String]) -> (Child, String) {
         .local_addr()
         .unwrap()
         .port();
-    let config = support::haproxy::config(&format!("127.0.0.1:{port}"), nodes, "1s");
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, config).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy is installed");
+    let child = support::haproxy::spawn(dir, &format!("127.0.0.1:{port}"), nodes, "1s");
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while agent()

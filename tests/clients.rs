@@ -326,13 +326,7 @@ fn kill_9_during_docker_push_leaves_a_consistent_registry_and_the_push_can_be_re
         .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "0"));
     let id = image_id(&server, &tag);
-    let mut push = server
-        .docker()
-        .args(["push", &tag])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut push = server.push_in_background(&tag);
     // Kill as soon as the first layer upload has started.
     let deadline = Instant::now() + Duration::from_mins(1);
     while !server.log().contains("/blobs/uploads/") {

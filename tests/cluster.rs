@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, LoadBalancer};
@@ -212,13 +212,7 @@ fn uploads_move_between_nodes_and_survive_a_killed_node() {
     let tag = format!("{}/prod/app:2.0.0", lb.host());
     let ctx = common::image_context_sized(4, 8 << 20, "killed-node");
     build_image(&cluster.nodes[0], &tag, ctx.path());
-    let mut push = cluster.nodes[0]
-        .docker()
-        .args(["push", &tag])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut push = cluster.nodes[0].push_in_background(&tag);
     std::thread::sleep(Duration::from_millis(700));
     cluster.nodes[2].kill9();
     let _ = push.wait();
@@ -339,13 +333,7 @@ fn the_stores_restarting_under_the_nodes_cost_503s_and_no_data() {
     let tag = format!("{}/prod/app:1.0.0", lb.host());
     let ctx = common::image_context_sized(4, 8 << 20, "stores-restart");
     build_image(node, &tag, ctx.path());
-    let mut push = node
-        .docker()
-        .args(["push", &tag])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut push = node.push_in_background(&tag);
     std::thread::sleep(Duration::from_millis(500));
     stores.postgres("restart");
     let _ = push.wait();

@@ -2,6 +2,8 @@
 //! its own address, its own nodes. Shared by the load benchmark and `tests/common/cluster.rs`.
 
 use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 /// `packaging/haproxy.cfg` listening on `bind`, in front of `nodes` (addresses), checking
 /// each every `check_interval`.
@@ -22,4 +24,31 @@ pub fn config(bind: &str, nodes: &[String], check_interval: &str) -> String {
         .unwrap();
     }
     config
+}
+
+/// Writes `config(bind, nodes, check_interval)` into `dir`, has HAProxy check it, and starts
+/// it in the foreground (`-db`, so that the child's PID is HAProxy's own); the caller waits
+/// for it to answer and stops it by that PID.
+pub fn spawn(dir: &Path, bind: &str, nodes: &[String], check_interval: &str) -> Child {
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, config(bind, nodes, check_interval)).unwrap();
+    let check = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("haproxy is installed");
+    assert!(
+        check.status.success(),
+        "haproxy refuses the configuration: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy starts")
 }

@@ -14,7 +14,7 @@ use super::gc::Progress;
 use super::{Error, Registry};
 use crate::model::Digest;
 use crate::store::blobs::{BlobStore, Blobs};
-use crate::store::meta::{MetaStore, Metadata};
+use crate::store::meta::{MetaRead, MetaStore, Metadata};
 use crate::store::owner_only;
 
 /// The description a backup directory carries.
@@ -57,34 +57,41 @@ fn ensure_empty(dir: &Path, what: &str) -> Result<(), Error> {
 
 /// What `copy_blobs` copied, and what it could not.
 struct Copied {
+    /// Blobs copied now, and their bytes.
+    blobs: u64,
     bytes: u64,
+    /// Blobs the target held already (an interrupted run's): hashed there and kept.
+    present: u64,
     missing: Vec<String>,
     damaged: Vec<String>,
 }
 
-/// Copies the `total` blobs that `records` (a snapshot) records, reading their digests a page
-/// at a time.
+/// Copies the `total` blobs that `records` records from `from` into `to`, reading their
+/// digests a page at a time. Each is hashed on the way (`Blobs::import`); one the target
+/// holds already is hashed there and kept, or replaced when it does not hash to its name.
 fn copy_blobs(
     from: &dyn Blobs,
-    to: &BlobStore,
-    records: &dyn Metadata,
+    to: &dyn Blobs,
+    records: &dyn MetaRead,
     total: u64,
     progress: Progress<'_>,
 ) -> Result<Copied, Error> {
     let mut copied = Copied {
+        blobs: 0,
         bytes: 0,
+        present: 0,
         missing: Vec::new(),
         damaged: Vec::new(),
     };
     let mut done = 0u64;
     let mut after: Option<String> = None;
     loop {
-        let page = records.read()?.blob_digests(after.as_deref(), 4096)?;
+        let page = records.blob_digests(after.as_deref(), 4096)?;
         let Some(last) = page.last().cloned() else {
             return Ok(copied);
         };
         for d in &page {
-            copy_blob(from, to, d, &mut copied)?;
+            copy_blob(from, to, &d.parse()?, &mut copied)?;
             done += 1;
             progress("blobs", done, total);
         }
@@ -92,22 +99,39 @@ fn copy_blobs(
     }
 }
 
-fn copy_blob(from: &dyn Blobs, to: &BlobStore, d: &str, copied: &mut Copied) -> Result<(), Error> {
-    {
-        let digest: Digest = d.parse()?;
-        let Ok(Some(len)) = from.stat(&digest) else {
-            tracing::warn!(digest = d, "blob file missing: not in the copy");
-            copied.missing.push(d.to_owned());
-            return Ok(());
-        };
-        match to.import(from, &digest) {
-            Ok(()) => copied.bytes += len,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                tracing::error!(digest = d, error = %e, "blob is damaged: not in the copy");
-                copied.damaged.push(d.to_owned());
+fn copy_blob(
+    from: &dyn Blobs,
+    to: &dyn Blobs,
+    digest: &Digest,
+    copied: &mut Copied,
+) -> Result<(), Error> {
+    let d = digest.to_string();
+    let Ok(Some(len)) = from.stat(digest) else {
+        tracing::warn!(digest = d, "blob file missing: not in the copy");
+        copied.missing.push(d);
+        return Ok(());
+    };
+    if to.stat(digest)?.is_some() {
+        let unlimited = super::check::Throttle::unlimited();
+        match super::check::hash_blob(to, digest, &unlimited) {
+            Ok((hashed, _)) if hashed == *digest => {
+                copied.present += 1;
+                return Ok(());
             }
-            Err(e) => return Err(e.into()),
+            // A torn or damaged copy is replaced.
+            _ => to.remove_blob(digest)?,
         }
+    }
+    match to.import(from, digest) {
+        Ok(()) => {
+            copied.blobs += 1;
+            copied.bytes += len;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            tracing::error!(digest = d, error = %e, "blob is damaged: not in the copy");
+            copied.damaged.push(d);
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }
@@ -123,9 +147,8 @@ impl Registry {
         let total = self.meta.snapshot_to(&meta_file)?;
         owner_only::restrict(&meta_file)?;
         let target = BlobStore::open(dir)?;
-        let snapshot = MetaStore::open(&meta_file)?;
-        let copied = copy_blobs(&*self.blobs, &target, &snapshot, total, progress)?;
-        drop(snapshot);
+        let snapshot: &dyn Metadata = &MetaStore::open(&meta_file)?;
+        let copied = copy_blobs(&*self.blobs, &target, &*snapshot.read()?, total, progress)?;
         for d in &copied.damaged {
             self.blob_corrupt(&d.parse()?);
         }
@@ -180,7 +203,9 @@ pub fn restore(
     let partial = data_dir.join("meta.redb.partial");
     let total = source.snapshot_to(&partial)?;
     owner_only::restrict(&partial)?;
-    let copied = copy_blobs(&from, &to, &source, total, progress)?;
+    let records = <MetaStore as Metadata>::read(&source)?;
+    let copied = copy_blobs(&from, &to, &*records, total, progress)?;
+    drop(records);
     std::fs::rename(&partial, data_dir.join(META_FILE))?;
     Ok(BackupReport {
         dir: data_dir.display().to_string(),
@@ -197,7 +222,7 @@ pub fn restore(
 const MIGRATED_FROM: &str = "semdock-migrated-from";
 
 /// What `storage migrate` copied.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct MigrateReport {
     /// Blobs copied now, each hashed on the way.
     pub blobs_copied: u64,
@@ -210,7 +235,6 @@ pub struct MigrateReport {
     pub damaged: Vec<String>,
     /// Every record written, by kind.
     pub records: crate::store::meta::copy::RecordCounts,
-    pub seconds: f64,
 }
 
 impl Registry {
@@ -227,7 +251,6 @@ impl Registry {
         progress: Progress<'_>,
     ) -> Result<MigrateReport, Error> {
         let _one = self.one_job()?;
-        let started = Instant::now();
         {
             let target = to_meta.read()?;
             if let Some(from) = target.setting(MIGRATED_FROM)? {
@@ -246,36 +269,21 @@ impl Registry {
         let source = self.meta.read()?;
         let mut total = 0u64;
         source.each_blob(&mut |_, _| total += 1)?;
-        let mut report = MigrateReport {
-            blobs_copied: 0,
-            bytes_copied: 0,
-            blobs_present: 0,
-            missing: Vec::new(),
-            damaged: Vec::new(),
-            records: crate::store::meta::copy::RecordCounts::default(),
-            seconds: 0.0,
-        };
-        let mut done = 0u64;
-        let mut after: Option<String> = None;
-        loop {
-            let page = source.blob_digests(after.as_deref(), 4096)?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            for d in &page {
-                self.migrate_blob(to_blobs, &d.parse()?, &mut report)?;
-                done += 1;
-                progress("blobs", done, total);
-            }
-            after = Some(last);
-        }
+        let copied = copy_blobs(&*self.blobs, to_blobs, &*source, total, progress)?;
         let marker = format!("{source_name} at {}", self.clock.now());
-        report.records = to_meta.write(|w| {
+        let records = to_meta.write(|w| {
             let counts = crate::store::meta::copy::copy_records(&*source, w)?;
             w.put_setting(MIGRATED_FROM, marker.as_bytes())?;
             Ok::<_, Error>(counts)
         })?;
-        report.seconds = started.elapsed().as_secs_f64();
+        let report = MigrateReport {
+            blobs_copied: copied.blobs,
+            bytes_copied: copied.bytes,
+            blobs_present: copied.present,
+            missing: copied.missing,
+            damaged: copied.damaged,
+            records,
+        };
         tracing::info!(
             blobs = report.blobs_copied,
             present = report.blobs_present,
@@ -283,42 +291,5 @@ impl Registry {
             "storage migrated"
         );
         Ok(report)
-    }
-
-    fn migrate_blob(
-        &self,
-        to: &dyn Blobs,
-        digest: &Digest,
-        report: &mut MigrateReport,
-    ) -> Result<(), Error> {
-        let d = digest.to_string();
-        let Some(len) = self.blobs.stat(digest)? else {
-            tracing::warn!(digest = d, "blob file missing: not migrated");
-            report.missing.push(d);
-            return Ok(());
-        };
-        if to.stat(digest)?.is_some() {
-            let unlimited = super::check::Throttle::unlimited();
-            match super::check::hash_blob(to, digest, &unlimited) {
-                Ok((hashed, _)) if hashed == *digest => {
-                    report.blobs_present += 1;
-                    return Ok(());
-                }
-                // A torn or damaged copy is replaced.
-                _ => to.remove_blob(digest)?,
-            }
-        }
-        match to.import(&*self.blobs, digest) {
-            Ok(()) => {
-                report.blobs_copied += 1;
-                report.bytes_copied += len;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                tracing::error!(digest = d, error = %e, "blob is damaged: not migrated");
-                report.damaged.push(d);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Ok(())
     }
 }

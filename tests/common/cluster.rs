@@ -2,7 +2,7 @@
 //! in front of them with the shipped `packaging/haproxy.cfg`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::{Server, basic};
@@ -22,29 +22,7 @@ impl LoadBalancer {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-        let config = haproxy::config(&format!("127.0.0.1:{port}"), &addrs, "300ms");
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "haproxy refuses the configuration: {}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        // -db: in the foreground, so that the child's PID is HAProxy's own.
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy starts");
+        let child = haproxy::spawn(dir.path(), &format!("127.0.0.1:{port}"), &addrs, "300ms");
         let lb = Self {
             child,
             port,

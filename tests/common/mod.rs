@@ -551,6 +551,17 @@ impl Server {
         cmd
     }
 
+    /// `docker push TAG` with this server's client config, started in the background with
+    /// its output discarded: a push for a test to interrupt.
+    pub fn push_in_background(&self, tag: &str) -> Child {
+        self.docker()
+            .args(["push", tag])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     /// A containers auth file (for skopeo and podman, via `REGISTRY_AUTH_FILE`) holding the
     /// administrator's credentials for this server.
     pub fn containers_auth(&self) -> PathBuf {

@@ -119,7 +119,6 @@ pub async fn login(
     auth: AuthData,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, UiError> {
-    let sessions = auth.clone();
     let form = form.into_inner();
     let expected = req
         .cookie(LOGIN_COOKIE)
@@ -141,7 +140,8 @@ pub async fn login(
                 ..
             }) => {
                 let epoch = auth.epoch(&p)?;
-                Ok(Ok((p, epoch)))
+                let session = auth.start_session(&p, epoch)?;
+                Ok(Ok((p, session)))
             }
             Ok(_) => refused(
                 "Log in with a user name and password; API keys are for clients.".into(),
@@ -159,10 +159,8 @@ pub async fn login(
     })
     .await?;
     match outcome {
-        Ok((principal, epoch)) => {
-            let user = principal.user().to_owned();
-            let id = run(move || Ok(sessions.start_session(&principal, epoch)?)).await?;
-            tracing::info!(user, "logged in to the UI");
+        Ok((principal, id)) => {
+            tracing::info!(user = principal.user(), "logged in to the UI");
             let mut res = redirect(&next);
             res.add_cookie(&cookie(&req, SESSION_COOKIE, id))
                 .map_err(|e| domain::Error::Internal(e.to_string()))?;

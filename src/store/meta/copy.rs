@@ -9,12 +9,10 @@
 //! them, are written last, so the target goes on numbering after the source. Left out:
 //! upload sessions (their bytes belong to the store they were sent to).
 
-use serde::Serialize;
-
 use super::{MetaError, MetaRead, MetaWrite};
 
 /// How many records of each kind a copy wrote.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecordCounts {
     pub feeds: u64,
     pub repositories: u64,

@@ -263,11 +263,12 @@ impl MetaStore {
             flushed: Condvar::new(),
         };
         // Creating every table up front lets readers open them without a missing-table case.
-        let built = store.write(|w| w.build_tag_indexes())?;
+        // One write at start-up (one durable commit): what earlier releases left to do.
+        let (built, versioned) =
+            store.write(|w| Ok::<_, MetaError>((w.build_tag_indexes()?, w.version_records()?)))?;
         if built {
             tracing::info!(path = %store.path.display(), "indexed the tags by version and by digest");
         }
-        let versioned = store.write(|w| w.version_records())?;
         if versioned > 0 {
             tracing::info!(path = %store.path.display(), records = versioned, "gave every record its encoding version");
         }
