@@ -39,6 +39,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     /// Retention rules per feed, stored for a feed that has none yet (first start); the API
     /// and CLI change them afterwards.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -47,6 +51,50 @@ pub struct Config {
     /// which docker accepts only on localhost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Entries older than this many days are removed (daily); 0 keeps them for ever.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
+        }
+    }
+}
+
+/// How webhook deliveries are made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// A receiver that has not answered in this many seconds has failed the attempt.
+    pub timeout_seconds: u64,
+    /// Attempts per event before it is logged as failed and the endpoint moves on.
+    pub max_attempts: u32,
+    /// The wait before the first retry, in milliseconds; each next one doubles.
+    pub first_backoff_ms: u64,
+    /// The longest wait between attempts, in seconds.
+    pub max_backoff_seconds: u64,
+    /// How often the log is looked at for new events, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: 10,
+            max_attempts: 12,
+            first_backoff_ms: 1000,
+            max_backoff_seconds: 600,
+            poll_ms: 500,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +361,8 @@ impl Default for Config {
                 gc_interval_seconds: 86_400,
                 retention_interval_seconds: 86_400,
             },
+            audit: AuditConfig::default(),
+            webhooks: WebhooksConfig::default(),
             retention: BTreeMap::new(),
             tls: None,
         }

@@ -161,6 +161,11 @@ impl Metrics {
         }
     }
 
+    /// Counts a promotion into `feed`.
+    pub fn promotion(&self, feed: &str) {
+        self.promotions.get_or_create(&Self::feed(feed)).inc();
+    }
+
     pub fn auth_failure(&self, kind: &str) {
         self.auth_failures
             .get_or_create(&KindLabels {

@@ -188,9 +188,13 @@ fn release_memory() {
 
 /// Runs garbage collection, retention and the pull-time flush on their intervals, off the
 /// request executor. Failures are logged; the next interval tries again.
-fn schedule(config: &Config, registry: &Arc<Registry>) -> Vec<actix_web::rt::task::JoinHandle<()>> {
+fn schedule(
+    config: &Config,
+    registry: &Arc<Registry>,
+    bound: Option<String>,
+) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
-    let jobs: [(Option<Duration>, Job); 5] = [
+    let jobs: [(Option<Duration>, Job); 6] = [
         (Some(MEMORY_RELEASE), |_, _| release_memory()),
         (Some(UPLOAD_SWEEP), |r, c| {
             if let Err(e) = r.expire_uploads(c.gc_options(false)) {
@@ -205,18 +209,26 @@ fn schedule(config: &Config, registry: &Arc<Registry>) -> Vec<actix_web::rt::tas
         (every(config.storage.retention_interval_seconds), |r, _| {
             let feeds = r.feeds_with_retention().unwrap_or_default();
             for feed in feeds {
-                if let Err(e) = r.run_retention(&feed, false) {
+                if let Err(e) = r.run_retention_by(&feed, false, "scheduler") {
                     tracing::error!(feed, error = %e, "retention run failed");
                 }
             }
         }),
+        (
+            (config.audit.retention_days > 0).then_some(AUDIT_EXPIRY),
+            |r, c| match r.expire_audit(c.audit.retention_days) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "old audit entries removed"),
+                Err(e) => tracing::error!(error = %e, "could not remove old audit entries"),
+            },
+        ),
         (every(config.storage.gc_interval_seconds), |r, c| {
-            if let Err(e) = r.gc(c.gc_options(false), &|_, _, _| {}) {
+            if let Err(e) = r.gc_by(c.gc_options(false), &|_, _, _| {}, "scheduler") {
                 tracing::error!(error = %e, "garbage collection failed");
             }
         }),
     ];
-    let mut handles = Vec::new();
+    let mut handles = vec![deliver_webhooks(config, registry, bound)];
     for (interval, job) in jobs {
         let Some(interval) = interval else { continue };
         let (registry, config) = (registry.clone(), config.clone());
@@ -231,6 +243,68 @@ fn schedule(config: &Config, registry: &Arc<Registry>) -> Vec<actix_web::rt::tas
         }));
     }
     handles
+}
+
+/// How often audit entries past their retention are looked for.
+const AUDIT_EXPIRY: Duration = Duration::from_hours(24);
+
+/// Sends webhook requests with a timeout.
+struct HttpSender(ureq::Agent);
+
+impl crate::domain::webhooks::Sender for HttpSender {
+    fn post(&self, url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String> {
+        let mut req = self.0.post(url);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        match req.send(body) {
+            Ok(res) => Ok(res.status().as_u16()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The webhook deliverer: a round every `webhooks.poll_ms`, off the request executor.
+fn deliver_webhooks(
+    config: &Config,
+    registry: &Arc<Registry>,
+    bound: Option<String>,
+) -> actix_web::rt::task::JoinHandle<()> {
+    let w = &config.webhooks;
+    let host = config.external_url.as_deref().map_or_else(
+        || bound.unwrap_or_else(|| config.listen.to_string()),
+        |url| {
+            let rest = url.split_once("://").map_or(url, |(_, r)| r);
+            rest.split('/').next().unwrap_or(rest).to_owned()
+        },
+    );
+    let delivery = Arc::new(crate::domain::webhooks::DeliveryConfig {
+        host,
+        timeout: Duration::from_secs(w.timeout_seconds.max(1)),
+        max_attempts: w.max_attempts.max(1),
+        first_backoff: Duration::from_millis(w.first_backoff_ms),
+        max_backoff: Duration::from_secs(w.max_backoff_seconds),
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(delivery.timeout))
+        .user_agent(format!("semdock/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let sender = Arc::new(HttpSender(agent));
+    let poll = Duration::from_millis(w.poll_ms.max(50));
+    let registry = registry.clone();
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(poll);
+        loop {
+            ticks.tick().await;
+            let (r, s, d) = (registry.clone(), sender.clone(), delivery.clone());
+            let round = actix_web::rt::task::spawn_blocking(move || r.deliver_webhooks(&*s, &d));
+            if let Ok(Err(e)) = round.await {
+                tracing::warn!(error = %e, "webhook deliveries failed; trying again");
+            }
+        }
+    })
 }
 
 fn tls_config(tls: &TlsConfig) -> Result<rustls::ServerConfig, StartError> {
@@ -340,7 +414,9 @@ async fn serve_on(
     for addr in server.addrs() {
         tracing::info!(%addr, scheme, data_dir = %config.data_dir.display(), "semdock listening");
     }
-    let jobs = schedule(config, &registry);
+    // Payloads name the address actually bound (a configured port 0 is the kernel's pick).
+    let bound = server.addrs().first().map(ToString::to_string);
+    let jobs = schedule(config, &registry, bound);
     let running = server.run();
     let handle = running.handle();
     actix_web::rt::spawn(async move {

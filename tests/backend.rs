@@ -16,7 +16,7 @@ use semdock::store::blobs::{BlobStore, UploadState};
 use semdock::store::meta::postgres::PgMeta;
 use semdock::store::meta::precedence::Scope;
 use semdock::store::meta::{
-    BlobRecord, FeedRecord, HistoryRecord, MetaError, MetaStore, Metadata, RepositoryRecord,
+    BlobRecord, FeedRecord, HistoryRecord, MetaError, MetaStore, Metadata, RepositoryRecord, Scan,
 };
 
 /// An engine under test, with what keeps its storage alive.
@@ -65,6 +65,8 @@ fn records_round_trip_and_removals_say_whether_they_removed() {
             anonymous_pull: false,
             versioning: true,
             permitted: vec!["stable".into()],
+            promotion_sources: vec!["staging".into()],
+            required_referrer: Some("application/vnd.example.sig".into()),
         };
         e.meta
             .write(|w| {
@@ -1377,6 +1379,7 @@ fn fill_accounts(meta: &dyn Metadata) {
 }
 
 /// A registry's worth of records of every kind, written straight into an engine.
+#[allow(clippy::too_many_lines)] // one of every record, written out
 fn fill_every_kind(meta: &dyn Metadata) {
     use semdock::store::meta::{AuditRecord, ManifestRecord, PromotionRecord, RetentionRecord};
     let manifest = |subject: Option<&str>, created: u64| ManifestRecord {
@@ -1400,6 +1403,8 @@ fn fill_every_kind(meta: &dyn Metadata) {
                     anonymous_pull: feed == "staging",
                     versioning: true,
                     permitted: vec!["stable".into()],
+                    promotion_sources: Vec::new(),
+                    required_referrer: None,
                 },
             )?;
         }
@@ -1455,6 +1460,20 @@ fn fill_every_kind(meta: &dyn Metadata) {
             actor: "admin".into(),
             feed: "prod".into(),
             change: "versioning on".into(),
+            kind: "feed-settings-changed".into(),
+            ..AuditRecord::default()
+        })?;
+        w.append_audit(&AuditRecord {
+            time_ms: 7,
+            actor: "ci".into(),
+            feed: "prod".into(),
+            change: "prod/app:1.0.0 → sha256:m1".into(),
+            kind: "added".into(),
+            repository: Some("prod/app".into()),
+            tag: Some("1.0.0".into()),
+            digest: Some("sha256:m1".into()),
+            previous: None,
+            source: Some("staging/app:1.0.0".into()),
         })?;
         w.append_promotion(&PromotionRecord {
             time_ms: 6,
@@ -1485,7 +1504,7 @@ fn dump(meta: &dyn Metadata) -> String {
         r.retention("staging").unwrap(),
         r.blobs().unwrap(),
         r.links().unwrap(),
-        r.audit().unwrap(),
+        r.audit_page(None, false, 100, &|_| Scan::Keep).unwrap(),
         r.promotions().unwrap(),
     );
     let (repos, _) = r.repositories("", None, 100, &|_| true).unwrap();
@@ -1623,14 +1642,32 @@ async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
 /// upgrade, each rewritten once: the redb file at its first open, PostgreSQL by migration 3.
 #[test]
 fn records_from_before_encoding_versions_read_after_the_upgrade() {
+    /// The feed record as the previous release wrote it.
+    #[derive(serde::Serialize)]
+    struct FirstFeed {
+        created: u64,
+        description: String,
+        anonymous_pull: bool,
+        versioning: bool,
+        permitted: Vec<String>,
+    }
     let feed = FeedRecord {
         created: 5,
         description: "from the previous release".into(),
         anonymous_pull: true,
         versioning: true,
         permitted: vec!["stable".into()],
+        promotion_sources: Vec::new(),
+        required_referrer: None,
     };
-    let unversioned = postcard::to_stdvec(&feed).unwrap();
+    let unversioned = postcard::to_stdvec(&FirstFeed {
+        created: feed.created,
+        description: feed.description.clone(),
+        anonymous_pull: feed.anonymous_pull,
+        versioning: feed.versioning,
+        permitted: feed.permitted.clone(),
+    })
+    .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("meta.redb");

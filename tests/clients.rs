@@ -79,6 +79,78 @@ fn docker_push_to_a_repository_without_feed_prints_the_reason() {
     run(server.docker().args(["rmi", &tag, &tag2]));
 }
 
+/// The release pipeline with docker: push to staging, take the `RepoDigest` docker prints,
+/// promote exactly that into a promotion-only prod — where docker's own push is refused with
+/// the sentence saying how to promote — and pull it from prod by tag.
+#[test]
+fn docker_promotes_by_repo_digest_into_a_promotion_only_feed() {
+    let server = Server::start();
+    server.docker_login();
+    let admin = server.http();
+    let res = admin
+        .post(&server.url("/api/v1/feeds"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "staging"}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = admin
+        .patch(&server.url("/api/v1/feeds/prod"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"promotion_sources": ["staging"]}"#)
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let host = server.host();
+    let staged = format!("{host}/staging/web:5.1.0");
+    let _ctx = build(&server, &staged, 1, "release pipeline");
+    run(server.docker().args(["push", &staged]));
+    let repo_digest = run(server.docker().args([
+        "image",
+        "inspect",
+        "-f",
+        "{{index .RepoDigests 0}}",
+        &staged,
+    ]))
+    .trim()
+    .to_owned();
+    assert!(
+        repo_digest.starts_with(&format!("{host}/staging/web@sha256:")),
+        "{repo_digest}"
+    );
+
+    let direct = format!("{host}/prod/web:5.1.0");
+    run(server.docker().args(["tag", &staged, &direct]));
+    let out = run_fail(server.docker().args(["push", &direct]));
+    assert!(
+        out.contains("accepts images only by promotion from staging")
+            && out.contains("semdock promote staging/web:5.1.0 prod/web:5.1.0"),
+        "{out}"
+    );
+
+    let res = admin
+        .post(&server.url("/api/v1/promotions"))
+        .header("Content-Type", "application/json")
+        .send(serde_json::json!({"from": repo_digest, "to": "prod/web:5.1.0"}).to_string())
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    run(server.docker().args(["rmi", &staged, &direct]));
+    run(server.docker().args(["pull", &direct]));
+    let pulled = run(server.docker().args([
+        "image",
+        "inspect",
+        "-f",
+        "{{index .RepoDigests 0}}",
+        &direct,
+    ]))
+    .trim()
+    .to_owned();
+    assert_eq!(
+        pulled.rsplit_once('@').unwrap().1,
+        repo_digest.rsplit_once('@').unwrap().1,
+        "prod serves exactly what staging was tested with"
+    );
+    run(server.docker().args(["rmi", &direct]));
+}
+
 /// podman with its own image store in `dir`.
 fn podman_in(server: &Server, dir: &tempfile::TempDir) -> Command {
     let mut cmd = Command::new("podman");

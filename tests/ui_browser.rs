@@ -92,6 +92,14 @@ async fn text(c: &Client) -> String {
         .unwrap()
 }
 
+/// The page's text, or empty while the browser is between pages.
+async fn text_soon(c: &Client) -> String {
+    match c.find(Locator::Css("main")).await {
+        Ok(main) => main.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
 async fn fill(c: &Client, css: &str, value: &str) {
     let field = c.find(Locator::Css(css)).await.unwrap();
     field.clear().await.unwrap();
@@ -397,5 +405,231 @@ async fn an_administrators_first_day_and_a_pull_users_view_in_chromium() {
         .unwrap();
     assert!(text(&c).await.contains("Not allowed"));
     shot(&c, "13-pull-user-forbidden").await;
+    c.close().await.unwrap();
+}
+
+/// Sends the open promote form of the repository page to `feed`:`tag`.
+async fn promote_from_form(c: &Client, feed: &str, tag: &str) {
+    let form = c.find(Locator::Css("form[data-check-tag]")).await.unwrap();
+    form.find(Locator::Css("select[name=target_feed]"))
+        .await
+        .unwrap()
+        .select_by_value(feed)
+        .await
+        .unwrap();
+    form.find(Locator::Css("input[name=target_tag]"))
+        .await
+        .unwrap()
+        .send_keys(tag)
+        .await
+        .unwrap();
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// A release manager's day in Chromium: prod made promotion-only (with the preview's
+/// sentence), a promotion from a page whose tag was moved since refused naming both digests
+/// and then made from a fresh page, a webhook added (its secret shown once), and the audit
+/// log filtered to the promotion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)]
+async fn a_release_managers_promotion_rules_webhooks_and_audit_in_chromium() {
+    let server = Server::start();
+    let base = server.url("");
+    let admin = server.http();
+    let res = admin
+        .post(&server.url("/api/v1/feeds"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "staging"}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let push = |layer: &[u8]| {
+        let (digest, body) = common::push_image_over_http(&admin, &base, "staging/web", layer);
+        let res = admin
+            .put(&server.url("/v2/staging/web/manifests/5.1.0"))
+            .header("Content-Type", common::OCI_MANIFEST)
+            .send(&body[..])
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        digest
+    };
+    let tested = push(b"tested");
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    log_in(&c, &base, "admin", &server.admin_password).await;
+
+    c.goto(&format!("{base}/ui/feeds/prod/settings"))
+        .await
+        .unwrap();
+    fill(&c, "#promotion_sources", "staging").await;
+    c.find(Locator::Css("button[value=preview]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#preview"))
+        .await
+        .unwrap();
+    let preview = text(&c).await;
+    assert!(
+        preview.contains(
+            "Pushes of tags to prod will be refused: images enter only by promotion from staging."
+        ),
+        "{preview}"
+    );
+    c.find(Locator::Css("button[value=save]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css(".notice.ok"))
+        .await
+        .unwrap();
+    shot(&c, "20-promotion-only").await;
+
+    // The page shows the tested digest; the tag moves before the form is sent.
+    c.goto(&format!("{base}/ui/repository?name=staging%2Fweb"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let moved = push(b"moved behind the release's back");
+    let expected = c
+        .find(Locator::Css("form[data-check-tag] input[name=digest]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        expected, tested,
+        "the form carries the digest the page showed"
+    );
+    promote_from_form(&c, "prod", "5.1.0").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.current_url().await.unwrap().path() != "/ui/promote" {
+        assert!(Instant::now() < deadline, "the form was not sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+    let refused = text(&c).await;
+    assert!(
+        refused.contains(&tested) && refused.contains(&moved),
+        "{refused}"
+    );
+    shot(&c, "21-promotion-refused").await;
+
+    // A fresh page promotes what it shows.
+    c.goto(&format!("{base}/ui/repository?name=staging%2Fweb"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    promote_from_form(&c, "prod", "5.1.0").await;
+    c.wait()
+        .for_element(Locator::Css(".notice.ok"))
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/ui/repository");
+
+    // A webhook for promotions; its secret is on the page once.
+    c.find(Locator::LinkText("Webhooks"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#hook-url"))
+        .await
+        .unwrap();
+    fill(&c, "#hook-url", "http://127.0.0.1:9/hook").await;
+    c.find(Locator::Css("input[name=event][value=Promoted]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::XPath("//button[text()='Add webhook']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text_soon(&c).await.contains("signing secret of webhook") {
+        assert!(Instant::now() < deadline, "no secret page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shot(&c, "22-webhook-secret").await;
+    c.goto(&format!("{base}/ui/webhooks")).await.unwrap();
+    let hooks = text(&c).await;
+    assert!(
+        hooks.contains("http://127.0.0.1:9/hook") && hooks.contains("Promoted"),
+        "{hooks}"
+    );
+    shot(&c, "23-webhooks").await;
+
+    // The audit log, filtered to promotions.
+    c.find(Locator::LinkText("Audit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("#audit")).await.unwrap();
+    c.find(Locator::Css("#audit-kind"))
+        .await
+        .unwrap()
+        .select_by_value("promoted")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#audit-filter button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .is_some_and(|q| q.contains("kind=promoted"))
+    {
+        assert!(Instant::now() < deadline, "the filter was not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.wait().for_element(Locator::Css("#audit")).await.unwrap();
+    let rows = c.find_all(Locator::Css("#audit tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1, "one promotion");
+    let row = rows[0].text().await.unwrap();
+    assert!(
+        row.contains("promoted")
+            && row.contains("prod/web:5.1.0")
+            && row.contains("staging/web:5.1.0"),
+        "{row}"
+    );
+    assert!(!overflows(&c).await);
+    shot(&c, "24-audit").await;
     c.close().await.unwrap();
 }

@@ -126,7 +126,7 @@ proptest! {
                     let result = if matches!(op, Op::Push { .. }) {
                         s.registry.put_manifest(&prod, &Reference::Tag(tag), &[], Some(common::OCI_MANIFEST), images[image].1.as_bytes(), "test").map(drop)
                     } else {
-                        s.registry.promote(&Promotion { from: &ci, from_ref: &Reference::Digest(images[image].0.clone()), to: &prod, to_tag: &tag, include_referrers: false, actor: "test", comment: None }).map(drop)
+                        s.registry.promote(&Promotion { from: &ci, from_ref: &Reference::Digest(images[image].0.clone()), to: &prod, to_tag: &tag, expected: None, include_referrers: false, actor: "test", comment: None }).map(drop)
                     };
                     prop_assert_eq!(result.is_ok(), allowed, "{:?} {}", op, v);
                     if allowed {

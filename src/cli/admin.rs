@@ -29,7 +29,7 @@ fn local_actor() -> Caller {
 }
 
 /// Now, in milliseconds since the epoch, for relative times typed at the prompt.
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -139,7 +139,9 @@ impl Target {
 
     pub fn feed_create(&self, name: &str) -> anyhow::Result<()> {
         match self {
-            Self::Local(s) => Ok(s.registry.create_feed(&name.parse::<FeedName>()?)?),
+            Self::Local(s) => Ok(s
+                .registry
+                .create_feed(&name.parse::<FeedName>()?, INITIAL_ADMIN)?),
             Self::Remote { .. } => self
                 .call("POST", "/feeds", Some(&json!({"name": name})))
                 .map(drop),
@@ -167,12 +169,15 @@ impl Target {
             Self::Local(s) => {
                 let r = s.registry.update_feed(name, change, INITIAL_ADMIN)?;
                 Ok(
-                    json!({"name": name, "versioning": r.versioning, "permitted": r.permitted, "anonymous_pull": r.anonymous_pull}),
+                    json!({"name": name, "versioning": r.versioning, "permitted": r.permitted,
+                    "anonymous_pull": r.anonymous_pull, "promotion_sources": r.promotion_sources,
+                    "required_referrer": r.required_referrer}),
                 )
             }
             Self::Remote { .. } => {
                 let body = json!({"description": change.description, "anonymous_pull": change.anonymous_pull,
-                    "versioning": change.versioning, "permitted": change.permitted});
+                    "versioning": change.versioning, "permitted": change.permitted,
+                    "promotion_sources": change.promotion_sources, "required_referrer": change.required_referrer});
                 self.call("PATCH", &format!("/feeds/{name}"), Some(&body))
             }
         }
@@ -183,21 +188,32 @@ impl Target {
         &self,
         from: &str,
         to: &str,
+        expected: Option<&str>,
         comment: Option<&str>,
         include_referrers: bool,
+        hosts: &[String],
     ) -> anyhow::Result<Value> {
         match self {
             Self::Local(s) => {
-                let (from_repo, from_ref) = crate::model::parse_image(from)?;
-                let (to_repo, to_ref) = crate::model::parse_image(to)?;
-                let crate::model::Reference::Tag(to_tag) = to_ref else {
+                let check = |text: &str| -> anyhow::Result<crate::model::ImageRef> {
+                    let r = crate::model::parse_image_ref(text)?;
+                    r.check_host(hosts).map_err(anyhow::Error::msg)?;
+                    Ok(r)
+                };
+                let (source, target) = (check(from)?, check(to)?);
+                let (Some(to_tag), None) = (&target.tag, &target.digest) else {
                     bail!("the target of a promotion is FEED/NAME:TAG");
                 };
+                let expected = match expected {
+                    Some(e) => Some(e.parse::<crate::model::Digest>()?),
+                    None => source.expected().cloned(),
+                };
                 let done = s.registry.promote(&crate::domain::Promotion {
-                    from: &from_repo,
-                    from_ref: &from_ref,
-                    to: &to_repo,
-                    to_tag: &to_tag,
+                    from: &source.repository,
+                    from_ref: &source.reference(),
+                    to: &target.repository,
+                    to_tag,
+                    expected: expected.as_ref(),
                     include_referrers,
                     actor: INITIAL_ADMIN,
                     comment,
@@ -205,8 +221,137 @@ impl Target {
                 Ok(serde_json::to_value(done)?)
             }
             Self::Remote { .. } => {
-                let body = json!({"from": from, "to": to, "comment": comment, "include_referrers": include_referrers});
+                let body = json!({"from": from, "to": to, "expected_digest": expected, "comment": comment, "include_referrers": include_referrers});
                 self.call("POST", "/promotions", Some(&body))
+            }
+        }
+    }
+
+    /// The pinned reference `HOST/FEED/NAME@DIGEST` of what `image` points at now.
+    pub fn resolve(&self, image: &str, hosts: &[String]) -> anyhow::Result<String> {
+        match self {
+            Self::Local(s) => {
+                let r = crate::model::parse_image_ref(image)?;
+                r.check_host(hosts).map_err(anyhow::Error::msg)?;
+                let found = s.registry.manifest(&r.repository, &r.reference())?;
+                if let Some(expected) = r.expected()
+                    && *expected != found.digest
+                {
+                    bail!(
+                        "{image} expects {expected}, but the tag points at {}",
+                        found.digest
+                    );
+                }
+                let host = hosts.first().map_or("localhost", String::as_str);
+                Ok(format!("{host}/{}@{}", r.repository, found.digest))
+            }
+            Self::Remote { .. } => {
+                let query = serde_urlencoded::to_string([("ref", image)])?;
+                let found = self.call("GET", &format!("/resolve?{query}"), None)?;
+                Ok(found["pinned"].as_str().unwrap_or_default().to_owned())
+            }
+        }
+    }
+
+    /// Audit entries matching `query` (`since=…&kind=…`), `limit` at most, newest first.
+    pub fn audit(
+        &self,
+        query: &[(&str, String)],
+        limit: Option<usize>,
+    ) -> anyhow::Result<Vec<Value>> {
+        match self {
+            Self::Local(s) => {
+                let params: crate::http::api::AuditParams =
+                    serde_urlencoded::from_str(&serde_urlencoded::to_string(query)?)?;
+                let mut q = params.query()?;
+                let mut out = Vec::new();
+                loop {
+                    let (page, next) = s.registry.audit_page(&q)?;
+                    out.extend(to_values(page));
+                    if limit.is_some_and(|l| out.len() >= l) || next.is_none() {
+                        break;
+                    }
+                    q.last = next;
+                }
+                Ok(limited(out, limit))
+            }
+            Self::Remote { .. } => {
+                let query = serde_urlencoded::to_string(query)?;
+                self.list_all(&format!("/audit?{query}"), limit)
+            }
+        }
+    }
+
+    pub fn webhook_create(
+        &self,
+        new: &crate::domain::webhooks::NewEndpoint,
+    ) -> anyhow::Result<Value> {
+        match self {
+            Self::Local(s) => Ok(serde_json::to_value(
+                s.registry.create_webhook(new, INITIAL_ADMIN)?,
+            )?),
+            Self::Remote { .. } => {
+                let body = json!({"url": new.url, "secret": new.secret, "feed": new.feed,
+                    "events": new.events, "format": new.format});
+                self.call("POST", "/webhooks", Some(&body))
+            }
+        }
+    }
+
+    pub fn webhook_list(&self, feed: Option<&str>) -> anyhow::Result<Vec<Value>> {
+        match self {
+            Self::Local(s) => Ok(to_values(
+                s.registry
+                    .webhooks()?
+                    .into_iter()
+                    .filter(|h| feed.is_none_or(|f| h.feed.as_deref() == Some(f)))
+                    .collect(),
+            )),
+            Self::Remote { .. } => {
+                let path = match feed {
+                    Some(f) => format!("/webhooks?{}", serde_urlencoded::to_string([("feed", f)])?),
+                    None => "/webhooks".to_owned(),
+                };
+                Ok(self
+                    .call("GET", &path, None)?
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    pub fn webhook_deliveries(&self, id: &str) -> anyhow::Result<Vec<Value>> {
+        match self {
+            Self::Local(s) => Ok(to_values(s.registry.webhook_deliveries(id)?)),
+            Self::Remote { .. } => Ok(self
+                .call("GET", &format!("/webhooks/{id}/deliveries"), None)?
+                .as_array()
+                .cloned()
+                .unwrap_or_default()),
+        }
+    }
+
+    pub fn webhook_redeliver(&self, id: &str, event: u64) -> anyhow::Result<()> {
+        match self {
+            Self::Local(s) => Ok(s.registry.redeliver(id, event)?),
+            Self::Remote { .. } => {
+                self.call(
+                    "POST",
+                    &format!("/webhooks/{id}/deliveries/{event}/redeliver"),
+                    None,
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn webhook_delete(&self, id: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Local(s) => Ok(s.registry.delete_webhook(id, INITIAL_ADMIN)?),
+            Self::Remote { .. } => {
+                self.call("DELETE", &format!("/webhooks/{id}"), None)?;
+                Ok(())
             }
         }
     }
@@ -295,7 +440,9 @@ impl Target {
 
     pub fn feed_delete(&self, name: &str) -> anyhow::Result<()> {
         match self {
-            Self::Local(s) => Ok(s.registry.delete_feed(&name.parse::<FeedName>()?)?),
+            Self::Local(s) => Ok(s
+                .registry
+                .delete_feed(&name.parse::<FeedName>()?, INITIAL_ADMIN)?),
             Self::Remote { .. } => self
                 .call("DELETE", &format!("/feeds/{name}"), None)
                 .map(drop),

@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::{server, telemetry};
-use admin::{Target, roles_text};
+use admin::{Target, now_ms, roles_text};
 
 /// semdock: an on-premises container registry with container versioning.
 #[derive(Debug, Parser)]
@@ -103,10 +103,16 @@ then these flags. `semdock config` prints the result."
     /// Promote or retag an image: SRC (FEED/NAME:TAG or @DIGEST) to DST (FEED/NAME:TAG), by
     /// link, without copying blob bytes.
     Promote {
-        /// The image to promote: FEED/NAME:TAG or FEED/NAME@DIGEST.
+        /// The image to promote: FEED/NAME:TAG, FEED/NAME@DIGEST, or FEED/NAME:TAG@DIGEST
+        /// (refused unless the tag still points at DIGEST); with this registry's host in
+        /// front as docker prints it (HOST:PORT/FEED/NAME@DIGEST) too.
         from: String,
         /// Where to: FEED/NAME:TAG (another feed, or another tag in the same one).
         to: String,
+        /// The digest the source must point at (what was tested): refused, naming both
+        /// digests, when it points elsewhere.
+        #[arg(long)]
+        expected_digest: Option<String>,
         /// Why, for the tag history (e.g. "passed staging").
         #[arg(long)]
         comment: Option<String>,
@@ -125,6 +131,42 @@ then these flags. `semdock config` prints the result."
         /// Purge a live tag: delete it and free its number in one step.
         #[arg(long)]
         live: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the pinned reference HOST/FEED/NAME@DIGEST of what a tag points at now, for a
+    /// deployment manifest.
+    Resolve {
+        /// FEED/NAME:TAG (or FEED/NAME:TAG@DIGEST to check it still points there).
+        image: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show the audit log: logins, keys, roles, users, feed settings, pushes, deletes,
+    /// promotions, purges, GC and retention runs, refusals; newest first.
+    Audit {
+        /// From this time: RFC 3339, a date, or a relative time (2 hours ago).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only what this user (or retention, scheduler, local) did.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only entries of this feed.
+        #[arg(long)]
+        feed: Option<String>,
+        /// Kinds, comma-separated: added, tag-moved, promoted, login-failed, … (or webhook
+        /// names: Added, Promoted, …).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many entries.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print JSON lines, oldest first (an export), instead of a table.
+        #[arg(long)]
+        jsonl: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -213,6 +255,59 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// Manage webhooks: endpoints told of pushes, promotions, deletions and refusals.
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookAction {
+    /// Add a webhook; its signing secret is printed once.
+    Create {
+        /// Where events are sent (an HTTP or HTTPS URL).
+        url: String,
+        /// Only this feed's events (every feed's otherwise: administrators only).
+        #[arg(long)]
+        feed: Option<String>,
+        /// An event to send (repeatable): added, tag-moved, virtual-tag-moved, promoted,
+        /// deleted, purged, retention-deleted, push-refused, feed-settings-changed (or as
+        /// webhooks name them: Added, Promoted, …). Every event when none is given.
+        #[arg(long = "event", value_name = "EVENT")]
+        events: Vec<String>,
+        /// The HMAC-SHA256 secret of X-Semdock-Signature (generated when omitted).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Send Cloud Events 1.0 (structured mode) instead of semdock's JSON.
+        #[arg(long)]
+        cloudevents: bool,
+    },
+    /// List webhooks.
+    List {
+        /// Only this feed's (what its administrators may list).
+        #[arg(long)]
+        feed: Option<String>,
+    },
+    /// Show a webhook's newest deliveries: event, status, response code, attempts.
+    Deliveries {
+        /// The webhook's id.
+        id: String,
+    },
+    /// Send an event to a webhook again.
+    Redeliver {
+        /// The webhook's id.
+        id: String,
+        /// The event's id (the audit entry's, as the delivery log shows it).
+        event: u64,
+    },
+    /// Remove a webhook.
+    Delete {
+        /// The webhook's id.
+        id: String,
+    },
 }
 
 /// How list commands print.
@@ -275,6 +370,17 @@ pub enum FeedAction {
         /// A description shown in the UI.
         #[arg(long)]
         description: Option<String>,
+        /// Accept images only by promotion from FEED (repeatable; replaces the list): pushes
+        /// of tags are refused with how to promote instead.
+        #[arg(long = "promotion-from", value_name = "FEED")]
+        promotion_from: Vec<String>,
+        /// Accept pushes again (clear the promotion sources).
+        #[arg(long, conflicts_with = "promotion_from")]
+        allow_push: bool,
+        /// Promotions need a referrer of this artifact type on the image (a signature or an
+        /// attestation); "" needs none.
+        #[arg(long, value_name = "ARTIFACT_TYPE")]
+        require_referrer: Option<String>,
     },
     /// Show or set a feed's retention rules.
     Retention {
@@ -514,33 +620,37 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Service => run_service(config),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
+        Command::Webhook { action, remote } => webhook(&target(&config, &remote)?, action),
         Command::Purge {
             image,
             live,
             remote,
         } => purge(&target(&config, &remote)?, &image, live),
-        Command::Promote {
-            from,
-            to,
-            comment,
-            include_referrers,
+        command @ Command::Promote { .. } => promote(&config, command),
+        Command::Resolve { image, remote } => {
+            let pinned =
+                target(&config, &remote)?.resolve(&image, &registry_hosts(&config, &remote))?;
+            println!("{pinned}");
+            Ok(())
+        }
+        Command::Audit {
+            since,
+            until,
+            actor,
+            feed,
+            kind,
+            limit,
+            jsonl,
             remote,
         } => {
-            let done = target(&config, &remote)?.promote(
-                &from,
-                &to,
-                comment.as_deref(),
-                include_referrers,
+            let query = audit_query(
+                since,
+                until,
+                [("actor", actor), ("feed", feed), ("kind", kind)],
+                jsonl,
             )?;
-            let verb = if done["changed"] == true {
-                "now points"
-            } else {
-                "already pointed"
-            };
-            println!(
-                "{to} {verb} at {}",
-                done["digest"].as_str().unwrap_or_default()
-            );
+            let entries = target(&config, &remote)?.audit(&query, limit)?;
+            print_audit(&entries, jsonl);
             Ok(())
         }
         Command::History {
@@ -560,6 +670,111 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn promote(config: &Config, command: Command) -> anyhow::Result<()> {
+    let Command::Promote {
+        from,
+        to,
+        expected_digest,
+        comment,
+        include_referrers,
+        remote,
+    } = command
+    else {
+        unreachable!("called for promote only")
+    };
+    let done = target(config, &remote)?.promote(
+        &from,
+        &to,
+        expected_digest.as_deref(),
+        comment.as_deref(),
+        include_referrers,
+        &registry_hosts(config, &remote),
+    )?;
+    let verb = if done["changed"] == true {
+        "now points"
+    } else {
+        "already pointed"
+    };
+    println!(
+        "{to} {verb} at {}",
+        done["digest"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The audit API's query of `semdock audit`: times typed at the prompt as Unix seconds.
+fn audit_query(
+    since: Option<String>,
+    until: Option<String>,
+    filters: [(&'static str, Option<String>); 3],
+    jsonl: bool,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let time = |t: String| -> anyhow::Result<String> {
+        let ms = crate::model::instant::parse(&t, now_ms(), true).map_err(anyhow::Error::msg)?;
+        Ok((ms / 1000).to_string())
+    };
+    let mut query = Vec::new();
+    if let Some(t) = since {
+        query.push(("since", time(t)?));
+    }
+    if let Some(t) = until {
+        query.push(("until", time(t)?));
+    }
+    for (k, v) in filters {
+        if let Some(v) = v {
+            query.push((k, v));
+        }
+    }
+    if jsonl {
+        query.push(("order", "oldest".to_owned()));
+    }
+    Ok(query)
+}
+
+/// Audit entries as lines (time, kind, actor, feed, change), or as JSON lines.
+fn print_audit(entries: &[serde_json::Value], jsonl: bool) {
+    for e in entries {
+        if jsonl {
+            println!("{e}");
+            continue;
+        }
+        let text = |k: &str| {
+            e[k].as_str()
+                .filter(|v| !v.is_empty())
+                .unwrap_or("-")
+                .to_owned()
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            text("time"),
+            text("kind"),
+            text("actor"),
+            text("feed"),
+            text("change")
+        );
+    }
+}
+
+/// The names this registry is reached by (`host[:port]`), which an image reference may
+/// start with: the `--server` URL's, or for a local data directory the external URL's and
+/// the listening address's.
+fn registry_hosts(config: &Config, remote: &Remote) -> Vec<String> {
+    let host_of = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest).to_ascii_lowercase()
+    };
+    let mut hosts = Vec::new();
+    if let Some(server) = &remote.server {
+        hosts.push(host_of(server));
+    }
+    if let Some(url) = &config.external_url {
+        hosts.push(host_of(url));
+    }
+    hosts.push(config.listen.to_string());
+    hosts.push(format!("localhost:{}", config.listen.port()));
+    hosts
 }
 
 /// A history as lines (time, tag, change, old -> new, actor), or the digest a tag had `--at`.
@@ -742,6 +957,9 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             no_permit,
             anonymous_pull,
             description,
+            promotion_from,
+            allow_push,
+            require_referrer,
         } => {
             let on = |v: Option<String>| v.map(|v| v == "on");
             let change = crate::domain::FeedChange {
@@ -749,6 +967,9 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
                 anonymous_pull: on(anonymous_pull),
                 versioning: on(versioning),
                 permitted: (no_permit || !permit.is_empty()).then_some(permit),
+                promotion_sources: (allow_push || !promotion_from.is_empty())
+                    .then_some(promotion_from),
+                required_referrer: require_referrer,
             };
             let f = target.feed_set(&name, change)?;
             let permitted: Vec<&str> = f["permitted"]
@@ -757,8 +978,23 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
                 .flatten()
                 .filter_map(|p| p.as_str())
                 .collect();
+            let sources: Vec<&str> = f["promotion_sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+                .collect();
+            let entry = if sources.is_empty() {
+                "pushes".to_owned()
+            } else {
+                format!("promotion from [{}] only", sources.join(", "))
+            };
+            let referrer = f["required_referrer"]
+                .as_str()
+                .map(|t| format!(", promotions need a referrer of type {t}"))
+                .unwrap_or_default();
             println!(
-                "feed {name}: versioning {}, permitted [{}], anonymous pull {}",
+                "feed {name}: versioning {}, permitted [{}], anonymous pull {}, accepts {entry}{referrer}",
                 if f["versioning"] == true { "on" } else { "off" },
                 permitted.join(", "),
                 if f["anonymous_pull"] == true {
@@ -842,6 +1078,100 @@ fn user(target: &Target, action: UserAction) -> anyhow::Result<()> {
         UserAction::Revoke { name, feed } => {
             target.user_grant(&name, &feed, None)?;
             println!("removed the role of {name} on {feed}");
+        }
+    }
+    Ok(())
+}
+
+fn webhook(target: &Target, action: WebhookAction) -> anyhow::Result<()> {
+    match action {
+        WebhookAction::Create {
+            url,
+            feed,
+            events,
+            secret,
+            cloudevents,
+        } => {
+            let new = crate::domain::webhooks::NewEndpoint {
+                url,
+                secret,
+                feed,
+                events,
+                format: if cloudevents {
+                    crate::domain::webhooks::Format::Cloudevents
+                } else {
+                    crate::domain::webhooks::Format::Semdock
+                },
+            };
+            let hook = target.webhook_create(&new)?;
+            println!(
+                "created webhook {} to {}; its secret is shown only now:\n{}",
+                hook["id"].as_str().unwrap_or_default(),
+                hook["url"].as_str().unwrap_or_default(),
+                hook["secret"].as_str().unwrap_or_default()
+            );
+        }
+        WebhookAction::List { feed } => {
+            let rows: Vec<Vec<String>> = target
+                .webhook_list(feed.as_deref())?
+                .iter()
+                .map(|h| {
+                    let text = |f: &str| h[f].as_str().unwrap_or("-").to_owned();
+                    let events: Vec<&str> = h["events"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.as_str())
+                        .collect();
+                    vec![
+                        text("id"),
+                        text("url"),
+                        text("feed"),
+                        if events.is_empty() {
+                            "(all)".to_owned()
+                        } else {
+                            events.join(",")
+                        },
+                        text("format"),
+                        h["cursor"].to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "URL", "FEED", "EVENTS", "FORMAT", "CURSOR"], &rows);
+        }
+        WebhookAction::Deliveries { id } => {
+            let rows: Vec<Vec<String>> = target
+                .webhook_deliveries(&id)?
+                .iter()
+                .map(|d| {
+                    let text = |f: &str| d[f].as_str().unwrap_or("-").to_owned();
+                    vec![
+                        d["event_id"].to_string(),
+                        text("event"),
+                        text("time"),
+                        text("status"),
+                        d["response_code"]
+                            .as_u64()
+                            .map_or("-".into(), |c| c.to_string()),
+                        d["attempts"].to_string(),
+                        text("error"),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "EVENT", "KIND", "TIME", "STATUS", "CODE", "ATTEMPTS", "ERROR",
+                ],
+                &rows,
+            );
+        }
+        WebhookAction::Redeliver { id, event } => {
+            target.webhook_redeliver(&id, event)?;
+            println!("event {event} is queued to be sent to webhook {id} again");
+        }
+        WebhookAction::Delete { id } => {
+            target.webhook_delete(&id)?;
+            println!("deleted webhook {id}");
         }
     }
     Ok(())

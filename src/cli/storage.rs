@@ -47,7 +47,9 @@ pub fn gc(config: &Config, target: &Target, dry_run: bool) -> anyhow::Result<()>
     let r = match target {
         Target::Local(s) => {
             let bar = bar();
-            let r = s.registry.gc(config.gc_options(dry_run), &report(&bar))?;
+            let r = s
+                .registry
+                .gc_by(config.gc_options(dry_run), &report(&bar), "local")?;
             bar.finish_and_clear();
             to_json(&r)
         }
@@ -105,7 +107,7 @@ pub fn retention_run(target: &Target, feed: &str, dry_run: bool) -> anyhow::Resu
     // Typed, not a JSON tree: a run at a million manifests plans a hundred thousand
     // deletions, and a `Value` per deletion tripled what the command held.
     let report: RetentionReport = match target {
-        Target::Local(s) => s.registry.run_retention(feed, dry_run)?,
+        Target::Local(s) => s.registry.run_retention_by(feed, dry_run, "local")?,
         Target::Remote { .. } => serde_json::from_value(target.call(
             "POST",
             &format!("/feeds/{feed}/retention/run"),

@@ -24,12 +24,12 @@ use super::auth::{Auth, Caller, KeyInfo, NewKey, Principal, UserInfo};
 use super::backup::BackupReport;
 use super::gc::{GcOptions, GcReport, StorageStats};
 use super::retention::{RetentionReport, Rules};
+use super::webhooks::{Delivery, EndpointChange, EndpointInfo, NewEndpoint};
 use super::{
     Error, Feed as FeedSettings, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Promoted,
     Promotion, Referrer, Registry, StoredManifest, TagGroups, TagQuery,
 };
 use crate::model::{Action, Caps, Digest, FeedName, Reference, Repository, Tag};
-use crate::store::meta::AuditRecord;
 
 /// A level of rights in a feed, as a type.
 pub trait Level {
@@ -79,6 +79,34 @@ pub struct Admin<'a> {
     caller: &'a Caller,
 }
 
+/// A webhook the caller administers.
+pub struct Webhook<'a> {
+    access: &'a Access,
+    id: String,
+}
+
+impl Webhook<'_> {
+    pub fn update(&self, change: &EndpointChange) -> Result<EndpointInfo, Error> {
+        self.access
+            .registry
+            .update_webhook(&self.id, change, self.access.actor())
+    }
+
+    pub fn delete(&self) -> Result<(), Error> {
+        self.access
+            .registry
+            .delete_webhook(&self.id, self.access.actor())
+    }
+
+    pub fn deliveries(&self) -> Result<Vec<Delivery>, Error> {
+        self.access.registry.webhook_deliveries(&self.id)
+    }
+
+    pub fn redeliver(&self, event_id: u64) -> Result<(), Error> {
+        self.access.registry.redeliver(&self.id, event_id)
+    }
+}
+
 /// The caller proved the account itself (password, session, or an administrator's key).
 pub struct Account<'a> {
     access: &'a Access,
@@ -107,6 +135,26 @@ impl Access {
     /// Who acts, as history and audit name them.
     fn actor(&self) -> &str {
         self.principal().map_or("anonymous", Principal::user)
+    }
+
+    /// One page of the audit log: administrators read all of it; a feed's administrators
+    /// read that feed's entries (the query must name it).
+    pub fn audit(
+        &self,
+        q: &super::audit::AuditQuery,
+    ) -> Result<(Vec<super::audit::AuditEntry>, Option<u64>), Error> {
+        let is_admin = self.principal().is_some_and(Principal::is_admin);
+        if !is_admin {
+            match &q.feed {
+                Some(feed) => {
+                    self.feed::<FeedAdmin>(feed)?;
+                }
+                None => {
+                    self.admin()?;
+                }
+            }
+        }
+        self.registry.audit_page(q)
     }
 
     /// Feed `feed` at level `L`: `Denied` (or `Unauthenticated`, or for a known caller
@@ -144,6 +192,57 @@ impl Access {
         Ok(Account {
             access: self,
             caller,
+        })
+    }
+
+    /// The webhooks the caller administers: every one for administrators, those of `feed`
+    /// for its administrators.
+    pub fn webhooks(&self, feed: Option<&str>) -> Result<Vec<EndpointInfo>, Error> {
+        if let Some(feed) = feed {
+            self.feed::<FeedAdmin>(feed)?;
+            Ok(self
+                .registry
+                .webhooks()?
+                .into_iter()
+                .filter(|w| w.feed.as_deref() == Some(feed))
+                .collect())
+        } else {
+            self.admin()?;
+            self.registry.webhooks()
+        }
+    }
+
+    /// Creates a webhook: of a feed (its administrators), or of every feed (administrators).
+    pub fn create_webhook(&self, new: &NewEndpoint) -> Result<EndpointInfo, Error> {
+        match new.feed.as_deref().filter(|f| !f.is_empty()) {
+            Some(feed) => {
+                self.feed::<FeedAdmin>(feed)?;
+            }
+            None => {
+                self.admin()?;
+            }
+        }
+        self.registry.create_webhook(new, self.actor())
+    }
+
+    /// Webhook `id`, when the caller administers it (its feed, or all for a global one).
+    pub fn webhook(&self, id: &str) -> Result<Webhook<'_>, Error> {
+        let is_admin = self.principal().is_some_and(Principal::is_admin);
+        if !is_admin {
+            // Whether a webhook exists is told only to those who may manage it.
+            match self.registry.webhook_feed(id) {
+                Ok(Some(feed)) => {
+                    self.feed::<FeedAdmin>(&feed)?;
+                }
+                Ok(None) | Err(Error::NotFound(_)) => {
+                    self.admin()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Webhook {
+            access: self,
+            id: id.to_owned(),
         })
     }
 
@@ -299,6 +398,7 @@ impl Feed<'_, Promote> {
         from_ref: &Reference,
         to_repo: &Repository,
         to_tag: &Tag,
+        expected: Option<&Digest>,
         include_referrers: bool,
         comment: Option<&str>,
     ) -> Result<Promoted, Error> {
@@ -307,6 +407,7 @@ impl Feed<'_, Promote> {
             from_ref,
             to: self.own(to_repo)?,
             to_tag,
+            expected,
             include_referrers,
             actor: self.access.actor(),
             comment,
@@ -332,8 +433,8 @@ impl Feed<'_, FeedAdmin> {
     }
 
     /// Who changed the feed's settings, and how.
-    pub fn changes(&self) -> Result<Vec<AuditRecord>, Error> {
-        self.registry().audit(&self.name)
+    pub fn changes(&self) -> Result<Vec<crate::domain::audit::AuditEntry>, Error> {
+        self.registry().feed_changes(&self.name)
     }
 
     pub fn retention(&self) -> Result<Rules, Error> {
@@ -346,7 +447,8 @@ impl Feed<'_, FeedAdmin> {
     }
 
     pub fn run_retention(&self, dry_run: bool) -> Result<RetentionReport, Error> {
-        self.registry().run_retention(&self.name, dry_run)
+        self.registry()
+            .run_retention_by(&self.name, dry_run, self.access.actor())
     }
 
     pub fn purge(&self, repo: &Repository, tag: &Tag, confirm: Option<&str>) -> Result<(), Error> {
@@ -384,7 +486,7 @@ impl Admin<'_> {
                 super::versioning::check_pattern(pattern)?;
             }
         }
-        self.registry().create_feed(feed)?;
+        self.registry().create_feed(feed, self.caller.user())?;
         let created = self
             .registry()
             .update_feed(feed.as_str(), change, self.caller.user())?;
@@ -397,7 +499,7 @@ impl Admin<'_> {
     }
 
     pub fn delete_feed(&self, feed: &FeedName) -> Result<(), Error> {
-        self.registry().delete_feed(feed)?;
+        self.registry().delete_feed(feed, self.caller.user())?;
         tracing::info!(
             actor = self.caller.user(),
             feed = feed.as_str(),
@@ -444,7 +546,8 @@ impl Admin<'_> {
     }
 
     pub fn gc(&self, opts: GcOptions) -> Result<GcReport, Error> {
-        self.registry().gc(opts, &|_, _, _| {})
+        self.registry()
+            .gc_by(opts, &|_, _, _| {}, self.caller.user())
     }
 
     pub fn backup(&self, dir: &Path) -> Result<BackupReport, Error> {

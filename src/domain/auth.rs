@@ -19,9 +19,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Caps, Role, Scope};
-use crate::store::meta::{ApiKeyRecord, MetaWrite, Metadata, UserRecord};
+use crate::store::meta::{ApiKeyRecord, AuditRecord, MetaWrite, Metadata, UserRecord};
 
 use super::Error;
+use super::audit::{self, Kind};
 use super::cache::GenCache;
 
 /// The file the first start writes the admin's password to.
@@ -333,7 +334,7 @@ pub struct Auth {
     anonymous: GenCache<Caps>,
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     rand::fill(&mut bytes[..]);
     bytes
@@ -549,6 +550,21 @@ impl Auth {
                 });
                 // The secret is never logged, only who tried and from where.
                 tracing::warn!(user, %client, "login failed");
+                let via = if secret.starts_with(KEY_PREFIX) {
+                    "API key"
+                } else {
+                    "password"
+                };
+                let mut entry = audit::entry(
+                    Kind::LoginFailed,
+                    user,
+                    "",
+                    format!("login of {user:?} with a {via} failed"),
+                );
+                entry.source = Some(client.to_string());
+                if let Err(e) = audit::append_alone(&*self.meta, &self.clock, entry) {
+                    tracing::warn!(error = %e, "a failed login could not be recorded in the audit log");
+                }
                 let counted: Vec<(String, u32)> = counted.into_iter().map(|k| (k, 0)).collect();
                 self.limiter.fail(&counted);
             }
@@ -588,10 +604,16 @@ impl Auth {
                 .last_login
                 .is_none_or(|t| self.clock.now().saturating_sub(t) > 60)
             {
+                // Recorded with the last login, at most once a minute per account.
                 self.meta.write(|w| {
                     if let Some(mut r) = w.user(name)? {
                         r.last_login = Some(self.clock.now());
                         w.put_user(name, &r)?;
+                        audit::append(
+                            w,
+                            &self.clock,
+                            audit::entry(Kind::Login, name, "", format!("{name} logged in")),
+                        )?;
                     }
                     Ok::<_, Error>(())
                 })?;
@@ -1011,6 +1033,17 @@ impl Auth {
                     last_login: None,
                 },
             )?;
+            let role = if admin { " (administrator)" } else { "" };
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(
+                    Kind::UserCreated,
+                    actor.user(),
+                    "",
+                    format!("user {name} created{role}"),
+                ),
+            )?;
             Ok(())
         })?;
         tracing::info!(actor = actor.user(), user = name, admin, "user created");
@@ -1026,7 +1059,24 @@ impl Auth {
         admin: Option<bool>,
     ) -> Result<(), Error> {
         Self::require_admin(actor)?;
-        self.change_user(name, |u| {
+        let mut said = Vec::new();
+        if let Some(d) = disabled {
+            said.push(if d { "disabled" } else { "enabled" });
+        }
+        if let Some(a) = admin {
+            said.push(if a {
+                "made an administrator"
+            } else {
+                "no longer an administrator"
+            });
+        }
+        let entry = audit::entry(
+            Kind::UserChanged,
+            actor.user(),
+            "",
+            format!("user {name} {}", said.join(", ")),
+        );
+        self.change_user(name, entry, |u| {
             if let Some(d) = disabled {
                 u.disabled = d;
             }
@@ -1057,14 +1107,24 @@ impl Auth {
                 describe(actor)
             )));
         }
-        self.reset_password(name, password)
+        self.change_password(name, password, actor.user())
     }
 
     /// Sets a password with no actor: the offline recovery path (`semdock user reset-password`).
     pub fn reset_password(&self, name: &str, password: &str) -> Result<(), Error> {
+        self.change_password(name, password, "local recovery")
+    }
+
+    fn change_password(&self, name: &str, password: &str, actor: &str) -> Result<(), Error> {
         check_password_strength(password)?;
         let hash = hash_password(password)?;
-        self.change_user(name, |u| {
+        let entry = audit::entry(
+            Kind::PasswordChanged,
+            actor,
+            "",
+            format!("password of {name} changed"),
+        );
+        self.change_user(name, entry, |u| {
             u.password_hash = hash;
             Ok(())
         })?;
@@ -1085,6 +1145,7 @@ impl Auth {
     fn change_user(
         &self,
         name: &str,
+        entry: AuditRecord,
         f: impl FnOnce(&mut UserRecord) -> Result<(), Error>,
     ) -> Result<(), Error> {
         self.meta.write(|w| {
@@ -1094,6 +1155,7 @@ impl Auth {
             f(&mut user)?;
             w.put_user(name, &user)?;
             bump_epoch(w, name)?;
+            audit::append(w, &self.clock, entry)?;
             Ok::<_, Error>(())
         })?;
         self.verified
@@ -1134,13 +1196,25 @@ impl Auth {
                     describe(actor)
                 )));
             }
-            match role {
-                Some(role) => w.set_grant(&user_subject(name), feed, role.as_str())?,
-                None => {
-                    w.remove_grant(&user_subject(name), feed)?;
-                }
-            }
+            let entry = if let Some(role) = role {
+                w.set_grant(&user_subject(name), feed, role.as_str())?;
+                audit::entry(
+                    Kind::RoleGranted,
+                    actor.user(),
+                    feed,
+                    format!("{name} given the {} role on {feed}", role.as_str()),
+                )
+            } else {
+                w.remove_grant(&user_subject(name), feed)?;
+                audit::entry(
+                    Kind::RoleRemoved,
+                    actor.user(),
+                    feed,
+                    format!("{name} no longer has a role on {feed}"),
+                )
+            };
             bump_epoch(w, name)?;
+            audit::append(w, &self.clock, entry)?;
             Ok(())
         })?;
         tracing::info!(
@@ -1209,6 +1283,28 @@ impl Auth {
             for (feed, role) in &roles {
                 w.set_grant(&key_subject(&id), feed, role.as_str())?;
             }
+            let held: Vec<String> = roles
+                .iter()
+                .map(|(feed, role)| format!("{feed}={}", role.as_str()))
+                .collect();
+            let admin = if admin && owner_record.admin {
+                ", administrator"
+            } else {
+                ""
+            };
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(
+                    Kind::KeyCreated,
+                    actor.user(),
+                    "",
+                    format!(
+                        "API key {id} ({name}) for {owner}: [{}]{admin}",
+                        held.join(", ")
+                    ),
+                ),
+            )?;
             Ok(())
         })?;
         tracing::info!(actor = actor.user(), key = id, owner, "API key created");
@@ -1274,6 +1370,16 @@ impl Auth {
             for (feed, _) in w.grants_of(&key_subject(id))? {
                 w.remove_grant(&key_subject(id), &feed)?;
             }
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(
+                    Kind::KeyRevoked,
+                    actor.user(),
+                    "",
+                    format!("API key {id} ({}) of {} revoked", key.name, key.owner),
+                ),
+            )?;
             Ok(())
         })?;
         tracing::info!(actor = actor.user(), key = id, "API key revoked");

@@ -68,6 +68,10 @@ pub enum Error {
         digest: String,
         deleted: bool,
     },
+    /// Refused by a feed's rule other than its tag policy (promotion only, required
+    /// referrers): the sentence says what to do instead.
+    #[error("{0}")]
+    PolicyRefused(String),
     #[error("authentication required: log in with a user name and password or API key")]
     Unauthenticated,
     #[error("invalid user name, password or API key")]

@@ -90,6 +90,32 @@ impl Registry {
         Ok((local, cluster))
     }
 
+    /// [`Registry::gc`], recorded in the audit log as run by `actor` (unless dry).
+    pub fn gc_by(
+        &self,
+        opts: GcOptions,
+        progress: Progress<'_>,
+        actor: &str,
+    ) -> Result<GcReport, Error> {
+        let report = self.gc(opts, progress)?;
+        if !report.dry_run {
+            let change = format!(
+                "garbage collection removed {} blobs ({} bytes), {} orphan files, {} uploads",
+                report.blobs_removed,
+                report.bytes_freed,
+                report.orphan_files,
+                report.uploads_expired
+            );
+            self.audit_alone(super::audit::entry(
+                super::audit::Kind::GcRun,
+                actor,
+                "",
+                change,
+            ))?;
+        }
+        Ok(report)
+    }
+
     /// Collects garbage while the registry serves. One maintenance job runs at a time.
     pub fn gc(&self, opts: GcOptions, progress: Progress<'_>) -> Result<GcReport, Error> {
         let _one = self.one_job()?;

@@ -4,6 +4,7 @@
 //! executor. Nothing here sees actix types or renders a response.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod backup;
 mod cache;
@@ -16,6 +17,7 @@ pub mod retention;
 pub mod sessions;
 pub mod tags;
 pub mod versioning;
+pub mod webhooks;
 
 pub use error::Error;
 pub use registry::{

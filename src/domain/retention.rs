@@ -144,15 +144,20 @@ impl Registry {
             } else {
                 w.put_retention(feed, &rules.into())?;
             }
-            w.append_audit(&crate::store::meta::AuditRecord {
-                time_ms: self.clock.now_ms(),
-                actor: actor.to_owned(),
-                feed: feed.to_owned(),
-                change: format!(
-                    "retention rules: {}",
-                    serde_json::to_string(rules).unwrap_or_default()
+            let change = format!(
+                "retention rules: {}",
+                serde_json::to_string(rules).unwrap_or_default()
+            );
+            crate::domain::audit::append(
+                w,
+                &self.clock,
+                crate::domain::audit::entry(
+                    crate::domain::audit::Kind::RetentionRules,
+                    actor,
+                    feed,
+                    change,
                 ),
-            })?;
+            )?;
             Ok(())
         })
     }
@@ -194,6 +199,30 @@ impl Registry {
             Ok::<_, Error>(())
         })?;
         Ok(batch.values().map(HashMap::len).sum())
+    }
+
+    /// [`Registry::run_retention`], recorded in the audit log as run by `actor` (unless dry;
+    /// each deletion is recorded too, as it commits).
+    pub fn run_retention_by(
+        &self,
+        feed: &str,
+        dry_run: bool,
+        actor: &str,
+    ) -> Result<RetentionReport, Error> {
+        let report = self.run_retention(feed, dry_run)?;
+        if !dry_run {
+            let change = format!(
+                "retention run deleted {} tags or images",
+                report.deletions.len()
+            );
+            self.audit_alone(crate::domain::audit::entry(
+                crate::domain::audit::Kind::RetentionRun,
+                actor,
+                feed,
+                change,
+            ))?;
+        }
+        Ok(report)
     }
 
     /// Applies (or, dry, lists) the retention rules of `feed`.
@@ -276,8 +305,9 @@ impl Registry {
                 let change = Change {
                     actor: "retention",
                     clock: &self.clock,
-                    method: "delete",
+                    method: "retention",
                     comment: Some(&comment),
+                    source: None,
                 };
                 match &d.tag {
                     Some(tag) => {

@@ -5,6 +5,7 @@
 use semver::Version;
 
 use super::Error;
+use super::audit::{self, Kind};
 use super::versioning::{Policy, TagKind, is_virtual, version_of};
 use crate::model::Repository;
 use crate::store::meta::precedence::Scope;
@@ -14,9 +15,11 @@ use crate::store::meta::{FeedRecord, HistoryRecord, MetaWrite};
 #[derive(Debug, Clone, Copy)]
 pub struct Change<'a> {
     pub actor: &'a str,
-    /// `push`, `delete`, `promote`, `retag`, `purge`, `settings`.
+    /// `push`, `delete`, `promote`, `retag`, `purge`, `retention`, `settings`.
     pub method: &'a str,
     pub comment: Option<&'a str>,
+    /// Where the content came from (a promotion's source reference), for the audit log.
+    pub source: Option<&'a str>,
     /// The registry's clock, read when each change is recorded (inside the write, so that
     /// history's times follow its order).
     pub clock: &'a super::clock::Clock,
@@ -30,6 +33,21 @@ pub fn policy_of(feed: &FeedRecord) -> Policy {
     }
 }
 
+/// What the audit log calls a tag change made by `method`.
+fn kind_of(method: &str, old: Option<&str>, new: Option<&str>) -> Kind {
+    match method {
+        "virtual" | "settings" => Kind::VirtualTagMoved,
+        "promote" | "retag" => Kind::Promoted,
+        "purge" => Kind::Purged,
+        "retention" => Kind::RetentionDeleted,
+        _ if new.is_none() => Kind::Deleted,
+        _ if old.is_none() => Kind::Added,
+        _ => Kind::TagMoved,
+    }
+}
+
+/// Records one tag change: in the tag's history and, in the same commit, in the audit log
+/// (which webhooks deliver from).
 fn record(
     w: &mut dyn MetaWrite,
     repo: &str,
@@ -38,6 +56,20 @@ fn record(
     new: Option<&str>,
     change: &Change<'_>,
 ) -> Result<(), Error> {
+    let kind = kind_of(change.method, old, new);
+    let feed = repo.split('/').next().unwrap_or_default();
+    let sentence = match (old, new) {
+        (_, Some(new)) => format!("{repo}:{tag} → {new}"),
+        (Some(old), None) => format!("{repo}:{tag} removed (was {old})"),
+        (None, None) => format!("{repo}:{tag} removed"),
+    };
+    let mut entry = audit::entry(kind, change.actor, feed, sentence);
+    entry.repository = Some(repo.to_owned());
+    entry.tag = Some(tag.to_owned());
+    entry.digest = new.or(old).map(str::to_owned);
+    entry.previous = old.filter(|_| new.is_some()).map(str::to_owned);
+    entry.source = change.source.map(str::to_owned);
+    audit::append(w, change.clock, entry)?;
     w.append_history(
         repo,
         tag,

@@ -73,6 +73,39 @@ pub fn base_url(req: &HttpRequest) -> String {
     format!("{scheme}://{host}")
 }
 
+/// The names clients reach this registry by, as `host[:port]`: the host of `base_url` and the
+/// request's own `Host` (what an image reference docker printed starts with).
+#[must_use]
+pub fn registry_hosts(req: &HttpRequest) -> Vec<String> {
+    let base = base_url(req);
+    let mut hosts = vec![
+        base.split_once("://")
+            .map_or(base.as_str(), |(_, h)| h)
+            .to_owned(),
+    ];
+    if let Some(h) = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| plain_host(h))
+    {
+        hosts.push(h.to_owned());
+    }
+    // On loopback the names are one machine: docker prints localhost:PORT for a registry
+    // reached as 127.0.0.1:PORT.
+    let loopback = ["localhost", "127.0.0.1", "[::1]"];
+    let mut aliases = Vec::new();
+    for h in &hosts {
+        if let Some((name, port)) = h.rsplit_once(':')
+            && loopback.contains(&name)
+        {
+            aliases.extend(loopback.iter().map(|l| format!("{l}:{port}")));
+        }
+    }
+    hosts.extend(aliases);
+    hosts
+}
+
 /// The request's credentials; a malformed `Authorization` header is an error.
 pub fn credentials(req: &HttpRequest) -> Result<Credentials, domain::Error> {
     if let Some(key) = req.headers().get("X-ApiKey") {

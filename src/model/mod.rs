@@ -12,4 +12,6 @@ pub mod names;
 pub use access::{Action, Caps, Role, Scope};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use manifest::{Manifest, ManifestError};
-pub use names::{FeedName, NameError, Reference, Repository, Tag, parse_image};
+pub use names::{
+    FeedName, ImageRef, NameError, Reference, Repository, Tag, parse_image, parse_image_ref,
+};

@@ -198,9 +198,107 @@ pub fn parse_image(s: &str) -> Result<(Repository, Reference), NameError> {
     Ok((name.parse()?, reference))
 }
 
+/// An image reference as people write and docker prints it: `FEED/NAME:TAG`,
+/// `FEED/NAME@DIGEST`, `FEED/NAME:TAG@DIGEST` (a tag and the digest it must point at), each
+/// optionally after the registry's host (`HOST[:PORT]/…`, recognised as docker does: a first
+/// component with a `.` or a `:`, or `localhost`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub host: Option<String>,
+    pub repository: Repository,
+    pub tag: Option<Tag>,
+    pub digest: Option<crate::model::Digest>,
+}
+
+impl ImageRef {
+    /// What the reference reads: its tag when it has one, else its digest.
+    #[must_use]
+    pub fn reference(&self) -> Reference {
+        match (&self.tag, &self.digest) {
+            (Some(t), _) => Reference::Tag(t.clone()),
+            (None, Some(d)) => Reference::Digest(d.clone()),
+            (None, None) => unreachable!("parse_image_ref always sets one"),
+        }
+    }
+
+    /// Refuses a reference that names another registry than one of `ours` (`host[:port]`).
+    pub fn check_host(&self, ours: &[String]) -> Result<(), String> {
+        match &self.host {
+            Some(h) if !ours.iter().any(|o| o.eq_ignore_ascii_case(h)) => Err(format!(
+                "the reference names the registry {h}, but this one is {}: promote within one registry (copy between registries with skopeo copy)",
+                ours.first().map_or("another", String::as_str)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The digest a tag must point at, when both are given.
+    #[must_use]
+    pub fn expected(&self) -> Option<&crate::model::Digest> {
+        self.tag.as_ref().and(self.digest.as_ref())
+    }
+}
+
+/// Whether `component` (the first of a reference) names a registry host, as docker decides.
+#[must_use]
+pub fn is_host(component: &str) -> bool {
+    component.contains('.') || component.contains(':') || component == "localhost"
+}
+
+pub fn parse_image_ref(s: &str) -> Result<ImageRef, NameError> {
+    let (host, rest) = match s.split_once('/') {
+        Some((first, rest)) if is_host(first) => (Some(first.to_ascii_lowercase()), rest),
+        _ => (None, s),
+    };
+    let (named, digest) = match rest.split_once('@') {
+        Some((named, digest)) => (named, Some(digest.parse()?)),
+        None => (rest, None),
+    };
+    // A tag follows the last `:` after the last `/`.
+    let last_slash = named.rfind('/').unwrap_or(0);
+    let (name, tag) = match named[last_slash..].rfind(':') {
+        Some(i) => {
+            let at = last_slash + i;
+            (&named[..at], Some(named[at + 1..].parse()?))
+        }
+        None => (named, None),
+    };
+    if tag.is_none() && digest.is_none() {
+        return Err(NameError::Tag(format!("{s} (no :TAG or @DIGEST)")));
+    }
+    Ok(ImageRef {
+        host,
+        repository: name.parse()?,
+        tag,
+        digest,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_references_read_as_docker_prints_them() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = parse_image_ref(&format!("staging/web:5.1.0@{d}")).unwrap();
+        assert_eq!(r.repository.as_str(), "staging/web");
+        assert_eq!(r.tag.as_ref().unwrap().as_str(), "5.1.0");
+        assert_eq!(r.expected().unwrap().as_str(), d);
+        assert_eq!(r.reference().to_string(), "5.1.0");
+        let r = parse_image_ref(&format!("localhost:5000/staging/team/web@{d}")).unwrap();
+        assert_eq!(r.host.as_deref(), Some("localhost:5000"));
+        assert_eq!(r.repository.as_str(), "staging/team/web");
+        assert!(r.expected().is_none());
+        assert_eq!(r.reference().to_string(), d);
+        let r = parse_image_ref("registry.example.com/prod/web:5.1.0").unwrap();
+        assert_eq!(r.host.as_deref(), Some("registry.example.com"));
+        assert!(r.digest.is_none());
+        let r = parse_image_ref("prod/web:5.1.0").unwrap();
+        assert_eq!(r.host, None);
+        assert!(parse_image_ref("prod/web").is_err());
+        assert!(parse_image_ref("localhost:5000/prod/web@sha256:short").is_err());
+    }
 
     #[test]
     fn repository_splits_into_feed_and_image() {

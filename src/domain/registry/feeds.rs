@@ -2,10 +2,11 @@
 //! deletion.
 
 use crate::domain::Error;
+use crate::domain::audit::{self, AuditEntry, AuditQuery, Kind};
 use crate::domain::tags::{self, Change};
 use crate::domain::versioning::{self, TagKind};
 use crate::model::FeedName;
-use crate::store::meta::{AuditRecord, FeedRecord};
+use crate::store::meta::FeedRecord;
 
 use super::Registry;
 
@@ -22,6 +23,10 @@ pub struct Feed {
     pub versioning: bool,
     /// Tags (exact or `*` globs) a versioned feed accepts besides versions.
     pub permitted: Vec<String>,
+    /// When not empty, tags enter this feed only by promotion from these feeds.
+    pub promotion_sources: Vec<String>,
+    /// When set, a promotion into this feed needs a referrer of this artifact type.
+    pub required_referrer: Option<String>,
 }
 
 impl From<FeedRecord> for Feed {
@@ -32,6 +37,8 @@ impl From<FeedRecord> for Feed {
             anonymous_pull: r.anonymous_pull,
             versioning: r.versioning,
             permitted: r.permitted,
+            promotion_sources: r.promotion_sources,
+            required_referrer: r.required_referrer,
         }
     }
 }
@@ -43,6 +50,35 @@ pub struct FeedChange {
     pub anonymous_pull: Option<bool>,
     pub versioning: Option<bool>,
     pub permitted: Option<Vec<String>>,
+    /// Feeds promotions may come from; an empty list lets pushes in again.
+    pub promotion_sources: Option<Vec<String>>,
+    /// The artifact type a promotion's image must have a referrer of; empty: none needed.
+    pub required_referrer: Option<String>,
+}
+
+impl FeedChange {
+    /// Refuses settings no feed can have.
+    fn check(&self, feed: &str) -> Result<(), Error> {
+        for p in self.permitted.iter().flatten() {
+            versioning::check_pattern(p)?;
+        }
+        for source in self.promotion_sources.iter().flatten() {
+            source.parse::<FeedName>()?;
+            if source == feed {
+                return Err(Error::Invalid(format!(
+                    "feed {feed:?} cannot accept promotions only from itself"
+                )));
+            }
+        }
+        if let Some(t) = self.required_referrer.as_deref().filter(|t| !t.is_empty())
+            && (!t.contains('/') || t.len() > 255 || t.chars().any(char::is_whitespace))
+        {
+            return Err(Error::Invalid(format!(
+                "required referrer {t:?} is not an artifact type (a media type such as application/vnd.dev.cosign.artifact.sig.v1+json)"
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn describe_feed_change(before: &FeedRecord, after: &FeedRecord) -> String {
@@ -62,6 +98,22 @@ fn describe_feed_change(before: &FeedRecord, after: &FeedRecord) -> String {
             if after.anonymous_pull { "on" } else { "off" }
         ));
     }
+    if before.promotion_sources != after.promotion_sources {
+        parts.push(if after.promotion_sources.is_empty() {
+            "pushes allowed".to_owned()
+        } else {
+            format!(
+                "promotion only, from [{}]",
+                after.promotion_sources.join(", ")
+            )
+        });
+    }
+    if before.required_referrer != after.required_referrer {
+        parts.push(match &after.required_referrer {
+            Some(t) => format!("promotions need a referrer of type {t}"),
+            None => "no referrer required".to_owned(),
+        });
+    }
     if before.description != after.description {
         parts.push("description".to_owned());
     }
@@ -79,6 +131,8 @@ pub struct FeedPreview {
     pub virtual_appear: Vec<String>,
     /// `repo:tag` virtual tags that would stop following versions on switching it off.
     pub virtual_frozen: Vec<String>,
+    /// What would change in how images enter the feed, in sentences.
+    pub rules: Vec<String>,
 }
 
 impl Registry {
@@ -86,6 +140,10 @@ impl Registry {
 
     /// Creates `feed` unless it exists; says whether it was created.
     pub fn ensure_feed(&self, feed: &FeedName) -> Result<bool, Error> {
+        self.ensure_feed_by(feed, "semdock")
+    }
+
+    fn ensure_feed_by(&self, feed: &FeedName, actor: &str) -> Result<bool, Error> {
         self.meta.write(|w| {
             if w.feed(feed.as_str())?.is_some() {
                 return Ok(false);
@@ -98,14 +156,23 @@ impl Registry {
                     anonymous_pull: false,
                     versioning: false,
                     permitted: Vec::new(),
+                    promotion_sources: Vec::new(),
+                    required_referrer: None,
                 },
             )?;
+            let entry = audit::entry(
+                Kind::FeedCreated,
+                actor,
+                feed.as_str(),
+                format!("feed {feed} created"),
+            );
+            audit::append(w, &self.clock, entry)?;
             Ok(true)
         })
     }
 
-    pub fn create_feed(&self, feed: &FeedName) -> Result<(), Error> {
-        if self.ensure_feed(feed)? {
+    pub fn create_feed(&self, feed: &FeedName, actor: &str) -> Result<(), Error> {
+        if self.ensure_feed_by(feed, actor)? {
             Ok(())
         } else {
             Err(Error::FeedExists {
@@ -117,11 +184,7 @@ impl Registry {
     /// Changes a feed's settings; `None` leaves one as it is. Callers authorize first
     /// (feed admin).
     pub fn update_feed(&self, feed: &str, change: FeedChange, actor: &str) -> Result<Feed, Error> {
-        if let Some(patterns) = &change.permitted {
-            for p in patterns {
-                versioning::check_pattern(p)?;
-            }
-        }
+        change.check(feed)?;
         self.meta.write(|w| {
             let mut record = w.feed(feed)?.ok_or_else(|| Error::FeedUnknown {
                 feed: feed.to_owned(),
@@ -139,16 +202,22 @@ impl Registry {
             if let Some(p) = change.permitted {
                 record.permitted = p;
             }
+            if let Some(sources) = change.promotion_sources {
+                record.promotion_sources = sources;
+            }
+            if let Some(t) = change.required_referrer {
+                record.required_referrer = Some(t).filter(|t| !t.is_empty());
+            }
             if record == before {
                 return Ok(record.into());
             }
             w.put_feed(feed, &record)?;
-            w.append_audit(&AuditRecord {
-                time_ms: self.clock.now_ms(),
-                actor: actor.to_owned(),
-                feed: feed.to_owned(),
-                change: describe_feed_change(&before, &record),
-            })?;
+            let change = describe_feed_change(&before, &record);
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(Kind::FeedSettingsChanged, actor, feed, change),
+            )?;
             if record.versioning && !before.versioning {
                 // Switching on computes the virtual tags at once; existing tags stay.
                 let cause = Change {
@@ -156,6 +225,7 @@ impl Registry {
                     clock: &self.clock,
                     method: "settings",
                     comment: None,
+                    source: None,
                 };
                 let (repos, _) =
                     w.repositories(&format!("{feed}/"), None, usize::MAX, &|_| true)?;
@@ -182,14 +252,38 @@ impl Registry {
         if let Some(v) = change.versioning {
             next.versioning = v;
         }
+        change.check(feed)?;
         if let Some(p) = &change.permitted {
-            for pattern in p {
-                versioning::check_pattern(pattern)?;
-            }
             next.permitted.clone_from(p);
         }
         let (before, after) = (tags::policy_of(&current), tags::policy_of(&next));
         let mut preview = FeedPreview::default();
+        if let Some(sources) = &change.promotion_sources
+            && *sources != current.promotion_sources
+        {
+            preview.rules.push(if sources.is_empty() {
+                format!("Pushes to {feed} will be accepted again.")
+            } else {
+                format!(
+                    "Pushes of tags to {feed} will be refused: images enter only by promotion from {}.",
+                    sources.join(", ")
+                )
+            });
+        }
+        let referrer = change
+            .required_referrer
+            .as_deref()
+            .map(|t| Some(t.to_owned()).filter(|t| !t.is_empty()));
+        if let Some(t) = referrer
+            && t != current.required_referrer
+        {
+            preview.rules.push(match t {
+                Some(t) => format!(
+                    "Promotions into {feed} will need a referrer of artifact type {t} on the image."
+                ),
+                None => format!("Promotions into {feed} will need no referrer."),
+            });
+        }
         let (repos, _) = r.repositories(&format!("{feed}/"), None, usize::MAX, &|_| true)?;
         for repo in repos {
             let all = r.tag_targets(&repo)?;
@@ -231,15 +325,32 @@ impl Registry {
         Ok(preview)
     }
 
-    /// Feed setting changes, oldest first.
-    pub fn audit(&self, feed: &str) -> Result<Vec<AuditRecord>, Error> {
-        Ok(self
-            .meta
-            .read()?
-            .audit()?
-            .into_iter()
-            .filter(|a| a.feed == feed)
-            .collect())
+    /// Feed setting changes, oldest first: the audit log read for this feed.
+    pub fn feed_changes(&self, feed: &str) -> Result<Vec<AuditEntry>, Error> {
+        let q = AuditQuery {
+            feed: Some(feed.to_owned()),
+            kinds: vec![Kind::FeedSettingsChanged, Kind::RetentionRules],
+            oldest_first: true,
+            ..AuditQuery::default()
+        };
+        Ok(audit::page(&*self.meta, &q, usize::MAX)?.0)
+    }
+
+    /// One page of the audit log (callers check who may read what) and the id the next page
+    /// continues after.
+    pub fn audit_page(&self, q: &AuditQuery) -> Result<(Vec<AuditEntry>, Option<u64>), Error> {
+        let n = q.n.unwrap_or(audit::DEFAULT_PAGE).clamp(1, audit::MAX_PAGE);
+        audit::page(&*self.meta, q, n)
+    }
+
+    /// Records what commits nothing else (a run, a refusal) in the audit log.
+    pub fn audit_alone(&self, record: crate::store::meta::AuditRecord) -> Result<u64, Error> {
+        audit::append_alone(&*self.meta, &self.clock, record)
+    }
+
+    /// Removes audit entries older than `days`.
+    pub fn expire_audit(&self, days: u32) -> Result<u64, Error> {
+        audit::expire(&*self.meta, &self.clock, days)
     }
 
     pub fn feed(&self, feed: &str) -> Result<Feed, Error> {
@@ -264,8 +375,18 @@ impl Registry {
 
     /// Deletes a feed with every repository, manifest, tag and link in it. Blob files stay
     /// until garbage collection finds them unreferenced.
-    pub fn delete_feed(&self, feed: &FeedName) -> Result<(), Error> {
+    pub fn delete_feed(&self, feed: &FeedName, actor: &str) -> Result<(), Error> {
         self.meta.write(|w| {
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(
+                    Kind::FeedDeleted,
+                    actor,
+                    feed.as_str(),
+                    format!("feed {feed} deleted"),
+                ),
+            )?;
             if !w.remove_feed(feed.as_str())? {
                 return Err(Error::FeedUnknown {
                     feed: feed.to_string(),

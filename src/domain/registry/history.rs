@@ -137,6 +137,9 @@ pub struct Promotion<'a> {
     pub from_ref: &'a Reference,
     pub to: &'a Repository,
     pub to_tag: &'a Tag,
+    /// The digest the source must point at: refused with a conflict when it does not (so
+    /// that a tag moved since it was tested is never promoted).
+    pub expected: Option<&'a crate::model::Digest>,
     /// Copy the image's referrers (signatures, SBOMs) too.
     pub include_referrers: bool,
     pub actor: &'a str,
@@ -159,6 +162,47 @@ pub struct Page {
     pub items: Vec<String>,
     /// Whether items follow the last one returned.
     pub more: bool,
+}
+
+/// The rules of a promotion-only feed: sources from the permitted feeds only, and a
+/// referrer of the required artifact type on the image when one is required.
+fn check_promotion_rules(
+    w: &dyn crate::store::meta::MetaRead,
+    feed: &crate::store::meta::FeedRecord,
+    from: &Repository,
+    to: &Repository,
+    digest: &str,
+) -> Result<(), Error> {
+    if !feed.promotion_sources.is_empty()
+        && from.feed() != to.feed()
+        && !feed.promotion_sources.iter().any(|s| s == from.feed())
+    {
+        return Err(Error::PolicyRefused(format!(
+            "feed {:?} accepts promotions only from {}, not from {:?}",
+            to.feed(),
+            feed.promotion_sources.join(", "),
+            from.feed()
+        )));
+    }
+    if let Some(kind) = &feed.required_referrer {
+        let mut found = false;
+        for referrer in w.referrers(from.as_str(), digest)? {
+            let artifact = w
+                .manifest(from.as_str(), &referrer)?
+                .and_then(|m| m.artifact_type);
+            if artifact.as_deref() == Some(kind.as_str()) {
+                found = true;
+                break;
+            }
+        }
+        if !found {
+            return Err(Error::PolicyRefused(format!(
+                "feed {:?} accepts only images with a referrer of artifact type {kind} (a signature or attestation), and {from}@{digest} has none: attach one (cosign sign, oras attach) and promote again",
+                to.feed()
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Registry {
@@ -349,6 +393,7 @@ impl Registry {
             from_ref,
             to,
             to_tag,
+            expected,
             include_referrers,
             actor,
             comment,
@@ -358,13 +403,18 @@ impl Registry {
         } else {
             "promote"
         };
+        let source = match from_ref {
+            Reference::Tag(t) => format!("{from}:{t}"),
+            Reference::Digest(d) => format!("{from}@{d}"),
+        };
         let change = Change {
             actor,
             clock: &self.clock,
             method,
             comment,
+            source: Some(&source),
         };
-        self.meta.write(|w| {
+        let result = self.meta.write(|w| {
             w.feed(from.feed())?.ok_or_else(|| feed_unknown(from))?;
             let feed = w.feed(to.feed())?.ok_or_else(|| feed_unknown(to))?;
             let digest = match from_ref {
@@ -373,6 +423,14 @@ impl Registry {
                     .tag(from.as_str(), t.as_str())?
                     .ok_or_else(|| manifest_unknown(from, from_ref))?,
             };
+            if let Some(expected) = expected
+                && expected.as_str() != digest
+            {
+                return Err(Error::Conflict(format!(
+                    "{from}:{from_ref} points at {digest}, not at the expected {expected}: it was moved since; promote {from}@{expected} to promote what was tested, or check `semdock history {from} --tag {from_ref}`"
+                )));
+            }
+            check_promotion_rules(w, &feed, from, to, &digest)?;
             let mut pending = vec![digest.clone()];
             let mut copied = Vec::new();
             while let Some(d) = pending.pop() {
@@ -415,16 +473,21 @@ impl Registry {
                 })?;
             }
             tracing::info!(actor, from = %from, to = %to, tag = %to_tag, digest, method, "promoted");
-            crate::metrics::get()
-                .promotions
-                .get_or_create(&crate::metrics::Metrics::feed(to.feed()))
-                .inc();
+            crate::metrics::get().promotion(to.feed());
             Ok(Promoted {
                 digest,
                 manifests: copied.len(),
                 changed,
             })
-        })
+        });
+        if let Err(e) = &result {
+            let from_digest = match (from_ref, expected) {
+                (Reference::Digest(d), _) | (_, Some(d)) => d.to_string(),
+                _ => String::new(),
+            };
+            self.audit_refusal(to, Some(to_tag.as_str()), &from_digest, actor, e);
+        }
+        result
     }
 
     // ---- listings ----

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::domain::Error;
+use crate::domain::audit::{self, Kind};
 use crate::domain::tags::{self, Change};
 use crate::domain::versioning::is_virtual;
 use crate::model::manifest::Manifest;
@@ -60,6 +61,20 @@ pub(in crate::domain) fn remove_manifest(
     };
     w.remove_manifest(name, digest)?;
     w.remove_pull(name, digest)?;
+    let kind = if change.method == "retention" {
+        Kind::RetentionDeleted
+    } else {
+        Kind::Deleted
+    };
+    let mut entry = audit::entry(
+        kind,
+        change.actor,
+        repo.feed(),
+        format!("{name}@{digest} deleted"),
+    );
+    entry.repository = Some(name.to_owned());
+    entry.digest = Some(digest.to_owned());
+    audit::append(w, change.clock, entry)?;
     let (virtual_tags, others): (Vec<String>, Vec<String>) = w
         .tags_pointing_at(name, digest)?
         .into_iter()
@@ -78,7 +93,46 @@ pub(in crate::domain) fn remove_manifest(
     Ok(true)
 }
 
+/// A promotion-only feed refuses tags pushed to it, saying how to promote instead.
+fn refuse_direct_push(feed: &FeedRecord, repo: &Repository, tag: &Tag) -> Result<(), Error> {
+    let Some(from) = feed.promotion_sources.first() else {
+        return Ok(());
+    };
+    Err(Error::PolicyRefused(format!(
+        "feed {:?} accepts images only by promotion from {}: push {from}/{}:{tag} and promote it with `semdock promote {from}/{}:{tag} {repo}:{tag}` (or POST /api/v1/promotions)",
+        repo.feed(),
+        feed.promotion_sources.join(", "),
+        repo.image(),
+        repo.image(),
+    )))
+}
+
 impl Registry {
+    /// Records a push or promotion the feed's policy refused (in a transaction of its own:
+    /// the refused one rolled back). Other failures are not refusals and are not recorded.
+    pub(super) fn audit_refusal(
+        &self,
+        repo: &Repository,
+        tag: Option<&str>,
+        digest: &str,
+        actor: &str,
+        e: &Error,
+    ) {
+        if !matches!(
+            e,
+            Error::TagNotAllowed { .. } | Error::VersionImmutable { .. } | Error::PolicyRefused(_)
+        ) {
+            return;
+        }
+        let mut entry = audit::entry(Kind::PushRefused, actor, repo.feed(), e.to_string());
+        entry.repository = Some(repo.to_string());
+        entry.tag = tag.map(str::to_owned);
+        entry.digest = Some(digest.to_owned());
+        if let Err(failed) = self.audit_alone(entry) {
+            tracing::warn!(error = %failed, "a refusal could not be recorded in the audit log");
+        }
+    }
+
     // ---- manifests ----
 
     /// Stores a manifest under `reference` (a tag, or the digest it must hash to).
@@ -129,10 +183,14 @@ impl Registry {
             clock: &self.clock,
             method: "push",
             comment: None,
+            source: None,
         };
         self.gc_touch(record.blobs.iter().map(String::as_str));
-        self.meta.write(|w| {
+        let result = self.meta.write(|w| {
             let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+            if let Some(tag) = tags.first() {
+                refuse_direct_push(&feed, repo, tag)?;
+            }
             let pushed = self.clock.now();
             for blob in &manifest.blobs {
                 match w.linked_at(name, blob.as_str())? {
@@ -164,7 +222,17 @@ impl Registry {
                 w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
             }
             Ok(())
-        })?;
+        });
+        if let Err(e) = &result {
+            self.audit_refusal(
+                repo,
+                tags.first().map(|t| t.as_str()),
+                digest.as_str(),
+                actor,
+                e,
+            );
+        }
+        result?;
         crate::metrics::get()
             .pushes
             .get_or_create(&crate::metrics::Metrics::feed(repo.feed()))
@@ -244,6 +312,7 @@ impl Registry {
             clock: &self.clock,
             method: "delete",
             comment: None,
+            source: None,
         };
         self.meta.write(|w| {
             let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
@@ -277,6 +346,7 @@ impl Registry {
             clock: &self.clock,
             method,
             comment: None,
+            source: None,
         };
         self.meta.write(|w| {
             let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;

@@ -78,6 +78,7 @@ impl From<domain::Error> for ApiError {
             | E::ManifestBlobUnknown { .. }
             | E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             E::TagNotAllowed { .. } => (StatusCode::BAD_REQUEST, "tag_not_allowed"),
+            E::PolicyRefused(_) => (StatusCode::FORBIDDEN, "policy_refused"),
             E::VersionImmutable { .. } => (StatusCode::CONFLICT, "version_immutable"),
             E::FeedExists { .. } | E::Conflict(_) | E::UploadBusy { .. } => {
                 (StatusCode::CONFLICT, "conflict")

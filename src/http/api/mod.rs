@@ -4,10 +4,12 @@
 //! from `/v2/_auth`). Every rule — who may do what — is the domain's; handlers parse, call and
 //! render. The `OpenAPI` document at `/api/v1/openapi.json` is generated from these handlers.
 
+mod audit;
 mod error;
 mod paging;
 mod storage;
 mod tags;
+mod webhooks;
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+pub use audit::{AuditParams, jsonl_response};
 pub use error::ApiError;
 
 use crate::domain;
@@ -82,10 +85,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/feeds/{feed}/retention/run",
                 web::post().to(storage::run_retention),
             )
+            .route("/audit", web::get().to(audit::audit))
+            .route("/webhooks", web::get().to(webhooks::list))
+            .route("/webhooks", web::post().to(webhooks::create))
+            .route("/webhooks/{id}", web::patch().to(webhooks::update))
+            .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+            .route(
+                "/webhooks/{id}/deliveries",
+                web::get().to(webhooks::deliveries),
+            )
+            .route(
+                "/webhooks/{id}/deliveries/{event}/redeliver",
+                web::post().to(webhooks::redeliver),
+            )
             .route("/gc", web::post().to(storage::gc))
             .route("/backup", web::post().to(storage::backup))
             .route("/storage", web::get().to(storage::storage))
             .route("/promotions", web::post().to(tags::promote))
+            .route("/resolve", web::get().to(tags::resolve))
             .route(
                 "/repositories/{repo:[^{}]+}/tags/{tag}/purge",
                 web::post().to(tags::purge),
@@ -115,19 +132,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
-        tags::feed_changes, tags::promote, tags::purge, tags::repository_tags, tags::history,
+        tags::feed_changes, tags::promote, tags::resolve, tags::purge, tags::repository_tags, tags::history,
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
-        storage::run_retention, storage::backup, storage::storage,
+        storage::run_retention, storage::backup, storage::storage, audit::audit, webhooks::list, webhooks::create,
+        webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
         RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
-        tags::FeedChangeEntry, tags::PromotionRequest, tags::PurgeRequest, tags::ProGetPromotionEntry, domain::Promoted, domain::TagGroups,
+        tags::FeedChangeEntry, tags::PromotionRequest, tags::Resolved, tags::PurgeRequest, tags::ProGetPromotionEntry, domain::Promoted, domain::TagGroups,
         domain::TagEntry, domain::TagList, domain::TagCursors, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
         storage::RunRequest, storage::BackupRequest, domain::gc::GcReport,
         domain::gc::StorageStats, domain::gc::FeedStorage, domain::retention::Rules,
         domain::retention::RetentionReport, domain::retention::Deletion,
-        domain::backup::BackupReport,
+        domain::backup::BackupReport, domain::audit::AuditEntry, domain::webhooks::EndpointInfo, domain::webhooks::NewEndpoint,
+        domain::webhooks::EndpointChange, domain::webhooks::Delivery, domain::webhooks::Format,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))
@@ -196,6 +215,13 @@ pub struct FeedInfo {
     pub versioning: bool,
     /// Tags (exact or `*` globs) a versioned feed accepts besides versions.
     pub permitted: Vec<String>,
+    /// When not empty, tags enter the feed only by promotion from these feeds: pushes of
+    /// tags are refused (pushes by digest, which a promotion does not need, too).
+    pub promotion_sources: Vec<String>,
+    /// When set, a promotion into the feed needs a referrer (signature, attestation) of this
+    /// artifact type on the image, among the referrers the registry holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_referrer: Option<String>,
     /// Unix seconds.
     pub created: u64,
 }
@@ -212,6 +238,9 @@ pub struct NewFeed {
     pub versioning: bool,
     #[serde(default)]
     pub permitted: Vec<String>,
+    #[serde(default)]
+    pub promotion_sources: Vec<String>,
+    pub required_referrer: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -221,6 +250,11 @@ pub struct FeedUpdate {
     pub anonymous_pull: Option<bool>,
     pub versioning: Option<bool>,
     pub permitted: Option<Vec<String>>,
+    /// Feeds promotions may come from (the feed then refuses pushes of tags); `[]` lets
+    /// pushes in again.
+    pub promotion_sources: Option<Vec<String>>,
+    /// The artifact type promotions need a referrer of; `""` needs none.
+    pub required_referrer: Option<String>,
 }
 
 fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
@@ -230,6 +264,8 @@ fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
         anonymous_pull: r.anonymous_pull,
         versioning: r.versioning,
         permitted: r.permitted.clone(),
+        promotion_sources: r.promotion_sources.clone(),
+        required_referrer: r.required_referrer.clone(),
         created: r.created,
     }
 }
@@ -258,6 +294,8 @@ async fn create_feed(Api(access): Api, body: web::Json<NewFeed>) -> Result<HttpR
         anonymous_pull,
         versioning,
         permitted,
+        promotion_sources,
+        required_referrer,
     } = body.into_inner();
     let info = run(move || {
         let admin = access.admin()?;
@@ -267,6 +305,8 @@ async fn create_feed(Api(access): Api, body: web::Json<NewFeed>) -> Result<HttpR
             anonymous_pull: Some(anonymous_pull),
             versioning: Some(versioning),
             permitted: Some(permitted),
+            promotion_sources: Some(promotion_sources),
+            required_referrer,
         };
         let r = admin.create_feed(&feed, change)?;
         Ok(feed_info(feed.to_string(), &r))
@@ -302,6 +342,8 @@ async fn update_feed(
         anonymous_pull,
         versioning,
         permitted,
+        promotion_sources,
+        required_referrer,
     } = body.into_inner();
     let info = run(move || {
         let change = domain::FeedChange {
@@ -309,6 +351,8 @@ async fn update_feed(
             anonymous_pull,
             versioning,
             permitted,
+            promotion_sources,
+            required_referrer,
         };
         let r = access.feed::<FeedAdmin>(&feed)?.update(change)?;
         Ok(feed_info(feed, &r))

@@ -11,7 +11,8 @@ use super::{Api, run};
 use crate::domain;
 use crate::domain::access::{Access, FeedAdmin, Promote, Pull};
 use crate::domain::registry::list_page_size;
-use crate::model::{Reference, Repository, Tag, parse_image};
+use crate::http::caller::registry_hosts;
+use crate::model::{ImageRef, Repository, Tag, parse_image_ref};
 
 /// A recorded change of feed settings.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,7 +54,7 @@ pub async fn feed_changes(
             .skip(skip)
             .take(n)
             .map(|a| FeedChangeEntry {
-                time: rfc3339_ms(a.time_ms),
+                time: a.time,
                 actor: a.actor,
                 change: a.change,
             })
@@ -72,10 +73,13 @@ pub async fn feed_changes(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromotionRequest {
-    /// `FEED/NAME:TAG` or `FEED/NAME@DIGEST`.
+    /// `FEED/NAME:TAG`, `FEED/NAME@DIGEST`, or `FEED/NAME:TAG@DIGEST` (the tag and the digest
+    /// it must point at); with this registry's host in front as docker prints it, too.
     pub from: String,
     /// `FEED/NAME:TAG`.
     pub to: String,
+    /// The digest the source must point at: a conflict (409) when it no longer does.
+    pub expected_digest: Option<String>,
     pub comment: Option<String>,
     /// Copy the referrers (signatures, SBOMs) of the image too.
     #[serde(default)]
@@ -84,51 +88,142 @@ pub struct PromotionRequest {
 
 /// Copies an image to another feed and/or tag by link (no bytes copied) and tags it, in one
 /// transaction. Needs pull on the source and promote on the target. Re-applying a tag that
-/// already points there succeeds.
+/// already points there succeeds. With an expected digest (`expected_digest`, or `@DIGEST`
+/// after the tag) a source that points elsewhere is refused with 409.
 #[utoipa::path(post, path = "/api/v1/promotions", request_body = PromotionRequest,
     responses((status = 200, body = domain::Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn promote(
     Api(access): Api,
+    req: HttpRequest,
     body: web::Json<PromotionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let r = body.into_inner();
+    let hosts = registry_hosts(&req);
     let done = run(move || {
         do_promote(
             &access,
-            &r.from,
-            &r.to,
-            r.comment.as_deref(),
-            r.include_referrers,
+            &PromoteArgs {
+                from: &r.from,
+                to: &r.to,
+                expected: r.expected_digest.as_deref(),
+                comment: r.comment.as_deref(),
+                include_referrers: r.include_referrers,
+                hosts: &hosts,
+            },
         )
     })
     .await?;
     Ok(HttpResponse::Ok().json(done))
 }
 
-fn do_promote(
-    access: &Access,
-    from: &str,
-    to: &str,
-    comment: Option<&str>,
-    include_referrers: bool,
-) -> Result<domain::Promoted, domain::Error> {
-    let (from_repo, from_ref) = parse_image(from)?;
-    let (to_repo, to_ref) = parse_image(to)?;
-    let Reference::Tag(to_tag) = to_ref else {
+/// `?ref=` of a resolve.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveQuery {
+    /// `FEED/NAME:TAG` (or any reference form `promote` takes).
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+/// What a tag points at now, pinned for a deployment manifest.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Resolved {
+    /// `HOST/FEED/NAME@DIGEST`, with the host clients reach this registry at.
+    pub pinned: String,
+    pub repository: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub digest: String,
+}
+
+/// The digest a tag points at, as the pinned reference `HOST/FEED/NAME@DIGEST` (pull). With
+/// `@DIGEST` after the tag, a tag that points elsewhere is a conflict (409).
+#[utoipa::path(get, path = "/api/v1/resolve", params(ResolveQuery),
+    responses((status = 200, body = Resolved), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn resolve(
+    Api(access): Api,
+    req: HttpRequest,
+    query: web::Query<ResolveQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let hosts = registry_hosts(&req);
+    let host = hosts.first().cloned().unwrap_or_default();
+    let text = query.into_inner().reference;
+    let resolved = run(move || {
+        let r = parse_reference(&text, &hosts)?;
+        let found = access
+            .feed::<Pull>(r.repository.feed())?
+            .manifest(&r.repository, &r.reference())?;
+        if let Some(expected) = r.expected()
+            && *expected != found.digest
+        {
+            return Err(domain::Error::Conflict(format!(
+                "{text} expects {expected}, but the tag points at {}",
+                found.digest
+            )));
+        }
+        Ok(Resolved {
+            pinned: format!("{host}/{}@{}", r.repository, found.digest),
+            repository: r.repository.to_string(),
+            tag: r.tag.map(|t| t.to_string()),
+            digest: found.digest.to_string(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(resolved))
+}
+
+/// A promotion as the forms of every surface ask for it.
+pub struct PromoteArgs<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub expected: Option<&'a str>,
+    pub comment: Option<&'a str>,
+    pub include_referrers: bool,
+    /// The names of this registry, which a full reference may start with.
+    pub hosts: &'a [String],
+}
+
+/// Reads an image reference in any of its forms, refusing another registry's host.
+pub fn parse_reference(s: &str, hosts: &[String]) -> Result<ImageRef, domain::Error> {
+    let r = parse_image_ref(s.trim())?;
+    r.check_host(hosts).map_err(domain::Error::Invalid)?;
+    Ok(r)
+}
+
+pub fn do_promote(access: &Access, a: &PromoteArgs<'_>) -> Result<domain::Promoted, domain::Error> {
+    let from = parse_reference(a.from, a.hosts)?;
+    let to = parse_reference(a.to, a.hosts)?;
+    let (Some(to_tag), None) = (&to.tag, &to.digest) else {
         return Err(domain::Error::Invalid(
             "the target of a promotion is FEED/NAME:TAG".into(),
         ));
     };
-    let source = access.feed::<Pull>(from_repo.feed())?;
-    access.feed::<Promote>(to_repo.feed())?.promote(
+    let expected = match a.expected.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) => {
+            let e: crate::model::Digest = e.parse()?;
+            if from.expected().is_some_and(|d| *d != e) {
+                return Err(domain::Error::Invalid(format!(
+                    "{} names {}, but the expected digest is {e}: give one",
+                    a.from,
+                    from.expected().map(ToString::to_string).unwrap_or_default()
+                )));
+            }
+            Some(e)
+        }
+        None => from.expected().cloned(),
+    };
+    let source = access.feed::<Pull>(from.repository.feed())?;
+    access.feed::<Promote>(to.repository.feed())?.promote(
         &source,
-        &from_repo,
-        &from_ref,
-        &to_repo,
-        &to_tag,
-        include_referrers,
-        comment,
+        &from.repository,
+        &from.reference(),
+        &to.repository,
+        to_tag,
+        expected.as_ref(),
+        a.include_referrers,
+        a.comment,
     )
 }
 
@@ -144,6 +239,9 @@ pub struct ProGetPromotion {
     pub to_feed: String,
     #[serde(default)]
     pub comments: Option<String>,
+    /// semdock's addition: the digest the version must point at in `fromFeed` (409 if not).
+    #[serde(default)]
+    pub expected_digest: Option<String>,
 }
 
 /// `ProGet`-compatible promotion: `fromFeed/groupName/packageName:version` to the same name
@@ -184,7 +282,21 @@ pub async fn proget_promote(
     };
     let from = format!("{}/{name}:{}", r.from_feed, r.version);
     let to = format!("{}/{name}:{}", r.to_feed, r.version);
-    let done = run(move || do_promote(&access, &from, &to, r.comments.as_deref(), true)).await?;
+    let hosts = registry_hosts(&req);
+    let done = run(move || {
+        do_promote(
+            &access,
+            &PromoteArgs {
+                from: &from,
+                to: &to,
+                expected: r.expected_digest.as_deref(),
+                comment: r.comments.as_deref(),
+                include_referrers: true,
+                hosts: &hosts,
+            },
+        )
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(done))
 }
 

@@ -258,6 +258,9 @@ impl From<domain::Error> for OciError {
             E::TagNotAllowed { .. } => {
                 Self::new(Code::Denied, message).with_status(StatusCode::BAD_REQUEST)
             }
+            E::PolicyRefused(_) => {
+                Self::new(Code::Denied, message).with_status(StatusCode::FORBIDDEN)
+            }
             E::RateLimited { retry_after } => Self {
                 retry_after: Some(retry_after),
                 ..Self::new(Code::TooManyRequests, message)

@@ -242,6 +242,8 @@ struct SettingsPage {
     versioning: bool,
     anonymous: bool,
     permitted: String,
+    promotion_sources: String,
+    required_referrer: String,
     grants: Vec<GrantRow>,
     preview: Option<FeedPreview>,
 }
@@ -274,6 +276,8 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
         versioning: record.versioning,
         anonymous: record.anonymous_pull,
         permitted: record.permitted.join("\n"),
+        promotion_sources: record.promotion_sources.join(" "),
+        required_referrer: record.required_referrer.unwrap_or_default(),
         grants: grant_rows(grants),
         preview: None,
         feed,
@@ -290,6 +294,10 @@ pub struct SettingsForm {
     anonymous_pull: Option<String>,
     #[serde(default)]
     permitted: String,
+    #[serde(default)]
+    promotion_sources: String,
+    #[serde(default)]
+    required_referrer: String,
     /// `preview` or `save`.
     op: String,
 }
@@ -310,11 +318,21 @@ pub async fn save_settings(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
+    let words = |text: &str| -> Vec<String> {
+        text.split(['\n', ',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let sources = words(&form.promotion_sources);
     let change = FeedChange {
         description: Some(form.description.clone()),
         anonymous_pull: Some(form.anonymous_pull.is_some()),
         versioning: Some(form.versioning.is_some()),
         permitted: Some(permitted.clone()),
+        promotion_sources: Some(sources.clone()),
+        required_referrer: Some(form.required_referrer.trim().to_owned()),
     };
     let access = v.access.clone();
     let f = feed.clone();
@@ -338,6 +356,8 @@ pub async fn save_settings(
         versioning: form.versioning.is_some(),
         anonymous: form.anonymous_pull.is_some(),
         permitted: permitted.join("\n"),
+        promotion_sources: sources.join(" "),
+        required_referrer: form.required_referrer.trim().to_owned(),
         grants: grant_rows(grants),
         preview: Some(preview),
         feed,
@@ -405,6 +425,10 @@ pub struct PromoteForm {
     #[serde(default)]
     csrf: String,
     from: String,
+    /// The tag the image was shown under: promoted by tag, with `digest` as the expected
+    /// digest (refused when the tag moved since the page was read). Empty: by digest.
+    #[serde(default)]
+    source_tag: String,
     digest: String,
     target_feed: String,
     target_name: String,
@@ -429,16 +453,24 @@ pub async fn promote(v: Viewer, form: web::Form<PromoteForm>) -> Result<HttpResp
             .trim()
             .parse::<crate::model::Tag>()
             .map_err(domain::Error::from)?;
-        let digest = f.digest.parse().map_err(domain::Error::from)?;
+        let digest: crate::model::Digest = f.digest.trim().parse().map_err(domain::Error::from)?;
         let source = access.feed::<Pull>(from.feed())?;
         let target = access.feed::<Promote>(to.feed())?;
         let comment = (!f.comment.trim().is_empty()).then(|| f.comment.trim().to_owned());
+        let (from_ref, expected) = match f.source_tag.trim() {
+            "" => (Reference::Digest(digest.clone()), None),
+            t => (
+                Reference::Tag(t.parse().map_err(domain::Error::from)?),
+                Some(&digest),
+            ),
+        };
         target.promote(
             &source,
             &from,
-            &Reference::Digest(digest),
+            &from_ref,
             &to,
             &tag,
+            expected,
             true,
             comment.as_deref(),
         )?;
@@ -515,7 +547,11 @@ struct SecretPage {
     secret: String,
 }
 
-fn show_secret(v: &Viewer, what: String, secret: String) -> Result<HttpResponse, UiError> {
+pub(super) fn show_secret(
+    v: &Viewer,
+    what: String,
+    secret: String,
+) -> Result<HttpResponse, UiError> {
     render(&SecretPage {
         title: "Shown once",
         nav: Nav::of(v),

@@ -2,6 +2,7 @@
 //! script (rust-embed), sessions in a cookie, a CSRF token in every form. Every page asks the
 //! domain what the viewer may do; the domain refuses anything else anyway.
 
+mod events;
 mod forms;
 mod pages;
 mod session;
@@ -59,6 +60,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/promote", web::post().to(forms::promote))
             .route("/tags/delete", web::post().to(forms::delete_tag))
             .route("/tags/purge", web::post().to(forms::purge_tag))
+            .route("/audit", web::get().to(events::audit))
+            .route("/audit.jsonl", web::get().to(events::export))
+            .route("/webhooks", web::get().to(events::webhooks))
+            .route("/webhooks", web::post().to(events::create))
+            .route("/webhooks/{id}/delete", web::post().to(events::delete))
+            .route("/webhooks/{id}/redeliver", web::post().to(events::redeliver))
             .route("/users", web::get().to(pages::users))
             .route("/users", web::post().to(forms::create_user))
             .route("/users/{name}/state", web::post().to(forms::user_state))
@@ -130,6 +137,10 @@ fn notice_of(code: &str) -> Option<&'static str> {
         "role" => "Role changed.",
         "user" => "User saved.",
         "revoked" => "API key revoked.",
+        "webhook-deleted" => "Webhook deleted.",
+        "redeliver" => {
+            "Queued: the event is sent again within a second; its delivery appears below."
+        }
         _ => return None,
     })
 }
@@ -228,6 +239,12 @@ impl From<domain::Error> for UiError {
                 "Not allowed",
                 message,
                 "Ask an administrator of the feed for the role this needs.",
+            ),
+            E::PolicyRefused(_) => Self::page(
+                StatusCode::FORBIDDEN,
+                "Refused by the feed's rules",
+                message,
+                "Promote the image from one of the feed's source feeds instead.",
             ),
             E::FeedUnknown { .. }
             | E::RepositoryUnknown { .. }

@@ -52,6 +52,38 @@ pub trait Metadata: Send + Sync {
     }
 }
 
+/// What a filter of a walk says of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    Keep,
+    Skip,
+    /// Nothing further can match: end the walk.
+    Stop,
+}
+
+/// Up to `limit` of `items` that `keep` accepts (until it says stop), and whether more may
+/// follow: how both engines fill a page of the audit log.
+pub fn scan_page<T>(
+    items: impl Iterator<Item = Result<(u64, T), MetaError>>,
+    limit: usize,
+    keep: impl Fn(&T) -> Scan,
+) -> Result<(Vec<(u64, T)>, bool), MetaError> {
+    let mut out = Vec::new();
+    for item in items {
+        let (seq, record) = item?;
+        match keep(&record) {
+            Scan::Skip => continue,
+            Scan::Stop => return Ok((out, false)),
+            Scan::Keep => {}
+        }
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        out.push((seq, record));
+    }
+    Ok((out, false))
+}
+
 /// Why a write's closure gave up: the transaction is rolled back.
 #[derive(Debug, Clone, Copy)]
 pub struct Aborted {
@@ -226,8 +258,17 @@ pub trait MetaRead {
         tag: Option<&str>,
     ) -> Result<Vec<(String, u64, HistoryRecord)>, MetaError>;
 
-    /// Audit records, oldest first.
-    fn audit(&self) -> Result<Vec<AuditRecord>, MetaError>;
+    /// Up to `limit` audit records after the sequence number `cursor` (exclusive) in the
+    /// order asked for, as (sequence, record), that `keep` accepts, and whether more may
+    /// follow; `keep` answering `Scan::Stop` ends the walk there (a time bound). Reads only
+    /// what it returns plus what `keep` refuses.
+    fn audit_page(
+        &self,
+        cursor: Option<u64>,
+        newest_first: bool,
+        limit: usize,
+        keep: &dyn Fn(&AuditRecord) -> Scan,
+    ) -> Result<(Vec<(u64, AuditRecord)>, bool), MetaError>;
 
     /// Every promotion, oldest first.
     fn promotions(&self) -> Result<Vec<PromotionRecord>, MetaError>;
@@ -236,6 +277,9 @@ pub trait MetaRead {
 
     /// Every setting (keys, epochs, the counters of the append-only tables), by name.
     fn settings(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError>;
+
+    /// The settings whose names start with `prefix`, by name.
+    fn settings_under(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError>;
 
     /// Every upload session.
     fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, MetaError>;
@@ -370,7 +414,16 @@ pub trait MetaWrite: MetaRead {
 
     fn append_promotion(&mut self, record: &PromotionRecord) -> Result<(), MetaError>;
 
-    fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError>;
+    /// Appends to the audit log; returns the record's sequence number, which orders the
+    /// log (writes are serialized, so numbers are committed in order).
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<u64, MetaError>;
+
+    /// Writes one audit record under `seq` without moving the counter (a copy's write).
+    fn put_audit(&mut self, seq: u64, record: &AuditRecord) -> Result<(), MetaError>;
+
+    /// Removes up to `limit` of the oldest audit records older than `time_ms`; returns how
+    /// many it removed.
+    fn remove_audit_before(&mut self, time_ms: u64, limit: usize) -> Result<u64, MetaError>;
 
     fn remove_blob(&mut self, digest: &str) -> Result<bool, MetaError>;
 

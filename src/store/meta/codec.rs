@@ -20,6 +20,11 @@ pub struct FeedRecord {
     pub versioning: bool,
     /// Tags (exact or `*` globs) a versioned feed accepts besides versions; mutable.
     pub permitted: Vec<String>,
+    /// When not empty, tags enter this feed only by promotion from these feeds (version 2).
+    pub promotion_sources: Vec<String>,
+    /// When set, a promotion into this feed needs a referrer of this artifact type on the
+    /// image (a signature, an attestation) (version 2).
+    pub required_referrer: Option<String>,
 }
 
 /// One change of one tag.
@@ -50,13 +55,25 @@ pub struct PromotionRecord {
     pub comment: Option<String>,
 }
 
-/// An administrative act.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One entry of the audit log: a security-relevant or content change (version 2; the first
+/// version held only `time_ms`, `actor`, `feed` and `change`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub time_ms: u64,
     pub actor: String,
+    /// The feed it concerns, or empty for the whole registry.
     pub feed: String,
+    /// What happened, in a sentence.
     pub change: String,
+    /// What kind of change (`domain::audit::Kind`, kebab-case).
+    pub kind: String,
+    pub repository: Option<String>,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    /// The digest the tag pointed at before.
+    pub previous: Option<String>,
+    /// Where it came from: a promotion's source reference, a login's client address.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,10 +171,8 @@ macro_rules! first_version {
 }
 
 first_version!(
-    FeedRecord,
     HistoryRecord,
     PromotionRecord,
-    AuditRecord,
     UserRecord,
     ApiKeyRecord,
     RepositoryRecord,
@@ -166,6 +181,74 @@ first_version!(
     UploadRecord,
     RetentionRecord
 );
+
+fn unknown_version<T: Record>(record: &'static str, found: u8) -> MetaError {
+    MetaError::RecordVersion {
+        record,
+        found,
+        known: T::VERSION,
+    }
+}
+
+impl Record for FeedRecord {
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, bytes: &[u8]) -> Result<Self, MetaError> {
+        #[derive(Deserialize)]
+        struct First {
+            created: u64,
+            description: String,
+            anonymous_pull: bool,
+            versioning: bool,
+            permitted: Vec<String>,
+        }
+        if version != 1 {
+            return Err(unknown_version::<Self>("FeedRecord", version));
+        }
+        let f: First = postcard::from_bytes(bytes).map_err(MetaError::Codec)?;
+        Ok(Self {
+            created: f.created,
+            description: f.description,
+            anonymous_pull: f.anonymous_pull,
+            versioning: f.versioning,
+            permitted: f.permitted,
+            promotion_sources: Vec::new(),
+            required_referrer: None,
+        })
+    }
+}
+
+impl Record for AuditRecord {
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, bytes: &[u8]) -> Result<Self, MetaError> {
+        #[derive(Deserialize)]
+        struct First {
+            time_ms: u64,
+            actor: String,
+            feed: String,
+            change: String,
+        }
+        if version != 1 {
+            return Err(unknown_version::<Self>("AuditRecord", version));
+        }
+        let f: First = postcard::from_bytes(bytes).map_err(MetaError::Codec)?;
+        // The first version recorded feed settings and retention rules only.
+        let kind = if f.change.starts_with("retention rules") {
+            "retention-rules"
+        } else {
+            "feed-settings-changed"
+        };
+        Ok(Self {
+            time_ms: f.time_ms,
+            actor: f.actor,
+            feed: f.feed,
+            change: f.change,
+            kind: kind.to_owned(),
+            ..Self::default()
+        })
+    }
+}
 
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, MetaError> {
     let mut out = vec![T::VERSION];
@@ -218,6 +301,36 @@ mod tests {
                 }),
             }
         }
+    }
+
+    #[test]
+    fn first_audit_records_read_as_feed_changes_and_retention_rules() {
+        #[derive(Serialize)]
+        struct First<'a> {
+            time_ms: u64,
+            actor: &'a str,
+            feed: &'a str,
+            change: &'a str,
+        }
+        let first = |change| {
+            let mut bytes = vec![1];
+            postcard::to_io(
+                &First {
+                    time_ms: 9,
+                    actor: "admin",
+                    feed: "prod",
+                    change,
+                },
+                &mut bytes,
+            )
+            .unwrap();
+            decode::<AuditRecord>(&bytes).unwrap()
+        };
+        let settings = first("versioning on");
+        assert_eq!(settings.kind, "feed-settings-changed");
+        assert_eq!((settings.time_ms, settings.feed.as_str()), (9, "prod"));
+        assert_eq!(first("retention rules: {}").kind, "retention-rules");
+        assert!(decode::<AuditRecord>(&[3, 0]).is_err());
     }
 
     #[test]

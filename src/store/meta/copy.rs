@@ -98,9 +98,18 @@ pub fn copy_records(
             break;
         }
     }
-    for record in from.audit()? {
-        to.append_audit(&record)?;
-        n.audit += 1;
+    // The audit log keeps its numbers (webhook cursors name them); the counter is a setting.
+    let mut cursor = None;
+    loop {
+        let (page, more) = from.audit_page(cursor, false, 512, &|_| super::Scan::Keep)?;
+        for (seq, record) in &page {
+            to.put_audit(*seq, record)?;
+            n.audit += 1;
+        }
+        cursor = page.last().map(|(seq, _)| *seq);
+        if !more || cursor.is_none() {
+            break;
+        }
     }
     for record in from.promotions()? {
         to.append_promotion(&record)?;

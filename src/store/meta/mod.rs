@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
 
-pub use api::{Aborted, MetaRead, MetaWrite, Metadata};
+pub use api::{Aborted, MetaRead, MetaWrite, Metadata, Scan};
 pub use codec::{
     ApiKeyRecord, AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord,
     PromotionRecord, RepositoryRecord, RetentionRecord, UploadRecord, UserRecord,
@@ -1112,13 +1112,25 @@ where
         Ok(out)
     }
 
-    fn audit(&self) -> Result<Vec<AuditRecord>, MetaError> {
-        let mut out = Vec::new();
-        for entry in self.audit.iter()? {
-            let (_, v) = entry?;
-            out.push(decode(v.value())?);
-        }
-        Ok(out)
+    fn audit_page(
+        &self,
+        cursor: Option<u64>,
+        newest_first: bool,
+        limit: usize,
+        keep: &dyn Fn(&AuditRecord) -> Scan,
+    ) -> Result<(Vec<(u64, AuditRecord)>, bool), MetaError> {
+        let range = match (cursor, newest_first) {
+            (None, _) => self.audit.range::<u64>(..)?,
+            (Some(c), true) => self.audit.range::<u64>(..c)?,
+            (Some(c), false) => self
+                .audit
+                .range::<u64>((Bound::Excluded(c), Bound::Unbounded))?,
+        };
+        let records = ordered(range, newest_first).map(|entry| {
+            let (k, v) = entry?;
+            Ok((k.value(), decode::<AuditRecord>(v.value())?))
+        });
+        api::scan_page(records, limit, keep)
     }
 
     fn promotions(&self) -> Result<Vec<PromotionRecord>, MetaError> {
@@ -1138,6 +1150,18 @@ where
         let mut out = Vec::new();
         for entry in self.settings.iter()? {
             let (k, v) = entry?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn settings_under(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.settings.range::<&str>(prefix..)? {
+            let (k, v) = entry?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
             out.push((k.value().to_owned(), v.value().to_vec()));
         }
         Ok(out)
@@ -1456,10 +1480,31 @@ impl MetaWrite for Writer<'_> {
         Ok(())
     }
 
-    fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError> {
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<u64, MetaError> {
         let seq = self.next_seq(AUDIT_SEQ)?;
         self.audit.insert(seq, encode(record)?.as_slice())?;
+        Ok(seq)
+    }
+
+    fn put_audit(&mut self, seq: u64, record: &AuditRecord) -> Result<(), MetaError> {
+        self.audit.insert(seq, encode(record)?.as_slice())?;
         Ok(())
+    }
+
+    fn remove_audit_before(&mut self, time_ms: u64, limit: usize) -> Result<u64, MetaError> {
+        let mut old = Vec::new();
+        for entry in self.audit.iter()? {
+            let (k, v) = entry?;
+            let record: AuditRecord = decode(v.value())?;
+            if record.time_ms >= time_ms || old.len() == limit {
+                break;
+            }
+            old.push(k.value());
+        }
+        for seq in &old {
+            self.audit.remove(*seq)?;
+        }
+        Ok(old.len() as u64)
     }
 
     fn remove_blob(&mut self, digest: &str) -> Result<bool, MetaError> {

@@ -31,7 +31,7 @@ use super::precedence::{self, Scope};
 use super::{
     Aborted, ApiKeyRecord, AuditRecord, BlobRecord, FeedRecord, HistoryRecord, HistoryRow,
     ManifestRecord, MetaError, MetaRead, MetaWrite, Metadata, PromotionRecord, RepositoryRecord,
-    RetentionRecord, UploadRecord, UserRecord,
+    RetentionRecord, Scan, UploadRecord, UserRecord,
 };
 use crate::store::engine_runtime::EngineRuntime;
 
@@ -1075,11 +1075,34 @@ impl MetaRead for Txn {
             .collect()
     }
 
-    fn audit(&self) -> Result<Vec<AuditRecord>, MetaError> {
-        self.rows("SELECT record FROM audit ORDER BY seq", &[])?
-            .iter()
-            .map(|r| decode(r.get::<_, &[u8]>(0)))
-            .collect()
+    fn audit_page(
+        &self,
+        cursor: Option<u64>,
+        newest_first: bool,
+        limit: usize,
+        keep: &dyn Fn(&AuditRecord) -> Scan,
+    ) -> Result<(Vec<(u64, AuditRecord)>, bool), MetaError> {
+        let (op, order, edge) = if newest_first {
+            ("<", "DESC", i64::MAX)
+        } else {
+            (">", "ASC", -1)
+        };
+        let sql = format!(
+            "SELECT seq, record FROM audit WHERE seq {op} $1 ORDER BY seq {order} LIMIT $2"
+        );
+        let from = cursor.map_or(edge, to_i64);
+        let rows = Batched::new(batch_for(limit), |last: Option<&i64>, n| {
+            let after = *last.unwrap_or(&from);
+            self.rows(&sql, &[&after, &n])?
+                .iter()
+                .map(|r| {
+                    let seq: i64 = r.get(0);
+                    let record: AuditRecord = decode(r.get::<_, &[u8]>(1))?;
+                    Ok((seq, (to_u64(seq), record)))
+                })
+                .collect()
+        });
+        super::api::scan_page(rows, limit, keep)
     }
 
     fn promotions(&self) -> Result<Vec<PromotionRecord>, MetaError> {
@@ -1098,6 +1121,17 @@ impl MetaRead for Txn {
     fn settings(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         Ok(self
             .rows("SELECT name, value FROM settings ORDER BY name", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn settings_under(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        Ok(self
+            .rows(
+                "SELECT name, value FROM settings WHERE starts_with(name, $1) ORDER BY name",
+                &[&prefix],
+            )?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
@@ -1482,14 +1516,34 @@ impl MetaWrite for Txn {
         Ok(())
     }
 
-    fn append_audit(&mut self, record: &AuditRecord) -> Result<(), MetaError> {
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<u64, MetaError> {
         let seq = self.next_seq("audit-seq")?;
+        self.put_audit(to_u64(seq), record)?;
+        Ok(to_u64(seq))
+    }
+
+    fn put_audit(&mut self, seq: u64, record: &AuditRecord) -> Result<(), MetaError> {
         let record = encode(record)?;
         self.exec(
             "INSERT INTO audit (seq, record) VALUES ($1, $2)",
-            &[&seq, &record],
+            &[&to_i64(seq), &record],
         )?;
         Ok(())
+    }
+
+    fn remove_audit_before(&mut self, time_ms: u64, limit: usize) -> Result<u64, MetaError> {
+        // The log is in time order: the oldest rows, read a page at a time, until one is new.
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut old = Vec::new();
+        for r in self.rows("SELECT seq, record FROM audit ORDER BY seq LIMIT $1", &[&n])? {
+            let record: AuditRecord = decode(r.get::<_, &[u8]>(1))?;
+            if record.time_ms >= time_ms {
+                break;
+            }
+            old.push(r.get::<_, i64>(0));
+        }
+        self.exec("DELETE FROM audit WHERE seq = ANY($1)", &[&old])?;
+        Ok(old.len() as u64)
     }
 
     fn remove_blob(&mut self, digest: &str) -> Result<bool, MetaError> {

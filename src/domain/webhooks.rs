@@ -1,0 +1,728 @@
+//! Webhooks: endpoints that are told of content changes, delivered from the audit log.
+//!
+//! An event is the audit record of the change, written in the change's own transaction, so
+//! it exists exactly when the change committed and survives any crash. Each endpoint keeps a
+//! cursor into the log (the last entry it has handled): a delivery moves the cursor only once
+//! the receiver answered 2xx, so delivery is at least once, in order, and a `kill -9` between
+//! a change and its delivery only delays it; the receiver de-duplicates by the event id (the
+//! entry's number). A failure is retried with exponential backoff, and after the last attempt
+//! the event is logged as failed and the endpoint moves on (it can be redelivered). One
+//! node delivers at a time (`Metadata::try_exclusive`); endpoints, cursors and delivery logs
+//! are settings of the metadata store, so every node, a backup and a migration carry them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+use super::audit::{self, AuditEntry, Kind};
+use super::registry::Registry;
+use crate::store::meta::{AuditRecord, MetaWrite, Scan};
+
+const ENDPOINT: &str = "webhook:";
+const STATE: &str = "webhook-state:";
+const LOG: &str = "webhook-log:";
+/// Deliveries kept per endpoint, newest first.
+pub const LOG_ENTRIES: usize = 200;
+/// Across nodes, one deliverer at a time.
+const DELIVERY_LOCK: i64 = 0x5e3d_0c04;
+
+/// How a payload is shaped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// semdock's JSON.
+    #[default]
+    Semdock,
+    /// `CloudEvents` 1.0, structured mode (`application/cloudevents+json`).
+    Cloudevents,
+}
+
+/// An endpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub url: String,
+    /// The HMAC-SHA256 key of `X-Semdock-Signature`; shown once, when created.
+    pub secret: String,
+    /// Only this feed's events; every feed's when `None` (administrators only).
+    pub feed: Option<String>,
+    /// The events wanted (webhook names); every event when empty.
+    pub events: Vec<Kind>,
+    pub format: Format,
+    pub active: bool,
+    pub created_ms: u64,
+    pub created_by: String,
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.event_name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Kind::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An endpoint as the API shows it: the secret never again.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EndpointInfo {
+    pub id: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feed: Option<String>,
+    /// Event names; empty means every event.
+    pub events: Vec<String>,
+    pub format: Format,
+    pub active: bool,
+    /// RFC 3339.
+    pub created: String,
+    pub created_by: String,
+    /// The id of the last event handled (delivered, or given up on).
+    pub cursor: u64,
+    /// The secret, in the response that created the endpoint only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// Where an endpoint's delivery stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    cursor: u64,
+    /// Failed attempts at the event after `cursor`.
+    attempts: u32,
+    /// Unix milliseconds before which the next attempt waits.
+    next_attempt_ms: u64,
+    /// Event ids an operator asked to send again.
+    redeliver: Vec<u64>,
+}
+
+/// One delivery attempt's outcome, as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// The event's id (its audit entry).
+    pub event_id: u64,
+    pub event: String,
+    /// RFC 3339 of the last attempt.
+    pub time: String,
+    /// `delivered`, `retrying` (another attempt follows) or `failed` (no more).
+    pub status: String,
+    pub attempts: u32,
+    /// The receiver's HTTP status, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Sent again by an operator.
+    #[serde(default)]
+    pub redelivery: bool,
+}
+
+/// A new endpoint, as asked for.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    pub url: String,
+    /// Generated when omitted (and returned once).
+    pub secret: Option<String>,
+    pub feed: Option<String>,
+    /// Event names (`Added`, `TagMoved`, `VirtualTagMoved`, `Promoted`, `Deleted`, `Purged`,
+    /// `RetentionDeleted`, `PushRefused`, `FeedSettingsChanged`); every event when empty.
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub format: Format,
+}
+
+/// A change of an endpoint; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointChange {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub format: Option<Format>,
+    pub active: Option<bool>,
+}
+
+/// How deliveries run (configuration).
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// `host[:port]` of the pinned references in payloads.
+    pub host: String,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    /// The first retry's wait; each next one doubles, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// What sends one request: a receiver's status, or why none came.
+pub trait Sender: Send + Sync {
+    fn post(&self, url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String>;
+}
+
+fn check_url(url: &str) -> Result<(), Error> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() <= 2048
+        && !url.chars().any(char::is_whitespace)
+        && url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{url:?} is not a webhook URL: give http:// or https:// and a host"
+        )))
+    }
+}
+
+fn parse_events(names: &[String]) -> Result<Vec<Kind>, Error> {
+    let mut out = Vec::new();
+    for n in names {
+        let k = Kind::parse(n)?;
+        if !k.is_event() {
+            return Err(Error::Invalid(format!(
+                "{n:?} is not a webhook event: use one of {}",
+                audit::EVENTS.map(Kind::event_name).join(", ")
+            )));
+        }
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
+fn load<T: serde::de::DeserializeOwned>(bytes: Option<Vec<u8>>) -> Option<T> {
+    bytes.and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+fn store<T: Serialize>(w: &mut dyn MetaWrite, key: &str, value: &T) -> Result<(), Error> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+    w.put_setting(key, &bytes)?;
+    Ok(())
+}
+
+fn unknown(id: &str) -> Error {
+    Error::NotFound(format!("webhook {id:?} does not exist"))
+}
+
+impl Endpoint {
+    fn wants(&self, r: &AuditRecord) -> bool {
+        let Ok(kind) = Kind::parse(&r.kind) else {
+            return false;
+        };
+        kind.is_event()
+            && self.active
+            && self.feed.as_ref().is_none_or(|f| *f == r.feed)
+            && (self.events.is_empty() || self.events.contains(&kind))
+    }
+
+    fn info(&self, cursor: u64, secret: bool) -> EndpointInfo {
+        EndpointInfo {
+            id: self.id.clone(),
+            url: self.url.clone(),
+            feed: self.feed.clone(),
+            events: self
+                .events
+                .iter()
+                .map(|k| k.event_name().to_owned())
+                .collect(),
+            format: self.format,
+            active: self.active,
+            created: audit::rfc3339(self.created_ms),
+            created_by: self.created_by.clone(),
+            cursor,
+            secret: secret.then(|| self.secret.clone()),
+        }
+    }
+}
+
+/// The signature header's value: `sha256=` and the hex HMAC-SHA256 of `body` under `secret`.
+#[must_use]
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The payload of `entry` for `endpoint`, and its content type.
+fn payload(e: &Endpoint, entry: &AuditEntry, host: &str) -> (Vec<u8>, &'static str) {
+    let event = Kind::parse(&entry.kind).map_or("Unknown", Kind::event_name);
+    let pinned = match (&entry.repository, &entry.digest) {
+        (Some(repo), Some(digest)) if entry.kind != Kind::Deleted.as_str() => {
+            Some(format!("{host}/{repo}@{digest}"))
+        }
+        _ => None,
+    };
+    let data = serde_json::json!({
+        "id": entry.id.to_string(),
+        "event": event,
+        "time": entry.time,
+        "actor": entry.actor,
+        "feed": entry.feed,
+        "repository": entry.repository,
+        "tag": entry.tag,
+        "digest": entry.digest,
+        "previous_digest": entry.previous,
+        "source": entry.source,
+        "pinned": pinned,
+        "change": entry.change,
+    });
+    match e.format {
+        Format::Semdock => (data.to_string().into_bytes(), "application/json"),
+        Format::Cloudevents => {
+            let subject = match (&entry.repository, &entry.tag) {
+                (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+                (Some(r), None) => Some(r.clone()),
+                _ => None,
+            };
+            let event = serde_json::json!({
+                "specversion": "1.0",
+                "id": entry.id.to_string(),
+                "source": format!("//{host}/{}", entry.feed),
+                "type": format!("dev.semdock.{event}"),
+                "subject": subject,
+                "time": entry.time,
+                "datacontenttype": "application/json",
+                "data": data,
+            });
+            (
+                event.to_string().into_bytes(),
+                "application/cloudevents+json",
+            )
+        }
+    }
+}
+
+impl Registry {
+    fn endpoint(&self, id: &str) -> Result<Endpoint, Error> {
+        load(self.meta.read()?.setting(&format!("{ENDPOINT}{id}"))?).ok_or_else(|| unknown(id))
+    }
+
+    fn state(&self, id: &str) -> Result<State, Error> {
+        Ok(load(self.meta.read()?.setting(&format!("{STATE}{id}"))?).unwrap_or_default())
+    }
+
+    /// Every endpoint, by id.
+    pub fn webhooks(&self) -> Result<Vec<EndpointInfo>, Error> {
+        let r = self.meta.read()?;
+        let mut out = Vec::new();
+        for (_, bytes) in r.settings_under(ENDPOINT)? {
+            if let Some(e) = load::<Endpoint>(Some(bytes)) {
+                let state: State =
+                    load(r.setting(&format!("{STATE}{}", e.id))?).unwrap_or_default();
+                out.push(e.info(state.cursor, false));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The feed an endpoint belongs to (`None`: global), for the caller's rights check.
+    pub fn webhook_feed(&self, id: &str) -> Result<Option<String>, Error> {
+        Ok(self.endpoint(id)?.feed)
+    }
+
+    /// Adds an endpoint that is told of events from now on; returns it with its secret.
+    pub fn create_webhook(&self, new: &NewEndpoint, actor: &str) -> Result<EndpointInfo, Error> {
+        check_url(&new.url)?;
+        let events = parse_events(&new.events)?;
+        let secret = match new.secret.as_deref().map(str::trim) {
+            Some(s) if s.len() >= 16 => s.to_owned(),
+            Some(_) => {
+                return Err(Error::Invalid(
+                    "a webhook secret needs at least 16 characters".into(),
+                ));
+            }
+            None => hex::encode(super::auth::random_bytes::<32>()),
+        };
+        let endpoint = Endpoint {
+            id: hex::encode(super::auth::random_bytes::<6>()),
+            url: new.url.clone(),
+            secret,
+            feed: new.feed.clone().filter(|f| !f.is_empty()),
+            events,
+            format: new.format,
+            active: true,
+            created_ms: self.clock.now_ms(),
+            created_by: actor.to_owned(),
+        };
+        let cursor = self.meta.write(|w| {
+            if let Some(feed) = &endpoint.feed
+                && w.feed(feed)?.is_none()
+            {
+                return Err(Error::FeedUnknown { feed: feed.clone() });
+            }
+            // Told of what happens from now on: the cursor starts at the newest entry.
+            let (newest, _) = w.audit_page(None, true, 1, &|_| Scan::Keep)?;
+            let cursor = newest.first().map_or(0, |(seq, _)| *seq);
+            store(w, &format!("{ENDPOINT}{}", endpoint.id), &endpoint)?;
+            store(
+                w,
+                &format!("{STATE}{}", endpoint.id),
+                &State {
+                    cursor,
+                    ..State::default()
+                },
+            )?;
+            let mut entry = audit::entry(
+                Kind::WebhookChanged,
+                actor,
+                endpoint.feed.as_deref().unwrap_or_default(),
+                format!("webhook {} to {} created", endpoint.id, endpoint.url),
+            );
+            entry.source = Some(endpoint.url.clone());
+            audit::append(w, &self.clock, entry)?;
+            Ok(cursor)
+        })?;
+        Ok(endpoint.info(cursor, true))
+    }
+
+    pub fn update_webhook(
+        &self,
+        id: &str,
+        change: &EndpointChange,
+        actor: &str,
+    ) -> Result<EndpointInfo, Error> {
+        if let Some(url) = &change.url {
+            check_url(url)?;
+        }
+        let events = change.events.as_deref().map(parse_events).transpose()?;
+        let (endpoint, cursor) = self.meta.write(|w| {
+            let key = format!("{ENDPOINT}{id}");
+            let mut e: Endpoint = load(w.setting(&key)?).ok_or_else(|| unknown(id))?;
+            if let Some(url) = &change.url {
+                e.url.clone_from(url);
+            }
+            if let Some(events) = &events {
+                e.events.clone_from(events);
+            }
+            if let Some(format) = change.format {
+                e.format = format;
+            }
+            if let Some(active) = change.active {
+                e.active = active;
+            }
+            store(w, &key, &e)?;
+            let state: State = load(w.setting(&format!("{STATE}{id}"))?).unwrap_or_default();
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(
+                    Kind::WebhookChanged,
+                    actor,
+                    e.feed.as_deref().unwrap_or_default(),
+                    format!("webhook {id} changed"),
+                ),
+            )?;
+            Ok::<_, Error>((e, state.cursor))
+        })?;
+        Ok(endpoint.info(cursor, false))
+    }
+
+    pub fn delete_webhook(&self, id: &str, actor: &str) -> Result<(), Error> {
+        self.meta.write(|w| {
+            let e: Endpoint =
+                load(w.setting(&format!("{ENDPOINT}{id}"))?).ok_or_else(|| unknown(id))?;
+            for prefix in [ENDPOINT, STATE, LOG] {
+                w.remove_setting(&format!("{prefix}{id}"))?;
+            }
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(
+                    Kind::WebhookChanged,
+                    actor,
+                    e.feed.as_deref().unwrap_or_default(),
+                    format!("webhook {id} to {} deleted", e.url),
+                ),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The newest deliveries of an endpoint, newest first.
+    pub fn webhook_deliveries(&self, id: &str) -> Result<Vec<Delivery>, Error> {
+        self.endpoint(id)?;
+        Ok(load(self.meta.read()?.setting(&format!("{LOG}{id}"))?).unwrap_or_default())
+    }
+
+    /// Queues event `event_id` to be sent to the endpoint again.
+    pub fn redeliver(&self, id: &str, event_id: u64) -> Result<(), Error> {
+        self.meta.write(|w| {
+            let e: Endpoint =
+                load(w.setting(&format!("{ENDPOINT}{id}"))?).ok_or_else(|| unknown(id))?;
+            let found = w
+                .audit_page(event_id.checked_sub(1), false, 1, &|_| Scan::Keep)?
+                .0
+                .into_iter()
+                .next()
+                .filter(|(seq, r)| *seq == event_id && e.wants(r));
+            if found.is_none() {
+                return Err(Error::NotFound(format!(
+                    "event {event_id} is not one webhook {id} is sent"
+                )));
+            }
+            let key = format!("{STATE}{id}");
+            let mut state: State = load(w.setting(&key)?).unwrap_or_default();
+            if !state.redeliver.contains(&event_id) {
+                state.redeliver.push(event_id);
+            }
+            store(w, &key, &state)
+        })
+    }
+
+    /// One round of deliveries, on the node that holds the delivery lock (others return at
+    /// once): every endpoint's redeliveries, then its events after its cursor, until one
+    /// fails or waits. Returns how many requests it sent.
+    pub fn deliver_webhooks(
+        &self,
+        sender: &dyn Sender,
+        config: &DeliveryConfig,
+    ) -> Result<usize, Error> {
+        let Some(_lock) = self.meta.try_exclusive(DELIVERY_LOCK)? else {
+            return Ok(0);
+        };
+        let endpoints: Vec<Endpoint> = self
+            .meta
+            .read()?
+            .settings_under(ENDPOINT)?
+            .into_iter()
+            .filter_map(|(_, b)| load(Some(b)))
+            .collect();
+        let mut sent = 0;
+        for e in endpoints.iter().filter(|e| e.active) {
+            sent += self.deliver_to(e, sender, config)?;
+        }
+        Ok(sent)
+    }
+
+    fn deliver_to(
+        &self,
+        e: &Endpoint,
+        sender: &dyn Sender,
+        config: &DeliveryConfig,
+    ) -> Result<usize, Error> {
+        let mut state = self.state(&e.id)?;
+        let mut sent = 0;
+        for event_id in std::mem::take(&mut state.redeliver) {
+            let entry = self
+                .meta
+                .read()?
+                .audit_page(event_id.checked_sub(1), false, 1, &|_| Scan::Keep)?
+                .0
+                .into_iter()
+                .next()
+                .filter(|(seq, _)| *seq == event_id);
+            let Some((seq, record)) = entry else { continue };
+            let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
+            sent += 1;
+            let (code, error) = split(outcome);
+            let status = if error.is_none() {
+                "delivered"
+            } else {
+                "failed"
+            };
+            self.save_delivery(e, None, Some((event_id, status, 1, code, error, true)))?;
+        }
+        loop {
+            if self.clock.now_ms() < state.next_attempt_ms {
+                return Ok(sent);
+            }
+            let (page, more) =
+                self.meta
+                    .read()?
+                    .audit_page(Some(state.cursor), false, 256, &|_| Scan::Keep)?;
+            let Some(index) = page.iter().position(|(_, r)| e.wants(r)) else {
+                // Nothing for this endpoint in the page: move past it.
+                if let Some((last, _)) = page.last() {
+                    state.cursor = *last;
+                    self.save_delivery(e, Some(&state), None)?;
+                }
+                if more {
+                    continue;
+                }
+                return Ok(sent);
+            };
+            let (seq, record) = page.into_iter().nth(index).expect("found above");
+            let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
+            sent += 1;
+            let (code, error) = split(outcome);
+            let attempts = state.attempts + 1;
+            let status = if error.is_none() {
+                state.cursor = seq;
+                state.attempts = 0;
+                state.next_attempt_ms = 0;
+                "delivered"
+            } else if attempts >= config.max_attempts {
+                tracing::warn!(
+                    webhook = e.id,
+                    event = seq,
+                    attempts,
+                    "webhook delivery given up"
+                );
+                state.cursor = seq;
+                state.attempts = 0;
+                state.next_attempt_ms = 0;
+                "failed"
+            } else {
+                let wait = config
+                    .first_backoff
+                    .saturating_mul(1 << (attempts - 1).min(20))
+                    .min(config.max_backoff);
+                state.attempts = attempts;
+                state.next_attempt_ms = self
+                    .clock
+                    .now_ms()
+                    .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                "retrying"
+            };
+            self.save_delivery(
+                e,
+                Some(&state),
+                Some((seq, status, attempts, code, error, false)),
+            )?;
+            if status == "retrying" {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// Writes an endpoint's state and/or one line of its delivery log, in one commit; the
+    /// endpoint may have been deleted meanwhile (then nothing is written).
+    #[allow(clippy::type_complexity)]
+    fn save_delivery(
+        &self,
+        e: &Endpoint,
+        state: Option<&State>,
+        line: Option<(u64, &str, u32, Option<u16>, Option<String>, bool)>,
+    ) -> Result<(), Error> {
+        let now = self.clock.now_ms();
+        self.meta.write(|w| {
+            if w.setting(&format!("{ENDPOINT}{}", e.id))?.is_none() {
+                return Ok(());
+            }
+            if let Some(state) = state {
+                // Keep redeliveries queued while this round ran.
+                let key = format!("{STATE}{}", e.id);
+                let stored: State = load(w.setting(&key)?).unwrap_or_default();
+                let mut next = state.clone();
+                next.redeliver = stored.redeliver;
+                store(w, &key, &next)?;
+            }
+            if let Some((event_id, status, attempts, code, error, redelivery)) = line {
+                let key = format!("{LOG}{}", e.id);
+                let mut log: Vec<Delivery> = load(w.setting(&key)?).unwrap_or_default();
+                let event = w
+                    .audit_page(event_id.checked_sub(1), false, 1, &|_| Scan::Keep)?
+                    .0
+                    .into_iter()
+                    .next()
+                    .and_then(|(_, r)| Kind::parse(&r.kind).ok())
+                    .map_or("Unknown", Kind::event_name);
+                let delivery = Delivery {
+                    event_id,
+                    event: event.to_owned(),
+                    time: audit::rfc3339(now),
+                    status: status.to_owned(),
+                    attempts,
+                    response_code: code,
+                    error,
+                    redelivery,
+                };
+                // A retry replaces the line of its own earlier attempt.
+                log.retain(|d| {
+                    !(d.event_id == event_id
+                        && d.redelivery == redelivery
+                        && d.status == "retrying")
+                });
+                log.insert(0, delivery);
+                log.truncate(LOG_ENTRIES);
+                store(w, &key, &log)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sends one event to one endpoint, signed: the receiver's 2xx status, or why not.
+fn send(
+    e: &Endpoint,
+    entry: &AuditEntry,
+    sender: &dyn Sender,
+    config: &DeliveryConfig,
+) -> Result<u16, String> {
+    let (body, content_type) = payload(e, entry, &config.host);
+    let event = Kind::parse(&entry.kind).map_or("Unknown", Kind::event_name);
+    let headers = [
+        ("Content-Type", content_type.to_owned()),
+        (
+            "User-Agent",
+            format!("semdock/{}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("X-Semdock-Event", event.to_owned()),
+        ("X-Semdock-Delivery", entry.id.to_string()),
+        ("X-Semdock-Signature", signature(&e.secret, &body)),
+    ];
+    match sender.post(&e.url, &headers, &body) {
+        Ok(code) if (200..300).contains(&code) => Ok(code),
+        Ok(code) => Err(format!("{code}")),
+        Err(why) => Err(why),
+    }
+}
+
+/// A receiver's status and the error, if any, of one attempt.
+fn split(outcome: Result<u16, String>) -> (Option<u16>, Option<String>) {
+    match outcome {
+        Ok(code) => (Some(code), None),
+        Err(e) => match e.parse::<u16>() {
+            Ok(code) => (Some(code), Some(format!("the receiver answered {code}"))),
+            Err(_) => (None, Some(e)),
+        },
+    }
+}
+
+/// Counts per status, for `/metrics`-style summaries and tests.
+#[must_use]
+pub fn tally(log: &[Delivery]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for d in log {
+        *out.entry(d.status.clone()).or_default() += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn urls_and_events_are_checked() {
+        assert!(check_url("http://127.0.0.1:9/hook").is_ok());
+        assert!(check_url("ftp://x").is_err());
+        assert!(check_url("http:///nohost").is_err());
+        assert_eq!(
+            parse_events(&["added".into(), "Promoted".into(), "Added".into()]).unwrap(),
+            vec![Kind::Added, Kind::Promoted]
+        );
+        assert!(parse_events(&["Login".into()]).is_err());
+    }
+}
