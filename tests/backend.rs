@@ -796,12 +796,12 @@ fn migrate_applies_the_schema_once_and_then_finds_it_up_to_date() {
     };
     let first = migrate();
     assert!(
-        first.contains("applied migration(s) 1, 2, 3: the PostgreSQL schema is at version 3"),
+        first.contains("applied migration(s) 1, 2, 3, 4: the PostgreSQL schema is at version 4"),
         "{first}"
     );
     let second = migrate();
     assert!(
-        second.contains("the PostgreSQL schema is up to date (version 3)"),
+        second.contains("the PostgreSQL schema is up to date (version 4)"),
         "{second}"
     );
     let embedded = common::run(
@@ -1504,7 +1504,8 @@ fn dump(meta: &dyn Metadata) -> String {
         r.retention("staging").unwrap(),
         r.blobs().unwrap(),
         r.links().unwrap(),
-        r.audit_page(None, false, 100, &|_| Scan::Keep).unwrap(),
+        r.audit_page(None, false, &[], 100, &|_| Scan::Keep)
+            .unwrap(),
         r.promotions().unwrap(),
     );
     let (repos, _) = r.repositories("", None, 100, &|_| true).unwrap();
@@ -1641,7 +1642,16 @@ async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
 /// PostgreSQL database at schema 2, as the previous release left them — read after the
 /// upgrade, each rewritten once: the redb file at its first open, PostgreSQL by migration 3.
 #[test]
+#[allow(clippy::too_many_lines)]
 fn records_from_before_encoding_versions_read_after_the_upgrade() {
+    /// An audit record as the previous release wrote it (feed settings and retention rules).
+    #[derive(serde::Serialize)]
+    struct FirstAudit<'a> {
+        time_ms: u64,
+        actor: &'a str,
+        feed: &'a str,
+        change: &'a str,
+    }
     /// The feed record as the previous release wrote it.
     #[derive(serde::Serialize)]
     struct FirstFeed {
@@ -1668,6 +1678,33 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
         permitted: feed.permitted.clone(),
     })
     .unwrap();
+    let old_audit = |change| {
+        postcard::to_stdvec(&FirstAudit {
+            time_ms: 1,
+            actor: "admin",
+            feed: "old",
+            change,
+        })
+        .unwrap()
+    };
+    let (settings, rules) = (old_audit("versioning on"), old_audit("retention rules: {}"));
+    // Read through the index of kinds the upgrade builds: each old entry under its kind.
+    let kinds_of = |meta: &dyn Metadata| {
+        let r = meta.read().unwrap();
+        let of = |kind| {
+            r.audit_page(None, false, &[kind], 10, &|_| Scan::Keep)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|(seq, a)| (seq, a.change))
+                .collect::<Vec<_>>()
+        };
+        (of("feed-settings-changed"), of("retention-rules"))
+    };
+    let expected_kinds = (
+        vec![(1, "versioning on".to_owned())],
+        vec![(2, "retention rules: {}".to_owned())],
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("meta.redb");
@@ -1678,6 +1715,11 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
             .unwrap()
             .insert("old", unversioned.as_slice())
             .unwrap();
+        {
+            let mut audit = txn.open_table(semdock::store::meta::tables::AUDIT).unwrap();
+            audit.insert(1, settings.as_slice()).unwrap();
+            audit.insert(2, rules.as_slice()).unwrap();
+        }
         txn.commit().unwrap();
     }
     for _ in 0..2 {
@@ -1687,10 +1729,12 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
             store.read().unwrap().feed("old").unwrap(),
             Some(feed.clone())
         );
+        assert_eq!(kinds_of(store), expected_kinds);
     }
 
     let url = postgres_database();
     let hex = hex::encode(&unversioned);
+    let (settings_hex, rules_hex) = (hex::encode(&settings), hex::encode(&rules));
     common::postgres_exec(
         &url,
         &format!(
@@ -1698,7 +1742,8 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
              {}
              {}
              INSERT INTO semdock_schema (version) VALUES (1), (2);
-             INSERT INTO feeds (name, record) VALUES ('old', '\\x{hex}');",
+             INSERT INTO feeds (name, record) VALUES ('old', '\\x{hex}');
+             INSERT INTO audit (seq, record) VALUES (1, '\\x{settings_hex}'), (2, '\\x{rules_hex}');",
             semdock::store::meta::postgres::MIGRATIONS[0].1,
             semdock::store::meta::postgres::MIGRATIONS[1].1,
         ),
@@ -1706,6 +1751,7 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
     let pg = PgMeta::connect(&url, None).unwrap();
     let pg: &dyn Metadata = &pg;
     assert_eq!(pg.read().unwrap().feed("old").unwrap(), Some(feed.clone()));
+    assert_eq!(kinds_of(pg), expected_kinds);
     let again = PgMeta::connect(&url, None).unwrap();
     let again: &dyn Metadata = &again;
     assert_eq!(again.read().unwrap().feed("old").unwrap(), Some(feed));
@@ -1752,4 +1798,87 @@ fn ui_sessions_are_shared_by_the_nodes_and_end_everywhere() {
         .advance(std::time::Duration::from_hours(8));
     assert_eq!(a.auth.session(&id).unwrap(), None, "idle for eight hours");
     assert_eq!(b.auth.session(&id).unwrap(), None, "and so gone on b too");
+}
+
+/// The audit log read by kind (through each engine's index), merged in sequence order either
+/// way, a time bound ending the walk, and expiry removing entries from the index too.
+#[test]
+fn the_audit_log_pages_by_kind_and_expires_in_both_engines() {
+    use semdock::store::meta::AuditRecord;
+    for e in engines() {
+        let kinds = ["added", "promoted", "login", "added", "promoted", "added"];
+        e.meta
+            .write(|w| {
+                for (i, kind) in kinds.iter().enumerate() {
+                    w.append_audit(&AuditRecord {
+                        time_ms: 100 + i as u64,
+                        kind: (*kind).into(),
+                        change: format!("{kind} {i}"),
+                        ..AuditRecord::default()
+                    })?;
+                }
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+        let r = e.meta.read().unwrap();
+        let seqs = |cursor, newest, wanted: &[&str], limit| {
+            let (page, more) = r
+                .audit_page(cursor, newest, wanted, limit, &|_| Scan::Keep)
+                .unwrap();
+            (page.into_iter().map(|(s, _)| s).collect::<Vec<u64>>(), more)
+        };
+        assert_eq!(
+            seqs(None, false, &["added", "promoted"], 10),
+            (vec![1, 2, 4, 5, 6], false),
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            seqs(None, true, &["added", "promoted"], 3),
+            (vec![6, 5, 4], true),
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            seqs(Some(4), true, &["added", "promoted"], 3),
+            (vec![2, 1], false),
+            "{}",
+            e.name
+        );
+        assert_eq!(
+            seqs(None, false, &["login"], 10),
+            (vec![3], false),
+            "{}",
+            e.name
+        );
+        assert_eq!(seqs(None, false, &[], 10).0.len(), 6, "{}", e.name);
+        let (page, more) = r
+            .audit_page(None, true, &[], 10, &|a| {
+                if a.time_ms < 103 {
+                    Scan::Stop
+                } else {
+                    Scan::Keep
+                }
+            })
+            .unwrap();
+        assert_eq!(
+            (page.len(), more),
+            (3, false),
+            "{}: a time bound ends the walk",
+            e.name
+        );
+        drop(r);
+        let removed = e.meta.write(|w| w.remove_audit_before(103, 1000)).unwrap();
+        assert_eq!(removed, 3, "{}", e.name);
+        let r = e.meta.read().unwrap();
+        let (left, _) = r
+            .audit_page(None, false, &["added", "promoted"], 10, &|_| Scan::Keep)
+            .unwrap();
+        assert_eq!(
+            left.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![4, 5, 6],
+            "{}: expired entries are gone from the index",
+            e.name
+        );
+    }
 }

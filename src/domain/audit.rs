@@ -264,7 +264,9 @@ pub fn page(
     limit: usize,
 ) -> Result<(Vec<AuditEntry>, Option<u64>), Error> {
     let r = meta.read()?;
-    let (records, more) = r.audit_page(q.last, !q.oldest_first, limit, &|rec| q.scan(rec))?;
+    let kinds: Vec<&str> = q.kinds.iter().map(|k| k.as_str()).collect();
+    let (records, more) =
+        r.audit_page(q.last, !q.oldest_first, &kinds, limit, &|rec| q.scan(rec))?;
     let next = if more {
         records.last().map(|(seq, _)| *seq)
     } else {

@@ -224,6 +224,16 @@ impl Endpoint {
             && (self.events.is_empty() || self.events.contains(&kind))
     }
 
+    /// The kinds the endpoint is sent: the index walks only those.
+    fn kinds(&self) -> Vec<&'static str> {
+        let wanted: &[Kind] = if self.events.is_empty() {
+            &audit::EVENTS
+        } else {
+            &self.events
+        };
+        wanted.iter().map(|k| k.as_str()).collect()
+    }
+
     fn info(&self, cursor: u64, secret: bool) -> EndpointInfo {
         EndpointInfo {
             id: self.id.clone(),
@@ -363,7 +373,7 @@ impl Registry {
                 return Err(Error::FeedUnknown { feed: feed.clone() });
             }
             // Told of what happens from now on: the cursor starts at the newest entry.
-            let (newest, _) = w.audit_page(None, true, 1, &|_| Scan::Keep)?;
+            let (newest, _) = w.audit_page(None, true, &[], 1, &|_| Scan::Keep)?;
             let cursor = newest.first().map_or(0, |(seq, _)| *seq);
             store(w, &format!("{ENDPOINT}{}", endpoint.id), &endpoint)?;
             store(
@@ -462,7 +472,7 @@ impl Registry {
             let e: Endpoint =
                 load(w.setting(&format!("{ENDPOINT}{id}"))?).ok_or_else(|| unknown(id))?;
             let found = w
-                .audit_page(event_id.checked_sub(1), false, 1, &|_| Scan::Keep)?
+                .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
                 .0
                 .into_iter()
                 .next()
@@ -518,7 +528,7 @@ impl Registry {
             let entry = self
                 .meta
                 .read()?
-                .audit_page(event_id.checked_sub(1), false, 1, &|_| Scan::Keep)?
+                .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
                 .0
                 .into_iter()
                 .next()
@@ -538,10 +548,13 @@ impl Registry {
             if self.clock.now_ms() < state.next_attempt_ms {
                 return Ok(sent);
             }
-            let (page, more) =
-                self.meta
-                    .read()?
-                    .audit_page(Some(state.cursor), false, 256, &|_| Scan::Keep)?;
+            let (page, more) = self.meta.read()?.audit_page(
+                Some(state.cursor),
+                false,
+                &e.kinds(),
+                256,
+                &|_| Scan::Keep,
+            )?;
             let Some(index) = page.iter().position(|(_, r)| e.wants(r)) else {
                 // Nothing for this endpoint in the page: move past it.
                 if let Some((last, _)) = page.last() {
@@ -623,7 +636,7 @@ impl Registry {
                 let key = format!("{LOG}{}", e.id);
                 let mut log: Vec<Delivery> = load(w.setting(&key)?).unwrap_or_default();
                 let event = w
-                    .audit_page(event_id.checked_sub(1), false, 1, &|_| Scan::Keep)?
+                    .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
                     .0
                     .into_iter()
                     .next()

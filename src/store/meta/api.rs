@@ -259,13 +259,15 @@ pub trait MetaRead {
     ) -> Result<Vec<(String, u64, HistoryRecord)>, MetaError>;
 
     /// Up to `limit` audit records after the sequence number `cursor` (exclusive) in the
-    /// order asked for, as (sequence, record), that `keep` accepts, and whether more may
+    /// order asked for, of one of `kinds` (any kind when empty: an index walks only those), as
+    /// (sequence, record), that `keep` accepts, and whether more may
     /// follow; `keep` answering `Scan::Stop` ends the walk there (a time bound). Reads only
     /// what it returns plus what `keep` refuses.
     fn audit_page(
         &self,
         cursor: Option<u64>,
         newest_first: bool,
+        kinds: &[&str],
         limit: usize,
         keep: &dyn Fn(&AuditRecord) -> Scan,
     ) -> Result<(Vec<(u64, AuditRecord)>, bool), MetaError>;

@@ -101,7 +101,7 @@ pub fn copy_records(
     // The audit log keeps its numbers (webhook cursors name them); the counter is a setting.
     let mut cursor = None;
     loop {
-        let (page, more) = from.audit_page(cursor, false, 512, &|_| super::Scan::Keep)?;
+        let (page, more) = from.audit_page(cursor, false, &[], 512, &|_| super::Scan::Keep)?;
         for (seq, record) in &page {
             to.put_audit(*seq, record)?;
             n.audit += 1;

@@ -26,9 +26,9 @@ pub use codec::{
 };
 use codec::{decode, encode};
 use tables::{
-    API_KEYS, AUDIT, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, PROMOTIONS, PULLS, RANKED_TAGS,
-    REFERRERS, REPO_HISTORY, REPOSITORIES, RETENTION, SETTINGS, TAG_HISTORY, TAGS, TAGS_BY_DIGEST,
-    TOMBSTONES, UPLOADS, USERS,
+    API_KEYS, AUDIT, AUDIT_KINDS, BLOB_LINKS, BLOBS, FEEDS, GRANTS, MANIFESTS, PROMOTIONS, PULLS,
+    RANKED_TAGS, REFERRERS, REPO_HISTORY, REPOSITORIES, RETENTION, SETTINGS, TAG_HISTORY, TAGS,
+    TAGS_BY_DIGEST, TOMBSTONES, UPLOADS, USERS,
 };
 
 /// A failure of the metadata store.
@@ -154,6 +154,7 @@ pub struct Tables<
     Ve,
     Td,
     Rh,
+    Ai,
 > {
     feeds: Fe,
     repositories: Re,
@@ -176,6 +177,8 @@ pub struct Tables<
     ranked: Ve,
     digest_tags: Td,
     repo_history: Rh,
+    /// (audit kind, sequence): the audit log by kind
+    audit_kinds: Ai,
 }
 
 type Str = &'static str;
@@ -212,6 +215,7 @@ pub type Reader = Tables<
     ReadOnlyTable<Ranked, Pair>,
     ReadOnlyTable<Triple, ()>,
     ReadOnlyTable<Numbered, Str>,
+    ReadOnlyTable<Numbered, ()>,
 >;
 
 /// The tables of a write transaction.
@@ -237,6 +241,7 @@ pub type Writer<'t> = Tables<
     Table<'t, Ranked, Pair>,
     Table<'t, Triple, ()>,
     Table<'t, Numbered, Str>,
+    Table<'t, Numbered, ()>,
 >;
 
 impl MetaStore {
@@ -264,8 +269,13 @@ impl MetaStore {
         };
         // Creating every table up front lets readers open them without a missing-table case.
         // One write at start-up (one durable commit): what earlier releases left to do.
-        let (built, versioned) =
-            store.write(|w| Ok::<_, MetaError>((w.build_tag_indexes()?, w.version_records()?)))?;
+        let (built, versioned, _) = store.write(|w| {
+            Ok::<_, MetaError>((
+                w.build_tag_indexes()?,
+                w.version_records()?,
+                w.index_audit_kinds()?,
+            ))
+        })?;
         if built {
             tracing::info!(path = %store.path.display(), "indexed the tags by version and by digest");
         }
@@ -365,6 +375,7 @@ impl MetaStore {
             ranked: txn.open_table(RANKED_TAGS)?,
             digest_tags: txn.open_table(TAGS_BY_DIGEST)?,
             repo_history: txn.open_table(REPO_HISTORY)?,
+            audit_kinds: txn.open_table(AUDIT_KINDS)?,
         })
     }
 
@@ -408,6 +419,7 @@ impl MetaStore {
                 ranked: txn.open_table(RANKED_TAGS).map_err(MetaError::from)?,
                 digest_tags: txn.open_table(TAGS_BY_DIGEST).map_err(MetaError::from)?,
                 repo_history: txn.open_table(REPO_HISTORY).map_err(MetaError::from)?,
+                audit_kinds: txn.open_table(AUDIT_KINDS).map_err(MetaError::from)?,
             };
             f(&mut tables).inspect_err(|e| {
                 if e.poisons_store() {
@@ -642,6 +654,7 @@ impl MetaStore {
         to.table(&from, RANKED_TAGS)?;
         to.table(&from, TAGS_BY_DIGEST)?;
         to.table(&from, REPO_HISTORY)?;
+        to.table(&from, AUDIT_KINDS)?;
         to.finish()?;
         Ok(redb::ReadableTableMetadata::len(&from.open_table(BLOBS)?)?)
     }
@@ -674,6 +687,40 @@ fn all<T: codec::Record>(
 }
 
 /// `it` forwards, or backwards when `backwards`.
+/// Walks of ascending (or, `newest_first`, descending) sequence numbers merged into one.
+struct Merged<I: Iterator<Item = Result<u64, MetaError>>> {
+    walks: Vec<std::iter::Peekable<I>>,
+    newest_first: bool,
+}
+
+impl<I: Iterator<Item = Result<u64, MetaError>>> Iterator for Merged<I> {
+    type Item = Result<u64, MetaError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, walk) in self.walks.iter_mut().enumerate() {
+            match walk.peek() {
+                Some(Err(_)) => return walk.next(),
+                Some(Ok(seq)) => {
+                    let better = best.is_none_or(|(_, b)| {
+                        if self.newest_first {
+                            *seq > b
+                        } else {
+                            *seq < b
+                        }
+                    });
+                    if better {
+                        best = Some((i, *seq));
+                    }
+                }
+                None => {}
+            }
+        }
+        let (i, _) = best?;
+        self.walks[i].next()
+    }
+}
+
 fn ordered<'a, T>(
     it: impl DoubleEndedIterator<Item = T> + 'a,
     backwards: bool,
@@ -750,9 +797,32 @@ fn page_of_pairs<V: redb::Value + 'static>(
     Ok((out, false))
 }
 
-impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr, Ve, Td, Rh>
+impl<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr, Ve, Td, Rh, Ai>
     api::MetaRead
-    for Tables<Fe, Re, Ma, Ta, Bl, Li, Rf, Up, Us, Ak, Gr, Se, Tb, Hi, Au, Rt, Pl, Pr, Ve, Td, Rh>
+    for Tables<
+        Fe,
+        Re,
+        Ma,
+        Ta,
+        Bl,
+        Li,
+        Rf,
+        Up,
+        Us,
+        Ak,
+        Gr,
+        Se,
+        Tb,
+        Hi,
+        Au,
+        Rt,
+        Pl,
+        Pr,
+        Ve,
+        Td,
+        Rh,
+        Ai,
+    >
 where
     Fe: ReadableTable<Str, Bytes>,
     Re: ReadableTable<Str, Bytes>,
@@ -775,6 +845,7 @@ where
     Ve: ReadableTable<Ranked, Pair>,
     Td: ReadableTable<Triple, ()>,
     Rh: ReadableTable<Numbered, Str>,
+    Ai: ReadableTable<Numbered, ()>,
 {
     fn feed(&self, name: &str) -> Result<Option<FeedRecord>, MetaError> {
         get(&self.feeds, name)
@@ -1116,19 +1187,40 @@ where
         &self,
         cursor: Option<u64>,
         newest_first: bool,
+        kinds: &[&str],
         limit: usize,
         keep: &dyn Fn(&AuditRecord) -> Scan,
     ) -> Result<(Vec<(u64, AuditRecord)>, bool), MetaError> {
-        let range = match (cursor, newest_first) {
-            (None, _) => self.audit.range::<u64>(..)?,
-            (Some(c), true) => self.audit.range::<u64>(..c)?,
-            (Some(c), false) => self
-                .audit
-                .range::<u64>((Bound::Excluded(c), Bound::Unbounded))?,
+        let bounds = |c: Option<u64>| match (c, newest_first) {
+            (None, _) => (Bound::Included(0), Bound::Included(u64::MAX)),
+            (Some(c), true) => (Bound::Included(0), Bound::Excluded(c)),
+            (Some(c), false) => (Bound::Excluded(c), Bound::Included(u64::MAX)),
         };
-        let records = ordered(range, newest_first).map(|entry| {
-            let (k, v) = entry?;
-            Ok((k.value(), decode::<AuditRecord>(v.value())?))
+        let (low, high) = bounds(cursor);
+        let sequences: Box<dyn Iterator<Item = Result<u64, MetaError>> + '_> = if kinds.is_empty() {
+            let range = self.audit.range::<u64>((low, high))?;
+            ordered(range.map(|e| Ok(e?.0.value())), newest_first)
+        } else {
+            // One ordered walk per kind, merged by sequence.
+            let mut walks = Vec::new();
+            for kind in kinds {
+                let range = self
+                    .audit_kinds
+                    .range::<(&str, u64)>((low.map(|s| (*kind, s)), high.map(|s| (*kind, s))))?;
+                walks.push(ordered(range.map(|e| Ok(e?.0.value().1)), newest_first).peekable());
+            }
+            Box::new(Merged {
+                walks,
+                newest_first,
+            })
+        };
+        let records = sequences.map(|seq| {
+            let seq = seq?;
+            let bytes = self
+                .audit
+                .get(seq)?
+                .ok_or(MetaError::Codec(postcard::Error::DeserializeUnexpectedEnd))?;
+            Ok((seq, decode::<AuditRecord>(bytes.value())?))
         });
         api::scan_page(records, limit, keep)
     }
@@ -1482,12 +1574,13 @@ impl MetaWrite for Writer<'_> {
 
     fn append_audit(&mut self, record: &AuditRecord) -> Result<u64, MetaError> {
         let seq = self.next_seq(AUDIT_SEQ)?;
-        self.audit.insert(seq, encode(record)?.as_slice())?;
+        self.put_audit(seq, record)?;
         Ok(seq)
     }
 
     fn put_audit(&mut self, seq: u64, record: &AuditRecord) -> Result<(), MetaError> {
         self.audit.insert(seq, encode(record)?.as_slice())?;
+        self.audit_kinds.insert((record.kind.as_str(), seq), ())?;
         Ok(())
     }
 
@@ -1499,10 +1592,11 @@ impl MetaWrite for Writer<'_> {
             if record.time_ms >= time_ms || old.len() == limit {
                 break;
             }
-            old.push(k.value());
+            old.push((k.value(), record.kind));
         }
-        for seq in &old {
+        for (seq, kind) in &old {
             self.audit.remove(*seq)?;
+            self.audit_kinds.remove((kind.as_str(), *seq))?;
         }
         Ok(old.len() as u64)
     }
@@ -1585,6 +1679,26 @@ impl Writer<'_> {
         }
         self.settings.insert(BUILT, [1u8].as_slice())?;
         Ok(true)
+    }
+
+    /// Indexes the audit log by kind, once per database (marker `audit-kinds-1`): entries
+    /// written before the index were feed settings and retention rules only.
+    fn index_audit_kinds(&mut self) -> Result<u64, MetaError> {
+        const DONE: &str = "audit-kinds-1";
+        if self.settings.get(DONE)?.is_some() {
+            return Ok(0);
+        }
+        let mut rows = Vec::new();
+        for entry in self.audit.iter()? {
+            let (k, v) = entry?;
+            let record: AuditRecord = decode(v.value())?;
+            rows.push((record.kind, k.value()));
+        }
+        for (kind, seq) in &rows {
+            self.audit_kinds.insert((kind.as_str(), *seq), ())?;
+        }
+        self.settings.insert(DONE, [1u8].as_slice())?;
+        Ok(rows.len() as u64)
     }
 
     /// Prefixes every record written before records carried their encoding version with

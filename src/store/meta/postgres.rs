@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("postgres/0001_initial.sql")),
     (2, include_str!("postgres/0002_generation.sql")),
     (3, include_str!("postgres/0003_record_versions.sql")),
+    (4, include_str!("postgres/0004_audit_kinds.sql")),
 ];
 
 /// The PostgreSQL metadata engine.
@@ -1079,6 +1080,7 @@ impl MetaRead for Txn {
         &self,
         cursor: Option<u64>,
         newest_first: bool,
+        kinds: &[&str],
         limit: usize,
         keep: &dyn Fn(&AuditRecord) -> Scan,
     ) -> Result<(Vec<(u64, AuditRecord)>, bool), MetaError> {
@@ -1087,14 +1089,24 @@ impl MetaRead for Txn {
         } else {
             (">", "ASC", -1)
         };
+        let by_kind = if kinds.is_empty() {
+            ""
+        } else {
+            "AND kind = ANY($3)"
+        };
         let sql = format!(
-            "SELECT seq, record FROM audit WHERE seq {op} $1 ORDER BY seq {order} LIMIT $2"
+            "SELECT seq, record FROM audit WHERE seq {op} $1 {by_kind} ORDER BY seq {order} LIMIT $2"
         );
         let from = cursor.map_or(edge, to_i64);
+        let kinds: Vec<&str> = kinds.to_vec();
         let rows = Batched::new(batch_for(limit), |last: Option<&i64>, n| {
             let after = *last.unwrap_or(&from);
-            self.rows(&sql, &[&after, &n])?
-                .iter()
+            let rows = if kinds.is_empty() {
+                self.rows(&sql, &[&after, &n])?
+            } else {
+                self.rows(&sql, &[&after, &n, &kinds])?
+            };
+            rows.iter()
                 .map(|r| {
                     let seq: i64 = r.get(0);
                     let record: AuditRecord = decode(r.get::<_, &[u8]>(1))?;
@@ -1523,10 +1535,10 @@ impl MetaWrite for Txn {
     }
 
     fn put_audit(&mut self, seq: u64, record: &AuditRecord) -> Result<(), MetaError> {
-        let record = encode(record)?;
+        let bytes = encode(record)?;
         self.exec(
-            "INSERT INTO audit (seq, record) VALUES ($1, $2)",
-            &[&to_i64(seq), &record],
+            "INSERT INTO audit (seq, kind, record) VALUES ($1, $2, $3)",
+            &[&to_i64(seq), &record.kind, &bytes],
         )?;
         Ok(())
     }

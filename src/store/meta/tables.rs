@@ -33,6 +33,8 @@ pub const TAG_HISTORY: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("tag-history-1");
 /// sequence → `AuditRecord`: feed setting changes and other administrative acts
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit-1");
+/// (audit kind, sequence) → (): the audit log by kind, kept with each entry
+pub const AUDIT_KINDS: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit-kinds-1");
 /// setting name → bytes (the token signing key, the API key hashing key)
 pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings-1");
 /// feed name → `RetentionRecord`: the feed's retention rules
