@@ -20,6 +20,7 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
             upload_bytes: 1 << 30,
             upload_sessions: 1 << 20,
             metadata_cache_bytes: 32 << 20,
+            upstream_timeout_seconds: 30,
         },
         TokenSettings {
             service: "bench".into(),

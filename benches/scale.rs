@@ -486,6 +486,7 @@ fn new_registry(dir: &std::path::Path, feed: &str) {
             upload_bytes: 1 << 30,
             upload_sessions: 1 << 20,
             metadata_cache_bytes: 32 << 20,
+            upstream_timeout_seconds: 30,
         },
         semdock::domain::auth::TokenSettings {
             service: "bench".into(),

@@ -25,6 +25,7 @@ fn registry() -> (tempfile::TempDir, Registry) {
             upload_bytes: 1 << 40,
             upload_sessions: 1 << 20,
             metadata_cache_bytes: 32 << 20,
+            upstream_timeout_seconds: 30,
         },
     )
     .unwrap();

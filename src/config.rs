@@ -35,6 +35,10 @@ pub struct Config {
     /// when `external_url` is unset). Empty: those headers are ignored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The connector feed that answers pulls naming no feed of this registry: what docker's
+    /// `registry-mirrors` sends (`library/nginx`, no feed in front).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_feed: Option<String>,
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
@@ -325,6 +329,14 @@ pub struct LimitsConfig {
     /// Upload sessions one account (or one anonymous address) may have open at once;
     /// more are refused with 429 TOOMANYREQUESTS.
     pub upload_sessions_per_account: usize,
+    /// How long a connector feed's upstream may take to answer, in seconds, before the
+    /// cached copy is served (or, with none, the pull fails with 503).
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout_seconds: u64,
+}
+
+fn default_upstream_timeout() -> u64 {
+    30
 }
 
 impl Default for Config {
@@ -342,9 +354,11 @@ impl Default for Config {
                 manifest_bytes: 4 << 20,
                 upload_bytes: 64 << 30,
                 upload_sessions_per_account: 1000,
+                upstream_timeout_seconds: default_upstream_timeout(),
             },
             external_url: None,
             trusted_proxies: Vec::new(),
+            mirror_feed: None,
             auth: AuthConfig {
                 service: "semdock".to_owned(),
                 token_ttl_seconds: 300,
@@ -402,6 +416,7 @@ impl Config {
             metadata_cache_bytes: usize::try_from(self.storage.metadata_cache_mib)
                 .unwrap_or(usize::MAX / 2)
                 .saturating_mul(1 << 20),
+            upstream_timeout_seconds: self.limits.upstream_timeout_seconds,
         }
     }
 

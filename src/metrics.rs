@@ -36,6 +36,12 @@ pub struct FeedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub feed: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     /// `password`, `api_key`, `token`, `rate_limited`.
     pub kind: String,
@@ -51,6 +57,10 @@ pub struct Metrics {
     pub pushes: Family<FeedLabels, Counter>,
     pub pulls: Family<FeedLabels, Counter>,
     pub promotions: Family<FeedLabels, Counter>,
+    /// Requests a connector feed made to its upstream, by kind (manifest, blob, check).
+    pub upstream_requests: Family<UpstreamLabels, Counter>,
+    /// Version tags a connector's upstream moved while semdock kept the pinned digest.
+    pub upstream_drift: Family<FeedLabels, Counter>,
     pub auth_failures: Family<KindLabels, Counter>,
     pub commit_seconds: Histogram,
     pub open_uploads: Gauge,
@@ -102,6 +112,18 @@ fn build() -> Metrics {
         "Promotions and retags, per target feed",
         promotions.clone(),
     );
+    let upstream_requests = Family::<UpstreamLabels, Counter>::default();
+    registry.register(
+        "upstream_requests",
+        "Requests connector feeds made to their upstream registries, per feed and kind",
+        upstream_requests.clone(),
+    );
+    let upstream_drift = Family::<FeedLabels, Counter>::default();
+    registry.register(
+        "upstream_drift",
+        "Version tags an upstream moved to another digest while the pinned one is kept, per connector feed",
+        upstream_drift.clone(),
+    );
     let auth_failures = Family::<KindLabels, Counter>::default();
     registry.register(
         "auth_failures",
@@ -129,6 +151,8 @@ fn build() -> Metrics {
         pushes,
         pulls,
         promotions,
+        upstream_requests,
+        upstream_drift,
         auth_failures,
         commit_seconds,
         open_uploads,

@@ -390,11 +390,13 @@ async fn serve_on(
     let realm = http::Realm {
         external_url: config.external_url.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
+        mirror_feed: config.mirror_feed.clone(),
     };
     let (r, a) = (registry.clone(), auth.clone());
     let gc = config.gc_options(false);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(middleware::from_fn(http::oci::auth::echo_namespace))
             .wrap(middleware::from_fn(http::access_log::log_request))
             .configure(http::configure(r.clone(), a.clone(), realm.clone(), gc))
     });

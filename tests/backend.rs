@@ -67,6 +67,17 @@ fn records_round_trip_and_removals_say_whether_they_removed() {
             permitted: vec!["stable".into()],
             promotion_sources: vec!["staging".into()],
             required_referrer: Some("application/vnd.example.sig".into()),
+            upstream: Some(semdock::store::meta::UpstreamRecord {
+                url: "https://registry-1.docker.io".into(),
+                username: Some("ci".into()),
+                password: Some("secret".into()),
+                prefix: "library/".into(),
+                ttl_seconds: 300,
+                offline: false,
+                allow: vec!["library/*".into()],
+                deny: vec!["library/private-*".into()],
+                upstream_latest: true,
+            }),
         };
         e.meta
             .write(|w| {
@@ -1407,6 +1418,7 @@ fn fill_every_kind(meta: &dyn Metadata) {
                     permitted: vec!["stable".into()],
                     promotion_sources: Vec::new(),
                     required_referrer: None,
+                    upstream: None,
                 },
             )?;
         }
@@ -1671,6 +1683,7 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
         permitted: vec!["stable".into()],
         promotion_sources: Vec::new(),
         required_referrer: None,
+        upstream: None,
     };
     let unversioned = postcard::to_stdvec(&FirstFeed {
         created: feed.created,

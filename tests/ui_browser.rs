@@ -128,6 +128,17 @@ async fn log_in(c: &Client, base: &str, user: &str, password: &str) {
 }
 
 /// Whether the page is wider than the window (a layout that breaks on a phone).
+/// Presses the form button of value `op` and waits for `then` on the page that follows.
+async fn press(c: &Client, op: &str, then: &str) {
+    c.find(Locator::Css(&format!("button[value={op}]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css(then)).await.unwrap();
+}
+
 async fn overflows(c: &Client) -> bool {
     c.execute(
         "return document.documentElement.scrollWidth > window.innerWidth + 1;",
@@ -178,31 +189,13 @@ async fn an_administrators_first_day_and_a_pull_users_view_in_chromium() {
         .await
         .unwrap();
     fill(&c, "#permitted", "stable").await;
-    c.find(Locator::Css("button[value=preview]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css("#preview"))
-        .await
-        .unwrap();
+    press(&c, "preview", "#preview").await;
     assert!(
         text(&c)
             .await
             .contains("Nothing is saved until you press Save")
     );
-    c.find(Locator::Css("button[value=save]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css(".notice.ok"))
-        .await
-        .unwrap();
+    press(&c, "save", ".notice.ok").await;
     shot(&c, "03-feed-settings").await;
     let res = server
         .http()
@@ -467,16 +460,7 @@ async fn a_release_managers_promotion_rules_webhooks_and_audit_in_chromium() {
         .await
         .unwrap();
     fill(&c, "#promotion_sources", "staging").await;
-    c.find(Locator::Css("button[value=preview]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css("#preview"))
-        .await
-        .unwrap();
+    press(&c, "preview", "#preview").await;
     let preview = text(&c).await;
     assert!(
         preview.contains(
@@ -484,16 +468,7 @@ async fn a_release_managers_promotion_rules_webhooks_and_audit_in_chromium() {
         ),
         "{preview}"
     );
-    c.find(Locator::Css("button[value=save]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css(".notice.ok"))
-        .await
-        .unwrap();
+    press(&c, "save", ".notice.ok").await;
     shot(&c, "20-promotion-only").await;
 
     // The page shows the tested digest; the tag moves before the form is sent.
@@ -631,5 +606,105 @@ async fn a_release_managers_promotion_rules_webhooks_and_audit_in_chromium() {
     );
     assert!(!overflows(&c).await);
     shot(&c, "24-audit").await;
+    c.close().await.unwrap();
+}
+
+/// An administrator makes a feed a connector of another registry from the settings page
+/// (preview first), the password is stored but never shown back, the feed page says what it
+/// is, and a version the upstream moves shows as drift in the tag history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one story, told in order
+async fn an_administrator_sets_up_a_connector_feed_in_chromium() {
+    let upstream = Server::start();
+    let up = upstream.http();
+    let res = up
+        .post(&upstream.url("/api/v1/feeds"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "vendor"}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let base_up = upstream.url("");
+    let push = |layer: &[u8]| {
+        let (digest, body) = common::push_image_over_http(&up, &base_up, "vendor/tool", layer);
+        let res = up
+            .put(&upstream.url("/v2/vendor/tool/manifests/1.0.0"))
+            .header("Content-Type", common::OCI_MANIFEST)
+            .send(&body[..])
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        digest
+    };
+    let first = push(b"first seen");
+
+    let server = Server::start();
+    let base = server.url("");
+    let res = server
+        .http()
+        .post(&server.url("/api/v1/feeds"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "mirror", "versioning": true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    log_in(&c, &base, "admin", &server.admin_password).await;
+    c.goto(&format!("{base}/ui/feeds/mirror/settings"))
+        .await
+        .unwrap();
+    fill(&c, "#upstream_url", &base_up).await;
+    fill(&c, "#upstream_user", "admin").await;
+    fill(&c, "#upstream_password", &upstream.admin_password).await;
+    fill(&c, "#upstream_prefix", "vendor").await;
+    fill(&c, "#upstream_ttl", "1").await;
+    press(&c, "preview", "#preview").await;
+    let preview = text(&c).await;
+    assert!(
+        preview.contains("mirror will become a connector: a pull-through cache of"),
+        "{preview}"
+    );
+    // The preview does not send the typed password back into the page either.
+    assert!(!c.source().await.unwrap().contains(&upstream.admin_password));
+    fill(&c, "#upstream_password", &upstream.admin_password).await;
+    press(&c, "save", ".notice.ok").await;
+    let page = text(&c).await;
+    assert!(page.contains("one is stored"), "{page}");
+    assert!(!c.source().await.unwrap().contains(&upstream.admin_password));
+    shot(&c, "30-connector-settings").await;
+
+    // Pulled through, then moved upstream: the pinned digest stays, the drift is shown.
+    let pull = |agent: &ureq::Agent| {
+        let res = agent
+            .get(&server.url("/v2/mirror/tool/manifests/1.0.0"))
+            .header("Accept", common::OCI_MANIFEST)
+            .call()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let admin = server.http();
+    assert_eq!(pull(&admin), first);
+    let moved = push(b"moved upstream");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(pull(&admin), first, "the first digest seen is kept");
+    c.goto(&format!("{base}/ui/feeds/mirror")).await.unwrap();
+    let page = text(&c).await;
+    assert!(
+        page.contains("A connector feed: a pull-through cache of"),
+        "{page}"
+    );
+    c.goto(&format!("{base}/ui/history?name=mirror%2Ftool"))
+        .await
+        .unwrap();
+    let page = text(&c).await;
+    assert!(page.contains("drift"), "{page}");
+    assert!(
+        page.contains(&moved[7..19]) || page.contains(&moved),
+        "{page}"
+    );
+    shot(&c, "31-connector-drift").await;
     c.close().await.unwrap();
 }

@@ -177,7 +177,8 @@ impl Target {
             Self::Remote { .. } => {
                 let body = json!({"description": change.description, "anonymous_pull": change.anonymous_pull,
                     "versioning": change.versioning, "permitted": change.permitted,
-                    "promotion_sources": change.promotion_sources, "required_referrer": change.required_referrer});
+                    "promotion_sources": change.promotion_sources, "required_referrer": change.required_referrer,
+                    "upstream": change.upstream});
                 self.call("PATCH", &format!("/feeds/{name}"), Some(&body))
             }
         }

@@ -89,7 +89,7 @@ then these flags. `semdock config` prints the result."
     /// Manage feeds.
     Feed {
         #[command(subcommand)]
-        action: FeedAction,
+        action: Box<FeedAction>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -333,6 +333,7 @@ pub enum StorageAction {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum FeedAction {
     /// Create a feed.
     Create {
@@ -381,6 +382,35 @@ pub enum FeedAction {
         /// attestation); "" needs none.
         #[arg(long, value_name = "ARTIFACT_TYPE")]
         require_referrer: Option<String>,
+        /// Make the feed a connector: a pull-through cache of the registry at URL (for Docker
+        /// Hub, registry-1.docker.io over HTTPS); "" makes it a plain feed again.
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// The connector's user name at the upstream.
+        #[arg(long, requires = "upstream")]
+        upstream_user: Option<String>,
+        /// A file whose first line is the connector's password at the upstream.
+        #[arg(long, requires = "upstream")]
+        upstream_password_file: Option<PathBuf>,
+        /// Prefixed to repository names upstream (library/ for Docker Hub's official images).
+        #[arg(long, requires = "upstream")]
+        upstream_prefix: Option<String>,
+        /// Check mutable tags upstream again after this many seconds.
+        #[arg(long, requires = "upstream", value_name = "SECONDS")]
+        upstream_ttl: Option<u64>,
+        /// Serve only what is cached, never asking the upstream.
+        #[arg(long, requires = "upstream", value_parser = ["on", "off"])]
+        offline: Option<String>,
+        /// Fetch only upstream repositories matching GLOB (library/*); repeat for more.
+        #[arg(long, requires = "upstream", value_name = "GLOB")]
+        upstream_allow: Vec<String>,
+        /// Never fetch upstream repositories matching GLOB; repeat for more.
+        #[arg(long, requires = "upstream", value_name = "GLOB")]
+        upstream_deny: Vec<String>,
+        /// In a versioned connector feed, latest follows the upstream's own latest (on)
+        /// rather than the highest version seen (off).
+        #[arg(long, requires = "upstream", value_parser = ["on", "off"])]
+        upstream_latest: Option<String>,
     },
     /// Show or set a feed's retention rules.
     Retention {
@@ -598,7 +628,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             password_stdin,
         } => login::login(&url, username.as_deref(), password_stdin),
         Command::Logout { url } => login::logout(&url),
-        Command::Feed { action, remote } => feed(&target(&config, &remote)?, action),
+        Command::Feed { action, remote } => feed(&target(&config, &remote)?, *action),
         Command::Gc { dry_run, remote } => {
             storage::gc(&config, &target(&config, &remote)?, dry_run)
         }
@@ -950,61 +980,95 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             let change = off || !rules.is_empty() || include_releases;
             storage::retention_set(target, &name, change.then_some(rules))?;
         }
-        FeedAction::Set {
-            name,
-            versioning,
-            permit,
-            no_permit,
-            anonymous_pull,
-            description,
-            promotion_from,
-            allow_push,
-            require_referrer,
-        } => {
-            let on = |v: Option<String>| v.map(|v| v == "on");
-            let change = crate::domain::FeedChange {
-                description,
-                anonymous_pull: on(anonymous_pull),
-                versioning: on(versioning),
-                permitted: (no_permit || !permit.is_empty()).then_some(permit),
-                promotion_sources: (allow_push || !promotion_from.is_empty())
-                    .then_some(promotion_from),
-                required_referrer: require_referrer,
-            };
-            let f = target.feed_set(&name, change)?;
-            let permitted: Vec<&str> = f["permitted"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p.as_str())
-                .collect();
-            let sources: Vec<&str> = f["promotion_sources"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p.as_str())
-                .collect();
-            let entry = if sources.is_empty() {
-                "pushes".to_owned()
-            } else {
-                format!("promotion from [{}] only", sources.join(", "))
-            };
-            let referrer = f["required_referrer"]
-                .as_str()
-                .map(|t| format!(", promotions need a referrer of type {t}"))
-                .unwrap_or_default();
-            println!(
-                "feed {name}: versioning {}, permitted [{}], anonymous pull {}, accepts {entry}{referrer}",
-                if f["versioning"] == true { "on" } else { "off" },
-                permitted.join(", "),
-                if f["anonymous_pull"] == true {
-                    "on"
-                } else {
-                    "off"
-                },
-            );
-        }
+        set @ FeedAction::Set { .. } => feed_set(target, set)?,
     }
+    Ok(())
+}
+
+fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()> {
+    let FeedAction::Set {
+        name,
+        versioning,
+        permit,
+        no_permit,
+        anonymous_pull,
+        description,
+        promotion_from,
+        allow_push,
+        require_referrer,
+        upstream,
+        upstream_user,
+        upstream_password_file,
+        upstream_prefix,
+        upstream_ttl,
+        offline,
+        upstream_allow,
+        upstream_deny,
+        upstream_latest,
+    } = action
+    else {
+        unreachable!("called for feed set only")
+    };
+    let password = upstream_password_file
+        .map(|f| {
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read {}", f.display()))
+                .map(|p| p.lines().next().unwrap_or_default().to_owned())
+        })
+        .transpose()?;
+    let upstream = upstream.map(|url| crate::domain::UpstreamChange {
+        url,
+        username: upstream_user,
+        password,
+        prefix: upstream_prefix,
+        ttl_seconds: upstream_ttl,
+        offline: offline.map(|o| o == "on"),
+        allow: (!upstream_allow.is_empty()).then_some(upstream_allow),
+        deny: (!upstream_deny.is_empty()).then_some(upstream_deny),
+        upstream_latest: upstream_latest.map(|o| o == "on"),
+    });
+    let on = |v: Option<String>| v.map(|v| v == "on");
+    let change = crate::domain::FeedChange {
+        description,
+        anonymous_pull: on(anonymous_pull),
+        versioning: on(versioning),
+        permitted: (no_permit || !permit.is_empty()).then_some(permit),
+        promotion_sources: (allow_push || !promotion_from.is_empty()).then_some(promotion_from),
+        required_referrer: require_referrer,
+        upstream,
+    };
+    let f = target.feed_set(&name, change)?;
+    let permitted: Vec<&str> = f["permitted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str())
+        .collect();
+    let sources: Vec<&str> = f["promotion_sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str())
+        .collect();
+    let entry = if sources.is_empty() {
+        "pushes".to_owned()
+    } else {
+        format!("promotion from [{}] only", sources.join(", "))
+    };
+    let referrer = f["required_referrer"]
+        .as_str()
+        .map(|t| format!(", promotions need a referrer of type {t}"))
+        .unwrap_or_default();
+    println!(
+        "feed {name}: versioning {}, permitted [{}], anonymous pull {}, accepts {entry}{referrer}",
+        if f["versioning"] == true { "on" } else { "off" },
+        permitted.join(", "),
+        if f["anonymous_pull"] == true {
+            "on"
+        } else {
+            "off"
+        },
+    );
     Ok(())
 }
 

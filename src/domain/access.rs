@@ -451,6 +451,12 @@ impl Feed<'_, FeedAdmin> {
             .run_retention_by(&self.name, dry_run, self.access.actor())
     }
 
+    /// Follows the upstream's digest of a pinned connector version (after drift).
+    pub fn accept_upstream(&self, repo: &Repository, tag: &Tag) -> Result<String, Error> {
+        self.registry()
+            .accept_upstream(self.own(repo)?, tag.as_str(), self.access.actor())
+    }
+
     pub fn purge(&self, repo: &Repository, tag: &Tag, confirm: Option<&str>) -> Result<(), Error> {
         self.registry()
             .purge(self.own(repo)?, tag, self.access.actor(), confirm)

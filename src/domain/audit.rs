@@ -30,6 +30,8 @@ pub enum Kind {
     /// A push or promotion refused by the feed's policy.
     PushRefused,
     FeedSettingsChanged,
+    /// A connector's upstream moved a pinned version to another digest.
+    UpstreamDrift,
     FeedCreated,
     FeedDeleted,
     RetentionRules,
@@ -47,7 +49,7 @@ pub enum Kind {
     WebhookChanged,
 }
 
-const KINDS: [(Kind, &str, &str); 24] = [
+const KINDS: [(Kind, &str, &str); 25] = [
     (Kind::Added, "added", "Added"),
     (Kind::TagMoved, "tag-moved", "TagMoved"),
     (
@@ -69,6 +71,7 @@ const KINDS: [(Kind, &str, &str); 24] = [
         "feed-settings-changed",
         "FeedSettingsChanged",
     ),
+    (Kind::UpstreamDrift, "upstream-drift", "UpstreamDrift"),
     (Kind::FeedCreated, "feed-created", "FeedCreated"),
     (Kind::FeedDeleted, "feed-deleted", "FeedDeleted"),
     (Kind::RetentionRules, "retention-rules", "RetentionRules"),
@@ -93,7 +96,7 @@ pub fn kind_names() -> Vec<&'static str> {
 }
 
 /// The kinds a webhook can subscribe to.
-pub const EVENTS: [Kind; 9] = [
+pub const EVENTS: [Kind; 10] = [
     Kind::Added,
     Kind::TagMoved,
     Kind::VirtualTagMoved,
@@ -103,6 +106,7 @@ pub const EVENTS: [Kind; 9] = [
     Kind::RetentionDeleted,
     Kind::PushRefused,
     Kind::FeedSettingsChanged,
+    Kind::UpstreamDrift,
 ];
 
 impl Kind {

@@ -23,7 +23,7 @@ pub use error::Error;
 pub use registry::{
     Append, BlobHandle, Feed, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits,
     ManifestPut, Page, Promoted, Promotion, Referrer, Registry, StoredManifest, TagCursors,
-    TagEntry, TagGroups, TagList, TagQuery,
+    TagEntry, TagGroups, TagList, TagQuery, UpstreamChange, UpstreamInfo,
 };
 
 use std::path::Path;

@@ -36,6 +36,7 @@ pub fn policy_of(feed: &FeedRecord) -> Policy {
 /// What the audit log calls a tag change made by `method`.
 fn kind_of(method: &str, old: Option<&str>, new: Option<&str>) -> Kind {
     match method {
+        "upstream" | "accept" if old.is_some() => Kind::TagMoved,
         "virtual" | "settings" => Kind::VirtualTagMoved,
         "promote" | "retag" => Kind::Promoted,
         "purge" => Kind::Purged,
@@ -117,6 +118,35 @@ pub fn set(
         settle_virtual(w, name, moved_by_tag(tag), change)?;
     }
     Ok(true)
+}
+
+/// Points `tag` at `digest` as a connector's upstream has it (or an administrator accepts
+/// it after drift): no tag policy applies — an upstream's tags are what they are — but the
+/// history, the audit log and the virtual tags are kept as for any change.
+pub fn set_from_upstream(
+    w: &mut dyn MetaWrite,
+    repo: &Repository,
+    feed: &FeedRecord,
+    tag: &str,
+    digest: &str,
+    change: &Change<'_>,
+) -> Result<(), Error> {
+    let name = repo.as_str();
+    let current = w.tag(name, tag)?;
+    if current.as_deref() == Some(digest) {
+        return Ok(());
+    }
+    w.set_tag(name, tag, digest)?;
+    record(w, name, tag, current.as_deref(), Some(digest), change)?;
+    if feed.versioning && version_of(tag).is_some() {
+        let mut moved = moved_by_tag(tag);
+        // A connector may keep the upstream's own `latest`.
+        if feed.upstream.as_ref().is_some_and(|u| u.upstream_latest) {
+            moved.retain(|t| t != "latest");
+        }
+        settle_virtual(w, name, moved, change)?;
+    }
+    Ok(())
 }
 
 /// Removes `tag` as a client asks; a version leaves a tombstone in a versioned feed.

@@ -22,9 +22,12 @@ pub struct Realm {
     /// else those headers are ignored: they would let a client choose the token realm, or
     /// the address its failed logins count against.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The connector feed that answers pulls naming no feed (docker's `registry-mirrors`).
+    pub mirror_feed: Option<String>,
 }
 
-fn realm_of(req: &HttpRequest) -> Option<&Realm> {
+#[must_use]
+pub fn realm_of(req: &HttpRequest) -> Option<&Realm> {
     req.app_data::<web::Data<Realm>>().map(|r| &***r)
 }
 

@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod engine_runtime;
 pub mod meta;
 pub mod owner_only;
+pub mod upstream;
 
 /// Seconds since the Unix epoch, the time unit of every stored record.
 #[must_use]

@@ -78,6 +78,7 @@ pub const LIMITS: Limits = Limits {
     upload_bytes: 8 << 20,
     upload_sessions: 20,
     metadata_cache_bytes: 16 << 20,
+    upstream_timeout_seconds: 30,
 };
 
 /// The same, with room for blobs of several S3 multipart parts.

@@ -291,6 +291,21 @@ impl Registry {
         owner: &str,
         algorithm: Algorithm,
     ) -> Result<String, Error> {
+        self.start_upload_as(repo, owner, algorithm, false)
+    }
+
+    /// `start_upload`; `from_upstream` for a connector's own fetch, the one upload a
+    /// connector feed takes.
+    pub(super) fn start_upload_as(
+        &self,
+        repo: &Repository,
+        owner: &str,
+        algorithm: Algorithm,
+        from_upstream: bool,
+    ) -> Result<String, Error> {
+        if !from_upstream && let Some(feed) = self.meta.read()?.feed(repo.feed())? {
+            super::manifests::refuse_push_to_connector(&feed, repo)?;
+        }
         let prefix = match algorithm {
             Algorithm::Sha256 => "",
             Algorithm::Sha512 => SHA512_UPLOAD,

@@ -27,6 +27,8 @@ pub struct Feed {
     pub promotion_sources: Vec<String>,
     /// When set, a promotion into this feed needs a referrer of this artifact type.
     pub required_referrer: Option<String>,
+    /// When set, the feed is a connector: a pull-through cache of this upstream.
+    pub upstream: Option<super::UpstreamInfo>,
 }
 
 impl From<FeedRecord> for Feed {
@@ -39,6 +41,7 @@ impl From<FeedRecord> for Feed {
             permitted: r.permitted,
             promotion_sources: r.promotion_sources,
             required_referrer: r.required_referrer,
+            upstream: r.upstream.as_ref().map(super::UpstreamInfo::from),
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct FeedChange {
     pub promotion_sources: Option<Vec<String>>,
     /// The artifact type a promotion's image must have a referrer of; empty: none needed.
     pub required_referrer: Option<String>,
+    /// Makes the feed a connector of an upstream registry (an empty URL: a plain feed).
+    pub upstream: Option<super::UpstreamChange>,
 }
 
 impl FeedChange {
@@ -114,6 +119,35 @@ fn describe_feed_change(before: &FeedRecord, after: &FeedRecord) -> String {
             None => "no referrer required".to_owned(),
         });
     }
+    if before.upstream != after.upstream {
+        // Never the password: only whether one is set.
+        parts.push(match &after.upstream {
+            Some(u) => format!(
+                "upstream {} (prefix {:?}, credentials {}, ttl {} s{}{}{}{})",
+                u.url,
+                u.prefix,
+                if u.username.is_some() { "set" } else { "none" },
+                u.ttl_seconds,
+                if u.offline { ", offline" } else { "" },
+                if u.allow.is_empty() {
+                    String::new()
+                } else {
+                    format!(", allow {:?}", u.allow)
+                },
+                if u.deny.is_empty() {
+                    String::new()
+                } else {
+                    format!(", deny {:?}", u.deny)
+                },
+                if u.upstream_latest {
+                    ", the upstream's latest"
+                } else {
+                    ""
+                }
+            ),
+            None => "no upstream".to_owned(),
+        });
+    }
     if before.description != after.description {
         parts.push("description".to_owned());
     }
@@ -158,6 +192,7 @@ impl Registry {
                     permitted: Vec::new(),
                     promotion_sources: Vec::new(),
                     required_referrer: None,
+                    upstream: None,
                 },
             )?;
             let entry = audit::entry(
@@ -207,6 +242,9 @@ impl Registry {
             }
             if let Some(t) = change.required_referrer {
                 record.required_referrer = Some(t).filter(|t| !t.is_empty());
+            }
+            if let Some(up) = &change.upstream {
+                record.upstream = up.apply(record.upstream.as_ref())?;
             }
             if record == before {
                 return Ok(record.into());
@@ -283,6 +321,25 @@ impl Registry {
                 ),
                 None => format!("Promotions into {feed} will need no referrer."),
             });
+        }
+        if let Some(up) = &change.upstream {
+            let next = up.apply(current.upstream.as_ref())?;
+            if next != current.upstream {
+                preview.rules.push(match (&current.upstream, &next) {
+                    (None, Some(n)) => format!(
+                        "{feed} will become a connector: a pull-through cache of {}; pushes to it will be refused.",
+                        n.url
+                    ),
+                    (Some(_), None) => format!(
+                        "{feed} will stop being a connector: what it cached stays, and pushes will be accepted."
+                    ),
+                    (_, Some(n)) => format!(
+                        "The connector's upstream settings will change ({}).",
+                        n.url
+                    ),
+                    (None, None) => unreachable!("they differ"),
+                });
+            }
         }
         let (repos, _) = r.repositories(&format!("{feed}/"), None, usize::MAX, &|_| true)?;
         for repo in repos {

@@ -25,6 +25,8 @@ pub struct StoredManifest {
     /// Shared, so a cached manifest is handed out without copying it.
     pub body: bytes::Bytes,
     pub subject: Option<String>,
+    /// A connector's cached copy, served because its upstream did not answer.
+    pub stale: bool,
 }
 
 /// The outcome of storing a manifest.
@@ -91,6 +93,18 @@ pub(in crate::domain) fn remove_manifest(
         w.remove_referrer(name, &subject, digest)?;
     }
     Ok(true)
+}
+
+/// A connector feed holds what its upstream has: nothing is pushed to it.
+pub(super) fn refuse_push_to_connector(feed: &FeedRecord, repo: &Repository) -> Result<(), Error> {
+    match &feed.upstream {
+        Some(up) => Err(Error::PolicyRefused(format!(
+            "feed {:?} is a cache of {} (a connector feed): it is filled by pulls, not pushes; push to another feed",
+            repo.feed(),
+            up.url
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A promotion-only feed refuses tags pushed to it, saying how to promote instead.
@@ -191,6 +205,7 @@ impl Registry {
             if let Some(tag) = tags.first() {
                 refuse_direct_push(&feed, repo, tag)?;
             }
+            refuse_push_to_connector(&feed, repo)?;
             let pushed = self.clock.now();
             for blob in &manifest.blobs {
                 match w.linked_at(name, blob.as_str())? {
@@ -252,8 +267,11 @@ impl Registry {
     ) -> Result<StoredManifest, Error> {
         let generation = self.meta.generation();
         let r = self.meta.read()?;
-        if r.feed(repo.feed())?.is_none() {
-            return Err(feed_unknown(repo));
+        let feed = r.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+        if let Some(up) = &feed.upstream {
+            // Not kept in the manifest cache: a connector's tags are checked upstream.
+            drop(r);
+            return self.connector_manifest(repo, reference, &feed, up);
         }
         let digest = match reference {
             Reference::Digest(d) => d.clone(),
@@ -270,6 +288,7 @@ impl Registry {
             media_type: record.media_type,
             body: record.body.into(),
             subject: record.subject,
+            stale: false,
         };
         if stored.body.len() <= MANIFEST_CACHE_MAX_BODY {
             let weight = stored.body.len() + stored.media_type.len() + 128;

@@ -17,12 +17,14 @@ use super::Error;
 use super::cache::GenCache;
 
 mod blobs;
+mod connector;
 mod feeds;
 mod history;
 mod manifests;
 
 pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier};
 use blobs::{Sessions, UploadOwners};
+pub use connector::{BlobFetch, UpstreamChange, UpstreamInfo};
 pub use feeds::{Feed, FeedChange, FeedPreview};
 pub use history::{
     DEFAULT_LIST_PAGE, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted, Promotion,
@@ -40,6 +42,9 @@ pub struct Limits {
     pub upload_sessions: usize,
     /// The metadata database's page cache, in bytes.
     pub metadata_cache_bytes: usize,
+    /// How long a connector feed's upstream may take to answer before the cached copy is
+    /// served instead.
+    pub upstream_timeout_seconds: u64,
 }
 
 /// Largest page of tags or repositories one request returns.
@@ -66,6 +71,8 @@ pub struct Registry {
     pub(super) pulls: Mutex<HashMap<String, HashMap<String, u64>>>,
     /// "repository\nreference" → the manifest, while the metadata is unchanged.
     manifest_cache: GenCache<StoredManifest>,
+    /// Connector feeds' clients, tag checks and fetches in flight.
+    connectors: Arc<connector::Connectors>,
 }
 
 /// Manifests remembered in memory: enough entries for the images a busy cluster pulls, small
@@ -131,6 +138,7 @@ impl Registry {
             last_retention: Mutex::default(),
             pulls: Mutex::default(),
             manifest_cache: GenCache::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES),
+            connectors: Arc::default(),
         }
     }
 

@@ -108,6 +108,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(tags::purge),
             )
             .route(
+                "/repositories/{repo:[^{}]+}/tags/{tag}/accept-upstream",
+                web::post().to(tags::accept_upstream),
+            )
+            .route(
                 "/repositories/{repo:[^{}]+}/tags",
                 web::get().to(tags::repository_tags),
             )
@@ -132,7 +136,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
-        tags::feed_changes, tags::promote, tags::resolve, tags::purge, tags::repository_tags, tags::history,
+        tags::feed_changes, tags::promote, tags::resolve, tags::accept_upstream, tags::purge, tags::repository_tags, tags::history,
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
         storage::run_retention, storage::backup, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
@@ -140,7 +144,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
         RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
-        tags::FeedChangeEntry, tags::PromotionRequest, tags::Resolved, tags::PurgeRequest, tags::ProGetPromotionEntry, domain::Promoted, domain::TagGroups,
+        tags::FeedChangeEntry, tags::PromotionRequest, tags::Resolved, tags::AcceptedUpstream,
+        domain::UpstreamInfo, domain::UpstreamChange, tags::PurgeRequest, tags::ProGetPromotionEntry, domain::Promoted, domain::TagGroups,
         domain::TagEntry, domain::TagList, domain::TagCursors, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
         storage::RunRequest, storage::BackupRequest, domain::gc::GcReport,
         domain::gc::StorageStats, domain::gc::FeedStorage, domain::retention::Rules,
@@ -222,6 +227,10 @@ pub struct FeedInfo {
     /// artifact type on the image, among the referrers the registry holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_referrer: Option<String>,
+    /// When set, the feed is a connector: a pull-through cache of this upstream registry
+    /// (its password is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<domain::UpstreamInfo>,
     /// Unix seconds.
     pub created: u64,
 }
@@ -241,6 +250,8 @@ pub struct NewFeed {
     #[serde(default)]
     pub promotion_sources: Vec<String>,
     pub required_referrer: Option<String>,
+    /// Makes the feed a connector of an upstream registry.
+    pub upstream: Option<domain::UpstreamChange>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -255,6 +266,8 @@ pub struct FeedUpdate {
     pub promotion_sources: Option<Vec<String>>,
     /// The artifact type promotions need a referrer of; `""` needs none.
     pub required_referrer: Option<String>,
+    /// The connector's upstream (`{"url": ""}` makes the feed a plain one again).
+    pub upstream: Option<domain::UpstreamChange>,
 }
 
 fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
@@ -266,6 +279,7 @@ fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
         permitted: r.permitted.clone(),
         promotion_sources: r.promotion_sources.clone(),
         required_referrer: r.required_referrer.clone(),
+        upstream: r.upstream.clone(),
         created: r.created,
     }
 }
@@ -296,6 +310,7 @@ async fn create_feed(Api(access): Api, body: web::Json<NewFeed>) -> Result<HttpR
         permitted,
         promotion_sources,
         required_referrer,
+        upstream,
     } = body.into_inner();
     let info = run(move || {
         let admin = access.admin()?;
@@ -307,6 +322,7 @@ async fn create_feed(Api(access): Api, body: web::Json<NewFeed>) -> Result<HttpR
             permitted: Some(permitted),
             promotion_sources: Some(promotion_sources),
             required_referrer,
+            upstream,
         };
         let r = admin.create_feed(&feed, change)?;
         Ok(feed_info(feed.to_string(), &r))
@@ -344,6 +360,7 @@ async fn update_feed(
         permitted,
         promotion_sources,
         required_referrer,
+        upstream,
     } = body.into_inner();
     let info = run(move || {
         let change = domain::FeedChange {
@@ -353,6 +370,7 @@ async fn update_feed(
             permitted,
             promotion_sources,
             required_referrer,
+            upstream,
         };
         let r = access.feed::<FeedAdmin>(&feed)?.update(change)?;
         Ok(feed_info(feed, &r))

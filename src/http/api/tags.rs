@@ -461,6 +461,32 @@ pub async fn purge(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Points a pinned version of a connector feed at the digest its upstream serves now, after
+/// drift (feed admin); answers the digest. Recorded in the tag history (method `accept`).
+#[utoipa::path(post, path = "/api/v1/repositories/{repo}/tags/{tag}/accept-upstream", params(("repo" = String, Path), ("tag" = String, Path)),
+    responses((status = 200, body = AcceptedUpstream), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn accept_upstream(
+    Api(access): Api,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (repo, tag) = path.into_inner();
+    let digest = run(move || {
+        let repo: Repository = repo.parse()?;
+        let tag: Tag = tag.parse()?;
+        access
+            .feed::<FeedAdmin>(repo.feed())?
+            .accept_upstream(&repo, &tag)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(AcceptedUpstream { digest }))
+}
+
+/// The digest a pinned version now points at.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedUpstream {
+    pub digest: String,
+}
+
 /// Which page of a repository's tags.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::marker::PhantomData;
 
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use serde_json::json;
 
@@ -45,6 +45,54 @@ pub struct Authorized<A> {
     pub repo: Repository,
     pub principal: Option<Principal>,
     need: PhantomData<A>,
+}
+
+/// A pull of `name` routed to a connector feed (`Registry::route_pull`): by containerd's
+/// `?ns=`, or to the mirror feed; `None` when no routing is configured or applies.
+async fn routed<A: Need>(req: &HttpRequest, name: &str) -> Result<Option<Repository>, OciError> {
+    if A::ACTION != Action::Pull {
+        return Ok(None);
+    }
+    let ns = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "ns")
+        .map(|(_, v)| v.into_owned());
+    let mirror = crate::http::caller::realm_of(req).and_then(|r| r.mirror_feed.clone());
+    if ns.is_none() && mirror.is_none() {
+        return Ok(None);
+    }
+    let Some(reg) = req.app_data::<web::Data<domain::Registry>>().cloned() else {
+        return Ok(None);
+    };
+    let name = name.to_owned();
+    let asked = ns.clone();
+    let routed = blocking(move || reg.route_pull(&name, ns.as_deref(), mirror.as_deref())).await?;
+    if let (Some(ns), Some(_)) = (asked, &routed) {
+        req.extensions_mut().insert(ServedNamespace(ns));
+    }
+    Ok(routed)
+}
+
+/// The upstream namespace (`?ns=`) a request was served from, echoed as `OCI-Namespace`.
+#[derive(Clone)]
+struct ServedNamespace(String);
+
+/// Middleware (for `middleware::from_fn`): a response served by the connector that `?ns=`
+/// picked carries `OCI-Namespace: NS`, saying the namespace was honoured.
+pub async fn echo_namespace(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let ns = res.request().extensions().get::<ServedNamespace>().cloned();
+    if let Some(ServedNamespace(ns)) = ns
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&ns)
+    {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("oci-namespace"),
+            value,
+        );
+    }
+    Ok(res)
 }
 
 /// The caller, authenticated but not yet authorized for anything.
@@ -93,9 +141,12 @@ impl<A: Need + 'static> FromRequest for Authorized<A> {
         let req = req.clone();
         Box::pin(async move {
             let name = req.match_info().get("name").unwrap_or_default();
-            let repo: Repository = name
-                .parse()
-                .map_err(|e| OciError::from(domain::Error::from(e)))?;
+            let repo = match routed::<A>(&req, name).await? {
+                Some(repo) => repo,
+                None => name
+                    .parse()
+                    .map_err(|e| OciError::from(domain::Error::from(e)))?,
+            };
             let auth = auth_of(&req)?;
             let scope = || format!("repository:{repo}:{}", A::SCOPE);
             let credentials =
@@ -193,8 +244,14 @@ pub async fn token(req: HttpRequest) -> Result<HttpResponse, OciError> {
     };
     let client = client_ip(&req);
     let a = auth.clone();
+    let mirror = crate::http::caller::realm_of(&req).and_then(|r| r.mirror_feed.clone());
+    let registry = req.app_data::<web::Data<domain::Registry>>().cloned();
     let issued = web::block(move || {
         let caller = a.caller(&credentials, client, Surface::Registry)?;
+        let scopes = match registry {
+            Some(reg) => with_pull_aliases(&reg, &scopes, mirror.as_deref())?,
+            None => scopes,
+        };
         a.issue_token(caller.as_deref(), &scopes)
     })
     .await
@@ -210,6 +267,30 @@ pub async fn token(req: HttpRequest) -> Result<HttpResponse, OciError> {
         "expires_in": issued.expires_in,
         "issued_at": issued_at,
     })))
+}
+
+/// `scopes` and, for each repository a pull may be routed to a connector feed for
+/// (`Registry::pull_aliases`), the same pull there: a client that asked for `library/nginx`
+/// may be answered from the mirror's `hub/library/nginx`. The token still grants only what
+/// the caller holds in each feed.
+fn with_pull_aliases(
+    reg: &domain::Registry,
+    scopes: &[Scope],
+    mirror: Option<&str>,
+) -> Result<Vec<Scope>, domain::Error> {
+    let mut out = scopes.to_vec();
+    for s in scopes {
+        if s.kind == "repository" && s.actions.iter().any(|a| a == "pull") {
+            for repo in reg.pull_aliases(&s.name, mirror)? {
+                out.push(Scope {
+                    kind: s.kind.clone(),
+                    name: repo.to_string(),
+                    actions: vec!["pull".to_owned()],
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Runs `f` with the auth service, off the executor.

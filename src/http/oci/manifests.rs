@@ -54,7 +54,15 @@ pub async fn get(
     if pull {
         reg.record_pull(&repo, m.digest.as_str());
     }
-    Ok(HttpResponse::Ok()
+    let mut res = HttpResponse::Ok();
+    if m.stale {
+        // RFC 9111's "Response is Stale": a connector's upstream did not answer.
+        res.insert_header((
+            "Warning",
+            "110 semdock \"Response is Stale: the upstream registry did not answer\"",
+        ));
+    }
+    Ok(res
         .insert_header(("Content-Type", m.media_type))
         .insert_header(("Docker-Content-Digest", m.digest.as_str()))
         .insert_header(("ETag", format!("\"{}\"", m.digest)))

@@ -244,8 +244,39 @@ struct SettingsPage {
     permitted: String,
     promotion_sources: String,
     required_referrer: String,
+    connector: ConnectorFields,
     grants: Vec<GrantRow>,
     preview: Option<FeedPreview>,
+}
+
+/// A connector feed's upstream as the settings form shows it (never its password).
+#[derive(Default)]
+struct ConnectorFields {
+    url: String,
+    username: String,
+    has_password: bool,
+    prefix: String,
+    ttl: String,
+    offline: bool,
+    allow: String,
+    deny: String,
+    upstream_latest: bool,
+}
+
+impl From<Option<domain::UpstreamInfo>> for ConnectorFields {
+    fn from(u: Option<domain::UpstreamInfo>) -> Self {
+        u.map_or_else(Self::default, |u| Self {
+            url: u.url,
+            username: u.username.unwrap_or_default(),
+            has_password: u.has_password,
+            prefix: u.prefix.trim_end_matches('/').to_owned(),
+            ttl: u.ttl_seconds.to_string(),
+            offline: u.offline,
+            allow: u.allow.join(" "),
+            deny: u.deny.join(" "),
+            upstream_latest: u.upstream_latest,
+        })
+    }
 }
 
 fn grant_rows(grants: Vec<(String, String)>) -> Vec<GrantRow> {
@@ -278,6 +309,7 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
         permitted: record.permitted.join("\n"),
         promotion_sources: record.promotion_sources.join(" "),
         required_referrer: record.required_referrer.unwrap_or_default(),
+        connector: record.upstream.into(),
         grants: grant_rows(grants),
         preview: None,
         feed,
@@ -298,8 +330,61 @@ pub struct SettingsForm {
     promotion_sources: String,
     #[serde(default)]
     required_referrer: String,
+    #[serde(default)]
+    upstream_url: String,
+    #[serde(default)]
+    upstream_user: String,
+    /// Empty: the stored password is kept.
+    #[serde(default)]
+    upstream_password: String,
+    forget_password: Option<String>,
+    #[serde(default)]
+    upstream_prefix: String,
+    #[serde(default)]
+    upstream_ttl: String,
+    upstream_offline: Option<String>,
+    #[serde(default)]
+    upstream_allow: String,
+    #[serde(default)]
+    upstream_deny: String,
+    upstream_latest: Option<String>,
     /// `preview` or `save`.
     op: String,
+}
+
+impl SettingsForm {
+    /// The upstream the form asks for (an empty URL: none).
+    fn upstream(
+        &self,
+        words: impl Fn(&str) -> Vec<String>,
+    ) -> Result<domain::UpstreamChange, UiError> {
+        let ttl = self.upstream_ttl.trim();
+        let ttl_seconds = if ttl.is_empty() {
+            None
+        } else {
+            Some(ttl.parse::<u64>().map_err(|_| {
+                domain::Error::Invalid(format!(
+                    "the upstream check interval {ttl:?} is not a number of seconds"
+                ))
+            })?)
+        };
+        let password = if self.forget_password.is_some() {
+            Some(String::new())
+        } else {
+            Some(self.upstream_password.clone()).filter(|p| !p.is_empty())
+        };
+        Ok(domain::UpstreamChange {
+            url: self.upstream_url.trim().to_owned(),
+            username: Some(self.upstream_user.trim().to_owned()),
+            password,
+            prefix: Some(self.upstream_prefix.trim().to_owned()),
+            ttl_seconds,
+            offline: Some(self.upstream_offline.is_some()),
+            allow: Some(words(&self.upstream_allow)),
+            deny: Some(words(&self.upstream_deny)),
+            upstream_latest: Some(self.upstream_latest.is_some()),
+        })
+    }
 }
 
 // POST /ui/feeds/{feed}/settings — previews what a change does, or saves it.
@@ -326,6 +411,7 @@ pub async fn save_settings(
             .collect()
     };
     let sources = words(&form.promotion_sources);
+    let upstream = form.upstream(words)?;
     let change = FeedChange {
         description: Some(form.description.clone()),
         anonymous_pull: Some(form.anonymous_pull.is_some()),
@@ -333,6 +419,7 @@ pub async fn save_settings(
         permitted: Some(permitted.clone()),
         promotion_sources: Some(sources.clone()),
         required_referrer: Some(form.required_referrer.trim().to_owned()),
+        upstream: Some(upstream.clone()),
     };
     let access = v.access.clone();
     let f = feed.clone();
@@ -344,11 +431,24 @@ pub async fn save_settings(
         .await?;
         return Ok(redirect(&format!("/ui/feeds/{feed}/settings?done=saved")));
     }
-    let (preview, grants) = run(move || {
+    let (preview, grants, stored) = run(move || {
         let admin = access.feed::<FeedAdmin>(&f)?;
-        Ok((admin.preview(&change)?, admin.grants()?))
+        let stored = access.feed::<Pull>(&f)?.settings()?.upstream;
+        Ok((admin.preview(&change)?, admin.grants()?, stored))
     })
     .await?;
+    let connector = ConnectorFields {
+        url: upstream.url,
+        username: form.upstream_user.trim().to_owned(),
+        has_password: stored.is_some_and(|s| s.has_password) && form.forget_password.is_none()
+            || !form.upstream_password.is_empty(),
+        prefix: form.upstream_prefix.trim().to_owned(),
+        ttl: form.upstream_ttl.trim().to_owned(),
+        offline: form.upstream_offline.is_some(),
+        allow: form.upstream_allow.trim().to_owned(),
+        deny: form.upstream_deny.trim().to_owned(),
+        upstream_latest: form.upstream_latest.is_some(),
+    };
     render(&SettingsPage {
         title: format!("Settings of {feed}"),
         nav: Nav::of(&v),
@@ -358,6 +458,7 @@ pub async fn save_settings(
         permitted: permitted.join("\n"),
         promotion_sources: sources.join(" "),
         required_referrer: form.required_referrer.trim().to_owned(),
+        connector,
         grants: grant_rows(grants),
         preview: Some(preview),
         feed,

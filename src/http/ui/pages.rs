@@ -112,6 +112,8 @@ struct FeedPage {
     next: Option<String>,
     host: String,
     admin: bool,
+    /// A connector feed's upstream, for "a cache of …".
+    upstream: Option<String>,
 }
 
 const REPOS_PER_PAGE: usize = 50;
@@ -156,6 +158,16 @@ pub async fn feed(
         next,
         host: host(&req),
         admin,
+        upstream: record.upstream.map(|u| {
+            let mut s = u.url;
+            if !u.prefix.is_empty() {
+                s = format!("{s} ({}…)", u.prefix);
+            }
+            if u.offline {
+                s.push_str(", offline: only what is cached is served");
+            }
+            s
+        }),
         feed,
     })
 }
@@ -682,7 +694,8 @@ pub async fn history(
         })
         .collect();
     let methods = [
-        "push", "promote", "retag", "delete", "purge", "virtual", "settings",
+        "push", "promote", "retag", "delete", "purge", "virtual", "settings", "upstream", "drift",
+        "accept",
     ]
     .into_iter()
     .map(|m| (m, m == method))

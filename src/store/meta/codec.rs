@@ -25,6 +25,33 @@ pub struct FeedRecord {
     /// When set, a promotion into this feed needs a referrer of this artifact type on the
     /// image (a signature, an attestation) (version 2).
     pub required_referrer: Option<String>,
+    /// When set, the feed is a connector: a pull-through cache of this upstream registry
+    /// (version 2).
+    pub upstream: Option<UpstreamRecord>,
+}
+
+/// The upstream registry of a connector feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamRecord {
+    /// `https://registry-1.docker.io`, `http://127.0.0.1:5001`.
+    pub url: String,
+    pub username: Option<String>,
+    /// Never shown back, never logged.
+    pub password: Option<String>,
+    /// Prefixed to every repository name upstream (`library/` for Docker Hub's officials).
+    pub prefix: String,
+    /// Mutable tags are checked upstream again after this many seconds.
+    pub ttl_seconds: u64,
+    /// Serve only what is cached; never ask the upstream.
+    pub offline: bool,
+    /// Repository names (as the upstream names them, `*` globs) the connector fetches;
+    /// empty: all.
+    pub allow: Vec<String>,
+    /// Repository names it never fetches, even when allowed.
+    pub deny: Vec<String>,
+    /// In a versioned feed, `latest` follows the upstream's own rather than the highest
+    /// version seen.
+    pub upstream_latest: bool,
 }
 
 /// One change of one tag.
@@ -214,6 +241,7 @@ impl Record for FeedRecord {
             permitted: f.permitted,
             promotion_sources: Vec::new(),
             required_referrer: None,
+            upstream: None,
         })
     }
 }

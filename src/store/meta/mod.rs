@@ -22,7 +22,7 @@ use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable,
 pub use api::{Aborted, MetaRead, MetaWrite, Metadata, Scan};
 pub use codec::{
     ApiKeyRecord, AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord,
-    PromotionRecord, RepositoryRecord, RetentionRecord, UploadRecord, UserRecord,
+    PromotionRecord, RepositoryRecord, RetentionRecord, UploadRecord, UpstreamRecord, UserRecord,
 };
 use codec::{decode, encode};
 use tables::{

@@ -1,0 +1,327 @@
+//! A client of another registry's Distribution API, for connector feeds: manifests and blobs
+//! by name, with the registry's own token flow (a `Bearer` challenge answered at its realm,
+//! with the connector's credentials when it has them, or `Basic`). The client's own
+//! credentials are never forwarded: only the connector's.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+/// Every manifest type a pull asks for (byte-exact: whatever the upstream has is kept).
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
+
+/// Why the upstream gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Unreachable, timed out, rate-limited (429) or failing (5xx): a cached copy may serve.
+    #[error("the upstream registry is unavailable: {0}")]
+    Unavailable(String),
+    /// Refused the connector's credentials, or answered something this client cannot use.
+    #[error("the upstream registry refused: {0}")]
+    Refused(String),
+}
+
+/// A manifest as the upstream has it.
+#[derive(Debug, Clone)]
+pub struct UpstreamManifest {
+    pub digest: String,
+    pub media_type: String,
+    /// Empty for a HEAD.
+    pub body: Vec<u8>,
+}
+
+/// A blob being read from the upstream.
+pub struct UpstreamBlob {
+    pub len: Option<u64>,
+    pub reader: Box<dyn Read + Send>,
+}
+
+pub struct Upstream {
+    agent: ureq::Agent,
+    base: String,
+    credentials: Option<(String, String)>,
+    /// scope → (token, until).
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+fn is_unavailable(status: u16) -> bool {
+    status == 429 || status == 408 || status >= 500
+}
+
+/// The `key="value"` pairs of a `WWW-Authenticate` challenge after its scheme.
+fn challenge_params(value: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = value;
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = &rest[eq + 1..];
+        let (val, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        out.insert(key, val.to_owned());
+        rest = tail;
+    }
+    out
+}
+
+impl Upstream {
+    #[must_use]
+    pub fn new(url: &str, credentials: Option<(String, String)>, timeout: Duration) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .user_agent(format!("semdock/{} (connector)", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Self {
+            agent,
+            base: url.trim_end_matches('/').to_owned(),
+            credentials,
+            tokens: Mutex::default(),
+        }
+    }
+
+    fn basic(&self) -> Option<String> {
+        self.credentials.as_ref().map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        })
+    }
+
+    fn cached_token(&self, scope: &str) -> Option<String> {
+        let tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tokens
+            .get(scope)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(t, _)| format!("Bearer {t}"))
+    }
+
+    /// Answers a challenge: the `Authorization` to retry with.
+    fn authorize(&self, challenge: &str, scope: &str) -> Result<String, UpstreamError> {
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return self.basic().ok_or_else(|| {
+                UpstreamError::Refused("it asks for credentials and the connector has none".into())
+            });
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(UpstreamError::Refused(format!(
+                "it asks for {scheme} authentication"
+            )));
+        }
+        let p = challenge_params(params);
+        let realm = p
+            .get("realm")
+            .ok_or_else(|| UpstreamError::Refused("its Bearer challenge names no realm".into()))?;
+        let mut query = vec![("scope", scope.to_owned())];
+        if let Some(service) = p.get("service") {
+            query.push(("service", service.clone()));
+        }
+        let url = format!(
+            "{realm}?{}",
+            serde_urlencoded::to_string(&query).unwrap_or_default()
+        );
+        let mut req = self.agent.get(&url);
+        if let Some(basic) = self.basic() {
+            req = req.header("Authorization", &basic);
+        }
+        let mut res = req
+            .call()
+            .map_err(|e| UpstreamError::Unavailable(format!("its token service: {e}")))?;
+        let status = res.status().as_u16();
+        if is_unavailable(status) {
+            return Err(UpstreamError::Unavailable(format!(
+                "its token service answered {status}"
+            )));
+        }
+        if status != 200 {
+            return Err(UpstreamError::Refused(format!(
+                "its token service answered {status} to the connector's credentials"
+            )));
+        }
+        let bytes = res
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| UpstreamError::Unavailable(format!("its token answer: {e}")))?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| UpstreamError::Refused(format!("its token answer: {e}")))?;
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .ok_or_else(|| UpstreamError::Refused("its token answer holds no token".into()))?
+            .to_owned();
+        let ttl = body["expires_in"].as_u64().unwrap_or(60).clamp(10, 3600);
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                scope.to_owned(),
+                (
+                    token.clone(),
+                    Instant::now() + Duration::from_secs(ttl.saturating_sub(5)),
+                ),
+            );
+        Ok(format!("Bearer {token}"))
+    }
+
+    /// One request to `path` for repository `name`, authenticated as the upstream asks.
+    fn request(
+        &self,
+        method: &str,
+        name: &str,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>, UpstreamError> {
+        let url = format!("{}/v2/{name}/{path}", self.base);
+        let scope = format!("repository:{name}:pull");
+        let send = |auth: Option<&str>| {
+            let mut req = match method {
+                "HEAD" => self.agent.head(&url),
+                _ => self.agent.get(&url),
+            };
+            if let Some(a) = accept {
+                req = req.header("Accept", a);
+            }
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.call()
+                .map_err(|e| UpstreamError::Unavailable(e.to_string()))
+        };
+        let first = self.cached_token(&scope).or_else(|| self.basic());
+        let res = send(first.as_deref())?;
+        if res.status().as_u16() != 401 {
+            return Ok(res);
+        }
+        let challenge = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let auth = self.authorize(&challenge, &scope)?;
+        send(Some(&auth))
+    }
+
+    /// The manifest `reference` (a tag or digest) of `name`, its body too unless `head`;
+    /// `None` when the upstream does not have it.
+    pub fn manifest(
+        &self,
+        name: &str,
+        reference: &str,
+        head: bool,
+        limit: u64,
+    ) -> Result<Option<UpstreamManifest>, UpstreamError> {
+        let method = if head { "HEAD" } else { "GET" };
+        let mut res = self.request(
+            method,
+            name,
+            &format!("manifests/{reference}"),
+            Some(MANIFEST_ACCEPT),
+        )?;
+        if !found(res.status().as_u16())? {
+            return Ok(None);
+        }
+        let header = |h: &str| {
+            res.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let media_type = header("content-type").unwrap_or_default();
+        let declared = header("docker-content-digest");
+        if head {
+            let digest = declared.ok_or_else(|| {
+                UpstreamError::Refused("its HEAD answer names no Docker-Content-Digest".into())
+            })?;
+            return Ok(Some(UpstreamManifest {
+                digest,
+                media_type,
+                body: Vec::new(),
+            }));
+        }
+        let body = res
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| UpstreamError::Unavailable(format!("reading the manifest: {e}")))?;
+        let computed = crate::model::Digest::of(&body).to_string();
+        if let Some(declared) = declared
+            && declared.starts_with("sha256:")
+            && declared != computed
+        {
+            return Err(UpstreamError::Refused(format!(
+                "its manifest hashes to {computed}, not the {declared} it declared"
+            )));
+        }
+        Ok(Some(UpstreamManifest {
+            digest: computed,
+            media_type,
+            body,
+        }))
+    }
+
+    /// Blob `digest` of `name`, to be read; `None` when the upstream does not have it.
+    pub fn blob(&self, name: &str, digest: &str) -> Result<Option<UpstreamBlob>, UpstreamError> {
+        let res = self.request("GET", name, &format!("blobs/{digest}"), None)?;
+        if !found(res.status().as_u16())? {
+            return Ok(None);
+        }
+        let len = res
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Ok(Some(UpstreamBlob {
+            len,
+            reader: Box::new(res.into_body().into_reader()),
+        }))
+    }
+}
+
+/// Whether an answer of `status` holds what was asked (200), not (404), or is an error.
+fn found(status: u16) -> Result<bool, UpstreamError> {
+    match status {
+        200 => Ok(true),
+        404 => Ok(false),
+        s if is_unavailable(s) => Err(UpstreamError::Unavailable(format!("it answered {s}"))),
+        s => Err(UpstreamError::Refused(format!("it answered {s}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_are_read_as_registries_send_them() {
+        let p = challenge_params(
+            r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        );
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/nginx:pull");
+        let p = challenge_params("realm=x, service=y");
+        assert_eq!((p["realm"].as_str(), p["service"].as_str()), ("x", "y"));
+    }
+}

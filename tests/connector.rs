@@ -1,0 +1,962 @@
+//! Connector feeds: semdock as a pull-through cache of another registry, tested without the
+//! internet — the upstream is Distribution 2.8.2 on loopback (filled by docker), or a second
+//! semdock with Bearer tokens and a private feed; docker and skopeo pull through semdock, on
+//! both storage backends.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{Server, image_context, run, run_fail};
+use serde_json::{Value, json};
+
+/// Distribution 2.8.2 on loopback, its log in a file to count what it was asked.
+struct Distribution {
+    child: Option<Child>,
+    addr: String,
+    log: PathBuf,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With `basic` (user, password): Basic authentication from an htpasswd file (bcrypt,
+    /// written by Apache's `htpasswd`), as Distribution documents it.
+    fn start_with(basic: Option<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        let auth = match basic {
+            Some((user, password)) => {
+                let file = dir.path().join("htpasswd");
+                run(Command::new("htpasswd")
+                    .args(["-B", "-b", "-c"])
+                    .arg(&file)
+                    .args([user, password]));
+                format!(
+                    "auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("registry.log");
+        let mut d = Self {
+            child: None,
+            addr,
+            log,
+            config,
+            _dir: dir,
+        };
+        d.run();
+        d
+    }
+
+    fn run(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry is installed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&self.addr).is_err() {
+            assert!(Instant::now() < deadline, "Distribution did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests it answered for paths containing `part` (`/blobs/`, `/manifests/`).
+    fn requests(&self, method: &str, part: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("response completed"))
+            .filter(|l| l.contains(&format!("http.request.method={method}")))
+            .filter(|l| l.contains(part))
+            .count()
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Builds an image with `extra` in its layer and pushes it to `registry` (`host:port`) as
+/// `name` with docker; returns its digest there.
+fn push_to(docker_host: &Server, registry: &str, name: &str, extra: &str) -> String {
+    let tag = format!("{registry}/{name}");
+    let ctx = image_context(2, extra);
+    run(docker_host
+        .docker()
+        .args(["build", "--no-cache", "-q", "-t", &tag])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0"));
+    let out = run(docker_host.docker().args(["push", &tag]));
+    run(docker_host.docker().args(["rmi", &tag]));
+    out.split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .expect("docker push prints the digest")
+        .to_owned()
+}
+
+fn json_call(server: &Server, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let agent = server.http();
+    let url = server.url(path);
+    let req = match method {
+        "POST" => agent.post(&url),
+        "PATCH" => agent.patch(&url),
+        _ => unreachable!(),
+    };
+    let mut res = req
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn get(server: &Server, path: &str) -> (u16, Value, Option<String>) {
+    let mut res = server.http().get(&server.url(path)).call().unwrap();
+    let status = res.status().as_u16();
+    let warning = res
+        .headers()
+        .get("warning")
+        .map(|w| w.to_str().unwrap().to_owned());
+    let text = res.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        warning,
+    )
+}
+
+fn skopeo_digest(server: &Server, image: &str) -> String {
+    let out = run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        &server.creds(),
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{}/{image}", server.host()),
+    ]));
+    out.trim().to_owned()
+}
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Embedded,
+    Distributed,
+}
+
+fn semdock(backend: Backend) -> (Server, Option<Cluster>) {
+    match backend {
+        Backend::Embedded => (Server::start(), None),
+        Backend::Distributed => {
+            let mut c = Cluster::start_with(1, &[]);
+            (c.nodes.remove(0), Some(c))
+        }
+    }
+}
+
+/// docker and skopeo pull through a connector of Distribution; the second pull asks the
+/// upstream nothing; ten concurrent pulls of a cold image fetch each blob once; with the
+/// upstream stopped the cached image still pulls (a mutable tag served stale, with a
+/// `Warning`); a re-pushed upstream version keeps its pinned digest, the drift in history
+/// and metrics, until accepted; pushes into the connector are refused.
+#[allow(clippy::too_many_lines)]
+fn pull_through(backend: Backend) {
+    let mut upstream = Distribution::start_with(Some(("filler", "upstream-secret")));
+    let (server, _cluster) = semdock(backend);
+    server.docker_login();
+    run(server.docker().args([
+        "login",
+        &upstream.addr,
+        "-u",
+        "filler",
+        "-p",
+        "upstream-secret",
+    ]));
+    let v1 = push_to(&server, &upstream.addr, "library/app:1.0.0", "connector v1");
+    push_to(
+        &server,
+        &upstream.addr,
+        "library/app:edge",
+        "connector edge",
+    );
+    let cold = push_to(
+        &server,
+        &upstream.addr,
+        "library/cold:2.0.0",
+        "connector cold",
+    );
+
+    // Without credentials the upstream refuses, and the pull says why.
+    let (status, feed) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "versioning": true, "permitted": ["edge"],
+            "upstream": {"url": upstream.url(), "prefix": "library", "ttl_seconds": 1}}),
+    );
+    assert_eq!(status, 201, "{feed}");
+    assert_eq!(feed["upstream"]["url"], upstream.url());
+    assert_eq!(feed["upstream"]["has_password"], false);
+    let (status, body, _) = get(&server, "/v2/hub/app/manifests/1.0.0");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.to_string().contains("credentials"),
+        "says the upstream wants credentials: {body}"
+    );
+    let (status, feed) = json_call(
+        &server,
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"upstream": {"url": upstream.url(), "username": "filler", "password": "upstream-secret"}}),
+    );
+    assert_eq!(status, 200, "{feed}");
+    assert_eq!(feed["upstream"]["has_password"], true);
+    assert!(!feed.to_string().contains("upstream-secret"));
+
+    // docker pulls through semdock: byte-exact, the upstream's own digest.
+    let image = format!("{}/hub/app:1.0.0", server.host());
+    run(server.docker().args(["pull", &image]));
+    let repo_digest =
+        run(server
+            .docker()
+            .args(["image", "inspect", "-f", "{{index .RepoDigests 0}}", &image]));
+    assert!(repo_digest.trim().ends_with(&v1), "{repo_digest} is {v1}");
+    let blob_gets = upstream.requests("GET", "/v2/library/app/blobs/");
+    assert!(blob_gets >= 3, "config and two layers fetched: {blob_gets}");
+    let manifests = upstream.requests("GET", "/v2/library/app/manifests/");
+
+    // The second pull is served locally: the upstream is asked nothing.
+    run(server.docker().args(["rmi", &image]));
+    run(server.docker().args(["pull", &image]));
+    assert_eq!(
+        upstream.requests("GET", "/v2/library/app/blobs/"),
+        blob_gets
+    );
+    assert_eq!(
+        upstream.requests("GET", "/v2/library/app/manifests/"),
+        manifests
+    );
+    run(server.docker().args(["rmi", &image]));
+    assert_eq!(skopeo_digest(&server, "hub/app:1.0.0"), v1, "skopeo too");
+
+    // Ten concurrent pulls of a cold image: each blob fetched from the upstream once.
+    let pulls: Vec<Child> = (0..10)
+        .map(|i| {
+            let dir = std::env::temp_dir().join(format!("semdock-cold-{}-{i}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            Command::new("skopeo")
+                .args([
+                    "copy",
+                    "--src-tls-verify=false",
+                    "--src-creds",
+                    &server.creds(),
+                    &format!("docker://{}/hub/cold:2.0.0", server.host()),
+                    &format!("dir:{}", dir.display()),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in pulls {
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (_, manifest, _) = get(&server, &format!("/v2/hub/cold/manifests/{cold}"));
+    let blobs = 1 + manifest["layers"].as_array().unwrap().len();
+    assert_eq!(
+        upstream.requests("GET", "/v2/library/cold/blobs/"),
+        blobs,
+        "one upstream fetch per blob"
+    );
+
+    // The upstream stopped: cached images still pull; a mutable tag is served stale.
+    let edge = format!("{}/hub/app:edge", server.host());
+    run(server.docker().args(["pull", &edge]));
+    run(server.docker().args(["rmi", &edge]));
+    upstream.stop();
+    std::thread::sleep(Duration::from_millis(1200));
+    run(server.docker().args(["pull", &image]));
+    run(server.docker().args(["rmi", &image]));
+    let (status, _, warning) = get(&server, "/v2/hub/app/manifests/edge");
+    assert_eq!(status, 200);
+    assert!(
+        warning.is_some_and(|w| w.starts_with("110")),
+        "a Warning on a stale copy"
+    );
+    let (status, body, _) = get(&server, "/v2/hub/never/manifests/1.0.0");
+    assert_eq!(status, 503, "nothing cached and no upstream: {body}");
+
+    // A re-pushed upstream version: the pinned digest stays, the drift is recorded.
+    upstream.run();
+    let moved = push_to(
+        &server,
+        &upstream.addr,
+        "library/app:1.0.0",
+        "connector v1 rebuilt",
+    );
+    assert_ne!(moved, v1);
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, _, _) = get(&server, "/v2/hub/app/manifests/1.0.0");
+    assert_eq!(status, 200);
+    assert_eq!(
+        skopeo_digest(&server, "hub/app:1.0.0"),
+        v1,
+        "the pinned digest is served"
+    );
+    let (_, history, _) = get(
+        &server,
+        "/api/v1/repositories/hub/app/history?tag=1.0.0&method=drift",
+    );
+    let drift = &history.as_array().unwrap()[0];
+    assert_eq!(
+        (drift["old"].as_str(), drift["new"].as_str()),
+        (Some(v1.as_str()), Some(moved.as_str()))
+    );
+    let metrics = {
+        let mut res = server.http().get(&server.url("/metrics")).call().unwrap();
+        res.body_mut().read_to_string().unwrap()
+    };
+    assert!(
+        metrics.contains("semdock_upstream_drift_total{feed=\"hub\"} 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("upstream"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (_, audit, _) = get(&server, "/api/v1/audit?kind=upstream-drift");
+    assert_eq!(audit[0]["previous"], v1);
+    let (status, accepted) = json_call(
+        &server,
+        "POST",
+        "/api/v1/repositories/hub/app/tags/1.0.0/accept-upstream",
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["digest"], moved);
+    assert_eq!(skopeo_digest(&server, "hub/app:1.0.0"), moved);
+
+    // Nothing is pushed into a connector feed.
+    let pushed = format!("{}/hub/app:9.9.9", server.host());
+    let ctx = image_context(1, "refused push");
+    run(server
+        .docker()
+        .args(["build", "--no-cache", "-q", "-t", &pushed])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0"));
+    let out = run_fail(server.docker().args(["push", &pushed]));
+    assert!(out.contains("is a cache of"), "{out}");
+    run(server.docker().args(["rmi", &pushed]));
+}
+
+#[test]
+fn a_connector_of_distribution_caches_pins_and_survives_its_upstream_on_the_embedded_backend() {
+    pull_through(Backend::Embedded);
+}
+
+#[test]
+fn a_connector_of_distribution_caches_pins_and_survives_its_upstream_on_postgres_and_s3() {
+    pull_through(Backend::Distributed);
+}
+
+/// A second semdock as the upstream: its Bearer token flow with the connector's own
+/// credentials on a private feed; the client's credentials are never sent there.
+#[test]
+fn a_connector_of_another_semdock_uses_its_token_flow_and_credentials() {
+    let upstream = Server::start();
+    upstream.docker_login();
+    let digest = push_to(
+        &upstream,
+        &upstream.host(),
+        "prod/team/tool:3.1.0",
+        "from semdock",
+    );
+    let server = Server::start();
+    server.docker_login();
+    let secret = server.data_dir.join("upstream-password");
+    std::fs::write(&secret, format!("{}\n", upstream.admin_password)).unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["feed", "create", "mirror", "--server", &server.url("")])
+        .env("SEMDOCK_API_KEY", api_key(&server)));
+    assert!(out.contains("created feed mirror"), "{out}");
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args([
+            "feed",
+            "set",
+            "mirror",
+            "--upstream",
+            &upstream.url(""),
+            "--upstream-user",
+            "admin",
+            "--upstream-password-file",
+            secret.to_str().unwrap(),
+            "--upstream-prefix",
+            "prod",
+            "--server",
+            &server.url(""),
+        ])
+        .env("SEMDOCK_API_KEY", api_key(&server)));
+    assert!(out.contains("feed mirror"), "{out}");
+    let (_, feed, _) = get(&server, "/api/v1/feeds/mirror");
+    assert_eq!(feed["upstream"]["username"], "admin");
+    assert_eq!(feed["upstream"]["has_password"], true);
+    assert!(
+        !feed.to_string().contains(&upstream.admin_password),
+        "the password is never shown"
+    );
+    let (_, changes, _) = get(&server, "/api/v1/feeds/mirror/changes");
+    assert!(
+        !changes.to_string().contains(&upstream.admin_password),
+        "nor recorded"
+    );
+
+    let image = format!("{}/mirror/team/tool:3.1.0", server.host());
+    run(server.docker().args(["pull", &image]));
+    let repo_digest =
+        run(server
+            .docker()
+            .args(["image", "inspect", "-f", "{{index .RepoDigests 0}}", &image]));
+    assert!(repo_digest.trim().ends_with(&digest), "{repo_digest}");
+    run(server.docker().args(["rmi", &image]));
+    let log = upstream.log();
+    assert!(
+        log.contains("/v2/_auth") || log.contains("/v2/token"),
+        "the connector asked the upstream for a token"
+    );
+}
+
+fn api_key(server: &Server) -> String {
+    let (status, key) = json_call(
+        server,
+        "POST",
+        "/api/v1/keys",
+        &json!({"name": "cli", "admin": true, "owner_roles": true}),
+    );
+    assert_eq!(status, 201);
+    key["key"].as_str().unwrap().to_owned()
+}
+
+/// A Docker engine of the test's own, with `--registry-mirror` pointing at semdock, stopped
+/// by its PID at the end.
+struct Dockerd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Dockerd {
+    fn start(mirror: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let child = Command::new("dockerd")
+            .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"])
+            .arg(format!("--host=unix://{}", p.join("docker.sock").display()))
+            .arg(format!("--pidfile={}", p.join("docker.pid").display()))
+            .arg(format!("--data-root={}", p.join("data").display()))
+            .arg(format!("--exec-root={}", p.join("exec").display()))
+            .arg(format!("--registry-mirror={mirror}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(p.join("log")).unwrap())
+            .spawn()
+            .expect("dockerd starts");
+        let this = Self { child, dir };
+        let deadline = Instant::now() + Duration::from_mins(1);
+        while !this
+            .docker()
+            .arg("info")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the second Docker engine did not start"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        this
+    }
+
+    fn docker(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.env(
+            "DOCKER_HOST",
+            format!("unix://{}", self.dir.path().join("docker.sock").display()),
+        )
+        .env("DOCKER_CONFIG", self.dir.path().join("client"));
+        cmd
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Docker engine with `--registry-mirror` at semdock pulls `library/NAME:TAG` through the
+/// mirror feed (the loopback Distribution standing in for Docker Hub), and containerd's
+/// `ctr` with a `hosts.toml` mirror pulls `UPSTREAM/library/NAME:TAG` through semdock by
+/// `?ns=` — the second with the upstream stopped, served from the cache.
+#[test]
+fn docker_registry_mirrors_and_containerd_ns_pull_through_semdock() {
+    let mut upstream = Distribution::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&dir.path().join("data"), &[("SEMDOCK_MIRROR_FEED", "hub")]);
+    let digest = push_to(&server, &upstream.addr, "library/app:1.0.0", "mirrored");
+    let (status, body) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "anonymous_pull": true, "upstream": {"url": upstream.url()}}),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let engine = Dockerd::start(&format!("http://{}", server.addr));
+    run(engine.docker().args(["pull", "library/app:1.0.0"]));
+    let id = run(engine.docker().args([
+        "image",
+        "inspect",
+        "-f",
+        "{{index .RepoDigests 0}}",
+        "app:1.0.0",
+    ]));
+    assert!(id.trim().ends_with(&digest), "{id}");
+    assert!(
+        server.log().contains("/v2/library/app/manifests/1.0.0"),
+        "the engine asked semdock"
+    );
+
+    upstream.stop();
+    let hosts = tempfile::tempdir().unwrap();
+    let host_dir = hosts.path().join(&upstream.addr);
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(
+        host_dir.join("hosts.toml"),
+        format!(
+            "server = \"http://{}\"\n\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            upstream.addr, server.addr
+        ),
+    )
+    .unwrap();
+    let containerd = common::Containerd::start();
+    run(containerd.ctr().args([
+        "images",
+        "pull",
+        "--hosts-dir",
+        hosts.path().to_str().unwrap(),
+        "--snapshotter",
+        "native",
+        &format!("{}/library/app:1.0.0", upstream.addr),
+    ]));
+    let listed = run(containerd.ctr().args(["images", "ls", "-q"]));
+    assert!(listed.contains("library/app:1.0.0"), "{listed}");
+    // The upstream is stopped: only semdock can have answered.
+    assert!(std::net::TcpStream::connect(&upstream.addr).is_err());
+
+    // podman with a registries.conf mirror naming the feed.
+    let podman = tempfile::tempdir().unwrap();
+    let conf = podman.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = \"{up}\"\nlocation = \"{up}\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"{}/hub\"\ninsecure = true\n",
+            server.addr,
+            up = upstream.addr
+        ),
+    )
+    .unwrap();
+    std::fs::write(podman.path().join("auth.json"), "{}").unwrap();
+    run(Command::new("podman")
+        .env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .env("REGISTRY_AUTH_FILE", podman.path().join("auth.json"))
+        .arg("--storage-driver=vfs")
+        .arg("--root")
+        .arg(podman.path().join("root"))
+        .arg("--runroot")
+        .arg(podman.path().join("run"))
+        .args([
+            "pull",
+            "-q",
+            &format!("{}/library/app:1.0.0", upstream.addr),
+        ]));
+    assert!(server.log().contains("/v2/hub/library/app/manifests/1.0.0"));
+}
+
+/// What the fault-injecting proxy does with the next requests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Fault {
+    /// Forwards requests and answers unchanged.
+    None,
+    /// `429 Too Many Requests`, as Docker Hub's rate limit answers.
+    TooMany,
+    /// `503 Service Unavailable`.
+    Down,
+    /// Accepts the connection and never answers.
+    Hang,
+    /// Forwards, with the last byte of every blob changed.
+    Corrupt,
+    /// Forwards, each blob in twenty pieces a tenth of a second apart.
+    Slow,
+}
+
+/// A small HTTP proxy in front of an upstream that injects `Fault`s.
+struct FaultProxy {
+    addr: String,
+    fault: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl FaultProxy {
+    fn start(upstream: &str) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let fault = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(Fault::None as u8));
+        let f = fault.clone();
+        let upstream = upstream.to_owned();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let fault = f.load(Ordering::SeqCst);
+                let upstream = upstream.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let blob = head.starts_with("GET ")
+                        && head.lines().next().is_some_and(|l| l.contains("/blobs/"));
+                    let answer = |conn: &mut std::net::TcpStream, status: &str| {
+                        let _ = conn.write_all(
+                            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nRetry-After: 60\r\nConnection: close\r\n\r\n").as_bytes(),
+                        );
+                    };
+                    match fault {
+                        f if f == Fault::TooMany as u8 => {
+                            return answer(&mut conn, "429 Too Many Requests");
+                        }
+                        f if f == Fault::Down as u8 => {
+                            return answer(&mut conn, "503 Service Unavailable");
+                        }
+                        f if f == Fault::Hang as u8 => {
+                            std::thread::sleep(Duration::from_secs(8));
+                            return;
+                        }
+                        _ => {}
+                    }
+                    let Ok(mut up) = std::net::TcpStream::connect(&upstream) else {
+                        return answer(&mut conn, "502 Bad Gateway");
+                    };
+                    let mut request = String::new();
+                    for l in head.trim_end().lines() {
+                        if !l.to_ascii_lowercase().starts_with("connection:") {
+                            request.push_str(l);
+                            request.push_str("\r\n");
+                        }
+                    }
+                    request.push_str("Connection: close\r\n\r\n");
+                    let mut response = Vec::new();
+                    if up.write_all(request.as_bytes()).is_err()
+                        || up.read_to_end(&mut response).is_err()
+                    {
+                        return answer(&mut conn, "502 Bad Gateway");
+                    }
+                    let split = response
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map_or(response.len(), |p| p + 4);
+                    let ok = response.starts_with(b"HTTP/1.1 200");
+                    if blob && ok && fault == Fault::Corrupt as u8 && response.len() > split {
+                        let last = response.len() - 1;
+                        response[last] ^= 0xff;
+                    }
+                    if blob && ok && fault == Fault::Slow as u8 {
+                        let _ = conn.write_all(&response[..split]);
+                        let body = &response[split..];
+                        for piece in body.chunks(body.len().div_ceil(20).max(1)) {
+                            std::thread::sleep(Duration::from_millis(100));
+                            if conn.write_all(piece).is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                    let _ = conn.write_all(&response);
+                });
+            }
+        });
+        Self { addr, fault }
+    }
+
+    fn set(&self, fault: Fault) {
+        self.fault
+            .store(fault as u8, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn skopeo_copy(server: &Server, image: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &server.creds(),
+            &format!("docker://{}/{image}", server.host()),
+            &format!("dir:{}", dir.path().display()),
+        ])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Behind a proxy that injects faults: 429s, 503s and an upstream that never answers leave
+/// cached images served (stale, with a `Warning`) and cold ones a clear 503; a corrupted
+/// blob is never stored or fully served; a slow blob still arrives whole.
+#[test]
+fn a_connector_serves_its_cache_through_upstream_faults_and_never_stores_a_corrupt_blob() {
+    let upstream = Distribution::start();
+    let proxy = FaultProxy::start(&upstream.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        &dir.path().join("data"),
+        &[("SEMDOCK_LIMITS__UPSTREAM_TIMEOUT_SECONDS", "1")],
+    );
+    server.docker_login();
+    let warm = push_to(&server, &upstream.addr, "library/warm:edge", "faults warm");
+    push_to(&server, &upstream.addr, "library/cold:edge", "faults cold");
+    push_to(
+        &server,
+        &upstream.addr,
+        "library/bad:1.0.0",
+        "faults corrupt",
+    );
+    push_to(&server, &upstream.addr, "library/slow:1.0.0", "faults slow");
+    let (status, body) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "upstream": {"url": proxy.url(), "ttl_seconds": 1}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    skopeo_copy(&server, "hub/library/warm:edge").unwrap();
+
+    for fault in [Fault::TooMany, Fault::Down, Fault::Hang] {
+        proxy.set(fault);
+        std::thread::sleep(Duration::from_millis(1100));
+        let (status, _, warning) = get(&server, "/v2/hub/library/warm/manifests/edge");
+        assert_eq!(status, 200, "the cached copy is served");
+        assert!(warning.is_some_and(|w| w.starts_with("110")));
+        skopeo_copy(&server, "hub/library/warm:edge").expect("a cached image pulls");
+        let (status, body, _) = get(&server, "/v2/hub/library/cold/manifests/edge");
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+    }
+    proxy.set(Fault::None);
+    let (_, manifest, _) = get(&server, "/v2/hub/library/warm/manifests/edge");
+    assert_eq!(
+        get(&server, &format!("/v2/hub/library/warm/manifests/{warm}")).0,
+        200
+    );
+    assert!(manifest["layers"].is_array());
+
+    // A corrupted blob: the pull fails, and nothing was stored — with the upstream down
+    // the blob is still missing, and once it serves the right bytes the pull succeeds.
+    proxy.set(Fault::Corrupt);
+    let err = skopeo_copy(&server, "hub/library/bad:1.0.0").unwrap_err();
+    assert!(!err.is_empty());
+    proxy.set(Fault::Down);
+    assert!(
+        skopeo_copy(&server, "hub/library/bad:1.0.0").is_err(),
+        "no corrupt blob was kept to serve"
+    );
+    assert!(server.log().contains("a blob from upstream was not stored"));
+    proxy.set(Fault::None);
+    skopeo_copy(&server, "hub/library/bad:1.0.0").unwrap();
+
+    // A slow blob (two seconds each, past the one-second answer timeout) arrives whole.
+    proxy.set(Fault::Slow);
+    skopeo_copy(&server, "hub/library/slow:1.0.0").unwrap();
+    proxy.set(Fault::Down);
+    skopeo_copy(&server, "hub/library/slow:1.0.0").expect("and was stored");
+}
+
+/// In a versioned connector feed, `latest`, `1` and `1.1` follow the versions seen, not the
+/// upstream — unless the feed keeps the upstream's own `latest`; allow and deny globs limit
+/// which upstream repositories are fetched; `?ns=` is echoed in `OCI-Namespace`.
+#[test]
+fn a_versioned_connector_keeps_virtual_tags_on_versions_and_mirrors_only_its_globs() {
+    let upstream = Distribution::start();
+    let server = Server::start();
+    server.docker_login();
+    let v100 = push_to(
+        &server,
+        &upstream.addr,
+        "library/app:1.0.0",
+        "virtual 1.0.0",
+    );
+    let v110 = push_to(
+        &server,
+        &upstream.addr,
+        "library/app:1.1.0",
+        "virtual 1.1.0",
+    );
+    let theirs = push_to(
+        &server,
+        &upstream.addr,
+        "library/app:latest",
+        "their latest",
+    );
+    push_to(&server, &upstream.addr, "library/secret:1.0.0", "denied");
+    push_to(&server, &upstream.addr, "other/app:1.0.0", "not allowed");
+    let (status, body) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "versioning": true, "upstream": {"url": upstream.url(),
+            "ttl_seconds": 1, "allow": ["library/*"], "deny": ["library/secret*"]}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["upstream"]["allow"], json!(["library/*"]));
+    let digest = |tag: &str| {
+        let res = server
+            .http()
+            .get(&server.url(&format!("/v2/hub/library/app/manifests/{tag}")))
+            .header(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .call()
+            .unwrap();
+        assert_eq!(res.status(), 200, "{tag}");
+        res.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Before any version is seen, `latest` is the upstream's answer.
+    assert_eq!(digest("latest"), theirs);
+    assert_eq!(digest("1.0.0"), v100);
+    assert_eq!(digest("latest"), v100, "now the highest version seen");
+    assert_eq!(digest("1.1.0"), v110);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(digest("latest"), v110);
+    assert_eq!(digest("1"), v110);
+    assert_eq!(digest("1.0"), v100);
+
+    // The feed keeps the upstream's own latest instead.
+    let (status, body) = json_call(
+        &server,
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"upstream": {"url": upstream.url(), "upstream_latest": true}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(digest("latest"), theirs);
+    assert_eq!(
+        digest("1"),
+        v110,
+        "the other virtual tags still follow versions"
+    );
+
+    for path in [
+        "/v2/hub/library/secret/manifests/1.0.0",
+        "/v2/hub/other/app/manifests/1.0.0",
+    ] {
+        let (status, body, _) = get(&server, path);
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not mirror"),
+            "{body}"
+        );
+    }
+
+    // containerd's `?ns=` picks the connector by its upstream, and is echoed.
+    let res = server
+        .http()
+        .get(&server.url(&format!(
+            "/v2/library/app/manifests/1.0.0?ns={}",
+            upstream.addr
+        )))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["oci-namespace"].to_str().unwrap(),
+        upstream.addr
+    );
+}
