@@ -194,7 +194,7 @@ fn schedule(
     bound: Option<String>,
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
-    let jobs: [(Option<Duration>, Job); 6] = [
+    let jobs: [(Option<Duration>, Job); 7] = [
         (Some(MEMORY_RELEASE), |_, _| release_memory()),
         (Some(UPLOAD_SWEEP), |r, c| {
             if let Err(e) = r.expire_uploads(c.gc_options(false)) {
@@ -222,6 +222,11 @@ fn schedule(
                 Err(e) => tracing::error!(error = %e, "could not remove old audit entries"),
             },
         ),
+        (Some(SYNC_TICK), |r, _| {
+            if let Err(e) = r.sync_due() {
+                tracing::error!(error = %e, "could not run connector syncs");
+            }
+        }),
         (every(config.storage.gc_interval_seconds), |r, c| {
             if let Err(e) = r.gc_by(c.gc_options(false), &|_, _, _| {}, "scheduler") {
                 tracing::error!(error = %e, "garbage collection failed");
@@ -244,6 +249,9 @@ fn schedule(
     }
     handles
 }
+
+/// How often connector feeds are looked at for a sync that is due.
+const SYNC_TICK: Duration = Duration::from_secs(15);
 
 /// How often audit entries past their retention are looked for.
 const AUDIT_EXPIRY: Duration = Duration::from_hours(24);
@@ -396,7 +404,7 @@ async fn serve_on(
     let gc = config.gc_options(false);
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(middleware::from_fn(http::oci::auth::echo_namespace))
+            .wrap(middleware::from_fn(http::caller::echo_namespace))
             .wrap(middleware::from_fn(http::access_log::log_request))
             .configure(http::configure(r.clone(), a.clone(), realm.clone(), gc))
     });

@@ -77,6 +77,12 @@ fn records_round_trip_and_removals_say_whether_they_removed() {
                 allow: vec!["library/*".into()],
                 deny: vec!["library/private-*".into()],
                 upstream_latest: true,
+                sync: vec![semdock::store::meta::SyncRule {
+                    repository: "library/postgres".into(),
+                    tags: "*".into(),
+                    versions: Some("^1".into()),
+                }],
+                sync_interval_seconds: 3600,
             }),
         };
         e.meta

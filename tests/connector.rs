@@ -251,6 +251,17 @@ fn pull_through(backend: Backend) {
         body.to_string().contains("credentials"),
         "says the upstream wants credentials: {body}"
     );
+    let (status, checked) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds/hub/upstream/test",
+        &json!({}),
+    );
+    assert_eq!((status, &checked["ok"]), (200, &json!(false)), "{checked}");
+    assert!(
+        checked["message"].as_str().unwrap().contains("credentials"),
+        "{checked}"
+    );
     let (status, feed) = json_call(
         &server,
         "PATCH",
@@ -260,6 +271,17 @@ fn pull_through(backend: Backend) {
     assert_eq!(status, 200, "{feed}");
     assert_eq!(feed["upstream"]["has_password"], true);
     assert!(!feed.to_string().contains("upstream-secret"));
+    let (_, checked) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds/hub/upstream/test",
+        &json!({}),
+    );
+    assert_eq!(checked["ok"], true, "{checked}");
+    assert!(
+        checked["message"].as_str().unwrap().contains("Basic"),
+        "{checked}"
+    );
 
     // docker pulls through semdock: byte-exact, the upstream's own digest.
     let image = format!("{}/hub/app:1.0.0", server.host());
@@ -417,6 +439,7 @@ fn a_connector_of_distribution_caches_pins_and_survives_its_upstream_on_postgres
 /// A second semdock as the upstream: its Bearer token flow with the connector's own
 /// credentials on a private feed; the client's credentials are never sent there.
 #[test]
+#[allow(clippy::too_many_lines)]
 fn a_connector_of_another_semdock_uses_its_token_flow_and_credentials() {
     let upstream = Server::start();
     upstream.docker_login();
@@ -452,6 +475,19 @@ fn a_connector_of_another_semdock_uses_its_token_flow_and_credentials() {
         ])
         .env("SEMDOCK_API_KEY", api_key(&server)));
     assert!(out.contains("feed mirror"), "{out}");
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args([
+            "feed",
+            "test-upstream",
+            "mirror",
+            "--server",
+            &server.url(""),
+        ])
+        .env("SEMDOCK_API_KEY", api_key(&server)));
+    assert!(
+        out.contains("a token for the connector's credentials"),
+        "{out}"
+    );
     let (_, feed, _) = get(&server, "/api/v1/feeds/mirror");
     assert_eq!(feed["upstream"]["username"], "admin");
     assert_eq!(feed["upstream"]["has_password"], true);
@@ -463,6 +499,57 @@ fn a_connector_of_another_semdock_uses_its_token_flow_and_credentials() {
     assert!(
         !changes.to_string().contains(&upstream.admin_password),
         "nor recorded"
+    );
+
+    // A sync from another semdock carries the tag's history: who pushed it there, when.
+    let key = api_key(&server);
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args([
+            "feed",
+            "set",
+            "mirror",
+            "--upstream",
+            &upstream.url(""),
+            "--sync",
+            "prod/team/tool@^3",
+            "--server",
+            &server.url(""),
+        ])
+        .env("SEMDOCK_API_KEY", &key));
+    assert!(
+        out.contains("sync [prod/team/tool@^3]") || out.contains("feed mirror"),
+        "{out}"
+    );
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["feed", "sync", "mirror", "--server", &server.url("")])
+        .env("SEMDOCK_API_KEY", &key));
+    assert!(out.contains("1 tags held"), "{out}");
+    let (_, history, _) = get(
+        &server,
+        "/api/v1/repositories/mirror/team/tool/history?tag=3.1.0",
+    );
+    let carried: Vec<&Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["actor"] == format!("admin@{}", upstream.addr))
+        .collect();
+    assert!(
+        carried
+            .iter()
+            .any(|h| h["method"] == "push" && h["new"] == digest.as_str()),
+        "{history}"
+    );
+    assert!(
+        carried[0]["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("carried from")
+    );
+    let newest = history.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        newest["method"], "upstream",
+        "then the connector's own record: {history}"
     );
 
     let image = format!("{}/mirror/team/tool:3.1.0", server.host());
@@ -849,6 +936,22 @@ fn a_connector_serves_its_cache_through_upstream_faults_and_never_stores_a_corru
     skopeo_copy(&server, "hub/library/slow:1.0.0").unwrap();
     proxy.set(Fault::Down);
     skopeo_copy(&server, "hub/library/slow:1.0.0").expect("and was stored");
+
+    // Offline: what is cached is served without asking (no stale Warning from a failed
+    // check), and what is not is unknown rather than unavailable.
+    let (status, body) = json_call(
+        &server,
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"upstream": {"url": proxy.url(), "offline": true}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, _, warning) = get(&server, "/v2/hub/library/warm/manifests/edge");
+    assert_eq!((status, warning), (200, None));
+    let (status, body, _) = get(&server, "/v2/hub/library/cold/manifests/edge");
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["errors"][0]["code"], "MANIFEST_UNKNOWN");
 }
 
 /// In a versioned connector feed, `latest`, `1` and `1.1` follow the versions seen, not the
@@ -958,5 +1061,178 @@ fn a_versioned_connector_keeps_virtual_tags_on_versions_and_mirrors_only_its_glo
     assert_eq!(
         res.headers()["oci-namespace"].to_str().unwrap(),
         upstream.addr
+    );
+}
+
+/// Sync: a connector fetches ahead of pulls what its rules name — every stable 1.x version
+/// of `library/postgres` — on demand (the CLI) and on its schedule; with the upstream
+/// stopped afterwards, those versions still pull, and nothing else was fetched.
+#[test]
+fn a_connector_syncs_the_versions_its_rules_name_on_demand_and_on_schedule() {
+    let mut upstream = Distribution::start();
+    let server = Server::start();
+    server.docker_login();
+    for tag in ["1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0", "edge"] {
+        push_to(
+            &server,
+            &upstream.addr,
+            &format!("library/postgres:{tag}"),
+            &format!("sync {tag}"),
+        );
+    }
+    let key = api_key(&server);
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_semdock"));
+        cmd.args(args)
+            .args(["--server", &server.url("")])
+            .env("SEMDOCK_API_KEY", &key);
+        cmd
+    };
+    run(&mut cli(&["feed", "create", "hub"]));
+    let out = run(&mut cli(&[
+        "feed",
+        "set",
+        "hub",
+        "--versioning",
+        "on",
+        "--upstream",
+        &upstream.url(),
+        "--sync",
+        "library/postgres@^1",
+    ]));
+    assert!(out.contains("feed hub"), "{out}");
+    let (_, feed, _) = get(&server, "/api/v1/feeds/hub");
+    assert_eq!(feed["upstream"]["sync"], json!(["library/postgres@^1"]));
+    let (status, before, _) = get(&server, "/api/v1/feeds/hub/sync");
+    assert_eq!((status, before), (200, Value::Null), "never ran");
+
+    let out = run(&mut cli(&["feed", "sync", "hub"]));
+    assert!(out.contains("2 tags held"), "{out}");
+    let (_, report, _) = get(&server, "/api/v1/feeds/hub/sync");
+    assert_eq!(report["tags"], 2, "{report}");
+    assert!(report["blobs_fetched"].as_u64().unwrap() >= 3, "{report}");
+    let blob_gets = upstream.requests("GET", "/v2/library/postgres/blobs/");
+
+    upstream.stop();
+    for tag in ["1.0.0", "1.1.0"] {
+        skopeo_copy(&server, &format!("hub/library/postgres:{tag}")).expect("synced");
+    }
+    for tag in ["2.0.0", "1.2.0-rc.1", "edge"] {
+        let (status, body, _) = get(
+            &server,
+            &format!("/v2/hub/library/postgres/manifests/{tag}"),
+        );
+        assert_eq!(status, 503, "{tag} was not synced: {body}");
+    }
+
+    // On its schedule: a new stable 1.x upstream arrives without anyone pulling it.
+    upstream.run();
+    push_to(
+        &server,
+        &upstream.addr,
+        "library/postgres:1.3.0",
+        "sync 1.3.0",
+    );
+    run(&mut cli(&[
+        "feed",
+        "set",
+        "hub",
+        "--upstream",
+        &upstream.url(),
+        "--sync-interval",
+        "1",
+    ]));
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let (_, tags, _) = get(&server, "/v2/hub/library/postgres/tags/list");
+        if tags["tags"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("1.3.0")))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled sync did not run: {tags}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(upstream.requests("GET", "/v2/library/postgres/blobs/") > blob_gets);
+}
+
+/// Retention for caches: "remove cached images not pulled for 30 days" is the feed's
+/// unpulled rule (with released versions included); a pull through the connector counts as
+/// a pull, and an image removed is fetched again on its next pull.
+#[actix_web::test]
+async fn retention_removes_cached_images_not_pulled_and_they_come_back_on_demand() {
+    let upstream = Distribution::start();
+    let agent = common::http();
+    let base = upstream.url();
+    for name in ["kept", "idle"] {
+        let repo = format!("library/{name}");
+        let (_, body) = common::push_image_over_http(&agent, &base, &repo, name.as_bytes());
+        let res = agent
+            .put(format!("{base}/v2/{repo}/manifests/1.0.0"))
+            .header("Content-Type", common::OCI_MANIFEST)
+            .send(&body[..])
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let app = common::TestApp::new().with_feed("hub");
+    app.registry
+        .update_feed(
+            "hub",
+            semdock::domain::FeedChange {
+                versioning: Some(true),
+                upstream: Some(semdock::domain::UpstreamChange {
+                    url: base.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    app.registry
+        .set_retention(
+            "hub",
+            &semdock::domain::retention::Rules {
+                unpulled_days: Some(30),
+                include_releases: true,
+                ..Default::default()
+            },
+            "admin",
+        )
+        .unwrap();
+    for name in ["kept", "idle"] {
+        let res = app
+            .get(&format!("/v2/hub/library/{name}/manifests/1.0.0"))
+            .await;
+        assert_eq!(res.status, 200, "{name} fetched through the connector");
+    }
+    app.registry.clock().advance(Duration::from_millis(1100));
+    let before = app.registry.clock().now();
+    assert_eq!(
+        app.get("/v2/hub/library/kept/manifests/1.0.0").await.status,
+        200
+    );
+    let report = app
+        .registry
+        .run_retention_at("hub", false, before + 30 * 86_400)
+        .unwrap();
+    let removed: Vec<String> = report
+        .deletions
+        .iter()
+        .filter_map(|d| d.tag.clone().map(|t| format!("{}:{t}", d.repository)))
+        .collect();
+    assert_eq!(removed, ["hub/library/idle:1.0.0"]);
+    let requests = upstream.requests("GET", "/v2/library/idle/manifests/");
+    assert_eq!(
+        app.get("/v2/hub/library/idle/manifests/1.0.0").await.status,
+        200
+    );
+    assert!(
+        upstream.requests("GET", "/v2/library/idle/manifests/") > requests,
+        "fetched again"
     );
 }

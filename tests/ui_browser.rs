@@ -670,6 +670,21 @@ async fn an_administrator_sets_up_a_connector_feed_in_chromium() {
     let page = text(&c).await;
     assert!(page.contains("one is stored"), "{page}");
     assert!(!c.source().await.unwrap().contains(&upstream.admin_password));
+    press(&c, "test-upstream", "#connector-note").await;
+    let note = text(&c).await;
+    assert!(
+        note.contains(
+            "answers; the connector is admitted with a token for the connector's credentials"
+        ),
+        "{note}"
+    );
+    press(&c, "sync", "#connector-note").await;
+    assert!(text(&c).await.contains("Synced: 0 tags held"));
+    c.goto(&format!("{base}/ui/feeds/mirror/settings"))
+        .await
+        .unwrap();
+    let page = text(&c).await;
+    assert!(page.contains("Last sync"), "{page}");
     shot(&c, "30-connector-settings").await;
 
     // Pulled through, then moved upstream: the pinned digest stays, the drift is shown.

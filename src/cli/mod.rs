@@ -411,6 +411,27 @@ pub enum FeedAction {
         /// rather than the highest version seen (off).
         #[arg(long, requires = "upstream", value_parser = ["on", "off"])]
         upstream_latest: Option<String>,
+        /// Fetch ahead of pulls: REPOSITORY, REPOSITORY:GLOB or REPOSITORY@SEMVER-REQ
+        /// (library/postgres@^16); repeat for more; replaces the stored rules.
+        #[arg(long, requires = "upstream", value_name = "RULE")]
+        sync: Vec<String>,
+        /// Remove every sync rule.
+        #[arg(long, requires = "upstream", conflicts_with = "sync")]
+        no_sync: bool,
+        /// Seconds between scheduled syncs (0: only `semdock feed sync`).
+        #[arg(long, requires = "upstream", value_name = "SECONDS")]
+        sync_interval: Option<u64>,
+    },
+    /// Sync a connector feed now: fetch what its sync rules name, and print the report.
+    Sync {
+        /// The connector feed.
+        name: String,
+    },
+    /// Check a connector feed's upstream and credentials: does it answer, does it admit the
+    /// connector.
+    TestUpstream {
+        /// The connector feed.
+        name: String,
     },
     /// Show or set a feed's retention rules.
     Retention {
@@ -981,6 +1002,39 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             storage::retention_set(target, &name, change.then_some(rules))?;
         }
         set @ FeedAction::Set { .. } => feed_set(target, set)?,
+        FeedAction::TestUpstream { name } => {
+            let r = match target {
+                Target::Local(s) => serde_json::to_value(s.registry.test_upstream(&name)?)?,
+                Target::Remote { .. } => {
+                    target.call("POST", &format!("/feeds/{name}/upstream/test"), None)?
+                }
+            };
+            println!("{}", r["message"].as_str().unwrap_or_default());
+            if r["ok"] != true {
+                anyhow::bail!("the upstream of {name} is not usable");
+            }
+        }
+        FeedAction::Sync { name } => {
+            let r = match target {
+                Target::Local(s) => serde_json::to_value(s.registry.sync_connector(&name)?)?,
+                Target::Remote { .. } => {
+                    target.call("POST", &format!("/feeds/{name}/sync"), None)?
+                }
+            };
+            println!(
+                "feed {name}: {} tags held, {} blobs fetched, {} history records carried, {} errors",
+                r["tags"],
+                r["blobs_fetched"],
+                r["history_carried"],
+                r["errors"].as_array().map_or(0, Vec::len)
+            );
+            for e in r["errors"].as_array().into_iter().flatten() {
+                println!("  {}", e.as_str().unwrap_or_default());
+            }
+            if r["errors"].as_array().is_some_and(|e| !e.is_empty()) {
+                anyhow::bail!("the sync of {name} left errors");
+            }
+        }
     }
     Ok(())
 }
@@ -1005,6 +1059,9 @@ fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()> {
         upstream_allow,
         upstream_deny,
         upstream_latest,
+        sync,
+        no_sync,
+        sync_interval,
     } = action
     else {
         unreachable!("called for feed set only")
@@ -1026,6 +1083,8 @@ fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()> {
         allow: (!upstream_allow.is_empty()).then_some(upstream_allow),
         deny: (!upstream_deny.is_empty()).then_some(upstream_deny),
         upstream_latest: upstream_latest.map(|o| o == "on"),
+        sync: (no_sync || !sync.is_empty()).then_some(sync),
+        sync_interval_seconds: sync_interval,
     });
     let on = |v: Option<String>| v.map(|v| v == "on");
     let change = crate::domain::FeedChange {

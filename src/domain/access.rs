@@ -457,6 +457,21 @@ impl Feed<'_, FeedAdmin> {
             .accept_upstream(self.own(repo)?, tag.as_str(), self.access.actor())
     }
 
+    /// Checks this connector feed's upstream and credentials.
+    pub fn test_upstream(&self) -> Result<crate::domain::UpstreamTest, Error> {
+        self.registry().test_upstream(&self.name)
+    }
+
+    /// Syncs this connector feed now (its sync rules).
+    pub fn sync(&self) -> Result<crate::domain::SyncReport, Error> {
+        self.registry().sync_connector(&self.name)
+    }
+
+    /// The last sync report of this connector feed.
+    pub fn sync_status(&self) -> Result<Option<crate::domain::SyncReport>, Error> {
+        self.registry().sync_status(&self.name)
+    }
+
     pub fn purge(&self, repo: &Repository, tag: &Tag, confirm: Option<&str>) -> Result<(), Error> {
         self.registry()
             .purge(self.own(repo)?, tag, self.access.actor(), confirm)

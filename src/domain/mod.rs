@@ -22,8 +22,8 @@ pub mod webhooks;
 pub use error::Error;
 pub use registry::{
     Append, BlobHandle, Feed, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits,
-    ManifestPut, Page, Promoted, Promotion, Referrer, Registry, StoredManifest, TagCursors,
-    TagEntry, TagGroups, TagList, TagQuery, UpstreamChange, UpstreamInfo,
+    ManifestPut, Page, Promoted, Promotion, Referrer, Registry, StoredManifest, SyncReport,
+    TagCursors, TagEntry, TagGroups, TagList, TagQuery, UpstreamChange, UpstreamInfo, UpstreamTest,
 };
 
 use std::path::Path;

@@ -205,3 +205,28 @@ pub fn access(req: &HttpRequest, caller: Option<Caller>) -> Result<Access, domai
         caller,
     ))
 }
+
+/// The upstream namespace (`?ns=`) a request was served from, echoed as `OCI-Namespace`.
+#[derive(Clone)]
+pub struct ServedNamespace(pub String);
+
+/// Middleware (for `middleware::from_fn`): a response served by the connector that `?ns=`
+/// picked carries `OCI-Namespace: NS`, saying the namespace was honoured.
+pub async fn echo_namespace(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let ns = actix_web::HttpMessage::extensions(res.request())
+        .get::<ServedNamespace>()
+        .cloned();
+    if let Some(ServedNamespace(ns)) = ns
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&ns)
+    {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("oci-namespace"),
+            value,
+        );
+    }
+    Ok(res)
+}

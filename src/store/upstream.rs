@@ -130,7 +130,10 @@ impl Upstream {
         let realm = p
             .get("realm")
             .ok_or_else(|| UpstreamError::Refused("its Bearer challenge names no realm".into()))?;
-        let mut query = vec![("scope", scope.to_owned())];
+        let mut query = Vec::new();
+        if !scope.is_empty() {
+            query.push(("scope", scope.to_owned()));
+        }
         if let Some(service) = p.get("service") {
             query.push(("service", service.clone()));
         }
@@ -156,14 +159,7 @@ impl Upstream {
                 "its token service answered {status} to the connector's credentials"
             )));
         }
-        let bytes = res
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .map_err(|e| UpstreamError::Unavailable(format!("its token answer: {e}")))?;
-        let body: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| UpstreamError::Refused(format!("its token answer: {e}")))?;
+        let body = json_body(&mut res, 1 << 20, "its token answer")?;
         let token = body["token"]
             .as_str()
             .or_else(|| body["access_token"].as_str())
@@ -297,6 +293,122 @@ impl Upstream {
             reader: Box::new(res.into_body().into_reader()),
         }))
     }
+
+    /// Checks that the upstream answers its API root (`/v2/`) and accepts the connector's
+    /// credentials (or none); answers how it authenticated.
+    pub fn ping(&self) -> Result<&'static str, UpstreamError> {
+        let url = format!("{}/v2/", self.base);
+        let send = |auth: Option<&str>| {
+            let mut req = self.agent.get(&url);
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.call()
+                .map_err(|e| UpstreamError::Unavailable(e.to_string()))
+        };
+        // Asked without credentials first, so that its challenge says how it authenticates.
+        let res = send(None)?;
+        let (res, how) = if res.status().as_u16() == 401 {
+            let challenge = res
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let auth = self.authorize(&challenge, "")?;
+            let how = if auth.starts_with("Bearer") {
+                if self.credentials.is_some() {
+                    "a token for the connector's credentials"
+                } else {
+                    "an anonymous token"
+                }
+            } else {
+                "Basic authentication"
+            };
+            (send(Some(&auth))?, how)
+        } else {
+            (res, "no authentication (it asks for none)")
+        };
+        match res.status().as_u16() {
+            200 => Ok(how),
+            401 | 403 => Err(UpstreamError::Refused(
+                "it did not accept the connector's credentials".into(),
+            )),
+            s if is_unavailable(s) => Err(UpstreamError::Unavailable(format!("it answered {s}"))),
+            s => Err(UpstreamError::Refused(format!(
+                "its /v2/ answered {s}: is this a registry's URL?"
+            ))),
+        }
+    }
+
+    /// When the upstream is a semdock: the history of `tag` of repository `name` (its
+    /// management API, newest first, as JSON entries); `None` from any other registry, or
+    /// when it does not let the connector read it.
+    pub fn history(&self, name: &str, tag: &str) -> Option<Vec<serde_json::Value>> {
+        let url = format!(
+            "{}/api/v1/repositories/{name}/history?tag={}",
+            self.base,
+            form_urlencoded::byte_serialize(tag.as_bytes()).collect::<String>()
+        );
+        let mut req = self.agent.get(&url);
+        if let Some(b) = self.basic() {
+            req = req.header("Authorization", &b);
+        }
+        let mut res = req.call().ok()?;
+        if res.status().as_u16() != 200 {
+            return None;
+        }
+        json_body(&mut res, 16 << 20, "its tag history")
+            .ok()?
+            .as_array()
+            .cloned()
+    }
+
+    /// Every tag of upstream repository `name`, page by page (`n`, `last`); `None` when the
+    /// upstream has no such repository.
+    pub fn tags(&self, name: &str) -> Result<Option<Vec<String>>, UpstreamError> {
+        const PAGE: usize = 1000;
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let mut path = format!("tags/list?n={PAGE}");
+            if let Some(last) = out.last() {
+                path.push_str("&last=");
+                path.extend(form_urlencoded::byte_serialize(last.as_bytes()));
+            }
+            let mut res = self.request("GET", name, &path, None)?;
+            if !found(res.status().as_u16())? {
+                return Ok(if out.is_empty() { None } else { Some(out) });
+            }
+            let more = res.headers().get("link").is_some();
+            let page = json_body(&mut res, 16 << 20, "its tag list")?;
+            let tags: Vec<String> = page["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect();
+            let n = tags.len();
+            out.extend(tags);
+            if !more || n == 0 {
+                return Ok(Some(out));
+            }
+        }
+    }
+}
+
+/// The JSON body of `res`, up to `limit` bytes; `what` names it in errors.
+fn json_body(
+    res: &mut ureq::http::Response<ureq::Body>,
+    limit: u64,
+    what: &str,
+) -> Result<serde_json::Value, UpstreamError> {
+    let bytes = res
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| UpstreamError::Unavailable(format!("{what}: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Refused(format!("{what}: {e}")))
 }
 
 /// Whether an answer of `status` holds what was asked (200), not (404), or is an error.

@@ -807,7 +807,8 @@ pub async fn ui_login(app: &TestApp, user: &str, password: &str) -> Result<(Stri
     Ok((cookie, csrf))
 }
 
-/// Uploads a config and `layer` to `repo` of the registry at `base` (monolithic POSTs) and
+/// Uploads a config and `layer` to `repo` of the registry at `base` (monolithic POSTs, or a
+/// session where the registry has none) and
 /// returns an image manifest over them (not pushed): its digest and bytes.
 pub fn push_image_over_http(
     agent: &ureq::Agent,
@@ -825,7 +826,25 @@ pub fn push_image_over_http(
             .header("Content-Type", "application/octet-stream")
             .send(blob)
             .unwrap();
-        assert_eq!(res.status(), 201, "blob upload to {base}");
+        // A registry without monolithic POSTs (Distribution) opens a session instead.
+        let status = if res.status() == 202 {
+            let location = res.headers()["location"].to_str().unwrap();
+            let url = if location.starts_with('/') {
+                format!("{base}{location}")
+            } else {
+                location.to_owned()
+            };
+            let sep = if url.contains('?') { '&' } else { '?' };
+            agent
+                .put(&format!("{url}{sep}digest={}", Digest::of(blob)))
+                .header("Content-Type", "application/octet-stream")
+                .send(blob)
+                .unwrap()
+                .status()
+        } else {
+            res.status()
+        };
+        assert_eq!(status, 201, "blob upload to {base}");
     }
     let body = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,

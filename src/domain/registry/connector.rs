@@ -62,6 +62,10 @@ pub struct UpstreamInfo {
     /// In a versioned feed, `latest` follows the upstream's own `latest` rather than the
     /// highest version seen.
     pub upstream_latest: bool,
+    /// Fetched ahead of pulls: `REPOSITORY`, `REPOSITORY:GLOB`, `REPOSITORY@SEMVER-REQ`.
+    pub sync: Vec<String>,
+    /// Seconds between scheduled syncs; 0: on demand only.
+    pub sync_interval_seconds: u64,
 }
 
 impl From<&UpstreamRecord> for UpstreamInfo {
@@ -76,6 +80,8 @@ impl From<&UpstreamRecord> for UpstreamInfo {
             allow: r.allow.clone(),
             deny: r.deny.clone(),
             upstream_latest: r.upstream_latest,
+            sync: r.sync.iter().map(super::format_rule).collect(),
+            sync_interval_seconds: r.sync_interval_seconds,
         }
     }
 }
@@ -105,6 +111,11 @@ pub struct UpstreamChange {
     pub deny: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_latest: Option<bool>,
+    /// Sync rules (replacing the stored ones; an empty list: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_interval_seconds: Option<u64>,
 }
 
 /// Default seconds before a mutable tag is checked upstream again.
@@ -155,6 +166,16 @@ impl UpstreamChange {
         }
         if let Some(l) = self.upstream_latest {
             r.upstream_latest = l;
+        }
+        if let Some(rules) = &self.sync {
+            r.sync = rules
+                .iter()
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| super::parse_rule(t))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(s) = self.sync_interval_seconds {
+            r.sync_interval_seconds = s;
         }
         Ok(Some(r))
     }
@@ -288,7 +309,7 @@ impl Registry {
         Ok(out)
     }
 
-    fn upstream_client(&self, feed: &str, r: &UpstreamRecord) -> Arc<Upstream> {
+    pub(super) fn upstream_client(&self, feed: &str, r: &UpstreamRecord) -> Arc<Upstream> {
         let mut clients = lock(&self.connectors.clients);
         if let Some((rec, client)) = clients.get(feed)
             && rec == r
@@ -557,6 +578,26 @@ impl Registry {
         Ok(())
     }
 
+    /// Checks connector feed `feed`'s upstream and credentials now: whether it answers and
+    /// how it authenticated the connector, as a sentence. Callers authorize (feed admin).
+    pub fn test_upstream(&self, feed: &str) -> Result<UpstreamTest, Error> {
+        let record = self.feed_record(feed)?;
+        let up = record
+            .upstream
+            .ok_or_else(|| Error::Invalid(format!("feed {feed:?} is not a connector feed")))?;
+        let client = self.upstream_client(feed, &up);
+        Ok(match client.ping() {
+            Ok(how) => UpstreamTest {
+                ok: true,
+                message: format!("{} answers; the connector is admitted with {how}", up.url),
+            },
+            Err(e) => UpstreamTest {
+                ok: false,
+                message: format!("{}: {e}", up.url),
+            },
+        })
+    }
+
     /// Points pinned version `tag` of connector repository `repo` at what its upstream
     /// serves now (after drift): fetched, stored, and the tag moved (method `accept`).
     /// Callers authorize (feed admin).
@@ -700,6 +741,14 @@ impl Registry {
         drop(flight);
         result
     }
+}
+
+/// What a check of a connector's upstream found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct UpstreamTest {
+    pub ok: bool,
+    /// What answered and how, or what is wrong.
+    pub message: String,
 }
 
 /// Holds a fetch's key: other requests for it wait until this is dropped.

@@ -123,7 +123,7 @@ fn describe_feed_change(before: &FeedRecord, after: &FeedRecord) -> String {
         // Never the password: only whether one is set.
         parts.push(match &after.upstream {
             Some(u) => format!(
-                "upstream {} (prefix {:?}, credentials {}, ttl {} s{}{}{}{})",
+                "upstream {} (prefix {:?}, credentials {}, ttl {} s{}{}{}{}{})",
                 u.url,
                 u.prefix,
                 if u.username.is_some() { "set" } else { "none" },
@@ -143,6 +143,19 @@ fn describe_feed_change(before: &FeedRecord, after: &FeedRecord) -> String {
                     ", the upstream's latest"
                 } else {
                     ""
+                },
+                if u.sync.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", sync [{}] every {} s",
+                        u.sync
+                            .iter()
+                            .map(super::format_rule)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        u.sync_interval_seconds
+                    )
                 }
             ),
             None => "no upstream".to_owned(),

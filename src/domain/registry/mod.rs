@@ -21,10 +21,11 @@ mod connector;
 mod feeds;
 mod history;
 mod manifests;
+mod sync;
 
 pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier};
 use blobs::{Sessions, UploadOwners};
-pub use connector::{BlobFetch, UpstreamChange, UpstreamInfo};
+pub use connector::{BlobFetch, UpstreamChange, UpstreamInfo, UpstreamTest};
 pub use feeds::{Feed, FeedChange, FeedPreview};
 pub use history::{
     DEFAULT_LIST_PAGE, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted, Promotion,
@@ -32,6 +33,7 @@ pub use history::{
 };
 pub(super) use manifests::remove_manifest;
 pub use manifests::{ManifestPut, Referrer, StoredManifest};
+pub use sync::{SyncReport, format_rule, parse_rule};
 
 /// Size limits, from configuration.
 #[derive(Debug, Clone, Copy)]

@@ -27,6 +27,7 @@ use crate::domain::auth::{KeyInfo, NewKey, Surface, UserInfo};
 use crate::http::caller::{access, identify};
 use crate::model::FeedName;
 
+#[allow(clippy::too_many_lines)] // the route table, one line per route
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/metrics")
@@ -85,6 +86,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/feeds/{feed}/retention/run",
                 web::post().to(storage::run_retention),
             )
+            .route("/feeds/{feed}/sync", web::get().to(storage::sync_status))
+            .route("/feeds/{feed}/sync", web::post().to(storage::sync))
+            .route(
+                "/feeds/{feed}/upstream/test",
+                web::post().to(storage::test_upstream),
+            )
             .route("/audit", web::get().to(audit::audit))
             .route("/webhooks", web::get().to(webhooks::list))
             .route("/webhooks", web::post().to(webhooks::create))
@@ -138,7 +145,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
         tags::feed_changes, tags::promote, tags::resolve, tags::accept_upstream, tags::purge, tags::repository_tags, tags::history,
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
-        storage::run_retention, storage::backup, storage::storage, audit::audit, webhooks::list, webhooks::create,
+        storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
     ),
     components(schemas(

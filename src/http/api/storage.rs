@@ -92,6 +92,40 @@ pub async fn run_retention(
     Ok(HttpResponse::Ok().json(report))
 }
 
+/// Syncs a connector feed now: fetches the tags its sync rules name (feed admin).
+#[utoipa::path(post, path = "/api/v1/feeds/{feed}/sync", params(("feed" = String, Path)),
+    responses((status = 200, body = crate::domain::SyncReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn sync(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let report = run(move || access.feed::<FeedAdmin>(&feed)?.sync()).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Checks a connector feed's upstream and its credentials now (feed admin): `ok` and a
+/// sentence saying what answered and how, or what is wrong.
+#[utoipa::path(post, path = "/api/v1/feeds/{feed}/upstream/test", params(("feed" = String, Path)),
+    responses((status = 200, body = crate::domain::UpstreamTest), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn test_upstream(
+    Api(access): Api,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let checked = run(move || access.feed::<FeedAdmin>(&feed)?.test_upstream()).await?;
+    Ok(HttpResponse::Ok().json(checked))
+}
+
+/// The last sync report of a connector feed (feed admin); `null` before the first.
+#[utoipa::path(get, path = "/api/v1/feeds/{feed}/sync", params(("feed" = String, Path)),
+    responses((status = 200, body = Option<crate::domain::SyncReport>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn sync_status(
+    Api(access): Api,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let report = run(move || access.feed::<FeedAdmin>(&feed)?.sync_status()).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupRequest {

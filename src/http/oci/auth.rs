@@ -67,32 +67,10 @@ async fn routed<A: Need>(req: &HttpRequest, name: &str) -> Result<Option<Reposit
     let asked = ns.clone();
     let routed = blocking(move || reg.route_pull(&name, ns.as_deref(), mirror.as_deref())).await?;
     if let (Some(ns), Some(_)) = (asked, &routed) {
-        req.extensions_mut().insert(ServedNamespace(ns));
+        req.extensions_mut()
+            .insert(crate::http::caller::ServedNamespace(ns));
     }
     Ok(routed)
-}
-
-/// The upstream namespace (`?ns=`) a request was served from, echoed as `OCI-Namespace`.
-#[derive(Clone)]
-struct ServedNamespace(String);
-
-/// Middleware (for `middleware::from_fn`): a response served by the connector that `?ns=`
-/// picked carries `OCI-Namespace: NS`, saying the namespace was honoured.
-pub async fn echo_namespace(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let mut res = next.call(req).await?;
-    let ns = res.request().extensions().get::<ServedNamespace>().cloned();
-    if let Some(ServedNamespace(ns)) = ns
-        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&ns)
-    {
-        res.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("oci-namespace"),
-            value,
-        );
-    }
-    Ok(res)
 }
 
 /// The caller, authenticated but not yet authorized for anything.

@@ -245,6 +245,8 @@ struct SettingsPage {
     promotion_sources: String,
     required_referrer: String,
     connector: ConnectorFields,
+    /// What the connector's test or sync button found.
+    connector_note: Option<String>,
     grants: Vec<GrantRow>,
     preview: Option<FeedPreview>,
 }
@@ -261,6 +263,8 @@ struct ConnectorFields {
     allow: String,
     deny: String,
     upstream_latest: bool,
+    sync: String,
+    sync_interval: String,
 }
 
 impl From<Option<domain::UpstreamInfo>> for ConnectorFields {
@@ -275,6 +279,8 @@ impl From<Option<domain::UpstreamInfo>> for ConnectorFields {
             allow: u.allow.join(" "),
             deny: u.deny.join(" "),
             upstream_latest: u.upstream_latest,
+            sync: u.sync.join("\n"),
+            sync_interval: u.sync_interval_seconds.to_string(),
         })
     }
 }
@@ -295,11 +301,27 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
     let feed = path.into_inner();
     let access = v.access.clone();
     let f = feed.clone();
-    let (record, grants) = run(move || {
+    let (record, grants, last_sync) = run(move || {
         let admin = access.feed::<FeedAdmin>(&f)?;
-        Ok((access.feed::<Pull>(&f)?.settings()?, admin.grants()?))
+        let record = access.feed::<Pull>(&f)?.settings()?;
+        let last_sync = if record.upstream.is_some() {
+            admin.sync_status()?
+        } else {
+            None
+        };
+        Ok((record, admin.grants()?, last_sync))
     })
     .await?;
+    let note = last_sync.map(|r| {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.started_ms);
+        format!(
+            "Last sync {}: {} tags held, {} blobs fetched, {} errors.",
+            humantime::format_rfc3339_seconds(at),
+            r.tags,
+            r.blobs_fetched,
+            r.errors.len()
+        )
+    });
     render(&SettingsPage {
         title: format!("Settings of {feed}"),
         nav: Nav::of(&v),
@@ -310,6 +332,7 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
         promotion_sources: record.promotion_sources.join(" "),
         required_referrer: record.required_referrer.unwrap_or_default(),
         connector: record.upstream.into(),
+        connector_note: note,
         grants: grant_rows(grants),
         preview: None,
         feed,
@@ -348,6 +371,11 @@ pub struct SettingsForm {
     #[serde(default)]
     upstream_deny: String,
     upstream_latest: Option<String>,
+    /// Sync rules, one per line.
+    #[serde(default)]
+    upstream_sync: String,
+    #[serde(default)]
+    sync_interval: String,
     /// `preview` or `save`.
     op: String,
 }
@@ -383,6 +411,22 @@ impl SettingsForm {
             allow: Some(words(&self.upstream_allow)),
             deny: Some(words(&self.upstream_deny)),
             upstream_latest: Some(self.upstream_latest.is_some()),
+            sync: Some(
+                self.upstream_sync
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            sync_interval_seconds: Some(match self.sync_interval.trim() {
+                "" => 0,
+                s => s.parse::<u64>().map_err(|_| {
+                    domain::Error::Invalid(format!(
+                        "the sync interval {s:?} is not a number of seconds"
+                    ))
+                })?,
+            }),
         })
     }
 }
@@ -431,10 +475,35 @@ pub async fn save_settings(
         .await?;
         return Ok(redirect(&format!("/ui/feeds/{feed}/settings?done=saved")));
     }
-    let (preview, grants, stored) = run(move || {
+    let op = form.op.clone();
+    let (preview, grants, stored, note) = run(move || {
         let admin = access.feed::<FeedAdmin>(&f)?;
         let stored = access.feed::<Pull>(&f)?.settings()?.upstream;
-        Ok((admin.preview(&change)?, admin.grants()?, stored))
+        // The connector's buttons act on what is saved, and leave the form as it was typed.
+        let note = match op.as_str() {
+            "test-upstream" => Some(admin.test_upstream()?.message),
+            "sync" => {
+                let r = admin.sync()?;
+                let mut note = format!(
+                    "Synced: {} tags held, {} blobs fetched, {} errors.",
+                    r.tags,
+                    r.blobs_fetched,
+                    r.errors.len()
+                );
+                for e in r.errors.iter().take(5) {
+                    note.push(' ');
+                    note.push_str(e);
+                }
+                Some(note)
+            }
+            _ => None,
+        };
+        let preview = if note.is_none() {
+            Some(admin.preview(&change)?)
+        } else {
+            None
+        };
+        Ok((preview, admin.grants()?, stored, note))
     })
     .await?;
     let connector = ConnectorFields {
@@ -448,6 +517,8 @@ pub async fn save_settings(
         allow: form.upstream_allow.trim().to_owned(),
         deny: form.upstream_deny.trim().to_owned(),
         upstream_latest: form.upstream_latest.is_some(),
+        sync: form.upstream_sync.trim().to_owned(),
+        sync_interval: form.sync_interval.trim().to_owned(),
     };
     render(&SettingsPage {
         title: format!("Settings of {feed}"),
@@ -459,8 +530,9 @@ pub async fn save_settings(
         promotion_sources: sources.join(" "),
         required_referrer: form.required_referrer.trim().to_owned(),
         connector,
+        connector_note: note,
         grants: grant_rows(grants),
-        preview: Some(preview),
+        preview,
         feed,
     })
 }

@@ -52,6 +52,20 @@ pub struct UpstreamRecord {
     /// In a versioned feed, `latest` follows the upstream's own rather than the highest
     /// version seen.
     pub upstream_latest: bool,
+    /// What is fetched ahead of pulls, every `sync_interval_seconds` (0: on demand only).
+    pub sync: Vec<SyncRule>,
+    pub sync_interval_seconds: u64,
+}
+
+/// Tags of one upstream repository a connector fetches ahead of pulls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRule {
+    /// The repository as the upstream names it (`library/postgres`).
+    pub repository: String,
+    /// Tags matching this glob (`*`: all).
+    pub tags: String,
+    /// When set, only versions meeting this SemVer requirement (`^1`: every stable 1.x).
+    pub versions: Option<String>,
 }
 
 /// One change of one tag.

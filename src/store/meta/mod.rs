@@ -22,7 +22,8 @@ use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable,
 pub use api::{Aborted, MetaRead, MetaWrite, Metadata, Scan};
 pub use codec::{
     ApiKeyRecord, AuditRecord, BlobRecord, FeedRecord, HistoryRecord, ManifestRecord,
-    PromotionRecord, RepositoryRecord, RetentionRecord, UploadRecord, UpstreamRecord, UserRecord,
+    PromotionRecord, RepositoryRecord, RetentionRecord, SyncRule, UploadRecord, UpstreamRecord,
+    UserRecord,
 };
 use codec::{decode, encode};
 use tables::{
