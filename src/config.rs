@@ -47,6 +47,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
     /// Retention rules per feed, stored for a feed that has none yet (first start); the API
     /// and CLI change them afterwards.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -71,6 +73,80 @@ impl Default for AuditConfig {
             retention_days: 365,
         }
     }
+}
+
+/// Sign-in with the company directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapConfig>,
+    /// Directory groups and the roles their members hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<crate::domain::directory::GroupRole>,
+    /// A verified directory password is trusted this long; each directory account is asked
+    /// about again every half of it, and is refused when it could not be for twice as long.
+    pub cache_seconds: u64,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        Self {
+            ldap: None,
+            groups: Vec::new(),
+            cache_seconds: 300,
+        }
+    }
+}
+
+/// An LDAP or Active Directory server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldaps://dc.example.com` or `ldap://…` (with `starttls`).
+    pub url: String,
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM CA certificates of the server's certificate (the system's roots otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The service account that searches (anonymous when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_dn: Option<String>,
+    /// A file whose first line is the service account's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_password_file: Option<PathBuf>,
+    /// The password itself (from the environment in practice; never printed).
+    #[serde(default, skip_serializing)]
+    pub bind_password: Option<String>,
+    pub user_base: String,
+    /// `{user}` is the login name, escaped. Exclude disabled accounts here (Active
+    /// Directory: `(&(sAMAccountName={user})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))`).
+    #[serde(default = "default_user_filter")]
+    pub user_filter: String,
+    /// An attribute of the user's entry listing its groups (`memberOf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_attribute: Option<String>,
+    /// Where groups are searched when `group_attribute` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_base: Option<String>,
+    /// `{dn}` is the user's DN and `{user}` the login name, escaped.
+    #[serde(default = "default_group_filter")]
+    pub group_filter: String,
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_user_filter() -> String {
+    "(uid={user})".to_owned()
+}
+
+fn default_group_filter() -> String {
+    "(member={dn})".to_owned()
+}
+
+fn default_ldap_timeout() -> u64 {
+    10
 }
 
 /// How webhook deliveries are made.
@@ -377,6 +453,7 @@ impl Default for Config {
             },
             audit: AuditConfig::default(),
             webhooks: WebhooksConfig::default(),
+            directory: DirectoryConfig::default(),
             retention: BTreeMap::new(),
             tls: None,
         }
@@ -418,6 +495,58 @@ impl Config {
                 .saturating_mul(1 << 20),
             upstream_timeout_seconds: self.limits.upstream_timeout_seconds,
         }
+    }
+
+    /// The configured directory, checked (its CA and password files read); `None` without
+    /// one.
+    pub fn directory(&self) -> Result<Option<crate::domain::directory::Directory>, String> {
+        let d = &self.directory;
+        let Some(l) = &d.ldap else {
+            if !d.groups.is_empty() {
+                return Err("directory.groups is set but directory.ldap is not".into());
+            }
+            return Ok(None);
+        };
+        let read = |what: &str, f: &Path| {
+            std::fs::read(f)
+                .map_err(|e| format!("cannot read the directory's {what} {}: {e}", f.display()))
+        };
+        let ca_pem = l
+            .ca_file
+            .as_deref()
+            .map(|f| read("CA file", f))
+            .transpose()?;
+        let bind_password = match (&l.bind_password, &l.bind_password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(f)) => Some(
+                String::from_utf8_lossy(&read("password file", f)?)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        let ldap = crate::store::ldap::Ldap::new(crate::store::ldap::LdapSettings {
+            url: l.url.clone(),
+            starttls: l.starttls,
+            ca_pem,
+            bind_dn: l.bind_dn.clone(),
+            bind_password,
+            user_base: l.user_base.clone(),
+            user_filter: l.user_filter.clone(),
+            group_attribute: l.group_attribute.clone(),
+            group_base: l.group_base.clone(),
+            group_filter: l.group_filter.clone(),
+            timeout: std::time::Duration::from_secs(l.timeout_seconds.max(1)),
+        })
+        .map_err(|e| e.to_string())?;
+        crate::domain::directory::Directory::new(
+            ldap,
+            d.groups.clone(),
+            std::time::Duration::from_secs(d.cache_seconds.max(1)),
+        )
+        .map(Some)
     }
 
     #[must_use]

@@ -29,6 +29,9 @@ pub enum StartError {
 /// Opens the services in the configured data directory and creates the configured feeds.
 pub fn open(config: &Config) -> Result<Services, domain::Error> {
     let services = open_services(config, true)?;
+    if let Some(d) = config.directory().map_err(domain::Error::Invalid)? {
+        services.auth.set_directory(Arc::new(d));
+    }
     if services.initial_password.is_some() {
         // Only where it is: a log is kept for weeks and read by more people than the file.
         tracing::warn!(
@@ -272,6 +275,27 @@ impl crate::domain::webhooks::Sender for HttpSender {
     }
 }
 
+/// Asks the directory about its accounts every half `directory.cache_seconds`.
+fn refresh_directory(
+    config: &Config,
+    auth: &Arc<crate::domain::auth::Auth>,
+) -> actix_web::rt::task::JoinHandle<()> {
+    let every = Duration::from_millis((config.directory.cache_seconds.max(1) * 500).max(500));
+    let auth = auth.clone();
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(every);
+        loop {
+            ticks.tick().await;
+            let a = auth.clone();
+            if let Ok(Err(e)) =
+                actix_web::rt::task::spawn_blocking(move || a.refresh_directory()).await
+            {
+                tracing::warn!(error = %e, "could not refresh directory accounts");
+            }
+        }
+    })
+}
+
 /// The webhook deliverer: a round every `webhooks.poll_ms`, off the request executor.
 fn deliver_webhooks(
     config: &Config,
@@ -426,7 +450,10 @@ async fn serve_on(
     }
     // Payloads name the address actually bound (a configured port 0 is the kernel's pick).
     let bound = server.addrs().first().map(ToString::to_string);
-    let jobs = schedule(config, &registry, bound);
+    let mut jobs = schedule(config, &registry, bound);
+    if config.directory.ldap.is_some() {
+        jobs.push(refresh_directory(config, &auth));
+    }
     let running = server.run();
     let handle = running.handle();
     actix_web::rt::spawn(async move {

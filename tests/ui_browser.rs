@@ -723,3 +723,54 @@ async fn an_administrator_sets_up_a_connector_feed_in_chromium() {
     shot(&c, "31-connector-drift").await;
     c.close().await.unwrap();
 }
+
+/// A directory user signs in to the UI with the directory's password and sees the feeds
+/// their groups give them; a directory administrator sees the users page; logging out ends
+/// the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_users_sign_in_to_the_ui_in_chromium() {
+    let slapd = common::ldap::Slapd::start();
+    let env = common::ldap::directory_env(&slapd);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&dir.path().join("data"), &env);
+    let base = server.url("");
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    log_in(&c, &base, "alice", "alice-pass").await;
+    let page = text(&c).await;
+    assert!(page.contains("prod"), "{page}");
+    assert!(
+        !page.contains("Users & keys") || !page.contains("Audit"),
+        "{page}"
+    );
+    shot(&c, "40-directory-user").await;
+    c.goto(&format!("{base}/ui/users")).await.unwrap();
+    let page = text(&c).await;
+    assert!(
+        !page.contains("carol"),
+        "a pull user sees no user list: {page}"
+    );
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    c.find(Locator::Css("form[action='/ui/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/ui/login")
+    );
+    log_in(&c, &base, "carol", "carol-pass").await;
+    c.goto(&format!("{base}/ui/users")).await.unwrap();
+    let page = text(&c).await;
+    assert!(page.contains("alice") && page.contains("carol"), "{page}");
+    c.close().await.unwrap();
+}

@@ -22,6 +22,12 @@ pub struct S3 {
 /// storage under `dir` — or in `s3` with its S3 driver (blobs proxied, not redirected, as
 /// semdock serves them); returns once it accepts connections.
 pub fn distribution(dir: &Path, s3: Option<&S3>) -> (Child, u16) {
+    distribution_with(dir, s3, "")
+}
+
+/// The same, with `extra` (YAML at the top level of its configuration: `proxy:` for its
+/// pull-through mode) added.
+pub fn distribution_with(dir: &Path, s3: Option<&S3>, extra: &str) -> (Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -41,7 +47,7 @@ pub fn distribution(dir: &Path, s3: Option<&S3>) -> (Child, u16) {
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n{storage}http:\n  addr: 127.0.0.1:{port}\n"
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n{storage}http:\n  addr: 127.0.0.1:{port}\n{extra}"
         ),
     )
     .unwrap();

@@ -86,6 +86,11 @@ then these flags. `semdock config` prints the result."
     },
     /// Print the effective configuration.
     Config,
+    /// The company directory ([directory.ldap] in the configuration).
+    Directory {
+        #[command(subcommand)]
+        action: DirectoryAction,
+    },
     /// Manage feeds.
     Feed {
         #[command(subcommand)]
@@ -329,6 +334,16 @@ pub enum StorageAction {
         /// The configuration file of the target (its `[storage]` and `data_dir`).
         #[arg(long = "to", value_name = "CONFIG")]
         to: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryAction {
+    /// Check the configuration against the server: bind as the service account, find a
+    /// user, list their groups and the roles those give; says what is wrong.
+    Test {
+        /// A login name to look up.
+        user: Option<String>,
     },
 }
 
@@ -643,6 +658,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.to_toml());
             Ok(())
         }
+        Command::Directory {
+            action: DirectoryAction::Test { user },
+        } => directory_test(&config, user.as_deref()),
         Command::Login {
             url,
             username,
@@ -1036,6 +1054,66 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `semdock directory test`: each step the server takes, and what it found.
+fn directory_test(config: &Config, user: Option<&str>) -> anyhow::Result<()> {
+    let Some(ldap) = &config.directory.ldap else {
+        anyhow::bail!("no directory is configured: add [directory.ldap] to the configuration");
+    };
+    let dir = config
+        .directory()
+        .map_err(anyhow::Error::msg)?
+        .context("no directory is configured")?;
+    let explain = |e: crate::store::ldap::DirectoryError| match e {
+        crate::store::ldap::DirectoryError::Unavailable(why) => anyhow::anyhow!(
+            "cannot reach {}: {why} (is the URL right; with StartTLS or ldaps://, does ca_file hold the CA that signed the server's certificate?)",
+            ldap.url
+        ),
+        refused @ crate::store::ldap::DirectoryError::Refused(_) => anyhow::anyhow!("{refused}"),
+    };
+    dir.check().map_err(explain)?;
+    println!(
+        "{}: reached{}, {}",
+        ldap.url,
+        if ldap.starttls { " with StartTLS" } else { "" },
+        ldap.bind_dn.as_deref().map_or_else(
+            || "searching anonymously".to_owned(),
+            |dn| format!("the service account {dn} bound")
+        )
+    );
+    let Some(user) = user else {
+        return Ok(());
+    };
+    let Some(found) = dir.find(user).map_err(explain)? else {
+        anyhow::bail!(
+            "no single entry under {} matches {} for {user:?} (unknown, ambiguous, or excluded by the filter, as disabled accounts are)",
+            ldap.user_base,
+            ldap.user_filter
+        );
+    };
+    println!("user {user}: {}", found.dn);
+    if found.groups.is_empty() {
+        println!("  groups: none found (check group_attribute, or group_base and group_filter)");
+    } else {
+        println!("  groups: {}", found.groups.join("; "));
+    }
+    let roles = dir.resolve(&found, 0);
+    let feeds: Vec<String> = roles
+        .feeds
+        .iter()
+        .map(|(f, r)| format!("{f} {r}"))
+        .collect();
+    println!(
+        "  administrator: {}; roles from groups: {}",
+        if roles.admin { "yes" } else { "no" },
+        if feeds.is_empty() {
+            "none".to_owned()
+        } else {
+            feeds.join(", ")
+        }
+    );
     Ok(())
 }
 

@@ -332,6 +332,8 @@ pub struct Auth {
     tokens: GenCache<VerifiedToken>,
     /// What an anonymous caller may do, per feed, while the metadata is unchanged.
     anonymous: GenCache<Caps>,
+    /// The company directory, when one is configured (`set_directory`).
+    directory: std::sync::OnceLock<Arc<super::directory::Directory>>,
 }
 
 pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
@@ -450,6 +452,7 @@ impl Auth {
                 verified: Mutex::new(HashMap::new()),
                 tokens: GenCache::new(TOKEN_CACHE_ENTRIES, TOKEN_CACHE_BYTES),
                 anonymous: GenCache::new(FEED_CACHE_ENTRIES, FEED_CACHE_BYTES),
+                directory: std::sync::OnceLock::new(),
             },
             initial,
         ))
@@ -458,6 +461,206 @@ impl Auth {
     #[must_use]
     pub fn service(&self) -> &str {
         &self.settings.service
+    }
+
+    /// Lets directory users log in (once, at start).
+    pub fn set_directory(&self, directory: Arc<super::directory::Directory>) {
+        let _ = self.directory.set(directory);
+    }
+
+    // ---- the company directory ----
+
+    /// Logs in `name` with the directory's password: creates or updates the local account
+    /// (a directory account) and its group roles.
+    fn directory_login(
+        &self,
+        dir: &super::directory::Directory,
+        name: &str,
+        password: &str,
+    ) -> Result<Principal, Error> {
+        let found = dir.verify(name, password).map_err(|e| {
+            tracing::warn!(user = name, error = %e, "directory login failed");
+            Error::Unavailable(format!(
+                "{e}; directory accounts cannot log in until it answers (local accounts can)"
+            ))
+        })?;
+        let Some(found) = found else {
+            return Err(Error::InvalidCredentials);
+        };
+        let roles = dir.resolve(&found, self.clock.now_ms());
+        let admin = roles.admin;
+        self.store_directory_account(name, Some(&roles), true)?;
+        Ok(Principal::User {
+            name: name.to_owned(),
+            admin,
+        })
+    }
+
+    /// Writes what the directory said of `name`: its group roles (`None`: no longer found,
+    /// which disables the account). A change of the roles or flags voids its tokens and
+    /// sessions. `login` records a login too.
+    fn store_directory_account(
+        &self,
+        name: &str,
+        roles: Option<&super::directory::GroupRoles>,
+        login: bool,
+    ) -> Result<(), Error> {
+        use super::directory::{DIRECTORY_PASSWORD, roles_key};
+        let now = self.clock.now();
+        self.meta.write(|w| {
+            let before = w.user(name)?;
+            if before
+                .as_ref()
+                .is_some_and(|u| u.password_hash != DIRECTORY_PASSWORD)
+            {
+                // A local account of the same name is never taken over by the directory.
+                return Err(Error::InvalidCredentials);
+            }
+            let old_roles: Option<super::directory::GroupRoles> = w
+                .setting(&roles_key(name))?
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let record = UserRecord {
+                password_hash: DIRECTORY_PASSWORD.to_owned(),
+                admin: roles.as_ref().is_some_and(|r| r.admin),
+                disabled: roles.is_none(),
+                created: before.as_ref().map_or(now, |u| u.created),
+                last_login: if login {
+                    Some(now)
+                } else {
+                    before.as_ref().and_then(|u| u.last_login)
+                },
+            };
+            let changed = before
+                .as_ref()
+                .is_none_or(|u| u.admin != record.admin || u.disabled != record.disabled)
+                || old_roles.as_ref().map(|r| (&r.feeds, r.admin))
+                    != roles.as_ref().map(|r| (&r.feeds, r.admin));
+            let minute_passed = before
+                .as_ref()
+                .and_then(|u| u.last_login)
+                .is_none_or(|t| now.saturating_sub(t) > 60);
+            if !(changed || login && minute_passed) {
+                // Only the time of the check: kept without a new generation of everything.
+                if let Some(r) = roles {
+                    w.put_setting(&roles_key(name), &serde_json::to_vec(r).unwrap_or_default())?;
+                }
+                return Ok(());
+            }
+            w.put_user(name, &record)?;
+            let stored = roles.cloned().unwrap_or_default();
+            w.put_setting(
+                &roles_key(name),
+                &serde_json::to_vec(&stored).unwrap_or_default(),
+            )?;
+            if changed {
+                bump_epoch(w, name)?;
+                let summary = match roles {
+                    Some(r) => format!(
+                        "directory account {name}: administrator {}, roles {:?}",
+                        r.admin, r.feeds
+                    ),
+                    None => {
+                        format!("directory account {name} disabled: the directory no longer has it")
+                    }
+                };
+                audit::append(
+                    w,
+                    &self.clock,
+                    audit::entry(Kind::UserChanged, "directory", "", summary),
+                )?;
+            }
+            if login && minute_passed {
+                audit::append(
+                    w,
+                    &self.clock,
+                    audit::entry(
+                        Kind::Login,
+                        name,
+                        "",
+                        format!("{name} logged in (directory)"),
+                    ),
+                )?;
+            }
+            Ok::<_, Error>(())
+        })
+    }
+
+    /// Asks the directory again about each directory account checked longer than half the
+    /// cache time ago; answers how many were asked. Run on a schedule.
+    pub fn refresh_directory(&self) -> Result<usize, Error> {
+        use super::directory::{DIRECTORY_PASSWORD, GroupRoles, roles_key};
+        let Some(dir) = self.directory.get() else {
+            return Ok(0);
+        };
+        let now = self.clock.now_ms();
+        let half = u64::try_from(dir.cache.as_millis() / 2).unwrap_or(u64::MAX);
+        let due: Vec<String> = {
+            let r = self.meta.read()?;
+            let mut due = Vec::new();
+            for (name, u) in r.users()? {
+                if u.password_hash != DIRECTORY_PASSWORD {
+                    continue;
+                }
+                let checked = r
+                    .setting(&roles_key(&name))?
+                    .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
+                    .map_or(0, |g| g.checked_ms);
+                if now.saturating_sub(checked) >= half {
+                    due.push(name);
+                }
+            }
+            due
+        };
+        for name in &due {
+            match dir.find(name) {
+                Ok(found) => {
+                    let roles = found.map(|f| dir.resolve(&f, now));
+                    self.store_directory_account(name, roles.as_ref(), false)?;
+                }
+                Err(e) => tracing::warn!(user = name, error = %e, "could not ask the directory"),
+            }
+        }
+        Ok(due.len())
+    }
+
+    /// Refuses a directory account whose roles the directory has not confirmed for twice
+    /// the cache time (it could not be asked): fails closed. Local accounts pass.
+    fn directory_current(
+        &self,
+        r: &dyn crate::store::meta::MetaRead,
+        name: &str,
+        user: &UserRecord,
+    ) -> Result<(), Error> {
+        use super::directory::{DIRECTORY_PASSWORD, GroupRoles, roles_key};
+        if user.password_hash != DIRECTORY_PASSWORD {
+            return Ok(());
+        }
+        let Some(dir) = self.directory.get() else {
+            return Err(Error::InvalidCredentials);
+        };
+        let checked = r
+            .setting(&roles_key(name))?
+            .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
+            .map_or(0, |g| g.checked_ms);
+        let limit = u64::try_from(dir.cache.as_millis() * 2).unwrap_or(u64::MAX) + 5_000;
+        if self.clock.now_ms().saturating_sub(checked) > limit {
+            return Err(Error::Unavailable(format!(
+                "the directory has not confirmed {name}'s account recently (it could not be asked); directory accounts are refused until it answers"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The role `name`'s directory groups give on `feed`.
+    fn directory_role(
+        r: &dyn crate::store::meta::MetaRead,
+        name: &str,
+        feed: &str,
+    ) -> Result<Caps, Error> {
+        Ok(r.setting(&super::directory::roles_key(name))?
+            .and_then(|b| serde_json::from_slice::<super::directory::GroupRoles>(&b).ok())
+            .and_then(|g| g.role(feed))
+            .map_or(Caps::NONE, Role::caps))
     }
 
     // ---- authentication ----
@@ -574,11 +777,14 @@ impl Auth {
     }
 
     fn user_login(&self, name: &str, password: &str) -> Result<Principal, Error> {
-        let record = self
-            .meta
-            .read()?
-            .user(name)?
-            .ok_or(Error::InvalidCredentials)?;
+        let record = self.meta.read()?.user(name)?;
+        let is_directory = record
+            .as_ref()
+            .is_none_or(|r| r.password_hash == super::directory::DIRECTORY_PASSWORD);
+        if is_directory && let Some(dir) = self.directory.get().cloned() {
+            return self.directory_login(&dir, name, password);
+        }
+        let record = record.ok_or(Error::InvalidCredentials)?;
         if record.disabled {
             return Err(Error::InvalidCredentials);
         }
@@ -637,7 +843,12 @@ impl Auth {
         {
             return Err(Error::InvalidCredentials);
         }
-        self.key_principal(id, &record, r.user(&record.owner)?.as_ref())
+        let owner = r.user(&record.owner)?;
+        let principal = self.key_principal(id, &record, owner.as_ref())?;
+        if let Some(o) = &owner {
+            self.directory_current(&*r, &record.owner, o)?;
+        }
+        Ok(principal)
     }
 
     fn key_principal(
@@ -670,6 +881,7 @@ impl Auth {
                 .user(name)?
                 .filter(|u| !u.disabled)
                 .ok_or(Error::InvalidCredentials)?;
+            self.directory_current(&*r, name, &user)?;
             let principal = Principal::User {
                 name: name.to_owned(),
                 admin: user.admin,
@@ -680,6 +892,9 @@ impl Auth {
             let key = r.api_key(id)?.ok_or(Error::InvalidCredentials)?;
             let owner = r.user(&key.owner)?;
             let principal = self.key_principal(id, &key, owner.as_ref())?;
+            if let Some(o) = &owner {
+                self.directory_current(&*r, &key.owner, o)?;
+            }
             return Ok(Some((
                 principal,
                 epoch_from(r.setting(&epoch_key(&key.owner))?),
@@ -730,12 +945,14 @@ impl Auth {
                 Caps::NONE
             }
             Some(p) if p.is_admin() => Caps::ALL,
-            Some(Principal::User { name, .. }) => granted(&user_subject(name))?,
+            Some(Principal::User { name, .. }) => {
+                granted(&user_subject(name))?.join(Self::directory_role(&*r, name, feed)?)
+            }
             Some(Principal::Key { id, owner, .. }) => {
                 let owner_caps = if r.user(owner)?.is_some_and(|u| u.admin) {
                     Caps::ALL
                 } else {
-                    granted(&user_subject(owner))?
+                    granted(&user_subject(owner))?.join(Self::directory_role(&*r, owner, feed)?)
                 };
                 granted(&key_subject(id))?.meet(owner_caps)
             }
@@ -1116,6 +1333,16 @@ impl Auth {
     }
 
     fn change_password(&self, name: &str, password: &str, actor: &str) -> Result<(), Error> {
+        if self
+            .meta
+            .read()?
+            .user(name)?
+            .is_some_and(|u| u.password_hash == super::directory::DIRECTORY_PASSWORD)
+        {
+            return Err(Error::Invalid(format!(
+                "{name} is a directory account: its password is the directory's, changed there"
+            )));
+        }
         check_password_strength(password)?;
         let hash = hash_password(password)?;
         let entry = audit::entry(
@@ -1319,12 +1546,26 @@ impl Auth {
         &self,
         user: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, Error> {
-        Ok(self
-            .meta
-            .read()?
-            .grants_of(&user_subject(user))?
-            .into_iter()
-            .collect())
+        let r = self.meta.read()?;
+        let mut roles: std::collections::BTreeMap<String, String> =
+            r.grants_of(&user_subject(user))?.into_iter().collect();
+        // A directory account's group roles count as its own (the higher of the two).
+        let groups = r
+            .setting(&super::directory::roles_key(user))?
+            .and_then(|b| serde_json::from_slice::<super::directory::GroupRoles>(&b).ok());
+        for (feed, role) in groups.map(|g| g.feeds).unwrap_or_default() {
+            let higher = |a: &str, b: &str| {
+                let (a, b) = (parse_role(a), parse_role(b));
+                matches!((a, b), (Ok(a), Ok(b)) if a.caps().join(b.caps()) == a.caps())
+            };
+            match roles.get(&feed) {
+                Some(own) if higher(own, &role) => {}
+                _ => {
+                    roles.insert(feed, role);
+                }
+            }
+        }
+        Ok(roles)
     }
 
     /// Keys the actor may see: its own, or all for an administrator.

@@ -10,6 +10,7 @@ pub mod backup;
 mod cache;
 pub mod check;
 pub mod clock;
+pub mod directory;
 pub mod error;
 pub mod gc;
 pub mod registry;

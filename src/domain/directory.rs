@@ -1,0 +1,159 @@
+//! Sign-in with the company directory (LDAP, Active Directory): who a directory user is and
+//! which roles their groups give them.
+//!
+//! A directory user logs in with the directory's password; on success semdock keeps a local
+//! account for them (no password of its own: `DIRECTORY_PASSWORD`), its administrator flag
+//! and its group roles (the setting `directory:NAME`) from the directory's groups. Their roles
+//! are the union of those group roles and any local grants. A refresh (`Auth::refresh_directory`,
+//! every half `cache_seconds`) asks the directory about each such account again: one no longer
+//! found (removed, or excluded by the user filter, as a disabled account is) is disabled, and
+//! changed groups change the roles; either voids the account's tokens and sessions (its
+//! epoch), and its API keys stop with a disabled owner. A directory that cannot be asked
+//! fails closed for directory accounts after twice `cache_seconds`; local accounts are never
+//! affected.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Role;
+use crate::store::ldap::{DirectoryError, DirectoryUser, Ldap};
+
+/// The password hash of a directory account: no password matches it, so only the
+/// directory logs it in.
+pub const DIRECTORY_PASSWORD: &str = "!directory";
+
+/// The setting holding a directory account's group roles.
+pub(super) fn roles_key(user: &str) -> String {
+    format!("directory:{user}")
+}
+
+/// A directory group and what its members may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRole {
+    /// The group's DN, or the value of its first RDN (`cn=devs,ou=groups,…` or `devs`).
+    pub group: String,
+    /// Members are administrators of the whole registry.
+    #[serde(default)]
+    pub admin: bool,
+    /// With `role`: members hold this role on this feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl GroupRole {
+    fn matches(&self, dn: &str) -> bool {
+        let g = self.group.trim();
+        if g.eq_ignore_ascii_case(dn.trim()) {
+            return true;
+        }
+        let first = dn.split(',').next().unwrap_or_default();
+        first
+            .split_once('=')
+            .is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case(g))
+    }
+}
+
+/// What a directory account's groups give it, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRoles {
+    /// When the directory was last asked, Unix milliseconds.
+    pub checked_ms: u64,
+    pub admin: bool,
+    /// Feed → role.
+    pub feeds: BTreeMap<String, String>,
+    pub dn: String,
+    pub groups: Vec<String>,
+}
+
+impl GroupRoles {
+    /// The role the groups give on `feed`.
+    #[must_use]
+    pub fn role(&self, feed: &str) -> Option<Role> {
+        self.feeds.get(feed).and_then(|r| r.parse().ok())
+    }
+}
+
+/// The directory and the mapping of its groups.
+pub struct Directory {
+    ldap: Ldap,
+    groups: Vec<GroupRole>,
+    pub cache: Duration,
+}
+
+impl Directory {
+    /// Checks the mapping (roles that exist) and the client's settings.
+    pub fn new(ldap: Ldap, groups: Vec<GroupRole>, cache: Duration) -> Result<Self, String> {
+        for g in &groups {
+            match (&g.feed, &g.role) {
+                (Some(_), Some(r)) => {
+                    r.parse::<Role>().map_err(|_| {
+                        format!("directory group {:?}: {r:?} is not a role (pull, push, promote, delete, admin)", g.group)
+                    })?;
+                }
+                (None, None) if g.admin => {}
+                _ => {
+                    return Err(format!(
+                        "directory group {:?}: give feed and role, or admin = true",
+                        g.group
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            ldap,
+            groups,
+            cache,
+        })
+    }
+
+    /// What `user`'s groups give, at `now_ms`.
+    #[must_use]
+    pub fn resolve(&self, user: &DirectoryUser, now_ms: u64) -> GroupRoles {
+        let mut out = GroupRoles {
+            checked_ms: now_ms,
+            dn: user.dn.clone(),
+            groups: user.groups.clone(),
+            ..GroupRoles::default()
+        };
+        for mapping in &self.groups {
+            if !user.groups.iter().any(|g| mapping.matches(g)) {
+                continue;
+            }
+            out.admin |= mapping.admin;
+            if let (Some(feed), Some(role)) = (&mapping.feed, &mapping.role) {
+                let new: Role = role.parse().unwrap_or(Role::Pull);
+                let keep = out
+                    .feeds
+                    .get(feed)
+                    .and_then(|r| r.parse::<Role>().ok())
+                    .is_some_and(|old| old.caps().join(new.caps()) == old.caps());
+                if !keep {
+                    out.feeds.insert(feed.clone(), new.as_str().to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    pub fn verify(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.ldap.verify(user, password)
+    }
+
+    pub fn find(&self, user: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.ldap.find(user)
+    }
+
+    /// Connects and binds as the service account.
+    pub fn check(&self) -> Result<(), DirectoryError> {
+        self.ldap.check()
+    }
+}

@@ -1,0 +1,235 @@
+//! Sign-in with the company directory: `OpenLDAP` (Debian's `slapd`) on loopback with a tree
+//! the test writes (users, groups, a disabled account), `StartTLS` with a test CA; docker logs
+//! in and pushes with a directory password, groups map to roles, a removal from a group or a
+//! disabled account takes effect within the cache time (tokens and API keys included), and
+//! with slapd stopped the local administrator still logs in while directory users get a
+//! clear error.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::ldap::{SUFFIX, Slapd, directory_env};
+use common::{Server, image_context, run};
+
+fn push(server: &Server, tag: &str) -> std::process::Output {
+    let image = format!("{}/prod/app:{tag}", server.host());
+    let ctx = image_context(1, tag);
+    run(server
+        .docker()
+        .args(["build", "--no-cache", "-q", "-t", &image])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0"));
+    let out = server.docker().args(["push", &image]).output().unwrap();
+    let _ = server.docker().args(["rmi", &image]).output();
+    out
+}
+
+fn status_as(server: &Server, user: &str, secret: &str, method: &str, path: &str) -> u16 {
+    let agent = common::http_as(Some(format!(
+        "Basic {}",
+        base64_encode(&format!("{user}:{secret}"))
+    )));
+    let url = server.url(path);
+    let res = match method {
+        "POST" => agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(r#"{"name": "ci", "owner_roles": true}"#),
+        _ => agent.get(&url).call(),
+    };
+    res.unwrap().status().as_u16()
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what} did not happen in time");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[allow(clippy::too_many_lines)] // one story, told in order
+fn directory_story(server: &Server, slapd: &mut Slapd) {
+    // docker logs in and pushes with a directory password: devs push to prod.
+    let out = server.docker_login_as(&server.host(), "alice", "alice-pass");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = push(server, "1.0.0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A wrong password and a disabled account are refused; an administrator by group.
+    assert!(
+        !server
+            .docker_login_as(&server.host(), "alice", "wrong")
+            .status
+            .success()
+    );
+    assert!(
+        !server
+            .docker_login_as(&server.host(), "bob", "bob-pass")
+            .status
+            .success()
+    );
+    assert!(
+        !server
+            .docker_login_as(&server.host(), "alice", "")
+            .status
+            .success()
+    );
+    assert_eq!(
+        status_as(server, "carol", "carol-pass", "GET", "/api/v1/users"),
+        200
+    );
+    assert_eq!(
+        status_as(server, "alice", "alice-pass", "GET", "/api/v1/users"),
+        403
+    );
+    // skopeo and podman with the same directory password.
+    let image = format!("docker://{}/prod/app:1.0.0", server.host());
+    run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "alice:alice-pass",
+        &image,
+    ]));
+    let podman = tempfile::tempdir().unwrap();
+    std::fs::write(podman.path().join("auth.json"), "{}").unwrap();
+    let mut login = Command::new("podman")
+        .env("REGISTRY_AUTH_FILE", podman.path().join("auth.json"))
+        .args([
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "--password-stdin",
+        ])
+        .arg(server.host())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(login.stdin.as_mut().unwrap(), b"alice-pass").unwrap();
+    drop(login.stdin.take());
+    let out = login.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Its password is the directory's: semdock does not set one.
+    let res = common::http_as(Some(format!("Basic {}", base64_encode("carol:carol-pass"))))
+        .put(&server.url("/api/v1/users/alice/password"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"password": "a-local-password-now-1"}"#)
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    // Alice's API key for CI: it works while she is in the group.
+    let agent = common::http_as(Some(format!("Basic {}", base64_encode("alice:alice-pass"))));
+    let mut res = agent
+        .post(&server.url("/api/v1/keys"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "ci", "owner_roles": true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let key: serde_json::Value =
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        status_as(server, "alice", &key, "GET", "/v2/prod/app/tags/list"),
+        200
+    );
+
+    // Removed from devs: within the cache time she can no longer push, by token or key.
+    slapd.modify(
+        "ldapmodify",
+        &format!("dn: cn=devs,ou=groups,{SUFFIX}\nchangetype: modify\ndelete: member\nmember: uid=alice,ou=people,{SUFFIX}\n"),
+    );
+    wait_until("the group removal", || {
+        status_as(server, "alice", &key, "GET", "/v2/prod/app/tags/list") != 200
+    });
+    let out = push(server, "1.0.1");
+    assert!(!out.status.success(), "pushed after leaving the group");
+    // Disabled in the directory: the key stops altogether.
+    slapd.modify(
+        "ldapmodify",
+        &format!("dn: uid=alice,ou=people,{SUFFIX}\nchangetype: modify\nadd: description\ndescription: disabled\n"),
+    );
+    wait_until("the disabling", || {
+        status_as(server, "alice", &key, "GET", "/api/v1/keys") == 401
+    });
+
+    // The directory stopped: the local administrator still logs in; directory users are
+    // told why they cannot.
+    slapd.stop();
+    server.docker_login();
+    let res = common::http_as(Some(format!("Basic {}", base64_encode("carol:carol-pass"))))
+        .get(&server.url("/api/v1/users"))
+        .call()
+        .unwrap();
+    let status = res.status().as_u16();
+    let body = res.into_body().read_to_string().unwrap_or_default();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("directory is unavailable"), "{body}");
+    assert!(body.contains("local accounts can"), "{body}");
+}
+
+#[test]
+fn directory_users_log_in_push_and_lose_rights_on_the_embedded_backend() {
+    let mut slapd = Slapd::start();
+    let env = directory_env(&slapd);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&dir.path().join("data"), &env);
+
+    // The configuration checked against the server, as an operator would.
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["directory", "test", "alice"])
+        .envs(env.iter().copied()));
+    assert!(out.contains("with StartTLS"), "{out}");
+    assert!(
+        out.contains("uid=alice,ou=people,dc=example,dc=com"),
+        "{out}"
+    );
+    assert!(out.contains("cn=devs,ou=groups"), "{out}");
+    assert!(out.contains("prod push"), "{out}");
+    let out = run(Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["directory", "test", "carol"])
+        .envs(env.iter().copied()));
+    assert!(out.contains("administrator: yes"), "{out}");
+    let failed = Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["directory", "test", "bob"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("disabled accounts are"));
+
+    directory_story(&server, &mut slapd);
+}
+
+#[test]
+fn directory_users_log_in_push_and_lose_rights_on_postgres_and_s3() {
+    let mut slapd = Slapd::start();
+    let env = directory_env(&slapd);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut cluster = Cluster::start_with(1, &env);
+    let server = cluster.nodes.remove(0);
+    directory_story(&server, &mut slapd);
+}
