@@ -175,6 +175,33 @@ fn directory_story(server: &Server, slapd: &mut Slapd) {
         status_as(server, "alice", &key, "GET", "/api/v1/keys") == 401
     });
 
+    // An administrator disables a directory account here: the directory does not undo it.
+    let admin = server.http();
+    let patch = |disabled: bool| {
+        admin
+            .patch(&server.url("/api/v1/users/carol"))
+            .header("Content-Type", "application/json")
+            .send(format!(r#"{{"disabled": {disabled}}}"#))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(patch(true), 204);
+    assert_eq!(
+        status_as(server, "carol", "carol-pass", "GET", "/api/v1/users"),
+        401
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        status_as(server, "carol", "carol-pass", "GET", "/api/v1/users"),
+        401
+    );
+    assert_eq!(patch(false), 204);
+    assert_eq!(
+        status_as(server, "carol", "carol-pass", "GET", "/api/v1/users"),
+        200
+    );
+
     // The directory stopped: the local administrator still logs in; directory users are
     // told why they cannot.
     slapd.stop();

@@ -519,10 +519,18 @@ impl Auth {
             let old_roles: Option<super::directory::GroupRoles> = w
                 .setting(&roles_key(name))?
                 .and_then(|b| serde_json::from_slice(&b).ok());
+            // Disabled while the directory still had the account: an administrator did it
+            // here, and the directory does not undo it (the directory's own disabling
+            // leaves roles with no DN).
+            let disabled_here = before.as_ref().is_some_and(|u| u.disabled)
+                && old_roles.as_ref().is_some_and(|r| !r.dn.is_empty());
+            if disabled_here && login {
+                return Err(Error::InvalidCredentials);
+            }
             let record = UserRecord {
                 password_hash: DIRECTORY_PASSWORD.to_owned(),
                 admin: roles.as_ref().is_some_and(|r| r.admin),
-                disabled: roles.is_none(),
+                disabled: roles.is_none() || disabled_here,
                 created: before.as_ref().map_or(now, |u| u.created),
                 last_login: if login {
                     Some(now)
