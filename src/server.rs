@@ -431,7 +431,12 @@ async fn serve_on(
             .wrap(middleware::from_fn(http::caller::echo_namespace))
             .wrap(middleware::from_fn(http::access_log::log_request))
             .configure(http::configure(r.clone(), a.clone(), realm.clone(), gc))
-    });
+    })
+    // A response goes out as soon as it is written: with Nagle's algorithm on (actix's
+    // default), a small response on a kept-alive connection waited for the client's delayed
+    // ACK, about 40 ms (measured in benches/connector.rs; Go's servers, Distribution's
+    // among them, turn it off too).
+    .tcp_nodelay(true);
     let listener = match listener {
         Some(l) => l,
         None => bind(config)?,
