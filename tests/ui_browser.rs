@@ -129,13 +129,21 @@ async fn log_in(c: &Client, base: &str, user: &str, password: &str) {
 
 /// Whether the page is wider than the window (a layout that breaks on a phone).
 /// Presses the form button of value `op` and waits for `then` on the page that follows.
+/// The page before is waited out first: `then` may be on it already (a second press of the
+/// same form), and reading it while the next one loads finds stale elements.
 async fn press(c: &Client, op: &str, then: &str) {
+    let before = c.find(Locator::Css("html")).await.unwrap();
     c.find(Locator::Css(&format!("button[value={op}]")))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while before.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "pressing {op} loaded no page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.wait().for_element(Locator::Css(then)).await.unwrap();
 }
 
