@@ -659,12 +659,17 @@ impl Auth {
         Ok(())
     }
 
-    /// The role `name`'s directory groups give on `feed`.
+    /// The role `name`'s directory groups give on `feed`; without a directory nothing is
+    /// read (this is on every authorization).
     fn directory_role(
+        &self,
         r: &dyn crate::store::meta::MetaRead,
         name: &str,
         feed: &str,
     ) -> Result<Caps, Error> {
+        if self.directory.get().is_none() {
+            return Ok(Caps::NONE);
+        }
         Ok(r.setting(&super::directory::roles_key(name))?
             .and_then(|b| serde_json::from_slice::<super::directory::GroupRoles>(&b).ok())
             .and_then(|g| g.role(feed))
@@ -954,13 +959,13 @@ impl Auth {
             }
             Some(p) if p.is_admin() => Caps::ALL,
             Some(Principal::User { name, .. }) => {
-                granted(&user_subject(name))?.join(Self::directory_role(&*r, name, feed)?)
+                granted(&user_subject(name))?.join(self.directory_role(&*r, name, feed)?)
             }
             Some(Principal::Key { id, owner, .. }) => {
                 let owner_caps = if r.user(owner)?.is_some_and(|u| u.admin) {
                     Caps::ALL
                 } else {
-                    granted(&user_subject(owner))?.join(Self::directory_role(&*r, owner, feed)?)
+                    granted(&user_subject(owner))?.join(self.directory_role(&*r, owner, feed)?)
                 };
                 granted(&key_subject(id))?.meet(owner_caps)
             }
