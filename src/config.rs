@@ -81,6 +81,9 @@ impl Default for AuditConfig {
 pub struct DirectoryConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ldap: Option<LdapConfig>,
+    /// UI sign-in through an `OpenID Connect` provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcConfig>,
     /// Directory groups and the roles their members hold.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<crate::domain::directory::GroupRole>,
@@ -93,6 +96,7 @@ impl Default for DirectoryConfig {
     fn default() -> Self {
         Self {
             ldap: None,
+            oidc: None,
             groups: Vec::new(),
             cache_seconds: 300,
         }
@@ -135,6 +139,62 @@ pub struct LdapConfig {
     pub group_filter: String,
     #[serde(default = "default_ldap_timeout")]
     pub timeout_seconds: u64,
+}
+
+/// An `OpenID Connect` provider the UI signs in with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer: its `/.well-known/openid-configuration` tells the rest.
+    pub issuer: String,
+    pub client_id: String,
+    /// A file whose first line is the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    /// The client secret itself (from the environment in practice; never printed). Neither
+    /// set: a public client, with PKCE alone.
+    #[serde(default, skip_serializing)]
+    pub client_secret: Option<String>,
+    /// Scopes asked for; `openid` is always added. `offline_access` asks for the refresh
+    /// token that lets semdock see later that a user was disabled.
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// `prompt` of the sign-in request (`consent`: some providers issue a refresh token only
+    /// after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The claim that names the semdock account; dots reach into objects.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// The claim listing the user's groups, matched against `[[directory.groups]]`.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The label of the sign-in button.
+    #[serde(default = "default_oidc_label")]
+    pub label: String,
+    /// PEM CA certificates of the provider's certificate (the system's roots otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    ["openid", "profile", "email", "offline_access"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn default_username_claim() -> String {
+    "preferred_username".to_owned()
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+fn default_oidc_label() -> String {
+    "Sign in with the company account".to_owned()
 }
 
 fn default_user_filter() -> String {
@@ -501,48 +561,81 @@ impl Config {
     /// one.
     pub fn directory(&self) -> Result<Option<crate::domain::directory::Directory>, String> {
         let d = &self.directory;
-        let Some(l) = &d.ldap else {
+        if d.ldap.is_none() && d.oidc.is_none() {
             if !d.groups.is_empty() {
-                return Err("directory.groups is set but directory.ldap is not".into());
+                return Err(
+                    "directory.groups is set but neither directory.ldap nor directory.oidc is"
+                        .into(),
+                );
             }
             return Ok(None);
-        };
+        }
         let read = |what: &str, f: &Path| {
             std::fs::read(f)
                 .map_err(|e| format!("cannot read the directory's {what} {}: {e}", f.display()))
         };
-        let ca_pem = l
-            .ca_file
-            .as_deref()
-            .map(|f| read("CA file", f))
-            .transpose()?;
-        let bind_password = match (&l.bind_password, &l.bind_password_file) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(f)) => Some(
-                String::from_utf8_lossy(&read("password file", f)?)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-            (None, None) => None,
+        let secret = |value: &Option<String>, file: &Option<PathBuf>| -> Result<_, String> {
+            Ok(match (value, file) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(f)) => Some(
+                    String::from_utf8_lossy(&read("password file", f)?)
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ),
+                (None, None) => None,
+            })
         };
-        let ldap = crate::store::ldap::Ldap::new(crate::store::ldap::LdapSettings {
-            url: l.url.clone(),
-            starttls: l.starttls,
-            ca_pem,
-            bind_dn: l.bind_dn.clone(),
-            bind_password,
-            user_base: l.user_base.clone(),
-            user_filter: l.user_filter.clone(),
-            group_attribute: l.group_attribute.clone(),
-            group_base: l.group_base.clone(),
-            group_filter: l.group_filter.clone(),
-            timeout: std::time::Duration::from_secs(l.timeout_seconds.max(1)),
-        })
-        .map_err(|e| e.to_string())?;
+        let ldap = match &d.ldap {
+            None => None,
+            Some(l) => Some(
+                crate::store::ldap::Ldap::new(crate::store::ldap::LdapSettings {
+                    url: l.url.clone(),
+                    starttls: l.starttls,
+                    ca_pem: l
+                        .ca_file
+                        .as_deref()
+                        .map(|f| read("CA file", f))
+                        .transpose()?,
+                    bind_dn: l.bind_dn.clone(),
+                    bind_password: secret(&l.bind_password, &l.bind_password_file)?,
+                    user_base: l.user_base.clone(),
+                    user_filter: l.user_filter.clone(),
+                    group_attribute: l.group_attribute.clone(),
+                    group_base: l.group_base.clone(),
+                    group_filter: l.group_filter.clone(),
+                    timeout: std::time::Duration::from_secs(l.timeout_seconds.max(1)),
+                })
+                .map_err(|e| e.to_string())?,
+            ),
+        };
+        let oidc = match &d.oidc {
+            None => None,
+            Some(o) => Some(
+                crate::store::oidc::Oidc::new(crate::store::oidc::OidcSettings {
+                    issuer: o.issuer.clone(),
+                    client_id: o.client_id.clone(),
+                    client_secret: secret(&o.client_secret, &o.client_secret_file)?
+                        .unwrap_or_default(),
+                    scopes: o.scopes.clone(),
+                    prompt: o.prompt.clone(),
+                    username_claim: o.username_claim.clone(),
+                    groups_claim: o.groups_claim.clone(),
+                    ca_pem: o
+                        .ca_file
+                        .as_deref()
+                        .map(|f| read("CA file", f))
+                        .transpose()?,
+                    timeout: std::time::Duration::from_secs(o.timeout_seconds.max(1)),
+                    label: o.label.clone(),
+                })
+                .map_err(|e| format!("directory.oidc: {e}"))?,
+            ),
+        };
         crate::domain::directory::Directory::new(
             ldap,
+            oidc,
             d.groups.clone(),
             std::time::Duration::from_secs(d.cache_seconds.max(1)),
         )

@@ -456,7 +456,7 @@ async fn serve_on(
     // Payloads name the address actually bound (a configured port 0 is the kernel's pick).
     let bound = server.addrs().first().map(ToString::to_string);
     let mut jobs = schedule(config, &registry, bound);
-    if config.directory.ldap.is_some() {
+    if config.directory.ldap.is_some() || config.directory.oidc.is_some() {
         jobs.push(refresh_directory(config, &auth));
     }
     let running = server.run();

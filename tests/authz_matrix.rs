@@ -138,6 +138,9 @@ fn rows() -> Vec<Row> {
         r("GET", "/ui/static/{file}", "/ui/static/app.css", None, Anyone),
         r("GET", "/ui/login", "/ui/login", None, Anyone),
         r("POST", "/ui/login", "/ui/login", None, Authentication),
+        // Without a provider configured: a page saying so, to anyone.
+        r("GET", "/ui/oidc/start", "/ui/oidc/start", None, Anyone),
+        r("GET", "/ui/oidc/callback", "/ui/oidc/callback?code=x&state=y", None, Anyone),
         r("GET", "/ui/", "/ui/", None, Login),
         r("GET", "/ui", "/ui", None, Login),
         r("POST", "/ui/feeds", "/ui/feeds", Some(Form(&[("name", "Bad Name")])), Admin),
@@ -162,6 +165,7 @@ fn rows() -> Vec<Row> {
         r("POST", "/ui/users", "/ui/users", Some(Form(&[("name", "Bad Name")])), Admin),
         r("POST", "/ui/users/{name}/state", "/ui/users/dummy/state", Some(Form(&[("state", "enable")])), Admin),
         r("POST", "/ui/users/{name}/password", "/ui/users/dummy/password", Some(Form(&[])), Admin),
+        r("GET", "/ui/keys", "/ui/keys", None, Login),
         r("POST", "/ui/keys", "/ui/keys", Some(Form(&[("name", "")])), Account),
         r("POST", "/ui/keys/{id}/revoke", "/ui/keys/0000000000000000/revoke", Some(Form(&[])), Account),
         // Last: it ends the session it is sent with.

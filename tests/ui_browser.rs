@@ -127,6 +127,26 @@ async fn log_in(c: &Client, base: &str, user: &str, password: &str) {
     assert_eq!(c.current_url().await.unwrap().path(), "/ui/");
 }
 
+/// Presses Log out, and checks that the session is over.
+async fn log_out(c: &Client, base: &str) {
+    c.find(Locator::Css("form[action='/ui/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/ui/login"),
+        "the session outlived its logout"
+    );
+}
+
 /// Whether the page is wider than the window (a layout that breaks on a phone).
 /// Presses the form button of value `op` and waits for `then` on the page that follows.
 /// The page before is waited out first: `then` may be on it already (a second press of the
@@ -761,24 +781,297 @@ async fn directory_users_sign_in_to_the_ui_in_chromium() {
         "a pull user sees no user list: {page}"
     );
     c.goto(&format!("{base}/ui/")).await.unwrap();
-    c.find(Locator::Css("form[action='/ui/logout'] button"))
+    log_out(&c, &base).await;
+    log_in(&c, &base, "carol", "carol-pass").await;
+    c.goto(&format!("{base}/ui/users")).await.unwrap();
+    let page = text(&c).await;
+    assert!(page.contains("alice") && page.contains("carol"), "{page}");
+    c.close().await.unwrap();
+}
+
+/// The element `css` of the provider's next page; the page's source when it does not come.
+async fn provider_page(c: &Client, css: &str) -> fantoccini::elements::Element {
+    match c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => panic!(
+            "no {css} on the provider's page ({e}) at {}: {}",
+            c.current_url().await.unwrap(),
+            c.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+/// Signs in through the `OpenID Connect` provider's development pages as `user`, and waits
+/// for the dashboard.
+async fn oidc_sign_in(c: &Client, base: &str, user: &str) {
+    at_the_provider(c, base, user).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.current_url().await.unwrap().path() != "/ui/" {
+        assert!(
+            Instant::now() < deadline,
+            "the sign-in did not reach the dashboard: at {}",
+            c.current_url().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+}
+
+/// Presses the sign-in button and goes through the provider's pages as `user`.
+async fn at_the_provider(c: &Client, base: &str, user: &str) {
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    let button = c.find(Locator::Css("#oidc")).await.unwrap();
+    assert_eq!(button.text().await.unwrap(), "Sign in with Example ID");
+    button.click().await.unwrap();
+    // The provider: its login form unless it knows the browser already, then its consent.
+    let field = provider_page(
+        c,
+        "input[name=login], form input[name=prompt][value=consent]",
+    )
+    .await;
+    if field.attr("name").await.unwrap().as_deref() == Some("login") {
+        fill(c, "input[name=login]", user).await;
+        fill(c, "input[name=password]", "any-password").await;
+        c.find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        provider_page(c, "form input[name=prompt][value=consent]").await;
+    }
+    c.find(Locator::Css("button[type=submit]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+}
+
+fn key_status(base: &str, user: &str, key: &str, path: &str) -> u16 {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{key}"));
+    common::http_as(Some(format!("Basic {basic}")))
+        .get(&format!("{base}{path}"))
+        .call()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn wait_for(what: &str, server: &Server, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen in time; the log of {}:\n{}",
+            server.addr,
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An `OpenID Connect` user's story, told through `base` (one node, or a load balancer in
+/// front of several) with docker on `client` pushing to `host`: signs in with the
+/// provider, gets roles from groups, makes an API key for docker, loses the role and then
+/// the account when the provider says so; an administrator by group; logout; with the
+/// provider gone the local administrator still logs in.
+#[allow(clippy::too_many_lines)] // one story, told in order
+async fn oidc_story(
+    base: &str,
+    provider: &mut common::oidc::Provider,
+    client: &Server,
+    host: &str,
+    admin_password: &str,
+) {
+    provider.client(base);
+    provider.user("dana", &["devs"], false);
+    provider.user("erin", &["registry-admins"], false);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    oidc_sign_in(&c, base, "dana").await;
+    let bar = c
+        .find(Locator::Css("header"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(bar.contains("dana") && bar.contains("API keys"), "{bar}");
+    assert!(!bar.contains("Users"), "dana is no administrator: {bar}");
+    assert!(text(&c).await.contains("prod"));
+    shot(&c, "50-oidc-user").await;
+
+    // Her API key for docker, made in the UI: the roles she holds now.
+    c.goto(&format!("{base}/ui/keys")).await.unwrap();
+    fill(&c, "#key-name", "ci").await;
+    c.find(Locator::Css("form[action='/ui/keys'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let key = c
+        .wait()
+        .for_element(Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let out = client.docker_login_as(host, "dana", &key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = format!("{host}/prod/app:4.0.0");
+    let ctx = image_context(1, "oidc");
+    run(client
+        .docker()
+        .args(["build", "--no-cache", "-q", "-t", &image])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0"));
+    run(client.docker().args(["push", &image]));
+    c.goto(&format!("{base}/ui/keys")).await.unwrap();
+    let page = text(&c).await;
+    assert!(page.contains("ci") && page.contains("prod: push"), "{page}");
+
+    // Out of the group at the provider: within the cache time the key cannot pull, and the
+    // UI session (of the old roles) is over.
+    provider.user("dana", &[], false);
+    wait_for("the group removal", client, || {
+        key_status(base, "dana", &key, "/v2/prod/app/tags/list") != 200
+    })
+    .await;
     c.goto(&format!("{base}/ui/")).await.unwrap();
     assert!(
         c.current_url()
             .await
             .unwrap()
             .path()
-            .starts_with("/ui/login")
+            .starts_with("/ui/login"),
+        "the session outlived the roles it had"
     );
-    log_in(&c, &base, "carol", "carol-pass").await;
+    // Disabled at the provider: the key stops altogether.
+    provider.user("dana", &["devs"], true);
+    wait_for("the disabling", client, || {
+        key_status(base, "dana", &key, "/api/v1/keys") == 401
+    })
+    .await;
+    c.close().await.unwrap();
+
+    // Erin's groups make her an administrator; logout ends her session.
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    oidc_sign_in(&c, base, "erin").await;
     c.goto(&format!("{base}/ui/users")).await.unwrap();
     let page = text(&c).await;
-    assert!(page.contains("alice") && page.contains("carol"), "{page}");
+    assert!(page.contains("dana") && page.contains("erin"), "{page}");
+    assert!(page.contains("disabled"), "dana shows as disabled: {page}");
+    log_out(&c, base).await;
+
+    // A forged callback (a state this browser never got) signs no one in.
+    c.goto(&format!("{base}/ui/oidc/callback?code=stolen&state=forged"))
+        .await
+        .unwrap();
+    let page = text(&c).await;
+    assert!(page.contains("not started here"), "{page}");
+
     c.close().await.unwrap();
+
+    // The provider's user called admin does not become the local administrator.
+    provider.user("admin", &["registry-admins"], false);
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    at_the_provider(&c, base, "admin").await;
+    let error = c
+        .wait()
+        .for_element(Locator::Css(".notice.error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("local account"), "{error}");
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/ui/oidc/callback")
+    );
+
+    // The provider gone: the local administrator still logs in with a password.
+    provider.stop();
+    log_in(&c, base, "admin", admin_password).await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_users_sign_in_through_the_provider_in_chromium() {
+    let mut provider = common::oidc::Provider::start();
+    let env = common::oidc::oidc_env(&provider);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&dir.path().join("data"), &env);
+    // The configuration checked against the provider, as an operator would.
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["directory", "test"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("issuer {} answers", provider.issuer))
+            && out.contains("1 signing key"),
+        "{out}"
+    );
+    let wrong = format!("{}/not-the-issuer", provider.issuer);
+    let failed = std::process::Command::new(env!("CARGO_BIN_EXE_semdock"))
+        .args(["directory", "test"])
+        .envs(env.iter().copied())
+        .env("SEMDOCK_DIRECTORY__OIDC__ISSUER", &wrong)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("404") && err.contains(&wrong), "{err}");
+    let base = server.url("");
+    oidc_story(
+        &base,
+        &mut provider,
+        &server,
+        &server.host(),
+        &server.admin_password,
+    )
+    .await;
+}
+
+/// The same on two nodes over PostgreSQL and S3 behind HAProxy: the sign-in may start on
+/// one node and come back to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_users_sign_in_on_two_nodes_behind_haproxy() {
+    let mut provider = common::oidc::Provider::start();
+    let env = common::oidc::oidc_env(&provider);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let cluster = common::cluster::Cluster::start_with(2, &env);
+    let lb = common::cluster::LoadBalancer::start(&cluster.nodes.iter().collect::<Vec<_>>());
+    let first = &cluster.nodes[0];
+    oidc_story(
+        &lb.url(""),
+        &mut provider,
+        first,
+        &lb.host(),
+        &first.admin_password,
+    )
+    .await;
 }

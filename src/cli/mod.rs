@@ -86,7 +86,7 @@ then these flags. `semdock config` prints the result."
     },
     /// Print the effective configuration.
     Config,
-    /// The company directory ([directory.ldap] in the configuration).
+    /// The company directory ([directory.ldap] or [directory.oidc] in the configuration).
     Directory {
         #[command(subcommand)]
         action: DirectoryAction,
@@ -1059,13 +1059,26 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
 
 /// `semdock directory test`: each step the server takes, and what it found.
 fn directory_test(config: &Config, user: Option<&str>) -> anyhow::Result<()> {
-    let Some(ldap) = &config.directory.ldap else {
-        anyhow::bail!("no directory is configured: add [directory.ldap] to the configuration");
+    let dir = config.directory().map_err(anyhow::Error::msg)?.context(
+        "no directory is configured: add [directory.ldap] or [directory.oidc] to the configuration",
+    )?;
+    if let Some(oidc) = dir.oidc() {
+        let found = oidc.check().map_err(|e| {
+            anyhow::anyhow!(
+                "{e} (OpenID Connect: is the issuer {} right and reachable; with https, does ca_file hold the CA that signed the provider's certificate?)",
+                oidc.issuer()
+            )
+        })?;
+        println!("OpenID Connect: {found}");
+    }
+    let (Some(ldap), Some(dir_ldap)) = (&config.directory.ldap, dir.ldap()) else {
+        if user.is_some() {
+            anyhow::bail!(
+                "only an LDAP directory can be asked about a user; OpenID Connect users are seen when they sign in"
+            );
+        }
+        return Ok(());
     };
-    let dir = config
-        .directory()
-        .map_err(anyhow::Error::msg)?
-        .context("no directory is configured")?;
     let explain = |e: crate::store::ldap::DirectoryError| match e {
         crate::store::ldap::DirectoryError::Unavailable(why) => anyhow::anyhow!(
             "cannot reach {}: {why} (is the URL right; with StartTLS or ldaps://, does ca_file hold the CA that signed the server's certificate?)",
@@ -1073,7 +1086,7 @@ fn directory_test(config: &Config, user: Option<&str>) -> anyhow::Result<()> {
         ),
         refused @ crate::store::ldap::DirectoryError::Refused(_) => anyhow::anyhow!("{refused}"),
     };
-    dir.check().map_err(explain)?;
+    dir_ldap.check().map_err(explain)?;
     println!(
         "{}: reached{}, {}",
         ldap.url,
@@ -1086,7 +1099,7 @@ fn directory_test(config: &Config, user: Option<&str>) -> anyhow::Result<()> {
     let Some(user) = user else {
         return Ok(());
     };
-    let Some(found) = dir.find(user).map_err(explain)? else {
+    let Some(found) = dir_ldap.find(user).map_err(explain)? else {
         anyhow::bail!(
             "no single entry under {} matches {} for {user:?} (unknown, ambiguous, or excluded by the filter, as disabled accounts are)",
             ldap.user_base,

@@ -24,6 +24,7 @@ use crate::store::meta::{ApiKeyRecord, AuditRecord, MetaWrite, Metadata, UserRec
 use super::Error;
 use super::audit::{self, Kind};
 use super::cache::GenCache;
+use super::directory::{DIRECTORY_PASSWORD, GroupRoles, roles_key};
 
 /// The file the first start writes the admin's password to.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
@@ -35,6 +36,8 @@ const KEY_PREFIX: &str = "sdk_";
 const TOKEN_KEY: &str = "token-signing-key";
 const HASH_KEY: &str = "api-key-hash-key";
 const ISSUER: &str = "semdock";
+/// Held by the node refreshing directory accounts.
+const DIRECTORY_LOCK: i64 = 0x5e3d_0d1c;
 
 /// Failed logins allowed per account (user or key) from one address, and per client
 /// address, within one window.
@@ -470,6 +473,21 @@ impl Auth {
 
     // ---- the company directory ----
 
+    /// The directory, when it has an `OpenID Connect` provider.
+    #[must_use]
+    pub fn oidc(&self) -> Option<Arc<super::directory::Directory>> {
+        self.directory.get().filter(|d| d.oidc().is_some()).cloned()
+    }
+
+    /// The label of the `OpenID Connect` sign-in button, when a provider is configured.
+    #[must_use]
+    pub fn oidc_label(&self) -> Option<String> {
+        self.directory
+            .get()
+            .and_then(|d| d.oidc())
+            .map(|o| o.label().to_owned())
+    }
+
     /// Logs in `name` with the directory's password: creates or updates the local account
     /// (a directory account) and its group roles.
     fn directory_login(
@@ -478,7 +496,10 @@ impl Auth {
         name: &str,
         password: &str,
     ) -> Result<Principal, Error> {
-        let found = dir.verify(name, password).map_err(|e| {
+        let Some(ldap) = dir.ldap() else {
+            return Err(Error::InvalidCredentials);
+        };
+        let found = ldap.verify(name, password).map_err(|e| {
             tracing::warn!(user = name, error = %e, "directory login failed");
             Error::Unavailable(format!(
                 "{e}; directory accounts cannot log in until it answers (local accounts can)"
@@ -489,10 +510,69 @@ impl Auth {
         };
         let roles = dir.resolve(&found, self.clock.now_ms());
         let admin = roles.admin;
-        self.store_directory_account(name, Some(&roles), true)?;
+        self.store_directory_account(name, Some(&roles), true, DIRECTORY_PASSWORD)?;
         Ok(Principal::User {
             name: name.to_owned(),
             admin,
+        })
+    }
+
+    /// Signs in a user the `OpenID Connect` provider vouched for (`store::oidc` checked the
+    /// ID token): creates or updates their account and group roles, and keeps the refresh
+    /// token the provider issued, if any, for later checks.
+    pub fn oidc_sign_in(&self, user: &crate::store::oidc::OidcUser) -> Result<Principal, Error> {
+        use super::directory::{OIDC_PASSWORD, refresh_key};
+        let dir = self
+            .directory
+            .get()
+            .cloned()
+            .ok_or(Error::InvalidCredentials)?;
+        check_user_name(&user.name).map_err(|_| {
+            Error::Invalid(format!(
+                "the provider names this account {:?}, which is not a semdock user name (1 to 64 of a-z 0-9 . _ -): set directory.oidc.username_claim to a claim that is",
+                user.name
+            ))
+        })?;
+        let found = crate::store::ldap::DirectoryUser {
+            dn: user.subject.clone(),
+            groups: user.groups.clone(),
+        };
+        let roles = dir.resolve(&found, self.clock.now_ms());
+        let before = self.meta.read()?.user(&user.name)?;
+        if let Some(b) = &before
+            && b.password_hash != OIDC_PASSWORD
+        {
+            return Err(Error::Invalid(format!(
+                "{} is a {} account of semdock: the provider's user of that name cannot sign in as it",
+                user.name,
+                if b.password_hash == DIRECTORY_PASSWORD {
+                    "directory (LDAP)"
+                } else {
+                    "local"
+                }
+            )));
+        }
+        let stored_subject = self
+            .meta
+            .read()?
+            .setting(&roles_key(&user.name))?
+            .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
+            .map(|g| g.dn)
+            .filter(|dn| !dn.is_empty());
+        if stored_subject.is_some_and(|s| s != user.subject) {
+            return Err(Error::Invalid(format!(
+                "the account {} belongs to another user of the provider (another subject): an administrator must delete it first",
+                user.name
+            )));
+        }
+        self.store_directory_account(&user.name, Some(&roles), true, OIDC_PASSWORD)?;
+        if let Some(t) = &user.refresh_token {
+            self.meta
+                .write(|w| w.put_setting(&refresh_key(&user.name), t.as_bytes()))?;
+        }
+        Ok(Principal::User {
+            name: user.name.clone(),
+            admin: roles.admin,
         })
     }
 
@@ -504,15 +584,12 @@ impl Auth {
         name: &str,
         roles: Option<&super::directory::GroupRoles>,
         login: bool,
+        marker: &str,
     ) -> Result<(), Error> {
-        use super::directory::{DIRECTORY_PASSWORD, roles_key};
         let now = self.clock.now();
         self.meta.write(|w| {
             let before = w.user(name)?;
-            if before
-                .as_ref()
-                .is_some_and(|u| u.password_hash != DIRECTORY_PASSWORD)
-            {
+            if before.as_ref().is_some_and(|u| u.password_hash != marker) {
                 // A local account of the same name is never taken over by the directory.
                 return Err(Error::InvalidCredentials);
             }
@@ -528,7 +605,7 @@ impl Auth {
                 return Err(Error::InvalidCredentials);
             }
             let record = UserRecord {
-                password_hash: DIRECTORY_PASSWORD.to_owned(),
+                password_hash: marker.to_owned(),
                 admin: roles.as_ref().is_some_and(|r| r.admin),
                 disabled: roles.is_none() || disabled_here,
                 created: before.as_ref().map_or(now, |u| u.created),
@@ -594,19 +671,24 @@ impl Auth {
     }
 
     /// Asks the directory again about each directory account checked longer than half the
-    /// cache time ago; answers how many were asked. Run on a schedule.
+    /// cache time ago, on the node holding the directory lock (a refresh token may be
+    /// rotated by its use: two nodes must not spend the same one); answers how many were
+    /// asked. Run on a schedule.
     pub fn refresh_directory(&self) -> Result<usize, Error> {
-        use super::directory::{DIRECTORY_PASSWORD, GroupRoles, roles_key};
+        use super::directory::{OIDC_PASSWORD, refresh_key};
         let Some(dir) = self.directory.get() else {
+            return Ok(0);
+        };
+        let Some(_lock) = self.meta.try_exclusive(DIRECTORY_LOCK)? else {
             return Ok(0);
         };
         let now = self.clock.now_ms();
         let half = u64::try_from(dir.cache.as_millis() / 2).unwrap_or(u64::MAX);
-        let due: Vec<String> = {
+        let due: Vec<(String, String)> = {
             let r = self.meta.read()?;
             let mut due = Vec::new();
             for (name, u) in r.users()? {
-                if u.password_hash != DIRECTORY_PASSWORD {
+                if !super::directory::is_directory_account(&u.password_hash) || u.disabled {
                     continue;
                 }
                 let checked = r
@@ -614,21 +696,64 @@ impl Auth {
                     .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
                     .map_or(0, |g| g.checked_ms);
                 if now.saturating_sub(checked) >= half {
-                    due.push(name);
+                    due.push((name, u.password_hash));
                 }
             }
             due
         };
-        for name in &due {
-            match dir.find(name) {
-                Ok(found) => {
-                    let roles = found.map(|f| dir.resolve(&f, now));
-                    self.store_directory_account(name, roles.as_ref(), false)?;
+        let mut asked = 0;
+        for (name, marker) in &due {
+            if marker == DIRECTORY_PASSWORD {
+                let Some(ldap) = dir.ldap() else { continue };
+                asked += 1;
+                match ldap.find(name) {
+                    Ok(found) => {
+                        let roles = found.map(|f| dir.resolve(&f, now));
+                        self.store_directory_account(name, roles.as_ref(), false, marker)?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(user = name, error = %e, "could not ask the directory");
+                    }
                 }
-                Err(e) => tracing::warn!(user = name, error = %e, "could not ask the directory"),
+                continue;
+            }
+            let Some(oidc) = dir.oidc() else { continue };
+            let Some(token) = self.meta.read()?.setting(&refresh_key(name))? else {
+                // No refresh token: nothing to ask with; the account fails closed in time.
+                continue;
+            };
+            asked += 1;
+            let subject = self
+                .meta
+                .read()?
+                .setting(&roles_key(name))?
+                .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
+                .map(|g| g.dn)
+                .unwrap_or_default();
+            match oidc.refresh(&String::from_utf8_lossy(&token)) {
+                Ok(found) => {
+                    let found = found.filter(|u| u.subject == subject);
+                    let roles = found.as_ref().map(|u| {
+                        let du = crate::store::ldap::DirectoryUser {
+                            dn: u.subject.clone(),
+                            groups: u.groups.clone(),
+                        };
+                        dir.resolve(&du, now)
+                    });
+                    self.store_directory_account(name, roles.as_ref(), false, OIDC_PASSWORD)?;
+                    let rotated = found.and_then(|u| u.refresh_token);
+                    self.meta.write(|w| match (&roles, rotated) {
+                        (Some(_), Some(t)) => w.put_setting(&refresh_key(name), t.as_bytes()),
+                        (Some(_), None) => Ok(()),
+                        (None, _) => w.remove_setting(&refresh_key(name)),
+                    })?;
+                }
+                Err(e) => {
+                    tracing::warn!(user = name, error = %e, "could not ask the OpenID Connect provider");
+                }
             }
         }
-        Ok(due.len())
+        Ok(asked)
     }
 
     /// Refuses a directory account whose roles the directory has not confirmed for twice
@@ -639,8 +764,7 @@ impl Auth {
         name: &str,
         user: &UserRecord,
     ) -> Result<(), Error> {
-        use super::directory::{DIRECTORY_PASSWORD, GroupRoles, roles_key};
-        if user.password_hash != DIRECTORY_PASSWORD {
+        if !super::directory::is_directory_account(&user.password_hash) {
             return Ok(());
         }
         let Some(dir) = self.directory.get() else {
@@ -794,7 +918,10 @@ impl Auth {
         let is_directory = record
             .as_ref()
             .is_none_or(|r| r.password_hash == super::directory::DIRECTORY_PASSWORD);
-        if is_directory && let Some(dir) = self.directory.get().cloned() {
+        if is_directory
+            && let Some(dir) = self.directory.get().cloned()
+            && dir.ldap().is_some()
+        {
             return self.directory_login(&dir, name, password);
         }
         let record = record.ok_or(Error::InvalidCredentials)?;
@@ -1350,7 +1477,7 @@ impl Auth {
             .meta
             .read()?
             .user(name)?
-            .is_some_and(|u| u.password_hash == super::directory::DIRECTORY_PASSWORD)
+            .is_some_and(|u| super::directory::is_directory_account(&u.password_hash))
         {
             return Err(Error::Invalid(format!(
                 "{name} is a directory account: its password is the directory's, changed there"

@@ -1,5 +1,5 @@
-//! Sign-in with the company directory (LDAP, Active Directory): who a directory user is and
-//! which roles their groups give them.
+//! Sign-in with the company directory (LDAP, Active Directory, or an `OpenID Connect`
+//! provider): who a directory user is and which roles their groups give them.
 //!
 //! A directory user logs in with the directory's password; on success semdock keeps a local
 //! account for them (no password of its own: `DIRECTORY_PASSWORD`), its administrator flag
@@ -11,6 +11,12 @@
 //! epoch), and its API keys stop with a disabled owner. A directory that cannot be asked
 //! fails closed for directory accounts after twice `cache_seconds`; local accounts are never
 //! affected.
+//!
+//! An `OpenID Connect` account (`OIDC_PASSWORD`) signs in through the browser only; its
+//! groups come from a claim, and the refresh asks the provider with the refresh token it
+//! issued at sign-in: a refused grant (the user disabled or removed there) disables the
+//! account. A provider that issued no refresh token cannot be asked, so such an account
+//! fails closed twice `cache_seconds` after its sign-in until the user signs in again.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,11 +24,26 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Role;
-use crate::store::ldap::{DirectoryError, DirectoryUser, Ldap};
+use crate::store::ldap::{DirectoryUser, Ldap};
+use crate::store::oidc::Oidc;
 
-/// The password hash of a directory account: no password matches it, so only the
+/// The password hash of an LDAP directory account: no password matches it, so only the
 /// directory logs it in.
 pub const DIRECTORY_PASSWORD: &str = "!directory";
+/// The password hash of an `OpenID Connect` account: no password matches it; it signs in
+/// through the provider, and clients use its API keys.
+pub const OIDC_PASSWORD: &str = "!oidc";
+
+/// Whether a stored password hash marks an account the directory owns.
+#[must_use]
+pub fn is_directory_account(password_hash: &str) -> bool {
+    password_hash == DIRECTORY_PASSWORD || password_hash == OIDC_PASSWORD
+}
+
+/// The setting holding an `OpenID Connect` account's refresh token.
+pub(super) fn refresh_key(user: &str) -> String {
+    format!("oidc-refresh:{user}")
+}
 
 /// The setting holding a directory account's group roles.
 pub(super) fn roles_key(user: &str) -> String {
@@ -78,16 +99,23 @@ impl GroupRoles {
     }
 }
 
-/// The directory and the mapping of its groups.
+/// The directory (an LDAP server, an `OpenID Connect` provider, or both) and the mapping
+/// of its groups.
 pub struct Directory {
-    ldap: Ldap,
+    ldap: Option<Ldap>,
+    oidc: Option<Oidc>,
     groups: Vec<GroupRole>,
     pub cache: Duration,
 }
 
 impl Directory {
     /// Checks the mapping (roles that exist) and the client's settings.
-    pub fn new(ldap: Ldap, groups: Vec<GroupRole>, cache: Duration) -> Result<Self, String> {
+    pub fn new(
+        ldap: Option<Ldap>,
+        oidc: Option<Oidc>,
+        groups: Vec<GroupRole>,
+        cache: Duration,
+    ) -> Result<Self, String> {
         for g in &groups {
             match (&g.feed, &g.role) {
                 (Some(_), Some(r)) => {
@@ -104,11 +132,27 @@ impl Directory {
                 }
             }
         }
+        if ldap.is_none() && oidc.is_none() {
+            return Err("a directory needs directory.ldap or directory.oidc".into());
+        }
         Ok(Self {
             ldap,
+            oidc,
             groups,
             cache,
         })
+    }
+
+    /// The LDAP server, when one is configured.
+    #[must_use]
+    pub fn ldap(&self) -> Option<&Ldap> {
+        self.ldap.as_ref()
+    }
+
+    /// The `OpenID Connect` provider, when one is configured.
+    #[must_use]
+    pub fn oidc(&self) -> Option<&Oidc> {
+        self.oidc.as_ref()
     }
 
     /// What `user`'s groups give, at `now_ms`.
@@ -138,22 +182,5 @@ impl Directory {
             }
         }
         out
-    }
-
-    pub fn verify(
-        &self,
-        user: &str,
-        password: &str,
-    ) -> Result<Option<DirectoryUser>, DirectoryError> {
-        self.ldap.verify(user, password)
-    }
-
-    pub fn find(&self, user: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
-        self.ldap.find(user)
-    }
-
-    /// Connects and binds as the service account.
-    pub fn check(&self) -> Result<(), DirectoryError> {
-        self.ldap.check()
     }
 }

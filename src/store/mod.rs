@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod engine_runtime;
 pub mod ldap;
 pub mod meta;
+pub mod oidc;
 pub mod owner_only;
 pub mod upstream;
 

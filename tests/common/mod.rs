@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod ldap;
+pub mod oidc;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};

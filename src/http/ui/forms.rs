@@ -30,7 +30,7 @@ fn with_done(back: &str, code: &str) -> String {
 /// Only a local path may be a login's `next`: never another site, and never anything that
 /// cannot go into a `Location` header as it is (control characters, spaces, non-ASCII).
 /// Anything else falls back to the dashboard.
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with("/ui")
@@ -54,6 +54,8 @@ struct LoginPage {
     user: String,
     error: Option<String>,
     first_login: Option<String>,
+    /// The label of the `OpenID Connect` sign-in, when a provider is configured.
+    oidc: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -61,9 +63,10 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-fn login_response(
+pub(super) fn login_response(
     req: &HttpRequest,
     first_login: bool,
+    oidc: Option<String>,
     next: &str,
     user: &str,
     error: Option<String>,
@@ -85,6 +88,7 @@ fn login_response(
         user: user.to_owned(),
         error,
         first_login,
+        oidc,
     };
     let mut res = render(&page)?;
     *res.status_mut() = status;
@@ -100,8 +104,9 @@ pub async fn login_page(
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, UiError> {
     let next = safe_next(query.next.as_deref());
+    let label = auth.oidc_label();
     let first = run(move || Ok(auth.first_login_pending()?)).await?;
-    login_response(&req, first, &next, "", None, StatusCode::OK)
+    login_response(&req, first, label, &next, "", None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -130,6 +135,7 @@ pub async fn login(
     let next = safe_next(form.next.as_deref());
     let client = client_ip(&req);
     let user = form.user.clone();
+    let label = auth.oidc_label();
     let outcome = run(move || {
         let refused = |message: String, status| -> Result<_, UiError> {
             Ok(Err((message, status, auth.first_login_pending()?)))
@@ -167,7 +173,7 @@ pub async fn login(
             Ok(res)
         }
         Err((message, status, first)) => {
-            login_response(&req, first, &next, &user, Some(message), status)
+            login_response(&req, first, label, &next, &user, Some(message), status)
         }
     }
 }
@@ -718,6 +724,8 @@ struct SecretPage {
     nav: Option<Nav>,
     what: String,
     secret: String,
+    /// The page to go back to.
+    back: &'static str,
 }
 
 pub(super) fn show_secret(
@@ -730,6 +738,11 @@ pub(super) fn show_secret(
         nav: Nav::of(v),
         what,
         secret,
+        back: if v.principal.is_admin() {
+            "/ui/users"
+        } else {
+            "/ui/keys"
+        },
     })
 }
 
@@ -822,6 +835,9 @@ pub struct NewKeyForm {
     #[serde(default)]
     roles: String,
     admin: Option<String>,
+    /// Days until the key expires; empty: never.
+    #[serde(default)]
+    expires_days: String,
 }
 
 // POST /ui/keys — creates an API key, shown once.
@@ -841,14 +857,29 @@ pub async fn create_key(v: Viewer, form: web::Form<NewKeyForm>) -> Result<HttpRe
         };
         roles.insert(feed.to_owned(), role.to_owned());
     }
+    let expires = match f.expires_days.trim() {
+        "" => None,
+        d => {
+            let days: u64 =
+                d.parse().ok().filter(|d| *d > 0).ok_or_else(|| {
+                    UiError::bad_request(format!("{d:?} is not a number of days"))
+                })?;
+            Some(crate::store::now().saturating_add(days.saturating_mul(86_400)))
+        }
+    };
     let access = v.access.clone();
     let name = f.name.trim().to_owned();
     let n = name.clone();
     let key = run(move || {
         let owner = (!f.owner.trim().is_empty()).then(|| f.owner.trim().to_owned());
-        Ok(access
-            .account()?
-            .create_key(owner.as_deref(), &n, &roles, f.admin.is_some(), None)?)
+        let account = access.account()?;
+        // No roles named: the key gets the roles its owner holds now (never more later).
+        let roles = if roles.is_empty() {
+            account.roles_of(owner.as_deref())?
+        } else {
+            roles
+        };
+        Ok(account.create_key(owner.as_deref(), &n, &roles, f.admin.is_some(), expires)?)
     })
     .await?;
     show_secret(&v, format!("API key {name} ({})", key.id), key.key)
@@ -862,7 +893,11 @@ pub async fn revoke_key(
 ) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let id = path.into_inner();
-    let access = v.access;
+    let access = v.access.clone();
     run(move || Ok(access.account()?.revoke_key(&id)?)).await?;
-    Ok(redirect("/ui/users?done=revoked"))
+    Ok(redirect(if v.principal.is_admin() {
+        "/ui/users?done=revoked"
+    } else {
+        "/ui/keys?done=revoked"
+    }))
 }

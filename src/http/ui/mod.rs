@@ -4,6 +4,7 @@
 
 mod events;
 mod forms;
+mod oidc;
 mod pages;
 mod session;
 
@@ -46,6 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(forms::login_page))
             .route("/login", web::post().to(forms::login))
             .route("/logout", web::post().to(forms::logout))
+            .route("/oidc/start", web::get().to(oidc::start))
+            .route("/oidc/callback", web::get().to(oidc::callback))
             .route("/", web::get().to(pages::dashboard))
             .route("", web::get().to(pages::dashboard))
             .route("/feeds", web::post().to(forms::create_feed))
@@ -70,6 +73,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users", web::post().to(forms::create_user))
             .route("/users/{name}/state", web::post().to(forms::user_state))
             .route("/users/{name}/password", web::post().to(forms::reset_password))
+            .route("/keys", web::get().to(pages::keys))
             .route("/keys", web::post().to(forms::create_key))
             .route("/keys/{id}/revoke", web::post().to(forms::revoke_key))
             .default_service(web::to(|| async {
@@ -189,7 +193,7 @@ impl UiError {
         }
     }
 
-    fn not_found(message: String) -> Self {
+    pub(super) fn not_found(message: String) -> Self {
         Self::page(
             StatusCode::NOT_FOUND,
             "Not found",

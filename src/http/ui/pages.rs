@@ -748,6 +748,40 @@ fn roles_text<R: std::fmt::Display>(roles: &std::collections::BTreeMap<String, R
         .join(", ")
 }
 
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    title: &'static str,
+    nav: Option<Nav>,
+    keys: Vec<KeyRow>,
+}
+
+fn key_rows(keys: Vec<crate::domain::auth::KeyInfo>) -> Vec<KeyRow> {
+    keys.into_iter()
+        .map(|k| KeyRow {
+            roles: roles_text(&k.roles),
+            expires: k.expires.map_or_else(|| "never".into(), when),
+            id: k.id,
+            name: k.name,
+            owner: k.owner,
+            admin: k.admin,
+        })
+        .collect()
+}
+
+// GET /ui/keys — the viewer's own API keys, for docker and CI (every user: a directory or
+// OpenID Connect user has no password a client could use).
+pub async fn keys(v: Viewer) -> Result<HttpResponse, UiError> {
+    let access = v.access.clone();
+    let user = v.principal.user().to_owned();
+    let keys = run(move || Ok(access.account()?.keys()?)).await?;
+    render(&KeysPage {
+        title: "Your API keys",
+        nav: Nav::of(&v),
+        keys: key_rows(keys.into_iter().filter(|k| k.owner == user).collect()),
+    })
+}
+
 // GET /ui/users — users and API keys (administrators).
 pub async fn users(v: Viewer) -> Result<HttpResponse, UiError> {
     let access = v.access.clone();
@@ -769,17 +803,7 @@ pub async fn users(v: Viewer) -> Result<HttpResponse, UiError> {
                 disabled: u.disabled,
             })
             .collect(),
-        keys: keys
-            .into_iter()
-            .map(|k| KeyRow {
-                roles: roles_text(&k.roles),
-                expires: k.expires.map_or_else(|| "never".into(), when),
-                id: k.id,
-                name: k.name,
-                owner: k.owner,
-                admin: k.admin,
-            })
-            .collect(),
+        keys: key_rows(keys),
         feeds: feeds.into_iter().map(|(n, _)| n).collect(),
     })
 }

@@ -1,0 +1,94 @@
+// An OpenID Connect provider on loopback for semdock's tests: the `oidc-provider` package
+// (installed by scripts/test) with its development sign-in pages, users and groups the test
+// sets, and one confidential client whose redirect URI the test names once semdock runs.
+//
+//   node provider.mjs NODE_MODULES_DIR
+//
+// Prints `ISSUER=http://127.0.0.1:PORT` once it listens. Test controls (loopback only):
+//   POST /_test/client {"redirect_uri": "..."}         the client's redirect URI
+//   POST /_test/users  {"name": "...", "groups": [...], "disabled": false}
+import http from 'node:http';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const modules = process.argv[2];
+const { default: Provider } = await import(
+  pathToFileURL(path.join(modules, 'oidc-provider', 'lib', 'index.js')).href
+);
+
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'test-key', alg: 'RS256', use: 'sig' }] };
+const users = new Map();
+let provider = null;
+let issuer = '';
+
+function build(redirectUri) {
+  const p = new Provider(issuer, {
+    clients: [{
+      client_id: 'semdock',
+      client_secret: 'semdock-client-secret',
+      redirect_uris: [redirectUri],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }],
+    jwks,
+    cookies: { keys: ['semdock-test-cookie-key'] },
+    claims: { openid: ['sub'], profile: ['preferred_username', 'name'], groups: ['groups'] },
+    scopes: ['openid', 'offline_access', 'profile', 'groups'],
+    pkce: { required: () => true },
+    features: { devInteractions: { enabled: true } },
+    async findAccount(_ctx, id) {
+      const u = users.get(id);
+      if (!u || u.disabled) return undefined;
+      return {
+        accountId: id,
+        async claims() {
+          return { sub: id, preferred_username: id, name: id, groups: u.groups };
+        },
+      };
+    },
+  });
+  p.on('server_error', (_ctx, err) => console.error('server_error', err));
+  return p;
+}
+
+function body(req) {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => { try { resolve(JSON.parse(data || '{}')); } catch (e) { reject(e); } });
+  });
+}
+
+const server = http.createServer(async (req, res) => {
+  if (req.url.startsWith('/_test/')) {
+    try {
+      const b = await body(req);
+      if (req.url === '/_test/client') {
+        provider = build(b.redirect_uri);
+      } else if (req.url === '/_test/users') {
+        users.set(b.name, { groups: b.groups || [], disabled: !!b.disabled });
+      } else {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(204).end();
+    } catch (e) {
+      res.writeHead(400).end(String(e));
+    }
+    return;
+  }
+  if (!provider) {
+    res.writeHead(503).end('no client yet: POST /_test/client first');
+    return;
+  }
+  provider.callback()(req, res);
+});
+
+server.listen(0, '127.0.0.1', () => {
+  issuer = `http://127.0.0.1:${server.address().port}`;
+  provider = build('http://127.0.0.1:1/unset');
+  console.log(`ISSUER=${issuer}`);
+});
