@@ -781,6 +781,24 @@ mod tests {
     }
 
     #[test]
+    fn an_oidc_provider_alone_is_a_directory_and_needs_https() {
+        let mut c = Config::default();
+        c.directory.oidc = Some(
+            toml::from_str("issuer = \"https://login.example.com\"\nclient_id = \"semdock\"")
+                .unwrap(),
+        );
+        let d = c.directory().unwrap().unwrap();
+        assert!(d.oidc().is_some() && d.ldap().is_none());
+        assert_eq!(
+            d.oidc().unwrap().label(),
+            "Sign in with the company account"
+        );
+        c.directory.oidc.as_mut().unwrap().issuer = "http://login.example.com".into();
+        let err = c.directory().err().unwrap();
+        assert!(err.contains("plain http"), "{err}");
+    }
+
+    #[test]
     fn printed_config_reads_back_identically() {
         let c = Config::default();
         let back: Config = toml::from_str(&c.to_toml()).unwrap();
