@@ -586,8 +586,21 @@ impl Auth {
         login: bool,
         marker: &str,
     ) -> Result<(), Error> {
+        self.meta
+            .write(|w| self.store_directory_account_in(w, name, roles, login, marker))
+    }
+
+    /// `store_directory_account` inside the write transaction `w`.
+    fn store_directory_account_in(
+        &self,
+        w: &mut dyn MetaWrite,
+        name: &str,
+        roles: Option<&super::directory::GroupRoles>,
+        login: bool,
+        marker: &str,
+    ) -> Result<(), Error> {
         let now = self.clock.now();
-        self.meta.write(|w| {
+        {
             let before = w.user(name)?;
             if before.as_ref().is_some_and(|u| u.password_hash != marker) {
                 // A local account of the same name is never taken over by the directory.
@@ -667,7 +680,7 @@ impl Auth {
                 )?;
             }
             Ok::<_, Error>(())
-        })
+        }
     }
 
     /// Asks the directory again about each directory account checked longer than half the
@@ -701,15 +714,16 @@ impl Auth {
             }
             due
         };
-        let mut asked = 0;
+        // Everything the directory said, written in one transaction at the end: one new
+        // metadata generation per round however many accounts were asked.
+        let mut answers: Vec<(&str, &str, Option<GroupRoles>, Option<String>)> = Vec::new();
         for (name, marker) in &due {
             if marker == DIRECTORY_PASSWORD {
                 let Some(ldap) = dir.ldap() else { continue };
-                asked += 1;
                 match ldap.find(name) {
                     Ok(found) => {
                         let roles = found.map(|f| dir.resolve(&f, now));
-                        self.store_directory_account(name, roles.as_ref(), false, marker)?;
+                        answers.push((name, marker, roles, None));
                     }
                     Err(e) => {
                         tracing::warn!(user = name, error = %e, "could not ask the directory");
@@ -718,18 +732,17 @@ impl Auth {
                 continue;
             }
             let Some(oidc) = dir.oidc() else { continue };
-            let Some(token) = self.meta.read()?.setting(&refresh_key(name))? else {
+            let r = self.meta.read()?;
+            let Some(token) = r.setting(&refresh_key(name))? else {
                 // No refresh token: nothing to ask with; the account fails closed in time.
                 continue;
             };
-            asked += 1;
-            let subject = self
-                .meta
-                .read()?
+            let subject = r
                 .setting(&roles_key(name))?
                 .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
                 .map(|g| g.dn)
                 .unwrap_or_default();
+            drop(r);
             match oidc.refresh(&String::from_utf8_lossy(&token)) {
                 Ok(found) => {
                     let found = found.filter(|u| u.subject == subject);
@@ -740,18 +753,29 @@ impl Auth {
                         };
                         dir.resolve(&du, now)
                     });
-                    self.store_directory_account(name, roles.as_ref(), false, OIDC_PASSWORD)?;
                     let rotated = found.and_then(|u| u.refresh_token);
-                    self.meta.write(|w| match (&roles, rotated) {
-                        (Some(_), Some(t)) => w.put_setting(&refresh_key(name), t.as_bytes()),
-                        (Some(_), None) => Ok(()),
-                        (None, _) => w.remove_setting(&refresh_key(name)),
-                    })?;
+                    answers.push((name, OIDC_PASSWORD, roles, rotated));
                 }
                 Err(e) => {
                     tracing::warn!(user = name, error = %e, "could not ask the OpenID Connect provider");
                 }
             }
+        }
+        let asked = answers.len();
+        if asked > 0 {
+            self.meta.write(|w| {
+                for (name, marker, roles, rotated) in &answers {
+                    self.store_directory_account_in(w, name, roles.as_ref(), false, marker)?;
+                    match (roles, rotated) {
+                        (Some(_), Some(t)) => w.put_setting(&refresh_key(name), t.as_bytes())?,
+                        (None, _) if *marker == OIDC_PASSWORD => {
+                            w.remove_setting(&refresh_key(name))?;
+                        }
+                        _ => {}
+                    }
+                }
+                Ok::<_, Error>(())
+            })?;
         }
         Ok(asked)
     }
