@@ -538,7 +538,8 @@ impl Auth {
             groups: user.groups.clone(),
         };
         let roles = dir.resolve(&found, self.clock.now_ms());
-        let before = self.meta.read()?.user(&user.name)?;
+        let r = self.meta.read()?;
+        let before = r.user(&user.name)?;
         if let Some(b) = &before
             && b.password_hash != OIDC_PASSWORD
         {
@@ -552,9 +553,7 @@ impl Auth {
                 }
             )));
         }
-        let stored_subject = self
-            .meta
-            .read()?
+        let stored_subject = r
             .setting(&roles_key(&user.name))?
             .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
             .map(|g| g.dn)
@@ -565,11 +564,15 @@ impl Auth {
                 user.name
             )));
         }
-        self.store_directory_account(&user.name, Some(&roles), true, OIDC_PASSWORD)?;
-        if let Some(t) = &user.refresh_token {
-            self.meta
-                .write(|w| w.put_setting(&refresh_key(&user.name), t.as_bytes()))?;
-        }
+        drop(r);
+        // The account and its refresh token in one transaction.
+        self.meta.write(|w| {
+            self.store_directory_account_in(w, &user.name, Some(&roles), true, OIDC_PASSWORD)?;
+            if let Some(t) = &user.refresh_token {
+                w.put_setting(&refresh_key(&user.name), t.as_bytes())?;
+            }
+            Ok::<_, Error>(())
+        })?;
         Ok(Principal::User {
             name: user.name.clone(),
             admin: roles.admin,
