@@ -157,6 +157,9 @@ fn semdock(upstream: &str) -> Cache {
         .env("SEMDOCK_LISTEN", format!("127.0.0.1:{port}"))
         .env("SEMDOCK_DATA_DIR", dir.path())
         .env("SEMDOCK_LOG__LEVEL", "warn")
+        // The upstreams of this bench are on loopback, which connectors reach only when
+        // allowed.
+        .env("SEMDOCK_OUTBOUND__ALLOW", "[\"127.0.0.0/8\"]")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

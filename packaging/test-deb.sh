@@ -55,7 +55,18 @@ port=$(free_port)
 runuser -u semdock -- env SEMDOCK_LISTEN="127.0.0.1:$port" /usr/bin/semdock serve \
   --config /etc/semdock/semdock.toml >"$work/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 100); do grep -q "semdock listening" "$work/server.log" && break; sleep 0.1; done
+# Waits for the server to listen or to exit, for a minute at most: its first start hashes
+# the administrator's password (argon2) and makes its first fsyncs, which take seconds on
+# a loaded machine.
+wait_listening() {
+  for _ in $(seq 1 600); do
+    grep -q "semdock listening" "$work/server.log" && return 0
+    kill -0 "$server_pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+wait_listening
 check "installed server starts as semdock" grep -q "semdock listening" "$work/server.log"
 check "admin password file 0600 semdock" mode_owner /var/lib/semdock/initial-admin-password "600 semdock:semdock"
 password=$(cat /var/lib/semdock/initial-admin-password 2>/dev/null)

@@ -49,6 +49,9 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub directory: DirectoryConfig,
+    /// Where connectors and webhooks may connect (see `store::outbound`).
+    #[serde(default)]
+    pub outbound: OutboundConfig,
     /// Retention rules per feed, stored for a feed that has none yet (first start); the API
     /// and CLI change them afterwards.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -207,6 +210,18 @@ fn default_group_filter() -> String {
 
 fn default_ldap_timeout() -> u64 {
     10
+}
+
+/// Where semdock may connect on a feed administrator's behalf: connectors' upstreams and
+/// webhook receivers reach the public internet, and of the rest only what `allow` names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Address ranges (CIDR, or single addresses) that connectors and webhooks may reach
+    /// although they are not public: internal registries, on-site receivers. Loopback,
+    /// link-local and this host's own addresses too, when named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
 }
 
 /// How webhook deliveries are made.
@@ -514,6 +529,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             webhooks: WebhooksConfig::default(),
             directory: DirectoryConfig::default(),
+            outbound: OutboundConfig::default(),
             retention: BTreeMap::new(),
             tls: None,
         }
@@ -555,6 +571,14 @@ impl Config {
                 .saturating_mul(1 << 20),
             upstream_timeout_seconds: self.limits.upstream_timeout_seconds,
         }
+    }
+
+    /// The outbound policy of connectors and webhooks, for a server listening on `own`.
+    pub fn outbound(
+        &self,
+        own: Vec<SocketAddr>,
+    ) -> Result<crate::store::outbound::Outbound, String> {
+        crate::store::outbound::Outbound::new(&self.outbound.allow, own)
     }
 
     /// The configured directory, checked (its CA and password files read); `None` without

@@ -32,6 +32,10 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
     if let Some(d) = config.directory().map_err(domain::Error::Invalid)? {
         services.auth.set_directory(Arc::new(d));
     }
+    let outbound = config
+        .outbound(vec![config.listen])
+        .map_err(domain::Error::Invalid)?;
+    services.registry.set_outbound(Arc::new(outbound));
     if services.initial_password.is_some() {
         // Only where it is: a log is kept for weeks and read by more people than the file.
         tracing::warn!(
@@ -195,6 +199,7 @@ fn schedule(
     config: &Config,
     registry: &Arc<Registry>,
     bound: Option<String>,
+    outbound: &Arc<crate::store::outbound::Outbound>,
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
     let jobs: [(Option<Duration>, Job); 7] = [
@@ -236,7 +241,7 @@ fn schedule(
             }
         }),
     ];
-    let mut handles = vec![deliver_webhooks(config, registry, bound)];
+    let mut handles = vec![deliver_webhooks(config, registry, bound, outbound)];
     for (interval, job) in jobs {
         let Some(interval) = interval else { continue };
         let (registry, config) = (registry.clone(), config.clone());
@@ -301,6 +306,7 @@ fn deliver_webhooks(
     config: &Config,
     registry: &Arc<Registry>,
     bound: Option<String>,
+    outbound: &Arc<crate::store::outbound::Outbound>,
 ) -> actix_web::rt::task::JoinHandle<()> {
     let w = &config.webhooks;
     let host = config.external_url.as_deref().map_or_else(
@@ -317,12 +323,14 @@ fn deliver_webhooks(
         first_backoff: Duration::from_millis(w.first_backoff_ms),
         max_backoff: Duration::from_secs(w.max_backoff_seconds),
     });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(delivery.timeout))
-        .user_agent(format!("semdock/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+    // Receivers are where feed administrators point them: only where the outbound policy
+    // allows.
+    let agent = outbound.agent(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(delivery.timeout))
+            .user_agent(format!("semdock/{}", env!("CARGO_PKG_VERSION"))),
+    );
     let sender = Arc::new(HttpSender(agent));
     let poll = Duration::from_millis(w.poll_ms.max(50));
     let registry = registry.clone();
@@ -455,7 +463,14 @@ async fn serve_on(
     }
     // Payloads name the address actually bound (a configured port 0 is the kernel's pick).
     let bound = server.addrs().first().map(ToString::to_string);
-    let mut jobs = schedule(config, &registry, bound);
+    // The sockets actually bound are the registry itself, which no outbound request calls.
+    let outbound = Arc::new(
+        config
+            .outbound(server.addrs())
+            .map_err(|e| StartError::Domain(domain::Error::Invalid(e)))?,
+    );
+    registry.set_outbound(outbound.clone());
+    let mut jobs = schedule(config, &registry, bound, &outbound);
     if config.directory.ldap.is_some() || config.directory.oidc.is_some() {
         jobs.push(refresh_directory(config, &auth));
     }

@@ -1236,3 +1236,353 @@ async fn retention_removes_cached_images_not_pulled_and_they_come_back_on_demand
         "fetched again"
     );
 }
+
+/// What a [`Spy`] answers to a request for a path.
+#[derive(Clone)]
+enum Answer {
+    /// 200 with this body.
+    Body(Vec<u8>),
+    /// 307 to this URL.
+    Redirect(String),
+    /// 200 announcing this many bytes, sending 1 KiB of them, then nothing while the test
+    /// runs.
+    Stall(u64),
+}
+
+/// An HTTP server on loopback standing in for an internal service or a hostile upstream:
+/// it answers each path as `answer` says and counts what it was asked.
+struct Spy {
+    addr: std::net::SocketAddr,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Spy {
+    fn start(ip: &str, answer: fn(&str) -> Answer) -> Self {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = TcpListener::bind((ip, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    log.lock().unwrap().push(path.clone());
+                    let _ = match answer(&path) {
+                        Answer::Body(body) => stream
+                            .write_all(
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                                    body.len()
+                                )
+                                .as_bytes(),
+                            )
+                            .and_then(|()| stream.write_all(&body)),
+                        Answer::Redirect(to) => stream.write_all(
+                            format!(
+                                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            )
+                            .as_bytes(),
+                        ),
+                        Answer::Stall(len) => stream
+                            .write_all(
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: application/octet-stream\r\n\r\n"
+                                )
+                                .as_bytes(),
+                            )
+                            .and_then(|()| stream.write_all(&[7; 1024]))
+                            .map(|()| std::thread::sleep(Duration::from_mins(2))),
+                    };
+                });
+            }
+        });
+        Self { addr, asked }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn asked(&self, part: &str) -> usize {
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.contains(part))
+            .count()
+    }
+}
+
+const SECRET: &[u8] = b"INTERNAL-SECRET ";
+
+fn secret_service(path: &str) -> Answer {
+    let _ = path;
+    Answer::Body(SECRET.repeat(512 * 1024))
+}
+
+fn get_text(server: &Server, path: &str) -> (u16, String) {
+    let mut res = server.http().get(&server.url(path)).call().unwrap();
+    let status = res.status().as_u16();
+    (status, res.body_mut().read_to_string().unwrap_or_default())
+}
+
+fn test_upstream(server: &Server, feed: &str, url: &str) -> String {
+    let (status, body) = json_call(
+        server,
+        "PATCH",
+        &format!("/api/v1/feeds/{feed}"),
+        &json!({"upstream": {"url": url}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, checked) = json_call(
+        server,
+        "POST",
+        &format!("/api/v1/feeds/{feed}/upstream/test"),
+        &json!({}),
+    );
+    assert_eq!((status, &checked["ok"]), (200, &json!(false)), "{checked}");
+    checked["message"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(url)
+        .to_owned()
+}
+
+/// Issue 30.1: a feed administrator's connector and webhooks cannot reach loopback,
+/// link-local, private or this host's own addresses unless the server's configuration
+/// allows them — checked on the resolved address of every connection, redirects included —
+/// and no byte of an upstream answer that fails its digest reaches the client.
+#[test]
+#[allow(clippy::too_many_lines)]
+fn connectors_and_webhooks_reach_no_internal_address_unless_allowed() {
+    let secret = Spy::start("127.0.0.1", secret_service);
+    let dir = tempfile::tempdir().unwrap();
+    // Only 127.0.0.2, the stand-in for an internal registry the administrator trusts.
+    let server = Server::start_in(
+        dir.path(),
+        &[("SEMDOCK_OUTBOUND__ALLOW", "[\"127.0.0.2\"]")],
+    );
+    let (status, body) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "upstream": {"url": secret.url()}}),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // The internal service is never asked: open, closed and unroutable ports all get the
+    // same sentence, so the check tells nothing about what listens there.
+    let open = test_upstream(&server, "hub", &secret.url());
+    assert!(
+        open.contains("127.0.0.1 is a loopback address") && open.contains("outbound.allow"),
+        "{open}"
+    );
+    assert_eq!(test_upstream(&server, "hub", "http://127.0.0.1:1"), open);
+    for (url, what) in [
+        ("http://169.254.169.254", "link-local"),
+        ("http://[::1]:8080", "loopback"),
+        ("http://0.0.0.0:8080", "unspecified"),
+        ("http://10.0.0.1", "private"),
+        ("http://192.168.1.1", "private"),
+        // A name is judged by what it resolves to.
+        (
+            &format!("http://localhost:{}", secret.addr.port()),
+            "loopback",
+        ),
+    ] {
+        let said = test_upstream(&server, "hub", url);
+        assert!(said.contains(what), "{url}: {said}");
+    }
+    test_upstream(&server, "hub", &secret.url());
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let (status, body) = get_text(&server, &format!("/v2/hub/app/blobs/{digest}"));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("loopback"), "{body}");
+    let (status, body) = get_text(&server, "/v2/hub/app/manifests/latest");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(secret.asked(""), 0, "the internal service was reached");
+
+    // An allowed upstream that redirects to the internal service: the hop is refused.
+    let redirect_to = format!("{}/steal", secret.url());
+    let redirector = Spy::start("127.0.0.2", |path| {
+        if path == "/v2/" {
+            Answer::Body(b"{}".to_vec())
+        } else {
+            Answer::Redirect(std::env::var("SPY_REDIRECT").unwrap())
+        }
+    });
+    // SAFETY: set before any thread of the spy reads it, and only by this test.
+    unsafe { std::env::set_var("SPY_REDIRECT", &redirect_to) };
+    let (status, _) = json_call(
+        &server,
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"upstream": {"url": redirector.url()}}),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = get_text(&server, &format!("/v2/hub/app/blobs/{digest}"));
+    assert_ne!(status, 200, "{body}");
+    assert!(body.contains("loopback"), "{body}");
+    assert_eq!(redirector.asked("/blobs/"), 1);
+    assert_eq!(
+        secret.asked(""),
+        0,
+        "a redirect reached the internal service"
+    );
+
+    // An allowed upstream answering a blob with other bytes: the client gets an error and
+    // not one byte of them (before, all but the last megabyte arrived).
+    let hostile = Spy::start("127.0.0.2", secret_service);
+    let (status, _) = json_call(
+        &server,
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"upstream": {"url": hostile.url()}}),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = get_text(&server, &format!("/v2/hub/app/blobs/{digest}"));
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        !body.contains("INTERNAL-SECRET"),
+        "unverified bytes reached the client"
+    );
+    assert!(body.contains("hashes to"), "{body}");
+    assert_eq!(hostile.asked("/blobs/"), 1);
+
+    // A webhook pointed at the internal service is never delivered there.
+    let (status, hook) = json_call(
+        &server,
+        "POST",
+        "/api/v1/webhooks",
+        &json!({"url": format!("{}/hook", secret.url()), "feed": "library"}),
+    );
+    assert_eq!(status, 201, "{hook}");
+    push_manifest(&server, "library/hooked", "1.0.0", b"a layer");
+    let id = hook["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let (_, log, _) = get(&server, &format!("/api/v1/webhooks/{id}/deliveries"));
+        if log.to_string().contains("loopback") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(log.to_string().contains("loopback"), "{log}");
+    assert_eq!(
+        secret.asked(""),
+        0,
+        "a webhook reached the internal service"
+    );
+}
+
+/// Issue 30.3: pulls of blobs whose upstream sends a little and then stalls do not take
+/// the node down — the other requests keep answering, the fetch ends at the upstream
+/// timeout, the waiting pulls fail with it together (not one timeout after another), and
+/// the node serves normally afterwards.
+#[test]
+fn a_stalled_upstream_does_not_take_the_node_down() {
+    let staller = Spy::start("127.0.0.2", |path| {
+        if path.contains("/blobs/") {
+            Answer::Stall(100 << 20)
+        } else {
+            Answer::Body(b"{}".to_vec())
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        dir.path(),
+        &[("SEMDOCK_LIMITS__UPSTREAM_TIMEOUT_SECONDS", "3")],
+    );
+    let (status, body) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "upstream": {"url": staller.url()}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let manifest = push_manifest(&server, "library/local", "1.0.0", b"served meanwhile");
+    let same = format!("sha256:{}", "cd".repeat(32));
+    // More pulls than the blocking pool has threads (512), most of one blob, some of
+    // blobs of their own.
+    let started = Instant::now();
+    let pulls: Vec<_> = (0..600)
+        .map(|i| {
+            let digest = if i % 6 == 0 {
+                format!("sha256:{i:064x}")
+            } else {
+                same.clone()
+            };
+            let url = server.url(&format!("/v2/hub/app/blobs/{digest}"));
+            let agent = server.http();
+            std::thread::spawn(move || {
+                agent.get(&url).call().map_or(0, |mut r| {
+                    let _ = r.body_mut().read_to_vec();
+                    r.status().as_u16()
+                })
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    for path in [
+        "/healthz".to_owned(),
+        "/readyz".to_owned(),
+        "/api/v1/feeds".to_owned(),
+        format!("/v2/library/local/manifests/{manifest}"),
+    ] {
+        let t = Instant::now();
+        let (status, body) = get_text(&server, &path);
+        assert_eq!(status, 200, "{path} while the upstream stalls: {body}");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "{path} took {:?}",
+            t.elapsed()
+        );
+    }
+    let statuses: Vec<u16> = pulls.into_iter().map(|p| p.join().unwrap()).collect();
+    assert!(
+        started.elapsed() < Duration::from_mins(1),
+        "the waiting pulls took {:?}",
+        started.elapsed()
+    );
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    // One fetch of the shared blob, not one per waiting pull.
+    assert!(
+        staller.asked(&same) <= 3,
+        "{} fetches",
+        staller.asked(&same)
+    );
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(get_text(&server, path).0, 200);
+    }
+    assert_eq!(
+        get_text(&server, &format!("/v2/library/local/manifests/{manifest}")).0,
+        200
+    );
+}
+
+/// Pushes an image of one `layer` as `repo:tag` over the API; its manifest digest.
+fn push_manifest(server: &Server, repo: &str, tag: &str, layer: &[u8]) -> String {
+    let (digest, body) = common::push_image_over_http(&server.http(), &server.url(""), repo, layer);
+    let res = server
+        .http()
+        .put(&server.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("Content-Type", common::OCI_MANIFEST)
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    digest
+}

@@ -96,6 +96,11 @@ pub enum Error {
     StorageFull,
     #[error("{0}")]
     Unavailable(String),
+    /// Another request is fetching what this one needs from a connector's upstream: wait
+    /// for it without holding a thread (`FlightWait::landed`), then ask again. Never an
+    /// answer to a client; one that does reach a client is a 503.
+    #[error("another request is fetching this from the connector's upstream: try again")]
+    InFlight(super::registry::FlightWait),
     #[error("storage I/O failed")]
     Io(#[source] io::Error),
     #[error(transparent)]

@@ -1,4 +1,4 @@
-//! Operational endpoints: `/healthz` (the process answers) and `/readyz` (it can serve:
+//! Operational endpoints: `/healthz` (the process answers and can run a request) and `/readyz` (it can serve:
 //! what a load balancer's health check asks).
 
 use actix_web::{HttpResponse, web};
@@ -11,9 +11,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz));
 }
 
-// GET /healthz: the process serves requests.
+/// How long `/healthz` waits for a thread of the blocking pool, where every request that
+/// reads or writes the stores runs: a node whose pool is exhausted cannot serve.
+const POOL_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+
+// GET /healthz: the process serves requests — it answers, and a task on the blocking pool
+// (where every store access runs) starts within a few seconds. 503 otherwise, so that a
+// supervisor restarts a node that has stopped serving.
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+    match actix_web::rt::time::timeout(POOL_PROBE, web::block(|| ())).await {
+        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ok\n"),
+        _ => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("the node cannot serve: its worker threads are all busy\n"),
+    }
 }
 
 // GET /readyz: the metadata store and the blob store both answer; otherwise 503 with the

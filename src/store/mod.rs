@@ -8,6 +8,7 @@ pub mod engine_runtime;
 pub mod ldap;
 pub mod meta;
 pub mod oidc;
+pub mod outbound;
 pub mod owner_only;
 pub mod upstream;
 

@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+
+use super::outbound::{self, Outbound};
 
 /// Every manifest type a pull asks for (byte-exact: whatever the upstream has is kept).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
@@ -76,15 +78,24 @@ fn challenge_params(value: &str) -> HashMap<String, String> {
 }
 
 impl Upstream {
+    /// A client of the registry at `url`, connecting only where `outbound` allows. An
+    /// answer's head must arrive within `timeout`, and so must each read of its body: an
+    /// upstream that stalls mid-body fails the fetch instead of holding it for ever.
     #[must_use]
-    pub fn new(url: &str, credentials: Option<(String, String)>, timeout: Duration) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(timeout))
-            .timeout_recv_response(Some(timeout))
-            .user_agent(format!("semdock/{} (connector)", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+    pub fn new(
+        url: &str,
+        credentials: Option<(String, String)>,
+        timeout: Duration,
+        outbound: &Arc<Outbound>,
+    ) -> Self {
+        let agent = outbound.agent(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(timeout))
+                .timeout_recv_response(Some(timeout))
+                .timeout_per_read(Some(timeout))
+                .user_agent(format!("semdock/{} (connector)", env!("CARGO_PKG_VERSION"))),
+        );
         Self {
             agent,
             base: url.trim_end_matches('/').to_owned(),
@@ -145,9 +156,10 @@ impl Upstream {
         if let Some(basic) = self.basic() {
             req = req.header("Authorization", &basic);
         }
-        let mut res = req
-            .call()
-            .map_err(|e| UpstreamError::Unavailable(format!("its token service: {e}")))?;
+        let mut res = req.call().map_err(|e| match outbound::refusal(&e) {
+            Some(why) => UpstreamError::Refused(format!("its token service: {why}")),
+            None => UpstreamError::Unavailable(format!("its token service: {e}")),
+        })?;
         let status = res.status().as_u16();
         if is_unavailable(status) {
             return Err(UpstreamError::Unavailable(format!(
@@ -200,8 +212,7 @@ impl Upstream {
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
             }
-            req.call()
-                .map_err(|e| UpstreamError::Unavailable(e.to_string()))
+            req.call().map_err(call_error)
         };
         let first = self.cached_token(&scope).or_else(|| self.basic());
         let res = send(first.as_deref())?;
@@ -303,8 +314,7 @@ impl Upstream {
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
             }
-            req.call()
-                .map_err(|e| UpstreamError::Unavailable(e.to_string()))
+            req.call().map_err(call_error)
         };
         // Asked without credentials first, so that its challenge says how it authenticates.
         let res = send(None)?;
@@ -393,6 +403,15 @@ impl Upstream {
                 return Ok(Some(out));
             }
         }
+    }
+}
+
+/// A request that got no answer: refused by the outbound policy, or unavailable.
+#[allow(clippy::needless_pass_by_value)] // the shape map_err hands over
+fn call_error(e: ureq::Error) -> UpstreamError {
+    match outbound::refusal(&e) {
+        Some(why) => UpstreamError::Refused(why),
+        None => UpstreamError::Unavailable(e.to_string()),
     }
 }
 

@@ -484,6 +484,10 @@ impl Server {
             .env("SEMDOCK_LISTEN", "127.0.0.1:0")
             .env("SEMDOCK_DATA_DIR", data_dir)
             .env("SEMDOCK_FEEDS", "[library,prod]")
+            // The upstreams and webhook receivers of the tests are servers on loopback, which
+            // connectors and webhooks reach only where allowed; the tests of that policy
+            // override it.
+            .env("SEMDOCK_OUTBOUND__ALLOW", "[\"127.0.0.0/8\"]")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {

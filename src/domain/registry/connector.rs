@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use crate::domain::versioning::{glob_matches, is_virtual, version_of};
 use crate::model::manifest::Manifest;
 use crate::model::{Digest, Reference, Repository};
 use crate::store::meta::{FeedRecord, ManifestRecord, UpstreamRecord};
+use crate::store::outbound::Outbound;
 use crate::store::upstream::{Upstream, UpstreamError, UpstreamManifest};
 
 use super::{Registry, StoredManifest, ensure_repository, feed_unknown, manifest_unknown};
@@ -32,13 +34,76 @@ use super::{Registry, StoredManifest, ensure_repository, feed_unknown, manifest_
 pub struct Connectors {
     clients: Mutex<HashMap<String, (UpstreamRecord, Arc<Upstream>)>>,
     checked: Mutex<HashMap<String, Instant>>,
-    /// Keys being fetched now; `landed` wakes the requests waiting for one.
-    busy: Mutex<std::collections::HashSet<String>>,
-    landed: std::sync::Condvar,
+    /// Keys being fetched now, each with the channel its waiters watch: it closes when the
+    /// fetch ends (its guard drops the sender).
+    busy: Mutex<HashMap<String, tokio::sync::watch::Sender<Option<String>>>>,
+    /// Requests waiting for another's fetch now (bounded by `MAX_WAITERS`).
+    waiters: AtomicUsize,
+    /// Where the upstreams may be (see `store::outbound`).
+    outbound: Mutex<Arc<Outbound>>,
 }
+
+/// Fetches from upstreams one node runs at once: each holds a blocking thread while it
+/// reads, so a flood of pulls of distinct cold blobs from a stalled upstream cannot take
+/// every thread the node has; more are refused with 503 until one ends.
+pub const MAX_FETCHES: usize = 64;
+
+/// Requests one node lets wait for another's fetch (they hold no thread, but memory and a
+/// connection each); more are refused with 503.
+pub const MAX_WAITERS: usize = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Another request is fetching what this one needs: wait for it ([`FlightWait::landed`],
+/// without holding a thread; [`FlightWait::block`] off the executor), then ask again.
+pub struct FlightWait {
+    connectors: Arc<Connectors>,
+    /// Closed when the fetch ends; holds why, when it failed for want of the upstream.
+    done: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+impl FlightWait {
+    /// Resolves when the fetch this waits for has ended: `Err` (503) when it found the
+    /// upstream unavailable — the waiters fail with it rather than each trying again in
+    /// turn, which would make the last of many wait many timeouts — else ask again.
+    pub async fn landed(mut self) -> Result<(), Error> {
+        // The sender is dropped at the end of the fetch: `changed` then fails.
+        while self.done.changed().await.is_ok() {}
+        match self.done.borrow().clone() {
+            Some(why) => Err(Error::Unavailable(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the fetch on this thread (background jobs, never a request's executor).
+    pub fn block(self) -> Result<(), Error> {
+        futures_executor::block_on(self.landed())
+    }
+}
+
+impl Drop for FlightWait {
+    fn drop(&mut self) {
+        self.connectors.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for FlightWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlightWait")
+    }
+}
+
+/// Runs `f` until it does not have to wait for another request's fetch, waiting on this
+/// thread in between: for background jobs.
+pub fn after_flights<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    loop {
+        match f() {
+            Err(Error::InFlight(wait)) => wait.block()?,
+            other => return other,
+        }
+    }
 }
 
 /// A connector feed's upstream as the domain hands it out: the password never.
@@ -320,28 +385,51 @@ impl Registry {
             .username
             .clone()
             .map(|u| (u, r.password.clone().unwrap_or_default()));
+        let outbound = lock(&self.connectors.outbound).clone();
         let client = Arc::new(Upstream::new(
             &r.url,
             credentials,
             Duration::from_secs(self.limits().upstream_timeout_seconds),
+            &outbound,
         ));
         clients.insert(feed.to_owned(), (r.clone(), client.clone()));
         client
     }
 
-    /// One fetch at a time of `key` on this node: waits while another request fetches it,
-    /// then holds it until the guard is dropped.
-    fn flight(&self, key: &str) -> FlightGuard {
+    /// Where connectors' upstreams may be from now on (the clients made before are
+    /// dropped).
+    pub fn set_outbound(&self, outbound: Arc<Outbound>) {
+        *lock(&self.connectors.outbound) = outbound;
+        lock(&self.connectors.clients).clear();
+    }
+
+    /// One fetch at a time of `key` on this node: the guard while this request fetches it,
+    /// or `Error::InFlight` to wait for the request that does (then ask again).
+    fn flight(&self, key: &str) -> Result<FlightGuard, Error> {
         let c = &self.connectors;
         let mut busy = lock(&c.busy);
-        while busy.contains(key) {
-            busy = c.landed.wait(busy).unwrap_or_else(PoisonError::into_inner);
+        if let Some(fetching) = busy.get(key) {
+            if c.waiters.fetch_add(1, Ordering::Relaxed) >= MAX_WAITERS {
+                c.waiters.fetch_sub(1, Ordering::Relaxed);
+                return Err(Error::Unavailable(format!(
+                    "{MAX_WAITERS} pulls are already waiting for fetches from connector upstreams on this node: try again shortly"
+                )));
+            }
+            return Err(Error::InFlight(FlightWait {
+                connectors: c.clone(),
+                done: fetching.subscribe(),
+            }));
         }
-        busy.insert(key.to_owned());
-        FlightGuard {
+        if busy.len() >= MAX_FETCHES {
+            return Err(Error::Unavailable(format!(
+                "this node is fetching {MAX_FETCHES} manifests and blobs from connector upstreams already: try again shortly"
+            )));
+        }
+        busy.insert(key.to_owned(), tokio::sync::watch::channel(None).0);
+        Ok(FlightGuard {
             connectors: c.clone(),
             key: key.to_owned(),
-        }
+        })
     }
 
     /// The manifest `reference` of `repo` in connector feed `feed`: cached, or fetched.
@@ -355,8 +443,10 @@ impl Registry {
         let name = format!("{}{}", up.prefix, repo.image());
         check_allowed(repo.feed(), up, &name)?;
         let client = self.upstream_client(repo.feed(), up);
-        let _one = self.flight(&format!("m\n{repo}\n{reference}"));
-        self.connector_manifest_once(repo, reference, feed, up, &client, &name)
+        let one = self.flight(&format!("m\n{repo}\n{reference}"))?;
+        let result = self.connector_manifest_once(repo, reference, feed, up, &client, &name);
+        one.settle(&result);
+        result
     }
 
     fn connector_manifest_once(
@@ -653,7 +743,7 @@ impl Registry {
         let Some(up) = feed.upstream else {
             return Ok(None);
         };
-        let guard = self.flight(&format!("b\n{digest}"));
+        let guard = self.flight(&format!("b\n{digest}"))?;
         if self
             .meta
             .read()?
@@ -693,25 +783,28 @@ impl Registry {
         }))
     }
 
-    /// Reads a fetch to its end, storing every chunk and handing it to `chunk` (the client),
-    /// then publishes the blob — only when its bytes hash to `digest`. A failed read, write
-    /// or check stores nothing.
-    pub fn fetch_blob_through(
-        &self,
-        fetch: BlobFetch,
-        digest: &Digest,
-        chunk: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), Error> {
+    /// Reads a fetch to its end into the blob store, and publishes the blob only when its
+    /// bytes hash to `digest`. A failed read, write or check stores nothing. No byte of it
+    /// reaches a client before that check: the client reads the stored blob afterwards.
+    pub fn fetch_blob(&self, fetch: BlobFetch, digest: &Digest) -> Result<(), Error> {
         let BlobFetch {
-            mut reader,
-            mut append,
+            reader,
+            append,
             flight,
             ..
         } = fetch;
+        let result = self.store_fetched(reader, append, digest);
+        flight.settle(&result);
+        result
+    }
+
+    fn store_fetched(
+        &self,
+        mut reader: Box<dyn std::io::Read + Send>,
+        mut append: super::Append,
+        digest: &Digest,
+    ) -> Result<(), Error> {
         let mut buf = vec![0; 1 << 20];
-        // The last chunk read is held back until the next arrives, and the final one until
-        // the digest is checked: a client never receives all of a blob that fails it.
-        let mut held: Vec<u8> = Vec::new();
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -727,18 +820,18 @@ impl Registry {
                 let _ = self.abandon_upload(append);
                 return Err(e);
             }
-            if !held.is_empty() {
-                chunk(&held);
-            }
-            held.clear();
-            held.extend_from_slice(&buf[..n]);
         }
-        let result = self.complete_upload(append, digest);
-        match &result {
-            Ok(()) => chunk(&held),
-            Err(e) => tracing::warn!(%digest, error = %e, "a blob from upstream was not stored"),
+        let result = self.complete_upload(append, digest).map_err(|e| match e {
+            // The client asked for a digest and the upstream answered other bytes: the
+            // upstream's fault, not the client's.
+            Error::DigestMismatch { computed, .. } => Error::Unavailable(format!(
+                "the upstream's answer for blob {digest} hashes to {computed}: it was neither stored nor served"
+            )),
+            e => e,
+        });
+        if let Err(e) = &result {
+            tracing::warn!(%digest, error = %e, "a blob from upstream was not stored");
         }
-        drop(flight);
         result
     }
 }
@@ -757,10 +850,22 @@ pub struct FlightGuard {
     key: String,
 }
 
+impl FlightGuard {
+    /// Tells the requests waiting for this fetch that the upstream is unavailable (`e`), so
+    /// that they fail with it instead of trying again; other outcomes make them ask again.
+    fn settle<T>(&self, result: &Result<T, Error>) {
+        if let Err(e @ Error::Unavailable(_)) = result
+            && let Some(tx) = lock(&self.connectors.busy).get(&self.key)
+        {
+            tx.send_replace(Some(e.to_string()));
+        }
+    }
+}
+
 impl Drop for FlightGuard {
     fn drop(&mut self) {
+        // Dropping the sender wakes every waiter.
         lock(&self.connectors.busy).remove(&self.key);
-        self.connectors.landed.notify_all();
     }
 }
 

@@ -25,7 +25,10 @@ mod sync;
 
 pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier};
 use blobs::{Sessions, UploadOwners};
-pub use connector::{BlobFetch, UpstreamChange, UpstreamInfo, UpstreamTest};
+pub use connector::{
+    BlobFetch, FlightWait, MAX_FETCHES, MAX_WAITERS, UpstreamChange, UpstreamInfo, UpstreamTest,
+    after_flights,
+};
 pub use feeds::{Feed, FeedChange, FeedPreview};
 pub use history::{
     DEFAULT_LIST_PAGE, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted, Promotion,

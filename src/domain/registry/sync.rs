@@ -180,8 +180,7 @@ impl Registry {
             if !held {
                 report.history_carried += self.carry_history(&repo, tag, &client, rule, &up.url);
             }
-            match self
-                .connector_manifest(&repo, &reference, record, up)
+            match super::after_flights(|| self.connector_manifest(&repo, &reference, record, up))
                 .and_then(|m| self.sync_content(&repo, &m, record, up, report, 0))
             {
                 Ok(()) => report.tags += 1,
@@ -252,8 +251,8 @@ impl Registry {
         let parsed = Manifest::parse(&m.body, Some(&m.media_type))?;
         if depth < 4 {
             for child in &parsed.children {
-                let c =
-                    self.connector_manifest(repo, &Reference::Digest(child.clone()), record, up)?;
+                let child = Reference::Digest(child.clone());
+                let c = super::after_flights(|| self.connector_manifest(repo, &child, record, up))?;
                 self.sync_content(repo, &c, record, up, report, depth + 1)?;
             }
         }
@@ -272,9 +271,9 @@ impl Registry {
         {
             return Ok(false);
         }
-        match self.connector_blob(repo, digest)? {
+        match super::after_flights(|| self.connector_blob(repo, digest))? {
             Some(fetch) => {
-                self.fetch_blob_through(fetch, digest, &mut |_| {})?;
+                self.fetch_blob(fetch, digest)?;
                 Ok(true)
             }
             None => Ok(false),

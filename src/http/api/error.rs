@@ -102,7 +102,7 @@ impl From<domain::Error> for ApiError {
             }
             E::TooManyUploads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             E::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
-            E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            E::Unavailable(_) | E::InFlight(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             E::Internal(_) | E::Io(_) | E::Meta(_) => {
                 tracing::error!(error = %message, "internal error");
                 return Self {

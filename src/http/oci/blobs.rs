@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::auth::{Authorized, Delete, Pull};
 use super::extract::digest;
 use super::{OciError, Reg, blocking};
-use crate::domain::registry::{BlobAt, BlobFetch};
+use crate::domain::registry::BlobAt;
 
 /// Bytes per read of a blob: large reads keep the blocking-pool hops per gigabyte few.
 const READ_CHUNK: u64 = 1 << 20;
@@ -73,21 +73,16 @@ pub async fn get(
     req: HttpRequest,
 ) -> Result<HttpResponse, OciError> {
     let digest = digest(&path.1)?;
-    let r = reg.clone();
     let head = req.method() == actix_web::http::Method::HEAD;
-    let found = blocking(move || find(&r, &repo, &digest, head)).await?;
-    let blob = match found {
-        Found::Fetching(fetch, digest) => return Ok(stream_fetch(&reg, fetch, &digest)),
-        Found::At(at) => match at {
-            BlobAt::Here(blob) => blob,
-            // The object store serves the bytes (and the Range) itself.
-            BlobAt::Elsewhere(url) => {
-                return Ok(HttpResponse::TemporaryRedirect()
-                    .insert_header((header::LOCATION, url))
-                    .insert_header(("Docker-Content-Digest", path.1.as_str()))
-                    .finish());
-            }
-        },
+    let blob = match find(&reg, repo, digest, head).await? {
+        BlobAt::Here(blob) => blob,
+        // The object store serves the bytes (and the Range) itself.
+        BlobAt::Elsewhere(url) => {
+            return Ok(HttpResponse::TemporaryRedirect()
+                .insert_header((header::LOCATION, url))
+                .insert_header(("Docker-Content-Digest", path.1.as_str()))
+                .finish());
+        }
     };
     let blob = Arc::new(blob);
     let size = blob.size;
@@ -166,67 +161,45 @@ pub async fn get(
     Ok(res.body(SizedStream::new(len, chunks)))
 }
 
-/// Blob `digest` of `repo` where it is; for a HEAD its handle always. A connector feed
-/// fetches what it does not hold (one request per blob at a time): a GET then streams it,
-/// a HEAD waits until it is stored.
-fn find(
-    r: &crate::domain::Registry,
-    repo: &crate::model::Repository,
-    digest: &crate::model::Digest,
+/// Blob `digest` of `repo` where it is. A connector feed fetches what it does not hold —
+/// one request per blob at a time, the others waiting for it without a thread — and the
+/// blob is read from the store once its bytes have hashed to `digest`: no byte of an
+/// unverified upstream answer reaches the client.
+async fn find(
+    reg: &Reg,
+    repo: crate::model::Repository,
+    digest: crate::model::Digest,
     head: bool,
-) -> Result<Found, crate::domain::Error> {
-    let read = || {
+) -> Result<BlobAt, OciError> {
+    let read = move |r: &crate::domain::Registry,
+                     repo: &crate::model::Repository,
+                     digest: &crate::model::Digest| {
         if head {
             r.blob(repo, digest).map(BlobAt::Here)
         } else {
             r.blob_for_get(repo, digest)
         }
     };
-    match read() {
-        Err(crate::domain::Error::BlobUnknown { .. }) => match r.connector_blob(repo, digest)? {
-            Some(fetch) if head => {
-                r.fetch_blob_through(fetch, digest, &mut |_| {})?;
-                Ok(Found::At(read()?))
-            }
-            Some(fetch) => Ok(Found::Fetching(fetch, digest.clone())),
-            None => Ok(Found::At(read()?)),
+    let (repo, digest) = (Arc::new(repo), Arc::new(digest));
+    let (r, rp, d) = (reg.clone(), repo.clone(), digest.clone());
+    let fetch = super::fetching(move || match read(&r, &rp, &d) {
+        Err(crate::domain::Error::BlobUnknown { .. }) => match r.connector_blob(&rp, &d)? {
+            Some(fetch) => Ok(Err(fetch)),
+            None => read(&r, &rp, &d).map(Ok),
         },
-        other => other.map(Found::At),
-    }
-}
-
-/// A blob read, or being fetched from a connector's upstream.
-enum Found {
-    At(BlobAt),
-    Fetching(BlobFetch, crate::model::Digest),
-}
-
-/// Sends a blob to the client while it is fetched from the upstream and stored: each chunk
-/// goes to both; the blob is published only once its bytes hash to its digest, and a
-/// mismatch or a failed read cuts the response short (the client then discards it too).
-fn stream_fetch(reg: &Reg, fetch: BlobFetch, digest: &crate::model::Digest) -> HttpResponse {
-    let len = fetch.len;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let registry = reg.clone().into_inner();
-    let d = digest.clone();
-    tokio::task::spawn_blocking(move || {
-        // A client gone away does not stop the fetch: the blob is still worth keeping.
-        let sent = registry.fetch_blob_through(fetch, &d, &mut |chunk| {
-            let _ = tx.blocking_send(Ok(Bytes::copy_from_slice(chunk)));
-        });
-        if let Err(e) = sent {
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        other => other.map(Ok),
+    })
+    .await?;
+    match fetch {
+        Ok(at) => Ok(at),
+        Err(fetch) => {
+            let r = reg.clone();
+            blocking(move || {
+                r.fetch_blob(fetch, &digest)?;
+                read(&r, &repo, &digest)
+            })
+            .await
         }
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut res = HttpResponse::Ok();
-    res.insert_header(("Docker-Content-Digest", digest.as_str()))
-        .content_type("application/octet-stream");
-    match len {
-        Some(len) => res.body(SizedStream::new(len, body)),
-        None => res.streaming(body),
     }
 }
 

@@ -281,7 +281,7 @@ impl From<domain::Error> for OciError {
                 tracing::error!("disk full");
                 Self::new(Code::Unknown, message).with_status(StatusCode::INSUFFICIENT_STORAGE)
             }
-            E::Unavailable(_) => {
+            E::Unavailable(_) | E::InFlight(_) => {
                 Self::new(Code::Unavailable, message).with_status(StatusCode::SERVICE_UNAVAILABLE)
             }
             E::Io(ref cause) => Self::internal(cause),

@@ -43,7 +43,7 @@ pub async fn get(
         m
     } else {
         let (reg, repo) = (reg.clone(), repo.clone());
-        blocking(move || {
+        super::fetching(move || {
             if !local && let Some(m) = reg.cached_manifest(&repo, &reference) {
                 return Ok(m);
             }

@@ -97,4 +97,25 @@ where
         .map_err(OciError::from)
 }
 
+/// `f` on the blocking pool, as [`blocking`]; when it must wait for another request's
+/// fetch from a connector's upstream, it waits here — holding no thread of the pool, so a
+/// stalled upstream cannot starve every other request — and then runs `f` again.
+pub(crate) async fn fetching<T, F>(f: F) -> Result<T, OciError>
+where
+    F: Fn() -> Result<T, domain::Error> + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let f = std::sync::Arc::new(f);
+    loop {
+        let run = f.clone();
+        match web::block(move || run())
+            .await
+            .map_err(|e| OciError::internal(&e))?
+        {
+            Err(domain::Error::InFlight(wait)) => wait.landed().await?,
+            other => return other.map_err(OciError::from),
+        }
+    }
+}
+
 type Reg = web::Data<Registry>;
