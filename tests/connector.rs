@@ -1244,6 +1244,8 @@ enum Answer {
     Body(Vec<u8>),
     /// 307 to this URL.
     Redirect(String),
+    /// 401 asking for Basic credentials.
+    Challenge,
     /// 200 announcing this many bytes, sending 1 KiB of them, then nothing while the test
     /// runs.
     Stall(u64),
@@ -1274,13 +1276,16 @@ impl Spy {
                         return;
                     }
                     let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let mut head = path.clone();
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
                             break;
                         }
+                        head.push('\n');
+                        head.push_str(&h.to_ascii_lowercase());
                     }
-                    log.lock().unwrap().push(path.clone());
+                    log.lock().unwrap().push(head);
                     let _ = match answer(&path) {
                         Answer::Body(body) => stream
                             .write_all(
@@ -1296,6 +1301,9 @@ impl Spy {
                                 "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                             )
                             .as_bytes(),
+                        ),
+                        Answer::Challenge => stream.write_all(
+                            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"spy\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                         ),
                         Answer::Stall(len) => stream
                             .write_all(
@@ -1585,4 +1593,70 @@ fn push_manifest(server: &Server, repo: &str, tag: &str, layer: &[u8]) -> String
         .unwrap();
     assert_eq!(res.status(), 201);
     digest
+}
+
+/// Issue 30.2: stored upstream credentials belong to the origin they were given for; a
+/// feed administrator who changes only the URL cannot send them to her own server, and a
+/// password in a URL is refused and never shown back.
+#[test]
+fn upstream_credentials_do_not_follow_a_changed_url() {
+    let vendor = Spy::start("127.0.0.2", |_| Answer::Body(b"{}".to_vec()));
+    // It asks for credentials, as the vendor's registry would.
+    let attacker = Spy::start("127.0.0.3", |_| Answer::Challenge);
+    let server = Server::start();
+    let (status, body) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "upstream": {"url": vendor.url(), "username": "vendor", "password": "vendor-secret"}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    // Test it against the vendor: the credentials go there (Basic, on its challenge or
+    // first).
+    json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds/hub/upstream/test",
+        &json!({}),
+    );
+    let (status, feed) = json_call(
+        &server,
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"upstream": {"url": attacker.url()}}),
+    );
+    assert_eq!(status, 200, "{feed}");
+    assert_eq!(feed["upstream"]["has_password"], false, "{feed}");
+    assert_eq!(feed["upstream"]["username"], Value::Null, "{feed}");
+    json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds/hub/upstream/test",
+        &json!({}),
+    );
+    assert!(attacker.asked("") > 0, "the attacker's server was asked");
+    assert_eq!(
+        attacker.asked("authorization"),
+        0,
+        "the vendor's credentials reached another origin"
+    );
+    // A password in the URL: refused, and not repeated in the answer, the feed or the log.
+    let url = format!("http://ci:leaked-pw@{}", vendor.addr);
+    let (status, body) = json_call(
+        &server,
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"upstream": {"url": url}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.to_string().contains("leaked-pw"), "{body}");
+    assert!(
+        body.to_string().contains("user name and password"),
+        "{body}"
+    );
+    let (_, feed, _) = get(&server, "/api/v1/feeds/hub");
+    let (_, audit, _) = get(&server, "/api/v1/audit");
+    for shown in [feed.to_string(), audit.to_string(), server.log()] {
+        assert!(!shown.contains("leaked-pw") && !shown.contains("vendor-secret"));
+    }
 }

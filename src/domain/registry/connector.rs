@@ -195,13 +195,27 @@ impl UpstreamChange {
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(' ') {
             return Err(Error::Invalid(format!(
-                "upstream {url:?} is not a registry URL: give https://HOST[:PORT] (or http:// on a trusted network)"
+                "upstream {:?} is not a registry URL: give https://HOST[:PORT] (or http:// on a trusted network)",
+                redact_userinfo(url)
+            )));
+        }
+        let (origin, userinfo) = origin(url)?;
+        if userinfo {
+            return Err(Error::Invalid(format!(
+                "upstream URL {:?} holds credentials: give the user name and password in their own fields (--upstream-user, --upstream-password), where they are stored and never shown",
+                redact_userinfo(url)
             )));
         }
         let mut r = current.cloned().unwrap_or(UpstreamRecord {
             ttl_seconds: DEFAULT_TTL,
             ..UpstreamRecord::default()
         });
+        // Credentials belong to the origin they were given for: another scheme, host or
+        // port drops them, unless this same change gives them again.
+        if current.is_some_and(|c| origin_of(&c.url).as_ref() != Some(&origin)) {
+            r.username = None;
+            r.password = None;
+        }
         url.trim_end_matches('/').clone_into(&mut r.url);
         if let Some(u) = &self.username {
             r.username = Some(u.clone()).filter(|u| !u.is_empty());
@@ -243,6 +257,62 @@ impl UpstreamChange {
             r.sync_interval_seconds = s;
         }
         Ok(Some(r))
+    }
+}
+
+/// (scheme, host, port) of an upstream URL; whether it has a user part (`user:pw@`).
+fn origin(url: &str) -> Result<((String, String, u16), bool), Error> {
+    let invalid = || {
+        Error::Invalid(format!(
+            "upstream {:?} is not a registry URL: give https://HOST[:PORT] (or http:// on a trusted network)",
+            redact_userinfo(url)
+        ))
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(invalid()),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((_, hp)) => (true, hp),
+        None => (false, authority),
+    };
+    // `[v6]:port`, `[v6]`, `host:port`, `host`.
+    let split = if host_port.starts_with('[') {
+        host_port
+            .split_once("]:")
+            .map(|(h, p)| (&host_port[..=h.len()], p))
+    } else {
+        host_port.rsplit_once(':')
+    };
+    let (host, port) = match split {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| invalid())?),
+        None => (host_port, default_port),
+    };
+    if host.is_empty() {
+        return Err(invalid());
+    }
+    Ok(((scheme, host.to_ascii_lowercase(), port), userinfo))
+}
+
+fn origin_of(url: &str) -> Option<(String, String, u16)> {
+    origin(url).ok().map(|(o, _)| o)
+}
+
+/// `url` with any user part replaced by `***`, for messages.
+fn redact_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[end..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -877,4 +947,73 @@ pub struct BlobFetch {
     append: super::Append,
     /// Held until the fetch ends: other requests for the blob wait, then read it locally.
     flight: FlightGuard,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(url: &str) -> UpstreamRecord {
+        UpstreamRecord {
+            url: url.into(),
+            username: Some("vendor".into()),
+            password: Some("vendor-secret".into()),
+            ..UpstreamRecord::default()
+        }
+    }
+
+    fn change(url: &str) -> UpstreamChange {
+        UpstreamChange {
+            url: url.into(),
+            ..UpstreamChange::default()
+        }
+    }
+
+    #[test]
+    fn credentials_stay_with_the_origin_they_were_given_for() {
+        let current = stored("https://registry.vendor.example");
+        // Same origin (a path, a default port written out, a case change): kept.
+        for same in [
+            "https://registry.vendor.example/",
+            "https://REGISTRY.vendor.example:443",
+        ] {
+            let r = change(same).apply(Some(&current)).unwrap().unwrap();
+            assert_eq!(r.password.as_deref(), Some("vendor-secret"), "{same}");
+        }
+        // Another scheme, host or port: dropped.
+        for other in [
+            "http://registry.vendor.example",
+            "https://attacker.example",
+            "https://registry.vendor.example:8443",
+            "https://registry.vendor.example.attacker.example",
+        ] {
+            let r = change(other).apply(Some(&current)).unwrap().unwrap();
+            assert_eq!((r.username, r.password), (None, None), "{other}");
+        }
+        // Given again with the new URL: kept as given.
+        let mut moved = change("https://mirror.vendor.example");
+        moved.username = Some("vendor".into());
+        moved.password = Some("new-secret".into());
+        let r = moved.apply(Some(&current)).unwrap().unwrap();
+        assert_eq!(r.password.as_deref(), Some("new-secret"));
+        let mut user_only = change("https://mirror.vendor.example");
+        user_only.username = Some("vendor".into());
+        let r = user_only.apply(Some(&current)).unwrap().unwrap();
+        assert_eq!(r.password, None);
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused_and_never_repeated() {
+        for url in [
+            "https://ci:hunter2@registry.vendor.example",
+            "http://ci:hunter2@[::1]:5000/v2",
+            "ftp://ci:hunter2@host",
+        ] {
+            let e = change(url).apply(None).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        assert!(change("http://[::1]:5000").apply(None).is_ok());
+        assert!(change("http://[::1]").apply(None).is_ok());
+        assert!(change("http://host:notaport").apply(None).is_err());
+    }
 }
