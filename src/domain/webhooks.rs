@@ -10,7 +10,8 @@
 //! node delivers at a time (`Metadata::try_exclusive`); endpoints, cursors and delivery logs
 //! are settings of the metadata store, so every node, a backup and a migration carry them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,12 @@ const LOG: &str = "webhook-log:";
 pub const LOG_ENTRIES: usize = 200;
 /// Across nodes, one deliverer at a time.
 const DELIVERY_LOCK: i64 = 0x5e3d_0c04;
+/// Webhooks a feed may have (and global webhooks, together): each costs a delivery worker
+/// while its receiver is slow, so a feed administrator's receivers stay a bounded share.
+pub const MAX_ENDPOINTS_PER_FEED: usize = 20;
+/// Endpoints delivered to at once on a node, each on its own thread: a receiver that never
+/// answers holds one of them for at most the timeout per attempt, never another's turn.
+pub const WORKERS: usize = 32;
 
 /// How a payload is shaped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -98,8 +105,38 @@ struct State {
     attempts: u32,
     /// Unix milliseconds before which the next attempt waits.
     next_attempt_ms: u64,
-    /// Event ids an operator asked to send again.
+    /// Event ids an operator asked to send again, as earlier versions kept them (and never
+    /// let go of): read as one more delivery each, never written.
+    #[serde(default, skip_serializing)]
     redeliver: Vec<u64>,
+    /// Events an operator asked to send again, each until delivered or given up on.
+    #[serde(default)]
+    redeliveries: Vec<Redelivery>,
+}
+
+/// One event an operator asked to send again: one more delivery, retried like any other.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Redelivery {
+    event_id: u64,
+    /// Failed attempts so far.
+    attempts: u32,
+    /// Unix milliseconds before which the next attempt waits.
+    next_attempt_ms: u64,
+}
+
+impl State {
+    fn load(bytes: Option<Vec<u8>>) -> Self {
+        let mut state: Self = load(bytes).unwrap_or_default();
+        for event_id in std::mem::take(&mut state.redeliver) {
+            if !state.redeliveries.iter().any(|r| r.event_id == event_id) {
+                state.redeliveries.push(Redelivery {
+                    event_id,
+                    ..Redelivery::default()
+                });
+            }
+        }
+        state
+    }
 }
 
 /// One delivery attempt's outcome, as the log keeps it.
@@ -320,7 +357,9 @@ impl Registry {
     }
 
     fn state(&self, id: &str) -> Result<State, Error> {
-        Ok(load(self.meta.read()?.setting(&format!("{STATE}{id}"))?).unwrap_or_default())
+        Ok(State::load(
+            self.meta.read()?.setting(&format!("{STATE}{id}"))?,
+        ))
     }
 
     /// Every endpoint, by id.
@@ -329,8 +368,7 @@ impl Registry {
         let mut out = Vec::new();
         for (_, bytes) in r.settings_under(ENDPOINT)? {
             if let Some(e) = load::<Endpoint>(Some(bytes)) {
-                let state: State =
-                    load(r.setting(&format!("{STATE}{}", e.id))?).unwrap_or_default();
+                let state = State::load(r.setting(&format!("{STATE}{}", e.id))?);
                 out.push(e.info(state.cursor, false));
             }
         }
@@ -371,6 +409,22 @@ impl Registry {
                 && w.feed(feed)?.is_none()
             {
                 return Err(Error::FeedUnknown { feed: feed.clone() });
+            }
+            let siblings = w
+                .settings_under(ENDPOINT)?
+                .into_iter()
+                .filter_map(|(_, b)| load::<Endpoint>(Some(b)))
+                .filter(|e| e.feed == endpoint.feed)
+                .count();
+            if siblings >= MAX_ENDPOINTS_PER_FEED {
+                let whose = endpoint
+                    .feed
+                    .as_ref()
+                    .map_or_else(|| "every feed".to_owned(), |f| format!("feed {f:?}"));
+                return Err(Error::Invalid(format!(
+                    "{whose} already has {siblings} webhooks, the most it may have: delete one \
+                     it no longer needs, or send one receiver the events and fan them out there"
+                )));
             }
             // Told of what happens from now on: the cursor starts at the newest entry.
             let (newest, _) = w.audit_page(None, true, &[], 1, &|_| Scan::Keep)?;
@@ -423,7 +477,7 @@ impl Registry {
                 e.active = active;
             }
             store(w, &key, &e)?;
-            let state: State = load(w.setting(&format!("{STATE}{id}"))?).unwrap_or_default();
+            let state = State::load(w.setting(&format!("{STATE}{id}"))?);
             audit::append(
                 w,
                 &self.clock,
@@ -483,39 +537,36 @@ impl Registry {
                 )));
             }
             let key = format!("{STATE}{id}");
-            let mut state: State = load(w.setting(&key)?).unwrap_or_default();
-            if !state.redeliver.contains(&event_id) {
-                state.redeliver.push(event_id);
+            let mut state = State::load(w.setting(&key)?);
+            // Already queued: that one delivery is still to come.
+            if !state.redeliveries.iter().any(|r| r.event_id == event_id) {
+                state.redeliveries.push(Redelivery {
+                    event_id,
+                    ..Redelivery::default()
+                });
             }
             store(w, &key, &state)
         })
     }
 
-    /// One round of deliveries, on the node that holds the delivery lock (others return at
-    /// once): every endpoint's redeliveries, then its events after its cursor, until one
-    /// fails or waits. Returns how many requests it sent.
-    pub fn deliver_webhooks(
-        &self,
-        sender: &dyn Sender,
-        config: &DeliveryConfig,
-    ) -> Result<usize, Error> {
-        let Some(_lock) = self.meta.try_exclusive(DELIVERY_LOCK)? else {
-            return Ok(0);
-        };
-        let endpoints: Vec<Endpoint> = self
-            .meta
-            .read()?
-            .settings_under(ENDPOINT)?
-            .into_iter()
-            .filter_map(|(_, b)| load(Some(b)))
-            .collect();
-        let mut sent = 0;
-        for e in endpoints.iter().filter(|e| e.active) {
-            sent += self.deliver_to(e, sender, config)?;
+    /// Whether endpoint `e` has something to send now: a redelivery, or (unless waiting
+    /// to retry) an event of its kinds after its cursor.
+    fn webhook_due(&self, e: &Endpoint, now: u64) -> Result<bool, Error> {
+        let r = self.meta.read()?;
+        let state = State::load(r.setting(&format!("{STATE}{}", e.id))?);
+        if state.redeliveries.iter().any(|d| d.next_attempt_ms <= now) {
+            return Ok(true);
         }
-        Ok(sent)
+        if now < state.next_attempt_ms {
+            return Ok(false);
+        }
+        let (page, _) = r.audit_page(Some(state.cursor), false, &e.kinds(), 1, &|_| Scan::Keep)?;
+        Ok(!page.is_empty())
     }
 
+    /// Delivers what is due to one endpoint: its redeliveries whose time has come (each one
+    /// more delivery, retried with backoff on failure, then done), then its events after its
+    /// cursor, until one fails or none is left. Returns how many requests it sent.
     fn deliver_to(
         &self,
         e: &Endpoint,
@@ -524,7 +575,11 @@ impl Registry {
     ) -> Result<usize, Error> {
         let mut state = self.state(&e.id)?;
         let mut sent = 0;
-        for event_id in std::mem::take(&mut state.redeliver) {
+        for mut redelivery in std::mem::take(&mut state.redeliveries) {
+            if self.clock.now_ms() < redelivery.next_attempt_ms {
+                continue;
+            }
+            let event_id = redelivery.event_id;
             let entry = self
                 .meta
                 .read()?
@@ -533,16 +588,38 @@ impl Registry {
                 .into_iter()
                 .next()
                 .filter(|(seq, _)| *seq == event_id);
-            let Some((seq, record)) = entry else { continue };
+            let Some((seq, record)) = entry else {
+                // The event is gone from the log (its retention passed): nothing to send.
+                self.save_delivery(e, Progress::Redelivery(event_id, None), None)?;
+                continue;
+            };
             let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
             sent += 1;
             let (code, error) = split(outcome);
-            let status = if error.is_none() {
-                "delivered"
+            redelivery.attempts += 1;
+            let attempts = redelivery.attempts;
+            let (status, next) = if error.is_none() {
+                ("delivered", None)
+            } else if attempts >= config.max_attempts {
+                tracing::warn!(
+                    webhook = e.id,
+                    event = seq,
+                    attempts,
+                    "webhook redelivery given up"
+                );
+                ("failed", None)
             } else {
-                "failed"
+                redelivery.next_attempt_ms = self
+                    .clock
+                    .now_ms()
+                    .saturating_add(backoff_ms(config, attempts));
+                ("retrying", Some(&redelivery))
             };
-            self.save_delivery(e, None, Some((event_id, status, 1, code, error, true)))?;
+            self.save_delivery(
+                e,
+                Progress::Redelivery(event_id, next),
+                Some((event_id, status, attempts, code, error, true)),
+            )?;
         }
         loop {
             if self.clock.now_ms() < state.next_attempt_ms {
@@ -559,7 +636,7 @@ impl Registry {
                 // Nothing for this endpoint in the page: move past it.
                 if let Some((last, _)) = page.last() {
                     state.cursor = *last;
-                    self.save_delivery(e, Some(&state), None)?;
+                    self.save_delivery(e, Progress::Cursor(&state), None)?;
                 }
                 if more {
                     continue;
@@ -588,20 +665,16 @@ impl Registry {
                 state.next_attempt_ms = 0;
                 "failed"
             } else {
-                let wait = config
-                    .first_backoff
-                    .saturating_mul(1 << (attempts - 1).min(20))
-                    .min(config.max_backoff);
                 state.attempts = attempts;
                 state.next_attempt_ms = self
                     .clock
                     .now_ms()
-                    .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                    .saturating_add(backoff_ms(config, attempts));
                 "retrying"
             };
             self.save_delivery(
                 e,
-                Some(&state),
+                Progress::Cursor(&state),
                 Some((seq, status, attempts, code, error, false)),
             )?;
             if status == "retrying" {
@@ -616,7 +689,7 @@ impl Registry {
     fn save_delivery(
         &self,
         e: &Endpoint,
-        state: Option<&State>,
+        progress: Progress<'_>,
         line: Option<(u64, &str, u32, Option<u16>, Option<String>, bool)>,
     ) -> Result<(), Error> {
         let now = self.clock.now_ms();
@@ -624,14 +697,23 @@ impl Registry {
             if w.setting(&format!("{ENDPOINT}{}", e.id))?.is_none() {
                 return Ok(());
             }
-            if let Some(state) = state {
-                // Keep redeliveries queued while this round ran.
-                let key = format!("{STATE}{}", e.id);
-                let stored: State = load(w.setting(&key)?).unwrap_or_default();
-                let mut next = state.clone();
-                next.redeliver = stored.redeliver;
-                store(w, &key, &next)?;
+            // Only this delivery's part of the state: redeliveries queued while it ran stay.
+            let key = format!("{STATE}{}", e.id);
+            let mut next = State::load(w.setting(&key)?);
+            match progress {
+                Progress::Cursor(state) => {
+                    next.cursor = state.cursor;
+                    next.attempts = state.attempts;
+                    next.next_attempt_ms = state.next_attempt_ms;
+                }
+                Progress::Redelivery(event_id, redelivery) => {
+                    next.redeliveries.retain(|r| r.event_id != event_id);
+                    if let Some(r) = redelivery {
+                        next.redeliveries.push(r.clone());
+                    }
+                }
             }
+            store(w, &key, &next)?;
             if let Some((event_id, status, attempts, code, error, redelivery)) = line {
                 let key = format!("{LOG}{}", e.id);
                 let mut log: Vec<Delivery> = load(w.setting(&key)?).unwrap_or_default();
@@ -664,6 +746,147 @@ impl Registry {
             }
             Ok(())
         })
+    }
+}
+
+/// Removes the webhooks of `feed`, with their cursors, pending redeliveries and logs: called
+/// in the transaction that deletes the feed, so a new feed of the same name starts with none.
+pub(crate) fn remove_feed_endpoints(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
+    for (_, bytes) in w.settings_under(ENDPOINT)? {
+        if let Some(e) = load::<Endpoint>(Some(bytes))
+            && e.feed.as_deref() == Some(feed)
+        {
+            for prefix in [ENDPOINT, STATE, LOG] {
+                w.remove_setting(&format!("{prefix}{}", e.id))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs deliveries: each endpoint on its own worker thread (at most `WORKERS` at once), so
+/// one endpoint's slow or dead receiver delays only its own events. Across nodes one node
+/// delivers at a time: it holds the delivery lock (`Metadata::try_exclusive`) from the round
+/// that starts a worker until a round finds none running.
+pub struct Deliverer {
+    registry: Arc<Registry>,
+    sender: Arc<dyn Sender>,
+    config: DeliveryConfig,
+    shared: Mutex<InFlight>,
+    /// Rounds run one at a time.
+    round: Mutex<()>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    /// Endpoints with a worker running.
+    busy: HashSet<String>,
+    /// The delivery lock, while any worker runs.
+    lock: Option<Box<dyn Send>>,
+    /// Where the next round starts looking, so that no endpoint always comes last.
+    start: usize,
+}
+
+impl Deliverer {
+    #[must_use]
+    pub fn new(
+        registry: Arc<Registry>,
+        sender: Arc<dyn Sender>,
+        config: DeliveryConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            registry,
+            sender,
+            config,
+            shared: Mutex::new(InFlight::default()),
+            round: Mutex::new(()),
+        })
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One round: starts a worker for every active endpoint that has something due and no
+    /// worker yet (blocking; run it off the request executor). Returns how many it started;
+    /// 0 on a node that does not hold the delivery lock.
+    pub fn round(self: &Arc<Self>) -> Result<usize, Error> {
+        let _round = self.round.lock().unwrap_or_else(PoisonError::into_inner);
+        let busy = {
+            let mut in_flight = self.in_flight();
+            if in_flight.lock.is_none() {
+                match self.registry.meta.try_exclusive(DELIVERY_LOCK)? {
+                    Some(lock) => in_flight.lock = Some(lock),
+                    None => return Ok(0),
+                }
+            }
+            in_flight.busy.clone()
+        };
+        let result = self.due(&busy);
+        let mut in_flight = self.in_flight();
+        let mut started = 0;
+        if let Ok(due) = &result {
+            let n = due.len().max(1);
+            let start = in_flight.start % n;
+            in_flight.start = in_flight.start.wrapping_add(1);
+            for e in due.iter().cycle().skip(start).take(due.len()) {
+                if in_flight.busy.len() >= WORKERS {
+                    break;
+                }
+                if !in_flight.busy.insert(e.id.clone()) {
+                    continue;
+                }
+                let (me, endpoint) = (self.clone(), e.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("webhook-{}", e.id))
+                    .spawn(move || me.work(&endpoint));
+                if let Err(err) = spawned {
+                    in_flight.busy.remove(&e.id);
+                    tracing::warn!(webhook = e.id, error = %err, "no thread for a webhook delivery");
+                    continue;
+                }
+                started += 1;
+            }
+        }
+        if in_flight.busy.is_empty() {
+            in_flight.lock = None;
+        }
+        result.map(|_| started)
+    }
+
+    /// The active endpoints, not in `busy`, that have something to send now.
+    fn due(&self, busy: &HashSet<String>) -> Result<Vec<Endpoint>, Error> {
+        let endpoints: Vec<Endpoint> = self
+            .registry
+            .meta
+            .read()?
+            .settings_under(ENDPOINT)?
+            .into_iter()
+            .filter_map(|(_, b)| load::<Endpoint>(Some(b)))
+            .filter(|e| e.active && !busy.contains(&e.id))
+            .collect();
+        let now = self.registry.clock.now_ms();
+        let mut due = Vec::new();
+        for e in endpoints {
+            if self.registry.webhook_due(&e, now)? {
+                due.push(e);
+            }
+        }
+        Ok(due)
+    }
+
+    /// A worker: delivers what is due to `e`, then lets the next round start another.
+    fn work(&self, e: &Endpoint) {
+        struct Done<'a>(&'a Deliverer, &'a str);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.in_flight().busy.remove(self.1);
+            }
+        }
+        let _done = Done(self, &e.id);
+        if let Err(err) = self.registry.deliver_to(e, &*self.sender, &self.config) {
+            tracing::warn!(webhook = e.id, error = %err, "webhook deliveries failed; trying again");
+        }
     }
 }
 
@@ -702,6 +925,22 @@ fn split(outcome: Result<u16, String>) -> (Option<u16>, Option<String>) {
             Err(_) => (None, Some(e)),
         },
     }
+}
+
+/// The wait before attempt `attempts + 1`: the first backoff, doubled per failed attempt,
+/// up to the longest.
+fn backoff_ms(config: &DeliveryConfig, attempts: u32) -> u64 {
+    let wait = config
+        .first_backoff
+        .saturating_mul(1 << attempts.saturating_sub(1).min(20))
+        .min(config.max_backoff);
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a delivery moved on: the endpoint's cursor, or one redelivery (`None`: done).
+enum Progress<'a> {
+    Cursor(&'a State),
+    Redelivery(u64, Option<&'a Redelivery>),
 }
 
 /// Counts per status, for `/metrics`-style summaries and tests.
