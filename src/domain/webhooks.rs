@@ -6,12 +6,14 @@
 //! the receiver answered 2xx, so delivery is at least once, in order, and a `kill -9` between
 //! a change and its delivery only delays it; the receiver de-duplicates by the event id (the
 //! entry's number). A failure is retried with exponential backoff, and after the last attempt
-//! the event is logged as failed and the endpoint moves on (it can be redelivered). One
-//! node delivers at a time (`Metadata::try_exclusive`); endpoints, cursors and delivery logs
-//! are settings of the metadata store, so every node, a backup and a migration carry them.
+//! the event is logged as failed and the endpoint moves on (it can be redelivered, once more).
+//! Each endpoint is delivered to on a worker of its own (`Deliverer`), so a receiver that
+//! never answers delays no other endpoint. One node delivers at a time
+//! (`Metadata::try_exclusive`); endpoints, cursors and delivery logs are settings of the
+//! metadata store, so every node, a backup and a migration carry them; a feed's endpoints
+//! are deleted with it.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,9 @@ use super::Error;
 use super::audit::{self, AuditEntry, Kind};
 use super::registry::Registry;
 use crate::store::meta::{AuditRecord, MetaWrite, Scan};
+
+mod deliverer;
+pub use deliverer::{Deliverer, WORKERS};
 
 const ENDPOINT: &str = "webhook:";
 const STATE: &str = "webhook-state:";
@@ -31,9 +36,6 @@ const DELIVERY_LOCK: i64 = 0x5e3d_0c04;
 /// Webhooks a feed may have (and global webhooks, together): each costs a delivery worker
 /// while its receiver is slow, so a feed administrator's receivers stay a bounded share.
 pub const MAX_ENDPOINTS_PER_FEED: usize = 20;
-/// Endpoints delivered to at once on a node, each on its own thread: a receiver that never
-/// answers holds one of them for at most the timeout per attempt, never another's turn.
-pub const WORKERS: usize = 32;
 
 /// How a payload is shaped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -574,53 +576,8 @@ impl Registry {
         config: &DeliveryConfig,
     ) -> Result<usize, Error> {
         let mut state = self.state(&e.id)?;
-        let mut sent = 0;
-        for mut redelivery in std::mem::take(&mut state.redeliveries) {
-            if self.clock.now_ms() < redelivery.next_attempt_ms {
-                continue;
-            }
-            let event_id = redelivery.event_id;
-            let entry = self
-                .meta
-                .read()?
-                .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
-                .0
-                .into_iter()
-                .next()
-                .filter(|(seq, _)| *seq == event_id);
-            let Some((seq, record)) = entry else {
-                // The event is gone from the log (its retention passed): nothing to send.
-                self.save_delivery(e, Progress::Redelivery(event_id, None), None)?;
-                continue;
-            };
-            let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
-            sent += 1;
-            let (code, error) = split(outcome);
-            redelivery.attempts += 1;
-            let attempts = redelivery.attempts;
-            let (status, next) = if error.is_none() {
-                ("delivered", None)
-            } else if attempts >= config.max_attempts {
-                tracing::warn!(
-                    webhook = e.id,
-                    event = seq,
-                    attempts,
-                    "webhook redelivery given up"
-                );
-                ("failed", None)
-            } else {
-                redelivery.next_attempt_ms = self
-                    .clock
-                    .now_ms()
-                    .saturating_add(backoff_ms(config, attempts));
-                ("retrying", Some(&redelivery))
-            };
-            self.save_delivery(
-                e,
-                Progress::Redelivery(event_id, next),
-                Some((event_id, status, attempts, code, error, true)),
-            )?;
-        }
+        let mut sent =
+            self.send_redeliveries(e, std::mem::take(&mut state.redeliveries), sender, config)?;
         loop {
             if self.clock.now_ms() < state.next_attempt_ms {
                 return Ok(sent);
@@ -681,6 +638,65 @@ impl Registry {
                 return Ok(sent);
             }
         }
+    }
+
+    /// Sends the redeliveries of `e` whose time has come: each one more delivery, retried
+    /// with backoff on failure, then done. Returns how many requests it sent.
+    fn send_redeliveries(
+        &self,
+        e: &Endpoint,
+        redeliveries: Vec<Redelivery>,
+        sender: &dyn Sender,
+        config: &DeliveryConfig,
+    ) -> Result<usize, Error> {
+        let mut sent = 0;
+        for mut redelivery in redeliveries {
+            if self.clock.now_ms() < redelivery.next_attempt_ms {
+                continue;
+            }
+            let event_id = redelivery.event_id;
+            let entry = self
+                .meta
+                .read()?
+                .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
+                .0
+                .into_iter()
+                .next()
+                .filter(|(seq, _)| *seq == event_id);
+            let Some((seq, record)) = entry else {
+                // The event is gone from the log (its retention passed): nothing to send.
+                self.save_delivery(e, Progress::Redelivery(event_id, None), None)?;
+                continue;
+            };
+            let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
+            sent += 1;
+            let (code, error) = split(outcome);
+            redelivery.attempts += 1;
+            let attempts = redelivery.attempts;
+            let (status, next) = if error.is_none() {
+                ("delivered", None)
+            } else if attempts >= config.max_attempts {
+                tracing::warn!(
+                    webhook = e.id,
+                    event = seq,
+                    attempts,
+                    "webhook redelivery given up"
+                );
+                ("failed", None)
+            } else {
+                redelivery.next_attempt_ms = self
+                    .clock
+                    .now_ms()
+                    .saturating_add(backoff_ms(config, attempts));
+                ("retrying", Some(&redelivery))
+            };
+            self.save_delivery(
+                e,
+                Progress::Redelivery(event_id, next),
+                Some((event_id, status, attempts, code, error, true)),
+            )?;
+        }
+        Ok(sent)
     }
 
     /// Writes an endpoint's state and/or one line of its delivery log, in one commit; the
@@ -764,132 +780,6 @@ pub(crate) fn remove_feed_endpoints(w: &mut dyn MetaWrite, feed: &str) -> Result
     Ok(())
 }
 
-/// Runs deliveries: each endpoint on its own worker thread (at most `WORKERS` at once), so
-/// one endpoint's slow or dead receiver delays only its own events. Across nodes one node
-/// delivers at a time: it holds the delivery lock (`Metadata::try_exclusive`) from the round
-/// that starts a worker until a round finds none running.
-pub struct Deliverer {
-    registry: Arc<Registry>,
-    sender: Arc<dyn Sender>,
-    config: DeliveryConfig,
-    shared: Mutex<InFlight>,
-    /// Rounds run one at a time.
-    round: Mutex<()>,
-}
-
-#[derive(Default)]
-struct InFlight {
-    /// Endpoints with a worker running.
-    busy: HashSet<String>,
-    /// The delivery lock, while any worker runs.
-    lock: Option<Box<dyn Send>>,
-    /// Where the next round starts looking, so that no endpoint always comes last.
-    start: usize,
-}
-
-impl Deliverer {
-    #[must_use]
-    pub fn new(
-        registry: Arc<Registry>,
-        sender: Arc<dyn Sender>,
-        config: DeliveryConfig,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            registry,
-            sender,
-            config,
-            shared: Mutex::new(InFlight::default()),
-            round: Mutex::new(()),
-        })
-    }
-
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// One round: starts a worker for every active endpoint that has something due and no
-    /// worker yet (blocking; run it off the request executor). Returns how many it started;
-    /// 0 on a node that does not hold the delivery lock.
-    pub fn round(self: &Arc<Self>) -> Result<usize, Error> {
-        let _round = self.round.lock().unwrap_or_else(PoisonError::into_inner);
-        let busy = {
-            let mut in_flight = self.in_flight();
-            if in_flight.lock.is_none() {
-                match self.registry.meta.try_exclusive(DELIVERY_LOCK)? {
-                    Some(lock) => in_flight.lock = Some(lock),
-                    None => return Ok(0),
-                }
-            }
-            in_flight.busy.clone()
-        };
-        let result = self.due(&busy);
-        let mut in_flight = self.in_flight();
-        let mut started = 0;
-        if let Ok(due) = &result {
-            let n = due.len().max(1);
-            let start = in_flight.start % n;
-            in_flight.start = in_flight.start.wrapping_add(1);
-            for e in due.iter().cycle().skip(start).take(due.len()) {
-                if in_flight.busy.len() >= WORKERS {
-                    break;
-                }
-                if !in_flight.busy.insert(e.id.clone()) {
-                    continue;
-                }
-                let (me, endpoint) = (self.clone(), e.clone());
-                let spawned = std::thread::Builder::new()
-                    .name(format!("webhook-{}", e.id))
-                    .spawn(move || me.work(&endpoint));
-                if let Err(err) = spawned {
-                    in_flight.busy.remove(&e.id);
-                    tracing::warn!(webhook = e.id, error = %err, "no thread for a webhook delivery");
-                    continue;
-                }
-                started += 1;
-            }
-        }
-        if in_flight.busy.is_empty() {
-            in_flight.lock = None;
-        }
-        result.map(|_| started)
-    }
-
-    /// The active endpoints, not in `busy`, that have something to send now.
-    fn due(&self, busy: &HashSet<String>) -> Result<Vec<Endpoint>, Error> {
-        let endpoints: Vec<Endpoint> = self
-            .registry
-            .meta
-            .read()?
-            .settings_under(ENDPOINT)?
-            .into_iter()
-            .filter_map(|(_, b)| load::<Endpoint>(Some(b)))
-            .filter(|e| e.active && !busy.contains(&e.id))
-            .collect();
-        let now = self.registry.clock.now_ms();
-        let mut due = Vec::new();
-        for e in endpoints {
-            if self.registry.webhook_due(&e, now)? {
-                due.push(e);
-            }
-        }
-        Ok(due)
-    }
-
-    /// A worker: delivers what is due to `e`, then lets the next round start another.
-    fn work(&self, e: &Endpoint) {
-        struct Done<'a>(&'a Deliverer, &'a str);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                self.0.in_flight().busy.remove(self.1);
-            }
-        }
-        let _done = Done(self, &e.id);
-        if let Err(err) = self.registry.deliver_to(e, &*self.sender, &self.config) {
-            tracing::warn!(webhook = e.id, error = %err, "webhook deliveries failed; trying again");
-        }
-    }
-}
-
 /// Sends one event to one endpoint, signed: the receiver's 2xx status, or why not.
 fn send(
     e: &Endpoint,
@@ -938,6 +828,7 @@ fn backoff_ms(config: &DeliveryConfig, attempts: u32) -> u64 {
 }
 
 /// What a delivery moved on: the endpoint's cursor, or one redelivery (`None`: done).
+#[derive(Clone, Copy)]
 enum Progress<'a> {
     Cursor(&'a State),
     Redelivery(u64, Option<&'a Redelivery>),
@@ -976,5 +867,22 @@ mod tests {
             vec![Kind::Added, Kind::Promoted]
         );
         assert!(parse_events(&["Login".into()]).is_err());
+    }
+
+    #[test]
+    fn redeliveries_queued_by_earlier_versions_are_one_delivery_each() {
+        let old = br#"{"cursor":7,"attempts":0,"next_attempt_ms":0,"redeliver":[3,5,3]}"#;
+        let state = State::load(Some(old.to_vec()));
+        assert_eq!(state.cursor, 7);
+        assert_eq!(
+            state
+                .redeliveries
+                .iter()
+                .map(|r| (r.event_id, r.attempts))
+                .collect::<Vec<_>>(),
+            vec![(3, 0), (5, 0)]
+        );
+        let written = serde_json::to_string(&state).unwrap();
+        assert!(!written.contains("\"redeliver\""), "{written}");
     }
 }
