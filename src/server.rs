@@ -301,7 +301,8 @@ fn refresh_directory(
     })
 }
 
-/// The webhook deliverer: a round every `webhooks.poll_ms`, off the request executor.
+/// The webhook deliverer: a round every `webhooks.poll_ms`, off the request executor, that
+/// starts a worker per endpoint with something due (`webhooks::Deliverer`).
 fn deliver_webhooks(
     config: &Config,
     registry: &Arc<Registry>,
@@ -316,30 +317,35 @@ fn deliver_webhooks(
             rest.split('/').next().unwrap_or(rest).to_owned()
         },
     );
-    let delivery = Arc::new(crate::domain::webhooks::DeliveryConfig {
+    let delivery = crate::domain::webhooks::DeliveryConfig {
         host,
         timeout: Duration::from_secs(w.timeout_seconds.max(1)),
         max_attempts: w.max_attempts.max(1),
         first_backoff: Duration::from_millis(w.first_backoff_ms),
         max_backoff: Duration::from_secs(w.max_backoff_seconds),
-    });
+    };
     // Receivers are where feed administrators point them: only where the outbound policy
     // allows.
     let agent = outbound.agent(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(delivery.timeout))
+            // A delivery is the receiver's own 2xx: a 3xx is a failed attempt, never followed.
+            .max_redirects(0)
             .user_agent(format!("semdock/{}", env!("CARGO_PKG_VERSION"))),
     );
-    let sender = Arc::new(HttpSender(agent));
+    let deliverer = crate::domain::webhooks::Deliverer::new(
+        registry.clone(),
+        Arc::new(HttpSender(agent)),
+        delivery,
+    );
     let poll = Duration::from_millis(w.poll_ms.max(50));
-    let registry = registry.clone();
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(poll);
         loop {
             ticks.tick().await;
-            let (r, s, d) = (registry.clone(), sender.clone(), delivery.clone());
-            let round = actix_web::rt::task::spawn_blocking(move || r.deliver_webhooks(&*s, &d));
+            let d = deliverer.clone();
+            let round = actix_web::rt::task::spawn_blocking(move || d.round());
             if let Ok(Err(e)) = round.await {
                 tracing::warn!(error = %e, "webhook deliveries failed; trying again");
             }

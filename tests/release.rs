@@ -41,7 +41,13 @@ struct Registry {
 
 impl Registry {
     fn start(backend: Backend) -> Self {
-        let env = FAST_RETRIES.to_vec();
+        Self::start_with(backend, &[])
+    }
+
+    /// A start with settings beyond the quick retries.
+    fn start_with(backend: Backend, more: &[(&'static str, &'static str)]) -> Self {
+        let mut env = FAST_RETRIES.to_vec();
+        env.extend_from_slice(more);
         let dir = tempfile::tempdir().unwrap();
         let (server, cluster) = match backend {
             Backend::Embedded => (Server::start_in(&dir.path().join("data"), &env), None),
@@ -93,6 +99,15 @@ impl Registry {
         let status = res.status().as_u16();
         let text = res.body_mut().read_to_string().unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn delete(&self, path: &str) -> u16 {
+        self.admin()
+            .delete(&self.url(path))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
@@ -881,4 +896,304 @@ fn the_audit_log_answers_who_did_what_when() {
             .lines()
             .all(|l| serde_json::from_str::<Value>(l).unwrap()["feed"] == "prod")
     );
+}
+
+/// A receiver on loopback that answers each request as `reply` says from its request line
+/// (`POST /hook HTTP/1.1`) and port: `Some(response)`, or `None` to keep the connection open
+/// and never answer. Keeps the request lines it was sent.
+struct Scripted {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    fn start(reply: fn(&str, u16) -> Option<String>) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut len = 0;
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if h.trim_end().is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let line = line.trim_end().to_owned();
+                        seen.lock().unwrap().push(line.clone());
+                        let Some(answer) = reply(&line, port) else {
+                            // Holds the connection, answering nothing, until the test ends.
+                            std::thread::sleep(Duration::from_hours(1));
+                            return;
+                        };
+                        if stream.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Waits up to `limit` for `receiver` to be sent the event of `digest`; says how long it took.
+fn arrival(receiver: &Receiver, digest: &str, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if receiver
+            .received()
+            .iter()
+            .any(|g| g.json()["digest"] == digest)
+        {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Issue 30, 5: receivers that accept a connection and never answer (each attempt waits out a
+/// 30 s timeout) delay no other endpoint's events, before or after them; a feed holds at most
+/// 20 webhooks, and the 21st is refused with a sentence.
+#[test]
+fn receivers_that_never_answer_delay_no_other_endpoint_and_a_feed_holds_at_most_20() {
+    let r = Registry::start_with(
+        Backend::Embedded,
+        &[("SEMDOCK_WEBHOOKS__TIMEOUT_SECONDS", "30")],
+    );
+    let dead = Scripted::start(|_, _| None);
+    let good = Receiver::start();
+    for _ in 0..4 {
+        webhook(&r, &json!({"url": dead.url(), "feed": "prod"}));
+    }
+    webhook(
+        &r,
+        &json!({"url": good.url(), "feed": "prod", "events": ["Added"]}),
+    );
+    for _ in 0..4 {
+        webhook(&r, &json!({"url": dead.url(), "feed": "prod"}));
+    }
+    for tag in ["1.0.0", "1.0.1", "1.0.2"] {
+        let (status, digest) = r.push("prod/web", tag, tag);
+        assert_eq!(status, 201);
+        let took = arrival(&good, &digest, Duration::from_secs(8));
+        assert!(
+            took.is_some(),
+            "{tag} did not reach the answering receiver in 8 s while others never answer"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dead.requests().len() < 8 {
+        assert!(
+            Instant::now() < deadline,
+            "every silent receiver is tried at once: {:?}",
+            dead.requests()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // 9 webhooks on prod; 11 more make 20, the most a feed may have.
+    for _ in 0..11 {
+        webhook(
+            &r,
+            &json!({"url": good.url(), "feed": "prod", "events": ["Purged"]}),
+        );
+    }
+    let (status, body) = r.json(
+        "POST",
+        "/api/v1/webhooks",
+        &json!({"url": good.url(), "feed": "prod"}),
+    );
+    assert_eq!(status, 400, "a 21st webhook on prod: {body}");
+    let message = body.to_string();
+    assert!(message.contains("20 webhooks"), "{message}");
+    // Another feed's count is its own.
+    webhook(&r, &json!({"url": good.url(), "feed": "library"}));
+}
+
+/// Issue 30, 5: a receiver answering 302 has not received the event: the redirect is not
+/// followed, and the attempt is logged as failed with the 302 and retried.
+#[test]
+fn a_redirect_from_a_receiver_is_a_failed_attempt_and_never_followed() {
+    let r = Registry::start(Backend::Embedded);
+    let redirecting = Scripted::start(|line, port| {
+        Some(if line.starts_with("POST /hook ") {
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}/landing\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )
+        } else {
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_owned()
+        })
+    });
+    let (hook, _) = webhook(&r, &json!({"url": redirecting.url(), "events": ["Added"]}));
+    let (status, _) = r.push("prod/web", "1.0.0", "redirected");
+    assert_eq!(status, 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let (_, log) = r.get(&format!("/api/v1/webhooks/{hook}/deliveries"));
+        if log
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["response_code"] == 302 && d["attempts"].as_u64() >= Some(2))
+        {
+            break log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed 302 attempt logged: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] != "delivered"),
+        "a 302 counted as delivered: {log}"
+    );
+    let requests = redirecting.requests();
+    assert!(
+        requests.iter().all(|l| l.starts_with("POST /hook ")),
+        "the redirect was followed: {requests:?}"
+    );
+}
+
+/// Issue 30, 5: a feed's webhooks go with it: a new feed of the same name is not sent to them.
+#[test]
+fn a_deleted_feeds_webhooks_go_with_it() {
+    let r = Registry::start(Backend::Embedded);
+    let (status, _) = r.json("POST", "/api/v1/feeds", &json!({"name": "team"}));
+    assert_eq!(status, 201);
+    let old = Receiver::start();
+    let (hook, _) = webhook(
+        &r,
+        &json!({"url": old.url(), "feed": "team", "events": ["Added"]}),
+    );
+    // A global endpoint, to know when deliveries have passed the new feed's push.
+    let witness = Receiver::start();
+    webhook(&r, &json!({"url": witness.url(), "events": ["Added"]}));
+
+    assert_eq!(r.delete("/api/v1/feeds/team"), 204);
+    let (status, _) = r.json("POST", "/api/v1/feeds", &json!({"name": "team"}));
+    assert_eq!(status, 201);
+    let (status, digest) = r.push("team/web", "1.0.0", "in the new team");
+    assert_eq!(status, 201);
+    witness.wait_for("the new feed's push", |got| {
+        got.iter().any(|g| g.json()["digest"] == digest)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        old.received().is_empty(),
+        "the deleted feed's webhook was sent the new feed's event"
+    );
+    let (_, hooks) = r.get("/api/v1/webhooks");
+    assert!(
+        hooks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["id"] != hook.as_str()),
+        "{hooks}"
+    );
+    let (status, _) = r.get(&format!("/api/v1/webhooks/{hook}/deliveries"));
+    assert_eq!(status, 404);
+}
+
+/// Issue 30, 9: `semdock webhook redeliver` sends the event once more (retried while the
+/// receiver fails), then never again — not after a restart either — and new events still
+/// flow.
+#[test]
+fn a_redelivery_is_one_more_delivery_then_done() {
+    let mut r = Registry::start(Backend::Embedded);
+    let receiver = Receiver::start();
+    let (hook, _) = webhook(&r, &json!({"url": receiver.url(), "events": ["Added"]}));
+    let (_, first) = r.push("prod/web", "1.0.0", "first");
+    let got = receiver.wait_for("the first event", |got| {
+        got.iter().any(|g| g.json()["digest"] == first)
+    });
+    let id = got[0].json()["id"].as_str().unwrap().to_owned();
+    let copies = || {
+        receiver
+            .received()
+            .iter()
+            .filter(|g| g.json()["id"] == id.as_str())
+            .count()
+    };
+
+    receiver.status.store(503, Ordering::SeqCst);
+    run(&mut r.cli(&["webhook", "redeliver", &hook, &id]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, log) = r.get(&format!("/api/v1/webhooks/{hook}/deliveries"));
+        if log.as_array().unwrap().iter().any(|d| {
+            d["redelivery"] == true && d["status"] == "retrying" && d["response_code"] == 503
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed redelivery is not retried: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    receiver.status.store(200, Ordering::SeqCst);
+    receiver.wait_for("the redelivery", |_| copies() == 2);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(copies(), 2, "redelivered more than once");
+    let (_, log) = r.get(&format!("/api/v1/webhooks/{hook}/deliveries"));
+    let redelivered: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["redelivery"] == true)
+        .collect();
+    assert_eq!(redelivered.len(), 1, "{log}");
+    assert_eq!(redelivered[0]["status"], "delivered");
+    assert!(redelivered[0]["attempts"].as_u64().unwrap() >= 2, "{log}");
+
+    let (_, second) = r.push("prod/web", "1.0.1", "second");
+    receiver.wait_for("a new event after the redelivery", |got| {
+        got.iter().any(|g| g.json()["digest"] == second)
+    });
+    r.crash_and_restart();
+    let (_, third) = r.push("prod/web", "1.0.2", "third");
+    receiver.wait_for("a new event after the restart", |got| {
+        got.iter().any(|g| g.json()["digest"] == third)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(copies(), 2, "redelivered again after the restart");
 }

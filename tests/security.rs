@@ -900,3 +900,69 @@ async fn a_login_key_carries_its_owners_roles_and_may_revoke_itself() {
 fn key_of(app: &TestApp, owner: &str) -> (String, String) {
     key(app, owner, "library", "pull")
 }
+
+// Issue 30, 6. Deleting a feed ends every right that named it: a token issued before the
+// delete grants nothing in a new feed of the same name, and no grant or key role carries over.
+#[test]
+fn a_token_or_a_role_on_a_deleted_feed_grants_nothing_in_a_new_feed_of_its_name() {
+    let s = Server::start();
+    let admin = s.http();
+    let send = |method: &str, path: &str, body: Option<Value>| -> u16 {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(s.url(path))
+            .header("Content-Type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .unwrap();
+        admin.run(req).unwrap().status().as_u16()
+    };
+    assert_eq!(
+        send("POST", "/api/v1/feeds", Some(json!({"name": "team"}))),
+        201
+    );
+    let body = json!({"name": "bob", "password": "bob-password-1"});
+    assert_eq!(send("POST", "/api/v1/users", Some(body)), 201);
+    let role = Some(json!({"role": "push"}));
+    assert_eq!(send("PUT", "/api/v1/users/bob/roles/team", role), 204);
+    let bob = common::http_as(Some(basic("bob", "bob-password-1")));
+    let mut res = bob
+        .get(s.url("/v2/_auth?service=semdock&scope=repository:team/app:pull,push"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let with_token = common::http_as(Some(bearer(&token)));
+    let start_upload = |agent: &ureq::Agent| {
+        agent
+            .post(s.url("/v2/team/app/blobs/uploads/"))
+            .send_empty()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(start_upload(&with_token), 202, "the token pushes to team");
+
+    assert_eq!(send("DELETE", "/api/v1/feeds/team", None), 204);
+    assert_eq!(
+        send("POST", "/api/v1/feeds", Some(json!({"name": "team"}))),
+        201
+    );
+    let status = start_upload(&with_token);
+    assert!(
+        status == 401 || status == 403,
+        "a push token of the deleted feed pushes to the new one: {status}"
+    );
+    assert_eq!(start_upload(&bob), 403, "bob's role carried over");
+
+    // Rights given in the new feed work as usual.
+    let role = Some(json!({"role": "push"}));
+    assert_eq!(send("PUT", "/api/v1/users/bob/roles/team", role), 204);
+    let mut res = bob
+        .get(s.url("/v2/_auth?service=semdock&scope=repository:team/app:pull,push"))
+        .call()
+        .unwrap();
+    let token: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let fresh = common::http_as(Some(bearer(token["token"].as_str().unwrap())));
+    assert_eq!(start_upload(&fresh), 202);
+}

@@ -222,6 +222,10 @@ struct Claims {
     /// The account's credential epoch when the token was issued (see `Auth::epoch`).
     #[serde(default)]
     epoch: u64,
+    /// The epoch of each feed `access` names when the token was issued (see
+    /// `bump_feed_epoch`); a feed absent here is at epoch 0.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    feeds: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1203,6 +1207,7 @@ impl Auth {
         scopes: &[Scope],
     ) -> Result<IssuedToken, Error> {
         let mut access = Vec::new();
+        let mut feeds = std::collections::BTreeMap::new();
         for scope in scopes {
             let asked: Vec<Action> = scope
                 .actions
@@ -1211,8 +1216,14 @@ impl Auth {
                 .collect();
             let granted = match scope.kind.as_str() {
                 "repository" => {
-                    let feed = scope.name.split('/').next().unwrap_or_default();
-                    self.caps(principal, feed)?.filter(&asked)
+                    let feed = feed_of(&scope.name);
+                    // Read before the rights: a delete in between voids this token's claim.
+                    let epoch = epoch_from(self.meta.read()?.setting(&feed_epoch_key(feed))?);
+                    let granted = self.caps(principal, feed)?.filter(&asked);
+                    if !granted.is_empty() && epoch != 0 {
+                        feeds.insert(feed.to_owned(), epoch);
+                    }
+                    granted
                 }
                 _ => Vec::new(),
             };
@@ -1236,6 +1247,7 @@ impl Auth {
             jti: uuid::Uuid::new_v4().simple().to_string(),
             access,
             epoch,
+            feeds,
         };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -1282,10 +1294,29 @@ impl Auth {
             }
             found => found.map(|(p, _)| p),
         };
+        // A feed deleted (or created) since the token was issued: its rights there are void,
+        // as a re-created feed of the same name is another feed.
+        let mut access = data.claims.access;
+        if access.iter().any(|a| a.kind == "repository") {
+            let r = self.meta.read()?;
+            let mut current = std::collections::BTreeMap::new();
+            for a in &access {
+                let feed = feed_of(&a.name);
+                if !current.contains_key(feed) {
+                    let epoch = epoch_from(r.setting(&feed_epoch_key(feed))?);
+                    current.insert(feed.to_owned(), epoch);
+                }
+            }
+            access.retain(|a| {
+                let feed = feed_of(&a.name);
+                a.kind != "repository"
+                    || current.get(feed) == Some(&data.claims.feeds.get(feed).copied().unwrap_or(0))
+            });
+        }
         let verified = VerifiedToken {
             exp: data.claims.exp,
             principal,
-            access: data.claims.access.into(),
+            access: access.into(),
         };
         let weight = token.len() + 64 * verified.access.len() + 128;
         self.tokens
@@ -1811,6 +1842,27 @@ fn epoch_from(stored: Option<Vec<u8>>) -> u64 {
 fn bump_epoch(w: &mut dyn MetaWrite, user: &str) -> Result<(), Error> {
     let next = epoch_from(w.setting(&epoch_key(user))?) + 1;
     w.put_setting(&epoch_key(user), &next.to_le_bytes())?;
+    Ok(())
+}
+
+const FEED_EPOCH_SETTING: &str = "feed-epoch:";
+
+fn feed_epoch_key(feed: &str) -> String {
+    format!("{FEED_EPOCH_SETTING}{feed}")
+}
+
+/// The feed a token's repository claim names: its first segment.
+fn feed_of(repository: &str) -> &str {
+    repository.split('/').next().unwrap_or_default()
+}
+
+/// Voids every token right that names `feed`, whoever holds it: called in the transaction
+/// that deletes the feed or creates one of that name, so a right given in one feed never
+/// reaches another that happens to share its name. (Grants and API key roles on a deleted
+/// feed go in the same transaction: `MetaWrite::remove_grants_on`.)
+pub(crate) fn bump_feed_epoch(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
+    let next = epoch_from(w.setting(&feed_epoch_key(feed))?) + 1;
+    w.put_setting(&feed_epoch_key(feed), &next.to_le_bytes())?;
     Ok(())
 }
 

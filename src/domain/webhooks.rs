@@ -6,9 +6,12 @@
 //! the receiver answered 2xx, so delivery is at least once, in order, and a `kill -9` between
 //! a change and its delivery only delays it; the receiver de-duplicates by the event id (the
 //! entry's number). A failure is retried with exponential backoff, and after the last attempt
-//! the event is logged as failed and the endpoint moves on (it can be redelivered). One
-//! node delivers at a time (`Metadata::try_exclusive`); endpoints, cursors and delivery logs
-//! are settings of the metadata store, so every node, a backup and a migration carry them.
+//! the event is logged as failed and the endpoint moves on (it can be redelivered, once more).
+//! Each endpoint is delivered to on a worker of its own (`Deliverer`), so a receiver that
+//! never answers delays no other endpoint. One node delivers at a time
+//! (`Metadata::try_exclusive`); endpoints, cursors and delivery logs are settings of the
+//! metadata store, so every node, a backup and a migration carry them; a feed's endpoints
+//! are deleted with it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +23,9 @@ use super::audit::{self, AuditEntry, Kind};
 use super::registry::Registry;
 use crate::store::meta::{AuditRecord, MetaWrite, Scan};
 
+mod deliverer;
+pub use deliverer::{Deliverer, WORKERS};
+
 const ENDPOINT: &str = "webhook:";
 const STATE: &str = "webhook-state:";
 const LOG: &str = "webhook-log:";
@@ -27,6 +33,9 @@ const LOG: &str = "webhook-log:";
 pub const LOG_ENTRIES: usize = 200;
 /// Across nodes, one deliverer at a time.
 const DELIVERY_LOCK: i64 = 0x5e3d_0c04;
+/// Webhooks a feed may have (and global webhooks, together): each costs a delivery worker
+/// while its receiver is slow, so a feed administrator's receivers stay a bounded share.
+pub const MAX_ENDPOINTS_PER_FEED: usize = 20;
 
 /// How a payload is shaped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -98,8 +107,38 @@ struct State {
     attempts: u32,
     /// Unix milliseconds before which the next attempt waits.
     next_attempt_ms: u64,
-    /// Event ids an operator asked to send again.
+    /// Event ids an operator asked to send again, as earlier versions kept them (and never
+    /// let go of): read as one more delivery each, never written.
+    #[serde(default, skip_serializing)]
     redeliver: Vec<u64>,
+    /// Events an operator asked to send again, each until delivered or given up on.
+    #[serde(default)]
+    redeliveries: Vec<Redelivery>,
+}
+
+/// One event an operator asked to send again: one more delivery, retried like any other.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Redelivery {
+    event_id: u64,
+    /// Failed attempts so far.
+    attempts: u32,
+    /// Unix milliseconds before which the next attempt waits.
+    next_attempt_ms: u64,
+}
+
+impl State {
+    fn load(bytes: Option<Vec<u8>>) -> Self {
+        let mut state: Self = load(bytes).unwrap_or_default();
+        for event_id in std::mem::take(&mut state.redeliver) {
+            if !state.redeliveries.iter().any(|r| r.event_id == event_id) {
+                state.redeliveries.push(Redelivery {
+                    event_id,
+                    ..Redelivery::default()
+                });
+            }
+        }
+        state
+    }
 }
 
 /// One delivery attempt's outcome, as the log keeps it.
@@ -320,7 +359,9 @@ impl Registry {
     }
 
     fn state(&self, id: &str) -> Result<State, Error> {
-        Ok(load(self.meta.read()?.setting(&format!("{STATE}{id}"))?).unwrap_or_default())
+        Ok(State::load(
+            self.meta.read()?.setting(&format!("{STATE}{id}"))?,
+        ))
     }
 
     /// Every endpoint, by id.
@@ -329,8 +370,7 @@ impl Registry {
         let mut out = Vec::new();
         for (_, bytes) in r.settings_under(ENDPOINT)? {
             if let Some(e) = load::<Endpoint>(Some(bytes)) {
-                let state: State =
-                    load(r.setting(&format!("{STATE}{}", e.id))?).unwrap_or_default();
+                let state = State::load(r.setting(&format!("{STATE}{}", e.id))?);
                 out.push(e.info(state.cursor, false));
             }
         }
@@ -371,6 +411,22 @@ impl Registry {
                 && w.feed(feed)?.is_none()
             {
                 return Err(Error::FeedUnknown { feed: feed.clone() });
+            }
+            let siblings = w
+                .settings_under(ENDPOINT)?
+                .into_iter()
+                .filter_map(|(_, b)| load::<Endpoint>(Some(b)))
+                .filter(|e| e.feed == endpoint.feed)
+                .count();
+            if siblings >= MAX_ENDPOINTS_PER_FEED {
+                let whose = endpoint
+                    .feed
+                    .as_ref()
+                    .map_or_else(|| "every feed".to_owned(), |f| format!("feed {f:?}"));
+                return Err(Error::Invalid(format!(
+                    "{whose} already has {siblings} webhooks, the most it may have: delete one \
+                     it no longer needs, or send one receiver the events and fan them out there"
+                )));
             }
             // Told of what happens from now on: the cursor starts at the newest entry.
             let (newest, _) = w.audit_page(None, true, &[], 1, &|_| Scan::Keep)?;
@@ -423,7 +479,7 @@ impl Registry {
                 e.active = active;
             }
             store(w, &key, &e)?;
-            let state: State = load(w.setting(&format!("{STATE}{id}"))?).unwrap_or_default();
+            let state = State::load(w.setting(&format!("{STATE}{id}"))?);
             audit::append(
                 w,
                 &self.clock,
@@ -483,39 +539,36 @@ impl Registry {
                 )));
             }
             let key = format!("{STATE}{id}");
-            let mut state: State = load(w.setting(&key)?).unwrap_or_default();
-            if !state.redeliver.contains(&event_id) {
-                state.redeliver.push(event_id);
+            let mut state = State::load(w.setting(&key)?);
+            // Already queued: that one delivery is still to come.
+            if !state.redeliveries.iter().any(|r| r.event_id == event_id) {
+                state.redeliveries.push(Redelivery {
+                    event_id,
+                    ..Redelivery::default()
+                });
             }
             store(w, &key, &state)
         })
     }
 
-    /// One round of deliveries, on the node that holds the delivery lock (others return at
-    /// once): every endpoint's redeliveries, then its events after its cursor, until one
-    /// fails or waits. Returns how many requests it sent.
-    pub fn deliver_webhooks(
-        &self,
-        sender: &dyn Sender,
-        config: &DeliveryConfig,
-    ) -> Result<usize, Error> {
-        let Some(_lock) = self.meta.try_exclusive(DELIVERY_LOCK)? else {
-            return Ok(0);
-        };
-        let endpoints: Vec<Endpoint> = self
-            .meta
-            .read()?
-            .settings_under(ENDPOINT)?
-            .into_iter()
-            .filter_map(|(_, b)| load(Some(b)))
-            .collect();
-        let mut sent = 0;
-        for e in endpoints.iter().filter(|e| e.active) {
-            sent += self.deliver_to(e, sender, config)?;
+    /// Whether endpoint `e` has something to send now: a redelivery, or (unless waiting
+    /// to retry) an event of its kinds after its cursor.
+    fn webhook_due(&self, e: &Endpoint, now: u64) -> Result<bool, Error> {
+        let r = self.meta.read()?;
+        let state = State::load(r.setting(&format!("{STATE}{}", e.id))?);
+        if state.redeliveries.iter().any(|d| d.next_attempt_ms <= now) {
+            return Ok(true);
         }
-        Ok(sent)
+        if now < state.next_attempt_ms {
+            return Ok(false);
+        }
+        let (page, _) = r.audit_page(Some(state.cursor), false, &e.kinds(), 1, &|_| Scan::Keep)?;
+        Ok(!page.is_empty())
     }
 
+    /// Delivers what is due to one endpoint: its redeliveries whose time has come (each one
+    /// more delivery, retried with backoff on failure, then done), then its events after its
+    /// cursor, until one fails or none is left. Returns how many requests it sent.
     fn deliver_to(
         &self,
         e: &Endpoint,
@@ -523,27 +576,8 @@ impl Registry {
         config: &DeliveryConfig,
     ) -> Result<usize, Error> {
         let mut state = self.state(&e.id)?;
-        let mut sent = 0;
-        for event_id in std::mem::take(&mut state.redeliver) {
-            let entry = self
-                .meta
-                .read()?
-                .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
-                .0
-                .into_iter()
-                .next()
-                .filter(|(seq, _)| *seq == event_id);
-            let Some((seq, record)) = entry else { continue };
-            let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
-            sent += 1;
-            let (code, error) = split(outcome);
-            let status = if error.is_none() {
-                "delivered"
-            } else {
-                "failed"
-            };
-            self.save_delivery(e, None, Some((event_id, status, 1, code, error, true)))?;
-        }
+        let mut sent =
+            self.send_redeliveries(e, std::mem::take(&mut state.redeliveries), sender, config)?;
         loop {
             if self.clock.now_ms() < state.next_attempt_ms {
                 return Ok(sent);
@@ -559,7 +593,7 @@ impl Registry {
                 // Nothing for this endpoint in the page: move past it.
                 if let Some((last, _)) = page.last() {
                     state.cursor = *last;
-                    self.save_delivery(e, Some(&state), None)?;
+                    self.save_delivery(e, Progress::Cursor(&state), None)?;
                 }
                 if more {
                     continue;
@@ -588,20 +622,16 @@ impl Registry {
                 state.next_attempt_ms = 0;
                 "failed"
             } else {
-                let wait = config
-                    .first_backoff
-                    .saturating_mul(1 << (attempts - 1).min(20))
-                    .min(config.max_backoff);
                 state.attempts = attempts;
                 state.next_attempt_ms = self
                     .clock
                     .now_ms()
-                    .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                    .saturating_add(backoff_ms(config, attempts));
                 "retrying"
             };
             self.save_delivery(
                 e,
-                Some(&state),
+                Progress::Cursor(&state),
                 Some((seq, status, attempts, code, error, false)),
             )?;
             if status == "retrying" {
@@ -610,13 +640,72 @@ impl Registry {
         }
     }
 
+    /// Sends the redeliveries of `e` whose time has come: each one more delivery, retried
+    /// with backoff on failure, then done. Returns how many requests it sent.
+    fn send_redeliveries(
+        &self,
+        e: &Endpoint,
+        redeliveries: Vec<Redelivery>,
+        sender: &dyn Sender,
+        config: &DeliveryConfig,
+    ) -> Result<usize, Error> {
+        let mut sent = 0;
+        for mut redelivery in redeliveries {
+            if self.clock.now_ms() < redelivery.next_attempt_ms {
+                continue;
+            }
+            let event_id = redelivery.event_id;
+            let entry = self
+                .meta
+                .read()?
+                .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
+                .0
+                .into_iter()
+                .next()
+                .filter(|(seq, _)| *seq == event_id);
+            let Some((seq, record)) = entry else {
+                // The event is gone from the log (its retention passed): nothing to send.
+                self.save_delivery(e, Progress::Redelivery(event_id, None), None)?;
+                continue;
+            };
+            let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
+            sent += 1;
+            let (code, error) = split(outcome);
+            redelivery.attempts += 1;
+            let attempts = redelivery.attempts;
+            let (status, next) = if error.is_none() {
+                ("delivered", None)
+            } else if attempts >= config.max_attempts {
+                tracing::warn!(
+                    webhook = e.id,
+                    event = seq,
+                    attempts,
+                    "webhook redelivery given up"
+                );
+                ("failed", None)
+            } else {
+                redelivery.next_attempt_ms = self
+                    .clock
+                    .now_ms()
+                    .saturating_add(backoff_ms(config, attempts));
+                ("retrying", Some(&redelivery))
+            };
+            self.save_delivery(
+                e,
+                Progress::Redelivery(event_id, next),
+                Some((event_id, status, attempts, code, error, true)),
+            )?;
+        }
+        Ok(sent)
+    }
+
     /// Writes an endpoint's state and/or one line of its delivery log, in one commit; the
     /// endpoint may have been deleted meanwhile (then nothing is written).
     #[allow(clippy::type_complexity)]
     fn save_delivery(
         &self,
         e: &Endpoint,
-        state: Option<&State>,
+        progress: Progress<'_>,
         line: Option<(u64, &str, u32, Option<u16>, Option<String>, bool)>,
     ) -> Result<(), Error> {
         let now = self.clock.now_ms();
@@ -624,14 +713,23 @@ impl Registry {
             if w.setting(&format!("{ENDPOINT}{}", e.id))?.is_none() {
                 return Ok(());
             }
-            if let Some(state) = state {
-                // Keep redeliveries queued while this round ran.
-                let key = format!("{STATE}{}", e.id);
-                let stored: State = load(w.setting(&key)?).unwrap_or_default();
-                let mut next = state.clone();
-                next.redeliver = stored.redeliver;
-                store(w, &key, &next)?;
+            // Only this delivery's part of the state: redeliveries queued while it ran stay.
+            let key = format!("{STATE}{}", e.id);
+            let mut next = State::load(w.setting(&key)?);
+            match progress {
+                Progress::Cursor(state) => {
+                    next.cursor = state.cursor;
+                    next.attempts = state.attempts;
+                    next.next_attempt_ms = state.next_attempt_ms;
+                }
+                Progress::Redelivery(event_id, redelivery) => {
+                    next.redeliveries.retain(|r| r.event_id != event_id);
+                    if let Some(r) = redelivery {
+                        next.redeliveries.push(r.clone());
+                    }
+                }
             }
+            store(w, &key, &next)?;
             if let Some((event_id, status, attempts, code, error, redelivery)) = line {
                 let key = format!("{LOG}{}", e.id);
                 let mut log: Vec<Delivery> = load(w.setting(&key)?).unwrap_or_default();
@@ -665,6 +763,21 @@ impl Registry {
             Ok(())
         })
     }
+}
+
+/// Removes the webhooks of `feed`, with their cursors, pending redeliveries and logs: called
+/// in the transaction that deletes the feed, so a new feed of the same name starts with none.
+pub(crate) fn remove_feed_endpoints(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
+    for (_, bytes) in w.settings_under(ENDPOINT)? {
+        if let Some(e) = load::<Endpoint>(Some(bytes))
+            && e.feed.as_deref() == Some(feed)
+        {
+            for prefix in [ENDPOINT, STATE, LOG] {
+                w.remove_setting(&format!("{prefix}{}", e.id))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sends one event to one endpoint, signed: the receiver's 2xx status, or why not.
@@ -704,6 +817,23 @@ fn split(outcome: Result<u16, String>) -> (Option<u16>, Option<String>) {
     }
 }
 
+/// The wait before attempt `attempts + 1`: the first backoff, doubled per failed attempt,
+/// up to the longest.
+fn backoff_ms(config: &DeliveryConfig, attempts: u32) -> u64 {
+    let wait = config
+        .first_backoff
+        .saturating_mul(1 << attempts.saturating_sub(1).min(20))
+        .min(config.max_backoff);
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a delivery moved on: the endpoint's cursor, or one redelivery (`None`: done).
+#[derive(Clone, Copy)]
+enum Progress<'a> {
+    Cursor(&'a State),
+    Redelivery(u64, Option<&'a Redelivery>),
+}
+
 /// Counts per status, for `/metrics`-style summaries and tests.
 #[must_use]
 pub fn tally(log: &[Delivery]) -> BTreeMap<String, usize> {
@@ -737,5 +867,22 @@ mod tests {
             vec![Kind::Added, Kind::Promoted]
         );
         assert!(parse_events(&["Login".into()]).is_err());
+    }
+
+    #[test]
+    fn redeliveries_queued_by_earlier_versions_are_one_delivery_each() {
+        let old = br#"{"cursor":7,"attempts":0,"next_attempt_ms":0,"redeliver":[3,5,3]}"#;
+        let state = State::load(Some(old.to_vec()));
+        assert_eq!(state.cursor, 7);
+        assert_eq!(
+            state
+                .redeliveries
+                .iter()
+                .map(|r| (r.event_id, r.attempts))
+                .collect::<Vec<_>>(),
+            vec![(3, 0), (5, 0)]
+        );
+        let written = serde_json::to_string(&state).unwrap();
+        assert!(!written.contains("\"redeliver\""), "{written}");
     }
 }

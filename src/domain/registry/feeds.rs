@@ -208,6 +208,7 @@ impl Registry {
                     upstream: None,
                 },
             )?;
+            crate::domain::auth::bump_feed_epoch(w, feed.as_str())?;
             let entry = audit::entry(
                 Kind::FeedCreated,
                 actor,
@@ -480,6 +481,8 @@ impl Registry {
                 w.remove_repository(&repo)?;
             }
             w.remove_grants_on(feed.as_str())?;
+            crate::domain::auth::bump_feed_epoch(w, feed.as_str())?;
+            crate::domain::webhooks::remove_feed_endpoints(w, feed.as_str())?;
             Ok(())
         })
     }
