@@ -1146,7 +1146,7 @@ async fn the_promote_check_keeps_the_answer_to_the_last_keystroke_in_chromium() 
         .send_keys("5.4.0")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let out = form.find(Locator::Css(".check-msg")).await.unwrap();
     let (class, said) = (
         out.attr("class").await.unwrap().unwrap_or_default(),
@@ -1256,6 +1256,7 @@ async fn narrow_screens_keep_key_columns_in_view_and_feed_settings_lead_with_ver
     }
     assert!(!overflows(&c).await, "the audit log is wider than 390 px");
     shot(&c, "29-narrow-audit").await;
+    assert!(wrong.is_empty(), "key columns out of view: {wrong:?}");
     c.goto(&format!("{base}/ui/repository?name=library%2Fweb"))
         .await
         .unwrap();
@@ -1283,6 +1284,5 @@ async fn narrow_screens_keep_key_columns_in_view_and_feed_settings_lead_with_ver
         !overflows(&c).await,
         "the manifest page is wider than 390 px: {widest}"
     );
-    assert!(wrong.is_empty(), "key columns out of view: {wrong:?}");
     c.close().await.unwrap();
 }

@@ -1586,16 +1586,17 @@ impl Auth {
             let mut user = w
                 .user(name)?
                 .ok_or_else(|| Error::NotFound(format!("user {name:?} does not exist")))?;
-            let was_admin = user.admin && !user.disabled;
+            let enabled_admin = |u: &UserRecord| u.admin && !u.disabled;
+            let was_admin = enabled_admin(&user);
             f(&mut user)?;
             // The last enabled administrator stays one, whoever asks (the local CLI too):
             // without one nobody can manage users, feeds or keys.
             if was_admin
-                && !(user.admin && !user.disabled)
+                && !enabled_admin(&user)
                 && !w
                     .users()?
                     .iter()
-                    .any(|(n, u)| n != name && u.admin && !u.disabled)
+                    .any(|(n, u)| n != name && enabled_admin(u))
             {
                 return Err(Error::Conflict(last_admin_message(name)));
             }
