@@ -24,13 +24,31 @@ for (const form of document.querySelectorAll("form[data-check-tag]")) {
   const tag = form.querySelector("[name=target_tag]");
   const out = form.querySelector(".check-msg");
   const button = form.querySelector("button");
+  // One request per keystroke; answers may come back in any order, so only the answer to
+  // the latest request counts (an older one is aborted, and ignored if it arrives anyway).
+  let latest = 0;
+  let pending = null;
   const check = async () => {
+    const mine = ++latest;
+    if (pending) { pending.abort(); }
+    pending = null;
     if (!tag.value) { out.textContent = ""; return; }
     const query = new URLSearchParams({
       repository: `${feed.value}/${name.value}`, tag: tag.value, digest: form.dataset.digest,
     });
-    const res = await fetch(`/ui/check-tag?${query}`, { credentials: "same-origin" });
-    const body = await res.json();
+    const controller = new AbortController();
+    pending = controller;
+    let body;
+    try {
+      const res = await fetch(`/ui/check-tag?${query}`, {
+        credentials: "same-origin", signal: controller.signal,
+      });
+      body = await res.json();
+    } catch (e) {
+      return; // aborted by a newer keystroke, or the network: the server checks on submit
+    }
+    if (mine !== latest) { return; }
+    pending = null;
     out.textContent = body.ok ? "allowed" : body.message;
     out.className = `check-msg ${body.ok ? "good" : "bad"}`;
     button.disabled = !body.ok;

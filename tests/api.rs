@@ -273,6 +273,27 @@ async fn users_create_disable_reset_and_grant() {
     )
     .await;
     assert_eq!(res.status, 404);
+
+    // The last enabled administrator stays one: 409 with the sentence.
+    for change in [json!({"disabled": true}), json!({"admin": false})] {
+        let res = call(
+            &app,
+            Some(&admin),
+            TestRequest::patch()
+                .uri("/api/v1/users/admin")
+                .set_json(change),
+        )
+        .await;
+        assert_eq!(res.status, 409);
+        assert!(
+            res.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("admin is the last enabled administrator"),
+            "{}",
+            res.json()
+        );
+    }
 }
 
 #[actix_web::test]

@@ -562,3 +562,68 @@ async fn initial_admin_password_file_is_private() {
     );
     assert!(app.admin_password.len() >= 20);
 }
+
+/// The last enabled administrator can be neither disabled nor demoted, by anyone: nobody
+/// could manage the registry afterwards. With another enabled administrator, an
+/// administrator may step down (themselves included).
+#[actix_web::test]
+async fn the_last_enabled_administrator_cannot_be_disabled_or_demoted() {
+    let app = TestApp::new();
+    let last = |r: Result<(), semdock::domain::Error>| {
+        let e = r.expect_err("the last administrator was switched off");
+        assert!(matches!(e, semdock::domain::Error::Conflict(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "admin is the last enabled administrator: make another user an administrator first, or nobody could manage this registry"
+        );
+    };
+    last(app.auth.update_user(&admin(), "admin", Some(true), None));
+    last(app.auth.update_user(&admin(), "admin", None, Some(false)));
+    // A disabled administrator does not count.
+    app.auth
+        .create_user(&admin(), "bob", Some("bob-password"), true)
+        .unwrap();
+    app.auth
+        .update_user(&admin(), "bob", Some(true), None)
+        .unwrap();
+    last(app.auth.update_user(&admin(), "admin", Some(true), None));
+    let res = app
+        .send_as(
+            TestRequest::get()
+                .uri("/api/v1/users")
+                .insert_header(("Authorization", basic("admin", &app.admin_password))),
+        )
+        .await;
+    assert_eq!(res.status, 200, "the administrator still works");
+
+    // Two enabled administrators: either may go, then the other is the last.
+    app.auth
+        .update_user(&admin(), "bob", Some(false), None)
+        .unwrap();
+    app.auth
+        .update_user(&admin(), "admin", None, Some(false))
+        .unwrap();
+    let bob = semdock::domain::auth::Caller {
+        principal: semdock::domain::auth::Principal::User {
+            name: "bob".into(),
+            admin: true,
+        },
+        via: semdock::domain::auth::Via::Password,
+    };
+    let e = app
+        .auth
+        .update_user(&bob, "bob", Some(true), None)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("bob is the last enabled administrator"),
+        "{e}"
+    );
+    // Making someone else an administrator again frees the way.
+    app.auth
+        .update_user(&bob, "admin", None, Some(true))
+        .unwrap();
+    app.auth
+        .update_user(&bob, "bob", None, Some(false))
+        .unwrap();
+}

@@ -133,6 +133,11 @@ fn cli_administers_a_running_server_with_an_api_key() {
     assert_eq!(res.status(), 401);
 
     run(&mut remote(&["user", "disable", "bob"]));
+    let out = run_fail(&mut remote(&["user", "disable", "admin"]));
+    assert!(
+        out.contains("admin is the last enabled administrator"),
+        "{out}"
+    );
     let res = http_as(Some(basic("bob", &password)))
         .get(server.url("/v2/"))
         .call()

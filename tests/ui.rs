@@ -675,3 +675,156 @@ async fn every_action_returns_to_a_page_that_says_it_worked() {
     assert!(!page.contains("<script>alert"), "{page}");
     assert!(!page.contains(r#"id="done""#));
 }
+
+#[actix_web::test]
+async fn the_last_administrator_cannot_disable_themselves_and_the_page_says_why() {
+    let app = TestApp::new();
+    let a = admin(&app).await;
+    let res = a
+        .post("/ui/users/admin/state", &[("state", "disable")])
+        .await;
+    assert_eq!(res.status, 409, "{}", body(&res));
+    assert!(
+        body(&res).contains(
+            "admin is the last enabled administrator: make another user an administrator first"
+        ),
+        "{}",
+        body(&res)
+    );
+    assert_eq!(a.get("/ui/users").await.status, 200, "still logged in");
+    // With a second administrator, the first may step down.
+    let res = a
+        .post(
+            "/ui/users",
+            &[
+                ("name", "root2"),
+                ("password", "a-long-enough-password-2"),
+                ("admin", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let res = a
+        .post("/ui/users/admin/state", &[("state", "disable")])
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    assert_eq!(a.get("/ui/").await.status, 303, "a disabled admin is out");
+}
+
+#[actix_web::test]
+async fn a_user_changes_their_own_password_in_the_ui() {
+    let app = TestApp::new();
+    let initial_file = app.dir.path().join("initial-admin-password");
+    assert!(initial_file.exists());
+    let a = admin(&app).await;
+    let other = admin(&app).await;
+    let dashboard = body(&a.get("/ui/").await);
+    assert!(
+        dashboard.contains(r#"<a href="/ui/password" id="change-password">Change password</a>"#),
+        "the bar links the page: {dashboard}"
+    );
+    let page = a.get("/ui/password").await;
+    assert_eq!(page.status, 200);
+    let html = body(&page);
+    for field in [
+        r#"name="current""#,
+        r#"name="password""#,
+        r#"name="repeat""#,
+    ] {
+        assert!(html.contains(field), "{field}: {html}");
+    }
+    assert_eq!(csrf_of(&html), a.csrf, "the form carries the CSRF token");
+    let new = "my-own-chosen-password";
+    let current = app.admin_password.clone();
+    let current = current.as_str();
+    let change = async |current, password, repeat| {
+        a.post(
+            "/ui/password",
+            &[
+                ("current", current),
+                ("password", password),
+                ("repeat", repeat),
+            ],
+        )
+        .await
+    };
+    // Without the token, with a wrong current password, or two different new ones: refused.
+    let res = a
+        .post_raw(
+            "/ui/password",
+            &[("current", current), ("password", new), ("repeat", new)],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    let res = change("not-my-password", new, new).await;
+    assert_eq!(res.status, 400);
+    assert!(
+        body(&res).contains("The current password is not right"),
+        "{}",
+        body(&res)
+    );
+    let res = change(current, new, "my-own-chosen-passwort").await;
+    assert_eq!(res.status, 400);
+    assert!(body(&res).contains("The two new passwords differ"));
+    let res = change(current, "short", "short").await;
+    assert_eq!(res.status, 400);
+    assert!(
+        body(&res).contains("at least 8 characters"),
+        "{}",
+        body(&res)
+    );
+    assert!(initial_file.exists(), "nothing changed yet");
+
+    let res = change(current, new, new).await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    assert_eq!(res.header("location"), Some("/ui/password?done=password"));
+    assert!(
+        body(&a.get("/ui/password?done=password").await).contains("Password changed."),
+        "this session stays and says so"
+    );
+    assert_eq!(other.get("/ui/").await.status, 303, "other sessions end");
+    assert!(!initial_file.exists(), "the initial password file is gone");
+    assert!(login(&app, "admin", current).await.is_err());
+    assert!(login(&app, "admin", new).await.is_ok());
+}
+
+#[actix_web::test]
+async fn the_users_page_says_utc_once_per_time() {
+    let app = TestApp::new();
+    let a = admin(&app).await;
+    let html = body(&a.get("/ui/users").await);
+    assert!(
+        html.contains(" UTC<"),
+        "the last login is shown in UTC: {html}"
+    );
+    assert!(!html.contains("UTC UTC"), "{html}");
+}
+
+#[actix_web::test]
+async fn feed_settings_show_versioning_first_and_fold_the_connector_of_a_plain_feed() {
+    let app = TestApp::new();
+    let a = admin(&app).await;
+    let html = body(&a.get("/ui/feeds/library/settings").await);
+    let versioning = html.find(r#"id="versioning""#).unwrap();
+    let preview = html.find(r#"value="preview""#).unwrap();
+    let connector = html
+        .find(r#"<details id="connector" class="connector">"#)
+        .unwrap_or_else(|| panic!("a plain feed's connector settings are folded: {html}"));
+    assert!(versioning < connector && connector < preview);
+    // Typing an upstream (and previewing it) shows them open; so does a connector feed.
+    let res = a
+        .post(
+            "/ui/feeds/library/settings",
+            &[
+                ("upstream_url", "https://registry.example.com"),
+                ("op", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", body(&res));
+    assert!(
+        body(&res).contains(r#"<details id="connector" class="connector" open>"#),
+        "{}",
+        body(&res)
+    );
+}

@@ -680,6 +680,13 @@ async fn an_administrator_sets_up_a_connector_feed_in_chromium() {
     c.goto(&format!("{base}/ui/feeds/mirror/settings"))
         .await
         .unwrap();
+    // A plain feed's connector settings are folded.
+    c.find(Locator::Css("#connector summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     fill(&c, "#upstream_url", &base_up).await;
     fill(&c, "#upstream_user", "admin").await;
     fill(&c, "#upstream_password", &upstream.admin_password).await;
@@ -1074,4 +1081,208 @@ async fn oidc_users_sign_in_on_two_nodes_behind_haproxy() {
         &first.admin_password,
     )
     .await;
+}
+
+/// A server with a versioned feed `rel` and `library/web:5.3.0` pushed; the browser logged
+/// in as the administrator.
+async fn with_an_image() -> (Server, Driver, tempfile::TempDir, Client) {
+    let server = Server::start();
+    let base = server.url("");
+    let admin = server.http();
+    let res = admin
+        .post(&server.url("/api/v1/feeds"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "rel", "versioning": true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (_, body) = common::push_image_over_http(&admin, &base, "library/web", b"web");
+    let res = admin
+        .put(&server.url("/v2/library/web/manifests/5.3.0"))
+        .header("Content-Type", common::OCI_MANIFEST)
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    log_in(&c, &base, "admin", &server.admin_password).await;
+    (server, driver, profile, c)
+}
+
+/// The promote form checks the target tag as one types, one request per keystroke. The
+/// answers come back in any order (here: every one but the last held back 1.5 s); only the
+/// answer to the last keystroke may count, so a valid `5.4.0` ends up allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_promote_check_keeps_the_answer_to_the_last_keystroke_in_chromium() {
+    let (server, _driver, _profile, c) = with_an_image().await;
+    c.goto(&server.url("/ui/repository?name=library%2Fweb"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let form = c.find(Locator::Css("form[data-check-tag]")).await.unwrap();
+    form.find(Locator::Css("select[name=target_feed]"))
+        .await
+        .unwrap()
+        .select_by_value("rel")
+        .await
+        .unwrap();
+    // The network, slow for every answer but the one to the full tag.
+    c.execute(
+        "const fetch = window.fetch;
+         window.fetch = (url, options) => fetch(url, options).then((res) => new Promise((done) =>
+           setTimeout(() => done(res), String(url).includes('tag=5.4.0&') ? 0 : 1500)));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    form.find(Locator::Css("input[name=target_tag]"))
+        .await
+        .unwrap()
+        .send_keys("5.4.0")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let out = form.find(Locator::Css(".check-msg")).await.unwrap();
+    let (class, said) = (
+        out.attr("class").await.unwrap().unwrap_or_default(),
+        out.text().await.unwrap(),
+    );
+    shot(&c, "25-promote-check-last-keystroke").await;
+    assert_eq!(
+        (class.as_str(), said.as_str()),
+        ("check-msg good", "allowed"),
+        "the answer to an earlier keystroke won"
+    );
+    let button = form
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap();
+    assert!(button.is_enabled().await.unwrap(), "Promote stays disabled");
+    c.close().await.unwrap();
+}
+
+/// The bounding box of the first `css` against the window: `Ok` when inside it.
+async fn in_view(c: &Client, css: &str) -> Result<(), String> {
+    let found = c
+        .execute(
+            "const e = document.querySelector(arguments[0]);
+             if (!e) { return 'missing'; }
+             const r = e.getBoundingClientRect();
+             const inside = r.width > 0 && r.left >= 0 && r.right <= window.innerWidth + 1;
+             return inside ? 'ok' : `${Math.round(r.left)}..${Math.round(r.right)} px in a ${window.innerWidth} px window`;",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    match found.as_str() {
+        Some("ok") => Ok(()),
+        other => Err(format!("{css}: {}", other.unwrap_or("?"))),
+    }
+}
+
+/// At 390 px (a phone) the history and audit tables keep the tag, the change and where it
+/// points in view, and the manifest page is no wider than the screen. At desktop size a
+/// plain feed's settings show versioning and the preview button in the first screen, the
+/// connector settings folded; the bar links the password page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrow_screens_keep_key_columns_in_view_and_feed_settings_lead_with_versioning_in_chromium()
+ {
+    let (server, _driver, _profile, c) = with_an_image().await;
+    let base = server.url("");
+
+    c.goto(&format!("{base}/ui/feeds/library/settings"))
+        .await
+        .unwrap();
+    let (_, y, _, h) = c
+        .find(Locator::Css("button[value=preview]"))
+        .await
+        .unwrap()
+        .rectangle()
+        .await
+        .unwrap();
+    let height = c
+        .execute("return window.innerHeight;", vec![])
+        .await
+        .unwrap();
+    assert!(
+        y + h <= height.as_f64().unwrap(),
+        "the preview button is at {y} px, below the first screen of {height} px"
+    );
+    assert!(
+        !c.find(Locator::Css("#upstream_url"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "a plain feed's connector settings are folded"
+    );
+    shot(&c, "26-plain-feed-settings").await;
+    c.find(Locator::Css("#change-password"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("#repeat")).await.unwrap();
+    shot(&c, "27-change-password").await;
+
+    c.set_window_size(390, 844).await.unwrap();
+    let mut wrong = Vec::new();
+    c.goto(&format!("{base}/ui/history?name=library%2Fweb"))
+        .await
+        .unwrap();
+    // Tag, and the digest it points to.
+    for css in [
+        "#history tbody tr td:nth-child(2)",
+        "#history tbody tr td:nth-child(5)",
+    ] {
+        wrong.extend(in_view(&c, css).await.err());
+    }
+    assert!(!overflows(&c).await, "the history is wider than 390 px");
+    shot(&c, "28-narrow-history").await;
+    c.goto(&format!("{base}/ui/audit")).await.unwrap();
+    // Kind, and what changed.
+    for css in [
+        "#audit tbody tr td:nth-child(2)",
+        "#audit tbody tr td:nth-child(5)",
+    ] {
+        wrong.extend(in_view(&c, css).await.err());
+    }
+    assert!(!overflows(&c).await, "the audit log is wider than 390 px");
+    shot(&c, "29-narrow-audit").await;
+    assert!(wrong.is_empty(), "key columns out of view: {wrong:?}");
+    c.goto(&format!("{base}/ui/repository?name=library%2Fweb"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("td a.mono"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/ui/manifest");
+    let widest = c
+        .execute(
+            "return [...document.querySelectorAll('main *')]
+               .filter((e) => (e.getBoundingClientRect().right > window.innerWidth + 1
+                   || e.scrollWidth > e.clientWidth + 1)
+                 && !e.closest('.scroll, pre'))
+               .map((e) => e.tagName + '.' + e.className).join(', ');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    shot(&c, "32-narrow-manifest").await;
+    assert!(
+        !overflows(&c).await,
+        "the manifest page is wider than 390 px: {widest}"
+    );
+    c.close().await.unwrap();
 }

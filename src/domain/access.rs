@@ -632,6 +632,19 @@ impl Account<'_> {
         self.access.auth.set_password(self.caller, name, password)
     }
 
+    /// Changes the caller's own password, given the current one (checked like a login
+    /// from `client`).
+    pub fn change_own_password(
+        &self,
+        current: &str,
+        password: &str,
+        client: std::net::IpAddr,
+    ) -> Result<(), Error> {
+        self.access
+            .auth
+            .change_own_password(self.caller, current, password, client)
+    }
+
     /// The account's credential epoch, after a change made through this caller.
     pub fn epoch(&self) -> Result<u64, Error> {
         self.access.auth.epoch(self.caller)

@@ -1465,7 +1465,8 @@ impl Auth {
         Ok(generated)
     }
 
-    /// Changes a user's flags; `None` leaves one as it is.
+    /// Changes a user's flags; `None` leaves one as it is. The last enabled administrator
+    /// can be neither disabled nor demoted (`Conflict`); any other may, themselves included.
     pub fn update_user(
         &self,
         actor: &Principal,
@@ -1525,6 +1526,45 @@ impl Auth {
         self.change_password(name, password, actor.user())
     }
 
+    /// Changes the caller's own password after checking the current one, as a login from
+    /// `client` (rate-limited and audited the same way): the UI's "change my password".
+    pub fn change_own_password(
+        &self,
+        actor: &Caller,
+        current: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<(), Error> {
+        require_account_rights(actor)?;
+        let Principal::User { name, .. } = &actor.principal else {
+            return Err(Error::Denied(format!(
+                "{} is an API key: only a user has a password",
+                describe(actor)
+            )));
+        };
+        if self
+            .meta
+            .read()?
+            .user(name)?
+            .is_some_and(|u| super::directory::is_directory_account(&u.password_hash))
+        {
+            return Err(Error::Invalid(format!(
+                "{name} is a directory account: its password is the directory's, changed there"
+            )));
+        }
+        check_password_strength(password)?;
+        match self.login(name, current, client) {
+            Ok(_) => {}
+            Err(Error::InvalidCredentials) => {
+                return Err(Error::Invalid(
+                    "the current password is not right: the password was not changed".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        self.change_password(name, password, name)
+    }
+
     /// Sets a password with no actor: the offline recovery path (`semdock user reset-password`).
     pub fn reset_password(&self, name: &str, password: &str) -> Result<(), Error> {
         self.change_password(name, password, "local recovery")
@@ -1577,7 +1617,20 @@ impl Auth {
             let mut user = w
                 .user(name)?
                 .ok_or_else(|| Error::NotFound(format!("user {name:?} does not exist")))?;
+            let enabled_admin = |u: &UserRecord| u.admin && !u.disabled;
+            let was_admin = enabled_admin(&user);
             f(&mut user)?;
+            // The last enabled administrator stays one, whoever asks (the local CLI too):
+            // without one nobody can manage users, feeds or keys.
+            if was_admin
+                && !enabled_admin(&user)
+                && !w
+                    .users()?
+                    .iter()
+                    .any(|(n, u)| n != name && enabled_admin(u))
+            {
+                return Err(Error::Conflict(last_admin_message(name)));
+            }
             w.put_user(name, &user)?;
             bump_epoch(w, name)?;
             audit::append(w, &self.clock, entry)?;
@@ -1895,6 +1948,12 @@ fn describe(p: &Principal) -> String {
 }
 
 /// Writes a secret to a new file readable only by its owner.
+fn last_admin_message(name: &str) -> String {
+    format!(
+        "{name} is the last enabled administrator: make another user an administrator first, or nobody could manage this registry"
+    )
+}
+
 fn write_secret_file(path: &Path, secret: &str) -> Result<(), Error> {
     let mut file = crate::store::owner_only::options()
         .write(true)

@@ -2,6 +2,7 @@
 //! script (rust-embed), sessions in a cookie, a CSRF token in every form. Every page asks the
 //! domain what the viewer may do; the domain refuses anything else anyway.
 
+mod account;
 mod events;
 mod forms;
 mod oidc;
@@ -73,6 +74,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users", web::post().to(forms::create_user))
             .route("/users/{name}/state", web::post().to(forms::user_state))
             .route("/users/{name}/password", web::post().to(forms::reset_password))
+            .route("/password", web::get().to(account::password_page))
+            .route("/password", web::post().to(account::change_password))
             .route("/keys", web::get().to(pages::keys))
             .route("/keys", web::post().to(forms::create_key))
             .route("/keys/{id}/revoke", web::post().to(forms::revoke_key))
@@ -140,6 +143,7 @@ fn notice_of(code: &str) -> Option<&'static str> {
         "created" => "Feed created. Set its versioning and roles below.",
         "role" => "Role changed.",
         "user" => "User saved.",
+        "password" => "Password changed. Your other sessions have ended.",
         "revoked" => "API key revoked.",
         "webhook-deleted" => "Webhook deleted.",
         "redeliver" => {
@@ -365,10 +369,7 @@ fn clock(rfc3339: &str, len: usize) -> String {
 /// Seconds since the epoch as "2026-11-23 15:04 UTC".
 fn when(secs: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    format!(
-        "{} UTC",
-        clock(&humantime::format_rfc3339_seconds(t).to_string(), 16)
-    )
+    clock(&humantime::format_rfc3339_seconds(t).to_string(), 16)
 }
 
 /// Bytes for people.
