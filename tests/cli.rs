@@ -327,3 +327,148 @@ fn retention_lists_what_it_deletes() {
         "{offline}"
     );
 }
+
+/// `SEMDOCK_CONFIG_FILE` is the file, as `--config` (not a configuration key); `semdock
+/// config` and the start-up log say which file was read, or that none was; `listen` may be
+/// a name.
+#[test]
+fn the_config_file_variable_names_the_file_and_serve_says_which_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("semdock.toml");
+    std::fs::write(
+        &file,
+        "listen = \"localhost:0\"\nfeeds = [\"library\", \"fromfile\"]\n[auth]\nservice = \"fromfile\"\n",
+    )
+    .unwrap();
+    let file_text = file.display().to_string();
+    let printed = run(semdock(&data)
+        .arg("config")
+        .env("SEMDOCK_CONFIG_FILE", &file));
+    assert!(
+        printed.starts_with(&format!("# configuration file: {file_text}\n")),
+        "{printed}"
+    );
+    assert!(printed.contains("\"fromfile\""), "{printed}");
+    let listen = printed
+        .lines()
+        .find(|l| l.starts_with("listen = "))
+        .unwrap();
+    assert!(
+        listen == "listen = \"127.0.0.1:0\"" || listen == "listen = \"[::1]:0\"",
+        "{printed}"
+    );
+    if !std::path::Path::new(semdock::config::DEFAULT_CONFIG_PATH).exists() {
+        let printed = run(semdock(&data)
+            .arg("config")
+            .env_remove("SEMDOCK_CONFIG_FILE"));
+        assert!(printed.starts_with("# no configuration file"), "{printed}");
+    }
+    // The name in the setting (the environment's wins over the file's) is resolved.
+    let server = Server::start_in(
+        &data,
+        &[
+            ("SEMDOCK_CONFIG_FILE", file_text.as_str()),
+            ("SEMDOCK_LISTEN", "localhost:0"),
+        ],
+    );
+    assert!(
+        server
+            .log()
+            .contains(&format!("configuration file: {file_text}")),
+        "{}",
+        server.log()
+    );
+    // The file's settings apply (the test's environment overrides its feeds).
+    let res = common::http().get(server.url("/v2/")).call().unwrap();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(challenge.contains("service=\"fromfile\""), "{challenge}");
+    let out = run_fail(
+        semdock(&data)
+            .args(["serve", "--listen", "no-such-host.invalid:5000"])
+            .env("SEMDOCK_CONFIG_FILE", &file),
+    );
+    assert!(out.contains("cannot be resolved"), "{out}");
+}
+
+/// The start says that `mirror_feed` is on and which feed it names; one naming no feed
+/// stops the start with a sentence.
+#[test]
+fn a_mirror_feed_is_named_at_the_start_and_one_naming_no_feed_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run_fail(
+        semdock(&data)
+            .arg("serve")
+            .env("SEMDOCK_LISTEN", "127.0.0.1:0")
+            .env("SEMDOCK_MIRROR_FEED", "hub"),
+    );
+    assert!(
+        out.contains("semdock: mirror_feed = \"hub\" names no feed of this registry"),
+        "{out}"
+    );
+    let printed = run(semdock(&data)
+        .arg("config")
+        .env("SEMDOCK_MIRROR_FEED", "hub"));
+    assert!(printed.contains("# mirror_feed is on"), "{printed}");
+    assert!(printed.contains("go to feed hub"), "{printed}");
+    let server = Server::start_in(
+        &data,
+        &[
+            ("SEMDOCK_MIRROR_FEED", "hub"),
+            ("SEMDOCK_FEEDS", "[library,prod,hub]"),
+        ],
+    );
+    let log = server.log();
+    assert!(log.contains("mirror_feed is on"), "{log}");
+    assert!(log.contains("go to feed hub"), "{log}");
+}
+
+/// The access log is off unless `log.access` is on.
+#[test]
+fn the_access_log_is_off_unless_log_access_is_on() {
+    for access in ["false", "true"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start_in(&dir.path().join("data"), &[("SEMDOCK_LOG__ACCESS", access)]);
+        let res = common::http()
+            .get(server.url("/v2/library/none/tags/list"))
+            .call()
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let log = server.log();
+        assert_eq!(
+            log.contains("/v2/library/none/tags/list"),
+            access == "true",
+            "log.access = {access}:\n{log}"
+        );
+    }
+}
+
+/// A data directory semdock cannot create or write is named with the reason, not an
+/// "internal error".
+#[test]
+fn an_unusable_data_dir_is_named_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let data = file.join("data");
+    let out = run_fail(
+        semdock(&data)
+            .arg("serve")
+            .env("SEMDOCK_LISTEN", "127.0.0.1:0"),
+    );
+    assert!(!out.contains("internal error"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "the data directory {} cannot be created",
+            data.display()
+        )),
+        "{out}"
+    );
+}

@@ -76,8 +76,9 @@ SEMDOCK_TLS__CERT_FILE, SEMDOCK_TLS__KEY_FILE, SEMDOCK_STORAGE__GC_INTERVAL_SECO
 then these flags. `semdock config` prints the result."
     )]
     Serve {
-        /// Address and port to listen on (e.g. 0.0.0.0:5000); overrides `listen`.
-        #[arg(long, value_name = "ADDR")]
+        /// Address and port to listen on (e.g. 0.0.0.0:5000, or localhost:5000); overrides
+        /// `listen`.
+        #[arg(long, value_name = "ADDR", value_parser = crate::config::resolve_listen)]
         listen: Option<std::net::SocketAddr>,
         /// Directory of the metadata, blobs and uploads; created on the first start;
         /// overrides `data_dir`.
@@ -631,12 +632,52 @@ fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: &Config) -> anyhow::Result<()> {
+/// What `semdock serve` and `semdock config` say about where the configuration came from:
+/// the file read (or that none was), and the mirror feed when one answers pulls naming no
+/// feed.
+fn config_origin(config: &Config, file: Option<&std::path::Path>) -> Vec<String> {
+    let mut lines = vec![match file {
+        Some(file) => format!("configuration file: {}", file.display()),
+        None => format!(
+            "no configuration file ({} does not exist and neither --config nor SEMDOCK_CONFIG_FILE names one): built-in defaults and SEMDOCK_* variables",
+            crate::config::DEFAULT_CONFIG_PATH
+        ),
+    }];
+    if let Some(feed) = &config.mirror_feed {
+        lines.push(format!(
+            "mirror_feed is on: pulls naming no feed of this registry (docker's registry-mirrors) go to feed {feed}"
+        ));
+    }
+    lines
+}
+
+fn serve(config: &Config, file: Option<&std::path::Path>) -> anyhow::Result<()> {
     telemetry::init(&config.log);
+    for line in config_origin(config, file) {
+        tracing::info!("{line}");
+    }
     let listener = server::bind(config)?;
+    writable_data_dir(&config.data_dir)?;
     let services = server::open(config)?;
     actix_web::rt::System::new().block_on(server::serve(config, services, listener))?;
     Ok(())
+}
+
+/// Creates the data directory when it is missing and checks this process may write in it:
+/// a directory the service account cannot write is a fact to name, not an internal error.
+fn writable_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    let refuse = |what: &str, e: &std::io::Error| {
+        anyhow::anyhow!(
+            "the data directory {} {what}: {e}; give the account semdock runs as write access to it, or choose another with --data-dir, SEMDOCK_DATA_DIR or data_dir",
+            shown.display()
+        )
+    };
+    crate::store::owner_only::create_dir_all(dir).map_err(|e| refuse("cannot be created", &e))?;
+    let probe = dir.join(format!(".semdock-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| refuse("is not writable", &e))
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
@@ -644,6 +685,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         return generate_docs(dir);
     }
     let mut config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    let file = Config::file_read(cli.config.as_deref());
     match cli.command {
         Command::Serve { listen, data_dir } => {
             if let Some(listen) = listen {
@@ -652,9 +694,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
             }
-            serve(&config)
+            serve(&config, file.as_deref())
         }
         Command::Config => {
+            for line in config_origin(&config, file.as_deref()) {
+                println!("# {line}");
+            }
             print!("{}", config.to_toml());
             Ok(())
         }

@@ -484,6 +484,8 @@ impl Server {
             .env("SEMDOCK_LISTEN", "127.0.0.1:0")
             .env("SEMDOCK_DATA_DIR", data_dir)
             .env("SEMDOCK_FEEDS", "[library,prod]")
+            // Tests read the request lines of the log.
+            .env("SEMDOCK_LOG__ACCESS", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
