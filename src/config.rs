@@ -14,13 +14,16 @@ use serde::{Deserialize, Serialize};
 /// Where `semdock` looks for a config file when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/semdock/semdock.toml";
 
-/// Environment variables with the `SEMDOCK_` prefix that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["api_key"];
+/// Environment variables with the `SEMDOCK_` prefix that are not configuration keys: the
+/// CLI's API key, and the configuration file itself (`--config`).
+const NOT_CONFIG: &[&str] = &["api_key", "config_file"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address and port the registry listens on.
+    /// Address and port the registry listens on: `127.0.0.1:5000`, `[::]:5000`, or a name
+    /// (`localhost:5000`), resolved when the configuration is read.
+    #[serde(deserialize_with = "deserialize_listen")]
     pub listen: SocketAddr,
     /// Directory holding `meta.redb`, `blobs/` and `uploads/`.
     pub data_dir: PathBuf,
@@ -454,8 +457,12 @@ pub struct TlsConfig {
 pub struct LogConfig {
     /// `text` for people, `json` for log collectors.
     pub format: LogFormat,
-    /// A tracing filter: `info`, `debug`, or per target (`info,semdock::request=warn`).
+    /// A tracing filter: `info`, `debug`, or per target (`info,semdock::upstream=debug`).
     pub level: String,
+    /// The access log: one line per request (method, path, status, bytes, duration) at
+    /// `info`, target `semdock::request`. Off by default: the request metrics count them.
+    #[serde(default)]
+    pub access: bool,
     /// Write the log to daily files `semdock.YYYY-MM-DD.log` in this directory, keeping
     /// the last 14, instead of to standard error. A Windows service has no standard error:
     /// the MSI's configuration sets this.
@@ -490,6 +497,34 @@ fn default_upstream_timeout() -> u64 {
     30
 }
 
+/// `listen` as written: an address, or a name and a port resolved to the first address the
+/// name has (`localhost:5010`).
+///
+/// # Errors
+/// A sentence naming the setting when it is neither.
+pub fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    if text
+        .rsplit_once(':')
+        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(format!(
+            "listen = {text:?} is not an address and port (127.0.0.1:5000, [::]:5000, localhost:5000)"
+        ));
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("listen = {text:?}: the name cannot be resolved ({e})"))?
+        .next()
+        .ok_or_else(|| format!("listen = {text:?}: the name has no address"))
+}
+
+fn deserialize_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    resolve_listen(&text).map_err(serde::de::Error::custom)
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -499,6 +534,7 @@ impl Default for Config {
             log: LogConfig {
                 format: LogFormat::Text,
                 level: "info".to_owned(),
+                access: false,
                 dir: None,
             },
             limits: LimitsConfig {
@@ -558,6 +594,20 @@ impl Config {
             .merge(Env::prefixed("SEMDOCK_").split("__").ignore(NOT_CONFIG))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// The configuration file [`Config::load`] reads for `file`: `file` itself, else
+    /// [`DEFAULT_CONFIG_PATH`] when it exists; `None` when only the defaults and the
+    /// environment apply.
+    #[must_use]
+    pub fn file_read(file: Option<&Path>) -> Option<PathBuf> {
+        match file {
+            Some(path) => Some(path.to_owned()),
+            None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
+                Some(PathBuf::from(DEFAULT_CONFIG_PATH))
+            }
+            None => None,
+        }
     }
 
     #[must_use]

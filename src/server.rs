@@ -50,6 +50,21 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
             tracing::info!(feed, "created feed");
         }
     }
+    if let Some(mirror) = &config.mirror_feed {
+        match services.registry.feed(mirror) {
+            Ok(feed) if feed.upstream.is_none() => tracing::warn!(
+                feed = mirror,
+                "mirror_feed names a feed that is not a connector: pulls naming no feed find only what was pushed to it (make it one with `semdock feed set {mirror} --upstream URL`)"
+            ),
+            Ok(_) => {}
+            Err(domain::Error::FeedUnknown { .. }) => {
+                return Err(domain::Error::Invalid(format!(
+                    "mirror_feed = {mirror:?} names no feed of this registry: create the connector feed (`semdock feed create {mirror}`, then `semdock feed set {mirror} --upstream URL`, or add it to feeds), or unset mirror_feed"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     for (feed, rules) in &config.retention {
         let stored = services.registry.retention(feed)?;
         if stored.is_empty() && !rules.is_empty() {

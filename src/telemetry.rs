@@ -13,20 +13,34 @@ const LOG_FILES_KEPT: usize = 14;
 /// docker and skopeo try first on a plain-HTTP port: an alert on ERROR would page someone
 /// for each `docker login`. Those lines are off unless the filter names `actix_http` itself
 /// (`info,actix_http=debug` shows them again).
-fn filter_of(level: &str) -> String {
-    if level.contains("actix_http") {
-        level.to_owned()
-    } else {
-        format!("{level},actix_http::h1::dispatcher=off")
+///
+/// The access log (target [`ACCESS_TARGET`]) is off unless `log.access` is on or the filter
+/// names the target itself: one line per request drowned everything else (619 of 687
+/// lines of a newcomer's session), and the request metrics count them anyway.
+fn filter_of(level: &str, access: bool) -> String {
+    let mut filter = level.to_owned();
+    if !level.contains("actix_http") {
+        filter.push_str(",actix_http::h1::dispatcher=off");
     }
+    if !level.contains(ACCESS_TARGET) {
+        filter.push_str(if access {
+            ",semdock::request=info"
+        } else {
+            ",semdock::request=off"
+        });
+    }
+    filter
 }
+
+/// The tracing target of the access log's lines (`crate::http::access_log`).
+pub const ACCESS_TARGET: &str = "semdock::request";
 
 /// Installs the global subscriber; a second call (as in tests) leaves the first in place.
 /// A panic is logged too, so that one in a Windows service (no standard error) is seen.
 pub fn init(log: &LogConfig) {
-    let filter = EnvFilter::try_new(filter_of(&log.level)).unwrap_or_else(|e| {
+    let filter = EnvFilter::try_new(filter_of(&log.level, log.access)).unwrap_or_else(|e| {
         eprintln!("log level {:?} is invalid ({e}); using info", log.level);
-        EnvFilter::new(filter_of("info"))
+        EnvFilter::new(filter_of("info", log.access))
     });
     let files = log.dir.as_ref().and_then(|dir| {
         RollingFileAppender::builder()

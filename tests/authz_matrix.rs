@@ -129,6 +129,7 @@ fn rows() -> Vec<Row> {
         r("GET", "/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/000000000000/deliveries", None, Admin),
         r("POST", "/api/v1/webhooks/{id}/deliveries/{event}/redeliver", "/api/v1/webhooks/000000000000/deliveries/1/redeliver", None, Admin),
         r("POST", "/api/v1/repositories/{repo}/tags/{tag}/accept-upstream", "/api/v1/repositories/library/app/tags/9.9.9/accept-upstream", None, Feed(Action::Admin)),
+        r("DELETE", "/api/v1/repositories/{repo}/tags/{tag}", "/api/v1/repositories/library/app/tags/9.9.9", None, Feed(Action::Delete)),
         r("POST", "/api/v1/repositories/{repo}/tags/{tag}/purge", "/api/v1/repositories/library/app/tags/9.9.9/purge", None, Feed(Action::Admin)),
         r("GET", "/api/v1/repositories/{repo}/tags", "/api/v1/repositories/library/app/tags", None, Feed(Action::Pull)),
         r("GET", "/api/v1/repositories/{repo}/history", "/api/v1/repositories/library/app/history", None, Feed(Action::Pull)),

@@ -644,15 +644,22 @@ impl Drop for Dockerd {
 fn docker_registry_mirrors_and_containerd_ns_pull_through_semdock() {
     let mut upstream = Distribution::start();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in(&dir.path().join("data"), &[("SEMDOCK_MIRROR_FEED", "hub")]);
+    // A mirror_feed must name a feed at the start: hub is created by the configuration.
+    let server = Server::start_in(
+        &dir.path().join("data"),
+        &[
+            ("SEMDOCK_MIRROR_FEED", "hub"),
+            ("SEMDOCK_FEEDS", "[library,prod,hub]"),
+        ],
+    );
     let digest = push_to(&server, &upstream.addr, "library/app:1.0.0", "mirrored");
     let (status, body) = json_call(
         &server,
-        "POST",
-        "/api/v1/feeds",
-        &json!({"name": "hub", "anonymous_pull": true, "upstream": {"url": upstream.url()}}),
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"anonymous_pull": true, "upstream": {"url": upstream.url()}}),
     );
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 200, "{body}");
 
     let engine = Dockerd::start(&format!("http://{}", server.addr));
     run(engine.docker().args(["pull", "library/app:1.0.0"]));

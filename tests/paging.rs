@@ -429,8 +429,13 @@ fn the_cli_follows_pages_and_stops_at_its_limit() {
     );
     let limited = cli(&["history", "library/app", "--limit", "7"]);
     assert_eq!(limited.lines().count(), 7);
+    // The newest seven, oldest of them first.
     assert!(
-        limited.lines().next().unwrap().contains("\tt0\t"),
+        limited.lines().next().unwrap().contains("\tt113\t"),
+        "{limited}"
+    );
+    assert!(
+        limited.lines().last().unwrap().contains("\tt119\t"),
         "{limited}"
     );
     let users: serde_json::Value =

@@ -293,6 +293,7 @@ fn with_a_log_dir_the_log_goes_to_a_daily_file_instead_of_standard_error() {
         .env("SEMDOCK_LISTEN", "127.0.0.1:0")
         .env("SEMDOCK_DATA_DIR", dir.path().join("data"))
         .env("SEMDOCK_LOG__DIR", &logs)
+        .env("SEMDOCK_LOG__ACCESS", "true")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -114,7 +114,9 @@ impl Target {
                 .send(json),
             _ => bail!("unsupported request {method} {path}"),
         }
-        .with_context(|| format!("cannot reach {base}"))?;
+        .with_context(|| {
+            format!("cannot reach a server at {base}: is the address and port right, and is semdock running there?")
+        })?;
         let status = res.status();
         let next = res
             .headers()
@@ -148,18 +150,32 @@ impl Target {
         }
     }
 
-    pub fn feed_list(&self) -> anyhow::Result<Vec<String>> {
+    /// Every feed, as the API shows it (`name`, `versioning`, `upstream`, …).
+    pub fn feed_list(&self) -> anyhow::Result<Vec<Value>> {
         match self {
-            Self::Local(s) => Ok(s.registry.feeds()?.into_iter().map(|(n, _)| n).collect()),
+            Self::Local(s) => Ok(to_values(
+                s.registry
+                    .feeds()?
+                    .into_iter()
+                    .map(|(n, f)| crate::http::api::feed_info(n, &f))
+                    .collect(),
+            )),
             Self::Remote { .. } => Ok(self
                 .call("GET", "/feeds", None)?
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|f| f["name"].as_str().map(str::to_owned))
-                        .collect()
-                })
+                .cloned()
                 .unwrap_or_default()),
+        }
+    }
+
+    /// One feed, as the API shows it.
+    pub fn feed_show(&self, name: &str) -> anyhow::Result<Value> {
+        match self {
+            Self::Local(s) => Ok(serde_json::to_value(crate::http::api::feed_info(
+                name.to_owned(),
+                &s.registry.feed(name)?,
+            ))?),
+            Self::Remote { .. } => self.call("GET", &format!("/feeds/{name}"), None),
         }
     }
 
@@ -168,11 +184,10 @@ impl Target {
         match self {
             Self::Local(s) => {
                 let r = s.registry.update_feed(name, change, INITIAL_ADMIN)?;
-                Ok(
-                    json!({"name": name, "versioning": r.versioning, "permitted": r.permitted,
-                    "anonymous_pull": r.anonymous_pull, "promotion_sources": r.promotion_sources,
-                    "required_referrer": r.required_referrer}),
-                )
+                Ok(serde_json::to_value(crate::http::api::feed_info(
+                    name.to_owned(),
+                    &r,
+                ))?)
             }
             Self::Remote { .. } => {
                 let body = json!({"description": change.description, "anonymous_pull": change.anonymous_pull,
@@ -357,6 +372,25 @@ impl Target {
         }
     }
 
+    /// Deletes the tag `image` (`FEED/NAME:TAG`).
+    pub fn tag_delete(&self, image: &str) -> anyhow::Result<()> {
+        let (repo, reference) = crate::model::parse_image(image)?;
+        let crate::model::Reference::Tag(tag) = reference else {
+            bail!("tag delete takes FEED/NAME:TAG, not a digest");
+        };
+        match self {
+            Self::Local(s) => s.registry.delete_manifest(
+                &repo,
+                &crate::model::Reference::Tag(tag),
+                INITIAL_ADMIN,
+            )?,
+            Self::Remote { .. } => {
+                self.call("DELETE", &format!("/repositories/{repo}/tags/{tag}"), None)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Frees a deleted version's number; a live tag only with `live` (the tag confirmed).
     pub fn purge(&self, image: &str, live: bool) -> anyhow::Result<()> {
         let (repo, reference) = crate::model::parse_image(image)?;
@@ -393,14 +427,20 @@ impl Target {
                 if let (Some(tag), Some(at)) = (tag, at) {
                     let ms = crate::model::instant::parse(at, now_ms(), true)
                         .map_err(anyhow::Error::msg)?;
-                    return Ok(
-                        json!({"tag": tag, "at": at, "digest": s.registry.tag_at(&repo, tag, ms)?}),
-                    );
+                    let state = s.registry.tag_state_at(&repo, tag, ms)?;
+                    if state.is_none() {
+                        s.registry.require_repository(&repo)?;
+                    }
+                    let (digest, version) =
+                        state.map_or((None, None), |s| (Some(s.digest), s.version));
+                    return Ok(json!({"tag": tag, "at": at, "digest": digest, "version": version}));
                 }
-                Ok(Value::from(limited(
-                    to_values(s.registry.history(&repo, tag)?),
-                    limit,
-                )))
+                let mut changes = to_values(s.registry.history(&repo, tag)?);
+                if let Some(limit) = limit {
+                    // The newest `limit`, still oldest first.
+                    changes.drain(..changes.len().saturating_sub(limit));
+                }
+                Ok(Value::from(changes))
             }
             Self::Remote { .. } => {
                 let mut path = format!("/repositories/{repo}/history");
@@ -417,7 +457,9 @@ impl Target {
                     .transpose()
                     .map_err(anyhow::Error::msg)?;
                 let at = at.as_deref();
-                let query: Vec<String> = [("tag", tag), ("at", at)]
+                // With a limit, the newest changes: read newest first, then turned around.
+                let order = limit.map(|_| "newest");
+                let query: Vec<String> = [("tag", tag), ("at", at), ("order", order)]
                     .iter()
                     .filter_map(|(k, v)| {
                         v.map(|v| {
@@ -434,7 +476,11 @@ impl Target {
                 if at.is_some() {
                     return self.call("GET", &path, None);
                 }
-                Ok(Value::from(self.list_all(&path, limit)?))
+                let mut changes = self.list_all(&path, limit)?;
+                if limit.is_some() {
+                    changes.reverse();
+                }
+                Ok(Value::from(changes))
             }
         }
     }
@@ -525,16 +571,18 @@ impl Target {
         owner: Option<&str>,
         roles: &BTreeMap<String, String>,
         admin: bool,
+        expires_at: Option<u64>,
     ) -> anyhow::Result<(String, String)> {
         match self {
             Self::Local(s) => {
                 let k = s
                     .auth
-                    .create_key(&local_actor(), owner, name, roles, admin, None)?;
+                    .create_key(&local_actor(), owner, name, roles, admin, expires_at)?;
                 Ok((k.id, k.key))
             }
             Self::Remote { .. } => {
-                let body = json!({"name": name, "owner": owner, "roles": roles, "admin": admin});
+                let body = json!({"name": name, "owner": owner, "roles": roles, "admin": admin,
+                    "expires_at": expires_at});
                 let v = self.call("POST", "/keys", Some(&body))?;
                 let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
                 Ok((text("id"), text("key")))

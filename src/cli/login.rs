@@ -3,7 +3,8 @@
 //! `--server URL` command that is given no other key.
 //!
 //! The file is `$XDG_CONFIG_HOME/semdock/credentials.json` (else `~/.config/…`; on Windows
-//! `%APPDATA%\semdock\credentials.json`): `{"servers": {URL: {"id": …, "key": …}}}`.
+//! `%APPDATA%\semdock\credentials.json`): `{"servers": {URL: {"id": …, "key": …}}}`. A URL
+//! finds its key by scheme, host and port (`localhost`, `127.0.0.1` and `[::1]` alike).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, Write as _};
@@ -33,9 +34,60 @@ fn path() -> anyhow::Result<PathBuf> {
     Ok(base.join("semdock").join("credentials.json"))
 }
 
-/// A server URL as stored: without a trailing slash.
-fn normal(url: &str) -> String {
-    url.trim_end_matches('/').to_owned()
+/// A server's base URL from what was typed after `--server` or `semdock login`:
+/// `localhost:5000` means `http://localhost:5000`; a path (a `/ui/…` address copied from the
+/// browser, `/api/v1`) and a trailing slash are dropped, since semdock serves from the root.
+pub fn base_url(text: &str) -> anyhow::Result<String> {
+    let typed = text.trim();
+    let with_scheme = if typed.contains("://") {
+        typed.to_owned()
+    } else {
+        format!("http://{typed}")
+    };
+    let explain = |why: &str| {
+        anyhow::anyhow!(
+            "{typed:?} is not a server address ({why}): give http(s)://HOST[:PORT], or HOST:PORT for http"
+        )
+    };
+    let uri: ureq::http::Uri = with_scheme.parse().map_err(|e| explain(&format!("{e}")))?;
+    let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(explain(&format!("{scheme}: is neither http nor https")));
+    }
+    let authority = uri
+        .authority()
+        .filter(|a| !a.host().is_empty())
+        .ok_or_else(|| explain("no host"))?;
+    if authority.as_str().contains('@') {
+        bail!(
+            "{typed:?} holds a user name or password: give the address alone, and log in with `semdock login` or an API key"
+        );
+    }
+    Ok(format!(
+        "{scheme}://{}",
+        authority.as_str().to_ascii_lowercase()
+    ))
+}
+
+/// Which stored login a server URL uses: its scheme, host and port, with `localhost`,
+/// `127.0.0.1` and `[::1]` the same machine and the scheme's default port written out, so
+/// that `http://127.0.0.1:5000/` finds the key `semdock login http://localhost:5000` kept.
+fn credential_key(url: &str) -> String {
+    let Ok(base) = base_url(url) else {
+        return url.trim_end_matches('/').to_owned();
+    };
+    let Ok(uri) = base.parse::<ureq::http::Uri>() else {
+        return base;
+    };
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = match uri.host().unwrap_or_default() {
+        "localhost" | "127.0.0.1" | "[::1]" | "::1" => "localhost",
+        other => other,
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    format!("{scheme}://{host}:{port}")
 }
 
 fn load() -> anyhow::Result<Credentials> {
@@ -67,9 +119,23 @@ fn save(credentials: &Credentials) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Credentials {
+    /// Removes and returns the login kept for the server `url` names, however it was
+    /// written when it was stored.
+    fn take(&mut self, url: &str) -> Option<Stored> {
+        let wanted = credential_key(url);
+        let found = self
+            .servers
+            .keys()
+            .find(|k| credential_key(k) == wanted)
+            .cloned()?;
+        self.servers.remove(&found)
+    }
+}
+
 /// The key `semdock login` stored for `url`, if any.
 pub fn stored_key(url: &str) -> anyhow::Result<Option<String>> {
-    Ok(load()?.servers.remove(&normal(url)).map(|s| s.key))
+    Ok(load()?.take(url).map(|s| s.key))
 }
 
 fn agent() -> ureq::Agent {
@@ -99,7 +165,7 @@ fn message(res: &mut ureq::http::Response<ureq::Body>) -> String {
 /// `password_stdin`, else at the terminal without echo), creates a key for this machine
 /// with the user's roles (and administrator rights, for an administrator) and stores it.
 pub fn login(url: &str, user: Option<&str>, password_stdin: bool) -> anyhow::Result<()> {
-    let url = normal(url);
+    let url = base_url(url)?;
     let stdin = std::io::stdin();
     let user = match user {
         Some(u) => u.to_owned(),
@@ -144,7 +210,8 @@ pub fn login(url: &str, user: Option<&str>, password_stdin: bool) -> anyhow::Res
         bail!("{url} answered the key request without a key");
     };
     let mut credentials = load()?;
-    let previous = credentials.servers.insert(
+    let previous = credentials.take(&url);
+    credentials.servers.insert(
         url.clone(),
         Stored {
             id: id.to_owned(),
@@ -181,9 +248,9 @@ fn revoke(url: &str, stored: &Stored) -> anyhow::Result<()> {
 
 /// Revokes the key stored for `url` and forgets it.
 pub fn logout(url: &str) -> anyhow::Result<()> {
-    let url = normal(url);
+    let url = base_url(url)?;
     let mut credentials = load()?;
-    let Some(stored) = credentials.servers.remove(&url) else {
+    let Some(stored) = credentials.take(&url) else {
         bail!("not logged in to {url}");
     };
     revoke(&url, &stored)?;

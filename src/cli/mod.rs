@@ -76,8 +76,9 @@ SEMDOCK_TLS__CERT_FILE, SEMDOCK_TLS__KEY_FILE, SEMDOCK_STORAGE__GC_INTERVAL_SECO
 then these flags. `semdock config` prints the result."
     )]
     Serve {
-        /// Address and port to listen on (e.g. 0.0.0.0:5000); overrides `listen`.
-        #[arg(long, value_name = "ADDR")]
+        /// Address and port to listen on (e.g. 0.0.0.0:5000, or localhost:5000); overrides
+        /// `listen`.
+        #[arg(long, value_name = "ADDR", value_parser = crate::config::resolve_listen)]
         listen: Option<std::net::SocketAddr>,
         /// Directory of the metadata, blobs and uploads; created on the first start;
         /// overrides `data_dir`.
@@ -124,6 +125,14 @@ then these flags. `semdock config` prints the result."
         /// Copy signatures and SBOMs that refer to the image too.
         #[arg(long)]
         include_referrers: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete a tag (FEED/NAME:TAG); in a versioned feed a version keeps its number as a
+    /// tombstone, which `semdock purge` frees.
+    Tag {
+        #[command(subcommand)]
+        action: TagAction,
         #[command(flatten)]
         remote: Remote,
     },
@@ -182,13 +191,18 @@ then these flags. `semdock config` prints the result."
         /// Only this tag's changes.
         #[arg(long)]
         tag: Option<String>,
-        /// With --tag: a time, as RFC 3339 with any offset (2026-12-01T08:48:30+01:00), a
-        /// date (2026-12-01), or a relative time (2 hours ago).
-        #[arg(long)]
+        /// With --tag: what the tag pointed to at a time, as RFC 3339 with any offset
+        /// (2026-12-01T08:48:30+01:00), a date (2026-12-01), or a relative time (2 hours
+        /// ago); for a virtual tag (latest, 5, 5.1), the version it followed too.
+        #[arg(long, requires = "tag")]
         at: Option<String>,
-        /// At most this many changes, oldest first (every page otherwise).
+        /// Only the newest this many changes (still printed oldest first); every change
+        /// otherwise.
         #[arg(long)]
         limit: Option<usize>,
+        /// `table` (default) or `json`.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
         #[command(flatten)]
         remote: Remote,
     },
@@ -401,40 +415,41 @@ pub enum FeedAction {
         /// Hub, registry-1.docker.io over HTTPS); "" makes it a plain feed again.
         #[arg(long, value_name = "URL")]
         upstream: Option<String>,
-        /// The connector's user name at the upstream.
-        #[arg(long, requires = "upstream")]
+        /// The connector's user name at the upstream. This and the connector settings below
+        /// change a connector without repeating --upstream.
+        #[arg(long)]
         upstream_user: Option<String>,
         /// A file whose first line is the connector's password at the upstream.
-        #[arg(long, requires = "upstream")]
+        #[arg(long)]
         upstream_password_file: Option<PathBuf>,
         /// Prefixed to repository names upstream (library/ for Docker Hub's official images).
-        #[arg(long, requires = "upstream")]
+        #[arg(long)]
         upstream_prefix: Option<String>,
         /// Check mutable tags upstream again after this many seconds.
-        #[arg(long, requires = "upstream", value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS")]
         upstream_ttl: Option<u64>,
         /// Serve only what is cached, never asking the upstream.
-        #[arg(long, requires = "upstream", value_parser = ["on", "off"])]
+        #[arg(long, value_parser = ["on", "off"])]
         offline: Option<String>,
         /// Fetch only upstream repositories matching GLOB (library/*); repeat for more.
-        #[arg(long, requires = "upstream", value_name = "GLOB")]
+        #[arg(long, value_name = "GLOB")]
         upstream_allow: Vec<String>,
         /// Never fetch upstream repositories matching GLOB; repeat for more.
-        #[arg(long, requires = "upstream", value_name = "GLOB")]
+        #[arg(long, value_name = "GLOB")]
         upstream_deny: Vec<String>,
         /// In a versioned connector feed, latest follows the upstream's own latest (on)
         /// rather than the highest version seen (off).
-        #[arg(long, requires = "upstream", value_parser = ["on", "off"])]
+        #[arg(long, value_parser = ["on", "off"])]
         upstream_latest: Option<String>,
         /// Fetch ahead of pulls: REPOSITORY, REPOSITORY:GLOB or REPOSITORY@SEMVER-REQ
         /// (library/postgres@^16); repeat for more; replaces the stored rules.
-        #[arg(long, requires = "upstream", value_name = "RULE")]
+        #[arg(long, value_name = "RULE")]
         sync: Vec<String>,
         /// Remove every sync rule.
-        #[arg(long, requires = "upstream", conflicts_with = "sync")]
+        #[arg(long, conflicts_with = "sync")]
         no_sync: bool,
         /// Seconds between scheduled syncs (0: only `semdock feed sync`).
-        #[arg(long, requires = "upstream", value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS")]
         sync_interval: Option<u64>,
     },
     /// Sync a connector feed now: fetch what its sync rules name, and print the report.
@@ -467,6 +482,15 @@ pub enum FeedAction {
         /// Switch every rule off.
         #[arg(long, conflicts_with_all = ["untagged_days", "keep_prereleases", "unpulled_days", "include_releases"])]
         off: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TagAction {
+    /// Delete a tag; the manifest stays while other tags (or digests) reach it.
+    Delete {
+        /// FEED/NAME:TAG.
+        image: String,
     },
 }
 
@@ -544,6 +568,9 @@ pub enum KeyAction {
         /// Administrator rights (only for an administrator's own key).
         #[arg(long)]
         admin: bool,
+        /// The key stops working after this many days (default: never).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+        expires_days: Option<u64>,
     },
     /// List API keys (every page, or the first --limit).
     List {
@@ -596,10 +623,35 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Unix seconds as RFC 3339 (UTC), for people.
+fn rfc3339_seconds(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+        .to_string()
+}
+
 /// `semdock purge IMAGE [--live]`.
 fn purge(target: &Target, image: &str, live: bool) -> anyhow::Result<()> {
-    target.purge(image, live)?;
+    if let Err(e) = target.purge(image, live) {
+        // The API's refusal tells an API client how to confirm; here that is --live.
+        if !live && e.to_string().contains(" is live: delete it first") {
+            bail!(
+                "{image} is still live: delete it first (`semdock tag delete {image}`), then purge it; or delete and purge it in one step with `semdock purge {image} --live`"
+            );
+        }
+        return Err(e);
+    }
     println!("purged {image}: its number is free");
+    Ok(())
+}
+
+/// `semdock tag delete IMAGE`.
+fn tag(target: &Target, action: TagAction) -> anyhow::Result<()> {
+    match action {
+        TagAction::Delete { image } => {
+            target.tag_delete(&image)?;
+            println!("deleted {image}");
+        }
+    }
     Ok(())
 }
 
@@ -631,12 +683,52 @@ fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: &Config) -> anyhow::Result<()> {
+/// What `semdock serve` and `semdock config` say about where the configuration came from:
+/// the file read (or that none was), and the mirror feed when one answers pulls naming no
+/// feed.
+fn config_origin(config: &Config, file: Option<&std::path::Path>) -> Vec<String> {
+    let mut lines = vec![match file {
+        Some(file) => format!("configuration file: {}", file.display()),
+        None => format!(
+            "no configuration file ({} does not exist and neither --config nor SEMDOCK_CONFIG_FILE names one): built-in defaults and SEMDOCK_* variables",
+            crate::config::DEFAULT_CONFIG_PATH
+        ),
+    }];
+    if let Some(feed) = &config.mirror_feed {
+        lines.push(format!(
+            "mirror_feed is on: pulls naming no feed of this registry (docker's registry-mirrors) go to feed {feed}"
+        ));
+    }
+    lines
+}
+
+fn serve(config: &Config, file: Option<&std::path::Path>) -> anyhow::Result<()> {
     telemetry::init(&config.log);
+    for line in config_origin(config, file) {
+        tracing::info!("{line}");
+    }
     let listener = server::bind(config)?;
+    writable_data_dir(&config.data_dir)?;
     let services = server::open(config)?;
     actix_web::rt::System::new().block_on(server::serve(config, services, listener))?;
     Ok(())
+}
+
+/// Creates the data directory when it is missing and checks this process may write in it:
+/// a directory the service account cannot write is a fact to name, not an internal error.
+fn writable_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    let refuse = |what: &str, e: &std::io::Error| {
+        anyhow::anyhow!(
+            "the data directory {} {what}: {e}; give the account semdock runs as write access to it, or choose another with --data-dir, SEMDOCK_DATA_DIR or data_dir",
+            shown.display()
+        )
+    };
+    crate::store::owner_only::create_dir_all(dir).map_err(|e| refuse("cannot be created", &e))?;
+    let probe = dir.join(format!(".semdock-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| refuse("is not writable", &e))
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
@@ -644,6 +736,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         return generate_docs(dir);
     }
     let mut config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    let file = Config::file_read(cli.config.as_deref());
     match cli.command {
         Command::Serve { listen, data_dir } => {
             if let Some(listen) = listen {
@@ -652,9 +745,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 config.data_dir = dir;
             }
-            serve(&config)
+            serve(&config, file.as_deref())
         }
         Command::Config => {
+            for line in config_origin(&config, file.as_deref()) {
+                println!("# {line}");
+            }
             print!("{}", config.to_toml());
             Ok(())
         }
@@ -695,6 +791,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             live,
             remote,
         } => purge(&target(&config, &remote)?, &image, live),
+        Command::Tag { action, remote } => tag(&target(&config, &remote)?, action),
         command @ Command::Promote { .. } => promote(&config, command),
         Command::Resolve { image, remote } => {
             let pinned =
@@ -722,23 +819,30 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             print_audit(&entries, jsonl);
             Ok(())
         }
-        Command::History {
-            repository,
-            tag,
-            at,
-            limit,
-            remote,
-        } => {
-            let found = target(&config, &remote)?.history(
-                &repository,
-                tag.as_deref(),
-                at.as_deref(),
-                limit,
-            )?;
-            print_history(&found, at.is_some());
-            Ok(())
-        }
+        command @ Command::History { .. } => history(&config, command),
     }
+}
+
+/// `semdock history REPOSITORY [--tag T [--at TIME]] [--limit N] [--output json]`.
+fn history(config: &Config, command: Command) -> anyhow::Result<()> {
+    let Command::History {
+        repository,
+        tag,
+        at,
+        limit,
+        output,
+        remote,
+    } = command
+    else {
+        unreachable!("called for history only")
+    };
+    let found =
+        target(config, &remote)?.history(&repository, tag.as_deref(), at.as_deref(), limit)?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&found)?),
+        Output::Table => print_history(&found, at.is_some()),
+    }
+    Ok(())
 }
 
 fn promote(config: &Config, command: Command) -> anyhow::Result<()> {
@@ -846,10 +950,15 @@ fn registry_hosts(config: &Config, remote: &Remote) -> Vec<String> {
     hosts
 }
 
-/// A history as lines (time, tag, change, old -> new, actor), or the digest a tag had `--at`.
+/// A history as lines (time, tag, change, old -> new, actor), or the digest a tag had `--at`
+/// (and the version, for a virtual tag).
 fn print_history(found: &serde_json::Value, at: bool) {
     if at {
-        println!("{}", found["digest"].as_str().unwrap_or("(none)"));
+        match (found["digest"].as_str(), found["version"].as_str()) {
+            (Some(digest), Some(version)) => println!("{digest} (version {version})"),
+            (Some(digest), None) => println!("{digest}"),
+            (None, _) => println!("(none: the tag did not exist then)"),
+        }
         return;
     }
     for h in found.as_array().into_iter().flatten() {
@@ -953,24 +1062,48 @@ fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn target(config: &Config, remote: &Remote) -> anyhow::Result<Target> {
-    let Some(base) = &remote.server else {
+    let Some(typed) = &remote.server else {
         let services = crate::server::open_services(config, false)?;
         return Ok(Target::Local(Box::new(services)));
     };
+    let base = login::base_url(typed)?;
     let key = match &remote.api_key_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?,
         None => match std::env::var("SEMDOCK_API_KEY") {
             Ok(key) => key,
-            Err(_) => login::stored_key(base)?.context(
-                "--server needs an API key: run `semdock login URL`, set SEMDOCK_API_KEY, or pass --api-key-file",
-            )?,
+            Err(_) => {
+                if let Some(key) = login::stored_key(&base)? {
+                    key
+                } else {
+                    // A wrong address is the likelier mistake: say that before asking for a key.
+                    reachable(&base)?;
+                    bail!(
+                        "--server {base} needs an API key: run `semdock login {base}`, set SEMDOCK_API_KEY, or pass --api-key-file"
+                    );
+                }
+            }
         },
     };
     Ok(Target::Remote {
-        base: base.clone(),
+        base,
         key: key.trim().to_owned(),
     })
+}
+
+/// Whether a registry answers at `base`; a sentence naming the address when nothing does.
+fn reachable(base: &str) -> anyhow::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    match agent.get(&format!("{base}/v2/")).call() {
+        Ok(_) => Ok(()),
+        Err(e) => bail!(
+            "cannot reach a server at {base} ({e}): is the address and port right, and is semdock running there?"
+        ),
+    }
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
@@ -989,12 +1122,37 @@ fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             println!("created feed {name}");
         }
         FeedAction::List { output } => {
-            let names = target.feed_list()?;
+            let feeds = target.feed_list()?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&names)?),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&feeds)?),
                 Output::Table => {
-                    let rows: Vec<Vec<String>> = names.into_iter().map(|n| vec![n]).collect();
-                    print_table(&["FEED"], &rows);
+                    let on = |f: &serde_json::Value, k: &str| {
+                        if f[k] == true { "on" } else { "off" }.to_owned()
+                    };
+                    let rows: Vec<Vec<String>> = feeds
+                        .iter()
+                        .map(|f| {
+                            vec![
+                                f["name"].as_str().unwrap_or_default().to_owned(),
+                                on(f, "versioning"),
+                                on(f, "anonymous_pull"),
+                                f["upstream"]["url"].as_str().unwrap_or("-").to_owned(),
+                                entry_of(f),
+                                f["description"].as_str().unwrap_or_default().to_owned(),
+                            ]
+                        })
+                        .collect();
+                    print_table(
+                        &[
+                            "FEED",
+                            "VERSIONING",
+                            "ANONYMOUS PULL",
+                            "CONNECTOR UPSTREAM",
+                            "ENTRY",
+                            "DESCRIPTION",
+                        ],
+                        &rows,
+                    );
                 }
             }
         }
@@ -1157,6 +1315,18 @@ fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()> {
     else {
         unreachable!("called for feed set only")
     };
+    let connector_flags = upstream_user.is_some()
+        || upstream_password_file.is_some()
+        || upstream_prefix.is_some()
+        || upstream_ttl.is_some()
+        || offline.is_some()
+        || !upstream_allow.is_empty()
+        || !upstream_deny.is_empty()
+        || upstream_latest.is_some()
+        || !sync.is_empty()
+        || no_sync
+        || sync_interval.is_some();
+    let upstream = upstream_url(target, &name, upstream, connector_flags)?;
     let password = upstream_password_file
         .map(|f| {
             std::fs::read_to_string(&f)
@@ -1194,23 +1364,13 @@ fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()> {
         .flatten()
         .filter_map(|p| p.as_str())
         .collect();
-    let sources: Vec<&str> = f["promotion_sources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str())
-        .collect();
-    let entry = if sources.is_empty() {
-        "pushes".to_owned()
-    } else {
-        format!("promotion from [{}] only", sources.join(", "))
-    };
+    let entry = entry_of(&f);
     let referrer = f["required_referrer"]
         .as_str()
         .map(|t| format!(", promotions need a referrer of type {t}"))
         .unwrap_or_default();
     println!(
-        "feed {name}: versioning {}, permitted [{}], anonymous pull {}, accepts {entry}{referrer}",
+        "feed {name}: versioning {}, permitted [{}], anonymous pull {}, {entry}{referrer}",
         if f["versioning"] == true { "on" } else { "off" },
         permitted.join(", "),
         if f["anonymous_pull"] == true {
@@ -1220,6 +1380,49 @@ fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()> {
         },
     );
     Ok(())
+}
+
+/// The `--upstream` of a `feed set`: as given, or the connector's own URL when only its
+/// other settings change (so they change without repeating it).
+fn upstream_url(
+    target: &Target,
+    name: &str,
+    given: Option<String>,
+    connector_flags: bool,
+) -> anyhow::Result<Option<String>> {
+    if given.is_some() || !connector_flags {
+        return Ok(given);
+    }
+    let feed = target.feed_show(name)?;
+    let url = feed["upstream"]["url"].as_str().with_context(|| {
+        format!("feed {name} is not a connector: make it one with --upstream URL")
+    })?;
+    Ok(Some(url.to_owned()))
+}
+
+/// How images enter a feed: from its upstream (a connector), by promotion only, or by push.
+fn entry_of(f: &serde_json::Value) -> String {
+    let up = &f["upstream"];
+    if let Some(url) = up["url"].as_str() {
+        let ttl = up["ttl_seconds"].as_u64().unwrap_or_default();
+        let offline = if up["offline"] == true {
+            ", offline: cache only"
+        } else {
+            ""
+        };
+        return format!("connector of {url} (mutable tags checked again after {ttl} s{offline})");
+    }
+    let sources: Vec<&str> = f["promotion_sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str())
+        .collect();
+    if sources.is_empty() {
+        "accepts pushes".to_owned()
+    } else {
+        format!("accepts promotion from [{}] only", sources.join(", "))
+    }
 }
 
 fn user(target: &Target, action: UserAction) -> anyhow::Result<()> {
@@ -1398,6 +1601,7 @@ fn key(target: &Target, action: KeyAction) -> anyhow::Result<()> {
             owner,
             roles,
             admin,
+            expires_days,
         } => {
             let mut parsed = BTreeMap::new();
             for r in roles {
@@ -1406,8 +1610,13 @@ fn key(target: &Target, action: KeyAction) -> anyhow::Result<()> {
                 };
                 parsed.insert(feed.to_owned(), role.to_owned());
             }
-            let (id, key) = target.key_create(&name, owner.as_deref(), &parsed, admin)?;
-            println!("created API key {id}; it is shown only now:\n{key}");
+            let expires =
+                expires_days.map(|d| (now_ms() / 1000).saturating_add(d.saturating_mul(86_400)));
+            let (id, key) = target.key_create(&name, owner.as_deref(), &parsed, admin, expires)?;
+            let until = expires.map_or_else(String::new, |e| {
+                format!(", valid until {}", rfc3339_seconds(e))
+            });
+            println!("created API key {id}{until}; it is shown only now:\n{key}");
         }
         KeyAction::List { output, limit } => {
             let keys = target.key_list(limit)?;
@@ -1424,10 +1633,13 @@ fn key(target: &Target, action: KeyAction) -> anyhow::Result<()> {
                         text("name"),
                         text("owner"),
                         roles_text(&k["roles"]),
+                        k["expires"]
+                            .as_u64()
+                            .map_or_else(|| "never".to_owned(), rfc3339_seconds),
                     ]
                 })
                 .collect();
-            print_table(&["ID", "NAME", "OWNER", "ROLES"], &rows);
+            print_table(&["ID", "NAME", "OWNER", "ROLES", "EXPIRES"], &rows);
         }
         KeyAction::Revoke { id } => {
             target.key_revoke(&id)?;

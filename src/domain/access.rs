@@ -362,6 +362,16 @@ impl Feed<'_, Pull> {
         self.registry().tag_at(self.own(repo)?, tag, at_ms)
     }
 
+    /// What `tag` pointed to at `at_ms`: the digest, and the version a virtual tag followed.
+    pub fn tag_state_at(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        at_ms: u64,
+    ) -> Result<Option<super::TagState>, Error> {
+        self.registry().tag_state_at(self.own(repo)?, tag, at_ms)
+    }
+
     pub fn manifest(
         &self,
         repo: &Repository,

@@ -24,7 +24,8 @@ pub use error::Error;
 pub use registry::{
     Append, BlobHandle, Feed, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits,
     ManifestPut, Page, Promoted, Promotion, Referrer, Registry, StoredManifest, SyncReport,
-    TagCursors, TagEntry, TagGroups, TagList, TagQuery, UpstreamChange, UpstreamInfo, UpstreamTest,
+    TagCursors, TagEntry, TagGroups, TagList, TagQuery, TagState, UpstreamChange, UpstreamInfo,
+    UpstreamTest,
 };
 
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! One log line per request (method, path, status, bytes, duration), and the request
-//! metrics by route pattern (`crate::metrics`).
+//! metrics by route pattern (`crate::metrics`). The lines have their own target,
+//! `semdock::request`, which the log filter leaves off unless `log.access` is on.
 
 use std::time::Instant;
 

@@ -488,6 +488,8 @@ impl Server {
             // connectors and webhooks reach only where allowed; the tests of that policy
             // override it.
             .env("SEMDOCK_OUTBOUND__ALLOW", "[\"127.0.0.0/8\"]")
+            // Tests read the request lines of the log.
+            .env("SEMDOCK_LOG__ACCESS", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {

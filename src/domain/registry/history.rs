@@ -100,6 +100,14 @@ pub fn list_page_size(n: Option<usize>) -> usize {
     n.unwrap_or(DEFAULT_LIST_PAGE).clamp(1, MAX_LIST_PAGE)
 }
 
+/// What a tag pointed to at a moment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TagState {
+    pub digest: String,
+    /// The version a virtual tag followed then; `None` for any other tag.
+    pub version: Option<String>,
+}
+
 /// One change of a tag.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
@@ -216,10 +224,17 @@ impl Registry {
         if r.feed(repo.feed())?.is_none() {
             return Err(feed_unknown(repo));
         }
-        Ok(r.history(repo.as_str(), tag)?
+        let entries: Vec<HistoryEntry> = r
+            .history(repo.as_str(), tag)?
             .into_iter()
             .map(|(t, seq, rec)| history_entry(seq, t, rec))
-            .collect())
+            .collect();
+        if entries.is_empty() && r.repository(repo.as_str())?.is_none() {
+            return Err(Error::RepositoryUnknown {
+                repository: repo.to_string(),
+            });
+        }
+        Ok(entries)
     }
 
     /// One page of the history of `repo` (or of one tag, or of one kind of change), and the
@@ -241,6 +256,12 @@ impl Registry {
             list_page_size(q.n),
             &|_, rec| q.method.as_ref().is_none_or(|m| *m == rec.method),
         )?;
+        // A misspelled name must not look like a repository nobody changed.
+        if records.is_empty() && q.last.is_none() && r.repository(repo.as_str())?.is_none() {
+            return Err(Error::RepositoryUnknown {
+                repository: repo.to_string(),
+            });
+        }
         let next = if more {
             records.last().map(|(_, seq, _)| *seq)
         } else {
@@ -297,12 +318,30 @@ impl Registry {
         tag: &str,
         at_ms: u64,
     ) -> Result<Option<String>, Error> {
+        Ok(self.tag_state_at(repo, tag, at_ms)?.map(|s| s.digest))
+    }
+
+    /// What `tag` pointed to at `at_ms` (Unix milliseconds), if anything: the digest, and
+    /// for a virtual tag (`latest`, `5`, `5.1`) the version it followed.
+    pub fn tag_state_at(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        at_ms: u64,
+    ) -> Result<Option<TagState>, Error> {
         // The newest change at or before the time: read backwards from now.
         let r = self.meta.read()?;
         let (found, _) = r.history_page(repo.as_str(), Some(tag), None, true, 1, &|_, rec| {
             rec.time_ms <= at_ms
         })?;
-        Ok(found.into_iter().next().and_then(|(_, _, rec)| rec.new))
+        Ok(found.into_iter().next().and_then(|(_, _, rec)| {
+            // A virtual tag's moves name the version they follow ("follows 3.4.1").
+            let version = (rec.method == "virtual")
+                .then(|| rec.comment.as_deref()?.strip_prefix("follows "))
+                .flatten()
+                .map(str::to_owned);
+            rec.new.map(|digest| TagState { digest, version })
+        }))
     }
 
     /// One page of the tags of `repo` grouped by kind (see `TagQuery`): O(page · log n)

@@ -32,7 +32,7 @@ pub use connector::{
 pub use feeds::{Feed, FeedChange, FeedPreview};
 pub use history::{
     DEFAULT_LIST_PAGE, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted, Promotion,
-    TagCursors, TagEntry, TagGroups, TagList, TagQuery, list_page_size,
+    TagCursors, TagEntry, TagGroups, TagList, TagQuery, TagState, list_page_size,
 };
 pub(super) use manifests::remove_manifest;
 pub use manifests::{ManifestPut, Referrer, StoredManifest};

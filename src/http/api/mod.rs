@@ -126,6 +126,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/repositories/{repo:[^{}]+}/history",
                 web::get().to(tags::history),
             )
+            .route(
+                "/repositories/{repo:[^{}]+}/tags/{tag}",
+                web::delete().to(tags::delete_tag),
+            )
             .default_service(web::to(|req: HttpRequest| async move {
                 ApiError::from(domain::Error::NotFound(format!(
                     "no such endpoint: {} {}",
@@ -143,7 +147,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
-        tags::feed_changes, tags::promote, tags::resolve, tags::accept_upstream, tags::purge, tags::repository_tags, tags::history,
+        tags::feed_changes, tags::promote, tags::resolve, tags::accept_upstream, tags::delete_tag, tags::purge, tags::repository_tags, tags::history,
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
         storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
@@ -277,7 +281,9 @@ pub struct FeedUpdate {
     pub upstream: Option<domain::UpstreamChange>,
 }
 
-fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
+/// A feed as the API shows it (and `semdock feed list` on the data directory).
+#[must_use]
+pub fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
     FeedInfo {
         name,
         description: r.description.clone(),

@@ -9,7 +9,7 @@ use super::error::{ApiError, ErrorBody};
 use super::paging::{PageQuery, next_link};
 use super::{Api, run};
 use crate::domain;
-use crate::domain::access::{Access, FeedAdmin, Promote, Pull};
+use crate::domain::access::{Access, Delete, FeedAdmin, Promote, Pull};
 use crate::domain::registry::list_page_size;
 use crate::http::caller::registry_hosts;
 use crate::model::{ImageRef, Repository, Tag, parse_image_ref};
@@ -461,6 +461,27 @@ pub async fn purge(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Deletes a tag (delete right): as `DELETE /v2/{repo}/manifests/{tag}`, with this API's
+/// errors. In a versioned feed a deleted version keeps its number as a tombstone (purge
+/// frees it); a virtual tag follows the versions again. Recorded in the tag history.
+#[utoipa::path(delete, path = "/api/v1/repositories/{repo}/tags/{tag}", params(("repo" = String, Path), ("tag" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_tag(
+    Api(access): Api,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (repo, tag) = path.into_inner();
+    run(move || {
+        let repo: Repository = repo.parse()?;
+        let tag: Tag = tag.parse()?;
+        access
+            .feed::<Delete>(repo.feed())?
+            .delete_manifest(&repo, &crate::model::Reference::Tag(tag))
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Points a pinned version of a connector feed at the digest its upstream serves now, after
 /// drift (feed admin); answers the digest. Recorded in the tag history (method `accept`).
 #[utoipa::path(post, path = "/api/v1/repositories/{repo}/tags/{tag}/accept-upstream", params(("repo" = String, Path), ("tag" = String, Path)),
@@ -568,6 +589,9 @@ pub struct TagAt {
     pub at: String,
     /// None: the tag did not exist then.
     pub digest: Option<String>,
+    /// For a virtual tag (`latest`, `5`, `5.1`): the version it followed then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Every change of every tag of a repository (or of one tag, or of one kind), paged, oldest
@@ -607,9 +631,16 @@ pub async fn history(
             (Some(tag), Some(at)) => {
                 let ms = crate::model::instant::parse(&at, 0, false)
                     .map_err(|e| domain::Error::Invalid(format!("at: {e}")))?;
-                let digest = feed.tag_at(&repo, &tag, ms)?;
+                let state = feed.tag_state_at(&repo, &tag, ms)?;
+                let (digest, version) = state.map_or((None, None), |s| (Some(s.digest), s.version));
                 Ok((
-                    serde_json::to_value(TagAt { tag, at, digest }).unwrap_or_default(),
+                    serde_json::to_value(TagAt {
+                        tag,
+                        at,
+                        digest,
+                        version,
+                    })
+                    .unwrap_or_default(),
                     None,
                 ))
             }
