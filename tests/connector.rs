@@ -1667,3 +1667,99 @@ fn upstream_credentials_do_not_follow_a_changed_url() {
         assert!(!shown.contains("leaked-pw") && !shown.contains("vendor-secret"));
     }
 }
+
+/// Issue 30.7 and 30.8: with `mirror_feed` set, only names whose first segment is no feed
+/// go to the mirror. A typo of a repository in an existing feed is `NAME_UNKNOWN` and never
+/// asked upstream; a typo of a feed gets a sentence saying so; and docker pushes an image
+/// whose layers are already stored to a new repository (blob existence answers per
+/// repository, as without the mirror).
+#[test]
+fn the_mirror_takes_only_names_without_a_feed_and_pushes_to_new_repositories_work() {
+    let upstream = Spy::start("127.0.0.2", |path| {
+        if path == "/v2/" {
+            Answer::Body(b"{}".to_vec())
+        } else {
+            Answer::Challenge
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        &dir.path().join("data"),
+        &[
+            ("SEMDOCK_MIRROR_FEED", "hub"),
+            ("SEMDOCK_FEEDS", "[library,prod,hub]"),
+        ],
+    );
+    let (status, body) = json_call(
+        &server,
+        "PATCH",
+        "/api/v1/feeds/hub",
+        &json!({"upstream": {"url": upstream.url()}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    server.docker_login();
+    let host = server.host();
+    let ctx = image_context(2, "mirror push");
+    let first = format!("{host}/prod/team/app:1.0.0");
+    run(server
+        .docker()
+        .args(["build", "--no-cache", "-q", "-t", &first])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0"));
+    run(server.docker().args(["push", &first]));
+
+    // A typo in an existing feed: NAME_UNKNOWN, as without the mirror, and the upstream is
+    // never asked.
+    let (status, body) = get_text(&server, "/v2/prod/tema/app/manifests/1.0.0");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("NAME_UNKNOWN") || body.contains("MANIFEST_UNKNOWN"), "{body}");
+    assert_eq!(upstream.asked("tema"), 0, "a typo reached the upstream");
+    // The same image to a new repository of the feed: its layers exist elsewhere, and
+    // docker must still upload (or mount) them here.
+    let second = format!("{host}/prod/team/other:1.0.0");
+    run(server.docker().args(["tag", &first, &second]));
+    run(server.docker().args(["push", &second]));
+    let (status, body) = get_text(&server, "/v2/prod/team/other/manifests/1.0.0");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.asked("prod/team"), 0, "a push went to the upstream");
+    run(server.docker().args(["rmi", &first, &second]));
+
+    // A typo of a feed goes to the mirror (docker.io names have no feed either); what the
+    // mirror cannot get is NAME_UNKNOWN with a sentence naming the feed that does not exist.
+    let (status, body) = get_text(&server, "/v2/prdo/app/manifests/1.0.0");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("NAME_UNKNOWN"), "{body}");
+    assert!(
+        body.contains("feed \\\"prdo\\\" does not exist") && body.contains("mirror feed"),
+        "{body}"
+    );
+}
+
+/// A connector feed links a blob stored for another repository only when a repository of
+/// its own feed holds it; a pull from a connector feed never reads another feed's blob by
+/// naming its digest (the upstream must serve the bytes).
+#[test]
+fn a_connector_feed_never_serves_another_feeds_blob() {
+    let upstream = Spy::start("127.0.0.2", |path| {
+        if path == "/v2/" {
+            Answer::Body(b"{}".to_vec())
+        } else {
+            Answer::Challenge
+        }
+    });
+    let server = Server::start();
+    let private = b"a layer of the private feed";
+    push_manifest(&server, "prod/secret", "1.0.0", private);
+    let (status, body) = json_call(
+        &server,
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "upstream": {"url": upstream.url()}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let digest = semdock::model::Digest::of(private);
+    let (status, body) = get_text(&server, &format!("/v2/hub/any/blobs/{digest}"));
+    assert_ne!(status, 200, "another feed's blob was served: {body}");
+    assert!(!body.contains("private feed"), "{body}");
+    assert_eq!(upstream.asked("/blobs/"), 1, "the upstream was asked for it");
+}

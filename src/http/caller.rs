@@ -210,6 +210,14 @@ pub fn access(req: &HttpRequest, caller: Option<Caller>) -> Result<Access, domai
 #[derive(Clone)]
 pub struct ServedNamespace(pub String);
 
+/// A pull naming no feed of this registry (`library/nginx`, what docker's
+/// `registry-mirrors` sends), answered by the mirror feed: the name as asked, and the feed.
+#[derive(Debug, Clone)]
+pub struct Mirrored {
+    pub asked: String,
+    pub feed: String,
+}
+
 /// Middleware (for `middleware::from_fn`): a response served by the connector that `?ns=`
 /// picked carries `OCI-Namespace: NS`, saying the namespace was honoured.
 pub async fn echo_namespace(

@@ -413,9 +413,11 @@ impl Registry {
         let Some(mirror) = mirror else {
             return Ok(None);
         };
+        // Only a name whose first segment is no feed goes to the mirror: a repository that
+        // does not exist in an existing feed (a typo, or a new repository being pushed) is
+        // answered by that feed, and never looked up upstream.
         let first = name.split('/').next().unwrap_or_default();
-        let own = r.feed(first)?;
-        if own.is_some_and(|f| f.upstream.is_some()) || r.repository(name)?.is_some() {
+        if r.feed(first)?.is_some() {
             return Ok(None);
         }
         let Some(up) = r.feed(mirror)?.and_then(|f| f.upstream) else {
@@ -821,9 +823,20 @@ impl Registry {
         {
             return Ok(None);
         }
-        // Another repository of the feed may have it: a link, not a fetch.
-        if self.blobs.stat(digest)?.is_some() && self.meta.read()?.blob(digest.as_str())?.is_some()
-        {
+        // Another repository of the feed may have it: a link, not a fetch. Only of this
+        // feed: a blob of another feed is fetched from the upstream like any other (the
+        // store keeps one copy), so that a pull of a connector feed never reads another
+        // feed's blob by naming its digest.
+        let held_in_feed = {
+            let r = self.meta.read()?;
+            r.blob(digest.as_str())?.is_some() && {
+                let linked = |other: &str| r.is_linked(other, digest.as_str()).unwrap_or(false);
+                !r.repositories(&format!("{}/", repo.feed()), None, 1, &linked)?
+                    .0
+                    .is_empty()
+            }
+        };
+        if held_in_feed && self.blobs.stat(digest)?.is_some() {
             self.meta
                 .write(|w| super::link_into(w, repo, digest, self.clock.now()))?;
             return Ok(None);

@@ -63,12 +63,19 @@ async fn routed<A: Need>(req: &HttpRequest, name: &str) -> Result<Option<Reposit
     let Some(reg) = req.app_data::<web::Data<domain::Registry>>().cloned() else {
         return Ok(None);
     };
-    let name = name.to_owned();
-    let asked = ns.clone();
+    let asked = name.to_owned();
+    let (name, by_ns, to_mirror) = (asked.clone(), ns.clone(), mirror.clone());
     let routed = blocking(move || reg.route_pull(&name, ns.as_deref(), mirror.as_deref())).await?;
-    if let (Some(ns), Some(_)) = (asked, &routed) {
-        req.extensions_mut()
-            .insert(crate::http::caller::ServedNamespace(ns));
+    match (&routed, by_ns, to_mirror) {
+        (Some(_), Some(ns), _) => {
+            req.extensions_mut()
+                .insert(crate::http::caller::ServedNamespace(ns));
+        }
+        (Some(repo), None, Some(feed)) if repo.feed() == feed => {
+            req.extensions_mut()
+                .insert(crate::http::caller::Mirrored { asked, feed });
+        }
+        _ => {}
     }
     Ok(routed)
 }

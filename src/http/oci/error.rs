@@ -152,7 +152,14 @@ impl OciError {
         self
     }
 
+    /// The sentence the client reads.
     #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    #[must_use]
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

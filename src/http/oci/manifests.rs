@@ -1,6 +1,7 @@
 //! Manifest pushes, pulls and deletes.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
 use super::auth::{Authorized, Delete, Pull, Push};
@@ -49,7 +50,8 @@ pub async fn get(
             }
             reg.manifest(&repo, &reference)
         })
-        .await?
+        .await
+        .map_err(|e| mirror_miss(&req, e))?
     };
     if pull {
         reg.record_pull(&repo, m.digest.as_str());
@@ -67,6 +69,32 @@ pub async fn get(
         .insert_header(("Docker-Content-Digest", m.digest.as_str()))
         .insert_header(("ETag", format!("\"{}\"", m.digest)))
         .body(m.body))
+}
+
+/// A pull the mirror feed answered for a name that names no feed here, and could not
+/// find: `NAME_UNKNOWN` with the sentence a name without a feed always gets, and what the
+/// mirror found (a typo of a feed is told as such, not as a bare upstream failure).
+fn mirror_miss(req: &HttpRequest, e: OciError) -> OciError {
+    let Some(m) = req
+        .extensions()
+        .get::<crate::http::caller::Mirrored>()
+        .cloned()
+    else {
+        return e;
+    };
+    if !matches!(
+        e.status(),
+        StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE | StatusCode::FORBIDDEN
+    ) {
+        return e;
+    }
+    let first = m.asked.split('/').next().unwrap_or_default();
+    OciError::from(domain::Error::NotFound(format!(
+        "repository {:?} is not in this registry: feed {first:?} does not exist (the first path segment must be a feed), and the mirror feed {:?} could not get it from its upstream: {}",
+        m.asked,
+        m.feed,
+        e.message()
+    )))
 }
 
 /// The caller's name for history: the user, a key's owner, or `anonymous`.
