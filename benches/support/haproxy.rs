@@ -1,5 +1,5 @@
 //! The shipped HAProxy configuration (`packaging/haproxy.cfg`) for a test or a benchmark:
-//! its own address, its own nodes. Shared by the load benchmark and `tests/common/cluster.rs`.
+//! its own address, its own nodes. Shared by the load benchmark and `tests/it/common/cluster.rs`.
 
 use std::fmt::Write as _;
 use std::path::Path;

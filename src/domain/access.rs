@@ -2,7 +2,7 @@
 //!
 //! A request gets an `Access` — its caller (or none) over the registry and the access-control
 //! service — and nothing else: the management API and the UI never hold the `Registry` or
-//! call a rights check themselves (`tests/architecture.rs` holds that line). Every operation
+//! call a rights check themselves (`tests/it/architecture.rs` holds that line). Every operation
 //! is a method of a handle that exists only once the caller's rights were checked, in the
 //! constructor of that handle:
 //!

@@ -159,7 +159,6 @@ impl OciError {
     }
 
     #[must_use]
-
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -4,7 +4,7 @@
 //! what the endpoint's rights say. The routes are read from the sources that mount them, so
 //! an endpoint added without a row here fails `every_mounted_route_has_a_row`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -457,7 +457,7 @@ async fn every_endpoint_answers_every_caller_as_its_rights_say() {
     for row in rows() {
         let area = area(row.route);
         if row.needs == Needs::Authentication {
-            // The login form: reachable by anyone; what it accepts is tested in tests/ui.rs.
+            // The login form: reachable by anyone; what it accepts is tested in tests/it/ui.rs.
             let res = app
                 .send_as(
                     TestRequest::post()

@@ -2,7 +2,7 @@
 //! behind a real HAProxy (round robin, no sticky sessions), used by docker, podman and skopeo
 //! as a user would: through the load balancer, then against each node directly.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! End-to-end: docker, podman and skopeo push to and pull from the real binary, and skopeo
 //! copies between semdock and Distribution 2.8.2 (Debian's `docker-registry`).
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,6 @@
 //! Container versioning, rule by rule (DESIGN.md "Container versioning rules"), in process.
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 

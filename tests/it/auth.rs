@@ -1,7 +1,7 @@
 //! Access control, in process: challenges, tokens, roles, keys, rate limits — each security
 //! case of the access-control issue is a test.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

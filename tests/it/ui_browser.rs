@@ -2,7 +2,7 @@
 //! which scripts/test installs), driven over `WebDriver`: an administrator's first day and a
 //! `pull` user's view. Screenshots of each page go to `target/ui-screenshots/`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -9,7 +9,7 @@
 //! binary under test is `CONFORMANCE_REGISTRY_BIN` (`scripts/test` sets it to
 //! `target/release/semdock`), else the test build.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

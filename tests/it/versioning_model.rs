@@ -2,7 +2,7 @@
 //! a versioned repository; after each step the virtual tags — kept incrementally from the
 //! version index — equal those of a naive model computed from scratch.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! The web admin UI, in process: every page, each permission case, sessions and CSRF.
-//! (`tests/ui_browser.rs` drives the same pages in a real Chromium.)
+//! (`tests/it/ui_browser.rs` drives the same pages in a real Chromium.)
 
-mod common;
+use crate::common;
 
 use actix_web::test::TestRequest;
 use common::{Resp, TestApp, csrf_of, form, set_cookies, ui_login};

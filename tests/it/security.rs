@@ -1,7 +1,7 @@
 //! The holes of the security review, each held by a test that failed before its fix: what a
 //! leaked token, a stranger, a full disk or a changed file could do (docs/SECURITY.md).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

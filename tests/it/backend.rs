@@ -3,7 +3,7 @@
 //! — and both blob engines — files, and a real S3 engine (Garage, `TEST_S3_*`) — then the
 //! registry's rules with two nodes sharing one database and one bucket.
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 use std::sync::Arc;

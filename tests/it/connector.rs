@@ -3,7 +3,7 @@
 //! semdock with Bearer tokens and a private feed; docker and skopeo pull through semdock, on
 //! both storage backends.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -1712,7 +1712,10 @@ fn the_mirror_takes_only_names_without_a_feed_and_pushes_to_new_repositories_wor
     // never asked.
     let (status, body) = get_text(&server, "/v2/prod/tema/app/manifests/1.0.0");
     assert_eq!(status, 404, "{body}");
-    assert!(body.contains("NAME_UNKNOWN") || body.contains("MANIFEST_UNKNOWN"), "{body}");
+    assert!(
+        body.contains("NAME_UNKNOWN") || body.contains("MANIFEST_UNKNOWN"),
+        "{body}"
+    );
     assert_eq!(upstream.asked("tema"), 0, "a typo reached the upstream");
     // The same image to a new repository of the feed: its layers exist elsewhere, and
     // docker must still upload (or mount) them here.
@@ -1721,7 +1724,11 @@ fn the_mirror_takes_only_names_without_a_feed_and_pushes_to_new_repositories_wor
     run(server.docker().args(["push", &second]));
     let (status, body) = get_text(&server, "/v2/prod/team/other/manifests/1.0.0");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(upstream.asked("prod/team"), 0, "a push went to the upstream");
+    assert_eq!(
+        upstream.asked("prod/team"),
+        0,
+        "a push went to the upstream"
+    );
     run(server.docker().args(["rmi", &first, &second]));
 
     // A typo of a feed goes to the mirror (docker.io names have no feed either); what the
@@ -1761,5 +1768,9 @@ fn a_connector_feed_never_serves_another_feeds_blob() {
     let (status, body) = get_text(&server, &format!("/v2/hub/any/blobs/{digest}"));
     assert_ne!(status, 200, "another feed's blob was served: {body}");
     assert!(!body.contains("private feed"), "{body}");
-    assert_eq!(upstream.asked("/blobs/"), 1, "the upstream was asked for it");
+    assert_eq!(
+        upstream.asked("/blobs/"),
+        1,
+        "the upstream was asked for it"
+    );
 }

@@ -1,7 +1,7 @@
 //! schemathesis (from `PyPI`) fuzzes the management API from its own `OpenAPI` document: no generated
 //! request may get a 5xx. scripts/test installs it.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -35,7 +35,7 @@ fn schemathesis_finds_no_server_errors_in_the_management_api() {
             "--request-timeout",
             "10",
         ])
-        // A generated backup directory would be written on this machine: tests/hygiene.rs
+        // A generated backup directory would be written on this machine: tests/it/hygiene.rs
         // covers that endpoint's bad input instead.
         .args(["--exclude-path", "/api/v1/backup"])
         .arg("--report-dir")

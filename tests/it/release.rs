@@ -4,7 +4,7 @@
 //! delivered to a real HTTP receiver on loopback — through the receiver being down and a
 //! `kill -9` of the registry.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,6 +1,6 @@
 //! The management API in process: each endpoint and its permission checks.
 
-mod common;
+use crate::common;
 
 use actix_web::test::TestRequest;
 use common::{TestApp, basic};

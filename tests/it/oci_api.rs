@@ -1,6 +1,6 @@
 //! In-process tests of every Distribution API endpoint and its error paths.
 
-mod common;
+use crate::common;
 
 use actix_web::test::TestRequest;
 use common::{OCI_INDEX, OCI_MANIFEST, TestApp};
@@ -37,7 +37,7 @@ async fn monolithic_upload_then_get_head_and_ranges() {
                 .uri(&uri),
         )
         .await;
-    // Content-Length of a HEAD is written by the wire encoder: checked in tests/wire.rs.
+    // Content-Length of a HEAD is written by the wire encoder: checked in tests/it/wire.rs.
     assert_eq!(res.status, 200);
     assert_eq!(res.header("docker-content-digest"), Some(digest.as_str()));
 

@@ -1,7 +1,7 @@
 //! Storage hygiene with the real binary: online garbage collection under load, the grace
 //! period, upload expiry, retention, the integrity check, backup and restore, a full disk.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

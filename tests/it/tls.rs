@@ -1,7 +1,7 @@
 //! HTTPS with a certificate from a test CA (rcgen): docker logs in and pushes over TLS, and
 //! skopeo refuses the server until it trusts the CA, then verifies the chain with `--cert-dir`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 //! with slapd stopped the local administrator still logs in while directory users get a
 //! clear error.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The administration CLI, against a running server with an API key and offline on the data
 //! directory.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};

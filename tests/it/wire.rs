@@ -1,6 +1,6 @@
 //! The real binary over real sockets: headers only the wire shows, restarts, crashes, the CLI.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

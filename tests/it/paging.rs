@@ -2,7 +2,7 @@
 //! keys (`n`/`last` with a `Link: rel="next"` header), the UI's repository page and history
 //! (server-side paging and search), and the CLI (`--limit`, following pages).
 
-mod common;
+use crate::common;
 
 use actix_web::test::TestRequest;
 use common::{Server, TestApp, run};

@@ -1,0 +1,30 @@
+//! The integration tests, one binary: each module is one area (its file says which), and
+//! `common` holds the fixtures they share — `TestApp` in process, `Server` for the real
+//! binary, the clusters, directories and clients. One binary links the library once instead
+//! of once per area.
+
+mod common;
+
+mod api;
+mod api_fuzz;
+mod architecture;
+mod auth;
+mod authz_matrix;
+mod backend;
+mod cli;
+mod clients;
+mod cluster;
+mod conformance;
+mod connector;
+mod directory;
+mod hygiene;
+mod oci_api;
+mod paging;
+mod release;
+mod security;
+mod tls;
+mod ui;
+mod ui_browser;
+mod versioning;
+mod versioning_model;
+mod wire;
