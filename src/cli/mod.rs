@@ -1237,12 +1237,12 @@ fn directory_test(config: &Config, user: Option<&str>) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    let explain = |e: crate::store::ldap::DirectoryError| match e {
-        crate::store::ldap::DirectoryError::Unavailable(why) => anyhow::anyhow!(
+    let explain = |e: crate::domain::DirectoryError| match e {
+        crate::domain::DirectoryError::Unavailable(why) => anyhow::anyhow!(
             "cannot reach {}: {why} (is the URL right; with StartTLS or ldaps://, does ca_file hold the CA that signed the server's certificate?)",
             ldap.url
         ),
-        refused @ crate::store::ldap::DirectoryError::Refused(_) => anyhow::anyhow!("{refused}"),
+        refused @ crate::domain::DirectoryError::Refused(_) => anyhow::anyhow!("{refused}"),
     };
     dir_ldap.check().map_err(explain)?;
     println!(

@@ -604,6 +604,16 @@ impl Admin<'_> {
 }
 
 impl Account<'_> {
+    /// The time `days` days from now on the registry's clock (a key's expiry).
+    #[must_use]
+    pub fn days_from_now(&self, days: u64) -> u64 {
+        self.access
+            .registry
+            .clock()
+            .now()
+            .saturating_add(days.saturating_mul(86_400))
+    }
+
     /// The caller's keys (every key for an administrator).
     pub fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
         self.access.auth.keys(self.caller)

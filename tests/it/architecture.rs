@@ -1,5 +1,6 @@
 //! Holds the layering of STYLE.md by reading the sources: `http → domain → store → model`,
-//! never backwards; the domain never sees actix; HTTP never opens a transaction or the disk.
+//! never backwards (an allow-list per layer of what it may import); the domain never sees
+//! actix; HTTP never opens a transaction or the disk.
 
 use std::path::Path;
 
@@ -126,4 +127,71 @@ fn every_repository_handler_of_the_distribution_api_is_authorized_by_its_extract
         }
     }
     assert!(seen >= 12, "found only {seen} repository handlers");
+}
+
+/// The `crate::` paths a file names, to their first two segments (`crate::store::meta`),
+/// grouped imports (`use crate::{server, telemetry}`) included.
+fn crate_paths(text: &str) -> Vec<String> {
+    let single = regex::Regex::new(r"crate::([a-z_]+)(?:::([a-z_]+))?").unwrap();
+    let group = regex::Regex::new(r"crate::\{([^}]*)\}").unwrap();
+    let mut out = Vec::new();
+    for c in group.captures_iter(text) {
+        for item in c[1].split(',') {
+            let mut parts = item.trim().split("::");
+            if let Some(first) = parts.next().filter(|f| !f.is_empty()) {
+                let second = parts
+                    .next()
+                    .filter(|s| s.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+                out.push(second.map_or_else(|| first.to_owned(), |s| format!("{first}::{s}")));
+            }
+        }
+    }
+    for c in single.captures_iter(text) {
+        out.push(
+            c.get(2)
+                .map_or_else(|| c[1].to_owned(), |s| format!("{}::{}", &c[1], s.as_str())),
+        );
+    }
+    out
+}
+
+/// What each layer may import from the crate, as path prefixes: anything else is a
+/// layering error (`http → domain → store/clients → model`, never backwards).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("model", &["model"]),
+    ("store", &["model", "store", "metrics"]),
+    ("domain", &["model", "store", "domain", "metrics"]),
+    ("http", &["model", "domain", "http", "metrics"]),
+    // The CLI is the binary's front: the API's DTOs for its remote half, the composition
+    // root (`server`) and configuration for its local half, and the one store helper that
+    // makes private files.
+    (
+        "cli",
+        &[
+            "model",
+            "domain",
+            "http::api",
+            "config",
+            "server",
+            "telemetry",
+            "store::owner_only",
+            "store::meta",
+        ],
+    ),
+];
+
+#[test]
+fn each_layer_imports_only_what_its_allow_list_names() {
+    for (layer, allowed) in ALLOWED {
+        for (file, text) in sources(layer) {
+            for path in crate_paths(&text) {
+                assert!(
+                    allowed
+                        .iter()
+                        .any(|a| path == *a || path.starts_with(&format!("{a}::"))),
+                    "{file} names crate::{path}, which layer {layer} may not (allowed: {allowed:?})"
+                );
+            }
+        }
+    }
 }

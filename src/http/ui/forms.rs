@@ -857,15 +857,14 @@ pub async fn create_key(v: Viewer, form: web::Form<NewKeyForm>) -> Result<HttpRe
         };
         roles.insert(feed.to_owned(), role.to_owned());
     }
-    let expires = match f.expires_days.trim() {
+    let expires_days = match f.expires_days.trim() {
         "" => None,
-        d => {
-            let days: u64 =
-                d.parse().ok().filter(|d| *d > 0).ok_or_else(|| {
-                    UiError::bad_request(format!("{d:?} is not a number of days"))
-                })?;
-            Some(crate::store::now().saturating_add(days.saturating_mul(86_400)))
-        }
+        d => Some(
+            d.parse::<u64>()
+                .ok()
+                .filter(|d| *d > 0)
+                .ok_or_else(|| UiError::bad_request(format!("{d:?} is not a number of days")))?,
+        ),
     };
     let access = v.access.clone();
     let name = f.name.trim().to_owned();
@@ -879,6 +878,7 @@ pub async fn create_key(v: Viewer, form: web::Form<NewKeyForm>) -> Result<HttpRe
         } else {
             roles
         };
+        let expires = expires_days.map(|d| account.days_from_now(d));
         Ok(account.create_key(owner.as_deref(), &n, &roles, f.admin.is_some(), expires)?)
     })
     .await?;

@@ -19,7 +19,7 @@ use super::forms::{login_response, safe_next};
 use super::session::{SESSION_COOKIE, cookie, random_token, same_secret};
 use super::{AuthData, UiError, render, run};
 use crate::domain;
-use crate::store::ldap::DirectoryError;
+use crate::domain::DirectoryError;
 
 /// The pending sign-in: `state`, `nonce`, PKCE verifier and where to go after.
 const FLOW_COOKIE: &str = "semdock_oidc";
