@@ -128,7 +128,7 @@ pub struct LdapConfig {
     pub bind_password_file: Option<PathBuf>,
     /// The password itself (from the environment in practice; never printed).
     #[serde(default, skip_serializing)]
-    pub bind_password: Option<String>,
+    pub bind_password: Option<crate::model::Secret>,
     pub user_base: String,
     /// `{user}` is the login name, escaped. Exclude disabled accounts here (Active
     /// Directory: `(&(sAMAccountName={user})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))`).
@@ -160,7 +160,7 @@ pub struct OidcConfig {
     /// The client secret itself (from the environment in practice; never printed). Neither
     /// set: a public client, with PKCE alone.
     #[serde(default, skip_serializing)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<crate::model::Secret>,
     /// Scopes asked for; `openid` is always added. `offline_access` asks for the refresh
     /// token that lets semdock see later that a user was disabled.
     #[serde(default = "default_oidc_scopes")]
@@ -648,19 +648,20 @@ impl Config {
             std::fs::read(f)
                 .map_err(|e| format!("cannot read the directory's {what} {}: {e}", f.display()))
         };
-        let secret = |value: &Option<String>, file: &Option<PathBuf>| -> Result<_, String> {
-            Ok(match (value, file) {
-                (Some(p), _) => Some(p.clone()),
-                (None, Some(f)) => Some(
-                    String::from_utf8_lossy(&read("password file", f)?)
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                ),
-                (None, None) => None,
-            })
-        };
+        let secret =
+            |value: &Option<crate::model::Secret>, file: &Option<PathBuf>| -> Result<_, String> {
+                Ok(match (value, file) {
+                    (Some(p), _) => Some(p.expose().to_owned()),
+                    (None, Some(f)) => Some(
+                        String::from_utf8_lossy(&read("password file", f)?)
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ),
+                    (None, None) => None,
+                })
+            };
         let ldap = match &d.ldap {
             None => None,
             Some(l) => Some(
@@ -751,6 +752,33 @@ impl Config {
 mod tests {
     use super::*;
     use figment::Jail;
+
+    #[test]
+    fn secrets_of_the_configuration_are_never_in_its_debug_nor_its_printout() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[directory.ldap]\nurl = \"ldap://x\"\nuser_base = \"dc=x\"\n[directory.oidc]\nissuer = \"https://id.example\"\nclient_id = \"semdock\"\n",
+            )?;
+            jail.set_env("SEMDOCK_DIRECTORY__LDAP__BIND_PASSWORD", "ldap-pw-1");
+            jail.set_env("SEMDOCK_DIRECTORY__OIDC__CLIENT_SECRET", "oidc-secret-2");
+            jail.set_env("SEMDOCK_STORAGE__POSTGRES__URL", "postgres://x/y");
+            jail.set_env("SEMDOCK_STORAGE__POSTGRES__PASSWORD", "pg-pw-3");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
+            let shown = format!("{c:?}\n{}", c.to_toml());
+            for secret in ["ldap-pw-1", "oidc-secret-2", "pg-pw-3"] {
+                assert!(!shown.contains(secret), "{secret} shown");
+            }
+            let ldap = c.directory.ldap.as_ref().unwrap();
+            assert_eq!(
+                ldap.bind_password
+                    .as_ref()
+                    .map(crate::model::Secret::expose),
+                Some("ldap-pw-1")
+            );
+            Ok(())
+        });
+    }
 
     #[test]
     fn environment_overrides_file_which_overrides_defaults() {

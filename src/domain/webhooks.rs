@@ -54,7 +54,7 @@ pub struct Endpoint {
     pub id: String,
     pub url: String,
     /// The HMAC-SHA256 key of `X-Semdock-Signature`; shown once, when created.
-    pub secret: String,
+    pub secret: crate::model::Secret,
     /// Only this feed's events; every feed's when `None` (administrators only).
     pub feed: Option<String>,
     /// The events wanted (webhook names); every event when empty.
@@ -288,7 +288,7 @@ impl Endpoint {
             created: audit::rfc3339(self.created_ms),
             created_by: self.created_by.clone(),
             cursor,
-            secret: secret.then(|| self.secret.clone()),
+            secret: secret.then(|| self.secret.expose().to_owned()),
         }
     }
 }
@@ -398,7 +398,7 @@ impl Registry {
         let endpoint = Endpoint {
             id: hex::encode(super::auth::random_bytes::<6>()),
             url: new.url.clone(),
-            secret,
+            secret: secret.into(),
             feed: new.feed.clone().filter(|f| !f.is_empty()),
             events,
             format: new.format,
@@ -797,7 +797,7 @@ fn send(
         ),
         ("X-Semdock-Event", event.to_owned()),
         ("X-Semdock-Delivery", entry.id.to_string()),
-        ("X-Semdock-Signature", signature(&e.secret, &body)),
+        ("X-Semdock-Signature", signature(e.secret.expose(), &body)),
     ];
     match sender.post(&e.url, &headers, &body) {
         Ok(code) if (200..300).contains(&code) => Ok(code),

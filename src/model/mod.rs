@@ -8,6 +8,7 @@ pub mod digest;
 pub mod instant;
 pub mod manifest;
 pub mod names;
+pub mod secret;
 
 pub use access::{Action, Caps, Role, Scope};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
@@ -15,3 +16,4 @@ pub use manifest::{Manifest, ManifestError};
 pub use names::{
     FeedName, ImageRef, NameError, Reference, Repository, Tag, parse_image, parse_image_ref,
 };
+pub use secret::Secret;

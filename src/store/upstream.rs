@@ -44,7 +44,7 @@ pub struct UpstreamBlob {
 pub struct Upstream {
     agent: ureq::Agent,
     base: String,
-    credentials: Option<(String, String)>,
+    credentials: Option<(String, crate::model::Secret)>,
     /// scope → (token, until).
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
@@ -84,7 +84,7 @@ impl Upstream {
     #[must_use]
     pub fn new(
         url: &str,
-        credentials: Option<(String, String)>,
+        credentials: Option<(String, crate::model::Secret)>,
         timeout: Duration,
         outbound: &Arc<Outbound>,
     ) -> Self {
@@ -108,7 +108,7 @@ impl Upstream {
         self.credentials.as_ref().map(|(u, p)| {
             format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()))
             )
         })
     }

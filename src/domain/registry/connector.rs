@@ -221,7 +221,7 @@ impl UpstreamChange {
             r.username = Some(u.clone()).filter(|u| !u.is_empty());
         }
         if let Some(p) = &self.password {
-            r.password = Some(p.clone()).filter(|p| !p.is_empty());
+            r.password = Some(p.clone()).filter(|p| !p.is_empty()).map(Into::into);
         }
         if let Some(prefix) = &self.prefix {
             let prefix = prefix.trim_matches('/');
@@ -991,7 +991,11 @@ mod tests {
             "https://REGISTRY.vendor.example:443",
         ] {
             let r = change(same).apply(Some(&current)).unwrap().unwrap();
-            assert_eq!(r.password.as_deref(), Some("vendor-secret"), "{same}");
+            assert_eq!(
+                r.password.as_ref().map(crate::model::Secret::expose),
+                Some("vendor-secret"),
+                "{same}"
+            );
         }
         // Another scheme, host or port: dropped.
         for other in [
@@ -1008,7 +1012,10 @@ mod tests {
         moved.username = Some("vendor".into());
         moved.password = Some("new-secret".into());
         let r = moved.apply(Some(&current)).unwrap().unwrap();
-        assert_eq!(r.password.as_deref(), Some("new-secret"));
+        assert_eq!(
+            r.password.as_ref().map(crate::model::Secret::expose),
+            Some("new-secret")
+        );
         let mut user_only = change("https://mirror.vendor.example");
         user_only.username = Some("vendor".into());
         let r = user_only.apply(Some(&current)).unwrap().unwrap();

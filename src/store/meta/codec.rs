@@ -37,7 +37,7 @@ pub struct UpstreamRecord {
     pub url: String,
     pub username: Option<String>,
     /// Never shown back, never logged.
-    pub password: Option<String>,
+    pub password: Option<crate::model::Secret>,
     /// Prefixed to every repository name upstream (`library/` for Docker Hub's officials).
     pub prefix: String,
     /// Mutable tags are checked upstream again after this many seconds.
