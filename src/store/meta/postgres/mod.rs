@@ -45,10 +45,10 @@ const BATCH: i64 = 512;
 /// The ordered schema migrations: `(version, SQL)`. A database at version `n` runs every
 /// later one, each in its own transaction, at start or by `semdock migrate`.
 pub const MIGRATIONS: &[(i32, &str)] = &[
-    (1, include_str!("postgres/0001_initial.sql")),
-    (2, include_str!("postgres/0002_generation.sql")),
-    (3, include_str!("postgres/0003_record_versions.sql")),
-    (4, include_str!("postgres/0004_audit_kinds.sql")),
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_generation.sql")),
+    (3, include_str!("migrations/0003_record_versions.sql")),
+    (4, include_str!("migrations/0004_audit_kinds.sql")),
 ];
 
 /// The PostgreSQL metadata engine.
