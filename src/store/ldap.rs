@@ -39,7 +39,8 @@ pub struct DirectoryUser {
     /// The semdock account of this entry: the value the directory holds in the naming
     /// attribute of `user_filter` (`uid`, `sAMAccountName`), trimmed and lower-cased — not
     /// what the user typed, so that every spelling the directory matches (`ALICE`, ` alice`)
-    /// is the one account. The typed name, trimmed and lower-cased, when the entry has no
+    /// is the one account (of several values, the least). The typed name, trimmed and
+    /// lower-cased, when the entry has no
     /// such attribute. (For `OpenID Connect`: the account the subject signs in as.)
     pub name: String,
     /// The DNs of the user's groups.
@@ -194,8 +195,8 @@ impl Ldap {
             return Ok(None);
         }
         let entry = entries.remove(0);
-        // The directory's own spelling of the name: of several values, the one the typed
-        // name matches (ignoring case and spaces), else the first.
+        // The directory's own spelling of the name; of several values (`uid: alice`,
+        // `uid: asmith`), the least, so that every one of them is the same account.
         let values = naming
             .and_then(|a| {
                 entry
@@ -207,9 +208,10 @@ impl Ldap {
             .unwrap_or_default();
         let login = values
             .iter()
-            .find(|v| normalize_name(v) == normalize_name(user))
-            .or_else(|| values.first())
-            .map_or_else(|| user.trim().to_owned(), |v| v.trim().to_owned());
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .min_by_key(|v| normalize_name(v))
+            .map_or_else(|| user.trim().to_owned(), str::to_owned);
         let groups = match (&s.group_attribute, &s.group_base) {
             (Some(attr), _) => entry.attrs.get(attr).cloned().unwrap_or_default(),
             (None, Some(base)) => {
