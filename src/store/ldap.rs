@@ -40,8 +40,8 @@ pub struct DirectoryUser {
     /// attribute of `user_filter` (`uid`, `sAMAccountName`), trimmed and lower-cased — not
     /// what the user typed, so that every spelling the directory matches (`ALICE`, ` alice`)
     /// is the one account (of several values, the least). The typed name, trimmed and
-    /// lower-cased, when the entry has no
-    /// such attribute. (For `OpenID Connect`: the account the subject signs in as.)
+    /// lower-cased, when the entry has no such attribute. (For `OpenID Connect`: the account
+    /// the subject signs in as.)
     pub name: String,
     /// The DNs of the user's groups.
     pub groups: Vec<String>,
