@@ -1265,6 +1265,7 @@ fn directory_test(config: &Config, user: Option<&str>) -> anyhow::Result<()> {
         );
     };
     println!("user {user}: {}", found.dn);
+    println!("  semdock account: {}", found.name);
     if found.groups.is_empty() {
         println!("  groups: none found (check group_attribute, or group_base and group_filter)");
     } else {

@@ -493,7 +493,8 @@ impl Auth {
     }
 
     /// Logs in `name` with the directory's password: creates or updates the local account
-    /// (a directory account) and its group roles.
+    /// (a directory account) and its group roles. The account is the directory's name of
+    /// the entry (`DirectoryUser::name`), whatever spelling of it was typed.
     fn directory_login(
         &self,
         dir: &super::directory::Directory,
@@ -514,11 +515,14 @@ impl Auth {
         };
         let roles = dir.resolve(&found, self.clock.now_ms());
         let admin = roles.admin;
-        self.store_directory_account(name, Some(&roles), true, DIRECTORY_PASSWORD)?;
-        Ok(Principal::User {
-            name: name.to_owned(),
-            admin,
-        })
+        let name = found.name;
+        self.meta.write(|w| {
+            if spelling_disabled_here(&*w, &name)? {
+                return Err(Error::InvalidCredentials);
+            }
+            self.store_directory_account_in(w, &name, Some(&roles), true, DIRECTORY_PASSWORD)
+        })?;
+        Ok(Principal::User { name, admin })
     }
 
     /// Signs in a user the `OpenID Connect` provider vouched for (`store::oidc` checked the
@@ -531,25 +535,61 @@ impl Auth {
             .get()
             .cloned()
             .ok_or(Error::InvalidCredentials)?;
-        check_user_name(&user.name).map_err(|_| {
+        let issuer = dir
+            .oidc()
+            .map(|o| o.issuer().to_owned())
+            .unwrap_or_default();
+        let claimed = crate::store::ldap::normalize_name(&user.name);
+        check_user_name(&claimed).map_err(|_| {
             Error::Invalid(format!(
                 "the provider names this account {:?}, which is not a semdock user name (1 to 64 of a-z 0-9 . _ -): set directory.oidc.username_claim to a claim that is",
                 user.name
             ))
         })?;
-        let found = crate::store::ldap::DirectoryUser {
-            dn: user.subject.clone(),
-            groups: user.groups.clone(),
-        };
-        let roles = dir.resolve(&found, self.clock.now_ms());
         let r = self.meta.read()?;
-        let before = r.user(&user.name)?;
+        // The account is the subject's (issuer, `sub`), whatever the provider calls the
+        // user today: the one it signed in as before (the one of the name claimed, if it
+        // has several from before), else a new one of the name claimed.
+        let mut owned = Vec::new();
+        for (name, u) in r.users()? {
+            if u.password_hash != OIDC_PASSWORD {
+                continue;
+            }
+            let Some(g) = r
+                .setting(&roles_key(&name))?
+                .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
+            else {
+                continue;
+            };
+            if g.owned_by(&issuer, &user.subject) {
+                if u.disabled && !g.dn.is_empty() {
+                    // An administrator disabled one of the subject's accounts: it stays out.
+                    return Err(Error::InvalidCredentials);
+                }
+                owned.push(name);
+            }
+        }
+        let name = if owned.contains(&claimed) || owned.is_empty() {
+            claimed
+        } else {
+            owned.remove(0)
+        };
+        let mut roles = dir.resolve(
+            &crate::store::ldap::DirectoryUser {
+                dn: user.subject.clone(),
+                name: name.clone(),
+                groups: user.groups.clone(),
+            },
+            self.clock.now_ms(),
+        );
+        roles.issuer.clone_from(&issuer);
+        roles.subject.clone_from(&user.subject);
+        let before = r.user(&name)?;
         if let Some(b) = &before
             && b.password_hash != OIDC_PASSWORD
         {
             return Err(Error::Invalid(format!(
-                "{} is a {} account of semdock: the provider's user of that name cannot sign in as it",
-                user.name,
+                "{name} is a {} account of semdock: the provider's user of that name cannot sign in as it",
                 if b.password_hash == DIRECTORY_PASSWORD {
                     "directory (LDAP)"
                 } else {
@@ -557,47 +597,32 @@ impl Auth {
                 }
             )));
         }
-        let stored_subject = r
-            .setting(&roles_key(&user.name))?
-            .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
-            .map(|g| g.dn)
-            .filter(|dn| !dn.is_empty());
-        if stored_subject.is_some_and(|s| s != user.subject) {
+        let stored = r
+            .setting(&roles_key(&name))?
+            .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok());
+        if stored.is_some_and(|g| g.has_owner() && !g.owned_by(&issuer, &user.subject)) {
             return Err(Error::Invalid(format!(
-                "the account {} belongs to another user of the provider (another subject): an administrator must delete it first",
-                user.name
+                "the account {name} belongs to another user of the provider (another subject): an administrator must delete it first"
             )));
         }
         drop(r);
         // The account and its refresh token in one transaction.
         self.meta.write(|w| {
-            self.store_directory_account_in(w, &user.name, Some(&roles), true, OIDC_PASSWORD)?;
+            self.store_directory_account_in(w, &name, Some(&roles), true, OIDC_PASSWORD)?;
             if let Some(t) = &user.refresh_token {
-                w.put_setting(&refresh_key(&user.name), t.as_bytes())?;
+                w.put_setting(&refresh_key(&name), t.as_bytes())?;
             }
             Ok::<_, Error>(())
         })?;
         Ok(Principal::User {
-            name: user.name.clone(),
+            name,
             admin: roles.admin,
         })
     }
 
-    /// Writes what the directory said of `name`: its group roles (`None`: no longer found,
-    /// which disables the account). A change of the roles or flags voids its tokens and
-    /// sessions. `login` records a login too.
-    fn store_directory_account(
-        &self,
-        name: &str,
-        roles: Option<&super::directory::GroupRoles>,
-        login: bool,
-        marker: &str,
-    ) -> Result<(), Error> {
-        self.meta
-            .write(|w| self.store_directory_account_in(w, name, roles, login, marker))
-    }
-
-    /// `store_directory_account` inside the write transaction `w`.
+    /// Writes what the directory said of `name`, inside the write transaction `w`: its group
+    /// roles (`None`: no longer found, which disables the account). A change of the roles or
+    /// flags voids its tokens and sessions. `login` records a login too.
     fn store_directory_account_in(
         &self,
         w: &mut dyn MetaWrite,
@@ -652,7 +677,18 @@ impl Auth {
                 return Ok(());
             }
             w.put_user(name, &record)?;
-            let stored = roles.cloned().unwrap_or_default();
+            let mut stored = roles.cloned().unwrap_or_default();
+            if roles.is_none()
+                && let Some(old) = &old_roles
+            {
+                // Who owned an `OpenID Connect` account outlives its disabling.
+                stored.issuer.clone_from(&old.issuer);
+                stored.subject = if old.subject.is_empty() && marker != DIRECTORY_PASSWORD {
+                    old.dn.clone()
+                } else {
+                    old.subject.clone()
+                };
+            }
             w.put_setting(
                 &roles_key(name),
                 &serde_json::to_vec(&stored).unwrap_or_default(),
@@ -665,7 +701,9 @@ impl Auth {
                         r.admin, r.feeds
                     ),
                     None => {
-                        format!("directory account {name} disabled: the directory no longer has it")
+                        format!(
+                            "directory account {name} disabled: the directory no longer has it under this name"
+                        )
                     }
                 };
                 audit::append(
@@ -729,6 +767,10 @@ impl Auth {
                 let Some(ldap) = dir.ldap() else { continue };
                 match ldap.find(name) {
                     Ok(found) => {
+                        // An account stored under another spelling of the entry's name
+                        // (before names were normalised: `ALICE` beside `alice`) is not
+                        // the entry's account: it is disabled, its rights and keys end.
+                        let found = found.filter(|f| f.name == *name);
                         let roles = found.map(|f| dir.resolve(&f, now));
                         answers.push((name, marker, roles, None));
                     }
@@ -756,9 +798,13 @@ impl Auth {
                     let roles = found.as_ref().map(|u| {
                         let du = crate::store::ldap::DirectoryUser {
                             dn: u.subject.clone(),
+                            name: name.clone(),
                             groups: u.groups.clone(),
                         };
-                        dir.resolve(&du, now)
+                        let mut roles = dir.resolve(&du, now);
+                        oidc.issuer().clone_into(&mut roles.issuer);
+                        roles.subject.clone_from(&u.subject);
+                        roles
                     });
                     let rotated = found.and_then(|u| u.refresh_token);
                     answers.push((name, OIDC_PASSWORD, roles, rotated));
@@ -870,7 +916,8 @@ impl Auth {
                 .api_key(id)?
                 .is_some()
                 .then(|| key_subject(id)),
-            None => Some(user_subject(user)),
+            // Every spelling the directory takes for one name counts against its account.
+            None => Some(user_subject(&crate::store::ldap::normalize_name(user))),
         };
         let addr = format!("addr:{client}");
         let mut counted = vec![addr.clone()];
@@ -893,7 +940,10 @@ impl Auth {
         let result = if secret.starts_with(KEY_PREFIX) {
             self.key_principal_from_secret(secret)
                 .and_then(|p| match &p {
-                    Principal::Key { owner, .. } if user == API_KEY_USER || user == owner => {
+                    Principal::Key { owner, .. }
+                        if user == API_KEY_USER
+                            || crate::store::ldap::normalize_name(user) == *owner =>
+                    {
                         Ok(Caller {
                             principal: p,
                             via: Via::ApiKey,
@@ -1880,6 +1930,30 @@ impl Auth {
 }
 
 const EPOCH_SETTING: &str = "credentials-epoch:";
+
+/// Whether an account stored before directory names were normalised under another
+/// spelling of `name` (`ALICE`, ` alice` beside `alice`) was disabled by an administrator:
+/// then the person stays locked out whichever spelling they use.
+fn spelling_disabled_here(r: &dyn crate::store::meta::MetaRead, name: &str) -> Result<bool, Error> {
+    for (other, u) in r.users()? {
+        if other == name
+            || !u.disabled
+            || u.password_hash != DIRECTORY_PASSWORD
+            || crate::store::ldap::normalize_name(&other) != name
+        {
+            continue;
+        }
+        // Disabled by the directory (or as a stale spelling) leaves no DN; by an
+        // administrator, the DN stays.
+        if r.setting(&roles_key(&other))?
+            .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
+            .is_some_and(|g| !g.dn.is_empty())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 fn epoch_key(user: &str) -> String {
     format!("{EPOCH_SETTING}{user}")

@@ -89,9 +89,36 @@ pub struct GroupRoles {
     pub feeds: BTreeMap<String, String>,
     pub dn: String,
     pub groups: Vec<String>,
+    /// An `OpenID Connect` account's owner, the provider's (`issuer`, `sub`): kept when the
+    /// provider disables the account (which empties `dn`), so that another user of the
+    /// provider never takes the account over. Empty for LDAP accounts and for OIDC
+    /// accounts stored before it was kept (their `dn` is the `sub`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub issuer: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subject: String,
 }
 
 impl GroupRoles {
+    /// Whether the provider's user (`issuer`, `subject`) owns this `OpenID Connect` account.
+    #[must_use]
+    pub fn owned_by(&self, issuer: &str, subject: &str) -> bool {
+        let same_issuer = |i: &str| {
+            i.is_empty() || i.trim_end_matches('/') == issuer.trim().trim_end_matches('/')
+        };
+        if self.subject.is_empty() {
+            !self.dn.is_empty() && self.dn == subject
+        } else {
+            self.subject == subject && same_issuer(&self.issuer)
+        }
+    }
+
+    /// Whether some user of a provider owns this account (see `owned_by`).
+    #[must_use]
+    pub fn has_owner(&self) -> bool {
+        !self.subject.is_empty() || !self.dn.is_empty()
+    }
+
     /// The role the groups give on `feed`.
     #[must_use]
     pub fn role(&self, feed: &str) -> Option<Role> {

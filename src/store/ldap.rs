@@ -36,6 +36,13 @@ pub struct LdapSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryUser {
     pub dn: String,
+    /// The semdock account of this entry: the value the directory holds in the naming
+    /// attribute of `user_filter` (`uid`, `sAMAccountName`), trimmed and lower-cased — not
+    /// what the user typed, so that every spelling the directory matches (`ALICE`, ` alice`)
+    /// is the one account (of several values, the least). The typed name, trimmed and
+    /// lower-cased, when the entry has no such attribute. (For `OpenID Connect`: the account
+    /// the subject signs in as.)
+    pub name: String,
     /// The DNs of the user's groups.
     pub groups: Vec<String>,
 }
@@ -54,6 +61,27 @@ pub enum DirectoryError {
 pub struct Ldap {
     settings: LdapSettings,
     tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The attribute `filter` matches `{user}` against (`uid` in `(&(uid={user})(…))`): the
+/// entry's name. The first one when there are several.
+fn naming_attribute(filter: &str) -> Option<&str> {
+    let at = filter.find("={user}")?;
+    let before = filter[..at].trim_end_matches(['~', '<', '>', ':']);
+    let start = before.rfind('(').map_or(0, |i| i + 1);
+    let attr = before[start..].trim();
+    (!attr.is_empty()
+        && attr
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-;.".contains(&b)))
+    .then_some(attr)
+}
+
+/// A user name as semdock keeps it: the directory compares names ignoring case and
+/// surrounding spaces, so semdock does too.
+#[must_use]
+pub fn normalize_name(name: &str) -> String {
+    name.trim().to_lowercase()
 }
 
 fn unavailable(e: impl std::fmt::Display) -> DirectoryError {
@@ -154,20 +182,43 @@ impl Ldap {
     ) -> Result<Option<DirectoryUser>, DirectoryError> {
         let s = &self.settings;
         let filter = s.user_filter.replace("{user}", &ldap_escape(user));
-        let attrs: Vec<&str> = s.group_attribute.as_deref().into_iter().collect();
+        let naming = naming_attribute(&s.user_filter);
+        let attrs: Vec<&str> = s
+            .group_attribute
+            .as_deref()
+            .into_iter()
+            .chain(naming)
+            .collect();
         let attrs = if attrs.is_empty() { vec!["1.1"] } else { attrs };
         let mut entries = Self::search(conn, &s.user_base, &filter, attrs)?;
         if entries.len() != 1 {
             return Ok(None);
         }
         let entry = entries.remove(0);
+        // The directory's own spelling of the name; of several values (`uid: alice`,
+        // `uid: asmith`), the least, so that every one of them is the same account.
+        let values = naming
+            .and_then(|a| {
+                entry
+                    .attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(a))
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_default();
+        let login = values
+            .iter()
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .min_by_key(|v| normalize_name(v))
+            .map_or_else(|| user.trim().to_owned(), str::to_owned);
         let groups = match (&s.group_attribute, &s.group_base) {
             (Some(attr), _) => entry.attrs.get(attr).cloned().unwrap_or_default(),
             (None, Some(base)) => {
                 let filter = s
                     .group_filter
                     .replace("{dn}", &ldap_escape(&entry.dn))
-                    .replace("{user}", &ldap_escape(user));
+                    .replace("{user}", &ldap_escape(&login));
                 Self::search(conn, base, &filter, vec!["1.1"])?
                     .into_iter()
                     .map(|g| g.dn)
@@ -177,6 +228,7 @@ impl Ldap {
         };
         Ok(Some(DirectoryUser {
             dn: entry.dn,
+            name: normalize_name(&login),
             groups,
         }))
     }
@@ -199,5 +251,26 @@ impl Ldap {
         let bound = conn.simple_bind(&found.dn, password).map_err(unavailable)?;
         let _ = conn.unbind();
         Ok((bound.rc == 0).then_some(found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_naming_attribute_is_the_one_matched_against_the_user() {
+        assert_eq!(naming_attribute("(uid={user})"), Some("uid"));
+        assert_eq!(
+            naming_attribute("(&(objectClass=person)(sAMAccountName={user})(!(x=y)))"),
+            Some("sAMAccountName")
+        );
+        assert_eq!(
+            naming_attribute("(|(uid={user})(mail={user}))"),
+            Some("uid")
+        );
+        assert_eq!(naming_attribute("(cn~={user})"), Some("cn"));
+        assert_eq!(naming_attribute("(description=x)"), None);
+        assert_eq!(normalize_name("  ALICE "), "alice");
     }
 }

@@ -627,3 +627,90 @@ async fn the_last_enabled_administrator_cannot_be_disabled_or_demoted() {
         .update_user(&bob, "bob", None, Some(false))
         .unwrap();
 }
+
+/// An `OpenID Connect` account is the provider user's (issuer, `sub`): a name claim that
+/// differs in case or spaces, or a renamed user, lands on the same account (and its
+/// disabling); another subject never takes an account over, nor a local one in any spelling.
+#[test]
+fn oidc_accounts_are_keyed_by_issuer_and_subject_not_by_the_name_claim() {
+    use semdock::domain::Error;
+    use semdock::domain::directory::Directory;
+    use semdock::store::oidc::{Oidc, OidcSettings, OidcUser};
+    let app = TestApp::new();
+    let oidc = Oidc::new(OidcSettings {
+        issuer: "http://127.0.0.1:9/realms/corp".into(),
+        client_id: "semdock".into(),
+        client_secret: String::new(),
+        scopes: vec!["openid".into()],
+        prompt: None,
+        username_claim: "preferred_username".into(),
+        groups_claim: "groups".into(),
+        ca_pem: None,
+        timeout: std::time::Duration::from_secs(1),
+        label: "Sign in".into(),
+    })
+    .unwrap();
+    app.auth.set_directory(std::sync::Arc::new(
+        Directory::new(
+            None,
+            Some(oidc),
+            Vec::new(),
+            std::time::Duration::from_mins(5),
+        )
+        .unwrap(),
+    ));
+    let sign_in = |subject: &str, name: &str| {
+        app.auth
+            .oidc_sign_in(&OidcUser {
+                subject: subject.into(),
+                name: name.into(),
+                groups: Vec::new(),
+                refresh_token: None,
+            })
+            .map(|p| p.user().to_owned())
+    };
+    let oidc_accounts = || {
+        app.auth
+            .users(&admin().principal)
+            .unwrap()
+            .into_iter()
+            .filter(|u| u.name != "admin")
+            .map(|u| (u.name, u.disabled))
+            .collect::<Vec<_>>()
+    };
+
+    // The claim's spelling does not matter: ` dana ` is dana.
+    assert_eq!(sign_in("sub-1", " dana ").unwrap(), "dana");
+    assert_eq!(sign_in("sub-1", "dana").unwrap(), "dana");
+    // Renamed at the provider: still the subject's account, not a second one.
+    assert_eq!(sign_in("sub-1", "dana.smith").unwrap(), "dana");
+    assert_eq!(oidc_accounts(), vec![("dana".to_owned(), false)]);
+    // Another subject claiming the name in any spelling is refused.
+    for spelling in ["dana", " dana", "dana "] {
+        assert!(
+            matches!(sign_in("sub-2", spelling), Err(Error::Invalid(_))),
+            "{spelling:?}"
+        );
+    }
+    // An administrator disables dana: the subject stays out under every name it claims.
+    app.auth
+        .update_user(&admin().principal, "dana", Some(true), None)
+        .unwrap();
+    for name in ["dana", "dana.smith", "someone-new"] {
+        assert!(
+            matches!(sign_in("sub-1", name), Err(Error::InvalidCredentials)),
+            "{name}"
+        );
+    }
+    assert_eq!(oidc_accounts(), vec![("dana".to_owned(), true)]);
+    // A local account is never taken over, whatever the claim's spacing.
+    app.auth
+        .create_user(&admin(), "erin", Some("erin-password-1"), false)
+        .unwrap();
+    for spelling in ["erin", " erin", "erin "] {
+        assert!(
+            matches!(sign_in("sub-3", spelling), Err(Error::Invalid(_))),
+            "{spelling:?}"
+        );
+    }
+}

@@ -260,3 +260,227 @@ fn directory_users_log_in_push_and_lose_rights_on_postgres_and_s3() {
     let server = cluster.nodes.remove(0);
     directory_story(&server, &mut slapd);
 }
+
+fn users_named(server: &Server, like: &str) -> Vec<serde_json::Value> {
+    let mut res = server
+        .http()
+        .get(&server.url("/api/v1/users"))
+        .call()
+        .unwrap();
+    let users: serde_json::Value =
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| {
+            u["name"]
+                .as_str()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(like))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The directory matches `ALICE`, ` alice` and `Alice` to one entry: they are one semdock
+/// account (`alice`, the directory's spelling), with one disabled state, one set of group
+/// roles and API keys; a local account's name is not taken over in any spelling.
+#[test]
+fn every_spelling_the_directory_matches_is_one_account() {
+    let slapd = Slapd::start();
+    let env = directory_env(&slapd);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&dir.path().join("data"), &env);
+
+    // A local account `carol`: the directory's Carol cannot take it in another spelling.
+    let res = server
+        .http()
+        .post(&server.url("/api/v1/users"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "carol"}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    for spelling in ["carol", "CAROL", " carol", "Carol "] {
+        assert_eq!(
+            status_as(&server, spelling, "carol-pass", "GET", "/api/v1/keys"),
+            401,
+            "{spelling:?} took over the local account"
+        );
+    }
+    assert_eq!(users_named(&server, "carol").len(), 1);
+
+    // docker logs in and pushes as `ALICE` and as `Alice`: devs push to prod either way.
+    for (spelling, tag) in [("ALICE", "1.0.0"), ("Alice", "1.0.1")] {
+        let out = server.docker_login_as(&server.host(), spelling, "alice-pass");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = push(&server, tag);
+        assert!(
+            out.status.success(),
+            "{spelling}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        status_as(&server, " alice", "alice-pass", "GET", "/api/v1/keys"),
+        200
+    );
+    let alice = users_named(&server, "alice");
+    assert_eq!(alice.len(), 1, "{alice:?}");
+    assert_eq!(alice[0]["name"], "alice");
+
+    // An API key made as `ALICE` is alice's, used with any spelling.
+    let agent = common::http_as(Some(format!("Basic {}", base64_encode("ALICE:alice-pass"))));
+    let mut res = agent
+        .post(&server.url("/api/v1/keys"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name": "ci", "owner_roles": true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let key: serde_json::Value =
+        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    for user in ["alice", "Alice", "api"] {
+        assert_eq!(
+            status_as(&server, user, &key, "GET", "/v2/prod/app/tags/list"),
+            200,
+            "{user}"
+        );
+    }
+
+    // The administrator disables alice: no spelling gets in, nor her key.
+    let res = server
+        .http()
+        .patch(&server.url("/api/v1/users/alice"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"disabled": true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    for spelling in ["alice", "aLiCe", " alice", "ALICE "] {
+        assert_eq!(
+            status_as(&server, spelling, "alice-pass", "GET", "/api/v1/keys"),
+            401,
+            "{spelling:?} got in although alice is disabled"
+        );
+    }
+    assert!(
+        !server
+            .docker_login_as(&server.host(), "aLiCe", "alice-pass")
+            .status
+            .success()
+    );
+    assert_eq!(
+        status_as(&server, "api", &key, "GET", "/v2/prod/app/tags/list"),
+        401
+    );
+    let alice = users_named(&server, "alice");
+    assert_eq!(alice.len(), 1, "{alice:?}");
+    assert_eq!(alice[0]["disabled"], true);
+}
+
+/// Accounts stored before names were normalised (`ALICE` and `Alice` beside the entry's
+/// `alice`): a spelling an administrator disabled keeps the person out; an enabled one is
+/// disabled by the next refresh (its keys and sessions end), logins land on `alice`.
+#[test]
+fn accounts_stored_under_other_spellings_are_retired_and_a_disabled_one_keeps_the_person_out() {
+    use semdock::store::meta::{MetaStore, Metadata, UserRecord};
+    let slapd = Slapd::start();
+    let env = directory_env(&slapd);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_in(&data, &env);
+    server.terminate();
+    drop(server);
+
+    // What the old code stored for logins as `ALICE` (then disabled by an administrator)
+    // and as `Alice`.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let stored = |disabled: bool| {
+        (
+            UserRecord {
+                password_hash: "!directory".into(),
+                admin: false,
+                disabled,
+                created: now.as_secs(),
+                last_login: Some(now.as_secs()),
+            },
+            serde_json::json!({
+                "checked_ms": u64::try_from(now.as_millis()).unwrap(),
+                "admin": false,
+                "feeds": {"prod": "push"},
+                "dn": format!("uid=alice,ou=people,{SUFFIX}"),
+                "groups": [format!("cn=devs,ou=groups,{SUFFIX}")],
+            })
+            .to_string(),
+        )
+    };
+    {
+        let meta: std::sync::Arc<dyn Metadata> =
+            std::sync::Arc::new(MetaStore::open(&data.join("meta.redb")).unwrap());
+        meta.write(|w| {
+            for (name, disabled) in [("ALICE", true), ("Alice", false)] {
+                let (record, roles) = stored(disabled);
+                w.put_user(name, &record)?;
+                w.put_setting(&format!("directory:{name}"), roles.as_bytes())?;
+            }
+            Ok::<_, semdock::store::meta::MetaError>(())
+        })
+        .unwrap();
+    }
+    let server = Server::start_in(&data, &env);
+
+    // ALICE was disabled by an administrator: alice stays out in every spelling.
+    for spelling in ["alice", "Alice", "ALICE"] {
+        assert_eq!(
+            status_as(&server, spelling, "alice-pass", "GET", "/api/v1/keys"),
+            401,
+            "{spelling:?}"
+        );
+    }
+    // The stale `Alice` is disabled by the refresh: the directory's name is `alice`.
+    wait_until("the stale spelling's disabling", || {
+        users_named(&server, "alice")
+            .iter()
+            .any(|u| u["name"] == "Alice" && u["disabled"] == true)
+    });
+    assert!(
+        users_named(&server, "alice")
+            .iter()
+            .all(|u| u["name"] != "alice"),
+        "a new account was made for a locked-out person"
+    );
+
+    // The administrator enables ALICE again: the person logs in, as `alice`.
+    let res = server
+        .http()
+        .patch(&server.url("/api/v1/users/ALICE"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"disabled": false}"#)
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        status_as(&server, "ALICE", "alice-pass", "GET", "/api/v1/keys"),
+        200
+    );
+    assert!(
+        users_named(&server, "alice")
+            .iter()
+            .any(|u| u["name"] == "alice" && u["disabled"] == false)
+    );
+    wait_until("the stale ALICE's disabling", || {
+        users_named(&server, "alice")
+            .iter()
+            .any(|u| u["name"] == "ALICE" && u["disabled"] == true)
+    });
+    assert_eq!(
+        status_as(&server, "aLiCe", "alice-pass", "GET", "/api/v1/keys"),
+        200
+    );
+}

@@ -1063,6 +1063,85 @@ async fn oidc_users_sign_in_through_the_provider_in_chromium() {
     .await;
 }
 
+/// The provider's user `u-frank` named ` Frank `, then `FRANK.SMITH`: one account, `frank`,
+/// the subject's, signed in to both times; an administrator disables it, and the next
+/// sign-in (under the new name) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oidc_user_renamed_at_the_provider_keeps_one_account_in_chromium() {
+    let provider = common::oidc::Provider::start();
+    let env = common::oidc::oidc_env(&provider);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&dir.path().join("data"), &env);
+    let base = server.url("");
+    provider.client(&base);
+    let franks = || {
+        let mut res = server
+            .http()
+            .get(&server.url("/api/v1/users"))
+            .call()
+            .unwrap();
+        let users: serde_json::Value =
+            serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["name"].as_str().unwrap().contains("frank"))
+            .map(|u| {
+                (
+                    u["name"].as_str().unwrap().to_owned(),
+                    u["disabled"] == true,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let driver = Driver::start();
+
+    provider.user_named("u-frank", " Frank ", &["devs"]);
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    oidc_sign_in(&c, &base, "u-frank").await;
+    assert_eq!(franks(), vec![("frank".to_owned(), false)]);
+    log_out(&c, &base).await;
+
+    provider.user_named("u-frank", "FRANK.SMITH", &["devs"]);
+    oidc_sign_in(&c, &base, "u-frank").await;
+    let bar = c
+        .find(Locator::Css("header"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        bar.contains("frank") && !bar.contains("frank.smith"),
+        "{bar}"
+    );
+    assert_eq!(franks(), vec![("frank".to_owned(), false)]);
+    log_out(&c, &base).await;
+
+    let res = server
+        .http()
+        .patch(&server.url("/api/v1/users/frank"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"disabled": true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    at_the_provider(&c, &base, "u-frank").await;
+    let error = c
+        .wait()
+        .for_element(Locator::Css(".notice.error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("disabled"), "{error}");
+    assert_eq!(franks(), vec![("frank".to_owned(), true)]);
+    c.close().await.unwrap();
+}
+
 /// The same on two nodes over PostgreSQL and S3 behind HAProxy: the sign-in may start on
 /// one node and come back to the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 // Prints `ISSUER=http://127.0.0.1:PORT` once it listens. Test controls (loopback only):
 //   POST /_test/client {"redirect_uri": "..."}         the client's redirect URI
 //   POST /_test/users  {"name": "...", "groups": [...], "disabled": false}
+//                      (and "username": the preferred_username claim, the name by default)
 import http from 'node:http';
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -45,7 +46,7 @@ function build(redirectUri) {
       return {
         accountId: id,
         async claims() {
-          return { sub: id, preferred_username: id, name: id, groups: u.groups };
+          return { sub: id, preferred_username: u.username ?? id, name: id, groups: u.groups };
         },
       };
     },
@@ -69,7 +70,7 @@ const server = http.createServer(async (req, res) => {
       if (req.url === '/_test/client') {
         provider = build(b.redirect_uri);
       } else if (req.url === '/_test/users') {
-        users.set(b.name, { groups: b.groups || [], disabled: !!b.disabled });
+        users.set(b.name, { groups: b.groups || [], disabled: !!b.disabled, username: b.username });
       } else {
         res.writeHead(404).end();
         return;

@@ -246,7 +246,9 @@ pub async fn callback(
             tracing::warn!(user = name, error = %e, "an OpenID Connect sign-in was refused");
             let message = match e {
                 domain::Error::InvalidCredentials => {
-                    format!("The account {name} is disabled here: ask an administrator.")
+                    format!(
+                        "The account of the provider's user {name} is disabled here: ask an administrator."
+                    )
                 }
                 other => other.to_string(),
             };

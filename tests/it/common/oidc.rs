@@ -71,6 +71,14 @@ impl Provider {
         );
     }
 
+    /// Creates or changes the user `id` (its `sub`) whose `preferred_username` is `username`.
+    pub fn user_named(&self, id: &str, username: &str, groups: &[&str]) {
+        self.post(
+            "/_test/users",
+            &serde_json::json!({ "name": id, "username": username, "groups": groups, "disabled": false }),
+        );
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
