@@ -52,7 +52,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub directory: DirectoryConfig,
-    /// Where connectors and webhooks may connect (see `store::outbound`).
+    /// Where connectors and webhooks may connect (see `clients::outbound`).
     #[serde(default)]
     pub outbound: OutboundConfig,
     /// Retention rules per feed, stored for a feed that has none yet (first start); the API
@@ -627,8 +627,8 @@ impl Config {
     pub fn outbound(
         &self,
         own: Vec<SocketAddr>,
-    ) -> Result<crate::store::outbound::Outbound, String> {
-        crate::store::outbound::Outbound::new(&self.outbound.allow, own)
+    ) -> Result<crate::clients::outbound::Outbound, String> {
+        crate::clients::outbound::Outbound::new(&self.outbound.allow, own)
     }
 
     /// The configured directory, checked (its CA and password files read); `None` without
@@ -665,7 +665,7 @@ impl Config {
         let ldap = match &d.ldap {
             None => None,
             Some(l) => Some(
-                crate::store::ldap::Ldap::new(crate::store::ldap::LdapSettings {
+                crate::clients::ldap::Ldap::new(crate::clients::ldap::LdapSettings {
                     url: l.url.clone(),
                     starttls: l.starttls,
                     ca_pem: l
@@ -688,7 +688,7 @@ impl Config {
         let oidc = match &d.oidc {
             None => None,
             Some(o) => Some(
-                crate::store::oidc::Oidc::new(crate::store::oidc::OidcSettings {
+                crate::clients::oidc::Oidc::new(crate::clients::oidc::OidcSettings {
                     issuer: o.issuer.clone(),
                     client_id: o.client_id.clone(),
                     client_secret: secret(&o.client_secret, &o.client_secret_file)?

@@ -1,9 +1,10 @@
 //! semdock: an on-premises container registry with container versioning.
 //!
-//! Layers, one way only: `http` → `domain` → `store` → `model`. `server` composes them and
-//! `cli` is the binary's front.
+//! Layers, one way only: `http` → `domain` → `store` and `clients` → `model`. `server`
+//! composes them and `cli` is the binary's front.
 
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod http;

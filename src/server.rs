@@ -214,7 +214,7 @@ fn schedule(
     config: &Config,
     registry: &Arc<Registry>,
     bound: Option<String>,
-    outbound: &Arc<crate::store::outbound::Outbound>,
+    outbound: &Arc<crate::clients::outbound::Outbound>,
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
     let jobs: [(Option<Duration>, Job); 7] = [
@@ -322,7 +322,7 @@ fn deliver_webhooks(
     config: &Config,
     registry: &Arc<Registry>,
     bound: Option<String>,
-    outbound: &Arc<crate::store::outbound::Outbound>,
+    outbound: &Arc<crate::clients::outbound::Outbound>,
 ) -> actix_web::rt::task::JoinHandle<()> {
     let w = &config.webhooks;
     let host = config.external_url.as_deref().map_or_else(

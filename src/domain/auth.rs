@@ -525,10 +525,10 @@ impl Auth {
         Ok(Principal::User { name, admin })
     }
 
-    /// Signs in a user the `OpenID Connect` provider vouched for (`store::oidc` checked the
+    /// Signs in a user the `OpenID Connect` provider vouched for (`clients::oidc` checked the
     /// ID token): creates or updates their account and group roles, and keeps the refresh
     /// token the provider issued, if any, for later checks.
-    pub fn oidc_sign_in(&self, user: &crate::store::oidc::OidcUser) -> Result<Principal, Error> {
+    pub fn oidc_sign_in(&self, user: &crate::clients::oidc::OidcUser) -> Result<Principal, Error> {
         use super::directory::{OIDC_PASSWORD, refresh_key};
         let dir = self
             .directory
@@ -539,7 +539,7 @@ impl Auth {
             .oidc()
             .map(|o| o.issuer().to_owned())
             .unwrap_or_default();
-        let claimed = crate::store::ldap::normalize_name(&user.name);
+        let claimed = crate::clients::ldap::normalize_name(&user.name);
         check_user_name(&claimed).map_err(|_| {
             Error::Invalid(format!(
                 "the provider names this account {:?}, which is not a semdock user name (1 to 64 of a-z 0-9 . _ -): set directory.oidc.username_claim to a claim that is",
@@ -575,7 +575,7 @@ impl Auth {
             owned.remove(0)
         };
         let mut roles = dir.resolve(
-            &crate::store::ldap::DirectoryUser {
+            &crate::clients::ldap::DirectoryUser {
                 dn: user.subject.clone(),
                 name: name.clone(),
                 groups: user.groups.clone(),
@@ -796,7 +796,7 @@ impl Auth {
                 Ok(found) => {
                     let found = found.filter(|u| u.subject == subject);
                     let roles = found.as_ref().map(|u| {
-                        let du = crate::store::ldap::DirectoryUser {
+                        let du = crate::clients::ldap::DirectoryUser {
                             dn: u.subject.clone(),
                             name: name.clone(),
                             groups: u.groups.clone(),
@@ -917,7 +917,7 @@ impl Auth {
                 .is_some()
                 .then(|| key_subject(id)),
             // Every spelling the directory takes for one name counts against its account.
-            None => Some(user_subject(&crate::store::ldap::normalize_name(user))),
+            None => Some(user_subject(&crate::clients::ldap::normalize_name(user))),
         };
         let addr = format!("addr:{client}");
         let mut counted = vec![addr.clone()];
@@ -942,7 +942,7 @@ impl Auth {
                 .and_then(|p| match &p {
                     Principal::Key { owner, .. }
                         if user == API_KEY_USER
-                            || crate::store::ldap::normalize_name(user) == *owner =>
+                            || crate::clients::ldap::normalize_name(user) == *owner =>
                     {
                         Ok(Caller {
                             principal: p,
@@ -1939,7 +1939,7 @@ fn spelling_disabled_here(r: &dyn crate::store::meta::MetaRead, name: &str) -> R
         if other == name
             || !u.disabled
             || u.password_hash != DIRECTORY_PASSWORD
-            || crate::store::ldap::normalize_name(&other) != name
+            || crate::clients::ldap::normalize_name(&other) != name
         {
             continue;
         }

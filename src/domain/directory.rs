@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clients::ldap::{DirectoryUser, Ldap};
+use crate::clients::oidc::Oidc;
 use crate::model::Role;
-use crate::store::ldap::{DirectoryUser, Ldap};
-use crate::store::oidc::Oidc;
 
 /// The password hash of an LDAP directory account: no password matches it, so only the
 /// directory logs it in.

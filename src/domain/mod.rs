@@ -21,7 +21,7 @@ pub mod versioning;
 pub mod webhooks;
 
 /// Why a directory or identity provider gave no answer: the domain's word for the clients'.
-pub use crate::store::ldap::DirectoryError;
+pub use crate::clients::ldap::DirectoryError;
 pub use error::Error;
 pub use registry::{
     Append, BlobHandle, Feed, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits,

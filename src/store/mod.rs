@@ -5,12 +5,8 @@
 
 pub mod blobs;
 pub mod engine_runtime;
-pub mod ldap;
 pub mod meta;
-pub mod oidc;
-pub mod outbound;
 pub mod owner_only;
-pub mod upstream;
 
 /// Seconds since the Unix epoch, the time unit of every stored record.
 #[must_use]

@@ -160,7 +160,11 @@ fn crate_paths(text: &str) -> Vec<String> {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &["model"]),
     ("store", &["model", "store", "metrics"]),
-    ("domain", &["model", "store", "domain", "metrics"]),
+    ("clients", &["model", "clients", "metrics"]),
+    (
+        "domain",
+        &["model", "store", "clients", "domain", "metrics"],
+    ),
     ("http", &["model", "domain", "http", "metrics"]),
     // The CLI is the binary's front: the API's DTOs for its remote half, the composition
     // root (`server`) and configuration for its local half, and the one store helper that

@@ -633,9 +633,9 @@ async fn the_last_enabled_administrator_cannot_be_disabled_or_demoted() {
 /// disabling); another subject never takes an account over, nor a local one in any spelling.
 #[test]
 fn oidc_accounts_are_keyed_by_issuer_and_subject_not_by_the_name_claim() {
+    use semdock::clients::oidc::{Oidc, OidcSettings, OidcUser};
     use semdock::domain::Error;
     use semdock::domain::directory::Directory;
-    use semdock::store::oidc::{Oidc, OidcSettings, OidcUser};
     let app = TestApp::new();
     let oidc = Oidc::new(OidcSettings {
         issuer: "http://127.0.0.1:9/realms/corp".into(),

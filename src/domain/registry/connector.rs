@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::clients::outbound::Outbound;
+use crate::clients::registry::{Upstream, UpstreamError, UpstreamManifest};
 use crate::domain::Error;
 use crate::domain::audit::{self, Kind};
 use crate::domain::tags::{self, Change};
@@ -23,8 +25,6 @@ use crate::domain::versioning::{glob_matches, is_virtual, version_of};
 use crate::model::manifest::Manifest;
 use crate::model::{Digest, Reference, Repository};
 use crate::store::meta::{FeedRecord, ManifestRecord, UpstreamRecord};
-use crate::store::outbound::Outbound;
-use crate::store::upstream::{Upstream, UpstreamError, UpstreamManifest};
 
 use super::{Registry, StoredManifest, ensure_repository, feed_unknown, manifest_unknown};
 
@@ -39,7 +39,7 @@ pub struct Connectors {
     busy: Mutex<HashMap<String, tokio::sync::watch::Sender<Option<String>>>>,
     /// Requests waiting for another's fetch now (bounded by `MAX_WAITERS`).
     waiters: AtomicUsize,
-    /// Where the upstreams may be (see `store::outbound`).
+    /// Where the upstreams may be (see `clients::outbound`).
     outbound: Mutex<Arc<Outbound>>,
 }
 

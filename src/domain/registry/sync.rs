@@ -196,7 +196,7 @@ impl Registry {
         &self,
         repo: &Repository,
         tag: &str,
-        client: &crate::store::upstream::Upstream,
+        client: &crate::clients::registry::Upstream,
         rule: &SyncRule,
         url: &str,
     ) -> usize {
