@@ -651,14 +651,13 @@ impl Config {
         let secret =
             |value: &Option<crate::model::Secret>, file: &Option<PathBuf>| -> Result<_, String> {
                 Ok(match (value, file) {
-                    (Some(p), _) => Some(p.expose().to_owned()),
-                    (None, Some(f)) => Some(
+                    (Some(p), _) => Some(p.clone()),
+                    (None, Some(f)) => Some(crate::model::Secret::new(
                         String::from_utf8_lossy(&read("password file", f)?)
                             .lines()
                             .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    ),
+                            .unwrap_or_default(),
+                    )),
                     (None, None) => None,
                 })
             };

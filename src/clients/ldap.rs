@@ -19,7 +19,7 @@ pub struct LdapSettings {
     pub ca_pem: Option<Vec<u8>>,
     /// The service account that searches; anonymous when unset.
     pub bind_dn: Option<String>,
-    pub bind_password: Option<String>,
+    pub bind_password: Option<crate::model::Secret>,
     pub user_base: String,
     /// `(uid={user})`, `(sAMAccountName={user})`; may exclude disabled accounts.
     pub user_filter: String,
@@ -134,7 +134,11 @@ impl Ldap {
     fn service(&self) -> Result<LdapConn, DirectoryError> {
         let mut conn = self.connect()?;
         if let Some(dn) = &self.settings.bind_dn {
-            let password = self.settings.bind_password.as_deref().unwrap_or_default();
+            let password = self
+                .settings
+                .bind_password
+                .as_ref()
+                .map_or("", crate::model::Secret::expose);
             conn.simple_bind(dn, password)
                 .map_err(unavailable)?
                 .success()

@@ -23,7 +23,7 @@ pub struct OidcSettings {
     pub issuer: String,
     pub client_id: String,
     /// Empty for a public client (PKCE alone).
-    pub client_secret: String,
+    pub client_secret: crate::model::Secret,
     /// Asked for at sign-in; `openid` is always among them.
     pub scopes: Vec<String>,
     /// `prompt` of the authorization request (`consent`, which some providers need before
@@ -340,7 +340,7 @@ impl Oidc {
             .post(&m.token_endpoint)
             .header("Accept", "application/json")
             .header("Content-Type", "application/x-www-form-urlencoded");
-        if self.settings.client_secret.is_empty() {
+        if self.settings.client_secret.expose().is_empty() {
             body.append_pair("client_id", &self.settings.client_id);
         } else {
             // client_secret_basic: each part form-encoded first (RFC 6749, 2.3.1).
@@ -349,7 +349,7 @@ impl Oidc {
             let basic = base64::engine::general_purpose::STANDARD.encode(format!(
                 "{}:{}",
                 enc(&self.settings.client_id),
-                enc(&self.settings.client_secret)
+                enc(self.settings.client_secret.expose())
             ));
             req = req.header("Authorization", &format!("Basic {basic}"));
         }
@@ -529,7 +529,7 @@ mod tests {
         OidcSettings {
             issuer: issuer.into(),
             client_id: "semdock".into(),
-            client_secret: String::new(),
+            client_secret: crate::model::Secret::default(),
             scopes: vec!["profile".into()],
             prompt: None,
             username_claim: "preferred_username".into(),

@@ -640,7 +640,7 @@ fn oidc_accounts_are_keyed_by_issuer_and_subject_not_by_the_name_claim() {
     let oidc = Oidc::new(OidcSettings {
         issuer: "http://127.0.0.1:9/realms/corp".into(),
         client_id: "semdock".into(),
-        client_secret: String::new(),
+        client_secret: String::new().into(),
         scopes: vec!["openid".into()],
         prompt: None,
         username_claim: "preferred_username".into(),
