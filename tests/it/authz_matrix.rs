@@ -166,6 +166,8 @@ fn rows() -> Vec<Row> {
         r("POST", "/ui/users", "/ui/users", Some(Form(&[("name", "Bad Name")])), Admin),
         r("POST", "/ui/users/{name}/state", "/ui/users/dummy/state", Some(Form(&[("state", "enable")])), Admin),
         r("POST", "/ui/users/{name}/password", "/ui/users/dummy/password", Some(Form(&[])), Admin),
+        r("GET", "/ui/password", "/ui/password", None, Login),
+        r("POST", "/ui/password", "/ui/password", Some(Form(&[("password", "a"), ("repeat", "b")])), Account),
         r("GET", "/ui/keys", "/ui/keys", None, Login),
         r("POST", "/ui/keys", "/ui/keys", Some(Form(&[("name", "")])), Account),
         r("POST", "/ui/keys/{id}/revoke", "/ui/keys/0000000000000000/revoke", Some(Form(&[])), Account),
