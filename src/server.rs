@@ -64,6 +64,13 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
             }
             Err(e) => return Err(e),
         }
+        // Docker Hub's official images are `library/…`: a feed of that name answers them.
+        if services.registry.feed("library").is_ok() {
+            tracing::warn!(
+                feed = mirror,
+                "a feed named library exists: pulls of library/… (Docker Hub's official images) are answered by it, not by the mirror feed; only names whose first segment is no feed go to the mirror"
+            );
+        }
     }
     for (feed, rules) in &config.retention {
         let stored = services.registry.retention(feed)?;

@@ -280,6 +280,12 @@ impl TestApp {
                 None,
             )
             .unwrap();
+        // The upstreams of the tests are servers on loopback, which connectors reach only
+        // where allowed (as `Server` allows it by its environment).
+        services.registry.set_outbound(Arc::new(
+            semdock::clients::outbound::Outbound::new(&["127.0.0.0/8".to_owned()], Vec::new())
+                .unwrap(),
+        ));
         let app = Self {
             registry: services.registry,
             auth: services.auth,
