@@ -631,91 +631,6 @@ impl Config {
         crate::clients::outbound::Outbound::new(&self.outbound.allow, own)
     }
 
-    /// The configured directory, checked (its CA and password files read); `None` without
-    /// one.
-    pub fn directory(&self) -> Result<Option<crate::domain::directory::Directory>, String> {
-        let d = &self.directory;
-        if d.ldap.is_none() && d.oidc.is_none() {
-            if !d.groups.is_empty() {
-                return Err(
-                    "directory.groups is set but neither directory.ldap nor directory.oidc is"
-                        .into(),
-                );
-            }
-            return Ok(None);
-        }
-        let read = |what: &str, f: &Path| {
-            std::fs::read(f)
-                .map_err(|e| format!("cannot read the directory's {what} {}: {e}", f.display()))
-        };
-        let secret =
-            |value: &Option<crate::model::Secret>, file: &Option<PathBuf>| -> Result<_, String> {
-                Ok(match (value, file) {
-                    (Some(p), _) => Some(p.clone()),
-                    (None, Some(f)) => Some(crate::model::Secret::new(
-                        String::from_utf8_lossy(&read("password file", f)?)
-                            .lines()
-                            .next()
-                            .unwrap_or_default(),
-                    )),
-                    (None, None) => None,
-                })
-            };
-        let ldap = match &d.ldap {
-            None => None,
-            Some(l) => Some(
-                crate::clients::ldap::Ldap::new(crate::clients::ldap::LdapSettings {
-                    url: l.url.clone(),
-                    starttls: l.starttls,
-                    ca_pem: l
-                        .ca_file
-                        .as_deref()
-                        .map(|f| read("CA file", f))
-                        .transpose()?,
-                    bind_dn: l.bind_dn.clone(),
-                    bind_password: secret(&l.bind_password, &l.bind_password_file)?,
-                    user_base: l.user_base.clone(),
-                    user_filter: l.user_filter.clone(),
-                    group_attribute: l.group_attribute.clone(),
-                    group_base: l.group_base.clone(),
-                    group_filter: l.group_filter.clone(),
-                    timeout: std::time::Duration::from_secs(l.timeout_seconds.max(1)),
-                })
-                .map_err(|e| e.to_string())?,
-            ),
-        };
-        let oidc = match &d.oidc {
-            None => None,
-            Some(o) => Some(
-                crate::clients::oidc::Oidc::new(crate::clients::oidc::OidcSettings {
-                    issuer: o.issuer.clone(),
-                    client_id: o.client_id.clone(),
-                    client_secret: secret(&o.client_secret, &o.client_secret_file)?
-                        .unwrap_or_default(),
-                    scopes: o.scopes.clone(),
-                    prompt: o.prompt.clone(),
-                    username_claim: o.username_claim.clone(),
-                    groups_claim: o.groups_claim.clone(),
-                    ca_pem: o
-                        .ca_file
-                        .as_deref()
-                        .map(|f| read("CA file", f))
-                        .transpose()?,
-                    timeout: std::time::Duration::from_secs(o.timeout_seconds.max(1)),
-                    label: o.label.clone(),
-                })
-                .map_err(|e| format!("directory.oidc: {e}"))?,
-            ),
-        };
-        crate::domain::directory::Directory::new(
-            ldap,
-            oidc,
-            d.groups.clone(),
-            std::time::Duration::from_secs(d.cache_seconds.max(1)),
-        )
-        .map(Some)
-    }
-
     #[must_use]
     pub fn token_settings(&self) -> crate::domain::auth::TokenSettings {
         crate::domain::auth::TokenSettings {
@@ -879,24 +794,6 @@ mod tests {
     fn shipped_example_config_is_valid_and_shows_the_defaults() {
         let example: Config = toml::from_str(include_str!("../packaging/semdock.toml")).unwrap();
         assert_eq!(example, Config::default());
-    }
-
-    #[test]
-    fn an_oidc_provider_alone_is_a_directory_and_needs_https() {
-        let mut c = Config::default();
-        c.directory.oidc = Some(
-            toml::from_str("issuer = \"https://login.example.com\"\nclient_id = \"semdock\"")
-                .unwrap(),
-        );
-        let d = c.directory().unwrap().unwrap();
-        assert!(d.oidc().is_some() && d.ldap().is_none());
-        assert_eq!(
-            d.oidc().unwrap().label(),
-            "Sign in with the company account"
-        );
-        c.directory.oidc.as_mut().unwrap().issuer = "http://login.example.com".into();
-        let err = c.directory().err().unwrap();
-        assert!(err.contains("plain http"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::*;
 
 /// `semdock directory test`: each step the server takes, and what it found.
 pub(super) fn directory_test(config: &Config, user: Option<&str>) -> anyhow::Result<()> {
-    let dir = config.directory().map_err(anyhow::Error::msg)?.context(
+    let dir = crate::server::open_directory(config).map_err(anyhow::Error::msg)?.context(
         "no directory is configured: add [directory.ldap] or [directory.oidc] to the configuration",
     )?;
     if let Some(oidc) = dir.oidc() {
