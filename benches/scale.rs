@@ -507,11 +507,11 @@ fn new_registry(dir: &std::path::Path, feed: &str) {
 /// untagged and ten days old, for a retention run to delete. Written in large transactions
 /// straight into the store, as the same records a push writes.
 fn generate(dir: &std::path::Path, manifests: u64) {
-    use semdock::store::meta::{
-        BlobRecord, ManifestRecord, MetaError, MetaStore, MetaWrite, RepositoryRecord,
-    };
+    use semdock::store::meta::prelude::*;
+    use semdock::store::meta::redb::RedbMeta;
+    use semdock::store::meta::{BlobRecord, ManifestRecord, MetaError, RepositoryRecord};
     new_registry(dir, "bulk");
-    let meta = MetaStore::open(&dir.join("meta.redb")).unwrap();
+    let meta = RedbMeta::open(&dir.join("meta.redb")).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

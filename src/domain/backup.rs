@@ -14,7 +14,8 @@ use super::gc::Progress;
 use super::{Error, Registry};
 use crate::model::Digest;
 use crate::store::blobs::{BlobStore, Blobs};
-use crate::store::meta::{MetaRead, MetaStore, Metadata};
+use crate::store::meta::redb::RedbMeta;
+use crate::store::meta::{MetaRead, Metadata};
 use crate::store::owner_only;
 
 /// The description a backup directory carries.
@@ -147,7 +148,7 @@ impl Registry {
         let total = self.meta.snapshot_to(&meta_file)?;
         owner_only::restrict(&meta_file)?;
         let target = BlobStore::open(dir)?;
-        let snapshot: &dyn Metadata = &MetaStore::open(&meta_file)?;
+        let snapshot: &dyn Metadata = &RedbMeta::open(&meta_file)?;
         let copied = copy_blobs(&*self.blobs, &target, &*snapshot.read()?, total, progress)?;
         for d in &copied.damaged {
             self.blob_corrupt(&d.parse()?);
@@ -197,13 +198,13 @@ pub fn restore(
         )));
     }
     ensure_empty(&data_dir, "data")?;
-    let source = MetaStore::open(&backup.join(META_FILE))?;
+    let source = RedbMeta::open(&backup.join(META_FILE))?;
     let from = BlobStore::open(backup)?;
     let to = BlobStore::open(&data_dir)?;
     let partial = data_dir.join("meta.redb.partial");
     let total = source.snapshot_to(&partial)?;
     owner_only::restrict(&partial)?;
-    let records = <MetaStore as Metadata>::read(&source)?;
+    let records = <RedbMeta as Metadata>::read(&source)?;
     let copied = copy_blobs(&from, &to, &*records, total, progress)?;
     drop(records);
     std::fs::rename(&partial, data_dir.join(META_FILE))?;

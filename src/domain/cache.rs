@@ -1,6 +1,6 @@
 //! Small in-memory caches of metadata reads, valid while the metadata is unchanged.
 //!
-//! An entry carries the metadata generation (`MetaStore::generation`) read *before* the read
+//! An entry carries the metadata generation (`RedbMeta::generation`) read *before* the read
 //! transaction that produced it, and is served only while no write has been committed since.
 //! Any commit anywhere invalidates every entry: correctness stays trivial, at the price of
 //! misses while writes are frequent. A hit needs no read transaction, so the HTTP layer may

@@ -33,7 +33,7 @@ pub use registry::{
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::store::meta::MetaStore;
+use crate::store::meta::redb::RedbMeta;
 
 /// The metadata database's file in a data directory.
 pub const META_FILE: &str = "meta.redb";
@@ -86,7 +86,7 @@ impl Services {
         data_dir: &Path,
         limits: Limits,
         create: bool,
-    ) -> Result<MetaStore, Error> {
+    ) -> Result<RedbMeta, Error> {
         let path = data_dir.join(META_FILE);
         if !create && !path.is_file() {
             return Err(Error::NotFound(format!(
@@ -96,7 +96,7 @@ impl Services {
                     .display()
             )));
         }
-        MetaStore::open_with_cache(&path, limits.metadata_cache_bytes).map_err(|e| match e {
+        RedbMeta::open_with_cache(&path, limits.metadata_cache_bytes).map_err(|e| match e {
             e @ crate::store::meta::MetaError::InUse(_) => Error::from(e),
             other => Error::Internal(format!(
                 "cannot open the database {}: {other}",

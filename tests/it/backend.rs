@@ -15,8 +15,10 @@ use semdock::store::blobs::s3::{PART, S3Blobs};
 use semdock::store::blobs::{BlobStore, UploadState};
 use semdock::store::meta::postgres::PgMeta;
 use semdock::store::meta::precedence::Scope;
+use semdock::store::meta::prelude::*;
+use semdock::store::meta::redb::RedbMeta;
 use semdock::store::meta::{
-    BlobRecord, FeedRecord, HistoryRecord, MetaError, MetaStore, Metadata, RepositoryRecord, Scan,
+    BlobRecord, FeedRecord, HistoryRecord, MetaError, RepositoryRecord, Scan,
 };
 
 /// An engine under test, with what keeps its storage alive.
@@ -28,7 +30,7 @@ struct Engine {
 
 fn engines() -> Vec<Engine> {
     let dir = tempfile::tempdir().unwrap();
-    let redb = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+    let redb = RedbMeta::open(&dir.path().join("meta.redb")).unwrap();
     let pg = PgMeta::connect(&postgres_database(), None).unwrap();
     vec![
         Engine {
@@ -1220,7 +1222,7 @@ fn maintenance_is_exclusive_across_nodes_and_free_once_released() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let dir = tempfile::tempdir().unwrap();
-    let redb = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+    let redb = RedbMeta::open(&dir.path().join("meta.redb")).unwrap();
     assert!(redb.try_exclusive(42).unwrap().is_some());
 }
 
@@ -1562,7 +1564,7 @@ fn dump(meta: &dyn Metadata) -> String {
 #[test]
 fn every_record_copies_between_the_engines_both_ways() {
     let dir = tempfile::tempdir().unwrap();
-    let source = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+    let source = RedbMeta::open(&dir.path().join("meta.redb")).unwrap();
     let source: &dyn Metadata = &source;
     fill_every_kind(source);
     let expected = dump(source);
@@ -1588,7 +1590,7 @@ fn every_record_copies_between_the_engines_both_ways() {
 
     let back = dir.path().join("back.redb");
     assert_eq!(pg.snapshot_to(&back).unwrap(), 2, "it records two blobs");
-    let back = MetaStore::open(&back).unwrap();
+    let back = RedbMeta::open(&back).unwrap();
     assert_eq!(dump(&back), expected, "PostgreSQL → embedded");
     // The copy goes on numbering after its source.
     let back: &dyn Metadata = &back;
@@ -1732,19 +1734,19 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(semdock::store::meta::tables::FEEDS)
+        txn.open_table(semdock::store::meta::redb::tables::FEEDS)
             .unwrap()
             .insert("old", unversioned.as_slice())
             .unwrap();
         {
-            let mut audit = txn.open_table(semdock::store::meta::tables::AUDIT).unwrap();
+            let mut audit = txn.open_table(semdock::store::meta::redb::tables::AUDIT).unwrap();
             audit.insert(1, settings.as_slice()).unwrap();
             audit.insert(2, rules.as_slice()).unwrap();
         }
         txn.commit().unwrap();
     }
     for _ in 0..2 {
-        let store = MetaStore::open(&path).unwrap();
+        let store = RedbMeta::open(&path).unwrap();
         let store: &dyn Metadata = &store;
         assert_eq!(
             store.read().unwrap().feed("old").unwrap(),

@@ -387,7 +387,8 @@ fn every_spelling_the_directory_matches_is_one_account() {
 /// disabled by the next refresh (its keys and sessions end), logins land on `alice`.
 #[test]
 fn accounts_stored_under_other_spellings_are_retired_and_a_disabled_one_keeps_the_person_out() {
-    use semdock::store::meta::{MetaStore, Metadata, UserRecord};
+    use semdock::store::meta::redb::RedbMeta;
+    use semdock::store::meta::{Metadata, UserRecord};
     let slapd = Slapd::start();
     let env = directory_env(&slapd);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -423,7 +424,7 @@ fn accounts_stored_under_other_spellings_are_retired_and_a_disabled_one_keeps_th
     };
     {
         let meta: std::sync::Arc<dyn Metadata> =
-            std::sync::Arc::new(MetaStore::open(&data.join("meta.redb")).unwrap());
+            std::sync::Arc::new(RedbMeta::open(&data.join("meta.redb")).unwrap());
         meta.write(|w| {
             for (name, disabled) in [("ALICE", true), ("Alice", false)] {
                 let (record, roles) = stored(disabled);

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::model::{Digest, Repository};
 use crate::store::blobs::{BlobStore, Blobs};
-use crate::store::meta::{MetaStore, MetaWrite, Metadata, RepositoryRecord};
+use crate::store::meta::redb::RedbMeta;
+use crate::store::meta::{MetaWrite, Metadata, RepositoryRecord};
 
 use super::Error;
 use super::cache::GenCache;
@@ -103,7 +104,7 @@ impl Registry {
     /// Opens the registry in `data_dir` (`meta.redb`, `blobs/`, `uploads/`).
     pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir)?;
-        let meta = Arc::new(MetaStore::open_with_cache(
+        let meta = Arc::new(RedbMeta::open_with_cache(
             &data_dir.join(super::META_FILE),
             limits.metadata_cache_bytes,
         )?);

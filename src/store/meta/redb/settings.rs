@@ -1,0 +1,64 @@
+//! Named settings in redb, and the sequences kept among them.
+
+use redb::ReadableTable;
+
+use super::tables::{Access, Tables, Writer};
+use crate::store::meta::{MetaError, SettingsRead, SettingsWrite};
+
+/// The settings that number the append-only tables.
+pub(super) const HISTORY_SEQ: &str = "tag-history-seq";
+pub(super) const PROMOTION_SEQ: &str = "promotion-seq";
+pub(super) const AUDIT_SEQ: &str = "audit-seq";
+
+impl<A: Access> SettingsRead for Tables<A> {
+    fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        Ok(self.settings.get(name)?.map(|g| g.value().to_vec()))
+    }
+
+    fn settings(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.settings.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn settings_under(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.settings.range::<&str>(prefix..)? {
+            let (k, v) = entry?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+impl SettingsWrite for Writer<'_> {
+    fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError> {
+        self.settings.insert(name, value)?;
+        Ok(())
+    }
+
+    fn remove_setting(&mut self, name: &str) -> Result<(), MetaError> {
+        self.settings.remove(name)?;
+        Ok(())
+    }
+}
+
+impl Writer<'_> {
+    /// The next number of a sequence kept in the settings table.
+    pub(super) fn next_seq(&mut self, name: &str) -> Result<u64, MetaError> {
+        let current = self
+            .settings
+            .get(name)?
+            .and_then(|g| <[u8; 8]>::try_from(g.value()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let next = current + 1;
+        self.settings.insert(name, next.to_be_bytes().as_slice())?;
+        Ok(next)
+    }
+}
