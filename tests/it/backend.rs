@@ -1739,7 +1739,9 @@ fn records_from_before_encoding_versions_read_after_the_upgrade() {
             .insert("old", unversioned.as_slice())
             .unwrap();
         {
-            let mut audit = txn.open_table(semdock::store::meta::redb::tables::AUDIT).unwrap();
+            let mut audit = txn
+                .open_table(semdock::store::meta::redb::tables::AUDIT)
+                .unwrap();
             audit.insert(1, settings.as_slice()).unwrap();
             audit.insert(2, rules.as_slice()).unwrap();
         }

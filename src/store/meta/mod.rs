@@ -33,49 +33,41 @@ pub mod prelude {
     };
 }
 
-/// A failure of the metadata store.
-#[derive(Debug, thiserror::Error)]
-pub enum MetaError {
-    #[error(
-        "the database {0} is in use by another semdock process (a running server?): stop it, or use the server's API"
-    )]
-    InUse(PathBuf),
-    #[error("the disk holding the database is full")]
-    StorageFull,
-    #[error("the database is being reopened after an I/O error: try again in a moment")]
-    Reopening,
-    #[error("database error: {0}")]
-    Database(::redb::Error),
-    #[error("a stored record could not be decoded: {0}")]
-    Codec(postcard::Error),
-    /// A record of an encoding this release does not know.
-    #[error(
-        "a stored {record} has encoding version {found}, which this semdock (versions 1 to {known}) cannot read: a newer semdock wrote it; upgrade this one"
-    )]
-    RecordVersion {
-        record: &'static str,
-        found: u8,
-        known: u8,
-    },
-    /// The database server cannot be reached (down, restarting, refusing connections).
-    #[error("the metadata database cannot be reached: {0}")]
-    Unreachable(String),
-    #[error("metadata database error: {0}")]
-    Server(String),
-}
+/// A metadata engine.
+pub trait Metadata: Send + Sync {
+    /// A consistent snapshot of everything.
+    fn read(&self) -> Result<Box<dyn MetaRead + '_>, MetaError>;
 
-/// An error a write transaction's closure may return: whether it says the database handle
-/// met an I/O failure, after which redb refuses every write until the file is reopened.
-pub trait Failure {
-    fn poisons_store(&self) -> bool;
-}
+    /// Runs `f` in one write transaction and returns once it is durable; `f` returning
+    /// `Err(aborted)` rolls it back (`aborted.poisons` when the error it saw was an I/O failure
+    /// of the engine). Says whether it committed. Callers use `<dyn Metadata>::write`.
+    fn write_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn MetaWrite) -> Result<(), Aborted>,
+    ) -> Result<bool, MetaError>;
 
-impl Failure for MetaError {
-    fn poisons_store(&self) -> bool {
-        matches!(
-            self,
-            Self::StorageFull | Self::Database(::redb::Error::Io(_) | ::redb::Error::PreviousIo)
-        )
+    /// How many writes have been committed since the engine was opened. A value read in a
+    /// transaction begun after reading generation `g` is current for as long as the
+    /// generation is still `g`: read it *before* `read()`.
+    fn generation(&self) -> u64;
+
+    /// Whether `generation()` answers from memory. When it does not (it asks a database),
+    /// callers on an async executor take a cached answer on a blocking thread instead, so a
+    /// wait for the database never holds an executor thread.
+    fn generation_is_local(&self) -> bool {
+        true
+    }
+
+    /// Writes a consistent copy of every record except upload sessions, as an embedded
+    /// database at `path` (the portable backup format); returns how many blobs it records.
+    fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError>;
+
+    /// Makes this process the only one of every process on this metadata that holds the
+    /// lock `job` (maintenance across nodes), until the guard is dropped; `None` while
+    /// another holds it. A process that dies lets go. The embedded engine has one process.
+    fn try_exclusive(&self, job: i64) -> Result<Option<Box<dyn Send>>, MetaError> {
+        let _ = job;
+        Ok(Some(Box::new(())))
     }
 }
 
@@ -112,80 +104,6 @@ impl dyn Metadata + '_ {
             // The engine neither ran the closure nor failed: it cannot happen, but is no panic.
             _ => Err(MetaError::Reopening.into()),
         }
-    }
-}
-
-/// What a filter of a walk says of one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scan {
-    Keep,
-    Skip,
-    /// Nothing further can match: end the walk.
-    Stop,
-}
-
-/// Up to `limit` of `items` that `scan` keeps (until it says stop), each made owned by `take`,
-/// and whether more may follow: the page loop of every engine, written once.
-pub fn page<I, T, E: Into<MetaError>>(
-    items: impl IntoIterator<Item = Result<I, E>>,
-    limit: usize,
-    mut scan: impl FnMut(&I) -> Scan,
-    mut take: impl FnMut(I) -> Result<T, MetaError>,
-) -> Result<(Vec<T>, bool), MetaError> {
-    let mut out = Vec::new();
-    for item in items {
-        let item = item.map_err(Into::into)?;
-        match scan(&item) {
-            Scan::Skip => continue,
-            Scan::Stop => return Ok((out, false)),
-            Scan::Keep => {}
-        }
-        if out.len() == limit {
-            return Ok((out, true));
-        }
-        out.push(take(item)?);
-    }
-    Ok((out, false))
-}
-
-/// One change of a tag's history: (tag, sequence number, record).
-pub type HistoryRow = (String, u64, HistoryRecord);
-
-/// A metadata engine.
-pub trait Metadata: Send + Sync {
-    /// A consistent snapshot of everything.
-    fn read(&self) -> Result<Box<dyn MetaRead + '_>, MetaError>;
-
-    /// Runs `f` in one write transaction and returns once it is durable; `f` returning
-    /// `Err(aborted)` rolls it back (`aborted.poisons` when the error it saw was an I/O failure
-    /// of the engine). Says whether it committed. Callers use `<dyn Metadata>::write`.
-    fn write_dyn(
-        &self,
-        f: &mut dyn FnMut(&mut dyn MetaWrite) -> Result<(), Aborted>,
-    ) -> Result<bool, MetaError>;
-
-    /// How many writes have been committed since the engine was opened. A value read in a
-    /// transaction begun after reading generation `g` is current for as long as the
-    /// generation is still `g`: read it *before* `read()`.
-    fn generation(&self) -> u64;
-
-    /// Whether `generation()` answers from memory. When it does not (it asks a database),
-    /// callers on an async executor take a cached answer on a blocking thread instead, so a
-    /// wait for the database never holds an executor thread.
-    fn generation_is_local(&self) -> bool {
-        true
-    }
-
-    /// Writes a consistent copy of every record except upload sessions, as an embedded
-    /// database at `path` (the portable backup format); returns how many blobs it records.
-    fn snapshot_to(&self, path: &Path) -> Result<u64, MetaError>;
-
-    /// Makes this process the only one of every process on this metadata that holds the
-    /// lock `job` (maintenance across nodes), until the guard is dropped; `None` while
-    /// another holds it. A process that dies lets go. The embedded engine has one process.
-    fn try_exclusive(&self, job: i64) -> Result<Option<Box<dyn Send>>, MetaError> {
-        let _ = job;
-        Ok(Some(Box::new(())))
     }
 }
 
@@ -268,7 +186,8 @@ pub trait FeedsRead {
     fn retention(&self, feed: &str) -> Result<Option<RetentionRecord>, MetaError>;
 }
 
-/// Reads of tags (indexed by SemVer precedence and by digest) and the tombstones of deleted versions.
+/// Reads of tags (indexed by SemVer precedence and by digest) and the tombstones of deleted
+/// versions.
 pub trait TagsRead {
     fn tag(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError>;
 
@@ -609,4 +528,94 @@ pub trait SettingsWrite: SettingsRead {
     fn put_setting(&mut self, name: &str, value: &[u8]) -> Result<(), MetaError>;
 
     fn remove_setting(&mut self, name: &str) -> Result<(), MetaError>;
+}
+
+/// One change of a tag's history: (tag, sequence number, record).
+pub type HistoryRow = (String, u64, HistoryRecord);
+
+/// What a filter of a walk says of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    Keep,
+    Skip,
+    /// Nothing further can match: end the walk.
+    Stop,
+}
+
+impl Scan {
+    /// `Keep` when `keep`, else `Skip`.
+    #[must_use]
+    pub fn keep_if(keep: bool) -> Self {
+        if keep { Self::Keep } else { Self::Skip }
+    }
+}
+
+/// Up to `limit` of `items` that `scan` keeps (until it says stop), each made owned by `take`,
+/// and whether more may follow: the page loop of every engine, written once.
+pub fn page<I, T, E: Into<MetaError>>(
+    items: impl IntoIterator<Item = Result<I, E>>,
+    limit: usize,
+    mut scan: impl FnMut(&I) -> Scan,
+    mut take: impl FnMut(I) -> Result<T, MetaError>,
+) -> Result<(Vec<T>, bool), MetaError> {
+    let mut out = Vec::new();
+    for item in items {
+        let item = item.map_err(Into::into)?;
+        match scan(&item) {
+            Scan::Skip => continue,
+            Scan::Stop => return Ok((out, false)),
+            Scan::Keep => {}
+        }
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        out.push(take(item)?);
+    }
+    Ok((out, false))
+}
+
+/// A failure of the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error(
+        "the database {0} is in use by another semdock process (a running server?): stop it, or use the server's API"
+    )]
+    InUse(PathBuf),
+    #[error("the disk holding the database is full")]
+    StorageFull,
+    #[error("the database is being reopened after an I/O error: try again in a moment")]
+    Reopening,
+    #[error("database error: {0}")]
+    Database(::redb::Error),
+    #[error("a stored record could not be decoded: {0}")]
+    Codec(postcard::Error),
+    /// A record of an encoding this release does not know.
+    #[error(
+        "a stored {record} has encoding version {found}, which this semdock (versions 1 to {known}) cannot read: a newer semdock wrote it; upgrade this one"
+    )]
+    RecordVersion {
+        record: &'static str,
+        found: u8,
+        known: u8,
+    },
+    /// The database server cannot be reached (down, restarting, refusing connections).
+    #[error("the metadata database cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("metadata database error: {0}")]
+    Server(String),
+}
+
+/// An error a write transaction's closure may return: whether it says the database handle
+/// met an I/O failure, after which redb refuses every write until the file is reopened.
+pub trait Failure {
+    fn poisons_store(&self) -> bool;
+}
+
+impl Failure for MetaError {
+    fn poisons_store(&self) -> bool {
+        matches!(
+            self,
+            Self::StorageFull | Self::Database(::redb::Error::Io(_) | ::redb::Error::PreviousIo)
+        )
+    }
 }

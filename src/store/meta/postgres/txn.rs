@@ -211,12 +211,7 @@ pub(super) fn page_of<T>(
     limit: usize,
     keep: impl Fn(&T) -> bool,
 ) -> Result<(Vec<T>, bool), MetaError> {
-    page(
-        items,
-        limit,
-        |item| if keep(item) { Scan::Keep } else { Scan::Skip },
-        Ok,
-    )
+    page(items, limit, |item| Scan::keep_if(keep(item)), Ok)
 }
 
 /// The rows a page of `limit` is read in: the whole page and one more in one query.

@@ -8,7 +8,7 @@ use super::tables::{Access, Tables, Writer};
 use super::walk::{all, get};
 use crate::store::meta::codec::encode;
 use crate::store::meta::{
-    FeedRecord, FeedsRead, FeedsWrite, MetaError, RepositoryRecord, RetentionRecord,
+    FeedRecord, FeedsRead, FeedsWrite, MetaError, RepositoryRecord, RetentionRecord, Scan, page,
 };
 
 impl<A: Access> FeedsRead for Tables<A> {
@@ -32,22 +32,19 @@ impl<A: Access> FeedsRead for Tables<A> {
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<String>, bool), MetaError> {
         let start = after.map_or(Bound::Included(prefix), Bound::Excluded);
-        let mut out = Vec::new();
-        for entry in self.repositories.range::<&str>((start, Bound::Unbounded))? {
-            let (k, _) = entry?;
-            let name = k.value();
-            if !name.starts_with(prefix) {
-                break;
-            }
-            if !keep(name) {
-                continue;
-            }
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push(name.to_owned());
-        }
-        Ok((out, false))
+        page(
+            self.repositories.range::<&str>((start, Bound::Unbounded))?,
+            limit,
+            |(k, _)| {
+                let name = k.value();
+                if name.starts_with(prefix) {
+                    Scan::keep_if(keep(name))
+                } else {
+                    Scan::Stop
+                }
+            },
+            |(k, _)| Ok(k.value().to_owned()),
+        )
     }
 
     fn retention(&self, feed: &str) -> Result<Option<RetentionRecord>, MetaError> {

@@ -10,7 +10,7 @@ use super::tables::{Access, Tables, Writer};
 use super::walk::ordered;
 use crate::store::meta::codec::{decode, encode};
 use crate::store::meta::{
-    HistoryRead, HistoryRecord, HistoryRow, HistoryWrite, MetaError, PromotionRecord,
+    HistoryRead, HistoryRecord, HistoryRow, HistoryWrite, MetaError, PromotionRecord, Scan, page,
 };
 
 impl<A: Access> HistoryRead for Tables<A> {
@@ -53,22 +53,22 @@ impl<A: Access> HistoryRead for Tables<A> {
                     newest_first,
                 )
             };
-        let mut out = Vec::new();
-        for entry in sequences {
-            let (tag, seq) = entry?;
-            let Some(record) = self.history.get((repo, tag.as_str(), seq))? else {
-                continue;
-            };
-            let record: HistoryRecord = decode(record.value())?;
-            if !keep(&tag, &record) {
-                continue;
-            }
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push((tag, seq, record));
-        }
-        Ok((out, false))
+        // A sequence whose record is gone is passed over.
+        let rows = sequences.filter_map(|entry| {
+            let row = entry.and_then(|(tag, seq)| {
+                let Some(record) = self.history.get((repo, tag.as_str(), seq))? else {
+                    return Ok(None);
+                };
+                Ok(Some((tag, seq, decode::<HistoryRecord>(record.value())?)))
+            });
+            row.transpose()
+        });
+        page(
+            rows,
+            limit,
+            |(tag, _, record)| Scan::keep_if(keep(tag, record)),
+            Ok,
+        )
     }
 
     fn last_history(&self, repo: &str, tag: &str) -> Result<Option<HistoryRecord>, MetaError> {

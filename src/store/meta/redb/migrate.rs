@@ -130,8 +130,8 @@ mod tests {
 
     use super::super::RedbMeta;
     use super::super::tables::TAGS;
-    use crate::store::meta::{MetaError, precedence};
     use crate::store::meta::prelude::*;
+    use crate::store::meta::{MetaError, precedence};
 
     /// A database written before the tag indexes existed gets them at its first open.
     #[test]

@@ -8,7 +8,7 @@ use redb::ReadableTable;
 use super::tables::{Access, Tables, Writer};
 use super::walk::{page_of_pairs, pairs_page, pairs_under};
 use crate::store::meta::precedence;
-use crate::store::meta::{MetaError, TagsRead, TagsWrite};
+use crate::store::meta::{MetaError, Scan, TagsRead, TagsWrite, page};
 
 impl<A: Access> TagsRead for Tables<A> {
     fn tag(&self, repo: &str, tag: &str) -> Result<Option<String>, MetaError> {
@@ -90,22 +90,16 @@ impl<A: Access> TagsRead for Tables<A> {
             Some(k) => Bound::Excluded((repo, k.as_slice())),
             None => Bound::Included((repo, low.as_slice())),
         };
-        let mut out = Vec::new();
-        for entry in self
-            .ranked
-            .range::<(&str, &[u8])>((low, Bound::Included((repo, high.as_slice()))))?
-        {
-            let (_, v) = entry?;
-            let (tag, digest) = v.value();
-            if !keep(tag) {
-                continue;
-            }
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push((tag.to_owned(), digest.to_owned()));
-        }
-        Ok((out, false))
+        page(
+            self.ranked
+                .range::<(&str, &[u8])>((low, Bound::Included((repo, high.as_slice()))))?,
+            limit,
+            |(_, v)| Scan::keep_if(keep(v.value().0)),
+            |(_, v)| {
+                let (tag, digest) = v.value();
+                Ok((tag.to_owned(), digest.to_owned()))
+            },
+        )
     }
 
     fn tombstones_page(

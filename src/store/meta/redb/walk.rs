@@ -107,12 +107,10 @@ pub(super) fn pairs_page(
         limit,
         |(k, _)| {
             let (f, second) = k.value();
-            if f != first {
-                Scan::Stop
-            } else if keep(second) {
-                Scan::Keep
+            if f == first {
+                Scan::keep_if(keep(second))
             } else {
-                Scan::Skip
+                Scan::Stop
             }
         },
         |(k, v)| Ok((k.value().1.to_owned(), v.value().to_owned())),
