@@ -216,7 +216,7 @@ impl PgMeta {
     /// versions it applied.
     pub fn migrate(&self) -> Result<Vec<i32>, MetaError> {
         let pool = self.pool.clone();
-        self.on_runtime(async move {
+        let applied = self.on_runtime(async move {
             let mut client = pool.get().await.map_err(pool_error)?;
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -257,8 +257,10 @@ impl PgMeta {
                 .await;
             let applied = applied.map_err(pg_error)?;
             unlocked.map_err(pg_error)?;
-            Ok(applied)
-        })
+            Ok::<_, MetaError>(applied)
+        })?;
+        super::migrations::apply(self)?;
+        Ok(applied)
     }
 
     /// Runs `work` on the engine's runtime and waits for it (see `EngineRuntime::run`).
@@ -525,12 +527,9 @@ impl Txn {
 
     /// The next number of a sequence kept in the settings table (as redb keeps it).
     fn next_seq(&self, name: &str) -> Result<i64, MetaError> {
-        let current = self
-            .setting(name)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes);
+        let current = super::settings::counter_from(name, self.setting(name)?.as_deref())?;
         let next = current + 1;
-        self.put(name, &next.to_be_bytes())?;
+        self.put(name, &super::settings::counter_bytes(next))?;
         Ok(to_i64(next))
     }
 

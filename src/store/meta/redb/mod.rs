@@ -206,6 +206,7 @@ impl MetaStore {
         if versioned > 0 {
             tracing::info!(path = %store.path.display(), records = versioned, "gave every record its encoding version");
         }
+        super::migrations::apply(&store)?;
         Ok(store)
     }
 
@@ -446,9 +447,9 @@ impl Metadata for MetaStore {
 }
 
 /// The settings that number the append-only tables.
-const HISTORY_SEQ: &str = "tag-history-seq";
-const PROMOTION_SEQ: &str = "promotion-seq";
-const AUDIT_SEQ: &str = "audit-seq";
+const HISTORY_SEQ: &str = super::settings::HISTORY_SEQ.name();
+const PROMOTION_SEQ: &str = super::settings::PROMOTION_SEQ.name();
+const AUDIT_SEQ: &str = super::settings::AUDIT_SEQ.name();
 
 /// How a write through the seam ended when it did not commit.
 enum Step {
@@ -1578,7 +1579,7 @@ impl Writer<'_> {
     /// history, once per database (the first open by a release that keeps them); says
     /// whether it did.
     fn build_tag_indexes(&mut self) -> Result<bool, MetaError> {
-        const BUILT: &str = "tag-indexes-1";
+        const BUILT: &str = super::settings::TAG_INDEXES.name();
         if self.settings.get(BUILT)?.is_some() {
             return Ok(false);
         }
@@ -1608,7 +1609,7 @@ impl Writer<'_> {
     /// Indexes the audit log by kind, once per database (marker `audit-kinds-1`): entries
     /// written before the index were feed settings and retention rules only.
     fn index_audit_kinds(&mut self) -> Result<u64, MetaError> {
-        const DONE: &str = "audit-kinds-1";
+        const DONE: &str = super::settings::AUDIT_KINDS.name();
         if self.settings.get(DONE)?.is_some() {
             return Ok(0);
         }
@@ -1629,7 +1630,7 @@ impl Writer<'_> {
     /// version 1 (what they all were), once per database (marker `record-versions-1`);
     /// says how many it rewrote. Bounded memory: a table is rewritten a batch at a time.
     fn version_records(&mut self) -> Result<u64, MetaError> {
-        const DONE: &str = "record-versions-1";
+        const DONE: &str = super::settings::RECORD_VERSIONS.name();
         if self.settings.get(DONE)?.is_some() {
             return Ok(0);
         }
@@ -1650,13 +1651,13 @@ impl Writer<'_> {
 
     /// The next number of a sequence kept in the settings table.
     fn next_seq(&mut self, name: &str) -> Result<u64, MetaError> {
-        let current = self
-            .settings
-            .get(name)?
-            .and_then(|g| <[u8; 8]>::try_from(g.value()).ok())
-            .map_or(0, u64::from_be_bytes);
+        let current = {
+            let stored = self.settings.get(name)?;
+            super::settings::counter_from(name, stored.as_ref().map(redb::AccessGuard::value))?
+        };
         let next = current + 1;
-        self.settings.insert(name, next.to_be_bytes().as_slice())?;
+        self.settings
+            .insert(name, super::settings::counter_bytes(next).as_slice())?;
         Ok(next)
     }
 }
