@@ -5,6 +5,7 @@
 //! waits while a backup runs, so no file it needs disappears under it. Everything written is
 //! readable by the owner only.
 
+use crate::store::meta::settings::{Family, Text};
 use std::path::Path;
 use std::time::Instant;
 
@@ -220,7 +221,8 @@ pub fn restore(
 }
 
 /// The setting a completed `storage migrate` leaves in its target: where from, and when.
-const MIGRATED_FROM: &str = "semdock-migrated-from";
+pub(crate) const MIGRATED_FROM: Family<Text> =
+    Family::single("semdock-migrated-from", "migration source");
 
 /// What `storage migrate` copied.
 #[derive(Debug, Clone)]
@@ -254,10 +256,9 @@ impl Registry {
         let _one = self.one_job()?;
         {
             let target = to_meta.read()?;
-            if let Some(from) = target.setting(MIGRATED_FROM)? {
+            if let Some(from) = MIGRATED_FROM.get(&*target, "")? {
                 return Err(Error::Conflict(format!(
-                    "the target already holds a completed migration (from {}): nothing copied",
-                    String::from_utf8_lossy(&from)
+                    "the target already holds a completed migration (from {from}): nothing copied"
                 )));
             }
             let (repos, _) = target.repositories("", None, 1, &|_| true)?;
@@ -274,7 +275,7 @@ impl Registry {
         let marker = format!("{source_name} at {}", self.clock.now());
         let records = to_meta.write(|w| {
             let counts = crate::store::meta::copy::copy_records(&*source, w)?;
-            w.put_setting(MIGRATED_FROM, marker.as_bytes())?;
+            MIGRATED_FROM.put(w, "", &marker)?;
             Ok::<_, Error>(counts)
         })?;
         let report = MigrateReport {

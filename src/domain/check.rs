@@ -172,6 +172,9 @@ impl Registry {
             unusable.insert(digest.to_string());
         }
         self.check_references(&mut unusable, &mut report)?;
+        if let Err(e) = super::stored_settings::check(&*self.meta.read()?) {
+            report.problems.push(e.to_string());
+        }
         Ok(report)
     }
 

@@ -18,6 +18,7 @@
 //! account. A provider that issued no refresh token cannot be asked, so such an account
 //! fails closed twice `cache_seconds` after its sign-in until the user signs in again.
 
+use crate::store::meta::settings::{Family, Json, Text};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -40,15 +41,12 @@ pub fn is_directory_account(password_hash: &str) -> bool {
     password_hash == DIRECTORY_PASSWORD || password_hash == OIDC_PASSWORD
 }
 
-/// The setting holding an `OpenID Connect` account's refresh token.
-pub(super) fn refresh_key(user: &str) -> String {
-    format!("oidc-refresh:{user}")
-}
+/// user → an `OpenID Connect` account's refresh token, in the settings table.
+pub(crate) const REFRESH: Family<Text> = Family::keyed("oidc-refresh:", "OIDC refresh token");
 
-/// The setting holding a directory account's group roles.
-pub(super) fn roles_key(user: &str) -> String {
-    format!("directory:{user}")
-}
+/// user → a directory account's group roles, in the settings table.
+pub(crate) const ROLES: Family<Json<GroupRoles>> =
+    Family::keyed("directory:", "directory account's roles");
 
 /// A directory group and what its members may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

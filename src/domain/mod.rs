@@ -16,6 +16,7 @@ pub mod gc;
 pub mod registry;
 pub mod retention;
 pub mod sessions;
+pub mod stored_settings;
 pub mod tags;
 pub mod versioning;
 pub mod webhooks;

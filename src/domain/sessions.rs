@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::Error;
 use super::auth::{Auth, Principal};
+use crate::store::meta::settings::{Family, Postcard};
 
 /// Idle time after which a session ends.
 pub const IDLE_SECS: u64 = 8 * 3600;
 /// How stale the stored "last seen" may grow before a request writes it again.
 const SEEN_EVERY_SECS: u64 = 60;
-const PREFIX: &str = "ui-session:";
+/// hash of a session id → the session, in the settings table.
+pub(super) const SESSIONS: Family<Postcard<Stored>> = Family::keyed("ui-session:", "UI session");
 
 /// A live session, as a request finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,16 +27,16 @@ pub struct Session {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Stored {
-    subject: String,
-    epoch: u64,
-    csrf: String,
+pub(super) struct Stored {
+    pub(super) subject: String,
+    pub(super) epoch: u64,
+    pub(super) csrf: String,
     /// Unix seconds.
-    seen: u64,
+    pub(super) seen: u64,
 }
 
 fn key(id: &str) -> String {
-    format!("{PREFIX}{}", blake3::hash(id.as_bytes()).to_hex())
+    blake3::hash(id.as_bytes()).to_hex().to_string()
 }
 
 /// 32 random bytes as hex: session ids and form tokens.
@@ -45,32 +47,25 @@ pub fn random_token() -> String {
     hex::encode(bytes)
 }
 
-fn encode(s: &Stored) -> Result<Vec<u8>, Error> {
-    postcard::to_stdvec(s).map_err(|e| Error::Internal(format!("cannot encode a session: {e}")))
-}
-
 impl Auth {
     /// Starts a session for `principal` at credential epoch `epoch`; returns its id (the
     /// cookie's value). Sessions idle too long are removed on the way.
     pub fn start_session(&self, principal: &Principal, epoch: u64) -> Result<String, Error> {
         let id = random_token();
         let now = self.clock().now();
-        let stored = encode(&Stored {
+        let stored = Stored {
             subject: principal.subject(),
             epoch,
             csrf: random_token(),
             seen: now,
-        })?;
+        };
         self.meta().write(|w| {
-            for (name, value) in w.settings()? {
-                let idle = name.starts_with(PREFIX)
-                    && postcard::from_bytes::<Stored>(&value)
-                        .map_or(true, |s| now.saturating_sub(s.seen) >= IDLE_SECS);
-                if idle {
-                    w.remove_setting(&name)?;
+            for (hash, s) in SESSIONS.all(w)? {
+                if now.saturating_sub(s.seen) >= IDLE_SECS {
+                    SESSIONS.remove(w, &hash)?;
                 }
             }
-            w.put_setting(&key(&id), &stored)?;
+            SESSIONS.put(w, &key(&id), &stored)?;
             Ok::<_, Error>(())
         })?;
         Ok(id)
@@ -80,10 +75,7 @@ impl Auth {
     /// minute). `None` for an unknown, ended or idle one.
     pub fn session(&self, id: &str) -> Result<Option<Session>, Error> {
         let name = key(id);
-        let Some(value) = self.meta().read()?.setting(&name)? else {
-            return Ok(None);
-        };
-        let Ok(mut stored) = postcard::from_bytes::<Stored>(&value) else {
+        let Some(mut stored) = SESSIONS.get(&*self.meta().read()?, &name)? else {
             return Ok(None);
         };
         let now = self.clock().now();
@@ -94,11 +86,10 @@ impl Auth {
         }
         if idle >= SEEN_EVERY_SECS {
             stored.seen = now;
-            let value = encode(&stored)?;
             self.meta().write(|w| {
                 // Only while it still exists: a logout on another node wins.
-                if w.setting(&name)?.is_some() {
-                    w.put_setting(&name, &value)?;
+                if SESSIONS.exists(w, &name)? {
+                    SESSIONS.put(w, &name, &stored)?;
                 }
                 Ok::<_, Error>(())
             })?;
@@ -114,7 +105,7 @@ impl Auth {
     pub fn end_session(&self, id: &str) -> Result<(), Error> {
         let name = key(id);
         self.meta().write(|w| {
-            w.remove_setting(&name)?;
+            SESSIONS.remove(w, &name)?;
             Ok::<_, Error>(())
         })
     }
@@ -124,11 +115,9 @@ impl Auth {
     pub fn rebase_session(&self, id: &str, epoch: u64) -> Result<(), Error> {
         let name = key(id);
         self.meta().write(|w| {
-            if let Some(value) = w.setting(&name)?
-                && let Ok(mut stored) = postcard::from_bytes::<Stored>(&value)
-            {
+            if let Some(mut stored) = SESSIONS.get(w, &name)? {
                 stored.epoch = epoch;
-                w.put_setting(&name, &encode(&stored)?)?;
+                SESSIONS.put(w, &name, &stored)?;
             }
             Ok::<_, Error>(())
         })

@@ -21,14 +21,20 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 use super::audit::{self, AuditEntry, Kind};
 use super::registry::Registry;
-use crate::store::meta::{AuditRecord, MetaWrite, Scan};
+use crate::store::meta::settings::{Family, Json};
+use crate::store::meta::{AuditRecord, MetaRead, MetaWrite, Scan};
 
 mod deliverer;
 pub use deliverer::{Deliverer, WORKERS};
 
-const ENDPOINT: &str = "webhook:";
-const STATE: &str = "webhook-state:";
-const LOG: &str = "webhook-log:";
+/// id → an endpoint, in the settings table.
+pub(crate) const ENDPOINTS: Family<Json<Endpoint>> = Family::keyed("webhook:", "webhook endpoint");
+/// id → where the endpoint's delivery stands.
+pub(crate) const STATES: Family<Json<State>> =
+    Family::keyed("webhook-state:", "webhook delivery state");
+/// id → the endpoint's newest deliveries, newest first.
+pub(crate) const LOGS: Family<Json<Vec<Delivery>>> =
+    Family::keyed("webhook-log:", "webhook delivery log");
 /// Deliveries kept per endpoint, newest first.
 pub const LOG_ENTRIES: usize = 200;
 /// Across nodes, one deliverer at a time.
@@ -101,7 +107,7 @@ pub struct EndpointInfo {
 
 /// Where an endpoint's delivery stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct State {
+pub(crate) struct State {
     cursor: u64,
     /// Failed attempts at the event after `cursor`.
     attempts: u32,
@@ -127,8 +133,9 @@ struct Redelivery {
 }
 
 impl State {
-    fn load(bytes: Option<Vec<u8>>) -> Self {
-        let mut state: Self = load(bytes).unwrap_or_default();
+    /// The stored state (or none yet), with what earlier versions kept read as they meant it.
+    fn settle(stored: Option<Self>) -> Self {
+        let mut state = stored.unwrap_or_default();
         for event_id in std::mem::take(&mut state.redeliver) {
             if !state.redeliveries.iter().any(|r| r.event_id == event_id) {
                 state.redeliveries.push(Redelivery {
@@ -238,14 +245,14 @@ fn parse_events(names: &[String]) -> Result<Vec<Kind>, Error> {
     Ok(out)
 }
 
-fn load<T: serde::de::DeserializeOwned>(bytes: Option<Vec<u8>>) -> Option<T> {
-    bytes.and_then(|b| serde_json::from_slice(&b).ok())
+/// Endpoint `id` as stored.
+fn stored_endpoint(r: &(impl MetaRead + ?Sized), id: &str) -> Result<Endpoint, Error> {
+    ENDPOINTS.get(r, id)?.ok_or_else(|| unknown(id))
 }
 
-fn store<T: Serialize>(w: &mut dyn MetaWrite, key: &str, value: &T) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
-    w.put_setting(key, &bytes)?;
-    Ok(())
+/// Where endpoint `id`'s delivery stands.
+fn stored_state(r: &(impl MetaRead + ?Sized), id: &str) -> Result<State, Error> {
+    Ok(State::settle(STATES.get(r, id)?))
 }
 
 fn unknown(id: &str) -> Error {
@@ -355,24 +362,20 @@ fn payload(e: &Endpoint, entry: &AuditEntry, host: &str) -> (Vec<u8>, &'static s
 
 impl Registry {
     fn endpoint(&self, id: &str) -> Result<Endpoint, Error> {
-        load(self.meta.read()?.setting(&format!("{ENDPOINT}{id}"))?).ok_or_else(|| unknown(id))
+        stored_endpoint(&*self.meta.read()?, id)
     }
 
     fn state(&self, id: &str) -> Result<State, Error> {
-        Ok(State::load(
-            self.meta.read()?.setting(&format!("{STATE}{id}"))?,
-        ))
+        stored_state(&*self.meta.read()?, id)
     }
 
     /// Every endpoint, by id.
     pub fn webhooks(&self) -> Result<Vec<EndpointInfo>, Error> {
         let r = self.meta.read()?;
         let mut out = Vec::new();
-        for (_, bytes) in r.settings_under(ENDPOINT)? {
-            if let Some(e) = load::<Endpoint>(Some(bytes)) {
-                let state = State::load(r.setting(&format!("{STATE}{}", e.id))?);
-                out.push(e.info(state.cursor, false));
-            }
+        for (_, e) in ENDPOINTS.all(&*r)? {
+            let state = stored_state(&*r, &e.id)?;
+            out.push(e.info(state.cursor, false));
         }
         Ok(out)
     }
@@ -412,11 +415,10 @@ impl Registry {
             {
                 return Err(Error::FeedUnknown { feed: feed.clone() });
             }
-            let siblings = w
-                .settings_under(ENDPOINT)?
+            let siblings = ENDPOINTS
+                .all(w)?
                 .into_iter()
-                .filter_map(|(_, b)| load::<Endpoint>(Some(b)))
-                .filter(|e| e.feed == endpoint.feed)
+                .filter(|(_, e)| e.feed == endpoint.feed)
                 .count();
             if siblings >= MAX_ENDPOINTS_PER_FEED {
                 let whose = endpoint
@@ -431,10 +433,10 @@ impl Registry {
             // Told of what happens from now on: the cursor starts at the newest entry.
             let (newest, _) = w.audit_page(None, true, &[], 1, &|_| Scan::Keep)?;
             let cursor = newest.first().map_or(0, |(seq, _)| *seq);
-            store(w, &format!("{ENDPOINT}{}", endpoint.id), &endpoint)?;
-            store(
+            ENDPOINTS.put(w, &endpoint.id, &endpoint)?;
+            STATES.put(
                 w,
-                &format!("{STATE}{}", endpoint.id),
+                &endpoint.id,
                 &State {
                     cursor,
                     ..State::default()
@@ -464,8 +466,7 @@ impl Registry {
         }
         let events = change.events.as_deref().map(parse_events).transpose()?;
         let (endpoint, cursor) = self.meta.write(|w| {
-            let key = format!("{ENDPOINT}{id}");
-            let mut e: Endpoint = load(w.setting(&key)?).ok_or_else(|| unknown(id))?;
+            let mut e = stored_endpoint(w, id)?;
             if let Some(url) = &change.url {
                 e.url.clone_from(url);
             }
@@ -478,8 +479,8 @@ impl Registry {
             if let Some(active) = change.active {
                 e.active = active;
             }
-            store(w, &key, &e)?;
-            let state = State::load(w.setting(&format!("{STATE}{id}"))?);
+            ENDPOINTS.put(w, id, &e)?;
+            let state = stored_state(w, id)?;
             audit::append(
                 w,
                 &self.clock,
@@ -497,11 +498,10 @@ impl Registry {
 
     pub fn delete_webhook(&self, id: &str, actor: &str) -> Result<(), Error> {
         self.meta.write(|w| {
-            let e: Endpoint =
-                load(w.setting(&format!("{ENDPOINT}{id}"))?).ok_or_else(|| unknown(id))?;
-            for prefix in [ENDPOINT, STATE, LOG] {
-                w.remove_setting(&format!("{prefix}{id}"))?;
-            }
+            let e = stored_endpoint(w, id)?;
+            ENDPOINTS.remove(w, id)?;
+            STATES.remove(w, id)?;
+            LOGS.remove(w, id)?;
             audit::append(
                 w,
                 &self.clock,
@@ -519,14 +519,13 @@ impl Registry {
     /// The newest deliveries of an endpoint, newest first.
     pub fn webhook_deliveries(&self, id: &str) -> Result<Vec<Delivery>, Error> {
         self.endpoint(id)?;
-        Ok(load(self.meta.read()?.setting(&format!("{LOG}{id}"))?).unwrap_or_default())
+        Ok(LOGS.get(&*self.meta.read()?, id)?.unwrap_or_default())
     }
 
     /// Queues event `event_id` to be sent to the endpoint again.
     pub fn redeliver(&self, id: &str, event_id: u64) -> Result<(), Error> {
         self.meta.write(|w| {
-            let e: Endpoint =
-                load(w.setting(&format!("{ENDPOINT}{id}"))?).ok_or_else(|| unknown(id))?;
+            let e = stored_endpoint(w, id)?;
             let found = w
                 .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
                 .0
@@ -538,8 +537,7 @@ impl Registry {
                     "event {event_id} is not one webhook {id} is sent"
                 )));
             }
-            let key = format!("{STATE}{id}");
-            let mut state = State::load(w.setting(&key)?);
+            let mut state = stored_state(w, id)?;
             // Already queued: that one delivery is still to come.
             if !state.redeliveries.iter().any(|r| r.event_id == event_id) {
                 state.redeliveries.push(Redelivery {
@@ -547,7 +545,8 @@ impl Registry {
                     ..Redelivery::default()
                 });
             }
-            store(w, &key, &state)
+            STATES.put(w, id, &state)?;
+            Ok(())
         })
     }
 
@@ -555,7 +554,7 @@ impl Registry {
     /// to retry) an event of its kinds after its cursor.
     fn webhook_due(&self, e: &Endpoint, now: u64) -> Result<bool, Error> {
         let r = self.meta.read()?;
-        let state = State::load(r.setting(&format!("{STATE}{}", e.id))?);
+        let state = stored_state(&*r, &e.id)?;
         if state.redeliveries.iter().any(|d| d.next_attempt_ms <= now) {
             return Ok(true);
         }
@@ -710,12 +709,11 @@ impl Registry {
     ) -> Result<(), Error> {
         let now = self.clock.now_ms();
         self.meta.write(|w| {
-            if w.setting(&format!("{ENDPOINT}{}", e.id))?.is_none() {
+            if !ENDPOINTS.exists(w, &e.id)? {
                 return Ok(());
             }
             // Only this delivery's part of the state: redeliveries queued while it ran stay.
-            let key = format!("{STATE}{}", e.id);
-            let mut next = State::load(w.setting(&key)?);
+            let mut next = stored_state(w, &e.id)?;
             match progress {
                 Progress::Cursor(state) => {
                     next.cursor = state.cursor;
@@ -729,10 +727,9 @@ impl Registry {
                     }
                 }
             }
-            store(w, &key, &next)?;
+            STATES.put(w, &e.id, &next)?;
             if let Some((event_id, status, attempts, code, error, redelivery)) = line {
-                let key = format!("{LOG}{}", e.id);
-                let mut log: Vec<Delivery> = load(w.setting(&key)?).unwrap_or_default();
+                let mut log = LOGS.get(w, &e.id)?.unwrap_or_default();
                 let event = w
                     .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
                     .0
@@ -758,7 +755,7 @@ impl Registry {
                 });
                 log.insert(0, delivery);
                 log.truncate(LOG_ENTRIES);
-                store(w, &key, &log)?;
+                LOGS.put(w, &e.id, &log)?;
             }
             Ok(())
         })
@@ -768,13 +765,11 @@ impl Registry {
 /// Removes the webhooks of `feed`, with their cursors, pending redeliveries and logs: called
 /// in the transaction that deletes the feed, so a new feed of the same name starts with none.
 pub(crate) fn remove_feed_endpoints(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
-    for (_, bytes) in w.settings_under(ENDPOINT)? {
-        if let Some(e) = load::<Endpoint>(Some(bytes))
-            && e.feed.as_deref() == Some(feed)
-        {
-            for prefix in [ENDPOINT, STATE, LOG] {
-                w.remove_setting(&format!("{prefix}{}", e.id))?;
-            }
+    for (id, e) in ENDPOINTS.all(w)? {
+        if e.feed.as_deref() == Some(feed) {
+            ENDPOINTS.remove(w, &id)?;
+            STATES.remove(w, &id)?;
+            LOGS.remove(w, &id)?;
         }
     }
     Ok(())
@@ -872,7 +867,7 @@ mod tests {
     #[test]
     fn redeliveries_queued_by_earlier_versions_are_one_delivery_each() {
         let old = br#"{"cursor":7,"attempts":0,"next_attempt_ms":0,"redeliver":[3,5,3]}"#;
-        let state = State::load(Some(old.to_vec()));
+        let state = State::settle(Some(serde_json::from_slice(old).unwrap()));
         assert_eq!(state.cursor, 7);
         assert_eq!(
             state

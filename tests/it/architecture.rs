@@ -199,3 +199,20 @@ fn each_layer_imports_only_what_its_allow_list_names() {
         }
     }
 }
+
+/// Every setting is a typed, versioned record: only the store's `settings` module (and the
+/// engines below it) touch a setting's bytes.
+#[test]
+fn only_the_store_reads_or_writes_the_bytes_of_a_setting() {
+    for layer in ["domain", "http", "cli"] {
+        assert_none(
+            layer,
+            &[
+                ".setting(",
+                "put_setting(",
+                "remove_setting(",
+                "settings_under(",
+            ],
+        );
+    }
+}

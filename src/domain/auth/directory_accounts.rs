@@ -3,6 +3,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::domain::directory::REFRESH;
 
 impl Auth {
     // ---- the company directory ----
@@ -59,7 +60,7 @@ impl Auth {
     /// ID token): creates or updates their account and group roles, and keeps the refresh
     /// token the provider issued, if any, for later checks.
     pub fn oidc_sign_in(&self, user: &crate::clients::oidc::OidcUser) -> Result<Principal, Error> {
-        use crate::domain::directory::{OIDC_PASSWORD, refresh_key};
+        use crate::domain::directory::OIDC_PASSWORD;
         let dir = self
             .directory
             .get()
@@ -85,10 +86,7 @@ impl Auth {
             if u.password_hash != OIDC_PASSWORD {
                 continue;
             }
-            let Some(g) = r
-                .setting(&roles_key(&name))?
-                .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
-            else {
+            let Some(g) = ROLES.get(&*r, &name)? else {
                 continue;
             };
             if g.owned_by(&issuer, &user.subject) {
@@ -127,9 +125,7 @@ impl Auth {
                 }
             )));
         }
-        let stored = r
-            .setting(&roles_key(&name))?
-            .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok());
+        let stored = ROLES.get(&*r, &name)?;
         if stored.is_some_and(|g| g.has_owner() && !g.owned_by(&issuer, &user.subject)) {
             return Err(Error::Invalid(format!(
                 "the account {name} belongs to another user of the provider (another subject): an administrator must delete it first"
@@ -140,7 +136,7 @@ impl Auth {
         self.meta.write(|w| {
             self.store_directory_account_in(w, &name, Some(&roles), true, OIDC_PASSWORD)?;
             if let Some(t) = &user.refresh_token {
-                w.put_setting(&refresh_key(&name), t.as_bytes())?;
+                REFRESH.put(w, &name, t)?;
             }
             Ok::<_, Error>(())
         })?;
@@ -168,9 +164,7 @@ impl Auth {
                 // A local account of the same name is never taken over by the directory.
                 return Err(Error::InvalidCredentials);
             }
-            let old_roles: Option<crate::domain::directory::GroupRoles> = w
-                .setting(&roles_key(name))?
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let old_roles: Option<crate::domain::directory::GroupRoles> = ROLES.get(w, name)?;
             // Disabled while the directory still had the account: an administrator did it
             // here, and the directory does not undo it (the directory's own disabling
             // leaves roles with no DN).
@@ -202,7 +196,7 @@ impl Auth {
             if !(changed || login && minute_passed) {
                 // Only the time of the check: kept without a new generation of everything.
                 if let Some(r) = roles {
-                    w.put_setting(&roles_key(name), &serde_json::to_vec(r).unwrap_or_default())?;
+                    ROLES.put(w, name, r)?;
                 }
                 return Ok(());
             }
@@ -219,10 +213,7 @@ impl Auth {
                     old.subject.clone()
                 };
             }
-            w.put_setting(
-                &roles_key(name),
-                &serde_json::to_vec(&stored).unwrap_or_default(),
-            )?;
+            ROLES.put(w, name, &stored)?;
             if changed {
                 bump_epoch(w, name)?;
                 let summary = match roles {
@@ -263,7 +254,7 @@ impl Auth {
     /// rotated by its use: two nodes must not spend the same one); answers how many were
     /// asked. Run on a schedule.
     pub fn refresh_directory(&self) -> Result<usize, Error> {
-        use crate::domain::directory::{OIDC_PASSWORD, refresh_key};
+        use crate::domain::directory::OIDC_PASSWORD;
         let Some(dir) = self.directory.get() else {
             return Ok(0);
         };
@@ -279,10 +270,7 @@ impl Auth {
                 if !crate::domain::directory::is_directory_account(&u.password_hash) || u.disabled {
                     continue;
                 }
-                let checked = r
-                    .setting(&roles_key(&name))?
-                    .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
-                    .map_or(0, |g| g.checked_ms);
+                let checked = ROLES.get(&*r, &name)?.map_or(0, |g| g.checked_ms);
                 if now.saturating_sub(checked) >= half {
                     due.push((name, u.password_hash));
                 }
@@ -312,17 +300,13 @@ impl Auth {
             }
             let Some(oidc) = dir.oidc() else { continue };
             let r = self.meta.read()?;
-            let Some(token) = r.setting(&refresh_key(name))? else {
+            let Some(token) = REFRESH.get(&*r, name)? else {
                 // No refresh token: nothing to ask with; the account fails closed in time.
                 continue;
             };
-            let subject = r
-                .setting(&roles_key(name))?
-                .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
-                .map(|g| g.dn)
-                .unwrap_or_default();
+            let subject = ROLES.get(&*r, name)?.map(|g| g.dn).unwrap_or_default();
             drop(r);
-            match oidc.refresh(&String::from_utf8_lossy(&token)) {
+            match oidc.refresh(&token) {
                 Ok(found) => {
                     let found = found.filter(|u| u.subject == subject);
                     let roles = found.as_ref().map(|u| {
@@ -350,9 +334,9 @@ impl Auth {
                 for (name, marker, roles, rotated) in &answers {
                     self.store_directory_account_in(w, name, roles.as_ref(), false, marker)?;
                     match (roles, rotated) {
-                        (Some(_), Some(t)) => w.put_setting(&refresh_key(name), t.as_bytes())?,
+                        (Some(_), Some(t)) => REFRESH.put(w, name, t)?,
                         (None, _) if *marker == OIDC_PASSWORD => {
-                            w.remove_setting(&refresh_key(name))?;
+                            REFRESH.remove(w, name)?;
                         }
                         _ => {}
                     }
@@ -377,10 +361,7 @@ impl Auth {
         let Some(dir) = self.directory.get() else {
             return Err(Error::InvalidCredentials);
         };
-        let checked = r
-            .setting(&roles_key(name))?
-            .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
-            .map_or(0, |g| g.checked_ms);
+        let checked = ROLES.get(r, name)?.map_or(0, |g| g.checked_ms);
         let limit = u64::try_from(dir.cache.as_millis() * 2).unwrap_or(u64::MAX) + 5_000;
         if self.clock.now_ms().saturating_sub(checked) > limit {
             return Err(Error::Unavailable(format!(
@@ -401,8 +382,8 @@ impl Auth {
         if self.directory.get().is_none() {
             return Ok(Caps::NONE);
         }
-        Ok(r.setting(&crate::domain::directory::roles_key(name))?
-            .and_then(|b| serde_json::from_slice::<crate::domain::directory::GroupRoles>(&b).ok())
+        Ok(ROLES
+            .get(r, name)?
             .and_then(|g| g.role(feed))
             .map_or(Caps::NONE, Role::caps))
     }

@@ -2,6 +2,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::domain::directory::ROLES;
 
 impl Auth {
     // ---- API keys ----
@@ -100,9 +101,7 @@ impl Auth {
         let mut roles: std::collections::BTreeMap<String, String> =
             r.grants_of(&user_subject(user))?.into_iter().collect();
         // A directory account's group roles count as its own (the higher of the two).
-        let groups = r
-            .setting(&crate::domain::directory::roles_key(user))?
-            .and_then(|b| serde_json::from_slice::<crate::domain::directory::GroupRoles>(&b).ok());
+        let groups = ROLES.get(&*r, user)?;
         for (feed, role) in groups.map(|g| g.feeds).unwrap_or_default() {
             let higher = |a: &str, b: &str| {
                 let (a, b) = (parse_role(a), parse_role(b));

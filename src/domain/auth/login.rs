@@ -238,7 +238,7 @@ impl Auth {
                 name: name.to_owned(),
                 admin: user.admin,
             };
-            return Ok(Some((principal, epoch_from(r.setting(&epoch_key(name))?))));
+            return Ok(Some((principal, EPOCHS.get(&*r, name)?.unwrap_or(0))));
         }
         if let Some(id) = subject.strip_prefix("key:") {
             let key = r.api_key(id)?.ok_or(Error::InvalidCredentials)?;
@@ -247,10 +247,7 @@ impl Auth {
             if let Some(o) = &owner {
                 self.directory_current(&*r, &key.owner, o)?;
             }
-            return Ok(Some((
-                principal,
-                epoch_from(r.setting(&epoch_key(&key.owner))?),
-            )));
+            return Ok(Some((principal, EPOCHS.get(&*r, &key.owner)?.unwrap_or(0))));
         }
         Ok(None)
     }
@@ -258,9 +255,9 @@ impl Auth {
     /// The credential epoch of `principal`'s account (a key's owner's): bumped by every
     /// change of the user's password, flags or roles.
     pub fn epoch(&self, principal: &Principal) -> Result<u64, Error> {
-        Ok(epoch_from(
-            self.meta.read()?.setting(&epoch_key(principal.user()))?,
-        ))
+        Ok(EPOCHS
+            .get(&*self.meta.read()?, principal.user())?
+            .unwrap_or(0))
     }
 
     /// A UI session's principal, if its subject is still allowed in and its epoch current.

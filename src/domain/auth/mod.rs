@@ -6,6 +6,8 @@
 //! per user and per client address; a disabled user or a revoked key stops working at once,
 //! tokens included.
 
+use crate::store::meta::settings::{Bytes, Epoch, Family};
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
@@ -24,7 +26,7 @@ use crate::store::meta::{ApiKeyRecord, AuditRecord, MetaWrite, Metadata, UserRec
 use super::Error;
 use super::audit::{self, Kind};
 use super::cache::GenCache;
-use super::directory::{DIRECTORY_PASSWORD, GroupRoles, roles_key};
+use super::directory::{DIRECTORY_PASSWORD, GroupRoles, ROLES};
 
 mod authorization;
 mod directory_accounts;
@@ -46,8 +48,11 @@ pub const INITIAL_ADMIN: &str = "admin";
 /// The user name `ProGet` clients send with an API key as the password.
 pub const API_KEY_USER: &str = "api";
 const KEY_PREFIX: &str = "sdk_";
-const TOKEN_KEY: &str = "token-signing-key";
-const HASH_KEY: &str = "api-key-hash-key";
+/// The key that signs bearer tokens, in the settings table.
+pub(crate) const TOKEN_KEY: Family<Bytes> =
+    Family::single("token-signing-key", "token signing key");
+/// The key of API key hashes, in the settings table.
+pub(crate) const HASH_KEY: Family<Bytes> = Family::single("api-key-hash-key", "API key hash key");
 const ISSUER: &str = "semdock";
 /// Held by the node refreshing directory accounts.
 const DIRECTORY_LOCK: i64 = 0x5e3d_0d1c;
@@ -312,16 +317,16 @@ impl Auth {
         clock: super::clock::Clock,
     ) -> Result<(Self, Option<String>), Error> {
         let (token_key, hash_key, initial) = meta.write(|w| {
-            let mut secret = |name: &str| -> Result<Vec<u8>, Error> {
-                if let Some(v) = w.setting(name)? {
+            let mut secret = |family: &Family<Bytes>| -> Result<Vec<u8>, Error> {
+                if let Some(v) = family.get(w, "")? {
                     return Ok(v);
                 }
                 let v = random_bytes::<32>().to_vec();
-                w.put_setting(name, &v)?;
+                family.put(w, "", &v)?;
                 Ok(v)
             };
-            let token_key = secret(TOKEN_KEY)?;
-            let hash_key = secret(HASH_KEY)?;
+            let token_key = secret(&TOKEN_KEY)?;
+            let hash_key = secret(&HASH_KEY)?;
             let initial = if w.users()?.is_empty() {
                 let password = random_password();
                 w.put_user(
@@ -375,7 +380,8 @@ impl Auth {
     }
 }
 
-const EPOCH_SETTING: &str = "credentials-epoch:";
+/// user → the account's credential epoch, in the settings table.
+pub(crate) const EPOCHS: Family<Epoch> = Family::keyed("credentials-epoch:", "credential epoch");
 
 /// Whether an account stored before directory names were normalised under another
 /// spelling of `name` (`ALICE`, ` alice` beside `alice`) was disabled by an administrator:
@@ -391,38 +397,22 @@ fn spelling_disabled_here(r: &dyn crate::store::meta::MetaRead, name: &str) -> R
         }
         // Disabled by the directory (or as a stale spelling) leaves no DN; by an
         // administrator, the DN stays.
-        if r.setting(&roles_key(&other))?
-            .and_then(|b| serde_json::from_slice::<GroupRoles>(&b).ok())
-            .is_some_and(|g| !g.dn.is_empty())
-        {
+        if ROLES.get(r, &other)?.is_some_and(|g| !g.dn.is_empty()) {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
-fn epoch_key(user: &str) -> String {
-    format!("{EPOCH_SETTING}{user}")
-}
-
-fn epoch_from(stored: Option<Vec<u8>>) -> u64 {
-    stored
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map_or(0, u64::from_le_bytes)
-}
-
 /// Voids every token and UI session of `user` issued before now.
 fn bump_epoch(w: &mut dyn MetaWrite, user: &str) -> Result<(), Error> {
-    let next = epoch_from(w.setting(&epoch_key(user))?) + 1;
-    w.put_setting(&epoch_key(user), &next.to_le_bytes())?;
+    let next = EPOCHS.get(&*w, user)?.unwrap_or(0) + 1;
+    EPOCHS.put(w, user, &next)?;
     Ok(())
 }
 
-const FEED_EPOCH_SETTING: &str = "feed-epoch:";
-
-fn feed_epoch_key(feed: &str) -> String {
-    format!("{FEED_EPOCH_SETTING}{feed}")
-}
+/// feed → the feed's epoch, which voids the token rights naming it, in the settings table.
+pub(crate) const FEED_EPOCHS: Family<Epoch> = Family::keyed("feed-epoch:", "feed epoch");
 
 /// The feed a token's repository claim names: its first segment.
 fn feed_of(repository: &str) -> &str {
@@ -434,8 +424,8 @@ fn feed_of(repository: &str) -> &str {
 /// reaches another that happens to share its name. (Grants and API key roles on a deleted
 /// feed go in the same transaction: `MetaWrite::remove_grants_on`.)
 pub(crate) fn bump_feed_epoch(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
-    let next = epoch_from(w.setting(&feed_epoch_key(feed))?) + 1;
-    w.put_setting(&feed_epoch_key(feed), &next.to_le_bytes())?;
+    let next = FEED_EPOCHS.get(&*w, feed)?.unwrap_or(0) + 1;
+    FEED_EPOCHS.put(w, feed, &next)?;
     Ok(())
 }
 

@@ -79,7 +79,7 @@ impl Auth {
                 "repository" => {
                     let feed = feed_of(&scope.name);
                     // Read before the rights: a delete in between voids this token's claim.
-                    let epoch = epoch_from(self.meta.read()?.setting(&feed_epoch_key(feed))?);
+                    let epoch = FEED_EPOCHS.get(&*self.meta.read()?, feed)?.unwrap_or(0);
                     let granted = self.caps(principal, feed)?.filter(&asked);
                     if !granted.is_empty() && epoch != 0 {
                         feeds.insert(feed.to_owned(), epoch);
@@ -164,7 +164,7 @@ impl Auth {
             for a in &access {
                 let feed = feed_of(&a.name);
                 if !current.contains_key(feed) {
-                    let epoch = epoch_from(r.setting(&feed_epoch_key(feed))?);
+                    let epoch = FEED_EPOCHS.get(&*r, feed)?.unwrap_or(0);
                     current.insert(feed.to_owned(), epoch);
                 }
             }

@@ -6,6 +6,7 @@
 //! lock; the last run's report is a setting (`connector-sync:FEED`), so every node and
 //! every backup sees it.
 
+use crate::store::meta::settings::{Family, Json};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Error;
@@ -16,7 +17,9 @@ use crate::store::meta::{FeedRecord, SyncRule, UpstreamRecord};
 
 use super::{Registry, StoredManifest};
 
-const STATE: &str = "connector-sync:";
+/// feed → the last sync report of a connector feed, in the settings table.
+pub(crate) const REPORTS: Family<Json<SyncReport>> =
+    Family::keyed("connector-sync:", "connector sync report");
 /// Held by the node running scheduled syncs.
 const SYNC_LOCK: i64 = 0x5e3d_0c05;
 /// Errors kept in a report.
@@ -128,9 +131,7 @@ impl Registry {
         }
         report.finished_ms = self.clock.now_ms();
         report.errors.truncate(MAX_ERRORS);
-        let bytes = serde_json::to_vec(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        self.meta
-            .write(|w| w.put_setting(&format!("{STATE}{feed}"), &bytes))?;
+        self.meta.write(|w| REPORTS.put(w, feed, &report))?;
         tracing::info!(
             feed,
             tags = report.tags,
@@ -283,11 +284,7 @@ impl Registry {
     /// The last sync report of connector feed `feed`, if it ever ran.
     pub fn sync_status(&self, feed: &str) -> Result<Option<SyncReport>, Error> {
         self.feed_record(feed)?;
-        Ok(self
-            .meta
-            .read()?
-            .setting(&format!("{STATE}{feed}"))?
-            .and_then(|b| serde_json::from_slice(&b).ok()))
+        Ok(REPORTS.get(&*self.meta.read()?, feed)?)
     }
 
     /// Runs the syncs that are due (their interval passed since the last run), on the node

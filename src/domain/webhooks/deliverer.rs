@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{DELIVERY_LOCK, DeliveryConfig, ENDPOINT, Endpoint, Sender, load};
+use super::{DELIVERY_LOCK, DeliveryConfig, ENDPOINTS, Endpoint, Sender};
 use crate::domain::Error;
 use crate::domain::registry::Registry;
 
@@ -104,13 +104,10 @@ impl Deliverer {
 
     /// The active endpoints, not in `busy`, that have something to send now.
     fn due(&self, busy: &HashSet<String>) -> Result<Vec<Endpoint>, Error> {
-        let endpoints: Vec<Endpoint> = self
-            .registry
-            .meta
-            .read()?
-            .settings_under(ENDPOINT)?
+        let endpoints: Vec<Endpoint> = ENDPOINTS
+            .all(&*self.registry.meta.read()?)?
             .into_iter()
-            .filter_map(|(_, b)| load::<Endpoint>(Some(b)))
+            .map(|(_, e)| e)
             .filter(|e| e.active && !busy.contains(&e.id))
             .collect();
         let now = self.registry.clock.now_ms();

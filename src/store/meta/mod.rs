@@ -12,9 +12,11 @@
 
 pub mod codec;
 pub mod copy;
+pub mod migrations;
 pub mod postgres;
 pub mod precedence;
 pub mod redb;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 
@@ -603,6 +605,13 @@ pub enum MetaError {
     Unreachable(String),
     #[error("metadata database error: {0}")]
     Server(String),
+    /// A setting whose value cannot be read as its family's record.
+    #[error("the stored setting {name:?} (a {what}) cannot be decoded: {cause}")]
+    Setting {
+        name: String,
+        what: &'static str,
+        cause: String,
+    },
 }
 
 /// An error a write transaction's closure may return: whether it says the database handle

@@ -49,7 +49,7 @@ impl AuditRead for Txn {
 
 impl AuditWrite for Txn {
     fn append_audit(&mut self, record: &AuditRecord) -> Result<u64, MetaError> {
-        let seq = self.next_seq("audit-seq")?;
+        let seq = self.next_seq(crate::store::meta::settings::AUDIT_SEQ.name())?;
         self.put_audit(to_u64(seq), record)?;
         Ok(to_u64(seq))
     }

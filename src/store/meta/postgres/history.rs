@@ -120,7 +120,7 @@ impl HistoryWrite for Txn {
         tag: &str,
         record: &HistoryRecord,
     ) -> Result<(), MetaError> {
-        let seq = self.next_seq("tag-history-seq")?;
+        let seq = self.next_seq(crate::store::meta::settings::HISTORY_SEQ.name())?;
         self.put_history(repo, tag, to_u64(seq), record)
     }
 
@@ -140,7 +140,7 @@ impl HistoryWrite for Txn {
     }
 
     fn append_promotion(&mut self, record: &PromotionRecord) -> Result<(), MetaError> {
-        let seq = self.next_seq("promotion-seq")?;
+        let seq = self.next_seq(crate::store::meta::settings::PROMOTION_SEQ.name())?;
         let record = encode(record)?;
         self.exec(
             "INSERT INTO promotions (seq, record) VALUES ($1, $2)",

@@ -218,7 +218,7 @@ impl PgMeta {
     /// versions it applied.
     pub fn migrate(&self) -> Result<Vec<i32>, MetaError> {
         let pool = self.pool.clone();
-        self.on_runtime(async move {
+        let applied = self.on_runtime(async move {
             let mut client = pool.get().await.map_err(pool_error)?;
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -259,8 +259,10 @@ impl PgMeta {
                 .await;
             let applied = applied.map_err(pg_error)?;
             unlocked.map_err(pg_error)?;
-            Ok(applied)
-        })
+            Ok::<_, MetaError>(applied)
+        })?;
+        super::migrations::apply(self)?;
+        Ok(applied)
     }
 
     /// Runs `work` on the engine's runtime and waits for it (see `EngineRuntime::run`).

@@ -114,12 +114,10 @@ impl Txn {
 
     /// The next number of a sequence kept in the settings table (as redb keeps it).
     pub(super) fn next_seq(&self, name: &str) -> Result<i64, MetaError> {
-        let current = self
-            .setting(name)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-            .map_or(0, u64::from_be_bytes);
+        let current =
+            crate::store::meta::settings::counter_from(name, self.setting(name)?.as_deref())?;
         let next = current + 1;
-        self.put(name, &next.to_be_bytes())?;
+        self.put(name, &crate::store::meta::settings::counter_bytes(next))?;
         Ok(to_i64(next))
     }
 

@@ -15,7 +15,7 @@ impl Writer<'_> {
     /// history, once per database (the first open by a release that keeps them); says
     /// whether it did.
     pub(super) fn build_tag_indexes(&mut self) -> Result<bool, MetaError> {
-        const BUILT: &str = "tag-indexes-1";
+        const BUILT: &str = crate::store::meta::settings::TAG_INDEXES.name();
         if self.settings.get(BUILT)?.is_some() {
             return Ok(false);
         }
@@ -45,7 +45,7 @@ impl Writer<'_> {
     /// Indexes the audit log by kind, once per database (marker `audit-kinds-1`): entries
     /// written before the index were feed settings and retention rules only.
     pub(super) fn index_audit_kinds(&mut self) -> Result<u64, MetaError> {
-        const DONE: &str = "audit-kinds-1";
+        const DONE: &str = crate::store::meta::settings::AUDIT_KINDS.name();
         if self.settings.get(DONE)?.is_some() {
             return Ok(0);
         }
@@ -66,7 +66,7 @@ impl Writer<'_> {
     /// version 1 (what they all were), once per database (marker `record-versions-1`);
     /// says how many it rewrote. Bounded memory: a table is rewritten a batch at a time.
     pub(super) fn version_records(&mut self) -> Result<u64, MetaError> {
-        const DONE: &str = "record-versions-1";
+        const DONE: &str = crate::store::meta::settings::RECORD_VERSIONS.name();
         if self.settings.get(DONE)?.is_some() {
             return Ok(0);
         }

@@ -96,6 +96,7 @@ impl RedbMeta {
         if versioned > 0 {
             tracing::info!(path = %store.path.display(), records = versioned, "gave every record its encoding version");
         }
+        super::migrations::apply(&store)?;
         Ok(store)
     }
 

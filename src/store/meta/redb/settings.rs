@@ -6,9 +6,9 @@ use super::tables::{Access, Tables, Writer};
 use crate::store::meta::{MetaError, SettingsRead, SettingsWrite};
 
 /// The settings that number the append-only tables.
-pub(super) const HISTORY_SEQ: &str = "tag-history-seq";
-pub(super) const PROMOTION_SEQ: &str = "promotion-seq";
-pub(super) const AUDIT_SEQ: &str = "audit-seq";
+pub(super) const HISTORY_SEQ: &str = crate::store::meta::settings::HISTORY_SEQ.name();
+pub(super) const PROMOTION_SEQ: &str = crate::store::meta::settings::PROMOTION_SEQ.name();
+pub(super) const AUDIT_SEQ: &str = crate::store::meta::settings::AUDIT_SEQ.name();
 
 impl<A: Access> SettingsRead for Tables<A> {
     fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
@@ -52,13 +52,18 @@ impl SettingsWrite for Writer<'_> {
 impl Writer<'_> {
     /// The next number of a sequence kept in the settings table.
     pub(super) fn next_seq(&mut self, name: &str) -> Result<u64, MetaError> {
-        let current = self
-            .settings
-            .get(name)?
-            .and_then(|g| <[u8; 8]>::try_from(g.value()).ok())
-            .map_or(0, u64::from_be_bytes);
+        let current = {
+            let stored = self.settings.get(name)?;
+            crate::store::meta::settings::counter_from(
+                name,
+                stored.as_ref().map(redb::AccessGuard::value),
+            )?
+        };
         let next = current + 1;
-        self.settings.insert(name, next.to_be_bytes().as_slice())?;
+        self.settings.insert(
+            name,
+            crate::store::meta::settings::counter_bytes(next).as_slice(),
+        )?;
         Ok(next)
     }
 }

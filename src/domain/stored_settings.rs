@@ -1,0 +1,224 @@
+//! Every family of the settings table — the store's own (counters, migration markers) and
+//! the domain's (sessions, webhooks, epochs, keys, directory roles, sync reports) — so the
+//! integrity check can decode each stored setting with the family that owns it.
+
+use crate::store::meta::MetaRead;
+use crate::store::meta::settings::{self, AnyFamily};
+
+/// Every family, the store's first.
+#[must_use]
+pub fn families() -> Vec<&'static dyn AnyFamily> {
+    let mut all = settings::STORE_FAMILIES.to_vec();
+    all.extend([
+        &super::sessions::SESSIONS as &dyn AnyFamily,
+        &super::webhooks::ENDPOINTS,
+        &super::webhooks::STATES,
+        &super::webhooks::LOGS,
+        &super::auth::EPOCHS,
+        &super::auth::FEED_EPOCHS,
+        &super::auth::TOKEN_KEY,
+        &super::auth::HASH_KEY,
+        &super::directory::ROLES,
+        &super::directory::REFRESH,
+        &super::registry::SYNC_REPORTS,
+        &super::backup::MIGRATED_FROM,
+    ]);
+    all
+}
+
+/// Decodes every stored setting; answers (what, how many) per family that holds any. The
+/// first setting that no family owns or that does not decode is the error, named.
+pub fn check(
+    r: &dyn MetaRead,
+) -> Result<Vec<(&'static str, usize)>, crate::store::meta::MetaError> {
+    let families = families();
+    let counts = settings::check_all(r, &families)?;
+    Ok(families
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| *n > 0)
+        .map(|(f, n)| (f.what(), n))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::meta::redb::RedbMeta;
+    use crate::store::meta::{AuditRecord, MetaWrite, Metadata};
+
+    fn open(dir: &std::path::Path) -> Arc<dyn Metadata> {
+        Arc::new(RedbMeta::open(&dir.join("meta.redb")).unwrap())
+    }
+
+    /// One value of every domain family, written through the family, as the services do.
+    fn one_of_each(w: &mut dyn MetaWrite) -> Result<(), crate::store::meta::MetaError> {
+        let session = super::super::sessions::Stored {
+            subject: "alice".into(),
+            epoch: 2,
+            csrf: "c".into(),
+            seen: 9,
+        };
+        super::super::sessions::SESSIONS.put(w, "h", &session)?;
+        let endpoint = super::super::webhooks::Endpoint {
+            id: "w1".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            secret: crate::model::Secret::new("s"),
+            feed: Some("prod".into()),
+            events: Vec::new(),
+            format: super::super::webhooks::Format::Semdock,
+            active: true,
+            created_ms: 1,
+            created_by: "admin".into(),
+        };
+        super::super::webhooks::ENDPOINTS.put(w, "w1", &endpoint)?;
+        super::super::webhooks::STATES.put(w, "w1", &super::super::webhooks::State::default())?;
+        super::super::webhooks::LOGS.put(w, "w1", &Vec::new())?;
+        super::super::auth::EPOCHS.put(w, "alice", &3)?;
+        super::super::auth::FEED_EPOCHS.put(w, "prod", &1)?;
+        super::super::directory::ROLES.put(
+            w,
+            "bob",
+            &super::super::directory::GroupRoles::default(),
+        )?;
+        super::super::directory::REFRESH.put(w, "bob", &"r".to_owned())?;
+        super::super::registry::SYNC_REPORTS.put(w, "hub", &super::super::SyncReport::default())?;
+        super::super::backup::MIGRATED_FROM.put(w, "", &"old at 1".to_owned())?;
+        super::super::auth::TOKEN_KEY.put(w, "", &vec![7; 32])?;
+        super::super::auth::HASH_KEY.put(w, "", &vec![8; 32])?;
+        w.append_history(
+            "prod/web",
+            "1.0.0",
+            &crate::store::meta::HistoryRecord {
+                time_ms: 1,
+                old: None,
+                new: Some("sha256:00".into()),
+                actor: "a".into(),
+                method: "push".into(),
+                comment: None,
+            },
+        )?;
+        w.append_promotion(&crate::store::meta::PromotionRecord {
+            time_ms: 1,
+            actor: "a".into(),
+            from_repository: "staging/web".into(),
+            from_reference: "1.0.0".into(),
+            to_repository: "prod/web".into(),
+            to_tag: "1.0.0".into(),
+            digest: "sha256:00".into(),
+            comment: None,
+        })?;
+        w.append_audit(&AuditRecord::default())?;
+        Ok(())
+    }
+
+    #[test]
+    fn every_family_is_versioned_and_the_check_decodes_every_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = open(dir.path());
+        meta.write(one_of_each).unwrap();
+        let held = check(&*meta.read().unwrap()).unwrap();
+        assert_eq!(
+            held.len(),
+            families().len(),
+            "every family holds a setting: {held:?}"
+        );
+        for (_, value) in meta.read().unwrap().settings().unwrap() {
+            assert_eq!(value[0], 1, "written at version 1");
+        }
+
+        // A value that does not decode, and a name no family owns: errors that name them.
+        meta.write(|w| settings::put_raw(w, "webhook:w2", b"{not json"))
+            .unwrap();
+        let bad = check(&*meta.read().unwrap()).unwrap_err().to_string();
+        assert!(
+            bad.contains("\"webhook:w2\"") && bad.contains("webhook endpoint"),
+            "{bad}"
+        );
+        meta.write(|w| {
+            settings::remove_raw(w, "webhook:w2")?;
+            settings::put_raw(w, "mystery", &[1])
+        })
+        .unwrap();
+        let stray = check(&*meta.read().unwrap()).unwrap_err().to_string();
+        assert!(stray.contains("\"mystery\""), "{stray}");
+
+        // The services see the undecodable endpoint as an error, not as no endpoint.
+        meta.write(|w| {
+            settings::remove_raw(w, "mystery")?;
+            settings::put_raw(w, "webhook:w1", &[1, b'['])
+        })
+        .unwrap();
+        let read = super::super::webhooks::ENDPOINTS.all(&*meta.read().unwrap());
+        assert!(read.unwrap_err().to_string().contains("\"webhook:w1\""));
+    }
+
+    #[test]
+    fn settings_written_before_versions_are_read_after_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let meta = open(dir.path());
+            meta.write(|w| {
+                // What earlier releases wrote: no version byte.
+                settings::put_raw(w, "credentials-epoch:alice", &5u64.to_le_bytes())?;
+                settings::put_raw(w, "audit-seq", &9u64.to_be_bytes())?;
+                settings::put_raw(
+                    w,
+                    "webhook-state:w1",
+                    br#"{"cursor":7,"attempts":0,"next_attempt_ms":0,"redeliver":[3]}"#,
+                )?;
+                settings::put_raw(
+                    w,
+                    "directory:bob",
+                    br#"{"checked_ms":4,"admin":false,"feeds":{},"dn":"cn=bob","groups":[]}"#,
+                )?;
+                settings::put_raw(w, "oidc-refresh:bob", b"token")?;
+                settings::put_raw(w, "token-signing-key", &[7; 32])?;
+                settings::put_raw(
+                    w,
+                    "ui-session:h",
+                    &postcard::to_stdvec(&("alice", 2u64, "c", 9u64)).unwrap(),
+                )?;
+                settings::remove_raw(w, "migration:settings-versions-1")
+            })
+            .unwrap();
+        }
+        let meta = open(dir.path());
+        let r = meta.read().unwrap();
+        assert_eq!(
+            super::super::auth::EPOCHS.get(&*r, "alice").unwrap(),
+            Some(5)
+        );
+        let roles = super::super::directory::ROLES
+            .get(&*r, "bob")
+            .unwrap()
+            .unwrap();
+        assert_eq!((roles.checked_ms, roles.dn.as_str()), (4, "cn=bob"));
+        assert_eq!(
+            super::super::directory::REFRESH
+                .get(&*r, "bob")
+                .unwrap()
+                .as_deref(),
+            Some("token")
+        );
+        let state = super::super::webhooks::STATES
+            .get(&*r, "w1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(serde_json::to_value(&state).unwrap()["cursor"], 7);
+        let session = super::super::sessions::SESSIONS
+            .get(&*r, "h")
+            .unwrap()
+            .unwrap();
+        assert_eq!((session.subject.as_str(), session.seen), ("alice", 9));
+        check(&*r).unwrap();
+        drop(r);
+        // The counter goes on from where it was.
+        let seq = meta
+            .write(|w| w.append_audit(&AuditRecord::default()))
+            .unwrap();
+        assert_eq!(seq, 10);
+    }
+}
