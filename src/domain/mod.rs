@@ -121,7 +121,7 @@ impl Services {
     /// secrets files under `data_dir`.
     pub fn with_stores(
         meta: Arc<dyn crate::store::meta::Metadata>,
-        blobs: Arc<dyn crate::store::blobs::api::Blobs>,
+        blobs: Arc<dyn crate::store::blobs::Blobs>,
         data_dir: &Path,
         limits: Limits,
         tokens: auth::TokenSettings,
