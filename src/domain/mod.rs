@@ -20,8 +20,8 @@ pub mod tags;
 pub mod versioning;
 pub mod webhooks;
 
-/// Why a directory or identity provider gave no answer: the domain's word for the clients'.
-pub use crate::clients::ldap::DirectoryError;
+/// Why a directory, identity provider or upstream registry gave no answer, and which one.
+pub use crate::clients::{ClientError, Peer};
 pub use error::Error;
 pub use registry::{
     Append, BlobHandle, Feed, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits,
