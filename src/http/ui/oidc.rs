@@ -15,7 +15,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::forms::{login_response, safe_next};
+use super::links::safe_next;
+use super::login::login_response;
 use super::session::{SESSION_COOKIE, cookie, random_token, same_secret};
 use super::{AuthData, UiError, render, run};
 use crate::domain;
