@@ -295,7 +295,24 @@ impl From<domain::Error> for UiError {
                     "The server log says why.",
                 )
             }
-            _ => Self::bad_request(message),
+            // A request to correct and send again. Unavailable and InFlight are answered so
+            // too, as they were when this arm was `_`: listing them keeps that visible.
+            E::NameInvalid(_)
+            | E::TagInvalid(_)
+            | E::DigestInvalid(_)
+            | E::DigestMismatch { .. }
+            | E::UploadOutOfOrder { .. }
+            | E::UploadBusy { .. }
+            | E::ChunkLength { .. }
+            | E::TooManyUploads { .. }
+            | E::UploadTooLarge { .. }
+            | E::ManifestTooLarge { .. }
+            | E::ManifestInvalid(_)
+            | E::ManifestBlobUnknown { .. }
+            | E::TagNotAllowed { .. }
+            | E::Invalid(_)
+            | E::Unavailable(_)
+            | E::InFlight(_) => Self::bad_request(message),
         }
     }
 }
