@@ -10,7 +10,7 @@ use crate::config::{Config, TlsConfig};
 use crate::domain::{self, Registry, Services};
 use crate::http;
 use crate::model::FeedName;
-use crate::store::blobs::api::Blobs;
+use crate::store::blobs::Blobs;
 use crate::store::meta::Metadata;
 
 /// Why the server could not start.
@@ -124,7 +124,7 @@ pub fn open_stores(config: &Config, create: bool) -> Result<Stores, domain::Erro
     };
     let blobs: Arc<dyn Blobs> = match config.storage.blobs {
         BlobEngine::Files => Arc::new(
-            crate::store::blobs::BlobStore::open(&config.data_dir).map_err(|e| {
+            crate::store::blobs::fs::FsBlobs::open(&config.data_dir).map_err(|e| {
                 domain::Error::io("create the blob directories in", &config.data_dir, &e)
             })?,
         ),
@@ -136,7 +136,7 @@ pub fn open_stores(config: &Config, create: bool) -> Result<Stores, domain::Erro
 /// The S3 blob engine of `[storage.s3]`, checked to answer; a sentence naming what failed
 /// when it does not.
 pub fn open_s3(config: &Config) -> Result<crate::store::blobs::s3::S3Blobs, domain::Error> {
-    use crate::store::blobs::api::Blobs as _;
+    use crate::store::blobs::Blobs as _;
     let s3 = config.storage.s3.as_ref().ok_or_else(|| {
         domain::Error::Invalid(
             "storage.blobs is \"s3\" but [storage.s3] (its bucket and access_key_id) is not set"

@@ -25,12 +25,12 @@ pub(super) fn directory_test(config: &Config, user: Option<&str>) -> anyhow::Res
         }
         return Ok(());
     };
-    let explain = |e: crate::domain::DirectoryError| match e {
-        crate::domain::DirectoryError::Unavailable(why) => anyhow::anyhow!(
+    let explain = |e: crate::domain::ClientError| match e {
+        crate::domain::ClientError::Unavailable { why, .. } => anyhow::anyhow!(
             "cannot reach {}: {why} (is the URL right; with StartTLS or ldaps://, does ca_file hold the CA that signed the server's certificate?)",
             ldap.url
         ),
-        refused @ crate::domain::DirectoryError::Refused(_) => anyhow::anyhow!("{refused}"),
+        refused @ crate::domain::ClientError::Refused { .. } => anyhow::anyhow!("{refused}"),
     };
     dir_ldap.check().map_err(explain)?;
     println!(

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ldap3::{LdapConn, LdapConnSettings, Scope, SearchEntry, ldap_escape};
 
+use super::{ClientError, Peer};
+
 /// How to reach and read the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LdapSettings {
@@ -47,16 +49,6 @@ pub struct DirectoryUser {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DirectoryError {
-    /// Unreachable, timed out, TLS failed.
-    #[error("the directory is unavailable: {0}")]
-    Unavailable(String),
-    /// It answered, but not as configured (the service bind refused, a bad filter).
-    #[error("the directory refused: {0}")]
-    Refused(String),
-}
-
 /// A client of one directory.
 pub struct Ldap {
     settings: LdapSettings,
@@ -84,13 +76,19 @@ pub fn normalize_name(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
-fn unavailable(e: impl std::fmt::Display) -> DirectoryError {
-    DirectoryError::Unavailable(e.to_string())
+/// Unreachable, timed out, TLS failed.
+fn unavailable(e: impl std::fmt::Display) -> ClientError {
+    ClientError::unavailable(Peer::Directory, e)
+}
+
+/// It answered, but not as configured (the service bind refused, a bad filter).
+fn refused(e: impl std::fmt::Display) -> ClientError {
+    ClientError::refused(Peer::Directory, e)
 }
 
 impl Ldap {
     /// Checks the settings (the CA file parses) without connecting.
-    pub fn new(settings: LdapSettings) -> Result<Self, DirectoryError> {
+    pub fn new(settings: LdapSettings) -> Result<Self, ClientError> {
         let tls = match &settings.ca_pem {
             None => None,
             Some(pem) => {
@@ -98,18 +96,16 @@ impl Ldap {
                 use rustls_pki_types::pem::PemObject;
                 let mut roots = rustls::RootCertStore::empty();
                 for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert.map_err(|e| {
-                        DirectoryError::Refused(format!("its CA file is not PEM: {e}"))
-                    })?;
+                    let cert = cert.map_err(|e| refused(format!("its CA file is not PEM: {e}")))?;
                     roots.add(cert).map_err(|e| {
-                        DirectoryError::Refused(format!("its CA file holds a bad certificate: {e}"))
+                        refused(format!("its CA file holds a bad certificate: {e}"))
                     })?;
                 }
                 let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                     rustls::crypto::ring::default_provider(),
                 ))
                 .with_safe_default_protocol_versions()
-                .map_err(|e| DirectoryError::Refused(e.to_string()))?
+                .map_err(|e| refused(e.to_string()))?
                 .with_root_certificates(roots)
                 .with_no_client_auth();
                 Some(Arc::new(config))
@@ -118,7 +114,7 @@ impl Ldap {
         Ok(Self { settings, tls })
     }
 
-    fn connect(&self) -> Result<LdapConn, DirectoryError> {
+    fn connect(&self) -> Result<LdapConn, ClientError> {
         let mut s = LdapConnSettings::new()
             .set_conn_timeout(self.settings.timeout)
             .set_starttls(self.settings.starttls);
@@ -131,7 +127,7 @@ impl Ldap {
     }
 
     /// A connection bound as the service account (or anonymous).
-    fn service(&self) -> Result<LdapConn, DirectoryError> {
+    fn service(&self) -> Result<LdapConn, ClientError> {
         let mut conn = self.connect()?;
         if let Some(dn) = &self.settings.bind_dn {
             let password = self
@@ -142,9 +138,7 @@ impl Ldap {
             conn.simple_bind(dn, password)
                 .map_err(unavailable)?
                 .success()
-                .map_err(|e| {
-                    DirectoryError::Refused(format!("the service account {dn} could not bind: {e}"))
-                })?;
+                .map_err(|e| refused(format!("the service account {dn} could not bind: {e}")))?;
         }
         Ok(conn)
     }
@@ -154,17 +148,17 @@ impl Ldap {
         base: &str,
         filter: &str,
         attrs: Vec<&str>,
-    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+    ) -> Result<Vec<SearchEntry>, ClientError> {
         let (entries, _) = conn
             .search(base, Scope::Subtree, filter, attrs)
             .map_err(unavailable)?
             .success()
-            .map_err(|e| DirectoryError::Refused(format!("a search under {base} failed: {e}")))?;
+            .map_err(|e| refused(format!("a search under {base} failed: {e}")))?;
         Ok(entries.into_iter().map(SearchEntry::construct).collect())
     }
 
     /// Connects and binds as the service account.
-    pub fn check(&self) -> Result<(), DirectoryError> {
+    pub fn check(&self) -> Result<(), ClientError> {
         let mut conn = self.service()?;
         let _ = conn.unbind();
         Ok(())
@@ -172,7 +166,7 @@ impl Ldap {
 
     /// `user`'s entry and groups, or `None` when the filter finds no one (or more than one:
     /// an ambiguous name logs no one in).
-    pub fn find(&self, user: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+    pub fn find(&self, user: &str) -> Result<Option<DirectoryUser>, ClientError> {
         let mut conn = self.service()?;
         let found = self.find_with(&mut conn, user);
         let _ = conn.unbind();
@@ -183,7 +177,7 @@ impl Ldap {
         &self,
         conn: &mut LdapConn,
         user: &str,
-    ) -> Result<Option<DirectoryUser>, DirectoryError> {
+    ) -> Result<Option<DirectoryUser>, ClientError> {
         let s = &self.settings;
         let filter = s.user_filter.replace("{user}", &ldap_escape(user));
         let naming = naming_attribute(&s.user_filter);
@@ -240,11 +234,7 @@ impl Ldap {
     /// `user`'s entry when `password` binds as it; `None` for an unknown user or a wrong
     /// password. An empty password is refused here: LDAP would take it as an anonymous
     /// bind and succeed.
-    pub fn verify(
-        &self,
-        user: &str,
-        password: &str,
-    ) -> Result<Option<DirectoryUser>, DirectoryError> {
+    pub fn verify(&self, user: &str, password: &str) -> Result<Option<DirectoryUser>, ClientError> {
         if password.is_empty() {
             return Ok(None);
         }

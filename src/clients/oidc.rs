@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::ldap::DirectoryError;
+use super::{ClientError, Peer};
 
 /// How to reach the provider and read its answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,12 +107,12 @@ pub struct Oidc {
     keys: Mutex<Option<(Arc<JwkSet>, Instant)>>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> DirectoryError {
-    DirectoryError::Unavailable(e.to_string())
+fn unavailable(e: impl std::fmt::Display) -> ClientError {
+    ClientError::unavailable(Peer::Directory, e)
 }
 
-fn refused(e: impl std::fmt::Display) -> DirectoryError {
-    DirectoryError::Refused(e.to_string())
+fn refused(e: impl std::fmt::Display) -> ClientError {
+    ClientError::refused(Peer::Directory, e)
 }
 
 /// The issuer without a trailing slash, so that `…/x` and `…/x/` compare equal.
@@ -156,7 +156,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 impl Oidc {
     /// Checks the settings (an `https` issuer, or `http` on a loopback address; the CA
     /// file parses) without asking the provider.
-    pub fn new(mut settings: OidcSettings) -> Result<Self, DirectoryError> {
+    pub fn new(mut settings: OidcSettings) -> Result<Self, ClientError> {
         let issuer = settings.issuer.trim().to_owned();
         let rest = if let Some(r) = issuer.strip_prefix("https://") {
             r
@@ -230,7 +230,7 @@ impl Oidc {
         &self,
         url: &str,
         bearer: Option<&str>,
-    ) -> Result<T, DirectoryError> {
+    ) -> Result<T, ClientError> {
         let mut req = self.agent.get(url).header("Accept", "application/json");
         if let Some(t) = bearer {
             req = req.header("Authorization", &format!("Bearer {t}"));
@@ -250,7 +250,7 @@ impl Oidc {
     }
 
     /// The discovery document, fetched once an hour; its `issuer` must be the configured one.
-    fn metadata(&self) -> Result<Arc<Metadata>, DirectoryError> {
+    fn metadata(&self) -> Result<Arc<Metadata>, ClientError> {
         if let Some((m, at)) = &*self.metadata.lock().unwrap_or_else(PoisonError::into_inner)
             && at.elapsed() < METADATA_TTL
         {
@@ -274,7 +274,7 @@ impl Oidc {
     }
 
     /// The signing keys; `refetch` when a token names a key not among them.
-    fn keys(&self, refetch: bool) -> Result<Arc<JwkSet>, DirectoryError> {
+    fn keys(&self, refetch: bool) -> Result<Arc<JwkSet>, ClientError> {
         if let Some((k, at)) = &*self.keys.lock().unwrap_or_else(PoisonError::into_inner) {
             let fresh = at.elapsed() < METADATA_TTL;
             if fresh && !(refetch && at.elapsed() >= JWKS_REFETCH) {
@@ -296,7 +296,7 @@ impl Oidc {
         state: &str,
         nonce: &str,
         verifier: &str,
-    ) -> Result<String, DirectoryError> {
+    ) -> Result<String, ClientError> {
         let m = self.metadata()?;
         let scope = self.settings.scopes.join(" ");
         let challenge = pkce_challenge(verifier);
@@ -326,10 +326,7 @@ impl Oidc {
     }
 
     /// A request to the token endpoint; `Ok(Err(code))` when the provider refuses the grant.
-    fn token(
-        &self,
-        form: &[(&str, &str)],
-    ) -> Result<Result<TokenResponse, String>, DirectoryError> {
+    fn token(&self, form: &[(&str, &str)]) -> Result<Result<TokenResponse, String>, ClientError> {
         let m = self.metadata()?;
         let mut body = form_urlencoded::Serializer::new(String::new());
         for (k, v) in form {
@@ -378,7 +375,7 @@ impl Oidc {
         &self,
         token: &str,
         nonce: Option<&str>,
-    ) -> Result<Map<String, Value>, DirectoryError> {
+    ) -> Result<Map<String, Value>, ClientError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| refused(format!("the ID token is malformed: {e}")))?;
         if !ALGORITHMS.contains(&header.alg) {
@@ -420,7 +417,7 @@ impl Oidc {
 
     /// The user a token response names: the ID token's claims, and the `userinfo`
     /// endpoint's for the name or groups when the ID token leaves them out.
-    fn user(&self, t: TokenResponse, nonce: Option<&str>) -> Result<OidcUser, DirectoryError> {
+    fn user(&self, t: TokenResponse, nonce: Option<&str>) -> Result<OidcUser, ClientError> {
         let id_token = t.id_token.ok_or_else(|| {
             refused("the provider answered without an ID token (is the openid scope allowed?)")
         })?;
@@ -481,7 +478,7 @@ impl Oidc {
         verifier: &str,
         redirect_uri: &str,
         nonce: &str,
-    ) -> Result<OidcUser, DirectoryError> {
+    ) -> Result<OidcUser, ClientError> {
         let t = self
             .token(&[
                 ("grant_type", "authorization_code"),
@@ -496,7 +493,7 @@ impl Oidc {
     /// Asks the provider again with a refresh token: the user as it is now, or `None` when
     /// the provider refuses the grant (`invalid_grant`: the user was disabled, removed or
     /// signed out everywhere).
-    pub fn refresh(&self, refresh_token: &str) -> Result<Option<OidcUser>, DirectoryError> {
+    pub fn refresh(&self, refresh_token: &str) -> Result<Option<OidcUser>, ClientError> {
         match self.token(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
@@ -508,7 +505,7 @@ impl Oidc {
     }
 
     /// Fetches the discovery document and the keys.
-    pub fn check(&self) -> Result<String, DirectoryError> {
+    pub fn check(&self) -> Result<String, ClientError> {
         let m = self.metadata()?;
         let keys = self.keys(true)?;
         Ok(format!(

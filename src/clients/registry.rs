@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use super::outbound::{self, Outbound};
+use super::{ClientError, Peer};
 
 /// Every manifest type a pull asks for (byte-exact: whatever the upstream has is kept).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
 
-/// Why the upstream gave no answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UpstreamError {
-    /// Unreachable, timed out, rate-limited (429) or failing (5xx): a cached copy may serve.
-    #[error("the upstream registry is unavailable: {0}")]
-    Unavailable(String),
-    /// Refused the connector's credentials, or answered something this client cannot use.
-    #[error("the upstream registry refused: {0}")]
-    Refused(String),
+/// Unreachable, timed out, rate-limited (429) or failing (5xx): a cached copy may serve.
+fn unavailable(e: impl std::fmt::Display) -> ClientError {
+    ClientError::unavailable(Peer::Upstream, e)
+}
+
+/// Refused the connector's credentials, or answered something this client cannot use.
+fn refused(e: impl std::fmt::Display) -> ClientError {
+    ClientError::refused(Peer::Upstream, e)
 }
 
 /// A manifest as the upstream has it.
@@ -125,22 +125,20 @@ impl Upstream {
     }
 
     /// Answers a challenge: the `Authorization` to retry with.
-    fn authorize(&self, challenge: &str, scope: &str) -> Result<String, UpstreamError> {
+    fn authorize(&self, challenge: &str, scope: &str) -> Result<String, ClientError> {
         let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         if scheme.eq_ignore_ascii_case("basic") {
-            return self.basic().ok_or_else(|| {
-                UpstreamError::Refused("it asks for credentials and the connector has none".into())
-            });
+            return self
+                .basic()
+                .ok_or_else(|| refused("it asks for credentials and the connector has none"));
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(UpstreamError::Refused(format!(
-                "it asks for {scheme} authentication"
-            )));
+            return Err(refused(format!("it asks for {scheme} authentication")));
         }
         let p = challenge_params(params);
         let realm = p
             .get("realm")
-            .ok_or_else(|| UpstreamError::Refused("its Bearer challenge names no realm".into()))?;
+            .ok_or_else(|| refused("its Bearer challenge names no realm"))?;
         let mut query = Vec::new();
         if !scope.is_empty() {
             query.push(("scope", scope.to_owned()));
@@ -157,17 +155,15 @@ impl Upstream {
             req = req.header("Authorization", &basic);
         }
         let mut res = req.call().map_err(|e| match outbound::refusal(&e) {
-            Some(why) => UpstreamError::Refused(format!("its token service: {why}")),
-            None => UpstreamError::Unavailable(format!("its token service: {e}")),
+            Some(why) => refused(format!("its token service: {why}")),
+            None => unavailable(format!("its token service: {e}")),
         })?;
         let status = res.status().as_u16();
         if is_unavailable(status) {
-            return Err(UpstreamError::Unavailable(format!(
-                "its token service answered {status}"
-            )));
+            return Err(unavailable(format!("its token service answered {status}")));
         }
         if status != 200 {
-            return Err(UpstreamError::Refused(format!(
+            return Err(refused(format!(
                 "its token service answered {status} to the connector's credentials"
             )));
         }
@@ -175,7 +171,7 @@ impl Upstream {
         let token = body["token"]
             .as_str()
             .or_else(|| body["access_token"].as_str())
-            .ok_or_else(|| UpstreamError::Refused("its token answer holds no token".into()))?
+            .ok_or_else(|| refused("its token answer holds no token"))?
             .to_owned();
         let ttl = body["expires_in"].as_u64().unwrap_or(60).clamp(10, 3600);
         self.tokens
@@ -198,7 +194,7 @@ impl Upstream {
         name: &str,
         path: &str,
         accept: Option<&str>,
-    ) -> Result<ureq::http::Response<ureq::Body>, UpstreamError> {
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
         let url = format!("{}/v2/{name}/{path}", self.base);
         let scope = format!("repository:{name}:pull");
         let send = |auth: Option<&str>| {
@@ -237,7 +233,7 @@ impl Upstream {
         reference: &str,
         head: bool,
         limit: u64,
-    ) -> Result<Option<UpstreamManifest>, UpstreamError> {
+    ) -> Result<Option<UpstreamManifest>, ClientError> {
         let method = if head { "HEAD" } else { "GET" };
         let mut res = self.request(
             method,
@@ -257,9 +253,8 @@ impl Upstream {
         let media_type = header("content-type").unwrap_or_default();
         let declared = header("docker-content-digest");
         if head {
-            let digest = declared.ok_or_else(|| {
-                UpstreamError::Refused("its HEAD answer names no Docker-Content-Digest".into())
-            })?;
+            let digest = declared
+                .ok_or_else(|| refused("its HEAD answer names no Docker-Content-Digest"))?;
             return Ok(Some(UpstreamManifest {
                 digest,
                 media_type,
@@ -271,13 +266,13 @@ impl Upstream {
             .with_config()
             .limit(limit)
             .read_to_vec()
-            .map_err(|e| UpstreamError::Unavailable(format!("reading the manifest: {e}")))?;
+            .map_err(|e| unavailable(format!("reading the manifest: {e}")))?;
         let computed = crate::model::Digest::of(&body).to_string();
         if let Some(declared) = declared
             && declared.starts_with("sha256:")
             && declared != computed
         {
-            return Err(UpstreamError::Refused(format!(
+            return Err(refused(format!(
                 "its manifest hashes to {computed}, not the {declared} it declared"
             )));
         }
@@ -289,7 +284,7 @@ impl Upstream {
     }
 
     /// Blob `digest` of `name`, to be read; `None` when the upstream does not have it.
-    pub fn blob(&self, name: &str, digest: &str) -> Result<Option<UpstreamBlob>, UpstreamError> {
+    pub fn blob(&self, name: &str, digest: &str) -> Result<Option<UpstreamBlob>, ClientError> {
         let res = self.request("GET", name, &format!("blobs/{digest}"), None)?;
         if !found(res.status().as_u16())? {
             return Ok(None);
@@ -307,7 +302,7 @@ impl Upstream {
 
     /// Checks that the upstream answers its API root (`/v2/`) and accepts the connector's
     /// credentials (or none); answers how it authenticated.
-    pub fn ping(&self) -> Result<&'static str, UpstreamError> {
+    pub fn ping(&self) -> Result<&'static str, ClientError> {
         let url = format!("{}/v2/", self.base);
         let send = |auth: Option<&str>| {
             let mut req = self.agent.get(&url);
@@ -341,11 +336,9 @@ impl Upstream {
         };
         match res.status().as_u16() {
             200 => Ok(how),
-            401 | 403 => Err(UpstreamError::Refused(
-                "it did not accept the connector's credentials".into(),
-            )),
-            s if is_unavailable(s) => Err(UpstreamError::Unavailable(format!("it answered {s}"))),
-            s => Err(UpstreamError::Refused(format!(
+            401 | 403 => Err(refused("it did not accept the connector's credentials")),
+            s if is_unavailable(s) => Err(unavailable(format!("it answered {s}"))),
+            s => Err(refused(format!(
                 "its /v2/ answered {s}: is this a registry's URL?"
             ))),
         }
@@ -376,7 +369,7 @@ impl Upstream {
 
     /// Every tag of upstream repository `name`, page by page (`n`, `last`); `None` when the
     /// upstream has no such repository.
-    pub fn tags(&self, name: &str) -> Result<Option<Vec<String>>, UpstreamError> {
+    pub fn tags(&self, name: &str) -> Result<Option<Vec<String>>, ClientError> {
         const PAGE: usize = 1000;
         let mut out: Vec<String> = Vec::new();
         loop {
@@ -408,10 +401,10 @@ impl Upstream {
 
 /// A request that got no answer: refused by the outbound policy, or unavailable.
 #[allow(clippy::needless_pass_by_value)] // the shape map_err hands over
-fn call_error(e: ureq::Error) -> UpstreamError {
+fn call_error(e: ureq::Error) -> ClientError {
     match outbound::refusal(&e) {
-        Some(why) => UpstreamError::Refused(why),
-        None => UpstreamError::Unavailable(e.to_string()),
+        Some(why) => refused(why),
+        None => unavailable(e.to_string()),
     }
 }
 
@@ -420,23 +413,23 @@ fn json_body(
     res: &mut ureq::http::Response<ureq::Body>,
     limit: u64,
     what: &str,
-) -> Result<serde_json::Value, UpstreamError> {
+) -> Result<serde_json::Value, ClientError> {
     let bytes = res
         .body_mut()
         .with_config()
         .limit(limit)
         .read_to_vec()
-        .map_err(|e| UpstreamError::Unavailable(format!("{what}: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Refused(format!("{what}: {e}")))
+        .map_err(|e| unavailable(format!("{what}: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| refused(format!("{what}: {e}")))
 }
 
 /// Whether an answer of `status` holds what was asked (200), not (404), or is an error.
-fn found(status: u16) -> Result<bool, UpstreamError> {
+fn found(status: u16) -> Result<bool, ClientError> {
     match status {
         200 => Ok(true),
         404 => Ok(false),
-        s if is_unavailable(s) => Err(UpstreamError::Unavailable(format!("it answered {s}"))),
-        s => Err(UpstreamError::Refused(format!("it answered {s}"))),
+        s if is_unavailable(s) => Err(unavailable(format!("it answered {s}"))),
+        s => Err(refused(format!("it answered {s}"))),
     }
 }
 

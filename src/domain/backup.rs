@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::gc::Progress;
 use super::{Error, Registry};
 use crate::model::Digest;
-use crate::store::blobs::{BlobStore, Blobs};
+use crate::store::blobs::Blobs;
+use crate::store::blobs::fs::FsBlobs;
 use crate::store::meta::redb::RedbMeta;
 use crate::store::meta::{MetaRead, Metadata};
 use crate::store::owner_only;
@@ -129,7 +130,7 @@ fn copy_blob(
             copied.blobs += 1;
             copied.bytes += len;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::InvalidData) => {
             tracing::error!(digest = d, error = %e, "blob is damaged: not in the copy");
             copied.damaged.push(d);
         }
@@ -148,7 +149,7 @@ impl Registry {
         let meta_file = dir.join(META_FILE);
         let total = self.meta.snapshot_to(&meta_file)?;
         owner_only::restrict(&meta_file)?;
-        let target = BlobStore::open(dir)?;
+        let target = FsBlobs::open(dir)?;
         let snapshot: &dyn Metadata = &RedbMeta::open(&meta_file)?;
         let copied = copy_blobs(&*self.blobs, &target, &*snapshot.read()?, total, progress)?;
         for d in &copied.damaged {
@@ -200,8 +201,8 @@ pub fn restore(
     }
     ensure_empty(&data_dir, "data")?;
     let source = RedbMeta::open(&backup.join(META_FILE))?;
-    let from = BlobStore::open(backup)?;
-    let to = BlobStore::open(&data_dir)?;
+    let from = FsBlobs::open(backup)?;
+    let to = FsBlobs::open(&data_dir)?;
     let partial = data_dir.join("meta.redb.partial");
     let total = source.snapshot_to(&partial)?;
     owner_only::restrict(&partial)?;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::gc::{Progress, lock};
 use super::{Error, Registry};
 use crate::model::Digest;
-use crate::store::blobs::{Blobs, read_all};
+use crate::store::blobs::{BlobError, Blobs, read_all};
 
 /// How the check runs.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +84,7 @@ pub(super) fn hash_blob(
     blobs: &dyn Blobs,
     digest: &Digest,
     throttle: &Throttle,
-) -> std::io::Result<(Digest, u64)> {
+) -> Result<(Digest, u64), BlobError> {
     let blob = blobs.open(digest)?;
     let mut hasher = digest.algorithm().hasher();
     let len = read_all(&*blob, |bytes| {
@@ -143,7 +143,7 @@ impl Registry {
             let walked = self.blobs.each_blob(&mut |f| {
                 queue
                     .send(f.digest)
-                    .map_err(|_| std::io::Error::other("the hashing workers stopped"))
+                    .map_err(|_| std::io::Error::other("the hashing workers stopped").into())
             });
             drop(queue);
             walked

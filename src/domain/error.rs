@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::model::{DigestError, ManifestError, NameError};
+use crate::store::blobs::BlobError;
 use crate::store::meta::MetaError;
 
 #[derive(Debug, thiserror::Error)]
@@ -113,9 +114,6 @@ impl Error {
     pub fn io(op: &str, path: &std::path::Path, e: &io::Error) -> Self {
         if e.kind() == io::ErrorKind::StorageFull {
             Self::StorageFull
-        } else if e.kind() == io::ErrorKind::NotConnected {
-            // A store behind the network (the object store) that did not answer or refused.
-            Self::Unavailable(e.to_string())
         } else {
             Self::Internal(format!("cannot {op} {}: {e}", path.display()))
         }
@@ -149,11 +147,18 @@ impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::StorageFull {
             Self::StorageFull
-        } else if e.kind() == io::ErrorKind::NotConnected {
-            // A store behind the network (the object store) that did not answer or refused.
-            Self::Unavailable(e.to_string())
         } else {
             Self::Io(e)
+        }
+    }
+}
+
+impl From<BlobError> for Error {
+    fn from(e: BlobError) -> Self {
+        match e {
+            // A store behind the network (the object store) that did not answer or refused.
+            e @ BlobError::Unavailable(_) => Self::Unavailable(e.to_string()),
+            BlobError::Io(e) => e.into(),
         }
     }
 }

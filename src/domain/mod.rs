@@ -21,8 +21,8 @@ pub mod tags;
 pub mod versioning;
 pub mod webhooks;
 
-/// Why a directory or identity provider gave no answer: the domain's word for the clients'.
-pub use crate::clients::ldap::DirectoryError;
+/// Why a directory, identity provider or upstream registry gave no answer, and which one.
+pub use crate::clients::{ClientError, Peer};
 pub use error::Error;
 pub use registry::{
     Append, BlobHandle, Feed, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Limits,
@@ -122,7 +122,7 @@ impl Services {
     /// secrets files under `data_dir`.
     pub fn with_stores(
         meta: Arc<dyn crate::store::meta::Metadata>,
-        blobs: Arc<dyn crate::store::blobs::api::Blobs>,
+        blobs: Arc<dyn crate::store::blobs::Blobs>,
         data_dir: &Path,
         limits: Limits,
         tokens: auth::TokenSettings,

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use common::{OCI_MANIFEST, TestApp, postgres_database};
 use semdock::model::{Algorithm, Digest};
-use semdock::store::blobs::api::{Blobs, read_all};
+use semdock::store::blobs::UploadState;
+use semdock::store::blobs::fs::FsBlobs;
 use semdock::store::blobs::s3::{PART, S3Blobs};
-use semdock::store::blobs::{BlobStore, UploadState};
+use semdock::store::blobs::{Blobs, read_all};
 use semdock::store::meta::postgres::PgMeta;
 use semdock::store::meta::precedence::Scope;
 use semdock::store::meta::prelude::*;
@@ -855,8 +856,8 @@ fn blob_engines() -> Vec<BlobEngine> {
     vec![
         BlobEngine {
             name: "files",
-            blobs: Arc::new(BlobStore::open(dir.path()).unwrap()),
-            other_node: Arc::new(BlobStore::open(dir.path()).unwrap()),
+            blobs: Arc::new(FsBlobs::open(dir.path()).unwrap()),
+            other_node: Arc::new(FsBlobs::open(dir.path()).unwrap()),
             _dir: Some(dir),
         },
         BlobEngine {
@@ -928,7 +929,12 @@ fn a_blob_published_from_an_upload_reads_back_exactly_by_any_range() {
             );
         }
         let past = blob.read_at((3 << 20) - 4, 5).unwrap_err();
-        assert_eq!(past.kind(), std::io::ErrorKind::UnexpectedEof, "{}", e.name);
+        assert_eq!(
+            past.io_kind(),
+            Some(std::io::ErrorKind::UnexpectedEof),
+            "{}",
+            e.name
+        );
         let mut listed = Vec::new();
         e.other_node
             .each_blob(&mut |b| {
@@ -1075,7 +1081,7 @@ fn an_upload_rehashes_by_another_algorithm_and_removal_leaves_nothing() {
 #[test]
 fn import_verifies_every_blob_and_set_aside_moves_it_away() {
     let files_dir = tempfile::tempdir().unwrap();
-    let source = BlobStore::open(files_dir.path()).unwrap();
+    let source = FsBlobs::open(files_dir.path()).unwrap();
     let bytes = pattern(PART + 1, 7);
     let digest = Digest::of(&bytes);
     source.create_upload("s").unwrap();
@@ -1094,14 +1100,14 @@ fn import_verifies_every_blob_and_set_aside_moves_it_away() {
         std::fs::create_dir_all(files_dir.path().join("blobs/sha256")).unwrap();
         // A damaged source: a file under a name it does not hash to.
         let lying = tempfile::tempdir().unwrap();
-        let liar = BlobStore::open(lying.path()).unwrap();
+        let liar = FsBlobs::open(lying.path()).unwrap();
         liar.create_upload("l").unwrap();
         append_chunks(&liar, "l", &[b"not what the name says"]);
         Blobs::publish(&liar, "l", &wrong).unwrap();
         let refused = e.blobs.import(&liar, &wrong).unwrap_err();
         assert_eq!(
-            refused.kind(),
-            std::io::ErrorKind::InvalidData,
+            refused.io_kind(),
+            Some(std::io::ErrorKind::InvalidData),
             "{}",
             e.name
         );
@@ -1612,7 +1618,7 @@ async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
     let (digest, _) = app
         .push_image("library/app", "1.0.0", &[&first, &second])
         .await;
-    let files = BlobStore::open(app.dir.path()).unwrap();
+    let files = FsBlobs::open(app.dir.path()).unwrap();
     let pg: Arc<dyn Metadata> = Arc::new(PgMeta::connect(&postgres_database(), None).unwrap());
     let s3: Arc<dyn Blobs> = Arc::new(S3Blobs::open(&common::s3_location()).unwrap());
     // What an interrupted run left: one blob whole, one torn (its name, other bytes).

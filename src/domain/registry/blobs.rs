@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::domain::Error;
 use crate::domain::gc::lock;
 use crate::model::{Algorithm, Digest, Repository};
-use crate::store::blobs::{BlobRead, UploadSink, UploadState};
+use crate::store::blobs::{BlobError, BlobRead, UploadSink, UploadState};
 use crate::store::meta::{BlobRecord, UploadRecord};
 
 use super::{Registry, feed_unknown, link_into};
@@ -208,7 +208,7 @@ impl Registry {
             digest: digest.to_string(),
         };
         let blob = self.blobs.open(digest).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotConnected {
+            if let BlobError::Unavailable(_) = e {
                 // The object store is away: the blob is not unknown, the store is unavailable.
                 return Error::from(e);
             }

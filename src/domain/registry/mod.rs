@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::model::{Digest, Repository};
-use crate::store::blobs::{BlobStore, Blobs};
+use crate::store::blobs::Blobs;
+use crate::store::blobs::fs::FsBlobs;
 use crate::store::meta::redb::RedbMeta;
 use crate::store::meta::{MetaWrite, Metadata, RepositoryRecord};
 
@@ -118,7 +119,7 @@ impl Registry {
         data_dir: &Path,
         limits: Limits,
     ) -> Result<Self, Error> {
-        let blobs = BlobStore::open(data_dir)
+        let blobs = FsBlobs::open(data_dir)
             .map_err(|e| Error::io("create the blob directories in", data_dir, &e))?;
         Ok(Self::with_stores(meta, Arc::new(blobs), limits))
     }

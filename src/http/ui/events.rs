@@ -219,7 +219,7 @@ pub async fn create(v: Viewer, body: web::Bytes) -> Result<HttpResponse, UiError
         Ok(access.create_webhook(&new)?)
     })
     .await?;
-    super::forms::show_secret(
+    super::secret::show_secret(
         &v,
         format!("The signing secret of webhook {} ({})", hook.id, hook.url),
         hook.secret.unwrap_or_default(),

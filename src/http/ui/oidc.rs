@@ -15,11 +15,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::forms::{login_response, safe_next};
+use super::links::safe_next;
+use super::login::login_response;
 use super::session::{SESSION_COOKIE, cookie, random_token, same_secret};
 use super::{AuthData, UiError, render, run};
 use crate::domain;
-use crate::domain::DirectoryError;
+use crate::domain::{ClientError, Peer};
 
 /// The pending sign-in: `state`, `nonce`, PKCE verifier and where to go after.
 const FLOW_COOKIE: &str = "semdock_oidc";
@@ -61,15 +62,15 @@ async fn refused(
     Ok(res)
 }
 
-fn provider_error(e: &DirectoryError) -> (String, StatusCode) {
+fn provider_error(e: &ClientError) -> (String, StatusCode) {
     match e {
-        DirectoryError::Unavailable(why) => (
+        ClientError::Unavailable { why, .. } => (
             format!(
                 "The sign-in provider is unavailable ({why}). Local accounts can still log in with their password."
             ),
             StatusCode::SERVICE_UNAVAILABLE,
         ),
-        DirectoryError::Refused(why) => (
+        ClientError::Refused { why, .. } => (
             format!("The sign-in did not succeed: {why}."),
             StatusCode::UNAUTHORIZED,
         ),
@@ -100,7 +101,7 @@ pub async fn start(
     let url = web::block(move || {
         let oidc = dir
             .oidc()
-            .ok_or(DirectoryError::Refused("no provider".into()))?;
+            .ok_or_else(|| ClientError::refused(Peer::Directory, "no provider"))?;
         oidc.authorization_url(&target, &s, &n, &v)
     })
     .await
@@ -219,7 +220,7 @@ pub async fn callback(
     let outcome = web::block(move || {
         let oidc = dir
             .oidc()
-            .ok_or(DirectoryError::Refused("no provider".into()))?;
+            .ok_or_else(|| ClientError::refused(Peer::Directory, "no provider"))?;
         let user = match oidc.exchange(&code, &verifier, &target, &nonce) {
             Ok(u) => u,
             Err(e) => return Ok(Err(e)),
@@ -228,7 +229,7 @@ pub async fn callback(
             let epoch = a.epoch(&p)?;
             Ok((p.clone(), a.start_session(&p, epoch)?))
         });
-        Ok::<_, DirectoryError>(Ok((user.name, signed_in)))
+        Ok::<_, ClientError>(Ok((user.name, signed_in)))
     })
     .await
     .map_err(|e| domain::Error::Internal(e.to_string()))?;

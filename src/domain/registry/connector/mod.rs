@@ -16,8 +16,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::clients::ClientError;
 use crate::clients::outbound::Outbound;
-use crate::clients::registry::{Upstream, UpstreamError, UpstreamManifest};
+use crate::clients::registry::{Upstream, UpstreamManifest};
 use crate::domain::Error;
 use crate::domain::audit::{self, Kind};
 use crate::domain::tags::{self, Change};
@@ -53,7 +54,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn unavailable(feed: &str, e: &UpstreamError) -> Error {
+fn unavailable(feed: &str, e: &ClientError) -> Error {
     Error::Unavailable(format!(
         "connector feed {feed:?} could not fetch from its upstream and holds no cached copy: {e}"
     ))

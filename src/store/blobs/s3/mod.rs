@@ -18,6 +18,9 @@
 //! not enforce them): a blob's name is its content, and whoever wins a race to publish it
 //! wrote the same bytes.
 
+mod read;
+mod sink;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -29,15 +32,18 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore as _, PartId};
 use object_store::path::Path as Key;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore as _, ObjectStoreExt as _,
-    PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _, PutPayload, RetryConfig,
 };
 use serde::{Deserialize, Serialize};
 
-use super::UploadState;
-use super::api::{BlobRead, Blobs, StoredBlob, StoredUpload, UploadSink, read_all};
+use super::{
+    BlobError, BlobRead, Blobs, StoredBlob, StoredUpload, UploadSink, UploadState, Uploads,
+    read_all,
+};
 use crate::model::{Algorithm, Digest};
 use crate::store::engine_runtime::EngineRuntime;
+use read::S3Read;
+use sink::S3Sink;
 
 /// Bytes of every multipart part but the last: above S3's 5 MiB minimum. An upload request
 /// holds at most this much besides the part in flight.
@@ -112,21 +118,23 @@ impl Session {
     }
 }
 
-/// An object-store failure as an I/O error: a missing object is `NotFound`; anything else
+/// An object-store failure as a blob error: a missing object is `NotFound`; anything else
 /// means the store did not do what was asked (down, refusing the credentials, out of
-/// space), which the domain answers with 503.
-fn store_error(e: object_store::Error) -> io::Error {
+/// space): `Unavailable`, which the domain answers with 503.
+fn store_error(e: object_store::Error) -> BlobError {
     match e {
-        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
-        e => io::Error::new(
-            io::ErrorKind::NotConnected,
-            format!("the object store failed: {e}"),
-        ),
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e).into(),
+        e => BlobError::Unavailable(e.to_string()),
     }
 }
 
-fn corrupt(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+fn corrupt(what: &str) -> BlobError {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned()).into()
+}
+
+/// Whether `e` says the object asked for is not there.
+fn not_found(e: &BlobError) -> bool {
+    e.io_kind() == Some(io::ErrorKind::NotFound)
 }
 
 impl S3Blobs {
@@ -212,62 +220,62 @@ impl Inner {
     fn run<T: Send + 'static, F: Future<Output = object_store::Result<T>> + Send + 'static>(
         &self,
         work: impl FnOnce(Arc<AmazonS3>) -> F,
-    ) -> io::Result<T> {
+    ) -> Result<T, BlobError> {
         self.runtime
             .run(work(self.client.clone()))
             .map_err(store_error)
     }
 
-    fn size(&self, key: Key) -> io::Result<Option<u64>> {
+    fn size(&self, key: Key) -> Result<Option<u64>, BlobError> {
         match self.run(|c| async move { c.head(&key).await }) {
             Ok(meta) => Ok(Some(meta.size)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    fn get(&self, key: Key) -> io::Result<Bytes> {
+    fn get(&self, key: Key) -> Result<Bytes, BlobError> {
         self.run(|c| async move { c.get(&key).await?.bytes().await })
     }
 
-    fn put(&self, key: Key, bytes: Bytes) -> io::Result<()> {
+    fn put(&self, key: Key, bytes: Bytes) -> Result<(), BlobError> {
         self.run(|c| async move { c.put(&key, PutPayload::from(bytes)).await.map(drop) })
     }
 
-    fn delete(&self, key: Key) -> io::Result<()> {
+    fn delete(&self, key: Key) -> Result<(), BlobError> {
         match self.run(|c| async move { c.delete(&key).await }) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            Err(e) if !not_found(&e) => Err(e),
             _ => Ok(()),
         }
     }
 
-    fn copy(&self, from: Key, to: Key) -> io::Result<()> {
+    fn copy(&self, from: Key, to: Key) -> Result<(), BlobError> {
         self.run(|c| async move { c.copy(&from, &to).await })
     }
 
-    fn session(&self, id: &str) -> io::Result<Option<Session>> {
+    fn session(&self, id: &str) -> Result<Option<Session>, BlobError> {
         match self.get(self.upload_key(id, "state")) {
             Ok(bytes) => postcard::from_bytes(&bytes)
                 .map(Some)
                 .map_err(|_| corrupt(&format!("upload {id}'s session record is damaged"))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    fn existing_session(&self, id: &str) -> io::Result<Session> {
+    fn existing_session(&self, id: &str) -> Result<Session, BlobError> {
         self.session(id)?.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("no upload {id} is stored"))
+            io::Error::new(io::ErrorKind::NotFound, format!("no upload {id} is stored")).into()
         })
     }
 
-    fn put_session(&self, id: &str, session: &Session) -> io::Result<()> {
+    fn put_session(&self, id: &str, session: &Session) -> Result<(), BlobError> {
         let bytes = postcard::to_stdvec(session).map_err(io::Error::other)?;
         self.put(self.upload_key(id, "state"), bytes.into())
     }
 
     /// The bytes after the parts.
-    fn tail(&self, id: &str, session: &Session) -> io::Result<Vec<u8>> {
+    fn tail(&self, id: &str, session: &Session) -> Result<Vec<u8>, BlobError> {
         let Some(tail) = &session.tail else {
             return Ok(Vec::new());
         };
@@ -283,8 +291,8 @@ impl Inner {
     fn each_object(
         &self,
         rest: &str,
-        f: &mut dyn FnMut(object_store::ObjectMeta) -> io::Result<()>,
-    ) -> io::Result<()> {
+        f: &mut dyn FnMut(object_store::ObjectMeta) -> Result<(), BlobError>,
+    ) -> Result<(), BlobError> {
         let prefix = self.key(rest);
         let client = self.client.clone();
         let mut stream: Option<BoxStream<'static, object_store::Result<object_store::ObjectMeta>>> =
@@ -310,7 +318,7 @@ impl Inner {
 
     /// Uploads the session's bytes, `tail` being what follows its parts, as one object
     /// `uploads/<id>/data`; returns its key.
-    fn assemble(&self, id: &str, session: &mut Session, tail: Vec<u8>) -> io::Result<Key> {
+    fn assemble(&self, id: &str, session: &mut Session, tail: Vec<u8>) -> Result<Key, BlobError> {
         let data = self.upload_key(id, "data");
         if session.assembled {
             return Ok(data);
@@ -353,11 +361,11 @@ impl Inner {
 }
 
 impl Blobs for S3Blobs {
-    fn stat(&self, digest: &Digest) -> io::Result<Option<u64>> {
+    fn stat(&self, digest: &Digest) -> Result<Option<u64>, BlobError> {
         self.inner.size(self.inner.blob_key(digest))
     }
 
-    fn redirect(&self, digest: &Digest) -> io::Result<Option<String>> {
+    fn redirect(&self, digest: &Digest) -> Result<Option<String>, BlobError> {
         use object_store::signer::{Method, SignedUrlOptions, Signer as _};
         let Some(valid) = self.redirect else {
             return Ok(None);
@@ -374,7 +382,7 @@ impl Blobs for S3Blobs {
         Ok(Some(url.to_string()))
     }
 
-    fn open(&self, digest: &Digest) -> io::Result<Box<dyn BlobRead>> {
+    fn open(&self, digest: &Digest) -> Result<Box<dyn BlobRead>, BlobError> {
         let key = self.inner.blob_key(digest);
         let len = self.inner.size(key.clone())?.ok_or_else(|| {
             io::Error::new(
@@ -390,71 +398,7 @@ impl Blobs for S3Blobs {
         }))
     }
 
-    fn create_upload(&self, id: &str) -> io::Result<()> {
-        self.inner.put_session(id, &Session::default())
-    }
-
-    fn upload_len(&self, id: &str) -> io::Result<Option<u64>> {
-        Ok(self.inner.session(id)?.map(|s| s.len()))
-    }
-
-    fn append(&self, id: &str, state: UploadState) -> io::Result<Box<dyn UploadSink>> {
-        let session = self.inner.existing_session(id)?;
-        if session.assembled {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("upload {id} is complete and takes no more bytes"),
-            ));
-        }
-        if state.len() != session.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "upload {id} holds {} bytes, not the {} its hash state covers",
-                    session.len(),
-                    state.len()
-                ),
-            ));
-        }
-        let buffer = self.inner.tail(id, &session)?;
-        Ok(Box::new(S3Sink {
-            inner: self.inner.clone(),
-            id: id.to_owned(),
-            session,
-            state,
-            buffer,
-            in_flight: None,
-            changed: false,
-        }))
-    }
-
-    fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> io::Result<UploadState> {
-        let mut session = self.inner.existing_session(id)?;
-        if session.len() == 0 {
-            return Ok(UploadState::new(algorithm));
-        }
-        if let Some(state) = UploadState::resume(&session.hash)
-            && state.algorithm() == algorithm
-            && state.len() == session.len()
-        {
-            return Ok(state);
-        }
-        // Hashed by another algorithm: the parts of a multipart upload cannot be read until
-        // it is completed, so the session is assembled (and grows no more) and read back.
-        let tail = self.inner.tail(id, &session)?;
-        let data = self.inner.assemble(id, &mut session, tail)?;
-        let read = S3Read {
-            inner: self.inner.clone(),
-            len: session.len(),
-            key: data,
-            reading: Mutex::new(None),
-        };
-        let mut state = UploadState::new(algorithm);
-        read_all(&read, |bytes| state.update(bytes))?;
-        Ok(state)
-    }
-
-    fn publish(&self, id: &str, digest: &Digest) -> io::Result<()> {
+    fn publish(&self, id: &str, digest: &Digest) -> Result<(), BlobError> {
         let target = self.inner.blob_key(digest);
         if self.inner.size(target.clone())?.is_none() {
             let mut session = self.inner.existing_session(id)?;
@@ -483,7 +427,10 @@ impl Blobs for S3Blobs {
 
     fn warm(&self, _digest: &Digest, _len: u64) {}
 
-    fn each_blob(&self, f: &mut dyn FnMut(StoredBlob) -> io::Result<()>) -> io::Result<()> {
+    fn each_blob(
+        &self,
+        f: &mut dyn FnMut(StoredBlob) -> Result<(), BlobError>,
+    ) -> Result<(), BlobError> {
         // Keys are paths: `Key` drops a trailing slash.
         let under = format!("{}/", self.inner.key("blobs"));
         self.inner.each_object("blobs/", &mut |meta| {
@@ -506,11 +453,11 @@ impl Blobs for S3Blobs {
         })
     }
 
-    fn remove_blob(&self, digest: &Digest) -> io::Result<()> {
+    fn remove_blob(&self, digest: &Digest) -> Result<(), BlobError> {
         self.inner.delete(self.inner.blob_key(digest))
     }
 
-    fn set_aside(&self, digest: &Digest) -> io::Result<String> {
+    fn set_aside(&self, digest: &Digest) -> Result<String, BlobError> {
         let aside = self.inner.key(&format!(
             "set-aside/{}-{}-{}",
             digest.algorithm().name(),
@@ -523,68 +470,14 @@ impl Blobs for S3Blobs {
         Ok(format!("s3://{}/{aside}", self.inner.bucket))
     }
 
-    fn uploads(&self) -> io::Result<Vec<StoredUpload>> {
-        let under = format!("{}/", self.inner.key("uploads"));
-        let mut found = Vec::new();
-        self.inner.each_object("uploads/", &mut |meta| {
-            let key = meta.location.to_string();
-            if let Some(id) = key
-                .strip_prefix(&under)
-                .and_then(|rest| rest.strip_suffix("/state"))
-            {
-                found.push((id.to_owned(), SystemTime::from(meta.last_modified)));
-            }
-            Ok(())
-        })?;
-        let mut uploads = Vec::with_capacity(found.len());
-        for (id, modified) in found {
-            // Gone since the listing: finished or removed by another node.
-            if let Some(session) = self.inner.session(&id)? {
-                uploads.push(StoredUpload {
-                    len: session.len(),
-                    id,
-                    modified,
-                });
-            }
-        }
-        Ok(uploads)
-    }
-
-    fn remove_upload(&self, id: &str) -> io::Result<()> {
-        if let Some(Session {
-            multipart: Some(multipart),
-            ..
-        }) = self.inner.session(id)?
-        {
-            let key = self.inner.upload_key(id, "data");
-            // Already completed or aborted: nothing is left to free.
-            let _ = self
-                .inner
-                .run(|c| async move { c.abort_multipart(&key, &multipart).await });
-        }
-        let mut keys = Vec::new();
-        self.inner
-            .each_object(&format!("uploads/{id}/"), &mut |meta| {
-                keys.push(meta.location);
-                Ok(())
-            })?;
-        // The session record last: while it exists the upload can still be found and removed.
-        let state = self.inner.upload_key(id, "state");
-        keys.sort_by_key(|k| *k == state);
-        for key in keys {
-            self.inner.delete(key)?;
-        }
-        Ok(())
-    }
-
-    fn probe(&self) -> io::Result<()> {
+    fn probe(&self) -> Result<(), BlobError> {
         let prefix = self.inner.key("blobs/");
         // A listing answers for a bucket that exists and credentials that may read it.
         self.inner
             .run(|c| async move { c.list_with_delimiter(Some(&prefix)).await.map(drop) })
     }
 
-    fn import(&self, from: &dyn Blobs, digest: &Digest) -> io::Result<()> {
+    fn import(&self, from: &dyn Blobs, digest: &Digest) -> Result<(), BlobError> {
         if self.stat(digest)?.is_some() {
             return Ok(());
         }
@@ -618,174 +511,130 @@ impl Blobs for S3Blobs {
         }
         copied
     }
+}
+
+impl Uploads for S3Blobs {
+    fn create_upload(&self, id: &str) -> Result<(), BlobError> {
+        self.inner.put_session(id, &Session::default())
+    }
+
+    fn upload_len(&self, id: &str) -> Result<Option<u64>, BlobError> {
+        Ok(self.inner.session(id)?.map(|s| s.len()))
+    }
+
+    fn append(&self, id: &str, state: UploadState) -> Result<Box<dyn UploadSink>, BlobError> {
+        let session = self.inner.existing_session(id)?;
+        if session.assembled {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("upload {id} is complete and takes no more bytes"),
+            )
+            .into());
+        }
+        if state.len() != session.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "upload {id} holds {} bytes, not the {} its hash state covers",
+                    session.len(),
+                    state.len()
+                ),
+            )
+            .into());
+        }
+        let buffer = self.inner.tail(id, &session)?;
+        Ok(Box::new(S3Sink {
+            inner: self.inner.clone(),
+            id: id.to_owned(),
+            session,
+            state,
+            buffer,
+            in_flight: None,
+            changed: false,
+        }))
+    }
+
+    fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> Result<UploadState, BlobError> {
+        let mut session = self.inner.existing_session(id)?;
+        if session.len() == 0 {
+            return Ok(UploadState::new(algorithm));
+        }
+        if let Some(state) = UploadState::resume(&session.hash)
+            && state.algorithm() == algorithm
+            && state.len() == session.len()
+        {
+            return Ok(state);
+        }
+        // Hashed by another algorithm: the parts of a multipart upload cannot be read until
+        // it is completed, so the session is assembled (and grows no more) and read back.
+        let tail = self.inner.tail(id, &session)?;
+        let data = self.inner.assemble(id, &mut session, tail)?;
+        let read = S3Read {
+            inner: self.inner.clone(),
+            len: session.len(),
+            key: data,
+            reading: Mutex::new(None),
+        };
+        let mut state = UploadState::new(algorithm);
+        read_all(&read, |bytes| state.update(bytes))?;
+        Ok(state)
+    }
+
+    fn uploads(&self) -> Result<Vec<StoredUpload>, BlobError> {
+        let under = format!("{}/", self.inner.key("uploads"));
+        let mut found = Vec::new();
+        self.inner.each_object("uploads/", &mut |meta| {
+            let key = meta.location.to_string();
+            if let Some(id) = key
+                .strip_prefix(&under)
+                .and_then(|rest| rest.strip_suffix("/state"))
+            {
+                found.push((id.to_owned(), SystemTime::from(meta.last_modified)));
+            }
+            Ok(())
+        })?;
+        let mut uploads = Vec::with_capacity(found.len());
+        for (id, modified) in found {
+            // Gone since the listing: finished or removed by another node.
+            if let Some(session) = self.inner.session(&id)? {
+                uploads.push(StoredUpload {
+                    len: session.len(),
+                    id,
+                    modified,
+                });
+            }
+        }
+        Ok(uploads)
+    }
+
+    fn remove_upload(&self, id: &str) -> Result<(), BlobError> {
+        if let Some(Session {
+            multipart: Some(multipart),
+            ..
+        }) = self.inner.session(id)?
+        {
+            let key = self.inner.upload_key(id, "data");
+            // Already completed or aborted: nothing is left to free.
+            let _ = self
+                .inner
+                .run(|c| async move { c.abort_multipart(&key, &multipart).await });
+        }
+        let mut keys = Vec::new();
+        self.inner
+            .each_object(&format!("uploads/{id}/"), &mut |meta| {
+                keys.push(meta.location);
+                Ok(())
+            })?;
+        // The session record last: while it exists the upload can still be found and removed.
+        let state = self.inner.upload_key(id, "state");
+        keys.sort_by_key(|k| *k == state);
+        for key in keys {
+            self.inner.delete(key)?;
+        }
+        Ok(())
+    }
 
     fn shared(&self) -> bool {
         true
-    }
-}
-
-/// Reading one blob: sequential reads continue one streaming GET; a read elsewhere starts
-/// another from there.
-struct S3Read {
-    inner: Arc<Inner>,
-    key: Key,
-    len: u64,
-    reading: Mutex<Option<Reading>>,
-}
-
-struct Reading {
-    /// Where the next byte of `body` (after `pending`) is in the blob.
-    at: u64,
-    pending: Bytes,
-    body: BoxStream<'static, object_store::Result<Bytes>>,
-}
-
-impl BlobRead for S3Read {
-    fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        if offset.saturating_add(len as u64) > self.len {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let mut reading = self
-            .reading
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut current = match reading.take() {
-            Some(r) if r.at == offset => r,
-            _ => {
-                let key = self.key.clone();
-                let body = self.inner.run(|c| async move {
-                    let options = GetOptions::new().with_range(Some(GetRange::Offset(offset)));
-                    Ok(c.get_opts(&key, options).await?.into_stream())
-                })?;
-                Reading {
-                    at: offset,
-                    pending: Bytes::new(),
-                    body,
-                }
-            }
-        };
-        // One trip to the engine's runtime per read, however many pieces the body arrives in.
-        let (mut current, out) = self.inner.runtime.run(async move {
-            let mut out = Vec::with_capacity(len);
-            while out.len() < len {
-                if current.pending.is_empty() {
-                    match current.body.next().await {
-                        Some(Ok(bytes)) => current.pending = bytes,
-                        Some(Err(e)) => return (current, Err(store_error(e))),
-                        None => return (current, Err(io::ErrorKind::UnexpectedEof.into())),
-                    }
-                }
-                let n = current.pending.len().min(len - out.len());
-                out.extend_from_slice(&current.pending.split_to(n));
-            }
-            (current, Ok(out))
-        });
-        let out = out?;
-        current.at = offset + len as u64;
-        *reading = Some(current);
-        Ok(out)
-    }
-
-    fn stored_len(&self) -> io::Result<u64> {
-        Ok(self.len)
-    }
-}
-
-/// One request's appending: bytes gather into `PART`-sized parts, each uploaded while the
-/// next fills; what is left over becomes the session's new tail when the request ends.
-struct S3Sink {
-    inner: Arc<Inner>,
-    id: String,
-    session: Session,
-    /// The hash of every byte, those still in `buffer` included.
-    state: UploadState,
-    /// The bytes after the session's parts (its old tail, then this request's).
-    buffer: Vec<u8>,
-    /// The part being uploaded.
-    in_flight: Option<std::sync::mpsc::Receiver<object_store::Result<PartId>>>,
-    changed: bool,
-}
-
-impl S3Sink {
-    /// Waits for the part in flight and records it.
-    fn settle(&mut self) -> io::Result<()> {
-        if let Some(done) = self.in_flight.take() {
-            let part = done
-                .recv()
-                .map_err(|_| io::Error::other("the object store's runtime stopped"))?
-                .map_err(store_error)?;
-            self.session.parts.push(part.content_id);
-        }
-        Ok(())
-    }
-
-    /// Starts uploading the first `PART` bytes of the buffer as the next part.
-    fn send_part(&mut self) -> io::Result<()> {
-        self.settle()?;
-        let key = self.inner.upload_key(&self.id, "data");
-        let multipart = if let Some(m) = &self.session.multipart {
-            m.clone()
-        } else {
-            let k = key.clone();
-            let m = self
-                .inner
-                .run(|c| async move { c.create_multipart(&k).await })?;
-            self.session.multipart = Some(m.clone());
-            m
-        };
-        let rest = self.buffer.split_off(PART);
-        let part = Bytes::from(std::mem::replace(&mut self.buffer, rest));
-        let idx = self.session.parts.len();
-        let (done, result) = std::sync::mpsc::sync_channel(1);
-        let client = self.inner.client.clone();
-        self.inner.runtime.handle().spawn(async move {
-            let sent = client
-                .put_part(&key, &multipart, idx, PutPayload::from(part))
-                .await;
-            let _ = done.send(sent);
-        });
-        self.in_flight = Some(result);
-        Ok(())
-    }
-}
-
-impl UploadSink for S3Sink {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.changed |= !bytes.is_empty();
-        self.state.update(bytes);
-        self.buffer.extend_from_slice(bytes);
-        while self.buffer.len() >= PART {
-            self.send_part()?;
-        }
-        Ok(())
-    }
-
-    fn offset(&self) -> u64 {
-        self.state.len()
-    }
-
-    fn finish(mut self: Box<Self>) -> io::Result<UploadState> {
-        self.settle()?;
-        if !self.changed {
-            return Ok(self.state);
-        }
-        let old_tail = self.session.tail.take();
-        self.session.tail_len = self.buffer.len() as u64;
-        if !self.buffer.is_empty() {
-            let name = format!("tail-{}", self.state.len());
-            let key = self.inner.upload_key(&self.id, &name);
-            self.inner
-                .put(key, Bytes::from(std::mem::take(&mut self.buffer)))?;
-            self.session.tail = Some(name);
-        }
-        self.session.hash = self.state.suspend();
-        self.inner.put_session(&self.id, &self.session)?;
-        if let Some(old) = old_tail
-            && self.session.tail.as_ref() != Some(&old)
-        {
-            // Best effort: a tail left behind goes with its session.
-            let _ = self.inner.delete(self.inner.upload_key(&self.id, &old));
-        }
-        Ok(self.state)
     }
 }

@@ -5,7 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use crate::model::{Algorithm, Digest, Hasher};
+use crate::model::Algorithm;
+use crate::store::blobs::UploadState;
 
 /// Bytes gathered before one write to the file; large writes keep syscalls off the hot path.
 pub(super) const WRITE_BUFFER: usize = 1 << 20;
@@ -15,82 +16,17 @@ const ALIGN: usize = 4096;
 /// Full buffers in flight to the file while the next one fills (see `Pipeline`).
 const BUFFERS_IN_FLIGHT: usize = 2;
 
-/// How far an upload has come: its length and the hash of those bytes.
-#[derive(Clone, Default)]
-pub struct UploadState {
-    hasher: Hasher,
-    len: u64,
-}
-
-impl UploadState {
-    /// A new, empty upload hashed with `algorithm`.
-    #[must_use]
-    pub fn new(algorithm: Algorithm) -> Self {
-        Self {
-            hasher: algorithm.hasher(),
-            len: 0,
+/// Rebuilds an upload's state by hashing the file's current bytes with `algorithm`.
+pub fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<UploadState> {
+    let mut file = File::open(path)?;
+    let mut state = UploadState::new(algorithm);
+    let mut buf = vec![0; WRITE_BUFFER];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(state);
         }
-    }
-
-    /// Rebuilds the state by hashing the file's current bytes with `algorithm`.
-    pub fn from_file(path: &Path, algorithm: Algorithm) -> io::Result<Self> {
-        let mut file = File::open(path)?;
-        let mut state = Self::new(algorithm);
-        let mut buf = vec![0; WRITE_BUFFER];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                return Ok(state);
-            }
-            state.update(&buf[..n]);
-        }
-    }
-
-    /// Bytes received so far.
-    #[must_use]
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The digest of the bytes received so far.
-    #[must_use]
-    pub fn digest(&self) -> Digest {
-        self.hasher.clone().finish()
-    }
-
-    /// The state as bytes, for a store that keeps it between requests on several nodes.
-    #[must_use]
-    pub fn suspend(&self) -> Vec<u8> {
-        let mut out = self.len.to_be_bytes().to_vec();
-        out.extend_from_slice(&self.hasher.suspend());
-        out
-    }
-
-    /// A state from what `suspend` returned; `None` when the bytes are not one.
-    #[must_use]
-    pub fn resume(bytes: &[u8]) -> Option<Self> {
-        let (len, hasher) = bytes.split_first_chunk::<8>()?;
-        Some(Self {
-            hasher: Hasher::resume(hasher)?,
-            len: u64::from_be_bytes(*len),
-        })
-    }
-
-    /// The algorithm it hashes by.
-    #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
-        self.hasher.algorithm()
-    }
-
-    /// Takes the next bytes.
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.hasher.update(bytes);
-        self.len += bytes.len() as u64;
+        state.update(&buf[..n]);
     }
 }
 
@@ -179,10 +115,10 @@ struct Pipeline {
 
 impl Pipeline {
     fn start(path: &Path, written: UploadState) -> io::Result<Self> {
-        let mut out = open_for_blocks(path, written.len)?;
+        let mut out = open_for_blocks(path, written.len())?;
         {
             use std::io::Seek;
-            out.seek(io::SeekFrom::Start(written.len))?;
+            out.seek(io::SeekFrom::Start(written.len()))?;
         }
         let (to_writer, from_filler) =
             std::sync::mpsc::sync_channel::<(Block, UploadState)>(BUFFERS_IN_FLIGHT - 1);
@@ -265,7 +201,7 @@ pub struct UploadWriter {
     block: Block,
     /// Started when the first block is full (small uploads never need it).
     pipeline: Option<Pipeline>,
-    /// Counts this writer as open while it lives (see `BlobStore::append`).
+    /// Counts this writer as open while it lives (see `FsBlobs::append`).
     open: Option<super::WriterOpen>,
 }
 
@@ -273,7 +209,7 @@ impl UploadWriter {
     pub(super) fn open(path: &Path, state: UploadState) -> io::Result<Self> {
         let file = OpenOptions::new().write(true).open(path)?;
         // Cut any tail a failed earlier write left beyond what was counted.
-        file.set_len(state.len)?;
+        file.set_len(state.len())?;
         Ok(Self {
             path: path.to_owned(),
             file,
@@ -292,7 +228,7 @@ impl UploadWriter {
     /// Length including bytes still buffered.
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.state.len
+        self.state.len()
     }
 
     #[must_use]
@@ -359,7 +295,7 @@ impl UploadWriter {
         self.stop_pipeline()?;
         if self.block.filled > 0 {
             use std::io::Seek;
-            let tail = self.state.len - self.block.filled as u64;
+            let tail = self.state.len() - self.block.filled as u64;
             self.file.seek(io::SeekFrom::Start(tail))?;
             self.file.write_all(self.block.bytes())?;
             self.block.filled = 0;
@@ -378,6 +314,7 @@ impl Drop for UploadWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Digest;
 
     #[test]
     fn a_finished_writers_blocks_serve_the_next_writer_unzeroed() {
@@ -421,9 +358,7 @@ mod tests {
         assert_eq!(state.len(), data.len() as u64);
         assert_eq!(state.digest(), Digest::of(&data));
         assert_eq!(
-            UploadState::from_file(&path, Algorithm::Sha256)
-                .unwrap()
-                .digest(),
+            hash_file(&path, Algorithm::Sha256).unwrap().digest(),
             Digest::of(&data)
         );
     }
@@ -466,7 +401,7 @@ mod tests {
         // What reached the file is whole blocks at most, and re-hashing it gives its state.
         let on_disk = std::fs::read(&path).unwrap();
         assert!(on_disk.len() <= 3 * WRITE_BUFFER && on_disk.len().is_multiple_of(WRITE_BUFFER));
-        let state = UploadState::from_file(&path, Algorithm::Sha256).unwrap();
+        let state = hash_file(&path, Algorithm::Sha256).unwrap();
         let mut w = UploadWriter::open(&path, state).unwrap();
         let have = usize::try_from(w.len()).unwrap();
         w.write(&data[have..]).unwrap();
@@ -478,7 +413,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("u");
         std::fs::write(&path, b"abcdef").unwrap();
-        let state = UploadState::from_file(&path, Algorithm::Sha256).unwrap();
+        let state = hash_file(&path, Algorithm::Sha256).unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
