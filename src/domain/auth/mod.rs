@@ -191,7 +191,7 @@ pub struct IssuedToken {
 }
 
 /// A user as listed.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UserInfo {
     pub name: String,
     pub admin: bool,
@@ -203,7 +203,7 @@ pub struct UserInfo {
 }
 
 /// An API key as listed (never its secret).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct KeyInfo {
     pub id: String,
     pub name: String,
@@ -215,7 +215,7 @@ pub struct KeyInfo {
 }
 
 /// A new API key: its secret is shown only here.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewKey {
     pub id: String,
     /// The whole key, to use as a password. It is not stored and cannot be shown again.
