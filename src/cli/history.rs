@@ -313,26 +313,24 @@ fn changes(
             serde_urlencoded::to_string(&query)?
         )
     };
-    let local_limit = limit;
     let mut changes = target.run_list(&path, limit, |a| {
         let repo: Repository = repo.parse()?;
         let feed = a.feed::<Pull>(repo.feed())?;
-        let q = crate::domain::HistoryQuery {
+        let mut q = crate::domain::HistoryQuery {
             tag: tag.map(str::to_owned),
-            newest_first: local_limit.is_some(),
+            newest_first: limit.is_some(),
             ..crate::domain::HistoryQuery::default()
         };
-        let mut all = Vec::new();
-        let mut q = q;
+        let mut read = Vec::new();
         loop {
             let (page, next) = feed.history(&repo, &q)?;
-            all.extend(dto::all::<HistoryEntry, _>(page));
-            if local_limit.is_some_and(|l| all.len() >= l) || next.is_none() {
+            read.extend(dto::all::<HistoryEntry, _>(page));
+            if limit.is_some_and(|l| read.len() >= l) || next.is_none() {
                 break;
             }
             q.last = next;
         }
-        Ok(all)
+        Ok(read)
     })?;
     if limit.is_some() {
         changes.reverse();

@@ -205,7 +205,8 @@ impl Target {
     }
 }
 
-/// `value` as JSON, as commands print it (keys in order).
+/// `value` as a JSON tree, which commands print and read fields of (its keys sorted, as
+/// they always were).
 pub fn to_json(value: &impl Serialize) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(value)?)
 }
