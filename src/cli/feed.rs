@@ -2,15 +2,21 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::domain::access::{FeedAdmin, Pull};
+use crate::http::api::dto::{
+    FeedInfo, FeedUpdate, NewFeed, SyncReport, UpstreamChange, UpstreamTest,
+};
+use crate::model::FeedName;
 
 pub(super) fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
     match action {
         FeedAction::Create { name } => {
-            target.feed_create(&name)?;
+            create(target, &name)?;
             println!("created feed {name}");
         }
         FeedAction::List { output } => {
-            let feeds = target.feed_list()?;
+            let feeds = to_json(&list(target)?)?;
+            let feeds = feeds.as_array().cloned().unwrap_or_default();
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&feeds)?),
                 Output::Table => {
@@ -45,7 +51,7 @@ pub(super) fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             }
         }
         FeedAction::Delete { name } => {
-            target.feed_delete(&name)?;
+            delete(target, &name)?;
             println!("deleted feed {name}");
         }
         FeedAction::Retention {
@@ -63,28 +69,18 @@ pub(super) fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
                 include_releases,
             };
             let change = off || !rules.is_empty() || include_releases;
-            storage::retention_set(target, &name, change.then_some(rules))?;
+            storage::retention_set(target, &name, change.then(|| rules.into()))?;
         }
         set @ FeedAction::Set { .. } => feed_set(target, set)?,
         FeedAction::TestUpstream { name } => {
-            let r = match target {
-                Target::Local(s) => serde_json::to_value(s.registry.test_upstream(&name)?)?,
-                Target::Remote { .. } => {
-                    target.call("POST", &format!("/feeds/{name}/upstream/test"), None)?
-                }
-            };
+            let r = to_json(&test_upstream(target, &name)?)?;
             println!("{}", r["message"].as_str().unwrap_or_default());
             if r["ok"] != true {
                 anyhow::bail!("the upstream of {name} is not usable");
             }
         }
         FeedAction::Sync { name } => {
-            let r = match target {
-                Target::Local(s) => serde_json::to_value(s.registry.sync_connector(&name)?)?,
-                Target::Remote { .. } => {
-                    target.call("POST", &format!("/feeds/{name}/sync"), None)?
-                }
-            };
+            let r = to_json(&sync(target, &name)?)?;
             println!(
                 "feed {name}: {} tags held, {} blobs fetched, {} history records carried, {} errors",
                 r["tags"],
@@ -149,7 +145,7 @@ pub(super) fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()
                 .map(|p| p.lines().next().unwrap_or_default().to_owned())
         })
         .transpose()?;
-    let upstream = upstream.map(|url| crate::domain::UpstreamChange {
+    let upstream = upstream.map(|url| UpstreamChange {
         url,
         username: upstream_user,
         password,
@@ -163,7 +159,7 @@ pub(super) fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()
         sync_interval_seconds: sync_interval,
     });
     let on = |v: Option<String>| v.map(|v| v == "on");
-    let change = crate::domain::FeedChange {
+    let change = FeedUpdate {
         description,
         anonymous_pull: on(anonymous_pull),
         versioning: on(versioning),
@@ -172,7 +168,7 @@ pub(super) fn feed_set(target: &Target, action: FeedAction) -> anyhow::Result<()
         required_referrer: require_referrer,
         upstream,
     };
-    let f = target.feed_set(&name, change)?;
+    let f = to_json(&update(target, &name, change)?)?;
     let permitted: Vec<&str> = f["permitted"]
         .as_array()
         .into_iter()
@@ -208,7 +204,7 @@ pub(super) fn upstream_url(
     if given.is_some() || !connector_flags {
         return Ok(given);
     }
-    let feed = target.feed_show(name)?;
+    let feed = to_json(&show(target, name)?)?;
     let url = feed["upstream"]["url"].as_str().with_context(|| {
         format!("feed {name} is not a connector: make it one with --upstream URL")
     })?;
@@ -238,4 +234,72 @@ pub(super) fn entry_of(f: &serde_json::Value) -> String {
     } else {
         format!("accepts promotion from [{}] only", sources.join(", "))
     }
+}
+
+// The operations, each written once: the API's request, and the same through `Access`.
+
+fn create(target: &Target, name: &str) -> anyhow::Result<FeedInfo> {
+    let new = NewFeed {
+        name: name.to_owned(),
+        description: String::new(),
+        anonymous_pull: false,
+        versioning: false,
+        permitted: Vec::new(),
+        promotion_sources: Vec::new(),
+        required_referrer: None,
+        upstream: None,
+    };
+    target.run(Request::send("POST", "/feeds", &new), |a| {
+        let feed: FeedName = name.parse()?;
+        let created = a.admin()?.create_feed(&feed, new.into_change())?;
+        Ok(FeedInfo::of(feed.to_string(), &created))
+    })
+}
+
+/// Every feed, as the API shows it (`name`, `versioning`, `upstream`, …).
+fn list(target: &Target) -> anyhow::Result<Vec<FeedInfo>> {
+    target.run(Request::get("/feeds"), |a| {
+        Ok(a.feeds()?
+            .into_iter()
+            .map(|(name, f)| FeedInfo::of(name, &f))
+            .collect())
+    })
+}
+
+/// One feed, as the API shows it.
+fn show(target: &Target, name: &str) -> anyhow::Result<FeedInfo> {
+    target.run(Request::get(format!("/feeds/{name}")), |a| {
+        Ok(FeedInfo::of(
+            name.to_owned(),
+            &a.feed::<Pull>(name)?.settings()?,
+        ))
+    })
+}
+
+/// Changes feed settings; returns the feed as it now is.
+fn update(target: &Target, name: &str, change: FeedUpdate) -> anyhow::Result<FeedInfo> {
+    let request = Request::send("PATCH", format!("/feeds/{name}"), &change);
+    target.run(request, |a| {
+        let updated = a.feed::<FeedAdmin>(name)?.update(change.into())?;
+        Ok(FeedInfo::of(name.to_owned(), &updated))
+    })
+}
+
+fn delete(target: &Target, name: &str) -> anyhow::Result<()> {
+    target.run(Request::delete(format!("/feeds/{name}")), |a| {
+        Ok(a.admin()?.delete_feed(&name.parse()?)?)
+    })
+}
+
+fn test_upstream(target: &Target, name: &str) -> anyhow::Result<UpstreamTest> {
+    let request = Request::post(format!("/feeds/{name}/upstream/test"));
+    target.run(request, |a| {
+        Ok(a.feed::<FeedAdmin>(name)?.test_upstream()?.into())
+    })
+}
+
+fn sync(target: &Target, name: &str) -> anyhow::Result<SyncReport> {
+    target.run(Request::post(format!("/feeds/{name}/sync")), |a| {
+        Ok(a.feed::<FeedAdmin>(name)?.sync()?.into())
+    })
 }

@@ -6,13 +6,13 @@
 //! `SEMDOCK_API_KEY` or `--api-key-file`.
 
 mod accounts;
-mod admin;
 mod args;
 mod directory;
 mod feed;
 mod history;
 mod login;
 mod storage;
+mod target;
 mod webhook;
 #[cfg(windows)]
 mod windows;
@@ -28,11 +28,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 use crate::{server, telemetry};
 use accounts::{key, user};
-use admin::{Target, now_ms, roles_text};
 pub use args::*;
 use directory::directory_test;
 use feed::feed;
-use history::{audit_query, history, print_audit, promote, purge, tag};
+use history::{audit, audit_query, history, now_ms, print_audit, promote, purge, resolve, tag};
+use target::{Request, Target, to_json};
 use webhook::webhook;
 /// Entry point of the binary.
 #[must_use]
@@ -214,8 +214,11 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Tag { action, remote } => tag(&target(&config, &remote)?, action),
         command @ Command::Promote { .. } => promote(&config, command),
         Command::Resolve { image, remote } => {
-            let pinned =
-                target(&config, &remote)?.resolve(&image, &registry_hosts(&config, &remote))?;
+            let pinned = resolve(
+                &target(&config, &remote)?,
+                &image,
+                &registry_hosts(&config, &remote),
+            )?;
             println!("{pinned}");
             Ok(())
         }
@@ -235,8 +238,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 [("actor", actor), ("feed", feed), ("kind", kind)],
                 jsonl,
             )?;
-            let entries = target(&config, &remote)?.audit(&query, limit)?;
-            print_audit(&entries, jsonl);
+            let entries = to_json(&audit(&target(&config, &remote)?, &query, limit)?)?;
+            print_audit(entries.as_array().map_or(&[], Vec::as_slice), jsonl);
             Ok(())
         }
         command @ Command::History { .. } => history(&config, command),

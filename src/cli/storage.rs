@@ -8,10 +8,13 @@ use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use super::admin::Target;
+use super::target::{Request, Target, to_json};
 use crate::config::Config;
-use crate::domain::retention::{RetentionReport, Rules};
+use crate::domain::access::FeedAdmin;
 use crate::domain::{backup, check};
+use crate::http::api::dto::{
+    BackupReport, BackupRequest, GcReport, RetentionReport, Rules, RunRequest,
+};
 
 /// A progress bar fed by the domain's progress callback (hidden when not on a terminal).
 fn bar() -> ProgressBar {
@@ -32,10 +35,6 @@ fn report(bar: &ProgressBar) -> impl Fn(&str, u64, u64) + Sync + '_ {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or_default()
-}
-
 fn bytes(n: &Value) -> String {
     let n = n.as_u64().unwrap_or(0);
     #[allow(clippy::cast_precision_loss)]
@@ -44,17 +43,16 @@ fn bytes(n: &Value) -> String {
 }
 
 pub fn gc(config: &Config, target: &Target, dry_run: bool) -> anyhow::Result<()> {
-    let r = match target {
-        Target::Local(s) => {
-            let bar = bar();
-            let r = s
-                .registry
-                .gc_by(config.gc_options(dry_run), &report(&bar), "local")?;
-            bar.finish_and_clear();
-            to_json(&r)
-        }
-        Target::Remote { .. } => target.call("POST", "/gc", Some(&json!({"dry_run": dry_run})))?,
-    };
+    let request = Request::send("POST", "/gc", &RunRequest { dry_run });
+    let r: GcReport = target.run_services(request, |s| {
+        let bar = bar();
+        let r = s
+            .registry
+            .gc_by(config.gc_options(dry_run), &report(&bar), "local")?;
+        bar.finish_and_clear();
+        Ok(r.into())
+    })?;
+    let r = to_json(&r)?;
     let verb = if dry_run { "would remove" } else { "removed" };
     if dry_run {
         for d in r["removed"].as_array().into_iter().flatten() {
@@ -72,22 +70,19 @@ pub fn gc(config: &Config, target: &Target, dry_run: bool) -> anyhow::Result<()>
 }
 
 pub fn retention_set(target: &Target, feed: &str, rules: Option<Rules>) -> anyhow::Result<()> {
-    let shown = match (target, rules) {
-        (Target::Local(s), Some(rules)) => {
-            s.registry
-                .set_retention(feed, &rules, crate::domain::auth::INITIAL_ADMIN)?;
-            to_json(&s.registry.retention(feed)?)
-        }
-        (Target::Local(s), None) => to_json(&s.registry.retention(feed)?),
-        (Target::Remote { .. }, Some(rules)) => target.call(
-            "PUT",
-            &format!("/feeds/{feed}/retention"),
-            Some(&to_json(&rules)),
-        )?,
-        (Target::Remote { .. }, None) => {
-            target.call("GET", &format!("/feeds/{feed}/retention"), None)?
-        }
+    let path = format!("/feeds/{feed}/retention");
+    let request = match &rules {
+        Some(rules) => Request::send("PUT", path, rules),
+        None => Request::get(path),
     };
+    let shown: Rules = target.run(request, |a| {
+        let f = a.feed::<FeedAdmin>(feed)?;
+        if let Some(rules) = rules {
+            f.set_retention(&rules.into())?;
+        }
+        Ok(f.retention()?.into())
+    })?;
+    let shown = to_json(&shown)?;
     let rule = |k: &str| {
         shown[k]
             .as_u64()
@@ -106,14 +101,14 @@ pub fn retention_set(target: &Target, feed: &str, rules: Option<Rules>) -> anyho
 pub fn retention_run(target: &Target, feed: &str, dry_run: bool) -> anyhow::Result<()> {
     // Typed, not a JSON tree: a run at a million manifests plans a hundred thousand
     // deletions, and a `Value` per deletion tripled what the command held.
-    let report: RetentionReport = match target {
-        Target::Local(s) => s.registry.run_retention_by(feed, dry_run, "local")?,
-        Target::Remote { .. } => serde_json::from_value(target.call(
-            "POST",
-            &format!("/feeds/{feed}/retention/run"),
-            Some(&json!({"dry_run": dry_run})),
-        )?)?,
-    };
+    let request = Request::send(
+        "POST",
+        format!("/feeds/{feed}/retention/run"),
+        &RunRequest { dry_run },
+    );
+    let report: RetentionReport = target.run_services(request, |s| {
+        Ok(s.registry.run_retention_by(feed, dry_run, "local")?.into())
+    })?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for d in &report.deletions {
         match &d.tag {
@@ -131,7 +126,7 @@ pub fn retention_run(target: &Target, feed: &str, dry_run: bool) -> anyhow::Resu
 }
 
 pub fn check(target: &Target, jobs: usize, max_mbps: Option<u64>) -> anyhow::Result<()> {
-    let Target::Local(s) = target else {
+    let Some(s) = target.local() else {
         bail!("check runs on the local data directory: stop the server first");
     };
     let bar = bar();
@@ -163,19 +158,20 @@ pub fn check(target: &Target, jobs: usize, max_mbps: Option<u64>) -> anyhow::Res
 
 pub fn backup(target: &Target, dir: &Path) -> anyhow::Result<()> {
     let dir = std::path::absolute(dir)?;
-    let r = match target {
-        Target::Local(s) => {
-            let bar = bar();
-            let r = s.registry.backup(&dir, &report(&bar))?;
-            bar.finish_and_clear();
-            to_json(&r)
-        }
-        Target::Remote { .. } => target.call(
-            "POST",
-            "/backup",
-            Some(&json!({"dir": dir.display().to_string()})),
-        )?,
-    };
+    let request = Request::send(
+        "POST",
+        "/backup",
+        &BackupRequest {
+            dir: dir.display().to_string(),
+        },
+    );
+    let r: BackupReport = target.run_services(request, |s| {
+        let bar = bar();
+        let r = s.registry.backup(&dir, &report(&bar))?;
+        bar.finish_and_clear();
+        Ok(r.into())
+    })?;
+    let r = to_json(&r)?;
     println!(
         "backed up {} blobs, {}, to {}",
         r["blobs"],

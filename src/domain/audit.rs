@@ -175,7 +175,7 @@ pub fn append_alone(meta: &dyn Metadata, clock: &Clock, record: AuditRecord) -> 
 }
 
 /// One entry of the audit log, as the API and the UI show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// The entry's sequence number: its id, and what `last` continues after.
     pub id: u64,

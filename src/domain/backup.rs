@@ -25,7 +25,7 @@ pub const BACKUP_MANIFEST: &str = "semdock-backup.json";
 const META_FILE: &str = "meta.redb";
 
 /// What a backup or restore copied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackupReport {
     pub dir: String,
     /// Unix seconds.

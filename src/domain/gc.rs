@@ -38,7 +38,7 @@ pub struct GcOptions {
 }
 
 /// What a collection removed (or, in a dry run, would remove).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GcReport {
     pub dry_run: bool,
     /// Unix seconds.
@@ -366,14 +366,14 @@ impl Registry {
 }
 
 /// Storage used, in all and per feed (a blob shared by feeds counts in each).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StorageStats {
     pub blobs: u64,
     pub bytes: u64,
     pub feeds: Vec<FeedStorage>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FeedStorage {
     pub feed: String,
     pub repositories: u64,

@@ -20,7 +20,7 @@ use crate::store::meta::{ManifestRecord, MetaRead, RetentionRecord};
 const DAY: u64 = 86_400;
 
 /// A feed's retention rules; an absent rule is off.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rules {
     /// Delete manifests that no tag reaches (directly, as an index child, or as a referrer of
@@ -70,9 +70,7 @@ impl From<&Rules> for RetentionRecord {
 }
 
 /// One deletion a retention run makes: a tag, or (without one) a manifest.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Deletion {
     pub repository: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,7 +81,7 @@ pub struct Deletion {
 }
 
 /// What a retention run deleted (or, dry, would delete).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionReport {
     pub feed: String,
     pub dry_run: bool,

@@ -44,7 +44,7 @@ const DELIVERY_LOCK: i64 = 0x5e3d_0c04;
 pub const MAX_ENDPOINTS_PER_FEED: usize = 20;
 
 /// How a payload is shaped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// semdock's JSON.
@@ -85,7 +85,7 @@ impl<'de> Deserialize<'de> for Kind {
 }
 
 /// An endpoint as the API shows it: the secret never again.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct EndpointInfo {
     pub id: String,
     pub url: String,
@@ -149,7 +149,7 @@ impl State {
 }
 
 /// One delivery attempt's outcome, as the log keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     /// The event's id (its audit entry).
     pub event_id: u64,
@@ -170,7 +170,7 @@ pub struct Delivery {
 }
 
 /// A new endpoint, as asked for.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     pub url: String,
@@ -186,7 +186,7 @@ pub struct NewEndpoint {
 }
 
 /// A change of an endpoint; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointChange {
     pub url: Option<String>,

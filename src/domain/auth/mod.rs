@@ -196,7 +196,7 @@ pub struct IssuedToken {
 }
 
 /// A user as listed.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UserInfo {
     pub name: String,
     pub admin: bool,
@@ -208,7 +208,7 @@ pub struct UserInfo {
 }
 
 /// An API key as listed (never its secret).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct KeyInfo {
     pub id: String,
     pub name: String,
@@ -220,7 +220,7 @@ pub struct KeyInfo {
 }
 
 /// A new API key: its secret is shown only here.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewKey {
     pub id: String,
     /// The whole key, to use as a password. It is not stored and cannot be shown again.

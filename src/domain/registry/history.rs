@@ -10,7 +10,7 @@ use crate::store::meta::HistoryRecord;
 use super::{Registry, ensure_repository, feed_unknown, manifest_unknown, page_size};
 
 /// One tag in a grouped listing.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TagEntry {
     pub tag: String,
     pub digest: String,
@@ -20,7 +20,7 @@ pub struct TagEntry {
 }
 
 /// A repository's tags by kind; versions by SemVer precedence, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TagGroups {
     pub versions: Vec<TagEntry>,
     #[serde(rename = "virtual")]
@@ -39,9 +39,7 @@ pub struct TagGroups {
 
 /// The three ordered lists a repository's tags page through: versions by SemVer precedence,
 /// highest first; every other tag by name (shown grouped by kind); tombstones by name.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TagList {
     Versions,
@@ -62,7 +60,7 @@ pub struct TagQuery {
 }
 
 /// The tag a list continues after, per list that has more.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TagCursors {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub versions: Option<String>,
@@ -109,7 +107,7 @@ pub struct TagState {
 }
 
 /// One change of a tag.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryEntry {
     /// The change's sequence number: what `last` continues after.
     pub seq: u64,
@@ -155,7 +153,7 @@ pub struct Promotion<'a> {
 }
 
 /// The outcome of a promotion or retag.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Promoted {
     pub digest: String,
     /// Manifests copied into the target repository (the image, index children, referrers).

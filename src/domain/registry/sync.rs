@@ -26,7 +26,7 @@ const SYNC_LOCK: i64 = 0x5e3d_0c05;
 const MAX_ERRORS: usize = 50;
 
 /// What one sync of a connector feed did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
     /// Unix milliseconds.
     pub started_ms: u64,

@@ -3,10 +3,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use super::dto::{self, AuditEntry};
 use super::error::ErrorBody;
 use super::paging::next_link;
 use super::{Api, ApiError, run};
-use crate::domain::audit::{AuditEntry, AuditQuery, Kind};
+use crate::domain::audit::{AuditQuery, Kind};
 use crate::domain::{self, access::Access};
 
 /// Filters and a page of the audit log.
@@ -106,7 +107,7 @@ pub async fn audit(
             if let Some(last) = next {
                 res.insert_header(("Link", next_link(&req, &last.to_string(), None)));
             }
-            Ok(res.json(entries))
+            Ok(res.json(dto::all::<AuditEntry, _>(entries)))
         }
         Some("jsonl") => Ok(jsonl_response(access, q).await?),
         Some(other) => Err(domain::Error::Invalid(format!(
@@ -145,13 +146,13 @@ type Sender = tokio::sync::mpsc::Sender<Result<web::Bytes, std::io::Error>>;
 fn export(
     access: &Access,
     mut q: AuditQuery,
-    mut page: (Vec<AuditEntry>, Option<u64>),
+    mut page: (Vec<crate::domain::audit::AuditEntry>, Option<u64>),
     tx: &Sender,
 ) {
     loop {
         let mut chunk = Vec::new();
-        for entry in &page.0 {
-            if serde_json::to_writer(&mut chunk, entry).is_ok() {
+        for entry in std::mem::take(&mut page.0) {
+            if serde_json::to_writer(&mut chunk, &AuditEntry::from(entry)).is_ok() {
                 chunk.push(b'\n');
             }
         }

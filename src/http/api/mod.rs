@@ -5,25 +5,30 @@
 //! render. The `OpenAPI` document at `/api/v1/openapi.json` is generated from these handlers.
 
 mod audit;
+pub mod dto;
 mod error;
 mod paging;
 mod storage;
 mod tags;
 mod webhooks;
 
-use std::collections::BTreeMap;
-
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
-use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use serde::Serialize;
+use utoipa::OpenApi;
 
 pub use audit::{AuditParams, jsonl_response};
 pub use error::ApiError;
+pub use tags::{PromoteArgs, do_promote, resolve_ref};
+
+use dto::{
+    CreatedUser, FeedInfo, FeedUpdate, KeyInfo, NewFeed, NewKey, NewKeyRequest, NewUser,
+    PasswordChange, RoleGrant, UserInfo, UserUpdate,
+};
 
 use crate::domain;
 use crate::domain::access::{Access, FeedAdmin, Pull};
-use crate::domain::auth::{KeyInfo, NewKey, Surface, UserInfo};
+use crate::domain::auth::Surface;
 use crate::http::caller::{access, identify};
 use crate::model::FeedName;
 
@@ -155,14 +160,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
         RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
-        tags::FeedChangeEntry, tags::PromotionRequest, tags::Resolved, tags::AcceptedUpstream,
-        domain::UpstreamInfo, domain::UpstreamChange, tags::PurgeRequest, tags::ProGetPromotionEntry, domain::Promoted, domain::TagGroups,
-        domain::TagEntry, domain::TagList, domain::TagCursors, domain::HistoryEntry, tags::TagAt, tags::ProGetPromotion,
-        storage::RunRequest, storage::BackupRequest, domain::gc::GcReport,
-        domain::gc::StorageStats, domain::gc::FeedStorage, domain::retention::Rules,
-        domain::retention::RetentionReport, domain::retention::Deletion,
-        domain::backup::BackupReport, domain::audit::AuditEntry, domain::webhooks::EndpointInfo, domain::webhooks::NewEndpoint,
-        domain::webhooks::EndpointChange, domain::webhooks::Delivery, domain::webhooks::Format,
+        tags::FeedChangeEntry, dto::PromotionRequest, dto::Resolved, tags::AcceptedUpstream,
+        dto::UpstreamInfo, dto::UpstreamChange, dto::PurgeRequest, tags::ProGetPromotionEntry, dto::Promoted, dto::TagGroups,
+        dto::TagEntry, dto::TagList, dto::TagCursors, dto::HistoryEntry, dto::TagAt, tags::ProGetPromotion,
+        dto::RunRequest, dto::BackupRequest, dto::GcReport,
+        dto::StorageStats, dto::FeedStorage, dto::Rules,
+        dto::RetentionReport, dto::Deletion,
+        dto::BackupReport, dto::AuditEntry, dto::EndpointInfo, dto::NewEndpoint,
+        dto::EndpointChange, dto::Delivery, dto::Format,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))
@@ -221,82 +226,6 @@ where
         .map_err(|e| domain::Error::Internal(e.to_string()))??)
 }
 
-/// A feed and its settings.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FeedInfo {
-    pub name: String,
-    pub description: String,
-    pub anonymous_pull: bool,
-    /// Container versioning: only version and permitted tags, immutable versions, virtual tags.
-    pub versioning: bool,
-    /// Tags (exact or `*` globs) a versioned feed accepts besides versions.
-    pub permitted: Vec<String>,
-    /// When not empty, tags enter the feed only by promotion from these feeds: pushes of
-    /// tags are refused (pushes by digest, which a promotion does not need, too).
-    pub promotion_sources: Vec<String>,
-    /// When set, a promotion into the feed needs a referrer (signature, attestation) of this
-    /// artifact type on the image, among the referrers the registry holds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub required_referrer: Option<String>,
-    /// When set, the feed is a connector: a pull-through cache of this upstream registry
-    /// (its password is never shown).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<domain::UpstreamInfo>,
-    /// Unix seconds.
-    pub created: u64,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewFeed {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub anonymous_pull: bool,
-    #[serde(default)]
-    pub versioning: bool,
-    #[serde(default)]
-    pub permitted: Vec<String>,
-    #[serde(default)]
-    pub promotion_sources: Vec<String>,
-    pub required_referrer: Option<String>,
-    /// Makes the feed a connector of an upstream registry.
-    pub upstream: Option<domain::UpstreamChange>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FeedUpdate {
-    pub description: Option<String>,
-    pub anonymous_pull: Option<bool>,
-    pub versioning: Option<bool>,
-    pub permitted: Option<Vec<String>>,
-    /// Feeds promotions may come from (the feed then refuses pushes of tags); `[]` lets
-    /// pushes in again.
-    pub promotion_sources: Option<Vec<String>>,
-    /// The artifact type promotions need a referrer of; `""` needs none.
-    pub required_referrer: Option<String>,
-    /// The connector's upstream (`{"url": ""}` makes the feed a plain one again).
-    pub upstream: Option<domain::UpstreamChange>,
-}
-
-/// A feed as the API shows it (and `semdock feed list` on the data directory).
-#[must_use]
-pub fn feed_info(name: String, r: &domain::Feed) -> FeedInfo {
-    FeedInfo {
-        name,
-        description: r.description.clone(),
-        anonymous_pull: r.anonymous_pull,
-        versioning: r.versioning,
-        permitted: r.permitted.clone(),
-        promotion_sources: r.promotion_sources.clone(),
-        required_referrer: r.required_referrer.clone(),
-        upstream: r.upstream.clone(),
-        created: r.created,
-    }
-}
-
 /// Feeds the caller may pull from.
 #[utoipa::path(get, path = "/api/v1/feeds", responses((status = 200, body = [FeedInfo]), (status = 401, body = error::ErrorBody)))]
 async fn list_feeds(Api(access): Api) -> Result<HttpResponse, ApiError> {
@@ -304,7 +233,7 @@ async fn list_feeds(Api(access): Api) -> Result<HttpResponse, ApiError> {
         Ok(access
             .feeds()?
             .into_iter()
-            .map(|(name, r)| feed_info(name, &r))
+            .map(|(name, r)| FeedInfo::of(name, &r))
             .collect::<Vec<_>>())
     })
     .await?;
@@ -315,30 +244,13 @@ async fn list_feeds(Api(access): Api) -> Result<HttpResponse, ApiError> {
 #[utoipa::path(post, path = "/api/v1/feeds", request_body = NewFeed,
     responses((status = 201, body = FeedInfo), (status = 400, body = error::ErrorBody), (status = 403, body = error::ErrorBody), (status = 409, body = error::ErrorBody)))]
 async fn create_feed(Api(access): Api, body: web::Json<NewFeed>) -> Result<HttpResponse, ApiError> {
-    let NewFeed {
-        name,
-        description,
-        anonymous_pull,
-        versioning,
-        permitted,
-        promotion_sources,
-        required_referrer,
-        upstream,
-    } = body.into_inner();
+    let new = body.into_inner();
     let info = run(move || {
         let admin = access.admin()?;
-        let feed: FeedName = name.parse()?;
-        let change = domain::FeedChange {
-            description: Some(description),
-            anonymous_pull: Some(anonymous_pull),
-            versioning: Some(versioning),
-            permitted: Some(permitted),
-            promotion_sources: Some(promotion_sources),
-            required_referrer,
-            upstream,
-        };
+        let feed: FeedName = new.name.parse()?;
+        let change = new.into_change();
         let r = admin.create_feed(&feed, change)?;
-        Ok(feed_info(feed.to_string(), &r))
+        Ok(FeedInfo::of(feed.to_string(), &r))
     })
     .await?;
     Ok(HttpResponse::Created().json(info))
@@ -351,7 +263,7 @@ async fn show_feed(Api(access): Api, path: web::Path<String>) -> Result<HttpResp
     let feed = path.into_inner();
     let info = run(move || {
         let settings = access.feed::<Pull>(&feed)?.settings()?;
-        Ok(feed_info(feed, &settings))
+        Ok(FeedInfo::of(feed, &settings))
     })
     .await?;
     Ok(HttpResponse::Ok().json(info))
@@ -366,27 +278,10 @@ async fn update_feed(
     body: web::Json<FeedUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let FeedUpdate {
-        description,
-        anonymous_pull,
-        versioning,
-        permitted,
-        promotion_sources,
-        required_referrer,
-        upstream,
-    } = body.into_inner();
+    let change: domain::FeedChange = body.into_inner().into();
     let info = run(move || {
-        let change = domain::FeedChange {
-            description,
-            anonymous_pull,
-            versioning,
-            permitted,
-            promotion_sources,
-            required_referrer,
-            upstream,
-        };
         let r = access.feed::<FeedAdmin>(&feed)?.update(change)?;
-        Ok(feed_info(feed, &r))
+        Ok(FeedInfo::of(feed, &r))
     })
     .await?;
     Ok(HttpResponse::Ok().json(info))
@@ -401,43 +296,6 @@ async fn delete_feed(Api(access): Api, path: web::Path<String>) -> Result<HttpRe
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    pub name: String,
-    /// Omit to have one generated and returned.
-    pub password: Option<String>,
-    #[serde(default)]
-    pub admin: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedUser {
-    pub name: String,
-    /// The generated password, when none was given; shown only here.
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserUpdate {
-    pub disabled: Option<bool>,
-    pub admin: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordChange {
-    pub password: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoleGrant {
-    /// `pull`, `push`, `promote`, `delete` or `admin`.
-    pub role: String,
-}
-
 /// Every user (administrators).
 #[utoipa::path(get, path = "/api/v1/users", params(paging::PageQuery), responses((status = 200, body = [UserInfo]), (status = 403, body = error::ErrorBody)))]
 async fn list_users(
@@ -445,7 +303,7 @@ async fn list_users(
     req: HttpRequest,
     query: web::Query<paging::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let users = run(move || access.admin()?.users()).await?;
+    let users: Vec<UserInfo> = dto::all(run(move || access.admin()?.users()).await?);
     let (page, next) = paging::page_of(users, |u| u.name.as_str(), &query);
     Ok(paged_json(&req, &page, next.as_deref()))
 }
@@ -525,26 +383,6 @@ async fn revoke_role(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewKeyRequest {
-    pub name: String,
-    /// The key's owner; only administrators may name someone else.
-    pub owner: Option<String>,
-    /// feed → role; the key never holds more than its owner.
-    #[serde(default)]
-    pub roles: BTreeMap<String, String>,
-    /// Administrator rights, for an administrator's own automation.
-    #[serde(default)]
-    pub admin: bool,
-    /// Unix seconds after which the key stops working.
-    pub expires_at: Option<u64>,
-    /// Give the key every role its owner holds now, besides `roles` (what `semdock login`
-    /// asks for). An administrator's key asks for `admin` as well.
-    #[serde(default)]
-    pub owner_roles: bool,
-}
-
 /// The caller's API keys (all of them for administrators).
 #[utoipa::path(get, path = "/api/v1/keys", params(paging::PageQuery), responses((status = 200, body = [KeyInfo]), (status = 401, body = error::ErrorBody)))]
 async fn list_keys(
@@ -552,7 +390,7 @@ async fn list_keys(
     req: HttpRequest,
     query: web::Query<paging::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = run(move || access.account()?.keys()).await?;
+    let keys: Vec<KeyInfo> = dto::all(run(move || access.account()?.keys()).await?);
     let (page, next) = paging::page_of(keys, |k| k.id.as_str(), &query);
     Ok(paged_json(&req, &page, next.as_deref()))
 }
@@ -575,7 +413,7 @@ async fn create_key(
         account.create_key(r.owner.as_deref(), &r.name, &r.roles, r.admin, r.expires_at)
     })
     .await?;
-    Ok(HttpResponse::Created().json(key))
+    Ok(HttpResponse::Created().json(NewKey::from(key)))
 }
 
 /// Revokes an API key at once, tokens included.

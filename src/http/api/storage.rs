@@ -7,23 +7,15 @@ use actix_web::{HttpResponse, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use serde::Deserialize;
-use utoipa::ToSchema;
 
+use super::dto::{
+    BackupReport, BackupRequest, GcReport, RetentionReport, Rules, RunRequest, StorageStats,
+    SyncReport, UpstreamTest,
+};
 use super::error::{ApiError, ErrorBody};
 use super::{Api, run};
 use crate::domain::access::FeedAdmin;
-use crate::domain::backup::BackupReport;
-use crate::domain::gc::{GcOptions, GcReport, StorageStats};
-use crate::domain::retention::{RetentionReport, Rules};
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RunRequest {
-    /// Report what would be removed; change nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-}
+use crate::domain::gc::GcOptions;
 
 /// Collects garbage now, while serving (administrators).
 #[utoipa::path(post, path = "/api/v1/gc", request_body = RunRequest,
@@ -43,7 +35,7 @@ pub async fn gc(
         admin.gc(opts)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(GcReport::from(report)))
 }
 
 /// A feed's retention rules (feed admin).
@@ -55,7 +47,7 @@ pub async fn retention(
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     let rules = run(move || access.feed::<FeedAdmin>(&feed)?.retention()).await?;
-    Ok(HttpResponse::Ok().json(rules))
+    Ok(HttpResponse::Ok().json(Rules::from(rules)))
 }
 
 /// Replaces a feed's retention rules; an empty object switches them off (feed admin).
@@ -67,7 +59,7 @@ pub async fn set_retention(
     body: web::Json<Rules>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let rules = body.into_inner();
+    let rules: crate::domain::retention::Rules = body.into_inner().into();
     let rules = run(move || {
         let f = access.feed::<FeedAdmin>(&feed)?;
         f.set_retention(&rules)?;
@@ -75,7 +67,7 @@ pub async fn set_retention(
         f.retention()
     })
     .await?;
-    Ok(HttpResponse::Ok().json(rules))
+    Ok(HttpResponse::Ok().json(Rules::from(rules)))
 }
 
 /// Applies a feed's retention rules now, or lists what they would delete (feed admin).
@@ -89,48 +81,41 @@ pub async fn run_retention(
     let feed = path.into_inner();
     let dry_run = body.dry_run;
     let report = run(move || access.feed::<FeedAdmin>(&feed)?.run_retention(dry_run)).await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(RetentionReport::from(report)))
 }
 
 /// Syncs a connector feed now: fetches the tags its sync rules name (feed admin).
 #[utoipa::path(post, path = "/api/v1/feeds/{feed}/sync", params(("feed" = String, Path)),
-    responses((status = 200, body = crate::domain::SyncReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SyncReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn sync(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     let report = run(move || access.feed::<FeedAdmin>(&feed)?.sync()).await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(SyncReport::from(report)))
 }
 
 /// Checks a connector feed's upstream and its credentials now (feed admin): `ok` and a
 /// sentence saying what answered and how, or what is wrong.
 #[utoipa::path(post, path = "/api/v1/feeds/{feed}/upstream/test", params(("feed" = String, Path)),
-    responses((status = 200, body = crate::domain::UpstreamTest), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = UpstreamTest), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn test_upstream(
     Api(access): Api,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     let checked = run(move || access.feed::<FeedAdmin>(&feed)?.test_upstream()).await?;
-    Ok(HttpResponse::Ok().json(checked))
+    Ok(HttpResponse::Ok().json(UpstreamTest::from(checked)))
 }
 
 /// The last sync report of a connector feed (feed admin); `null` before the first.
 #[utoipa::path(get, path = "/api/v1/feeds/{feed}/sync", params(("feed" = String, Path)),
-    responses((status = 200, body = Option<crate::domain::SyncReport>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Option<SyncReport>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn sync_status(
     Api(access): Api,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
     let report = run(move || access.feed::<FeedAdmin>(&feed)?.sync_status()).await?;
-    Ok(HttpResponse::Ok().json(report))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BackupRequest {
-    /// An absolute directory on the server's machine, new or empty.
-    pub dir: String,
+    Ok(HttpResponse::Ok().json(report.map(SyncReport::from)))
 }
 
 /// Writes a consistent backup into a directory on the server's machine while serving
@@ -148,7 +133,7 @@ pub async fn backup(
         admin.backup(&dir)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(BackupReport::from(report)))
 }
 
 /// Blobs and bytes stored, in all and per feed (administrators).
@@ -156,7 +141,7 @@ pub async fn backup(
     responses((status = 200, body = StorageStats), (status = 403, body = ErrorBody)))]
 pub async fn storage(Api(access): Api) -> Result<HttpResponse, ApiError> {
     let stats = run(move || access.admin()?.storage()).await?;
-    Ok(HttpResponse::Ok().json(stats))
+    Ok(HttpResponse::Ok().json(StorageStats::from(stats)))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

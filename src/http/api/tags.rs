@@ -5,6 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::dto::{
+    HistoryEntry, Promoted, PromotionRequest, PurgeRequest, Resolved, TagAt, TagGroups, TagList,
+};
 use super::error::{ApiError, ErrorBody};
 use super::paging::{PageQuery, next_link};
 use super::{Api, run};
@@ -70,28 +73,12 @@ pub async fn feed_changes(
     Ok(res.json(entries))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PromotionRequest {
-    /// `FEED/NAME:TAG`, `FEED/NAME@DIGEST`, or `FEED/NAME:TAG@DIGEST` (the tag and the digest
-    /// it must point at); with this registry's host in front as docker prints it, too.
-    pub from: String,
-    /// `FEED/NAME:TAG`.
-    pub to: String,
-    /// The digest the source must point at: a conflict (409) when it no longer does.
-    pub expected_digest: Option<String>,
-    pub comment: Option<String>,
-    /// Copy the referrers (signatures, SBOMs) of the image too.
-    #[serde(default)]
-    pub include_referrers: bool,
-}
-
 /// Copies an image to another feed and/or tag by link (no bytes copied) and tags it, in one
 /// transaction. Needs pull on the source and promote on the target. Re-applying a tag that
 /// already points there succeeds. With an expected digest (`expected_digest`, or `@DIGEST`
 /// after the tag) a source that points elsewhere is refused with 409.
 #[utoipa::path(post, path = "/api/v1/promotions", request_body = PromotionRequest,
-    responses((status = 200, body = domain::Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 200, body = Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn promote(
     Api(access): Api,
@@ -114,7 +101,7 @@ pub async fn promote(
         )
     })
     .await?;
-    Ok(HttpResponse::Ok().json(done))
+    Ok(HttpResponse::Ok().json(Promoted::from(done)))
 }
 
 /// `?ref=` of a resolve.
@@ -124,17 +111,6 @@ pub struct ResolveQuery {
     /// `FEED/NAME:TAG` (or any reference form `promote` takes).
     #[serde(rename = "ref")]
     pub reference: String,
-}
-
-/// What a tag points at now, pinned for a deployment manifest.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Resolved {
-    /// `HOST/FEED/NAME@DIGEST`, with the host clients reach this registry at.
-    pub pinned: String,
-    pub repository: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    pub digest: String,
 }
 
 /// The digest a tag points at, as the pinned reference `HOST/FEED/NAME@DIGEST` (pull). With
@@ -150,28 +126,36 @@ pub async fn resolve(
     let hosts = registry_hosts(&req);
     let host = hosts.first().cloned().unwrap_or_default();
     let text = query.into_inner().reference;
-    let resolved = run(move || {
-        let r = parse_reference(&text, &hosts)?;
-        let found = access
-            .feed::<Pull>(r.repository.feed())?
-            .manifest(&r.repository, &r.reference())?;
-        if let Some(expected) = r.expected()
-            && *expected != found.digest
-        {
-            return Err(domain::Error::Conflict(format!(
-                "{text} expects {expected}, but the tag points at {}",
-                found.digest
-            )));
-        }
-        Ok(Resolved {
-            pinned: format!("{host}/{}@{}", r.repository, found.digest),
-            repository: r.repository.to_string(),
-            tag: r.tag.map(|t| t.to_string()),
-            digest: found.digest.to_string(),
-        })
-    })
-    .await?;
+    let resolved = run(move || resolve_ref(&access, &text, &hosts, &host)).await?;
     Ok(HttpResponse::Ok().json(resolved))
+}
+
+/// What `text` (`FEED/NAME:TAG`, or any reference form `promote` takes) points at now,
+/// pinned as `HOST/FEED/NAME@DIGEST`; a conflict when it expects another digest.
+pub fn resolve_ref(
+    access: &Access,
+    text: &str,
+    hosts: &[String],
+    host: &str,
+) -> Result<Resolved, domain::Error> {
+    let r = parse_reference(text, hosts)?;
+    let found = access
+        .feed::<Pull>(r.repository.feed())?
+        .manifest(&r.repository, &r.reference())?;
+    if let Some(expected) = r.expected()
+        && *expected != found.digest
+    {
+        return Err(domain::Error::Conflict(format!(
+            "{text} expects {expected}, but the tag points at {}",
+            found.digest
+        )));
+    }
+    Ok(Resolved {
+        pinned: format!("{host}/{}@{}", r.repository, found.digest),
+        repository: r.repository.to_string(),
+        tag: r.tag.map(|t| t.to_string()),
+        digest: found.digest.to_string(),
+    })
 }
 
 /// A promotion as the forms of every surface ask for it.
@@ -248,7 +232,7 @@ pub struct ProGetPromotion {
 /// and version in `toFeed`, referrers included. Form or JSON body; API key in `X-ApiKey` or
 /// Basic.
 #[utoipa::path(post, path = "/api/promotions/promote", request_body = ProGetPromotion,
-    responses((status = 200, body = domain::Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 200, body = Promoted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn proget_promote(
     Api(access): Api,
@@ -297,7 +281,7 @@ pub async fn proget_promote(
         )
     })
     .await?;
-    Ok(HttpResponse::Ok().json(done))
+    Ok(HttpResponse::Ok().json(Promoted::from(done)))
 }
 
 /// `ProGet`'s promotion list query; every filter optional.
@@ -429,14 +413,6 @@ async fn multipart_fields(
     Ok(serde_json::Value::Object(fields))
 }
 
-/// What a purge confirms.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PurgeRequest {
-    /// The tag again, to purge a tag that is still live (delete and purge in one step).
-    pub confirm: Option<String>,
-}
-
 /// Frees a deleted version's number in a versioned feed: removes its tombstone (feed admin).
 /// A live tag is refused with 409 unless the body confirms it by name. Recorded in the tag
 /// history.
@@ -513,7 +489,7 @@ pub struct AcceptedUpstream {
 #[serde(deny_unknown_fields)]
 pub struct TagsQuery {
     /// Continue this list only: `versions`, `tags` or `tombstones`.
-    pub list: Option<domain::TagList>,
+    pub list: Option<TagList>,
     /// With `list`: continue after this tag (its `next` value).
     pub last: Option<String>,
     /// How many entries per list (default 100, at most 1000).
@@ -526,7 +502,7 @@ pub struct TagsQuery {
 /// first; other tags by name; tombstones by name. Without `list`, the first page of each
 /// list; `next` (and a `Link` header per list, `title` naming it) says where each continues.
 #[utoipa::path(get, path = "/api/v1/repositories/{repo}/tags", params(("repo" = String, Path), TagsQuery),
-    responses((status = 200, body = domain::TagGroups), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TagGroups), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn repository_tags(
     Api(access): Api,
     req: HttpRequest,
@@ -544,7 +520,7 @@ pub async fn repository_tags(
     let groups = run(move || {
         let repo: Repository = repo.parse()?;
         let q = domain::TagQuery {
-            list,
+            list: list.map(Into::into),
             last,
             n,
             contains: q,
@@ -562,7 +538,7 @@ pub async fn repository_tags(
             res.append_header(("Link", next_link(&req, last, Some(title))));
         }
     }
-    Ok(res.json(groups))
+    Ok(res.json(TagGroups::from(groups)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -582,23 +558,11 @@ pub struct HistoryQuery {
     pub n: Option<usize>,
 }
 
-/// What a tag pointed to at a moment.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TagAt {
-    pub tag: String,
-    pub at: String,
-    /// None: the tag did not exist then.
-    pub digest: Option<String>,
-    /// For a virtual tag (`latest`, `5`, `5.1`): the version it followed then.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-}
-
 /// Every change of every tag of a repository (or of one tag, or of one kind), paged, oldest
 /// first unless `order=newest`; with `tag` and `at`, the digest the tag pointed to at that
 /// time (pull).
 #[utoipa::path(get, path = "/api/v1/repositories/{repo}/history", params(("repo" = String, Path), HistoryQuery),
-    responses((status = 200, body = [domain::HistoryEntry]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [HistoryEntry]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn history(
     Api(access): Api,
     req: HttpRequest,
@@ -654,6 +618,7 @@ pub async fn history(
                     n,
                 };
                 let (entries, next) = feed.history(&repo, &q)?;
+                let entries: Vec<HistoryEntry> = super::dto::all(entries);
                 Ok((serde_json::to_value(entries).unwrap_or_default(), next))
             }
         }

@@ -3,9 +3,9 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use super::dto::{self, Delivery, EndpointChange, EndpointInfo, NewEndpoint};
 use super::error::ErrorBody;
 use super::{Api, ApiError, run};
-use crate::domain::webhooks::{Delivery, EndpointChange, EndpointInfo, NewEndpoint};
 
 /// `?feed=` of a listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -22,7 +22,7 @@ pub struct WebhookQuery {
 pub async fn list(Api(access): Api, q: web::Query<WebhookQuery>) -> Result<HttpResponse, ApiError> {
     let feed = q.into_inner().feed;
     let hooks = run(move || access.webhooks(feed.as_deref())).await?;
-    Ok(HttpResponse::Ok().json(hooks))
+    Ok(HttpResponse::Ok().json(dto::all::<EndpointInfo, _>(hooks)))
 }
 
 /// Adds a webhook, told of events from now on; the response holds its secret, shown only
@@ -33,9 +33,9 @@ pub async fn create(
     Api(access): Api,
     body: web::Json<NewEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.into_inner();
+    let new = body.into_inner().into();
     let hook = run(move || access.create_webhook(&new)).await?;
-    Ok(HttpResponse::Created().json(hook))
+    Ok(HttpResponse::Created().json(EndpointInfo::from(hook)))
 }
 
 /// Changes a webhook's URL, events, format, or switches it off and on.
@@ -46,9 +46,9 @@ pub async fn update(
     path: web::Path<String>,
     body: web::Json<EndpointChange>,
 ) -> Result<HttpResponse, ApiError> {
-    let change = body.into_inner();
+    let change = body.into_inner().into();
     let hook = run(move || access.webhook(&path)?.update(&change)).await?;
-    Ok(HttpResponse::Ok().json(hook))
+    Ok(HttpResponse::Ok().json(EndpointInfo::from(hook)))
 }
 
 /// Removes a webhook with its delivery log.
@@ -67,7 +67,7 @@ pub async fn deliveries(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let log = run(move || access.webhook(&path)?.deliveries()).await?;
-    Ok(HttpResponse::Ok().json(log))
+    Ok(HttpResponse::Ok().json(dto::all::<Delivery, _>(log)))
 }
 
 /// Sends event `event` to the webhook again (queued; it appears in the log as a redelivery).

@@ -629,7 +629,7 @@ impl Registry {
 }
 
 /// What a check of a connector's upstream found.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UpstreamTest {
     pub ok: bool,
     /// What answered and how, or what is wrong.

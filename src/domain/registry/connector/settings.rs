@@ -5,7 +5,7 @@ use crate::domain::Error;
 use crate::store::meta::UpstreamRecord;
 
 /// A connector feed's upstream as the domain hands it out: the password never.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UpstreamInfo {
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,7 +55,7 @@ impl From<&UpstreamRecord> for UpstreamInfo {
 
 /// A change of a feed's upstream: a `url` makes the feed a connector (an empty one makes it
 /// a plain feed again); `None` fields keep what is stored.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamChange {
     pub url: String,

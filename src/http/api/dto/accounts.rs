@@ -1,0 +1,161 @@
+//! Users, roles and API keys.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::auth;
+use crate::model;
+
+/// A role granted on a feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Pull,
+    Push,
+    Promote,
+    Delete,
+    Admin,
+}
+
+impl From<model::Role> for Role {
+    fn from(r: model::Role) -> Self {
+        match r {
+            model::Role::Pull => Self::Pull,
+            model::Role::Push => Self::Push,
+            model::Role::Promote => Self::Promote,
+            model::Role::Delete => Self::Delete,
+            model::Role::Admin => Self::Admin,
+        }
+    }
+}
+
+fn roles(roles: BTreeMap<String, model::Role>) -> BTreeMap<String, Role> {
+    roles.into_iter().map(|(f, r)| (f, r.into())).collect()
+}
+
+/// A user as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserInfo {
+    pub name: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created: u64,
+    pub last_login: Option<u64>,
+    /// feed → role
+    pub roles: BTreeMap<String, Role>,
+}
+
+impl From<auth::UserInfo> for UserInfo {
+    fn from(u: auth::UserInfo) -> Self {
+        Self {
+            name: u.name,
+            admin: u.admin,
+            disabled: u.disabled,
+            created: u.created,
+            last_login: u.last_login,
+            roles: roles(u.roles),
+        }
+    }
+}
+
+/// An API key as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub admin: bool,
+    pub created: u64,
+    pub expires: Option<u64>,
+    pub roles: BTreeMap<String, Role>,
+}
+
+impl From<auth::KeyInfo> for KeyInfo {
+    fn from(k: auth::KeyInfo) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            owner: k.owner,
+            admin: k.admin,
+            created: k.created,
+            expires: k.expires,
+            roles: roles(k.roles),
+        }
+    }
+}
+
+/// A new API key: its secret is shown only here.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewKey {
+    pub id: String,
+    /// The whole key, to use as a password. It is not stored and cannot be shown again.
+    pub key: String,
+}
+
+impl From<auth::NewKey> for NewKey {
+    fn from(k: auth::NewKey) -> Self {
+        Self {
+            id: k.id,
+            key: k.key,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    /// Omit to have one generated and returned.
+    pub password: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedUser {
+    pub name: String,
+    /// The generated password, when none was given; shown only here.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub disabled: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleGrant {
+    /// `pull`, `push`, `promote`, `delete` or `admin`.
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyRequest {
+    pub name: String,
+    /// The key's owner; only administrators may name someone else.
+    pub owner: Option<String>,
+    /// feed → role; the key never holds more than its owner.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// Administrator rights, for an administrator's own automation.
+    #[serde(default)]
+    pub admin: bool,
+    /// Unix seconds after which the key stops working.
+    pub expires_at: Option<u64>,
+    /// Give the key every role its owner holds now, besides `roles` (what `semdock login`
+    /// asks for). An administrator's key asks for `admin` as well.
+    #[serde(default)]
+    pub owner_roles: bool,
+}

@@ -1,0 +1,32 @@
+//! The API's own request and response types: the JSON `/api/v1/` sends and accepts, and the
+//! `OpenAPI` schema generated from them. Domain types never appear in the document: each DTO
+//! is converted from (or into) its domain type with `From`, so the domain can change shape
+//! without changing the API. The CLI's remote path reads and writes these same types.
+
+mod accounts;
+mod audit;
+mod feeds;
+mod storage;
+mod tags;
+mod webhooks;
+
+pub use accounts::{
+    CreatedUser, KeyInfo, NewKey, NewKeyRequest, NewUser, PasswordChange, Role, RoleGrant,
+    UserInfo, UserUpdate,
+};
+pub use audit::AuditEntry;
+pub use feeds::{FeedInfo, FeedUpdate, NewFeed, UpstreamChange, UpstreamInfo, UpstreamTest};
+pub use storage::{
+    BackupReport, BackupRequest, Deletion, FeedStorage, GcReport, RetentionReport, Rules,
+    RunRequest, StorageStats, SyncReport,
+};
+pub use tags::{
+    HistoryEntry, Promoted, PromotionRequest, PurgeRequest, Resolved, TagAt, TagCursors, TagEntry,
+    TagGroups, TagList,
+};
+pub use webhooks::{Delivery, EndpointChange, EndpointInfo, Format, NewEndpoint};
+
+/// `items` converted one by one.
+pub fn all<D: From<T>, T>(items: Vec<T>) -> Vec<D> {
+    items.into_iter().map(D::from).collect()
+}
