@@ -73,9 +73,12 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
         }
     }
     for (feed, rules) in &config.retention {
-        let stored = services.registry.retention(feed)?;
+        let stored = services.registry.maintenance().retention(feed)?;
         if stored.is_empty() && !rules.is_empty() {
-            services.registry.set_retention(feed, rules, "config")?;
+            services
+                .registry
+                .maintenance()
+                .set_retention(feed, rules, "config")?;
             tracing::info!(feed, "stored retention rules from the configuration");
         }
     }
@@ -227,19 +230,19 @@ fn schedule(
     let jobs: [(Option<Duration>, Job); 7] = [
         (Some(MEMORY_RELEASE), |_, _| release_memory()),
         (Some(UPLOAD_SWEEP), |r, c| {
-            if let Err(e) = r.expire_uploads(c.gc_options(false)) {
+            if let Err(e) = r.maintenance().expire_uploads(c.gc_options(false)) {
                 tracing::error!(error = %e, "could not expire idle uploads");
             }
         }),
         (Some(PULL_FLUSH), |r, _| {
-            if let Err(e) = r.flush_pulls() {
+            if let Err(e) = r.maintenance().flush_pulls() {
                 tracing::error!(error = %e, "could not write last-pull times");
             }
         }),
         (every(config.storage.retention_interval_seconds), |r, _| {
-            let feeds = r.feeds_with_retention().unwrap_or_default();
+            let feeds = r.maintenance().feeds_with_retention().unwrap_or_default();
             for feed in feeds {
-                if let Err(e) = r.run_retention_by(&feed, false, "scheduler") {
+                if let Err(e) = r.maintenance().run_retention_by(&feed, false, "scheduler") {
                     tracing::error!(feed, error = %e, "retention run failed");
                 }
             }
@@ -258,7 +261,10 @@ fn schedule(
             }
         }),
         (every(config.storage.gc_interval_seconds), |r, c| {
-            if let Err(e) = r.gc_by(c.gc_options(false), &|_, _, _| {}, "scheduler") {
+            if let Err(e) = r
+                .maintenance()
+                .gc_by(c.gc_options(false), &|_, _, _| {}, "scheduler")
+            {
                 tracing::error!(error = %e, "garbage collection failed");
             }
         }),
@@ -514,7 +520,7 @@ async fn serve_on(
         job.abort();
         let _ = job.await;
     }
-    if let Err(e) = registry.flush_pulls() {
+    if let Err(e) = registry.maintenance().flush_pulls() {
         tracing::error!(error = %e, "could not write last-pull times");
     }
     drop(auth);

@@ -56,7 +56,7 @@ pub(super) fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             include_releases,
             off,
         } => {
-            let rules = crate::domain::retention::Rules {
+            let rules = crate::domain::maintenance::retention::Rules {
                 untagged_days,
                 keep_prereleases,
                 unpulled_days,

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::admin::Target;
 use crate::config::Config;
-use crate::domain::retention::{RetentionReport, Rules};
-use crate::domain::{backup, check};
+use crate::domain::maintenance::retention::{RetentionReport, Rules};
+use crate::domain::maintenance::{backup, check};
 
 /// A progress bar fed by the domain's progress callback (hidden when not on a terminal).
 fn bar() -> ProgressBar {
@@ -47,9 +47,11 @@ pub fn gc(config: &Config, target: &Target, dry_run: bool) -> anyhow::Result<()>
     let r = match target {
         Target::Local(s) => {
             let bar = bar();
-            let r = s
-                .registry
-                .gc_by(config.gc_options(dry_run), &report(&bar), "local")?;
+            let r = s.registry.maintenance().gc_by(
+                config.gc_options(dry_run),
+                &report(&bar),
+                "local",
+            )?;
             bar.finish_and_clear();
             to_json(&r)
         }
@@ -74,11 +76,14 @@ pub fn gc(config: &Config, target: &Target, dry_run: bool) -> anyhow::Result<()>
 pub fn retention_set(target: &Target, feed: &str, rules: Option<Rules>) -> anyhow::Result<()> {
     let shown = match (target, rules) {
         (Target::Local(s), Some(rules)) => {
-            s.registry
-                .set_retention(feed, &rules, crate::domain::auth::INITIAL_ADMIN)?;
-            to_json(&s.registry.retention(feed)?)
+            s.registry.maintenance().set_retention(
+                feed,
+                &rules,
+                crate::domain::auth::INITIAL_ADMIN,
+            )?;
+            to_json(&s.registry.maintenance().retention(feed)?)
         }
-        (Target::Local(s), None) => to_json(&s.registry.retention(feed)?),
+        (Target::Local(s), None) => to_json(&s.registry.maintenance().retention(feed)?),
         (Target::Remote { .. }, Some(rules)) => target.call(
             "PUT",
             &format!("/feeds/{feed}/retention"),
@@ -107,7 +112,10 @@ pub fn retention_run(target: &Target, feed: &str, dry_run: bool) -> anyhow::Resu
     // Typed, not a JSON tree: a run at a million manifests plans a hundred thousand
     // deletions, and a `Value` per deletion tripled what the command held.
     let report: RetentionReport = match target {
-        Target::Local(s) => s.registry.run_retention_by(feed, dry_run, "local")?,
+        Target::Local(s) => s
+            .registry
+            .maintenance()
+            .run_retention_by(feed, dry_run, "local")?,
         Target::Remote { .. } => serde_json::from_value(target.call(
             "POST",
             &format!("/feeds/{feed}/retention/run"),
@@ -139,7 +147,7 @@ pub fn check(target: &Target, jobs: usize, max_mbps: Option<u64>) -> anyhow::Res
         jobs,
         max_bytes_per_sec: max_mbps.map(|m| m << 20),
     };
-    let r = s.registry.check(opts, &report(&bar))?;
+    let r = s.registry.maintenance().check(opts, &report(&bar))?;
     bar.finish_and_clear();
     for p in &r.problems {
         println!("problem: {p}");
@@ -166,7 +174,7 @@ pub fn backup(target: &Target, dir: &Path) -> anyhow::Result<()> {
     let r = match target {
         Target::Local(s) => {
             let bar = bar();
-            let r = s.registry.backup(&dir, &report(&bar))?;
+            let r = s.registry.maintenance().backup(&dir, &report(&bar))?;
             bar.finish_and_clear();
             to_json(&r)
         }
@@ -225,6 +233,7 @@ pub fn migrate(config: &Config, to: &Path) -> anyhow::Result<()> {
     let bar = bar();
     let r = source
         .registry
+        .maintenance()
         .migrate_to(&from, &*meta, &*blobs, &report(&bar))?;
     bar.finish_and_clear();
     let n = &r.records;

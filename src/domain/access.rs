@@ -21,9 +21,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::auth::{Auth, Caller, KeyInfo, NewKey, Principal, UserInfo};
-use super::backup::BackupReport;
-use super::gc::{GcOptions, GcReport, StorageStats};
-use super::retention::{RetentionReport, Rules};
+use super::maintenance::backup::BackupReport;
+use super::maintenance::gc::{GcOptions, GcReport, StorageStats};
+use super::maintenance::retention::{RetentionReport, Rules};
 use super::webhooks::{Delivery, EndpointChange, EndpointInfo, NewEndpoint};
 use super::{
     Error, Feed as FeedSettings, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Promoted,
@@ -269,7 +269,7 @@ impl Access {
     /// Storage of the feeds the caller may pull from.
     pub fn storage(&self) -> Result<StorageStats, Error> {
         let visible = self.visible()?;
-        let mut stats = self.registry.storage()?;
+        let mut stats = self.registry.maintenance().storage()?;
         stats.feeds.retain(|f| visible.contains(&f.feed));
         Ok(stats)
     }
@@ -448,16 +448,18 @@ impl Feed<'_, FeedAdmin> {
     }
 
     pub fn retention(&self) -> Result<Rules, Error> {
-        self.registry().retention(&self.name)
+        self.registry().maintenance().retention(&self.name)
     }
 
     pub fn set_retention(&self, rules: &Rules) -> Result<(), Error> {
         self.registry()
+            .maintenance()
             .set_retention(&self.name, rules, self.access.actor())
     }
 
     pub fn run_retention(&self, dry_run: bool) -> Result<RetentionReport, Error> {
         self.registry()
+            .maintenance()
             .run_retention_by(&self.name, dry_run, self.access.actor())
     }
 
@@ -578,28 +580,29 @@ impl Admin<'_> {
 
     pub fn gc(&self, opts: GcOptions) -> Result<GcReport, Error> {
         self.registry()
+            .maintenance()
             .gc_by(opts, &|_, _, _| {}, self.caller.user())
     }
 
     pub fn backup(&self, dir: &Path) -> Result<BackupReport, Error> {
-        self.registry().backup(dir, &|_, _, _| {})
+        self.registry().maintenance().backup(dir, &|_, _, _| {})
     }
 
     /// Storage of every feed.
     pub fn storage(&self) -> Result<StorageStats, Error> {
-        self.registry().storage()
+        self.registry().maintenance().storage()
     }
 
     /// The last garbage collection's report, if one ran since the start.
     #[must_use]
     pub fn last_gc(&self) -> Option<GcReport> {
-        self.registry().last_gc()
+        self.registry().maintenance().last_gc()
     }
 
     /// Per feed: (feed, when, deletions) of its last retention run since the start.
     #[must_use]
     pub fn last_retention(&self) -> Vec<(String, u64, u64)> {
-        self.registry().last_retention()
+        self.registry().maintenance().last_retention()
     }
 }
 

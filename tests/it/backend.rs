@@ -1250,7 +1250,13 @@ async fn gc_on_one_node_loses_nothing_another_node_pushes_meanwhile() {
     let collector = std::thread::spawn(move || {
         let mut removed = Vec::new();
         for _ in 0..6 {
-            removed.extend(registry.gc(gc_options(), &|_, _, _| {}).unwrap().removed);
+            removed.extend(
+                registry
+                    .maintenance()
+                    .gc(gc_options(), &|_, _, _| {})
+                    .unwrap()
+                    .removed,
+            );
         }
         removed
     });
@@ -1279,7 +1285,13 @@ async fn gc_on_one_node_loses_nothing_another_node_pushes_meanwhile() {
         }
     }
     let mut removed = collector.join().unwrap();
-    removed.extend(b.registry.gc(gc_options(), &|_, _, _| {}).unwrap().removed);
+    removed.extend(
+        b.registry
+            .maintenance()
+            .gc(gc_options(), &|_, _, _| {})
+            .unwrap()
+            .removed,
+    );
     for (manifest, layer) in &accepted {
         let res = a.get(&format!("/v2/prod/app/manifests/{manifest}")).await;
         assert_eq!(res.status, 200);
@@ -1622,6 +1634,7 @@ async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
 
     let report = app
         .registry
+        .maintenance()
         .migrate_to("the test registry", &*pg, &*s3, &|_, _, _| {})
         .unwrap();
     assert_eq!(
@@ -1648,6 +1661,7 @@ async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
 
     let again = app
         .registry
+        .maintenance()
         .migrate_to("the test registry", &*pg, &*s3, &|_, _, _| {})
         .unwrap_err();
     assert!(

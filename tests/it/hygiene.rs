@@ -406,9 +406,10 @@ async fn a_pulled_image_survives_the_unpulled_rule_and_a_pushed_one_does_not() {
     let (kept, _) = app.push_image("ci/app", "pulled", &[b"one"]).await;
     let (gone, _) = app.push_image("ci/app", "ignored", &[b"two"]).await;
     app.registry
+        .maintenance()
         .set_retention(
             "ci",
-            &semdock::domain::retention::Rules {
+            &semdock::domain::maintenance::retention::Rules {
                 unpulled_days: Some(30),
                 ..Default::default()
             },
@@ -430,6 +431,7 @@ async fn a_pulled_image_survives_the_unpulled_rule_and_a_pushed_one_does_not() {
     // Thirty days after the pull's second: the pushed-only image is older than the cutoff.
     let report = app
         .registry
+        .maintenance()
         .run_retention_at("ci", false, before_pull + 30 * 86_400)
         .unwrap();
     let deleted: Vec<(Option<String>, String)> = report

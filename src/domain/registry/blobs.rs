@@ -1,11 +1,11 @@
 //! Blobs and uploads: reading a blob linked to a repository, mounting, and uploads from
 //! the first byte to the verified, published blob.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::domain::Error;
-use crate::domain::gc::lock;
+use crate::domain::lock;
 use crate::model::{Algorithm, Digest, Repository};
 use crate::store::blobs::{BlobRead, UploadSink, UploadState};
 use crate::store::meta::{BlobRecord, UploadRecord};
@@ -572,5 +572,22 @@ impl Registry {
         lock(&self.upload_owners).close(id);
         self.blobs.remove_upload(id)?;
         Ok(())
+    }
+}
+
+/// Digests a running collection must leave alone.
+#[derive(Debug, Default)]
+pub(in crate::domain) struct GcWatch {
+    pub(in crate::domain) running: bool,
+    pub(in crate::domain) touched: HashSet<String>,
+}
+
+impl Registry {
+    /// Notes digests a push is about to use, so that a running collection keeps them.
+    pub(super) fn gc_touch<'a>(&self, digests: impl IntoIterator<Item = &'a str>) {
+        let mut watch = lock(&self.gc_watch);
+        if watch.running {
+            watch.touched.extend(digests.into_iter().map(str::to_owned));
+        }
     }
 }

@@ -5,7 +5,6 @@
 //! a manifest is stored only when every blob and child it references is in its repository; a
 //! tag moves only by committed transaction.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +22,7 @@ mod history;
 mod manifests;
 mod sync;
 
+pub(in crate::domain) use blobs::GcWatch;
 pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier};
 use blobs::{Sessions, UploadOwners};
 pub use connector::{
@@ -64,16 +64,11 @@ pub struct Registry {
     limits: Limits,
     sessions: Sessions,
     upload_owners: Mutex<UploadOwners>,
-    /// What a garbage collection running now must not take (see `gc`).
-    pub(super) gc_watch: Mutex<super::gc::Watch>,
-    /// One maintenance job (GC, retention, backup) at a time.
-    pub(super) maintenance: Mutex<()>,
-    pub(super) last_gc: Mutex<Option<super::gc::GcReport>>,
-    /// feed → (when, deletions) of its last real retention run.
-    pub(super) last_retention: Mutex<BTreeMap<String, (u64, u64)>>,
-    /// Last pull times not yet written (see `record_pull`).
-    /// repository → manifest digest → last pull (seconds).
-    pub(super) pulls: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// What a garbage collection running now must not take: uploads and pushes note what they
+    /// touch here, the collection reads it (see `maintenance::gc`).
+    pub(in crate::domain) gc_watch: Mutex<GcWatch>,
+    /// The maintenance service's state (the one-job lock, the last runs, pull times).
+    maintenance: super::maintenance::State,
     /// "repository\nreference" → the manifest, while the metadata is unchanged.
     manifest_cache: GenCache<StoredManifest>,
     /// Connector feeds' clients, tag checks and fetches in flight.
@@ -130,21 +125,25 @@ impl Registry {
     /// The registry over already open stores.
     #[must_use]
     pub fn with_stores(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, limits: Limits) -> Self {
+        let clock = super::clock::Clock::default();
         Self {
+            maintenance: super::maintenance::State::new(meta.clone(), blobs.clone(), clock.clone()),
             meta,
             blobs,
-            clock: super::clock::Clock::default(),
+            clock,
             limits,
             sessions: Sessions::default(),
             upload_owners: Mutex::default(),
             gc_watch: Mutex::default(),
-            maintenance: Mutex::default(),
-            last_gc: Mutex::default(),
-            last_retention: Mutex::default(),
-            pulls: Mutex::default(),
             manifest_cache: GenCache::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES),
             connectors: Arc::default(),
         }
+    }
+
+    /// The maintenance jobs: garbage collection, retention, check, backup and migration.
+    #[must_use]
+    pub fn maintenance(&self) -> super::maintenance::Maintenance<'_> {
+        super::maintenance::Maintenance::new(&self.maintenance, self)
     }
 
     #[must_use]

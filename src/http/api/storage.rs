@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::{Api, run};
 use crate::domain::access::FeedAdmin;
-use crate::domain::backup::BackupReport;
-use crate::domain::gc::{GcOptions, GcReport, StorageStats};
-use crate::domain::retention::{RetentionReport, Rules};
+use crate::domain::maintenance::backup::BackupReport;
+use crate::domain::maintenance::gc::{GcOptions, GcReport, StorageStats};
+use crate::domain::maintenance::retention::{RetentionReport, Rules};
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
