@@ -363,7 +363,7 @@ fn deliver_webhooks(
             .user_agent(format!("semdock/{}", env!("CARGO_PKG_VERSION"))),
     );
     let deliverer = crate::domain::webhooks::Deliverer::new(
-        registry.clone(),
+        registry.webhooks().clone(),
         Arc::new(HttpSender(agent)),
         delivery,
     );

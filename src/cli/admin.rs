@@ -304,7 +304,7 @@ impl Target {
     ) -> anyhow::Result<Value> {
         match self {
             Self::Local(s) => Ok(serde_json::to_value(
-                s.registry.create_webhook(new, INITIAL_ADMIN)?,
+                s.registry.webhooks().create(new, INITIAL_ADMIN)?,
             )?),
             Self::Remote { .. } => {
                 let body = json!({"url": new.url, "secret": new.secret, "feed": new.feed,
@@ -318,7 +318,8 @@ impl Target {
         match self {
             Self::Local(s) => Ok(to_values(
                 s.registry
-                    .webhooks()?
+                    .webhooks()
+                    .list()?
                     .into_iter()
                     .filter(|h| feed.is_none_or(|f| h.feed.as_deref() == Some(f)))
                     .collect(),
@@ -339,7 +340,7 @@ impl Target {
 
     pub fn webhook_deliveries(&self, id: &str) -> anyhow::Result<Vec<Value>> {
         match self {
-            Self::Local(s) => Ok(to_values(s.registry.webhook_deliveries(id)?)),
+            Self::Local(s) => Ok(to_values(s.registry.webhooks().deliveries(id)?)),
             Self::Remote { .. } => Ok(self
                 .call("GET", &format!("/webhooks/{id}/deliveries"), None)?
                 .as_array()
@@ -350,7 +351,7 @@ impl Target {
 
     pub fn webhook_redeliver(&self, id: &str, event: u64) -> anyhow::Result<()> {
         match self {
-            Self::Local(s) => Ok(s.registry.redeliver(id, event)?),
+            Self::Local(s) => Ok(s.registry.webhooks().redeliver(id, event)?),
             Self::Remote { .. } => {
                 self.call(
                     "POST",
@@ -364,7 +365,7 @@ impl Target {
 
     pub fn webhook_delete(&self, id: &str) -> anyhow::Result<()> {
         match self {
-            Self::Local(s) => Ok(s.registry.delete_webhook(id, INITIAL_ADMIN)?),
+            Self::Local(s) => Ok(s.registry.webhooks().delete(id, INITIAL_ADMIN)?),
             Self::Remote { .. } => {
                 self.call("DELETE", &format!("/webhooks/{id}"), None)?;
                 Ok(())

@@ -89,21 +89,26 @@ impl Webhook<'_> {
     pub fn update(&self, change: &EndpointChange) -> Result<EndpointInfo, Error> {
         self.access
             .registry
-            .update_webhook(&self.id, change, self.access.actor())
+            .webhooks()
+            .update(&self.id, change, self.access.actor())
     }
 
     pub fn delete(&self) -> Result<(), Error> {
         self.access
             .registry
-            .delete_webhook(&self.id, self.access.actor())
+            .webhooks()
+            .delete(&self.id, self.access.actor())
     }
 
     pub fn deliveries(&self) -> Result<Vec<Delivery>, Error> {
-        self.access.registry.webhook_deliveries(&self.id)
+        self.access.registry.webhooks().deliveries(&self.id)
     }
 
     pub fn redeliver(&self, event_id: u64) -> Result<(), Error> {
-        self.access.registry.redeliver(&self.id, event_id)
+        self.access
+            .registry
+            .webhooks()
+            .redeliver(&self.id, event_id)
     }
 }
 
@@ -202,13 +207,14 @@ impl Access {
             self.feed::<FeedAdmin>(feed)?;
             Ok(self
                 .registry
-                .webhooks()?
+                .webhooks()
+                .list()?
                 .into_iter()
                 .filter(|w| w.feed.as_deref() == Some(feed))
                 .collect())
         } else {
             self.admin()?;
-            self.registry.webhooks()
+            self.registry.webhooks().list()
         }
     }
 
@@ -222,7 +228,7 @@ impl Access {
                 self.admin()?;
             }
         }
-        self.registry.create_webhook(new, self.actor())
+        self.registry.webhooks().create(new, self.actor())
     }
 
     /// Webhook `id`, when the caller administers it (its feed, or all for a global one).
@@ -230,7 +236,7 @@ impl Access {
         let is_admin = self.principal().is_some_and(Principal::is_admin);
         if !is_admin {
             // Whether a webhook exists is told only to those who may manage it.
-            match self.registry.webhook_feed(id) {
+            match self.registry.webhooks().feed_of(id) {
                 Ok(Some(feed)) => {
                     self.feed::<FeedAdmin>(&feed)?;
                 }

@@ -71,6 +71,8 @@ pub struct Registry {
     maintenance: super::maintenance::State,
     /// "repository\nreference" → the manifest, while the metadata is unchanged.
     manifest_cache: GenCache<StoredManifest>,
+    /// The webhooks service, over the same metadata and clock.
+    webhooks: super::webhooks::Webhooks,
     /// Connector feeds' clients, tag checks and fetches in flight.
     connectors: Arc<connector::Connectors>,
 }
@@ -128,6 +130,7 @@ impl Registry {
         let clock = super::clock::Clock::default();
         Self {
             maintenance: super::maintenance::State::new(meta.clone(), blobs.clone(), clock.clone()),
+            webhooks: super::webhooks::Webhooks::new(meta.clone(), clock.clone()),
             meta,
             blobs,
             clock,
@@ -144,6 +147,12 @@ impl Registry {
     #[must_use]
     pub fn maintenance(&self) -> super::maintenance::Maintenance<'_> {
         super::maintenance::Maintenance::new(&self.maintenance, self)
+    }
+
+    /// The webhooks: endpoints, deliveries and redeliveries.
+    #[must_use]
+    pub fn webhooks(&self) -> &super::webhooks::Webhooks {
+        &self.webhooks
     }
 
     #[must_use]
