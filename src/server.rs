@@ -35,7 +35,10 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
     let outbound = config
         .outbound(vec![config.listen])
         .map_err(domain::Error::Invalid)?;
-    services.registry.set_outbound(Arc::new(outbound));
+    services
+        .registry
+        .connector()
+        .set_outbound(Arc::new(outbound));
     if services.initial_password.is_some() {
         // Only where it is: a log is kept for weeks and read by more people than the file.
         tracing::warn!(
@@ -46,12 +49,12 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
     }
     for feed in &config.feeds {
         let name: FeedName = feed.parse()?;
-        if services.registry.ensure_feed(&name)? {
+        if services.registry.feeds().ensure(&name)? {
             tracing::info!(feed, "created feed");
         }
     }
     if let Some(mirror) = &config.mirror_feed {
-        match services.registry.feed(mirror) {
+        match services.registry.feeds().get(mirror) {
             Ok(feed) if feed.upstream.is_none() => tracing::warn!(
                 feed = mirror,
                 "mirror_feed names a feed that is not a connector: pulls naming no feed find only what was pushed to it (make it one with `semdock feed set {mirror} --upstream URL`)"
@@ -65,7 +68,7 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
             Err(e) => return Err(e),
         }
         // Docker Hub's official images are `library/…`: a feed of that name answers them.
-        if services.registry.feed("library").is_ok() {
+        if services.registry.feeds().get("library").is_ok() {
             tracing::warn!(
                 feed = mirror,
                 "a feed named library exists: pulls of library/… (Docker Hub's official images) are answered by it, not by the mirror feed; only names whose first segment is no feed go to the mirror"
@@ -249,14 +252,14 @@ fn schedule(
         }),
         (
             (config.audit.retention_days > 0).then_some(AUDIT_EXPIRY),
-            |r, c| match r.expire_audit(c.audit.retention_days) {
+            |r, c| match r.feeds().expire_audit(c.audit.retention_days) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "old audit entries removed"),
                 Err(e) => tracing::error!(error = %e, "could not remove old audit entries"),
             },
         ),
         (Some(SYNC_TICK), |r, _| {
-            if let Err(e) = r.sync_due() {
+            if let Err(e) = r.connector().sync_due() {
                 tracing::error!(error = %e, "could not run connector syncs");
             }
         }),
@@ -503,7 +506,7 @@ async fn serve_on(
             .outbound(server.addrs())
             .map_err(|e| StartError::Domain(domain::Error::Invalid(e)))?,
     );
-    registry.set_outbound(outbound.clone());
+    registry.connector().set_outbound(outbound.clone());
     let mut jobs = schedule(config, &registry, bound, &outbound);
     if config.directory.ldap.is_some() || config.directory.oidc.is_some() {
         jobs.push(refresh_directory(config, &auth));

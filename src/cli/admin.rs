@@ -143,7 +143,8 @@ impl Target {
         match self {
             Self::Local(s) => Ok(s
                 .registry
-                .create_feed(&name.parse::<FeedName>()?, INITIAL_ADMIN)?),
+                .feeds()
+                .create(&name.parse::<FeedName>()?, INITIAL_ADMIN)?),
             Self::Remote { .. } => self
                 .call("POST", "/feeds", Some(&json!({"name": name})))
                 .map(drop),
@@ -155,7 +156,8 @@ impl Target {
         match self {
             Self::Local(s) => Ok(to_values(
                 s.registry
-                    .feeds()?
+                    .feeds()
+                    .list()?
                     .into_iter()
                     .map(|(n, f)| crate::http::api::feed_info(n, &f))
                     .collect(),
@@ -173,7 +175,7 @@ impl Target {
         match self {
             Self::Local(s) => Ok(serde_json::to_value(crate::http::api::feed_info(
                 name.to_owned(),
-                &s.registry.feed(name)?,
+                &s.registry.feeds().get(name)?,
             ))?),
             Self::Remote { .. } => self.call("GET", &format!("/feeds/{name}"), None),
         }
@@ -183,7 +185,7 @@ impl Target {
     pub fn feed_set(&self, name: &str, change: crate::domain::FeedChange) -> anyhow::Result<Value> {
         match self {
             Self::Local(s) => {
-                let r = s.registry.update_feed(name, change, INITIAL_ADMIN)?;
+                let r = s.registry.feeds().update(name, change, INITIAL_ADMIN)?;
                 Ok(serde_json::to_value(crate::http::api::feed_info(
                     name.to_owned(),
                     &r,
@@ -224,7 +226,7 @@ impl Target {
                     Some(e) => Some(e.parse::<crate::model::Digest>()?),
                     None => source.expected().cloned(),
                 };
-                let done = s.registry.promote(&crate::domain::Promotion {
+                let done = s.registry.history().promote(&crate::domain::Promotion {
                     from: &source.repository,
                     from_ref: &source.reference(),
                     to: &target.repository,
@@ -282,7 +284,7 @@ impl Target {
                 let mut q = params.query()?;
                 let mut out = Vec::new();
                 loop {
-                    let (page, next) = s.registry.audit_page(&q)?;
+                    let (page, next) = s.registry.feeds().audit_page(&q)?;
                     out.extend(to_values(page));
                     if limit.is_some_and(|l| out.len() >= l) || next.is_none() {
                         break;
@@ -428,15 +430,15 @@ impl Target {
                 if let (Some(tag), Some(at)) = (tag, at) {
                     let ms = crate::model::instant::parse(at, now_ms(), true)
                         .map_err(anyhow::Error::msg)?;
-                    let state = s.registry.tag_state_at(&repo, tag, ms)?;
+                    let state = s.registry.history().tag_state_at(&repo, tag, ms)?;
                     if state.is_none() {
-                        s.registry.require_repository(&repo)?;
+                        s.registry.history().require_repository(&repo)?;
                     }
                     let (digest, version) =
                         state.map_or((None, None), |s| (Some(s.digest), s.version));
                     return Ok(json!({"tag": tag, "at": at, "digest": digest, "version": version}));
                 }
-                let mut changes = to_values(s.registry.history(&repo, tag)?);
+                let mut changes = to_values(s.registry.history().list(&repo, tag)?);
                 if let Some(limit) = limit {
                     // The newest `limit`, still oldest first.
                     changes.drain(..changes.len().saturating_sub(limit));
@@ -490,7 +492,8 @@ impl Target {
         match self {
             Self::Local(s) => Ok(s
                 .registry
-                .delete_feed(&name.parse::<FeedName>()?, INITIAL_ADMIN)?),
+                .feeds()
+                .delete(&name.parse::<FeedName>()?, INITIAL_ADMIN)?),
             Self::Remote { .. } => self
                 .call("DELETE", &format!("/feeds/{name}"), None)
                 .map(drop),

@@ -68,7 +68,9 @@ pub(super) fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
         set @ FeedAction::Set { .. } => feed_set(target, set)?,
         FeedAction::TestUpstream { name } => {
             let r = match target {
-                Target::Local(s) => serde_json::to_value(s.registry.test_upstream(&name)?)?,
+                Target::Local(s) => {
+                    serde_json::to_value(s.registry.connector().test_upstream(&name)?)?
+                }
                 Target::Remote { .. } => {
                     target.call("POST", &format!("/feeds/{name}/upstream/test"), None)?
                 }
@@ -80,7 +82,7 @@ pub(super) fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
         }
         FeedAction::Sync { name } => {
             let r = match target {
-                Target::Local(s) => serde_json::to_value(s.registry.sync_connector(&name)?)?,
+                Target::Local(s) => serde_json::to_value(s.registry.connector().sync(&name)?)?,
                 Target::Remote { .. } => {
                     target.call("POST", &format!("/feeds/{name}/sync"), None)?
                 }

@@ -159,7 +159,7 @@ impl Access {
                 }
             }
         }
-        self.registry.audit_page(q)
+        self.registry.feeds().audit_page(q)
     }
 
     /// Feed `feed` at level `L`: `Denied` (or `Unauthenticated`, or for a known caller
@@ -266,7 +266,8 @@ impl Access {
         let visible = self.visible()?;
         Ok(self
             .registry
-            .feeds()?
+            .feeds()
+            .list()?
             .into_iter()
             .filter(|(name, _)| visible.contains(name))
             .collect())
@@ -283,14 +284,17 @@ impl Access {
     /// Promotions into feeds the caller may pull from, oldest first.
     pub fn promotions(&self) -> Result<Vec<crate::store::meta::PromotionRecord>, Error> {
         let visible = self.visible()?;
-        self.registry.promotions(|feed| visible.contains(feed))
+        self.registry
+            .history()
+            .promotions(|feed| visible.contains(feed))
     }
 
     /// The latest tag changes in feeds the caller may pull from, newest first.
     pub fn recent_history(&self, limit: usize) -> Result<Vec<(String, HistoryEntry)>, Error> {
         let visible = self.visible()?;
         self.registry
-            .recent_history(limit, |feed| visible.contains(feed))
+            .history()
+            .recent(limit, |feed| visible.contains(feed))
     }
 }
 
@@ -319,7 +323,7 @@ impl<L> Feed<'_, L> {
 
 impl Feed<'_, Pull> {
     pub fn settings(&self) -> Result<FeedSettings, Error> {
-        self.registry().feed(&self.name)
+        self.registry().feeds().get(&self.name)
     }
 
     pub fn search_repositories(
@@ -329,14 +333,17 @@ impl Feed<'_, Pull> {
         limit: usize,
     ) -> Result<(Vec<String>, bool), Error> {
         self.registry()
+            .history()
             .search_repositories(&self.name, query, after, limit)
     }
 
     /// One page of the tags of `repo` by kind; `RepositoryUnknown` for a repository that
     /// does not exist.
     pub fn tag_groups(&self, repo: &Repository, q: &TagQuery) -> Result<TagGroups, Error> {
-        self.registry().require_repository(self.own(repo)?)?;
-        self.registry().tag_groups(repo, q)
+        self.registry()
+            .history()
+            .require_repository(self.own(repo)?)?;
+        self.registry().history().tag_groups(repo, q)
     }
 
     /// One page of the history of `repo`, and where the next continues.
@@ -345,7 +352,7 @@ impl Feed<'_, Pull> {
         repo: &Repository,
         q: &HistoryQuery,
     ) -> Result<(Vec<HistoryEntry>, Option<u64>), Error> {
-        self.registry().history_page(self.own(repo)?, q)
+        self.registry().history().page(self.own(repo)?, q)
     }
 
     /// The newest change of `tag`.
@@ -365,7 +372,9 @@ impl Feed<'_, Pull> {
         tag: &str,
         at_ms: u64,
     ) -> Result<Option<String>, Error> {
-        self.registry().tag_at(self.own(repo)?, tag, at_ms)
+        self.registry()
+            .history()
+            .tag_at(self.own(repo)?, tag, at_ms)
     }
 
     /// What `tag` pointed to at `at_ms`: the digest, and the version a virtual tag followed.
@@ -375,7 +384,9 @@ impl Feed<'_, Pull> {
         tag: &str,
         at_ms: u64,
     ) -> Result<Option<super::TagState>, Error> {
-        self.registry().tag_state_at(self.own(repo)?, tag, at_ms)
+        self.registry()
+            .history()
+            .tag_state_at(self.own(repo)?, tag, at_ms)
     }
 
     pub fn manifest(
@@ -401,7 +412,9 @@ impl Feed<'_, Delete> {
 impl Feed<'_, Promote> {
     /// Whether `tag` could point at `digest` under the feed's policy (the promote form's check).
     pub fn check_tag(&self, repo: &Repository, tag: &str, digest: &str) -> Result<(), Error> {
-        self.registry().check_tag(self.own(repo)?, tag, digest)
+        self.registry()
+            .history()
+            .check_tag(self.own(repo)?, tag, digest)
     }
 
     /// Promotes (or retags) `from_ref` of `from_repo`, read through `source`, to
@@ -418,7 +431,7 @@ impl Feed<'_, Promote> {
         include_referrers: bool,
         comment: Option<&str>,
     ) -> Result<Promoted, Error> {
-        self.registry().promote(&Promotion {
+        self.registry().history().promote(&Promotion {
             from: source.own(from_repo)?,
             from_ref,
             to: self.own(to_repo)?,
@@ -435,7 +448,8 @@ impl Feed<'_, FeedAdmin> {
     pub fn update(&self, change: FeedChange) -> Result<FeedSettings, Error> {
         let updated = self
             .registry()
-            .update_feed(&self.name, change, self.access.actor())?;
+            .feeds()
+            .update(&self.name, change, self.access.actor())?;
         tracing::info!(
             actor = self.access.actor(),
             feed = self.name,
@@ -445,12 +459,12 @@ impl Feed<'_, FeedAdmin> {
     }
 
     pub fn preview(&self, change: &FeedChange) -> Result<FeedPreview, Error> {
-        self.registry().preview_feed_change(&self.name, change)
+        self.registry().feeds().preview_change(&self.name, change)
     }
 
     /// Who changed the feed's settings, and how.
     pub fn changes(&self) -> Result<Vec<crate::domain::audit::AuditEntry>, Error> {
-        self.registry().feed_changes(&self.name)
+        self.registry().feeds().changes(&self.name)
     }
 
     pub fn retention(&self) -> Result<Rules, Error> {
@@ -471,23 +485,26 @@ impl Feed<'_, FeedAdmin> {
 
     /// Follows the upstream's digest of a pinned connector version (after drift).
     pub fn accept_upstream(&self, repo: &Repository, tag: &Tag) -> Result<String, Error> {
-        self.registry()
-            .accept_upstream(self.own(repo)?, tag.as_str(), self.access.actor())
+        self.registry().connector().accept_upstream(
+            self.own(repo)?,
+            tag.as_str(),
+            self.access.actor(),
+        )
     }
 
     /// Checks this connector feed's upstream and credentials.
     pub fn test_upstream(&self) -> Result<crate::domain::UpstreamTest, Error> {
-        self.registry().test_upstream(&self.name)
+        self.registry().connector().test_upstream(&self.name)
     }
 
     /// Syncs this connector feed now (its sync rules).
     pub fn sync(&self) -> Result<crate::domain::SyncReport, Error> {
-        self.registry().sync_connector(&self.name)
+        self.registry().connector().sync(&self.name)
     }
 
     /// The last sync report of this connector feed.
     pub fn sync_status(&self) -> Result<Option<crate::domain::SyncReport>, Error> {
-        self.registry().sync_status(&self.name)
+        self.registry().connector().sync_status(&self.name)
     }
 
     pub fn purge(&self, repo: &Repository, tag: &Tag, confirm: Option<&str>) -> Result<(), Error> {
@@ -525,10 +542,11 @@ impl Admin<'_> {
                 super::versioning::check_pattern(pattern)?;
             }
         }
-        self.registry().create_feed(feed, self.caller.user())?;
+        self.registry().feeds().create(feed, self.caller.user())?;
         let created = self
             .registry()
-            .update_feed(feed.as_str(), change, self.caller.user())?;
+            .feeds()
+            .update(feed.as_str(), change, self.caller.user())?;
         tracing::info!(
             actor = self.caller.user(),
             feed = feed.as_str(),
@@ -538,7 +556,7 @@ impl Admin<'_> {
     }
 
     pub fn delete_feed(&self, feed: &FeedName) -> Result<(), Error> {
-        self.registry().delete_feed(feed, self.caller.user())?;
+        self.registry().feeds().delete(feed, self.caller.user())?;
         tracing::info!(
             actor = self.caller.user(),
             feed = feed.as_str(),
@@ -549,7 +567,7 @@ impl Admin<'_> {
 
     /// Every feed, whoever may pull it.
     pub fn feeds(&self) -> Result<Vec<(String, FeedSettings)>, Error> {
-        self.registry().feeds()
+        self.registry().feeds().list()
     }
 
     pub fn users(&self) -> Result<Vec<UserInfo>, Error> {

@@ -128,7 +128,8 @@ async fn expired_token_is_refused() {
     .unwrap();
     services
         .registry
-        .ensure_feed(&"library".parse().unwrap())
+        .feeds()
+        .ensure(&"library".parse().unwrap())
         .unwrap();
     let issued = services
         .auth
@@ -442,7 +443,8 @@ async fn anonymous_pull_works_only_where_the_feed_allows_it() {
     app.push_image("public/app", "1.0.0", &[]).await;
     app.push_image("library/app", "1.0.0", &[]).await;
     app.registry
-        .update_feed(
+        .feeds()
+        .update(
             "public",
             semdock::domain::FeedChange {
                 anonymous_pull: Some(true),
@@ -483,7 +485,8 @@ async fn anonymous_pull_works_only_where_the_feed_allows_it() {
     let anonymous = || app.send_as(TestRequest::get().uri("/v2/public/app/manifests/1.0.0"));
     assert_eq!(anonymous().await.status, 200);
     app.registry
-        .update_feed(
+        .feeds()
+        .update(
             "public",
             semdock::domain::FeedChange {
                 anonymous_pull: Some(false),

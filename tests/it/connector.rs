@@ -1189,7 +1189,8 @@ async fn retention_removes_cached_images_not_pulled_and_they_come_back_on_demand
     }
     let app = common::TestApp::new().with_feed("hub");
     app.registry
-        .update_feed(
+        .feeds()
+        .update(
             "hub",
             semdock::domain::FeedChange {
                 versioning: Some(true),

@@ -358,6 +358,7 @@ async fn retention_dry_run_lists_exactly_what_the_run_deletes() {
     // What is left, and where the virtual tags point.
     let groups = app
         .registry
+        .history()
         .tag_groups(
             &repo.parse().unwrap(),
             &semdock::domain::TagQuery::default(),
@@ -385,7 +386,8 @@ async fn retention_dry_run_lists_exactly_what_the_run_deletes() {
     assert_eq!(res.status, 404);
     let history = app
         .registry
-        .history(&repo.parse().unwrap(), Some("2.0.0-rc.2"))
+        .history()
+        .list(&repo.parse().unwrap(), Some("2.0.0-rc.2"))
         .unwrap();
     assert_eq!(history.last().unwrap().actor, "retention");
     // Nothing is left for a second run.

@@ -304,7 +304,7 @@ async fn settings_preview_shows_what_changes_before_saving() {
         "virtual shown: {html}"
     );
     assert!(
-        !app.registry.feed("library").unwrap().versioning,
+        !app.registry.feeds().get("library").unwrap().versioning,
         "preview saves nothing"
     );
     let res = b
@@ -318,7 +318,7 @@ async fn settings_preview_shows_what_changes_before_saving() {
         )
         .await;
     assert_eq!(res.status, 303);
-    let feed = app.registry.feed("library").unwrap();
+    let feed = app.registry.feeds().get("library").unwrap();
     assert!(feed.versioning);
     assert_eq!(feed.permitted, ["nightly", "rc-*"]);
     let res = b

@@ -639,7 +639,7 @@ fn concurrent_pushes_of_one_new_version_let_exactly_one_win() {
             );
         }
     }
-    let history = app.registry.history(&repo, Some("3.0.0")).unwrap();
+    let history = app.registry.history().list(&repo, Some("3.0.0")).unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
 }
 

@@ -156,7 +156,7 @@ impl Maintenance<'_> {
             progress,
         )?;
         for d in &copied.damaged {
-            self.registry.blob_corrupt(&d.parse()?);
+            self.registry.blobs().corrupt(&d.parse()?);
         }
         let report = BackupReport {
             dir: dir.display().to_string(),

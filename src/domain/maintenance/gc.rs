@@ -86,7 +86,7 @@ impl Maintenance<'_> {
                 report.orphan_files,
                 report.uploads_expired
             );
-            self.registry.audit_alone(super::audit::entry(
+            self.registry.feeds().audit_alone(super::audit::entry(
                 super::audit::Kind::GcRun,
                 actor,
                 "",

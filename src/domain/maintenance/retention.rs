@@ -215,12 +215,14 @@ impl Maintenance<'_> {
                 "retention run deleted {} tags or images",
                 report.deletions.len()
             );
-            self.registry.audit_alone(crate::domain::audit::entry(
-                crate::domain::audit::Kind::RetentionRun,
-                actor,
-                feed,
-                change,
-            ))?;
+            self.registry
+                .feeds()
+                .audit_alone(crate::domain::audit::entry(
+                    crate::domain::audit::Kind::RetentionRun,
+                    actor,
+                    feed,
+                    change,
+                ))?;
         }
         Ok(report)
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::model::{Digest, Repository};
-use crate::store::blobs::{BlobStore, Blobs};
+use crate::store::blobs::{self as store, BlobStore};
 use crate::store::meta::{MetaStore, MetaWrite, Metadata, RepositoryRecord};
 
 use super::Error;
@@ -23,16 +23,16 @@ mod manifests;
 mod sync;
 
 pub(in crate::domain) use blobs::GcWatch;
-pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier};
+pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier, Blobs, Uploads};
 use blobs::{Sessions, UploadOwners};
 pub use connector::{
-    BlobFetch, FlightWait, MAX_FETCHES, MAX_WAITERS, UpstreamChange, UpstreamInfo, UpstreamTest,
-    after_flights,
+    BlobFetch, Connector, FlightWait, MAX_FETCHES, MAX_WAITERS, UpstreamChange, UpstreamInfo,
+    UpstreamTest, after_flights,
 };
-pub use feeds::{Feed, FeedChange, FeedPreview};
+pub use feeds::{Feed, FeedChange, FeedPreview, Feeds};
 pub use history::{
-    DEFAULT_LIST_PAGE, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted, Promotion,
-    TagCursors, TagEntry, TagGroups, TagList, TagQuery, TagState, list_page_size,
+    DEFAULT_LIST_PAGE, History, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted,
+    Promotion, TagCursors, TagEntry, TagGroups, TagList, TagQuery, TagState, list_page_size,
 };
 pub(super) use manifests::remove_manifest;
 pub use manifests::{ManifestPut, Referrer, StoredManifest};
@@ -58,7 +58,7 @@ pub const MAX_PAGE: usize = 10_000;
 /// The registry: metadata, blob files and the hash state of uploads in progress.
 pub struct Registry {
     pub(super) meta: Arc<dyn Metadata>,
-    pub(super) blobs: Arc<dyn Blobs>,
+    pub(super) blobs: Arc<dyn store::Blobs>,
     /// Every time the registry records or compares.
     pub(super) clock: super::clock::Clock,
     limits: Limits,
@@ -126,7 +126,11 @@ impl Registry {
 
     /// The registry over already open stores.
     #[must_use]
-    pub fn with_stores(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, limits: Limits) -> Self {
+    pub fn with_stores(
+        meta: Arc<dyn Metadata>,
+        blobs: Arc<dyn store::Blobs>,
+        limits: Limits,
+    ) -> Self {
         let clock = super::clock::Clock::default();
         Self {
             maintenance: super::maintenance::State::new(meta.clone(), blobs.clone(), clock.clone()),
@@ -147,6 +151,36 @@ impl Registry {
     #[must_use]
     pub fn maintenance(&self) -> super::maintenance::Maintenance<'_> {
         super::maintenance::Maintenance::new(&self.maintenance, self)
+    }
+
+    /// The feeds: create, change, list, delete; their audit log.
+    #[must_use]
+    pub fn feeds(&self) -> Feeds<'_> {
+        Feeds { registry: self }
+    }
+
+    /// The blobs of repositories: open, serve, unlink.
+    #[must_use]
+    pub fn blobs(&self) -> Blobs<'_> {
+        Blobs { registry: self }
+    }
+
+    /// Uploads in progress.
+    #[must_use]
+    pub fn uploads(&self) -> Uploads<'_> {
+        Uploads { registry: self }
+    }
+
+    /// Repositories, tags, their history and promotions.
+    #[must_use]
+    pub fn history(&self) -> History<'_> {
+        History { registry: self }
+    }
+
+    /// Connector feeds: pulls routed upstream, fetches, sync.
+    #[must_use]
+    pub fn connector(&self) -> Connector<'_> {
+        Connector { registry: self }
     }
 
     /// The webhooks: endpoints, deliveries and redeliveries.

@@ -65,7 +65,11 @@ async fn routed<A: Need>(req: &HttpRequest, name: &str) -> Result<Option<Reposit
     };
     let asked = name.to_owned();
     let (name, by_ns, to_mirror) = (asked.clone(), ns.clone(), mirror.clone());
-    let routed = blocking(move || reg.route_pull(&name, ns.as_deref(), mirror.as_deref())).await?;
+    let routed = blocking(move || {
+        reg.connector()
+            .route_pull(&name, ns.as_deref(), mirror.as_deref())
+    })
+    .await?;
     match (&routed, by_ns, to_mirror) {
         (Some(_), Some(ns), _) => {
             req.extensions_mut()
@@ -266,7 +270,7 @@ fn with_pull_aliases(
     let mut out = scopes.to_vec();
     for s in scopes {
         if s.kind == "repository" && s.actions.iter().any(|a| a == "pull") {
-            for repo in reg.pull_aliases(&s.name, mirror)? {
+            for repo in reg.connector().pull_aliases(&s.name, mirror)? {
                 out.push(Scope {
                     kind: s.kind.clone(),
                     name: repo.to_string(),
