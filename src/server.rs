@@ -324,7 +324,7 @@ fn refresh_directory(
             ticks.tick().await;
             let a = auth.clone();
             if let Ok(Err(e)) =
-                actix_web::rt::task::spawn_blocking(move || a.refresh_directory()).await
+                actix_web::rt::task::spawn_blocking(move || a.directory().refresh()).await
             {
                 tracing::warn!(error = %e, "could not refresh directory accounts");
             }

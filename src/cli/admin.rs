@@ -508,7 +508,10 @@ impl Target {
         admin: bool,
     ) -> anyhow::Result<Option<String>> {
         match self {
-            Self::Local(s) => Ok(s.auth.create_user(&local_actor(), name, password, admin)?),
+            Self::Local(s) => Ok(s
+                .auth
+                .users()
+                .create(&local_actor(), name, password, admin)?),
             Self::Remote { .. } => {
                 let body = json!({"name": name, "password": password, "admin": admin});
                 let v = self.call("POST", "/users", Some(&body))?;
@@ -519,16 +522,21 @@ impl Target {
 
     pub fn user_list(&self, limit: Option<usize>) -> anyhow::Result<Vec<Value>> {
         match self {
-            Self::Local(s) => Ok(limited(to_values(s.auth.users(&local_actor())?), limit)),
+            Self::Local(s) => Ok(limited(
+                to_values(s.auth.users().list(&local_actor())?),
+                limit,
+            )),
             Self::Remote { .. } => self.list_all("/users", limit),
         }
     }
 
     pub fn user_set_disabled(&self, name: &str, disabled: bool) -> anyhow::Result<()> {
         match self {
-            Self::Local(s) => Ok(s
-                .auth
-                .update_user(&local_actor(), name, Some(disabled), None)?),
+            Self::Local(s) => {
+                Ok(s.auth
+                    .users()
+                    .update(&local_actor(), name, Some(disabled), None)?)
+            }
             Self::Remote { .. } => self
                 .call(
                     "PATCH",
@@ -541,7 +549,7 @@ impl Target {
 
     pub fn user_set_password(&self, name: &str, password: &str) -> anyhow::Result<()> {
         match self {
-            Self::Local(s) => Ok(s.auth.reset_password(name, password)?),
+            Self::Local(s) => Ok(s.auth.users().reset_password(name, password)?),
             Self::Remote { .. } => self
                 .call(
                     "PUT",
@@ -554,7 +562,7 @@ impl Target {
 
     pub fn user_grant(&self, name: &str, feed: &str, role: Option<&str>) -> anyhow::Result<()> {
         match (self, role) {
-            (Self::Local(s), role) => Ok(s.auth.grant_user(&local_actor(), name, feed, role)?),
+            (Self::Local(s), role) => Ok(s.auth.users().grant(&local_actor(), name, feed, role)?),
             (Self::Remote { .. }, Some(role)) => self
                 .call(
                     "PUT",
@@ -579,9 +587,10 @@ impl Target {
     ) -> anyhow::Result<(String, String)> {
         match self {
             Self::Local(s) => {
-                let k = s
-                    .auth
-                    .create_key(&local_actor(), owner, name, roles, admin, expires_at)?;
+                let k =
+                    s.auth
+                        .keys()
+                        .create(&local_actor(), owner, name, roles, admin, expires_at)?;
                 Ok((k.id, k.key))
             }
             Self::Remote { .. } => {
@@ -596,14 +605,17 @@ impl Target {
 
     pub fn key_list(&self, limit: Option<usize>) -> anyhow::Result<Vec<Value>> {
         match self {
-            Self::Local(s) => Ok(limited(to_values(s.auth.keys(&local_actor())?), limit)),
+            Self::Local(s) => Ok(limited(
+                to_values(s.auth.keys().list(&local_actor())?),
+                limit,
+            )),
             Self::Remote { .. } => self.list_all("/keys", limit),
         }
     }
 
     pub fn key_revoke(&self, id: &str) -> anyhow::Result<()> {
         match self {
-            Self::Local(s) => Ok(s.auth.revoke_key(&local_actor(), id)?),
+            Self::Local(s) => Ok(s.auth.keys().revoke(&local_actor(), id)?),
             Self::Remote { .. } => self.call("DELETE", &format!("/keys/{id}"), None).map(drop),
         }
     }

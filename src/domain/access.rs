@@ -187,7 +187,7 @@ impl Access {
     /// key the caller is.
     pub fn revoke_key(&self, id: &str) -> Result<(), Error> {
         let caller = self.caller.as_ref().ok_or(Error::Unauthenticated)?;
-        self.auth.revoke_key(caller, id)
+        self.auth.keys().revoke(caller, id)
     }
 
     /// The caller's own account: keys and password.
@@ -522,7 +522,10 @@ impl Feed<'_, FeedAdmin> {
     /// given and taken by administrators only (`Auth::grant_user`).
     pub fn grant(&self, name: &str, role: Option<&str>) -> Result<(), Error> {
         let caller = self.access.caller.as_ref().ok_or(Error::Unauthenticated)?;
-        self.access.auth.grant_user(caller, name, &self.name, role)
+        self.access
+            .auth
+            .users()
+            .grant(caller, name, &self.name, role)
     }
 }
 
@@ -571,12 +574,12 @@ impl Admin<'_> {
     }
 
     pub fn users(&self) -> Result<Vec<UserInfo>, Error> {
-        self.auth().users(self.caller)
+        self.auth().users().list(self.caller)
     }
 
     /// Every API key.
     pub fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
-        self.auth().keys(self.caller)
+        self.auth().keys().list(self.caller)
     }
 
     pub fn create_user(
@@ -585,7 +588,9 @@ impl Admin<'_> {
         password: Option<&str>,
         admin: bool,
     ) -> Result<Option<String>, Error> {
-        self.auth().create_user(self.caller, name, password, admin)
+        self.auth()
+            .users()
+            .create(self.caller, name, password, admin)
     }
 
     pub fn update_user(
@@ -594,12 +599,16 @@ impl Admin<'_> {
         disabled: Option<bool>,
         admin: Option<bool>,
     ) -> Result<(), Error> {
-        self.auth().update_user(self.caller, name, disabled, admin)
+        self.auth()
+            .users()
+            .update(self.caller, name, disabled, admin)
     }
 
     /// Sets another user's password (or the administrator's own).
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), Error> {
-        self.auth().set_password(self.caller, name, password)
+        self.auth()
+            .users()
+            .set_password(self.caller, name, password)
     }
 
     pub fn gc(&self, opts: GcOptions) -> Result<GcReport, Error> {
@@ -643,7 +652,7 @@ impl Account<'_> {
 
     /// The caller's keys (every key for an administrator).
     pub fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
-        self.access.auth.keys(self.caller)
+        self.access.auth.keys().list(self.caller)
     }
 
     pub fn create_key(
@@ -656,11 +665,12 @@ impl Account<'_> {
     ) -> Result<NewKey, Error> {
         self.access
             .auth
-            .create_key(self.caller, owner, name, roles, admin, expires)
+            .keys()
+            .create(self.caller, owner, name, roles, admin, expires)
     }
 
     pub fn revoke_key(&self, id: &str) -> Result<(), Error> {
-        self.access.auth.revoke_key(self.caller, id)
+        self.access.auth.keys().revoke(self.caller, id)
     }
 
     /// Every role the key owner `owner` (the caller's user by default) holds now, to give
@@ -671,12 +681,16 @@ impl Account<'_> {
     ) -> Result<std::collections::BTreeMap<String, String>, Error> {
         self.access
             .auth
+            .keys()
             .roles_of_user(owner.unwrap_or(self.caller.user()))
     }
 
     /// Sets the password of `name`: the caller's own, or anyone's for an administrator.
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), Error> {
-        self.access.auth.set_password(self.caller, name, password)
+        self.access
+            .auth
+            .users()
+            .set_password(self.caller, name, password)
     }
 
     /// Changes the caller's own password, given the current one (checked like a login
@@ -689,6 +703,7 @@ impl Account<'_> {
     ) -> Result<(), Error> {
         self.access
             .auth
+            .users()
             .change_own_password(self.caller, current, password, client)
     }
 

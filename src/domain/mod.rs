@@ -12,7 +12,6 @@ pub mod directory;
 pub mod error;
 pub mod maintenance;
 pub mod registry;
-pub mod sessions;
 pub mod tags;
 pub mod versioning;
 pub mod webhooks;

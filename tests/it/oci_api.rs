@@ -977,10 +977,12 @@ async fn automatic_mount_links_a_blob_the_caller_may_read_and_hides_one_it_may_n
     );
     // A user who may push to library but not read secret gets an upload session instead.
     app.auth
-        .create_user(&common::admin(), "pusher", Some("pusher-password"), false)
+        .users()
+        .create(&common::admin(), "pusher", Some("pusher-password"), false)
         .unwrap();
     app.auth
-        .grant_user(&common::admin(), "pusher", "library", Some("push"))
+        .users()
+        .grant(&common::admin(), "pusher", "library", Some("push"))
         .unwrap();
     let res = app
         .send_as(

@@ -20,10 +20,11 @@ fn from(addr: &str) -> SocketAddr {
 fn user(app: &TestApp, name: &str, feed: &str, role: Option<&str>) -> String {
     let password = format!("{name}-password");
     app.auth
-        .create_user(&admin(), name, Some(&password), false)
+        .users()
+        .create(&admin(), name, Some(&password), false)
         .unwrap();
     if role.is_some() {
-        app.auth.grant_user(&admin(), name, feed, role).unwrap();
+        app.auth.users().grant(&admin(), name, feed, role).unwrap();
     }
     password
 }
@@ -40,7 +41,8 @@ fn key(app: &TestApp, owner: &str, feed: &str, role: &str) -> (String, String) {
     let roles = BTreeMap::from([(feed.to_owned(), role.to_owned())]);
     let k = app
         .auth
-        .create_key(&actor, None, "ci", &roles, false, None)
+        .keys()
+        .create(&actor, None, "ci", &roles, false, None)
         .unwrap();
     (k.id, k.key)
 }

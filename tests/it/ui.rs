@@ -505,7 +505,8 @@ async fn a_password_reset_or_a_role_change_ends_the_users_other_sessions() {
     // A role removed ends the session too.
     assert_eq!(bob.get("/ui/").await.status, 200);
     app.auth
-        .grant_user(&common::admin(), "bob", "library", None)
+        .users()
+        .grant(&common::admin(), "bob", "library", None)
         .unwrap();
     assert_eq!(bob.get("/ui/").await.status, 303);
     // An administrator resetting their own password keeps the session that did it; their

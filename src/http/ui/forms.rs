@@ -104,7 +104,7 @@ pub async fn login_page(
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, UiError> {
     let next = safe_next(query.next.as_deref());
-    let label = auth.oidc_label();
+    let label = auth.directory().oidc_label();
     let first = run(move || Ok(auth.first_login_pending()?)).await?;
     login_response(&req, first, label, &next, "", None, StatusCode::OK)
 }
@@ -135,7 +135,7 @@ pub async fn login(
     let next = safe_next(form.next.as_deref());
     let client = client_ip(&req);
     let user = form.user.clone();
-    let label = auth.oidc_label();
+    let label = auth.directory().oidc_label();
     let outcome = run(move || {
         let refused = |message: String, status| -> Result<_, UiError> {
             Ok(Err((message, status, auth.first_login_pending()?)))
@@ -146,7 +146,7 @@ pub async fn login(
                 ..
             }) => {
                 let epoch = auth.epoch(&p)?;
-                let session = auth.start_session(&p, epoch)?;
+                let session = auth.sessions().start(&p, epoch)?;
                 Ok(Ok((p, session)))
             }
             Ok(_) => refused(
@@ -193,7 +193,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let session = v.session.clone();
-    run(move || Ok(auth.end_session(&session)?)).await?;
+    run(move || Ok(auth.sessions().end(&session)?)).await?;
     let mut res = redirect("/ui/login");
     let mut gone = cookie(&req, SESSION_COOKIE, String::new());
     gone.make_removal();
@@ -819,7 +819,7 @@ pub async fn reset_password(
     if own {
         // This session made the change; the user's other sessions end.
         let session = v.session.clone();
-        run(move || Ok(auth.rebase_session(&session, epoch)?)).await?;
+        run(move || Ok(auth.sessions().rebase(&session, epoch)?)).await?;
     }
     show_secret(&v, format!("The new password of {name}"), password)
 }

@@ -271,7 +271,8 @@ impl TestApp {
             .expect("first start makes admin");
         let key = services
             .auth
-            .create_key(
+            .keys()
+            .create(
                 &admin(),
                 None,
                 "tests",

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Error;
-use super::auth::{Auth, Principal};
+use super::{Auth, Principal};
+use crate::domain::Error;
 
 /// Idle time after which a session ends.
 pub const IDLE_SECS: u64 = 8 * 3600;
@@ -49,19 +49,27 @@ fn encode(s: &Stored) -> Result<Vec<u8>, Error> {
     postcard::to_stdvec(s).map_err(|e| Error::Internal(format!("cannot encode a session: {e}")))
 }
 
-impl Auth {
+impl Auth {}
+
+/// UI sessions (`auth.sessions()`): start, look up, end, rebase.
+#[derive(Clone, Copy)]
+pub struct Sessions<'a> {
+    pub(super) auth: &'a Auth,
+}
+
+impl Sessions<'_> {
     /// Starts a session for `principal` at credential epoch `epoch`; returns its id (the
     /// cookie's value). Sessions idle too long are removed on the way.
-    pub fn start_session(&self, principal: &Principal, epoch: u64) -> Result<String, Error> {
+    pub fn start(&self, principal: &Principal, epoch: u64) -> Result<String, Error> {
         let id = random_token();
-        let now = self.clock().now();
+        let now = self.auth.clock().now();
         let stored = encode(&Stored {
             subject: principal.subject(),
             epoch,
             csrf: random_token(),
             seen: now,
         })?;
-        self.meta().write(|w| {
+        self.auth.meta().write(|w| {
             for (name, value) in w.settings()? {
                 let idle = name.starts_with(PREFIX)
                     && postcard::from_bytes::<Stored>(&value)
@@ -78,24 +86,24 @@ impl Auth {
 
     /// Session `id`, when it is live; refreshes its idle time (in the store at most once a
     /// minute). `None` for an unknown, ended or idle one.
-    pub fn session(&self, id: &str) -> Result<Option<Session>, Error> {
+    pub fn get(&self, id: &str) -> Result<Option<Session>, Error> {
         let name = key(id);
-        let Some(value) = self.meta().read()?.setting(&name)? else {
+        let Some(value) = self.auth.meta().read()?.setting(&name)? else {
             return Ok(None);
         };
         let Ok(mut stored) = postcard::from_bytes::<Stored>(&value) else {
             return Ok(None);
         };
-        let now = self.clock().now();
+        let now = self.auth.clock().now();
         let idle = now.saturating_sub(stored.seen);
         if idle >= IDLE_SECS {
-            self.end_session(id)?;
+            self.end(id)?;
             return Ok(None);
         }
         if idle >= SEEN_EVERY_SECS {
             stored.seen = now;
             let value = encode(&stored)?;
-            self.meta().write(|w| {
+            self.auth.meta().write(|w| {
                 // Only while it still exists: a logout on another node wins.
                 if w.setting(&name)?.is_some() {
                     w.put_setting(&name, &value)?;
@@ -111,9 +119,9 @@ impl Auth {
     }
 
     /// Ends session `id` on every node.
-    pub fn end_session(&self, id: &str) -> Result<(), Error> {
+    pub fn end(&self, id: &str) -> Result<(), Error> {
         let name = key(id);
-        self.meta().write(|w| {
+        self.auth.meta().write(|w| {
             w.remove_setting(&name)?;
             Ok::<_, Error>(())
         })
@@ -121,9 +129,9 @@ impl Auth {
 
     /// Keeps session `id` valid at the account's new epoch, after its own user changed the
     /// password through it (the user's other sessions end).
-    pub fn rebase_session(&self, id: &str, epoch: u64) -> Result<(), Error> {
+    pub fn rebase(&self, id: &str, epoch: u64) -> Result<(), Error> {
         let name = key(id);
-        self.meta().write(|w| {
+        self.auth.meta().write(|w| {
             if let Some(value) = w.setting(&name)?
                 && let Ok(mut stored) = postcard::from_bytes::<Stored>(&value)
             {
