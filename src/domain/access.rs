@@ -483,28 +483,10 @@ impl Feed<'_, FeedAdmin> {
             .run_retention_by(&self.name, dry_run, self.access.actor())
     }
 
-    /// Follows the upstream's digest of a pinned connector version (after drift).
-    pub fn accept_upstream(&self, repo: &Repository, tag: &Tag) -> Result<String, Error> {
-        self.registry().connector().accept_upstream(
-            self.own(repo)?,
-            tag.as_str(),
-            self.access.actor(),
-        )
-    }
-
-    /// Checks this connector feed's upstream and credentials.
-    pub fn test_upstream(&self) -> Result<crate::domain::UpstreamTest, Error> {
-        self.registry().connector().test_upstream(&self.name)
-    }
-
-    /// Syncs this connector feed now (its sync rules).
-    pub fn sync(&self) -> Result<crate::domain::SyncReport, Error> {
-        self.registry().connector().sync(&self.name)
-    }
-
-    /// The last sync report of this connector feed.
-    pub fn sync_status(&self) -> Result<Option<crate::domain::SyncReport>, Error> {
-        self.registry().connector().sync_status(&self.name)
+    /// This connector feed's upstream: test it, sync from it, follow its digests.
+    #[must_use]
+    pub fn upstream(&self) -> FeedUpstream<'_> {
+        FeedUpstream { feed: self }
     }
 
     pub fn purge(&self, repo: &Repository, tag: &Tag, confirm: Option<&str>) -> Result<(), Error> {
@@ -526,6 +508,43 @@ impl Feed<'_, FeedAdmin> {
             .auth
             .users()
             .grant(caller, name, &self.name, role)
+    }
+}
+
+/// The upstream of a connector feed the caller administers (`feed.upstream()`).
+pub struct FeedUpstream<'a> {
+    feed: &'a Feed<'a, FeedAdmin>,
+}
+
+impl FeedUpstream<'_> {
+    /// Follows the upstream's digest of a pinned connector version (after drift).
+    pub fn accept_upstream(&self, repo: &Repository, tag: &Tag) -> Result<String, Error> {
+        self.feed.registry().connector().accept_upstream(
+            self.feed.own(repo)?,
+            tag.as_str(),
+            self.feed.access.actor(),
+        )
+    }
+
+    /// Checks this connector feed's upstream and credentials.
+    pub fn test_upstream(&self) -> Result<crate::domain::UpstreamTest, Error> {
+        self.feed
+            .registry()
+            .connector()
+            .test_upstream(&self.feed.name)
+    }
+
+    /// Syncs this connector feed now (its sync rules).
+    pub fn sync(&self) -> Result<crate::domain::SyncReport, Error> {
+        self.feed.registry().connector().sync(&self.feed.name)
+    }
+
+    /// The last sync report of this connector feed.
+    pub fn sync_status(&self) -> Result<Option<crate::domain::SyncReport>, Error> {
+        self.feed
+            .registry()
+            .connector()
+            .sync_status(&self.feed.name)
     }
 }
 

@@ -97,7 +97,7 @@ pub async fn run_retention(
     responses((status = 200, body = crate::domain::SyncReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn sync(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let report = run(move || access.feed::<FeedAdmin>(&feed)?.sync()).await?;
+    let report = run(move || access.feed::<FeedAdmin>(&feed)?.upstream().sync()).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -110,7 +110,7 @@ pub async fn test_upstream(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let checked = run(move || access.feed::<FeedAdmin>(&feed)?.test_upstream()).await?;
+    let checked = run(move || access.feed::<FeedAdmin>(&feed)?.upstream().test_upstream()).await?;
     Ok(HttpResponse::Ok().json(checked))
 }
 
@@ -122,7 +122,7 @@ pub async fn sync_status(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let report = run(move || access.feed::<FeedAdmin>(&feed)?.sync_status()).await?;
+    let report = run(move || access.feed::<FeedAdmin>(&feed)?.upstream().sync_status()).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
