@@ -501,7 +501,7 @@ impl Feed<'_, FeedAdmin> {
     }
 
     /// Gives user `name` `role` here, or takes their role with `None`. The admin role is
-    /// given and taken by administrators only (`Auth::grant_user`).
+    /// given and taken by administrators only (`auth::Users::grant`).
     pub fn grant(&self, name: &str, role: Option<&str>) -> Result<(), Error> {
         let caller = self.access.caller.as_ref().ok_or(Error::Unauthenticated)?;
         self.access

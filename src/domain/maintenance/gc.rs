@@ -101,13 +101,13 @@ impl Maintenance<'_> {
         let _one = self.one_job()?;
         let started = Instant::now();
         {
-            let mut watch = lock(&self.registry.gc_watch);
+            let mut watch = self.registry.gc_watch();
             watch.running = true;
             watch.touched.clear();
         }
         let result = self.collect(opts, progress);
         {
-            let mut watch = lock(&self.registry.gc_watch);
+            let mut watch = self.registry.gc_watch();
             watch.running = false;
             watch.touched.clear();
         }
@@ -207,7 +207,7 @@ impl Maintenance<'_> {
         let mut removed = Vec::new();
         for batch in doomed.chunks(SWEEP_BATCH) {
             let swept = self.state.meta.write(|w| {
-                let touched = lock(&self.registry.gc_watch).touched.clone();
+                let touched = self.registry.gc_watch().touched.clone();
                 let mut swept = Vec::new();
                 'blobs: for digest in batch {
                     if touched.contains(digest) {
@@ -256,7 +256,7 @@ impl Maintenance<'_> {
         // In batches, as the sweep: pushes wait for the write lock a bounded time.
         for batch in doomed.chunks(SWEEP_BATCH) {
             let gone = self.state.meta.write(|w| {
-                let watch = lock(&self.registry.gc_watch);
+                let watch = self.registry.gc_watch();
                 let mut gone = Vec::new();
                 for &(digest, len, orphan) in batch {
                     if watch.touched.contains(digest) || w.blob(digest)?.is_some() {

@@ -116,8 +116,8 @@ impl BlobVerifier {
     }
 }
 
-/// A request appending to an upload. Finish it with `Registry::finish_chunk` or
-/// `Registry::complete_upload`; dropped unfinished (a failed request), its in-memory state is
+/// A request appending to an upload. Finish it with `Uploads::finish_chunk` or
+/// `Uploads::complete`; dropped unfinished (a failed request), its in-memory state is
 /// discarded and the next request re-hashes what reached the file.
 pub struct Append {
     id: String,
@@ -311,6 +311,12 @@ pub(in crate::domain) struct GcWatch {
 }
 
 impl Registry {
+    /// What uploads and pushes noted while a collection runs: the collection starts and ends
+    /// the watch and leaves alone what it holds.
+    pub(in crate::domain) fn gc_watch(&self) -> MutexGuard<'_, GcWatch> {
+        lock(&self.gc_watch)
+    }
+
     /// Notes digests a push is about to use, so that a running collection keeps them.
     pub(super) fn gc_touch<'a>(&self, digests: impl IntoIterator<Item = &'a str>) {
         let mut watch = lock(&self.gc_watch);

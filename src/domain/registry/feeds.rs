@@ -167,7 +167,7 @@ fn describe_feed_change(before: &FeedRecord, after: &FeedRecord) -> String {
     parts.join("; ")
 }
 
-/// What a feed settings change would do (see `Registry::preview_feed_change`).
+/// What a feed settings change would do (see `Feeds::preview_change`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FeedPreview {
     /// `repo:tag` a versioned feed would refuse from now on (kept, shown as legacy).

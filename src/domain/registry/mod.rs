@@ -66,7 +66,7 @@ pub struct Registry {
     upload_owners: Mutex<UploadOwners>,
     /// What a garbage collection running now must not take: uploads and pushes note what they
     /// touch here, the collection reads it (see `maintenance::gc`).
-    pub(in crate::domain) gc_watch: Mutex<GcWatch>,
+    gc_watch: Mutex<GcWatch>,
     /// The maintenance service's state (the one-job lock, the last runs, pull times).
     maintenance: super::maintenance::State,
     /// "repository\nreference" → the manifest, while the metadata is unchanged.

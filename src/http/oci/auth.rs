@@ -47,7 +47,7 @@ pub struct Authorized<A> {
     need: PhantomData<A>,
 }
 
-/// A pull of `name` routed to a connector feed (`Registry::route_pull`): by containerd's
+/// A pull of `name` routed to a connector feed (`registry::Connector::route_pull`): by containerd's
 /// `?ns=`, or to the mirror feed; `None` when no routing is configured or applies.
 async fn routed<A: Need>(req: &HttpRequest, name: &str) -> Result<Option<Repository>, OciError> {
     if A::ACTION != Action::Pull {
@@ -259,7 +259,7 @@ pub async fn token(req: HttpRequest) -> Result<HttpResponse, OciError> {
 }
 
 /// `scopes` and, for each repository a pull may be routed to a connector feed for
-/// (`Registry::pull_aliases`), the same pull there: a client that asked for `library/nginx`
+/// (`registry::Connector::pull_aliases`), the same pull there: a client that asked for `library/nginx`
 /// may be answered from the mirror's `hub/library/nginx`. The token still grants only what
 /// the caller holds in each feed.
 fn with_pull_aliases(
