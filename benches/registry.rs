@@ -28,9 +28,10 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
         },
     )
     .unwrap();
-    s.registry.ensure_feed(&"prod".parse().unwrap()).unwrap();
+    s.registry.feeds().ensure(&"prod".parse().unwrap()).unwrap();
     s.registry
-        .update_feed(
+        .feeds()
+        .update(
             "prod",
             FeedChange {
                 versioning: Some(true),
@@ -43,12 +44,13 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
     let config = b"{}";
     let id = s
         .registry
-        .start_upload(&repo, "bench", semdock::model::Algorithm::Sha256)
+        .uploads()
+        .start(&repo, "bench", semdock::model::Algorithm::Sha256)
         .unwrap();
-    let mut a = s.registry.append(&repo, &id, None).unwrap();
+    let mut a = s.registry.uploads().append(&repo, &id, None).unwrap();
     a.write(config).unwrap();
     let config = Digest::of(config);
-    s.registry.complete_upload(a, &config).unwrap();
+    s.registry.uploads().complete(a, &config).unwrap();
     (dir, s, repo, config.to_string())
 }
 

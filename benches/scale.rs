@@ -499,7 +499,7 @@ fn new_registry(dir: &std::path::Path, feed: &str) {
         s.initial_password.clone().unwrap(),
     )
     .unwrap();
-    s.registry.ensure_feed(&feed.parse().unwrap()).unwrap();
+    s.registry.feeds().ensure(&feed.parse().unwrap()).unwrap();
 }
 
 /// Fills `dir` with `manifests` manifests in `manifests / 1000` repositories of feed `bulk`,

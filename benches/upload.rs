@@ -30,7 +30,8 @@ fn registry() -> (tempfile::TempDir, Registry) {
     )
     .unwrap();
     registry
-        .ensure_feed(&"library".parse::<FeedName>().unwrap())
+        .feeds()
+        .ensure(&"library".parse::<FeedName>().unwrap())
         .unwrap();
     (dir, registry)
 }
@@ -50,13 +51,14 @@ fn upload(c: &mut Criterion) {
             registry,
             |(dir, reg)| {
                 let id = reg
-                    .start_upload(&repo, "bench", semdock::model::Algorithm::Sha256)
+                    .uploads()
+                    .start(&repo, "bench", semdock::model::Algorithm::Sha256)
                     .unwrap();
-                let mut append = reg.append(&repo, &id, None).unwrap();
+                let mut append = reg.uploads().append(&repo, &id, None).unwrap();
                 for piece in data.chunks(PIECE) {
                     append.write(piece).unwrap();
                 }
-                reg.complete_upload(append, &digest).unwrap();
+                reg.uploads().complete(append, &digest).unwrap();
                 (dir, reg)
             },
             criterion::BatchSize::PerIteration,
@@ -68,22 +70,23 @@ fn upload(c: &mut Criterion) {
             registry,
             |(dir, reg)| {
                 let id = reg
-                    .start_upload(&repo, "bench", semdock::model::Algorithm::Sha256)
+                    .uploads()
+                    .start(&repo, "bench", semdock::model::Algorithm::Sha256)
                     .unwrap();
                 let chunks: Vec<_> = data.chunks(CHUNK).collect();
                 let (last, rest) = chunks.split_last().unwrap();
                 for chunk in rest {
-                    let mut append = reg.append(&repo, &id, None).unwrap();
+                    let mut append = reg.uploads().append(&repo, &id, None).unwrap();
                     for piece in chunk.chunks(PIECE) {
                         append.write(piece).unwrap();
                     }
-                    reg.finish_chunk(append).unwrap();
+                    reg.uploads().finish_chunk(append).unwrap();
                 }
-                let mut append = reg.append(&repo, &id, None).unwrap();
+                let mut append = reg.uploads().append(&repo, &id, None).unwrap();
                 for piece in last.chunks(PIECE) {
                     append.write(piece).unwrap();
                 }
-                reg.complete_upload(append, &digest).unwrap();
+                reg.uploads().complete(append, &digest).unwrap();
                 (dir, reg)
             },
             criterion::BatchSize::PerIteration,

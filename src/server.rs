@@ -35,7 +35,10 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
     let outbound = config
         .outbound(vec![config.listen])
         .map_err(domain::Error::Invalid)?;
-    services.registry.set_outbound(Arc::new(outbound));
+    services
+        .registry
+        .connector()
+        .set_outbound(Arc::new(outbound));
     if services.initial_password.is_some() {
         // Only where it is: a log is kept for weeks and read by more people than the file.
         tracing::warn!(
@@ -46,12 +49,12 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
     }
     for feed in &config.feeds {
         let name: FeedName = feed.parse()?;
-        if services.registry.ensure_feed(&name)? {
+        if services.registry.feeds().ensure(&name)? {
             tracing::info!(feed, "created feed");
         }
     }
     if let Some(mirror) = &config.mirror_feed {
-        match services.registry.feed(mirror) {
+        match services.registry.feeds().get(mirror) {
             Ok(feed) if feed.upstream.is_none() => tracing::warn!(
                 feed = mirror,
                 "mirror_feed names a feed that is not a connector: pulls naming no feed find only what was pushed to it (make it one with `semdock feed set {mirror} --upstream URL`)"
@@ -65,7 +68,7 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
             Err(e) => return Err(e),
         }
         // Docker Hub's official images are `library/…`: a feed of that name answers them.
-        if services.registry.feed("library").is_ok() {
+        if services.registry.feeds().get("library").is_ok() {
             tracing::warn!(
                 feed = mirror,
                 "a feed named library exists: pulls of library/… (Docker Hub's official images) are answered by it, not by the mirror feed; only names whose first segment is no feed go to the mirror"
@@ -73,9 +76,12 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
         }
     }
     for (feed, rules) in &config.retention {
-        let stored = services.registry.retention(feed)?;
+        let stored = services.registry.maintenance().retention(feed)?;
         if stored.is_empty() && !rules.is_empty() {
-            services.registry.set_retention(feed, rules, "config")?;
+            services
+                .registry
+                .maintenance()
+                .set_retention(feed, rules, "config")?;
             tracing::info!(feed, "stored retention rules from the configuration");
         }
     }
@@ -227,38 +233,41 @@ fn schedule(
     let jobs: [(Option<Duration>, Job); 7] = [
         (Some(MEMORY_RELEASE), |_, _| release_memory()),
         (Some(UPLOAD_SWEEP), |r, c| {
-            if let Err(e) = r.expire_uploads(c.gc_options(false)) {
+            if let Err(e) = r.maintenance().expire_uploads(c.gc_options(false)) {
                 tracing::error!(error = %e, "could not expire idle uploads");
             }
         }),
         (Some(PULL_FLUSH), |r, _| {
-            if let Err(e) = r.flush_pulls() {
+            if let Err(e) = r.maintenance().flush_pulls() {
                 tracing::error!(error = %e, "could not write last-pull times");
             }
         }),
         (every(config.storage.retention_interval_seconds), |r, _| {
-            let feeds = r.feeds_with_retention().unwrap_or_default();
+            let feeds = r.maintenance().feeds_with_retention().unwrap_or_default();
             for feed in feeds {
-                if let Err(e) = r.run_retention_by(&feed, false, "scheduler") {
+                if let Err(e) = r.maintenance().run_retention_by(&feed, false, "scheduler") {
                     tracing::error!(feed, error = %e, "retention run failed");
                 }
             }
         }),
         (
             (config.audit.retention_days > 0).then_some(AUDIT_EXPIRY),
-            |r, c| match r.expire_audit(c.audit.retention_days) {
+            |r, c| match r.feeds().expire_audit(c.audit.retention_days) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "old audit entries removed"),
                 Err(e) => tracing::error!(error = %e, "could not remove old audit entries"),
             },
         ),
         (Some(SYNC_TICK), |r, _| {
-            if let Err(e) = r.sync_due() {
+            if let Err(e) = r.connector().sync_due() {
                 tracing::error!(error = %e, "could not run connector syncs");
             }
         }),
         (every(config.storage.gc_interval_seconds), |r, c| {
-            if let Err(e) = r.gc_by(c.gc_options(false), &|_, _, _| {}, "scheduler") {
+            if let Err(e) = r
+                .maintenance()
+                .gc_by(c.gc_options(false), &|_, _, _| {}, "scheduler")
+            {
                 tracing::error!(error = %e, "garbage collection failed");
             }
         }),
@@ -315,7 +324,7 @@ fn refresh_directory(
             ticks.tick().await;
             let a = auth.clone();
             if let Ok(Err(e)) =
-                actix_web::rt::task::spawn_blocking(move || a.refresh_directory()).await
+                actix_web::rt::task::spawn_blocking(move || a.directory().refresh()).await
             {
                 tracing::warn!(error = %e, "could not refresh directory accounts");
             }
@@ -357,7 +366,7 @@ fn deliver_webhooks(
             .user_agent(format!("semdock/{}", env!("CARGO_PKG_VERSION"))),
     );
     let deliverer = crate::domain::webhooks::Deliverer::new(
-        registry.clone(),
+        registry.webhooks().clone(),
         Arc::new(HttpSender(agent)),
         delivery,
     );
@@ -497,7 +506,7 @@ async fn serve_on(
             .outbound(server.addrs())
             .map_err(|e| StartError::Domain(domain::Error::Invalid(e)))?,
     );
-    registry.set_outbound(outbound.clone());
+    registry.connector().set_outbound(outbound.clone());
     let mut jobs = schedule(config, &registry, bound, &outbound);
     if config.directory.ldap.is_some() || config.directory.oidc.is_some() {
         jobs.push(refresh_directory(config, &auth));
@@ -514,7 +523,7 @@ async fn serve_on(
         job.abort();
         let _ = job.await;
     }
-    if let Err(e) = registry.flush_pulls() {
+    if let Err(e) = registry.maintenance().flush_pulls() {
         tracing::error!(error = %e, "could not write last-pull times");
     }
     drop(auth);

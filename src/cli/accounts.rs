@@ -210,7 +210,9 @@ fn set_password(target: &Target, name: &str, password: &str) -> anyhow::Result<(
         password: password.to_owned(),
     };
     let request = Request::send("PUT", format!("/users/{name}/password"), &change);
-    target.run_services(request, |s| Ok(s.auth.reset_password(name, password)?))
+    target.run_services(request, |s| {
+        Ok(s.auth.users().reset_password(name, password)?)
+    })
 }
 
 /// Gives user `name` `role` on `feed`, or takes their role there with `None`.

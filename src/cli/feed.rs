@@ -62,7 +62,7 @@ pub(super) fn feed(target: &Target, action: FeedAction) -> anyhow::Result<()> {
             include_releases,
             off,
         } => {
-            let rules = crate::domain::retention::Rules {
+            let rules = crate::domain::maintenance::retention::Rules {
                 untagged_days,
                 keep_prereleases,
                 unpulled_days,
@@ -294,12 +294,15 @@ fn delete(target: &Target, name: &str) -> anyhow::Result<()> {
 fn test_upstream(target: &Target, name: &str) -> anyhow::Result<UpstreamTest> {
     let request = Request::post(format!("/feeds/{name}/upstream/test"));
     target.run(request, |a| {
-        Ok(a.feed::<FeedAdmin>(name)?.test_upstream()?.into())
+        Ok(a.feed::<FeedAdmin>(name)?
+            .upstream()
+            .test_upstream()?
+            .into())
     })
 }
 
 fn sync(target: &Target, name: &str) -> anyhow::Result<SyncReport> {
     target.run(Request::post(format!("/feeds/{name}/sync")), |a| {
-        Ok(a.feed::<FeedAdmin>(name)?.sync()?.into())
+        Ok(a.feed::<FeedAdmin>(name)?.upstream().sync()?.into())
     })
 }

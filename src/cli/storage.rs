@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::target::{Request, Target, to_json};
 use crate::config::Config;
 use crate::domain::access::FeedAdmin;
-use crate::domain::{backup, check};
+use crate::domain::maintenance::{backup, check};
 use crate::http::api::dto::{
     BackupReport, BackupRequest, GcReport, RetentionReport, Rules, RunRequest,
 };
@@ -46,9 +46,10 @@ pub fn gc(config: &Config, target: &Target, dry_run: bool) -> anyhow::Result<()>
     let request = Request::send("POST", "/gc", &RunRequest { dry_run });
     let r: GcReport = target.run_services(request, |s| {
         let bar = bar();
-        let r = s
-            .registry
-            .gc_by(config.gc_options(dry_run), &report(&bar), "local")?;
+        let r =
+            s.registry
+                .maintenance()
+                .gc_by(config.gc_options(dry_run), &report(&bar), "local")?;
         bar.finish_and_clear();
         Ok(r.into())
     })?;
@@ -107,7 +108,10 @@ pub fn retention_run(target: &Target, feed: &str, dry_run: bool) -> anyhow::Resu
         &RunRequest { dry_run },
     );
     let report: RetentionReport = target.run_services(request, |s| {
-        Ok(s.registry.run_retention_by(feed, dry_run, "local")?.into())
+        Ok(s.registry
+            .maintenance()
+            .run_retention_by(feed, dry_run, "local")?
+            .into())
     })?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for d in &report.deletions {
@@ -134,7 +138,7 @@ pub fn check(target: &Target, jobs: usize, max_mbps: Option<u64>) -> anyhow::Res
         jobs,
         max_bytes_per_sec: max_mbps.map(|m| m << 20),
     };
-    let r = s.registry.check(opts, &report(&bar))?;
+    let r = s.registry.maintenance().check(opts, &report(&bar))?;
     bar.finish_and_clear();
     for p in &r.problems {
         println!("problem: {p}");
@@ -167,7 +171,7 @@ pub fn backup(target: &Target, dir: &Path) -> anyhow::Result<()> {
     );
     let r: BackupReport = target.run_services(request, |s| {
         let bar = bar();
-        let r = s.registry.backup(&dir, &report(&bar))?;
+        let r = s.registry.maintenance().backup(&dir, &report(&bar))?;
         bar.finish_and_clear();
         Ok(r.into())
     })?;
@@ -221,6 +225,7 @@ pub fn migrate(config: &Config, to: &Path) -> anyhow::Result<()> {
     let bar = bar();
     let r = source
         .registry
+        .maintenance()
         .migrate_to(&from, &*meta, &*blobs, &report(&bar))?;
     bar.finish_and_clear();
     let n = &r.records;

@@ -73,7 +73,7 @@ pub struct Config {
     /// Retention rules per feed, stored for a feed that has none yet (first start); the API
     /// and CLI change them afterwards.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub retention: BTreeMap<String, crate::domain::retention::Rules>,
+    pub retention: BTreeMap<String, crate::domain::maintenance::retention::Rules>,
     /// HTTPS with a certificate and key (PEM). Without it the registry speaks plain HTTP,
     /// which docker accepts only on localhost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,8 +224,8 @@ impl Config {
 
     /// Garbage collection as configured.
     #[must_use]
-    pub fn gc_options(&self, dry_run: bool) -> crate::domain::gc::GcOptions {
-        crate::domain::gc::GcOptions {
+    pub fn gc_options(&self, dry_run: bool) -> crate::domain::maintenance::gc::GcOptions {
+        crate::domain::maintenance::gc::GcOptions {
             grace: std::time::Duration::from_secs(self.storage.gc_grace_seconds),
             upload_expiry: std::time::Duration::from_secs(self.storage.upload_expiry_seconds),
             empty_upload_expiry: std::time::Duration::from_secs(

@@ -21,9 +21,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::auth::{Auth, Caller, KeyInfo, NewKey, Principal, UserInfo};
-use super::backup::BackupReport;
-use super::gc::{GcOptions, GcReport, StorageStats};
-use super::retention::{RetentionReport, Rules};
+use super::maintenance::backup::BackupReport;
+use super::maintenance::gc::{GcOptions, GcReport, StorageStats};
+use super::maintenance::retention::{RetentionReport, Rules};
 use super::webhooks::{Delivery, EndpointChange, EndpointInfo, NewEndpoint};
 use super::{
     Error, Feed as FeedSettings, FeedChange, FeedPreview, HistoryEntry, HistoryQuery, Promoted,
@@ -89,21 +89,26 @@ impl Webhook<'_> {
     pub fn update(&self, change: &EndpointChange) -> Result<EndpointInfo, Error> {
         self.access
             .registry
-            .update_webhook(&self.id, change, self.access.actor())
+            .webhooks()
+            .update(&self.id, change, self.access.actor())
     }
 
     pub fn delete(&self) -> Result<(), Error> {
         self.access
             .registry
-            .delete_webhook(&self.id, self.access.actor())
+            .webhooks()
+            .delete(&self.id, self.access.actor())
     }
 
     pub fn deliveries(&self) -> Result<Vec<Delivery>, Error> {
-        self.access.registry.webhook_deliveries(&self.id)
+        self.access.registry.webhooks().deliveries(&self.id)
     }
 
     pub fn redeliver(&self, event_id: u64) -> Result<(), Error> {
-        self.access.registry.redeliver(&self.id, event_id)
+        self.access
+            .registry
+            .webhooks()
+            .redeliver(&self.id, event_id)
     }
 }
 
@@ -154,7 +159,7 @@ impl Access {
                 }
             }
         }
-        self.registry.audit_page(q)
+        self.registry.feeds().audit_page(q)
     }
 
     /// Feed `feed` at level `L`: `Denied` (or `Unauthenticated`, or for a known caller
@@ -182,7 +187,7 @@ impl Access {
     /// key the caller is.
     pub fn revoke_key(&self, id: &str) -> Result<(), Error> {
         let caller = self.caller.as_ref().ok_or(Error::Unauthenticated)?;
-        self.auth.revoke_key(caller, id)
+        self.auth.keys().revoke(caller, id)
     }
 
     /// The caller's own account: keys and password.
@@ -202,13 +207,14 @@ impl Access {
             self.feed::<FeedAdmin>(feed)?;
             Ok(self
                 .registry
-                .webhooks()?
+                .webhooks()
+                .list()?
                 .into_iter()
                 .filter(|w| w.feed.as_deref() == Some(feed))
                 .collect())
         } else {
             self.admin()?;
-            self.registry.webhooks()
+            self.registry.webhooks().list()
         }
     }
 
@@ -222,7 +228,7 @@ impl Access {
                 self.admin()?;
             }
         }
-        self.registry.create_webhook(new, self.actor())
+        self.registry.webhooks().create(new, self.actor())
     }
 
     /// Webhook `id`, when the caller administers it (its feed, or all for a global one).
@@ -230,7 +236,7 @@ impl Access {
         let is_admin = self.principal().is_some_and(Principal::is_admin);
         if !is_admin {
             // Whether a webhook exists is told only to those who may manage it.
-            match self.registry.webhook_feed(id) {
+            match self.registry.webhooks().feed_of(id) {
                 Ok(Some(feed)) => {
                     self.feed::<FeedAdmin>(&feed)?;
                 }
@@ -260,7 +266,8 @@ impl Access {
         let visible = self.visible()?;
         Ok(self
             .registry
-            .feeds()?
+            .feeds()
+            .list()?
             .into_iter()
             .filter(|(name, _)| visible.contains(name))
             .collect())
@@ -269,7 +276,7 @@ impl Access {
     /// Storage of the feeds the caller may pull from.
     pub fn storage(&self) -> Result<StorageStats, Error> {
         let visible = self.visible()?;
-        let mut stats = self.registry.storage()?;
+        let mut stats = self.registry.maintenance().storage()?;
         stats.feeds.retain(|f| visible.contains(&f.feed));
         Ok(stats)
     }
@@ -277,14 +284,17 @@ impl Access {
     /// Promotions into feeds the caller may pull from, oldest first.
     pub fn promotions(&self) -> Result<Vec<crate::store::meta::PromotionRecord>, Error> {
         let visible = self.visible()?;
-        self.registry.promotions(|feed| visible.contains(feed))
+        self.registry
+            .history()
+            .promotions(|feed| visible.contains(feed))
     }
 
     /// The latest tag changes in feeds the caller may pull from, newest first.
     pub fn recent_history(&self, limit: usize) -> Result<Vec<(String, HistoryEntry)>, Error> {
         let visible = self.visible()?;
         self.registry
-            .recent_history(limit, |feed| visible.contains(feed))
+            .history()
+            .recent(limit, |feed| visible.contains(feed))
     }
 }
 
@@ -313,7 +323,7 @@ impl<L> Feed<'_, L> {
 
 impl Feed<'_, Pull> {
     pub fn settings(&self) -> Result<FeedSettings, Error> {
-        self.registry().feed(&self.name)
+        self.registry().feeds().get(&self.name)
     }
 
     pub fn search_repositories(
@@ -323,14 +333,17 @@ impl Feed<'_, Pull> {
         limit: usize,
     ) -> Result<(Vec<String>, bool), Error> {
         self.registry()
+            .history()
             .search_repositories(&self.name, query, after, limit)
     }
 
     /// One page of the tags of `repo` by kind; `RepositoryUnknown` for a repository that
     /// does not exist.
     pub fn tag_groups(&self, repo: &Repository, q: &TagQuery) -> Result<TagGroups, Error> {
-        self.registry().require_repository(self.own(repo)?)?;
-        self.registry().tag_groups(repo, q)
+        self.registry()
+            .history()
+            .require_repository(self.own(repo)?)?;
+        self.registry().history().tag_groups(repo, q)
     }
 
     /// One page of the history of `repo`, and where the next continues.
@@ -339,7 +352,7 @@ impl Feed<'_, Pull> {
         repo: &Repository,
         q: &HistoryQuery,
     ) -> Result<(Vec<HistoryEntry>, Option<u64>), Error> {
-        self.registry().history_page(self.own(repo)?, q)
+        self.registry().history().page(self.own(repo)?, q)
     }
 
     /// The newest change of `tag`.
@@ -359,7 +372,9 @@ impl Feed<'_, Pull> {
         tag: &str,
         at_ms: u64,
     ) -> Result<Option<String>, Error> {
-        self.registry().tag_at(self.own(repo)?, tag, at_ms)
+        self.registry()
+            .history()
+            .tag_at(self.own(repo)?, tag, at_ms)
     }
 
     /// What `tag` pointed to at `at_ms`: the digest, and the version a virtual tag followed.
@@ -369,7 +384,9 @@ impl Feed<'_, Pull> {
         tag: &str,
         at_ms: u64,
     ) -> Result<Option<super::TagState>, Error> {
-        self.registry().tag_state_at(self.own(repo)?, tag, at_ms)
+        self.registry()
+            .history()
+            .tag_state_at(self.own(repo)?, tag, at_ms)
     }
 
     pub fn manifest(
@@ -395,7 +412,9 @@ impl Feed<'_, Delete> {
 impl Feed<'_, Promote> {
     /// Whether `tag` could point at `digest` under the feed's policy (the promote form's check).
     pub fn check_tag(&self, repo: &Repository, tag: &str, digest: &str) -> Result<(), Error> {
-        self.registry().check_tag(self.own(repo)?, tag, digest)
+        self.registry()
+            .history()
+            .check_tag(self.own(repo)?, tag, digest)
     }
 
     /// Promotes (or retags) `from_ref` of `from_repo`, read through `source`, to
@@ -412,7 +431,7 @@ impl Feed<'_, Promote> {
         include_referrers: bool,
         comment: Option<&str>,
     ) -> Result<Promoted, Error> {
-        self.registry().promote(&Promotion {
+        self.registry().history().promote(&Promotion {
             from: source.own(from_repo)?,
             from_ref,
             to: self.own(to_repo)?,
@@ -429,7 +448,8 @@ impl Feed<'_, FeedAdmin> {
     pub fn update(&self, change: FeedChange) -> Result<FeedSettings, Error> {
         let updated = self
             .registry()
-            .update_feed(&self.name, change, self.access.actor())?;
+            .feeds()
+            .update(&self.name, change, self.access.actor())?;
         tracing::info!(
             actor = self.access.actor(),
             feed = self.name,
@@ -439,47 +459,34 @@ impl Feed<'_, FeedAdmin> {
     }
 
     pub fn preview(&self, change: &FeedChange) -> Result<FeedPreview, Error> {
-        self.registry().preview_feed_change(&self.name, change)
+        self.registry().feeds().preview_change(&self.name, change)
     }
 
     /// Who changed the feed's settings, and how.
     pub fn changes(&self) -> Result<Vec<crate::domain::audit::AuditEntry>, Error> {
-        self.registry().feed_changes(&self.name)
+        self.registry().feeds().changes(&self.name)
     }
 
     pub fn retention(&self) -> Result<Rules, Error> {
-        self.registry().retention(&self.name)
+        self.registry().maintenance().retention(&self.name)
     }
 
     pub fn set_retention(&self, rules: &Rules) -> Result<(), Error> {
         self.registry()
+            .maintenance()
             .set_retention(&self.name, rules, self.access.actor())
     }
 
     pub fn run_retention(&self, dry_run: bool) -> Result<RetentionReport, Error> {
         self.registry()
+            .maintenance()
             .run_retention_by(&self.name, dry_run, self.access.actor())
     }
 
-    /// Follows the upstream's digest of a pinned connector version (after drift).
-    pub fn accept_upstream(&self, repo: &Repository, tag: &Tag) -> Result<String, Error> {
-        self.registry()
-            .accept_upstream(self.own(repo)?, tag.as_str(), self.access.actor())
-    }
-
-    /// Checks this connector feed's upstream and credentials.
-    pub fn test_upstream(&self) -> Result<crate::domain::UpstreamTest, Error> {
-        self.registry().test_upstream(&self.name)
-    }
-
-    /// Syncs this connector feed now (its sync rules).
-    pub fn sync(&self) -> Result<crate::domain::SyncReport, Error> {
-        self.registry().sync_connector(&self.name)
-    }
-
-    /// The last sync report of this connector feed.
-    pub fn sync_status(&self) -> Result<Option<crate::domain::SyncReport>, Error> {
-        self.registry().sync_status(&self.name)
+    /// This connector feed's upstream: test it, sync from it, follow its digests.
+    #[must_use]
+    pub fn upstream(&self) -> FeedUpstream<'_> {
+        FeedUpstream { feed: self }
     }
 
     pub fn purge(&self, repo: &Repository, tag: &Tag, confirm: Option<&str>) -> Result<(), Error> {
@@ -494,10 +501,50 @@ impl Feed<'_, FeedAdmin> {
     }
 
     /// Gives user `name` `role` here, or takes their role with `None`. The admin role is
-    /// given and taken by administrators only (`Auth::grant_user`).
+    /// given and taken by administrators only (`auth::Users::grant`).
     pub fn grant(&self, name: &str, role: Option<&str>) -> Result<(), Error> {
         let caller = self.access.caller.as_ref().ok_or(Error::Unauthenticated)?;
-        self.access.auth.grant_user(caller, name, &self.name, role)
+        self.access
+            .auth
+            .users()
+            .grant(caller, name, &self.name, role)
+    }
+}
+
+/// The upstream of a connector feed the caller administers (`feed.upstream()`).
+pub struct FeedUpstream<'a> {
+    feed: &'a Feed<'a, FeedAdmin>,
+}
+
+impl FeedUpstream<'_> {
+    /// Follows the upstream's digest of a pinned connector version (after drift).
+    pub fn accept_upstream(&self, repo: &Repository, tag: &Tag) -> Result<String, Error> {
+        self.feed.registry().connector().accept_upstream(
+            self.feed.own(repo)?,
+            tag.as_str(),
+            self.feed.access.actor(),
+        )
+    }
+
+    /// Checks this connector feed's upstream and credentials.
+    pub fn test_upstream(&self) -> Result<crate::domain::UpstreamTest, Error> {
+        self.feed
+            .registry()
+            .connector()
+            .test_upstream(&self.feed.name)
+    }
+
+    /// Syncs this connector feed now (its sync rules).
+    pub fn sync(&self) -> Result<crate::domain::SyncReport, Error> {
+        self.feed.registry().connector().sync(&self.feed.name)
+    }
+
+    /// The last sync report of this connector feed.
+    pub fn sync_status(&self) -> Result<Option<crate::domain::SyncReport>, Error> {
+        self.feed
+            .registry()
+            .connector()
+            .sync_status(&self.feed.name)
     }
 }
 
@@ -517,10 +564,11 @@ impl Admin<'_> {
                 super::versioning::check_pattern(pattern)?;
             }
         }
-        self.registry().create_feed(feed, self.caller.user())?;
+        self.registry().feeds().create(feed, self.caller.user())?;
         let created = self
             .registry()
-            .update_feed(feed.as_str(), change, self.caller.user())?;
+            .feeds()
+            .update(feed.as_str(), change, self.caller.user())?;
         tracing::info!(
             actor = self.caller.user(),
             feed = feed.as_str(),
@@ -530,7 +578,7 @@ impl Admin<'_> {
     }
 
     pub fn delete_feed(&self, feed: &FeedName) -> Result<(), Error> {
-        self.registry().delete_feed(feed, self.caller.user())?;
+        self.registry().feeds().delete(feed, self.caller.user())?;
         tracing::info!(
             actor = self.caller.user(),
             feed = feed.as_str(),
@@ -541,16 +589,16 @@ impl Admin<'_> {
 
     /// Every feed, whoever may pull it.
     pub fn feeds(&self) -> Result<Vec<(String, FeedSettings)>, Error> {
-        self.registry().feeds()
+        self.registry().feeds().list()
     }
 
     pub fn users(&self) -> Result<Vec<UserInfo>, Error> {
-        self.auth().users(self.caller)
+        self.auth().users().list(self.caller)
     }
 
     /// Every API key.
     pub fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
-        self.auth().keys(self.caller)
+        self.auth().keys().list(self.caller)
     }
 
     pub fn create_user(
@@ -559,7 +607,9 @@ impl Admin<'_> {
         password: Option<&str>,
         admin: bool,
     ) -> Result<Option<String>, Error> {
-        self.auth().create_user(self.caller, name, password, admin)
+        self.auth()
+            .users()
+            .create(self.caller, name, password, admin)
     }
 
     pub fn update_user(
@@ -568,38 +618,43 @@ impl Admin<'_> {
         disabled: Option<bool>,
         admin: Option<bool>,
     ) -> Result<(), Error> {
-        self.auth().update_user(self.caller, name, disabled, admin)
+        self.auth()
+            .users()
+            .update(self.caller, name, disabled, admin)
     }
 
     /// Sets another user's password (or the administrator's own).
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), Error> {
-        self.auth().set_password(self.caller, name, password)
+        self.auth()
+            .users()
+            .set_password(self.caller, name, password)
     }
 
     pub fn gc(&self, opts: GcOptions) -> Result<GcReport, Error> {
         self.registry()
+            .maintenance()
             .gc_by(opts, &|_, _, _| {}, self.caller.user())
     }
 
     pub fn backup(&self, dir: &Path) -> Result<BackupReport, Error> {
-        self.registry().backup(dir, &|_, _, _| {})
+        self.registry().maintenance().backup(dir, &|_, _, _| {})
     }
 
     /// Storage of every feed.
     pub fn storage(&self) -> Result<StorageStats, Error> {
-        self.registry().storage()
+        self.registry().maintenance().storage()
     }
 
     /// The last garbage collection's report, if one ran since the start.
     #[must_use]
     pub fn last_gc(&self) -> Option<GcReport> {
-        self.registry().last_gc()
+        self.registry().maintenance().last_gc()
     }
 
     /// Per feed: (feed, when, deletions) of its last retention run since the start.
     #[must_use]
     pub fn last_retention(&self) -> Vec<(String, u64, u64)> {
-        self.registry().last_retention()
+        self.registry().maintenance().last_retention()
     }
 }
 
@@ -616,7 +671,7 @@ impl Account<'_> {
 
     /// The caller's keys (every key for an administrator).
     pub fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
-        self.access.auth.keys(self.caller)
+        self.access.auth.keys().list(self.caller)
     }
 
     pub fn create_key(
@@ -629,11 +684,12 @@ impl Account<'_> {
     ) -> Result<NewKey, Error> {
         self.access
             .auth
-            .create_key(self.caller, owner, name, roles, admin, expires)
+            .keys()
+            .create(self.caller, owner, name, roles, admin, expires)
     }
 
     pub fn revoke_key(&self, id: &str) -> Result<(), Error> {
-        self.access.auth.revoke_key(self.caller, id)
+        self.access.auth.keys().revoke(self.caller, id)
     }
 
     /// Every role the key owner `owner` (the caller's user by default) holds now, to give
@@ -644,12 +700,16 @@ impl Account<'_> {
     ) -> Result<std::collections::BTreeMap<String, String>, Error> {
         self.access
             .auth
+            .keys()
             .roles_of_user(owner.unwrap_or(self.caller.user()))
     }
 
     /// Sets the password of `name`: the caller's own, or anyone's for an administrator.
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), Error> {
-        self.access.auth.set_password(self.caller, name, password)
+        self.access
+            .auth
+            .users()
+            .set_password(self.caller, name, password)
     }
 
     /// Changes the caller's own password, given the current one (checked like a login
@@ -662,6 +722,7 @@ impl Account<'_> {
     ) -> Result<(), Error> {
         self.access
             .auth
+            .users()
             .change_own_password(self.caller, current, password, client)
     }
 

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::gc::lock;
+use super::lock;
 
 pub(super) struct GenCache<V> {
     inner: Mutex<Inner<V>>,

@@ -4,7 +4,7 @@
 //! A directory user logs in with the directory's password; on success semdock keeps a local
 //! account for them (no password of its own: `DIRECTORY_PASSWORD`), its administrator flag
 //! and its group roles (the setting `directory:NAME`) from the directory's groups. Their roles
-//! are the union of those group roles and any local grants. A refresh (`Auth::refresh_directory`,
+//! are the union of those group roles and any local grants. A refresh (`auth::DirectoryAccounts::refresh`,
 //! every half `cache_seconds`) asks the directory about each such account again: one no longer
 //! found (removed, or excluded by the user filter, as a disabled account is) is disabled, and
 //! changed groups change the roles; either voids the account's tokens and sessions (its

@@ -6,16 +6,12 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
-pub mod backup;
 mod cache;
-pub mod check;
 pub mod clock;
 pub mod directory;
 pub mod error;
-pub mod gc;
+pub mod maintenance;
 pub mod registry;
-pub mod retention;
-pub mod sessions;
 pub mod stored_settings;
 pub mod tags;
 pub mod versioning;
@@ -32,7 +28,7 @@ pub use registry::{
 };
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::store::meta::redb::RedbMeta;
 
@@ -145,4 +141,10 @@ impl Services {
             initial_password,
         })
     }
+}
+
+/// Locks `m`, through a poisoned lock too: every critical section in the domain is a few
+/// inserts or a swap, so a panic cannot leave one half done.
+pub(in crate::domain) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

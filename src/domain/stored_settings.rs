@@ -10,7 +10,7 @@ use crate::store::meta::settings::{self, AnyFamily};
 pub fn families() -> Vec<&'static dyn AnyFamily> {
     let mut all = settings::STORE_FAMILIES.to_vec();
     all.extend([
-        &super::sessions::SESSIONS as &dyn AnyFamily,
+        &super::auth::sessions::SESSIONS as &dyn AnyFamily,
         &super::webhooks::ENDPOINTS,
         &super::webhooks::STATES,
         &super::webhooks::LOGS,
@@ -21,7 +21,7 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::directory::ROLES,
         &super::directory::REFRESH,
         &super::registry::SYNC_REPORTS,
-        &super::backup::MIGRATED_FROM,
+        &super::maintenance::backup::MIGRATED_FROM,
     ]);
     all
 }
@@ -55,13 +55,13 @@ mod tests {
 
     /// One value of every domain family, written through the family, as the services do.
     fn one_of_each(w: &mut dyn MetaWrite) -> Result<(), crate::store::meta::MetaError> {
-        let session = super::super::sessions::Stored {
+        let session = super::super::auth::sessions::Stored {
             subject: "alice".into(),
             epoch: 2,
             csrf: "c".into(),
             seen: 9,
         };
-        super::super::sessions::SESSIONS.put(w, "h", &session)?;
+        super::super::auth::sessions::SESSIONS.put(w, "h", &session)?;
         let endpoint = super::super::webhooks::Endpoint {
             id: "w1".into(),
             url: "http://127.0.0.1:9/hook".into(),
@@ -85,7 +85,7 @@ mod tests {
         )?;
         super::super::directory::REFRESH.put(w, "bob", &"r".to_owned())?;
         super::super::registry::SYNC_REPORTS.put(w, "hub", &super::super::SyncReport::default())?;
-        super::super::backup::MIGRATED_FROM.put(w, "", &"old at 1".to_owned())?;
+        super::super::maintenance::backup::MIGRATED_FROM.put(w, "", &"old at 1".to_owned())?;
         super::super::auth::TOKEN_KEY.put(w, "", &vec![7; 32])?;
         super::super::auth::HASH_KEY.put(w, "", &vec![8; 32])?;
         w.append_history(
@@ -208,7 +208,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(serde_json::to_value(&state).unwrap()["cursor"], 7);
-        let session = super::super::sessions::SESSIONS
+        let session = super::super::auth::sessions::SESSIONS
             .get(&*r, "h")
             .unwrap()
             .unwrap();

@@ -17,7 +17,7 @@ use actix_web::web;
 
 use crate::domain::Registry;
 use crate::domain::auth::Auth;
-use crate::domain::gc::GcOptions;
+use crate::domain::maintenance::gc::GcOptions;
 pub use caller::Realm;
 
 /// Headers on every `/v2` and `/api` response: what a client uploaded is data, never a page

@@ -105,10 +105,12 @@ async fn feeds_crud_with_permission_checks() {
 
     // A user with pull on library sees library and the public prod, may not change either.
     app.auth
-        .create_user(&common::admin(), "reader", Some("reader-password"), false)
+        .users()
+        .create(&common::admin(), "reader", Some("reader-password"), false)
         .unwrap();
     app.auth
-        .grant_user(&common::admin(), "reader", "library", Some("pull"))
+        .users()
+        .grant(&common::admin(), "reader", "library", Some("pull"))
         .unwrap();
     let reader = basic("reader", "reader-password");
     let names: Vec<_> = call(&app, Some(&reader), TestRequest::get().uri("/api/v1/feeds"))

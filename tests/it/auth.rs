@@ -16,10 +16,11 @@ fn upload(uri: &str) -> TestRequest {
 fn user(app: &TestApp, name: &str, feed: &str, role: Option<&str>) -> String {
     let password = format!("{name}-password");
     app.auth
-        .create_user(&admin(), name, Some(&password), false)
+        .users()
+        .create(&admin(), name, Some(&password), false)
         .unwrap();
     if role.is_some() {
-        app.auth.grant_user(&admin(), name, feed, role).unwrap();
+        app.auth.users().grant(&admin(), name, feed, role).unwrap();
     }
     basic(name, &password)
 }
@@ -128,7 +129,8 @@ async fn expired_token_is_refused() {
     .unwrap();
     services
         .registry
-        .ensure_feed(&"library".parse().unwrap())
+        .feeds()
+        .ensure(&"library".parse().unwrap())
         .unwrap();
     let issued = services
         .auth
@@ -274,7 +276,8 @@ async fn mount_from_an_unreadable_repository_falls_back_to_an_upload() {
     assert_eq!(res.status, 404);
     // With pull on the source, the same mount links the blob.
     app.auth
-        .grant_user(&admin(), "pusher", "prod", Some("pull"))
+        .users()
+        .grant(&admin(), "pusher", "prod", Some("pull"))
         .unwrap();
     let res = app
         .send_as(
@@ -298,7 +301,8 @@ fn key(app: &TestApp, owner: &str, feed: &str, role: &str) -> (String, String) {
     let roles = BTreeMap::from([(feed.to_owned(), role.to_owned())]);
     let k = app
         .auth
-        .create_key(&actor, None, "ci", &roles, false, None)
+        .keys()
+        .create(&actor, None, "ci", &roles, false, None)
         .unwrap();
     (k.id, k.key)
 }
@@ -323,7 +327,7 @@ async fn api_keys_work_as_api_user_and_as_owner_and_stop_when_revoked() {
         "repository:library/app:push,pull",
     )
     .await;
-    app.auth.revoke_key(&admin(), &id).unwrap();
+    app.auth.keys().revoke(&admin(), &id).unwrap();
     let res = app
         .send_as(
             upload("/v2/library/app/blobs/uploads/")
@@ -357,7 +361,8 @@ async fn key_never_holds_more_than_its_owner() {
     assert_eq!(res.status, 403);
     // The owner loses the role: the key loses it too.
     app.auth
-        .grant_user(&admin(), "ci", "library", None)
+        .users()
+        .grant(&admin(), "ci", "library", None)
         .unwrap();
     let res = app
         .send_as(
@@ -374,7 +379,8 @@ async fn disabled_user_is_refused_at_once() {
     let alice = user(&app, "alice", "library", Some("push"));
     let t = token(&app, Some(&alice), "repository:library/app:push,pull").await;
     app.auth
-        .update_user(&admin(), "alice", Some(true), None)
+        .users()
+        .update(&admin(), "alice", Some(true), None)
         .unwrap();
     for credentials in [alice.clone(), bearer(&t)] {
         let res = app
@@ -405,7 +411,8 @@ async fn a_remembered_token_is_refused_once_its_user_is_disabled() {
     assert_eq!(pull().await.status, 200);
     assert_eq!(pull().await.status, 200, "served again, from memory");
     app.auth
-        .update_user(&admin(), "alice", Some(true), None)
+        .users()
+        .update(&admin(), "alice", Some(true), None)
         .unwrap();
     assert_eq!(pull().await.status, 401, "a disabled user's token");
 }
@@ -442,7 +449,8 @@ async fn anonymous_pull_works_only_where_the_feed_allows_it() {
     app.push_image("public/app", "1.0.0", &[]).await;
     app.push_image("library/app", "1.0.0", &[]).await;
     app.registry
-        .update_feed(
+        .feeds()
+        .update(
             "public",
             semdock::domain::FeedChange {
                 anonymous_pull: Some(true),
@@ -483,7 +491,8 @@ async fn anonymous_pull_works_only_where_the_feed_allows_it() {
     let anonymous = || app.send_as(TestRequest::get().uri("/v2/public/app/manifests/1.0.0"));
     assert_eq!(anonymous().await.status, 200);
     app.registry
-        .update_feed(
+        .feeds()
+        .update(
             "public",
             semdock::domain::FeedChange {
                 anonymous_pull: Some(false),
@@ -577,16 +586,22 @@ async fn the_last_enabled_administrator_cannot_be_disabled_or_demoted() {
             "admin is the last enabled administrator: make another user an administrator first, or nobody could manage this registry"
         );
     };
-    last(app.auth.update_user(&admin(), "admin", Some(true), None));
-    last(app.auth.update_user(&admin(), "admin", None, Some(false)));
+    last(app.auth.users().update(&admin(), "admin", Some(true), None));
+    last(
+        app.auth
+            .users()
+            .update(&admin(), "admin", None, Some(false)),
+    );
     // A disabled administrator does not count.
     app.auth
-        .create_user(&admin(), "bob", Some("bob-password"), true)
+        .users()
+        .create(&admin(), "bob", Some("bob-password"), true)
         .unwrap();
     app.auth
-        .update_user(&admin(), "bob", Some(true), None)
+        .users()
+        .update(&admin(), "bob", Some(true), None)
         .unwrap();
-    last(app.auth.update_user(&admin(), "admin", Some(true), None));
+    last(app.auth.users().update(&admin(), "admin", Some(true), None));
     let res = app
         .send_as(
             TestRequest::get()
@@ -598,10 +613,12 @@ async fn the_last_enabled_administrator_cannot_be_disabled_or_demoted() {
 
     // Two enabled administrators: either may go, then the other is the last.
     app.auth
-        .update_user(&admin(), "bob", Some(false), None)
+        .users()
+        .update(&admin(), "bob", Some(false), None)
         .unwrap();
     app.auth
-        .update_user(&admin(), "admin", None, Some(false))
+        .users()
+        .update(&admin(), "admin", None, Some(false))
         .unwrap();
     let bob = semdock::domain::auth::Caller {
         principal: semdock::domain::auth::Principal::User {
@@ -612,7 +629,8 @@ async fn the_last_enabled_administrator_cannot_be_disabled_or_demoted() {
     };
     let e = app
         .auth
-        .update_user(&bob, "bob", Some(true), None)
+        .users()
+        .update(&bob, "bob", Some(true), None)
         .unwrap_err();
     assert!(
         e.to_string()
@@ -621,10 +639,12 @@ async fn the_last_enabled_administrator_cannot_be_disabled_or_demoted() {
     );
     // Making someone else an administrator again frees the way.
     app.auth
-        .update_user(&bob, "admin", None, Some(true))
+        .users()
+        .update(&bob, "admin", None, Some(true))
         .unwrap();
     app.auth
-        .update_user(&bob, "bob", None, Some(false))
+        .users()
+        .update(&bob, "bob", None, Some(false))
         .unwrap();
 }
 
@@ -661,6 +681,7 @@ fn oidc_accounts_are_keyed_by_issuer_and_subject_not_by_the_name_claim() {
     ));
     let sign_in = |subject: &str, name: &str| {
         app.auth
+            .directory()
             .oidc_sign_in(&OidcUser {
                 subject: subject.into(),
                 name: name.into(),
@@ -671,7 +692,8 @@ fn oidc_accounts_are_keyed_by_issuer_and_subject_not_by_the_name_claim() {
     };
     let oidc_accounts = || {
         app.auth
-            .users(&admin().principal)
+            .users()
+            .list(&admin().principal)
             .unwrap()
             .into_iter()
             .filter(|u| u.name != "admin")
@@ -694,7 +716,8 @@ fn oidc_accounts_are_keyed_by_issuer_and_subject_not_by_the_name_claim() {
     }
     // An administrator disables dana: the subject stays out under every name it claims.
     app.auth
-        .update_user(&admin().principal, "dana", Some(true), None)
+        .users()
+        .update(&admin().principal, "dana", Some(true), None)
         .unwrap();
     for name in ["dana", "dana.smith", "someone-new"] {
         assert!(
@@ -705,7 +728,8 @@ fn oidc_accounts_are_keyed_by_issuer_and_subject_not_by_the_name_claim() {
     assert_eq!(oidc_accounts(), vec![("dana".to_owned(), true)]);
     // A local account is never taken over, whatever the claim's spacing.
     app.auth
-        .create_user(&admin(), "erin", Some("erin-password-1"), false)
+        .users()
+        .create(&admin(), "erin", Some("erin-password-1"), false)
         .unwrap();
     for spelling in ["erin", " erin", "erin "] {
         assert!(

@@ -316,7 +316,8 @@ async fn callers(app: &TestApp) -> Vec<Who> {
         key: false,
     }];
     app.auth
-        .create_user(&admin(), "dummy", Some("dummy-password"), false)
+        .users()
+        .create(&admin(), "dummy", Some("dummy-password"), false)
         .unwrap();
     for (name, role) in [
         ("puller", "pull"),
@@ -327,10 +328,12 @@ async fn callers(app: &TestApp) -> Vec<Who> {
     ] {
         let password = format!("{name}-password");
         app.auth
-            .create_user(&admin(), name, Some(&password), false)
+            .users()
+            .create(&admin(), name, Some(&password), false)
             .unwrap();
         app.auth
-            .grant_user(&admin(), name, "library", Some(role))
+            .users()
+            .grant(&admin(), name, "library", Some(role))
             .unwrap();
         out.push(Who {
             name,
@@ -368,7 +371,8 @@ async fn callers(app: &TestApp) -> Vec<Who> {
     };
     let pull_key = app
         .auth
-        .create_key(
+        .keys()
+        .create(
             &puller,
             None,
             "ci",

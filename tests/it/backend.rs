@@ -618,7 +618,8 @@ async fn a_node_never_serves_what_another_node_changed() {
 
     let key = a
         .auth
-        .create_key(
+        .keys()
+        .create(
             &common::admin(),
             None,
             "short-lived",
@@ -634,7 +635,7 @@ async fn a_node_never_serves_what_another_node_changed() {
     };
     assert_eq!(b.send_as(with_key()).await.status, 200);
     assert_eq!(b.send_as(with_key()).await.status, 200);
-    a.auth.revoke_key(&common::admin(), &key.id).unwrap();
+    a.auth.keys().revoke(&common::admin(), &key.id).unwrap();
     assert_eq!(b.send_as(with_key()).await.status, 401);
 }
 
@@ -1258,7 +1259,13 @@ async fn gc_on_one_node_loses_nothing_another_node_pushes_meanwhile() {
     let collector = std::thread::spawn(move || {
         let mut removed = Vec::new();
         for _ in 0..6 {
-            removed.extend(registry.gc(gc_options(), &|_, _, _| {}).unwrap().removed);
+            removed.extend(
+                registry
+                    .maintenance()
+                    .gc(gc_options(), &|_, _, _| {})
+                    .unwrap()
+                    .removed,
+            );
         }
         removed
     });
@@ -1287,7 +1294,13 @@ async fn gc_on_one_node_loses_nothing_another_node_pushes_meanwhile() {
         }
     }
     let mut removed = collector.join().unwrap();
-    removed.extend(b.registry.gc(gc_options(), &|_, _, _| {}).unwrap().removed);
+    removed.extend(
+        b.registry
+            .maintenance()
+            .gc(gc_options(), &|_, _, _| {})
+            .unwrap()
+            .removed,
+    );
     for (manifest, layer) in &accepted {
         let res = a.get(&format!("/v2/prod/app/manifests/{manifest}")).await;
         assert_eq!(res.status, 200);
@@ -1630,6 +1643,7 @@ async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
 
     let report = app
         .registry
+        .maintenance()
         .migrate_to("the test registry", &*pg, &*s3, &|_, _, _| {})
         .unwrap();
     assert_eq!(
@@ -1656,6 +1670,7 @@ async fn storage_migrate_resumes_verifies_and_refuses_to_run_twice() {
 
     let again = app
         .registry
+        .maintenance()
         .migrate_to("the test registry", &*pg, &*s3, &|_, _, _| {})
         .unwrap_err();
     assert!(
@@ -1800,14 +1815,15 @@ fn ui_sessions_are_shared_by_the_nodes_and_end_everywhere() {
         .login("admin", &a.admin_password, "127.0.0.1".parse().unwrap())
         .unwrap();
     let epoch = a.auth.epoch(&caller.principal).unwrap();
-    let id = a.auth.start_session(&caller.principal, epoch).unwrap();
+    let id = a.auth.sessions().start(&caller.principal, epoch).unwrap();
     let on_b = b
         .auth
-        .session(&id)
+        .sessions()
+        .get(&id)
         .unwrap()
         .expect("node b knows the session");
     assert_eq!(on_b.subject, "user:admin");
-    assert_eq!(a.auth.session(&id).unwrap(), Some(on_b));
+    assert_eq!(a.auth.sessions().get(&id).unwrap(), Some(on_b));
     let url = a.postgres.clone().unwrap();
     let stored = common::postgres_count(
         &url,
@@ -1816,19 +1832,27 @@ fn ui_sessions_are_shared_by_the_nodes_and_end_everywhere() {
         ),
     );
     assert_eq!(stored, 1, "one record, named by a hash of the id");
-    b.auth.end_session(&id).unwrap();
+    b.auth.sessions().end(&id).unwrap();
     assert_eq!(
-        a.auth.session(&id).unwrap(),
+        a.auth.sessions().get(&id).unwrap(),
         None,
         "logged out on b, out on a"
     );
 
-    let id = b.auth.start_session(&caller.principal, epoch).unwrap();
+    let id = b.auth.sessions().start(&caller.principal, epoch).unwrap();
     a.registry
         .clock()
         .advance(std::time::Duration::from_hours(8));
-    assert_eq!(a.auth.session(&id).unwrap(), None, "idle for eight hours");
-    assert_eq!(b.auth.session(&id).unwrap(), None, "and so gone on b too");
+    assert_eq!(
+        a.auth.sessions().get(&id).unwrap(),
+        None,
+        "idle for eight hours"
+    );
+    assert_eq!(
+        b.auth.sessions().get(&id).unwrap(),
+        None,
+        "and so gone on b too"
+    );
 }
 
 /// The audit log read by kind (through each engine's index), merged in sequence order either

@@ -1189,7 +1189,8 @@ async fn retention_removes_cached_images_not_pulled_and_they_come_back_on_demand
     }
     let app = common::TestApp::new().with_feed("hub");
     app.registry
-        .update_feed(
+        .feeds()
+        .update(
             "hub",
             semdock::domain::FeedChange {
                 versioning: Some(true),
@@ -1203,9 +1204,10 @@ async fn retention_removes_cached_images_not_pulled_and_they_come_back_on_demand
         )
         .unwrap();
     app.registry
+        .maintenance()
         .set_retention(
             "hub",
-            &semdock::domain::retention::Rules {
+            &semdock::domain::maintenance::retention::Rules {
                 unpulled_days: Some(30),
                 include_releases: true,
                 ..Default::default()
@@ -1227,6 +1229,7 @@ async fn retention_removes_cached_images_not_pulled_and_they_come_back_on_demand
     );
     let report = app
         .registry
+        .maintenance()
         .run_retention_at("hub", false, before + 30 * 86_400)
         .unwrap();
     let removed: Vec<String> = report

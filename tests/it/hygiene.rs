@@ -358,6 +358,7 @@ async fn retention_dry_run_lists_exactly_what_the_run_deletes() {
     // What is left, and where the virtual tags point.
     let groups = app
         .registry
+        .history()
         .tag_groups(
             &repo.parse().unwrap(),
             &semdock::domain::TagQuery::default(),
@@ -385,7 +386,8 @@ async fn retention_dry_run_lists_exactly_what_the_run_deletes() {
     assert_eq!(res.status, 404);
     let history = app
         .registry
-        .history(&repo.parse().unwrap(), Some("2.0.0-rc.2"))
+        .history()
+        .list(&repo.parse().unwrap(), Some("2.0.0-rc.2"))
         .unwrap();
     assert_eq!(history.last().unwrap().actor, "retention");
     // Nothing is left for a second run.
@@ -406,9 +408,10 @@ async fn a_pulled_image_survives_the_unpulled_rule_and_a_pushed_one_does_not() {
     let (kept, _) = app.push_image("ci/app", "pulled", &[b"one"]).await;
     let (gone, _) = app.push_image("ci/app", "ignored", &[b"two"]).await;
     app.registry
+        .maintenance()
         .set_retention(
             "ci",
-            &semdock::domain::retention::Rules {
+            &semdock::domain::maintenance::retention::Rules {
                 unpulled_days: Some(30),
                 ..Default::default()
             },
@@ -430,6 +433,7 @@ async fn a_pulled_image_survives_the_unpulled_rule_and_a_pushed_one_does_not() {
     // Thirty days after the pull's second: the pushed-only image is older than the cutoff.
     let report = app
         .registry
+        .maintenance()
         .run_retention_at("ci", false, before_pull + 30 * 86_400)
         .unwrap();
     let deleted: Vec<(Option<String>, String)> = report

@@ -977,10 +977,12 @@ async fn automatic_mount_links_a_blob_the_caller_may_read_and_hides_one_it_may_n
     );
     // A user who may push to library but not read secret gets an upload session instead.
     app.auth
-        .create_user(&common::admin(), "pusher", Some("pusher-password"), false)
+        .users()
+        .create(&common::admin(), "pusher", Some("pusher-password"), false)
         .unwrap();
     app.auth
-        .grant_user(&common::admin(), "pusher", "library", Some("push"))
+        .users()
+        .grant(&common::admin(), "pusher", "library", Some("push"))
         .unwrap();
     let res = app
         .send_as(
@@ -993,12 +995,16 @@ async fn automatic_mount_links_a_blob_the_caller_may_read_and_hides_one_it_may_n
 }
 
 /// Runs the integrity check, which must find nothing wrong.
-fn check_clean(app: &TestApp) -> semdock::domain::check::CheckReport {
-    let opts = semdock::domain::check::CheckOptions {
+fn check_clean(app: &TestApp) -> semdock::domain::maintenance::check::CheckReport {
+    let opts = semdock::domain::maintenance::check::CheckOptions {
         jobs: 1,
         max_bytes_per_sec: None,
     };
-    let check = app.registry.check(opts, &|_, _, _| {}).unwrap();
+    let check = app
+        .registry
+        .maintenance()
+        .check(opts, &|_, _, _| {})
+        .unwrap();
     assert!(check.is_clean(), "{check:?}");
     check
 }
@@ -1134,16 +1140,21 @@ async fn manifests_address_and_reference_sha512_content_through_gc_check_backup_
     // GC keeps what the manifests reference; check re-hashes sha512 files and finds all well.
     let mut opts = semdock::config::Config::default().gc_options(false);
     opts.grace = std::time::Duration::ZERO;
-    let report = app.registry.gc(opts, &|_, _, _| {}).unwrap();
+    let report = app.registry.maintenance().gc(opts, &|_, _, _| {}).unwrap();
     assert_eq!(report.blobs_removed, 0, "{report:?}");
     assert_eq!(check_clean(&app).blobs_checked, 2);
     // Backup and restore carry them, verified.
     let dirs = tempfile::tempdir().unwrap();
     let backup = dirs.path().join("b");
-    let made = app.registry.backup(&backup, &|_, _, _| {}).unwrap();
+    let made = app
+        .registry
+        .maintenance()
+        .backup(&backup, &|_, _, _| {})
+        .unwrap();
     assert_eq!((made.blobs, made.damaged.len()), (2, 0));
     let restored = dirs.path().join("r");
-    let back = semdock::domain::backup::restore(&backup, &restored, &|_, _, _| {}).unwrap();
+    let back =
+        semdock::domain::maintenance::backup::restore(&backup, &restored, &|_, _, _| {}).unwrap();
     assert_eq!((back.blobs, back.damaged.len()), (2, 0));
     assert!(
         restored
@@ -1167,7 +1178,7 @@ async fn manifests_address_and_reference_sha512_content_through_gc_check_backup_
     app.registry
         .clock()
         .advance(std::time::Duration::from_millis(1100));
-    let report = app.registry.gc(opts, &|_, _, _| {}).unwrap();
+    let report = app.registry.maintenance().gc(opts, &|_, _, _| {}).unwrap();
     assert_eq!(report.blobs_removed, 2, "{report:?}");
 }
 

@@ -213,7 +213,8 @@ async fn history_pages_oldest_or_newest_first_and_filters_by_kind() {
     let app = repository_with_tags().await;
     let all = app
         .registry
-        .history(&"prod/app".parse().unwrap(), None)
+        .history()
+        .list(&"prod/app".parse().unwrap(), None)
         .unwrap();
     let seqs = |items: &[serde_json::Value]| -> Vec<u64> {
         items.iter().map(|h| h["seq"].as_u64().unwrap()).collect()

@@ -20,10 +20,11 @@ fn from(addr: &str) -> SocketAddr {
 fn user(app: &TestApp, name: &str, feed: &str, role: Option<&str>) -> String {
     let password = format!("{name}-password");
     app.auth
-        .create_user(&admin(), name, Some(&password), false)
+        .users()
+        .create(&admin(), name, Some(&password), false)
         .unwrap();
     if role.is_some() {
-        app.auth.grant_user(&admin(), name, feed, role).unwrap();
+        app.auth.users().grant(&admin(), name, feed, role).unwrap();
     }
     password
 }
@@ -40,7 +41,8 @@ fn key(app: &TestApp, owner: &str, feed: &str, role: &str) -> (String, String) {
     let roles = BTreeMap::from([(feed.to_owned(), role.to_owned())]);
     let k = app
         .auth
-        .create_key(&actor, None, "ci", &roles, false, None)
+        .keys()
+        .create(&actor, None, "ci", &roles, false, None)
         .unwrap();
     (k.id, k.key)
 }
@@ -622,7 +624,7 @@ async fn upload_sessions_that_never_got_a_byte_expire_first() {
         .advance(std::time::Duration::from_millis(1100));
     let mut opts = semdock::config::Config::default().gc_options(false);
     opts.empty_upload_expiry = std::time::Duration::ZERO;
-    assert_eq!(app.registry.expire_uploads(opts).unwrap(), 1);
+    assert_eq!(app.registry.maintenance().expire_uploads(opts).unwrap(), 1);
     assert_eq!(app.send(TestRequest::get().uri(&empty)).await.status, 404);
     assert_eq!(app.send(TestRequest::get().uri(&started)).await.status, 204);
 }
@@ -682,7 +684,10 @@ async fn a_backup_survives_damage_to_the_live_store_and_a_restore_skips_only_dam
     let second = Digest::of(b"second layer");
     let backups = tempfile::tempdir().unwrap();
     let backup = backups.path().join("b1");
-    app.registry.backup(&backup, &|_, _, _| {}).unwrap();
+    app.registry
+        .maintenance()
+        .backup(&backup, &|_, _, _| {})
+        .unwrap();
     let blob_in = |dir: &std::path::Path, d: &Digest| {
         dir.join("blobs/sha256").join(&d.hex()[..2]).join(d.hex())
     };
@@ -699,7 +704,8 @@ async fn a_backup_survives_damage_to_the_live_store_and_a_restore_skips_only_dam
     // A flipped byte in the backup: the restore restores everything else and names it.
     flip_first_byte(&blob_in(&backup, &second));
     let restored = backups.path().join("restored");
-    let report = semdock::domain::backup::restore(&backup, &restored, &|_, _, _| {}).unwrap();
+    let report =
+        semdock::domain::maintenance::backup::restore(&backup, &restored, &|_, _, _| {}).unwrap();
     assert_eq!(report.damaged, [second.to_string()]);
     assert_eq!(
         std::fs::read(blob_in(&restored, &first)).unwrap(),
@@ -708,7 +714,11 @@ async fn a_backup_survives_damage_to_the_live_store_and_a_restore_skips_only_dam
     assert!(!blob_in(&restored, &second).exists());
     // A backup taken now leaves the damaged live blob out, names it and sets it aside.
     let backup2 = backups.path().join("b2");
-    let report = app.registry.backup(&backup2, &|_, _, _| {}).unwrap();
+    let report = app
+        .registry
+        .maintenance()
+        .backup(&backup2, &|_, _, _| {})
+        .unwrap();
     assert_eq!(report.damaged, [first.to_string()]);
     assert!(!live.exists());
     assert_eq!(

@@ -304,7 +304,7 @@ async fn settings_preview_shows_what_changes_before_saving() {
         "virtual shown: {html}"
     );
     assert!(
-        !app.registry.feed("library").unwrap().versioning,
+        !app.registry.feeds().get("library").unwrap().versioning,
         "preview saves nothing"
     );
     let res = b
@@ -318,7 +318,7 @@ async fn settings_preview_shows_what_changes_before_saving() {
         )
         .await;
     assert_eq!(res.status, 303);
-    let feed = app.registry.feed("library").unwrap();
+    let feed = app.registry.feeds().get("library").unwrap();
     assert!(feed.versioning);
     assert_eq!(feed.permitted, ["nightly", "rc-*"]);
     let res = b
@@ -505,7 +505,8 @@ async fn a_password_reset_or_a_role_change_ends_the_users_other_sessions() {
     // A role removed ends the session too.
     assert_eq!(bob.get("/ui/").await.status, 200);
     app.auth
-        .grant_user(&common::admin(), "bob", "library", None)
+        .users()
+        .grant(&common::admin(), "bob", "library", None)
         .unwrap();
     assert_eq!(bob.get("/ui/").await.status, 303);
     // An administrator resetting their own password keeps the session that did it; their

@@ -386,13 +386,16 @@ async fn rule8_promotion_needs_pull_on_source_and_promote_on_target() {
     let app = TestApp::new().with_feed("ci").versioned("prod", &[]);
     app.push_image("ci/app", "1.0.0", &[b"x"]).await;
     app.auth
-        .create_user(&admin(), "dev", Some("dev-password"), false)
+        .users()
+        .create(&admin(), "dev", Some("dev-password"), false)
         .unwrap();
     app.auth
-        .grant_user(&admin(), "dev", "ci", Some("pull"))
+        .users()
+        .grant(&admin(), "dev", "ci", Some("pull"))
         .unwrap();
     app.auth
-        .grant_user(&admin(), "dev", "prod", Some("push"))
+        .users()
+        .grant(&admin(), "dev", "prod", Some("push"))
         .unwrap();
     let dev = basic("dev", "dev-password");
     let req = || {
@@ -403,7 +406,8 @@ async fn rule8_promotion_needs_pull_on_source_and_promote_on_target() {
     };
     assert_eq!(app.send_as(req()).await.status, 403);
     app.auth
-        .grant_user(&admin(), "dev", "prod", Some("promote"))
+        .users()
+        .grant(&admin(), "dev", "prod", Some("promote"))
         .unwrap();
     assert_eq!(app.send_as(req()).await.status, 200);
 }
@@ -547,7 +551,8 @@ async fn proget_compatible_promotion_accepts_a_form_and_x_apikey() {
     let (d, _) = app.push_image("ci/team/app", "1.0.0", &[b"proget"]).await;
     let key = app
         .auth
-        .create_key(
+        .keys()
+        .create(
             &admin(),
             None,
             "proget",
@@ -639,7 +644,7 @@ fn concurrent_pushes_of_one_new_version_let_exactly_one_win() {
             );
         }
     }
-    let history = app.registry.history(&repo, Some("3.0.0")).unwrap();
+    let history = app.registry.history().list(&repo, Some("3.0.0")).unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
 }
 

@@ -87,9 +87,9 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let s = Services::open(dir.path(), common::LIMITS, common::tokens()).unwrap();
         for feed in ["ci", "prod"] {
-            s.registry.ensure_feed(&feed.parse().unwrap()).unwrap();
+            s.registry.feeds().ensure(&feed.parse().unwrap()).unwrap();
         }
-        s.registry.update_feed("prod", FeedChange { versioning: Some(true), ..Default::default() }, "test").unwrap();
+        s.registry.feeds().update("prod", FeedChange { versioning: Some(true), ..Default::default() }, "test").unwrap();
         let prod: Repository = "prod/app".parse().unwrap();
         let ci: Repository = "ci/app".parse().unwrap();
         // Four distinct images, each in both repositories by digest.
@@ -97,10 +97,10 @@ proptest! {
         for i in 0..4u8 {
             let config = semdock::model::Digest::of(&[i]);
             for repo in [&prod, &ci] {
-                let id = s.registry.start_upload(repo, "user:admin", semdock::model::Algorithm::Sha256).unwrap();
-                let mut a = s.registry.append(repo, &id, None).unwrap();
+                let id = s.registry.uploads().start(repo, "user:admin", semdock::model::Algorithm::Sha256).unwrap();
+                let mut a = s.registry.uploads().append(repo, &id, None).unwrap();
                 a.write(&[i]).unwrap();
-                s.registry.complete_upload(a, &config).unwrap();
+                s.registry.uploads().complete(a, &config).unwrap();
             }
             let body = serde_json::json!({"schemaVersion": 2, "mediaType": common::OCI_MANIFEST,
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 1}, "layers": []}).to_string();
@@ -126,7 +126,7 @@ proptest! {
                     let result = if matches!(op, Op::Push { .. }) {
                         s.registry.put_manifest(&prod, &Reference::Tag(tag), &[], Some(common::OCI_MANIFEST), images[image].1.as_bytes(), "test").map(drop)
                     } else {
-                        s.registry.promote(&Promotion { from: &ci, from_ref: &Reference::Digest(images[image].0.clone()), to: &prod, to_tag: &tag, expected: None, include_referrers: false, actor: "test", comment: None }).map(drop)
+                        s.registry.history().promote(&Promotion { from: &ci, from_ref: &Reference::Digest(images[image].0.clone()), to: &prod, to_tag: &tag, expected: None, include_referrers: false, actor: "test", comment: None }).map(drop)
                     };
                     prop_assert_eq!(result.is_ok(), allowed, "{:?} {}", op, v);
                     if allowed {
@@ -166,7 +166,7 @@ proptest! {
                     }
                 }
             }
-            let groups = s.registry.tag_groups(&prod, &semdock::domain::TagQuery::default()).unwrap();
+            let groups = s.registry.history().tag_groups(&prod, &semdock::domain::TagQuery::default()).unwrap();
             let actual: BTreeMap<String, String> = groups.virtual_tags.iter().map(|t| (t.tag.clone(), t.digest.clone())).collect();
             prop_assert_eq!(actual, naive(&live));
             let versions: BTreeMap<&str, String> = groups.versions.iter().map(|t| (VERSIONS.iter().find(|v| **v == t.tag).copied().unwrap(), t.digest.clone())).collect();

@@ -6,10 +6,18 @@ use crate::domain::directory::ROLES;
 
 impl Auth {
     // ---- API keys ----
+}
 
+/// API keys (`auth.keys()`): create, list, revoke; the roles a key may hold.
+#[derive(Clone, Copy)]
+pub struct Keys<'a> {
+    pub(super) auth: &'a Auth,
+}
+
+impl Keys<'_> {
     /// Creates an API key for `owner` (the actor itself unless an administrator names
     /// another) with `roles` per feed; returns the key, shown this once.
-    pub fn create_key(
+    pub fn create(
         &self,
         actor: &Caller,
         owner: Option<&str>,
@@ -20,7 +28,7 @@ impl Auth {
     ) -> Result<NewKey, Error> {
         let owner = owner.unwrap_or(actor.user()).to_owned();
         if owner != actor.user() {
-            Self::require_admin(actor)?;
+            Auth::require_admin(actor)?;
         }
         require_account_rights(actor)?;
         if name.trim().is_empty() || name.len() > 100 {
@@ -28,7 +36,7 @@ impl Auth {
                 "a key needs a name of 1 to 100 characters".into(),
             ));
         }
-        if expires.is_some_and(|e| e <= self.clock.now()) {
+        if expires.is_some_and(|e| e <= self.auth.clock.now()) {
             return Err(Error::Invalid("the expiry time is in the past".into()));
         }
         let roles = roles
@@ -37,8 +45,8 @@ impl Auth {
             .collect::<Result<Vec<_>, Error>>()?;
         let id = hex::encode(random_bytes::<8>());
         let secret = hex::encode(random_bytes::<32>());
-        let hash = *blake3::keyed_hash(&self.hash_key, secret.as_bytes()).as_bytes();
-        self.meta.write(|w| {
+        let hash = *blake3::keyed_hash(&self.auth.hash_key, secret.as_bytes()).as_bytes();
+        self.auth.meta.write(|w| {
             let owner_record = w
                 .user(&owner)?
                 .ok_or_else(|| Error::NotFound(format!("user {owner:?} does not exist")))?;
@@ -54,7 +62,7 @@ impl Auth {
                     owner: owner.clone(),
                     hash,
                     admin: admin && owner_record.admin,
-                    created: self.clock.now(),
+                    created: self.auth.clock.now(),
                     expires,
                 },
             )?;
@@ -72,7 +80,7 @@ impl Auth {
             };
             audit::append(
                 w,
-                &self.clock,
+                &self.auth.clock,
                 audit::entry(
                     Kind::KeyCreated,
                     actor.user(),
@@ -97,7 +105,7 @@ impl Auth {
         &self,
         user: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, Error> {
-        let r = self.meta.read()?;
+        let r = self.auth.meta.read()?;
         let mut roles: std::collections::BTreeMap<String, String> =
             r.grants_of(&user_subject(user))?.into_iter().collect();
         // A directory account's group roles count as its own (the higher of the two).
@@ -118,9 +126,9 @@ impl Auth {
     }
 
     /// Keys the actor may see: its own, or all for an administrator.
-    pub fn keys(&self, actor: &Caller) -> Result<Vec<KeyInfo>, Error> {
+    pub fn list(&self, actor: &Caller) -> Result<Vec<KeyInfo>, Error> {
         require_account_rights(actor)?;
-        let r = self.meta.read()?;
+        let r = self.auth.meta.read()?;
         let mut out = Vec::new();
         for (id, k) in r.api_keys()? {
             if !actor.is_admin() && k.owner != actor.user() {
@@ -140,13 +148,13 @@ impl Auth {
     }
 
     /// Revokes a key at once: its tokens stop working too.
-    pub fn revoke_key(&self, actor: &Caller, id: &str) -> Result<(), Error> {
+    pub fn revoke(&self, actor: &Caller, id: &str) -> Result<(), Error> {
         // Any key may revoke itself (`semdock logout`): that only ever takes rights away.
         let itself = matches!(&actor.principal, Principal::Key { id: own, .. } if own == id);
         if !itself {
             require_account_rights(actor)?;
         }
-        self.meta.write(|w| {
+        self.auth.meta.write(|w| {
             let key = w
                 .api_key(id)?
                 .ok_or_else(|| Error::NotFound(format!("API key {id:?} does not exist")))?;
@@ -162,7 +170,7 @@ impl Auth {
             }
             audit::append(
                 w,
-                &self.clock,
+                &self.auth.clock,
                 audit::entry(
                     Kind::KeyRevoked,
                     actor.user(),

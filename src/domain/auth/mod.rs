@@ -33,13 +33,18 @@ mod directory_accounts;
 mod keys;
 mod limiter;
 mod login;
+pub mod sessions;
 mod tokens;
 mod users;
 
+pub use directory_accounts::DirectoryAccounts;
+pub use keys::Keys;
 use limiter::Limiter;
+pub use sessions::Sessions;
 use tokens::{
     FEED_CACHE_BYTES, FEED_CACHE_ENTRIES, TOKEN_CACHE_BYTES, TOKEN_CACHE_ENTRIES, VerifiedToken,
 };
+pub use users::Users;
 
 /// The file the first start writes the admin's password to.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
@@ -372,6 +377,30 @@ impl Auth {
     #[must_use]
     pub fn service(&self) -> &str {
         &self.settings.service
+    }
+
+    /// Users: list, create, change, passwords, grants.
+    #[must_use]
+    pub fn users(&self) -> Users<'_> {
+        Users { auth: self }
+    }
+
+    /// API keys: create, list, revoke.
+    #[must_use]
+    pub fn keys(&self) -> Keys<'_> {
+        Keys { auth: self }
+    }
+
+    /// UI sessions: start, look up, end, rebase.
+    #[must_use]
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions { auth: self }
+    }
+
+    /// Directory accounts: OIDC sign-in, the account refresh.
+    #[must_use]
+    pub fn directory(&self) -> DirectoryAccounts<'_> {
+        DirectoryAccounts { auth: self }
     }
 
     /// Lets directory users log in (once, at start).

@@ -6,174 +6,6 @@ use super::*;
 impl Auth {
     // ---- users ----
 
-    pub fn users(&self, actor: &Principal) -> Result<Vec<UserInfo>, Error> {
-        Self::require_admin(actor)?;
-        let r = self.meta.read()?;
-        r.users()?
-            .into_iter()
-            .map(|(name, u)| {
-                Ok(UserInfo {
-                    roles: roles_of(&r.grants_of(&user_subject(&name))?),
-                    name,
-                    admin: u.admin,
-                    disabled: u.disabled,
-                    created: u.created,
-                    last_login: u.last_login,
-                })
-            })
-            .collect()
-    }
-
-    /// Creates a user; with no password given, generates one and returns it.
-    pub fn create_user(
-        &self,
-        actor: &Principal,
-        name: &str,
-        password: Option<&str>,
-        admin: bool,
-    ) -> Result<Option<String>, Error> {
-        Self::require_admin(actor)?;
-        check_user_name(name)?;
-        let generated = password.is_none().then(random_password);
-        let password = password.or(generated.as_deref()).unwrap_or_default();
-        check_password_strength(password)?;
-        let hash = hash_password(password)?;
-        self.meta.write(|w| {
-            if w.user(name)?.is_some() {
-                return Err(Error::Conflict(format!("user {name:?} already exists")));
-            }
-            w.put_user(
-                name,
-                &UserRecord {
-                    password_hash: hash,
-                    admin,
-                    disabled: false,
-                    created: self.clock.now(),
-                    last_login: None,
-                },
-            )?;
-            let role = if admin { " (administrator)" } else { "" };
-            audit::append(
-                w,
-                &self.clock,
-                audit::entry(
-                    Kind::UserCreated,
-                    actor.user(),
-                    "",
-                    format!("user {name} created{role}"),
-                ),
-            )?;
-            Ok(())
-        })?;
-        tracing::info!(actor = actor.user(), user = name, admin, "user created");
-        Ok(generated)
-    }
-
-    /// Changes a user's flags; `None` leaves one as it is. The last enabled administrator
-    /// can be neither disabled nor demoted (`Conflict`); any other may, themselves included.
-    pub fn update_user(
-        &self,
-        actor: &Principal,
-        name: &str,
-        disabled: Option<bool>,
-        admin: Option<bool>,
-    ) -> Result<(), Error> {
-        Self::require_admin(actor)?;
-        let mut said = Vec::new();
-        if let Some(d) = disabled {
-            said.push(if d { "disabled" } else { "enabled" });
-        }
-        if let Some(a) = admin {
-            said.push(if a {
-                "made an administrator"
-            } else {
-                "no longer an administrator"
-            });
-        }
-        let entry = audit::entry(
-            Kind::UserChanged,
-            actor.user(),
-            "",
-            format!("user {name} {}", said.join(", ")),
-        );
-        self.change_user(name, entry, |u| {
-            if let Some(d) = disabled {
-                u.disabled = d;
-            }
-            if let Some(a) = admin {
-                u.admin = a;
-            }
-            Ok(())
-        })?;
-        tracing::info!(
-            actor = actor.user(),
-            user = name,
-            ?disabled,
-            ?admin,
-            "user updated"
-        );
-        Ok(())
-    }
-
-    /// Sets a password: administrators for anyone, users for themselves; with the
-    /// account's own password or UI session (or an administrator's key).
-    pub fn set_password(&self, actor: &Caller, name: &str, password: &str) -> Result<(), Error> {
-        require_account_rights(actor)?;
-        if !(actor.is_admin()
-            || matches!(&actor.principal, Principal::User { name: n, .. } if n == name))
-        {
-            return Err(Error::Denied(format!(
-                "{} may not change the password of {name:?}",
-                describe(actor)
-            )));
-        }
-        self.change_password(name, password, actor.user())
-    }
-
-    /// Changes the caller's own password after checking the current one, as a login from
-    /// `client` (rate-limited and audited the same way): the UI's "change my password".
-    pub fn change_own_password(
-        &self,
-        actor: &Caller,
-        current: &str,
-        password: &str,
-        client: IpAddr,
-    ) -> Result<(), Error> {
-        require_account_rights(actor)?;
-        let Principal::User { name, .. } = &actor.principal else {
-            return Err(Error::Denied(format!(
-                "{} is an API key: only a user has a password",
-                describe(actor)
-            )));
-        };
-        if self
-            .meta
-            .read()?
-            .user(name)?
-            .is_some_and(|u| crate::domain::directory::is_directory_account(&u.password_hash))
-        {
-            return Err(Error::Invalid(format!(
-                "{name} is a directory account: its password is the directory's, changed there"
-            )));
-        }
-        check_password_strength(password)?;
-        match self.login(name, current, client) {
-            Ok(_) => {}
-            Err(Error::InvalidCredentials) => {
-                return Err(Error::Invalid(
-                    "the current password is not right: the password was not changed".into(),
-                ));
-            }
-            Err(e) => return Err(e),
-        }
-        self.change_password(name, password, name)
-    }
-
-    /// Sets a password with no actor: the offline recovery path (`semdock user reset-password`).
-    pub fn reset_password(&self, name: &str, password: &str) -> Result<(), Error> {
-        self.change_password(name, password, "local recovery")
-    }
-
     pub(super) fn change_password(
         &self,
         name: &str,
@@ -251,10 +83,187 @@ impl Auth {
             .remove(name);
         Ok(())
     }
+}
+
+/// Users (`auth.users()`): list, create, change, passwords and grants.
+#[derive(Clone, Copy)]
+pub struct Users<'a> {
+    pub(super) auth: &'a Auth,
+}
+
+impl Users<'_> {
+    pub fn list(&self, actor: &Principal) -> Result<Vec<UserInfo>, Error> {
+        Auth::require_admin(actor)?;
+        let r = self.auth.meta.read()?;
+        r.users()?
+            .into_iter()
+            .map(|(name, u)| {
+                Ok(UserInfo {
+                    roles: roles_of(&r.grants_of(&user_subject(&name))?),
+                    name,
+                    admin: u.admin,
+                    disabled: u.disabled,
+                    created: u.created,
+                    last_login: u.last_login,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a user; with no password given, generates one and returns it.
+    pub fn create(
+        &self,
+        actor: &Principal,
+        name: &str,
+        password: Option<&str>,
+        admin: bool,
+    ) -> Result<Option<String>, Error> {
+        Auth::require_admin(actor)?;
+        check_user_name(name)?;
+        let generated = password.is_none().then(random_password);
+        let password = password.or(generated.as_deref()).unwrap_or_default();
+        check_password_strength(password)?;
+        let hash = hash_password(password)?;
+        self.auth.meta.write(|w| {
+            if w.user(name)?.is_some() {
+                return Err(Error::Conflict(format!("user {name:?} already exists")));
+            }
+            w.put_user(
+                name,
+                &UserRecord {
+                    password_hash: hash,
+                    admin,
+                    disabled: false,
+                    created: self.auth.clock.now(),
+                    last_login: None,
+                },
+            )?;
+            let role = if admin { " (administrator)" } else { "" };
+            audit::append(
+                w,
+                &self.auth.clock,
+                audit::entry(
+                    Kind::UserCreated,
+                    actor.user(),
+                    "",
+                    format!("user {name} created{role}"),
+                ),
+            )?;
+            Ok(())
+        })?;
+        tracing::info!(actor = actor.user(), user = name, admin, "user created");
+        Ok(generated)
+    }
+
+    /// Changes a user's flags; `None` leaves one as it is. The last enabled administrator
+    /// can be neither disabled nor demoted (`Conflict`); any other may, themselves included.
+    pub fn update(
+        &self,
+        actor: &Principal,
+        name: &str,
+        disabled: Option<bool>,
+        admin: Option<bool>,
+    ) -> Result<(), Error> {
+        Auth::require_admin(actor)?;
+        let mut said = Vec::new();
+        if let Some(d) = disabled {
+            said.push(if d { "disabled" } else { "enabled" });
+        }
+        if let Some(a) = admin {
+            said.push(if a {
+                "made an administrator"
+            } else {
+                "no longer an administrator"
+            });
+        }
+        let entry = audit::entry(
+            Kind::UserChanged,
+            actor.user(),
+            "",
+            format!("user {name} {}", said.join(", ")),
+        );
+        self.auth.change_user(name, entry, |u| {
+            if let Some(d) = disabled {
+                u.disabled = d;
+            }
+            if let Some(a) = admin {
+                u.admin = a;
+            }
+            Ok(())
+        })?;
+        tracing::info!(
+            actor = actor.user(),
+            user = name,
+            ?disabled,
+            ?admin,
+            "user updated"
+        );
+        Ok(())
+    }
+
+    /// Sets a password: administrators for anyone, users for themselves; with the
+    /// account's own password or UI session (or an administrator's key).
+    pub fn set_password(&self, actor: &Caller, name: &str, password: &str) -> Result<(), Error> {
+        require_account_rights(actor)?;
+        if !(actor.is_admin()
+            || matches!(&actor.principal, Principal::User { name: n, .. } if n == name))
+        {
+            return Err(Error::Denied(format!(
+                "{} may not change the password of {name:?}",
+                describe(actor)
+            )));
+        }
+        self.auth.change_password(name, password, actor.user())
+    }
+
+    /// Changes the caller's own password after checking the current one, as a login from
+    /// `client` (rate-limited and audited the same way): the UI's "change my password".
+    pub fn change_own_password(
+        &self,
+        actor: &Caller,
+        current: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<(), Error> {
+        require_account_rights(actor)?;
+        let Principal::User { name, .. } = &actor.principal else {
+            return Err(Error::Denied(format!(
+                "{} is an API key: only a user has a password",
+                describe(actor)
+            )));
+        };
+        if self
+            .auth
+            .meta
+            .read()?
+            .user(name)?
+            .is_some_and(|u| crate::domain::directory::is_directory_account(&u.password_hash))
+        {
+            return Err(Error::Invalid(format!(
+                "{name} is a directory account: its password is the directory's, changed there"
+            )));
+        }
+        check_password_strength(password)?;
+        match self.auth.login(name, current, client) {
+            Ok(_) => {}
+            Err(Error::InvalidCredentials) => {
+                return Err(Error::Invalid(
+                    "the current password is not right: the password was not changed".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        self.auth.change_password(name, password, name)
+    }
+
+    /// Sets a password with no actor: the offline recovery path (`semdock user reset-password`).
+    pub fn reset_password(&self, name: &str, password: &str) -> Result<(), Error> {
+        self.auth.change_password(name, password, "local recovery")
+    }
 
     /// Grants `role` on `feed` to user `name`, or removes the grant with `None`. Feed admins may
     /// grant on their feed; only administrators may grant `admin`.
-    pub fn grant_user(
+    pub fn grant(
         &self,
         actor: &Principal,
         name: &str,
@@ -262,8 +271,8 @@ impl Auth {
         role: Option<&str>,
     ) -> Result<(), Error> {
         let role = role.map(parse_role).transpose()?;
-        self.require(Some(actor), feed, Action::Admin)?;
-        self.meta.write(|w| {
+        self.auth.require(Some(actor), feed, Action::Admin)?;
+        self.auth.meta.write(|w| {
             if w.user(name)?.is_none() {
                 return Err(Error::NotFound(format!("user {name:?} does not exist")));
             }
@@ -301,7 +310,7 @@ impl Auth {
                 )
             };
             bump_epoch(w, name)?;
-            audit::append(w, &self.clock, entry)?;
+            audit::append(w, &self.auth.clock, entry)?;
             Ok(())
         })?;
         tracing::info!(

@@ -1,11 +1,11 @@
 //! Blobs and uploads: reading a blob linked to a repository, mounting, and uploads from
 //! the first byte to the verified, published blob.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::domain::Error;
-use crate::domain::gc::lock;
+use crate::domain::lock;
 use crate::model::{Algorithm, Digest, Repository};
 use crate::store::blobs::{BlobError, BlobRead, UploadSink, UploadState};
 use crate::store::meta::{BlobRecord, UploadRecord};
@@ -116,8 +116,8 @@ impl BlobVerifier {
     }
 }
 
-/// A request appending to an upload. Finish it with `Registry::finish_chunk` or
-/// `Registry::complete_upload`; dropped unfinished (a failed request), its in-memory state is
+/// A request appending to an upload. Finish it with `Uploads::finish_chunk` or
+/// `Uploads::complete`; dropped unfinished (a failed request), its in-memory state is
 /// discarded and the next request re-hashes what reached the file.
 pub struct Append {
     id: String,
@@ -197,12 +197,6 @@ fn upload_algorithm(id: &str) -> Algorithm {
 impl Registry {
     // ---- blobs ----
 
-    /// Opens a blob linked to `repo`.
-    pub fn blob(&self, repo: &Repository, digest: &Digest) -> Result<BlobHandle, Error> {
-        let record = self.blob_record(repo, digest)?;
-        self.open_blob(digest, record.size)
-    }
-
     fn open_blob(&self, digest: &Digest, size: u64) -> Result<BlobHandle, Error> {
         let unknown = || Error::BlobUnknown {
             digest: digest.to_string(),
@@ -237,62 +231,7 @@ impl Registry {
         r.blob(digest.as_str())?.ok_or_else(unknown)
     }
 
-    /// Blob `digest` of `repo` for a GET: where the client may fetch it itself (a presigned
-    /// URL of the object store, when reads are handed off), else the blob to serve; the same
-    /// checks as `blob` either way.
-    pub fn blob_for_get(&self, repo: &Repository, digest: &Digest) -> Result<BlobAt, Error> {
-        let record = self.blob_record(repo, digest)?;
-        if let Some(url) = self.blobs.redirect(digest)? {
-            return Ok(BlobAt::Elsewhere(url));
-        }
-        self.open_blob(digest, record.size).map(BlobAt::Here)
-    }
-
-    /// A blob whose file no longer hashes to its name (found by a read): moves the file aside
-    /// as `semdock check` does, so it is never served again; pushing the image repairs it.
-    pub fn blob_corrupt(&self, digest: &Digest) {
-        match self.blobs.set_aside(digest) {
-            Ok(moved) => tracing::error!(
-                %digest,
-                moved_to = %moved,
-                "blob file does not hash to its digest (a changed disk or file): moved aside, the read was cut short; push the image again to repair it"
-            ),
-            Err(e) => tracing::error!(
-                %digest,
-                error = %e,
-                "blob file does not hash to its digest, and moving it aside failed"
-            ),
-        }
-    }
-
-    /// Unlinks a blob from `repo`; the file stays for other repositories and for GC.
-    pub fn delete_blob(&self, repo: &Repository, digest: &Digest) -> Result<(), Error> {
-        self.meta.write(|w| {
-            if w.feed(repo.feed())?.is_none() {
-                return Err(feed_unknown(repo));
-            }
-            if w.unlink(repo.as_str(), digest.as_str())? {
-                Ok(())
-            } else {
-                Err(Error::BlobUnknown {
-                    digest: digest.to_string(),
-                })
-            }
-        })
-    }
-
     // ---- uploads ----
-
-    /// Opens an upload session in `repo` for `owner` (a principal's subject, or the client's
-    /// address); returns its id. An owner with `Limits::upload_sessions` open is refused.
-    pub fn start_upload(
-        &self,
-        repo: &Repository,
-        owner: &str,
-        algorithm: Algorithm,
-    ) -> Result<String, Error> {
-        self.start_upload_as(repo, owner, algorithm, false)
-    }
 
     /// `start_upload`; `from_upstream` for a connector's own fetch, the one upload a
     /// connector feed takes.
@@ -340,6 +279,131 @@ impl Registry {
         Ok(id)
     }
 
+    fn session(&self, repo: &Repository, id: &str) -> Result<String, Error> {
+        let id = upload_id(id)?;
+        let record = self.meta.read()?.upload(&id)?;
+        match record {
+            Some(r) if r.repository == repo.as_str() => Ok(id),
+            _ => Err(Error::UploadUnknown { id }),
+        }
+    }
+
+    /// Whether a request is writing to upload `id` right now.
+    pub(in crate::domain) fn upload_busy(&self, id: &str) -> bool {
+        matches!(self.sessions.lock().get(id), Some(Slot::Busy(_)))
+    }
+
+    pub(in crate::domain) fn discard_upload(&self, id: &str) -> Result<(), Error> {
+        self.sessions.forget(id);
+        self.meta
+            .write(|w| w.remove_upload(id).map_err(Error::from))?;
+        lock(&self.upload_owners).close(id);
+        self.blobs.remove_upload(id)?;
+        Ok(())
+    }
+}
+
+/// Digests a running collection must leave alone.
+#[derive(Debug, Default)]
+pub(in crate::domain) struct GcWatch {
+    pub(in crate::domain) running: bool,
+    pub(in crate::domain) touched: HashSet<String>,
+}
+
+impl Registry {
+    /// What uploads and pushes noted while a collection runs: the collection starts and ends
+    /// the watch and leaves alone what it holds.
+    pub(in crate::domain) fn gc_watch(&self) -> MutexGuard<'_, GcWatch> {
+        lock(&self.gc_watch)
+    }
+
+    /// Notes digests a push is about to use, so that a running collection keeps them.
+    pub(super) fn gc_touch<'a>(&self, digests: impl IntoIterator<Item = &'a str>) {
+        let mut watch = lock(&self.gc_watch);
+        if watch.running {
+            watch.touched.extend(digests.into_iter().map(str::to_owned));
+        }
+    }
+}
+
+/// The blobs of a registry's repositories (`registry.blobs()`): read, serve, unlink, set aside.
+#[derive(Clone, Copy)]
+pub struct Blobs<'a> {
+    pub(super) registry: &'a Registry,
+}
+
+impl Blobs<'_> {
+    /// Opens a blob linked to `repo`.
+    pub fn open(&self, repo: &Repository, digest: &Digest) -> Result<BlobHandle, Error> {
+        let record = self.registry.blob_record(repo, digest)?;
+        self.registry.open_blob(digest, record.size)
+    }
+
+    /// Blob `digest` of `repo` for a GET: where the client may fetch it itself (a presigned
+    /// URL of the object store, when reads are handed off), else the blob to serve; the same
+    /// checks as `blob` either way.
+    pub fn for_get(&self, repo: &Repository, digest: &Digest) -> Result<BlobAt, Error> {
+        let record = self.registry.blob_record(repo, digest)?;
+        if let Some(url) = self.registry.blobs.redirect(digest)? {
+            return Ok(BlobAt::Elsewhere(url));
+        }
+        self.registry
+            .open_blob(digest, record.size)
+            .map(BlobAt::Here)
+    }
+
+    /// A blob whose file no longer hashes to its name (found by a read): moves the file aside
+    /// as `semdock check` does, so it is never served again; pushing the image repairs it.
+    pub fn corrupt(&self, digest: &Digest) {
+        match self.registry.blobs.set_aside(digest) {
+            Ok(moved) => tracing::error!(
+                %digest,
+                moved_to = %moved,
+                "blob file does not hash to its digest (a changed disk or file): moved aside, the read was cut short; push the image again to repair it"
+            ),
+            Err(e) => tracing::error!(
+                %digest,
+                error = %e,
+                "blob file does not hash to its digest, and moving it aside failed"
+            ),
+        }
+    }
+
+    /// Unlinks a blob from `repo`; the file stays for other repositories and for GC.
+    pub fn delete(&self, repo: &Repository, digest: &Digest) -> Result<(), Error> {
+        self.registry.meta.write(|w| {
+            if w.feed(repo.feed())?.is_none() {
+                return Err(feed_unknown(repo));
+            }
+            if w.unlink(repo.as_str(), digest.as_str())? {
+                Ok(())
+            } else {
+                Err(Error::BlobUnknown {
+                    digest: digest.to_string(),
+                })
+            }
+        })
+    }
+}
+
+/// Uploads in progress (`registry.uploads()`): start, mount, append, complete, cancel.
+#[derive(Clone, Copy)]
+pub struct Uploads<'a> {
+    pub(super) registry: &'a Registry,
+}
+
+impl Uploads<'_> {
+    /// Opens an upload session in `repo` for `owner` (a principal's subject, or the client's
+    /// address); returns its id. An owner with `Limits::upload_sessions` open is refused.
+    pub fn start(
+        &self,
+        repo: &Repository,
+        owner: &str,
+        algorithm: Algorithm,
+    ) -> Result<String, Error> {
+        self.registry.start_upload_as(repo, owner, algorithm, false)
+    }
+
     /// Links blob `digest` from `from` into `repo` when `from` has it; says whether it did.
     pub fn mount(
         &self,
@@ -347,18 +411,18 @@ impl Registry {
         digest: &Digest,
         from: &Repository,
     ) -> Result<bool, Error> {
-        if self.blobs.stat(digest)?.is_none() {
+        if self.registry.blobs.stat(digest)?.is_none() {
             return Ok(false);
         }
-        self.gc_touch([digest.as_str()]);
-        self.meta.write(|w| {
+        self.registry.gc_touch([digest.as_str()]);
+        self.registry.meta.write(|w| {
             if w.feed(repo.feed())?.is_none() {
                 return Err(feed_unknown(repo));
             }
             if !w.is_linked(from.as_str(), digest.as_str())? || w.blob(digest.as_str())?.is_none() {
                 return Ok(false);
             }
-            link_into(w, repo, digest, self.clock.now())?;
+            link_into(w, repo, digest, self.registry.clock.now())?;
             Ok(true)
         })
     }
@@ -372,10 +436,14 @@ impl Registry {
         digest: &Digest,
         readable: impl Fn(&str) -> bool,
     ) -> Result<bool, Error> {
-        if self.blobs.stat(digest)?.is_none() {
+        if self.registry.blobs.stat(digest)?.is_none() {
             return Ok(false);
         }
-        let sources = self.meta.read()?.repositories_linking(digest.as_str())?;
+        let sources = self
+            .registry
+            .meta
+            .read()?
+            .repositories_linking(digest.as_str())?;
         for source in sources {
             let Ok(from) = source.parse::<Repository>() else {
                 continue;
@@ -387,21 +455,12 @@ impl Registry {
         Ok(false)
     }
 
-    fn session(&self, repo: &Repository, id: &str) -> Result<String, Error> {
-        let id = upload_id(id)?;
-        let record = self.meta.read()?.upload(&id)?;
-        match record {
-            Some(r) if r.repository == repo.as_str() => Ok(id),
-            _ => Err(Error::UploadUnknown { id }),
-        }
-    }
-
     /// Bytes received so far by an upload.
-    pub fn upload_offset(&self, repo: &Repository, id: &str) -> Result<u64, Error> {
-        let id = self.session(repo, id)?;
-        let known = match self.sessions.lock().get(&id) {
+    pub fn offset(&self, repo: &Repository, id: &str) -> Result<u64, Error> {
+        let id = self.registry.session(repo, id)?;
+        let known = match self.registry.sessions.lock().get(&id) {
             // Another node may have appended since (see `Blobs::shared`).
-            Some(Slot::Idle(_)) if self.blobs.shared() => None,
+            Some(Slot::Idle(_)) if self.registry.blobs.shared() => None,
             Some(Slot::Idle(state)) => Some(state.len()),
             Some(Slot::Busy(offset)) => Some(*offset),
             None => None,
@@ -409,6 +468,7 @@ impl Registry {
         match known {
             Some(len) => Ok(len),
             None => self
+                .registry
                 .blobs
                 .upload_len(&id)?
                 .ok_or_else(|| Error::UploadUnknown { id: id.clone() }),
@@ -418,9 +478,9 @@ impl Registry {
     /// Starts appending to an upload. `start`, from a `Content-Range`, must equal the bytes
     /// received so far.
     pub fn append(&self, repo: &Repository, id: &str, start: Option<u64>) -> Result<Append, Error> {
-        let id = self.session(repo, id)?;
+        let id = self.registry.session(repo, id)?;
         let taken = {
-            let mut sessions = self.sessions.lock();
+            let mut sessions = self.registry.sessions.lock();
             match sessions.get(&id) {
                 Some(Slot::Busy(offset)) => {
                     return Err(Error::UploadBusy {
@@ -428,7 +488,7 @@ impl Registry {
                         offset: *offset,
                     });
                 }
-                Some(Slot::Idle(_)) if self.blobs.shared() => {
+                Some(Slot::Idle(_)) if self.registry.blobs.shared() => {
                     sessions.insert(id.clone(), Slot::Busy(0));
                     None
                 }
@@ -445,10 +505,14 @@ impl Registry {
         };
         let state = match taken {
             Some(state) => state,
-            None => match self.blobs.rehash_upload(&id, upload_algorithm(&id)) {
+            None => match self
+                .registry
+                .blobs
+                .rehash_upload(&id, upload_algorithm(&id))
+            {
                 Ok(state) => state,
                 Err(e) => {
-                    self.sessions.forget(&id);
+                    self.registry.sessions.forget(&id);
                     return Err(e.into());
                 }
             },
@@ -457,16 +521,16 @@ impl Registry {
             && start != state.len()
         {
             let expected = state.len();
-            self.sessions.lock().insert(id, Slot::Idle(state));
+            self.registry.sessions.lock().insert(id, Slot::Idle(state));
             return Err(Error::UploadOutOfOrder {
                 expected,
                 got: start,
             });
         }
-        let writer = match self.blobs.append(&id, state) {
+        let writer = match self.registry.blobs.append(&id, state) {
             Ok(w) => w,
             Err(e) => {
-                self.sessions.forget(&id);
+                self.registry.sessions.forget(&id);
                 return Err(e.into());
             }
         };
@@ -474,8 +538,8 @@ impl Registry {
             id,
             repository: repo.clone(),
             writer: Some(writer),
-            limit: self.limits.upload_bytes,
-            sessions: self.sessions.clone(),
+            limit: self.registry.limits.upload_bytes,
+            sessions: self.registry.sessions.clone(),
         })
     }
 
@@ -483,7 +547,8 @@ impl Registry {
     pub fn finish_chunk(&self, mut append: Append) -> Result<u64, Error> {
         let state = append.finish()?;
         let len = state.len();
-        self.sessions
+        self.registry
+            .sessions
             .lock()
             .insert(append.id.clone(), Slot::Idle(state));
         Ok(len)
@@ -491,34 +556,35 @@ impl Registry {
 
     /// Completes an upload: checks the digest, publishes the blob and links it to the
     /// repository, all or nothing.
-    pub fn complete_upload(&self, mut append: Append, declared: &Digest) -> Result<(), Error> {
+    pub fn complete(&self, mut append: Append, declared: &Digest) -> Result<(), Error> {
         let state = append.finish()?;
         let id = append.id.clone();
         let repo = append.repository.clone();
-        self.sessions.forget(&id);
+        self.registry.sessions.forget(&id);
         let mut computed = state.digest();
         if computed.algorithm() != declared.algorithm() {
             // Declared by another algorithm than the session streamed with (no
             // `digest-algorithm` on the POST): one more pass over the file.
             computed = self
+                .registry
                 .blobs
                 .rehash_upload(&id, declared.algorithm())?
                 .digest();
         }
         if computed != *declared {
-            self.discard_upload(&id)?;
+            self.registry.discard_upload(&id)?;
             return Err(Error::DigestMismatch {
                 declared: declared.to_string(),
                 computed: computed.to_string(),
             });
         }
-        self.gc_touch([declared.as_str()]);
-        self.blobs.publish(&id, declared)?;
-        self.meta.write(|w| -> Result<(), Error> {
+        self.registry.gc_touch([declared.as_str()]);
+        self.registry.blobs.publish(&id, declared)?;
+        self.registry.meta.write(|w| -> Result<(), Error> {
             // A collection on another node may have removed this very blob (an old, unused
             // copy) between the publish above and this write; it removes files only inside
             // a write of its own, so checking here, under the write lock, is decisive.
-            if self.blobs.stat(declared)?.is_none() {
+            if self.registry.blobs.stat(declared)?.is_none() {
                 return Err(Error::Unavailable(format!(
                     "blob {declared} was removed by garbage collection while this upload published it: push it again"
                 )));
@@ -528,49 +594,35 @@ impl Registry {
                     declared.as_str(),
                     &BlobRecord {
                         size: state.len(),
-                        created: self.clock.now(),
+                        created: self.registry.clock.now(),
                     },
                 )?;
             }
-            link_into(w, &repo, declared, self.clock.now())?;
+            link_into(w, &repo, declared, self.registry.clock.now())?;
             w.remove_upload(&id)?;
             Ok(())
         })?;
-        lock(&self.upload_owners).close(&id);
-        self.blobs.warm(declared, state.len());
+        lock(&self.registry.upload_owners).close(&id);
+        self.registry.blobs.warm(declared, state.len());
         Ok(())
     }
 
     /// Ends an upload whose request failed beyond repair (a full disk), removing its bytes.
-    pub fn abandon_upload(&self, mut append: Append) -> Result<(), Error> {
+    pub fn abandon(&self, mut append: Append) -> Result<(), Error> {
         append.writer = None;
         let id = std::mem::take(&mut append.id);
-        self.discard_upload(&id)
+        self.registry.discard_upload(&id)
     }
 
     /// Cancels an upload and removes its bytes.
-    pub fn cancel_upload(&self, repo: &Repository, id: &str) -> Result<(), Error> {
-        let id = self.session(repo, id)?;
-        if let Some(Slot::Busy(offset)) = self.sessions.lock().get(&id) {
+    pub fn cancel(&self, repo: &Repository, id: &str) -> Result<(), Error> {
+        let id = self.registry.session(repo, id)?;
+        if let Some(Slot::Busy(offset)) = self.registry.sessions.lock().get(&id) {
             return Err(Error::UploadBusy {
                 id,
                 offset: *offset,
             });
         }
-        self.discard_upload(&id)
-    }
-
-    /// Whether a request is writing to upload `id` right now.
-    pub(in crate::domain) fn upload_busy(&self, id: &str) -> bool {
-        matches!(self.sessions.lock().get(id), Some(Slot::Busy(_)))
-    }
-
-    pub(in crate::domain) fn discard_upload(&self, id: &str) -> Result<(), Error> {
-        self.sessions.forget(id);
-        self.meta
-            .write(|w| w.remove_upload(id).map_err(Error::from))?;
-        lock(&self.upload_owners).close(id);
-        self.blobs.remove_upload(id)?;
-        Ok(())
+        self.registry.discard_upload(&id)
     }
 }

@@ -167,7 +167,7 @@ fn describe_feed_change(before: &FeedRecord, after: &FeedRecord) -> String {
     parts.join("; ")
 }
 
-/// What a feed settings change would do (see `Registry::preview_feed_change`).
+/// What a feed settings change would do (see `Feeds::preview_change`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FeedPreview {
     /// `repo:tag` a versioned feed would refuse from now on (kept, shown as legacy).
@@ -184,11 +184,6 @@ pub struct FeedPreview {
 
 impl Registry {
     // ---- feeds ----
-
-    /// Creates `feed` unless it exists; says whether it was created.
-    pub fn ensure_feed(&self, feed: &FeedName) -> Result<bool, Error> {
-        self.ensure_feed_by(feed, "semdock")
-    }
 
     fn ensure_feed_by(&self, feed: &FeedName, actor: &str) -> Result<bool, Error> {
         self.meta.write(|w| {
@@ -219,9 +214,22 @@ impl Registry {
             Ok(true)
         })
     }
+}
 
-    pub fn create_feed(&self, feed: &FeedName, actor: &str) -> Result<(), Error> {
-        if self.ensure_feed_by(feed, actor)? {
+/// The feeds of a registry (`registry.feeds()`): create, change, preview, list and delete them, and their audit log.
+#[derive(Clone, Copy)]
+pub struct Feeds<'a> {
+    pub(super) registry: &'a Registry,
+}
+
+impl Feeds<'_> {
+    /// Creates `feed` unless it exists; says whether it was created.
+    pub fn ensure(&self, feed: &FeedName) -> Result<bool, Error> {
+        self.registry.ensure_feed_by(feed, "semdock")
+    }
+
+    pub fn create(&self, feed: &FeedName, actor: &str) -> Result<(), Error> {
+        if self.registry.ensure_feed_by(feed, actor)? {
             Ok(())
         } else {
             Err(Error::FeedExists {
@@ -232,9 +240,9 @@ impl Registry {
 
     /// Changes a feed's settings; `None` leaves one as it is. Callers authorize first
     /// (feed admin).
-    pub fn update_feed(&self, feed: &str, change: FeedChange, actor: &str) -> Result<Feed, Error> {
+    pub fn update(&self, feed: &str, change: FeedChange, actor: &str) -> Result<Feed, Error> {
         change.check(feed)?;
-        self.meta.write(|w| {
+        self.registry.meta.write(|w| {
             let mut record = w.feed(feed)?.ok_or_else(|| Error::FeedUnknown {
                 feed: feed.to_owned(),
             })?;
@@ -267,14 +275,14 @@ impl Registry {
             let change = describe_feed_change(&before, &record);
             audit::append(
                 w,
-                &self.clock,
+                &self.registry.clock,
                 audit::entry(Kind::FeedSettingsChanged, actor, feed, change),
             )?;
             if record.versioning && !before.versioning {
                 // Switching on computes the virtual tags at once; existing tags stay.
                 let cause = Change {
                     actor,
-                    clock: &self.clock,
+                    clock: &self.registry.clock,
                     method: "settings",
                     comment: None,
                     source: None,
@@ -291,12 +299,8 @@ impl Registry {
 
     /// What a settings change would do to the feed's tags, without changing anything: the tags
     /// that would become legacy and the virtual tags that would appear or go.
-    pub fn preview_feed_change(
-        &self,
-        feed: &str,
-        change: &FeedChange,
-    ) -> Result<FeedPreview, Error> {
-        let r = self.meta.read()?;
+    pub fn preview_change(&self, feed: &str, change: &FeedChange) -> Result<FeedPreview, Error> {
+        let r = self.registry.meta.read()?;
         let current = r.feed(feed)?.ok_or_else(|| Error::FeedUnknown {
             feed: feed.to_owned(),
         })?;
@@ -397,35 +401,36 @@ impl Registry {
     }
 
     /// Feed setting changes, oldest first: the audit log read for this feed.
-    pub fn feed_changes(&self, feed: &str) -> Result<Vec<AuditEntry>, Error> {
+    pub fn changes(&self, feed: &str) -> Result<Vec<AuditEntry>, Error> {
         let q = AuditQuery {
             feed: Some(feed.to_owned()),
             kinds: vec![Kind::FeedSettingsChanged, Kind::RetentionRules],
             oldest_first: true,
             ..AuditQuery::default()
         };
-        Ok(audit::page(&*self.meta, &q, usize::MAX)?.0)
+        Ok(audit::page(&*self.registry.meta, &q, usize::MAX)?.0)
     }
 
     /// One page of the audit log (callers check who may read what) and the id the next page
     /// continues after.
     pub fn audit_page(&self, q: &AuditQuery) -> Result<(Vec<AuditEntry>, Option<u64>), Error> {
         let n = q.n.unwrap_or(audit::DEFAULT_PAGE).clamp(1, audit::MAX_PAGE);
-        audit::page(&*self.meta, q, n)
+        audit::page(&*self.registry.meta, q, n)
     }
 
     /// Records what commits nothing else (a run, a refusal) in the audit log.
     pub fn audit_alone(&self, record: crate::store::meta::AuditRecord) -> Result<u64, Error> {
-        audit::append_alone(&*self.meta, &self.clock, record)
+        audit::append_alone(&*self.registry.meta, &self.registry.clock, record)
     }
 
     /// Removes audit entries older than `days`.
     pub fn expire_audit(&self, days: u32) -> Result<u64, Error> {
-        audit::expire(&*self.meta, &self.clock, days)
+        audit::expire(&*self.registry.meta, &self.registry.clock, days)
     }
 
-    pub fn feed(&self, feed: &str) -> Result<Feed, Error> {
-        self.meta
+    pub fn get(&self, feed: &str) -> Result<Feed, Error> {
+        self.registry
+            .meta
             .read()?
             .feed(feed)?
             .map(Feed::from)
@@ -434,8 +439,9 @@ impl Registry {
             })
     }
 
-    pub fn feeds(&self) -> Result<Vec<(String, Feed)>, Error> {
+    pub fn list(&self) -> Result<Vec<(String, Feed)>, Error> {
         Ok(self
+            .registry
             .meta
             .read()?
             .feeds()?
@@ -446,11 +452,11 @@ impl Registry {
 
     /// Deletes a feed with every repository, manifest, tag and link in it. Blob files stay
     /// until garbage collection finds them unreferenced.
-    pub fn delete_feed(&self, feed: &FeedName, actor: &str) -> Result<(), Error> {
-        self.meta.write(|w| {
+    pub fn delete(&self, feed: &FeedName, actor: &str) -> Result<(), Error> {
+        self.registry.meta.write(|w| {
             audit::append(
                 w,
-                &self.clock,
+                &self.registry.clock,
                 audit::entry(
                     Kind::FeedDeleted,
                     actor,

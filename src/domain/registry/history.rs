@@ -212,219 +212,17 @@ fn check_promotion_rules(
 }
 
 impl Registry {
-    /// The history of `repo`, or of one tag, oldest first.
-    pub fn history(
-        &self,
-        repo: &Repository,
-        tag: Option<&str>,
-    ) -> Result<Vec<HistoryEntry>, Error> {
-        let r = self.meta.read()?;
-        if r.feed(repo.feed())?.is_none() {
-            return Err(feed_unknown(repo));
-        }
-        let entries: Vec<HistoryEntry> = r
-            .history(repo.as_str(), tag)?
-            .into_iter()
-            .map(|(t, seq, rec)| history_entry(seq, t, rec))
-            .collect();
-        if entries.is_empty() && r.repository(repo.as_str())?.is_none() {
-            return Err(Error::RepositoryUnknown {
-                repository: repo.to_string(),
-            });
-        }
-        Ok(entries)
-    }
+    // ---- listings ----
+}
 
-    /// One page of the history of `repo` (or of one tag, or of one kind of change), and the
-    /// sequence number the next page continues after when there is one.
-    pub fn history_page(
-        &self,
-        repo: &Repository,
-        q: &HistoryQuery,
-    ) -> Result<(Vec<HistoryEntry>, Option<u64>), Error> {
-        let r = self.meta.read()?;
-        if r.feed(repo.feed())?.is_none() {
-            return Err(feed_unknown(repo));
-        }
-        let (records, more) = r.history_page(
-            repo.as_str(),
-            q.tag.as_deref(),
-            q.last,
-            q.newest_first,
-            list_page_size(q.n),
-            &|_, rec| q.method.as_ref().is_none_or(|m| *m == rec.method),
-        )?;
-        // A misspelled name must not look like a repository nobody changed.
-        if records.is_empty() && q.last.is_none() && r.repository(repo.as_str())?.is_none() {
-            return Err(Error::RepositoryUnknown {
-                repository: repo.to_string(),
-            });
-        }
-        let next = if more {
-            records.last().map(|(_, seq, _)| *seq)
-        } else {
-            None
-        };
-        let entries = records
-            .into_iter()
-            .map(|(t, seq, rec)| history_entry(seq, t, rec))
-            .collect();
-        Ok((entries, next))
-    }
+/// Repositories, tags and their history (`registry.history()`): listings, time travel, promotions.
+#[derive(Clone, Copy)]
+pub struct History<'a> {
+    pub(super) registry: &'a Registry,
+}
 
-    /// The newest `limit` tag changes in the feeds `visible` accepts, newest first, as
-    /// (repository, entry).
-    pub fn recent_history(
-        &self,
-        limit: usize,
-        visible: impl Fn(&str) -> bool,
-    ) -> Result<Vec<(String, HistoryEntry)>, Error> {
-        Ok(self
-            .meta
-            .read()?
-            .recent_history(limit, &|repo| {
-                visible(repo.split('/').next().unwrap_or_default())
-            })?
-            .into_iter()
-            .map(|(repo, tag, rec)| (repo, history_entry(0, tag, rec)))
-            .collect())
-    }
-
-    /// Repository names of `feed` containing `query`, `limit` at most after `after`, and
-    /// whether more follow.
-    pub fn search_repositories(
-        &self,
-        feed: &str,
-        query: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<String>, bool), Error> {
-        let prefix = format!("{feed}/");
-        let query = query.to_lowercase();
-        Ok(self
-            .meta
-            .read()?
-            .repositories(&prefix, after, limit, &|name| {
-                query.is_empty() || name[prefix.len()..].to_lowercase().contains(&query)
-            })?)
-    }
-
-    /// The digest `tag` pointed to at `at_ms` (Unix milliseconds), if any.
-    pub fn tag_at(
-        &self,
-        repo: &Repository,
-        tag: &str,
-        at_ms: u64,
-    ) -> Result<Option<String>, Error> {
-        Ok(self.tag_state_at(repo, tag, at_ms)?.map(|s| s.digest))
-    }
-
-    /// What `tag` pointed to at `at_ms` (Unix milliseconds), if anything: the digest, and
-    /// for a virtual tag (`latest`, `5`, `5.1`) the version it followed.
-    pub fn tag_state_at(
-        &self,
-        repo: &Repository,
-        tag: &str,
-        at_ms: u64,
-    ) -> Result<Option<TagState>, Error> {
-        // The newest change at or before the time: read backwards from now.
-        let r = self.meta.read()?;
-        let (found, _) = r.history_page(repo.as_str(), Some(tag), None, true, 1, &|_, rec| {
-            rec.time_ms <= at_ms
-        })?;
-        Ok(found.into_iter().next().and_then(|(_, _, rec)| {
-            // A virtual tag's moves name the version they follow ("follows 3.4.1").
-            let version = (rec.method == "virtual")
-                .then(|| rec.comment.as_deref()?.strip_prefix("follows "))
-                .flatten()
-                .map(str::to_owned);
-            rec.new.map(|digest| TagState { digest, version })
-        }))
-    }
-
-    /// One page of the tags of `repo` grouped by kind (see `TagQuery`): O(page · log n)
-    /// whatever the number of tags.
-    pub fn tag_groups(&self, repo: &Repository, q: &TagQuery) -> Result<TagGroups, Error> {
-        let r = self.meta.read()?;
-        let feed = r.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
-        let policy = tags::policy_of(&feed);
-        let name = repo.as_str();
-        let n = list_page_size(q.n);
-        let wants = |list| q.list.is_none_or(|l| l == list);
-        let needle = q.contains.as_deref().unwrap_or_default().to_lowercase();
-        let keep = |tag: &str| needle.is_empty() || tag.to_lowercase().contains(&needle);
-        let after = |list| q.list.filter(|l| *l == list).and(q.last.as_deref());
-        let entry = |(tag, digest): (String, String)| TagEntry {
-            tag,
-            digest,
-            version: None,
-        };
-        let cursor = |more: bool, page: &[TagEntry]| {
-            if more {
-                page.last().map(|e| e.tag.clone())
-            } else {
-                None
-            }
-        };
-        let mut groups = TagGroups::default();
-        if wants(TagList::Versions) {
-            let before =
-                match after(TagList::Versions) {
-                    Some(last) => Some(versioning::version_of(last).ok_or_else(|| {
-                        Error::Invalid(format!("last: {last:?} is not a version"))
-                    })?),
-                    None => None,
-                };
-            let (page, more) = r.versions_page(name, before.as_ref(), n, &keep)?;
-            groups.versions = page.into_iter().map(entry).collect();
-            groups.next.versions = cursor(more, &groups.versions);
-        }
-        if wants(TagList::Tags) {
-            let (page, more) = r.named_tags_page(name, after(TagList::Tags), n, &keep)?;
-            let page: Vec<TagEntry> = page.into_iter().map(entry).collect();
-            groups.next.tags = cursor(more, &page);
-            for mut e in page {
-                match policy.classify(&e.tag) {
-                    TagKind::Virtual if policy.enabled => {
-                        e.version =
-                            tags::followed(&e.tag, |scope| Ok(r.highest_version(name, scope)?))?
-                                .filter(|(_, digest)| *digest == e.digest)
-                                .map(|(version, _)| version);
-                        groups.virtual_tags.push(e);
-                    }
-                    TagKind::Permitted if policy.enabled => groups.permitted.push(e),
-                    _ if policy.enabled => groups.legacy.push(e),
-                    _ => groups.other.push(e),
-                }
-            }
-        }
-        if wants(TagList::Tombstones) {
-            let (page, more) = r.tombstones_page(name, after(TagList::Tombstones), n, &keep)?;
-            groups.tombstones = page.into_iter().map(entry).collect();
-            groups.next.tombstones = cursor(more, &groups.tombstones);
-        }
-        Ok(groups)
-    }
-
-    /// Checks, without changing anything, whether a client could point `tag` at `digest`.
-    pub fn check_tag(&self, repo: &Repository, tag: &str, digest: &str) -> Result<(), Error> {
-        let r = self.meta.read()?;
-        let feed = r.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
-        let current = r.tag(repo.as_str(), tag)?;
-        let tombstone = r.tombstone(repo.as_str(), tag)?;
-        tags::policy_of(&feed).check_write(
-            repo.feed(),
-            tag,
-            digest,
-            current.as_deref(),
-            tombstone.as_deref(),
-        )
-    }
-
-    /// Copies an image (with index children, and referrers when asked) from one repository to
-    /// another by link, never by bytes, and points `to_tag` at it: one transaction. Callers
-    /// check pull on the source and promote on the target.
-    pub fn promote(&self, p: &Promotion<'_>) -> Result<Promoted, Error> {
+impl Registry {
+    fn promote(&self, p: &Promotion<'_>) -> Result<Promoted, Error> {
         let Promotion {
             from,
             from_ref,
@@ -526,8 +324,226 @@ impl Registry {
         }
         result
     }
+}
 
-    // ---- listings ----
+impl History<'_> {
+    /// The history of `repo`, or of one tag, oldest first.
+    pub fn list(&self, repo: &Repository, tag: Option<&str>) -> Result<Vec<HistoryEntry>, Error> {
+        let r = self.registry.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        let entries: Vec<HistoryEntry> = r
+            .history(repo.as_str(), tag)?
+            .into_iter()
+            .map(|(t, seq, rec)| history_entry(seq, t, rec))
+            .collect();
+        if entries.is_empty() && r.repository(repo.as_str())?.is_none() {
+            return Err(Error::RepositoryUnknown {
+                repository: repo.to_string(),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// One page of the history of `repo` (or of one tag, or of one kind of change), and the
+    /// sequence number the next page continues after when there is one.
+    pub fn page(
+        &self,
+        repo: &Repository,
+        q: &HistoryQuery,
+    ) -> Result<(Vec<HistoryEntry>, Option<u64>), Error> {
+        let r = self.registry.meta.read()?;
+        if r.feed(repo.feed())?.is_none() {
+            return Err(feed_unknown(repo));
+        }
+        let (records, more) = r.history_page(
+            repo.as_str(),
+            q.tag.as_deref(),
+            q.last,
+            q.newest_first,
+            list_page_size(q.n),
+            &|_, rec| q.method.as_ref().is_none_or(|m| *m == rec.method),
+        )?;
+        // A misspelled name must not look like a repository nobody changed.
+        if records.is_empty() && q.last.is_none() && r.repository(repo.as_str())?.is_none() {
+            return Err(Error::RepositoryUnknown {
+                repository: repo.to_string(),
+            });
+        }
+        let next = if more {
+            records.last().map(|(_, seq, _)| *seq)
+        } else {
+            None
+        };
+        let entries = records
+            .into_iter()
+            .map(|(t, seq, rec)| history_entry(seq, t, rec))
+            .collect();
+        Ok((entries, next))
+    }
+
+    /// The newest `limit` tag changes in the feeds `visible` accepts, newest first, as
+    /// (repository, entry).
+    pub fn recent(
+        &self,
+        limit: usize,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, HistoryEntry)>, Error> {
+        Ok(self
+            .registry
+            .meta
+            .read()?
+            .recent_history(limit, &|repo| {
+                visible(repo.split('/').next().unwrap_or_default())
+            })?
+            .into_iter()
+            .map(|(repo, tag, rec)| (repo, history_entry(0, tag, rec)))
+            .collect())
+    }
+
+    /// Repository names of `feed` containing `query`, `limit` at most after `after`, and
+    /// whether more follow.
+    pub fn search_repositories(
+        &self,
+        feed: &str,
+        query: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), Error> {
+        let prefix = format!("{feed}/");
+        let query = query.to_lowercase();
+        Ok(self
+            .registry
+            .meta
+            .read()?
+            .repositories(&prefix, after, limit, &|name| {
+                query.is_empty() || name[prefix.len()..].to_lowercase().contains(&query)
+            })?)
+    }
+
+    /// The digest `tag` pointed to at `at_ms` (Unix milliseconds), if any.
+    pub fn tag_at(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        at_ms: u64,
+    ) -> Result<Option<String>, Error> {
+        Ok(self
+            .registry
+            .history()
+            .tag_state_at(repo, tag, at_ms)?
+            .map(|s| s.digest))
+    }
+
+    /// What `tag` pointed to at `at_ms` (Unix milliseconds), if anything: the digest, and
+    /// for a virtual tag (`latest`, `5`, `5.1`) the version it followed.
+    pub fn tag_state_at(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        at_ms: u64,
+    ) -> Result<Option<TagState>, Error> {
+        // The newest change at or before the time: read backwards from now.
+        let r = self.registry.meta.read()?;
+        let (found, _) = r.history_page(repo.as_str(), Some(tag), None, true, 1, &|_, rec| {
+            rec.time_ms <= at_ms
+        })?;
+        Ok(found.into_iter().next().and_then(|(_, _, rec)| {
+            // A virtual tag's moves name the version they follow ("follows 3.4.1").
+            let version = (rec.method == "virtual")
+                .then(|| rec.comment.as_deref()?.strip_prefix("follows "))
+                .flatten()
+                .map(str::to_owned);
+            rec.new.map(|digest| TagState { digest, version })
+        }))
+    }
+
+    /// One page of the tags of `repo` grouped by kind (see `TagQuery`): O(page · log n)
+    /// whatever the number of tags.
+    pub fn tag_groups(&self, repo: &Repository, q: &TagQuery) -> Result<TagGroups, Error> {
+        let r = self.registry.meta.read()?;
+        let feed = r.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+        let policy = tags::policy_of(&feed);
+        let name = repo.as_str();
+        let n = list_page_size(q.n);
+        let wants = |list| q.list.is_none_or(|l| l == list);
+        let needle = q.contains.as_deref().unwrap_or_default().to_lowercase();
+        let keep = |tag: &str| needle.is_empty() || tag.to_lowercase().contains(&needle);
+        let after = |list| q.list.filter(|l| *l == list).and(q.last.as_deref());
+        let entry = |(tag, digest): (String, String)| TagEntry {
+            tag,
+            digest,
+            version: None,
+        };
+        let cursor = |more: bool, page: &[TagEntry]| {
+            if more {
+                page.last().map(|e| e.tag.clone())
+            } else {
+                None
+            }
+        };
+        let mut groups = TagGroups::default();
+        if wants(TagList::Versions) {
+            let before =
+                match after(TagList::Versions) {
+                    Some(last) => Some(versioning::version_of(last).ok_or_else(|| {
+                        Error::Invalid(format!("last: {last:?} is not a version"))
+                    })?),
+                    None => None,
+                };
+            let (page, more) = r.versions_page(name, before.as_ref(), n, &keep)?;
+            groups.versions = page.into_iter().map(entry).collect();
+            groups.next.versions = cursor(more, &groups.versions);
+        }
+        if wants(TagList::Tags) {
+            let (page, more) = r.named_tags_page(name, after(TagList::Tags), n, &keep)?;
+            let page: Vec<TagEntry> = page.into_iter().map(entry).collect();
+            groups.next.tags = cursor(more, &page);
+            for mut e in page {
+                match policy.classify(&e.tag) {
+                    TagKind::Virtual if policy.enabled => {
+                        e.version =
+                            tags::followed(&e.tag, |scope| Ok(r.highest_version(name, scope)?))?
+                                .filter(|(_, digest)| *digest == e.digest)
+                                .map(|(version, _)| version);
+                        groups.virtual_tags.push(e);
+                    }
+                    TagKind::Permitted if policy.enabled => groups.permitted.push(e),
+                    _ if policy.enabled => groups.legacy.push(e),
+                    _ => groups.other.push(e),
+                }
+            }
+        }
+        if wants(TagList::Tombstones) {
+            let (page, more) = r.tombstones_page(name, after(TagList::Tombstones), n, &keep)?;
+            groups.tombstones = page.into_iter().map(entry).collect();
+            groups.next.tombstones = cursor(more, &groups.tombstones);
+        }
+        Ok(groups)
+    }
+
+    /// Checks, without changing anything, whether a client could point `tag` at `digest`.
+    pub fn check_tag(&self, repo: &Repository, tag: &str, digest: &str) -> Result<(), Error> {
+        let r = self.registry.meta.read()?;
+        let feed = r.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+        let current = r.tag(repo.as_str(), tag)?;
+        let tombstone = r.tombstone(repo.as_str(), tag)?;
+        tags::policy_of(&feed).check_write(
+            repo.feed(),
+            tag,
+            digest,
+            current.as_deref(),
+            tombstone.as_deref(),
+        )
+    }
+
+    /// Copies an image (with index children, and referrers when asked) from one repository to
+    /// another by link, never by bytes, and points `to_tag` at it: one transaction. Callers
+    /// check pull on the source and promote on the target.
+    pub fn promote(&self, p: &Promotion<'_>) -> Result<Promoted, Error> {
+        self.registry.promote(p)
+    }
 
     /// Tags of `repo`, sorted, `n` at most, after `last`.
     pub fn tags(
@@ -536,7 +552,7 @@ impl Registry {
         n: Option<usize>,
         last: Option<&str>,
     ) -> Result<Page, Error> {
-        let r = self.meta.read()?;
+        let r = self.registry.meta.read()?;
         if r.feed(repo.feed())?.is_none() {
             return Err(feed_unknown(repo));
         }
@@ -555,6 +571,7 @@ impl Registry {
         visible: impl Fn(&str) -> bool,
     ) -> Result<Vec<crate::store::meta::PromotionRecord>, Error> {
         Ok(self
+            .registry
             .meta
             .read()?
             .promotions()?
@@ -565,7 +582,13 @@ impl Registry {
 
     /// `RepositoryUnknown` unless `repo` holds (or held) something: pages about it say so.
     pub fn require_repository(&self, repo: &Repository) -> Result<(), Error> {
-        if self.meta.read()?.repository(repo.as_str())?.is_none() {
+        if self
+            .registry
+            .meta
+            .read()?
+            .repository(repo.as_str())?
+            .is_none()
+        {
             return Err(Error::RepositoryUnknown {
                 repository: repo.to_string(),
             });
@@ -580,12 +603,13 @@ impl Registry {
         last: Option<&str>,
         visible: impl Fn(&str) -> bool,
     ) -> Result<Page, Error> {
-        let (items, more) = self
-            .meta
-            .read()?
-            .repositories("", last, page_size(n), &|name| {
-                visible(name.split('/').next().unwrap_or_default())
-            })?;
+        let (items, more) =
+            self.registry
+                .meta
+                .read()?
+                .repositories("", last, page_size(n), &|name| {
+                    visible(name.split('/').next().unwrap_or_default())
+                })?;
         Ok(Page { items, more })
     }
 }

@@ -142,7 +142,7 @@ impl Registry {
         entry.repository = Some(repo.to_string());
         entry.tag = tag.map(str::to_owned);
         entry.digest = Some(digest.to_owned());
-        if let Err(failed) = self.audit_alone(entry) {
+        if let Err(failed) = self.feeds().audit_alone(entry) {
             tracing::warn!(error = %failed, "a refusal could not be recorded in the audit log");
         }
     }

@@ -5,13 +5,12 @@
 //! a manifest is stored only when every blob and child it references is in its repository; a
 //! tag moves only by committed transaction.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::model::{Digest, Repository};
-use crate::store::blobs::Blobs;
 use crate::store::blobs::fs::FsBlobs;
+use crate::store::blobs::{self as store};
 use crate::store::meta::redb::RedbMeta;
 use crate::store::meta::{MetaWrite, Metadata, RepositoryRecord};
 
@@ -25,16 +24,17 @@ mod history;
 mod manifests;
 mod sync;
 
-pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier};
+pub(in crate::domain) use blobs::GcWatch;
+pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier, Blobs, Uploads};
 use blobs::{Sessions, UploadOwners};
 pub use connector::{
-    BlobFetch, FlightWait, MAX_FETCHES, MAX_WAITERS, UpstreamChange, UpstreamInfo, UpstreamTest,
-    after_flights,
+    BlobFetch, Connector, FlightWait, MAX_FETCHES, MAX_WAITERS, UpstreamChange, UpstreamInfo,
+    UpstreamTest, after_flights,
 };
-pub use feeds::{Feed, FeedChange, FeedPreview};
+pub use feeds::{Feed, FeedChange, FeedPreview, Feeds};
 pub use history::{
-    DEFAULT_LIST_PAGE, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted, Promotion,
-    TagCursors, TagEntry, TagGroups, TagList, TagQuery, TagState, list_page_size,
+    DEFAULT_LIST_PAGE, History, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted,
+    Promotion, TagCursors, TagEntry, TagGroups, TagList, TagQuery, TagState, list_page_size,
 };
 pub(super) use manifests::remove_manifest;
 pub use manifests::{ManifestPut, Referrer, StoredManifest};
@@ -61,24 +61,21 @@ pub const MAX_PAGE: usize = 10_000;
 /// The registry: metadata, blob files and the hash state of uploads in progress.
 pub struct Registry {
     pub(super) meta: Arc<dyn Metadata>,
-    pub(super) blobs: Arc<dyn Blobs>,
+    pub(super) blobs: Arc<dyn store::Blobs>,
     /// Every time the registry records or compares.
     pub(super) clock: super::clock::Clock,
     limits: Limits,
     sessions: Sessions,
     upload_owners: Mutex<UploadOwners>,
-    /// What a garbage collection running now must not take (see `gc`).
-    pub(super) gc_watch: Mutex<super::gc::Watch>,
-    /// One maintenance job (GC, retention, backup) at a time.
-    pub(super) maintenance: Mutex<()>,
-    pub(super) last_gc: Mutex<Option<super::gc::GcReport>>,
-    /// feed → (when, deletions) of its last real retention run.
-    pub(super) last_retention: Mutex<BTreeMap<String, (u64, u64)>>,
-    /// Last pull times not yet written (see `record_pull`).
-    /// repository → manifest digest → last pull (seconds).
-    pub(super) pulls: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// What a garbage collection running now must not take: uploads and pushes note what they
+    /// touch here, the collection reads it (see `maintenance::gc`).
+    gc_watch: Mutex<GcWatch>,
+    /// The maintenance service's state (the one-job lock, the last runs, pull times).
+    maintenance: super::maintenance::State,
     /// "repository\nreference" → the manifest, while the metadata is unchanged.
     manifest_cache: GenCache<StoredManifest>,
+    /// The webhooks service, over the same metadata and clock.
+    webhooks: super::webhooks::Webhooks,
     /// Connector feeds' clients, tag checks and fetches in flight.
     connectors: Arc<connector::Connectors>,
 }
@@ -132,22 +129,67 @@ impl Registry {
 
     /// The registry over already open stores.
     #[must_use]
-    pub fn with_stores(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, limits: Limits) -> Self {
+    pub fn with_stores(
+        meta: Arc<dyn Metadata>,
+        blobs: Arc<dyn store::Blobs>,
+        limits: Limits,
+    ) -> Self {
+        let clock = super::clock::Clock::default();
         Self {
+            maintenance: super::maintenance::State::new(meta.clone(), blobs.clone(), clock.clone()),
+            webhooks: super::webhooks::Webhooks::new(meta.clone(), clock.clone()),
             meta,
             blobs,
-            clock: super::clock::Clock::default(),
+            clock,
             limits,
             sessions: Sessions::default(),
             upload_owners: Mutex::default(),
             gc_watch: Mutex::default(),
-            maintenance: Mutex::default(),
-            last_gc: Mutex::default(),
-            last_retention: Mutex::default(),
-            pulls: Mutex::default(),
             manifest_cache: GenCache::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES),
             connectors: Arc::default(),
         }
+    }
+
+    /// The maintenance jobs: garbage collection, retention, check, backup and migration.
+    #[must_use]
+    pub fn maintenance(&self) -> super::maintenance::Maintenance<'_> {
+        super::maintenance::Maintenance::new(&self.maintenance, self)
+    }
+
+    /// The feeds: create, change, list, delete; their audit log.
+    #[must_use]
+    pub fn feeds(&self) -> Feeds<'_> {
+        Feeds { registry: self }
+    }
+
+    /// The blobs of repositories: open, serve, unlink.
+    #[must_use]
+    pub fn blobs(&self) -> Blobs<'_> {
+        Blobs { registry: self }
+    }
+
+    /// Uploads in progress.
+    #[must_use]
+    pub fn uploads(&self) -> Uploads<'_> {
+        Uploads { registry: self }
+    }
+
+    /// Repositories, tags, their history and promotions.
+    #[must_use]
+    pub fn history(&self) -> History<'_> {
+        History { registry: self }
+    }
+
+    /// Connector feeds: pulls routed upstream, fetches, sync.
+    #[must_use]
+    pub fn connector(&self) -> Connector<'_> {
+        Connector { registry: self }
+    }
+
+    /// The webhooks: endpoints, deliveries and redeliveries.
+    #[must_use]
+    pub fn webhooks(&self) -> &super::webhooks::Webhooks {
+        &self.webhooks
     }
 
     #[must_use]

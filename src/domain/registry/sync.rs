@@ -15,7 +15,7 @@ use crate::model::manifest::Manifest;
 use crate::model::{Digest, Reference, Repository};
 use crate::store::meta::{FeedRecord, SyncRule, UpstreamRecord};
 
-use super::{Registry, StoredManifest};
+use super::{Connector, Registry, StoredManifest};
 
 /// feed → the last sync report of a connector feed, in the settings table.
 pub(crate) const REPORTS: Family<Json<SyncReport>> =
@@ -106,40 +106,6 @@ impl Registry {
             .ok_or_else(|| Error::FeedUnknown {
                 feed: feed.to_owned(),
             })
-    }
-
-    /// Fetches what the sync rules of connector feed `feed` name, now; records and answers
-    /// the report. Callers authorize (feed admin) or schedule.
-    pub fn sync_connector(&self, feed: &str) -> Result<SyncReport, Error> {
-        let record = self.feed_record(feed)?;
-        let up = record.upstream.clone().ok_or_else(|| {
-            Error::Invalid(format!(
-                "feed {feed:?} is not a connector feed: nothing to sync"
-            ))
-        })?;
-        if up.offline {
-            return Err(Error::Invalid(format!(
-                "connector feed {feed:?} is offline: it asks its upstream nothing"
-            )));
-        }
-        let mut report = SyncReport {
-            started_ms: self.clock.now_ms(),
-            ..SyncReport::default()
-        };
-        for rule in &up.sync {
-            self.sync_rule(feed, &record, &up, rule, &mut report);
-        }
-        report.finished_ms = self.clock.now_ms();
-        report.errors.truncate(MAX_ERRORS);
-        self.meta.write(|w| REPORTS.put(w, feed, &report))?;
-        tracing::info!(
-            feed,
-            tags = report.tags,
-            blobs = report.blobs_fetched,
-            errors = report.errors.len(),
-            "connector sync done"
-        );
-        Ok(report)
     }
 
     fn sync_rule(
@@ -272,28 +238,68 @@ impl Registry {
         {
             return Ok(false);
         }
-        match super::after_flights(|| self.connector_blob(repo, digest))? {
+        match super::after_flights(|| self.connector().blob(repo, digest))? {
             Some(fetch) => {
-                self.fetch_blob(fetch, digest)?;
+                self.connector().fetch_blob(fetch, digest)?;
                 Ok(true)
             }
             None => Ok(false),
         }
     }
+}
+
+impl Connector<'_> {
+    /// Fetches what the sync rules of connector feed `feed` name, now; records and answers
+    /// the report. Callers authorize (feed admin) or schedule.
+    pub fn sync(&self, feed: &str) -> Result<SyncReport, Error> {
+        let record = self.registry.feed_record(feed)?;
+        let up = record.upstream.clone().ok_or_else(|| {
+            Error::Invalid(format!(
+                "feed {feed:?} is not a connector feed: nothing to sync"
+            ))
+        })?;
+        if up.offline {
+            return Err(Error::Invalid(format!(
+                "connector feed {feed:?} is offline: it asks its upstream nothing"
+            )));
+        }
+        let mut report = SyncReport {
+            started_ms: self.registry.clock.now_ms(),
+            ..SyncReport::default()
+        };
+        for rule in &up.sync {
+            self.registry
+                .sync_rule(feed, &record, &up, rule, &mut report);
+        }
+        report.finished_ms = self.registry.clock.now_ms();
+        report.errors.truncate(MAX_ERRORS);
+        self.registry
+            .meta
+            .write(|w| REPORTS.put(w, feed, &report))?;
+        tracing::info!(
+            feed,
+            tags = report.tags,
+            blobs = report.blobs_fetched,
+            errors = report.errors.len(),
+            "connector sync done"
+        );
+        Ok(report)
+    }
 
     /// The last sync report of connector feed `feed`, if it ever ran.
     pub fn sync_status(&self, feed: &str) -> Result<Option<SyncReport>, Error> {
-        self.feed_record(feed)?;
-        Ok(REPORTS.get(&*self.meta.read()?, feed)?)
+        self.registry.feed_record(feed)?;
+        Ok(REPORTS.get(&*self.registry.meta.read()?, feed)?)
     }
 
     /// Runs the syncs that are due (their interval passed since the last run), on the node
     /// holding the sync lock; the others return at once. Answers how many ran.
     pub fn sync_due(&self) -> Result<usize, Error> {
-        let Some(_lock) = self.meta.try_exclusive(SYNC_LOCK)? else {
+        let Some(_lock) = self.registry.meta.try_exclusive(SYNC_LOCK)? else {
             return Ok(0);
         };
         let due: Vec<String> = self
+            .registry
             .meta
             .read()?
             .feeds()?
@@ -306,13 +312,13 @@ impl Registry {
             .filter(|(name, interval)| {
                 let last = self.sync_status(name).ok().flatten();
                 last.is_none_or(|l| {
-                    self.clock.now_ms().saturating_sub(l.started_ms) >= interval * 1000
+                    self.registry.clock.now_ms().saturating_sub(l.started_ms) >= interval * 1000
                 })
             })
             .map(|(name, _)| name)
             .collect();
         for feed in &due {
-            if let Err(e) = self.sync_connector(feed) {
+            if let Err(e) = self.sync(feed) {
                 tracing::warn!(feed, error = %e, "connector sync failed");
             }
         }

@@ -4,9 +4,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{DELIVERY_LOCK, DeliveryConfig, ENDPOINTS, Endpoint, Sender};
+use super::{DELIVERY_LOCK, DeliveryConfig, ENDPOINTS, Endpoint, Sender, Webhooks};
 use crate::domain::Error;
-use crate::domain::registry::Registry;
 
 /// Endpoints delivered to at once on a node, each on its own thread: a receiver that never
 /// answers holds one of them for at most the timeout per attempt, never another's turn.
@@ -17,7 +16,7 @@ pub const WORKERS: usize = 32;
 /// delivers at a time: it holds the delivery lock (`Metadata::try_exclusive`) from the round
 /// that starts a worker until a round finds none running.
 pub struct Deliverer {
-    registry: Arc<Registry>,
+    webhooks: Webhooks,
     sender: Arc<dyn Sender>,
     config: DeliveryConfig,
     shared: Mutex<InFlight>,
@@ -37,13 +36,9 @@ struct InFlight {
 
 impl Deliverer {
     #[must_use]
-    pub fn new(
-        registry: Arc<Registry>,
-        sender: Arc<dyn Sender>,
-        config: DeliveryConfig,
-    ) -> Arc<Self> {
+    pub fn new(webhooks: Webhooks, sender: Arc<dyn Sender>, config: DeliveryConfig) -> Arc<Self> {
         Arc::new(Self {
-            registry,
+            webhooks,
             sender,
             config,
             shared: Mutex::new(InFlight::default()),
@@ -63,7 +58,7 @@ impl Deliverer {
         let busy = {
             let mut in_flight = self.in_flight();
             if in_flight.lock.is_none() {
-                match self.registry.meta.try_exclusive(DELIVERY_LOCK)? {
+                match self.webhooks.meta.try_exclusive(DELIVERY_LOCK)? {
                     Some(lock) => in_flight.lock = Some(lock),
                     None => return Ok(0),
                 }
@@ -105,15 +100,15 @@ impl Deliverer {
     /// The active endpoints, not in `busy`, that have something to send now.
     fn due(&self, busy: &HashSet<String>) -> Result<Vec<Endpoint>, Error> {
         let endpoints: Vec<Endpoint> = ENDPOINTS
-            .all(&*self.registry.meta.read()?)?
+            .all(&*self.webhooks.meta.read()?)?
             .into_iter()
             .map(|(_, e)| e)
             .filter(|e| e.active && !busy.contains(&e.id))
             .collect();
-        let now = self.registry.clock.now_ms();
+        let now = self.webhooks.clock.now_ms();
         let mut due = Vec::new();
         for e in endpoints {
-            if self.registry.webhook_due(&e, now)? {
+            if self.webhooks.webhook_due(&e, now)? {
                 due.push(e);
             }
         }
@@ -129,7 +124,7 @@ impl Deliverer {
             }
         }
         let _done = Done(self, &e.id);
-        if let Err(err) = self.registry.deliver_to(e, &*self.sender, &self.config) {
+        if let Err(err) = self.webhooks.deliver_to(e, &*self.sender, &self.config) {
             tracing::warn!(webhook = e.id, error = %err, "webhook deliveries failed; trying again");
         }
     }

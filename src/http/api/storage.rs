@@ -15,7 +15,7 @@ use super::dto::{
 use super::error::{ApiError, ErrorBody};
 use super::{Api, run};
 use crate::domain::access::FeedAdmin;
-use crate::domain::gc::GcOptions;
+use crate::domain::maintenance::gc::GcOptions;
 
 /// Collects garbage now, while serving (administrators).
 #[utoipa::path(post, path = "/api/v1/gc", request_body = RunRequest,
@@ -59,7 +59,7 @@ pub async fn set_retention(
     body: web::Json<Rules>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let rules: crate::domain::retention::Rules = body.into_inner().into();
+    let rules: crate::domain::maintenance::retention::Rules = body.into_inner().into();
     let rules = run(move || {
         let f = access.feed::<FeedAdmin>(&feed)?;
         f.set_retention(&rules)?;
@@ -89,7 +89,7 @@ pub async fn run_retention(
     responses((status = 200, body = SyncReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn sync(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let report = run(move || access.feed::<FeedAdmin>(&feed)?.sync()).await?;
+    let report = run(move || access.feed::<FeedAdmin>(&feed)?.upstream().sync()).await?;
     Ok(HttpResponse::Ok().json(SyncReport::from(report)))
 }
 
@@ -102,7 +102,7 @@ pub async fn test_upstream(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let checked = run(move || access.feed::<FeedAdmin>(&feed)?.test_upstream()).await?;
+    let checked = run(move || access.feed::<FeedAdmin>(&feed)?.upstream().test_upstream()).await?;
     Ok(HttpResponse::Ok().json(UpstreamTest::from(checked)))
 }
 
@@ -114,7 +114,7 @@ pub async fn sync_status(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let feed = path.into_inner();
-    let report = run(move || access.feed::<FeedAdmin>(&feed)?.sync_status()).await?;
+    let report = run(move || access.feed::<FeedAdmin>(&feed)?.upstream().sync_status()).await?;
     Ok(HttpResponse::Ok().json(report.map(SyncReport::from)))
 }
 

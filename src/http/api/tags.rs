@@ -472,6 +472,7 @@ pub async fn accept_upstream(
         let tag: Tag = tag.parse()?;
         access
             .feed::<FeedAdmin>(repo.feed())?
+            .upstream()
             .accept_upstream(&repo, &tag)
     })
     .await?;

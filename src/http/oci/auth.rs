@@ -47,7 +47,7 @@ pub struct Authorized<A> {
     need: PhantomData<A>,
 }
 
-/// A pull of `name` routed to a connector feed (`Registry::route_pull`): by containerd's
+/// A pull of `name` routed to a connector feed (`registry::Connector::route_pull`): by containerd's
 /// `?ns=`, or to the mirror feed; `None` when no routing is configured or applies.
 async fn routed<A: Need>(req: &HttpRequest, name: &str) -> Result<Option<Repository>, OciError> {
     if A::ACTION != Action::Pull {
@@ -65,7 +65,11 @@ async fn routed<A: Need>(req: &HttpRequest, name: &str) -> Result<Option<Reposit
     };
     let asked = name.to_owned();
     let (name, by_ns, to_mirror) = (asked.clone(), ns.clone(), mirror.clone());
-    let routed = blocking(move || reg.route_pull(&name, ns.as_deref(), mirror.as_deref())).await?;
+    let routed = blocking(move || {
+        reg.connector()
+            .route_pull(&name, ns.as_deref(), mirror.as_deref())
+    })
+    .await?;
     match (&routed, by_ns, to_mirror) {
         (Some(_), Some(ns), _) => {
             req.extensions_mut()
@@ -255,7 +259,7 @@ pub async fn token(req: HttpRequest) -> Result<HttpResponse, OciError> {
 }
 
 /// `scopes` and, for each repository a pull may be routed to a connector feed for
-/// (`Registry::pull_aliases`), the same pull there: a client that asked for `library/nginx`
+/// (`registry::Connector::pull_aliases`), the same pull there: a client that asked for `library/nginx`
 /// may be answered from the mirror's `hub/library/nginx`. The token still grants only what
 /// the caller holds in each feed.
 fn with_pull_aliases(
@@ -266,7 +270,7 @@ fn with_pull_aliases(
     let mut out = scopes.to_vec();
     for s in scopes {
         if s.kind == "repository" && s.actions.iter().any(|a| a == "pull") {
-            for repo in reg.pull_aliases(&s.name, mirror)? {
+            for repo in reg.connector().pull_aliases(&s.name, mirror)? {
                 out.push(Scope {
                     kind: s.kind.clone(),
                     name: repo.to_string(),

@@ -144,7 +144,7 @@ pub async fn get(
                 {
                     let digest = blob.digest.clone();
                     let _ = blocking(move || {
-                        reg.blob_corrupt(&digest);
+                        reg.blobs().corrupt(&digest);
                         Ok(())
                     })
                     .await;
@@ -175,15 +175,15 @@ async fn find(
                      repo: &crate::model::Repository,
                      digest: &crate::model::Digest| {
         if head {
-            r.blob(repo, digest).map(BlobAt::Here)
+            r.blobs().open(repo, digest).map(BlobAt::Here)
         } else {
-            r.blob_for_get(repo, digest)
+            r.blobs().for_get(repo, digest)
         }
     };
     let (repo, digest) = (Arc::new(repo), Arc::new(digest));
     let (r, rp, d) = (reg.clone(), repo.clone(), digest.clone());
     let fetch = super::fetching(move || match read(&r, &rp, &d) {
-        Err(crate::domain::Error::BlobUnknown { .. }) => match r.connector_blob(&rp, &d)? {
+        Err(crate::domain::Error::BlobUnknown { .. }) => match r.connector().blob(&rp, &d)? {
             Some(fetch) => Ok(Err(fetch)),
             None => read(&r, &rp, &d).map(Ok),
         },
@@ -195,7 +195,7 @@ async fn find(
         Err(fetch) => {
             let r = reg.clone();
             blocking(move || {
-                r.fetch_blob(fetch, &digest)?;
+                r.connector().fetch_blob(fetch, &digest)?;
                 read(&r, &repo, &digest)
             })
             .await
@@ -210,6 +210,6 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, OciError> {
     let digest = digest(&path.1)?;
-    blocking(move || reg.delete_blob(&repo, &digest)).await?;
+    blocking(move || reg.blobs().delete(&repo, &digest)).await?;
     Ok(HttpResponse::Accepted().finish())
 }

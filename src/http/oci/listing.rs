@@ -49,7 +49,7 @@ pub async fn tags(
 ) -> Result<HttpResponse, OciError> {
     let PageQuery { n, last } = query.into_inner();
     let rp = repo.clone();
-    let page = blocking(move || reg.tags(&rp, n, last.as_deref())).await?;
+    let page = blocking(move || reg.history().tags(&rp, n, last.as_deref())).await?;
     Ok(paged(
         &format!("/v2/{repo}/tags/list"),
         "tags",
@@ -69,8 +69,11 @@ pub async fn catalog(
     let PageQuery { n, last } = query.into_inner();
     // Only repositories of feeds the caller may pull are listed.
     let visible = with_auth(&req, move |auth| auth.pullable_feeds(principal.as_ref())).await?;
-    let page =
-        blocking(move || reg.catalog(n, last.as_deref(), |feed| visible.contains(feed))).await?;
+    let page = blocking(move || {
+        reg.history()
+            .catalog(n, last.as_deref(), |feed| visible.contains(feed))
+    })
+    .await?;
     Ok(paged("/v2/_catalog", "repositories", json!({}), page, n))
 }
 

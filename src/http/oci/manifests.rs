@@ -54,7 +54,7 @@ pub async fn get(
         .map_err(|e| mirror_miss(&req, e))?
     };
     if pull {
-        reg.record_pull(&repo, m.digest.as_str());
+        reg.maintenance().record_pull(&repo, m.digest.as_str());
     }
     let mut res = HttpResponse::Ok();
     if m.stale {

@@ -86,7 +86,7 @@ async fn pump<T: Send + 'static>(
                 if matches!(e, domain::Error::StorageFull) {
                     // Keep no partial bytes on a full disk: the client starts over once there
                     // is room.
-                    let _ = reg.abandon_upload(append);
+                    let _ = reg.uploads().abandon(append);
                 }
                 return Err(Pumped::Refused(e));
             }
@@ -125,8 +125,8 @@ async fn append_and_complete(
     pump(
         &reg,
         payload,
-        move || r.append(&rp, &id, start),
-        move |append| end.complete_upload(append, &d),
+        move || r.uploads().append(&rp, &id, start),
+        move |append| end.uploads().complete(append, &d),
     )
     .await?;
     Ok(blob_created(repo, &declared))
@@ -164,7 +164,7 @@ pub async fn start(
             })
             .await?;
             let (r, rp, d) = (reg.clone(), repo.clone(), mounted.clone());
-            if readable && blocking(move || r.mount(&rp, &d, &from)).await? {
+            if readable && blocking(move || r.uploads().mount(&rp, &d, &from)).await? {
                 return Ok(blob_created(&repo, &mounted));
             }
         } else if query.from.is_none() {
@@ -172,7 +172,12 @@ pub async fn start(
             let visible =
                 with_auth(&req, move |auth| auth.pullable_feeds(principal.as_ref())).await?;
             let (r, rp, d) = (reg.clone(), repo.clone(), mounted.clone());
-            if blocking(move || r.mount_any(&rp, &d, |feed| visible.contains(feed))).await? {
+            if blocking(move || {
+                r.uploads()
+                    .mount_any(&rp, &d, |feed| visible.contains(feed))
+            })
+            .await?
+            {
                 return Ok(blob_created(&repo, &mounted));
             }
         }
@@ -188,7 +193,7 @@ pub async fn start(
         (None, None) => Algorithm::Sha256,
     };
     let (r, rp) = (reg.clone(), repo.clone());
-    let id = blocking(move || r.start_upload(&rp, &owner, algorithm)).await?;
+    let id = blocking(move || r.uploads().start(&rp, &owner, algorithm)).await?;
     match declared {
         Some(declared) => append_and_complete(reg, &repo, id, None, declared, payload).await,
         None => Ok(session_response(HttpResponse::Accepted(), &repo, &id, 0)),
@@ -209,10 +214,10 @@ pub async fn patch(
     let (id, len) = pump(
         &reg,
         payload,
-        move || r.append(&rp, &id, start),
+        move || r.uploads().append(&rp, &id, start),
         move |append| {
             let id = append.id().to_owned();
-            end.finish_chunk(append).map(|len| (id, len))
+            end.uploads().finish_chunk(append).map(|len| (id, len))
         },
     )
     .await?;
@@ -246,7 +251,7 @@ pub async fn status(
 ) -> Result<HttpResponse, OciError> {
     let id = path.into_inner().1;
     let (rp, i) = (repo.clone(), id.clone());
-    let len = blocking(move || reg.upload_offset(&rp, &i)).await?;
+    let len = blocking(move || reg.uploads().offset(&rp, &i)).await?;
     Ok(session_response(HttpResponse::NoContent(), &repo, &id, len))
 }
 
@@ -257,6 +262,6 @@ pub async fn cancel(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, OciError> {
     let id = path.into_inner().1;
-    blocking(move || reg.cancel_upload(&repo, &id)).await?;
+    blocking(move || reg.uploads().cancel(&repo, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -80,7 +80,7 @@ pub async fn change_password(
     match outcome {
         Ok(epoch) => {
             let session = v.session.clone();
-            run(move || Ok(auth.rebase_session(&session, epoch)?)).await?;
+            run(move || Ok(auth.sessions().rebase(&session, epoch)?)).await?;
             Ok(redirect("/ui/password?done=password"))
         }
         Err(e) => {

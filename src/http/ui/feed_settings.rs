@@ -90,7 +90,7 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
         let admin = access.feed::<FeedAdmin>(&f)?;
         let record = access.feed::<Pull>(&f)?.settings()?;
         let last_sync = if record.upstream.is_some() {
-            admin.sync_status()?
+            admin.upstream().sync_status()?
         } else {
             None
         };
@@ -266,9 +266,9 @@ pub async fn save_settings(
         let stored = access.feed::<Pull>(&f)?.settings()?.upstream;
         // The connector's buttons act on what is saved, and leave the form as it was typed.
         let note = match op.as_str() {
-            "test-upstream" => Some(admin.test_upstream()?.message),
+            "test-upstream" => Some(admin.upstream().test_upstream()?.message),
             "sync" => {
-                let r = admin.sync()?;
+                let r = admin.upstream().sync()?;
                 let mut note = format!(
                     "Synced: {} tags held, {} blobs fetched, {} errors.",
                     r.tags,

@@ -74,7 +74,7 @@ pub async fn login_page(
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, UiError> {
     let next = safe_next(query.next.as_deref());
-    let label = auth.oidc_label();
+    let label = auth.directory().oidc_label();
     let first = run(move || Ok(auth.first_login_pending()?)).await?;
     login_response(&req, first, label, &next, "", None, StatusCode::OK)
 }
@@ -105,7 +105,7 @@ pub async fn login(
     let next = safe_next(form.next.as_deref());
     let client = client_ip(&req);
     let user = form.user.clone();
-    let label = auth.oidc_label();
+    let label = auth.directory().oidc_label();
     let outcome = run(move || {
         let refused = |message: String, status| -> Result<_, UiError> {
             Ok(Err((message, status, auth.first_login_pending()?)))
@@ -116,7 +116,7 @@ pub async fn login(
                 ..
             }) => {
                 let epoch = auth.epoch(&p)?;
-                let session = auth.start_session(&p, epoch)?;
+                let session = auth.sessions().start(&p, epoch)?;
                 Ok(Ok((p, session)))
             }
             Ok(_) => refused(
@@ -163,7 +163,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, UiError> {
     v.check_csrf(&form.csrf)?;
     let session = v.session.clone();
-    run(move || Ok(auth.end_session(&session)?)).await?;
+    run(move || Ok(auth.sessions().end(&session)?)).await?;
     let mut res = redirect("/ui/login");
     let mut gone = cookie(&req, SESSION_COOKIE, String::new());
     gone.make_removal();

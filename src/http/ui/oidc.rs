@@ -52,7 +52,7 @@ async fn refused(
     message: String,
     status: StatusCode,
 ) -> Result<HttpResponse, UiError> {
-    let label = auth.oidc_label();
+    let label = auth.directory().oidc_label();
     let first = run(move || Ok(auth.first_login_pending()?)).await?;
     let mut res = login_response(req, first, label, next, "", Some(message), status)?;
     let mut gone = flow_cookie(req, String::new());
@@ -89,7 +89,7 @@ pub async fn start(
     query: web::Query<StartQuery>,
 ) -> Result<HttpResponse, UiError> {
     let next = safe_next(query.next.as_deref());
-    let Some(dir) = auth.oidc() else {
+    let Some(dir) = auth.directory().oidc() else {
         return Err(UiError::not_found(
             "No OpenID Connect provider is configured: log in with a user name and password."
                 .into(),
@@ -210,7 +210,7 @@ pub async fn callback(
         )
         .await;
     };
-    let Some(dir) = auth.oidc() else {
+    let Some(dir) = auth.directory().oidc() else {
         return Err(UiError::not_found(
             "No OpenID Connect provider is configured.".into(),
         ));
@@ -225,9 +225,9 @@ pub async fn callback(
             Ok(u) => u,
             Err(e) => return Ok(Err(e)),
         };
-        let signed_in = a.oidc_sign_in(&user).and_then(|p| {
+        let signed_in = a.directory().oidc_sign_in(&user).and_then(|p| {
             let epoch = a.epoch(&p)?;
-            Ok((p.clone(), a.start_session(&p, epoch)?))
+            Ok((p.clone(), a.sessions().start(&p, epoch)?))
         });
         Ok::<_, ClientError>(Ok((user.name, signed_in)))
     })

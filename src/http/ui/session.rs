@@ -16,7 +16,7 @@ use crate::domain::auth::{Auth, Caller, Principal, Via};
 pub const SESSION_COOKIE: &str = "semdock_session";
 /// A login form's CSRF token, before there is a session.
 pub const LOGIN_COOKIE: &str = "semdock_login";
-pub use crate::domain::sessions::random_token;
+pub use crate::domain::auth::sessions::random_token;
 
 /// Compares secrets in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
@@ -84,12 +84,12 @@ impl FromRequest for Viewer {
                 .ok_or_else(|| to_login(&req))?;
             let session_id = id.clone();
             let found = web::block(move || {
-                let Some(session) = auth.session(&session_id)? else {
+                let Some(session) = auth.sessions().get(&session_id)? else {
                     return Ok(None);
                 };
                 let principal = auth.session_subject(&session.subject, session.epoch)?;
                 if principal.is_none() {
-                    auth.end_session(&session_id)?;
+                    auth.sessions().end(&session_id)?;
                 }
                 Ok::<_, crate::domain::Error>(principal.map(|p| (p, session.csrf)))
             })

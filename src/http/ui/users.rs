@@ -182,7 +182,7 @@ pub async fn reset_password(
     if own {
         // This session made the change; the user's other sessions end.
         let session = v.session.clone();
-        run(move || Ok(auth.rebase_session(&session, epoch)?)).await?;
+        run(move || Ok(auth.sessions().rebase(&session, epoch)?)).await?;
     }
     show_secret(&v, format!("The new password of {name}"), password)
 }

@@ -271,7 +271,8 @@ impl TestApp {
             .expect("first start makes admin");
         let key = services
             .auth
-            .create_key(
+            .keys()
+            .create(
                 &admin(),
                 None,
                 "tests",
@@ -282,7 +283,7 @@ impl TestApp {
             .unwrap();
         // The upstreams of the tests are servers on loopback, which connectors reach only
         // where allowed (as `Server` allows it by its environment).
-        services.registry.set_outbound(Arc::new(
+        services.registry.connector().set_outbound(Arc::new(
             semdock::clients::outbound::Outbound::new(&["127.0.0.0/8".to_owned()], Vec::new())
                 .unwrap(),
         ));
@@ -301,7 +302,8 @@ impl TestApp {
 
     pub fn with_feed(self, feed: &str) -> Self {
         self.registry
-            .ensure_feed(&feed.parse::<FeedName>().unwrap())
+            .feeds()
+            .ensure(&feed.parse::<FeedName>().unwrap())
             .unwrap();
         self
     }
@@ -427,7 +429,8 @@ impl TestApp {
     pub fn versioned(self, feed: &str, permitted: &[&str]) -> Self {
         let app = self.with_feed(feed);
         app.registry
-            .update_feed(
+            .feeds()
+            .update(
                 feed,
                 semdock::domain::FeedChange {
                     versioning: Some(true),

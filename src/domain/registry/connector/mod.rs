@@ -124,66 +124,6 @@ fn in_connector(feed: &str, prefix: &str, name: &str) -> Option<Repository> {
 }
 
 impl Registry {
-    /// Where a pull of `name` goes when it names no repository of its own: containerd's
-    /// `?ns=HOST` picks the connector feed whose upstream is HOST; else the `mirror` feed
-    /// (what answers docker's `registry-mirrors`, whose requests name no feed) takes names
-    /// that no feed holds. `None`: `name` as it is.
-    pub fn route_pull(
-        &self,
-        name: &str,
-        ns: Option<&str>,
-        mirror: Option<&str>,
-    ) -> Result<Option<Repository>, Error> {
-        if ns.is_none() && mirror.is_none() {
-            return Ok(None);
-        }
-        let r = self.meta.read()?;
-        if let Some(ns) = ns {
-            let ns = ns.to_ascii_lowercase();
-            for (feed, record) in r.feeds()? {
-                if let Some(up) = &record.upstream
-                    && upstream_hosts(&up.url).contains(&ns)
-                {
-                    return Ok(in_connector(&feed, &up.prefix, name));
-                }
-            }
-        }
-        let Some(mirror) = mirror else {
-            return Ok(None);
-        };
-        // Only a name whose first segment is no feed goes to the mirror: a repository that
-        // does not exist in an existing feed (a typo, or a new repository being pushed) is
-        // answered by that feed, and never looked up upstream.
-        let first = name.split('/').next().unwrap_or_default();
-        if r.feed(first)?.is_some() {
-            return Ok(None);
-        }
-        let Some(up) = r.feed(mirror)?.and_then(|f| f.upstream) else {
-            return Ok(None);
-        };
-        Ok(in_connector(mirror, &up.prefix, name))
-    }
-
-    /// The repositories a pull of `name` may be routed to (`route_pull`), for the scopes of a
-    /// token: one per connector feed, and the mirror's.
-    pub fn pull_aliases(&self, name: &str, mirror: Option<&str>) -> Result<Vec<Repository>, Error> {
-        let mut out = Vec::new();
-        for (feed, record) in self.meta.read()?.feeds()? {
-            if let Some(up) = &record.upstream
-                && !name.starts_with(&format!("{feed}/"))
-                && let Some(repo) = in_connector(&feed, &up.prefix, name)
-            {
-                out.push(repo);
-            }
-        }
-        if let Some(routed) = self.route_pull(name, None, mirror)?
-            && !out.contains(&routed)
-        {
-            out.push(routed);
-        }
-        Ok(out)
-    }
-
     pub(super) fn upstream_client(&self, feed: &str, r: &UpstreamRecord) -> Arc<Upstream> {
         let mut clients = lock(&self.connectors.clients);
         if let Some((rec, client)) = clients.get(feed)
@@ -204,13 +144,6 @@ impl Registry {
         ));
         clients.insert(feed.to_owned(), (r.clone(), client.clone()));
         client
-    }
-
-    /// Where connectors' upstreams may be from now on (the clients made before are
-    /// dropped).
-    pub fn set_outbound(&self, outbound: Arc<Outbound>) {
-        *lock(&self.connectors.outbound) = outbound;
-        lock(&self.connectors.clients).clear();
     }
 
     /// The manifest `reference` of `repo` in connector feed `feed`: cached, or fetched.
@@ -449,147 +382,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Checks connector feed `feed`'s upstream and credentials now: whether it answers and
-    /// how it authenticated the connector, as a sentence. Callers authorize (feed admin).
-    pub fn test_upstream(&self, feed: &str) -> Result<UpstreamTest, Error> {
-        let record = self.feed_record(feed)?;
-        let up = record
-            .upstream
-            .ok_or_else(|| Error::Invalid(format!("feed {feed:?} is not a connector feed")))?;
-        let client = self.upstream_client(feed, &up);
-        Ok(match client.ping() {
-            Ok(how) => UpstreamTest {
-                ok: true,
-                message: format!("{} answers; the connector is admitted with {how}", up.url),
-            },
-            Err(e) => UpstreamTest {
-                ok: false,
-                message: format!("{}: {e}", up.url),
-            },
-        })
-    }
-
-    /// Points pinned version `tag` of connector repository `repo` at what its upstream
-    /// serves now (after drift): fetched, stored, and the tag moved (method `accept`).
-    /// Callers authorize (feed admin).
-    pub fn accept_upstream(
-        &self,
-        repo: &Repository,
-        tag: &str,
-        actor: &str,
-    ) -> Result<String, Error> {
-        let feed = self
-            .meta
-            .read()?
-            .feed(repo.feed())?
-            .ok_or_else(|| feed_unknown(repo))?;
-        let up = feed.upstream.clone().ok_or_else(|| {
-            Error::Invalid(format!("feed {:?} is not a connector feed", repo.feed()))
-        })?;
-        let client = self.upstream_client(repo.feed(), &up);
-        let name = format!("{}{}", up.prefix, repo.image());
-        count(repo.feed(), "manifest");
-        let m = client
-            .manifest(&name, tag, false, self.limits().manifest_bytes)
-            .map_err(|e| unavailable(repo.feed(), &e))?
-            .ok_or_else(|| Error::NotFound(format!("the upstream has no {name}:{tag}")))?;
-        let stored = self.cache_manifest(repo, &m, None)?;
-        let change = Change {
-            actor,
-            clock: &self.clock,
-            method: "accept",
-            comment: Some("accepted the upstream's digest"),
-            source: None,
-        };
-        self.meta.write(|w| {
-            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
-            tags::set_from_upstream(w, repo, &feed, tag, &m.digest, &change)
-        })?;
-        Ok(stored.digest.to_string())
-    }
-
-    /// Starts fetching blob `digest` of `repo` from its connector's upstream: `None` when
-    /// the feed is not a connector, or holds the blob now (another request fetched it while
-    /// this one waited: read it locally). Hold the returned guard until the fetch ends.
-    pub fn connector_blob(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-    ) -> Result<Option<BlobFetch>, Error> {
-        let feed = self
-            .meta
-            .read()?
-            .feed(repo.feed())?
-            .ok_or_else(|| feed_unknown(repo))?;
-        let Some(up) = feed.upstream else {
-            return Ok(None);
-        };
-        let guard = self.flight(&format!("b\n{digest}"))?;
-        if self
-            .meta
-            .read()?
-            .is_linked(repo.as_str(), digest.as_str())?
-        {
-            return Ok(None);
-        }
-        // Another repository of the feed may have it: a link, not a fetch. Only of this
-        // feed: a blob of another feed is fetched from the upstream like any other (the
-        // store keeps one copy), so that a pull of a connector feed never reads another
-        // feed's blob by naming its digest.
-        let held_in_feed = {
-            let r = self.meta.read()?;
-            r.blob(digest.as_str())?.is_some() && {
-                let linked = |other: &str| r.is_linked(other, digest.as_str()).unwrap_or(false);
-                !r.repositories(&format!("{}/", repo.feed()), None, 1, &linked)?
-                    .0
-                    .is_empty()
-            }
-        };
-        if held_in_feed && self.blobs.stat(digest)?.is_some() {
-            self.meta
-                .write(|w| super::link_into(w, repo, digest, self.clock.now()))?;
-            return Ok(None);
-        }
-        if up.offline {
-            return Err(Error::BlobUnknown {
-                digest: digest.to_string(),
-            });
-        }
-        let name = format!("{}{}", up.prefix, repo.image());
-        check_allowed(repo.feed(), &up, &name)?;
-        let client = self.upstream_client(repo.feed(), &up);
-        count(repo.feed(), "blob");
-        let blob = client
-            .blob(&name, digest.as_str())
-            .map_err(|e| unavailable(repo.feed(), &e))?
-            .ok_or_else(|| Error::BlobUnknown {
-                digest: digest.to_string(),
-            })?;
-        let id = self.start_upload_as(repo, "upstream", digest.algorithm(), true)?;
-        let append = self.append(repo, &id, None)?;
-        Ok(Some(BlobFetch {
-            len: blob.len,
-            reader: blob.reader,
-            append,
-            flight: guard,
-        }))
-    }
-
-    /// Reads a fetch to its end into the blob store, and publishes the blob only when its
-    /// bytes hash to `digest`. A failed read, write or check stores nothing. No byte of it
-    /// reaches a client before that check: the client reads the stored blob afterwards.
-    pub fn fetch_blob(&self, fetch: BlobFetch, digest: &Digest) -> Result<(), Error> {
-        let BlobFetch {
-            reader,
-            append,
-            flight,
-            ..
-        } = fetch;
-        let result = self.store_fetched(reader, append, digest);
-        flight.settle(&result);
-        result
-    }
-
     fn store_fetched(
         &self,
         mut reader: Box<dyn std::io::Read + Send>,
@@ -602,18 +394,18 @@ impl Registry {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = self.abandon_upload(append);
+                    let _ = self.uploads().abandon(append);
                     return Err(Error::Unavailable(format!(
                         "the upstream's blob {digest} could not be read: {e}"
                     )));
                 }
             };
             if let Err(e) = append.write(&buf[..n]) {
-                let _ = self.abandon_upload(append);
+                let _ = self.uploads().abandon(append);
                 return Err(e);
             }
         }
-        let result = self.complete_upload(append, digest).map_err(|e| match e {
+        let result = self.uploads().complete(append, digest).map_err(|e| match e {
             // The client asked for a digest and the upstream answered other bytes: the
             // upstream's fault, not the client's.
             Error::DigestMismatch { computed, .. } => Error::Unavailable(format!(
@@ -644,4 +436,222 @@ pub struct BlobFetch {
     append: super::Append,
     /// Held until the fetch ends: other requests for the blob wait, then read it locally.
     flight: FlightGuard,
+}
+
+/// Connector feeds (`registry.connector()`): routing pulls upstream, fetching, testing upstreams.
+#[derive(Clone, Copy)]
+pub struct Connector<'a> {
+    pub(super) registry: &'a Registry,
+}
+
+impl Connector<'_> {
+    /// Where a pull of `name` goes when it names no repository of its own: containerd's
+    /// `?ns=HOST` picks the connector feed whose upstream is HOST; else the `mirror` feed
+    /// (what answers docker's `registry-mirrors`, whose requests name no feed) takes names
+    /// that no feed holds. `None`: `name` as it is.
+    pub fn route_pull(
+        &self,
+        name: &str,
+        ns: Option<&str>,
+        mirror: Option<&str>,
+    ) -> Result<Option<Repository>, Error> {
+        if ns.is_none() && mirror.is_none() {
+            return Ok(None);
+        }
+        let r = self.registry.meta.read()?;
+        if let Some(ns) = ns {
+            let ns = ns.to_ascii_lowercase();
+            for (feed, record) in r.feeds()? {
+                if let Some(up) = &record.upstream
+                    && upstream_hosts(&up.url).contains(&ns)
+                {
+                    return Ok(in_connector(&feed, &up.prefix, name));
+                }
+            }
+        }
+        let Some(mirror) = mirror else {
+            return Ok(None);
+        };
+        // Only a name whose first segment is no feed goes to the mirror: a repository that
+        // does not exist in an existing feed (a typo, or a new repository being pushed) is
+        // answered by that feed, and never looked up upstream.
+        let first = name.split('/').next().unwrap_or_default();
+        if r.feed(first)?.is_some() {
+            return Ok(None);
+        }
+        let Some(up) = r.feed(mirror)?.and_then(|f| f.upstream) else {
+            return Ok(None);
+        };
+        Ok(in_connector(mirror, &up.prefix, name))
+    }
+
+    /// The repositories a pull of `name` may be routed to (`route_pull`), for the scopes of a
+    /// token: one per connector feed, and the mirror's.
+    pub fn pull_aliases(&self, name: &str, mirror: Option<&str>) -> Result<Vec<Repository>, Error> {
+        let mut out = Vec::new();
+        for (feed, record) in self.registry.meta.read()?.feeds()? {
+            if let Some(up) = &record.upstream
+                && !name.starts_with(&format!("{feed}/"))
+                && let Some(repo) = in_connector(&feed, &up.prefix, name)
+            {
+                out.push(repo);
+            }
+        }
+        if let Some(routed) = self.route_pull(name, None, mirror)?
+            && !out.contains(&routed)
+        {
+            out.push(routed);
+        }
+        Ok(out)
+    }
+
+    /// Where connectors' upstreams may be from now on (the clients made before are
+    /// dropped).
+    pub fn set_outbound(&self, outbound: Arc<Outbound>) {
+        *lock(&self.registry.connectors.outbound) = outbound;
+        lock(&self.registry.connectors.clients).clear();
+    }
+
+    /// Checks connector feed `feed`'s upstream and credentials now: whether it answers and
+    /// how it authenticated the connector, as a sentence. Callers authorize (feed admin).
+    pub fn test_upstream(&self, feed: &str) -> Result<UpstreamTest, Error> {
+        let record = self.registry.feed_record(feed)?;
+        let up = record
+            .upstream
+            .ok_or_else(|| Error::Invalid(format!("feed {feed:?} is not a connector feed")))?;
+        let client = self.registry.upstream_client(feed, &up);
+        Ok(match client.ping() {
+            Ok(how) => UpstreamTest {
+                ok: true,
+                message: format!("{} answers; the connector is admitted with {how}", up.url),
+            },
+            Err(e) => UpstreamTest {
+                ok: false,
+                message: format!("{}: {e}", up.url),
+            },
+        })
+    }
+
+    /// Points pinned version `tag` of connector repository `repo` at what its upstream
+    /// serves now (after drift): fetched, stored, and the tag moved (method `accept`).
+    /// Callers authorize (feed admin).
+    pub fn accept_upstream(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        actor: &str,
+    ) -> Result<String, Error> {
+        let feed = self
+            .registry
+            .meta
+            .read()?
+            .feed(repo.feed())?
+            .ok_or_else(|| feed_unknown(repo))?;
+        let up = feed.upstream.clone().ok_or_else(|| {
+            Error::Invalid(format!("feed {:?} is not a connector feed", repo.feed()))
+        })?;
+        let client = self.registry.upstream_client(repo.feed(), &up);
+        let name = format!("{}{}", up.prefix, repo.image());
+        count(repo.feed(), "manifest");
+        let m = client
+            .manifest(&name, tag, false, self.registry.limits().manifest_bytes)
+            .map_err(|e| unavailable(repo.feed(), &e))?
+            .ok_or_else(|| Error::NotFound(format!("the upstream has no {name}:{tag}")))?;
+        let stored = self.registry.cache_manifest(repo, &m, None)?;
+        let change = Change {
+            actor,
+            clock: &self.registry.clock,
+            method: "accept",
+            comment: Some("accepted the upstream's digest"),
+            source: None,
+        };
+        self.registry.meta.write(|w| {
+            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+            tags::set_from_upstream(w, repo, &feed, tag, &m.digest, &change)
+        })?;
+        Ok(stored.digest.to_string())
+    }
+
+    /// Starts fetching blob `digest` of `repo` from its connector's upstream: `None` when
+    /// the feed is not a connector, or holds the blob now (another request fetched it while
+    /// this one waited: read it locally). Hold the returned guard until the fetch ends.
+    pub fn blob(&self, repo: &Repository, digest: &Digest) -> Result<Option<BlobFetch>, Error> {
+        let feed = self
+            .registry
+            .meta
+            .read()?
+            .feed(repo.feed())?
+            .ok_or_else(|| feed_unknown(repo))?;
+        let Some(up) = feed.upstream else {
+            return Ok(None);
+        };
+        let guard = self.registry.flight(&format!("b\n{digest}"))?;
+        if self
+            .registry
+            .meta
+            .read()?
+            .is_linked(repo.as_str(), digest.as_str())?
+        {
+            return Ok(None);
+        }
+        // Another repository of the feed may have it: a link, not a fetch. Only of this
+        // feed: a blob of another feed is fetched from the upstream like any other (the
+        // store keeps one copy), so that a pull of a connector feed never reads another
+        // feed's blob by naming its digest.
+        let held_in_feed = {
+            let r = self.registry.meta.read()?;
+            r.blob(digest.as_str())?.is_some() && {
+                let linked = |other: &str| r.is_linked(other, digest.as_str()).unwrap_or(false);
+                !r.repositories(&format!("{}/", repo.feed()), None, 1, &linked)?
+                    .0
+                    .is_empty()
+            }
+        };
+        if held_in_feed && self.registry.blobs.stat(digest)?.is_some() {
+            self.registry
+                .meta
+                .write(|w| super::link_into(w, repo, digest, self.registry.clock.now()))?;
+            return Ok(None);
+        }
+        if up.offline {
+            return Err(Error::BlobUnknown {
+                digest: digest.to_string(),
+            });
+        }
+        let name = format!("{}{}", up.prefix, repo.image());
+        check_allowed(repo.feed(), &up, &name)?;
+        let client = self.registry.upstream_client(repo.feed(), &up);
+        count(repo.feed(), "blob");
+        let blob = client
+            .blob(&name, digest.as_str())
+            .map_err(|e| unavailable(repo.feed(), &e))?
+            .ok_or_else(|| Error::BlobUnknown {
+                digest: digest.to_string(),
+            })?;
+        let id = self
+            .registry
+            .start_upload_as(repo, "upstream", digest.algorithm(), true)?;
+        let append = self.registry.uploads().append(repo, &id, None)?;
+        Ok(Some(BlobFetch {
+            len: blob.len,
+            reader: blob.reader,
+            append,
+            flight: guard,
+        }))
+    }
+
+    /// Reads a fetch to its end into the blob store, and publishes the blob only when its
+    /// bytes hash to `digest`. A failed read, write or check stores nothing. No byte of it
+    /// reaches a client before that check: the client reads the stored blob afterwards.
+    pub fn fetch_blob(&self, fetch: BlobFetch, digest: &Digest) -> Result<(), Error> {
+        let BlobFetch {
+            reader,
+            append,
+            flight,
+            ..
+        } = fetch;
+        let result = self.registry.store_fetched(reader, append, digest);
+        flight.settle(&result);
+        result
+    }
 }

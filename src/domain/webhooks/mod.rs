@@ -14,17 +14,19 @@
 //! are deleted with it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::Error;
 use super::audit::{self, AuditEntry, Kind};
-use super::registry::Registry;
+use super::clock::Clock;
 use crate::store::meta::settings::{Family, Json};
-use crate::store::meta::{AuditRecord, MetaRead, MetaWrite, Scan};
+use crate::store::meta::{AuditRecord, MetaRead, MetaWrite, Metadata, Scan};
 
 mod deliverer;
+mod delivery;
 pub use deliverer::{Deliverer, WORKERS};
 
 /// id → an endpoint, in the settings table.
@@ -311,56 +313,20 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The payload of `entry` for `endpoint`, and its content type.
-fn payload(e: &Endpoint, entry: &AuditEntry, host: &str) -> (Vec<u8>, &'static str) {
-    let event = Kind::parse(&entry.kind).map_or("Unknown", Kind::event_name);
-    let pinned = match (&entry.repository, &entry.digest) {
-        (Some(repo), Some(digest)) if entry.kind != Kind::Deleted.as_str() => {
-            Some(format!("{host}/{repo}@{digest}"))
-        }
-        _ => None,
-    };
-    let data = serde_json::json!({
-        "id": entry.id.to_string(),
-        "event": event,
-        "time": entry.time,
-        "actor": entry.actor,
-        "feed": entry.feed,
-        "repository": entry.repository,
-        "tag": entry.tag,
-        "digest": entry.digest,
-        "previous_digest": entry.previous,
-        "source": entry.source,
-        "pinned": pinned,
-        "change": entry.change,
-    });
-    match e.format {
-        Format::Semdock => (data.to_string().into_bytes(), "application/json"),
-        Format::Cloudevents => {
-            let subject = match (&entry.repository, &entry.tag) {
-                (Some(r), Some(t)) => Some(format!("{r}:{t}")),
-                (Some(r), None) => Some(r.clone()),
-                _ => None,
-            };
-            let event = serde_json::json!({
-                "specversion": "1.0",
-                "id": entry.id.to_string(),
-                "source": format!("//{host}/{}", entry.feed),
-                "type": format!("dev.semdock.{event}"),
-                "subject": subject,
-                "time": entry.time,
-                "datacontenttype": "application/json",
-                "data": data,
-            });
-            (
-                event.to_string().into_bytes(),
-                "application/cloudevents+json",
-            )
-        }
-    }
+/// The webhooks service: endpoints, their delivery state and logs, over the metadata store.
+/// The registry holds one (`registry.webhooks()`); a [`Deliverer`] works on a copy.
+#[derive(Clone)]
+pub struct Webhooks {
+    meta: Arc<dyn Metadata>,
+    clock: Clock,
 }
 
-impl Registry {
+impl Webhooks {
+    #[must_use]
+    pub(crate) fn new(meta: Arc<dyn Metadata>, clock: Clock) -> Self {
+        Self { meta, clock }
+    }
+
     fn endpoint(&self, id: &str) -> Result<Endpoint, Error> {
         stored_endpoint(&*self.meta.read()?, id)
     }
@@ -370,7 +336,7 @@ impl Registry {
     }
 
     /// Every endpoint, by id.
-    pub fn webhooks(&self) -> Result<Vec<EndpointInfo>, Error> {
+    pub fn list(&self) -> Result<Vec<EndpointInfo>, Error> {
         let r = self.meta.read()?;
         let mut out = Vec::new();
         for (_, e) in ENDPOINTS.all(&*r)? {
@@ -381,12 +347,12 @@ impl Registry {
     }
 
     /// The feed an endpoint belongs to (`None`: global), for the caller's rights check.
-    pub fn webhook_feed(&self, id: &str) -> Result<Option<String>, Error> {
+    pub fn feed_of(&self, id: &str) -> Result<Option<String>, Error> {
         Ok(self.endpoint(id)?.feed)
     }
 
     /// Adds an endpoint that is told of events from now on; returns it with its secret.
-    pub fn create_webhook(&self, new: &NewEndpoint, actor: &str) -> Result<EndpointInfo, Error> {
+    pub fn create(&self, new: &NewEndpoint, actor: &str) -> Result<EndpointInfo, Error> {
         check_url(&new.url)?;
         let events = parse_events(&new.events)?;
         let secret = match new.secret.as_deref().map(str::trim) {
@@ -455,7 +421,7 @@ impl Registry {
         Ok(endpoint.info(cursor, true))
     }
 
-    pub fn update_webhook(
+    pub fn update(
         &self,
         id: &str,
         change: &EndpointChange,
@@ -496,7 +462,7 @@ impl Registry {
         Ok(endpoint.info(cursor, false))
     }
 
-    pub fn delete_webhook(&self, id: &str, actor: &str) -> Result<(), Error> {
+    pub fn delete(&self, id: &str, actor: &str) -> Result<(), Error> {
         self.meta.write(|w| {
             let e = stored_endpoint(w, id)?;
             ENDPOINTS.remove(w, id)?;
@@ -517,7 +483,7 @@ impl Registry {
     }
 
     /// The newest deliveries of an endpoint, newest first.
-    pub fn webhook_deliveries(&self, id: &str) -> Result<Vec<Delivery>, Error> {
+    pub fn deliveries(&self, id: &str) -> Result<Vec<Delivery>, Error> {
         self.endpoint(id)?;
         Ok(LOGS.get(&*self.meta.read()?, id)?.unwrap_or_default())
     }
@@ -549,217 +515,6 @@ impl Registry {
             Ok(())
         })
     }
-
-    /// Whether endpoint `e` has something to send now: a redelivery, or (unless waiting
-    /// to retry) an event of its kinds after its cursor.
-    fn webhook_due(&self, e: &Endpoint, now: u64) -> Result<bool, Error> {
-        let r = self.meta.read()?;
-        let state = stored_state(&*r, &e.id)?;
-        if state.redeliveries.iter().any(|d| d.next_attempt_ms <= now) {
-            return Ok(true);
-        }
-        if now < state.next_attempt_ms {
-            return Ok(false);
-        }
-        let (page, _) = r.audit_page(Some(state.cursor), false, &e.kinds(), 1, &|_| Scan::Keep)?;
-        Ok(!page.is_empty())
-    }
-
-    /// Delivers what is due to one endpoint: its redeliveries whose time has come (each one
-    /// more delivery, retried with backoff on failure, then done), then its events after its
-    /// cursor, until one fails or none is left. Returns how many requests it sent.
-    fn deliver_to(
-        &self,
-        e: &Endpoint,
-        sender: &dyn Sender,
-        config: &DeliveryConfig,
-    ) -> Result<usize, Error> {
-        let mut state = self.state(&e.id)?;
-        let mut sent =
-            self.send_redeliveries(e, std::mem::take(&mut state.redeliveries), sender, config)?;
-        loop {
-            if self.clock.now_ms() < state.next_attempt_ms {
-                return Ok(sent);
-            }
-            let (page, more) = self.meta.read()?.audit_page(
-                Some(state.cursor),
-                false,
-                &e.kinds(),
-                256,
-                &|_| Scan::Keep,
-            )?;
-            let Some(index) = page.iter().position(|(_, r)| e.wants(r)) else {
-                // Nothing for this endpoint in the page: move past it.
-                if let Some((last, _)) = page.last() {
-                    state.cursor = *last;
-                    self.save_delivery(e, Progress::Cursor(&state), None)?;
-                }
-                if more {
-                    continue;
-                }
-                return Ok(sent);
-            };
-            let (seq, record) = page.into_iter().nth(index).expect("found above");
-            let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
-            sent += 1;
-            let (code, error) = split(outcome);
-            let attempts = state.attempts + 1;
-            let status = if error.is_none() {
-                state.cursor = seq;
-                state.attempts = 0;
-                state.next_attempt_ms = 0;
-                "delivered"
-            } else if attempts >= config.max_attempts {
-                tracing::warn!(
-                    webhook = e.id,
-                    event = seq,
-                    attempts,
-                    "webhook delivery given up"
-                );
-                state.cursor = seq;
-                state.attempts = 0;
-                state.next_attempt_ms = 0;
-                "failed"
-            } else {
-                state.attempts = attempts;
-                state.next_attempt_ms = self
-                    .clock
-                    .now_ms()
-                    .saturating_add(backoff_ms(config, attempts));
-                "retrying"
-            };
-            self.save_delivery(
-                e,
-                Progress::Cursor(&state),
-                Some((seq, status, attempts, code, error, false)),
-            )?;
-            if status == "retrying" {
-                return Ok(sent);
-            }
-        }
-    }
-
-    /// Sends the redeliveries of `e` whose time has come: each one more delivery, retried
-    /// with backoff on failure, then done. Returns how many requests it sent.
-    fn send_redeliveries(
-        &self,
-        e: &Endpoint,
-        redeliveries: Vec<Redelivery>,
-        sender: &dyn Sender,
-        config: &DeliveryConfig,
-    ) -> Result<usize, Error> {
-        let mut sent = 0;
-        for mut redelivery in redeliveries {
-            if self.clock.now_ms() < redelivery.next_attempt_ms {
-                continue;
-            }
-            let event_id = redelivery.event_id;
-            let entry = self
-                .meta
-                .read()?
-                .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
-                .0
-                .into_iter()
-                .next()
-                .filter(|(seq, _)| *seq == event_id);
-            let Some((seq, record)) = entry else {
-                // The event is gone from the log (its retention passed): nothing to send.
-                self.save_delivery(e, Progress::Redelivery(event_id, None), None)?;
-                continue;
-            };
-            let outcome = send(e, &AuditEntry::of(seq, record), sender, config);
-            sent += 1;
-            let (code, error) = split(outcome);
-            redelivery.attempts += 1;
-            let attempts = redelivery.attempts;
-            let (status, next) = if error.is_none() {
-                ("delivered", None)
-            } else if attempts >= config.max_attempts {
-                tracing::warn!(
-                    webhook = e.id,
-                    event = seq,
-                    attempts,
-                    "webhook redelivery given up"
-                );
-                ("failed", None)
-            } else {
-                redelivery.next_attempt_ms = self
-                    .clock
-                    .now_ms()
-                    .saturating_add(backoff_ms(config, attempts));
-                ("retrying", Some(&redelivery))
-            };
-            self.save_delivery(
-                e,
-                Progress::Redelivery(event_id, next),
-                Some((event_id, status, attempts, code, error, true)),
-            )?;
-        }
-        Ok(sent)
-    }
-
-    /// Writes an endpoint's state and/or one line of its delivery log, in one commit; the
-    /// endpoint may have been deleted meanwhile (then nothing is written).
-    #[allow(clippy::type_complexity)]
-    fn save_delivery(
-        &self,
-        e: &Endpoint,
-        progress: Progress<'_>,
-        line: Option<(u64, &str, u32, Option<u16>, Option<String>, bool)>,
-    ) -> Result<(), Error> {
-        let now = self.clock.now_ms();
-        self.meta.write(|w| {
-            if !ENDPOINTS.exists(w, &e.id)? {
-                return Ok(());
-            }
-            // Only this delivery's part of the state: redeliveries queued while it ran stay.
-            let mut next = stored_state(w, &e.id)?;
-            match progress {
-                Progress::Cursor(state) => {
-                    next.cursor = state.cursor;
-                    next.attempts = state.attempts;
-                    next.next_attempt_ms = state.next_attempt_ms;
-                }
-                Progress::Redelivery(event_id, redelivery) => {
-                    next.redeliveries.retain(|r| r.event_id != event_id);
-                    if let Some(r) = redelivery {
-                        next.redeliveries.push(r.clone());
-                    }
-                }
-            }
-            STATES.put(w, &e.id, &next)?;
-            if let Some((event_id, status, attempts, code, error, redelivery)) = line {
-                let mut log = LOGS.get(w, &e.id)?.unwrap_or_default();
-                let event = w
-                    .audit_page(event_id.checked_sub(1), false, &[], 1, &|_| Scan::Keep)?
-                    .0
-                    .into_iter()
-                    .next()
-                    .and_then(|(_, r)| Kind::parse(&r.kind).ok())
-                    .map_or("Unknown", Kind::event_name);
-                let delivery = Delivery {
-                    event_id,
-                    event: event.to_owned(),
-                    time: audit::rfc3339(now),
-                    status: status.to_owned(),
-                    attempts,
-                    response_code: code,
-                    error,
-                    redelivery,
-                };
-                // A retry replaces the line of its own earlier attempt.
-                log.retain(|d| {
-                    !(d.event_id == event_id
-                        && d.redelivery == redelivery
-                        && d.status == "retrying")
-                });
-                log.insert(0, delivery);
-                log.truncate(LOG_ENTRIES);
-                LOGS.put(w, &e.id, &log)?;
-            }
-            Ok(())
-        })
-    }
 }
 
 /// Removes the webhooks of `feed`, with their cursors, pending redeliveries and logs: called
@@ -773,60 +528,6 @@ pub(crate) fn remove_feed_endpoints(w: &mut dyn MetaWrite, feed: &str) -> Result
         }
     }
     Ok(())
-}
-
-/// Sends one event to one endpoint, signed: the receiver's 2xx status, or why not.
-fn send(
-    e: &Endpoint,
-    entry: &AuditEntry,
-    sender: &dyn Sender,
-    config: &DeliveryConfig,
-) -> Result<u16, String> {
-    let (body, content_type) = payload(e, entry, &config.host);
-    let event = Kind::parse(&entry.kind).map_or("Unknown", Kind::event_name);
-    let headers = [
-        ("Content-Type", content_type.to_owned()),
-        (
-            "User-Agent",
-            format!("semdock/{}", env!("CARGO_PKG_VERSION")),
-        ),
-        ("X-Semdock-Event", event.to_owned()),
-        ("X-Semdock-Delivery", entry.id.to_string()),
-        ("X-Semdock-Signature", signature(e.secret.expose(), &body)),
-    ];
-    match sender.post(&e.url, &headers, &body) {
-        Ok(code) if (200..300).contains(&code) => Ok(code),
-        Ok(code) => Err(format!("{code}")),
-        Err(why) => Err(why),
-    }
-}
-
-/// A receiver's status and the error, if any, of one attempt.
-fn split(outcome: Result<u16, String>) -> (Option<u16>, Option<String>) {
-    match outcome {
-        Ok(code) => (Some(code), None),
-        Err(e) => match e.parse::<u16>() {
-            Ok(code) => (Some(code), Some(format!("the receiver answered {code}"))),
-            Err(_) => (None, Some(e)),
-        },
-    }
-}
-
-/// The wait before attempt `attempts + 1`: the first backoff, doubled per failed attempt,
-/// up to the longest.
-fn backoff_ms(config: &DeliveryConfig, attempts: u32) -> u64 {
-    let wait = config
-        .first_backoff
-        .saturating_mul(1 << attempts.saturating_sub(1).min(20))
-        .min(config.max_backoff);
-    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// What a delivery moved on: the endpoint's cursor, or one redelivery (`None`: done).
-#[derive(Clone, Copy)]
-enum Progress<'a> {
-    Cursor(&'a State),
-    Redelivery(u64, Option<&'a Redelivery>),
 }
 
 /// Counts per status, for `/metrics`-style summaries and tests.

@@ -6,23 +6,16 @@
 //! mount or manifest push touches while a collection runs is taken out of its hands.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Error, Registry};
+use super::{Error, Maintenance, lock};
 use crate::model::Digest;
 
 /// The database lock that lets one node at a time run a maintenance job.
 const MAINTENANCE_LOCK: i64 = 0x5e3d_0c03;
-
-/// Digests a running collection must leave alone.
-#[derive(Debug, Default)]
-pub struct Watch {
-    running: bool,
-    touched: HashSet<String>,
-}
 
 /// How a collection runs.
 #[derive(Debug, Clone, Copy)]
@@ -58,31 +51,18 @@ pub struct GcReport {
 /// Progress of a long job: phase, done, total.
 pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section is a few inserts or a swap: a panic cannot leave it half done.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Registry {
-    /// Notes digests a push is about to use, so that a running collection keeps them.
-    pub(super) fn gc_touch<'a>(&self, digests: impl IntoIterator<Item = &'a str>) {
-        let mut watch = lock(&self.gc_watch);
-        if watch.running {
-            watch.touched.extend(digests.into_iter().map(str::to_owned));
-        }
-    }
-
+impl Maintenance<'_> {
     /// The report of the last collection that changed something.
     #[must_use]
     pub fn last_gc(&self) -> Option<GcReport> {
-        lock(&self.last_gc).clone()
+        lock(&self.state.last_gc).clone()
     }
 
     /// One maintenance job at a time: in this process, and across every node on the same
     /// metadata (a lock the database holds for the node that runs one).
     pub(super) fn one_job(&self) -> Result<(MutexGuard<'_, ()>, Box<dyn Send>), Error> {
-        let local = lock(&self.maintenance);
-        let cluster = self.meta.try_exclusive(MAINTENANCE_LOCK)?.ok_or_else(|| {
+        let local = lock(&self.state.one_job);
+        let cluster = self.state.meta.try_exclusive(MAINTENANCE_LOCK)?.ok_or_else(|| {
             Error::Conflict(
                 "another node is running a maintenance job (garbage collection, retention, check or backup): this one was not started; try again when it has finished".into(),
             )
@@ -90,7 +70,7 @@ impl Registry {
         Ok((local, cluster))
     }
 
-    /// [`Registry::gc`], recorded in the audit log as run by `actor` (unless dry).
+    /// [`Maintenance::gc`], recorded in the audit log as run by `actor` (unless dry).
     pub fn gc_by(
         &self,
         opts: GcOptions,
@@ -106,7 +86,7 @@ impl Registry {
                 report.orphan_files,
                 report.uploads_expired
             );
-            self.audit_alone(super::audit::entry(
+            self.registry.feeds().audit_alone(super::audit::entry(
                 super::audit::Kind::GcRun,
                 actor,
                 "",
@@ -121,13 +101,13 @@ impl Registry {
         let _one = self.one_job()?;
         let started = Instant::now();
         {
-            let mut watch = lock(&self.gc_watch);
+            let mut watch = self.registry.gc_watch();
             watch.running = true;
             watch.touched.clear();
         }
         let result = self.collect(opts, progress);
         {
-            let mut watch = lock(&self.gc_watch);
+            let mut watch = self.registry.gc_watch();
             watch.running = false;
             watch.touched.clear();
         }
@@ -143,7 +123,7 @@ impl Registry {
             "garbage collection finished"
         );
         if !opts.dry_run {
-            *lock(&self.last_gc) = Some(report.clone());
+            *lock(&self.state.last_gc) = Some(report.clone());
         }
         Ok(report)
     }
@@ -155,7 +135,7 @@ impl Registry {
         // Mark: a fingerprint of every blob a manifest references (16 bytes each, not the
         // digest string: the one set that grows with the registry). A collision only keeps a
         // blob that could have gone, never the reverse.
-        let r = self.meta.read()?;
+        let r = self.state.meta.read()?;
         let mut referenced: HashSet<u128> = HashSet::new();
         r.each_manifest(&mut |_, _, m| referenced.extend(m.blobs.iter().map(|d| fingerprint(d))))?;
         // Candidates, streamed: unreferenced records older than the grace period (garbage
@@ -183,8 +163,8 @@ impl Registry {
         // Files without a record, walked one directory entry at a time.
         let mut orphans: Vec<(Digest, u64)> = Vec::new();
         let mut lookup = Ok(());
-        self.blobs.each_blob(&mut |f| {
-            if self.clock.age_secs(f.modified) > grace
+        self.state.blobs.each_blob(&mut |f| {
+            if self.state.clock.age_secs(f.modified) > grace
                 && !referenced.contains(&fingerprint(f.digest.as_str()))
             {
                 match r.blob(f.digest.as_str()) {
@@ -200,7 +180,7 @@ impl Registry {
     }
 
     fn collect(&self, opts: GcOptions, progress: Progress<'_>) -> Result<GcReport, Error> {
-        let started = self.clock.now();
+        let started = self.state.clock.now();
         let cutoff = started.saturating_sub(opts.grace.as_secs());
         let mut report = GcReport {
             dry_run: opts.dry_run,
@@ -226,8 +206,8 @@ impl Registry {
         // pushes wait for the write lock bounded whatever the amount of garbage.
         let mut removed = Vec::new();
         for batch in doomed.chunks(SWEEP_BATCH) {
-            let swept = self.meta.write(|w| {
-                let touched = lock(&self.gc_watch).touched.clone();
+            let swept = self.state.meta.write(|w| {
+                let touched = self.registry.gc_watch().touched.clone();
                 let mut swept = Vec::new();
                 'blobs: for digest in batch {
                     if touched.contains(digest) {
@@ -275,15 +255,15 @@ impl Registry {
         let mut files = Vec::new();
         // In batches, as the sweep: pushes wait for the write lock a bounded time.
         for batch in doomed.chunks(SWEEP_BATCH) {
-            let gone = self.meta.write(|w| {
-                let watch = lock(&self.gc_watch);
+            let gone = self.state.meta.write(|w| {
+                let watch = self.registry.gc_watch();
                 let mut gone = Vec::new();
                 for &(digest, len, orphan) in batch {
                     if watch.touched.contains(digest) || w.blob(digest)?.is_some() {
                         continue;
                     }
                     let parsed: Digest = digest.parse()?;
-                    self.blobs.remove_blob(&parsed)?;
+                    self.state.blobs.remove_blob(&parsed)?;
                     gone.push((parsed, len, orphan));
                 }
                 Ok::<_, Error>(gone)
@@ -310,6 +290,7 @@ impl Registry {
         let expiry = opts.upload_expiry.as_secs();
         let empty_expiry = opts.empty_upload_expiry.as_secs();
         let sessions: HashMap<String, u64> = self
+            .state
             .meta
             .read()?
             .uploads()?
@@ -317,12 +298,12 @@ impl Registry {
             .map(|(id, u)| (id, u.started))
             .collect();
         let mut expired = 0;
-        let files = self.blobs.uploads()?;
+        let files = self.state.blobs.uploads()?;
         for upload in &files {
             let id = upload.id.as_str();
             let modified = upload.modified;
             let len = &upload.len;
-            let idle = self.clock.age_secs(modified);
+            let idle = self.state.clock.age_secs(modified);
             // A session that never got a byte is what opening thousands costs an attacker
             // nothing but files: those go much sooner.
             let expiry = if *len == 0 {
@@ -332,9 +313,9 @@ impl Registry {
             };
             let stale = match sessions.get(id) {
                 Some(started) => {
-                    self.clock.now().saturating_sub(*started) > expiry
+                    self.state.clock.now().saturating_sub(*started) > expiry
                         && idle > expiry
-                        && !self.upload_busy(id)
+                        && !self.registry.upload_busy(id)
                 }
                 None => idle > expiry,
             };
@@ -346,18 +327,21 @@ impl Registry {
                 continue;
             }
             if sessions.contains_key(id) {
-                self.discard_upload(id)?;
+                self.registry.discard_upload(id)?;
             } else {
-                self.blobs.remove_upload(id)?;
+                self.state.blobs.remove_upload(id)?;
             }
         }
         // Sessions whose file is gone cannot continue either.
         for id in sessions.keys() {
             let had_file = files.iter().any(|u| u.id == *id);
-            if !had_file && self.blobs.upload_len(id)?.is_none() && !self.upload_busy(id) {
+            if !had_file
+                && self.state.blobs.upload_len(id)?.is_none()
+                && !self.registry.upload_busy(id)
+            {
                 expired += 1;
                 if !opts.dry_run {
-                    self.discard_upload(id)?;
+                    self.registry.discard_upload(id)?;
                 }
             }
         }
@@ -403,11 +387,11 @@ fn fingerprint(digest: &str) -> u128 {
     u128::from_le_bytes(first)
 }
 
-impl Registry {
+impl Maintenance<'_> {
     /// Blob counts and bytes, from one snapshot, streaming the tables: what it holds is a
     /// 16-byte fingerprint per distinct blob of each feed, not the records.
     pub fn storage(&self) -> Result<StorageStats, Error> {
-        let r = self.meta.read()?;
+        let r = self.state.meta.read()?;
         let (mut blobs, mut bytes) = (0u64, 0u64);
         r.each_blob(&mut |_, record| {
             blobs += 1;

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Error;
-use super::auth::{Auth, Principal};
+use super::{Auth, Principal};
+use crate::domain::Error;
 use crate::store::meta::settings::{Family, Postcard};
 
 /// Idle time after which a session ends.
@@ -16,7 +16,7 @@ pub const IDLE_SECS: u64 = 8 * 3600;
 /// How stale the stored "last seen" may grow before a request writes it again.
 const SEEN_EVERY_SECS: u64 = 60;
 /// hash of a session id → the session, in the settings table.
-pub(super) const SESSIONS: Family<Postcard<Stored>> = Family::keyed("ui-session:", "UI session");
+pub(crate) const SESSIONS: Family<Postcard<Stored>> = Family::keyed("ui-session:", "UI session");
 
 /// A live session, as a request finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +27,12 @@ pub struct Session {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct Stored {
-    pub(super) subject: String,
-    pub(super) epoch: u64,
-    pub(super) csrf: String,
+pub(crate) struct Stored {
+    pub(crate) subject: String,
+    pub(crate) epoch: u64,
+    pub(crate) csrf: String,
     /// Unix seconds.
-    pub(super) seen: u64,
+    pub(crate) seen: u64,
 }
 
 fn key(id: &str) -> String {
@@ -47,19 +47,25 @@ pub fn random_token() -> String {
     hex::encode(bytes)
 }
 
-impl Auth {
+/// UI sessions (`auth.sessions()`): start, look up, end, rebase.
+#[derive(Clone, Copy)]
+pub struct Sessions<'a> {
+    pub(super) auth: &'a Auth,
+}
+
+impl Sessions<'_> {
     /// Starts a session for `principal` at credential epoch `epoch`; returns its id (the
     /// cookie's value). Sessions idle too long are removed on the way.
-    pub fn start_session(&self, principal: &Principal, epoch: u64) -> Result<String, Error> {
+    pub fn start(&self, principal: &Principal, epoch: u64) -> Result<String, Error> {
         let id = random_token();
-        let now = self.clock().now();
+        let now = self.auth.clock().now();
         let stored = Stored {
             subject: principal.subject(),
             epoch,
             csrf: random_token(),
             seen: now,
         };
-        self.meta().write(|w| {
+        self.auth.meta().write(|w| {
             for (hash, s) in SESSIONS.all(w)? {
                 if now.saturating_sub(s.seen) >= IDLE_SECS {
                     SESSIONS.remove(w, &hash)?;
@@ -73,20 +79,20 @@ impl Auth {
 
     /// Session `id`, when it is live; refreshes its idle time (in the store at most once a
     /// minute). `None` for an unknown, ended or idle one.
-    pub fn session(&self, id: &str) -> Result<Option<Session>, Error> {
+    pub fn get(&self, id: &str) -> Result<Option<Session>, Error> {
         let name = key(id);
-        let Some(mut stored) = SESSIONS.get(&*self.meta().read()?, &name)? else {
+        let Some(mut stored) = SESSIONS.get(&*self.auth.meta().read()?, &name)? else {
             return Ok(None);
         };
-        let now = self.clock().now();
+        let now = self.auth.clock().now();
         let idle = now.saturating_sub(stored.seen);
         if idle >= IDLE_SECS {
-            self.end_session(id)?;
+            self.end(id)?;
             return Ok(None);
         }
         if idle >= SEEN_EVERY_SECS {
             stored.seen = now;
-            self.meta().write(|w| {
+            self.auth.meta().write(|w| {
                 // Only while it still exists: a logout on another node wins.
                 if SESSIONS.exists(w, &name)? {
                     SESSIONS.put(w, &name, &stored)?;
@@ -102,9 +108,9 @@ impl Auth {
     }
 
     /// Ends session `id` on every node.
-    pub fn end_session(&self, id: &str) -> Result<(), Error> {
+    pub fn end(&self, id: &str) -> Result<(), Error> {
         let name = key(id);
-        self.meta().write(|w| {
+        self.auth.meta().write(|w| {
             SESSIONS.remove(w, &name)?;
             Ok::<_, Error>(())
         })
@@ -112,9 +118,9 @@ impl Auth {
 
     /// Keeps session `id` valid at the account's new epoch, after its own user changed the
     /// password through it (the user's other sessions end).
-    pub fn rebase_session(&self, id: &str, epoch: u64) -> Result<(), Error> {
+    pub fn rebase(&self, id: &str, epoch: u64) -> Result<(), Error> {
         let name = key(id);
-        self.meta().write(|w| {
+        self.auth.meta().write(|w| {
             if let Some(mut stored) = SESSIONS.get(w, &name)? {
                 stored.epoch = epoch;
                 SESSIONS.put(w, &name, &stored)?;

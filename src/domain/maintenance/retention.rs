@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::gc::lock;
+use super::lock;
 use super::registry::remove_manifest;
 use super::tags::{self, Change};
 use super::versioning::{is_virtual, version_of};
-use super::{Error, Registry};
+use super::{Error, Maintenance};
 use crate::model::{FeedName, Repository};
 use crate::store::meta::{ManifestRecord, MetaRead, RetentionRecord};
 
@@ -117,10 +117,10 @@ fn kept<'a>(
     }
 }
 
-impl Registry {
+impl Maintenance<'_> {
     /// The retention rules of `feed`.
     pub fn retention(&self, feed: &str) -> Result<Rules, Error> {
-        let r = self.meta.read()?;
+        let r = self.state.meta.read()?;
         if r.feed(feed)?.is_none() {
             return Err(Error::FeedUnknown {
                 feed: feed.to_owned(),
@@ -131,7 +131,7 @@ impl Registry {
 
     /// Replaces the retention rules of `feed`; recorded in the feed's audit log.
     pub fn set_retention(&self, feed: &str, rules: &Rules, actor: &str) -> Result<(), Error> {
-        self.meta.write(|w| {
+        self.state.meta.write(|w| {
             if w.feed(feed)?.is_none() {
                 return Err(Error::FeedUnknown {
                     feed: feed.to_owned(),
@@ -148,7 +148,7 @@ impl Registry {
             );
             crate::domain::audit::append(
                 w,
-                &self.clock,
+                &self.state.clock,
                 crate::domain::audit::entry(
                     crate::domain::audit::Kind::RetentionRules,
                     actor,
@@ -161,14 +161,14 @@ impl Registry {
     }
 
     /// Notes that a manifest was pulled. Kept in memory and written in batches by
-    /// [`Registry::flush_pulls`]: a pull never waits for a disk write.
+    /// [`Maintenance::flush_pulls`]: a pull never waits for a disk write.
     pub fn record_pull(&self, repo: &Repository, digest: &str) {
         crate::metrics::get()
             .pulls
             .get_or_create(&crate::metrics::Metrics::feed(repo.feed()))
             .inc();
-        let at = self.clock.now();
-        let mut pulls = lock(&self.pulls);
+        let at = self.state.clock.now();
+        let mut pulls = lock(&self.state.pulls);
         // The same image pulled again within the batch costs two lookups, no allocation.
         if let Some(t) = pulls.get_mut(repo.as_str()).and_then(|d| d.get_mut(digest)) {
             *t = at;
@@ -182,11 +182,11 @@ impl Registry {
 
     /// Writes the pull times noted since the last flush, in one transaction.
     pub fn flush_pulls(&self) -> Result<usize, Error> {
-        let batch = std::mem::take(&mut *lock(&self.pulls));
+        let batch = std::mem::take(&mut *lock(&self.state.pulls));
         if batch.is_empty() {
             return Ok(0);
         }
-        self.meta.write(|w| {
+        self.state.meta.write(|w| {
             for (repo, digests) in &batch {
                 for (digest, at) in digests {
                     if w.has_manifest(repo, digest)? {
@@ -199,7 +199,7 @@ impl Registry {
         Ok(batch.values().map(HashMap::len).sum())
     }
 
-    /// [`Registry::run_retention`], recorded in the audit log as run by `actor` (unless dry;
+    /// [`Maintenance::run_retention`], recorded in the audit log as run by `actor` (unless dry;
     /// each deletion is recorded too, as it commits).
     pub fn run_retention_by(
         &self,
@@ -213,22 +213,24 @@ impl Registry {
                 "retention run deleted {} tags or images",
                 report.deletions.len()
             );
-            self.audit_alone(crate::domain::audit::entry(
-                crate::domain::audit::Kind::RetentionRun,
-                actor,
-                feed,
-                change,
-            ))?;
+            self.registry
+                .feeds()
+                .audit_alone(crate::domain::audit::entry(
+                    crate::domain::audit::Kind::RetentionRun,
+                    actor,
+                    feed,
+                    change,
+                ))?;
         }
         Ok(report)
     }
 
     /// Applies (or, dry, lists) the retention rules of `feed`.
     pub fn run_retention(&self, feed: &str, dry_run: bool) -> Result<RetentionReport, Error> {
-        self.run_retention_at(feed, dry_run, self.clock.now())
+        self.run_retention_at(feed, dry_run, self.state.clock.now())
     }
 
-    /// [`Registry::run_retention`] as if the time were `now` (Unix seconds): what-if runs, and
+    /// [`Maintenance::run_retention`] as if the time were `now` (Unix seconds): what-if runs, and
     /// tests that cannot wait days.
     pub fn run_retention_at(
         &self,
@@ -241,7 +243,8 @@ impl Registry {
         self.flush_pulls()?;
         let deletions = self.plan(name.as_str(), now)?;
         if !dry_run {
-            lock(&self.last_retention).insert(name.to_string(), (now, deletions.len() as u64));
+            lock(&self.state.last_retention)
+                .insert(name.to_string(), (now, deletions.len() as u64));
         }
         if !dry_run && !deletions.is_empty() {
             self.apply(&name, &deletions)?;
@@ -257,7 +260,7 @@ impl Registry {
     /// Each feed's last real retention run since the start: (feed, when, deletions).
     #[must_use]
     pub fn last_retention(&self) -> Vec<(String, u64, u64)> {
-        lock(&self.last_retention)
+        lock(&self.state.last_retention)
             .iter()
             .map(|(feed, (at, n))| (feed.clone(), *at, *n))
             .collect()
@@ -265,7 +268,7 @@ impl Registry {
 
     /// Feeds that have retention rules.
     pub fn feeds_with_retention(&self) -> Result<Vec<String>, Error> {
-        let r = self.meta.read()?;
+        let r = self.state.meta.read()?;
         let mut out = Vec::new();
         for (name, _) in r.feeds()? {
             if r.retention(&name)?.is_some() {
@@ -276,7 +279,7 @@ impl Registry {
     }
 
     fn plan(&self, feed: &str, now: u64) -> Result<Vec<Deletion>, Error> {
-        let r = self.meta.read()?;
+        let r = self.state.meta.read()?;
         let record = r.feed(feed)?.ok_or_else(|| Error::FeedUnknown {
             feed: feed.to_owned(),
         })?;
@@ -293,7 +296,7 @@ impl Registry {
     }
 
     fn apply(&self, feed: &FeedName, deletions: &[Deletion]) -> Result<(), Error> {
-        self.meta.write(|w| {
+        self.state.meta.write(|w| {
             let record = w.feed(feed.as_str())?.ok_or_else(|| Error::FeedUnknown {
                 feed: feed.to_string(),
             })?;
@@ -302,7 +305,7 @@ impl Registry {
                 let comment = format!("retention rule {}", d.rule);
                 let change = Change {
                     actor: "retention",
-                    clock: &self.clock,
+                    clock: &self.state.clock,
                     method: "retention",
                     comment: Some(&comment),
                     source: None,

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::gc::{Progress, lock};
-use super::{Error, Registry};
+use super::gc::Progress;
+use super::lock;
+use super::{Error, Maintenance};
 use crate::model::Digest;
 use crate::store::blobs::{BlobError, Blobs, read_all};
 
@@ -94,7 +95,7 @@ pub(super) fn hash_blob(
     Ok((hasher.finish(), len))
 }
 
-impl Registry {
+impl Maintenance<'_> {
     /// Checks every blob and every reference. Repairs nothing but moving corrupt files aside:
     /// pushing the image again restores them.
     pub fn check(&self, opts: CheckOptions, progress: Progress<'_>) -> Result<CheckReport, Error> {
@@ -102,7 +103,7 @@ impl Registry {
         // Counted first (a directory walk), then hashed as a second walk hands the files to
         // the workers through a short queue: memory does not grow with the number of blobs.
         let mut total = 0u64;
-        self.blobs.each_blob(&mut |_| {
+        self.state.blobs.each_blob(&mut |_| {
             total += 1;
             Ok(())
         })?;
@@ -124,7 +125,7 @@ impl Registry {
                         let next = lock(&files).recv();
                         let Ok(digest) = next else { break };
                         checked.fetch_add(1, Ordering::Relaxed);
-                        match hash_blob(&*self.blobs, &digest, &throttle) {
+                        match hash_blob(&*self.state.blobs, &digest, &throttle) {
                             Ok((found, len)) => {
                                 bytes.fetch_add(len, Ordering::Relaxed);
                                 if found != digest {
@@ -140,7 +141,7 @@ impl Registry {
                     }
                 });
             }
-            let walked = self.blobs.each_blob(&mut |f| {
+            let walked = self.state.blobs.each_blob(&mut |f| {
                 queue
                     .send(f.digest)
                     .map_err(|_| std::io::Error::other("the hashing workers stopped").into())
@@ -161,7 +162,7 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         bad.sort();
         for (digest, why) in bad {
-            let moved = self.blobs.set_aside(&digest)?;
+            let moved = self.state.blobs.set_aside(&digest)?;
             report
                 .problems
                 .push(format!("blob {digest} {why}: moved to {moved}"));
@@ -172,7 +173,7 @@ impl Registry {
             unusable.insert(digest.to_string());
         }
         self.check_references(&mut unusable, &mut report)?;
-        if let Err(e) = super::stored_settings::check(&*self.meta.read()?) {
+        if let Err(e) = crate::domain::stored_settings::check(&*self.state.meta.read()?) {
             report.problems.push(e.to_string());
         }
         Ok(report)
@@ -186,12 +187,12 @@ impl Registry {
         unusable: &mut HashSet<String>,
         report: &mut CheckReport,
     ) -> Result<(), Error> {
-        let r = self.meta.read()?;
+        let r = self.state.meta.read()?;
         let mut missing = Vec::new();
         r.each_blob(&mut |digest, _| {
             let present = digest
                 .parse::<Digest>()
-                .is_ok_and(|d| matches!(self.blobs.stat(&d), Ok(Some(_))));
+                .is_ok_and(|d| matches!(self.state.blobs.stat(&d), Ok(Some(_))));
             if !present && !unusable.contains(digest) {
                 missing.push(digest.to_owned());
             }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::gc::Progress;
-use super::{Error, Registry};
+use super::{Error, Maintenance};
 use crate::model::Digest;
 use crate::store::blobs::Blobs;
 use crate::store::blobs::fs::FsBlobs;
@@ -139,21 +139,27 @@ fn copy_blob(
     Ok(())
 }
 
-impl Registry {
+impl Maintenance<'_> {
     /// Copies the registry into `dir` (absolute, new or empty) while it serves.
     pub fn backup(&self, dir: &Path, progress: Progress<'_>) -> Result<BackupReport, Error> {
         ensure_empty(dir, "backup")?;
         let _one = self.one_job()?;
         let started = Instant::now();
-        let created = self.clock.now();
+        let created = self.state.clock.now();
         let meta_file = dir.join(META_FILE);
-        let total = self.meta.snapshot_to(&meta_file)?;
+        let total = self.state.meta.snapshot_to(&meta_file)?;
         owner_only::restrict(&meta_file)?;
         let target = FsBlobs::open(dir)?;
         let snapshot: &dyn Metadata = &RedbMeta::open(&meta_file)?;
-        let copied = copy_blobs(&*self.blobs, &target, &*snapshot.read()?, total, progress)?;
+        let copied = copy_blobs(
+            &*self.state.blobs,
+            &target,
+            &*snapshot.read()?,
+            total,
+            progress,
+        )?;
         for d in &copied.damaged {
-            self.blob_corrupt(&d.parse()?);
+            self.registry.blobs().corrupt(&d.parse()?);
         }
         let report = BackupReport {
             dir: dir.display().to_string(),
@@ -241,7 +247,7 @@ pub struct MigrateReport {
     pub records: crate::store::meta::copy::RecordCounts,
 }
 
-impl Registry {
+impl Maintenance<'_> {
     /// Copies this registry into other, empty stores (`to_meta`, `to_blobs`): first every
     /// blob, hashed on the way (one already in the target from an interrupted run is hashed
     /// there and kept), then every record in one transaction of the target, with the
@@ -269,11 +275,11 @@ impl Registry {
                 ));
             }
         }
-        let source = self.meta.read()?;
+        let source = self.state.meta.read()?;
         let mut total = 0u64;
         source.each_blob(&mut |_, _| total += 1)?;
-        let copied = copy_blobs(&*self.blobs, to_blobs, &*source, total, progress)?;
-        let marker = format!("{source_name} at {}", self.clock.now());
+        let copied = copy_blobs(&*self.state.blobs, to_blobs, &*source, total, progress)?;
+        let marker = format!("{source_name} at {}", self.state.clock.now());
         let records = to_meta.write(|w| {
             let counts = crate::store::meta::copy::copy_records(&*source, w)?;
             MIGRATED_FROM.put(w, "", &marker)?;
