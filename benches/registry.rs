@@ -13,7 +13,7 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 fn services() -> (tempfile::TempDir, Services, Repository, String) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Services::open(
+    let s = semdock::server::open_embedded(
         dir.path(),
         Limits {
             manifest_bytes: 4 << 20,
@@ -26,6 +26,7 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
             service: "bench".into(),
             ttl_seconds: 300,
         },
+        true,
     )
     .unwrap();
     s.registry.feeds().ensure(&"prod".parse().unwrap()).unwrap();

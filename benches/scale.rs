@@ -479,7 +479,7 @@ fn soak(minutes: u64, cache_mib: Option<&str>, arena_max: Option<&str>) {
 /// A registry in `dir` with the feed `feed`, its administrator's password where `serve`
 /// leaves it.
 fn new_registry(dir: &std::path::Path, feed: &str) {
-    let s = semdock::domain::Services::open(
+    let s = semdock::server::open_embedded(
         dir,
         semdock::domain::Limits {
             manifest_bytes: 4 << 20,
@@ -492,6 +492,7 @@ fn new_registry(dir: &std::path::Path, feed: &str) {
             service: "bench".into(),
             ttl_seconds: 300,
         },
+        true,
     )
     .unwrap();
     std::fs::write(

@@ -18,7 +18,7 @@ fn payload() -> Vec<u8> {
 
 fn registry() -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open(
+    let registry = semdock::server::open_embedded_registry(
         dir.path(),
         Limits {
             manifest_bytes: 4 << 20,

@@ -1,17 +1,21 @@
 //! The composition root: opens the domain services from configuration and serves HTTP (or
 //! HTTPS) until a signal (SIGTERM, Ctrl-C) asks it to stop; in-flight requests finish first.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, middleware};
 
 use crate::config::{Config, TlsConfig};
-use crate::domain::{self, Registry, Services};
+use crate::domain::auth::TokenSettings;
+use crate::domain::{self, Limits, Registry, Services};
 use crate::http;
 use crate::model::FeedName;
 use crate::store::blobs::Blobs;
+use crate::store::blobs::fs::FsBlobs;
 use crate::store::meta::Metadata;
+use crate::store::meta::redb::RedbMeta;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -97,11 +101,7 @@ pub fn open_services(config: &Config, create: bool) -> Result<Services, domain::
     if config.storage.metadata == MetadataEngine::Embedded
         && config.storage.blobs == BlobEngine::Files
     {
-        return if create {
-            Services::open(&config.data_dir, limits, tokens)
-        } else {
-            Services::open_existing(&config.data_dir, limits, tokens)
-        };
+        return open_embedded(&config.data_dir, limits, tokens, create);
     }
     let (meta, blobs) = open_stores(config, create)?;
     Services::with_stores(meta, blobs, &config.data_dir, limits, tokens)
@@ -120,23 +120,72 @@ pub fn open_stores(config: &Config, create: bool) -> Result<Stores, domain::Erro
             .map_err(|e| domain::Error::io("create the data directory", &config.data_dir, &e))?;
     }
     let meta: Arc<dyn Metadata> = if embedded {
-        Arc::new(Services::open_embedded_meta(
-            &config.data_dir,
-            config.limits(),
-            create,
-        )?)
+        Arc::new(embedded_meta(&config.data_dir, config.limits(), create)?)
     } else {
         Arc::new(open_postgres(config, true)?)
     };
     let blobs: Arc<dyn Blobs> = match config.storage.blobs {
-        BlobEngine::Files => Arc::new(
-            crate::store::blobs::fs::FsBlobs::open(&config.data_dir).map_err(|e| {
-                domain::Error::io("create the blob directories in", &config.data_dir, &e)
-            })?,
-        ),
+        BlobEngine::Files => Arc::new(file_blobs(&config.data_dir)?),
         BlobEngine::S3 => Arc::new(open_s3(config)?),
     };
     Ok((meta, blobs))
+}
+
+/// The services over the embedded engines of `data_dir` (`meta.redb`, `blobs/`,
+/// `uploads/`). Only with `create` (what `serve` does) is a registry, with its first
+/// administrator, created in a directory that holds none; without it such a directory is
+/// refused, naming it, so that an offline command never creates a registry no server uses.
+pub fn open_embedded(
+    data_dir: &Path,
+    limits: Limits,
+    tokens: TokenSettings,
+    create: bool,
+) -> Result<Services, domain::Error> {
+    if create {
+        crate::store::owner_only::create_dir_all(data_dir)
+            .map_err(|e| domain::Error::io("create the data directory", data_dir, &e))?;
+        crate::store::owner_only::restrict_dir(data_dir);
+    }
+    let meta = Arc::new(embedded_meta(data_dir, limits, create)?);
+    let blobs = Arc::new(file_blobs(data_dir)?);
+    Services::with_stores(meta, blobs, data_dir, limits, tokens)
+}
+
+/// The registry alone over the embedded engines of `data_dir`, created when it holds none:
+/// what the benchmarks of the domain measure.
+pub fn open_embedded_registry(data_dir: &Path, limits: Limits) -> Result<Registry, domain::Error> {
+    crate::store::owner_only::create_dir_all(data_dir)
+        .map_err(|e| domain::Error::io("create the data directory", data_dir, &e))?;
+    let meta = Arc::new(embedded_meta(data_dir, limits, true)?);
+    let blobs = Arc::new(file_blobs(data_dir)?);
+    Ok(Registry::with_stores(meta, blobs, limits))
+}
+
+/// The embedded metadata (`meta.redb` in `data_dir`); only with `create` is one created
+/// where there is none.
+fn embedded_meta(data_dir: &Path, limits: Limits, create: bool) -> Result<RedbMeta, domain::Error> {
+    let path = data_dir.join(domain::META_FILE);
+    if !create && !path.is_file() {
+        return Err(domain::Error::NotFound(format!(
+            "there is no registry in {}: set data_dir (or SEMDOCK_DATA_DIR, or --config) to the directory `semdock serve` uses, or pass --server URL",
+            std::path::absolute(data_dir)
+                .unwrap_or_else(|_| data_dir.to_owned())
+                .display()
+        )));
+    }
+    RedbMeta::open_with_cache(&path, limits.metadata_cache_bytes).map_err(|e| match e {
+        e @ crate::store::meta::MetaError::InUse(_) => domain::Error::from(e),
+        other => domain::Error::Internal(format!(
+            "cannot open the database {}: {other}",
+            path.display()
+        )),
+    })
+}
+
+/// The blob files of `data_dir`, their directories created when missing.
+fn file_blobs(data_dir: &Path) -> Result<FsBlobs, domain::Error> {
+    FsBlobs::open(data_dir)
+        .map_err(|e| domain::Error::io("create the blob directories in", data_dir, &e))
 }
 
 /// The S3 blob engine of `[storage.s3]`, checked to answer; a sentence naming what failed

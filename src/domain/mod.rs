@@ -30,8 +30,6 @@ pub use registry::{
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::store::meta::redb::RedbMeta;
-
 /// The metadata database's file in a data directory.
 pub const META_FILE: &str = "meta.redb";
 
@@ -44,76 +42,6 @@ pub struct Services {
 }
 
 impl Services {
-    /// Opens the registry in `data_dir`, creating it (and the first administrator) when the
-    /// directory holds none: what `serve` does.
-    pub fn open(
-        data_dir: &Path,
-        limits: Limits,
-        tokens: auth::TokenSettings,
-    ) -> Result<Self, Error> {
-        crate::store::owner_only::create_dir_all(data_dir)
-            .map_err(|e| Error::io("create the data directory", data_dir, &e))?;
-        crate::store::owner_only::restrict_dir(data_dir);
-        Self::open_dir(data_dir, limits, tokens)
-    }
-
-    /// Opens the registry that `data_dir` already holds; refuses, naming the directory, when
-    /// there is none, so that an offline command never creates a registry no server uses.
-    pub fn open_existing(
-        data_dir: &Path,
-        limits: Limits,
-        tokens: auth::TokenSettings,
-    ) -> Result<Self, Error> {
-        let meta = Arc::new(Self::open_embedded_meta(data_dir, limits, false)?);
-        Self::with_meta(meta, data_dir, limits, tokens)
-    }
-
-    fn open_dir(
-        data_dir: &Path,
-        limits: Limits,
-        tokens: auth::TokenSettings,
-    ) -> Result<Self, Error> {
-        let meta = Arc::new(Self::open_embedded_meta(data_dir, limits, true)?);
-        Self::with_meta(meta, data_dir, limits, tokens)
-    }
-
-    /// The embedded metadata (`meta.redb` in `data_dir`); only with `create` is one created
-    /// where there is none.
-    pub fn open_embedded_meta(
-        data_dir: &Path,
-        limits: Limits,
-        create: bool,
-    ) -> Result<RedbMeta, Error> {
-        let path = data_dir.join(META_FILE);
-        if !create && !path.is_file() {
-            return Err(Error::NotFound(format!(
-                "there is no registry in {}: set data_dir (or SEMDOCK_DATA_DIR, or --config) to the directory `semdock serve` uses, or pass --server URL",
-                std::path::absolute(data_dir)
-                    .unwrap_or_else(|_| data_dir.to_owned())
-                    .display()
-            )));
-        }
-        RedbMeta::open_with_cache(&path, limits.metadata_cache_bytes).map_err(|e| match e {
-            e @ crate::store::meta::MetaError::InUse(_) => Error::from(e),
-            other => Error::Internal(format!(
-                "cannot open the database {}: {other}",
-                path.display()
-            )),
-        })
-    }
-
-    /// The services over the metadata engine `meta`, with blobs and secrets files under
-    /// `data_dir`.
-    pub fn with_meta(
-        meta: Arc<dyn crate::store::meta::Metadata>,
-        data_dir: &Path,
-        limits: Limits,
-        tokens: auth::TokenSettings,
-    ) -> Result<Self, Error> {
-        let registry = Registry::with_meta(meta.clone(), data_dir, limits)?;
-        Self::with_registry(registry, meta, data_dir, tokens)
-    }
-
     /// The services over the metadata engine `meta` and the blob store `blobs`, with the
     /// secrets files under `data_dir`.
     pub fn with_stores(
@@ -124,15 +52,6 @@ impl Services {
         tokens: auth::TokenSettings,
     ) -> Result<Self, Error> {
         let registry = Registry::with_stores(meta.clone(), blobs, limits);
-        Self::with_registry(registry, meta, data_dir, tokens)
-    }
-
-    fn with_registry(
-        registry: Registry,
-        meta: Arc<dyn crate::store::meta::Metadata>,
-        data_dir: &Path,
-        tokens: auth::TokenSettings,
-    ) -> Result<Self, Error> {
         let clock = registry.clock().clone();
         let (auth, initial_password) = auth::Auth::open(meta, data_dir, tokens, clock)?;
         Ok(Self {

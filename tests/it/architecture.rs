@@ -216,3 +216,37 @@ fn only_the_store_reads_or_writes_the_bytes_of_a_setting() {
         );
     }
 }
+
+/// The engines and the outbound clients are opened where the server wires the process
+/// (`server.rs`); the domain, the HTTP layer and the CLI receive them open. The one
+/// exception is backup and restore, which read and write the embedded format of a backup
+/// directory whatever engines the registry runs on.
+#[test]
+fn engines_and_clients_are_opened_only_by_the_server() {
+    let opens = [
+        "RedbMeta::open",
+        "PgMeta::connect",
+        "PgMeta::open",
+        "FsBlobs::open",
+        "S3Blobs::open",
+        "Oidc::new",
+        "Ldap::new",
+    ];
+    for (path, text) in sources("") {
+        let file = path.rsplit_once("/src/").map_or(path.as_str(), |(_, f)| f);
+        let allowed = file.starts_with("store/")
+            || file.starts_with("clients/")
+            || file == "server.rs"
+            || file == "domain/maintenance/backup.rs";
+        if allowed {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+        for open in opens {
+            assert!(
+                !code.contains(open),
+                "src/{file} opens an engine or client ({open}): only server.rs does"
+            );
+        }
+    }
+}

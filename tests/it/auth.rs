@@ -118,13 +118,14 @@ async fn token_for_repository_a_used_on_b_is_refused_for_a_user_without_rights_o
 #[actix_web::test]
 async fn expired_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let services = semdock::domain::Services::open(
+    let services = semdock::server::open_embedded(
         dir.path(),
         common::LIMITS,
         semdock::domain::auth::TokenSettings {
             service: "semdock-test".into(),
             ttl_seconds: 1,
         },
+        true,
     )
     .unwrap();
     services

@@ -7,7 +7,7 @@ use crate::common;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use semdock::domain::{FeedChange, Promotion, Services};
+use semdock::domain::{FeedChange, Promotion};
 use semdock::model::{Reference, Repository, Tag};
 use semver::Version;
 
@@ -85,7 +85,7 @@ proptest! {
     #[test]
     fn virtual_tags_always_match_a_model_computed_from_scratch(ops in proptest::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Services::open(dir.path(), common::LIMITS, common::tokens()).unwrap();
+        let s = semdock::server::open_embedded(dir.path(), common::LIMITS, common::tokens(), true).unwrap();
         for feed in ["ci", "prod"] {
             s.registry.feeds().ensure(&feed.parse().unwrap()).unwrap();
         }

@@ -5,13 +5,10 @@
 //! a manifest is stored only when every blob and child it references is in its repository; a
 //! tag moves only by committed transaction.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::model::{Digest, Repository};
-use crate::store::blobs::fs::FsBlobs;
 use crate::store::blobs::{self as store};
-use crate::store::meta::redb::RedbMeta;
 use crate::store::meta::{MetaWrite, Metadata, RepositoryRecord};
 
 use super::Error;
@@ -100,27 +97,6 @@ fn manifest_unknown(repo: &Repository, reference: &impl ToString) -> Error {
 }
 
 impl Registry {
-    /// Opens the registry in `data_dir` (`meta.redb`, `blobs/`, `uploads/`).
-    pub fn open(data_dir: &Path, limits: Limits) -> Result<Self, Error> {
-        std::fs::create_dir_all(data_dir)?;
-        let meta = Arc::new(RedbMeta::open_with_cache(
-            &data_dir.join(super::META_FILE),
-            limits.metadata_cache_bytes,
-        )?);
-        Self::with_meta(meta, data_dir, limits)
-    }
-
-    /// The registry over an already open metadata store, with the blob files of `data_dir`.
-    pub fn with_meta(
-        meta: Arc<dyn Metadata>,
-        data_dir: &Path,
-        limits: Limits,
-    ) -> Result<Self, Error> {
-        let blobs = FsBlobs::open(data_dir)
-            .map_err(|e| Error::io("create the blob directories in", data_dir, &e))?;
-        Ok(Self::with_stores(meta, Arc::new(blobs), limits))
-    }
-
     /// The clock the registry (and the services sharing it) reads.
     #[must_use]
     pub fn clock(&self) -> &super::clock::Clock {

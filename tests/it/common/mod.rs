@@ -208,7 +208,13 @@ fn node_services(
             DISTRIBUTED_LIMITS,
             tokens(),
         ),
-        None => Services::with_meta(meta, dir, LIMITS, tokens()),
+        None => Services::with_stores(
+            meta,
+            Arc::new(semdock::store::blobs::fs::FsBlobs::open(dir).unwrap()),
+            dir,
+            LIMITS,
+            tokens(),
+        ),
     }
     .unwrap()
 }
@@ -217,7 +223,7 @@ impl TestApp {
     /// A registry with the feed `library`; requests authenticate as an administrator.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let services = Services::open(dir.path(), LIMITS, tokens()).unwrap();
+        let services = semdock::server::open_embedded(dir.path(), LIMITS, tokens(), true).unwrap();
         Self::from_services(services, dir, None, None)
     }
 
@@ -324,7 +330,7 @@ impl TestApp {
         drop(Arc::into_inner(registry).expect("no other handle"));
         let services = match &postgres {
             Some(url) => node_services(dir.path(), url, s3.as_ref()),
-            None => Services::open(dir.path(), LIMITS, tokens()).unwrap(),
+            None => semdock::server::open_embedded(dir.path(), LIMITS, tokens(), true).unwrap(),
         };
         Self {
             registry: services.registry,
