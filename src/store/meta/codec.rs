@@ -193,10 +193,7 @@ pub trait Record: Serialize + DeserializeOwned {
     fn upgrade(version: u8, bytes: &[u8]) -> Result<Self, MetaError> {
         let _ = bytes;
         Err(MetaError::RecordVersion {
-            record: std::any::type_name::<Self>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("record"),
+            record: name::<Self>(),
             found: version,
             known: Self::VERSION,
         })
@@ -246,7 +243,7 @@ impl Record for FeedRecord {
         if version != 1 {
             return Err(unknown_version::<Self>("FeedRecord", version));
         }
-        let f: First = postcard::from_bytes(bytes).map_err(MetaError::Codec)?;
+        let f: First = postcard::from_bytes(bytes).map_err(failed::<Self>)?;
         Ok(Self {
             created: f.created,
             description: f.description,
@@ -274,7 +271,7 @@ impl Record for AuditRecord {
         if version != 1 {
             return Err(unknown_version::<Self>("AuditRecord", version));
         }
-        let f: First = postcard::from_bytes(bytes).map_err(MetaError::Codec)?;
+        let f: First = postcard::from_bytes(bytes).map_err(failed::<Self>)?;
         // The first version recorded feed settings and retention rules only.
         let kind = if f.change.starts_with("retention rules") {
             "retention-rules"
@@ -292,19 +289,36 @@ impl Record for AuditRecord {
     }
 }
 
+/// The name of record type `T`, as errors say it (`ManifestRecord`).
+fn name<T>() -> &'static str {
+    std::any::type_name::<T>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("record")
+}
+
+/// The error of a record of type `T` that postcard could not read or write.
+#[must_use]
+pub fn failed<T>(cause: postcard::Error) -> MetaError {
+    MetaError::Codec {
+        record: name::<T>(),
+        cause,
+    }
+}
+
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, MetaError> {
     let mut out = vec![T::VERSION];
-    postcard::to_io(value, &mut out).map_err(MetaError::Codec)?;
+    postcard::to_io(value, &mut out).map_err(failed::<T>)?;
     Ok(out)
 }
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
         Some((&version, rest)) if version == T::VERSION => {
-            postcard::from_bytes(rest).map_err(MetaError::Codec)
+            postcard::from_bytes(rest).map_err(failed::<T>)
         }
         Some((&version, rest)) => T::upgrade(version, rest),
-        None => Err(MetaError::Codec(postcard::Error::DeserializeUnexpectedEnd)),
+        None => Err(failed::<T>(postcard::Error::DeserializeUnexpectedEnd)),
     }
 }
 
@@ -330,7 +344,7 @@ mod tests {
             }
             match version {
                 1 => {
-                    let first: First = postcard::from_bytes(bytes).map_err(MetaError::Codec)?;
+                    let first: First = postcard::from_bytes(bytes).map_err(failed::<Self>)?;
                     Ok(Self {
                         name: first.name,
                         added: 0,
@@ -402,6 +416,13 @@ mod tests {
             refused.contains("version 3") && refused.contains("newer"),
             "{refused}"
         );
-        assert!(decode::<FeedRecord>(&[]).is_err());
+        // A record that cannot be read is an error naming its type, never a default.
+        for broken in [&[][..], &[1, 0xff, 0xff, 0xff, 0xff, 0xff][..]] {
+            let refused = decode::<FeedRecord>(broken).unwrap_err().to_string();
+            assert!(
+                refused.contains("stored FeedRecord cannot be decoded"),
+                "{refused}"
+            );
+        }
     }
 }

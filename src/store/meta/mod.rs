@@ -589,8 +589,12 @@ pub enum MetaError {
     Reopening,
     #[error("database error: {0}")]
     Database(::redb::Error),
-    #[error("a stored record could not be decoded: {0}")]
-    Codec(postcard::Error),
+    /// A stored record (of a table) that cannot be read as its type.
+    #[error("a stored {record} cannot be decoded: {cause}")]
+    Codec {
+        record: &'static str,
+        cause: postcard::Error,
+    },
     /// A record of an encoding this release does not know.
     #[error(
         "a stored {record} has encoding version {found}, which this semdock (versions 1 to {known}) cannot read: a newer semdock wrote it; upgrade this one"

@@ -44,10 +44,11 @@ impl<A: Access> AuditRead for Tables<A> {
         };
         let records = sequences.map(|seq| {
             let seq = seq?;
-            let bytes = self
-                .audit
-                .get(seq)?
-                .ok_or(MetaError::Codec(postcard::Error::DeserializeUnexpectedEnd))?;
+            let bytes = self.audit.get(seq)?.ok_or_else(|| {
+                crate::store::meta::codec::failed::<AuditRecord>(
+                    postcard::Error::DeserializeUnexpectedEnd,
+                )
+            })?;
             Ok::<_, MetaError>((seq, decode::<AuditRecord>(bytes.value())?))
         });
         page(records, limit, |(_, record)| keep(record), Ok)
