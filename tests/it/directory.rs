@@ -429,7 +429,9 @@ fn accounts_stored_under_other_spellings_are_retired_and_a_disabled_one_keeps_th
             for (name, disabled) in [("ALICE", true), ("Alice", false)] {
                 let (record, roles) = stored(disabled);
                 w.put_user(name, &record)?;
-                w.put_setting(&format!("directory:{name}"), roles.as_bytes())?;
+                // Settings carry their encoding version first (1: JSON).
+                let versioned = [&[1u8][..], roles.as_bytes()].concat();
+                w.put_setting(&format!("directory:{name}"), &versioned)?;
             }
             Ok::<_, semdock::store::meta::MetaError>(())
         })
