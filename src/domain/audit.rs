@@ -47,9 +47,13 @@ pub enum Kind {
     UserChanged,
     PasswordChanged,
     WebhookChanged,
+    /// A push or promotion refused because no signature verifies as the feed requires.
+    PolicyRefused,
+    /// A trusted key was added or removed.
+    TrustChanged,
 }
 
-const KINDS: [(Kind, &str, &str); 25] = [
+const KINDS: [(Kind, &str, &str); 27] = [
     (Kind::Added, "added", "Added"),
     (Kind::TagMoved, "tag-moved", "TagMoved"),
     (
@@ -87,6 +91,8 @@ const KINDS: [(Kind, &str, &str); 25] = [
     (Kind::UserChanged, "user-changed", "UserChanged"),
     (Kind::PasswordChanged, "password-changed", "PasswordChanged"),
     (Kind::WebhookChanged, "webhook-changed", "WebhookChanged"),
+    (Kind::PolicyRefused, "policy-refused", "PolicyRefused"),
+    (Kind::TrustChanged, "trust-changed", "TrustChanged"),
 ];
 
 /// Every kind's stored name, in the order the UI offers them.
@@ -96,7 +102,7 @@ pub fn kind_names() -> Vec<&'static str> {
 }
 
 /// The kinds a webhook can subscribe to.
-pub const EVENTS: [Kind; 10] = [
+pub const EVENTS: [Kind; 11] = [
     Kind::Added,
     Kind::TagMoved,
     Kind::VirtualTagMoved,
@@ -107,6 +113,7 @@ pub const EVENTS: [Kind; 10] = [
     Kind::PushRefused,
     Kind::FeedSettingsChanged,
     Kind::UpstreamDrift,
+    Kind::PolicyRefused,
 ];
 
 impl Kind {

@@ -73,6 +73,10 @@ pub enum Error {
     /// referrers): the sentence says what to do instead.
     #[error("{0}")]
     PolicyRefused(String),
+    /// Refused because no signature of the image verifies as the feed's signature policy
+    /// requires: the sentence says what was missing or wrong.
+    #[error("{0}")]
+    SignatureRefused(String),
     #[error("authentication required: log in with a user name and password or API key")]
     Unauthenticated,
     #[error("invalid user name, password or API key")]

@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod registry;
 pub mod stored_settings;
 pub mod tags;
+pub mod trust;
 pub mod versioning;
 pub mod webhooks;
 

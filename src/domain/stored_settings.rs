@@ -1,5 +1,6 @@
 //! Every family of the settings table — the store's own (counters, migration markers) and
-//! the domain's (sessions, webhooks, epochs, keys, directory roles, sync reports) — so the
+//! the domain's (sessions, webhooks, epochs, keys, directory roles, sync reports, trusted
+//! keys, signature policies) — so the
 //! integrity check can decode each stored setting with the family that owns it.
 
 use crate::store::meta::MetaRead;
@@ -22,6 +23,8 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::directory::REFRESH,
         &super::registry::SYNC_REPORTS,
         &super::maintenance::backup::MIGRATED_FROM,
+        &super::trust::KEYS,
+        &super::trust::POLICIES,
     ]);
     all
 }
@@ -85,6 +88,24 @@ mod tests {
         )?;
         super::super::directory::REFRESH.put(w, "bob", &"r".to_owned())?;
         super::super::registry::SYNC_REPORTS.put(w, "hub", &super::super::SyncReport::default())?;
+        super::super::trust::KEYS.put(
+            w,
+            "ci",
+            &super::super::trust::StoredKey {
+                pem: "-----BEGIN PUBLIC KEY-----".into(),
+                added_ms: 1,
+                added_by: "admin".into(),
+            },
+        )?;
+        super::super::trust::POLICIES.put(
+            w,
+            "prod",
+            &super::super::trust::SignaturePolicy {
+                keys: vec!["ci".into()],
+                on_promotion: true,
+                on_push: false,
+            },
+        )?;
         super::super::maintenance::backup::MIGRATED_FROM.put(w, "", &"old at 1".to_owned())?;
         super::super::auth::TOKEN_KEY.put(w, "", &vec![7; 32])?;
         super::super::auth::HASH_KEY.put(w, "", &vec![8; 32])?;

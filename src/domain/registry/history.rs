@@ -3,6 +3,7 @@
 
 use crate::domain::Error;
 use crate::domain::tags::{self, Change};
+use crate::domain::trust::{self, Gate};
 use crate::domain::versioning::{self, TagKind};
 use crate::model::{Reference, Repository, Tag};
 use crate::store::meta::HistoryRecord;
@@ -170,6 +171,32 @@ pub struct Page {
     pub more: bool,
 }
 
+/// Under a signature policy for promotions into `to`'s feed: checks that the write sees the
+/// digest the gate verified, and answers cosign's signature tag of the image in `from` (its
+/// name and digest) when there is one, so that the signatures come along. `(false, None)`
+/// when no policy applies.
+fn gated_signatures(
+    w: &dyn crate::store::meta::MetaRead,
+    from: &Repository,
+    from_ref: &Reference,
+    to: &Repository,
+    digest: &str,
+    verified: Option<&str>,
+) -> Result<(bool, Option<(String, String)>), Error> {
+    if !trust::applies(w, to.feed(), Gate::Promotion)? {
+        return Ok((false, None));
+    }
+    if verified != Some(digest) {
+        return Err(Error::Conflict(format!(
+            "{from}:{from_ref} moved while its signatures were checked (it points at {digest} now): promote again"
+        )));
+    }
+    let Some(tag) = trust::cosign::signature_tag(digest) else {
+        return Ok((true, None));
+    };
+    Ok((true, w.tag(from.as_str(), &tag)?.map(|d| (tag, d))))
+}
+
 /// The rules of a promotion-only feed: sources from the permitted feeds only, and a
 /// referrer of the required artifact type on the image when one is required.
 fn check_promotion_rules(
@@ -249,7 +276,8 @@ impl Registry {
             comment,
             source: Some(&source),
         };
-        let result = self.meta.write(|w| {
+        let verified = self.promotion_gate(from, from_ref, to);
+        let result = verified.and_then(|verified| self.meta.write(|w| {
             w.feed(from.feed())?.ok_or_else(|| feed_unknown(from))?;
             let feed = w.feed(to.feed())?.ok_or_else(|| feed_unknown(to))?;
             let digest = match from_ref {
@@ -266,34 +294,21 @@ impl Registry {
                 )));
             }
             check_promotion_rules(w, &feed, from, to, &digest)?;
+            let (gated, signature_tag) =
+                gated_signatures(&*w, from, from_ref, to, &digest, verified.as_deref())?;
             let mut pending = vec![digest.clone()];
-            let mut copied = Vec::new();
-            while let Some(d) = pending.pop() {
-                if copied.contains(&d) {
-                    continue;
-                }
-                let record = w
-                    .manifest(from.as_str(), &d)?
-                    .ok_or_else(|| manifest_unknown(from, &d))?;
-                pending.extend(record.children.iter().cloned());
-                if include_referrers {
-                    pending.extend(w.referrers(from.as_str(), &d)?);
-                }
-                for blob in &record.blobs {
-                    if !w.is_linked(from.as_str(), blob)? {
-                        return Err(Error::ManifestBlobUnknown { digest: blob.clone() });
-                    }
-                    w.link(to.as_str(), blob, self.clock.now())?;
-                }
-                if let Some(subject) = &record.subject {
-                    w.add_referrer(to.as_str(), subject, &d, self.clock.now())?;
-                }
-                if !w.has_manifest(to.as_str(), &d)? {
-                    w.put_manifest(to.as_str(), &d, &record)?;
-                }
-                copied.push(d);
+            if let Some((_, sig)) = &signature_tag {
+                pending.push(sig.clone());
             }
+            let copied = self.copy_manifests(w, from, to, pending, include_referrers || gated)?;
             ensure_repository(w, to.as_str(), self.clock.now())?;
+            if let Some((tag, sig)) = &signature_tag {
+                // Where the target's tag rules take cosign's tag; else the referrer form serves.
+                match tags::set(w, to, &feed, tag, sig, &change) {
+                    Err(Error::TagNotAllowed { .. } | Error::VersionImmutable { .. }) | Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             let changed = tags::set(w, to, &feed, to_tag.as_str(), &digest, &change)?;
             if changed {
                 w.append_promotion(&crate::store::meta::PromotionRecord {
@@ -314,7 +329,7 @@ impl Registry {
                 manifests: copied.len(),
                 changed,
             })
-        });
+        }));
         if let Err(e) = &result {
             let from_digest = match (from_ref, expected) {
                 (Reference::Digest(d), _) | (_, Some(d)) => d.to_string(),
@@ -323,6 +338,76 @@ impl Registry {
             self.audit_refusal(to, Some(to_tag.as_str()), &from_digest, actor, e);
         }
         result
+    }
+}
+
+impl Registry {
+    /// Links the manifests `pending` names, with their children (and referrers, with
+    /// `referrers`) and blobs, from `from` into `to`; answers the digests copied.
+    fn copy_manifests(
+        &self,
+        w: &mut dyn crate::store::meta::MetaWrite,
+        from: &Repository,
+        to: &Repository,
+        mut pending: Vec<String>,
+        referrers: bool,
+    ) -> Result<Vec<String>, Error> {
+        let mut copied = Vec::new();
+        while let Some(d) = pending.pop() {
+            if copied.contains(&d) {
+                continue;
+            }
+            let record = w
+                .manifest(from.as_str(), &d)?
+                .ok_or_else(|| manifest_unknown(from, &d))?;
+            pending.extend(record.children.iter().cloned());
+            if referrers {
+                pending.extend(w.referrers(from.as_str(), &d)?);
+            }
+            for blob in &record.blobs {
+                if !w.is_linked(from.as_str(), blob)? {
+                    return Err(Error::ManifestBlobUnknown {
+                        digest: blob.clone(),
+                    });
+                }
+                w.link(to.as_str(), blob, self.clock.now())?;
+            }
+            if let Some(subject) = &record.subject {
+                w.add_referrer(to.as_str(), subject, &d, self.clock.now())?;
+            }
+            if !w.has_manifest(to.as_str(), &d)? {
+                w.put_manifest(to.as_str(), &d, &record)?;
+            }
+            copied.push(d);
+        }
+        Ok(copied)
+    }
+
+    /// Under a feed's signature policy for promotions, verifies the signatures of the
+    /// image `from:from_ref` names before the write; answers the digest verified (`None`:
+    /// no policy applies, or the reference names nothing, which the write then reports).
+    fn promotion_gate(
+        &self,
+        from: &Repository,
+        from_ref: &Reference,
+        to: &Repository,
+    ) -> Result<Option<String>, Error> {
+        let digest = {
+            let r = self.meta.read()?;
+            if !trust::applies(&*r, to.feed(), Gate::Promotion)? {
+                return Ok(None);
+            }
+            match from_ref {
+                Reference::Digest(d) => d.to_string(),
+                Reference::Tag(t) => match r.tag(from.as_str(), t.as_str())? {
+                    Some(d) => d,
+                    None => return Ok(None),
+                },
+            }
+        };
+        self.trust
+            .require(to.feed(), Gate::Promotion, from, &digest)?;
+        Ok(Some(digest))
     }
 }
 

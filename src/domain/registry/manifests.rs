@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::domain::Error;
 use crate::domain::audit::{self, Kind};
 use crate::domain::tags::{self, Change};
+use crate::domain::trust::Gate;
 use crate::domain::versioning::is_virtual;
 use crate::model::manifest::Manifest;
 use crate::model::{Digest, Reference, Repository, Tag};
@@ -134,11 +135,19 @@ impl Registry {
     ) {
         if !matches!(
             e,
-            Error::TagNotAllowed { .. } | Error::VersionImmutable { .. } | Error::PolicyRefused(_)
+            Error::TagNotAllowed { .. }
+                | Error::VersionImmutable { .. }
+                | Error::PolicyRefused(_)
+                | Error::SignatureRefused(_)
         ) {
             return;
         }
-        let mut entry = audit::entry(Kind::PushRefused, actor, repo.feed(), e.to_string());
+        let kind = if matches!(e, Error::SignatureRefused(_)) {
+            Kind::PolicyRefused
+        } else {
+            Kind::PushRefused
+        };
+        let mut entry = audit::entry(kind, actor, repo.feed(), e.to_string());
         entry.repository = Some(repo.to_string());
         entry.tag = tag.map(str::to_owned);
         entry.digest = Some(digest.to_owned());
@@ -148,6 +157,22 @@ impl Registry {
     }
 
     // ---- manifests ----
+
+    /// A tag entering a feed that requires signatures on push: the digest is signed first.
+    /// cosign's own tags (signatures, attestations) pass.
+    fn push_gate(
+        &self,
+        repo: &Repository,
+        tag: Option<&Tag>,
+        digest: &Digest,
+    ) -> Result<(), Error> {
+        match tag {
+            Some(t) if !crate::domain::trust::cosign::is_cosign_tag(t.as_str()) => self
+                .trust
+                .require(repo.feed(), Gate::Push, repo, digest.as_str()),
+            _ => Ok(()),
+        }
+    }
 
     /// Stores a manifest under `reference` (a tag, or the digest it must hash to).
     pub fn put_manifest(
@@ -200,44 +225,48 @@ impl Registry {
             source: None,
         };
         self.gc_touch(record.blobs.iter().map(String::as_str));
-        let result = self.meta.write(|w| {
-            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
-            if let Some(tag) = tags.first() {
-                refuse_direct_push(&feed, repo, tag)?;
-            }
-            refuse_push_to_connector(&feed, repo)?;
-            let pushed = self.clock.now();
-            for blob in &manifest.blobs {
-                match w.linked_at(name, blob.as_str())? {
-                    None => {
-                        return Err(Error::ManifestBlobUnknown {
-                            digest: blob.to_string(),
-                        });
+        let result = self
+            .push_gate(repo, tags.first().copied(), &digest)
+            .and_then(|()| {
+                self.meta.write(|w| {
+                    let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+                    if let Some(tag) = tags.first() {
+                        refuse_direct_push(&feed, repo, tag)?;
                     }
-                    // Renewed (unless from this very second, as when the blob was just
-                    // uploaded), so that a collection that marked the blob as garbage
-                    // before this push, on any node, sees it used again (`gc`).
-                    Some(at) if at < pushed => w.link(name, blob.as_str(), pushed)?,
-                    Some(_) => {}
-                }
-            }
-            for child in &manifest.children {
-                if !w.has_manifest(name, child.as_str())? {
-                    return Err(Error::ManifestBlobUnknown {
-                        digest: child.to_string(),
-                    });
-                }
-            }
-            ensure_repository(w, name, self.clock.now())?;
-            w.put_manifest(name, digest.as_str(), &record)?;
-            for tag in &tags {
-                tags::set(w, repo, &feed, tag.as_str(), digest.as_str(), &change)?;
-            }
-            if let Some(subject) = &manifest.subject {
-                w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
-            }
-            Ok(())
-        });
+                    refuse_push_to_connector(&feed, repo)?;
+                    let pushed = self.clock.now();
+                    for blob in &manifest.blobs {
+                        match w.linked_at(name, blob.as_str())? {
+                            None => {
+                                return Err(Error::ManifestBlobUnknown {
+                                    digest: blob.to_string(),
+                                });
+                            }
+                            // Renewed (unless from this very second, as when the blob was just
+                            // uploaded), so that a collection that marked the blob as garbage
+                            // before this push, on any node, sees it used again (`gc`).
+                            Some(at) if at < pushed => w.link(name, blob.as_str(), pushed)?,
+                            Some(_) => {}
+                        }
+                    }
+                    for child in &manifest.children {
+                        if !w.has_manifest(name, child.as_str())? {
+                            return Err(Error::ManifestBlobUnknown {
+                                digest: child.to_string(),
+                            });
+                        }
+                    }
+                    ensure_repository(w, name, self.clock.now())?;
+                    w.put_manifest(name, digest.as_str(), &record)?;
+                    for tag in &tags {
+                        tags::set(w, repo, &feed, tag.as_str(), digest.as_str(), &change)?;
+                    }
+                    if let Some(subject) = &manifest.subject {
+                        w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
+                    }
+                    Ok(())
+                })
+            });
         if let Err(e) = &result {
             self.audit_refusal(
                 repo,

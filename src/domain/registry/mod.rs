@@ -73,6 +73,8 @@ pub struct Registry {
     manifest_cache: GenCache<StoredManifest>,
     /// The webhooks service, over the same metadata and clock.
     webhooks: super::webhooks::Webhooks,
+    /// Trusted keys, signature policies, verification.
+    trust: super::trust::Trust,
     /// Connector feeds' clients, tag checks and fetches in flight.
     connectors: Arc<connector::Connectors>,
 }
@@ -114,6 +116,7 @@ impl Registry {
         Self {
             maintenance: super::maintenance::State::new(meta.clone(), blobs.clone(), clock.clone()),
             webhooks: super::webhooks::Webhooks::new(meta.clone(), clock.clone()),
+            trust: super::trust::Trust::new(meta.clone(), blobs.clone(), clock.clone()),
             meta,
             blobs,
             clock,
@@ -160,6 +163,12 @@ impl Registry {
     #[must_use]
     pub fn connector(&self) -> Connector<'_> {
         Connector { registry: self }
+    }
+
+    /// Trust: the keys signatures are verified with, feeds' signature policies.
+    #[must_use]
+    pub fn trust(&self) -> &super::trust::Trust {
+        &self.trust
     }
 
     /// The webhooks: endpoints, deliveries and redeliveries.

@@ -79,6 +79,7 @@ impl From<domain::Error> for ApiError {
             | E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             E::TagNotAllowed { .. } => (StatusCode::BAD_REQUEST, "tag_not_allowed"),
             E::PolicyRefused(_) => (StatusCode::FORBIDDEN, "policy_refused"),
+            E::SignatureRefused(_) => (StatusCode::FORBIDDEN, "signature_required"),
             E::VersionImmutable { .. } => (StatusCode::CONFLICT, "version_immutable"),
             E::FeedExists { .. } | E::Conflict(_) | E::UploadBusy { .. } => {
                 (StatusCode::CONFLICT, "conflict")

@@ -264,7 +264,7 @@ impl From<domain::Error> for OciError {
             E::TagNotAllowed { .. } => {
                 Self::new(Code::Denied, message).with_status(StatusCode::BAD_REQUEST)
             }
-            E::PolicyRefused(_) => {
+            E::PolicyRefused(_) | E::SignatureRefused(_) => {
                 Self::new(Code::Denied, message).with_status(StatusCode::FORBIDDEN)
             }
             E::RateLimited { retry_after } => Self {

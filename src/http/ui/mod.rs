@@ -261,6 +261,12 @@ impl From<domain::Error> for UiError {
                 message,
                 "Promote the image from one of the feed's source feeds instead.",
             ),
+            E::SignatureRefused(_) => Self::page(
+                StatusCode::FORBIDDEN,
+                "A signature is required",
+                message,
+                "Sign the image with a key the feed trusts, then try again.",
+            ),
             E::FeedUnknown { .. }
             | E::RepositoryUnknown { .. }
             | E::ManifestUnknown { .. }

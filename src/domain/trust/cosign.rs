@@ -1,0 +1,191 @@
+//! cosign's signature format, read from what the registry itself stores: a signature
+//! manifest (under the tag `sha256-<hex>.sig`, or as an OCI 1.1 referrer of artifact type
+//! `application/vnd.dev.cosign.artifact.sig.v1+json`) whose layers are simple-signing
+//! payloads, each carrying its signature in the `dev.cosignproject.cosign/signature`
+//! annotation. The payload names the image digest it signs; the signature is over the
+//! payload's bytes.
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::model::Digest;
+
+/// The media type of a simple-signing payload layer.
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The artifact type of a cosign signature pushed as a referrer.
+pub const SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+/// The layer annotation holding the base64 signature.
+const SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+/// The layer annotation holding a Fulcio certificate (keyless signing).
+const CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+/// Payloads larger than this are not read: cosign's are a few hundred bytes.
+pub const PAYLOAD_LIMIT: u64 = 64 * 1024;
+
+/// The tag cosign stores the signatures of `digest` under (`sha256-<hex>.sig`).
+#[must_use]
+pub fn signature_tag(digest: &str) -> Option<String> {
+    let (algorithm, hex) = digest.split_once(':')?;
+    Some(format!("{algorithm}-{hex}.sig"))
+}
+
+/// Whether `tag` is one cosign writes beside an image (signatures, attestations, SBOMs):
+/// such tags are the image's trust material, not releases.
+#[must_use]
+pub fn is_cosign_tag(tag: &str) -> bool {
+    tag.starts_with("sha256-")
+        && [".sig", ".att", ".sbom"]
+            .iter()
+            .any(|suffix| tag.ends_with(suffix))
+}
+
+/// One signature layer of a signature manifest.
+#[derive(Debug, Clone)]
+pub struct SignatureLayer {
+    /// The payload blob.
+    pub payload: Digest,
+    pub size: u64,
+    /// The signature, decoded; `Err` with a sentence when the annotation is not base64.
+    pub signature: Result<Vec<u8>, String>,
+    /// Whether it carries a certificate (keyless) rather than being made with a key.
+    pub keyless: bool,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    layers: Vec<Layer>,
+}
+
+#[derive(Deserialize)]
+struct Layer {
+    #[serde(rename = "mediaType")]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The signature layers of a signature manifest's body; layers of other kinds are skipped.
+pub fn layers(body: &[u8]) -> Result<Vec<SignatureLayer>, String> {
+    let manifest: Manifest = serde_json::from_slice(body)
+        .map_err(|e| format!("the signature manifest cannot be read: {e}"))?;
+    let mut out = Vec::new();
+    for layer in manifest.layers {
+        if layer.media_type != SIMPLE_SIGNING {
+            continue;
+        }
+        let payload: Digest = layer
+            .digest
+            .parse()
+            .map_err(|e| format!("a signature layer's digest is invalid: {e}"))?;
+        let signature = match layer.annotations.get(SIGNATURE) {
+            None => Err("a signature layer has no signature annotation".to_owned()),
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| "a signature annotation is not base64".to_owned()),
+        };
+        out.push(SignatureLayer {
+            payload,
+            size: layer.size,
+            signature,
+            keyless: layer.annotations.contains_key(CERTIFICATE),
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    critical: Critical,
+}
+
+#[derive(Deserialize)]
+struct Critical {
+    image: Image,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct Image {
+    #[serde(rename = "docker-manifest-digest")]
+    digest: String,
+}
+
+/// Checks that simple-signing `payload` signs image `digest`; a sentence when it does not.
+pub fn check_payload(payload: &[u8], digest: &str) -> Result<(), String> {
+    let p: Payload = serde_json::from_slice(payload)
+        .map_err(|_| "its payload is not a cosign simple-signing payload".to_owned())?;
+    if p.critical.kind != "cosign container image signature" {
+        return Err(format!(
+            "its payload is of type {:?}, not a cosign container image signature",
+            p.critical.kind
+        ));
+    }
+    if p.critical.image.digest != digest {
+        return Err(format!(
+            "it signs another image ({}), not this one",
+            p.critical.image.digest
+        ));
+    }
+    Ok(())
+}
+
+/// A simple-signing payload for `digest` of `reference` (`host/repo`), as cosign writes it.
+#[must_use]
+pub fn payload_for(reference: &str, digest: &str) -> Vec<u8> {
+    serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_signs_only_the_digest_it_names() {
+        let d = "sha256:aaaa";
+        let p = payload_for("localhost:5000/prod/web", d);
+        assert!(check_payload(&p, d).is_ok());
+        let other = check_payload(&p, "sha256:bbbb").unwrap_err();
+        assert!(other.contains("another image (sha256:aaaa)"), "{other}");
+        assert!(check_payload(b"{}", d).is_err());
+        let mut v: serde_json::Value = serde_json::from_slice(&p).unwrap();
+        v["critical"]["type"] = "atomic container signature".into();
+        let kind = check_payload(v.to_string().as_bytes(), d).unwrap_err();
+        assert!(kind.contains("not a cosign"), "{kind}");
+    }
+
+    #[test]
+    fn signature_layers_are_read_from_the_manifest_and_others_skipped() {
+        let body = serde_json::json!({
+            "schemaVersion": 2,
+            "layers": [
+                {"mediaType": SIMPLE_SIGNING, "digest": format!("sha256:{}", "a".repeat(64)), "size": 10,
+                 "annotations": {SIGNATURE: "AAEC"}},
+                {"mediaType": "application/octet-stream", "digest": format!("sha256:{}", "b".repeat(64)), "size": 1},
+                {"mediaType": SIMPLE_SIGNING, "digest": format!("sha256:{}", "c".repeat(64)), "size": 10,
+                 "annotations": {SIGNATURE: "!!", CERTIFICATE: "pem"}}
+            ]
+        });
+        let found = layers(body.to_string().as_bytes()).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].signature.as_deref(), Ok(&[0, 1, 2][..]));
+        assert!(!found[0].keyless);
+        assert!(found[1].signature.is_err() && found[1].keyless);
+        assert_eq!(
+            signature_tag("sha256:abc").as_deref(),
+            Some("sha256-abc.sig")
+        );
+        assert!(is_cosign_tag("sha256-abc.att") && !is_cosign_tag("5.1.0"));
+    }
+}

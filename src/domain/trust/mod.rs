@@ -1,0 +1,499 @@
+//! Trust: the public keys the registry verifies signatures with, each feed's signature
+//! policy, and the verification of an image's signatures from what the registry stores.
+//!
+//! Keys are registry-wide (administrators manage them); a feed's policy names the keys one
+//! of whose signatures an image must carry, and where the feed enforces it: on promotion
+//! into the feed, on a tag push into it. Verification reads the signatures the registry
+//! holds itself (cosign's `.sig` tag and referrers), never the client's word.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+use super::audit::{self, Kind};
+use super::clock::Clock;
+use crate::model::{Digest, Repository};
+use crate::store::blobs::Blobs;
+use crate::store::meta::settings::{Family, Json};
+use crate::store::meta::{MetaWrite, Metadata};
+
+pub mod cosign;
+pub mod keys;
+
+pub use keys::PublicKey;
+
+/// name → a trusted public key, in the settings table.
+pub(crate) const KEYS: Family<Json<StoredKey>> = Family::keyed("trust-key:", "trusted key");
+/// feed → its signature policy.
+pub(crate) const POLICIES: Family<Json<SignaturePolicy>> =
+    Family::keyed("signature-policy:", "feed signature policy");
+
+/// A trusted key as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub pem: String,
+    pub added_ms: u64,
+    pub added_by: String,
+}
+
+/// A trusted key as the API shows it (never the key material's secret: there is none, but
+/// the PEM is shown only by fingerprint to keep listings short).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    pub name: String,
+    /// `ecdsa-p256`, `ecdsa-p384`, `ed25519` or `rsa`.
+    pub kind: String,
+    /// SHA-256 of the key's DER `SubjectPublicKeyInfo`, hex.
+    pub fingerprint: String,
+    pub added: String,
+    pub added_by: String,
+}
+
+/// What a feed requires of the images that enter it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignaturePolicy {
+    /// A signature by one of these trusted keys is required.
+    pub keys: Vec<String>,
+    /// Enforced when an image is promoted into the feed.
+    pub on_promotion: bool,
+    /// Enforced when a tag is pushed into the feed (sign the digest, then tag it).
+    pub on_push: bool,
+}
+
+/// Where a policy is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Promotion,
+    Push,
+}
+
+/// One signature found for an image, and what verifying it said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The signature manifest's digest.
+    pub manifest: String,
+    /// `tag` (cosign's `sha256-<hex>.sig`) or `referrer` (OCI 1.1).
+    pub form: String,
+    /// The trusted key it verifies with, if any.
+    pub key: Option<String>,
+    /// Why it does not verify, or with what it does.
+    pub reason: String,
+}
+
+/// Everything known of an image's signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub repository: String,
+    pub digest: String,
+    /// Whether at least one signature verifies with a trusted key.
+    pub verified: bool,
+    /// The trusted keys with which a signature verifies.
+    pub verified_by: Vec<String>,
+    pub signatures: Vec<Finding>,
+}
+
+/// The trust service (`registry.trust()`).
+#[derive(Clone)]
+pub struct Trust {
+    meta: Arc<dyn Metadata>,
+    blobs: Arc<dyn Blobs>,
+    clock: Clock,
+}
+
+fn check_key_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{name:?} is not a key name: use 1 to 64 of a-z 0-9 . _ -"
+        )))
+    }
+}
+
+fn info(name: String, k: &StoredKey) -> KeyInfo {
+    KeyInfo {
+        kind: PublicKey::from_pem(&k.pem)
+            .map_or("unreadable", |p| p.kind())
+            .to_owned(),
+        fingerprint: PublicKey::fingerprint(&k.pem),
+        added: audit::rfc3339(k.added_ms),
+        added_by: k.added_by.clone(),
+        name,
+    }
+}
+
+impl Trust {
+    pub(crate) fn new(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, clock: Clock) -> Self {
+        Self { meta, blobs, clock }
+    }
+
+    /// The trusted keys, by name.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        Ok(KEYS
+            .all(&*self.meta.read()?)?
+            .into_iter()
+            .map(|(name, k)| info(name, &k))
+            .collect())
+    }
+
+    /// Trusts `pem` (a PEM public key) under `name`.
+    pub fn add_key(&self, name: &str, pem: &str, actor: &str) -> Result<KeyInfo, Error> {
+        check_key_name(name)?;
+        let key =
+            PublicKey::from_pem(pem).map_err(|e| Error::Invalid(format!("key {name}: {e}")))?;
+        let stored = StoredKey {
+            pem: pem.trim().to_owned(),
+            added_ms: self.clock.now_ms(),
+            added_by: actor.to_owned(),
+        };
+        self.meta.write(|w| {
+            if KEYS.exists(w, name)? {
+                return Err(Error::Conflict(format!(
+                    "a key named {name} is already trusted: remove it first, or choose another name"
+                )));
+            }
+            KEYS.put(w, name, &stored)?;
+            let change = format!(
+                "trusted key {name} added ({}, fingerprint {})",
+                key.kind(),
+                PublicKey::fingerprint(pem)
+            );
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(Kind::TrustChanged, actor, "", change),
+            )?;
+            Ok(())
+        })?;
+        Ok(info(name.to_owned(), &stored))
+    }
+
+    /// No longer trusts key `name`: signatures by it verify no more, wherever a policy names it.
+    pub fn remove_key(&self, name: &str, actor: &str) -> Result<(), Error> {
+        self.meta.write(|w| {
+            if !KEYS.exists(w, name)? {
+                return Err(Error::NotFound(format!("no trusted key is named {name}")));
+            }
+            KEYS.remove(w, name)?;
+            let change = format!("trusted key {name} removed");
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(Kind::TrustChanged, actor, "", change),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The signature policy of `feed`, if it has one.
+    pub fn policy(&self, feed: &str) -> Result<Option<SignaturePolicy>, Error> {
+        let r = self.meta.read()?;
+        if r.feed(feed)?.is_none() {
+            return Err(Error::FeedUnknown {
+                feed: feed.to_owned(),
+            });
+        }
+        Ok(POLICIES.get(&*r, feed)?)
+    }
+
+    /// Sets (or, with `None`, removes) the signature policy of `feed`.
+    pub fn set_policy(
+        &self,
+        feed: &str,
+        policy: Option<&SignaturePolicy>,
+        actor: &str,
+    ) -> Result<(), Error> {
+        if let Some(p) = policy {
+            if p.keys.is_empty() {
+                return Err(Error::Invalid(
+                    "a signature policy names at least one trusted key (semdock trust key add)"
+                        .into(),
+                ));
+            }
+            if !p.on_promotion && !p.on_push {
+                return Err(Error::Invalid(
+                    "a signature policy is enforced somewhere: on promotion, on push, or both"
+                        .into(),
+                ));
+            }
+        }
+        self.meta.write(|w| {
+            if w.feed(feed)?.is_none() {
+                return Err(Error::FeedUnknown {
+                    feed: feed.to_owned(),
+                });
+            }
+            let change = if let Some(p) = policy {
+                    for k in &p.keys {
+                        if !KEYS.exists(w, k)? {
+                            return Err(Error::Invalid(format!(
+                                "no trusted key is named {k}: add it first (semdock trust key add {k} FILE)"
+                            )));
+                        }
+                    }
+                    POLICIES.put(w, feed, p)?;
+                    let mut on = Vec::new();
+                    if p.on_promotion {
+                        on.push("promotion");
+                    }
+                    if p.on_push {
+                        on.push("push");
+                    }
+                    format!(
+                        "signature policy: a signature by {} required on {}",
+                        p.keys.join(" or "),
+                        on.join(" and ")
+                    )
+            } else {
+                    POLICIES.remove(w, feed)?;
+                    "signature policy removed".to_owned()
+            };
+            audit::append(
+                w,
+                &self.clock,
+                audit::entry(Kind::FeedSettingsChanged, actor, feed, change),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// What the signatures of `repo@digest` say, checked against every trusted key.
+    pub fn verify(&self, repo: &Repository, digest: &Digest) -> Result<Verification, Error> {
+        let keys: BTreeMap<String, StoredKey> =
+            KEYS.all(&*self.meta.read()?)?.into_iter().collect();
+        self.verify_with(repo, digest.as_str(), &keys)
+    }
+
+    /// Refuses, with a sentence naming what is missing or wrong, an image `repo@digest`
+    /// entering `feed` at `gate` without a signature the feed's policy requires. `Ok` when
+    /// the feed has no policy for that gate.
+    pub(crate) fn require(
+        &self,
+        feed: &str,
+        gate: Gate,
+        repo: &Repository,
+        digest: &str,
+    ) -> Result<(), Error> {
+        let (policy, keys) = {
+            let r = self.meta.read()?;
+            let Some(policy) = POLICIES.get(&*r, feed)? else {
+                return Ok(());
+            };
+            let applies = match gate {
+                Gate::Promotion => policy.on_promotion,
+                Gate::Push => policy.on_push,
+            };
+            if !applies {
+                return Ok(());
+            }
+            let mut keys = BTreeMap::new();
+            for name in &policy.keys {
+                if let Some(k) = KEYS.get(&*r, name)? {
+                    keys.insert(name.clone(), k);
+                }
+            }
+            (policy, keys)
+        };
+        let found = self.verify_with(repo, digest, &keys)?;
+        if found.verified {
+            return Ok(());
+        }
+        let wanted = policy.keys.join(" or ");
+        let untrusted: Vec<&str> = policy
+            .keys
+            .iter()
+            .filter(|k| !keys.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        let mut why = if found.signatures.is_empty() {
+            format!("it has no signature (sign it: cosign sign --key {wanted}.key {repo}@{digest})")
+        } else {
+            let reasons: Vec<String> = found
+                .signatures
+                .iter()
+                .map(|s| format!("{} {}: {}", s.form, short(&s.manifest), s.reason))
+                .collect();
+            format!(
+                "{} signature{} found, none verifies: {}",
+                found.signatures.len(),
+                if found.signatures.len() == 1 { "" } else { "s" },
+                reasons.join("; ")
+            )
+        };
+        if !untrusted.is_empty() {
+            why += "; key ";
+            why += &untrusted.join(", ");
+            why += " is no longer trusted";
+        }
+        Err(Error::SignatureRefused(format!(
+            "feed {feed:?} requires a signature by {wanted}, and no signature of {repo}@{digest} verifies with it: {why}"
+        )))
+    }
+
+    fn verify_with(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        keys: &BTreeMap<String, StoredKey>,
+    ) -> Result<Verification, Error> {
+        let parsed: Vec<(&String, PublicKey)> = keys
+            .iter()
+            .filter_map(|(n, k)| PublicKey::from_pem(&k.pem).ok().map(|p| (n, p)))
+            .collect();
+        let manifests = self.signature_manifests(repo, digest)?;
+        let mut signatures = Vec::new();
+        for (form, manifest, body) in manifests {
+            let layers = match cosign::layers(&body) {
+                Ok(l) if l.is_empty() => {
+                    signatures.push(finding(
+                        &manifest,
+                        form,
+                        None,
+                        "it holds no signature layer",
+                    ));
+                    continue;
+                }
+                Ok(l) => l,
+                Err(e) => {
+                    signatures.push(finding(&manifest, form, None, &e));
+                    continue;
+                }
+            };
+            for layer in layers {
+                let (key, reason) = self.check_layer(&layer, digest, &parsed);
+                signatures.push(finding(&manifest, form, key, &reason));
+            }
+        }
+        let mut verified_by: Vec<String> =
+            signatures.iter().filter_map(|s| s.key.clone()).collect();
+        verified_by.sort();
+        verified_by.dedup();
+        Ok(Verification {
+            repository: repo.to_string(),
+            digest: digest.to_owned(),
+            verified: !verified_by.is_empty(),
+            verified_by,
+            signatures,
+        })
+    }
+
+    /// The key a signature layer verifies with, or none and why.
+    fn check_layer(
+        &self,
+        layer: &cosign::SignatureLayer,
+        digest: &str,
+        keys: &[(&String, PublicKey)],
+    ) -> (Option<String>, String) {
+        let signature = match &layer.signature {
+            Ok(s) => s,
+            Err(e) => return (None, e.clone()),
+        };
+        let payload = match self.payload(layer) {
+            Ok(p) => p,
+            Err(e) => return (None, e),
+        };
+        if let Err(e) = cosign::check_payload(&payload, digest) {
+            return (None, e);
+        }
+        if let Some((name, _)) = keys.iter().find(|(_, k)| k.verifies(&payload, signature)) {
+            return (Some((*name).clone()), format!("verifies with key {name}"));
+        }
+        let reason = if layer.keyless {
+            "a keyless (certificate) signature: this release verifies signatures by trusted keys only"
+        } else if keys.is_empty() {
+            "no trusted key to verify it with"
+        } else {
+            "signed by a key that is not trusted, or its payload was changed after signing"
+        };
+        (None, reason.to_owned())
+    }
+
+    /// The payload blob of a signature layer, checked against its digest.
+    fn payload(&self, layer: &cosign::SignatureLayer) -> Result<Vec<u8>, String> {
+        if layer.size > cosign::PAYLOAD_LIMIT {
+            return Err(format!(
+                "its payload is {} bytes, more than the {} a signature payload may be",
+                layer.size,
+                cosign::PAYLOAD_LIMIT
+            ));
+        }
+        let len = usize::try_from(layer.size).unwrap_or(usize::MAX);
+        let bytes = self
+            .blobs
+            .open(&layer.payload)
+            .and_then(|b| b.read_at(0, len))
+            .map_err(|e| format!("its payload {} cannot be read: {e}", layer.payload))?;
+        if Digest::of_with(layer.payload.algorithm(), &bytes) != layer.payload {
+            return Err(format!("its payload {} is damaged", layer.payload));
+        }
+        Ok(bytes)
+    }
+
+    /// The signature manifests of `repo@digest`: cosign's tag, then OCI 1.1 referrers of the
+    /// signature artifact type.
+    fn signature_manifests(
+        &self,
+        repo: &Repository,
+        digest: &str,
+    ) -> Result<Vec<SignatureManifest>, Error> {
+        let r = self.meta.read()?;
+        let name = repo.as_str();
+        let mut out = Vec::new();
+        if let Some(tag) = cosign::signature_tag(digest)
+            && let Some(d) = r.tag(name, &tag)?
+            && let Some(m) = r.manifest(name, &d)?
+        {
+            out.push(("tag", d, m.body));
+        }
+        for d in r.referrers(name, digest)? {
+            if let Some(m) = r.manifest(name, &d)?
+                && m.artifact_type.as_deref() == Some(cosign::SIGNATURE_ARTIFACT)
+                && !out.iter().any(|(_, seen, _)| *seen == d)
+            {
+                out.push(("referrer", d, m.body));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A signature manifest found for an image: its form (`tag`, `referrer`), digest and body.
+type SignatureManifest = (&'static str, String, Vec<u8>);
+
+fn finding(manifest: &str, form: &str, key: Option<String>, reason: &str) -> Finding {
+    Finding {
+        manifest: manifest.to_owned(),
+        form: form.to_owned(),
+        key,
+        reason: reason.to_owned(),
+    }
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// Whether `feed` has a signature policy enforced at `gate`.
+pub(crate) fn applies(
+    r: &(impl crate::store::meta::MetaRead + ?Sized),
+    feed: &str,
+    gate: Gate,
+) -> Result<bool, Error> {
+    Ok(POLICIES.get(r, feed)?.is_some_and(|p| match gate {
+        Gate::Promotion => p.on_promotion,
+        Gate::Push => p.on_push,
+    }))
+}
+
+/// Removes the signature policy of `feed`: called in the transaction that deletes the feed.
+pub(crate) fn remove_feed_policy(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
+    POLICIES.remove(w, feed)?;
+    Ok(())
+}
