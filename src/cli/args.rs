@@ -254,12 +254,73 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// Manage trust: the public keys signatures are verified with, and feeds' signature
+    /// policies.
+    Trust {
+        #[command(subcommand)]
+        action: TrustAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show which signatures an image has, which verify with which trusted key, and why the
+    /// others do not; exits 1 when none verifies.
+    Verify {
+        /// FEED/NAME:TAG or FEED/NAME@DIGEST.
+        image: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Manage webhooks: endpoints told of pushes, promotions, deletions and refusals.
     Webhook {
         #[command(subcommand)]
         action: WebhookAction,
         #[command(flatten)]
         remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustAction {
+    /// The public keys signatures are verified with (administrators).
+    Key {
+        #[command(subcommand)]
+        action: TrustKeyAction,
+    },
+    /// Show a feed's signature policy, or set it with --key (feed administrators).
+    Policy {
+        /// The feed.
+        feed: String,
+        /// A trusted key one of whose signatures is required (repeatable).
+        #[arg(long = "key", value_name = "KEY")]
+        keys: Vec<String>,
+        /// Require the signature on a tag push into the feed too (sign the digest, then tag).
+        #[arg(long)]
+        on_push: bool,
+        /// Do not require it on promotion into the feed (with --on-push only).
+        #[arg(long)]
+        no_promotion: bool,
+        /// Remove the feed's signature policy.
+        #[arg(long, conflicts_with_all = ["keys", "on_push", "no_promotion"])]
+        remove: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustKeyAction {
+    /// Trust a public key: a PEM file, as cosign generate-key-pair writes cosign.pub
+    /// (ECDSA P-256/P-384, Ed25519 or RSA).
+    Add {
+        /// The key's name, as policies name it (1 to 64 of a-z 0-9 . _ -).
+        name: String,
+        /// The PEM public key file (- for standard input).
+        file: PathBuf,
+    },
+    /// List the trusted keys.
+    List,
+    /// Stop trusting a key: signatures by it verify no more.
+    Remove {
+        /// The key's name.
+        name: String,
     },
 }
 

@@ -13,6 +13,7 @@ mod history;
 mod login;
 mod storage;
 mod target;
+mod trust;
 mod webhook;
 #[cfg(windows)]
 mod windows;
@@ -33,6 +34,7 @@ use directory::directory_test;
 use feed::feed;
 use history::{audit, audit_query, history, now_ms, print_audit, promote, purge, resolve, tag};
 use target::{Request, Target, to_json};
+use trust::{trust, verify};
 use webhook::webhook;
 /// Entry point of the binary.
 #[must_use]
@@ -206,6 +208,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Webhook { action, remote } => webhook(&target(&config, &remote)?, action),
+        Command::Trust { action, remote } => trust(&target(&config, &remote)?, action),
+        Command::Verify { image, remote } => verify(
+            &target(&config, &remote)?,
+            &image,
+            &registry_hosts(&config, &remote),
+        ),
         Command::Purge {
             image,
             live,

@@ -22,6 +22,7 @@ mod oci_api;
 mod paging;
 mod release;
 mod security;
+mod signatures;
 mod tls;
 mod ui;
 mod ui_browser;

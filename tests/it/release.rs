@@ -26,26 +26,26 @@ const FAST_RETRIES: [(&str, &str); 3] = [
 ];
 
 #[derive(Clone, Copy, Debug)]
-enum Backend {
+pub(crate) enum Backend {
     Embedded,
     Distributed,
 }
 
 /// One registry node on a backend, restartable on the same storage.
-struct Registry {
-    server: Server,
+pub(crate) struct Registry {
+    pub(crate) server: Server,
     cluster: Option<Cluster>,
     dir: tempfile::TempDir,
     env: Vec<(&'static str, &'static str)>,
 }
 
 impl Registry {
-    fn start(backend: Backend) -> Self {
+    pub(crate) fn start(backend: Backend) -> Self {
         Self::start_with(backend, &[])
     }
 
     /// A start with settings beyond the quick retries.
-    fn start_with(backend: Backend, more: &[(&'static str, &'static str)]) -> Self {
+    pub(crate) fn start_with(backend: Backend, more: &[(&'static str, &'static str)]) -> Self {
         let mut env = FAST_RETRIES.to_vec();
         env.extend_from_slice(more);
         let dir = tempfile::tempdir().unwrap();
@@ -64,11 +64,11 @@ impl Registry {
         }
     }
 
-    fn admin(&self) -> ureq::Agent {
+    pub(crate) fn admin(&self) -> ureq::Agent {
         self.server.http()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         self.server.url(path)
     }
 
@@ -83,7 +83,7 @@ impl Registry {
         self.server.admin_password = password;
     }
 
-    fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    pub(crate) fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
         let agent = self.admin();
         let url = self.url(path);
         let req = match method {
@@ -101,7 +101,7 @@ impl Registry {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    fn delete(&self, path: &str) -> u16 {
+    pub(crate) fn delete(&self, path: &str) -> u16 {
         self.admin()
             .delete(&self.url(path))
             .call()
@@ -110,7 +110,7 @@ impl Registry {
             .as_u16()
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str) -> (u16, Value) {
         let mut res = self.admin().get(&self.url(path)).call().unwrap();
         let status = res.status().as_u16();
         let text = res.body_mut().read_to_string().unwrap_or_default();
@@ -118,7 +118,7 @@ impl Registry {
     }
 
     /// Pushes an image whose layer is `layer` as `repo:tag`; returns the status and digest.
-    fn push(&self, repo: &str, tag: &str, layer: &str) -> (u16, String) {
+    pub(crate) fn push(&self, repo: &str, tag: &str, layer: &str) -> (u16, String) {
         let agent = self.admin();
         let base = self.url("");
         let (digest, body) = push_image_over_http(&agent, &base, repo, layer.as_bytes());
@@ -131,7 +131,7 @@ impl Registry {
     }
 
     /// `semdock ARGS --server URL` with the administrator's key.
-    fn cli(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_semdock"));
         cmd.args(args)
             .args(["--server", &self.url("")])
@@ -139,7 +139,7 @@ impl Registry {
         cmd
     }
 
-    fn admin_key(&self) -> String {
+    pub(crate) fn admin_key(&self) -> String {
         let (status, key) = self.json(
             "POST",
             "/api/v1/keys",
@@ -491,7 +491,12 @@ fn pipeline(backend: Backend) {
 }
 
 /// Pushes a referrer of `artifact_type` for `subject` into `repo`; returns its digest.
-fn attach_referrer(r: &Registry, repo: &str, subject: &str, artifact_type: &str) -> String {
+pub(crate) fn attach_referrer(
+    r: &Registry,
+    repo: &str,
+    subject: &str,
+    artifact_type: &str,
+) -> String {
     let agent = r.admin();
     let empty = b"{}";
     let res = agent

@@ -10,6 +10,7 @@ mod error;
 mod paging;
 mod storage;
 mod tags;
+mod trust;
 mod webhooks;
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
@@ -20,6 +21,7 @@ use utoipa::OpenApi;
 pub use audit::{AuditParams, jsonl_response};
 pub use error::ApiError;
 pub use tags::{PromoteArgs, do_promote, resolve_ref};
+pub use trust::verify_ref;
 
 use dto::{
     CreatedUser, FeedInfo, FeedUpdate, KeyInfo, NewFeed, NewKey, NewKeyRequest, NewUser,
@@ -97,6 +99,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/feeds/{feed}/upstream/test",
                 web::post().to(storage::test_upstream),
             )
+            .route("/trust/keys", web::get().to(trust::list_keys))
+            .route("/trust/keys", web::post().to(trust::add_key))
+            .route("/trust/keys/{name}", web::delete().to(trust::remove_key))
+            .route(
+                "/feeds/{feed}/signature-policy",
+                web::get().to(trust::policy),
+            )
+            .route(
+                "/feeds/{feed}/signature-policy",
+                web::put().to(trust::set_policy),
+            )
+            .route(
+                "/feeds/{feed}/signature-policy",
+                web::delete().to(trust::remove_policy),
+            )
+            .route("/verify", web::get().to(trust::verify))
             .route("/audit", web::get().to(audit::audit))
             .route("/webhooks", web::get().to(webhooks::list))
             .route("/webhooks", web::post().to(webhooks::create))
@@ -156,6 +174,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
         storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
+        trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
+        trust::remove_policy, trust::verify,
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
@@ -168,6 +188,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::RetentionReport, dto::Deletion,
         dto::BackupReport, dto::AuditEntry, dto::EndpointInfo, dto::NewEndpoint,
         dto::EndpointChange, dto::Delivery, dto::Format,
+        dto::TrustKey, dto::NewTrustKey, dto::SignaturePolicy, dto::Verification, dto::SignatureFinding,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

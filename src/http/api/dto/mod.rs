@@ -8,6 +8,7 @@ mod audit;
 mod feeds;
 mod storage;
 mod tags;
+mod trust;
 mod webhooks;
 
 pub use accounts::{
@@ -24,6 +25,7 @@ pub use tags::{
     HistoryEntry, Promoted, PromotionRequest, PurgeRequest, Resolved, TagAt, TagCursors, TagEntry,
     TagGroups, TagList,
 };
+pub use trust::{NewTrustKey, SignatureFinding, SignaturePolicy, TrustKey, Verification};
 pub use webhooks::{Delivery, EndpointChange, EndpointInfo, Format, NewEndpoint};
 
 /// `items` converted one by one.

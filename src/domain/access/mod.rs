@@ -15,6 +15,10 @@
 //! So a handler that forgets a check does not compile: without the handle it has no way to
 //! call the operation. (lldap's `AccessControlledBackendHandler` is the model.)
 
+mod trust;
+
+pub use trust::{Signatures, TrustedKeys};
+
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::path::Path;
