@@ -270,15 +270,28 @@ pub(super) fn settle_virtual(
     names: impl IntoIterator<Item = String>,
     cause: &Change<'_>,
 ) -> Result<(), Error> {
+    // Under a signature policy only versions whose signatures passed are followed.
+    let feed = repo.split('/').next().unwrap_or(repo);
+    let signed = super::trust::policy_of(&*w, feed)?;
     for tag in names {
         let current = w.tag(repo, &tag)?;
-        match followed(&tag, |scope| Ok(w.highest_version(repo, scope)?))? {
+        let highest = |scope| match &signed {
+            None => Ok(w.highest_version(repo, scope)?),
+            Some(policy) => highest_passing(&*w, repo, scope, policy),
+        };
+        match followed(&tag, highest)? {
             Some((_, want)) if current.as_deref() == Some(want.as_str()) => {}
             Some((version, want)) => {
                 w.set_tag(repo, &tag, &want)?;
                 // Each move names the version it follows, so history can say
                 // "latest → 3.4.1" rather than only a digest.
-                let note = format!("follows {version}");
+                let note = match cause.comment {
+                    // A settling caused by the trust (a signature, a key): say which.
+                    Some(why) if cause.method == "settings" => {
+                        format!("follows {version}: {why}")
+                    }
+                    _ => format!("follows {version}"),
+                };
                 let change = Change {
                     method: "virtual",
                     comment: Some(&note),
@@ -303,6 +316,45 @@ pub(super) fn settle_virtual(
         }
     }
     Ok(())
+}
+
+/// Whether version tag `tag` is in `scope`.
+fn in_scope(scope: Scope, tag: &str) -> bool {
+    let Some(v) = version_of(tag) else {
+        return false;
+    };
+    let stable = v.pre.is_empty();
+    match scope {
+        Scope::Stable => stable,
+        Scope::Major(major) => stable && v.major == major,
+        Scope::Minor(major, minor) => stable && v.major == major && v.minor == minor,
+        Scope::PreRelease => !stable,
+        Scope::Named => false,
+    }
+}
+
+/// The highest version of `repo` in `scope` whose signatures pass `policy` (by its recorded
+/// verdict), as (tag, digest): O(k · log n) for the k higher versions that do not pass.
+fn highest_passing(
+    r: &dyn MetaWrite,
+    repo: &str,
+    scope: Scope,
+    policy: &super::trust::SignaturePolicy,
+) -> Result<Option<(String, String)>, Error> {
+    let mut before: Option<Version> = None;
+    loop {
+        let (page, more) =
+            r.versions_page(repo, before.as_ref(), 64, &|tag| in_scope(scope, tag))?;
+        for (tag, digest) in &page {
+            if super::trust::passes(r, policy, repo, digest)? {
+                return Ok(Some((tag.clone(), digest.clone())));
+            }
+        }
+        match page.last().and_then(|(t, _)| version_of(t)) {
+            Some(last) if more => before = Some(last),
+            _ => return Ok(None),
+        }
+    }
 }
 
 /// Points every virtual tag of `repo` where its versions say (switching versioning on reads

@@ -695,14 +695,25 @@ fn every_event(backend: Backend) {
         .find(|g| g.json()["digest"] == late)
         .unwrap()
         .json();
-    let (_, log) = r.get(&format!("/api/v1/webhooks/{hook}/deliveries"));
-    let delivered = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["event_id"].as_u64() == late_event["id"].as_str().and_then(|i| i.parse().ok()))
-        .unwrap();
-    assert_eq!(delivered["status"], "delivered");
+    // The receiver has the request before the sender has written down its answer: the
+    // log says "delivered" a moment later.
+    let event_id: Option<u64> = late_event["id"].as_str().and_then(|i| i.parse().ok());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivered = loop {
+        let (_, log) = r.get(&format!("/api/v1/webhooks/{hook}/deliveries"));
+        let line = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["event_id"].as_u64() == event_id)
+            .cloned()
+            .unwrap();
+        if line["status"] == "delivered" || Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(delivered["status"], "delivered", "{delivered}");
     assert!(delivered["attempts"].as_u64().unwrap() >= 2, "{delivered}");
 
     // Redelivery sends the same event, under the same id, again.

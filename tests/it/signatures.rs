@@ -308,3 +308,122 @@ fn only_images_signed_by_the_trusted_key_enter_a_feed_that_requires_it_on_the_em
 fn only_images_signed_by_the_trusted_key_enter_a_feed_that_requires_it_on_postgres_and_s3() {
     signed_release(Backend::Distributed);
 }
+
+/// The history of `tag` in `repo`, oldest first: (digest or none, comment).
+fn history_of(r: &Registry, repo: &str, tag: &str) -> Vec<(Value, String)> {
+    let (status, h) = r.get(&format!("/api/v1/repositories/{repo}/history?tag={tag}"));
+    assert_eq!(status, 200, "{h}");
+    h.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["new"].clone(),
+                e["comment"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn points_at(r: &Registry, repo: &str, tag: &str) -> Option<String> {
+    let res = r
+        .admin()
+        .head(&r.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("Accept", OCI_MANIFEST)
+        .call()
+        .unwrap();
+    (res.status() == 200).then(|| {
+        res.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    })
+}
+
+fn virtual_tags_follow_signed_versions(backend: Backend) {
+    let r = Registry::start(backend);
+    let (status, body) = r.json("POST", "/api/v1/feeds", &json!({"name": "release"}));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = r.json(
+        "PATCH",
+        "/api/v1/feeds/release",
+        &json!({"versioning": true, "permitted": ["sha256-*.sig"]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (ci, backup) = (Signer::new(), Signer::new());
+    for (name, signer) in [("ci", &ci), ("backup", &backup)] {
+        let (status, body) = r.json(
+            "POST",
+            "/api/v1/trust/keys",
+            &json!({"name": name, "pem": signer.public_pem()}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = r.json(
+        "PUT",
+        "/api/v1/feeds/release/signature-policy",
+        &json!({"keys": ["ci", "backup"]}),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // An unsigned version is not followed; signed (tag form), it is.
+    let (status, v1) = r.push("release/app", "1.0.0", "one");
+    assert_eq!(status, 201);
+    assert_eq!(points_at(&r, "release/app", "latest"), None);
+    sign(&r, &ci, "release/app", &v1, Form::Tag);
+    sign(&r, &backup, "release/app", &v1, Form::Referrer);
+    assert_eq!(
+        points_at(&r, "release/app", "latest").as_deref(),
+        Some(&*v1)
+    );
+    assert_eq!(points_at(&r, "release/app", "1").as_deref(), Some(&*v1));
+
+    // A higher version pushed unsigned by mistake never becomes what app:1 pulls.
+    let (_, v2) = r.push("release/app", "1.1.0", "two, unsigned");
+    assert_eq!(
+        points_at(&r, "release/app", "latest").as_deref(),
+        Some(&*v1)
+    );
+    assert_eq!(points_at(&r, "release/app", "1").as_deref(), Some(&*v1));
+    assert_eq!(points_at(&r, "release/app", "1.1").as_deref(), None);
+    // Signed by CI (referrer form), the virtual tags follow it, and history says why.
+    sign(&r, &ci, "release/app", &v2, Form::Referrer);
+    assert_eq!(
+        points_at(&r, "release/app", "latest").as_deref(),
+        Some(&*v2)
+    );
+    assert_eq!(points_at(&r, "release/app", "1.1").as_deref(), Some(&*v2));
+    let latest = history_of(&r, "release/app", "latest");
+    assert_eq!(
+        latest.last().unwrap().1,
+        "follows 1.1.0: a signature was pushed",
+        "{latest:?}"
+    );
+
+    // CI's key is removed: 1.1.0 passes no more, `latest` settles back on 1.0.0, which the
+    // backup key signed, and history names the removal.
+    let (status, _) = r.json("POST", "/api/v1/feeds", &json!({"name": "unrelated"}));
+    assert_eq!(status, 201);
+    assert_eq!(r.delete("/api/v1/trust/keys/ci"), 204);
+    assert_eq!(
+        points_at(&r, "release/app", "latest").as_deref(),
+        Some(&*v1)
+    );
+    assert_eq!(points_at(&r, "release/app", "1.1").as_deref(), None);
+    let latest = history_of(&r, "release/app", "latest");
+    assert_eq!(
+        latest.last().unwrap().1,
+        "follows 1.0.0: trusted key ci removed",
+        "{latest:?}"
+    );
+}
+
+#[test]
+fn virtual_tags_follow_only_versions_signed_as_the_policy_requires_on_the_embedded_backend() {
+    virtual_tags_follow_signed_versions(Backend::Embedded);
+}
+
+#[test]
+fn virtual_tags_follow_only_versions_signed_as_the_policy_requires_on_postgres_and_s3() {
+    virtual_tags_follow_signed_versions(Backend::Distributed);
+}

@@ -277,6 +277,7 @@ impl Registry {
             source: Some(&source),
         };
         let verified = self.promotion_gate(from, from_ref, to);
+        let gate_ran = matches!(verified, Ok(Some(_)));
         let result = verified.and_then(|verified| self.meta.write(|w| {
             w.feed(from.feed())?.ok_or_else(|| feed_unknown(from))?;
             let feed = w.feed(to.feed())?.ok_or_else(|| feed_unknown(to))?;
@@ -294,14 +295,22 @@ impl Registry {
                 )));
             }
             check_promotion_rules(w, &feed, from, to, &digest)?;
+            let verified_digest = verified.as_ref().map(|v| v.digest.as_str());
             let (gated, signature_tag) =
-                gated_signatures(&*w, from, from_ref, to, &digest, verified.as_deref())?;
+                gated_signatures(&*w, from, from_ref, to, &digest, verified_digest)?;
             let mut pending = vec![digest.clone()];
             if let Some((_, sig)) = &signature_tag {
                 pending.push(sig.clone());
             }
             let copied = self.copy_manifests(w, from, to, pending, include_referrers || gated)?;
             ensure_repository(w, to.as_str(), self.clock.now())?;
+            if let Some(v) = &verified {
+                // The signatures came along: the verdict holds in the target too, before
+                // its virtual tags settle.
+                let mut there = v.clone();
+                there.repository = to.to_string();
+                trust::record_verdict(w, &there)?;
+            }
             if let Some((tag, sig)) = &signature_tag {
                 // Where the target's tag rules take cosign's tag; else the referrer form serves.
                 match tags::set(w, to, &feed, tag, sig, &change) {
@@ -336,6 +345,12 @@ impl Registry {
                 _ => String::new(),
             };
             self.audit_refusal(to, Some(to_tag.as_str()), &from_digest, actor, e);
+        }
+        if let Ok(done) = &result
+            && !gate_ran
+        {
+            self.trust
+                .reassess_if_gated(to, &done.digest, actor, "promoted");
         }
         result
     }
@@ -391,7 +406,7 @@ impl Registry {
         from: &Repository,
         from_ref: &Reference,
         to: &Repository,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<crate::domain::trust::Verification>, Error> {
         let digest = {
             let r = self.meta.read()?;
             if !trust::applies(&*r, to.feed(), Gate::Promotion)? {
@@ -406,8 +421,7 @@ impl Registry {
             }
         };
         self.trust
-            .require(to.feed(), Gate::Promotion, from, &digest)?;
-        Ok(Some(digest))
+            .require(to.feed(), Gate::Promotion, from, &digest)
     }
 }
 

@@ -158,6 +158,45 @@ impl Registry {
 
     // ---- manifests ----
 
+    /// Under a feed's signature policy, what a push changes in the verdicts: a signature
+    /// (cosign's tag, or a referrer of cosign's signature type) is verified for its image, a
+    /// version tag for its digest, and the virtual tags settle on what passes. A failure
+    /// here is logged: the push itself is done.
+    fn after_push(
+        &self,
+        repo: &Repository,
+        tags: &[&Tag],
+        manifest: &Manifest,
+        digest: &Digest,
+        actor: &str,
+    ) {
+        use crate::domain::trust::cosign;
+        let signed = tags
+            .iter()
+            .find_map(|t| {
+                let hex = t.as_str().strip_prefix("sha256-")?.strip_suffix(".sig")?;
+                Some(format!("sha256:{hex}"))
+            })
+            .or_else(|| {
+                (manifest.artifact_type.as_deref() == Some(cosign::SIGNATURE_ARTIFACT))
+                    .then(|| manifest.subject.as_ref().map(ToString::to_string))
+                    .flatten()
+            });
+        let version = tags
+            .iter()
+            .any(|t| crate::domain::versioning::version_of(t.as_str()).is_some());
+        match signed {
+            Some(s) => self
+                .trust
+                .reassess_if_gated(repo, &s, actor, "a signature was pushed"),
+            None if version => {
+                self.trust
+                    .reassess_if_gated(repo, digest.as_str(), actor, "a version was pushed");
+            }
+            None => {}
+        }
+    }
+
     /// A tag entering a feed that requires signatures on push: the digest is signed first.
     /// cosign's own tags (signatures, attestations) pass.
     fn push_gate(
@@ -169,7 +208,8 @@ impl Registry {
         match tag {
             Some(t) if !crate::domain::trust::cosign::is_cosign_tag(t.as_str()) => self
                 .trust
-                .require(repo.feed(), Gate::Push, repo, digest.as_str()),
+                .require(repo.feed(), Gate::Push, repo, digest.as_str())
+                .map(drop),
             _ => Ok(()),
         }
     }
@@ -277,6 +317,7 @@ impl Registry {
             );
         }
         result?;
+        self.after_push(repo, &tags, &manifest, &digest, actor);
         crate::metrics::get()
             .pushes
             .get_or_create(&crate::metrics::Metrics::feed(repo.feed()))

@@ -16,7 +16,7 @@ use super::audit::{self, Kind};
 use super::clock::Clock;
 use crate::model::{Digest, Repository};
 use crate::store::blobs::Blobs;
-use crate::store::meta::settings::{Family, Json};
+use crate::store::meta::settings::{Counter, Family, Json};
 use crate::store::meta::{MetaWrite, Metadata};
 
 pub mod cosign;
@@ -29,6 +29,23 @@ pub(crate) const KEYS: Family<Json<StoredKey>> = Family::keyed("trust-key:", "tr
 /// feed → its signature policy.
 pub(crate) const POLICIES: Family<Json<SignaturePolicy>> =
     Family::keyed("signature-policy:", "feed signature policy");
+
+/// `repo@digest` → what its signatures said when last verified.
+pub(crate) const VERDICTS: Family<Json<Verdict>> =
+    Family::keyed("signature-verdict:", "signature verdict");
+/// Moves with every change of the trusted keys: a verdict of an older epoch is stale.
+pub(crate) const TRUST_EPOCH: Family<Counter> = Family::single("trust-epoch", "trust epoch");
+
+/// What the signatures of one image said, under the trusted keys of one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The trusted keys a signature verified with.
+    pub keys: Vec<String>,
+    /// The signature manifests that verified: a verdict holds while one of them is stored.
+    pub signatures: Vec<String>,
+    /// The trust epoch it was reached at.
+    pub epoch: u64,
+}
 
 /// A trusted key as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,6 +177,7 @@ impl Trust {
                 )));
             }
             KEYS.put(w, name, &stored)?;
+            bump_epoch(w)?;
             let change = format!(
                 "trusted key {name} added ({}, fingerprint {})",
                 key.kind(),
@@ -172,6 +190,7 @@ impl Trust {
             )?;
             Ok(())
         })?;
+        self.reassess_all(actor, &format!("trusted key {name} added"))?;
         Ok(info(name.to_owned(), &stored))
     }
 
@@ -182,6 +201,7 @@ impl Trust {
                 return Err(Error::NotFound(format!("no trusted key is named {name}")));
             }
             KEYS.remove(w, name)?;
+            bump_epoch(w)?;
             let change = format!("trusted key {name} removed");
             audit::append(
                 w,
@@ -189,7 +209,8 @@ impl Trust {
                 audit::entry(Kind::TrustChanged, actor, "", change),
             )?;
             Ok(())
-        })
+        })?;
+        self.reassess_all(actor, &format!("trusted key {name} removed"))
     }
 
     /// The signature policy of `feed`, if it has one.
@@ -272,26 +293,26 @@ impl Trust {
     }
 
     /// Refuses, with a sentence naming what is missing or wrong, an image `repo@digest`
-    /// entering `feed` at `gate` without a signature the feed's policy requires. `Ok` when
-    /// the feed has no policy for that gate.
+    /// entering `feed` at `gate` without a signature the feed's policy requires; answers
+    /// what verified. `Ok(None)` when the feed has no policy for that gate.
     pub(crate) fn require(
         &self,
         feed: &str,
         gate: Gate,
         repo: &Repository,
         digest: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Verification>, Error> {
         let (policy, keys) = {
             let r = self.meta.read()?;
             let Some(policy) = POLICIES.get(&*r, feed)? else {
-                return Ok(());
+                return Ok(None);
             };
             let applies = match gate {
                 Gate::Promotion => policy.on_promotion,
                 Gate::Push => policy.on_push,
             };
             if !applies {
-                return Ok(());
+                return Ok(None);
             }
             let mut keys = BTreeMap::new();
             for name in &policy.keys {
@@ -303,7 +324,7 @@ impl Trust {
         };
         let found = self.verify_with(repo, digest, &keys)?;
         if found.verified {
-            return Ok(());
+            return Ok(Some(found));
         }
         let wanted = policy.keys.join(" or ");
         let untrusted: Vec<&str> = policy
@@ -335,6 +356,105 @@ impl Trust {
         Err(Error::SignatureRefused(format!(
             "feed {feed:?} requires a signature by {wanted}, and no signature of {repo}@{digest} verifies with it: {why}"
         )))
+    }
+
+    /// Verifies `repo@digest` again, records the verdict, and — in a versioned feed with a
+    /// signature policy — settles the repository's virtual tags on what now passes. Called
+    /// when a signature arrives and when the trusted keys change; `actor` caused it.
+    pub(crate) fn reassess(
+        &self,
+        repo: &Repository,
+        digests: &[String],
+        actor: &str,
+        why: &str,
+    ) -> Result<(), Error> {
+        let keys: BTreeMap<String, StoredKey> =
+            KEYS.all(&*self.meta.read()?)?.into_iter().collect();
+        let mut found = Vec::new();
+        for digest in digests {
+            found.push(self.verify_with(repo, digest, &keys)?);
+        }
+        let change = super::tags::Change {
+            actor,
+            method: "settings",
+            comment: Some(why),
+            source: None,
+            clock: &self.clock,
+        };
+        self.meta.write(|w| {
+            for f in &found {
+                record_verdict(w, f)?;
+            }
+            let Some(feed) = w.feed(repo.feed())? else {
+                return Ok(());
+            };
+            if feed.versioning && POLICIES.exists(&*w, repo.feed())? {
+                super::tags::recompute_virtual(w, repo.as_str(), &change)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Trust::reassess`] of one image when its feed has a signature policy; a failure is
+    /// logged (what called it is done).
+    pub(crate) fn reassess_if_gated(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        actor: &str,
+        why: &str,
+    ) {
+        let gated = self
+            .meta
+            .read()
+            .ok()
+            .and_then(|r| POLICIES.exists(&*r, repo.feed()).ok())
+            .unwrap_or(false);
+        if gated && let Err(e) = self.reassess(repo, &[digest.to_owned()], actor, why) {
+            tracing::warn!(repository = %repo, error = %e, "signatures could not be verified");
+        }
+    }
+
+    /// After the trusted keys changed: every version of every repository of the feeds with
+    /// a policy is verified again, and their virtual tags settle on what passes now.
+    /// O(versions × signatures) reads; runs in the call that changed the keys.
+    fn reassess_all(&self, actor: &str, why: &str) -> Result<(), Error> {
+        let feeds: Vec<String> = POLICIES
+            .all(&*self.meta.read()?)?
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        for feed in feeds {
+            let prefix = format!("{feed}/");
+            let mut after: Option<String> = None;
+            loop {
+                let (names, more) =
+                    self.meta
+                        .read()?
+                        .repositories(&prefix, after.as_deref(), 500, &|_| true)?;
+                for name in &names {
+                    let Ok(repo) = name.parse::<Repository>() else {
+                        continue;
+                    };
+                    let mut digests: Vec<String> = self
+                        .meta
+                        .read()?
+                        .tag_targets(repo.as_str())?
+                        .into_iter()
+                        .filter(|(t, _)| super::versioning::version_of(t).is_some())
+                        .map(|(_, d)| d)
+                        .collect();
+                    digests.sort();
+                    digests.dedup();
+                    self.reassess(&repo, &digests, actor, why)?;
+                }
+                after = names.last().cloned();
+                if !more || after.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn verify_with(
@@ -480,6 +600,65 @@ fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
 }
 
+fn bump_epoch(w: &mut dyn MetaWrite) -> Result<(), Error> {
+    let next = TRUST_EPOCH.get(&*w, "")?.unwrap_or(0) + 1;
+    TRUST_EPOCH.put(w, "", &next)?;
+    Ok(())
+}
+
+fn verdict_key(repo: &str, digest: &str) -> String {
+    format!("{repo}@{digest}")
+}
+
+/// Records `found` as the verdict on its image, at the current trust epoch.
+pub(crate) fn record_verdict(w: &mut dyn MetaWrite, found: &Verification) -> Result<(), Error> {
+    let verdict = Verdict {
+        keys: found.verified_by.clone(),
+        signatures: found
+            .signatures
+            .iter()
+            .filter(|s| s.key.is_some())
+            .map(|s| s.manifest.clone())
+            .collect(),
+        epoch: TRUST_EPOCH.get(&*w, "")?.unwrap_or(0),
+    };
+    VERDICTS.put(w, &verdict_key(&found.repository, &found.digest), &verdict)?;
+    Ok(())
+}
+
+/// Whether `repo@digest` passes `policy` by its recorded verdict: reached at the current
+/// trust epoch, by one of the policy's keys, with a signature that verified still stored.
+/// No verdict, or a stale one, does not pass (it is reached again by [`Trust::reassess`]).
+pub(crate) fn passes(
+    r: &(impl crate::store::meta::MetaRead + ?Sized),
+    policy: &SignaturePolicy,
+    repo: &str,
+    digest: &str,
+) -> Result<bool, Error> {
+    let Some(v) = VERDICTS.get(r, &verdict_key(repo, digest))? else {
+        return Ok(false);
+    };
+    if v.epoch != TRUST_EPOCH.get(r, "")?.unwrap_or(0)
+        || !v.keys.iter().any(|k| policy.keys.contains(k))
+    {
+        return Ok(false);
+    }
+    for s in &v.signatures {
+        if r.has_manifest(repo, s)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The signature policy of `feed`, if it has one.
+pub(crate) fn policy_of(
+    r: &(impl crate::store::meta::MetaRead + ?Sized),
+    feed: &str,
+) -> Result<Option<SignaturePolicy>, Error> {
+    Ok(POLICIES.get(r, feed)?)
+}
+
 /// Whether `feed` has a signature policy enforced at `gate`.
 pub(crate) fn applies(
     r: &(impl crate::store::meta::MetaRead + ?Sized),
@@ -495,5 +674,11 @@ pub(crate) fn applies(
 /// Removes the signature policy of `feed`: called in the transaction that deletes the feed.
 pub(crate) fn remove_feed_policy(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
     POLICIES.remove(w, feed)?;
+    let prefix = format!("{feed}/");
+    for (key, _) in VERDICTS.all(&*w)? {
+        if key.starts_with(&prefix) {
+            VERDICTS.remove(w, &key)?;
+        }
+    }
     Ok(())
 }
