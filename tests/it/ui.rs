@@ -829,3 +829,86 @@ async fn feed_settings_show_versioning_first_and_fold_the_connector_of_a_plain_f
         body(&res)
     );
 }
+
+#[actix_web::test]
+async fn a_feed_administrator_requires_signatures_and_the_manifest_page_says_what_verified() {
+    use base64::Engine as _;
+    use p256::pkcs8::EncodePublicKey as _;
+    use signature::Signer as _;
+    let app = TestApp::new();
+    let key = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    app.registry.trust().add_key("ci", &pem, "admin").unwrap();
+    let (digest, _) = app.push_image("library/app", "1.0.0", &[b"signed"]).await;
+    let b = admin(&app).await;
+
+    // The policy is set in the settings form, and shown there again.
+    let res = b
+        .post(
+            "/ui/feeds/library/settings",
+            &[
+                ("signature_keys", "ci"),
+                ("signature_on_promotion", "on"),
+                ("op", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let policy = app.registry.trust().policy("library").unwrap().unwrap();
+    assert_eq!(
+        (policy.keys, policy.on_push),
+        (vec!["ci".to_owned()], false)
+    );
+    let html = body(&b.get("/ui/feeds/library/settings").await);
+    assert!(
+        html.contains(r#"name="signature_keys" value="ci""#),
+        "{html}"
+    );
+
+    // Unsigned, the manifest page says so; signed as cosign does, it names the key.
+    let page = format!("/ui/manifest?name=library/app&digest={digest}");
+    let html = body(&b.get(&page).await);
+    assert!(html.contains("Not verified"), "{html}");
+    assert!(html.contains("requires a signature by ci"), "{html}");
+    let payload =
+        semdock::domain::trust::cosign::payload_for("localhost/library/app", digest.as_str());
+    let sig: p256::ecdsa::Signature = key.sign(&payload);
+    let sig = base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes());
+    let payload_digest = app.push_blob("library/app", &payload).await;
+    let config = app.push_blob("library/app", b"{}").await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": common::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "digest": payload_digest.as_str(), "size": payload.len(),
+            "annotations": {"dev.cosignproject.cosign/signature": sig}}],
+    });
+    let tag = format!("{}.sig", digest.as_str().replacen(':', "-", 1));
+    let res = app
+        .put_manifest(
+            "library/app",
+            &tag,
+            common::OCI_MANIFEST,
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .await;
+    assert_eq!(res.status, 201);
+    let html = body(&b.get(&page).await);
+    assert!(html.contains("Verified"), "{html}");
+    assert!(html.contains("Signed by ci."), "{html}");
+    assert!(html.contains("verifies with key ci"), "{html}");
+
+    // Emptying the keys removes the policy.
+    let res = b
+        .post(
+            "/ui/feeds/library/settings",
+            &[("signature_keys", ""), ("op", "save")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert!(app.registry.trust().policy("library").unwrap().is_none());
+}

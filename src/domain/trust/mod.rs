@@ -251,6 +251,9 @@ impl Trust {
                     feed: feed.to_owned(),
                 });
             }
+            if POLICIES.get(&*w, feed)?.as_ref() == policy {
+                return Ok(()); // unchanged: nothing to record
+            }
             let change = if let Some(p) = policy {
                     for k in &p.keys {
                         if !KEYS.exists(w, k)? {

@@ -9,6 +9,7 @@ use super::links::{safe_next, with_done};
 use super::session::Viewer;
 use super::{Nav, UiError, redirect, render, run};
 use crate::domain::access::{FeedAdmin, Pull};
+use crate::domain::trust::SignaturePolicy;
 use crate::domain::{self, FeedChange, FeedPreview};
 
 pub struct GrantRow {
@@ -29,11 +30,36 @@ struct SettingsPage {
     permitted: String,
     promotion_sources: String,
     required_referrer: String,
+    signature: SignatureFields,
     connector: ConnectorFields,
     /// What the connector's test or sync button found.
     connector_note: Option<String>,
     grants: Vec<GrantRow>,
     preview: Option<FeedPreview>,
+}
+
+/// A feed's signature policy as the settings form shows it.
+struct SignatureFields {
+    keys: String,
+    on_promotion: bool,
+    on_push: bool,
+}
+
+impl From<Option<SignaturePolicy>> for SignatureFields {
+    fn from(p: Option<SignaturePolicy>) -> Self {
+        p.map_or(
+            Self {
+                keys: String::new(),
+                on_promotion: true,
+                on_push: false,
+            },
+            |p| Self {
+                keys: p.keys.join(" "),
+                on_promotion: p.on_promotion,
+                on_push: p.on_push,
+            },
+        )
+    }
 }
 
 /// A connector feed's upstream as the settings form shows it (never its password).
@@ -86,15 +112,17 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
     let feed = path.into_inner();
     let access = v.access.clone();
     let f = feed.clone();
-    let (record, grants, last_sync) = run(move || {
+    let (record, grants, last_sync, policy) = run(move || {
         let admin = access.feed::<FeedAdmin>(&f)?;
-        let record = access.feed::<Pull>(&f)?.settings()?;
+        let reader = access.feed::<Pull>(&f)?;
+        let record = reader.settings()?;
+        let policy = reader.signatures().policy()?;
         let last_sync = if record.upstream.is_some() {
             admin.upstream().sync_status()?
         } else {
             None
         };
-        Ok((record, admin.grants()?, last_sync))
+        Ok((record, admin.grants()?, last_sync, policy))
     })
     .await?;
     let note = last_sync.map(|r| {
@@ -116,6 +144,7 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
         permitted: record.permitted.join("\n"),
         promotion_sources: record.promotion_sources.join(" "),
         required_referrer: record.required_referrer.unwrap_or_default(),
+        signature: policy.into(),
         connector: record.upstream.into(),
         connector_note: note,
         grants: grant_rows(grants),
@@ -128,6 +157,10 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
 pub struct SettingsForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
+    signature_keys: String,
+    signature_on_promotion: Option<String>,
+    signature_on_push: Option<String>,
     #[serde(default)]
     description: String,
     versioning: Option<String>,
@@ -166,6 +199,15 @@ pub struct SettingsForm {
 }
 
 impl SettingsForm {
+    /// The signature policy the form asks for: `None` (no policy) without keys.
+    fn signature_policy(&self, keys: Vec<String>) -> Option<SignaturePolicy> {
+        (!keys.is_empty()).then(|| SignaturePolicy {
+            keys,
+            on_promotion: self.signature_on_promotion.is_some(),
+            on_push: self.signature_on_push.is_some(),
+        })
+    }
+
     /// The upstream the form asks for (an empty URL: none).
     fn upstream(
         &self,
@@ -225,13 +267,6 @@ pub async fn save_settings(
     v.check_csrf(&form.csrf)?;
     let feed = path.into_inner();
     let form = form.into_inner();
-    let permitted: Vec<String> = form
-        .permitted
-        .split(['\n', ',', ' '])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
     let words = |text: &str| -> Vec<String> {
         text.split(['\n', ',', ' '])
             .map(str::trim)
@@ -239,7 +274,10 @@ pub async fn save_settings(
             .map(str::to_owned)
             .collect()
     };
+    let permitted = words(&form.permitted);
     let sources = words(&form.promotion_sources);
+    let policy = form.signature_policy(words(&form.signature_keys));
+    let signature = SignatureFields::from(policy.clone());
     let upstream = form.upstream(words)?;
     let change = FeedChange {
         description: Some(form.description.clone()),
@@ -254,7 +292,9 @@ pub async fn save_settings(
     let f = feed.clone();
     if form.op == "save" {
         run(move || {
-            access.feed::<FeedAdmin>(&f)?.update(change)?;
+            let admin = access.feed::<FeedAdmin>(&f)?;
+            admin.update(change)?;
+            admin.signatures().set_policy(policy.as_ref())?;
             Ok(())
         })
         .await?;
@@ -314,6 +354,7 @@ pub async fn save_settings(
         permitted: permitted.join("\n"),
         promotion_sources: sources.join(" "),
         required_referrer: form.required_referrer.trim().to_owned(),
+        signature,
         connector,
         connector_note: note,
         grants: grant_rows(grants),

@@ -43,6 +43,17 @@ struct ManifestPage {
     referrers: Vec<Layer>,
     pull: String,
     subject: Option<String>,
+    signatures: Signatures,
+}
+
+/// What the image's signatures say, and what its feed requires.
+pub struct Signatures {
+    /// The trusted keys a signature verifies with.
+    verified_by: Vec<String>,
+    /// (form, manifest digest, short digest, result) per signature found.
+    found: Vec<(String, String, String, String)>,
+    /// The keys the feed's policy requires one of, if it has a policy.
+    required: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -72,13 +83,24 @@ pub async fn manifest(
     let digest: Digest = digest.parse().map_err(crate::domain::Error::from)?;
     let access = viewer.access.clone();
     let (repo_ref, digest_ref) = (repo.clone(), digest.clone());
-    let (stored, referrers) = run(move || {
+    let (stored, referrers, verification, policy) = run(move || {
         let feed = access.feed::<Pull>(repo_ref.feed())?;
         let stored = feed.manifest(&repo_ref, &Reference::Digest(digest_ref.clone()))?;
         let referrers = feed.referrers(&repo_ref, &digest_ref)?;
-        Ok((stored, referrers))
+        let verification = feed.signatures().verify(&repo_ref, &digest_ref)?;
+        let policy = feed.signatures().policy()?;
+        Ok((stored, referrers, verification, policy))
     })
     .await?;
+    let signatures = Signatures {
+        verified_by: verification.verified_by,
+        found: verification
+            .signatures
+            .into_iter()
+            .map(|f| (f.form, short(&f.manifest), f.manifest, f.reason))
+            .collect(),
+        required: policy.map(|p| p.keys),
+    };
     let body: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
     let layers: Vec<Layer> = body["layers"]
         .as_array()
@@ -139,6 +161,7 @@ pub async fn manifest(
             })
             .collect(),
         subject: stored.subject,
+        signatures,
         repo: repo.to_string(),
         digest: digest.to_string(),
     })
