@@ -122,9 +122,18 @@ pub fn verify_bundle_at(
         Some(der) => Signer::Certificate(der),
         None => Signer::Key(&key),
     };
-    let mut times = check_entries(&b, &claim, &signer, root)?;
+    let (mut times, unstamped_logs) = check_entries(&b, &claim, &signer, root)?;
     for t in &b.timestamps {
-        times.push(timestamp::verify(t, b.content.signature(), root)?);
+        let at = timestamp::verify(t, b.content.signature(), root)?;
+        // A log entry without a SET (Rekor v2) is dated by the timestamps: the log must be
+        // trusted then.
+        if let Some(log) = unstamped_logs.iter().find(|l| !l.valid.contains(at)) {
+            return Err(format!(
+                "the signature was timestamped at unix time {at}, outside the window in which the trusted root trusts {}",
+                log.base_url
+            ));
+        }
+        times.push(at);
     }
     if times.is_empty() {
         return Err("nothing proves when the signature was made: the bundle has neither a signed entry timestamp nor an RFC 3161 timestamp".into());
@@ -228,17 +237,19 @@ fn check_signature(
     }
 }
 
-/// Verifies the bundle's log entries; returns the integration times their SETs prove.
-fn check_entries(
+/// Verifies the bundle's log entries; returns the integration times their SETs prove, and
+/// the logs of the entries that have no SET.
+fn check_entries<'r>(
     b: &Bundle,
     claim: &Claim<'_>,
     signer: &Signer<'_>,
-    root: &TrustedRoot,
-) -> Result<Vec<i64>, String> {
+    root: &'r TrustedRoot,
+) -> Result<(Vec<i64>, Vec<&'r root::Log>), String> {
     if b.entries.is_empty() {
         return Err("the bundle has no transparency log entry".into());
     }
     let mut times = Vec::new();
+    let mut unstamped = Vec::new();
     for e in &b.entries {
         let log = root
             .tlogs
@@ -257,6 +268,8 @@ fn check_entries(
             times.push(t);
         } else if b.version == Version::V01 {
             return Err("a v0.1 bundle's log entry needs a signed entry timestamp".into());
+        } else {
+            unstamped.push(log);
         }
         match &e.proof {
             Some(p) => tlog::verify_inclusion(e, p, log)?,
@@ -268,7 +281,7 @@ fn check_entries(
             None => {}
         }
     }
-    Ok(times)
+    Ok((times, unstamped))
 }
 
 /// Checks the certificate's OIDC issuer and subject; returns (issuer, matched subject).

@@ -118,9 +118,12 @@ struct WindowJson {
     end: Option<String>,
 }
 
+/// Decodes standard base64, ignoring line breaks and spaces as Go's and Python's decoders
+/// (which wrote many bundles) do.
 pub(crate) fn b64(s: &str, what: &str) -> Result<Vec<u8>, String> {
+    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
+        .decode(compact)
         .map_err(|_| format!("{what} is not valid base64"))
 }
 

@@ -10,6 +10,7 @@ use super::root::{Authority, TrustedRoot};
 const EXT_SCT: &str = "1.3.6.1.4.1.11129.2.4.2";
 const EXT_SAN: &str = "2.5.29.17";
 const EXT_EKU: &str = "2.5.29.37";
+const EXT_BASIC_CONSTRAINTS: &str = "2.5.29.19";
 const EXT_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 const EXT_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
@@ -122,6 +123,16 @@ impl<'a> Cert<'a> {
         self.not_before <= t && t <= self.not_after
     }
 
+    /// Whether the certificate is a CA's (basic constraints with `cA` true).
+    #[must_use]
+    pub fn is_ca(&self) -> bool {
+        self.extension(EXT_BASIC_CONSTRAINTS).is_some_and(|v| {
+            der::sequence(v, "basic constraints")
+                .and_then(|mut r| r.optional(0x01))
+                .is_ok_and(|b| b.is_some_and(|b| b.content == [0xff]))
+        })
+    }
+
     #[must_use]
     pub fn self_signed(&self) -> bool {
         self.issuer == self.subject
@@ -137,6 +148,9 @@ pub fn chain_to(
     t: i64,
     what: &str,
 ) -> Result<Vec<u8>, String> {
+    if leaf.is_ca() {
+        return Err(format!("the {what} certificate is a CA's, not a signer's"));
+    }
     if !leaf.valid_at(t) {
         return Err(format!(
             "the {what} certificate is valid from {} to {} (unix seconds), not at {t}",
@@ -177,6 +191,9 @@ fn build(leaf: &Cert<'_>, pool: &[&[u8]], anchors: &[Vec<u8>], t: i64) -> Result
             .filter_map(|raw| Cert::parse(raw).ok())
             .find(|c| current.signed_by(c))
             .ok_or("no certificate of the authority signed it")?;
+        if !next.is_ca() {
+            return Err("it was signed by a certificate that is not a CA's".into());
+        }
         if !next.valid_at(t) {
             return Err(format!(
                 "an authority certificate is valid from {} to {}, not at {t}",
