@@ -4,7 +4,6 @@
 
 use p256::pkcs8::DecodePublicKey as _;
 use sha2_10::Digest as _;
-use signature::Verifier as _;
 use signature::hazmat::PrehashVerifier as _;
 
 use super::der;
@@ -77,7 +76,7 @@ pub fn key_from_spki(der: &[u8]) -> Result<PublicKey, String> {
 pub fn verify(key: &PublicKey, hash: Hash, message: &[u8], sig: &[u8]) -> bool {
     if let PublicKey::Ed25519(k) = key {
         return ed25519_dalek::Signature::from_slice(sig)
-            .is_ok_and(|s| k.verify(message, &s).is_ok());
+            .is_ok_and(|s| k.verify_strict(message, &s).is_ok());
     }
     verify_prehashed(key, hash, &hash.digest(message), sig)
 }

@@ -217,6 +217,11 @@ fn check_signature(
             (PublicKey::Ed25519(_), Artifact::Sha256(_)) => {
                 return Err("an Ed25519 signature is over the whole artifact: give its bytes, not its digest".into());
             }
+            // A P-384 signer may hash with its curve's own SHA-384 when the bytes are at hand.
+            (PublicKey::P384(_), Artifact::Bytes(bytes)) => {
+                crypto::verify_prehashed(key, crypto::Hash::Sha256, &digest, signature)
+                    || crypto::verify(key, crypto::Hash::Sha384, bytes, signature)
+            }
             _ => crypto::verify_prehashed(key, crypto::Hash::Sha256, &digest, signature),
         },
         Content::Dsse {

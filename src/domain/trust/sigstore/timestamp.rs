@@ -83,6 +83,10 @@ pub fn verify(token: &[u8], signature: &[u8], root: &TrustedRoot) -> Result<i64,
         if !crypto::verify(&key, sig_hash, &signed_attrs, sig) {
             continue;
         }
+        if !x509::allows_time_stamping(&cert)? {
+            "the certificate that signed it is not for time stamping".clone_into(&mut reason);
+            continue;
+        }
         match x509::chain_to(
             &cert,
             &embedded,

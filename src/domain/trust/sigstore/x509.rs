@@ -14,6 +14,7 @@ const EXT_BASIC_CONSTRAINTS: &str = "2.5.29.19";
 const EXT_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 const EXT_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+const TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
 
 /// An extension: its OID (content bytes), criticality and value (the OCTET STRING content).
 #[derive(Debug, Clone, Copy)]
@@ -249,13 +250,22 @@ pub fn subjects(cert: &Cert<'_>) -> Result<Vec<String>, String> {
 
 /// Whether the certificate may sign code (its extended key usage names code signing).
 pub fn allows_code_signing(cert: &Cert<'_>) -> Result<bool, String> {
+    has_purpose(cert, CODE_SIGNING)
+}
+
+/// Whether the certificate may sign timestamps (its extended key usage names time stamping).
+pub fn allows_time_stamping(cert: &Cert<'_>) -> Result<bool, String> {
+    has_purpose(cert, TIME_STAMPING)
+}
+
+fn has_purpose(cert: &Cert<'_>, purpose: &str) -> Result<bool, String> {
     let Some(v) = cert.extension(EXT_EKU) else {
         return Ok(false);
     };
     let mut list = der::sequence(v, "the extended key usage")?;
-    let code = der::oid(CODE_SIGNING);
+    let wanted = der::oid(purpose);
     while !list.is_empty() {
-        if list.expect(der::OID, "a key purpose")?.content == code.as_slice() {
+        if list.expect(der::OID, "a key purpose")?.content == wanted.as_slice() {
             return Ok(true);
         }
     }
