@@ -23,6 +23,7 @@ mod paging;
 mod release;
 mod security;
 mod signatures;
+mod sigstore;
 mod tls;
 mod ui;
 mod ui_browser;

@@ -21,6 +21,7 @@ use crate::store::meta::{MetaWrite, Metadata};
 
 pub mod cosign;
 pub mod keys;
+pub mod sigstore;
 
 pub use keys::PublicKey;
 
