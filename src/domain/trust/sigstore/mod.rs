@@ -321,26 +321,9 @@ fn check_identity(
         })
 }
 
-/// Whether `text` matches `pattern`, where `*` matches any run of characters.
-#[must_use]
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let middle: Vec<&str> = parts.collect();
-    let Some((last, middle)) = middle.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
+/// Whether `text` matches `pattern`, where `*` matches any run of characters: the same
+/// glob as a feed's permitted tags.
+pub use crate::domain::versioning::glob_matches as glob;
 
 #[cfg(test)]
 mod tests {
