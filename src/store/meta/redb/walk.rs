@@ -128,16 +128,25 @@ pub(super) fn page_of_pairs<V: redb::Value + 'static>(
         Some(after) => Bound::Excluded((first, after)),
         None => Bound::Included((first, "")),
     };
+    // Each key is decoded once: a listing of many tags is this loop.
+    let keys = table
+        .range::<(&str, &str)>((start, Bound::Unbounded))?
+        .map(|entry| {
+            entry.map(|(k, _)| {
+                let (f, second) = k.value();
+                (f == first).then(|| second.to_owned())
+            })
+        });
     page(
-        table.range::<(&str, &str)>((start, Bound::Unbounded))?,
+        keys,
         limit,
-        |(k, _)| {
-            if k.value().0 == first {
+        |second| {
+            if second.is_some() {
                 Scan::Keep
             } else {
                 Scan::Stop
             }
         },
-        |(k, _)| Ok(k.value().1.to_owned()),
+        |second| Ok(second.unwrap_or_default()),
     )
 }
