@@ -272,7 +272,7 @@ pub(super) fn settle_virtual(
 ) -> Result<(), Error> {
     // Under a signature policy only versions whose signatures passed are followed.
     let feed = repo.split('/').next().unwrap_or(repo);
-    let signed = super::trust::policy_of(&*w, feed)?;
+    let signed = super::trust::verdicts::policy_of(&*w, feed)?;
     for tag in names {
         let current = w.tag(repo, &tag)?;
         let highest = |scope| match &signed {
@@ -339,14 +339,14 @@ fn highest_passing(
     r: &dyn MetaWrite,
     repo: &str,
     scope: Scope,
-    policy: &super::trust::SignaturePolicy,
+    policy: &super::trust::verdicts::SignaturePolicy,
 ) -> Result<Option<(String, String)>, Error> {
     let mut before: Option<Version> = None;
     loop {
         let (page, more) =
             r.versions_page(repo, before.as_ref(), 64, &|tag| in_scope(scope, tag))?;
         for (tag, digest) in &page {
-            if super::trust::passes(r, policy, repo, digest)? {
+            if super::trust::verdicts::passes(r, policy, repo, digest)? {
                 return Ok(Some((tag.clone(), digest.clone())));
             }
         }

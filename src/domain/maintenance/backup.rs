@@ -115,8 +115,8 @@ fn copy_blob(
         return Ok(());
     };
     if to.stat(digest)?.is_some() {
-        let unlimited = super::check::Throttle::unlimited();
-        match super::check::hash_blob(to, digest, &unlimited) {
+        let unlimited = super::hashing::Throttle::unlimited();
+        match super::hashing::hash_blob(to, digest, &unlimited) {
             Ok((hashed, _)) if hashed == *digest => {
                 copied.present += 1;
                 return Ok(());

@@ -18,6 +18,7 @@ use crate::store::meta::Metadata;
 pub mod backup;
 pub mod check;
 pub mod gc;
+mod hashing;
 pub mod retention;
 
 /// The state of the maintenance service; the registry holds one, [`Registry::maintenance`]

@@ -16,38 +16,21 @@ use super::audit::{self, Kind};
 use super::clock::Clock;
 use crate::model::{Digest, Repository};
 use crate::store::blobs::Blobs;
-use crate::store::meta::settings::{Counter, Family, Json};
+use crate::store::meta::settings::{Family, Json};
 use crate::store::meta::{MetaWrite, Metadata};
 
 pub mod cosign;
 pub mod keys;
 pub mod sigstore;
+pub(crate) mod verdicts;
 
 pub use keys::PublicKey;
+pub use verdicts::{Gate, SignaturePolicy, Verdict};
+pub(crate) use verdicts::{POLICIES, TRUST_EPOCH, VERDICTS, applies, remove_feed_policy};
+use verdicts::{bump_epoch, verdict_key};
 
 /// name → a trusted public key, in the settings table.
 pub(crate) const KEYS: Family<Json<StoredKey>> = Family::keyed("trust-key:", "trusted key");
-/// feed → its signature policy.
-pub(crate) const POLICIES: Family<Json<SignaturePolicy>> =
-    Family::keyed("signature-policy:", "feed signature policy");
-
-/// `repo@digest` → what its signatures said when last verified.
-pub(crate) const VERDICTS: Family<Json<Verdict>> =
-    Family::keyed("signature-verdict:", "signature verdict");
-/// Moves with every change of the trusted keys: a verdict of an older epoch is stale.
-pub(crate) const TRUST_EPOCH: Family<Counter> = Family::single("trust-epoch", "trust epoch");
-
-/// What the signatures of one image said, under the trusted keys of one epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// The trusted keys a signature verified with.
-    pub keys: Vec<String>,
-    /// The signature manifests that verified: a verdict holds while one of them is stored.
-    pub signatures: Vec<String>,
-    /// The trust epoch it was reached at.
-    pub epoch: u64,
-}
-
 /// A trusted key as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredKey {
@@ -67,24 +50,6 @@ pub struct KeyInfo {
     pub fingerprint: String,
     pub added: String,
     pub added_by: String,
-}
-
-/// What a feed requires of the images that enter it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignaturePolicy {
-    /// A signature by one of these trusted keys is required.
-    pub keys: Vec<String>,
-    /// Enforced when an image is promoted into the feed.
-    pub on_promotion: bool,
-    /// Enforced when a tag is pushed into the feed (sign the digest, then tag it).
-    pub on_push: bool,
-}
-
-/// Where a policy is enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    Promotion,
-    Push,
 }
 
 /// One signature found for an image, and what verifying it said.
@@ -604,16 +569,6 @@ fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
 }
 
-fn bump_epoch(w: &mut dyn MetaWrite) -> Result<(), Error> {
-    let next = TRUST_EPOCH.get(&*w, "")?.unwrap_or(0) + 1;
-    TRUST_EPOCH.put(w, "", &next)?;
-    Ok(())
-}
-
-fn verdict_key(repo: &str, digest: &str) -> String {
-    format!("{repo}@{digest}")
-}
-
 /// Records `found` as the verdict on its image, at the current trust epoch.
 pub(crate) fn record_verdict(w: &mut dyn MetaWrite, found: &Verification) -> Result<(), Error> {
     let verdict = Verdict {
@@ -627,62 +582,5 @@ pub(crate) fn record_verdict(w: &mut dyn MetaWrite, found: &Verification) -> Res
         epoch: TRUST_EPOCH.get(&*w, "")?.unwrap_or(0),
     };
     VERDICTS.put(w, &verdict_key(&found.repository, &found.digest), &verdict)?;
-    Ok(())
-}
-
-/// Whether `repo@digest` passes `policy` by its recorded verdict: reached at the current
-/// trust epoch, by one of the policy's keys, with a signature that verified still stored.
-/// No verdict, or a stale one, does not pass (it is reached again by [`Trust::reassess`]).
-pub(crate) fn passes(
-    r: &(impl crate::store::meta::MetaRead + ?Sized),
-    policy: &SignaturePolicy,
-    repo: &str,
-    digest: &str,
-) -> Result<bool, Error> {
-    let Some(v) = VERDICTS.get(r, &verdict_key(repo, digest))? else {
-        return Ok(false);
-    };
-    if v.epoch != TRUST_EPOCH.get(r, "")?.unwrap_or(0)
-        || !v.keys.iter().any(|k| policy.keys.contains(k))
-    {
-        return Ok(false);
-    }
-    for s in &v.signatures {
-        if r.has_manifest(repo, s)? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// The signature policy of `feed`, if it has one.
-pub(crate) fn policy_of(
-    r: &(impl crate::store::meta::MetaRead + ?Sized),
-    feed: &str,
-) -> Result<Option<SignaturePolicy>, Error> {
-    Ok(POLICIES.get(r, feed)?)
-}
-
-/// Whether `feed` has a signature policy enforced at `gate`.
-pub(crate) fn applies(
-    r: &(impl crate::store::meta::MetaRead + ?Sized),
-    feed: &str,
-    gate: Gate,
-) -> Result<bool, Error> {
-    Ok(POLICIES.get(r, feed)?.is_some_and(|p| match gate {
-        Gate::Promotion => p.on_promotion,
-        Gate::Push => p.on_push,
-    }))
-}
-
-/// Removes the signature policy of `feed`: called in the transaction that deletes the feed.
-pub(crate) fn remove_feed_policy(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
-    POLICIES.remove(w, feed)?;
-    let prefix = format!("{feed}/");
-    for (key, _) in VERDICTS.all(&*w)? {
-        if key.starts_with(&prefix) {
-            VERDICTS.remove(w, &key)?;
-        }
-    }
     Ok(())
 }

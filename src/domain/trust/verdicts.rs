@@ -1,0 +1,114 @@
+//! What the registry keeps of its verdicts on signatures, and what a feed requires: the
+//! records the tags read when they settle (so that settling needs nothing else of trust).
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Error;
+use crate::store::meta::MetaWrite;
+use crate::store::meta::settings::{Counter, Family, Json};
+
+/// feed → its signature policy.
+pub(crate) const POLICIES: Family<Json<SignaturePolicy>> =
+    Family::keyed("signature-policy:", "feed signature policy");
+
+/// `repo@digest` → what its signatures said when last verified.
+pub(crate) const VERDICTS: Family<Json<Verdict>> =
+    Family::keyed("signature-verdict:", "signature verdict");
+/// Moves with every change of the trusted keys: a verdict of an older epoch is stale.
+pub(crate) const TRUST_EPOCH: Family<Counter> = Family::single("trust-epoch", "trust epoch");
+
+/// What the signatures of one image said, under the trusted keys of one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The trusted keys a signature verified with.
+    pub keys: Vec<String>,
+    /// The signature manifests that verified: a verdict holds while one of them is stored.
+    pub signatures: Vec<String>,
+    /// The trust epoch it was reached at.
+    pub epoch: u64,
+}
+
+/// What a feed requires of the images that enter it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignaturePolicy {
+    /// A signature by one of these trusted keys is required.
+    pub keys: Vec<String>,
+    /// Enforced when an image is promoted into the feed.
+    pub on_promotion: bool,
+    /// Enforced when a tag is pushed into the feed (sign the digest, then tag it).
+    pub on_push: bool,
+}
+
+/// Where a policy is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Promotion,
+    Push,
+}
+
+pub(super) fn bump_epoch(w: &mut dyn MetaWrite) -> Result<(), Error> {
+    let next = TRUST_EPOCH.get(&*w, "")?.unwrap_or(0) + 1;
+    TRUST_EPOCH.put(w, "", &next)?;
+    Ok(())
+}
+
+pub(super) fn verdict_key(repo: &str, digest: &str) -> String {
+    format!("{repo}@{digest}")
+}
+
+/// Whether `repo@digest` passes `policy` by its recorded verdict: reached at the current
+/// trust epoch, by one of the policy's keys, with a signature that verified still stored.
+/// No verdict, or a stale one, does not pass (it is reached again by [`super::Trust::reassess`]).
+pub(crate) fn passes(
+    r: &(impl crate::store::meta::MetaRead + ?Sized),
+    policy: &SignaturePolicy,
+    repo: &str,
+    digest: &str,
+) -> Result<bool, Error> {
+    let Some(v) = VERDICTS.get(r, &verdict_key(repo, digest))? else {
+        return Ok(false);
+    };
+    if v.epoch != TRUST_EPOCH.get(r, "")?.unwrap_or(0)
+        || !v.keys.iter().any(|k| policy.keys.contains(k))
+    {
+        return Ok(false);
+    }
+    for s in &v.signatures {
+        if r.has_manifest(repo, s)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The signature policy of `feed`, if it has one.
+pub(crate) fn policy_of(
+    r: &(impl crate::store::meta::MetaRead + ?Sized),
+    feed: &str,
+) -> Result<Option<SignaturePolicy>, Error> {
+    Ok(POLICIES.get(r, feed)?)
+}
+
+/// Whether `feed` has a signature policy enforced at `gate`.
+pub(crate) fn applies(
+    r: &(impl crate::store::meta::MetaRead + ?Sized),
+    feed: &str,
+    gate: Gate,
+) -> Result<bool, Error> {
+    Ok(POLICIES.get(r, feed)?.is_some_and(|p| match gate {
+        Gate::Promotion => p.on_promotion,
+        Gate::Push => p.on_push,
+    }))
+}
+
+/// Removes the signature policy of `feed`: called in the transaction that deletes the feed.
+pub(crate) fn remove_feed_policy(w: &mut dyn MetaWrite, feed: &str) -> Result<(), Error> {
+    POLICIES.remove(w, feed)?;
+    let prefix = format!("{feed}/");
+    for (key, _) in VERDICTS.all(&*w)? {
+        if key.starts_with(&prefix) {
+            VERDICTS.remove(w, &key)?;
+        }
+    }
+    Ok(())
+}
