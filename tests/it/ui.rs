@@ -841,9 +841,29 @@ async fn a_feed_administrator_requires_signatures_and_the_manifest_page_says_wha
         .verifying_key()
         .to_public_key_pem(p256::pkcs8::LineEnding::LF)
         .unwrap();
-    app.registry.trust().add_key("ci", &pem, "admin").unwrap();
     let (digest, _) = app.push_image("library/app", "1.0.0", &[b"signed"]).await;
     let b = admin(&app).await;
+
+    // The administrator trusts the key on the Trust page; a private key is refused there.
+    let res = b
+        .post(
+            "/ui/trust",
+            &[
+                ("name", "leaked"),
+                (
+                    "pem",
+                    "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert!(body(&res).contains("private key"), "{}", body(&res));
+    let res = b.post("/ui/trust", &[("name", "ci"), ("pem", &pem)]).await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let html = body(&b.get(res.header("location").unwrap()).await);
+    assert!(html.contains("Key trusted"), "{html}");
+    assert!(html.contains("ecdsa-p256"), "{html}");
 
     // The policy is set in the settings form, and shown there again.
     let res = b
@@ -911,4 +931,10 @@ async fn a_feed_administrator_requires_signatures_and_the_manifest_page_says_wha
         .await;
     assert_eq!(res.status, 303);
     assert!(app.registry.trust().policy("library").unwrap().is_none());
+
+    // Removed, the key verifies nothing more.
+    let res = b.post("/ui/trust/ci/remove", &[]).await;
+    assert_eq!(res.status, 303);
+    assert!(body(&b.get(res.header("location").unwrap()).await).contains("No trusted keys."));
+    assert!(body(&b.get(&page).await).contains("Not verified"));
 }

@@ -14,6 +14,7 @@ mod oidc;
 mod repositories;
 mod secret;
 mod session;
+mod trust;
 mod users;
 
 use actix_web::http::StatusCode;
@@ -77,6 +78,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/webhooks", web::post().to(events::create))
             .route("/webhooks/{id}/delete", web::post().to(events::delete))
             .route("/webhooks/{id}/redeliver", web::post().to(events::redeliver))
+            .route("/trust", web::get().to(trust::trust))
+            .route("/trust", web::post().to(trust::add_key))
+            .route("/trust/{name}/remove", web::post().to(trust::remove_key))
             .route("/users", web::get().to(users::users))
             .route("/users", web::post().to(users::create_user))
             .route("/users/{name}/state", web::post().to(users::user_state))
@@ -153,6 +157,8 @@ fn notice_of(code: &str) -> Option<&'static str> {
         "password" => "Password changed. Your other sessions have ended.",
         "revoked" => "API key revoked.",
         "webhook-deleted" => "Webhook deleted.",
+        "key-trusted" => "Key trusted: feeds may now require its signatures.",
+        "key-removed" => "Key removed: its signatures verify no more.",
         "redeliver" => {
             "Queued: the event is sent again within a second; its delivery appears below."
         }
