@@ -123,6 +123,18 @@ async fn log_in(c: &Client, base: &str, user: &str, password: &str) {
         .click()
         .await
         .unwrap();
+    // The login page has an h1 too: wait for the browser to leave it, not for an h1.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .starts_with("/ui/login")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     c.wait().for_element(Locator::Css("h1")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/ui/");
 }
