@@ -293,12 +293,15 @@ impl Registry {
         matches!(self.sessions.lock().get(id), Some(Slot::Busy(_)))
     }
 
+    /// Removes an upload: its bytes first, so that on a full disk the space comes back
+    /// before the metadata write needs some; a record left by a failing write has no bytes
+    /// and expires with the abandoned uploads.
     pub(in crate::domain) fn discard_upload(&self, id: &str) -> Result<(), Error> {
         self.sessions.forget(id);
+        self.blobs.remove_upload(id)?;
         self.meta
             .write(|w| w.remove_upload(id).map_err(Error::from))?;
         lock(&self.upload_owners).close(id);
-        self.blobs.remove_upload(id)?;
         Ok(())
     }
 }
@@ -545,7 +548,7 @@ impl Uploads<'_> {
 
     /// Ends a chunk request, keeping the hash state for the next; returns the upload's length.
     pub fn finish_chunk(&self, mut append: Append) -> Result<u64, Error> {
-        let state = append.finish()?;
+        let state = self.finished(&mut append)?;
         let len = state.len();
         self.registry
             .sessions
@@ -557,7 +560,7 @@ impl Uploads<'_> {
     /// Completes an upload: checks the digest, publishes the blob and links it to the
     /// repository, all or nothing.
     pub fn complete(&self, mut append: Append, declared: &Digest) -> Result<(), Error> {
-        let state = append.finish()?;
+        let state = self.finished(&mut append)?;
         let id = append.id.clone();
         let repo = append.repository.clone();
         self.registry.sessions.forget(&id);
@@ -605,6 +608,16 @@ impl Uploads<'_> {
         lock(&self.registry.upload_owners).close(&id);
         self.registry.blobs.warm(declared, state.len());
         Ok(())
+    }
+
+    /// The bytes `append` wrote; when the last of them met a full disk (the file is written
+    /// a block behind the request), the upload is discarded as `abandon` does.
+    fn finished(self, append: &mut Append) -> Result<UploadState, Error> {
+        append.finish().inspect_err(|e| {
+            if matches!(e, Error::StorageFull) {
+                let _ = self.registry.discard_upload(&append.id);
+            }
+        })
     }
 
     /// Ends an upload whose request failed beyond repair (a full disk), removing its bytes.
