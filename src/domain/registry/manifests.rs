@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use crate::domain::Error;
 use crate::domain::audit::{self, Kind};
 use crate::domain::tags::{self, Change};
-use crate::domain::trust::Gate;
 use crate::domain::versioning::is_virtual;
 use crate::model::manifest::Manifest;
 use crate::model::{Digest, Reference, Repository, Tag};
@@ -158,62 +157,6 @@ impl Registry {
 
     // ---- manifests ----
 
-    /// Under a feed's signature policy, what a push changes in the verdicts: a signature
-    /// (cosign's tag, or a referrer of cosign's signature type) is verified for its image, a
-    /// version tag for its digest, and the virtual tags settle on what passes. A failure
-    /// here is logged: the push itself is done.
-    fn after_push(
-        &self,
-        repo: &Repository,
-        tags: &[&Tag],
-        manifest: &Manifest,
-        digest: &Digest,
-        actor: &str,
-    ) {
-        use crate::domain::trust::cosign;
-        let signed = tags
-            .iter()
-            .find_map(|t| {
-                let hex = t.as_str().strip_prefix("sha256-")?.strip_suffix(".sig")?;
-                Some(format!("sha256:{hex}"))
-            })
-            .or_else(|| {
-                (manifest.artifact_type.as_deref() == Some(cosign::SIGNATURE_ARTIFACT))
-                    .then(|| manifest.subject.as_ref().map(ToString::to_string))
-                    .flatten()
-            });
-        let version = tags
-            .iter()
-            .any(|t| crate::domain::versioning::version_of(t.as_str()).is_some());
-        match signed {
-            Some(s) => self
-                .trust
-                .reassess_if_gated(repo, &s, actor, "a signature was pushed"),
-            None if version => {
-                self.trust
-                    .reassess_if_gated(repo, digest.as_str(), actor, "a version was pushed");
-            }
-            None => {}
-        }
-    }
-
-    /// A tag entering a feed that requires signatures on push: the digest is signed first.
-    /// cosign's own tags (signatures, attestations) pass.
-    fn push_gate(
-        &self,
-        repo: &Repository,
-        tag: Option<&Tag>,
-        digest: &Digest,
-    ) -> Result<(), Error> {
-        match tag {
-            Some(t) if !crate::domain::trust::cosign::is_cosign_tag(t.as_str()) => self
-                .trust
-                .require(repo.feed(), Gate::Push, repo, digest.as_str())
-                .map(drop),
-            _ => Ok(()),
-        }
-    }
-
     /// Stores a manifest under `reference` (a tag, or the digest it must hash to).
     pub fn put_manifest(
         &self,
@@ -265,48 +208,32 @@ impl Registry {
             source: None,
         };
         self.gc_touch(record.blobs.iter().map(String::as_str));
-        let result = self
-            .push_gate(repo, tags.first().copied(), &digest)
-            .and_then(|()| {
-                self.meta.write(|w| {
-                    let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
-                    if let Some(tag) = tags.first() {
-                        refuse_direct_push(&feed, repo, tag)?;
-                    }
-                    refuse_push_to_connector(&feed, repo)?;
-                    let pushed = self.clock.now();
-                    for blob in &manifest.blobs {
-                        match w.linked_at(name, blob.as_str())? {
-                            None => {
-                                return Err(Error::ManifestBlobUnknown {
-                                    digest: blob.to_string(),
-                                });
-                            }
-                            // Renewed (unless from this very second, as when the blob was just
-                            // uploaded), so that a collection that marked the blob as garbage
-                            // before this push, on any node, sees it used again (`gc`).
-                            Some(at) if at < pushed => w.link(name, blob.as_str(), pushed)?,
-                            Some(_) => {}
-                        }
-                    }
-                    for child in &manifest.children {
-                        if !w.has_manifest(name, child.as_str())? {
-                            return Err(Error::ManifestBlobUnknown {
-                                digest: child.to_string(),
-                            });
-                        }
-                    }
-                    ensure_repository(w, name, self.clock.now())?;
-                    w.put_manifest(name, digest.as_str(), &record)?;
-                    for tag in &tags {
-                        tags::set(w, repo, &feed, tag.as_str(), digest.as_str(), &change)?;
-                    }
-                    if let Some(subject) = &manifest.subject {
-                        w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
-                    }
-                    Ok(())
-                })
-            });
+        let entering = crate::domain::trust::Pushed {
+            tag: tags.first().map(|t| t.as_str()),
+            digest: digest.as_str(),
+            signs: crate::domain::trust::cosign::signed_by(&tags, &manifest),
+            version: tags
+                .iter()
+                .any(|t| crate::domain::versioning::version_of(t.as_str()).is_some()),
+        };
+        let result = self.meta.write(|w| {
+            let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
+            if let Some(tag) = tags.first() {
+                refuse_direct_push(&feed, repo, tag)?;
+            }
+            refuse_push_to_connector(&feed, repo)?;
+            link_contents(w, name, &manifest, self.clock.now())?;
+            ensure_repository(w, name, self.clock.now())?;
+            w.put_manifest(name, digest.as_str(), &record)?;
+            if let Some(subject) = &manifest.subject {
+                w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
+            }
+            self.trust.on_push(w, repo, &entering, actor)?;
+            for tag in &tags {
+                tags::set(w, repo, &feed, tag.as_str(), digest.as_str(), &change)?;
+            }
+            Ok(())
+        });
         if let Err(e) = &result {
             self.audit_refusal(
                 repo,
@@ -317,7 +244,6 @@ impl Registry {
             );
         }
         result?;
-        self.after_push(repo, &tags, &manifest, &digest, actor);
         crate::metrics::get()
             .pushes
             .get_or_create(&crate::metrics::Metrics::feed(repo.feed()))
@@ -480,4 +406,35 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+/// Checks that every blob and child `manifest` names is in `repo`, and renews the blobs'
+/// links (unless from this very second, as when a blob was just uploaded), so that a
+/// collection that marked a blob as garbage before this push, on any node, sees it used
+/// again (`gc`).
+fn link_contents(
+    w: &mut dyn MetaWrite,
+    repo: &str,
+    manifest: &Manifest,
+    pushed: u64,
+) -> Result<(), Error> {
+    for blob in &manifest.blobs {
+        match w.linked_at(repo, blob.as_str())? {
+            None => {
+                return Err(Error::ManifestBlobUnknown {
+                    digest: blob.to_string(),
+                });
+            }
+            Some(at) if at < pushed => w.link(repo, blob.as_str(), pushed)?,
+            Some(_) => {}
+        }
+    }
+    for child in &manifest.children {
+        if !w.has_manifest(repo, child.as_str())? {
+            return Err(Error::ManifestBlobUnknown {
+                digest: child.to_string(),
+            });
+        }
+    }
+    Ok(())
 }

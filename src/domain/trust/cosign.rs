@@ -38,6 +38,25 @@ pub fn is_cosign_tag(tag: &str) -> bool {
             .any(|suffix| tag.ends_with(suffix))
 }
 
+/// The image a pushed manifest signs: the digest cosign's tag names, or the subject of a
+/// referrer of cosign's signature artifact type. `None` for anything else.
+#[must_use]
+pub fn signed_by(
+    tags: &[&crate::model::Tag],
+    manifest: &crate::model::manifest::Manifest,
+) -> Option<String> {
+    tags.iter()
+        .find_map(|t| {
+            let hex = t.as_str().strip_prefix("sha256-")?.strip_suffix(".sig")?;
+            Some(format!("sha256:{hex}"))
+        })
+        .or_else(|| {
+            (manifest.artifact_type.as_deref() == Some(SIGNATURE_ARTIFACT))
+                .then(|| manifest.subject.as_ref().map(ToString::to_string))
+                .flatten()
+        })
+}
+
 /// One signature layer of a signature manifest.
 #[derive(Debug, Clone)]
 pub struct SignatureLayer {

@@ -6,7 +6,6 @@
 //! into the feed, on a tag push into it. Verification reads the signatures the registry
 //! holds itself (cosign's `.sig` tag and referrers), never the client's word.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +16,7 @@ use super::clock::Clock;
 use crate::model::{Digest, Repository};
 use crate::store::blobs::Blobs;
 use crate::store::meta::settings::{Family, Json};
-use crate::store::meta::{MetaWrite, Metadata};
+use crate::store::meta::{MetaRead, MetaWrite, Metadata};
 
 pub mod cosign;
 pub mod keys;
@@ -256,9 +255,7 @@ impl Trust {
 
     /// What the signatures of `repo@digest` say, checked against every trusted key.
     pub fn verify(&self, repo: &Repository, digest: &Digest) -> Result<Verification, Error> {
-        let keys: BTreeMap<String, StoredKey> =
-            KEYS.all(&*self.meta.read()?)?.into_iter().collect();
-        self.verify_with(repo, digest.as_str(), &keys)
+        self.verify_in(&*self.meta.read()?, repo, digest.as_str())
     }
 
     /// Refuses, with a sentence naming what is missing or wrong, an image `repo@digest`
@@ -271,60 +268,57 @@ impl Trust {
         repo: &Repository,
         digest: &str,
     ) -> Result<Option<Verification>, Error> {
-        let (policy, keys) = {
-            let r = self.meta.read()?;
-            let Some(policy) = POLICIES.get(&*r, feed)? else {
-                return Ok(None);
-            };
-            let applies = match gate {
-                Gate::Promotion => policy.on_promotion,
-                Gate::Push => policy.on_push,
-            };
-            if !applies {
-                return Ok(None);
-            }
-            let mut keys = BTreeMap::new();
-            for name in &policy.keys {
-                if let Some(k) = KEYS.get(&*r, name)? {
-                    keys.insert(name.clone(), k);
-                }
-            }
-            (policy, keys)
+        let r = self.meta.read()?;
+        let Some(policy) = POLICIES.get(&*r, feed)? else {
+            return Ok(None);
         };
-        let found = self.verify_with(repo, digest, &keys)?;
-        if found.verified {
-            return Ok(Some(found));
+        if !policy.enforced_at(gate) {
+            return Ok(None);
         }
-        let wanted = policy.keys.join(" or ");
-        let untrusted: Vec<&str> = policy
-            .keys
-            .iter()
-            .filter(|k| !keys.contains_key(*k))
-            .map(String::as_str)
-            .collect();
-        let mut why = if found.signatures.is_empty() {
-            format!("it has no signature (sign it: cosign sign --key {wanted}.key {repo}@{digest})")
-        } else {
-            let reasons: Vec<String> = found
-                .signatures
-                .iter()
-                .map(|s| format!("{} {}: {}", s.form, short(&s.manifest), s.reason))
-                .collect();
-            format!(
-                "{} signature{} found, none verifies: {}",
-                found.signatures.len(),
-                if found.signatures.len() == 1 { "" } else { "s" },
-                reasons.join("; ")
-            )
+        let found = self.verify_in(&*r, repo, digest)?;
+        refuse_unless_passing(&*r, feed, &policy, &found).map(|()| Some(found))
+    }
+
+    /// What a manifest push changes, inside the push's write transaction, after the
+    /// manifest is stored and before its tags are set — so the gate's refusal rolls the push
+    /// back, and the virtual tags settle on the verdict recorded here. Under a feed's
+    /// signature policy: a signature's image is verified again, and the virtual tags settle;
+    /// a tag push is refused without a passing signature when the policy says so; a version's
+    /// verdict is recorded. Without a policy, one settings read.
+    pub(crate) fn on_push(
+        &self,
+        w: &mut dyn MetaWrite,
+        repo: &Repository,
+        pushed: &Pushed<'_>,
+        actor: &str,
+    ) -> Result<(), Error> {
+        let Some(policy) = POLICIES.get(&*w, repo.feed())? else {
+            return Ok(());
         };
-        if !untrusted.is_empty() {
-            why += "; key ";
-            why += &untrusted.join(", ");
-            why += " is no longer trusted";
+        if let Some(subject) = &pushed.signs {
+            let found = self.verify_in(&*w, repo, subject)?;
+            record_verdict(w, &found)?;
+            if w.feed(repo.feed())?.is_some_and(|f| f.versioning) {
+                let change = super::tags::Change {
+                    actor,
+                    method: "settings",
+                    comment: Some("a signature was pushed"),
+                    source: None,
+                    clock: &self.clock,
+                };
+                super::tags::recompute_virtual(w, repo.as_str(), &change)?;
+            }
+            return Ok(());
         }
-        Err(Error::SignatureRefused(format!(
-            "feed {feed:?} requires a signature by {wanted}, and no signature of {repo}@{digest} verifies with it: {why}"
-        )))
+        let gated = policy.on_push && pushed.tag.is_some_and(|t| !cosign::is_cosign_tag(t));
+        if !gated && !pushed.version {
+            return Ok(());
+        }
+        let found = self.verify_in(&*w, repo, pushed.digest)?;
+        if gated {
+            refuse_unless_passing(&*w, repo.feed(), &policy, &found)?;
+        }
+        record_verdict(w, &found)
     }
 
     /// Verifies `repo@digest` again, records the verdict, and — in a versioned feed with a
@@ -337,11 +331,12 @@ impl Trust {
         actor: &str,
         why: &str,
     ) -> Result<(), Error> {
-        let keys: BTreeMap<String, StoredKey> =
-            KEYS.all(&*self.meta.read()?)?.into_iter().collect();
         let mut found = Vec::new();
-        for digest in digests {
-            found.push(self.verify_with(repo, digest, &keys)?);
+        {
+            let r = self.meta.read()?;
+            for digest in digests {
+                found.push(self.verify_in(&*r, repo, digest)?);
+            }
         }
         let change = super::tags::Change {
             actor,
@@ -426,17 +421,20 @@ impl Trust {
         Ok(())
     }
 
-    fn verify_with(
+    /// What the signatures of `repo@digest` say under every trusted key, read through `r`
+    /// (a write transaction sees the signature it is storing).
+    pub(crate) fn verify_in(
         &self,
+        r: &dyn MetaRead,
         repo: &Repository,
         digest: &str,
-        keys: &BTreeMap<String, StoredKey>,
     ) -> Result<Verification, Error> {
+        let keys = KEYS.all(r)?;
         let parsed: Vec<(&String, PublicKey)> = keys
             .iter()
             .filter_map(|(n, k)| PublicKey::from_pem(&k.pem).ok().map(|p| (n, p)))
             .collect();
-        let manifests = self.signature_manifests(repo, digest)?;
+        let manifests = signature_manifests(r, repo, digest)?;
         let mut signatures = Vec::new();
         for (form, manifest, body) in manifests {
             let layers = match cosign::layers(&body) {
@@ -524,33 +522,94 @@ impl Trust {
         }
         Ok(bytes)
     }
+}
 
-    /// The signature manifests of `repo@digest`: cosign's tag, then OCI 1.1 referrers of the
-    /// signature artifact type.
-    fn signature_manifests(
-        &self,
-        repo: &Repository,
-        digest: &str,
-    ) -> Result<Vec<SignatureManifest>, Error> {
-        let r = self.meta.read()?;
-        let name = repo.as_str();
-        let mut out = Vec::new();
-        if let Some(tag) = cosign::signature_tag(digest)
-            && let Some(d) = r.tag(name, &tag)?
-            && let Some(m) = r.manifest(name, &d)?
-        {
-            out.push(("tag", d, m.body));
-        }
-        for d in r.referrers(name, digest)? {
-            if let Some(m) = r.manifest(name, &d)?
-                && m.artifact_type.as_deref() == Some(cosign::SIGNATURE_ARTIFACT)
-                && !out.iter().any(|(_, seen, _)| *seen == d)
-            {
-                out.push(("referrer", d, m.body));
-            }
-        }
-        Ok(out)
+/// The signature manifests of `repo@digest`: cosign's tag, then OCI 1.1 referrers of the
+/// signature artifact type.
+fn signature_manifests(
+    r: &dyn MetaRead,
+    repo: &Repository,
+    digest: &str,
+) -> Result<Vec<SignatureManifest>, Error> {
+    let name = repo.as_str();
+    let mut out = Vec::new();
+    if let Some(tag) = cosign::signature_tag(digest)
+        && let Some(d) = r.tag(name, &tag)?
+        && let Some(m) = r.manifest(name, &d)?
+    {
+        out.push(("tag", d, m.body));
     }
+    for d in r.referrers(name, digest)? {
+        if let Some(m) = r.manifest(name, &d)?
+            && m.artifact_type.as_deref() == Some(cosign::SIGNATURE_ARTIFACT)
+            && !out.iter().any(|(_, seen, _)| *seen == d)
+        {
+            out.push(("referrer", d, m.body));
+        }
+    }
+    Ok(out)
+}
+
+/// A manifest push as trust sees it (see [`Trust::on_push`]).
+pub(crate) struct Pushed<'a> {
+    /// The first tag pushed, if any.
+    pub tag: Option<&'a str>,
+    pub digest: &'a str,
+    /// The image a signature manifest signs (cosign's tag or a signature referrer).
+    pub signs: Option<String>,
+    /// Whether a version tag is pushed.
+    pub version: bool,
+}
+
+/// `Ok` when a signature in `found` verifies with a key `policy` names; else the refusal,
+/// with a sentence naming what is missing or wrong.
+fn refuse_unless_passing(
+    r: &dyn MetaRead,
+    feed: &str,
+    policy: &SignaturePolicy,
+    found: &Verification,
+) -> Result<(), Error> {
+    if found.verified_by.iter().any(|k| policy.keys.contains(k)) {
+        return Ok(());
+    }
+    let repo = &found.repository;
+    let digest = &found.digest;
+    let wanted = policy.keys.join(" or ");
+    let mut untrusted = Vec::new();
+    for k in &policy.keys {
+        if !KEYS.exists(r, k)? {
+            untrusted.push(k.as_str());
+        }
+    }
+    let mut why = if found.signatures.is_empty() {
+        format!("it has no signature (sign it: cosign sign --key {wanted}.key {repo}@{digest})")
+    } else {
+        let reasons: Vec<String> = found
+            .signatures
+            .iter()
+            .map(|s| {
+                let reason = match &s.key {
+                    Some(k) => format!("verifies with key {k}, which the policy does not name"),
+                    None => s.reason.clone(),
+                };
+                format!("{} {}: {reason}", s.form, short(&s.manifest))
+            })
+            .collect();
+        format!(
+            "{} signature{} found, none verifies: {}",
+            found.signatures.len(),
+            if found.signatures.len() == 1 { "" } else { "s" },
+            reasons.join("; ")
+        )
+    };
+    if !untrusted.is_empty() {
+        why += "; key ";
+        why += &untrusted.join(", ");
+        why += " is no longer trusted";
+    }
+    Err(Error::SignatureRefused(format!(
+        "feed {feed:?} requires a signature by {wanted}, and no signature of {repo}@{digest} verifies with it: {why}"
+    )))
 }
 
 /// A signature manifest found for an image: its form (`tag`, `referrer`), digest and body.

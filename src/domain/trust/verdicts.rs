@@ -39,6 +39,17 @@ pub struct SignaturePolicy {
     pub on_push: bool,
 }
 
+impl SignaturePolicy {
+    /// Whether the policy is enforced at `gate`.
+    #[must_use]
+    pub fn enforced_at(&self, gate: Gate) -> bool {
+        match gate {
+            Gate::Promotion => self.on_promotion,
+            Gate::Push => self.on_push,
+        }
+    }
+}
+
 /// Where a policy is enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -95,10 +106,7 @@ pub(crate) fn applies(
     feed: &str,
     gate: Gate,
 ) -> Result<bool, Error> {
-    Ok(POLICIES.get(r, feed)?.is_some_and(|p| match gate {
-        Gate::Promotion => p.on_promotion,
-        Gate::Push => p.on_push,
-    }))
+    Ok(POLICIES.get(r, feed)?.is_some_and(|p| p.enforced_at(gate)))
 }
 
 /// Removes the signature policy of `feed`: called in the transaction that deletes the feed.
