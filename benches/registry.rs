@@ -1,6 +1,10 @@
 //! Hot paths of the domain, in process: a manifest read by tag (what every `docker pull` and
 //! Kubernetes node does first), and a version tag write in a versioned feed, which recomputes
-//! the virtual tags and appends history in the same transaction.
+//! the virtual tags and appends history in the same transaction. Then what a signature
+//! policy adds: a promotion into a gated feed (the first check, which reads the signature,
+//! and a later one, which finds the recorded verdict) and a manifest read through a pull
+//! gate, each beside the same operation without a policy (`cargo bench --bench registry --
+//! gate` for those alone).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,17 +46,22 @@ fn services() -> (tempfile::TempDir, Services, Repository, String) {
         )
         .unwrap();
     let repo: Repository = "prod/app".parse().unwrap();
-    let config = b"{}";
+    let config = upload(&s, &repo, b"{}");
+    (dir, s, repo, config.to_string())
+}
+
+/// Uploads `bytes` into `repo` as one blob.
+fn upload(s: &Services, repo: &Repository, bytes: &[u8]) -> Digest {
     let id = s
         .registry
         .uploads()
-        .start(&repo, "bench", semdock::model::Algorithm::Sha256)
+        .start(repo, "bench", semdock::model::Algorithm::Sha256)
         .unwrap();
-    let mut a = s.registry.uploads().append(&repo, &id, None).unwrap();
-    a.write(config).unwrap();
-    let config = Digest::of(config);
-    s.registry.uploads().complete(a, &config).unwrap();
-    (dir, s, repo, config.to_string())
+    let mut a = s.registry.uploads().append(repo, &id, None).unwrap();
+    a.write(bytes).unwrap();
+    let digest = Digest::of(bytes);
+    s.registry.uploads().complete(a, &digest).unwrap();
+    digest
 }
 
 fn manifest(config: &str, n: u64) -> Vec<u8> {
@@ -107,5 +116,151 @@ fn hot_paths(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, hot_paths);
+/// Pushes image `n` (its config uploaded before) as `repo:tag`; returns its digest.
+fn push(s: &Services, repo: &Repository, tag: &str, config: &str, n: u64) -> String {
+    s.registry
+        .put_manifest(
+            repo,
+            &tag.parse().unwrap(),
+            &[],
+            Some(OCI_MANIFEST),
+            &manifest(config, n),
+            "bench",
+        )
+        .unwrap()
+        .digest
+        .to_string()
+}
+
+/// Signs `repo@digest` as cosign does: a simple-signing payload, its ECDSA signature in the
+/// layer's annotation, the signature manifest under cosign's `sha256-<hex>.sig` tag.
+fn sign(s: &Services, repo: &Repository, digest: &str, key: &p256::ecdsa::SigningKey) {
+    use base64::Engine as _;
+    use signature::Signer as _;
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"bench/{repo}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    );
+    let blob = upload(s, repo, payload.as_bytes());
+    let config = upload(s, repo, b"{\"sig\":1}");
+    let sig: p256::ecdsa::Signature = key.sign(payload.as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes());
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":9}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{blob}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{b64}"}}}}]}}"#,
+        payload.len()
+    );
+    let tag: Reference = format!("{}.sig", digest.replacen(':', "-", 1))
+        .parse()
+        .unwrap();
+    s.registry
+        .put_manifest(
+            repo,
+            &tag,
+            &[],
+            Some(OCI_MANIFEST),
+            body.as_bytes(),
+            "bench",
+        )
+        .unwrap();
+}
+
+/// What a signature policy costs: promotions into a feed without a policy (`open`) and into
+/// one that requires a signature on promotion and checks it on pull (`gated`), and manifest
+/// reads from each.
+fn signature_gates(c: &mut Criterion) {
+    let (_dir, s, _, _) = services();
+    for feed in ["staging", "open", "gated"] {
+        s.registry.feeds().ensure(&feed.parse().unwrap()).unwrap();
+    }
+    let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+    let pem = p256::pkcs8::EncodePublicKey::to_public_key_pem(
+        key.verifying_key(),
+        p256::pkcs8::LineEnding::LF,
+    )
+    .unwrap();
+    s.registry.trust().add_key("ci", &pem, "bench").unwrap();
+    s.registry
+        .trust()
+        .set_policy(
+            "gated",
+            Some(&semdock::domain::trust::SignaturePolicy {
+                keys: vec!["ci".into()],
+                on_promotion: true,
+                on_push: false,
+                on_pull: Some(semdock::domain::trust::PullGate::Warn),
+            }),
+            "bench",
+        )
+        .unwrap();
+    let (staging, open, gated): (Repository, Repository, Repository) = (
+        "staging/app".parse().unwrap(),
+        "open/app".parse().unwrap(),
+        "gated/app".parse().unwrap(),
+    );
+    let config = upload(&s, &staging, b"{}").to_string();
+    let signed = push(&s, &staging, "1.0.0", &config, 0);
+    sign(&s, &staging, &signed, &key);
+    let signed: Digest = signed.parse().unwrap();
+    let next = AtomicU64::new(1);
+    let promote = |to: &Repository, digest: &Digest| {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        let from = Reference::Digest(digest.clone());
+        let tag = format!("t{n}").parse().unwrap();
+        s.registry
+            .history()
+            .promote(&semdock::domain::Promotion {
+                from: &staging,
+                from_ref: &from,
+                to,
+                to_tag: &tag,
+                expected: Some(digest),
+                include_referrers: false,
+                actor: "bench",
+                comment: None,
+            })
+            .unwrap();
+    };
+    c.bench_function("gate: promotion, no policy", |b| {
+        b.iter(|| promote(&open, &signed));
+    });
+    // The first promotion of each image reads its signature; setup (untimed) pushes and
+    // signs a new one each time.
+    c.bench_function("gate: promotion, first check", |b| {
+        b.iter_batched(
+            || {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let d = push(&s, &staging, &format!("2.0.{n}"), &config, n);
+                sign(&s, &staging, &d, &key);
+                d.parse::<Digest>().unwrap()
+            },
+            |d| promote(&gated, &d),
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    c.bench_function("gate: promotion, recorded verdict", |b| {
+        b.iter(|| promote(&gated, &signed));
+    });
+    let tag: Reference = "t1".parse().unwrap();
+    promote(&gated, &signed);
+    let first_gated: Reference = format!("t{}", next.load(Ordering::Relaxed) - 1)
+        .parse()
+        .unwrap();
+    c.bench_function("gate: manifest read, no policy", |b| {
+        b.iter(|| s.registry.manifest(&open, &tag).unwrap());
+    });
+    c.bench_function("gate: manifest read, pull gate", |b| {
+        b.iter(|| {
+            let m = s.registry.manifest(&gated, &first_gated).unwrap();
+            assert!(m.unsigned.is_none());
+            m
+        });
+    });
+    c.bench_function("gate: manifest read remembered, no policy", |b| {
+        b.iter(|| s.registry.cached_manifest(&open, &tag).unwrap());
+    });
+    c.bench_function("gate: manifest read remembered, pull gate", |b| {
+        b.iter(|| s.registry.cached_manifest(&gated, &first_gated).unwrap());
+    });
+}
+
+criterion_group!(benches, hot_paths, signature_gates);
 criterion_main!(benches);

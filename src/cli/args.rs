@@ -296,11 +296,15 @@ pub enum TrustAction {
         /// Require the signature on a tag push into the feed too (sign the digest, then tag).
         #[arg(long)]
         on_push: bool,
-        /// Do not require it on promotion into the feed (with --on-push only).
+        /// Check it on a pull from the feed too: `refuse` (403 without a passing signature)
+        /// or `warn` (served with a Warning header).
+        #[arg(long, value_name = "refuse|warn", value_parser = ["refuse", "warn"])]
+        on_pull: Option<String>,
+        /// Do not require it on promotion into the feed (with --on-push or --on-pull).
         #[arg(long)]
         no_promotion: bool,
         /// Remove the feed's signature policy.
-        #[arg(long, conflicts_with_all = ["keys", "on_push", "no_promotion"])]
+        #[arg(long, conflicts_with_all = ["keys", "on_push", "on_pull", "no_promotion"])]
         remove: bool,
     },
 }

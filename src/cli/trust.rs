@@ -44,6 +44,7 @@ pub(super) fn trust(target: &Target, action: TrustAction) -> anyhow::Result<()> 
             feed,
             keys,
             on_push,
+            on_pull,
             no_promotion,
             remove,
         } => {
@@ -59,23 +60,22 @@ pub(super) fn trust(target: &Target, action: TrustAction) -> anyhow::Result<()> 
                     keys,
                     on_promotion: !no_promotion,
                     on_push,
+                    on_pull: match on_pull.as_deref() {
+                        Some("refuse") => Some(dto::PullGate::Refuse),
+                        Some("warn") => Some(dto::PullGate::Warn),
+                        _ => None,
+                    },
                 };
                 Some(set_policy(target, &feed, &wanted)?)
             };
             match shown {
                 None => println!("feed {feed} has no signature policy"),
                 Some(p) => {
-                    let mut on = Vec::new();
-                    if p.on_promotion {
-                        on.push("promotion");
-                    }
-                    if p.on_push {
-                        on.push("push");
-                    }
+                    let p = crate::domain::trust::SignaturePolicy::from(p);
                     println!(
                         "feed {feed} requires a signature by {} on {}",
                         p.keys.join(" or "),
-                        on.join(" and ")
+                        p.enforced_where()
                     );
                 }
             }

@@ -104,6 +104,7 @@ mod tests {
                 keys: vec!["ci".into()],
                 on_promotion: true,
                 on_push: false,
+                on_pull: Some(super::super::trust::PullGate::Warn),
             },
         )?;
         super::super::maintenance::backup::MIGRATED_FROM.put(w, "", &"old at 1".to_owned())?;

@@ -17,7 +17,7 @@ fn image_id(server: &Server, reference: &str) -> String {
     .to_owned()
 }
 
-fn build(server: &Server, tag: &str, layers: usize, extra: &str) -> tempfile::TempDir {
+pub(crate) fn build(server: &Server, tag: &str, layers: usize, extra: &str) -> tempfile::TempDir {
     let ctx = image_context(layers, extra);
     run(server
         .docker()

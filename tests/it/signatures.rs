@@ -427,3 +427,139 @@ fn virtual_tags_follow_only_versions_signed_as_the_policy_requires_on_the_embedd
 fn virtual_tags_follow_only_versions_signed_as_the_policy_requires_on_postgres_and_s3() {
     virtual_tags_follow_signed_versions(Backend::Distributed);
 }
+
+/// `docker pull` of `reference` after removing any local copy: its output, and whether it
+/// succeeded.
+fn docker_pull(r: &Registry, reference: &str) -> (bool, String) {
+    let _ = r.server.docker().args(["rmi", "-f", reference]).output();
+    let out = r
+        .server
+        .docker()
+        .args(["pull", reference])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Feed `edge` requires a signature by `ci` on pull, in `mode`: with the CLI.
+fn set_pull_gate(r: &Registry, mode: &str) {
+    let out = run(&mut r.cli(&[
+        "trust",
+        "policy",
+        "edge",
+        "--key",
+        "ci",
+        "--on-pull",
+        mode,
+        "--no-promotion",
+    ]));
+    assert!(out.contains(&format!("on pull ({mode})")), "{out}");
+}
+
+/// A feed that checks signatures on pull, with docker: in `refuse` mode the signed image
+/// pulls and the unsigned one is refused with the sentence (and audited), while the
+/// signature itself stays readable for `cosign verify`; in `warn` mode both pull, the
+/// unsigned one with a `Warning` header.
+fn pull_gate(backend: Backend) {
+    let r = Registry::start(backend);
+    let (status, body) = r.json("POST", "/api/v1/feeds", &json!({"name": "edge"}));
+    assert_eq!(status, 201, "{body}");
+    let ci = Signer::new();
+    let keys = tempfile::tempdir().unwrap();
+    let file = key_file(keys.path(), "ci", &ci.public_pem());
+    run(&mut r.cli(&["trust", "key", "add", "ci", file.to_str().unwrap()]));
+    r.server.docker_login();
+    let host = r.server.host();
+    let (signed, unsigned) = (
+        format!("{host}/edge/app:1.0.0"),
+        format!("{host}/edge/app:2.0.0"),
+    );
+    let _contexts = [
+        crate::clients::build(&r.server, &signed, 1, "signed"),
+        crate::clients::build(&r.server, &unsigned, 1, "unsigned"),
+    ];
+    run(r.server.docker().args(["push", &signed]));
+    run(r.server.docker().args(["push", &unsigned]));
+    let signed_digest = points_at(&r, "edge/app", "1.0.0").unwrap();
+    let unsigned_digest = points_at(&r, "edge/app", "2.0.0").unwrap();
+    sign(&r, &ci, "edge/app", &signed_digest, Form::Tag);
+
+    set_pull_gate(&r, "refuse");
+    let (ok, out) = docker_pull(&r, &signed);
+    assert!(ok, "{out}");
+    let (ok, out) = docker_pull(&r, &unsigned);
+    assert!(!ok, "an unsigned image was pulled through the gate: {out}");
+    assert!(
+        out.contains("denied") && out.contains("requires a signature by ci"),
+        "{out}"
+    );
+    // By digest too, and HEAD as well as GET.
+    assert_eq!(points_at(&r, "edge/app", &unsigned_digest), None);
+    let res = r
+        .admin()
+        .get(&r.url(&format!("/v2/edge/app/manifests/{unsigned_digest}")))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // The signature is trust material, never gated.
+    let sig_tag = format!("{}.sig", signed_digest.replacen(':', "-", 1));
+    assert!(points_at(&r, "edge/app", &sig_tag).is_some());
+    let (_, refused) = r.get("/api/v1/audit?kind=policy-refused&feed=edge");
+    assert!(
+        refused
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["digest"] == unsigned_digest.as_str()),
+        "{refused}"
+    );
+
+    // Warn: both pull; the unsigned one carries the sentence in a Warning header.
+    set_pull_gate(&r, "warn");
+    let (ok, out) = docker_pull(&r, &unsigned);
+    assert!(ok, "{out}");
+    let warning = |tag: &str| {
+        let res = r
+            .admin()
+            .get(&r.url(&format!("/v2/edge/app/manifests/{tag}")))
+            .header(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .call()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.headers()
+            .get("warning")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let w = warning("2.0.0").expect("no Warning header on an unsigned pull");
+    assert!(
+        w.starts_with("299 semdock \"") && w.contains("no signature of edge/app@"),
+        "{w}"
+    );
+    assert_eq!(warning("1.0.0"), None);
+    run(r.server.docker().args(["rmi", "-f", &signed, &unsigned]));
+}
+
+#[test]
+fn a_pull_gate_refuses_or_warns_about_unsigned_images_with_docker_on_the_embedded_backend() {
+    pull_gate(Backend::Embedded);
+}
+
+#[test]
+fn a_pull_gate_refuses_or_warns_about_unsigned_images_with_docker_on_postgres_and_s3() {
+    pull_gate(Backend::Distributed);
+}

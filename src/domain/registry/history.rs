@@ -6,7 +6,7 @@ use crate::domain::tags::{self, Change};
 use crate::domain::trust::{self, Gate};
 use crate::domain::versioning::{self, TagKind};
 use crate::model::{Reference, Repository, Tag};
-use crate::store::meta::HistoryRecord;
+use crate::store::meta::{HistoryRecord, MetaWrite};
 
 use super::{Registry, ensure_repository, feed_unknown, manifest_unknown, page_size};
 
@@ -305,11 +305,7 @@ impl Registry {
             let copied = self.copy_manifests(w, from, to, pending, include_referrers || gated)?;
             ensure_repository(w, to.as_str(), self.clock.now())?;
             if let Some(v) = &verified {
-                // The signatures came along: the verdict holds in the target too, before
-                // its virtual tags settle.
-                let mut there = v.clone();
-                there.repository = to.to_string();
-                trust::record_verdict(w, &there)?;
+                carry_verdict(w, v, to)?;
             }
             if let Some((tag, sig)) = &signature_tag {
                 // Where the target's tag rules take cosign's tag; else the referrer form serves.
@@ -354,6 +350,20 @@ impl Registry {
         }
         result
     }
+}
+
+/// Records the verdict a promotion's gate reached: for the source (the next promotion of
+/// the image is a lookup) and — the signatures came along — for the target too, before its
+/// virtual tags settle.
+fn carry_verdict(
+    w: &mut dyn MetaWrite,
+    verified: &trust::Verification,
+    to: &Repository,
+) -> Result<(), Error> {
+    trust::record_verdict(w, verified)?;
+    let mut there = verified.clone();
+    there.repository = to.to_string();
+    trust::record_verdict(w, &there)
 }
 
 impl Registry {

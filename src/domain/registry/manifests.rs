@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::domain::Error;
 use crate::domain::audit::{self, Kind};
 use crate::domain::tags::{self, Change};
+use crate::domain::trust::{AtPull, PullGate};
 use crate::domain::versioning::is_virtual;
 use crate::model::manifest::Manifest;
 use crate::model::{Digest, Reference, Repository, Tag};
@@ -27,6 +28,8 @@ pub struct StoredManifest {
     pub subject: Option<String>,
     /// A connector's cached copy, served because its upstream did not answer.
     pub stale: bool,
+    /// The feed's pull gate found no passing signature: what it does, and why.
+    pub unsigned: Option<(PullGate, String)>,
 }
 
 /// The outcome of storing a manifest.
@@ -279,14 +282,29 @@ impl Registry {
         let record = r
             .manifest(repo.as_str(), digest.as_str())?
             .ok_or_else(|| manifest_unknown(repo, reference))?;
+        let gate = self.trust.at_pull(&*r, repo, digest.as_str(), &record)?;
+        drop(r);
+        // A verdict reached now is recorded; the manifest is cached on the next read, which
+        // finds it (the write moved the generation this read started at).
+        let (unsigned, cacheable) = match gate {
+            AtPull::Open => (None, true),
+            AtPull::Refused(gate, why) => (Some((gate, why)), true),
+            AtPull::Verified(found) => {
+                if let Err(e) = self.trust.record(&found) {
+                    tracing::warn!(repository = %repo, error = %e, "a verdict reached at a pull could not be recorded");
+                }
+                (None, false)
+            }
+        };
         let stored = StoredManifest {
             digest,
             media_type: record.media_type,
             body: record.body.into(),
             subject: record.subject,
             stale: false,
+            unsigned,
         };
-        if stored.body.len() <= MANIFEST_CACHE_MAX_BODY {
+        if cacheable && stored.body.len() <= MANIFEST_CACHE_MAX_BODY {
             let weight = stored.body.len() + stored.media_type.len() + 128;
             let key = manifest_cache_key(repo, reference);
             self.manifest_cache

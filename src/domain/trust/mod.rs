@@ -16,7 +16,7 @@ use super::clock::Clock;
 use crate::model::{Digest, Repository};
 use crate::store::blobs::Blobs;
 use crate::store::meta::settings::{Family, Json};
-use crate::store::meta::{MetaRead, MetaWrite, Metadata};
+use crate::store::meta::{ManifestRecord, MetaRead, MetaWrite, Metadata};
 
 pub mod cosign;
 pub mod keys;
@@ -24,7 +24,7 @@ pub mod sigstore;
 pub(crate) mod verdicts;
 
 pub use keys::PublicKey;
-pub use verdicts::{Gate, SignaturePolicy, Verdict};
+pub use verdicts::{Gate, PullGate, SignaturePolicy, Verdict};
 pub(crate) use verdicts::{POLICIES, TRUST_EPOCH, VERDICTS, applies, remove_feed_policy};
 use verdicts::{bump_epoch, verdict_key};
 
@@ -203,9 +203,9 @@ impl Trust {
                         .into(),
                 ));
             }
-            if !p.on_promotion && !p.on_push {
+            if !p.on_promotion && !p.on_push && p.on_pull.is_none() {
                 return Err(Error::Invalid(
-                    "a signature policy is enforced somewhere: on promotion, on push, or both"
+                    "a signature policy is enforced somewhere: on promotion, on push, on pull, or several"
                         .into(),
                 ));
             }
@@ -228,17 +228,10 @@ impl Trust {
                         }
                     }
                     POLICIES.put(w, feed, p)?;
-                    let mut on = Vec::new();
-                    if p.on_promotion {
-                        on.push("promotion");
-                    }
-                    if p.on_push {
-                        on.push("push");
-                    }
                     format!(
                         "signature policy: a signature by {} required on {}",
                         p.keys.join(" or "),
-                        on.join(" and ")
+                        p.enforced_where()
                     )
             } else {
                     POLICIES.remove(w, feed)?;
@@ -274,6 +267,10 @@ impl Trust {
         };
         if !policy.enforced_at(gate) {
             return Ok(None);
+        }
+        // A verdict recorded at the current trust epoch is the cache: a lookup, no blob read.
+        if let Some(v) = verdicts::passing(&*r, &policy, repo.as_str(), digest)? {
+            return Ok(Some(recorded(repo, digest, &v)));
         }
         let found = self.verify_in(&*r, repo, digest)?;
         refuse_unless_passing(&*r, feed, &policy, &found).map(|()| Some(found))
@@ -319,6 +316,72 @@ impl Trust {
             refuse_unless_passing(&*w, repo.feed(), &policy, &found)?;
         }
         record_verdict(w, &found)
+    }
+
+    /// What a pull of `repo@digest` (stored as `record`) meets at its feed's pull gate,
+    /// read through `r`. Trust material (signatures, attestations, SBOMs: anything with a
+    /// subject, or whose layers are not image layers) is never gated, so that `cosign verify`
+    /// can read it. An image passes by its own verdict, or as a child of an index in the
+    /// repository that passes (cosign signs what the tag names: the index); without a
+    /// recorded verdict that passes, its signatures are verified now — O(tags) manifest
+    /// reads for the index check, paid when the manifest cache fills, not per pull.
+    pub(crate) fn at_pull(
+        &self,
+        r: &dyn MetaRead,
+        repo: &Repository,
+        digest: &str,
+        record: &ManifestRecord,
+    ) -> Result<AtPull, Error> {
+        let Some(policy) = POLICIES.get(r, repo.feed())? else {
+            return Ok(AtPull::Open);
+        };
+        let Some(gate) = policy.on_pull else {
+            return Ok(AtPull::Open);
+        };
+        if !runnable(record) || verdicts::passes(r, &policy, repo.as_str(), digest)? {
+            return Ok(AtPull::Open);
+        }
+        let mut parents: Vec<String> = r
+            .tag_targets(repo.as_str())?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
+        parents.sort();
+        parents.dedup();
+        for parent in parents {
+            if let Some(m) = r.manifest(repo.as_str(), &parent)?
+                && m.children.iter().any(|c| c == digest)
+                && verdicts::passes(r, &policy, repo.as_str(), &parent)?
+            {
+                return Ok(AtPull::Open);
+            }
+        }
+        let found = self.verify_in(r, repo, digest)?;
+        match refuse_unless_passing(r, repo.feed(), &policy, &found) {
+            Ok(()) => Ok(AtPull::Verified(found)),
+            Err(Error::SignatureRefused(why)) => Ok(AtPull::Refused(gate, why)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a verdict reached at a pull (see [`AtPull::Verified`]).
+    pub(crate) fn record(&self, found: &Verification) -> Result<(), Error> {
+        self.meta.write(|w| record_verdict(w, found))
+    }
+
+    /// Records in the audit log (and so as a `PolicyRefused` event) a pull the feed's gate
+    /// refused.
+    pub fn audit_refused_pull(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        actor: &str,
+        why: &str,
+    ) -> Result<(), Error> {
+        let mut entry = audit::entry(Kind::PolicyRefused, actor, repo.feed(), why.to_owned());
+        entry.repository = Some(repo.to_string());
+        entry.digest = Some(digest.to_owned());
+        audit::append_alone(&*self.meta, &self.clock, entry).map(drop)
     }
 
     /// Verifies `repo@digest` again, records the verdict, and — in a versioned feed with a
@@ -550,6 +613,48 @@ fn signature_manifests(
     Ok(out)
 }
 
+/// What a pull meets at a feed's pull gate.
+#[derive(Debug)]
+pub(crate) enum AtPull {
+    /// No gate, trust material, or a passing verdict: served.
+    Open,
+    /// Verified just now: served, and the caller records the verdict.
+    Verified(Verification),
+    /// No passing signature: what the gate does, and why.
+    Refused(PullGate, String),
+}
+
+/// Whether a manifest is something that runs — an index, or an image whose config is an
+/// image configuration and whose layers are all image layers — rather than trust material
+/// about one.
+fn runnable(record: &ManifestRecord) -> bool {
+    if record.subject.is_some() {
+        return false;
+    }
+    if !record.children.is_empty() {
+        return true;
+    }
+    let image_config = matches!(
+        record.artifact_type.as_deref(),
+        Some(
+            "application/vnd.oci.image.config.v1+json"
+                | "application/vnd.docker.container.image.v1+json"
+        )
+    );
+    let layers_are_images = serde_json::from_slice::<serde_json::Value>(&record.body)
+        .ok()
+        .and_then(|v| {
+            let layers = v.get("layers")?.as_array()?.clone();
+            Some(layers.iter().all(|l| {
+                l.get("mediaType")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|t| t.contains(".image.layer.") || t.contains(".image.rootfs."))
+            }))
+        })
+        .unwrap_or(true);
+    image_config && layers_are_images
+}
+
 /// A manifest push as trust sees it (see [`Trust::on_push`]).
 pub(crate) struct Pushed<'a> {
     /// The first tag pushed, if any.
@@ -626,6 +731,26 @@ fn finding(manifest: &str, form: &str, key: Option<String>, reason: &str) -> Fin
 
 fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
+}
+
+/// A verification as a recorded verdict `v` of `repo@digest` tells it.
+fn recorded(repo: &Repository, digest: &str, v: &Verdict) -> Verification {
+    Verification {
+        repository: repo.to_string(),
+        digest: digest.to_owned(),
+        verified: true,
+        verified_by: v.keys.clone(),
+        signatures: v
+            .signatures
+            .iter()
+            .map(|m| Finding {
+                manifest: m.clone(),
+                form: "recorded".to_owned(),
+                key: v.keys.first().cloned(),
+                reason: format!("verified at trust epoch {}", v.epoch),
+            })
+            .collect(),
+    }
 }
 
 /// Records `found` as the verdict on its image, at the current trust epoch.

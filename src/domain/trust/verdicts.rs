@@ -37,6 +37,43 @@ pub struct SignaturePolicy {
     pub on_promotion: bool,
     /// Enforced when a tag is pushed into the feed (sign the digest, then tag it).
     pub on_push: bool,
+    /// Enforced when an image is pulled from the feed, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_pull: Option<PullGate>,
+}
+
+/// What a pull of an image without a passing signature gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullGate {
+    /// 403 `DENIED`, with the sentence a refused push gets.
+    Refuse,
+    /// The manifest, with a `Warning` header carrying that sentence.
+    Warn,
+}
+
+impl PullGate {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refuse => "refuse",
+            Self::Warn => "warn",
+        }
+    }
+}
+
+impl std::str::FromStr for PullGate {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "refuse" => Ok(Self::Refuse),
+            "warn" => Ok(Self::Warn),
+            other => Err(Error::Invalid(format!(
+                "{other:?} is not a pull gate: use refuse (403 without a passing signature) or warn (served with a Warning header)"
+            ))),
+        }
+    }
 }
 
 impl SignaturePolicy {
@@ -46,7 +83,24 @@ impl SignaturePolicy {
         match gate {
             Gate::Promotion => self.on_promotion,
             Gate::Push => self.on_push,
+            Gate::Pull => self.on_pull.is_some(),
         }
+    }
+
+    /// Where the policy is enforced, in words: "promotion and push", "pull (warn)".
+    #[must_use]
+    pub fn enforced_where(&self) -> String {
+        let mut on = Vec::new();
+        if self.on_promotion {
+            on.push("promotion".to_owned());
+        }
+        if self.on_push {
+            on.push("push".to_owned());
+        }
+        if let Some(g) = self.on_pull {
+            on.push(format!("pull ({})", g.as_str()));
+        }
+        on.join(" and ")
     }
 }
 
@@ -55,6 +109,7 @@ impl SignaturePolicy {
 pub enum Gate {
     Promotion,
     Push,
+    Pull,
 }
 
 pub(super) fn bump_epoch(w: &mut dyn MetaWrite) -> Result<(), Error> {
@@ -76,20 +131,30 @@ pub(crate) fn passes(
     repo: &str,
     digest: &str,
 ) -> Result<bool, Error> {
+    Ok(passing(r, policy, repo, digest)?.is_some())
+}
+
+/// The recorded verdict by which `repo@digest` passes `policy` (see [`passes`]).
+pub(crate) fn passing(
+    r: &(impl crate::store::meta::MetaRead + ?Sized),
+    policy: &SignaturePolicy,
+    repo: &str,
+    digest: &str,
+) -> Result<Option<Verdict>, Error> {
     let Some(v) = VERDICTS.get(r, &verdict_key(repo, digest))? else {
-        return Ok(false);
+        return Ok(None);
     };
     if v.epoch != TRUST_EPOCH.get(r, "")?.unwrap_or(0)
         || !v.keys.iter().any(|k| policy.keys.contains(k))
     {
-        return Ok(false);
+        return Ok(None);
     }
     for s in &v.signatures {
         if r.has_manifest(repo, s)? {
-            return Ok(true);
+            return Ok(Some(v));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// The signature policy of `feed`, if it has one.

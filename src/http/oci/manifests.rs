@@ -9,12 +9,15 @@ use super::extract::{content_type, reference};
 use super::{OciError, Reg, blocking};
 use crate::domain;
 use crate::domain::auth::Principal;
+use crate::domain::trust::PullGate;
 use crate::model::{NameError, Reference, Tag};
 
 // GET|HEAD /v2/<name>/manifests/<reference> — pull a manifest (spec: "Pulling manifests").
 pub async fn get(
     reg: Reg,
-    Authorized { repo, .. }: Authorized<Pull>,
+    Authorized {
+        repo, principal, ..
+    }: Authorized<Pull>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, OciError> {
@@ -53,10 +56,30 @@ pub async fn get(
         .await
         .map_err(|e| mirror_miss(&req, e))?
     };
+    let mut res = HttpResponse::Ok();
+    match &m.unsigned {
+        Some((PullGate::Refuse, why)) => {
+            let (r, rp, d, w) = (reg.clone(), repo.clone(), m.digest.clone(), why.clone());
+            let who = actor(principal.as_ref());
+            if let Err(e) =
+                blocking(move || r.trust().audit_refused_pull(&rp, d.as_str(), &who, &w)).await
+            {
+                tracing::warn!(error = %e.message(), "a refused pull could not be recorded in the audit log");
+            }
+            return Err(domain::Error::SignatureRefused(why.clone()).into());
+        }
+        Some((PullGate::Warn, why)) => {
+            // RFC 9111's persistent miscellaneous warning; quotes would end the text early.
+            res.insert_header((
+                "Warning",
+                format!("299 semdock \"{}\"", why.replace('"', "'")),
+            ));
+        }
+        None => {}
+    }
     if pull {
         reg.maintenance().record_pull(&repo, m.digest.as_str());
     }
-    let mut res = HttpResponse::Ok();
     if m.stale {
         // RFC 9111's "Response is Stale": a connector's upstream did not answer.
         res.insert_header((

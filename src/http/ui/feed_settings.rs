@@ -9,7 +9,7 @@ use super::links::{safe_next, with_done};
 use super::session::Viewer;
 use super::{Nav, UiError, redirect, render, run};
 use crate::domain::access::{FeedAdmin, Pull};
-use crate::domain::trust::SignaturePolicy;
+use crate::domain::trust::{PullGate, SignaturePolicy};
 use crate::domain::{self, FeedChange, FeedPreview};
 
 pub struct GrantRow {
@@ -43,6 +43,8 @@ struct SignatureFields {
     keys: String,
     on_promotion: bool,
     on_push: bool,
+    /// `refuse`, `warn`, or empty (not enforced on pull).
+    on_pull: &'static str,
 }
 
 impl From<Option<SignaturePolicy>> for SignatureFields {
@@ -52,11 +54,13 @@ impl From<Option<SignaturePolicy>> for SignatureFields {
                 keys: String::new(),
                 on_promotion: true,
                 on_push: false,
+                on_pull: "",
             },
             |p| Self {
                 keys: p.keys.join(" "),
                 on_promotion: p.on_promotion,
                 on_push: p.on_push,
+                on_pull: p.on_pull.map_or("", PullGate::as_str),
             },
         )
     }
@@ -162,6 +166,8 @@ pub struct SettingsForm {
     signature_on_promotion: Option<String>,
     signature_on_push: Option<String>,
     #[serde(default)]
+    signature_on_pull: String,
+    #[serde(default)]
     description: String,
     versioning: Option<String>,
     anonymous_pull: Option<String>,
@@ -200,12 +206,20 @@ pub struct SettingsForm {
 
 impl SettingsForm {
     /// The signature policy the form asks for: `None` (no policy) without keys.
-    fn signature_policy(&self, keys: Vec<String>) -> Option<SignaturePolicy> {
-        (!keys.is_empty()).then(|| SignaturePolicy {
+    fn signature_policy(&self, keys: Vec<String>) -> Result<Option<SignaturePolicy>, UiError> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let on_pull = match self.signature_on_pull.as_str() {
+            "" => None,
+            gate => Some(gate.parse::<PullGate>()?),
+        };
+        Ok(Some(SignaturePolicy {
             keys,
             on_promotion: self.signature_on_promotion.is_some(),
             on_push: self.signature_on_push.is_some(),
-        })
+            on_pull,
+        }))
     }
 
     /// The upstream the form asks for (an empty URL: none).
@@ -276,7 +290,7 @@ pub async fn save_settings(
     };
     let permitted = words(&form.permitted);
     let sources = words(&form.promotion_sources);
-    let policy = form.signature_policy(words(&form.signature_keys));
+    let policy = form.signature_policy(words(&form.signature_keys))?;
     let signature = SignatureFields::from(policy.clone());
     let upstream = form.upstream(words)?;
     let change = FeedChange {

@@ -277,6 +277,7 @@ impl Registry {
             body: m.body.into(),
             subject: m.subject,
             stale: false,
+            unsigned: None,
         }))
     }
 
@@ -327,6 +328,7 @@ impl Registry {
             body: m.body.clone().into(),
             subject: record.subject,
             stale: false,
+            unsigned: None,
         })
     }
 

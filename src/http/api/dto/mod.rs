@@ -25,7 +25,7 @@ pub use tags::{
     HistoryEntry, Promoted, PromotionRequest, PurgeRequest, Resolved, TagAt, TagCursors, TagEntry,
     TagGroups, TagList,
 };
-pub use trust::{NewTrustKey, SignatureFinding, SignaturePolicy, TrustKey, Verification};
+pub use trust::{NewTrustKey, PullGate, SignatureFinding, SignaturePolicy, TrustKey, Verification};
 pub use webhooks::{Delivery, EndpointChange, EndpointInfo, Format, NewEndpoint};
 
 /// `items` converted one by one.

@@ -57,6 +57,36 @@ pub struct SignaturePolicy {
     /// false).
     #[serde(default)]
     pub on_push: bool,
+    /// Enforced when an image is pulled from the feed: `refuse` answers 403 without a
+    /// passing signature, `warn` serves it with a `Warning` header (default: not enforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_pull: Option<PullGate>,
+}
+
+/// What a pull of an image without a passing signature gets.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PullGate {
+    Refuse,
+    Warn,
+}
+
+impl From<trust::PullGate> for PullGate {
+    fn from(g: trust::PullGate) -> Self {
+        match g {
+            trust::PullGate::Refuse => Self::Refuse,
+            trust::PullGate::Warn => Self::Warn,
+        }
+    }
+}
+
+impl From<PullGate> for trust::PullGate {
+    fn from(g: PullGate) -> Self {
+        match g {
+            PullGate::Refuse => Self::Refuse,
+            PullGate::Warn => Self::Warn,
+        }
+    }
 }
 
 impl From<trust::SignaturePolicy> for SignaturePolicy {
@@ -65,6 +95,7 @@ impl From<trust::SignaturePolicy> for SignaturePolicy {
             keys: p.keys,
             on_promotion: p.on_promotion,
             on_push: p.on_push,
+            on_pull: p.on_pull.map(Into::into),
         }
     }
 }
@@ -75,6 +106,7 @@ impl From<SignaturePolicy> for trust::SignaturePolicy {
             keys: p.keys,
             on_promotion: p.on_promotion,
             on_push: p.on_push,
+            on_pull: p.on_pull.map(Into::into),
         }
     }
 }
