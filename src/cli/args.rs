@@ -286,13 +286,33 @@ pub enum TrustAction {
         #[command(subcommand)]
         action: TrustKeyAction,
     },
-    /// Show a feed's signature policy, or set it with --key (feed administrators).
+    /// The Sigstore trusted roots keyless signatures verify under (administrators).
+    Root {
+        #[command(subcommand)]
+        action: TrustRootAction,
+    },
+    /// The Notation trust stores: CA certificates signing certificates chain to
+    /// (administrators).
+    Store {
+        #[command(subcommand)]
+        action: TrustStoreAction,
+    },
+    /// Show a feed's signature policy, or set it with --key, --identity or --store (feed
+    /// administrators).
     Policy {
         /// The feed.
         feed: String,
         /// A trusted key one of whose signatures is required (repeatable).
         #[arg(long = "key", value_name = "KEY")]
         keys: Vec<String>,
+        /// Or a keyless signer, `ISSUER=SUBJECT`, the certificate's OIDC issuer and subject
+        /// (`*` matches anything), as cosign's --certificate-oidc-issuer and
+        /// --certificate-identity (repeatable).
+        #[arg(long = "identity", value_name = "ISSUER=SUBJECT")]
+        identities: Vec<String>,
+        /// Or a Notation signature whose certificate chains to this trust store (repeatable).
+        #[arg(long = "store", value_name = "STORE")]
+        stores: Vec<String>,
         /// Require the signature on a tag push into the feed too (sign the digest, then tag).
         #[arg(long)]
         on_push: bool,
@@ -304,8 +324,45 @@ pub enum TrustAction {
         #[arg(long)]
         no_promotion: bool,
         /// Remove the feed's signature policy.
-        #[arg(long, conflicts_with_all = ["keys", "on_push", "on_pull", "no_promotion"])]
+        #[arg(long, conflicts_with_all = ["keys", "identities", "stores", "on_push", "on_pull", "no_promotion"])]
         remove: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustRootAction {
+    /// Trust a Sigstore trusted root: a `trusted_root.json` file (the public-good instance's,
+    /// as `cosign trusted-root create` or TUF give it, or a private Sigstore's).
+    Add {
+        /// The root's name (1 to 64 of a-z 0-9 . _ -).
+        name: String,
+        /// The `trusted_root.json` file (- for standard input).
+        file: PathBuf,
+    },
+    /// List the trusted roots.
+    List,
+    /// Stop trusting a root: keyless signatures only it verified verify no more.
+    Remove {
+        /// The root's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustStoreAction {
+    /// Trust the CA certificates of a PEM file as a trust store (Notation's `ca` type).
+    Add {
+        /// The store's name (1 to 64 of a-z 0-9 . _ -).
+        name: String,
+        /// The PEM file of one or more CA certificates (- for standard input).
+        file: PathBuf,
+    },
+    /// List the trust stores.
+    List,
+    /// Stop trusting a store: Notation signatures only it verified verify no more.
+    Remove {
+        /// The store's name.
+        name: String,
     },
 }
 

@@ -25,6 +25,8 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::maintenance::backup::MIGRATED_FROM,
         &super::trust::KEYS,
         &super::trust::POLICIES,
+        &super::trust::ROOTS,
+        &super::trust::STORES,
     ]);
     all
 }
@@ -97,11 +99,34 @@ mod tests {
                 added_by: "admin".into(),
             },
         )?;
+        super::super::trust::ROOTS.put(
+            w,
+            "public-good",
+            &super::super::trust::StoredRoot {
+                json: "{}".into(),
+                added_ms: 1,
+                added_by: "admin".into(),
+            },
+        )?;
+        super::super::trust::STORES.put(
+            w,
+            "acme-ca",
+            &super::super::trust::StoredStore {
+                pem: "-----BEGIN CERTIFICATE-----".into(),
+                added_ms: 1,
+                added_by: "admin".into(),
+            },
+        )?;
         super::super::trust::POLICIES.put(
             w,
             "prod",
             &super::super::trust::SignaturePolicy {
                 keys: vec!["ci".into()],
+                identities: vec![super::super::trust::Identity {
+                    issuer: "https://token.actions.githubusercontent.com".into(),
+                    subject: "https://github.com/acme/*".into(),
+                }],
+                stores: vec!["acme-ca".into()],
                 on_promotion: true,
                 on_push: false,
                 on_pull: Some(super::super::trust::PullGate::Warn),

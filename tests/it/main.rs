@@ -18,6 +18,8 @@ mod conformance;
 mod connector;
 mod directory;
 mod hygiene;
+mod keyless;
+mod notation;
 mod oci_api;
 mod paging;
 mod release;

@@ -938,3 +938,75 @@ async fn a_feed_administrator_requires_signatures_and_the_manifest_page_says_wha
     assert!(body(&b.get(res.header("location").unwrap()).await).contains("No trusted keys."));
     assert!(body(&b.get(&page).await).contains("Not verified"));
 }
+
+#[actix_web::test]
+async fn an_administrator_trusts_a_sigstore_root_and_a_feed_requires_an_identity_on_pull() {
+    let app = TestApp::new();
+    let b = admin(&app).await;
+    let root = common::sigstore::TestSigstore::new()
+        .trusted_root()
+        .to_string();
+    let res = b
+        .post(
+            "/ui/trust/roots",
+            &[("name", "ci-sigstore"), ("json", "{}")],
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert!(
+        body(&res).contains("not a Sigstore TrustedRoot"),
+        "{}",
+        body(&res)
+    );
+    let res = b
+        .post(
+            "/ui/trust/roots",
+            &[("name", "ci-sigstore"), ("json", &root)],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let html = body(&b.get(res.header("location").unwrap()).await);
+    assert!(html.contains("Trusted root added"), "{html}");
+    assert!(
+        html.contains("<td>ci-sigstore</td><td>1</td><td>1</td><td>1</td>"),
+        "{html}"
+    );
+
+    // An identity per line, and the pull gate, in the feed's settings.
+    let issuer = "https://token.actions.githubusercontent.com";
+    let subject = "https://github.com/acme/web/.github/workflows/release.yml@refs/tags/*";
+    let res = b
+        .post(
+            "/ui/feeds/library/settings",
+            &[("signature_identities", "not-an-identity"), ("op", "save")],
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert!(body(&res).contains("is not an identity"), "{}", body(&res));
+    let res = b
+        .post(
+            "/ui/feeds/library/settings",
+            &[
+                ("signature_identities", &format!("{issuer} {subject}")),
+                ("signature_on_promotion", "on"),
+                ("signature_on_pull", "warn"),
+                ("op", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let policy = app.registry.trust().policy("library").unwrap().unwrap();
+    assert_eq!(policy.identities[0].subject, subject);
+    assert_eq!(policy.on_pull, Some(semdock::domain::trust::PullGate::Warn));
+    let html = body(&b.get("/ui/feeds/library/settings").await);
+    assert!(
+        html.contains(&format!("{issuer} {subject}</textarea>")),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="warn" selected>"#), "{html}");
+
+    // Removed, the root is gone from the page.
+    let res = b.post("/ui/trust/roots/ci-sigstore/remove", &[]).await;
+    assert_eq!(res.status, 303);
+    assert!(body(&b.get(res.header("location").unwrap()).await).contains("No trusted roots."));
+}

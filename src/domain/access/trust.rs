@@ -4,7 +4,7 @@
 
 use super::{Admin, Feed, FeedAdmin, Pull};
 use crate::domain::Error;
-use crate::domain::trust::{KeyInfo, SignaturePolicy, Verification};
+use crate::domain::trust::{KeyInfo, RootInfo, SignaturePolicy, StoreInfo, Verification};
 use crate::model::{Digest, Repository};
 
 /// The trusted keys, for an administrator (`admin.trust()`).
@@ -39,6 +39,48 @@ impl TrustedKeys<'_> {
             .registry()
             .trust()
             .remove_key(name, self.admin.caller.user())
+    }
+
+    /// The Sigstore trusted roots keyless signatures are verified under.
+    pub fn roots(&self) -> Result<Vec<RootInfo>, Error> {
+        self.admin.registry().trust().roots()
+    }
+
+    /// Trusts the Sigstore trusted root `json` (`trusted_root.json`) under `name`.
+    pub fn add_root(&self, name: &str, json: &str) -> Result<RootInfo, Error> {
+        self.admin
+            .registry()
+            .trust()
+            .add_root(name, json, self.admin.caller.user())
+    }
+
+    /// Stops trusting root `name`.
+    pub fn remove_root(&self, name: &str) -> Result<(), Error> {
+        self.admin
+            .registry()
+            .trust()
+            .remove_root(name, self.admin.caller.user())
+    }
+
+    /// The Notation trust stores signing certificates chain to.
+    pub fn stores(&self) -> Result<Vec<StoreInfo>, Error> {
+        self.admin.registry().trust().stores()
+    }
+
+    /// Trusts the CA certificates of `pem` as trust store `name`.
+    pub fn add_store(&self, name: &str, pem: &str) -> Result<StoreInfo, Error> {
+        self.admin
+            .registry()
+            .trust()
+            .add_store(name, pem, self.admin.caller.user())
+    }
+
+    /// Stops trusting store `name`.
+    pub fn remove_store(&self, name: &str) -> Result<(), Error> {
+        self.admin
+            .registry()
+            .trust()
+            .remove_store(name, self.admin.caller.user())
     }
 }
 

@@ -18,15 +18,22 @@ use crate::store::blobs::Blobs;
 use crate::store::meta::settings::{Family, Json};
 use crate::store::meta::{ManifestRecord, MetaRead, MetaWrite, Metadata};
 
+mod bundles;
 pub mod cosign;
 pub mod keys;
+mod notation;
+mod roots;
 pub mod sigstore;
 pub(crate) mod verdicts;
 
+pub use bundles::BUNDLE_ARTIFACT;
 pub use keys::PublicKey;
-pub use verdicts::{Gate, PullGate, SignaturePolicy, Verdict};
+pub use notation::SIGNATURE_ARTIFACT as NOTATION_ARTIFACT;
+pub(crate) use roots::{ROOTS, STORES};
+pub use roots::{RootInfo, StoreInfo, StoredRoot, StoredStore};
+use verdicts::verdict_key;
+pub use verdicts::{Gate, Identity, PullGate, SignaturePolicy, Verdict};
 pub(crate) use verdicts::{POLICIES, TRUST_EPOCH, VERDICTS, applies, remove_feed_policy};
-use verdicts::{bump_epoch, verdict_key};
 
 /// name → a trusted public key, in the settings table.
 pub(crate) const KEYS: Family<Json<StoredKey>> = Family::keyed("trust-key:", "trusted key");
@@ -60,6 +67,10 @@ pub struct Finding {
     pub form: String,
     /// The trusted key it verifies with, if any.
     pub key: Option<String>,
+    /// The certificate identity a keyless signature verifies as, if any.
+    pub identity: Option<Identity>,
+    /// The trust store a Notation signature's certificate chains to, if any.
+    pub store: Option<String>,
     /// Why it does not verify, or with what it does.
     pub reason: String,
 }
@@ -69,10 +80,14 @@ pub struct Finding {
 pub struct Verification {
     pub repository: String,
     pub digest: String,
-    /// Whether at least one signature verifies with a trusted key.
+    /// Whether at least one signature verifies with a trusted key or under a trusted root.
     pub verified: bool,
     /// The trusted keys with which a signature verifies.
     pub verified_by: Vec<String>,
+    /// The identities a keyless signature verifies as, under a trusted root.
+    pub verified_identities: Vec<Identity>,
+    /// The trust stores a Notation signature's certificate chains to.
+    pub verified_stores: Vec<String>,
     pub signatures: Vec<Finding>,
 }
 
@@ -135,47 +150,18 @@ impl Trust {
             added_ms: self.clock.now_ms(),
             added_by: actor.to_owned(),
         };
-        self.meta.write(|w| {
-            if KEYS.exists(w, name)? {
-                return Err(Error::Conflict(format!(
-                    "a key named {name} is already trusted: remove it first, or choose another name"
-                )));
-            }
-            KEYS.put(w, name, &stored)?;
-            bump_epoch(w)?;
-            let change = format!(
-                "trusted key {name} added ({}, fingerprint {})",
-                key.kind(),
-                PublicKey::fingerprint(pem)
-            );
-            audit::append(
-                w,
-                &self.clock,
-                audit::entry(Kind::TrustChanged, actor, "", change),
-            )?;
-            Ok(())
-        })?;
-        self.reassess_all(actor, &format!("trusted key {name} added"))?;
+        let change = format!(
+            "trusted key {name} added ({}, fingerprint {})",
+            key.kind(),
+            PublicKey::fingerprint(pem)
+        );
+        self.add_material(&KEYS, "trusted key", name, &stored, change, actor)?;
         Ok(info(name.to_owned(), &stored))
     }
 
     /// No longer trusts key `name`: signatures by it verify no more, wherever a policy names it.
     pub fn remove_key(&self, name: &str, actor: &str) -> Result<(), Error> {
-        self.meta.write(|w| {
-            if !KEYS.exists(w, name)? {
-                return Err(Error::NotFound(format!("no trusted key is named {name}")));
-            }
-            KEYS.remove(w, name)?;
-            bump_epoch(w)?;
-            let change = format!("trusted key {name} removed");
-            audit::append(
-                w,
-                &self.clock,
-                audit::entry(Kind::TrustChanged, actor, "", change),
-            )?;
-            Ok(())
-        })?;
-        self.reassess_all(actor, &format!("trusted key {name} removed"))
+        self.remove_material(&KEYS, "trusted key", name, actor)
     }
 
     /// The signature policy of `feed`, if it has one.
@@ -197,11 +183,20 @@ impl Trust {
         actor: &str,
     ) -> Result<(), Error> {
         if let Some(p) = policy {
-            if p.keys.is_empty() {
+            if p.keys.is_empty() && p.identities.is_empty() && p.stores.is_empty() {
                 return Err(Error::Invalid(
-                    "a signature policy names at least one trusted key (semdock trust key add)"
+                    "a signature policy names at least one trusted key (semdock trust key add), keyless identity or trust store"
                         .into(),
                 ));
+            }
+            if let Some(i) = p
+                .identities
+                .iter()
+                .find(|i| i.issuer.trim().is_empty() || i.subject.trim().is_empty())
+            {
+                return Err(Error::Invalid(format!(
+                    "identity {i} names no issuer or no subject: give both (the subject may be a glob)"
+                )));
             }
             if !p.on_promotion && !p.on_push && p.on_pull.is_none() {
                 return Err(Error::Invalid(
@@ -227,10 +222,22 @@ impl Trust {
                             )));
                         }
                     }
+                    for st in &p.stores {
+                        if !STORES.exists(w, st)? {
+                            return Err(Error::Invalid(format!(
+                                "no trust store is named {st}: add it first (semdock trust store add {st} CA.pem)"
+                            )));
+                        }
+                    }
+                    if !p.identities.is_empty() && ROOTS.all(&*w)?.is_empty() {
+                        return Err(Error::Invalid(
+                            "keyless identities verify under a trusted root, and none is trusted: add one first (semdock trust root add NAME trusted_root.json)".into(),
+                        ));
+                    }
                     POLICIES.put(w, feed, p)?;
                     format!(
                         "signature policy: a signature by {} required on {}",
-                        p.keys.join(" or "),
+                        p.signers(),
                         p.enforced_where()
                     )
             } else {
@@ -498,8 +505,53 @@ impl Trust {
             .filter_map(|(n, k)| PublicKey::from_pem(&k.pem).ok().map(|p| (n, p)))
             .collect();
         let manifests = signature_manifests(r, repo, digest)?;
+        let roots = if manifests.iter().any(|(form, _, _)| *form == "bundle") {
+            roots::trusted_roots(r)?
+        } else {
+            Vec::new()
+        };
+        let stores = if manifests.iter().any(|(form, _, _)| *form == "notation") {
+            roots::trust_stores(r)?
+        } else {
+            Vec::new()
+        };
         let mut signatures = Vec::new();
         for (form, manifest, body) in manifests {
+            if form == "bundle" {
+                let c = self.check_bundle(&body, digest, &parsed, &roots);
+                signatures.push(Finding {
+                    manifest,
+                    form: form.to_owned(),
+                    key: c.key,
+                    identity: c.identity,
+                    store: None,
+                    reason: c.reason,
+                });
+                continue;
+            }
+            if form == "notation" {
+                let (store, reason) = match self.check_notation(&body, digest, &stores) {
+                    Ok(store) => (
+                        Some(store.clone()),
+                        format!(
+                            "a Notation signature whose certificate chains to trust store {store}"
+                        ),
+                    ),
+                    Err(e) => (
+                        None,
+                        format!("a Notation signature that does not verify: {e}"),
+                    ),
+                };
+                signatures.push(Finding {
+                    manifest,
+                    form: form.to_owned(),
+                    key: None,
+                    identity: None,
+                    store,
+                    reason,
+                });
+                continue;
+            }
             let layers = match cosign::layers(&body) {
                 Ok(l) if l.is_empty() => {
                     signatures.push(finding(
@@ -525,11 +577,25 @@ impl Trust {
             signatures.iter().filter_map(|s| s.key.clone()).collect();
         verified_by.sort();
         verified_by.dedup();
+        let mut verified_identities: Vec<Identity> = Vec::new();
+        for i in signatures.iter().filter_map(|s| s.identity.clone()) {
+            if !verified_identities.contains(&i) {
+                verified_identities.push(i);
+            }
+        }
+        let mut verified_stores: Vec<String> =
+            signatures.iter().filter_map(|s| s.store.clone()).collect();
+        verified_stores.sort();
+        verified_stores.dedup();
         Ok(Verification {
             repository: repo.to_string(),
             digest: digest.to_owned(),
-            verified: !verified_by.is_empty(),
+            verified: !verified_by.is_empty()
+                || !verified_identities.is_empty()
+                || !verified_stores.is_empty(),
             verified_by,
+            verified_identities,
+            verified_stores,
             signatures,
         })
     }
@@ -565,30 +631,53 @@ impl Trust {
         (None, reason.to_owned())
     }
 
+    /// The trust store a Notation signature manifest's envelope verifies under.
+    fn check_notation(
+        &self,
+        manifest: &[u8],
+        digest: &str,
+        stores: &[notation::Store],
+    ) -> Result<String, String> {
+        let (_, d, size) = notation::envelope_layer(manifest)?;
+        let envelope = self.small_blob(&d, size, notation::ENVELOPE_LIMIT, "envelope")?;
+        let now = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
+        notation::verify_jws(&envelope, digest, stores, now)
+    }
+
     /// The payload blob of a signature layer, checked against its digest.
     fn payload(&self, layer: &cosign::SignatureLayer) -> Result<Vec<u8>, String> {
-        if layer.size > cosign::PAYLOAD_LIMIT {
+        self.small_blob(&layer.payload, layer.size, cosign::PAYLOAD_LIMIT, "payload")
+    }
+
+    /// A small blob (`what`: a payload, a bundle) of at most `limit` bytes, checked against
+    /// its digest.
+    fn small_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, String> {
+        if size > limit {
             return Err(format!(
-                "its payload is {} bytes, more than the {} a signature payload may be",
-                layer.size,
-                cosign::PAYLOAD_LIMIT
+                "its {what} is {size} bytes, more than the {limit} a signature's {what} may be"
             ));
         }
-        let len = usize::try_from(layer.size).unwrap_or(usize::MAX);
+        let len = usize::try_from(size).unwrap_or(usize::MAX);
         let bytes = self
             .blobs
-            .open(&layer.payload)
+            .open(digest)
             .and_then(|b| b.read_at(0, len))
-            .map_err(|e| format!("its payload {} cannot be read: {e}", layer.payload))?;
-        if Digest::of_with(layer.payload.algorithm(), &bytes) != layer.payload {
-            return Err(format!("its payload {} is damaged", layer.payload));
+            .map_err(|e| format!("its {what} {digest} cannot be read: {e}"))?;
+        if Digest::of_with(digest.algorithm(), &bytes) != *digest {
+            return Err(format!("its {what} {digest} is damaged"));
         }
         Ok(bytes)
     }
 }
 
-/// The signature manifests of `repo@digest`: cosign's tag, then OCI 1.1 referrers of the
-/// signature artifact type.
+/// The signature manifests of `repo@digest`: cosign's tag, then OCI 1.1 referrers of
+/// cosign's signature artifact type, Sigstore bundles and Notation signatures.
 fn signature_manifests(
     r: &dyn MetaRead,
     repo: &Repository,
@@ -603,11 +692,17 @@ fn signature_manifests(
         out.push(("tag", d, m.body));
     }
     for d in r.referrers(name, digest)? {
-        if let Some(m) = r.manifest(name, &d)?
-            && m.artifact_type.as_deref() == Some(cosign::SIGNATURE_ARTIFACT)
-            && !out.iter().any(|(_, seen, _)| *seen == d)
-        {
-            out.push(("referrer", d, m.body));
+        let Some(m) = r.manifest(name, &d)? else {
+            continue;
+        };
+        if out.iter().any(|(_, seen, _)| *seen == d) {
+            continue;
+        }
+        match m.artifact_type.as_deref() {
+            Some(cosign::SIGNATURE_ARTIFACT) => out.push(("referrer", d, m.body)),
+            Some(bundles::BUNDLE_ARTIFACT) => out.push(("bundle", d, m.body)),
+            Some(notation::SIGNATURE_ARTIFACT) => out.push(("notation", d, m.body)),
+            _ => {}
         }
     }
     Ok(out)
@@ -674,12 +769,16 @@ fn refuse_unless_passing(
     policy: &SignaturePolicy,
     found: &Verification,
 ) -> Result<(), Error> {
-    if found.verified_by.iter().any(|k| policy.keys.contains(k)) {
+    if policy.admits(
+        &found.verified_by,
+        &found.verified_identities,
+        &found.verified_stores,
+    ) {
         return Ok(());
     }
     let repo = &found.repository;
     let digest = &found.digest;
-    let wanted = policy.keys.join(" or ");
+    let wanted = policy.signers();
     let mut untrusted = Vec::new();
     for k in &policy.keys {
         if !KEYS.exists(r, k)? {
@@ -687,15 +786,31 @@ fn refuse_unless_passing(
         }
     }
     let mut why = if found.signatures.is_empty() {
-        format!("it has no signature (sign it: cosign sign --key {wanted}.key {repo}@{digest})")
+        format!("it has no signature (sign it: cosign sign {repo}@{digest})")
     } else {
         let reasons: Vec<String> = found
             .signatures
             .iter()
             .map(|s| {
-                let reason = match &s.key {
-                    Some(k) => format!("verifies with key {k}, which the policy does not name"),
-                    None => s.reason.clone(),
+                let reason = match (&s.key, &s.identity) {
+                    (Some(k), _) => {
+                        format!("verifies with key {k}, which the policy does not name")
+                    }
+                    _ if s.store.is_some() => {
+                        format!("{}, which the policy does not name", s.reason)
+                    }
+                    (None, Some(i)) => format!(
+                        "a certificate for {} from {}, not matching the policy's {}",
+                        i.subject,
+                        i.issuer,
+                        policy
+                            .identities
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ),
+                    (None, None) => s.reason.clone(),
                 };
                 format!("{} {}: {reason}", s.form, short(&s.manifest))
             })
@@ -725,6 +840,8 @@ fn finding(manifest: &str, form: &str, key: Option<String>, reason: &str) -> Fin
         manifest: manifest.to_owned(),
         form: form.to_owned(),
         key,
+        identity: None,
+        store: None,
         reason: reason.to_owned(),
     }
 }
@@ -740,6 +857,8 @@ fn recorded(repo: &Repository, digest: &str, v: &Verdict) -> Verification {
         digest: digest.to_owned(),
         verified: true,
         verified_by: v.keys.clone(),
+        verified_identities: v.identities.clone(),
+        verified_stores: v.stores.clone(),
         signatures: v
             .signatures
             .iter()
@@ -747,6 +866,8 @@ fn recorded(repo: &Repository, digest: &str, v: &Verdict) -> Verification {
                 manifest: m.clone(),
                 form: "recorded".to_owned(),
                 key: v.keys.first().cloned(),
+                identity: v.identities.first().cloned(),
+                store: v.stores.first().cloned(),
                 reason: format!("verified at trust epoch {}", v.epoch),
             })
             .collect(),
@@ -757,10 +878,12 @@ fn recorded(repo: &Repository, digest: &str, v: &Verdict) -> Verification {
 pub(crate) fn record_verdict(w: &mut dyn MetaWrite, found: &Verification) -> Result<(), Error> {
     let verdict = Verdict {
         keys: found.verified_by.clone(),
+        identities: found.verified_identities.clone(),
+        stores: found.verified_stores.clone(),
         signatures: found
             .signatures
             .iter()
-            .filter(|s| s.key.is_some())
+            .filter(|s| s.key.is_some() || s.identity.is_some() || s.store.is_some())
             .map(|s| s.manifest.clone())
             .collect(),
         epoch: TRUST_EPOCH.get(&*w, "")?.unwrap_or(0),

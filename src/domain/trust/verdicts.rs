@@ -22,17 +22,54 @@ pub(crate) const TRUST_EPOCH: Family<Counter> = Family::single("trust-epoch", "t
 pub struct Verdict {
     /// The trusted keys a signature verified with.
     pub keys: Vec<String>,
+    /// The certificate identities a keyless signature verified as (under a trusted root).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<Identity>,
+    /// The trust stores a Notation signature's certificate chains to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<String>,
     /// The signature manifests that verified: a verdict holds while one of them is stored.
     pub signatures: Vec<String>,
     /// The trust epoch it was reached at.
     pub epoch: u64,
 }
 
+/// A keyless signer: the OIDC issuer (exact) and subject of a Fulcio certificate. In a
+/// policy the subject may be a glob (`*` matches any run of characters), as cosign's
+/// `--certificate-identity-regexp` would be used for; in a verdict it is what the
+/// certificate says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+}
+
+impl Identity {
+    /// Whether `found` (a certificate's identity) is one this rule names.
+    #[must_use]
+    pub fn admits(&self, found: &Identity) -> bool {
+        self.issuer == found.issuer
+            && crate::domain::versioning::glob_matches(&self.subject, &found.subject)
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} from {}", self.subject, self.issuer)
+    }
+}
+
 /// What a feed requires of the images that enter it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignaturePolicy {
-    /// A signature by one of these trusted keys is required.
+    /// A signature by one of these trusted keys is required…
     pub keys: Vec<String>,
+    /// …or a keyless signature by one of these identities, verified under a trusted root…
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<Identity>,
+    /// …or a Notation signature whose certificate chains to one of these trust stores.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<String>,
     /// Enforced when an image is promoted into the feed.
     pub on_promotion: bool,
     /// Enforced when a tag is pushed into the feed (sign the digest, then tag it).
@@ -77,6 +114,34 @@ impl std::str::FromStr for PullGate {
 }
 
 impl SignaturePolicy {
+    /// Whether what verified — trusted keys, certificate identities, trust stores —
+    /// satisfies the policy.
+    #[must_use]
+    pub fn admits(&self, keys: &[String], identities: &[Identity], stores: &[String]) -> bool {
+        keys.iter().any(|k| self.keys.contains(k))
+            || identities
+                .iter()
+                .any(|found| self.identities.iter().any(|rule| rule.admits(found)))
+            || stores.iter().any(|s| self.stores.contains(s))
+    }
+
+    /// Who must have signed, in words: key names, identities (`SUBJECT from ISSUER`) and
+    /// trust stores, joined by "or".
+    #[must_use]
+    pub fn signers(&self) -> String {
+        self.keys
+            .iter()
+            .cloned()
+            .chain(self.identities.iter().map(ToString::to_string))
+            .chain(
+                self.stores
+                    .iter()
+                    .map(|s| format!("a certificate of trust store {s}")),
+            )
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+
     /// Whether the policy is enforced at `gate`.
     #[must_use]
     pub fn enforced_at(&self, gate: Gate) -> bool {
@@ -145,7 +210,7 @@ pub(crate) fn passing(
         return Ok(None);
     };
     if v.epoch != TRUST_EPOCH.get(r, "")?.unwrap_or(0)
-        || !v.keys.iter().any(|k| policy.keys.contains(k))
+        || !policy.admits(&v.keys, &v.identities, &v.stores)
     {
         return Ok(None);
     }

@@ -102,6 +102,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/trust/keys", web::get().to(trust::list_keys))
             .route("/trust/keys", web::post().to(trust::add_key))
             .route("/trust/keys/{name}", web::delete().to(trust::remove_key))
+            .route("/trust/roots", web::get().to(trust::list_roots))
+            .route("/trust/roots", web::post().to(trust::add_root))
+            .route("/trust/roots/{name}", web::delete().to(trust::remove_root))
+            .route("/trust/stores", web::get().to(trust::list_stores))
+            .route("/trust/stores", web::post().to(trust::add_store))
+            .route(
+                "/trust/stores/{name}",
+                web::delete().to(trust::remove_store),
+            )
             .route(
                 "/feeds/{feed}/signature-policy",
                 web::get().to(trust::policy),
@@ -175,7 +184,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
         trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
-        trust::remove_policy, trust::verify,
+        trust::remove_policy, trust::verify, trust::list_roots, trust::add_root, trust::remove_root,
+        trust::list_stores, trust::add_store, trust::remove_store,
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
@@ -189,6 +199,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::BackupReport, dto::AuditEntry, dto::EndpointInfo, dto::NewEndpoint,
         dto::EndpointChange, dto::Delivery, dto::Format,
         dto::TrustKey, dto::NewTrustKey, dto::SignaturePolicy, dto::Verification, dto::SignatureFinding,
+        dto::PullGate, dto::Identity, dto::TrustRoot, dto::NewTrustRoot, dto::TrustStore, dto::NewTrustStore,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

@@ -5,7 +5,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::dto::{self, NewTrustKey, SignaturePolicy, TrustKey, Verification};
+use super::dto::{
+    self, NewTrustKey, NewTrustRoot, NewTrustStore, SignaturePolicy, TrustKey, TrustRoot,
+    TrustStore, Verification,
+};
 use super::error::ErrorBody;
 use super::tags::parse_reference;
 use super::{Api, ApiError, run};
@@ -41,6 +44,71 @@ pub async fn remove_key(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     run(move || access.admin()?.trust().remove(&path)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The Sigstore trusted roots (administrators).
+#[utoipa::path(get, path = "/api/v1/trust/roots",
+    responses((status = 200, body = [TrustRoot]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_roots(Api(access): Api) -> Result<HttpResponse, ApiError> {
+    let roots = run(move || access.admin()?.trust().roots()).await?;
+    Ok(HttpResponse::Ok().json(dto::all::<TrustRoot, _>(roots)))
+}
+
+/// Trusts a Sigstore trusted root (administrators): `trusted_root.json` — the public-good
+/// instance's, or a private one's — under which keyless signatures and bundles verify.
+#[utoipa::path(post, path = "/api/v1/trust/roots", request_body = NewTrustRoot,
+    responses((status = 201, body = TrustRoot), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add_root(
+    Api(access): Api,
+    body: web::Json<NewTrustRoot>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.into_inner();
+    let json = new.root.to_string();
+    let root = run(move || access.admin()?.trust().add_root(&new.name, &json)).await?;
+    Ok(HttpResponse::Created().json(TrustRoot::from(root)))
+}
+
+/// Stops trusting a Sigstore trusted root (administrators).
+#[utoipa::path(delete, path = "/api/v1/trust/roots/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove_root(
+    Api(access): Api,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    run(move || access.admin()?.trust().remove_root(&path)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The Notation trust stores (administrators).
+#[utoipa::path(get, path = "/api/v1/trust/stores",
+    responses((status = 200, body = [TrustStore]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_stores(Api(access): Api) -> Result<HttpResponse, ApiError> {
+    let stores = run(move || access.admin()?.trust().stores()).await?;
+    Ok(HttpResponse::Ok().json(dto::all::<TrustStore, _>(stores)))
+}
+
+/// Trusts a Notation trust store (administrators): the PEM CA certificates the signing
+/// certificates of Notation signatures chain to.
+#[utoipa::path(post, path = "/api/v1/trust/stores", request_body = NewTrustStore,
+    responses((status = 201, body = TrustStore), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add_store(
+    Api(access): Api,
+    body: web::Json<NewTrustStore>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.into_inner();
+    let store = run(move || access.admin()?.trust().add_store(&new.name, &new.pem)).await?;
+    Ok(HttpResponse::Created().json(TrustStore::from(store)))
+}
+
+/// Stops trusting a Notation trust store (administrators).
+#[utoipa::path(delete, path = "/api/v1/trust/stores/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove_store(
+    Api(access): Api,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    run(move || access.admin()?.trust().remove_store(&path)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -9,7 +9,7 @@ use super::links::{safe_next, with_done};
 use super::session::Viewer;
 use super::{Nav, UiError, redirect, render, run};
 use crate::domain::access::{FeedAdmin, Pull};
-use crate::domain::trust::{PullGate, SignaturePolicy};
+use crate::domain::trust::{Identity, PullGate, SignaturePolicy};
 use crate::domain::{self, FeedChange, FeedPreview};
 
 pub struct GrantRow {
@@ -41,6 +41,10 @@ struct SettingsPage {
 /// A feed's signature policy as the settings form shows it.
 struct SignatureFields {
     keys: String,
+    /// One `ISSUER SUBJECT` per line.
+    identities: String,
+    /// Trust store names, space-separated.
+    stores: String,
     on_promotion: bool,
     on_push: bool,
     /// `refuse`, `warn`, or empty (not enforced on pull).
@@ -52,12 +56,21 @@ impl From<Option<SignaturePolicy>> for SignatureFields {
         p.map_or(
             Self {
                 keys: String::new(),
+                identities: String::new(),
+                stores: String::new(),
                 on_promotion: true,
                 on_push: false,
                 on_pull: "",
             },
             |p| Self {
                 keys: p.keys.join(" "),
+                identities: p
+                    .identities
+                    .iter()
+                    .map(|i| format!("{} {}", i.issuer, i.subject))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                stores: p.stores.join(" "),
                 on_promotion: p.on_promotion,
                 on_push: p.on_push,
                 on_pull: p.on_pull.map_or("", PullGate::as_str),
@@ -163,6 +176,11 @@ pub struct SettingsForm {
     csrf: String,
     #[serde(default)]
     signature_keys: String,
+    /// One `ISSUER SUBJECT` per line.
+    #[serde(default)]
+    signature_identities: String,
+    #[serde(default)]
+    signature_stores: String,
     signature_on_promotion: Option<String>,
     signature_on_push: Option<String>,
     #[serde(default)]
@@ -206,8 +224,27 @@ pub struct SettingsForm {
 
 impl SettingsForm {
     /// The signature policy the form asks for: `None` (no policy) without keys.
-    fn signature_policy(&self, keys: Vec<String>) -> Result<Option<SignaturePolicy>, UiError> {
-        if keys.is_empty() {
+    fn signature_policy(
+        &self,
+        keys: Vec<String>,
+        stores: Vec<String>,
+    ) -> Result<Option<SignaturePolicy>, UiError> {
+        let mut identities = Vec::new();
+        for line in self.signature_identities.lines().map(str::trim) {
+            if line.is_empty() {
+                continue;
+            }
+            let (issuer, subject) = line.split_once(char::is_whitespace).ok_or_else(|| {
+                domain::Error::Invalid(format!(
+                    "{line:?} is not an identity: write the OIDC issuer, a space, then the certificate subject"
+                ))
+            })?;
+            identities.push(Identity {
+                issuer: issuer.to_owned(),
+                subject: subject.trim().to_owned(),
+            });
+        }
+        if keys.is_empty() && identities.is_empty() && stores.is_empty() {
             return Ok(None);
         }
         let on_pull = match self.signature_on_pull.as_str() {
@@ -216,6 +253,8 @@ impl SettingsForm {
         };
         Ok(Some(SignaturePolicy {
             keys,
+            identities,
+            stores,
             on_promotion: self.signature_on_promotion.is_some(),
             on_push: self.signature_on_push.is_some(),
             on_pull,
@@ -290,7 +329,8 @@ pub async fn save_settings(
     };
     let permitted = words(&form.permitted);
     let sources = words(&form.promotion_sources);
-    let policy = form.signature_policy(words(&form.signature_keys))?;
+    let policy =
+        form.signature_policy(words(&form.signature_keys), words(&form.signature_stores))?;
     let signature = SignatureFields::from(policy.clone());
     let upstream = form.upstream(words)?;
     let change = FeedChange {

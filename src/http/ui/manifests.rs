@@ -48,12 +48,40 @@ struct ManifestPage {
 
 /// What the image's signatures say, and what its feed requires.
 pub struct Signatures {
-    /// The trusted keys a signature verifies with.
+    /// The trusted keys a signature verifies with, and the identities a keyless one verifies as.
     verified_by: Vec<String>,
     /// (form, manifest digest, short digest, result) per signature found.
     found: Vec<(String, String, String, String)>,
-    /// The keys the feed's policy requires one of, if it has a policy.
-    required: Option<Vec<String>>,
+    /// Whom the feed's policy requires a signature by, if it has a policy.
+    required: Option<String>,
+}
+
+impl Signatures {
+    /// What the manifest page shows of `v`, under the feed's `policy`.
+    fn of(
+        v: crate::domain::trust::Verification,
+        policy: Option<crate::domain::trust::SignaturePolicy>,
+    ) -> Self {
+        let identities = v.verified_identities.iter().map(ToString::to_string);
+        let stores = v
+            .verified_stores
+            .iter()
+            .map(|s| format!("a certificate of trust store {s}"));
+        Self {
+            verified_by: v
+                .verified_by
+                .into_iter()
+                .chain(identities)
+                .chain(stores)
+                .collect(),
+            found: v
+                .signatures
+                .into_iter()
+                .map(|f| (f.form, short(&f.manifest), f.manifest, f.reason))
+                .collect(),
+            required: policy.map(|p| p.signers()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,15 +120,7 @@ pub async fn manifest(
         Ok((stored, referrers, verification, policy))
     })
     .await?;
-    let signatures = Signatures {
-        verified_by: verification.verified_by,
-        found: verification
-            .signatures
-            .into_iter()
-            .map(|f| (f.form, short(&f.manifest), f.manifest, f.reason))
-            .collect(),
-        required: policy.map(|p| p.keys),
-    };
+    let signatures = Signatures::of(verification, policy);
     let body: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
     let layers: Vec<Layer> = body["layers"]
         .as_array()

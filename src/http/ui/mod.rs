@@ -81,6 +81,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/trust", web::get().to(trust::trust))
             .route("/trust", web::post().to(trust::add_key))
             .route("/trust/{name}/remove", web::post().to(trust::remove_key))
+            .route("/trust/roots", web::post().to(trust::add_root))
+            .route("/trust/roots/{name}/remove", web::post().to(trust::remove_root))
+            .route("/trust/stores", web::post().to(trust::add_store))
+            .route("/trust/stores/{name}/remove", web::post().to(trust::remove_store))
             .route("/users", web::get().to(users::users))
             .route("/users", web::post().to(users::create_user))
             .route("/users/{name}/state", web::post().to(users::user_state))
@@ -158,6 +162,18 @@ fn notice_of(code: &str) -> Option<&'static str> {
         "revoked" => "API key revoked.",
         "webhook-deleted" => "Webhook deleted.",
         "key-trusted" => "Key trusted: feeds may now require its signatures.",
+        "root-trusted" => {
+            "Trusted root added: feeds may now require keyless signatures by identities it certifies."
+        }
+        "root-removed" => {
+            "Trusted root removed: keyless signatures only it verified verify no more."
+        }
+        "store-trusted" => {
+            "Trust store added: feeds may now require Notation signatures chaining to it."
+        }
+        "store-removed" => {
+            "Trust store removed: Notation signatures only it verified verify no more."
+        }
         "key-removed" => "Key removed: its signatures verify no more.",
         "redeliver" => {
             "Queued: the event is sent again within a second; its delivery appears below."

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod ldap;
 pub mod oidc;
+pub mod sigstore;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};

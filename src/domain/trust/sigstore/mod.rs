@@ -10,15 +10,16 @@
 
 mod bundle;
 mod checkpoint;
-mod crypto;
+pub(crate) mod crypto;
 mod der;
 mod root;
 mod timestamp;
 mod tlog;
-mod x509;
+pub(crate) mod x509;
 
 use bundle::{Bundle, Content, Material, Version};
 pub use root::TrustedRoot;
+pub(crate) use root::{Authority, Window};
 use tlog::{Claim, Signer};
 
 use crate::domain::trust::PublicKey;
@@ -31,6 +32,9 @@ pub enum Expect<'a> {
     /// A Fulcio certificate for this OIDC issuer (exact) and subject (exact, or a glob
     /// where `*` matches any run of characters).
     Identity { issuer: &'a str, subject: &'a str },
+    /// A Fulcio certificate for any identity: the caller matches the identity reported
+    /// (a verdict recorded once serves every policy's identity rules).
+    AnyIdentity,
 }
 
 /// What was signed: the artifact, or its SHA-256.
@@ -88,10 +92,17 @@ pub fn verify_bundle_at(
         (Expect::Key(_), Material::Certificate { .. }) => {
             return Err("the bundle is signed with a certificate, where a signature by the given key is expected".into());
         }
-        (Expect::Identity { .. }, Material::PublicKey) => {
+        (Expect::Identity { .. } | Expect::AnyIdentity, Material::PublicKey) => {
             return Err("the bundle is signed with a key, where a certificate for an identity is expected: give the key to verify with".into());
         }
-        (Expect::Identity { issuer, subject }, Material::Certificate { leaf, rest }) => {
+        (
+            expect @ (Expect::Identity { .. } | Expect::AnyIdentity),
+            Material::Certificate { leaf, rest },
+        ) => {
+            let (issuer, subject) = match expect {
+                Expect::Identity { issuer, subject } => (Some(*issuer), *subject),
+                _ => (None, "*"),
+            };
             if rest
                 .iter()
                 .any(|c| x509::Cert::parse(c).is_ok_and(|c| c.self_signed()))
@@ -289,10 +300,11 @@ fn check_entries<'r>(
     Ok((times, unstamped))
 }
 
-/// Checks the certificate's OIDC issuer and subject; returns (issuer, matched subject).
+/// Checks the certificate's OIDC issuer (any, when `None`) and subject; returns (issuer,
+/// matched subject).
 fn check_identity(
     cert: &x509::Cert<'_>,
-    issuer: &str,
+    issuer: Option<&str>,
     subject: &str,
 ) -> Result<(String, String), String> {
     if !x509::allows_code_signing(cert)? {
@@ -303,7 +315,9 @@ fn check_identity(
     }
     let found = x509::oidc_issuer(cert)
         .ok_or("the signing certificate names no OIDC issuer: it is not a Fulcio certificate")?;
-    if found != issuer {
+    if let Some(issuer) = issuer
+        && found != issuer
+    {
         return Err(format!(
             "the signing certificate was issued for an identity from {found:?}, not from {issuer:?}"
         ));

@@ -25,7 +25,10 @@ pub use tags::{
     HistoryEntry, Promoted, PromotionRequest, PurgeRequest, Resolved, TagAt, TagCursors, TagEntry,
     TagGroups, TagList,
 };
-pub use trust::{NewTrustKey, PullGate, SignatureFinding, SignaturePolicy, TrustKey, Verification};
+pub use trust::{
+    Identity, NewTrustKey, NewTrustRoot, NewTrustStore, PullGate, SignatureFinding,
+    SignaturePolicy, TrustKey, TrustRoot, TrustStore, Verification,
+};
 pub use webhooks::{Delivery, EndpointChange, EndpointInfo, Format, NewEndpoint};
 
 /// `items` converted one by one.

@@ -44,12 +44,117 @@ fn yes() -> bool {
     true
 }
 
+/// A keyless signer: the OIDC issuer (exact) and the certificate subject (in a policy, `*`
+/// matches any run of characters).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// e.g. `https://token.actions.githubusercontent.com`
+    pub issuer: String,
+    /// e.g. `https://github.com/acme/web/.github/workflows/release.yml@refs/tags/*`
+    pub subject: String,
+}
+
+impl From<trust::Identity> for Identity {
+    fn from(i: trust::Identity) -> Self {
+        Self {
+            issuer: i.issuer,
+            subject: i.subject,
+        }
+    }
+}
+
+impl From<Identity> for trust::Identity {
+    fn from(i: Identity) -> Self {
+        Self {
+            issuer: i.issuer,
+            subject: i.subject,
+        }
+    }
+}
+
+/// A trusted root (`trusted_root.json`): what it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrustRoot {
+    pub name: String,
+    pub tlogs: usize,
+    pub ctlogs: usize,
+    pub certificate_authorities: usize,
+    pub timestamp_authorities: usize,
+    /// RFC 3339.
+    pub added: String,
+    pub added_by: String,
+}
+
+impl From<trust::RootInfo> for TrustRoot {
+    fn from(r: trust::RootInfo) -> Self {
+        Self {
+            name: r.name,
+            tlogs: r.tlogs,
+            ctlogs: r.ctlogs,
+            certificate_authorities: r.certificate_authorities,
+            timestamp_authorities: r.timestamp_authorities,
+            added: r.added,
+            added_by: r.added_by,
+        }
+    }
+}
+
+/// A Sigstore trusted root to trust: its name and its `trusted_root.json`, as a JSON value.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTrustRoot {
+    /// 1 to 64 of a-z 0-9 . _ -
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub root: serde_json::Value,
+}
+
+/// A Notation trust store: the CA certificates signing certificates chain to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TrustStore {
+    pub name: String,
+    /// How many CA certificates it holds.
+    pub certificates: usize,
+    /// RFC 3339.
+    pub added: String,
+    pub added_by: String,
+}
+
+impl From<trust::StoreInfo> for TrustStore {
+    fn from(s: trust::StoreInfo) -> Self {
+        Self {
+            name: s.name,
+            certificates: s.certificates,
+            added: s.added,
+            added_by: s.added_by,
+        }
+    }
+}
+
+/// A Notation trust store to trust: its name and its CA certificates (PEM).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTrustStore {
+    /// 1 to 64 of a-z 0-9 . _ -
+    pub name: String,
+    /// `-----BEGIN CERTIFICATE-----` … (one or more CA certificates)
+    pub pem: String,
+}
+
 /// What a feed requires of the images entering it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignaturePolicy {
-    /// A signature by one of these trusted keys is required.
+    /// A signature by one of these trusted keys is required…
+    #[serde(default)]
     pub keys: Vec<String>,
+    /// …or a keyless signature by one of these identities, under a trusted root…
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<Identity>,
+    /// …or a Notation signature whose certificate chains to one of these trust stores.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<String>,
     /// Enforced when an image is promoted into the feed (default true).
     #[serde(default = "yes")]
     pub on_promotion: bool,
@@ -93,6 +198,8 @@ impl From<trust::SignaturePolicy> for SignaturePolicy {
     fn from(p: trust::SignaturePolicy) -> Self {
         Self {
             keys: p.keys,
+            identities: p.identities.into_iter().map(Into::into).collect(),
+            stores: p.stores,
             on_promotion: p.on_promotion,
             on_push: p.on_push,
             on_pull: p.on_pull.map(Into::into),
@@ -104,6 +211,8 @@ impl From<SignaturePolicy> for trust::SignaturePolicy {
     fn from(p: SignaturePolicy) -> Self {
         Self {
             keys: p.keys,
+            identities: p.identities.into_iter().map(Into::into).collect(),
+            stores: p.stores,
             on_promotion: p.on_promotion,
             on_push: p.on_push,
             on_pull: p.on_pull.map(Into::into),
@@ -116,11 +225,17 @@ impl From<SignaturePolicy> for trust::SignaturePolicy {
 pub struct SignatureFinding {
     /// The signature manifest's digest.
     pub manifest: String,
-    /// `tag` (cosign's `sha256-<hex>.sig`) or `referrer` (OCI 1.1).
+    /// `tag` (cosign's `sha256-<hex>.sig`), `referrer` (OCI 1.1), `bundle` (a Sigstore bundle referrer) or `notation`.
     pub form: String,
     /// The trusted key it verifies with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The identity a keyless signature verifies as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// The trust store a Notation signature's certificate chains to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     /// With what it verifies, or why not.
     pub reason: String,
 }
@@ -130,9 +245,13 @@ pub struct SignatureFinding {
 pub struct Verification {
     pub repository: String,
     pub digest: String,
-    /// Whether a signature verifies with a trusted key.
+    /// Whether a signature verifies with a trusted key or under a trusted root.
     pub verified: bool,
     pub verified_by: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified_identities: Vec<Identity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified_stores: Vec<String>,
     pub signatures: Vec<SignatureFinding>,
 }
 
@@ -143,6 +262,8 @@ impl From<trust::Verification> for Verification {
             digest: v.digest,
             verified: v.verified,
             verified_by: v.verified_by,
+            verified_identities: v.verified_identities.into_iter().map(Into::into).collect(),
+            verified_stores: v.verified_stores,
             signatures: v
                 .signatures
                 .into_iter()
@@ -150,6 +271,8 @@ impl From<trust::Verification> for Verification {
                     manifest: f.manifest,
                     form: f.form,
                     key: f.key,
+                    identity: f.identity.map(Into::into),
+                    store: f.store,
                     reason: f.reason,
                 })
                 .collect(),
