@@ -163,15 +163,9 @@ fn sign(s: &Services, repo: &Repository, digest: &str, key: &p256::ecdsa::Signin
         .unwrap();
 }
 
-/// What a signature policy costs: promotions into a feed without a policy (`open`) and into
-/// one that requires a signature on promotion and checks it on pull (`gated`), and manifest
-/// reads from each.
-fn signature_gates(c: &mut Criterion) {
-    let (_dir, s, _, _) = services();
-    // Names of equal length, so that the cache keys cost the same to hash.
-    for feed in ["staging", "open", "gate"] {
-        s.registry.feeds().ensure(&feed.parse().unwrap()).unwrap();
-    }
+/// Trusts key `ci` (returned) and gives feed `gate` a policy requiring it on promotion and
+/// checking it on pull.
+fn trust_ci(s: &Services) -> p256::ecdsa::SigningKey {
     let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
     let pem = p256::pkcs8::EncodePublicKey::to_public_key_pem(
         key.verifying_key(),
@@ -187,6 +181,7 @@ fn signature_gates(c: &mut Criterion) {
                 keys: vec!["ci".into()],
                 identities: Vec::new(),
                 stores: Vec::new(),
+                attestations: Vec::new(),
                 on_promotion: true,
                 on_push: false,
                 on_pull: Some(semdock::domain::trust::PullGate::Warn),
@@ -194,6 +189,19 @@ fn signature_gates(c: &mut Criterion) {
             "bench",
         )
         .unwrap();
+    key
+}
+
+/// What a signature policy costs: promotions into a feed without a policy (`open`) and into
+/// one that requires a signature on promotion and checks it on pull (`gate`), and manifest
+/// reads from each.
+fn signature_gates(c: &mut Criterion) {
+    let (_dir, s, _, _) = services();
+    // Names of equal length, so that the cache keys cost the same to hash.
+    for feed in ["staging", "open", "gate"] {
+        s.registry.feeds().ensure(&feed.parse().unwrap()).unwrap();
+    }
+    let key = trust_ci(&s);
     let (staging, open, gated): (Repository, Repository, Repository) = (
         "staging/app".parse().unwrap(),
         "open/app".parse().unwrap(),

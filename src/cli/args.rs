@@ -313,6 +313,11 @@ pub enum TrustAction {
         /// Or a Notation signature whose certificate chains to this trust store (repeatable).
         #[arg(long = "store", value_name = "STORE")]
         stores: Vec<String>,
+        /// And an attestation by one of the keys or identities: `TYPE [FIELD=GLOB]…`, the
+        /// predicate type and the fields its predicate must match (a JSON pointer, or for
+        /// SLSA provenance `builder_id`, `source_repository`, `source_ref`) (repeatable).
+        #[arg(long = "attestation", value_name = "TYPE [FIELD=GLOB]…")]
+        attestations: Vec<String>,
         /// Require the signature on a tag push into the feed too (sign the digest, then tag).
         #[arg(long)]
         on_push: bool,
@@ -324,7 +329,7 @@ pub enum TrustAction {
         #[arg(long)]
         no_promotion: bool,
         /// Remove the feed's signature policy.
-        #[arg(long, conflicts_with_all = ["keys", "identities", "stores", "on_push", "on_pull", "no_promotion"])]
+        #[arg(long, conflicts_with_all = ["keys", "identities", "stores", "attestations", "on_push", "on_pull", "no_promotion"])]
         remove: bool,
     },
 }

@@ -19,6 +19,7 @@ pub(super) fn trust(target: &Target, action: TrustAction) -> anyhow::Result<()> 
             keys,
             identities,
             stores,
+            attestations,
             on_push,
             on_pull,
             no_promotion,
@@ -44,10 +45,15 @@ pub(super) fn trust(target: &Target, action: TrustAction) -> anyhow::Result<()> 
                         })
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
+                let attestations = attestations
+                    .iter()
+                    .map(|a| attestation_rule(a))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 let wanted = SignaturePolicy {
                     keys,
                     identities,
                     stores,
+                    attestations,
                     on_promotion: !no_promotion,
                     on_push,
                     on_pull: match on_pull.as_deref() {
@@ -63,8 +69,8 @@ pub(super) fn trust(target: &Target, action: TrustAction) -> anyhow::Result<()> 
                 Some(p) => {
                     let p = crate::domain::trust::SignaturePolicy::from(p);
                     println!(
-                        "feed {feed} requires a signature by {} on {}",
-                        p.signers(),
+                        "feed {feed} requires {} on {}",
+                        p.requirement(),
                         p.enforced_where()
                     );
                 }
@@ -183,6 +189,26 @@ pub(super) fn verify(target: &Target, image: &str, hosts: &[String]) -> anyhow::
     } else {
         bail!("no signature of {image} verifies with a trusted key")
     }
+}
+
+/// An attestation rule from `TYPE [FIELD=GLOB]…`.
+fn attestation_rule(text: &str) -> anyhow::Result<dto::AttestationRule> {
+    let mut words = text.split_whitespace();
+    let predicate_type = words
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--attestation needs a predicate type"))?
+        .to_owned();
+    let matches = words
+        .map(|w| {
+            w.split_once('=')
+                .map(|(f, g)| (f.to_owned(), g.to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("--attestation: {w:?} is not FIELD=GLOB"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(dto::AttestationRule {
+        predicate_type,
+        matches,
+    })
 }
 
 /// The text of `file`, or of standard input for `-`.

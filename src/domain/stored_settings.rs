@@ -59,6 +59,7 @@ mod tests {
     }
 
     /// One value of every domain family, written through the family, as the services do.
+    #[allow(clippy::too_many_lines)] // one setting of every family, by design
     fn one_of_each(w: &mut dyn MetaWrite) -> Result<(), crate::store::meta::MetaError> {
         let session = super::super::auth::sessions::Stored {
             subject: "alice".into(),
@@ -127,6 +128,10 @@ mod tests {
                     subject: "https://github.com/acme/*".into(),
                 }],
                 stores: vec!["acme-ca".into()],
+                attestations: vec![super::super::trust::AttestationRule {
+                    predicate_type: "https://slsa.dev/provenance/v1".into(),
+                    matches: [("builder_id".to_owned(), "https://github.com/*".to_owned())].into(),
+                }],
                 on_promotion: true,
                 on_push: false,
                 on_pull: Some(super::super::trust::PullGate::Warn),

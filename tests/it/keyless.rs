@@ -172,7 +172,10 @@ fn keyless_release(backend: Backend) {
             Options::default(),
         )
     });
-    assert!(why.contains("an attestation of predicate type"), "{why}");
+    assert!(
+        why.contains("an attestation of type https://slsa.dev/provenance/v1 by"),
+        "{why}"
+    );
     let genuine = sigstore.sign(&signed, GITHUB, RELEASE, SIGN_PREDICATE, Options::default());
     let why = refused("5.7.0", &|d| {
         // The release workflow's bundle of another image, its statement edited to name this one.
@@ -215,4 +218,122 @@ fn keyless_signatures_from_the_release_workflow_enter_prod_and_others_are_refuse
 fn keyless_signatures_from_the_release_workflow_enter_prod_and_others_are_refused_on_postgres_and_s3()
  {
     keyless_release(Backend::Distributed);
+}
+
+/// SLSA provenance v1 as GitHub's build provenance action writes it, for `repository`.
+fn provenance(repository: &str) -> Value {
+    json!({
+        "buildDefinition": {
+            "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+            "externalParameters": {"workflow": {"ref": "refs/tags/v5.1.0", "repository": repository, "path": ".github/workflows/release.yml"}},
+        },
+        "runDetails": {"builder": {"id": "https://github.com/actions/runner/github-hosted"}},
+    })
+}
+
+/// A feed that requires, beside the release workflow's signature, SLSA provenance from
+/// GitHub's hosted runners for its own repository.
+fn provenance_required(backend: Backend) {
+    const SLSA: &str = "https://slsa.dev/provenance/v1";
+    let r = Registry::start(backend);
+    for feed in ["staging", "prod"] {
+        let (status, body) = r.json("POST", "/api/v1/feeds", &json!({"name": feed}));
+        assert!(status == 201 || status == 409, "{body}");
+    }
+    let sigstore = TestSigstore::new();
+    let (status, body) = r.json(
+        "POST",
+        "/api/v1/trust/roots",
+        &json!({"name": "ci", "root": sigstore.trusted_root()}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let identity = format!("{GITHUB}=https://github.com/acme/web/*");
+    let out = run_fail(&mut r.cli(&[
+        "trust",
+        "policy",
+        "prod",
+        "--identity",
+        &identity,
+        "--attestation",
+        &format!("{SLSA} bogus=1"),
+    ]));
+    assert!(out.contains("\"bogus\" is not a field"), "{out}");
+    let rule = format!(
+        "{SLSA} source_repository=https://github.com/acme/web builder_id=https://github.com/actions/runner/*"
+    );
+    let out = run(&mut r.cli(&[
+        "trust",
+        "policy",
+        "prod",
+        "--identity",
+        &identity,
+        "--attestation",
+        &rule,
+    ]));
+    assert!(
+        out.contains(&format!("and an attestation of type {SLSA} with builder_id=https://github.com/actions/runner/*, source_repository=https://github.com/acme/web")),
+        "{out}"
+    );
+
+    // Signed, without provenance: refused.
+    let (_, digest) = r.push("staging/web", "5.1.0", "with provenance");
+    let sign = sigstore.sign(&digest, GITHUB, RELEASE, SIGN_PREDICATE, Options::default());
+    attach(&r, "staging/web", &digest, &sign);
+    let (status, body) = promote(&r, "5.1.0", &digest);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        message(&body).contains("it has no verified attestation"),
+        "{body}"
+    );
+    // Provenance of a fork: refused, saying what it found.
+    let fork = sigstore.attest(
+        &digest,
+        GITHUB,
+        RELEASE,
+        SLSA,
+        &provenance("https://github.com/eve/web"),
+        Options::default(),
+    );
+    attach(&r, "staging/web", &digest, &fork);
+    let (status, body) = promote(&r, "5.1.0", &digest);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        message(&body).contains(&format!("its verified attestations are of type {SLSA}")),
+        "{body}"
+    );
+    // The repository's own provenance: admitted, and readable in the verification.
+    let own = sigstore.attest(
+        &digest,
+        GITHUB,
+        RELEASE,
+        SLSA,
+        &provenance("https://github.com/acme/web"),
+        Options::default(),
+    );
+    attach(&r, "staging/web", &digest, &own);
+    let (status, body) = promote(&r, "5.1.0", &digest);
+    assert_eq!(status, 200, "{body}");
+    let (_, verified) = r.get("/api/v1/verify?ref=prod/web:5.1.0");
+    let repos: Vec<&str> = verified["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a["predicate"]["buildDefinition"]["externalParameters"]["workflow"]["repository"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert!(repos.contains(&"https://github.com/acme/web"), "{verified}");
+}
+
+#[test]
+fn slsa_provenance_from_the_right_repository_is_required_beside_the_signature_on_the_embedded_backend()
+ {
+    provenance_required(Backend::Embedded);
+}
+
+#[test]
+fn slsa_provenance_from_the_right_repository_is_required_beside_the_signature_on_postgres_and_s3() {
+    provenance_required(Backend::Distributed);
 }

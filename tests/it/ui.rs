@@ -988,6 +988,10 @@ async fn an_administrator_trusts_a_sigstore_root_and_a_feed_requires_an_identity
             "/ui/feeds/library/settings",
             &[
                 ("signature_identities", &format!("{issuer} {subject}")),
+                (
+                    "signature_attestations",
+                    "https://slsa.dev/provenance/v1 source_repository=https://github.com/acme/web",
+                ),
                 ("signature_on_promotion", "on"),
                 ("signature_on_pull", "warn"),
                 ("op", "save"),
@@ -997,6 +1001,10 @@ async fn an_administrator_trusts_a_sigstore_root_and_a_feed_requires_an_identity
     assert_eq!(res.status, 303, "{}", body(&res));
     let policy = app.registry.trust().policy("library").unwrap().unwrap();
     assert_eq!(policy.identities[0].subject, subject);
+    assert_eq!(
+        policy.attestations[0].matches["source_repository"],
+        "https://github.com/acme/web"
+    );
     assert_eq!(policy.on_pull, Some(semdock::domain::trust::PullGate::Warn));
     let html = body(&b.get("/ui/feeds/library/settings").await);
     assert!(
@@ -1004,6 +1012,10 @@ async fn an_administrator_trusts_a_sigstore_root_and_a_feed_requires_an_identity
         "{html}"
     );
     assert!(html.contains(r#"<option value="warn" selected>"#), "{html}");
+    assert!(
+        html.contains("https://slsa.dev/provenance/v1 source_repository=https://github.com/acme/web</textarea>"),
+        "{html}"
+    );
 
     // Removed, the root is gone from the page.
     let res = b.post("/ui/trust/roots/ci-sigstore/remove", &[]).await;

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::sigstore::{self, Artifact, Expect, TrustedRoot};
-use super::{Identity, PublicKey, Trust};
+use super::{Attestation, Identity, PublicKey, Trust};
 use crate::model::{Algorithm, Digest};
 
 /// The artifact type of a Sigstore bundle referrer (cosign's bundle specification).
@@ -21,14 +21,20 @@ pub const BUNDLE_LIMIT: u64 = 256 * 1024;
 pub(super) struct Checked {
     pub key: Option<String>,
     pub identity: Option<Identity>,
+    /// A verified attestation (a DSSE statement of another predicate than a signature's).
+    pub attestation: Option<Attestation>,
     pub reason: String,
 }
+
+/// Predicates larger than this are not kept in a verdict (SLSA provenance is a few KiB).
+const PREDICATE_LIMIT: usize = 64 * 1024;
 
 impl Checked {
     fn not(reason: impl Into<String>) -> Self {
         Self {
             key: None,
             identity: None,
+            attestation: None,
             reason: reason.into(),
         }
     }
@@ -109,43 +115,7 @@ impl Trust {
             };
             for (key, expect) in attempts {
                 match sigstore::verify_bundle(&bytes, Artifact::Sha256(image), &expect, root) {
-                    Ok(v) => {
-                        if let Some((_, statement)) = &v.statement {
-                            let predicate = serde_json::from_slice::<Value>(statement)
-                                .ok()
-                                .and_then(|s| {
-                                    s.get("predicateType")
-                                        .and_then(Value::as_str)
-                                        .map(str::to_owned)
-                                })
-                                .unwrap_or_default();
-                            if predicate != SIGN_PREDICATE {
-                                return Checked::not(format!(
-                                    "an attestation of predicate type {predicate:?} (verified under trusted root {root_name}), not a signature"
-                                ));
-                            }
-                        }
-                        if let Some(name) = key {
-                            return Checked {
-                                key: Some(name.clone()),
-                                identity: None,
-                                reason: format!(
-                                    "a Sigstore bundle that verifies with key {name} under trusted root {root_name}"
-                                ),
-                            };
-                        }
-                        let identity = Identity {
-                            issuer: v.issuer.unwrap_or_default(),
-                            subject: v.subject.unwrap_or_default(),
-                        };
-                        return Checked {
-                            reason: format!(
-                                "a keyless signature that verifies as {identity} under trusted root {root_name}"
-                            ),
-                            key: None,
-                            identity: Some(identity),
-                        };
-                    }
+                    Ok(v) => return verified(&v, key, root_name),
                     Err(e) => reasons.push(format!("under trusted root {root_name}: {e}")),
                 }
             }
@@ -160,5 +130,59 @@ impl Trust {
             "a Sigstore bundle that does not verify: {}",
             reasons.join("; ")
         ))
+    }
+}
+
+/// What a bundle that verified (`v`, with trusted key `key` if a key's) proves: a signature
+/// by the key or identity, or an attestation.
+fn verified(v: &sigstore::Verified, key: Option<&String>, root_name: &str) -> Checked {
+    let identity = v.issuer.clone().map(|issuer| Identity {
+        issuer,
+        subject: v.subject.clone().unwrap_or_default(),
+    });
+    let signer = match (key, &identity) {
+        (Some(name), _) => format!("key {name}"),
+        (None, Some(i)) => i.to_string(),
+        (None, None) => "an unknown signer".to_owned(),
+    };
+    if let Some((_, statement)) = &v.statement {
+        let statement: Value = serde_json::from_slice(statement).unwrap_or(Value::Null);
+        let predicate_type = statement
+            .get("predicateType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if predicate_type != SIGN_PREDICATE {
+            let mut predicate = statement.get("predicate").cloned().unwrap_or(Value::Null);
+            if predicate.to_string().len() > PREDICATE_LIMIT {
+                predicate = Value::Null;
+            }
+            return Checked {
+                reason: format!(
+                    "an attestation of type {predicate_type} by {signer}, under trusted root {root_name}"
+                ),
+                key: None,
+                identity: None,
+                attestation: Some(Attestation {
+                    predicate_type,
+                    key: key.cloned(),
+                    identity,
+                    predicate,
+                }),
+            };
+        }
+    }
+    Checked {
+        reason: match key {
+            Some(_) => format!(
+                "a Sigstore bundle that verifies with {signer} under trusted root {root_name}"
+            ),
+            None => format!(
+                "a keyless signature that verifies as {signer} under trusted root {root_name}"
+            ),
+        },
+        key: key.cloned(),
+        identity: if key.is_some() { None } else { identity },
+        attestation: None,
     }
 }

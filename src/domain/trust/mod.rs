@@ -32,7 +32,9 @@ pub use notation::SIGNATURE_ARTIFACT as NOTATION_ARTIFACT;
 pub(crate) use roots::{ROOTS, STORES};
 pub use roots::{RootInfo, StoreInfo, StoredRoot, StoredStore};
 use verdicts::verdict_key;
-pub use verdicts::{Gate, Identity, PullGate, SignaturePolicy, Verdict};
+pub use verdicts::{
+    Attestation, AttestationRule, Gate, Identity, PullGate, SignaturePolicy, Verdict,
+};
 pub(crate) use verdicts::{POLICIES, TRUST_EPOCH, VERDICTS, applies, remove_feed_policy};
 
 /// name → a trusted public key, in the settings table.
@@ -88,6 +90,8 @@ pub struct Verification {
     pub verified_identities: Vec<Identity>,
     /// The trust stores a Notation signature's certificate chains to.
     pub verified_stores: Vec<String>,
+    /// The attestations that verify (whoever signed them: a policy says whom it accepts).
+    pub attestations: Vec<Attestation>,
     pub signatures: Vec<Finding>,
 }
 
@@ -189,6 +193,15 @@ impl Trust {
                         .into(),
                 ));
             }
+            for rule in &p.attestations {
+                rule.check().map_err(Error::Invalid)?;
+            }
+            if !p.attestations.is_empty() && p.keys.is_empty() && p.identities.is_empty() {
+                return Err(Error::Invalid(
+                    "an attestation rule needs the keys or identities whose attestations count"
+                        .into(),
+                ));
+            }
             if let Some(i) = p
                 .identities
                 .iter()
@@ -236,8 +249,8 @@ impl Trust {
                     }
                     POLICIES.put(w, feed, p)?;
                     format!(
-                        "signature policy: a signature by {} required on {}",
-                        p.signers(),
+                        "signature policy: {} required on {}",
+                        p.requirement(),
                         p.enforced_where()
                     )
             } else {
@@ -516,9 +529,11 @@ impl Trust {
             Vec::new()
         };
         let mut signatures = Vec::new();
+        let mut attestations = Vec::new();
         for (form, manifest, body) in manifests {
             if form == "bundle" {
                 let c = self.check_bundle(&body, digest, &parsed, &roots);
+                attestations.extend(c.attestation);
                 signatures.push(Finding {
                     manifest,
                     form: form.to_owned(),
@@ -530,26 +545,7 @@ impl Trust {
                 continue;
             }
             if form == "notation" {
-                let (store, reason) = match self.check_notation(&body, digest, &stores) {
-                    Ok(store) => (
-                        Some(store.clone()),
-                        format!(
-                            "a Notation signature whose certificate chains to trust store {store}"
-                        ),
-                    ),
-                    Err(e) => (
-                        None,
-                        format!("a Notation signature that does not verify: {e}"),
-                    ),
-                };
-                signatures.push(Finding {
-                    manifest,
-                    form: form.to_owned(),
-                    key: None,
-                    identity: None,
-                    store,
-                    reason,
-                });
+                signatures.push(self.notation_finding(manifest, &body, digest, &stores));
                 continue;
             }
             let layers = match cosign::layers(&body) {
@@ -596,6 +592,7 @@ impl Trust {
             verified_by,
             verified_identities,
             verified_stores,
+            attestations,
             signatures,
         })
     }
@@ -629,6 +626,34 @@ impl Trust {
             "signed by a key that is not trusted, or its payload was changed after signing"
         };
         (None, reason.to_owned())
+    }
+
+    /// What a Notation signature manifest's envelope says.
+    fn notation_finding(
+        &self,
+        manifest: String,
+        body: &[u8],
+        digest: &str,
+        stores: &[notation::Store],
+    ) -> Finding {
+        let (store, reason) = match self.check_notation(body, digest, stores) {
+            Ok(store) => (
+                Some(store.clone()),
+                format!("a Notation signature whose certificate chains to trust store {store}"),
+            ),
+            Err(e) => (
+                None,
+                format!("a Notation signature that does not verify: {e}"),
+            ),
+        };
+        Finding {
+            manifest,
+            form: "notation".to_owned(),
+            key: None,
+            identity: None,
+            store,
+            reason,
+        }
     }
 
     /// The trust store a Notation signature manifest's envelope verifies under.
@@ -769,12 +794,37 @@ fn refuse_unless_passing(
     policy: &SignaturePolicy,
     found: &Verification,
 ) -> Result<(), Error> {
-    if policy.admits(
+    let signed = policy.admits(
         &found.verified_by,
         &found.verified_identities,
         &found.verified_stores,
-    ) {
+    );
+    let missing = policy.missing_attestations(&found.attestations);
+    if signed && missing.is_empty() {
         return Ok(());
+    }
+    if signed {
+        let seen: Vec<String> = found
+            .attestations
+            .iter()
+            .map(|a| a.predicate_type.clone())
+            .collect();
+        let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        return Err(Error::SignatureRefused(format!(
+            "feed {feed:?} requires {} by {}, and {}@{} has none that matches: {}",
+            missing.join(" and "),
+            policy.signers(),
+            found.repository,
+            found.digest,
+            if seen.is_empty() {
+                "it has no verified attestation".to_owned()
+            } else {
+                format!(
+                    "its verified attestations are of type {}, or by other signers or with other fields",
+                    seen.join(", ")
+                )
+            }
+        )));
     }
     let repo = &found.repository;
     let digest = &found.digest;
@@ -859,6 +909,7 @@ fn recorded(repo: &Repository, digest: &str, v: &Verdict) -> Verification {
         verified_by: v.keys.clone(),
         verified_identities: v.identities.clone(),
         verified_stores: v.stores.clone(),
+        attestations: v.attestations.clone(),
         signatures: v
             .signatures
             .iter()
@@ -880,6 +931,7 @@ pub(crate) fn record_verdict(w: &mut dyn MetaWrite, found: &Verification) -> Res
         keys: found.verified_by.clone(),
         identities: found.verified_identities.clone(),
         stores: found.verified_stores.clone(),
+        attestations: found.attestations.clone(),
         signatures: found
             .signatures
             .iter()

@@ -1,6 +1,8 @@
 //! What the registry keeps of its verdicts on signatures, and what a feed requires: the
 //! records the tags read when they settle (so that settling needs nothing else of trust).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Error;
@@ -28,6 +30,9 @@ pub struct Verdict {
     /// The trust stores a Notation signature's certificate chains to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<String>,
+    /// The attestations that verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<Attestation>,
     /// The signature manifests that verified: a verdict holds while one of them is stored.
     pub signatures: Vec<String>,
     /// The trust epoch it was reached at.
@@ -59,6 +64,115 @@ impl std::fmt::Display for Identity {
     }
 }
 
+/// A verified in-toto attestation of an image: its predicate type, who signed it (a
+/// trusted key's name or a keyless identity), and its predicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    pub predicate_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    pub predicate: serde_json::Value,
+}
+
+/// The SLSA provenance fields a rule may name by a short name, per predicate version:
+/// (name, JSON pointer).
+const SLSA_FIELDS: [(&str, &str, &str); 6] = [
+    (
+        "https://slsa.dev/provenance/v1",
+        "builder_id",
+        "/runDetails/builder/id",
+    ),
+    (
+        "https://slsa.dev/provenance/v1",
+        "source_repository",
+        "/buildDefinition/externalParameters/workflow/repository",
+    ),
+    (
+        "https://slsa.dev/provenance/v1",
+        "source_ref",
+        "/buildDefinition/externalParameters/workflow/ref",
+    ),
+    (
+        "https://slsa.dev/provenance/v0.2",
+        "builder_id",
+        "/builder/id",
+    ),
+    (
+        "https://slsa.dev/provenance/v0.2",
+        "source_repository",
+        "/invocation/configSource/uri",
+    ),
+    (
+        "https://slsa.dev/provenance/v0.2",
+        "source_ref",
+        "/invocation/configSource/entryPoint",
+    ),
+];
+
+/// An attestation a policy requires: of this predicate type, whose predicate has these
+/// fields matching these globs. A field is a JSON pointer into the predicate
+/// (`/runDetails/builder/id`) or, for SLSA provenance v1 and v0.2, `builder_id`,
+/// `source_repository` or `source_ref`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationRule {
+    pub predicate_type: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matches: BTreeMap<String, String>,
+}
+
+impl AttestationRule {
+    /// The JSON pointer `field` names in a predicate of this rule's type.
+    fn pointer<'a>(&self, field: &'a str) -> Option<&'a str> {
+        if field.starts_with('/') {
+            return Some(field);
+        }
+        SLSA_FIELDS
+            .iter()
+            .find(|(t, name, _)| *t == self.predicate_type && *name == field)
+            .map(|(_, _, pointer)| *pointer)
+    }
+
+    /// Checks that every field names something: a pointer, or a known SLSA field.
+    pub fn check(&self) -> Result<(), String> {
+        match self.matches.keys().find(|f| self.pointer(f).is_none()) {
+            Some(f) => Err(format!(
+                "{f:?} is not a field of {}: use a JSON pointer into the predicate (/runDetails/builder/id), or for SLSA provenance builder_id, source_repository, source_ref",
+                self.predicate_type
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `a`'s predicate is of this type and every field matches its glob.
+    #[must_use]
+    pub fn admits(&self, a: &Attestation) -> bool {
+        a.predicate_type == self.predicate_type
+            && self.matches.iter().all(|(field, glob)| {
+                self.pointer(field)
+                    .and_then(|p| a.predicate.pointer(p))
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|v| crate::domain::versioning::glob_matches(glob, v))
+            })
+    }
+}
+
+impl std::fmt::Display for AttestationRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an attestation of type {}", self.predicate_type)?;
+        if !self.matches.is_empty() {
+            let fields: Vec<String> = self
+                .matches
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            write!(f, " with {}", fields.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 /// What a feed requires of the images that enter it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignaturePolicy {
@@ -70,6 +184,9 @@ pub struct SignaturePolicy {
     /// …or a Notation signature whose certificate chains to one of these trust stores.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<String>,
+    /// And, for each rule, an attestation by one of those signers that it admits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<AttestationRule>,
     /// Enforced when an image is promoted into the feed.
     pub on_promotion: bool,
     /// Enforced when a tag is pushed into the feed (sign the digest, then tag it).
@@ -123,6 +240,38 @@ impl SignaturePolicy {
                 .iter()
                 .any(|found| self.identities.iter().any(|rule| rule.admits(found)))
             || stores.iter().any(|s| self.stores.contains(s))
+    }
+
+    /// Whether an attestation was signed by a signer this policy accepts.
+    fn signed_as_required(&self, a: &Attestation) -> bool {
+        a.key.as_ref().is_some_and(|k| self.keys.contains(k))
+            || a.identity
+                .as_ref()
+                .is_some_and(|found| self.identities.iter().any(|rule| rule.admits(found)))
+    }
+
+    /// The attestation rules no attestation in `found` satisfies (signed as required).
+    #[must_use]
+    pub fn missing_attestations(&self, found: &[Attestation]) -> Vec<&AttestationRule> {
+        self.attestations
+            .iter()
+            .filter(|rule| {
+                !found
+                    .iter()
+                    .any(|a| self.signed_as_required(a) && rule.admits(a))
+            })
+            .collect()
+    }
+
+    /// What the policy requires, in words: "a signature by ci and an attestation of type …".
+    #[must_use]
+    pub fn requirement(&self) -> String {
+        let mut out = format!("a signature by {}", self.signers());
+        for rule in &self.attestations {
+            out.push_str(" and ");
+            out.push_str(&rule.to_string());
+        }
+        out
     }
 
     /// Who must have signed, in words: key names, identities (`SUBJECT from ISSUER`) and
@@ -211,6 +360,7 @@ pub(crate) fn passing(
     };
     if v.epoch != TRUST_EPOCH.get(r, "")?.unwrap_or(0)
         || !policy.admits(&v.keys, &v.identities, &v.stores)
+        || !policy.missing_attestations(&v.attestations).is_empty()
     {
         return Ok(None);
     }

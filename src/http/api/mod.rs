@@ -199,7 +199,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::BackupReport, dto::AuditEntry, dto::EndpointInfo, dto::NewEndpoint,
         dto::EndpointChange, dto::Delivery, dto::Format,
         dto::TrustKey, dto::NewTrustKey, dto::SignaturePolicy, dto::Verification, dto::SignatureFinding,
-        dto::PullGate, dto::Identity, dto::TrustRoot, dto::NewTrustRoot, dto::TrustStore, dto::NewTrustStore,
+        dto::PullGate, dto::Identity, dto::AttestationRule, dto::Attestation, dto::TrustRoot, dto::NewTrustRoot, dto::TrustStore, dto::NewTrustStore,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

@@ -9,7 +9,7 @@ use super::links::{safe_next, with_done};
 use super::session::Viewer;
 use super::{Nav, UiError, redirect, render, run};
 use crate::domain::access::{FeedAdmin, Pull};
-use crate::domain::trust::{Identity, PullGate, SignaturePolicy};
+use crate::domain::trust::{AttestationRule, Identity, PullGate, SignaturePolicy};
 use crate::domain::{self, FeedChange, FeedPreview};
 
 pub struct GrantRow {
@@ -45,6 +45,8 @@ struct SignatureFields {
     identities: String,
     /// Trust store names, space-separated.
     stores: String,
+    /// One `TYPE field=glob …` per line.
+    attestations: String,
     on_promotion: bool,
     on_push: bool,
     /// `refuse`, `warn`, or empty (not enforced on pull).
@@ -58,6 +60,7 @@ impl From<Option<SignaturePolicy>> for SignatureFields {
                 keys: String::new(),
                 identities: String::new(),
                 stores: String::new(),
+                attestations: String::new(),
                 on_promotion: true,
                 on_push: false,
                 on_pull: "",
@@ -71,6 +74,17 @@ impl From<Option<SignaturePolicy>> for SignatureFields {
                     .collect::<Vec<_>>()
                     .join("\n"),
                 stores: p.stores.join(" "),
+                attestations: p
+                    .attestations
+                    .iter()
+                    .map(|r| {
+                        std::iter::once(r.predicate_type.clone())
+                            .chain(r.matches.iter().map(|(k, v)| format!("{k}={v}")))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 on_promotion: p.on_promotion,
                 on_push: p.on_push,
                 on_pull: p.on_pull.map_or("", PullGate::as_str),
@@ -181,6 +195,9 @@ pub struct SettingsForm {
     signature_identities: String,
     #[serde(default)]
     signature_stores: String,
+    /// One `TYPE field=glob …` per line.
+    #[serde(default)]
+    signature_attestations: String,
     signature_on_promotion: Option<String>,
     signature_on_push: Option<String>,
     #[serde(default)]
@@ -251,10 +268,31 @@ impl SettingsForm {
             "" => None,
             gate => Some(gate.parse::<PullGate>()?),
         };
+        let mut attestations = Vec::new();
+        for line in self.signature_attestations.lines() {
+            let mut words = line.split_whitespace();
+            let Some(predicate_type) = words.next() else {
+                continue;
+            };
+            let mut matches = std::collections::BTreeMap::new();
+            for w in words {
+                let (field, glob) = w.split_once('=').ok_or_else(|| {
+                    domain::Error::Invalid(format!(
+                        "{w:?} is not field=glob: after the predicate type, give the fields its predicate must match"
+                    ))
+                })?;
+                matches.insert(field.to_owned(), glob.to_owned());
+            }
+            attestations.push(AttestationRule {
+                predicate_type: predicate_type.to_owned(),
+                matches,
+            });
+        }
         Ok(Some(SignaturePolicy {
             keys,
             identities,
             stores,
+            attestations,
             on_promotion: self.signature_on_promotion.is_some(),
             on_push: self.signature_on_push.is_some(),
             on_pull,

@@ -270,13 +270,28 @@ impl TestSigstore {
         predicate: &str,
         o: Options,
     ) -> Vec<u8> {
+        self.attest(digest, issuer, subject, predicate, &json!({}), o)
+    }
+
+    /// A bundle of an in-toto statement about image `digest` of predicate type
+    /// `predicate_type` with `predicate`, by the identity (`issuer`, `subject`): what
+    /// `cosign attest` and GitHub's attestation actions attach.
+    pub fn attest(
+        &self,
+        digest: &str,
+        issuer: &str,
+        subject: &str,
+        predicate_type: &str,
+        predicate: &Value,
+        o: Options,
+    ) -> Vec<u8> {
         let (cert, key) = self.certificate(issuer, subject, o);
         let hex = digest.strip_prefix("sha256:").unwrap();
         let statement = json!({
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [{"name": "image", "digest": {"sha256": hex}}],
-            "predicateType": predicate,
-            "predicate": {}
+            "predicateType": predicate_type,
+            "predicate": predicate
         })
         .to_string()
         .into_bytes();

@@ -26,8 +26,8 @@ pub use tags::{
     TagGroups, TagList,
 };
 pub use trust::{
-    Identity, NewTrustKey, NewTrustRoot, NewTrustStore, PullGate, SignatureFinding,
-    SignaturePolicy, TrustKey, TrustRoot, TrustStore, Verification,
+    Attestation, AttestationRule, Identity, NewTrustKey, NewTrustRoot, NewTrustStore, PullGate,
+    SignatureFinding, SignaturePolicy, TrustKey, TrustRoot, TrustStore, Verification,
 };
 pub use webhooks::{Delivery, EndpointChange, EndpointInfo, Format, NewEndpoint};
 

@@ -110,6 +110,61 @@ pub struct NewTrustRoot {
     pub root: serde_json::Value,
 }
 
+/// An attestation a policy requires: of this predicate type, whose predicate's fields
+/// match these globs (a JSON pointer, or for SLSA provenance `builder_id`,
+/// `source_repository`, `source_ref`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationRule {
+    /// e.g. `https://slsa.dev/provenance/v1`
+    pub predicate_type: String,
+    #[serde(default)]
+    pub matches: std::collections::BTreeMap<String, String>,
+}
+
+impl From<trust::AttestationRule> for AttestationRule {
+    fn from(r: trust::AttestationRule) -> Self {
+        Self {
+            predicate_type: r.predicate_type,
+            matches: r.matches,
+        }
+    }
+}
+
+impl From<AttestationRule> for trust::AttestationRule {
+    fn from(r: AttestationRule) -> Self {
+        Self {
+            predicate_type: r.predicate_type,
+            matches: r.matches,
+        }
+    }
+}
+
+/// A verified attestation of an image.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Attestation {
+    pub predicate_type: String,
+    /// The trusted key that signed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The keyless identity that signed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    #[schema(value_type = Object)]
+    pub predicate: serde_json::Value,
+}
+
+impl From<trust::Attestation> for Attestation {
+    fn from(a: trust::Attestation) -> Self {
+        Self {
+            predicate_type: a.predicate_type,
+            key: a.key,
+            identity: a.identity.map(Into::into),
+            predicate: a.predicate,
+        }
+    }
+}
+
 /// A Notation trust store: the CA certificates signing certificates chain to.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TrustStore {
@@ -155,6 +210,9 @@ pub struct SignaturePolicy {
     /// …or a Notation signature whose certificate chains to one of these trust stores.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<String>,
+    /// And, for each rule, an attestation by one of the keys or identities that it admits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<AttestationRule>,
     /// Enforced when an image is promoted into the feed (default true).
     #[serde(default = "yes")]
     pub on_promotion: bool,
@@ -200,6 +258,7 @@ impl From<trust::SignaturePolicy> for SignaturePolicy {
             keys: p.keys,
             identities: p.identities.into_iter().map(Into::into).collect(),
             stores: p.stores,
+            attestations: p.attestations.into_iter().map(Into::into).collect(),
             on_promotion: p.on_promotion,
             on_push: p.on_push,
             on_pull: p.on_pull.map(Into::into),
@@ -213,6 +272,7 @@ impl From<SignaturePolicy> for trust::SignaturePolicy {
             keys: p.keys,
             identities: p.identities.into_iter().map(Into::into).collect(),
             stores: p.stores,
+            attestations: p.attestations.into_iter().map(Into::into).collect(),
             on_promotion: p.on_promotion,
             on_push: p.on_push,
             on_pull: p.on_pull.map(Into::into),
@@ -252,6 +312,9 @@ pub struct Verification {
     pub verified_identities: Vec<Identity>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verified_stores: Vec<String>,
+    /// The attestations that verify, whoever signed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<Attestation>,
     pub signatures: Vec<SignatureFinding>,
 }
 
@@ -264,6 +327,7 @@ impl From<trust::Verification> for Verification {
             verified_by: v.verified_by,
             verified_identities: v.verified_identities.into_iter().map(Into::into).collect(),
             verified_stores: v.verified_stores,
+            attestations: v.attestations.into_iter().map(Into::into).collect(),
             signatures: v
                 .signatures
                 .into_iter()
