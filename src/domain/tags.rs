@@ -319,7 +319,7 @@ pub(super) fn settle_virtual(
 }
 
 /// Whether version tag `tag` is in `scope`.
-fn in_scope(scope: Scope, tag: &str) -> bool {
+pub(crate) fn in_scope(scope: Scope, tag: &str) -> bool {
     let Some(v) = version_of(tag) else {
         return false;
     };

@@ -830,11 +830,87 @@ async fn feed_settings_show_versioning_first_and_fold_the_connector_of_a_plain_f
     );
 }
 
+/// Signs `repo@digest` with `key` as cosign does (its tag form); the signature PUT's answer.
+async fn cosign_sign(
+    app: &TestApp,
+    key: &p256::ecdsa::SigningKey,
+    repo: &str,
+    digest: &str,
+) -> Resp {
+    use base64::Engine as _;
+    use signature::Signer as _;
+    let payload = semdock::domain::trust::cosign::payload_for(&format!("localhost/{repo}"), digest);
+    let sig: p256::ecdsa::Signature = key.sign(&payload);
+    let sig = base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes());
+    let payload_digest = app.push_blob(repo, &payload).await;
+    let config = app.push_blob(repo, b"{}").await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": common::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "digest": payload_digest.as_str(), "size": payload.len(),
+            "annotations": {"dev.cosignproject.cosign/signature": sig}}],
+    });
+    let tag = format!("{}.sig", digest.replacen(':', "-", 1));
+    app.put_manifest(
+        repo,
+        &tag,
+        common::OCI_MANIFEST,
+        &serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn the_settings_preview_says_where_latest_would_follow_under_a_signature_policy() {
+    use p256::pkcs8::EncodePublicKey as _;
+    let app = TestApp::new().versioned("library", &["sha256-*.sig"]);
+    let key = p256::ecdsa::SigningKey::from_slice(&[6; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    app.registry.trust().add_key("ci", &pem, "admin").unwrap();
+    let (signed, _) = app.push_image("library/app", "1.0.0", &[b"signed"]).await;
+    app.push_image("library/app", "2.0.0", &[b"not signed"])
+        .await;
+    assert_eq!(
+        cosign_sign(&app, &key, "library/app", signed.as_str())
+            .await
+            .status,
+        201
+    );
+    let b = admin(&app).await;
+    let res = b
+        .post(
+            "/ui/feeds/library/settings",
+            &[
+                ("versioning", "on"),
+                ("permitted", "sha256-*.sig"),
+                ("signature_keys", "ci"),
+                ("signature_on_promotion", "on"),
+                ("op", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", body(&res));
+    let html = body(&res);
+    assert!(
+        html.contains("Images will need a signature by ci on promotion into library."),
+        "{html}"
+    );
+    assert!(
+        html.contains("library/app:latest would follow 1.0.0 (it follows 2.0.0 now)."),
+        "{html}"
+    );
+    // A preview saves nothing.
+    assert!(app.registry.trust().policy("library").unwrap().is_none());
+}
+
 #[actix_web::test]
 async fn a_feed_administrator_requires_signatures_and_the_manifest_page_says_what_verified() {
-    use base64::Engine as _;
     use p256::pkcs8::EncodePublicKey as _;
-    use signature::Signer as _;
     let app = TestApp::new();
     let key = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
     let pem = key
@@ -893,29 +969,7 @@ async fn a_feed_administrator_requires_signatures_and_the_manifest_page_says_wha
     let html = body(&b.get(&page).await);
     assert!(html.contains("Not verified"), "{html}");
     assert!(html.contains("requires a signature by ci"), "{html}");
-    let payload =
-        semdock::domain::trust::cosign::payload_for("localhost/library/app", digest.as_str());
-    let sig: p256::ecdsa::Signature = key.sign(&payload);
-    let sig = base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes());
-    let payload_digest = app.push_blob("library/app", &payload).await;
-    let config = app.push_blob("library/app", b"{}").await;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": common::OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 2},
-        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
-            "digest": payload_digest.as_str(), "size": payload.len(),
-            "annotations": {"dev.cosignproject.cosign/signature": sig}}],
-    });
-    let tag = format!("{}.sig", digest.as_str().replacen(':', "-", 1));
-    let res = app
-        .put_manifest(
-            "library/app",
-            &tag,
-            common::OCI_MANIFEST,
-            &serde_json::to_vec(&manifest).unwrap(),
-        )
-        .await;
+    let res = cosign_sign(&app, &key, "library/app", digest.as_str()).await;
     assert_eq!(res.status, 201);
     let html = body(&b.get(&page).await);
     assert!(html.contains("Verified"), "{html}");

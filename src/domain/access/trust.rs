@@ -113,6 +113,14 @@ impl Signatures<'_, Pull> {
 }
 
 impl Signatures<'_, FeedAdmin> {
+    /// What setting `policy` (or removing it, with `None`) would do, in sentences.
+    pub fn preview_policy(&self, policy: Option<&SignaturePolicy>) -> Result<Vec<String>, Error> {
+        self.feed
+            .registry()
+            .trust()
+            .preview_policy(&self.feed.name, policy)
+    }
+
     /// Sets the feed's signature policy, or removes it with `None`.
     pub fn set_policy(&self, policy: Option<&SignaturePolicy>) -> Result<(), Error> {
         self.feed

@@ -22,6 +22,7 @@ mod bundles;
 pub mod cosign;
 pub mod keys;
 mod notation;
+mod preview;
 mod roots;
 pub mod sigstore;
 pub(crate) mod verdicts;

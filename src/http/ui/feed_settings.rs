@@ -393,30 +393,17 @@ pub async fn save_settings(
         return Ok(redirect(&format!("/ui/feeds/{feed}/settings?done=saved")));
     }
     let op = form.op.clone();
+    let wanted = policy;
     let (preview, grants, stored, note) = run(move || {
         let admin = access.feed::<FeedAdmin>(&f)?;
         let stored = access.feed::<Pull>(&f)?.settings()?.upstream;
         // The connector's buttons act on what is saved, and leave the form as it was typed.
-        let note = match op.as_str() {
-            "test-upstream" => Some(admin.upstream().test_upstream()?.message),
-            "sync" => {
-                let r = admin.upstream().sync()?;
-                let mut note = format!(
-                    "Synced: {} tags held, {} blobs fetched, {} errors.",
-                    r.tags,
-                    r.blobs_fetched,
-                    r.errors.len()
-                );
-                for e in r.errors.iter().take(5) {
-                    note.push(' ');
-                    note.push_str(e);
-                }
-                Some(note)
-            }
-            _ => None,
-        };
+        let note = connector_note(&admin, &op)?;
         let preview = if note.is_none() {
-            Some(admin.preview(&change)?)
+            let mut p = admin.preview(&change)?;
+            p.rules
+                .extend(admin.signatures().preview_policy(wanted.as_ref())?);
+            Some(p)
         } else {
             None
         };
@@ -481,4 +468,29 @@ pub async fn grant_role(v: Viewer, form: web::Form<RoleForm>) -> Result<HttpResp
     })
     .await?;
     Ok(redirect(&with_done(&back, "role")))
+}
+
+/// What the connector's test or sync button (`op`) found; `None` for other operations.
+fn connector_note(
+    admin: &crate::domain::access::Feed<'_, FeedAdmin>,
+    op: &str,
+) -> Result<Option<String>, domain::Error> {
+    Ok(match op {
+        "test-upstream" => Some(admin.upstream().test_upstream()?.message),
+        "sync" => {
+            let r = admin.upstream().sync()?;
+            let mut note = format!(
+                "Synced: {} tags held, {} blobs fetched, {} errors.",
+                r.tags,
+                r.blobs_fetched,
+                r.errors.len()
+            );
+            for e in r.errors.iter().take(5) {
+                note.push(' ');
+                note.push_str(e);
+            }
+            Some(note)
+        }
+        _ => None,
+    })
 }
