@@ -1377,3 +1377,122 @@ async fn narrow_screens_keep_key_columns_in_view_and_feed_settings_lead_with_ver
     );
     c.close().await.unwrap();
 }
+
+/// Presses the submit button of the form posting to `action`, and waits for `then`.
+async fn submit(c: &Client, action: &str, then: &str) {
+    let before = c.find(Locator::Css("html")).await.unwrap();
+    c.find(Locator::Css(&format!(
+        "form[action='{action}'] button[type=submit]"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while before.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "submitting {action} loaded no page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.wait().for_element(Locator::Css(then)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_trusts_keys_roots_and_stores_and_a_feed_requires_them_in_chromium() {
+    use p256::pkcs8::EncodePublicKey as _;
+    let server = Server::start();
+    let base = server.url("");
+    let res = server
+        .http()
+        .patch(&server.url("/api/v1/feeds/prod"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"versioning": true}"#)
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    log_in(&c, &base, "admin", &server.admin_password).await;
+
+    // The Trust page: a key, a Sigstore trusted root and a Notation trust store.
+    c.goto(&format!("{base}/ui/trust")).await.unwrap();
+    assert!(text(&c).await.contains("No trusted roots."));
+    let key = p256::ecdsa::SigningKey::from_slice(&[3; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    fill(&c, "#trust-name", "ci").await;
+    fill(&c, "#trust-pem", &pem).await;
+    submit(&c, "/ui/trust", "#done").await;
+    assert!(text(&c).await.contains("Key trusted"));
+    let root = common::sigstore::TestSigstore::new()
+        .trusted_root()
+        .to_string();
+    fill(&c, "#root-name", "ci-sigstore").await;
+    fill(&c, "#root-json", &root).await;
+    submit(&c, "/ui/trust/roots", "#done").await;
+    let page = text(&c).await;
+    assert!(page.contains("Trusted root added"), "{page}");
+    assert!(page.contains("ci-sigstore"), "{page}");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    fill(&c, "#store-name", "acme-ca").await;
+    fill(&c, "#store-pem", &ca.self_signed(&ca_key).unwrap().pem()).await;
+    submit(&c, "/ui/trust/stores", "#done").await;
+    let page = text(&c).await;
+    assert!(page.contains("Trust store added"), "{page}");
+    shot(&c, "trust").await;
+
+    // The feed's Signatures part: an identity and the pull gate, previewed, then saved.
+    c.goto(&format!("{base}/ui/feeds/prod/settings"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("#signatures summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let identity = "https://token.actions.githubusercontent.com https://github.com/acme/web/*";
+    fill(&c, "#signature_identities", identity).await;
+    fill(&c, "#signature_stores", "acme-ca").await;
+    c.find(Locator::Css("#signature_on_pull option[value=refuse]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    press(&c, "preview", "#preview").await;
+    let page = text(&c).await;
+    assert!(
+        page.contains("Images will need a signature by https://github.com/acme/web/* from https://token.actions.githubusercontent.com or a certificate of trust store acme-ca on promotion and pull (refuse) into prod."),
+        "{page}"
+    );
+    press(&c, "save", "#done").await;
+    c.goto(&format!("{base}/ui/feeds/prod/settings"))
+        .await
+        .unwrap();
+    let saved = c
+        .find(Locator::Css("#signature_identities"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(saved.as_deref(), Some(identity));
+    let gate = c
+        .find(Locator::Css("#signature_on_pull"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(gate.as_deref(), Some("refuse"));
+    shot(&c, "feed-signatures").await;
+    c.close().await.unwrap();
+}
