@@ -164,8 +164,13 @@ async fn log_out(c: &Client, base: &str) {
 /// The page before is waited out first: `then` may be on it already (a second press of the
 /// same form), and reading it while the next one loads finds stale elements.
 async fn press(c: &Client, op: &str, then: &str) {
+    click_and_wait(c, &format!("button[value={op}]"), then).await;
+}
+
+/// Clicks the element `css` and waits for the page it loads to show `then`.
+async fn click_and_wait(c: &Client, css: &str, then: &str) {
     let before = c.find(Locator::Css("html")).await.unwrap();
-    c.find(Locator::Css(&format!("button[value={op}]")))
+    c.find(Locator::Css(css))
         .await
         .unwrap()
         .click()
@@ -173,7 +178,7 @@ async fn press(c: &Client, op: &str, then: &str) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while before.tag_name().await.is_ok() {
-        assert!(Instant::now() < deadline, "pressing {op} loaded no page");
+        assert!(Instant::now() < deadline, "clicking {css} loaded no page");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     c.wait().for_element(Locator::Css(then)).await.unwrap();
@@ -1380,24 +1385,12 @@ async fn narrow_screens_keep_key_columns_in_view_and_feed_settings_lead_with_ver
 
 /// Presses the submit button of the form posting to `action`, and waits for `then`.
 async fn submit(c: &Client, action: &str, then: &str) {
-    let before = c.find(Locator::Css("html")).await.unwrap();
-    c.find(Locator::Css(&format!(
-        "form[action='{action}'] button[type=submit]"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while before.tag_name().await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "submitting {action} loaded no page"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    c.wait().for_element(Locator::Css(then)).await.unwrap();
+    click_and_wait(
+        c,
+        &format!("form[action='{action}'] button[type=submit]"),
+        then,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
