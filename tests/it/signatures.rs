@@ -563,3 +563,110 @@ fn a_pull_gate_refuses_or_warns_about_unsigned_images_with_docker_on_the_embedde
 fn a_pull_gate_refuses_or_warns_about_unsigned_images_with_docker_on_postgres_and_s3() {
     pull_gate(Backend::Distributed);
 }
+
+/// Attaches a cosign `.att` attestation of `digest` (cosign 2's `attest --key` form: a DSSE
+/// envelope of an in-toto statement, under the `sha256-<hex>.att` tag) signed by `signer`.
+fn attest(r: &Registry, signer: &Signer, repo: &str, digest: &str, predicate: &Value) {
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "subject": [{"name": repo, "digest": {"sha256": digest.strip_prefix("sha256:").unwrap()}}],
+        "predicateType": "https://slsa.dev/provenance/v0.2",
+        "predicate": predicate,
+    })
+    .to_string();
+    let payload_type = "application/vnd.in-toto+json";
+    let pae = format!(
+        "DSSEv1 {} {payload_type} {} {statement}",
+        payload_type.len(),
+        statement.len()
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let envelope = json!({
+        "payloadType": payload_type,
+        "payload": b64.encode(&statement),
+        "signatures": [{"keyid": "", "sig": signer.sign(pae.as_bytes())}],
+    })
+    .to_string()
+    .into_bytes();
+    upload(r, repo, &envelope);
+    let config = br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    upload(r, repo, config);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(config).as_str(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": Digest::of(&envelope).as_str(), "size": envelope.len(), "annotations": {"predicateType": "https://slsa.dev/provenance/v0.2"}}],
+    });
+    let tag = format!("{}.att", digest.replacen(':', "-", 1));
+    let res = r
+        .admin()
+        .put(&r.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("Content-Type", OCI_MANIFEST)
+        .send(&serde_json::to_vec(&manifest).unwrap()[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+/// A policy requiring SLSA provenance v0.2 from the CI's builder beside the CI key's
+/// signature, met by cosign's `.att` attestations, which come along on promotion.
+fn key_signed_provenance(backend: Backend) {
+    let r = Registry::start(backend);
+    let (status, body) = r.json("POST", "/api/v1/feeds", &json!({"name": "staging"}));
+    assert_eq!(status, 201, "{body}");
+    let (ci, rogue) = (Signer::new(), Signer::new());
+    let (status, body) = r.json(
+        "POST",
+        "/api/v1/trust/keys",
+        &json!({"name": "ci", "pem": ci.public_pem()}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = r.json(
+        "PUT",
+        "/api/v1/feeds/prod/signature-policy",
+        &json!({"keys": ["ci"], "attestations": [{"predicate_type": "https://slsa.dev/provenance/v0.2", "matches": {"builder_id": "https://ci.acme.example/*"}}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let built_by = |builder: &str| json!({"builder": {"id": builder}, "buildType": "https://ci.acme.example/build"});
+
+    let (_, digest) = r.push("staging/web", "8.0.0", "attested");
+    sign(&r, &ci, "staging/web", &digest, Form::Tag);
+    attest(
+        &r,
+        &rogue,
+        "staging/web",
+        &digest,
+        &built_by("https://ci.acme.example/runner"),
+    );
+    let (status, body) = promote(&r, "staging/web:8.0.0", "prod/web:8.0.0", &digest);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        refusal(&body).contains("it has no verified attestation"),
+        "{body}"
+    );
+    attest(
+        &r,
+        &ci,
+        "staging/web",
+        &digest,
+        &built_by("https://ci.acme.example/runner"),
+    );
+    let (status, body) = promote(&r, "staging/web:8.0.0", "prod/web:8.0.0", &digest);
+    assert_eq!(status, 200, "{body}");
+    // The attestation came along: prod verifies it by itself.
+    let (_, verified) = r.get("/api/v1/verify?ref=prod/web:8.0.0");
+    assert_eq!(
+        verified["attestations"][0]["predicate"]["builder"]["id"], "https://ci.acme.example/runner",
+        "{verified}"
+    );
+    assert_eq!(verified["attestations"][0]["key"], "ci", "{verified}");
+}
+
+#[test]
+fn key_signed_slsa_provenance_in_cosigns_att_form_meets_the_policy_on_the_embedded_backend() {
+    key_signed_provenance(Backend::Embedded);
+}
+
+#[test]
+fn key_signed_slsa_provenance_in_cosigns_att_form_meets_the_policy_on_postgres_and_s3() {
+    key_signed_provenance(Backend::Distributed);
+}

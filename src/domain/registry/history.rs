@@ -172,9 +172,9 @@ pub struct Page {
 }
 
 /// Under a signature policy for promotions into `to`'s feed: checks that the write sees the
-/// digest the gate verified, and answers cosign's signature tag of the image in `from` (its
-/// name and digest) when there is one, so that the signatures come along. `(false, None)`
-/// when no policy applies.
+/// digest the gate verified, and answers cosign's signature and attestation tags of the
+/// image in `from` (name and digest) where there are some, so that they come along.
+/// `(false, [])` when no policy applies.
 fn gated_signatures(
     w: &dyn crate::store::meta::MetaRead,
     from: &Repository,
@@ -182,19 +182,27 @@ fn gated_signatures(
     to: &Repository,
     digest: &str,
     verified: Option<&str>,
-) -> Result<(bool, Option<(String, String)>), Error> {
+) -> Result<(bool, Vec<(String, String)>), Error> {
     if !trust::applies(w, to.feed(), Gate::Promotion)? {
-        return Ok((false, None));
+        return Ok((false, Vec::new()));
     }
     if verified != Some(digest) {
         return Err(Error::Conflict(format!(
             "{from}:{from_ref} moved while its signatures were checked (it points at {digest} now): promote again"
         )));
     }
-    let Some(tag) = trust::cosign::signature_tag(digest) else {
-        return Ok((true, None));
+    let Some(sig) = trust::cosign::signature_tag(digest) else {
+        return Ok((true, Vec::new()));
     };
-    Ok((true, w.tag(from.as_str(), &tag)?.map(|d| (tag, d))))
+    // cosign's signature and attestation tags, where the source has them.
+    let att = sig.replace(".sig", ".att");
+    let mut found = Vec::new();
+    for tag in [sig, att] {
+        if let Some(d) = w.tag(from.as_str(), &tag)? {
+            found.push((tag, d));
+        }
+    }
+    Ok((true, found))
 }
 
 /// The rules of a promotion-only feed: sources from the permitted feeds only, and a
@@ -296,18 +304,16 @@ impl Registry {
             }
             check_promotion_rules(w, &feed, from, to, &digest)?;
             let verified_digest = verified.as_ref().map(|v| v.digest.as_str());
-            let (gated, signature_tag) =
+            let (gated, signature_tags) =
                 gated_signatures(&*w, from, from_ref, to, &digest, verified_digest)?;
             let mut pending = vec![digest.clone()];
-            if let Some((_, sig)) = &signature_tag {
-                pending.push(sig.clone());
-            }
+            pending.extend(signature_tags.iter().map(|(_, d)| d.clone()));
             let copied = self.copy_manifests(w, from, to, pending, include_referrers || gated)?;
             ensure_repository(w, to.as_str(), self.clock.now())?;
             if let Some(v) = &verified {
                 carry_verdict(w, v, to)?;
             }
-            if let Some((tag, sig)) = &signature_tag {
+            for (tag, sig) in &signature_tags {
                 // Where the target's tag rules take cosign's tag; else the referrer form serves.
                 match tags::set(w, to, &feed, tag, sig, &change) {
                     Err(Error::TagNotAllowed { .. } | Error::VersionImmutable { .. }) | Ok(_) => {}

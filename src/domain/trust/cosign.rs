@@ -114,6 +114,103 @@ pub fn layers(body: &[u8]) -> Result<Vec<SignatureLayer>, String> {
     Ok(out)
 }
 
+/// The media type of an attestation layer: a DSSE envelope (cosign's `.att` tag).
+pub const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
+/// Envelopes larger than this are not read.
+pub const ENVELOPE_LIMIT: u64 = 256 * 1024;
+
+/// The DSSE envelope layers (digest, size) of an attestation manifest (cosign's `.att`).
+pub fn attestation_layers(body: &[u8]) -> Result<Vec<(Digest, u64)>, String> {
+    let manifest: Manifest = serde_json::from_slice(body)
+        .map_err(|e| format!("the attestation manifest cannot be read: {e}"))?;
+    manifest
+        .layers
+        .into_iter()
+        .filter(|l| l.media_type == DSSE)
+        .map(|l| {
+            l.digest
+                .parse()
+                .map(|d| (d, l.size))
+                .map_err(|e| format!("an attestation layer's digest is invalid: {e}"))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    payload_type: String,
+    payload: String,
+    #[serde(default)]
+    signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeSignature {
+    sig: String,
+}
+
+/// An attestation a DSSE envelope carries about image `digest`, once its signature verifies
+/// with one of `keys`: (the key's name, predicate type, predicate).
+pub fn check_envelope(
+    envelope: &[u8],
+    digest: &str,
+    keys: &[(&String, crate::domain::trust::PublicKey)],
+) -> Result<(String, String, serde_json::Value), String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let e: Envelope = serde_json::from_slice(envelope)
+        .map_err(|e| format!("the DSSE envelope cannot be read: {e}"))?;
+    if e.payload_type != "application/vnd.in-toto+json" {
+        return Err(format!(
+            "the DSSE envelope holds {:?}, not an in-toto statement",
+            e.payload_type
+        ));
+    }
+    let payload = b64
+        .decode(&e.payload)
+        .map_err(|_| "the DSSE payload is not base64".to_owned())?;
+    let statement: serde_json::Value = serde_json::from_slice(&payload)
+        .map_err(|e| format!("the in-toto statement is not JSON: {e}"))?;
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    let about = statement
+        .get("subject")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|s| {
+            s.iter().any(|s| {
+                s.pointer("/digest/sha256")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(hex)
+            })
+        });
+    if !about {
+        return Err("the in-toto statement is about another image".into());
+    }
+    let pae = super::sigstore::pae(&e.payload_type, &payload);
+    let signer = e.signatures.iter().find_map(|s| {
+        let sig = b64.decode(&s.sig).ok()?;
+        keys.iter()
+            .find(|(_, k)| k.verifies(&pae, &sig))
+            .map(|(n, _)| (*n).clone())
+    });
+    let Some(key) = signer else {
+        return Err(if keys.is_empty() {
+            "no trusted key to verify it with".into()
+        } else {
+            "signed by a key that is not trusted, or its statement was changed after signing".into()
+        });
+    };
+    let predicate_type = statement
+        .get("predicateType")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let predicate = statement
+        .get("predicate")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    Ok((key, predicate_type, predicate))
+}
+
 #[derive(Deserialize)]
 struct Payload {
     critical: Critical,

@@ -549,6 +549,13 @@ impl Trust {
                 signatures.push(self.notation_finding(manifest, &body, digest, &stores));
                 continue;
             }
+            if form == "att" {
+                for (reason, attestation) in self.check_att(&body, digest, &parsed) {
+                    attestations.extend(attestation);
+                    signatures.push(finding(&manifest, form, None, &reason));
+                }
+                continue;
+            }
             let layers = match cosign::layers(&body) {
                 Ok(l) if l.is_empty() => {
                     signatures.push(finding(
@@ -627,6 +634,41 @@ impl Trust {
             "signed by a key that is not trusted, or its payload was changed after signing"
         };
         (None, reason.to_owned())
+    }
+
+    /// What each DSSE envelope of a cosign `.att` manifest says: a sentence, and the
+    /// attestation when its signature verifies with a trusted key.
+    fn check_att(
+        &self,
+        body: &[u8],
+        digest: &str,
+        keys: &[(&String, PublicKey)],
+    ) -> Vec<(String, Option<Attestation>)> {
+        let layers = match cosign::attestation_layers(body) {
+            Ok(l) if l.is_empty() => return vec![("it holds no DSSE envelope".to_owned(), None)],
+            Ok(l) => l,
+            Err(e) => return vec![(e, None)],
+        };
+        layers
+            .into_iter()
+            .map(|(d, size)| {
+                let checked = self
+                    .small_blob(&d, size, cosign::ENVELOPE_LIMIT, "envelope")
+                    .and_then(|e| cosign::check_envelope(&e, digest, keys));
+                match checked {
+                    Ok((key, predicate_type, predicate)) => (
+                        format!("an attestation of type {predicate_type} by key {key}"),
+                        Some(Attestation {
+                            predicate_type,
+                            key: Some(key),
+                            identity: None,
+                            predicate,
+                        }),
+                    ),
+                    Err(e) => (format!("an attestation that does not verify: {e}"), None),
+                }
+            })
+            .collect()
     }
 
     /// What a Notation signature manifest's envelope says.
@@ -716,6 +758,13 @@ fn signature_manifests(
         && let Some(m) = r.manifest(name, &d)?
     {
         out.push(("tag", d, m.body));
+    }
+    if let Some(tag) = cosign::signature_tag(digest)
+        .and_then(|t| t.strip_suffix(".sig").map(|base| format!("{base}.att")))
+        && let Some(d) = r.tag(name, &tag)?
+        && let Some(m) = r.manifest(name, &d)?
+    {
+        out.push(("att", d, m.body));
     }
     for d in r.referrers(name, digest)? {
         let Some(m) = r.manifest(name, &d)? else {

@@ -20,6 +20,7 @@ pub(crate) mod x509;
 use bundle::{Bundle, Content, Material, Version};
 pub use root::TrustedRoot;
 pub(crate) use root::{Authority, Window};
+pub(crate) use tlog::pae;
 use tlog::{Claim, Signer};
 
 use crate::domain::trust::PublicKey;
