@@ -337,3 +337,89 @@ fn slsa_provenance_from_the_right_repository_is_required_beside_the_signature_on
 fn slsa_provenance_from_the_right_repository_is_required_beside_the_signature_on_postgres_and_s3() {
     provenance_required(Backend::Distributed);
 }
+
+/// Pushes cosign 2's keyless signature of `repo@digest` by the identity `subject` (from
+/// GitHub): a `.sig` tag whose layer carries the certificate, chain and Rekor bundle.
+fn push_legacy_signature(
+    r: &Registry,
+    sigstore: &TestSigstore,
+    repo: &str,
+    digest: &str,
+    subject: &str,
+) {
+    let payload =
+        semdock::domain::trust::cosign::payload_for(&format!("{}/{repo}", r.server.addr), digest);
+    let (signature, cert, chain, bundle) =
+        sigstore.sign_legacy(&payload, GITHUB, subject, Options::default());
+    let layer = upload(r, repo, &payload);
+    let config = upload(
+        r,
+        repo,
+        br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 61},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": layer.as_str(), "size": payload.len(),
+            "annotations": {
+                "dev.cosignproject.cosign/signature": signature,
+                "dev.sigstore.cosign/certificate": cert,
+                "dev.sigstore.cosign/chain": chain,
+                "dev.sigstore.cosign/bundle": bundle,
+            }}],
+    });
+    let tag = format!("{}.sig", digest.replacen(':', "-", 1));
+    let res = r
+        .admin()
+        .put(&r.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("Content-Type", OCI_MANIFEST)
+        .send(&serde_json::to_vec(&manifest).unwrap()[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+/// cosign 2's keyless form (a `.sig` tag with the certificate and Rekor's bundle in its
+/// annotations) verifies under the trusted root as the same identity a bundle would.
+fn legacy_keyless(backend: Backend) {
+    let r = Registry::start(backend);
+    let (status, body) = r.json("POST", "/api/v1/feeds", &json!({"name": "staging"}));
+    assert_eq!(status, 201, "{body}");
+    let sigstore = TestSigstore::new();
+    let (status, body) = r.json(
+        "POST",
+        "/api/v1/trust/roots",
+        &json!({"name": "ci", "root": sigstore.trusted_root()}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let identity = format!("{GITHUB}=https://github.com/acme/web/.github/workflows/release.yml@*");
+    run(&mut r.cli(&["trust", "policy", "prod", "--identity", &identity]));
+    let (_, released) = r.push("staging/web", "6.0.0", "signed by cosign 2, keyless");
+    push_legacy_signature(&r, &sigstore, "staging/web", &released, RELEASE);
+    let (status, body) = promote(&r, "6.0.0", &released);
+    assert_eq!(status, 200, "{body}");
+    let (_, verified) = r.get("/api/v1/verify?ref=prod/web:6.0.0");
+    assert_eq!(
+        verified["verified_identities"][0]["subject"], RELEASE,
+        "{verified}"
+    );
+    let nightly = "https://github.com/acme/web/.github/workflows/nightly.yml@refs/heads/main";
+    let (_, other) = r.push("staging/web", "6.1.0", "signed by the nightly workflow");
+    push_legacy_signature(&r, &sigstore, "staging/web", &other, nightly);
+    let (status, body) = promote(&r, "6.1.0", &other);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        message(&body).contains(&format!("a certificate for {nightly}")),
+        "{body}"
+    );
+}
+
+#[test]
+fn cosign_2_keyless_signatures_verify_under_the_trusted_root_on_the_embedded_backend() {
+    legacy_keyless(Backend::Embedded);
+}
+
+#[test]
+fn cosign_2_keyless_signatures_verify_under_the_trusted_root_on_postgres_and_s3() {
+    legacy_keyless(Backend::Distributed);
+}

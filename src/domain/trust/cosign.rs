@@ -18,6 +18,10 @@ pub const SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1
 const SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 /// The layer annotation holding a Fulcio certificate (keyless signing).
 const CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+/// The layer annotation holding the certificate's chain (PEM, intermediates and root).
+const CHAIN: &str = "dev.sigstore.cosign/chain";
+/// The layer annotation holding Rekor's answer: the entry and its signed entry timestamp.
+const REKOR_BUNDLE: &str = "dev.sigstore.cosign/bundle";
 /// Payloads larger than this are not read: cosign's are a few hundred bytes.
 pub const PAYLOAD_LIMIT: u64 = 64 * 1024;
 
@@ -65,8 +69,20 @@ pub struct SignatureLayer {
     pub size: u64,
     /// The signature, decoded; `Err` with a sentence when the annotation is not base64.
     pub signature: Result<Vec<u8>, String>,
+    /// The Fulcio certificate (PEM) of a keyless signature.
+    pub certificate: Option<String>,
+    /// The certificate's chain (PEM).
+    pub chain: Option<String>,
+    /// Rekor's bundle annotation (JSON).
+    pub rekor: Option<String>,
+}
+
+impl SignatureLayer {
     /// Whether it carries a certificate (keyless) rather than being made with a key.
-    pub keyless: bool,
+    #[must_use]
+    pub fn keyless(&self) -> bool {
+        self.certificate.is_some()
+    }
 }
 
 #[derive(Deserialize)]
@@ -108,10 +124,113 @@ pub fn layers(body: &[u8]) -> Result<Vec<SignatureLayer>, String> {
             payload,
             size: layer.size,
             signature,
-            keyless: layer.annotations.contains_key(CERTIFICATE),
+            certificate: layer.annotations.get(CERTIFICATE).cloned(),
+            chain: layer.annotations.get(CHAIN).cloned(),
+            rekor: layer.annotations.get(REKOR_BUNDLE).cloned(),
         });
     }
     Ok(out)
+}
+
+/// The DER certificates of a PEM text.
+fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        match line {
+            "-----BEGIN CERTIFICATE-----" => body = Some(String::new()),
+            "-----END CERTIFICATE-----" => {
+                let b = body.take().ok_or("a certificate PEM is malformed")?;
+                out.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .map_err(|_| "a certificate PEM is not base64".to_owned())?,
+                );
+            }
+            l => {
+                if let Some(b) = body.as_mut() {
+                    b.push_str(l);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct RekorBundle {
+    #[serde(rename = "SignedEntryTimestamp")]
+    set: String,
+    #[serde(rename = "Payload")]
+    payload: RekorPayload,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RekorPayload {
+    body: String,
+    integrated_time: i64,
+    log_index: u64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
+/// cosign's older keyless signature (certificate, chain and Rekor bundle in the layer's
+/// annotations) as the Sigstore bundle v0.1 it is equivalent to: the same certificate,
+/// log entry and signed entry timestamp, over the payload's SHA-256. Roots in the chain
+/// are left out: they come from the trusted root.
+pub fn legacy_bundle(
+    layer: &SignatureLayer,
+    payload: &[u8],
+    signature: &[u8],
+) -> Result<Vec<u8>, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let leaf = pem_certificates(layer.certificate.as_deref().unwrap_or_default())?;
+    let leaf = leaf
+        .first()
+        .ok_or("the certificate annotation holds no certificate")?;
+    let mut certificates = vec![serde_json::json!({"rawBytes": b64.encode(leaf)})];
+    for c in pem_certificates(layer.chain.as_deref().unwrap_or_default())? {
+        let root = super::sigstore::x509::Cert::parse(&c).is_ok_and(|c| c.self_signed());
+        if !root {
+            certificates.push(serde_json::json!({"rawBytes": b64.encode(&c)}));
+        }
+    }
+    let rekor: RekorBundle = serde_json::from_str(layer.rekor.as_deref().ok_or(
+        "a keyless signature without a Rekor bundle annotation: nothing proves when it was made",
+    )?)
+    .map_err(|e| format!("the Rekor bundle annotation cannot be read: {e}"))?;
+    let body = b64
+        .decode(&rekor.payload.body)
+        .map_err(|_| "the Rekor entry's body is not base64".to_owned())?;
+    let body_json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| format!("the Rekor entry's body is not JSON: {e}"))?;
+    let log_id = hex::decode(&rekor.payload.log_id)
+        .map_err(|_| "the Rekor entry's log id is not hex".to_owned())?;
+    let digest = super::sigstore::crypto::sha256(payload);
+    Ok(serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": {
+            "x509CertificateChain": {"certificates": certificates},
+            "tlogEntries": [{
+                "logIndex": rekor.payload.log_index.to_string(),
+                "logId": {"keyId": b64.encode(log_id)},
+                "kindVersion": {
+                    "kind": body_json.get("kind").and_then(serde_json::Value::as_str).unwrap_or_default(),
+                    "version": body_json.get("apiVersion").and_then(serde_json::Value::as_str).unwrap_or_default(),
+                },
+                "integratedTime": rekor.payload.integrated_time.to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": rekor.set},
+                "canonicalizedBody": rekor.payload.body,
+            }],
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": b64.encode(digest)},
+            "signature": b64.encode(signature),
+        },
+    })
+    .to_string()
+    .into_bytes())
 }
 
 /// The media type of an attestation layer: a DSSE envelope (cosign's `.att` tag).
@@ -296,8 +415,8 @@ mod tests {
         let found = layers(body.to_string().as_bytes()).unwrap();
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].signature.as_deref(), Ok(&[0, 1, 2][..]));
-        assert!(!found[0].keyless);
-        assert!(found[1].signature.is_err() && found[1].keyless);
+        assert!(!found[0].keyless());
+        assert!(found[1].signature.is_err() && found[1].keyless());
         assert_eq!(
             signature_tag("sha256:abc").as_deref(),
             Some("sha256-abc.sig")

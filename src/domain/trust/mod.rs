@@ -519,7 +519,9 @@ impl Trust {
             .filter_map(|(n, k)| PublicKey::from_pem(&k.pem).ok().map(|p| (n, p)))
             .collect();
         let manifests = signature_manifests(r, repo, digest)?;
-        let roots = if manifests.iter().any(|(form, _, _)| *form == "bundle") {
+        // Read when a bundle or a keyless signature needs them.
+        let mut roots_read = manifests.iter().any(|(form, _, _)| *form == "bundle");
+        let mut roots = if roots_read {
             roots::trusted_roots(r)?
         } else {
             Vec::new()
@@ -573,8 +575,14 @@ impl Trust {
                 }
             };
             for layer in layers {
-                let (key, reason) = self.check_layer(&layer, digest, &parsed);
-                signatures.push(finding(&manifest, form, key, &reason));
+                if layer.keyless() && roots.is_empty() && !roots_read {
+                    roots = roots::trusted_roots(r)?;
+                    roots_read = true;
+                }
+                let (key, identity, reason) = self.check_layer(&layer, digest, &parsed, &roots);
+                let mut f = finding(&manifest, form, key, &reason);
+                f.identity = identity;
+                signatures.push(f);
             }
         }
         let mut verified_by: Vec<String> =
@@ -611,29 +619,36 @@ impl Trust {
         layer: &cosign::SignatureLayer,
         digest: &str,
         keys: &[(&String, PublicKey)],
-    ) -> (Option<String>, String) {
+        roots: &[(String, sigstore::TrustedRoot)],
+    ) -> (Option<String>, Option<Identity>, String) {
         let signature = match &layer.signature {
             Ok(s) => s,
-            Err(e) => return (None, e.clone()),
+            Err(e) => return (None, None, e.clone()),
         };
         let payload = match self.payload(layer) {
             Ok(p) => p,
-            Err(e) => return (None, e),
+            Err(e) => return (None, None, e),
         };
         if let Err(e) = cosign::check_payload(&payload, digest) {
-            return (None, e);
+            return (None, None, e);
+        }
+        if layer.keyless() {
+            let (identity, reason) = keyless_layer(layer, &payload, signature, roots);
+            return (None, identity, reason);
         }
         if let Some((name, _)) = keys.iter().find(|(_, k)| k.verifies(&payload, signature)) {
-            return (Some((*name).clone()), format!("verifies with key {name}"));
+            return (
+                Some((*name).clone()),
+                None,
+                format!("verifies with key {name}"),
+            );
         }
-        let reason = if layer.keyless {
-            "a keyless (certificate) signature: this release verifies signatures by trusted keys only"
-        } else if keys.is_empty() {
+        let reason = if keys.is_empty() {
             "no trusted key to verify it with"
         } else {
             "signed by a key that is not trusted, or its payload was changed after signing"
         };
-        (None, reason.to_owned())
+        (None, None, reason.to_owned())
     }
 
     /// What each DSSE envelope of a cosign `.att` manifest says: a sentence, and the
@@ -948,6 +963,54 @@ fn finding(manifest: &str, form: &str, key: Option<String>, reason: &str) -> Fin
 
 fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
+}
+
+/// What a keyless cosign signature layer (certificate and Rekor bundle in its annotations)
+/// verifies as under the trusted roots: the identity, or none and why.
+fn keyless_layer(
+    layer: &cosign::SignatureLayer,
+    payload: &[u8],
+    signature: &[u8],
+    roots: &[(String, sigstore::TrustedRoot)],
+) -> (Option<Identity>, String) {
+    if roots.is_empty() {
+        return (
+            None,
+            "a keyless (certificate) signature: no trusted root to verify it under (semdock trust root add)".to_owned(),
+        );
+    }
+    let bundle = match cosign::legacy_bundle(layer, payload, signature) {
+        Ok(b) => b,
+        Err(e) => return (None, e),
+    };
+    let mut reasons = Vec::new();
+    for (name, root) in roots {
+        match sigstore::verify_bundle(
+            &bundle,
+            sigstore::Artifact::Bytes(payload),
+            &sigstore::Expect::AnyIdentity,
+            root,
+        ) {
+            Ok(v) => {
+                let identity = Identity {
+                    issuer: v.issuer.unwrap_or_default(),
+                    subject: v.subject.unwrap_or_default(),
+                };
+                let reason = format!(
+                    "a keyless signature that verifies as {identity} under trusted root {name}"
+                );
+                return (Some(identity), reason);
+            }
+            Err(e) => reasons.push(format!("under trusted root {name}: {e}")),
+        }
+    }
+    (
+        None,
+        format!(
+            "a keyless signature that does not verify: {}",
+            reasons.join("; ")
+        ),
+    )
 }
 
 /// A verification as a recorded verdict `v` of `repo@digest` tells it.

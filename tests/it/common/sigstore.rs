@@ -260,6 +260,57 @@ impl TestSigstore {
         })
     }
 
+    /// cosign 2's keyless signature of `payload` (a simple-signing payload) by the identity
+    /// (`issuer`, `subject`): the signature (base64), the certificate and its chain (PEM),
+    /// and the Rekor bundle annotation (a `hashedrekord` entry and its signed entry
+    /// timestamp) — the annotations of the `.sig` layer.
+    pub fn sign_legacy(
+        &self,
+        payload: &[u8],
+        issuer: &str,
+        subject: &str,
+        o: Options,
+    ) -> (String, String, String, String) {
+        let (cert, key) = self.certificate(issuer, subject, o);
+        let signature = sign_der(&key, payload);
+        let pem = |der: &[u8]| {
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                b64(der)
+            )
+        };
+        let body = json!({
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sha256(payload))}},
+                "signature": {"content": b64(&signature), "publicKey": {"content": b64(pem(&cert).as_bytes())}}
+            }
+        })
+        .to_string()
+        .into_bytes();
+        let log_id = hex::encode(sha256(&spki(&self.rekor)));
+        let integrated = now() + o.logged;
+        let set = sign_der(
+            &self.rekor,
+            format!(
+                r#"{{"body":"{}","integratedTime":{integrated},"logID":"{log_id}","logIndex":0}}"#,
+                b64(&body)
+            )
+            .as_bytes(),
+        );
+        let bundle = json!({
+            "SignedEntryTimestamp": b64(&set),
+            "Payload": {"body": b64(&body), "integratedTime": integrated, "logIndex": 0, "logID": log_id}
+        });
+        (
+            b64(&signature),
+            pem(&cert),
+            pem(&self.ca_der),
+            bundle.to_string(),
+        )
+    }
+
     /// A cosign 3 signature bundle of image `digest` (`sha256:…`) by the identity
     /// (`issuer`, `subject`), the statement of predicate type `predicate`.
     pub fn sign(
