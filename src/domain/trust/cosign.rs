@@ -132,31 +132,6 @@ pub fn layers(body: &[u8]) -> Result<Vec<SignatureLayer>, String> {
     Ok(out)
 }
 
-/// The DER certificates of a PEM text.
-fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in pem.lines().map(str::trim) {
-        match line {
-            "-----BEGIN CERTIFICATE-----" => body = Some(String::new()),
-            "-----END CERTIFICATE-----" => {
-                let b = body.take().ok_or("a certificate PEM is malformed")?;
-                out.push(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b)
-                        .map_err(|_| "a certificate PEM is not base64".to_owned())?,
-                );
-            }
-            l => {
-                if let Some(b) = body.as_mut() {
-                    b.push_str(l);
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[derive(Deserialize)]
 struct RekorBundle {
     #[serde(rename = "SignedEntryTimestamp")]
@@ -185,12 +160,13 @@ pub fn legacy_bundle(
     signature: &[u8],
 ) -> Result<Vec<u8>, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let leaf = pem_certificates(layer.certificate.as_deref().unwrap_or_default())?;
+    let leaf =
+        super::sigstore::x509::pem_certificates(layer.certificate.as_deref().unwrap_or_default())?;
     let leaf = leaf
         .first()
         .ok_or("the certificate annotation holds no certificate")?;
     let mut certificates = vec![serde_json::json!({"rawBytes": b64.encode(leaf)})];
-    for c in pem_certificates(layer.chain.as_deref().unwrap_or_default())? {
+    for c in super::sigstore::x509::pem_certificates(layer.chain.as_deref().unwrap_or_default())? {
         let root = super::sigstore::x509::Cert::parse(&c).is_ok_and(|c| c.self_signed());
         if !root {
             certificates.push(serde_json::json!({"rawBytes": b64.encode(&c)}));

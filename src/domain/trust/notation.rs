@@ -231,32 +231,10 @@ pub(super) fn verify_jws(
 
 /// The CA certificates (DER) of a PEM bundle; a sentence when one is not a CA's.
 pub(super) fn ca_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in pem.lines().map(str::trim) {
-        match line {
-            "-----BEGIN CERTIFICATE-----" => body = Some(String::new()),
-            "-----END CERTIFICATE-----" => {
-                let b = body
-                    .take()
-                    .ok_or("an END CERTIFICATE line without its BEGIN")?;
-                let der = base64::engine::general_purpose::STANDARD
-                    .decode(b)
-                    .map_err(|_| "a certificate in the PEM is not base64")?;
-                let cert = Cert::parse(&der)?;
-                if !cert.is_ca() {
-                    return Err("a certificate in the PEM is not a CA's: a trust store holds the CAs that issue signing certificates".into());
-                }
-                out.push(der);
-            }
-            l if l.starts_with("-----BEGIN") => {
-                return Err(format!("{l}: a trust store holds certificates only"));
-            }
-            l => {
-                if let Some(b) = body.as_mut() {
-                    b.push_str(l);
-                }
-            }
+    let out = x509::pem_certificates(pem)?;
+    for der in &out {
+        if !Cert::parse(der)?.is_ca() {
+            return Err("a certificate in the PEM is not a CA's: a trust store holds the CAs that issue signing certificates".into());
         }
     }
     if out.is_empty() {

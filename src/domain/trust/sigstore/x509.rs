@@ -212,6 +212,37 @@ fn build(leaf: &Cert<'_>, pool: &[&[u8]], anchors: &[Vec<u8>], t: i64) -> Result
     Err("the certificate chain is longer than 8".into())
 }
 
+/// The DER certificates of a PEM text; a sentence when it holds another kind of block.
+pub(crate) fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        match line {
+            "-----BEGIN CERTIFICATE-----" => body = Some(String::new()),
+            "-----END CERTIFICATE-----" => {
+                let b = body
+                    .take()
+                    .ok_or("an END CERTIFICATE line without its BEGIN")?;
+                out.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .map_err(|_| "a certificate in the PEM is not base64".to_owned())?,
+                );
+            }
+            l if l.starts_with("-----BEGIN") => {
+                return Err(format!("{l}: only certificates are expected here"));
+            }
+            l => {
+                if let Some(b) = body.as_mut() {
+                    b.push_str(l);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The OIDC issuer Fulcio recorded in the certificate.
 #[must_use]
 pub fn oidc_issuer(cert: &Cert<'_>) -> Option<String> {
