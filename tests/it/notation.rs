@@ -1,6 +1,7 @@
 //! Notation (Notary Project) signatures, made here to the Notary Project's signature
-//! specification: a flattened JWS envelope over `{"targetArtifact": …}` signed ES256 by the
-//! key of an X.509 code-signing certificate (`x5c`, leaf first), attached as a referrer of
+//! specification: a flattened JWS envelope (and a `COSE_Sign1` one) over
+//! `{"targetArtifact": …}` signed ES256 by the key of an X.509 code-signing certificate
+//! (`x5c` / `x5chain`, leaf first), attached as a referrer of
 //! artifact type `application/vnd.cncf.notary.signature`; the CA and certificates are made
 //! with rcgen. A feed that requires a signature chaining to a trust store takes only those,
 //! in the real binary on both backends.
@@ -94,6 +95,57 @@ impl Ca {
     }
 }
 
+fn cbor(v: &ciborium::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(v, &mut out).unwrap();
+    out
+}
+
+impl Ca {
+    /// `notation sign --signature-format cose`'s envelope of `digest`: a `COSE_Sign1_Tagged`
+    /// structure, ES256, the chain under label 33 (x5chain).
+    fn sign_cose(&self, digest: &str, leaf: &(Vec<u8>, p256::ecdsa::SigningKey)) -> Vec<u8> {
+        use ciborium::Value as C;
+        let scheme = "io.cncf.notary.signingScheme";
+        let protected = cbor(&C::Map(vec![
+            (C::Integer(1.into()), C::Integer((-7).into())),
+            (C::Integer(2.into()), C::Array(vec![C::Text(scheme.into())])),
+            (
+                C::Integer(3.into()),
+                C::Text("application/vnd.cncf.notary.payload.v1+json".into()),
+            ),
+            (C::Text(scheme.into()), C::Text("notary.x509".into())),
+            (
+                C::Text("io.cncf.notary.signingTime".into()),
+                C::Tag(1, Box::new(C::Integer(now().into()))),
+            ),
+        ]));
+        let payload =
+            json!({"targetArtifact": {"mediaType": OCI_MANIFEST, "digest": digest, "size": 1}})
+                .to_string()
+                .into_bytes();
+        let input = cbor(&C::Array(vec![
+            C::Text("Signature1".into()),
+            C::Bytes(protected.clone()),
+            C::Bytes(Vec::new()),
+            C::Bytes(payload.clone()),
+        ]));
+        let sig: p256::ecdsa::Signature = leaf.1.sign(&input);
+        cbor(&C::Tag(
+            18,
+            Box::new(C::Array(vec![
+                C::Bytes(protected),
+                C::Map(vec![(
+                    C::Integer(33.into()),
+                    C::Array(vec![C::Bytes(leaf.0.clone()), C::Bytes(self.der.clone())]),
+                )]),
+                C::Bytes(payload),
+                C::Bytes(sig.to_bytes().to_vec()),
+            ])),
+        ))
+    }
+}
+
 fn upload(r: &Registry, repo: &str, blob: &[u8]) -> Digest {
     let digest = Digest::of(blob);
     let res = r
@@ -105,17 +157,21 @@ fn upload(r: &Registry, repo: &str, blob: &[u8]) -> Digest {
     digest
 }
 
-/// Attaches `envelope` to `repo@digest` as `notation sign` does.
+/// Attaches a JWS `envelope` to `repo@digest` as `notation sign` does.
 fn attach(r: &Registry, repo: &str, digest: &str, envelope: &Value) {
-    let bytes = envelope.to_string().into_bytes();
-    let layer = upload(r, repo, &bytes);
+    attach_envelope(r, repo, digest, &envelope.to_string().into_bytes(), JWS);
+}
+
+/// Attaches `bytes`, an envelope of `media_type`, to `repo@digest`.
+fn attach_envelope(r: &Registry, repo: &str, digest: &str, bytes: &[u8], media_type: &str) {
+    let layer = upload(r, repo, bytes);
     let config = upload(r, repo, b"{}");
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": NOTATION,
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.as_str(), "size": 2},
-        "layers": [{"mediaType": JWS, "digest": layer.as_str(), "size": bytes.len()}],
+        "layers": [{"mediaType": media_type, "digest": layer.as_str(), "size": bytes.len()}],
         "subject": {"mediaType": OCI_MANIFEST, "digest": digest, "size": 1},
         "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[]"},
     });
@@ -129,6 +185,7 @@ fn attach(r: &Registry, repo: &str, digest: &str, envelope: &Value) {
     assert_eq!(res.status(), 201);
 }
 
+#[allow(clippy::too_many_lines)] // one story, told in order
 fn notation_release(backend: Backend) {
     let r = Registry::start(backend);
     for feed in ["staging", "prod"] {
@@ -208,6 +265,32 @@ fn notation_release(backend: Backend) {
         e
     });
     assert!(why.contains("changed after signing"), "{why}");
+
+    // The COSE envelope verifies as the JWS one does; changed after signing, it does not.
+    let (_, cose) = r.push("staging/web", "7.6.0", "signed with notation, COSE");
+    attach_envelope(
+        &r,
+        "staging/web",
+        &cose,
+        &ca.sign_cose(&cose, &good),
+        "application/cose",
+    );
+    let (status, body) = promote("7.6.0", &cose);
+    assert_eq!(status, 200, "{body}");
+    let (_, tampered) = r.push("staging/web", "7.7.0", "COSE, tampered");
+    let mut envelope = ca.sign_cose(&tampered, &good);
+    let last = envelope.len() - 1;
+    envelope[last] ^= 1;
+    attach_envelope(&r, "staging/web", &tampered, &envelope, "application/cose");
+    let (status, body) = promote("7.7.0", &tampered);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed after signing"),
+        "{body}"
+    );
 
     let out = run(&mut r.cli(&["trust", "store", "list"]));
     assert!(out.contains("acme-ca"), "{out}");

@@ -721,10 +721,10 @@ impl Trust {
         digest: &str,
         stores: &[notation::Store],
     ) -> Result<String, String> {
-        let (_, d, size) = notation::envelope_layer(manifest)?;
+        let (media_type, d, size) = notation::envelope_layer(manifest)?;
         let envelope = self.small_blob(&d, size, notation::ENVELOPE_LIMIT, "envelope")?;
         let now = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
-        notation::verify_jws(&envelope, digest, stores, now)
+        notation::verify_envelope(&media_type, &envelope, digest, stores, now)
     }
 
     /// The payload blob of a signature layer, checked against its digest.

@@ -2,8 +2,8 @@
 //! `application/vnd.cncf.notary.signature` whose layer is a signature envelope over the
 //! payload `{"targetArtifact": descriptor}`, signed with the key of an X.509 code-signing
 //! certificate that chains to a CA of a trust store (the Notary Project's `ca` trust store
-//! type, signing scheme `notary.x509`). The JWS envelope (flattened JSON serialization) is
-//! verified; a COSE envelope is listed with that reason.
+//! type, signing scheme `notary.x509`), in either envelope the specification allows: JWS
+//! (flattened JSON serialization) or COSE (`COSE_Sign1_Tagged`, read with `ciborium`).
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -52,9 +52,10 @@ pub(super) fn envelope_layer(manifest: &[u8]) -> Result<(String, Digest, u64), S
         .and_then(Value::as_u64)
         .ok_or("the envelope layer has no size")?;
     match media_type.as_str() {
-        JWS => Ok((media_type, digest, size)),
-        COSE => Err("a COSE signature envelope: this release verifies Notation's JWS envelopes (notation sign --signature-format jws)".into()),
-        other => Err(format!("the envelope's media type {other:?} is not a Notation envelope")),
+        JWS | COSE => Ok((media_type, digest, size)),
+        other => Err(format!(
+            "the envelope's media type {other:?} is not a Notation envelope"
+        )),
     }
 }
 
@@ -155,28 +156,23 @@ fn verifies(key: &PublicKey, alg: &str, input: &[u8], signature: &[u8]) -> Resul
     })
 }
 
-/// Verifies a JWS envelope over image `digest` at `now` against the trust stores (name, CA
-/// certificates); answers the store its certificate chains to.
-pub(super) fn verify_jws(
-    envelope: &[u8],
-    digest: &str,
-    stores: &[Store],
-    now: i64,
-) -> Result<String, String> {
+/// What an envelope (JWS or COSE) says, once its protected header is checked.
+struct Opened {
+    alg: String,
+    payload: Vec<u8>,
+    /// `x5c` / `x5chain`: the signing certificate first.
+    certs: Vec<Vec<u8>>,
+    /// The bytes the signature is over.
+    input: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+fn open_jws(envelope: &[u8], now: i64) -> Result<Opened, String> {
     let e: Envelope = serde_json::from_slice(envelope)
         .map_err(|e| format!("the envelope is not a flattened JWS: {e}"))?;
     let header: Value = serde_json::from_slice(&b64url(&e.protected, "protected header")?)
         .map_err(|_| "the envelope's protected header is not JSON")?;
     let alg = check_header(&header, now)?;
-    let payload: Value = serde_json::from_slice(&b64url(&e.payload, "payload")?)
-        .map_err(|_| "the envelope's payload is not JSON")?;
-    let target = payload
-        .pointer("/targetArtifact/digest")
-        .and_then(Value::as_str)
-        .ok_or("the payload names no target artifact")?;
-    if target != digest {
-        return Err(format!("it signs another image ({target})"));
-    }
     let certs = e
         .header
         .x5c
@@ -187,7 +183,153 @@ pub(super) fn verify_jws(
                 .map_err(|_| "a certificate of x5c is not base64".to_owned())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (leaf_der, rest) = certs
+    Ok(Opened {
+        alg,
+        payload: b64url(&e.payload, "payload")?,
+        certs,
+        input: format!("{}.{}", e.protected, e.payload).into_bytes(),
+        signature: b64url(&e.signature, "signature")?,
+    })
+}
+
+/// A COSE header label as the JWS header would name it: `alg`, `crit`, `cty`, or the
+/// Notary Project's text labels; times (CBOR tag 1) as RFC 3339.
+fn cose_header(map: &[(ciborium::Value, ciborium::Value)]) -> Value {
+    use ciborium::Value as C;
+    fn json(v: &C) -> Value {
+        match v {
+            C::Text(t) => Value::from(t.as_str()),
+            C::Integer(i) => i128::from(*i)
+                .try_into()
+                .map_or(Value::Null, |i: i64| Value::from(i)),
+            C::Array(items) => Value::Array(items.iter().map(json).collect()),
+            C::Tag(1, t) => match t.as_ref() {
+                C::Integer(i) => i64::try_from(i128::from(*i))
+                    .ok()
+                    .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                    .map_or(Value::Null, |ts| Value::from(ts.to_string())),
+                _ => Value::Null,
+            },
+            _ => Value::Null,
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (k, v) in map {
+        let key = match k {
+            C::Integer(i) => match i128::from(*i) {
+                1 => "alg".to_owned(),
+                2 => "crit".to_owned(),
+                3 => "cty".to_owned(),
+                other => other.to_string(),
+            },
+            C::Text(t) => t.clone(),
+            _ => continue,
+        };
+        let value = if key == "alg" {
+            let alg = match v {
+                C::Integer(i) => match i128::from(*i) {
+                    -7 => "ES256",
+                    -35 => "ES384",
+                    -36 => "ES512",
+                    -37 => "PS256",
+                    -38 => "PS384",
+                    -39 => "PS512",
+                    _ => "unknown",
+                },
+                _ => "unknown",
+            };
+            Value::from(alg)
+        } else {
+            json(v)
+        };
+        out.insert(key, value);
+    }
+    Value::Object(out)
+}
+
+fn open_cose(envelope: &[u8], now: i64) -> Result<Opened, String> {
+    use ciborium::Value as C;
+    let value: C = ciborium::de::from_reader(envelope)
+        .map_err(|e| format!("the envelope is not CBOR: {e}"))?;
+    let C::Tag(18, sign1) = value else {
+        return Err("the envelope is not a COSE_Sign1_Tagged structure".into());
+    };
+    let C::Array(parts) = *sign1 else {
+        return Err("the COSE_Sign1 structure is not an array".into());
+    };
+    let [
+        C::Bytes(protected),
+        C::Map(unprotected),
+        C::Bytes(payload),
+        C::Bytes(signature),
+    ] = parts.as_slice()
+    else {
+        return Err("the COSE_Sign1 structure is not [protected, unprotected, payload, signature] with an attached payload".into());
+    };
+    let protected_map: C = ciborium::de::from_reader(protected.as_slice())
+        .map_err(|e| format!("the protected header is not CBOR: {e}"))?;
+    let C::Map(protected_map) = protected_map else {
+        return Err("the protected header is not a map".into());
+    };
+    let alg = check_header(&cose_header(&protected_map), now)?;
+    let certs = unprotected
+        .iter()
+        .find(|(k, _)| matches!(k, C::Integer(i) if i128::from(*i) == 33))
+        .map(|(_, v)| match v {
+            C::Bytes(b) => vec![b.clone()],
+            C::Array(items) => items
+                .iter()
+                .filter_map(|i| match i {
+                    C::Bytes(b) => Some(b.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        })
+        .unwrap_or_default();
+    let structure = C::Array(vec![
+        C::Text("Signature1".into()),
+        C::Bytes(protected.clone()),
+        C::Bytes(Vec::new()),
+        C::Bytes(payload.clone()),
+    ]);
+    let mut input = Vec::new();
+    ciborium::ser::into_writer(&structure, &mut input)
+        .map_err(|e| format!("the COSE signing input cannot be built: {e}"))?;
+    Ok(Opened {
+        alg,
+        payload: payload.clone(),
+        certs,
+        input,
+        signature: signature.clone(),
+    })
+}
+
+/// Verifies a Notation envelope (`media_type`: JWS or COSE) over image `digest` at `now`
+/// against the trust stores; answers the store its certificate chains to.
+pub(super) fn verify_envelope(
+    media_type: &str,
+    envelope: &[u8],
+    digest: &str,
+    stores: &[Store],
+    now: i64,
+) -> Result<String, String> {
+    let e = if media_type == COSE {
+        open_cose(envelope, now)?
+    } else {
+        open_jws(envelope, now)?
+    };
+    let payload: Value =
+        serde_json::from_slice(&e.payload).map_err(|_| "the envelope's payload is not JSON")?;
+    let target = payload
+        .pointer("/targetArtifact/digest")
+        .and_then(Value::as_str)
+        .ok_or("the payload names no target artifact")?;
+    if target != digest {
+        return Err(format!("it signs another image ({target})"));
+    }
+    let (leaf_der, rest) = e
+        .certs
         .split_first()
         .ok_or("the envelope carries no certificate (x5c)")?;
     let leaf = Cert::parse(leaf_der)?;
@@ -195,13 +337,7 @@ pub(super) fn verify_jws(
         return Err("the signing certificate is not for code signing (its extended key usage does not name it)".into());
     }
     let key = crypto::key_from_spki(leaf.spki)?;
-    let input = format!("{}.{}", e.protected, e.payload);
-    if !verifies(
-        &key,
-        &alg,
-        input.as_bytes(),
-        &b64url(&e.signature, "signature")?,
-    )? {
+    if !verifies(&key, &e.alg, &e.input, &e.signature)? {
         return Err("the signature does not verify with its certificate's key: the envelope was changed after signing".into());
     }
     if stores.is_empty() {
