@@ -369,18 +369,24 @@ fn push_legacy_signature(
                 "dev.sigstore.cosign/bundle": bundle,
             }}],
     });
-    let tag = format!("{}.sig", digest.replacen(':', "-", 1));
+    put_cosign_tag(r, repo, digest, "sig", &manifest);
+}
+
+/// PUTs `manifest` under cosign's `sha256-<hex>.KIND` tag of `digest` in `repo`.
+fn put_cosign_tag(r: &Registry, repo: &str, digest: &str, kind: &str, manifest: &Value) {
+    let tag = format!("{}.{kind}", digest.replacen(':', "-", 1));
     let res = r
         .admin()
         .put(&r.url(&format!("/v2/{repo}/manifests/{tag}")))
         .header("Content-Type", OCI_MANIFEST)
-        .send(&serde_json::to_vec(&manifest).unwrap()[..])
+        .send(&serde_json::to_vec(manifest).unwrap()[..])
         .unwrap();
     assert_eq!(res.status(), 201);
 }
 
 /// cosign 2's keyless form (a `.sig` tag with the certificate and Rekor's bundle in its
 /// annotations) verifies under the trusted root as the same identity a bundle would.
+#[allow(clippy::too_many_lines)] // one story, told in order
 fn legacy_keyless(backend: Backend) {
     let r = Registry::start(backend);
     let (status, body) = r.json("POST", "/api/v1/feeds", &json!({"name": "staging"}));
@@ -411,6 +417,46 @@ fn legacy_keyless(backend: Backend) {
     assert!(
         message(&body).contains(&format!("a certificate for {nightly}")),
         "{body}"
+    );
+
+    // cosign 2's keyless attestation (an `.att` tag) meets an attestation rule.
+    let rule = "https://slsa.dev/provenance/v1 source_repository=https://github.com/acme/web";
+    run(&mut r.cli(&[
+        "trust",
+        "policy",
+        "prod",
+        "--identity",
+        &identity,
+        "--attestation",
+        rule,
+    ]));
+    let (_, attested) = r.push("staging/web", "6.2.0", "attested by cosign 2, keyless");
+    push_legacy_signature(&r, &sigstore, "staging/web", &attested, RELEASE);
+    let (status, body) = promote(&r, "6.2.0", &attested);
+    assert_eq!(status, 403, "{body}");
+    let (envelope, cert, chain, bundle) = sigstore.attest_legacy(
+        &attested,
+        GITHUB,
+        RELEASE,
+        "https://slsa.dev/provenance/v1",
+        &provenance("https://github.com/acme/web"),
+    );
+    let layer = upload(&r, "staging/web", &envelope);
+    let config = upload(&r, "staging/web", b"{}");
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.as_str(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": layer.as_str(), "size": envelope.len(),
+            "annotations": {"dev.sigstore.cosign/certificate": cert, "dev.sigstore.cosign/chain": chain, "dev.sigstore.cosign/bundle": bundle}}],
+    });
+    put_cosign_tag(&r, "staging/web", &attested, "att", &manifest);
+    let (status, body) = promote(&r, "6.2.0", &attested);
+    assert_eq!(status, 200, "{body}");
+    let (_, verified) = r.get("/api/v1/verify?ref=prod/web:6.2.0");
+    assert_eq!(
+        verified["attestations"][0]["identity"]["subject"], RELEASE,
+        "{verified}"
     );
 }
 

@@ -69,7 +69,22 @@ pub struct SignatureLayer {
     pub size: u64,
     /// The signature, decoded; `Err` with a sentence when the annotation is not base64.
     pub signature: Result<Vec<u8>, String>,
-    /// The Fulcio certificate (PEM) of a keyless signature.
+    /// The annotations of a keyless signature.
+    pub keyless: Keyless,
+}
+
+impl SignatureLayer {
+    /// Whether it carries a certificate (keyless) rather than being made with a key.
+    #[must_use]
+    pub fn keyless(&self) -> bool {
+        self.keyless.certificate.is_some()
+    }
+}
+
+/// What a keyless cosign layer carries in its annotations.
+#[derive(Debug, Clone, Default)]
+pub struct Keyless {
+    /// The Fulcio certificate (PEM).
     pub certificate: Option<String>,
     /// The certificate's chain (PEM).
     pub chain: Option<String>,
@@ -77,11 +92,13 @@ pub struct SignatureLayer {
     pub rekor: Option<String>,
 }
 
-impl SignatureLayer {
-    /// Whether it carries a certificate (keyless) rather than being made with a key.
-    #[must_use]
-    pub fn keyless(&self) -> bool {
-        self.certificate.is_some()
+impl Keyless {
+    fn of(annotations: &std::collections::BTreeMap<String, String>) -> Self {
+        Self {
+            certificate: annotations.get(CERTIFICATE).cloned(),
+            chain: annotations.get(CHAIN).cloned(),
+            rekor: annotations.get(REKOR_BUNDLE).cloned(),
+        }
     }
 }
 
@@ -124,9 +141,7 @@ pub fn layers(body: &[u8]) -> Result<Vec<SignatureLayer>, String> {
             payload,
             size: layer.size,
             signature,
-            certificate: layer.annotations.get(CERTIFICATE).cloned(),
-            chain: layer.annotations.get(CHAIN).cloned(),
-            rekor: layer.annotations.get(REKOR_BUNDLE).cloned(),
+            keyless: Keyless::of(&layer.annotations),
         });
     }
     Ok(out)
@@ -150,15 +165,20 @@ struct RekorPayload {
     log_id: String,
 }
 
-/// cosign's older keyless signature (certificate, chain and Rekor bundle in the layer's
-/// annotations) as the Sigstore bundle v0.1 it is equivalent to: the same certificate,
-/// log entry and signed entry timestamp, over the payload's SHA-256. Roots in the chain
-/// are left out: they come from the trusted root.
-pub fn legacy_bundle(
-    layer: &SignatureLayer,
-    payload: &[u8],
-    signature: &[u8],
-) -> Result<Vec<u8>, String> {
+/// What a keyless cosign layer signed: a simple-signing payload, or a DSSE envelope (JSON).
+pub enum Signed<'a> {
+    Message {
+        payload: &'a [u8],
+        signature: &'a [u8],
+    },
+    Envelope(&'a [u8]),
+}
+
+/// cosign's older keyless signature or attestation (certificate, chain and Rekor bundle in
+/// the layer's annotations) as the Sigstore bundle v0.1 it is equivalent to: the same
+/// certificate, log entry and signed entry timestamp, over the same content. Roots in the
+/// chain are left out: they come from the trusted root.
+pub fn legacy_bundle(layer: &Keyless, signed: &Signed<'_>) -> Result<Vec<u8>, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let leaf =
         super::sigstore::x509::pem_certificates(layer.certificate.as_deref().unwrap_or_default())?;
@@ -183,8 +203,24 @@ pub fn legacy_bundle(
         .map_err(|e| format!("the Rekor entry's body is not JSON: {e}"))?;
     let log_id = hex::decode(&rekor.payload.log_id)
         .map_err(|_| "the Rekor entry's log id is not hex".to_owned())?;
-    let digest = super::sigstore::crypto::sha256(payload);
-    Ok(serde_json::json!({
+    let (content_key, content) = match signed {
+        Signed::Message { payload, signature } => (
+            "messageSignature",
+            serde_json::json!({
+                "messageDigest": {
+                    "algorithm": "SHA2_256",
+                    "digest": b64.encode(super::sigstore::crypto::sha256(payload)),
+                },
+                "signature": b64.encode(signature),
+            }),
+        ),
+        Signed::Envelope(envelope) => (
+            "dsseEnvelope",
+            serde_json::from_slice(envelope)
+                .map_err(|e| format!("the DSSE envelope cannot be read: {e}"))?,
+        ),
+    };
+    let mut bundle = serde_json::json!({
         "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
         "verificationMaterial": {
             "x509CertificateChain": {"certificates": certificates},
@@ -200,13 +236,9 @@ pub fn legacy_bundle(
                 "canonicalizedBody": rekor.payload.body,
             }],
         },
-        "messageSignature": {
-            "messageDigest": {"algorithm": "SHA2_256", "digest": b64.encode(digest)},
-            "signature": b64.encode(signature),
-        },
-    })
-    .to_string()
-    .into_bytes())
+    });
+    bundle[content_key] = content;
+    Ok(bundle.to_string().into_bytes())
 }
 
 /// The media type of an attestation layer: a DSSE envelope (cosign's `.att` tag).
@@ -214,8 +246,9 @@ pub const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
 /// Envelopes larger than this are not read.
 pub const ENVELOPE_LIMIT: u64 = 256 * 1024;
 
-/// The DSSE envelope layers (digest, size) of an attestation manifest (cosign's `.att`).
-pub fn attestation_layers(body: &[u8]) -> Result<Vec<(Digest, u64)>, String> {
+/// The DSSE envelope layers (digest, size, keyless annotations) of an attestation manifest
+/// (cosign's `.att`).
+pub fn attestation_layers(body: &[u8]) -> Result<Vec<(Digest, u64, Keyless)>, String> {
     let manifest: Manifest = serde_json::from_slice(body)
         .map_err(|e| format!("the attestation manifest cannot be read: {e}"))?;
     manifest
@@ -225,7 +258,7 @@ pub fn attestation_layers(body: &[u8]) -> Result<Vec<(Digest, u64)>, String> {
         .map(|l| {
             l.digest
                 .parse()
-                .map(|d| (d, l.size))
+                .map(|d| (d, l.size, Keyless::of(&l.annotations)))
                 .map_err(|e| format!("an attestation layer's digest is invalid: {e}"))
         })
         .collect()

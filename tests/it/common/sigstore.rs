@@ -35,6 +35,37 @@ fn sign_der(key: &SigningKey, message: &[u8]) -> Vec<u8> {
     sig.to_der().as_bytes().to_vec()
 }
 
+fn pem(der: &[u8]) -> String {
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        b64(der)
+    )
+}
+
+/// An in-toto statement about image `digest` (`sha256:…`), as JSON bytes.
+fn statement(digest: &str, predicate_type: &str, predicate: &Value) -> Vec<u8> {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "image", "digest": {"sha256": digest.strip_prefix("sha256:").unwrap()}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// DSSE's pre-authentication encoding of `payload`.
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
 fn spki(key: &SigningKey) -> Vec<u8> {
     key.verifying_key()
         .to_public_key_der()
@@ -273,12 +304,6 @@ impl TestSigstore {
     ) -> (String, String, String, String) {
         let (cert, key) = self.certificate(issuer, subject, o);
         let signature = sign_der(&key, payload);
-        let pem = |der: &[u8]| {
-            format!(
-                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-                b64(der)
-            )
-        };
         let body = json!({
             "apiVersion": "0.0.1",
             "kind": "hashedrekord",
@@ -286,9 +311,58 @@ impl TestSigstore {
                 "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sha256(payload))}},
                 "signature": {"content": b64(&signature), "publicKey": {"content": b64(pem(&cert).as_bytes())}}
             }
-        })
-        .to_string()
-        .into_bytes();
+        });
+        let bundle = self.rekor_annotation(&body, o);
+        (b64(&signature), pem(&cert), pem(&self.ca_der), bundle)
+    }
+
+    /// cosign 2's keyless attestation of image `digest` (`attest` without a key): the DSSE
+    /// envelope (JSON), the certificate and chain (PEM), and the Rekor bundle annotation (an
+    /// `intoto` 0.0.2 entry) — the `.att` layer and its annotations.
+    pub fn attest_legacy(
+        &self,
+        digest: &str,
+        issuer: &str,
+        subject: &str,
+        predicate_type: &str,
+        predicate: &Value,
+    ) -> (Vec<u8>, String, String, String) {
+        let o = Options::default();
+        let (cert, key) = self.certificate(issuer, subject, o);
+        let payload_type = "application/vnd.in-toto+json";
+        let statement = statement(digest, predicate_type, predicate);
+        let signature = sign_der(&key, &pae(payload_type, &statement));
+        let statement = String::from_utf8(statement).unwrap();
+        let envelope = json!({
+            "payloadType": payload_type,
+            "payload": b64(statement.as_bytes()),
+            "signatures": [{"keyid": "", "sig": b64(&signature)}],
+        });
+        let body = json!({
+            "apiVersion": "0.0.2",
+            "kind": "intoto",
+            "spec": {"content": {
+                "envelope": {
+                    "payloadType": payload_type,
+                    "payload": b64(b64(statement.as_bytes()).as_bytes()),
+                    "signatures": [{"sig": b64(b64(&signature).as_bytes()), "publicKey": b64(pem(&cert).as_bytes())}],
+                },
+                "payloadHash": {"algorithm": "sha256", "value": hex::encode(sha256(statement.as_bytes()))},
+            }}
+        });
+        let bundle = self.rekor_annotation(&body, o);
+        (
+            envelope.to_string().into_bytes(),
+            pem(&cert),
+            pem(&self.ca_der),
+            bundle,
+        )
+    }
+
+    /// cosign's `dev.sigstore.cosign/bundle` annotation for a log entry of `body`: the entry
+    /// as Rekor answered it, and its signed entry timestamp.
+    fn rekor_annotation(&self, body: &Value, o: Options) -> String {
+        let body = body.to_string().into_bytes();
         let log_id = hex::encode(sha256(&spki(&self.rekor)));
         let integrated = now() + o.logged;
         let set = sign_der(
@@ -299,16 +373,11 @@ impl TestSigstore {
             )
             .as_bytes(),
         );
-        let bundle = json!({
+        json!({
             "SignedEntryTimestamp": b64(&set),
             "Payload": {"body": b64(&body), "integratedTime": integrated, "logIndex": 0, "logID": log_id}
-        });
-        (
-            b64(&signature),
-            pem(&cert),
-            pem(&self.ca_der),
-            bundle.to_string(),
-        )
+        })
+        .to_string()
     }
 
     /// A cosign 3 signature bundle of image `digest` (`sha256:…`) by the identity
@@ -337,23 +406,9 @@ impl TestSigstore {
         o: Options,
     ) -> Vec<u8> {
         let (cert, key) = self.certificate(issuer, subject, o);
-        let hex = digest.strip_prefix("sha256:").unwrap();
-        let statement = json!({
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"name": "image", "digest": {"sha256": hex}}],
-            "predicateType": predicate_type,
-            "predicate": predicate
-        })
-        .to_string()
-        .into_bytes();
+        let statement = statement(digest, predicate_type, predicate);
         let payload_type = "application/vnd.in-toto+json";
-        let mut pae = format!(
-            "DSSEv1 {} {payload_type} {} ",
-            payload_type.len(),
-            statement.len()
-        )
-        .into_bytes();
-        pae.extend_from_slice(&statement);
+        let pae = pae(payload_type, &statement);
         let signature = sign_der(&key, &pae);
         json!({
             "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
