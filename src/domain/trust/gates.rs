@@ -130,7 +130,9 @@ impl Trust {
     }
 
     /// Records in the audit log (and so as a `PolicyRefused` event) a pull the feed's gate
-    /// refused.
+    /// refused — once a minute per caller and image on this node: each audit entry is a
+    /// metadata write, which empties every manifest cache, so a client retrying a refused
+    /// pull must not turn every pull of the registry into a cache miss.
     pub fn audit_refused_pull(
         &self,
         repo: &Repository,
@@ -138,12 +140,35 @@ impl Trust {
         actor: &str,
         why: &str,
     ) -> Result<(), Error> {
+        let now = self.clock.now();
+        {
+            let mut seen = self
+                .refusals_audited
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let key = format!("{actor}\n{repo}@{digest}");
+            if seen
+                .get(&key)
+                .is_some_and(|&at| now < at + REFUSAL_AUDIT_SECONDS)
+            {
+                return Ok(());
+            }
+            if seen.len() >= REFUSALS_REMEMBERED {
+                seen.retain(|_, at| now < *at + REFUSAL_AUDIT_SECONDS);
+            }
+            seen.insert(key, now);
+        }
         let mut entry = audit::entry(Kind::PolicyRefused, actor, repo.feed(), why.to_owned());
         entry.repository = Some(repo.to_string());
         entry.digest = Some(digest.to_owned());
         audit::append_alone(&*self.meta, &self.clock, entry).map(drop)
     }
 }
+
+/// A refused pull of the same image by the same caller is audited at most this often.
+const REFUSAL_AUDIT_SECONDS: u64 = 60;
+/// Beyond this many remembered refusals, the expired ones are forgotten.
+const REFUSALS_REMEMBERED: usize = 10_000;
 
 /// What a pull meets at a feed's pull gate.
 #[derive(Debug)]

@@ -105,6 +105,8 @@ pub struct Trust {
     meta: Arc<dyn Metadata>,
     blobs: Arc<dyn Blobs>,
     clock: Clock,
+    /// When each (caller, image) refused at a pull gate was last audited, in seconds.
+    refusals_audited: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 fn check_key_name(name: &str) -> Result<(), Error> {
@@ -136,7 +138,12 @@ fn info(name: String, k: &StoredKey) -> KeyInfo {
 
 impl Trust {
     pub(crate) fn new(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, clock: Clock) -> Self {
-        Self { meta, blobs, clock }
+        Self {
+            meta,
+            blobs,
+            clock,
+            refusals_audited: Arc::default(),
+        }
     }
 
     /// The trusted keys, by name.

@@ -69,11 +69,7 @@ pub async fn get(
             return Err(domain::Error::SignatureRefused(why.clone()).into());
         }
         Some((PullGate::Warn, why)) => {
-            // RFC 9111's persistent miscellaneous warning; quotes would end the text early.
-            res.insert_header((
-                "Warning",
-                format!("299 semdock \"{}\"", why.replace('"', "'")),
-            ));
+            res.insert_header(("Warning", warning(why)));
         }
         None => {}
     }
@@ -195,4 +191,32 @@ pub async fn delete(
     let actor = actor(principal.as_ref());
     blocking(move || reg.delete_manifest(&repo, &reference, &actor)).await?;
     Ok(HttpResponse::Accepted().finish())
+}
+
+/// RFC 9111's persistent miscellaneous warning carrying `why`: printable ASCII only, since a
+/// sentence may quote what a client uploaded (a certificate's names), and a header cannot
+/// carry control characters; a quote would end the text early.
+fn warning(why: &str) -> String {
+    let text: String = why
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            c if c == ' ' || c.is_ascii_graphic() => c,
+            _ => '?',
+        })
+        .collect();
+    format!("299 semdock \"{text}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_warning_is_a_valid_header_whatever_the_sentence_quotes() {
+        let w = super::warning("a certificate for \"x\r\nSet-Cookie: a=b\" from \u{e9}");
+        assert_eq!(
+            w,
+            "299 semdock \"a certificate for 'x??Set-Cookie: a=b' from ?\""
+        );
+        assert!(actix_web::http::header::HeaderValue::from_str(&w).is_ok());
+    }
 }
