@@ -279,7 +279,7 @@ fn schedule(
     outbound: &Arc<crate::clients::outbound::Outbound>,
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
-    let jobs: [(Option<Duration>, Job); 7] = [
+    let jobs: [(Option<Duration>, Job); 8] = [
         (Some(MEMORY_RELEASE), |_, _| release_memory()),
         (Some(UPLOAD_SWEEP), |r, c| {
             if let Err(e) = r.maintenance().expire_uploads(c.gc_options(false)) {
@@ -307,6 +307,11 @@ fn schedule(
                 Err(e) => tracing::error!(error = %e, "could not remove old audit entries"),
             },
         ),
+        (Some(SBOM_TICK), |r, _| {
+            if let Err(e) = r.scan_queued() {
+                tracing::error!(error = %e, "could not read queued images");
+            }
+        }),
         (Some(SYNC_TICK), |r, _| {
             if let Err(e) = r.connector().sync_due() {
                 tracing::error!(error = %e, "could not run connector syncs");
@@ -337,6 +342,10 @@ fn schedule(
     }
     handles
 }
+
+/// How often the queue of images to read for their SBOMs is looked at (a push only
+/// enqueues: reading the layers never slows it).
+const SBOM_TICK: Duration = Duration::from_secs(2);
 
 /// How often connector feeds are looked at for a sync that is due.
 const SYNC_TICK: Duration = Duration::from_secs(15);

@@ -270,12 +270,106 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// The vulnerability database: import OSV files (administrators), see what is imported.
+    Vulndb {
+        #[command(subcommand)]
+        action: VulndbAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// An image's vulnerabilities (`semdock vuln FEED/NAME:TAG`), its SBOM, and feeds'
+    /// vulnerability policies and exceptions.
+    #[command(args_conflicts_with_subcommands = true)]
+    Vuln {
+        #[command(subcommand)]
+        action: Option<VulnAction>,
+        /// FEED/NAME:TAG or FEED/NAME@DIGEST: show its vulnerabilities; exits 1 when it has
+        /// any at or above --fail-at.
+        image: Option<String>,
+        /// With an image: exit 1 when a finding is at or above this severity.
+        #[arg(long)]
+        fail_at: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Manage webhooks: endpoints told of pushes, promotions, deletions and refusals.
     Webhook {
         #[command(subcommand)]
         action: WebhookAction,
         #[command(flatten)]
         remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VulndbAction {
+    /// Import OSV files: a record's JSON, a JSON array of records, or a zip of records as
+    /// osv.dev exports them per ecosystem (`Debian/all.zip`).
+    Import {
+        /// The files, imported one after the other.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// The files imported and the database's epoch.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VulnAction {
+    /// An image's SBOM as semdock generated it (CycloneDX 1.6, or SPDX 2.3 with `--spdx`).
+    Sbom {
+        /// FEED/NAME:TAG or FEED/NAME@DIGEST.
+        image: String,
+        /// Write SPDX 2.3 JSON instead of CycloneDX.
+        #[arg(long)]
+        spdx: bool,
+    },
+    /// Show a feed's vulnerability policy, set it with --refuse-at, or remove it.
+    Policy {
+        /// The feed.
+        feed: String,
+        /// Refuse promotions of images with a finding at or above this severity
+        /// (critical, high, medium, low, negligible).
+        #[arg(long)]
+        refuse_at: Option<String>,
+        /// Count only findings that have a fixed version.
+        #[arg(long)]
+        fixable_only: bool,
+        /// Remove the policy and its exceptions.
+        #[arg(long, conflicts_with = "refuse_at")]
+        remove: bool,
+    },
+    /// Accept an advisory in a feed (audited), or withdraw it.
+    Exception {
+        #[command(subcommand)]
+        action: ExceptionAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExceptionAction {
+    /// Accept an advisory in a feed, with a reason; audited.
+    Add {
+        /// The feed.
+        feed: String,
+        /// The advisory id or an alias (CVE-…).
+        advisory: String,
+        /// Why it is accepted.
+        #[arg(long)]
+        reason: String,
+        /// Only for this package.
+        #[arg(long)]
+        package: Option<String>,
+        /// The last day it holds (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Withdraw a feed's exceptions for an advisory; audited.
+    Remove {
+        /// The feed.
+        feed: String,
+        /// The advisory id or alias the exception names.
+        advisory: String,
     },
 }
 

@@ -14,6 +14,7 @@ mod login;
 mod storage;
 mod target;
 mod trust;
+mod vulns;
 mod webhook;
 #[cfg(windows)]
 mod windows;
@@ -209,6 +210,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Webhook { action, remote } => webhook(&target(&config, &remote)?, action),
         Command::Trust { action, remote } => trust(&target(&config, &remote)?, action),
+        Command::Vulndb { action, remote } => vulns::vulndb(&target(&config, &remote)?, action),
+        command @ Command::Vuln { .. } => vulns::vuln(&config, command),
         Command::Verify { image, remote } => verify(
             &target(&config, &remote)?,
             &image,

@@ -28,6 +28,8 @@ pub struct Request {
     method: &'static str,
     path: String,
     body: Option<Value>,
+    /// A POST's body as bytes (a file), sent as `application/octet-stream`.
+    raw: Option<Vec<u8>>,
 }
 
 impl Request {
@@ -53,11 +55,19 @@ impl Request {
         )
     }
 
+    /// A POST of the bytes of a file.
+    pub fn upload(path: impl Into<String>, bytes: Vec<u8>) -> Self {
+        let mut request = Self::new("POST", path, None);
+        request.raw = Some(bytes);
+        request
+    }
+
     fn new(method: &'static str, path: impl Into<String>, body: Option<Value>) -> Self {
         Self {
             method,
             path: path.into(),
             body,
+            raw: None,
         }
     }
 }
@@ -148,7 +158,12 @@ impl Target {
         let Self::Remote { base, key } = self else {
             bail!("no server to call");
         };
-        let Request { method, path, body } = request;
+        let Request {
+            method,
+            path,
+            body,
+            raw,
+        } = request;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -159,7 +174,13 @@ impl Target {
             base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"))
         );
         let json = body.as_ref().map(Value::to_string).unwrap_or_default();
-        let mut res = match method {
+        let mut res = match (method, raw) {
+            ("POST", Some(bytes)) => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .content_type("application/octet-stream")
+                .send(&bytes[..]),
+            (method, _) => match method {
             "GET" => agent.get(&url).header("Authorization", &auth).call(),
             "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
             "POST" => agent
@@ -178,6 +199,7 @@ impl Target {
                 .content_type("application/json")
                 .send(json),
             _ => bail!("unsupported request {method} {path}"),
+            },
         }
         .with_context(|| {
             format!("cannot reach a server at {base}: is the address and port right, and is semdock running there?")

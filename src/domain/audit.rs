@@ -51,9 +51,13 @@ pub enum Kind {
     PolicyRefused,
     /// A trusted key was added or removed.
     TrustChanged,
+    /// OSV records were imported into the vulnerability database.
+    VulnDbImported,
+    /// A feed's vulnerability policy or its exceptions changed.
+    VulnPolicyChanged,
 }
 
-const KINDS: [(Kind, &str, &str); 27] = [
+const KINDS: [(Kind, &str, &str); 29] = [
     (Kind::Added, "added", "Added"),
     (Kind::TagMoved, "tag-moved", "TagMoved"),
     (
@@ -93,6 +97,12 @@ const KINDS: [(Kind, &str, &str); 27] = [
     (Kind::WebhookChanged, "webhook-changed", "WebhookChanged"),
     (Kind::PolicyRefused, "policy-refused", "PolicyRefused"),
     (Kind::TrustChanged, "trust-changed", "TrustChanged"),
+    (Kind::VulnDbImported, "vulndb-imported", "VulnDbImported"),
+    (
+        Kind::VulnPolicyChanged,
+        "vuln-policy-changed",
+        "VulnPolicyChanged",
+    ),
 ];
 
 /// Every kind's stored name, in the order the UI offers them.

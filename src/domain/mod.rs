@@ -16,6 +16,7 @@ pub mod stored_settings;
 pub mod tags;
 pub mod trust;
 pub mod versioning;
+pub mod vulns;
 pub mod webhooks;
 
 /// Why a directory, identity provider or upstream registry gave no answer, and which one.

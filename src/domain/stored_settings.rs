@@ -27,6 +27,13 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::trust::POLICIES,
         &super::trust::ROOTS,
         &super::trust::STORES,
+        &super::vulns::SBOMS,
+        &super::vulns::queue::QUEUE,
+        &super::vulns::db::ADVISORIES,
+        &super::vulns::db::BY_PACKAGE,
+        &super::vulns::db::EPOCH,
+        &super::vulns::db::SOURCES,
+        &super::vulns::gate::POLICIES,
     ]);
     all
 }
@@ -56,6 +63,75 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> Arc<dyn Metadata> {
         Arc::new(RedbMeta::open(&dir.join("meta.redb")).unwrap())
+    }
+
+    /// One value of each family of the vulnerability service.
+    fn one_of_each_vulns(w: &mut dyn MetaWrite) -> Result<(), crate::store::meta::MetaError> {
+        use super::super::vulns::{self, db, gate, osv, queue, sbom};
+        vulns::SBOMS.put(
+            w,
+            "sha256:00",
+            &sbom::Sbom {
+                image: "sha256:00".into(),
+                os: None,
+                packages: Vec::new(),
+                layer_bytes: 0,
+                referrer: None,
+            },
+        )?;
+        queue::QUEUE.put(
+            w,
+            "prod/web@sha256:01",
+            &queue::Item {
+                repository: "prod/web".into(),
+                digest: "sha256:01".into(),
+                enqueued_ms: 1,
+                lease_until_ms: 0,
+                attempts: 0,
+                failed: None,
+            },
+        )?;
+        let advisory = osv::Advisory {
+            id: "DSA-1".into(),
+            aliases: Vec::new(),
+            summary: None,
+            severity: osv::Severity::High,
+            score: None,
+            modified: String::new(),
+            withdrawn: false,
+            link: None,
+        };
+        db::ADVISORIES.put(
+            w,
+            "DSA-1",
+            &db::Stored {
+                advisory,
+                packages: vec!["Debian:12/glibc".into()],
+            },
+        )?;
+        db::BY_PACKAGE.put(w, "Debian:12/glibc", &Vec::new())?;
+        db::EPOCH.put(w, "", &1)?;
+        db::SOURCES.put(
+            w,
+            "a.zip",
+            &db::Source {
+                name: "a.zip".into(),
+                records: 1,
+                withdrawn: 0,
+                ecosystems: Vec::new(),
+                imported_ms: 1,
+                imported_by: "admin".into(),
+            },
+        )?;
+        gate::POLICIES.put(
+            w,
+            "prod",
+            &gate::VulnPolicy {
+                refuse_at: osv::Severity::High,
+                fixable_only: false,
+                exceptions: Vec::new(),
+            },
+        )
     }
 
     /// One value of every domain family, written through the family, as the services do.
@@ -137,6 +213,7 @@ mod tests {
                 on_pull: Some(super::super::trust::PullGate::Warn),
             },
         )?;
+        one_of_each_vulns(w)?;
         super::super::maintenance::backup::MIGRATED_FROM.put(w, "", &"old at 1".to_owned())?;
         super::super::auth::TOKEN_KEY.put(w, "", &vec![7; 32])?;
         super::super::auth::HASH_KEY.put(w, "", &vec![8; 32])?;

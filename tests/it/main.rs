@@ -31,4 +31,5 @@ mod ui;
 mod ui_browser;
 mod versioning;
 mod versioning_model;
+mod vulns;
 mod wire;

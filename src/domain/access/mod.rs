@@ -16,8 +16,10 @@
 //! call the operation. (lldap's `AccessControlledBackendHandler` is the model.)
 
 mod trust;
+mod vulns;
 
 pub use trust::{Signatures, TrustedKeys};
+pub use vulns::{VulnDb, Vulnerabilities};
 
 use std::collections::HashSet;
 use std::marker::PhantomData;

@@ -206,14 +206,17 @@ fn gated_signatures(
 }
 
 /// The rules of a promotion-only feed: sources from the permitted feeds only, and a
-/// referrer of the required artifact type on the image when one is required.
+/// referrer of the required artifact type on the image when one is required; and the
+/// feed's vulnerability policy.
 fn check_promotion_rules(
     w: &dyn crate::store::meta::MetaRead,
     feed: &crate::store::meta::FeedRecord,
     from: &Repository,
     to: &Repository,
     digest: &str,
+    now_ms: u64,
 ) -> Result<(), Error> {
+    crate::domain::vulns::gate::check_promotion(w, to.feed(), from.as_str(), digest, now_ms)?;
     if !feed.promotion_sources.is_empty()
         && from.feed() != to.feed()
         && !feed.promotion_sources.iter().any(|s| s == from.feed())
@@ -302,7 +305,7 @@ impl Registry {
                     "{from}:{from_ref} points at {digest}, not at the expected {expected}: it was moved since; promote {from}@{expected} to promote what was tested, or check `semdock history {from} --tag {from_ref}`"
                 )));
             }
-            check_promotion_rules(w, &feed, from, to, &digest)?;
+            check_promotion_rules(w, &feed, from, to, &digest, self.clock.now_ms())?;
             let verified_digest = verified.as_ref().map(|v| v.digest.as_str());
             let (gated, signature_tags) =
                 gated_signatures(&*w, from, from_ref, to, &digest, verified_digest)?;

@@ -232,6 +232,13 @@ impl Registry {
                 w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
             }
             self.trust.on_push(w, repo, &entering, actor)?;
+            crate::domain::vulns::queue::enqueue(
+                w,
+                name,
+                digest.as_str(),
+                &manifest,
+                self.clock.now_ms(),
+            )?;
             for tag in &tags {
                 tags::set(w, repo, &feed, tag.as_str(), digest.as_str(), &change)?;
             }

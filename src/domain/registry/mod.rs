@@ -75,6 +75,8 @@ pub struct Registry {
     webhooks: super::webhooks::Webhooks,
     /// Trusted keys, signature policies, verification.
     trust: super::trust::Trust,
+    /// SBOMs, the vulnerability database, reports and feeds' vulnerability policies.
+    vulns: super::vulns::Vulns,
     /// Connector feeds' clients, tag checks and fetches in flight.
     connectors: Arc<connector::Connectors>,
 }
@@ -117,6 +119,7 @@ impl Registry {
             maintenance: super::maintenance::State::new(meta.clone(), blobs.clone(), clock.clone()),
             webhooks: super::webhooks::Webhooks::new(meta.clone(), clock.clone()),
             trust: super::trust::Trust::new(meta.clone(), blobs.clone(), clock.clone()),
+            vulns: super::vulns::Vulns::new(meta.clone(), clock.clone()),
             meta,
             blobs,
             clock,
@@ -169,6 +172,12 @@ impl Registry {
     #[must_use]
     pub fn trust(&self) -> &super::trust::Trust {
         &self.trust
+    }
+
+    /// SBOMs, the vulnerability database and feeds' vulnerability policies.
+    #[must_use]
+    pub fn vulns(&self) -> &super::vulns::Vulns {
+        &self.vulns
     }
 
     /// The webhooks: endpoints, deliveries and redeliveries.

@@ -11,6 +11,7 @@ mod paging;
 mod storage;
 mod tags;
 mod trust;
+mod vulns;
 mod webhooks;
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
@@ -20,8 +21,10 @@ use utoipa::OpenApi;
 
 pub use audit::{AuditParams, jsonl_response};
 pub use error::ApiError;
+pub use tags::parse_reference;
 pub use tags::{PromoteArgs, do_promote, resolve_ref};
 pub use trust::verify_ref;
+pub use vulns::report_of;
 
 use dto::{
     CreatedUser, FeedInfo, FeedUpdate, KeyInfo, NewFeed, NewKey, NewKeyRequest, NewUser,
@@ -124,6 +127,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::delete().to(trust::remove_policy),
             )
             .route("/verify", web::get().to(trust::verify))
+            .route("/vulndb", web::get().to(vulns::database))
+            .route("/vulndb", web::post().to(vulns::import))
+            .route("/vulnerabilities", web::get().to(vulns::report))
+            .route("/sbom", web::get().to(vulns::sbom))
+            .route("/feeds/{feed}/vuln-policy", web::get().to(vulns::policy))
+            .route(
+                "/feeds/{feed}/vuln-policy",
+                web::put().to(vulns::set_policy),
+            )
+            .route(
+                "/feeds/{feed}/vuln-policy",
+                web::delete().to(vulns::remove_policy),
+            )
+            .route(
+                "/feeds/{feed}/vuln-policy/exceptions",
+                web::post().to(vulns::add_exception),
+            )
+            .route(
+                "/feeds/{feed}/vuln-policy/exceptions/{advisory}",
+                web::delete().to(vulns::remove_exception),
+            )
             .route("/audit", web::get().to(audit::audit))
             .route("/webhooks", web::get().to(webhooks::list))
             .route("/webhooks", web::post().to(webhooks::create))
@@ -186,6 +210,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
         trust::remove_policy, trust::verify, trust::list_roots, trust::add_root, trust::remove_root,
         trust::list_stores, trust::add_store, trust::remove_store,
+        vulns::import, vulns::database, vulns::report, vulns::sbom, vulns::policy,
+        vulns::set_policy, vulns::remove_policy, vulns::add_exception, vulns::remove_exception,
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
@@ -200,6 +226,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::EndpointChange, dto::Delivery, dto::Format,
         dto::TrustKey, dto::NewTrustKey, dto::SignaturePolicy, dto::Verification, dto::SignatureFinding,
         dto::PullGate, dto::Identity, dto::AttestationRule, dto::Attestation, dto::TrustRoot, dto::NewTrustRoot, dto::TrustStore, dto::NewTrustStore,
+        dto::Finding, dto::VulnReport, dto::VulnImport, dto::VulnSource, dto::VulnDb,
+        dto::VulnException, dto::VulnPolicy,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

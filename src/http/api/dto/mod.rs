@@ -9,6 +9,7 @@ mod feeds;
 mod storage;
 mod tags;
 mod trust;
+mod vulns;
 mod webhooks;
 
 pub use accounts::{
@@ -29,6 +30,7 @@ pub use trust::{
     Attestation, AttestationRule, Identity, NewTrustKey, NewTrustRoot, NewTrustStore, PullGate,
     SignatureFinding, SignaturePolicy, TrustKey, TrustRoot, TrustStore, Verification,
 };
+pub use vulns::{Finding, VulnDb, VulnException, VulnImport, VulnPolicy, VulnReport, VulnSource};
 pub use webhooks::{Delivery, EndpointChange, EndpointInfo, Format, NewEndpoint};
 
 /// `items` converted one by one.

@@ -1,0 +1,211 @@
+//! SBOMs, vulnerability reports, the vulnerability database and feeds' vulnerability
+//! policies, as the API sends them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::audit::rfc3339;
+use crate::domain::vulns::{self, db};
+
+/// One package at a version an advisory names.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Finding {
+    pub advisory: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `critical`, `high`, `medium`, `low`, `negligible` or `unknown`.
+    pub severity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub package: String,
+    /// `deb`, `apk`, `python`, `npm`, `cargo`, `maven`, …
+    pub kind: String,
+    pub installed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl From<vulns::Finding> for Finding {
+    fn from(f: vulns::Finding) -> Self {
+        Self {
+            advisory: f.advisory,
+            aliases: f.aliases,
+            severity: f.severity.to_string(),
+            summary: f.summary,
+            package: f.package,
+            kind: f.kind.as_str().to_owned(),
+            installed: f.installed,
+            fixed: f.fixed,
+            link: f.link,
+        }
+    }
+}
+
+/// An image's vulnerabilities now: its SBOM matched against the database.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VulnReport {
+    pub digest: String,
+    /// `pending` (queued or being read), `scanned`, `failed`, or `not-scanned` (an artifact).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The OS its `os-release` names (`debian 12`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    pub packages: usize,
+    /// The database epoch the findings come from.
+    pub database: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl From<vulns::Report> for VulnReport {
+    fn from(r: vulns::Report) -> Self {
+        Self {
+            digest: r.digest,
+            state: match r.state {
+                vulns::ScanState::Pending => "pending",
+                vulns::ScanState::Scanned => "scanned",
+                vulns::ScanState::Failed => "failed",
+                vulns::ScanState::NotScanned => "not-scanned",
+            }
+            .to_owned(),
+            error: r.error,
+            os: r.os.map(|o| format!("{} {}", o.id, o.version_id)),
+            packages: r.packages,
+            database: r.database,
+            findings: super::all(r.findings),
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VulnImport {
+    pub records: usize,
+    pub withdrawn: usize,
+    /// Distinct packages the records name.
+    pub packages: usize,
+    /// Entries that were not OSV records, with why.
+    pub skipped: Vec<String>,
+    /// The database epoch after it.
+    pub epoch: u64,
+}
+
+impl From<db::Imported> for VulnImport {
+    fn from(i: db::Imported) -> Self {
+        Self {
+            records: i.records,
+            withdrawn: i.withdrawn,
+            packages: i.packages,
+            skipped: i.skipped,
+            epoch: i.epoch,
+        }
+    }
+}
+
+/// One imported file.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VulnSource {
+    pub name: String,
+    pub records: usize,
+    pub withdrawn: usize,
+    pub ecosystems: Vec<String>,
+    /// RFC 3339.
+    pub imported: String,
+    pub imported_by: String,
+}
+
+/// The vulnerability database.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VulnDb {
+    pub epoch: u64,
+    pub sources: Vec<VulnSource>,
+}
+
+impl From<(u64, Vec<db::Source>)> for VulnDb {
+    fn from((epoch, sources): (u64, Vec<db::Source>)) -> Self {
+        Self {
+            epoch,
+            sources: sources
+                .into_iter()
+                .map(|s| VulnSource {
+                    name: s.name,
+                    records: s.records,
+                    withdrawn: s.withdrawn,
+                    ecosystems: s.ecosystems,
+                    imported: rfc3339(s.imported_ms),
+                    imported_by: s.imported_by,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An accepted advisory of a feed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VulnException {
+    /// The advisory id or an alias (`CVE-2024-…`).
+    pub advisory: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// The last day it holds, `YYYY-MM-DD` (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    pub reason: String,
+    #[serde(default)]
+    pub added_by: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub added: String,
+}
+
+impl From<vulns::Exception> for VulnException {
+    fn from(e: vulns::Exception) -> Self {
+        Self {
+            advisory: e.advisory,
+            package: e.package,
+            expires: e.expires,
+            reason: e.reason,
+            added_by: e.added_by,
+            added: rfc3339(e.added_ms),
+        }
+    }
+}
+
+impl From<VulnException> for vulns::Exception {
+    fn from(e: VulnException) -> Self {
+        Self {
+            advisory: e.advisory,
+            package: e.package,
+            expires: e.expires,
+            reason: e.reason,
+            added_by: String::new(),
+            added_ms: 0,
+        }
+    }
+}
+
+/// A feed's vulnerability policy: promotions of images with a finding at or above
+/// `refuse_at` are refused, except the accepted advisories.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VulnPolicy {
+    /// `critical`, `high`, `medium`, `low` or `negligible`.
+    pub refuse_at: String,
+    /// Count only findings that have a fixed version.
+    #[serde(default)]
+    pub fixable_only: bool,
+    #[serde(default)]
+    pub exceptions: Vec<VulnException>,
+}
+
+impl From<vulns::VulnPolicy> for VulnPolicy {
+    fn from(p: vulns::VulnPolicy) -> Self {
+        Self {
+            refuse_at: p.refuse_at.to_string(),
+            fixable_only: p.fixable_only,
+            exceptions: super::all(p.exceptions),
+        }
+    }
+}
