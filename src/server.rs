@@ -33,6 +33,7 @@ pub enum StartError {
 /// Opens the services in the configured data directory and creates the configured feeds.
 pub fn open(config: &Config) -> Result<Services, domain::Error> {
     let services = open_services(config, true)?;
+    services.registry.release_scan_leases()?;
     if let Some(d) = open_directory(config).map_err(domain::Error::Invalid)? {
         services.auth.set_directory(Arc::new(d));
     }

@@ -335,6 +335,9 @@ pub enum VulnAction {
         /// Count only findings that have a fixed version.
         #[arg(long)]
         fixable_only: bool,
+        /// Gate pulls too: `refuse` them (403) or `warn` (a `Warning` header).
+        #[arg(long, requires = "refuse_at", value_name = "refuse|warn", value_parser = ["refuse", "warn"])]
+        on_pull: Option<String>,
         /// Remove the policy and its exceptions.
         #[arg(long, conflicts_with = "refuse_at")]
         remove: bool,

@@ -5,7 +5,7 @@
 use super::*;
 use crate::domain::access::{FeedAdmin, Pull};
 use crate::domain::vulns::Severity;
-use crate::http::api::dto::{VulnDb, VulnException, VulnImport, VulnPolicy, VulnReport};
+use crate::http::api::dto::{self, VulnDb, VulnException, VulnImport, VulnPolicy, VulnReport};
 
 pub(super) fn vulndb(target: &Target, action: VulndbAction) -> anyhow::Result<()> {
     match action {
@@ -100,10 +100,18 @@ pub(super) fn vuln(config: &Config, command: Command) -> anyhow::Result<()> {
                 feed,
                 refuse_at,
                 fixable_only,
+                on_pull,
                 remove,
             }),
             _,
-        ) => policy(target, &feed, refuse_at.as_deref(), fixable_only, remove),
+        ) => policy(
+            target,
+            &feed,
+            refuse_at.as_deref(),
+            fixable_only,
+            on_pull.as_deref(),
+            remove,
+        ),
         (Some(VulnAction::Exception { action }), _) => exception(target, action),
     }
 }
@@ -179,12 +187,17 @@ fn show_policy(feed: &str, policy: Option<&VulnPolicy>) {
         return;
     };
     println!(
-        "feed {feed} refuses promotions of images with {} vulnerabilities{}",
+        "feed {feed} refuses promotions of images with {} vulnerabilities{}{}",
         p.refuse_at,
         if p.fixable_only {
             " that have a fix"
         } else {
             " or worse"
+        },
+        match p.on_pull {
+            Some(dto::PullGate::Refuse) => ", and pulls of them",
+            Some(dto::PullGate::Warn) => ", and warns at pulls of them",
+            None => "",
         }
     );
     for e in &p.exceptions {
@@ -208,6 +221,7 @@ fn policy(
     feed: &str,
     refuse_at: Option<&str>,
     fixable_only: bool,
+    on_pull: Option<&str>,
     remove: bool,
 ) -> anyhow::Result<()> {
     let path = format!("/feeds/{feed}/vuln-policy");
@@ -222,16 +236,21 @@ fn policy(
         return Ok(());
     }
     let shown: Option<VulnPolicy> = if let Some(at) = refuse_at {
-        let level = severity(at)?;
         let wanted = VulnPolicy {
-            refuse_at: level.to_string(),
+            refuse_at: severity(at)?.to_string(),
             fixable_only,
+            on_pull: match on_pull {
+                None => None,
+                Some("refuse") => Some(dto::PullGate::Refuse),
+                Some("warn") => Some(dto::PullGate::Warn),
+                Some(other) => bail!("--on-pull {other:?}: use refuse or warn"),
+            },
             exceptions: Vec::new(),
         };
         target.run(Request::send("PUT", &path, &wanted), |a| {
             Ok(a.feed::<FeedAdmin>(feed)?
                 .vulnerabilities()
-                .set_policy(Some((level, fixable_only)))?
+                .set_policy(Some(wanted.to_domain()?))?
                 .map(Into::into))
         })?
     } else {

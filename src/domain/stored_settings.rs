@@ -129,6 +129,7 @@ mod tests {
             &gate::VulnPolicy {
                 refuse_at: osv::Severity::High,
                 fixable_only: false,
+                on_pull: Some(super::super::trust::PullGate::Warn),
                 exceptions: Vec::new(),
             },
         )

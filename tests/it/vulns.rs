@@ -405,6 +405,296 @@ fn story(site: &Site) {
         audit.to_string().contains("setuid binaries removed"),
         "{audit}"
     );
+
+    // A pull gate: refused, then served with a warning; the SBOM itself is never gated.
+    run(&mut site.cli(&[
+        "vuln",
+        "policy",
+        "library",
+        "--refuse-at",
+        "high",
+        "--on-pull",
+        "refuse",
+    ]));
+    let pull = |reference: &str| {
+        site.http()
+            .get(&format!(
+                "{}/v2/library/app/manifests/{reference}",
+                site.base
+            ))
+            .header("Accept", OCI_MANIFEST)
+            .call()
+            .unwrap()
+    };
+    let mut refused = pull("1.0.0");
+    assert_eq!(refused.status(), 403);
+    let body = refused.body_mut().read_to_string().unwrap();
+    assert!(
+        body.contains("DENIED") && body.contains("DSA-5514-1"),
+        "{body}"
+    );
+    let sbom_manifest = sboms[0]["digest"].as_str().unwrap();
+    assert_eq!(pull(sbom_manifest).status(), 200);
+    run(&mut site.cli(&[
+        "vuln",
+        "policy",
+        "library",
+        "--refuse-at",
+        "high",
+        "--on-pull",
+        "warn",
+    ]));
+    let warned = pull("1.0.0");
+    assert_eq!(warned.status(), 200);
+    let warning = warned.headers()["warning"].to_str().unwrap().to_owned();
+    assert!(warning.contains("DSA-5514-1"), "{warning}");
+    run(&mut site.cli(&["vuln", "policy", "library", "--remove"]));
+    assert!(pull("1.0.0").headers().get("warning").is_none());
+}
+
+/// An OCI index over `children` (manifest digests and sizes), for linux/amd64 and arm64.
+fn index(children: &[(String, usize)]) -> Vec<u8> {
+    let platforms = ["amd64", "arm64"];
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": children.iter().zip(platforms).map(|((d, size), arch)| json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": size,
+            "platform": {"os": "linux", "architecture": arch},
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
+fn installed_debs() -> usize {
+    std::fs::read_to_string("/var/lib/dpkg/status")
+        .unwrap()
+        .split("\n\n")
+        .filter(|p| p.contains("Status: install ok installed"))
+        .count()
+}
+
+#[test]
+fn the_queue_survives_kill_9_and_every_platform_of_an_index_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = common::Server::start_in(&data, &[]);
+    let auth = basic("admin", &server.admin_password);
+    let site = Site {
+        base: server.url(""),
+        key: String::new(),
+        auth,
+    };
+    let status = std::fs::read("/var/lib/dpkg/status").unwrap();
+    let amd64 = vec![gzip(&tar(&[
+        ("var/lib/dpkg/status".into(), status),
+        (
+            "etc/os-release".into(),
+            std::fs::read("/etc/os-release").unwrap(),
+        ),
+    ]))];
+    let lock =
+        br#"{"lockfileVersion":3,"packages":{"":{},"node_modules/jose":{"version":"4.15.9"}}}"#;
+    let arm64 = vec![gzip(&tar(&[(
+        "app/package-lock.json".into(),
+        lock.to_vec(),
+    )]))];
+    let a = site.push("library/multi", "amd64", &amd64);
+    let b = site.push("library/multi", "arm64", &arm64);
+    let length_of = |d: &str| {
+        let mut res = site
+            .http()
+            .get(&format!("{}/v2/library/multi/manifests/{d}", site.base))
+            .header("Accept", OCI_MANIFEST)
+            .call()
+            .unwrap();
+        res.body_mut().read_to_vec().unwrap().len()
+    };
+    let body = index(&[(a.clone(), length_of(&a)), (b.clone(), length_of(&b))]);
+    let res = site
+        .http()
+        .put(&format!("{}/v2/library/multi/manifests/1.0.0", site.base))
+        .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // Killed right after the pushes were acknowledged: the queue is in the metadata store.
+    server.kill9();
+    let server = common::Server::start_in(&data, &[]);
+    let site = Site {
+        base: server.url(""),
+        key: String::new(),
+        auth: site.auth,
+    };
+    let started = Instant::now();
+    let report = loop {
+        let (status, report) = site.get("/api/v1/vulnerabilities?ref=library/multi:1.0.0");
+        assert_eq!(status, 200, "{report}");
+        if report["state"] == "scanned" && report["packages"].as_u64() > Some(1) {
+            break report;
+        }
+        assert!(started.elapsed() < Duration::from_mins(1), "{report}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        report["packages"].as_u64(),
+        Some(installed_debs() as u64 + 1),
+        "both platforms: {report}"
+    );
+    for (child, wanted) in [(&a, "libc6"), (&b, "jose")] {
+        let (status, sbom) = site.get(&format!("/api/v1/sbom?ref=library/multi@{child}"));
+        assert_eq!(status, 200);
+        assert!(sbom.to_string().contains(wanted));
+        let (_, referrers) = site.get(&format!("/v2/library/multi/referrers/{child}"));
+        assert_eq!(
+            referrers["manifests"].as_array().unwrap().len(),
+            1,
+            "one SBOM, even if read twice"
+        );
+    }
+}
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Uploads `parts` (in order) as one blob of `repo` in `PATCH` requests, to be published as `digest`.
+fn upload_in_patches<'a>(
+    site: &Site,
+    repo: &str,
+    parts: impl Iterator<Item = &'a [u8]>,
+    digest: &Digest,
+) {
+    let mut res = site
+        .http()
+        .post(&format!("{}/v2/{repo}/blobs/uploads/", site.base))
+        .send_empty()
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let _ = res.body_mut().read_to_string();
+    let mut location = res.headers()["location"].to_str().unwrap().to_owned();
+    let mut offset = 0u64;
+    for bytes in parts {
+        let res = site
+            .http()
+            .patch(&format!("{}{location}", site.base))
+            .header("Content-Type", "application/octet-stream")
+            .header(
+                "Content-Range",
+                &format!("{offset}-{}", offset + bytes.len() as u64 - 1),
+            )
+            .send(bytes)
+            .unwrap();
+        assert_eq!(res.status(), 202);
+        offset += bytes.len() as u64;
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .clone_into(&mut location);
+    }
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let res = site
+        .http()
+        .put(&format!("{}{location}{sep}digest={digest}", site.base))
+        .send_empty()
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+#[test]
+fn a_two_gib_layer_is_read_in_bounded_memory() {
+    const SIZE: u64 = 2 << 30;
+    let server = common::Server::start();
+    let site = Site {
+        base: server.url(""),
+        key: String::new(),
+        auth: basic("admin", &server.admin_password),
+    };
+    // One uncompressed layer: a 2 GiB file, then dpkg's status (read only at the end).
+    let status = std::fs::read("/var/lib/dpkg/status").unwrap();
+    let mut head = ::tar::Header::new_gnu();
+    head.set_path("srv/big.bin").unwrap();
+    head.set_size(SIZE);
+    head.set_mode(0o644);
+    head.set_cksum();
+    let mut tail = ::tar::Builder::new(Vec::new());
+    let mut h = ::tar::Header::new_gnu();
+    h.set_size(status.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tail.append_data(&mut h, "var/lib/dpkg/status", &status[..])
+        .unwrap();
+    let tail = tail.into_inner().unwrap();
+    let chunk = vec![0x5au8; 16 << 20];
+    let chunks = usize::try_from(SIZE / chunk.len() as u64).unwrap();
+    let parts = || {
+        std::iter::once(head.as_bytes().as_slice())
+            .chain(std::iter::repeat_n(chunk.as_slice(), chunks))
+            .chain(std::iter::once(tail.as_slice()))
+    };
+    let mut hasher = semdock::model::Algorithm::Sha256.hasher();
+    for part in parts() {
+        hasher.update(part);
+    }
+    let digest = hasher.finish();
+    let len: u64 = parts().map(|p| p.len() as u64).sum();
+    upload_in_patches(&site, "library/big", parts(), &digest);
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let res = site
+        .http()
+        .post(&format!(
+            "{}/v2/library/big/blobs/uploads/?digest={}",
+            site.base,
+            Digest::of(config)
+        ))
+        .send(&config[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(config).as_str(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest.as_str(), "size": len}],
+    }))
+    .unwrap();
+    let pid = server.child.id();
+    let before = rss_kib(pid);
+    let res = site
+        .http()
+        .put(&format!("{}/v2/library/big/manifests/1", site.base))
+        .header("Content-Type", OCI_MANIFEST)
+        .send(&manifest[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut peak = before;
+    let started = Instant::now();
+    let sbom = loop {
+        peak = peak.max(rss_kib(pid));
+        let (status, body) = site.get("/api/v1/sbom?ref=library/big:1");
+        if status == 200 {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_mins(5),
+            "no SBOM for the 2 GiB layer"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        sbom.to_string().contains("libc6"),
+        "the status file after 2 GiB was read"
+    );
+    let grew = peak.saturating_sub(before);
+    eprintln!("RSS before the read {before} KiB, peak during it {peak} KiB (+{grew} KiB)");
+    assert!(
+        grew < 24 << 10,
+        "reading a 2 GiB layer raised RSS by {grew} KiB"
+    );
 }
 
 #[test]

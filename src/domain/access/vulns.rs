@@ -5,7 +5,7 @@
 use super::{Admin, Feed, FeedAdmin, Pull};
 use crate::domain::Error;
 use crate::domain::vulns::db::{Imported, Source};
-use crate::domain::vulns::{Exception, Report, Sbom, Severity, VulnPolicy};
+use crate::domain::vulns::{Exception, Report, Sbom, VulnPolicy};
 use crate::model::{Digest, Repository};
 
 /// The vulnerability database, for an administrator (`admin.vulndb()`).
@@ -73,12 +73,12 @@ impl Vulnerabilities<'_, Pull> {
 }
 
 impl Vulnerabilities<'_, FeedAdmin> {
-    /// Sets the feed's policy (`Some((refuse_at, fixable_only))`) or removes it.
-    pub fn set_policy(&self, rule: Option<(Severity, bool)>) -> Result<Option<VulnPolicy>, Error> {
+    /// Sets the feed's policy (its exceptions kept) or removes it.
+    pub fn set_policy(&self, policy: Option<VulnPolicy>) -> Result<Option<VulnPolicy>, Error> {
         self.feed
             .registry()
             .vulns()
-            .set_policy(&self.feed.name, rule, self.feed.access.actor())
+            .set_policy(&self.feed.name, policy, self.feed.access.actor())
     }
 
     pub fn add_exception(&self, exception: Exception) -> Result<Option<VulnPolicy>, Error> {

@@ -289,7 +289,18 @@ impl Registry {
         let record = r
             .manifest(repo.as_str(), digest.as_str())?
             .ok_or_else(|| manifest_unknown(repo, reference))?;
-        let gate = self.trust.at_pull(&*r, repo, digest.as_str(), &record)?;
+        let mut gate = self.trust.at_pull(&*r, repo, digest.as_str(), &record)?;
+        if matches!(gate, AtPull::Open)
+            && let Some((pull_gate, why)) = crate::domain::vulns::gate::at_pull(
+                &*r,
+                repo.as_str(),
+                repo.feed(),
+                digest.as_str(),
+                self.clock.now_ms(),
+            )?
+        {
+            gate = AtPull::Refused(pull_gate, why);
+        }
         drop(r);
         // A verdict reached now is recorded; the manifest is cached on the next read, which
         // finds it (the write moved the generation this read started at).

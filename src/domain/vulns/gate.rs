@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Finding, ScanState, Severity, Vulns};
 use crate::domain::Error;
 use crate::domain::audit::{self, Kind};
+use crate::domain::trust::PullGate;
 use crate::store::meta::MetaRead;
 use crate::store::meta::settings::{Family, Json};
 
@@ -24,6 +25,10 @@ pub struct VulnPolicy {
     /// Count only findings with a fixed version.
     #[serde(default)]
     pub fixable_only: bool,
+    /// What a pull of an image the policy refuses gets (refused, or served with a
+    /// `Warning`); `None`: pulls are not gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_pull: Option<PullGate>,
     #[serde(default)]
     pub exceptions: Vec<Exception>,
 }
@@ -117,10 +122,57 @@ pub fn check_promotion(
             )));
         }
     }
+    match refusal(
+        &policy,
+        &report.findings,
+        feed,
+        &format!("{from}@{digest}"),
+        now_ms,
+    ) {
+        Some(why) => Err(Error::PolicyRefused(why)),
+        None => Ok(()),
+    }
+}
+
+/// What a pull of `repo@digest` meets at its feed's vulnerability policy, read in `r`:
+/// `None` when it passes, has not been read yet, or the feed does not gate pulls.
+pub fn at_pull(
+    r: &(impl MetaRead + ?Sized),
+    repo: &str,
+    feed: &str,
+    digest: &str,
+    now_ms: u64,
+) -> Result<Option<(PullGate, String)>, Error> {
+    let Some(policy) = POLICIES.get(r, feed)? else {
+        return Ok(None);
+    };
+    let Some(gate) = policy.on_pull else {
+        return Ok(None);
+    };
+    let report = super::report_in(r, repo, digest)?;
+    Ok(refusal(
+        &policy,
+        &report.findings,
+        feed,
+        &format!("{repo}@{digest}"),
+        now_ms,
+    )
+    .map(|why| (gate, why)))
+}
+
+/// The sentence of a refusal of `image` by `policy`, naming its worst findings; `None`
+/// when the policy refuses none of `findings`.
+fn refusal(
+    policy: &VulnPolicy,
+    findings: &[Finding],
+    feed: &str,
+    image: &str,
+    now_ms: u64,
+) -> Option<String> {
     let today = day(now_ms);
-    let refused = refused(&policy, &report.findings, &today);
+    let refused = refused(policy, findings, &today);
     if refused.is_empty() {
-        return Ok(());
+        return None;
     }
     let worst: Vec<String> = refused
         .iter()
@@ -139,8 +191,8 @@ pub fn check_promotion(
             )
         })
         .collect();
-    Err(Error::PolicyRefused(format!(
-        "feed {feed:?} refuses images with {} vulnerabilities{}, and {from}@{digest} has {}: {}{}; fix them, or accept one with `semdock vuln exception add {feed} ADVISORY --reason … [--expires YYYY-MM-DD]`",
+    Some(format!(
+        "feed {feed:?} refuses images with {} vulnerabilities{}, and {image} has {}: {}{}; fix them, or accept one with `semdock vuln exception add {feed} ADVISORY --reason … [--expires YYYY-MM-DD]`",
         policy.refuse_at,
         if policy.fixable_only {
             " that have a fix"
@@ -150,7 +202,7 @@ pub fn check_promotion(
         refused.len(),
         worst.join("; "),
         if refused.len() > 3 { " …" } else { "" }
-    )))
+    ))
 }
 
 impl Vulns {
@@ -159,34 +211,36 @@ impl Vulns {
         Ok(POLICIES.get(&*self.meta.read()?, feed)?)
     }
 
-    /// Sets (`Some`) or removes feed `feed`'s policy, keeping its exceptions; audited.
+    /// Sets (`Some`) or removes feed `feed`'s policy; a policy set keeps the feed's
+    /// exceptions (they change one by one); audited.
     pub fn set_policy(
         &self,
         feed: &str,
-        rule: Option<(Severity, bool)>,
+        wanted: Option<VulnPolicy>,
         actor: &str,
     ) -> Result<Option<VulnPolicy>, Error> {
         self.change(feed, actor, |policy| {
-            let Some((refuse_at, fixable_only)) = rule else {
+            let Some(mut wanted) = wanted else {
                 *policy = None;
                 return Ok("vulnerability policy removed".to_owned());
             };
-            {
-                let exceptions = policy.take().map(|p| p.exceptions).unwrap_or_default();
-                *policy = Some(VulnPolicy {
-                    refuse_at,
-                    fixable_only,
-                    exceptions,
-                });
-                Ok(format!(
-                    "vulnerability policy: refuse {refuse_at}{}",
-                    if fixable_only {
-                        " with a fix"
-                    } else {
-                        " or worse"
-                    }
-                ))
-            }
+            wanted.exceptions = policy.take().map(|p| p.exceptions).unwrap_or_default();
+            let said = format!(
+                "vulnerability policy: refuse promotions with {}{}{}",
+                wanted.refuse_at,
+                if wanted.fixable_only {
+                    " with a fix"
+                } else {
+                    " or worse"
+                },
+                match wanted.on_pull {
+                    Some(PullGate::Refuse) => ", and pulls",
+                    Some(PullGate::Warn) => ", and warn at pulls",
+                    None => "",
+                }
+            );
+            *policy = Some(wanted);
+            Ok(said)
         })
     }
 
@@ -309,6 +363,7 @@ mod tests {
         let mut policy = VulnPolicy {
             refuse_at: Severity::High,
             fixable_only: false,
+            on_pull: None,
             exceptions: vec![],
         };
         let findings = [

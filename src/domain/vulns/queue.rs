@@ -97,6 +97,30 @@ pub fn waiting(r: &(impl MetaRead + ?Sized)) -> Result<Vec<Item>, Error> {
 }
 
 impl Registry {
+    /// At a start on storage no other node shares, the leases in the queue are this node's
+    /// own, from before a crash: released, so the images are read now rather than when
+    /// their leases run out. (Nodes of a cluster wait for a dead node's leases to expire.)
+    pub fn release_scan_leases(&self) -> Result<(), Error> {
+        if self.blobs.shared() {
+            return Ok(());
+        }
+        let held: Vec<(String, Item)> = QUEUE
+            .all(&*self.meta.read()?)?
+            .into_iter()
+            .filter(|(_, i)| i.lease_until_ms > 0)
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.meta.write(|w| -> Result<(), Error> {
+            for (key, mut item) in held {
+                item.lease_until_ms = 0;
+                QUEUE.put(w, &key, &item)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Claims and reads queued images until none is left to claim; answers how many it read.
     pub fn scan_queued(&self) -> Result<usize, Error> {
         let mut done = 0;

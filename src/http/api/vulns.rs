@@ -167,18 +167,12 @@ pub async fn set_policy(
     path: web::Path<String>,
     body: web::Json<VulnPolicy>,
 ) -> Result<HttpResponse, ApiError> {
-    let wanted = body.into_inner();
-    let refuse_at = vulns::Severity::parse(&wanted.refuse_at).ok_or_else(|| {
-        domain::Error::Invalid(format!(
-            "refuse_at {:?} is not a severity: use critical, high, medium, low or negligible",
-            wanted.refuse_at
-        ))
-    })?;
+    let wanted = body.into_inner().to_domain()?;
     let policy = run(move || {
         access
             .feed::<FeedAdmin>(&path)?
             .vulnerabilities()
-            .set_policy(Some((refuse_at, wanted.fixable_only)))
+            .set_policy(Some(wanted))
     })
     .await?;
     Ok(HttpResponse::Ok().json(policy.map(VulnPolicy::from)))

@@ -196,8 +196,30 @@ pub struct VulnPolicy {
     /// Count only findings that have a fixed version.
     #[serde(default)]
     pub fixable_only: bool,
+    /// What a pull of an image the policy refuses gets; absent: pulls are not gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_pull: Option<super::PullGate>,
+    /// Read only: exceptions change through `/exceptions`.
     #[serde(default)]
     pub exceptions: Vec<VulnException>,
+}
+
+impl VulnPolicy {
+    /// The policy as the domain keeps it (without exceptions, which are kept apart).
+    pub fn to_domain(&self) -> Result<vulns::VulnPolicy, crate::domain::Error> {
+        let refuse_at = vulns::Severity::parse(&self.refuse_at).ok_or_else(|| {
+            crate::domain::Error::Invalid(format!(
+                "refuse_at {:?} is not a severity: use critical, high, medium, low or negligible",
+                self.refuse_at
+            ))
+        })?;
+        Ok(vulns::VulnPolicy {
+            refuse_at,
+            fixable_only: self.fixable_only,
+            on_pull: self.on_pull.map(Into::into),
+            exceptions: Vec::new(),
+        })
+    }
 }
 
 impl From<vulns::VulnPolicy> for VulnPolicy {
@@ -205,6 +227,7 @@ impl From<vulns::VulnPolicy> for VulnPolicy {
         Self {
             refuse_at: p.refuse_at.to_string(),
             fixable_only: p.fixable_only,
+            on_pull: p.on_pull.map(Into::into),
             exceptions: super::all(p.exceptions),
         }
     }
