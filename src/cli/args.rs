@@ -316,6 +316,12 @@ pub enum VulndbAction {
 
 #[derive(Debug, Subcommand)]
 pub enum VulnAction {
+    /// Every repository and released version an advisory affects, per feed, and the version
+    /// that fixes it (`semdock vuln affected CVE-2023-4911`).
+    Affected {
+        /// An advisory id or alias.
+        advisory: String,
+    },
     /// An image's SBOM as semdock generated it (CycloneDX 1.6, or SPDX 2.3 with `--spdx`).
     Sbom {
         /// FEED/NAME:TAG or FEED/NAME@DIGEST.

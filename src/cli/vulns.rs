@@ -5,7 +5,9 @@
 use super::*;
 use crate::domain::access::{FeedAdmin, Pull};
 use crate::domain::vulns::Severity;
-use crate::http::api::dto::{self, VulnDb, VulnException, VulnImport, VulnPolicy, VulnReport};
+use crate::http::api::dto::{
+    self, AffectedReport, VulnDb, VulnException, VulnImport, VulnPolicy, VulnReport,
+};
 
 pub(super) fn vulndb(target: &Target, action: VulndbAction) -> anyhow::Result<()> {
     match action {
@@ -113,6 +115,7 @@ pub(super) fn vuln(config: &Config, command: Command) -> anyhow::Result<()> {
             remove,
         ),
         (Some(VulnAction::Exception { action }), _) => exception(target, action),
+        (Some(VulnAction::Affected { advisory }), _) => affected(target, &advisory),
     }
 }
 
@@ -302,6 +305,49 @@ fn exception(target: &Target, action: ExceptionAction) -> anyhow::Result<()> {
             })?;
             println!("feed {feed}: exception for {advisory} withdrawn");
         }
+    }
+    Ok(())
+}
+
+fn affected(target: &Target, advisory: &str) -> anyhow::Result<()> {
+    let query = serde_urlencoded::to_string([("id", advisory)])?;
+    let found: AffectedReport = target.run(
+        Request::get(format!("/vulnerabilities/affected?{query}")),
+        |a| Ok(a.vulnerable(advisory)?.into()),
+    )?;
+    println!(
+        "{} ({}){}{}",
+        found.advisory,
+        found.severity,
+        if found.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(", also {}", found.aliases.join(", "))
+        },
+        found
+            .summary
+            .as_deref()
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default()
+    );
+    if found.repositories.is_empty() {
+        println!("  no released version you can see carries it");
+    }
+    for r in &found.repositories {
+        println!(
+            "  {} {}{} — {}",
+            r.repository,
+            r.versions.join(", "),
+            if r.tags.is_empty() {
+                String::new()
+            } else {
+                format!(" (and {})", r.tags.join(", "))
+            },
+            r.fixed_in.as_deref().map_or_else(
+                || "no fixed version yet".to_owned(),
+                |f| format!("fixed in {f}")
+            )
+        );
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::vulns::db::ADVISORIES,
         &super::vulns::db::BY_PACKAGE,
         &super::vulns::db::EPOCH,
+        &super::vulns::db::ALIASES,
         &super::vulns::db::SOURCES,
         &super::vulns::gate::POLICIES,
     ]);
@@ -111,6 +112,7 @@ mod tests {
         )?;
         db::BY_PACKAGE.put(w, "Debian:12/glibc", &Vec::new())?;
         db::EPOCH.put(w, "", &1)?;
+        db::ALIASES.put(w, "CVE-2023-4911", &vec!["DSA-1".to_owned()])?;
         db::SOURCES.put(
             w,
             "a.zip",

@@ -138,6 +138,7 @@ fn rows() -> Vec<Row> {
         r("GET", "/api/v1/vulndb", "/api/v1/vulndb", None, Admin),
         r("POST", "/api/v1/vulndb", "/api/v1/vulndb?name=none.json", Some(Bytes(b"{}")), Admin),
         r("GET", "/api/v1/vulnerabilities", "/api/v1/vulnerabilities?ref=library/app:1", None, Feed(Action::Pull)),
+        r("GET", "/api/v1/vulnerabilities/affected", "/api/v1/vulnerabilities/affected?id=CVE-0-0", None, Login),
         r("GET", "/api/v1/sbom", "/api/v1/sbom?ref=library/app:1", None, Feed(Action::Pull)),
         r("GET", "/api/v1/feeds/{feed}/vuln-policy", "/api/v1/feeds/library/vuln-policy", None, Feed(Action::Pull)),
         r("PUT", "/api/v1/feeds/{feed}/vuln-policy", "/api/v1/feeds/library/vuln-policy", Some(Json(json!({"refuse_at": "critical"}))), Feed(Action::Admin)),

@@ -230,6 +230,19 @@ fn admin_key(base: &str, auth: &str) -> String {
     v["key"].as_str().unwrap().to_owned()
 }
 
+/// Waits until image `reference` has been read.
+fn wait_scanned(site: &Site, reference: &str) {
+    let started = Instant::now();
+    loop {
+        let (_, report) = site.get(&format!("/api/v1/vulnerabilities?ref={reference}"));
+        if report["state"] == "scanned" {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_mins(1), "{report}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The whole story on one registry.
 #[allow(clippy::too_many_lines)]
 fn story(site: &Site) {
@@ -394,6 +407,33 @@ fn story(site: &Site) {
     assert_eq!(status, 200, "{policy}");
     let (status, promoted) = site.send("POST", "/api/v1/promotions", &promote);
     assert_eq!(status, 200, "{promoted}");
+
+    // Which released versions carry it, and which version fixes it: 1.1.0 has this
+    // machine's own (current) glibc.
+    let fixed = gzip(&tar(&[
+        (
+            "var/lib/dpkg/status".into(),
+            std::fs::read("/var/lib/dpkg/status").unwrap(),
+        ),
+        (
+            "etc/os-release".into(),
+            std::fs::read("/etc/os-release").unwrap(),
+        ),
+    ]));
+    site.push("library/app", "1.1.0", &[fixed]);
+    wait_scanned(site, "library/app:1.1.0");
+    let out = run(&mut site.cli(&["vuln", "affected", "CVE-2023-4911"]));
+    assert!(out.contains("CVE-2023-4911 (high), also DSA-5514-1"), "{out}");
+    assert!(
+        out.contains("library/app 1.0.0 — fixed in library/app:1.1.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("prod/app 1.0.0 — fixed in library/app:1.1.0"),
+        "{out}"
+    );
+    let (status, _) = site.get("/api/v1/vulnerabilities/affected?id=CVE-1999-0001");
+    assert_eq!(status, 404);
     let (status, bad) = site.send(
         "POST",
         "/api/v1/feeds/prod/vuln-policy/exceptions",

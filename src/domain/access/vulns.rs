@@ -4,6 +4,7 @@
 
 use super::{Admin, Feed, FeedAdmin, Pull};
 use crate::domain::Error;
+use crate::domain::vulns::affected::Affected;
 use crate::domain::vulns::db::{Imported, Source};
 use crate::domain::vulns::{Exception, Report, Sbom, VulnPolicy};
 use crate::model::{Digest, Repository};
@@ -36,6 +37,20 @@ impl VulnDb<'_> {
     /// The database's epoch and the files imported.
     pub fn sources(&self) -> Result<(u64, Vec<Source>), Error> {
         self.admin.registry().vulns().sources()
+    }
+}
+
+impl super::Access {
+    /// Where advisory `id` is among the repositories the caller may pull from (any
+    /// authenticated caller).
+    pub fn vulnerable(&self, id: &str) -> Result<Affected, Error> {
+        if self.caller.is_none() {
+            return Err(Error::Unauthenticated);
+        }
+        let visible = self.visible()?;
+        self.registry
+            .vulns()
+            .affected(id, &|feed| visible.contains(feed))
     }
 }
 

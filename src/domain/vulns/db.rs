@@ -19,6 +19,9 @@ pub(crate) const ADVISORIES: Family<Json<Stored>> = Family::keyed("vuln-advisory
 /// `ecosystem/name` → every advisory's ranges for that package.
 pub(crate) const BY_PACKAGE: Family<Json<Vec<Affected>>> =
     Family::keyed("vuln-package:", "advisories of a package");
+/// An alias (upper case: `CVE-2023-4911`) → the advisories that name it.
+pub(crate) const ALIASES: Family<Json<Vec<String>>> =
+    Family::keyed("vuln-alias:", "advisories of an alias");
 /// Moves with every import: reports name the database they were matched against.
 pub(crate) const EPOCH: Family<Counter> =
     Family::single("vulndb-epoch", "vulnerability database epoch");
@@ -190,6 +193,14 @@ impl Vulns {
                 }
                 for a in &advisories {
                     ADVISORIES.put(w, &a.id, a)?;
+                    for alias in &a.aliases {
+                        let key = alias.to_ascii_uppercase();
+                        let mut ids = ALIASES.get(w, &key)?.unwrap_or_default();
+                        if !ids.contains(&a.id) {
+                            ids.push(a.id.clone());
+                            ALIASES.put(w, &key, &ids)?;
+                        }
+                    }
                 }
                 Ok(())
             })?;

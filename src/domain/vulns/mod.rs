@@ -11,6 +11,7 @@
 //! - `gate`: a feed's vulnerability policy (refuse promotions of images with findings at or
 //!   above a severity, with exceptions that expire).
 
+pub mod affected;
 pub mod db;
 pub mod gate;
 pub mod osv;

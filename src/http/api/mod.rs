@@ -130,6 +130,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/vulndb", web::get().to(vulns::database))
             .route("/vulndb", web::post().to(vulns::import))
             .route("/vulnerabilities", web::get().to(vulns::report))
+            .route("/vulnerabilities/affected", web::get().to(vulns::affected))
             .route("/sbom", web::get().to(vulns::sbom))
             .route("/feeds/{feed}/vuln-policy", web::get().to(vulns::policy))
             .route(
@@ -210,7 +211,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
         trust::remove_policy, trust::verify, trust::list_roots, trust::add_root, trust::remove_root,
         trust::list_stores, trust::add_store, trust::remove_store,
-        vulns::import, vulns::database, vulns::report, vulns::sbom, vulns::policy,
+        vulns::import, vulns::database, vulns::report, vulns::affected, vulns::sbom, vulns::policy,
         vulns::set_policy, vulns::remove_policy, vulns::add_exception, vulns::remove_exception,
     ),
     components(schemas(
@@ -227,7 +228,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::TrustKey, dto::NewTrustKey, dto::SignaturePolicy, dto::Verification, dto::SignatureFinding,
         dto::PullGate, dto::Identity, dto::AttestationRule, dto::Attestation, dto::TrustRoot, dto::NewTrustRoot, dto::TrustStore, dto::NewTrustStore,
         dto::Finding, dto::VulnReport, dto::VulnImport, dto::VulnSource, dto::VulnDb,
-        dto::VulnException, dto::VulnPolicy,
+        dto::VulnException, dto::VulnPolicy, dto::AffectedReport, dto::AffectedRepository,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

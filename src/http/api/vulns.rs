@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::dto::{VulnDb, VulnException, VulnImport, VulnPolicy, VulnReport};
+use super::dto::{AffectedReport, VulnDb, VulnException, VulnImport, VulnPolicy, VulnReport};
 use super::error::ErrorBody;
 use super::tags::parse_reference;
 use super::{Api, ApiError, run};
@@ -104,6 +104,27 @@ pub fn report_of(
     let feed = access.feed::<Pull>(r.repository.feed())?;
     let found = feed.manifest(&r.repository, &r.reference())?;
     feed.vulnerabilities().report(&r.repository, &found.digest)
+}
+
+/// `?id=` of an advisory.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AdvisoryQuery {
+    /// An advisory id or alias (`CVE-2023-4911`, `DSA-5514-1`).
+    pub id: String,
+}
+
+/// Where an advisory is: every repository the caller may pull from with versions it
+/// affects, and the lowest higher version that fixes it (any authenticated caller).
+#[utoipa::path(get, path = "/api/v1/vulnerabilities/affected", params(AdvisoryQuery),
+    responses((status = 200, body = AffectedReport), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn affected(
+    Api(access): Api,
+    query: web::Query<AdvisoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = query.into_inner().id;
+    let found = run(move || access.vulnerable(&id)).await?;
+    Ok(HttpResponse::Ok().json(AffectedReport::from(found)))
 }
 
 /// An image's SBOM as semdock generated it, CycloneDX 1.6 or SPDX 2.3 JSON (pull); 404

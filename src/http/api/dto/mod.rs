@@ -30,7 +30,10 @@ pub use trust::{
     Attestation, AttestationRule, Identity, NewTrustKey, NewTrustRoot, NewTrustStore, PullGate,
     SignatureFinding, SignaturePolicy, TrustKey, TrustRoot, TrustStore, Verification,
 };
-pub use vulns::{Finding, VulnDb, VulnException, VulnImport, VulnPolicy, VulnReport, VulnSource};
+pub use vulns::{
+    AffectedReport, AffectedRepository, Finding, VulnDb, VulnException, VulnImport, VulnPolicy,
+    VulnReport, VulnSource,
+};
 pub use webhooks::{Delivery, EndpointChange, EndpointInfo, Format, NewEndpoint};
 
 /// `items` converted one by one.

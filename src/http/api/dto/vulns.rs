@@ -232,3 +232,51 @@ impl From<vulns::VulnPolicy> for VulnPolicy {
         }
     }
 }
+
+/// One repository where an advisory is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AffectedRepository {
+    pub repository: String,
+    /// Its version tags whose images the advisory affects, lowest first.
+    pub versions: Vec<String>,
+    /// Other tags pointing at affected images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The lowest higher version of the same name (in any visible feed) that was read and is
+    /// not affected: `FEED/NAME:VERSION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_in: Option<String>,
+}
+
+/// Where an advisory is: every affected version the caller may see, and what fixes it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AffectedReport {
+    pub advisory: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    pub severity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub repositories: Vec<AffectedRepository>,
+}
+
+impl From<vulns::affected::Affected> for AffectedReport {
+    fn from(a: vulns::affected::Affected) -> Self {
+        Self {
+            advisory: a.advisory.id,
+            aliases: a.advisory.aliases,
+            severity: a.advisory.severity.to_string(),
+            summary: a.advisory.summary,
+            repositories: a
+                .repositories
+                .into_iter()
+                .map(|r| AffectedRepository {
+                    repository: r.repository,
+                    versions: r.versions,
+                    tags: r.tags,
+                    fixed_in: r.fixed_in.map(|(repo, v)| format!("{repo}:{v}")),
+                })
+                .collect(),
+        }
+    }
+}
