@@ -1489,3 +1489,81 @@ async fn an_administrator_trusts_keys_roots_and_stores_and_a_feed_requires_them_
     shot(&c, "feed-signatures").await;
     c.close().await.unwrap();
 }
+
+/// A reader finds an image's vulnerabilities on the repository page (one line per version)
+/// and, a click further, on its manifest page: severity, advisory, package, installed and
+/// fixed versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_sees_an_images_vulnerabilities_in_chromium() {
+    use crate::vulns;
+    let server = Server::start();
+    let base = server.url("");
+    let auth = common::basic("admin", &server.admin_password);
+    let key = vulns::admin_key(&base, &auth);
+    let site = vulns::Site {
+        base: base.clone(),
+        auth,
+        key,
+    };
+    let (layers, _) = vulns::layers();
+    site.push("library/app", "1.0.0", &layers);
+    vulns::wait_scanned(&site, "library/app:1.0.0");
+    let dir = tempfile::tempdir().unwrap();
+    let (dsa, cve) = (dir.path().join("dsa.json"), dir.path().join("cve.json"));
+    std::fs::write(&dsa, vulns::DSA_5514_1).unwrap();
+    std::fs::write(&cve, vulns::CVE_2023_4911).unwrap();
+    common::run(&mut site.cli(&[
+        "vulndb",
+        "import",
+        dsa.to_str().unwrap(),
+        cve.to_str().unwrap(),
+    ]));
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    log_in(&c, &base, "admin", &server.admin_password).await;
+    c.goto(&format!("{base}/ui/repository?name=library%2Fapp"))
+        .await
+        .unwrap();
+    let cell = c
+        .find(Locator::Css("td.vulns a"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(cell, "1 high");
+    shot(&c, "40-repository-vulnerabilities").await;
+    click_and_wait(&c, "td.vulns a", "#vuln-findings").await;
+    let page = text(&c).await;
+    assert!(page.contains("packages on Debian GNU/Linux 12"), "{page}");
+    let row = c
+        .find(Locator::Css("#vuln-findings tbody tr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "high",
+        "DSA-5514-1",
+        "libc6",
+        "2.36-9+deb12u1",
+        "2.36-9+deb12u3",
+    ] {
+        assert!(row.contains(expected), "{expected} in {row}");
+    }
+    let link = c
+        .find(Locator::Css("#vuln-findings a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(
+        link.as_deref(),
+        Some("https://www.debian.org/security/2023/dsa-5514")
+    );
+    shot(&c, "41-manifest-vulnerabilities").await;
+    c.close().await.unwrap();
+}

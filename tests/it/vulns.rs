@@ -18,15 +18,15 @@ use serde_json::{Value, json};
 const OLD_GLIBC: &str = "2.36-9+deb12u1";
 
 /// DSA-5514-1 as osv.dev publishes it in its Debian export (fields matching reads).
-const DSA_5514_1: &str = r#"{"id":"DSA-5514-1","summary":"glibc - security update","modified":"2023-10-03T00:00:00Z","published":"2023-10-03T00:00:00Z","related":["CVE-2023-4527","CVE-2023-4806","CVE-2023-4911"],"affected":[{"package":{"ecosystem":"Debian:12","name":"glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.36-9+deb12u3"}]}]},{"package":{"ecosystem":"Debian:11","name":"glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.31-13+deb11u7"}]}]}],"references":[{"type":"ADVISORY","url":"https://www.debian.org/security/2023/dsa-5514"}]}"#;
+pub(crate) const DSA_5514_1: &str = r#"{"id":"DSA-5514-1","summary":"glibc - security update","modified":"2023-10-03T00:00:00Z","published":"2023-10-03T00:00:00Z","related":["CVE-2023-4527","CVE-2023-4806","CVE-2023-4911"],"affected":[{"package":{"ecosystem":"Debian:12","name":"glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.36-9+deb12u3"}]}]},{"package":{"ecosystem":"Debian:11","name":"glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.31-13+deb11u7"}]}]}],"references":[{"type":"ADVISORY","url":"https://www.debian.org/security/2023/dsa-5514"}]}"#;
 
 /// CVE-2023-4911 with the CVSS v3.1 vector NVD published (7.8, high).
-const CVE_2023_4911: &str = r#"{"id":"CVE-2023-4911","modified":"2024-01-01T00:00:00Z","summary":"A buffer overflow in the GNU C Library's dynamic loader processing GLIBC_TUNABLES","severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}],"affected":[]}"#;
+pub(crate) const CVE_2023_4911: &str = r#"{"id":"CVE-2023-4911","modified":"2024-01-01T00:00:00Z","summary":"A buffer overflow in the GNU C Library's dynamic loader processing GLIBC_TUNABLES","severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}],"affected":[]}"#;
 
 /// GHSA-j8r2-6x86-q33q (requests leaking Proxy-Authorization), fixed in 2.31.0.
 const GHSA_REQUESTS: &str = r#"{"id":"GHSA-j8r2-6x86-q33q","modified":"2023-11-08T00:00:00Z","aliases":["CVE-2023-32681","PYSEC-2023-74"],"summary":"Unintended leak of Proxy-Authorization header in requests","severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"}],"affected":[{"package":{"ecosystem":"PyPI","name":"requests"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"2.3.0"},{"fixed":"2.31.0"}]}]}]}"#;
 
-fn tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut builder = ::tar::Builder::new(Vec::new());
     for (path, body) in files {
         let mut header = ::tar::Header::new_gnu();
@@ -38,7 +38,7 @@ fn tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(bytes).unwrap();
     e.finish().unwrap()
@@ -61,7 +61,7 @@ fn pip_requests() -> (std::path::PathBuf, String) {
 /// metadata, and npm's lockfile of the OIDC provider scripts/test installs (gzip); then a
 /// layer (zstd) that removes `idna` with a whiteout and rewrites dpkg's status with Debian
 /// 12.1's glibc.
-fn layers() -> (Vec<Vec<u8>>, Value) {
+pub(crate) fn layers() -> (Vec<Vec<u8>>, Value) {
     let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
     let installed = status
         .split("\n\n")
@@ -130,18 +130,18 @@ fn layers() -> (Vec<Vec<u8>>, Value) {
 }
 
 /// A running registry, as the story needs it.
-struct Site {
-    base: String,
-    auth: String,
-    key: String,
+pub(crate) struct Site {
+    pub base: String,
+    pub auth: String,
+    pub key: String,
 }
 
 impl Site {
-    fn http(&self) -> ureq::Agent {
+    pub fn http(&self) -> ureq::Agent {
         http_as(Some(self.auth.clone()))
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub fn get(&self, path: &str) -> (u16, Value) {
         let mut res = self
             .http()
             .get(&format!("{}{path}", self.base))
@@ -173,7 +173,7 @@ impl Site {
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
-    fn push(&self, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
+    pub fn push(&self, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
         let config =
             br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
         for blob in layers.iter().map(Vec::as_slice).chain([&config[..]]) {
@@ -210,7 +210,7 @@ impl Site {
         Digest::of(&body).to_string()
     }
 
-    fn cli(&self, args: &[&str]) -> Command {
+    pub fn cli(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_semdock"));
         cmd.args(args)
             .args(["--server", &self.base])
@@ -219,7 +219,7 @@ impl Site {
     }
 }
 
-fn admin_key(base: &str, auth: &str) -> String {
+pub(crate) fn admin_key(base: &str, auth: &str) -> String {
     let mut res = http_as(Some(auth.to_owned()))
         .post(&format!("{base}/api/v1/keys"))
         .header("Content-Type", "application/json")
@@ -231,7 +231,7 @@ fn admin_key(base: &str, auth: &str) -> String {
 }
 
 /// Waits until image `reference` has been read.
-fn wait_scanned(site: &Site, reference: &str) {
+pub(crate) fn wait_scanned(site: &Site, reference: &str) {
     let started = Instant::now();
     loop {
         let (_, report) = site.get(&format!("/api/v1/vulnerabilities?ref={reference}"));
@@ -423,7 +423,10 @@ fn story(site: &Site) {
     site.push("library/app", "1.1.0", &[fixed]);
     wait_scanned(site, "library/app:1.1.0");
     let out = run(&mut site.cli(&["vuln", "affected", "CVE-2023-4911"]));
-    assert!(out.contains("CVE-2023-4911 (high), also DSA-5514-1"), "{out}");
+    assert!(
+        out.contains("CVE-2023-4911 (high), also DSA-5514-1"),
+        "{out}"
+    );
     assert!(
         out.contains("library/app 1.0.0 — fixed in library/app:1.1.0"),
         "{out}"

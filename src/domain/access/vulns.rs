@@ -85,6 +85,16 @@ impl Vulnerabilities<'_, Pull> {
     pub fn policy(&self) -> Result<Option<VulnPolicy>, Error> {
         self.feed.registry().vulns().policy(&self.feed.name)
     }
+
+    /// The reports of images `digests` of `repo` (a page of tags), by digest.
+    pub fn reports(
+        &self,
+        repo: &Repository,
+        digests: &[String],
+    ) -> Result<std::collections::BTreeMap<String, Report>, Error> {
+        let repo = self.feed.own(repo)?;
+        self.feed.registry().vulns().reports(repo.as_str(), digests)
+    }
 }
 
 impl Vulnerabilities<'_, FeedAdmin> {

@@ -14,6 +14,7 @@
 pub mod affected;
 pub mod db;
 pub mod gate;
+mod matching;
 pub mod osv;
 pub mod queue;
 pub mod sbom;
@@ -26,10 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Error;
 use crate::domain::clock::Clock;
+use crate::store::meta::Metadata;
 use crate::store::meta::settings::{Family, Json};
-use crate::store::meta::{MetaRead, Metadata};
 
 pub use gate::{Exception, VulnPolicy};
+pub use matching::{Matcher, findings, report_in};
 pub use osv::{Advisory, Severity};
 pub use sbom::Sbom;
 
@@ -106,65 +108,6 @@ impl Report {
     }
 }
 
-/// Matches `sbom` against the advisories in `r`: one index read per package.
-pub fn findings(r: &(impl MetaRead + ?Sized), sbom: &Sbom) -> Result<Vec<Finding>, Error> {
-    let mut out: Vec<Finding> = Vec::new();
-    let mut advisories: BTreeMap<String, Option<Advisory>> = BTreeMap::new();
-    for package in &sbom.packages {
-        for (key, version) in package.lookups(sbom.os.as_ref()) {
-            for affected in db::BY_PACKAGE.get(r, &key)?.unwrap_or_default() {
-                if !affected.affects(&version) {
-                    continue;
-                }
-                let advisory = if let Some(a) = advisories.get(&affected.advisory) {
-                    a.clone()
-                } else {
-                    let a = db::ADVISORIES
-                        .get(r, &affected.advisory)?
-                        .map(|s| s.advisory);
-                    advisories.insert(affected.advisory.clone(), a.clone());
-                    a
-                };
-                let Some(mut advisory) = advisory.filter(|a| !a.withdrawn) else {
-                    continue;
-                };
-                if advisory.severity == Severity::Unknown {
-                    // A distribution's advisory often rates nothing itself: its CVE's record does.
-                    for alias in &advisory.aliases {
-                        if let Some(a) = db::ADVISORIES.get(r, alias)? {
-                            advisory.severity = advisory.severity.max(a.severity);
-                        }
-                    }
-                }
-                if out
-                    .iter()
-                    .any(|f| f.advisory == advisory.id && f.package == package.name)
-                {
-                    continue;
-                }
-                out.push(Finding {
-                    severity: affected.severity.unwrap_or(advisory.severity),
-                    fixed: affected.fixed_after(&version),
-                    advisory: advisory.id,
-                    aliases: advisory.aliases,
-                    summary: advisory.summary,
-                    package: package.name.clone(),
-                    kind: package.kind,
-                    installed: package.version.clone(),
-                    link: advisory.link,
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.package.cmp(&b.package))
-            .then_with(|| a.advisory.cmp(&b.advisory))
-    });
-    Ok(out)
-}
-
 /// The vulnerability service (`registry.vulns()`).
 #[derive(Clone)]
 pub struct Vulns {
@@ -182,67 +125,27 @@ impl Vulns {
         Ok(SBOMS.get(&*self.meta.read()?, digest)?)
     }
 
+    /// The reports of images `digests` of `repository` (a page of tags), reading each
+    /// package's advisories once for all of them.
+    pub fn reports(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<BTreeMap<String, Report>, Error> {
+        let r = self.meta.read()?;
+        let mut matcher = Matcher::new(&*r);
+        let mut out = BTreeMap::new();
+        for d in digests {
+            if !out.contains_key(d) {
+                out.insert(d.clone(), matcher.report(repository, d)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Image `digest`'s report (for an index, its platforms' findings together).
     pub fn report(&self, repository: &str, digest: &str) -> Result<Report, Error> {
         let r = self.meta.read()?;
         report_in(&*r, repository, digest)
     }
-}
-
-/// The report of `digest` in `repository`, read in `r`.
-pub fn report_in(
-    r: &(impl MetaRead + ?Sized),
-    repository: &str,
-    digest: &str,
-) -> Result<Report, Error> {
-    let database = db::EPOCH.get(r, "")?.unwrap_or(0);
-    let mut report = Report {
-        digest: digest.to_owned(),
-        state: ScanState::NotScanned,
-        error: None,
-        os: None,
-        packages: 0,
-        database,
-        findings: Vec::new(),
-    };
-    let Some(manifest) = r.manifest(repository, digest)? else {
-        return Err(Error::ManifestUnknown {
-            repository: repository.to_owned(),
-            reference: digest.to_owned(),
-        });
-    };
-    let images = if manifest.children.is_empty() {
-        vec![digest.to_owned()]
-    } else {
-        manifest.children.clone()
-    };
-    for image in images {
-        if let Some(sbom) = SBOMS.get(r, &image)? {
-            report.state = ScanState::Scanned;
-            report.os = report.os.or_else(|| sbom.os.clone());
-            report.packages += sbom.packages.len();
-            for f in findings(r, &sbom)? {
-                if !report
-                    .findings
-                    .iter()
-                    .any(|g| g.advisory == f.advisory && g.package == f.package)
-                {
-                    report.findings.push(f);
-                }
-            }
-        } else if let Some(item) = queue::QUEUE.get(r, &queue::key(repository, &image))? {
-            if let Some(error) = item.failed {
-                report.state = ScanState::Failed;
-                report.error = Some(error);
-            } else if report.state != ScanState::Failed {
-                report.state = ScanState::Pending;
-            }
-        }
-    }
-    report.findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.package.cmp(&b.package))
-    });
-    Ok(report)
 }

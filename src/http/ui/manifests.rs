@@ -44,6 +44,7 @@ struct ManifestPage {
     pull: String,
     subject: Option<String>,
     signatures: Signatures,
+    vulns: super::vulns::VulnView,
 }
 
 /// What the image's signatures say, and what its feed requires.
@@ -111,13 +112,14 @@ pub async fn manifest(
     let digest: Digest = digest.parse().map_err(crate::domain::Error::from)?;
     let access = viewer.access.clone();
     let (repo_ref, digest_ref) = (repo.clone(), digest.clone());
-    let (stored, referrers, verification, policy) = run(move || {
+    let (stored, referrers, verification, policy, report) = run(move || {
         let feed = access.feed::<Pull>(repo_ref.feed())?;
         let stored = feed.manifest(&repo_ref, &Reference::Digest(digest_ref.clone()))?;
         let referrers = feed.referrers(&repo_ref, &digest_ref)?;
         let verification = feed.signatures().verify(&repo_ref, &digest_ref)?;
         let policy = feed.signatures().policy()?;
-        Ok((stored, referrers, verification, policy))
+        let report = feed.vulnerabilities().report(&repo_ref, &digest_ref)?;
+        Ok((stored, referrers, verification, policy, report))
     })
     .await?;
     let signatures = Signatures::of(verification, policy);
@@ -182,6 +184,7 @@ pub async fn manifest(
             .collect(),
         subject: stored.subject,
         signatures,
+        vulns: super::vulns::VulnView::of(report),
         repo: repo.to_string(),
         digest: digest.to_string(),
     })

@@ -16,6 +16,7 @@ mod secret;
 mod session;
 mod trust;
 mod users;
+mod vulns;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, middleware, web};

@@ -25,6 +25,10 @@ pub struct TagRow {
     pub by: String,
     pub pull: String,
     pub note: String,
+    /// Known vulnerabilities of its image, in a few words; empty for an artifact.
+    pub vulns: String,
+    /// Whether any is high or critical.
+    pub grave: bool,
 }
 
 pub struct Group {
@@ -124,6 +128,8 @@ impl RowMaker<'_> {
                 .unwrap_or_default(),
             pull: format!("docker pull {}/{}@{}", self.host, self.repo, entry.digest),
             digest: entry.digest.clone(),
+            vulns: String::new(),
+            grave: false,
             note: entry
                 .version
                 .as_ref()
@@ -242,6 +248,17 @@ pub async fn repository(
         .into_iter()
         .flatten()
         .collect();
+        let mut groups = groups;
+        let digests: Vec<String> = groups
+            .iter()
+            .flat_map(|g| g.rows.iter().map(|r| r.digest.clone()))
+            .collect();
+        let reports = feed.vulnerabilities().reports(&repo_ref, &digests)?;
+        for row in groups.iter_mut().flat_map(|g| g.rows.iter_mut()) {
+            if let Some(report) = reports.get(&row.digest) {
+                (row.vulns, row.grave) = super::vulns::summary(report);
+            }
+        }
         let tombstones = tags.tombstones.iter().map(|e| rows.row(e)).collect();
         let mut targets = Vec::new();
         for (name, _) in access.feeds()? {
