@@ -55,9 +55,11 @@ pub enum Kind {
     VulnDbImported,
     /// A feed's vulnerability policy or its exceptions changed.
     VulnPolicyChanged,
+    /// An import made a released version of a watched feed vulnerable.
+    VulnerabilityFound,
 }
 
-const KINDS: [(Kind, &str, &str); 29] = [
+const KINDS: [(Kind, &str, &str); 30] = [
     (Kind::Added, "added", "Added"),
     (Kind::TagMoved, "tag-moved", "TagMoved"),
     (
@@ -103,6 +105,11 @@ const KINDS: [(Kind, &str, &str); 29] = [
         "vuln-policy-changed",
         "VulnPolicyChanged",
     ),
+    (
+        Kind::VulnerabilityFound,
+        "vulnerability-found",
+        "VulnerabilityFound",
+    ),
 ];
 
 /// Every kind's stored name, in the order the UI offers them.
@@ -112,7 +119,7 @@ pub fn kind_names() -> Vec<&'static str> {
 }
 
 /// The kinds a webhook can subscribe to.
-pub const EVENTS: [Kind; 11] = [
+pub const EVENTS: [Kind; 12] = [
     Kind::Added,
     Kind::TagMoved,
     Kind::VirtualTagMoved,
@@ -124,6 +131,7 @@ pub const EVENTS: [Kind; 11] = [
     Kind::FeedSettingsChanged,
     Kind::UpstreamDrift,
     Kind::PolicyRefused,
+    Kind::VulnerabilityFound,
 ];
 
 impl Kind {

@@ -33,6 +33,7 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::vulns::db::BY_PACKAGE,
         &super::vulns::db::EPOCH,
         &super::vulns::db::ALIASES,
+        &super::vulns::watch::KNOWN,
         &super::vulns::db::SOURCES,
         &super::vulns::gate::POLICIES,
     ]);
@@ -113,6 +114,7 @@ mod tests {
         db::BY_PACKAGE.put(w, "Debian:12/glibc", &Vec::new())?;
         db::EPOCH.put(w, "", &1)?;
         db::ALIASES.put(w, "CVE-2023-4911", &vec!["DSA-1".to_owned()])?;
+        vulns::watch::KNOWN.put(w, "sha256:00", &vec!["DSA-1".to_owned()])?;
         db::SOURCES.put(
             w,
             "a.zip",

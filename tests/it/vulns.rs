@@ -20,6 +20,9 @@ const OLD_GLIBC: &str = "2.36-9+deb12u1";
 /// DSA-5514-1 as osv.dev publishes it in its Debian export (fields matching reads).
 pub(crate) const DSA_5514_1: &str = r#"{"id":"DSA-5514-1","summary":"glibc - security update","modified":"2023-10-03T00:00:00Z","published":"2023-10-03T00:00:00Z","related":["CVE-2023-4527","CVE-2023-4806","CVE-2023-4911"],"affected":[{"package":{"ecosystem":"Debian:12","name":"glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.36-9+deb12u3"}]}]},{"package":{"ecosystem":"Debian:11","name":"glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.31-13+deb11u7"}]}]}],"references":[{"type":"ADVISORY","url":"https://www.debian.org/security/2023/dsa-5514"}]}"#;
 
+/// DSA-5611-1 (glibc: CVE-2023-6246, CVE-2023-6779, CVE-2023-6780), fixed in 2.36-9+deb12u4.
+pub(crate) const DSA_5611_1: &str = r#"{"id":"DSA-5611-1","summary":"glibc - security update","modified":"2024-01-31T00:00:00Z","published":"2024-01-31T00:00:00Z","related":["CVE-2023-6246","CVE-2023-6779","CVE-2023-6780"],"affected":[{"package":{"ecosystem":"Debian:12","name":"glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.36-9+deb12u4"}]}]}],"references":[{"type":"ADVISORY","url":"https://www.debian.org/security/2024/dsa-5611"}]}"#;
+
 /// CVE-2023-4911 with the CVSS v3.1 vector NVD published (7.8, high).
 pub(crate) const CVE_2023_4911: &str = r#"{"id":"CVE-2023-4911","modified":"2024-01-01T00:00:00Z","summary":"A buffer overflow in the GNU C Library's dynamic loader processing GLIBC_TUNABLES","severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}],"affected":[]}"#;
 
@@ -493,6 +496,30 @@ fn story(site: &Site) {
     assert!(warning.contains("DSA-5514-1"), "{warning}");
     run(&mut site.cli(&["vuln", "policy", "library", "--remove"]));
     assert!(pull("1.0.0").headers().get("warning").is_none());
+
+    // A new advisory makes a released version of a watched feed (one with a policy)
+    // vulnerable: a VulnerabilityFound event, which webhooks can subscribe to.
+    let dir = tempfile::tempdir().unwrap();
+    let newer = dir.path().join("DSA-5611-1.json");
+    std::fs::write(&newer, DSA_5611_1).unwrap();
+    run(&mut site.cli(&["vulndb", "import", newer.to_str().unwrap()]));
+    let (_, found) = site.get("/api/v1/audit?kind=vulnerability-found");
+    let entries = found.as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        1,
+        "prod is watched, library (no policy) is not: {found}"
+    );
+    let change = entries[0]["change"].as_str().unwrap_or_default();
+    assert!(
+        change.contains("prod/app:1.0.0 is affected by DSA-5611-1")
+            && change.contains("fixed in 2.36-9+deb12u4"),
+        "{found}"
+    );
+    // Importing it again finds nothing new.
+    run(&mut site.cli(&["vulndb", "import", newer.to_str().unwrap()]));
+    let (_, again) = site.get("/api/v1/audit?kind=vulnerability-found");
+    assert_eq!(again.as_array().unwrap().len(), 1);
 }
 
 /// An OCI index over `children` (manifest digests and sizes), for linux/amd64 and arm64.

@@ -241,6 +241,13 @@ impl Vulns {
             epoch = imported.epoch,
             "vulnerability database imported"
         );
+        match self.watch(actor) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(versions = n, "released versions newly found vulnerable"),
+            Err(e) => {
+                tracing::error!(error = %e, "released versions could not be matched again after the import");
+            }
+        }
         Ok(imported)
     }
 

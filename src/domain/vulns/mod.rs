@@ -19,6 +19,7 @@ pub mod osv;
 pub mod queue;
 pub mod sbom;
 pub mod versions;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -216,6 +216,8 @@ impl Registry {
             Err(e) => tracing::warn!(image = key, error = %e, "the SBOM referrer was not stored"),
         }
         self.meta.write(|w| -> Result<(), Error> {
+            let known = super::watch::baseline(w, &sbom)?;
+            super::watch::KNOWN.put(w, &item.digest, &known)?;
             SBOMS.put(w, &item.digest, &sbom)?;
             QUEUE.remove(w, &key)?;
             Ok(())
