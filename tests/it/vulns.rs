@@ -23,6 +23,10 @@ pub(crate) const DSA_5514_1: &str = r#"{"id":"DSA-5514-1","summary":"glibc - sec
 /// DSA-5611-1 (glibc: CVE-2023-6246, CVE-2023-6779, CVE-2023-6780), fixed in 2.36-9+deb12u4.
 pub(crate) const DSA_5611_1: &str = r#"{"id":"DSA-5611-1","summary":"glibc - security update","modified":"2024-01-31T00:00:00Z","published":"2024-01-31T00:00:00Z","related":["CVE-2023-6246","CVE-2023-6779","CVE-2023-6780"],"affected":[{"package":{"ecosystem":"Debian:12","name":"glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.36-9+deb12u4"}]}]}],"references":[{"type":"ADVISORY","url":"https://www.debian.org/security/2024/dsa-5611"}]}"#;
 
+/// GO-2023-1878 (net/http Host header sanitisation; CVE-2023-29406) from the Go
+/// vulnerability database, fixed in 1.19.11 and 1.20.6.
+pub(crate) const GO_2023_1878: &str = r#"{"id":"GO-2023-1878","modified":"2024-05-20T20:15:12Z","published":"2023-07-11T19:51:00Z","aliases":["CVE-2023-29406","GHSA-f8f7-69v5-w4vx"],"summary":"Insufficient sanitization of Host header in net/http","affected":[{"package":{"name":"stdlib","ecosystem":"Go"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.19.11"},{"introduced":"1.20.0-0"},{"fixed":"1.20.6"}]}],"ecosystem_specific":{"imports":[{"path":"net/http","symbols":["Client.Do"]}]}}],"references":[{"type":"REPORT","url":"https://go.dev/issue/60374"}],"database_specific":{"url":"https://pkg.go.dev/vuln/GO-2023-1878"}}"#;
+
 /// CVE-2023-4911 with the CVSS v3.1 vector NVD published (7.8, high).
 pub(crate) const CVE_2023_4911: &str = r#"{"id":"CVE-2023-4911","modified":"2024-01-01T00:00:00Z","summary":"A buffer overflow in the GNU C Library's dynamic loader processing GLIBC_TUNABLES","severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}],"affected":[]}"#;
 
@@ -34,7 +38,7 @@ pub(crate) fn tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     for (path, body) in files {
         let mut header = ::tar::Header::new_gnu();
         header.set_size(body.len() as u64);
-        header.set_mode(0o644);
+        header.set_mode(if path.contains("/bin/") { 0o755 } else { 0o644 });
         header.set_cksum();
         builder.append_data(&mut header, path, &body[..]).unwrap();
     }
@@ -106,6 +110,11 @@ pub(crate) fn layers() -> (Vec<Vec<u8>>, Value) {
             file(&idna.join("METADATA")),
         ),
         ("srv/app/package-lock.json".into(), file(&lock)),
+        // A real Go program, as Debian built it (its build information names the Go version).
+        (
+            "usr/local/bin/skopeo".into(),
+            file("/usr/bin/skopeo".as_ref()),
+        ),
     ]));
     let libc = status
         .split("\n\n")
@@ -305,6 +314,9 @@ fn story(site: &Site) {
             .iter()
             .any(|c| c["type"] == "operating-system" && c["name"] == "debian")
     );
+    let go = named("go", "stdlib").expect("skopeo's Go version");
+    let go_version = go["version"].as_str().unwrap().to_owned();
+    assert!(go_version.starts_with("1."), "{go}");
 
     // The referrers API lists it, as `oras discover` would ask.
     let (status, referrers) = site.get(&format!("/v2/library/app/referrers/{digest}"));
@@ -339,7 +351,7 @@ fn story(site: &Site) {
     }
     zip.finish().unwrap();
     let pypi = dir.path().join("GHSA-j8r2-6x86-q33q.json");
-    std::fs::write(&pypi, GHSA_REQUESTS).unwrap();
+    std::fs::write(&pypi, format!("[{GHSA_REQUESTS}, {GO_2023_1878}]")).unwrap();
     let out = run(&mut site.cli(&[
         "vulndb",
         "import",
@@ -369,6 +381,14 @@ fn story(site: &Site) {
     assert!(
         !findings.iter().any(|f| f["package"] == "requests"),
         "pip's requests is newer than 2.31.0: {report}"
+    );
+    let old_go = semver::Version::parse(&go_version).unwrap() < semver::Version::new(1, 19, 11);
+    assert_eq!(
+        findings
+            .iter()
+            .any(|f| f["advisory"] == "GO-2023-1878" && f["package"] == "stdlib"),
+        old_go,
+        "Go {go_version} and GO-2023-1878 (fixed in 1.19.11): {report}"
     );
     let (_, again) = site.get(&format!("/v2/library/app/referrers/{digest}"));
     assert_eq!(again["manifests"], referrers["manifests"]);

@@ -105,6 +105,15 @@ fn read_tar(stream: impl Read) -> io::Result<LayerChanges> {
             continue;
         }
         let Some(kind) = parsers::interesting(path) else {
+            // An executable may be a Go binary, whose modules it names itself.
+            let mode = entry.header().mode().unwrap_or(0);
+            if mode & 0o111 != 0 && entry.header().size().unwrap_or(0) > 1024 {
+                let path = path.to_owned();
+                let modules = super::gobinary::scan(&mut entry, &path)?;
+                if !modules.is_empty() {
+                    changes.found.push((path, Found::Packages(modules)));
+                }
+            }
             continue;
         };
         let size = entry.header().size()?;
