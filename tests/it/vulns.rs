@@ -804,3 +804,95 @@ fn sboms_reports_and_the_promotion_gate_on_postgres_and_s3() {
     let key = admin_key(&base, &auth);
     story(&Site { base, auth, key });
 }
+
+/// A real RPM database: `rpmbuild` makes two packages (one with an epoch) and `rpm
+/// --justdb` installs them into a fresh `rpmdb.sqlite` (rpm 4.18's SQLite backend, the
+/// one RHEL 9, Rocky 9 and Fedora use), which an image's layer then holds.
+fn rpm_database(dir: &std::path::Path) -> Vec<u8> {
+    let db = dir.join("db");
+    std::fs::create_dir_all(dir.join("SPECS")).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    for (name, epoch, version, release) in [
+        ("openssl-libs", "1", "3.0.7", "24.el9"),
+        ("bash", "0", "5.1.8", "6.el9_1"),
+    ] {
+        let spec = dir.join("SPECS").join(format!("{name}.spec"));
+        std::fs::write(
+            &spec,
+            format!("Name: {name}\nEpoch: {epoch}\nVersion: {version}\nRelease: {release}\nSummary: s\nLicense: MIT\nBuildArch: noarch\n%description\nd\n%files\n"),
+        )
+        .unwrap();
+        run(Command::new("rpmbuild")
+            .arg("--define")
+            .arg(format!("_topdir {}", dir.display()))
+            .args(["-bb", "--quiet"])
+            .arg(&spec));
+    }
+    run(Command::new("rpm").arg("--dbpath").arg(&db).arg("--initdb"));
+    let rpms: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("RPMS/noarch"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    run(Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&db)
+        .args(["-i", "--justdb", "--nodeps", "--ignoreos", "--ignorearch"])
+        .args(&rpms));
+    std::fs::read(db.join("rpmdb.sqlite")).unwrap()
+}
+
+#[test]
+fn an_rpm_database_is_read_from_a_layer() {
+    let server = common::Server::start();
+    let site = Site {
+        base: server.url(""),
+        key: String::new(),
+        auth: basic("admin", &server.admin_password),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rpmdb = rpm_database(dir.path());
+    let layer = gzip(&tar(&[
+        ("var/lib/rpm/rpmdb.sqlite".into(), rpmdb),
+        (
+            "etc/os-release".into(),
+            b"NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"9.3\"\n".to_vec(),
+        ),
+    ]));
+    site.push("library/rocky", "1", &[layer]);
+    wait_scanned(&site, "library/rocky:1");
+    let (status, sbom) = site.get("/api/v1/sbom?ref=library/rocky:1");
+    assert_eq!(status, 200);
+    let rpms: Vec<(String, String, String)> = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["purl"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("pkg:rpm/"))
+        })
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["version"].as_str().unwrap().to_owned(),
+                c["purl"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rpms.len(), 2, "{sbom}");
+    assert_eq!(
+        (rpms[0].0.as_str(), rpms[0].1.as_str()),
+        ("bash", "5.1.8-6.el9_1")
+    );
+    assert_eq!(
+        (rpms[1].0.as_str(), rpms[1].1.as_str()),
+        ("openssl-libs", "1:3.0.7-24.el9")
+    );
+    assert!(
+        rpms[1].2.starts_with(
+            "pkg:rpm/rocky/openssl-libs@3.0.7-24.el9?arch=noarch&distro=rocky-9.3&epoch=1"
+        ),
+        "{}",
+        rpms[1].2
+    );
+}

@@ -5,6 +5,7 @@
 pub mod gobinary;
 pub mod layers;
 pub mod parsers;
+pub mod rpm;
 
 use std::fmt::Write as _;
 
@@ -141,7 +142,16 @@ impl Package {
             Kind::Go => "golang",
             other => other.as_str(),
         };
-        let mut purl = format!("pkg:{kind}/{name}@{}", encode(&self.version));
+        // An RPM's epoch is a qualifier, not part of the version (the purl specification).
+        let version = match (self.kind, self.version.split_once(':')) {
+            (Kind::Rpm, Some((epoch, version))) => {
+                qualifiers.push(format!("epoch={}", encode(epoch)));
+                version
+            }
+            _ => self.version.as_str(),
+        };
+        qualifiers.sort();
+        let mut purl = format!("pkg:{kind}/{name}@{}", encode(version));
         if !qualifiers.is_empty() {
             purl.push('?');
             purl.push_str(&qualifiers.join("&"));

@@ -17,6 +17,7 @@ pub enum FileKind {
     NpmPackage,
     CargoLock,
     PomProperties,
+    RpmSqlite,
 }
 
 /// What one file said.
@@ -41,6 +42,9 @@ pub fn interesting(path: &str) -> Option<FileKind> {
             FileKind::DpkgStatusD
         }
         _ if path == "lib/apk/db/installed" => FileKind::ApkInstalled,
+        _ if path == "var/lib/rpm/rpmdb.sqlite" || path == "usr/lib/sysimage/rpm/rpmdb.sqlite" => {
+            FileKind::RpmSqlite
+        }
         _ if path == "etc/os-release" || path == "usr/lib/os-release" => FileKind::OsRelease,
         "METADATA" if parent.ends_with(".dist-info") => FileKind::PythonMetadata,
         "PKG-INFO" if parent.ends_with(".egg-info") => FileKind::PythonMetadata,
@@ -77,6 +81,10 @@ pub fn parse(kind: FileKind, path: &str, bytes: &[u8]) -> Option<Found> {
         FileKind::NpmPackage => npm_package(bytes, path).into_iter().collect(),
         FileKind::CargoLock => cargo_lock(&text, path),
         FileKind::PomProperties => pom(&text, path).into_iter().collect(),
+        FileKind::RpmSqlite => super::rpm::packages(bytes, path).unwrap_or_else(|e| {
+            tracing::warn!(path, error = %e, "an RPM database could not be read");
+            Vec::new()
+        }),
     };
     (!packages.is_empty()).then_some(Found::Packages(packages))
 }
