@@ -237,11 +237,7 @@ fn matching(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("10k_images_one_matcher", |b| {
         b.iter(|| {
-            let reports = s
-                .registry
-                .vulns()
-                .reports(repo.as_str(), &digests)
-                .unwrap();
+            let reports = s.registry.vulns().reports(repo.as_str(), &digests).unwrap();
             assert_eq!(reports.len(), IMAGES);
         });
     });
@@ -294,7 +290,10 @@ fn push(c: &mut Criterion) {
         })
     };
     let mut g = c.benchmark_group("push");
-    for (name, artifact) in [("artifact_not_enqueued", true), ("image_enqueued_and_read", false)] {
+    for (name, artifact) in [
+        ("artifact_not_enqueued", true),
+        ("image_enqueued_and_read", false),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let n = next.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod vulndb;
+
 use actix_web::{App, HttpServer, middleware};
 
 use crate::config::{Config, TlsConfig};
@@ -328,6 +330,7 @@ fn schedule(
         }),
     ];
     let mut handles = vec![deliver_webhooks(config, registry, bound, outbound)];
+    handles.extend(vulndb::schedule(config, registry, outbound));
     for (interval, job) in jobs {
         let Some(interval) = interval else { continue };
         let (registry, config) = (registry.clone(), config.clone());

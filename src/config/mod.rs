@@ -22,7 +22,7 @@ pub use directory::{DirectoryConfig, LdapConfig, OidcConfig};
 use sections::default_upstream_timeout;
 pub use sections::{
     AuditConfig, AuthConfig, LimitsConfig, LogConfig, LogFormat, OutboundConfig, TlsConfig,
-    WebhooksConfig,
+    VulndbConfig, WebhooksConfig,
 };
 pub use storage::{BlobEngine, MetadataEngine, PostgresConfig, S3Config, StorageConfig};
 
@@ -65,6 +65,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub vulndb: VulndbConfig,
     #[serde(default)]
     pub directory: DirectoryConfig,
     /// Where connectors and webhooks may connect (see `clients::outbound`).
@@ -147,6 +149,7 @@ impl Default for Config {
             },
             audit: AuditConfig::default(),
             webhooks: WebhooksConfig::default(),
+            vulndb: VulndbConfig::default(),
             directory: DirectoryConfig::default(),
             outbound: OutboundConfig::default(),
             retention: BTreeMap::new(),

@@ -32,6 +32,26 @@ pub struct OutboundConfig {
     pub allow: Vec<String>,
 }
 
+/// Where OSV files are fetched from on a schedule (`semdock vulndb import` takes files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VulndbConfig {
+    /// OSV files fetched on a schedule from a mirror the site keeps (osv.dev's exports'
+    /// addresses, or an internal copy): each is imported under its last path segment.
+    pub urls: Vec<String>,
+    /// How often they are fetched, in hours (0: only at start).
+    pub interval_hours: u64,
+}
+
+impl Default for VulndbConfig {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            interval_hours: 24,
+        }
+    }
+}
+
 /// How webhook deliveries are made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

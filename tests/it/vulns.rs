@@ -896,3 +896,104 @@ fn an_rpm_database_is_read_from_a_layer() {
         rpms[1].2
     );
 }
+
+/// `python3 -m http.server` serving `dir` on loopback, stopped by its PID.
+struct Mirror {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Mirror {
+    fn start(dir: &std::path::Path) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Self { child, port }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_configured_mirror_is_fetched_and_imported_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("Debian")).unwrap();
+    let mut zip =
+        zip::ZipWriter::new(std::fs::File::create(dir.path().join("Debian/all.zip")).unwrap());
+    for (name, body) in [
+        ("DSA-5514-1.json", DSA_5514_1),
+        ("DSA-5611-1.json", DSA_5611_1),
+    ] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    let mirror = Mirror::start(dir.path());
+    let urls = format!(
+        "[\"http://127.0.0.1:{}/Debian/all.zip\", \"http://127.0.0.1:{}/missing.zip\"]",
+        mirror.port, mirror.port
+    );
+    let data = dir.path().join("data");
+    let server = common::Server::start_in(&data, &[("SEMDOCK_VULNDB__URLS", &urls)]);
+    let site = Site {
+        base: server.url(""),
+        key: String::new(),
+        auth: basic("admin", &server.admin_password),
+    };
+    let started = Instant::now();
+    let db = loop {
+        let (status, db) = site.get("/api/v1/vulndb");
+        assert_eq!(status, 200);
+        if db["sources"].as_array().is_some_and(|s| !s.is_empty()) {
+            break db;
+        }
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "nothing fetched: {db}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let source = &db["sources"][0];
+    assert_eq!(source["name"], "all.zip");
+    assert_eq!(source["records"], 2);
+    assert_eq!(source["imported_by"], "scheduler");
+    let started = Instant::now();
+    while !server.log().contains("the mirror answered 404") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -109,6 +109,9 @@ impl Report {
     }
 }
 
+/// The lock of the scheduled vulnerability database fetch (`[vulndb] urls`).
+const FETCH_LOCK: i64 = 0x5e3d_0c06;
+
 /// The vulnerability service (`registry.vulns()`).
 #[derive(Clone)]
 pub struct Vulns {
@@ -119,6 +122,12 @@ pub struct Vulns {
 impl Vulns {
     pub(crate) fn new(meta: Arc<dyn Metadata>, clock: Clock) -> Self {
         Self { meta, clock }
+    }
+
+    /// Holds the cluster-wide lock of the scheduled database fetch (one node fetches);
+    /// `None` while another node holds it.
+    pub fn exclusive(&self) -> Result<Option<Box<dyn Send>>, Error> {
+        Ok(self.meta.try_exclusive(FETCH_LOCK)?)
     }
 
     /// What semdock found in image `digest`, once read.
