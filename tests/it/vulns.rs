@@ -997,3 +997,81 @@ fn a_configured_mirror_is_fetched_and_imported_at_start() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_connector_feeds_cached_image_is_read_once_its_layers_are_pulled() {
+    let upstream = common::Server::start();
+    let up = Site {
+        base: upstream.url(""),
+        key: String::new(),
+        auth: basic("admin", &upstream.admin_password),
+    };
+    let layer = gzip(&tar(&[
+        (
+            "var/lib/dpkg/status".into(),
+            std::fs::read("/var/lib/dpkg/status").unwrap(),
+        ),
+        (
+            "etc/os-release".into(),
+            std::fs::read("/etc/os-release").unwrap(),
+        ),
+    ]));
+    let digest = up.push("prod/base", "1.0.0", std::slice::from_ref(&layer));
+    let server = common::Server::start();
+    let site = Site {
+        base: server.url(""),
+        key: String::new(),
+        auth: basic("admin", &server.admin_password),
+    };
+    let (status, body) = site.send(
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "hub", "upstream": {
+            "url": upstream.url(""), "username": "admin",
+            "password": upstream.admin_password, "prefix": "prod",
+        }}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let res = site
+        .http()
+        .get(&format!("{}/v2/hub/base/manifests/1.0.0", site.base))
+        .header("Accept", OCI_MANIFEST)
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Cached, queued, and waiting: nobody pulled its layer yet.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, report) = site.get("/api/v1/vulnerabilities?ref=hub/base:1.0.0");
+    assert_eq!(report["state"], "pending", "{report}");
+    let res = site
+        .http()
+        .get(&format!(
+            "{}/v2/hub/base/blobs/{}",
+            site.base,
+            Digest::of(&layer)
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Looked at again within 10 s of the last try.
+    let started = Instant::now();
+    let report = loop {
+        let (_, report) = site.get("/api/v1/vulnerabilities?ref=hub/base:1.0.0");
+        if report["state"] == "scanned" {
+            break report;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "{report}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        report["packages"].as_u64(),
+        Some(installed_debs() as u64),
+        "{report}"
+    );
+    let (_, referrers) = site.get(&format!("/v2/hub/base/referrers/{digest}"));
+    assert_eq!(
+        referrers["manifests"].as_array().map(Vec::len),
+        Some(0),
+        "a connector feed holds only its upstream's manifests"
+    );
+}

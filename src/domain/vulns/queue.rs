@@ -41,6 +41,9 @@ pub struct Item {
 
 /// How long a claim holds: a read of the largest image finishes well inside it.
 const LEASE_MS: u64 = 10 * 60 * 1000;
+/// How long an image of a connector feed whose layers are not all cached yet waits before
+/// it is looked at again (a pull fetches them).
+const UNCACHED_WAIT_MS: u64 = 10 * 1000;
 const MAX_ATTEMPTS: u32 = 3;
 
 /// The queue's key of an image.
@@ -127,7 +130,7 @@ impl Registry {
         while let Some(item) = self.claim()? {
             let key = key(&item.repository, &item.digest);
             match self.scan(&item) {
-                Ok(()) => done += 1,
+                Ok(read) => done += usize::from(read),
                 Err(e) => {
                     tracing::warn!(image = key, error = %e, "reading an image's packages failed");
                     self.meta.write(|w| -> Result<(), Error> {
@@ -177,8 +180,9 @@ impl Registry {
         Ok(None)
     }
 
-    /// Reads one image's layers and stores what it found.
-    fn scan(&self, item: &Item) -> Result<(), Error> {
+    /// Reads one image's layers and stores what it found; `false` when it must wait for
+    /// its layers (or was deleted).
+    fn scan(&self, item: &Item) -> Result<bool, Error> {
         let repo: Repository = item
             .repository
             .parse()
@@ -189,8 +193,32 @@ impl Registry {
             // Deleted before it was read: nothing to describe.
             self.meta
                 .write(|w| QUEUE.remove(w, &key).map_err(Error::from))?;
-            return Ok(());
+            return Ok(false);
         };
+        let mut missing = 0;
+        for layer in record.blobs.iter().skip(1) {
+            let digest: Digest = layer.parse().map_err(|e| Error::Invalid(format!("{e}")))?;
+            if self.blobs.stat(&digest)?.is_none() {
+                missing += 1;
+            }
+        }
+        if missing > 0 {
+            // A connector feed's image whose layers nobody has pulled yet: not a failure.
+            self.meta.write(|w| -> Result<(), Error> {
+                if let Some(mut waiting) = QUEUE.get(w, &key)? {
+                    waiting.lease_until_ms = self.clock.now_ms() + UNCACHED_WAIT_MS;
+                    waiting.attempts = waiting.attempts.saturating_sub(1);
+                    QUEUE.put(w, &key, &waiting)?;
+                }
+                Ok(())
+            })?;
+            tracing::debug!(
+                image = key,
+                missing,
+                "an image waits for its layers to be cached"
+            );
+            return Ok(false);
+        }
         let mut tree = Tree::default();
         let mut layer_bytes = 0;
         for layer in record.blobs.iter().skip(1) {
@@ -209,11 +237,20 @@ impl Registry {
             layer_bytes,
             referrer: None,
         };
-        let stored = self.store_referrer(&repo, &sbom);
-        match stored {
-            Ok(d) => sbom.referrer = Some(d),
-            // The packages are known either way; the referrer is for other tools.
-            Err(e) => tracing::warn!(image = key, error = %e, "the SBOM referrer was not stored"),
+        // A connector feed holds what its upstream has, and nothing pushed beside it.
+        let connector = self
+            .meta
+            .read()?
+            .feed(repo.feed())?
+            .is_some_and(|f| f.upstream.is_some());
+        if !connector {
+            match self.store_referrer(&repo, &sbom) {
+                Ok(d) => sbom.referrer = Some(d),
+                // The packages are known either way; the referrer is for other tools.
+                Err(e) => {
+                    tracing::warn!(image = key, error = %e, "the SBOM referrer was not stored");
+                }
+            }
         }
         self.meta.write(|w| -> Result<(), Error> {
             let known = super::watch::baseline(w, &sbom)?;
@@ -227,7 +264,7 @@ impl Registry {
             packages = sbom.packages.len(),
             "SBOM generated"
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Stores `sbom` as a CycloneDX referrer of its image in `repo`; answers its digest.

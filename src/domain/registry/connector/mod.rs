@@ -316,6 +316,14 @@ impl Registry {
                 if let Some(subject) = &record.subject {
                     w.add_referrer(repo.as_str(), subject, &m.digest, self.clock.now())?;
                 }
+                // Read once its layers are cached (a pull fetches them).
+                crate::domain::vulns::queue::enqueue(
+                    w,
+                    repo.as_str(),
+                    &m.digest,
+                    &parsed,
+                    self.clock.now_ms(),
+                )?;
             }
             if let Some(tag) = tag {
                 tags::set_from_upstream(w, repo, &feed, tag, &m.digest, &change)?;
