@@ -27,6 +27,10 @@ pub(crate) const DSA_5611_1: &str = r#"{"id":"DSA-5611-1","summary":"glibc - sec
 /// vulnerability database, fixed in 1.19.11 and 1.20.6.
 pub(crate) const GO_2023_1878: &str = r#"{"id":"GO-2023-1878","modified":"2024-05-20T20:15:12Z","published":"2023-07-11T19:51:00Z","aliases":["CVE-2023-29406","GHSA-f8f7-69v5-w4vx"],"summary":"Insufficient sanitization of Host header in net/http","affected":[{"package":{"name":"stdlib","ecosystem":"Go"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.19.11"},{"introduced":"1.20.0-0"},{"fixed":"1.20.6"}]}],"ecosystem_specific":{"imports":[{"path":"net/http","symbols":["Client.Do"]}]}}],"references":[{"type":"REPORT","url":"https://go.dev/issue/60374"}],"database_specific":{"url":"https://pkg.go.dev/vuln/GO-2023-1878"}}"#;
 
+/// GHSA-j288-q9x7-2f5v (Apache Commons Lang's uncontrolled recursion; CVE-2025-48924),
+/// fixed in commons-lang3 3.18.0.
+pub(crate) const GHSA_COMMONS_LANG: &str = r#"{"id":"GHSA-j288-q9x7-2f5v","modified":"2025-07-14T00:00:00Z","published":"2025-07-11T18:31:00Z","aliases":["CVE-2025-48924"],"summary":"Apache Commons Lang is vulnerable to Uncontrolled Recursion when processing long inputs","affected":[{"package":{"ecosystem":"Maven","name":"org.apache.commons:commons-lang3"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"3.0"},{"fixed":"3.18.0"}]}]},{"package":{"ecosystem":"Maven","name":"commons-lang:commons-lang"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"2.0"},{"last_affected":"2.6"}]}]}],"database_specific":{"severity":"MODERATE"}}"#;
+
 /// CVE-2023-4911 with the CVSS v3.1 vector NVD published (7.8, high).
 pub(crate) const CVE_2023_4911: &str = r#"{"id":"CVE-2023-4911","modified":"2024-01-01T00:00:00Z","summary":"A buffer overflow in the GNU C Library's dynamic loader processing GLIBC_TUNABLES","severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}],"affected":[]}"#;
 
@@ -114,6 +118,11 @@ pub(crate) fn layers() -> (Vec<Vec<u8>>, Value) {
         (
             "usr/local/bin/skopeo".into(),
             file("/usr/bin/skopeo".as_ref()),
+        ),
+        // A real Java archive, as Debian built it with Maven.
+        (
+            "opt/app/lib/commons-lang3.jar".into(),
+            file("/usr/share/java/commons-lang3.jar".as_ref()),
         ),
     ]));
     let libc = status
@@ -314,6 +323,8 @@ fn story(site: &Site) {
             .iter()
             .any(|c| c["type"] == "operating-system" && c["name"] == "debian")
     );
+    let lang = named("maven", "org.apache.commons:commons-lang3").expect("the jar's coordinates");
+    let lang_version = lang["version"].as_str().unwrap().to_owned();
     let go = named("go", "stdlib").expect("skopeo's Go version");
     let go_version = go["version"].as_str().unwrap().to_owned();
     assert!(go_version.starts_with("1."), "{go}");
@@ -351,7 +362,11 @@ fn story(site: &Site) {
     }
     zip.finish().unwrap();
     let pypi = dir.path().join("GHSA-j8r2-6x86-q33q.json");
-    std::fs::write(&pypi, format!("[{GHSA_REQUESTS}, {GO_2023_1878}]")).unwrap();
+    std::fs::write(
+        &pypi,
+        format!("[{GHSA_REQUESTS}, {GO_2023_1878}, {GHSA_COMMONS_LANG}]"),
+    )
+    .unwrap();
     let out = run(&mut site.cli(&[
         "vulndb",
         "import",
@@ -390,6 +405,12 @@ fn story(site: &Site) {
         old_go,
         "Go {go_version} and GO-2023-1878 (fixed in 1.19.11): {report}"
     );
+    let lang = findings
+        .iter()
+        .find(|f| f["advisory"] == "GHSA-j288-q9x7-2f5v")
+        .unwrap_or_else(|| panic!("commons-lang3 {lang_version} < 3.18.0: {report}"));
+    assert_eq!(lang["severity"], "medium");
+    assert_eq!(lang["fixed"], "3.18.0");
     let (_, again) = site.get(&format!("/v2/library/app/referrers/{digest}"));
     assert_eq!(again["manifests"], referrers["manifests"]);
     let out = run_fail(&mut site.cli(&["vuln", "library/app:1.0.0", "--fail-at", "high"]));
@@ -430,6 +451,11 @@ fn story(site: &Site) {
     assert_eq!(status, 200, "{policy}");
     let (status, promoted) = site.send("POST", "/api/v1/promotions", &promote);
     assert_eq!(status, 200, "{promoted}");
+    let (_, carried) = site.get(&format!("/v2/prod/app/referrers/{digest}"));
+    assert_eq!(
+        carried["manifests"][0]["artifactType"], "application/vnd.cyclonedx+json",
+        "semdock's SBOM went with the image: {carried}"
+    );
 
     // Which released versions carry it, and which version fixes it: 1.1.0 has this
     // machine's own (current) glibc.
@@ -1074,4 +1100,50 @@ fn a_connector_feeds_cached_image_is_read_once_its_layers_are_pulled() {
         Some(0),
         "a connector feed holds only its upstream's manifests"
     );
+}
+
+/// Pushes an SPDX SBOM as a builder attaches one (a referrer of `repo@subject`).
+pub(crate) fn push_builder_sbom(site: &Site, repo: &str, subject: &str) {
+    let document = br#"{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"built","documentNamespace":"https://example.invalid/built","creationInfo":{"created":"2026-01-01T00:00:00Z","creators":["Tool: syft-1.0.0"]},"packages":[]}"#;
+    let empty = b"{}";
+    for blob in [&document[..], &empty[..]] {
+        let res = site
+            .http()
+            .post(&format!(
+                "{}/v2/{repo}/blobs/uploads/?digest={}",
+                site.base,
+                Digest::of(blob)
+            ))
+            .send(blob)
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let image = site
+        .http()
+        .get(&format!("{}/v2/{repo}/manifests/{subject}", site.base))
+        .header("Accept", OCI_MANIFEST)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_vec()
+        .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::of(empty).as_str(), "size": 2},
+        "layers": [{"mediaType": "application/spdx+json", "digest": Digest::of(document).as_str(), "size": document.len()}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": image.len()},
+    }))
+    .unwrap();
+    let res = site
+        .http()
+        .put(&format!(
+            "{}/v2/{repo}/manifests/{}",
+            site.base,
+            Digest::of(&manifest)
+        ))
+        .header("Content-Type", OCI_MANIFEST)
+        .send(&manifest[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
 }

@@ -377,7 +377,8 @@ fn carry_verdict(
 
 impl Registry {
     /// Links the manifests `pending` names, with their children (and referrers, with
-    /// `referrers`) and blobs, from `from` into `to`; answers the digests copied.
+    /// `referrers`; semdock's SBOMs always) and blobs, from `from` into `to`; answers the
+    /// digests copied.
     fn copy_manifests(
         &self,
         w: &mut dyn crate::store::meta::MetaWrite,
@@ -397,6 +398,16 @@ impl Registry {
             pending.extend(record.children.iter().cloned());
             if referrers {
                 pending.extend(w.referrers(from.as_str(), &d)?);
+            } else {
+                // semdock's own SBOM goes with its image, always.
+                for r in w.referrers(from.as_str(), &d)? {
+                    if w.manifest(from.as_str(), &r)?.is_some_and(|m| {
+                        m.annotations
+                            .contains_key(crate::domain::vulns::sbom::GENERATOR_ANNOTATION)
+                    }) {
+                        pending.push(r);
+                    }
+                }
             }
             for blob in &record.blobs {
                 if !w.is_linked(from.as_str(), blob)? {

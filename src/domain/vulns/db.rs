@@ -12,12 +12,12 @@ use super::Vulns;
 use super::osv::{Advisory, Affected, Record};
 use crate::domain::Error;
 use crate::domain::audit::{self, Kind};
-use crate::store::meta::settings::{Counter, Family, Json};
+use crate::store::meta::settings::{Counter, Family, Json, ZstdJson};
 
 /// advisory id → the advisory, with the package keys it was indexed under.
 pub(crate) const ADVISORIES: Family<Json<Stored>> = Family::keyed("vuln-advisory:", "advisory");
 /// `ecosystem/name` → every advisory's ranges for that package.
-pub(crate) const BY_PACKAGE: Family<Json<Vec<Affected>>> =
+pub(crate) const BY_PACKAGE: Family<ZstdJson<Vec<Affected>>> =
     Family::keyed("vuln-package:", "advisories of a package");
 /// An alias (upper case: `CVE-2023-4911`) → the advisories that name it.
 pub(crate) const ALIASES: Family<Json<Vec<String>>> =

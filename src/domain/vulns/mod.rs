@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Error;
 use crate::domain::clock::Clock;
 use crate::store::meta::Metadata;
-use crate::store::meta::settings::{Family, Json};
+use crate::store::meta::settings::{Family, ZstdJson};
 
 pub use gate::{Exception, VulnPolicy};
 pub use matching::{Matcher, findings, report_in};
@@ -37,7 +37,7 @@ pub use osv::{Advisory, Severity};
 pub use sbom::Sbom;
 
 /// image digest → what semdock found in it.
-pub(crate) const SBOMS: Family<Json<Sbom>> = Family::keyed("sbom:", "image SBOM");
+pub(crate) const SBOMS: Family<ZstdJson<Sbom>> = Family::keyed("sbom:", "image SBOM");
 
 /// One finding of a report: a package at a version an advisory names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -105,9 +105,17 @@ fn read_tar(stream: impl Read) -> io::Result<LayerChanges> {
             continue;
         }
         let Some(kind) = parsers::interesting(path) else {
-            // An executable may be a Go binary, whose modules it names itself.
+            let size = entry.header().size().unwrap_or(0);
             let mode = entry.header().mode().unwrap_or(0);
-            if mode & 0o111 != 0 && entry.header().size().unwrap_or(0) > 1024 {
+            if super::jars::is_archive(path) && size <= super::jars::MAX_ARCHIVE {
+                // A Java archive names its Maven coordinates (and those it bundles).
+                let path = path.to_owned();
+                let found = super::jars::scan(&mut entry, &path)?;
+                if !found.is_empty() {
+                    changes.found.push((path, Found::Packages(found)));
+                }
+            } else if mode & 0o111 != 0 && size > 1024 {
+                // An executable may be a Go binary, whose modules it names itself.
                 let path = path.to_owned();
                 let modules = super::gobinary::scan(&mut entry, &path)?;
                 if !modules.is_empty() {

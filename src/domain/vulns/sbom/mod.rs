@@ -3,6 +3,7 @@
 //! and written out as CycloneDX 1.6 or SPDX 2.3 JSON (what other tools read).
 
 pub mod gobinary;
+pub mod jars;
 pub mod layers;
 pub mod parsers;
 pub mod rpm;
