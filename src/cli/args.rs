@@ -341,6 +341,9 @@ pub enum VulnAction {
         /// Count only findings that have a fixed version.
         #[arg(long)]
         fixable_only: bool,
+        /// Virtual tags (`latest`, `3`, `3.4`) follow only versions read and passing.
+        #[arg(long, requires = "refuse_at")]
+        virtual_tags: bool,
         /// Gate pulls too: `refuse` them (403) or `warn` (a `Warning` header).
         #[arg(long, requires = "refuse_at", value_name = "refuse|warn", value_parser = ["refuse", "warn"])]
         on_pull: Option<String>,

@@ -102,6 +102,7 @@ pub(super) fn vuln(config: &Config, command: Command) -> anyhow::Result<()> {
                 feed,
                 refuse_at,
                 fixable_only,
+                virtual_tags,
                 on_pull,
                 remove,
             }),
@@ -110,7 +111,7 @@ pub(super) fn vuln(config: &Config, command: Command) -> anyhow::Result<()> {
             target,
             &feed,
             refuse_at.as_deref(),
-            fixable_only,
+            (fixable_only, virtual_tags),
             on_pull.as_deref(),
             remove,
         ),
@@ -223,7 +224,7 @@ fn policy(
     target: &Target,
     feed: &str,
     refuse_at: Option<&str>,
-    fixable_only: bool,
+    (fixable_only, virtual_tags): (bool, bool),
     on_pull: Option<&str>,
     remove: bool,
 ) -> anyhow::Result<()> {
@@ -248,6 +249,7 @@ fn policy(
                 Some("warn") => Some(dto::PullGate::Warn),
                 Some(other) => bail!("--on-pull {other:?}: use refuse or warn"),
             },
+            virtual_tags,
             exceptions: Vec::new(),
         };
         target.run(Request::send("PUT", &path, &wanted), |a| {

@@ -134,6 +134,7 @@ mod tests {
                 refuse_at: osv::Severity::High,
                 fixable_only: false,
                 on_pull: Some(super::super::trust::PullGate::Warn),
+                virtual_tags: true,
                 exceptions: Vec::new(),
             },
         )

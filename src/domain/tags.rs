@@ -270,14 +270,31 @@ pub(super) fn settle_virtual(
     names: impl IntoIterator<Item = String>,
     cause: &Change<'_>,
 ) -> Result<(), Error> {
-    // Under a signature policy only versions whose signatures passed are followed.
+    // Under a signature policy only versions whose signatures passed are followed; under
+    // a vulnerability policy that asks for it, only versions read and passing it.
     let feed = repo.split('/').next().unwrap_or(repo);
     let signed = super::trust::verdicts::policy_of(&*w, feed)?;
+    let vetted = super::vulns::gate::skipping(&*w, feed)?;
+    let now_ms = cause.clock.now_ms();
+    let passes = |r: &dyn MetaWrite, digest: &str| -> Result<bool, Error> {
+        if let Some(policy) = &signed
+            && !super::trust::verdicts::passes(r, policy, repo, digest)?
+        {
+            return Ok(false);
+        }
+        match &vetted {
+            Some(policy) => super::vulns::gate::admits(r, policy, feed, repo, digest, now_ms),
+            None => Ok(true),
+        }
+    };
     for tag in names {
         let current = w.tag(repo, &tag)?;
-        let highest = |scope| match &signed {
-            None => Ok(w.highest_version(repo, scope)?),
-            Some(policy) => highest_passing(&*w, repo, scope, policy),
+        let highest = |scope| {
+            if signed.is_none() && vetted.is_none() {
+                Ok(w.highest_version(repo, scope)?)
+            } else {
+                highest_passing(&*w, repo, scope, &passes)
+            }
         };
         match followed(&tag, highest)? {
             Some((_, want)) if current.as_deref() == Some(want.as_str()) => {}
@@ -333,20 +350,21 @@ pub(crate) fn in_scope(scope: Scope, tag: &str) -> bool {
     }
 }
 
-/// The highest version of `repo` in `scope` whose signatures pass `policy` (by its recorded
-/// verdict), as (tag, digest): O(k · log n) for the k higher versions that do not pass.
+/// The highest version of `repo` in `scope` that `passes` (its signatures by their recorded
+/// verdict, its vulnerabilities by its report), as (tag, digest): O(k · log n) for the k
+/// higher versions that do not pass.
 fn highest_passing(
     r: &dyn MetaWrite,
     repo: &str,
     scope: Scope,
-    policy: &super::trust::verdicts::SignaturePolicy,
+    passes: &dyn Fn(&dyn MetaWrite, &str) -> Result<bool, Error>,
 ) -> Result<Option<(String, String)>, Error> {
     let mut before: Option<Version> = None;
     loop {
         let (page, more) =
             r.versions_page(repo, before.as_ref(), 64, &|tag| in_scope(scope, tag))?;
         for (tag, digest) in &page {
-            if super::trust::verdicts::passes(r, policy, repo, digest)? {
+            if passes(r, digest)? {
                 return Ok(Some((tag.clone(), digest.clone())));
             }
         }

@@ -1147,3 +1147,107 @@ pub(crate) fn push_builder_sbom(site: &Site, repo: &str, subject: &str) {
         .unwrap();
     assert_eq!(res.status(), 201);
 }
+
+/// CVE-2023-6246 (glibc's syslog heap overflow) with NVD's CVSS v3.1 vector (7.8, high).
+const CVE_2023_6246: &str = r#"{"id":"CVE-2023-6246","modified":"2024-02-01T00:00:00Z","summary":"A heap-based buffer overflow in the __vsyslog_internal function of the GNU C Library","severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"}],"affected":[]}"#;
+
+#[test]
+fn virtual_tags_follow_only_versions_that_pass_the_vulnerability_policy() {
+    let server = common::Server::start();
+    let auth = basic("admin", &server.admin_password);
+    let base = server.url("");
+    let key = admin_key(&base, &auth);
+    let site = Site { base, auth, key };
+    let (status, body) = site.send(
+        "POST",
+        "/api/v1/feeds",
+        &json!({"name": "rel", "versioning": true}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let dir = tempfile::tempdir().unwrap();
+    let import = |name: &str, records: &[&str]| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, format!("[{}]", records.join(","))).unwrap();
+        run(&mut site.cli(&["vulndb", "import", file.to_str().unwrap()]));
+    };
+    import("debian.json", &[DSA_5514_1, CVE_2023_4911]);
+    run(&mut site.cli(&[
+        "vuln",
+        "policy",
+        "rel",
+        "--refuse-at",
+        "high",
+        "--virtual-tags",
+    ]));
+    let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
+    let os = std::fs::read("/etc/os-release").unwrap();
+    let image = |status: &str| {
+        gzip(&tar(&[
+            ("var/lib/dpkg/status".into(), status.as_bytes().to_vec()),
+            ("etc/os-release".into(), os.clone()),
+        ]))
+    };
+    let libc = status
+        .split("\n\n")
+        .find(|p| p.starts_with("Package: libc6\n"))
+        .unwrap();
+    let version_line = libc.lines().find(|l| l.starts_with("Version: ")).unwrap();
+    let old = status.replacen(
+        libc,
+        &libc.replace(version_line, &format!("Version: {OLD_GLIBC}")),
+        1,
+    );
+    let latest = || {
+        let res = site
+            .http()
+            .head(&format!("{}/v2/rel/app/manifests/latest", site.base))
+            .header("Accept", OCI_MANIFEST)
+            .call()
+            .unwrap();
+        (res.status() == 200).then(|| {
+            res.headers()["docker-content-digest"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+    };
+    let until = |want: Option<&str>, why: &str| {
+        let started = Instant::now();
+        while latest().as_deref() != want {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{why}: latest is {:?}",
+                latest()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Current glibc: followed once read.
+    let clean = site.push("rel/app", "1.0.0", &[image(&status)]);
+    until(Some(&clean), "1.0.0 is read and passes");
+    // Debian 12.1's glibc (DSA-5514-1, high): read, and skipped.
+    let vulnerable = site.push("rel/app", "1.1.0", &[image(&old)]);
+    wait_scanned(&site, "rel/app:1.1.0");
+    assert_eq!(
+        latest().as_deref(),
+        Some(clean.as_str()),
+        "1.1.0 fails the policy"
+    );
+    // An exception for its CVE: now it passes, and latest follows it.
+    run(&mut site.cli(&[
+        "vuln",
+        "exception",
+        "add",
+        "rel",
+        "CVE-2023-4911",
+        "--reason",
+        "tunables disabled",
+    ]));
+    until(Some(&vulnerable), "the exception lets 1.1.0 pass");
+    // A new advisory against it: latest goes back.
+    import("more.json", &[DSA_5611_1, CVE_2023_6246]);
+    until(
+        Some(&clean),
+        "DSA-5611-1 (high, by CVE-2023-6246) fails 1.1.0",
+    );
+}

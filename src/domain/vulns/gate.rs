@@ -29,6 +29,10 @@ pub struct VulnPolicy {
     /// `Warning`); `None`: pulls are not gated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_pull: Option<PullGate>,
+    /// Virtual tags (`latest`, `3`, `3.4`) follow only versions read and passing the
+    /// policy.
+    #[serde(default)]
+    pub virtual_tags: bool,
     #[serde(default)]
     pub exceptions: Vec<Exception>,
 }
@@ -131,6 +135,50 @@ pub fn check_promotion(
     ) {
         Some(why) => Err(Error::PolicyRefused(why)),
         None => Ok(()),
+    }
+}
+
+/// Feed `feed`'s policy when its virtual tags follow only versions that pass it.
+pub(crate) fn skipping(
+    r: &(impl MetaRead + ?Sized),
+    feed: &str,
+) -> Result<Option<VulnPolicy>, Error> {
+    Ok(POLICIES.get(r, feed)?.filter(|p| p.virtual_tags))
+}
+
+/// Whether virtual tags may follow `repo@digest` under `policy`: read, and nothing it
+/// finds refused (an image not read yet is not followed until it is).
+pub(crate) fn admits(
+    r: &(impl MetaRead + ?Sized),
+    policy: &VulnPolicy,
+    feed: &str,
+    repo: &str,
+    digest: &str,
+    now_ms: u64,
+) -> Result<bool, Error> {
+    let report = super::report_in(r, repo, digest)?;
+    Ok(report.state == ScanState::Scanned
+        && refusal(policy, &report.findings, feed, digest, now_ms).is_none())
+}
+
+/// Settles the virtual tags of every repository of `feed` (after its policy, its
+/// exceptions or the database changed), in `w`.
+pub(crate) fn resettle_feed(
+    w: &mut dyn crate::store::meta::MetaWrite,
+    feed: &str,
+    cause: &crate::domain::tags::Change<'_>,
+) -> Result<(), Error> {
+    let mut after: Option<String> = None;
+    loop {
+        let prefix = format!("{feed}/");
+        let (page, more) = w.repositories(&prefix, after.as_deref(), 1_000, &|_| true)?;
+        for repo in &page {
+            crate::domain::tags::recompute_virtual(w, repo, cause)?;
+        }
+        after = page.last().cloned();
+        if !more || after.is_none() {
+            return Ok(());
+        }
     }
 }
 
@@ -326,9 +374,20 @@ impl Vulns {
             }
             let mut policy = POLICIES.get(w, feed)?;
             let said = f(&mut policy)?;
+            let before = POLICIES.get(w, feed)?.is_some_and(|p| p.virtual_tags);
             match &policy {
                 Some(p) => POLICIES.put(w, feed, p)?,
                 None => POLICIES.remove(w, feed)?,
+            }
+            if before || policy.as_ref().is_some_and(|p| p.virtual_tags) {
+                let cause = crate::domain::tags::Change {
+                    actor,
+                    method: "settings",
+                    comment: Some(&said),
+                    source: None,
+                    clock: &self.clock,
+                };
+                resettle_feed(w, feed, &cause)?;
             }
             audit::append(
                 w,
@@ -364,6 +423,7 @@ mod tests {
             refuse_at: Severity::High,
             fixable_only: false,
             on_pull: None,
+            virtual_tags: false,
             exceptions: vec![],
         };
         let findings = [

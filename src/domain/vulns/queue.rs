@@ -256,6 +256,17 @@ impl Registry {
             let known = super::watch::baseline(w, &sbom)?;
             super::watch::KNOWN.put(w, &item.digest, &known)?;
             SBOMS.put(w, &item.digest, &sbom)?;
+            // Virtual tags that follow only vetted versions may follow this one now.
+            if super::gate::skipping(&*w, repo.feed())?.is_some() {
+                let cause = crate::domain::tags::Change {
+                    actor: "semdock",
+                    method: "settings",
+                    comment: Some("its packages were read"),
+                    source: None,
+                    clock: &self.clock,
+                };
+                crate::domain::tags::recompute_virtual(w, &item.repository, &cause)?;
+            }
             QUEUE.remove(w, &key)?;
             Ok(())
         })?;

@@ -98,11 +98,17 @@ impl Vulns {
         }
         drop(matcher);
         drop(r);
-        if found.is_empty() && baselines.is_empty() {
+        let skipping: Vec<String> = super::gate::POLICIES
+            .all(&*self.meta.read()?)?
+            .into_iter()
+            .filter(|(_, p)| p.virtual_tags)
+            .map(|(feed, _)| feed)
+            .collect();
+        if found.is_empty() && baselines.is_empty() && skipping.is_empty() {
             return Ok(0);
         }
         let n = found.len();
-        self.record(&found, &baselines, actor)?;
+        self.record(&found, &baselines, &skipping, actor)?;
         Ok(n)
     }
 }
@@ -112,9 +118,21 @@ impl Vulns {
         &self,
         found: &[Found],
         baselines: &[(String, Vec<String>)],
+        skipping: &[String],
         actor: &str,
     ) -> Result<(), Error> {
         self.meta.write(|w| -> Result<(), Error> {
+            // Virtual tags that follow only vetted versions leave the newly affected ones.
+            let cause = crate::domain::tags::Change {
+                actor,
+                method: "settings",
+                comment: Some("the vulnerability database changed"),
+                source: None,
+                clock: &self.clock,
+            };
+            for feed in skipping {
+                super::gate::resettle_feed(w, feed, &cause)?;
+            }
             for (digest, now) in baselines {
                 KNOWN.put(w, digest, now)?;
             }

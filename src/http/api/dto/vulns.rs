@@ -199,6 +199,9 @@ pub struct VulnPolicy {
     /// What a pull of an image the policy refuses gets; absent: pulls are not gated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_pull: Option<super::PullGate>,
+    /// Virtual tags (`latest`, `3`, `3.4`) follow only versions read and passing.
+    #[serde(default)]
+    pub virtual_tags: bool,
     /// Read only: exceptions change through `/exceptions`.
     #[serde(default)]
     pub exceptions: Vec<VulnException>,
@@ -217,6 +220,7 @@ impl VulnPolicy {
             refuse_at,
             fixable_only: self.fixable_only,
             on_pull: self.on_pull.map(Into::into),
+            virtual_tags: self.virtual_tags,
             exceptions: Vec::new(),
         })
     }
@@ -228,6 +232,7 @@ impl From<vulns::VulnPolicy> for VulnPolicy {
             refuse_at: p.refuse_at.to_string(),
             fixable_only: p.fixable_only,
             on_pull: p.on_pull.map(Into::into),
+            virtual_tags: p.virtual_tags,
             exceptions: super::all(p.exceptions),
         }
     }
