@@ -192,6 +192,8 @@ fn rows() -> Vec<Row> {
         r("GET", "/ui/password", "/ui/password", None, Login),
         r("POST", "/ui/password", "/ui/password", Some(Form(&[("password", "a"), ("repeat", "b")])), Account),
         r("GET", "/ui/trust", "/ui/trust", None, Admin),
+        r("GET", "/ui/vulndb", "/ui/vulndb", None, Admin),
+        r("POST", "/ui/vulndb", "/ui/vulndb", Some(Form(&[("file", "x")])), Admin),
         r("POST", "/ui/trust", "/ui/trust", Some(Form(&[("name", "Bad Name"), ("pem", "x")])), Admin),
         r("POST", "/ui/trust/{name}/remove", "/ui/trust/nosuchkey/remove", Some(Form(&[])), Admin),
         r("POST", "/ui/trust/roots", "/ui/trust/roots", Some(Form(&[("name", "Bad Name"), ("json", "{}")])), Admin),

@@ -1514,16 +1514,34 @@ async fn a_reader_sees_an_images_vulnerabilities_in_chromium() {
     let (dsa, cve) = (dir.path().join("dsa.json"), dir.path().join("cve.json"));
     std::fs::write(&dsa, vulns::DSA_5514_1).unwrap();
     std::fs::write(&cve, vulns::CVE_2023_4911).unwrap();
-    common::run(&mut site.cli(&[
-        "vulndb",
-        "import",
-        dsa.to_str().unwrap(),
-        cve.to_str().unwrap(),
-    ]));
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
     let c = browser(&driver, profile.path()).await;
     log_in(&c, &base, "admin", &server.admin_password).await;
+    // The administrator imports the records on the Vulnerabilities page, one file each.
+    for file in [&dsa, &cve] {
+        c.goto(&format!("{base}/ui/vulndb")).await.unwrap();
+        c.find(Locator::Css("#vulndb-file"))
+            .await
+            .unwrap()
+            .send_keys(file.to_str().unwrap())
+            .await
+            .unwrap();
+        click_and_wait(&c, "form[action='/ui/vulndb'] button", "#vulndb-sources").await;
+        assert!(text(&c).await.contains("Imported"), "{}", text(&c).await);
+    }
+    let sources = c
+        .find(Locator::Css("#vulndb-sources tbody"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sources.contains("dsa.json 1 0 Debian:11, Debian:12") && sources.contains("cve.json 1 0"),
+        "{sources}"
+    );
+    shot(&c, "39-vulnerability-database").await;
     c.goto(&format!("{base}/ui/repository?name=library%2Fapp"))
         .await
         .unwrap();

@@ -16,6 +16,7 @@ mod secret;
 mod session;
 mod trust;
 mod users;
+mod vulndb;
 mod vulns;
 
 use actix_web::http::StatusCode;
@@ -79,6 +80,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/webhooks", web::post().to(events::create))
             .route("/webhooks/{id}/delete", web::post().to(events::delete))
             .route("/webhooks/{id}/redeliver", web::post().to(events::redeliver))
+            .route("/vulndb", web::get().to(vulndb::page))
+            .route("/vulndb", web::post().to(vulndb::import))
             .route("/trust", web::get().to(trust::trust))
             .route("/trust", web::post().to(trust::add_key))
             .route("/trust/{name}/remove", web::post().to(trust::remove_key))
@@ -163,6 +166,7 @@ fn notice_of(code: &str) -> Option<&'static str> {
         "revoked" => "API key revoked.",
         "webhook-deleted" => "Webhook deleted.",
         "key-trusted" => "Key trusted: feeds may now require its signatures.",
+        "vulndb-imported" => "Imported: every image's report now reads these records.",
         "root-trusted" => {
             "Trusted root added: feeds may now require keyless signatures by identities it certifies."
         }
