@@ -1251,3 +1251,51 @@ fn virtual_tags_follow_only_versions_that_pass_the_vulnerability_policy() {
         "DSA-5611-1 (high, by CVE-2023-6246) fails 1.1.0",
     );
 }
+
+/// A Rust program built with `cargo auditable` (scripts/test installs it): a tiny crate
+/// depending on `semver` 1.0.28 from the local registry cache, built offline.
+fn auditable_binary(dir: &std::path::Path) -> Vec<u8> {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"hello-audit\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nsemver = \"=1.0.28\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/main.rs"),
+        "fn main() { println!(\"{}\", semver::Version::new(1, 2, 3)); }\n",
+    )
+    .unwrap();
+    run(Command::new("cargo")
+        .args(["auditable", "build", "--offline", "--quiet"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env_remove("RUSTFLAGS"));
+    std::fs::read(dir.join("target/debug/hello-audit")).unwrap()
+}
+
+#[test]
+fn a_rust_program_built_with_cargo_auditable_names_its_crates() {
+    let server = common::Server::start();
+    let site = Site {
+        base: server.url(""),
+        key: String::new(),
+        auth: basic("admin", &server.admin_password),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let binary = auditable_binary(dir.path());
+    let layer = gzip(&tar(&[("usr/local/bin/hello-audit".into(), binary)]));
+    site.push("library/rusty", "1", &[layer]);
+    wait_scanned(&site, "library/rusty:1");
+    let (status, sbom) = site.get("/api/v1/sbom?ref=library/rusty:1");
+    assert_eq!(status, 200);
+    let crates: Vec<String> = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .filter(|p| p.starts_with("pkg:cargo/"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(crates, ["pkg:cargo/semver@1.0.28"], "{sbom}");
+}

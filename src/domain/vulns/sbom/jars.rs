@@ -28,14 +28,14 @@ pub fn scan(entry: &mut impl Read, path: &str) -> io::Result<Vec<Package>> {
     Ok(archive(&mut spool.file, path, true))
 }
 
-/// A temporary file removed when dropped.
-struct Spool {
+/// A private temporary file, removed when dropped.
+pub(super) struct Spool {
     path: std::path::PathBuf,
-    file: std::fs::File,
+    pub(super) file: std::fs::File,
 }
 
 impl Spool {
-    fn new() -> io::Result<Self> {
+    pub(super) fn new() -> io::Result<Self> {
         let path = std::env::temp_dir().join(format!("semdock-jar-{}", uuid::Uuid::new_v4()));
         let file = std::fs::OpenOptions::new()
             .read(true)

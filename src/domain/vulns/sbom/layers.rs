@@ -115,9 +115,9 @@ fn read_tar(stream: impl Read) -> io::Result<LayerChanges> {
                     changes.found.push((path, Found::Packages(found)));
                 }
             } else if mode & 0o111 != 0 && size > 1024 {
-                // An executable may be a Go binary, whose modules it names itself.
+                // An executable may name what it was built from (Go, cargo auditable).
                 let path = path.to_owned();
-                let modules = super::gobinary::scan(&mut entry, &path)?;
+                let modules = super::executables::scan(&mut entry, &path)?;
                 if !modules.is_empty() {
                     changes.found.push((path, Found::Packages(modules)));
                 }

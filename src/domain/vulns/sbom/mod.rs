@@ -2,6 +2,7 @@
 //! in one streaming pass (`layers`), kept as a record per image digest (what matching reads)
 //! and written out as CycloneDX 1.6 or SPDX 2.3 JSON (what other tools read).
 
+pub mod executables;
 pub mod gobinary;
 pub mod jars;
 pub mod layers;
