@@ -481,6 +481,26 @@ fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_ba
     let mut source = Server::start_in(&work.path().join("source"), &[]);
     let (expected, key) = fill_for_migration(&source);
     let repos = ["prod/app", "library/tool"];
+    // Every image read (its SBOM referrer stored), so what is copied does not depend on
+    // how far the queue got.
+    let admin = source.http();
+    for (image, _) in &expected {
+        let started = std::time::Instant::now();
+        loop {
+            let body = admin
+                .get(&source.url(&format!("/api/v1/vulnerabilities?ref={image}")))
+                .call()
+                .unwrap()
+                .into_body()
+                .read_to_string()
+                .unwrap();
+            if !body.contains("\"pending\"") {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{image}: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let password = source.admin_password.clone();
     assert!(source.terminate());
 
@@ -501,9 +521,11 @@ fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_ba
         cmd
     };
     let said = run(&mut migrate());
-    assert!(said.contains("copied 12 blobs"), "{said}");
+    // 12 of the images, 3 CycloneDX documents and their empty config; 3 images and their
+    // 3 SBOM referrers.
+    assert!(said.contains("copied 16 blobs"), "{said}");
     assert!(
-        said.contains("wrote 2 feeds, 2 repositories, 3 manifests, 7 tags"),
+        said.contains("wrote 2 feeds, 2 repositories, 6 manifests, 7 tags"),
         "{said}"
     );
     let again = common::run_fail(&mut migrate());
@@ -550,7 +572,7 @@ fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_ba
         .arg(&target_toml)
         .arg("backup")
         .arg(&backup));
-    assert!(said.contains("backed up 12 blobs"), "{said}");
+    assert!(said.contains("backed up 16 blobs"), "{said}");
     let restored = work.path().join("restored");
     let restored_toml = work.path().join("restored.toml");
     write_config(&restored_toml, &restored, "");
