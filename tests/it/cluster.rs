@@ -470,22 +470,12 @@ fn fill_for_migration(source: &Server) -> (Vec<(String, String)>, String) {
     (expected, key)
 }
 
-/// An embedded registry, filled by docker, moves to PostgreSQL and S3 with `semdock storage
-/// migrate`; three nodes behind HAProxy then serve every tag with its digest (docker pulls
-/// through the load balancer, the administrator's password and an API key still work); a
-/// backup of the distributed registry, restored into an embedded one, serves them too.
-#[test]
-fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_back() {
-    let work = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_semdock");
-    let mut source = Server::start_in(&work.path().join("source"), &[]);
-    let (expected, key) = fill_for_migration(&source);
-    let repos = ["prod/app", "library/tool"];
-    // Every image read (its SBOM referrer stored), so what is copied does not depend on
-    // how far the queue got.
+/// Waits until every image of `expected` has been read (its SBOM referrer stored), so that
+/// what a copy holds does not depend on how far the queue got.
+fn wait_until_read(source: &Server, expected: &[(String, String)]) {
     let admin = source.http();
-    for (image, _) in &expected {
-        let started = std::time::Instant::now();
+    for (image, _) in expected {
+        let started = Instant::now();
         loop {
             let body = admin
                 .get(&source.url(&format!("/api/v1/vulnerabilities?ref={image}")))
@@ -497,10 +487,27 @@ fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_ba
             if !body.contains("\"pending\"") {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "{image}: {body}");
+            assert!(
+                started.elapsed() < Duration::from_mins(1),
+                "{image}: {body}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// An embedded registry, filled by docker, moves to PostgreSQL and S3 with `semdock storage
+/// migrate`; three nodes behind HAProxy then serve every tag with its digest (docker pulls
+/// through the load balancer, the administrator's password and an API key still work); a
+/// backup of the distributed registry, restored into an embedded one, serves them too.
+#[test]
+fn storage_migrate_moves_a_registry_to_postgres_and_s3_and_a_backup_brings_it_back() {
+    let work = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_semdock");
+    let mut source = Server::start_in(&work.path().join("source"), &[]);
+    let (expected, key) = fill_for_migration(&source);
+    let repos = ["prod/app", "library/tool"];
+    wait_until_read(&source, &expected);
     let password = source.admin_password.clone();
     assert!(source.terminate());
 
