@@ -344,6 +344,10 @@ pub enum VulnAction {
         /// Virtual tags (`latest`, `3`, `3.4`) follow only versions read and passing.
         #[arg(long, requires = "refuse_at")]
         virtual_tags: bool,
+        /// Gate tag pushes too (the image is read during the push): `refuse` them (403) or
+        /// `warn` (a `Warning` header).
+        #[arg(long, requires = "refuse_at", value_name = "refuse|warn", value_parser = ["refuse", "warn"])]
+        on_push: Option<String>,
         /// Gate pulls too: `refuse` them (403) or `warn` (a `Warning` header).
         #[arg(long, requires = "refuse_at", value_name = "refuse|warn", value_parser = ["refuse", "warn"])]
         on_pull: Option<String>,

@@ -103,6 +103,7 @@ pub(super) fn vuln(config: &Config, command: Command) -> anyhow::Result<()> {
                 refuse_at,
                 fixable_only,
                 virtual_tags,
+                on_push,
                 on_pull,
                 remove,
             }),
@@ -112,7 +113,7 @@ pub(super) fn vuln(config: &Config, command: Command) -> anyhow::Result<()> {
             &feed,
             refuse_at.as_deref(),
             (fixable_only, virtual_tags),
-            on_pull.as_deref(),
+            (on_push.as_deref(), on_pull.as_deref()),
             remove,
         ),
         (Some(VulnAction::Exception { action }), _) => exception(target, action),
@@ -185,6 +186,15 @@ fn report(
     Ok(())
 }
 
+fn gate(flag: &str, value: Option<&str>) -> anyhow::Result<Option<dto::PullGate>> {
+    Ok(match value {
+        None => None,
+        Some("refuse") => Some(dto::PullGate::Refuse),
+        Some("warn") => Some(dto::PullGate::Warn),
+        Some(other) => bail!("{flag} {other:?}: use refuse or warn"),
+    })
+}
+
 fn show_policy(feed: &str, policy: Option<&VulnPolicy>) {
     let Some(p) = policy else {
         println!("feed {feed} has no vulnerability policy");
@@ -225,7 +235,7 @@ fn policy(
     feed: &str,
     refuse_at: Option<&str>,
     (fixable_only, virtual_tags): (bool, bool),
-    on_pull: Option<&str>,
+    (on_push, on_pull): (Option<&str>, Option<&str>),
     remove: bool,
 ) -> anyhow::Result<()> {
     let path = format!("/feeds/{feed}/vuln-policy");
@@ -243,12 +253,8 @@ fn policy(
         let wanted = VulnPolicy {
             refuse_at: severity(at)?.to_string(),
             fixable_only,
-            on_pull: match on_pull {
-                None => None,
-                Some("refuse") => Some(dto::PullGate::Refuse),
-                Some("warn") => Some(dto::PullGate::Warn),
-                Some(other) => bail!("--on-pull {other:?}: use refuse or warn"),
-            },
+            on_push: gate("--on-push", on_push)?,
+            on_pull: gate("--on-pull", on_pull)?,
             virtual_tags,
             exceptions: Vec::new(),
         };

@@ -133,6 +133,7 @@ mod tests {
             &gate::VulnPolicy {
                 refuse_at: osv::Severity::High,
                 fixable_only: false,
+                on_push: Some(super::super::trust::PullGate::Refuse),
                 on_pull: Some(super::super::trust::PullGate::Warn),
                 virtual_tags: true,
                 exceptions: Vec::new(),

@@ -1250,6 +1250,70 @@ fn virtual_tags_follow_only_versions_that_pass_the_vulnerability_policy() {
         Some(&clean),
         "DSA-5611-1 (high, by CVE-2023-6246) fails 1.1.0",
     );
+    push_gate(&site, &old, &os);
+}
+
+/// A push gate reads the image during the tag push: refused, or accepted with a warning.
+fn push_gate(site: &Site, status: &str, os: &[u8]) {
+    run(&mut site.cli(&[
+        "vuln",
+        "policy",
+        "library",
+        "--refuse-at",
+        "high",
+        "--on-push",
+        "refuse",
+    ]));
+    let layer = gzip(&tar(&[
+        ("var/lib/dpkg/status".into(), status.as_bytes().to_vec()),
+        ("etc/os-release".into(), os.to_vec()),
+    ]));
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    for blob in [&layer[..], &config[..]] {
+        let res = site
+            .http()
+            .post(&format!(
+                "{}/v2/library/gated/blobs/uploads/?digest={}",
+                site.base,
+                Digest::of(blob)
+            ))
+            .send(blob)
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(config).as_str(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": Digest::of(&layer).as_str(), "size": layer.len()}],
+    }))
+    .unwrap();
+    let put = || {
+        site.http()
+            .put(&format!("{}/v2/library/gated/manifests/1.0.0", site.base))
+            .header("Content-Type", OCI_MANIFEST)
+            .send(&manifest[..])
+            .unwrap()
+    };
+    let mut refused = put();
+    assert_eq!(refused.status(), 403);
+    let body = refused.body_mut().read_to_string().unwrap();
+    assert!(
+        body.contains("DENIED") && body.contains("DSA-5514-1"),
+        "{body}"
+    );
+    run(&mut site.cli(&[
+        "vuln",
+        "policy",
+        "library",
+        "--refuse-at",
+        "high",
+        "--on-push",
+        "warn",
+    ]));
+    let warned = put();
+    assert_eq!(warned.status(), 201);
+    let warning = warned.headers()["warning"].to_str().unwrap();
+    assert!(warning.contains("DSA-5514-1"), "{warning}");
 }
 
 /// A Rust program built with `cargo auditable` (scripts/test installs it): a tiny crate

@@ -39,6 +39,8 @@ pub struct ManifestPut {
     pub subject: Option<Digest>,
     /// The tags now pointing at it.
     pub tags: Vec<String>,
+    /// The feed's vulnerability policy warns of what the image holds.
+    pub warning: Option<String>,
 }
 
 /// A manifest that refers to a subject, as the referrers API lists it.
@@ -219,6 +221,7 @@ impl Registry {
                 .iter()
                 .any(|t| crate::domain::versioning::version_of(t.as_str()).is_some()),
         };
+        let warning = self.push_gate(repo, &digest, &manifest, &tags, actor)?;
         let result = self.meta.write(|w| {
             let feed = w.feed(repo.feed())?.ok_or_else(|| feed_unknown(repo))?;
             if let Some(tag) = tags.first() {
@@ -262,7 +265,24 @@ impl Registry {
             digest,
             subject: manifest.subject,
             tags: tags.iter().map(ToString::to_string).collect(),
+            warning,
         })
+    }
+
+    /// The vulnerability push gate for a push of `manifest` under `tags`, a refusal audited.
+    fn push_gate(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        manifest: &Manifest,
+        tags: &[&Tag],
+        actor: &str,
+    ) -> Result<Option<String>, Error> {
+        self.vulnerability_push_gate(repo, digest.as_str(), manifest, !tags.is_empty())
+            .inspect_err(|e| {
+                let tag = tags.first().map(|t| t.as_str());
+                self.audit_refusal(repo, tag, digest.as_str(), actor, e);
+            })
     }
 
     /// The manifest `reference` points at in `repo`.

@@ -25,6 +25,10 @@ pub struct VulnPolicy {
     /// Count only findings with a fixed version.
     #[serde(default)]
     pub fixable_only: bool,
+    /// What a tag push of an image the policy refuses gets (refused, or accepted with a
+    /// `Warning`): the image is read during the push; `None`: pushes are not gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_push: Option<PullGate>,
     /// What a pull of an image the policy refuses gets (refused, or served with a
     /// `Warning`); `None`: pulls are not gated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +139,68 @@ pub fn check_promotion(
     ) {
         Some(why) => Err(Error::PolicyRefused(why)),
         None => Ok(()),
+    }
+}
+
+impl crate::domain::Registry {
+    /// The push gate: for a tag push of an image (or an index) into a feed whose policy
+    /// gates pushes, reads the layers now (the images an SBOM is known for are not read
+    /// again) and refuses, or answers the warning, when the policy refuses what it finds.
+    pub(crate) fn vulnerability_push_gate(
+        &self,
+        repo: &crate::model::Repository,
+        digest: &str,
+        manifest: &crate::model::Manifest,
+        tagged: bool,
+    ) -> Result<Option<String>, Error> {
+        if !tagged {
+            return Ok(None);
+        }
+        let r = self.meta.read()?;
+        let Some(policy) = POLICIES.get(&*r, repo.feed())? else {
+            return Ok(None);
+        };
+        let Some(gate) = policy.on_push else {
+            return Ok(None);
+        };
+        let mut images: Vec<(String, Vec<String>)> = Vec::new();
+        if manifest.children.is_empty() {
+            if super::queue::is_image(manifest) {
+                let layers = manifest.blobs[1..]
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                images.push((digest.to_owned(), layers));
+            }
+        } else {
+            for child in &manifest.children {
+                if let Some(m) = r.manifest(repo.as_str(), child.as_str())?
+                    && m.children.is_empty()
+                    && m.blobs.len() > 1
+                {
+                    images.push((child.to_string(), m.blobs[1..].to_vec()));
+                }
+            }
+        }
+        let mut findings = Vec::new();
+        for (image, layers) in images {
+            let sbom = match super::SBOMS.get(&*r, &image)? {
+                Some(known) => known,
+                None => self.read_layers(&image, &layers, &format!("{repo}@{image}"))?,
+            };
+            findings.extend(super::Matcher::new(&*r).findings(&sbom)?);
+        }
+        match refusal(
+            &policy,
+            &findings,
+            repo.feed(),
+            &format!("{repo}@{digest}"),
+            self.clock.now_ms(),
+        ) {
+            None => Ok(None),
+            Some(why) if gate == PullGate::Refuse => Err(Error::PolicyRefused(why)),
+            Some(why) => Ok(Some(why)),
+        }
     }
 }
 
@@ -422,6 +488,7 @@ mod tests {
         let mut policy = VulnPolicy {
             refuse_at: Severity::High,
             fixable_only: false,
+            on_push: None,
             on_pull: None,
             virtual_tags: false,
             exceptions: vec![],

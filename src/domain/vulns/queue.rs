@@ -58,6 +58,18 @@ const IMAGE_CONFIGS: [&str; 2] = [
     "application/vnd.docker.container.image.v1+json",
 ];
 
+/// Whether `manifest` is an image semdock reads (not an artifact, a signature, an SBOM).
+#[must_use]
+pub fn is_image(manifest: &crate::model::Manifest) -> bool {
+    manifest.kind == ManifestKind::Image
+        && manifest.subject.is_none()
+        && manifest
+            .artifact_type
+            .as_deref()
+            .is_some_and(|t| IMAGE_CONFIGS.contains(&t))
+        && manifest.blobs.len() > 1
+}
+
 /// Enqueues `digest` in `w` when it is an image that has not been read yet (by its digest,
 /// in any repository): called in the push's transaction.
 pub fn enqueue(
@@ -67,14 +79,7 @@ pub fn enqueue(
     manifest: &crate::model::Manifest,
     now_ms: u64,
 ) -> Result<(), Error> {
-    let image = manifest.kind == ManifestKind::Image
-        && manifest.subject.is_none()
-        && manifest
-            .artifact_type
-            .as_deref()
-            .is_some_and(|t| IMAGE_CONFIGS.contains(&t))
-        && manifest.blobs.len() > 1;
-    if !image || SBOMS.exists(w, digest)? {
+    if !is_image(manifest) || SBOMS.exists(w, digest)? {
         return Ok(());
     }
     QUEUE.put(
@@ -219,24 +224,7 @@ impl Registry {
             );
             return Ok(false);
         }
-        let mut tree = Tree::default();
-        let mut layer_bytes = 0;
-        for layer in record.blobs.iter().skip(1) {
-            let digest: Digest = layer.parse().map_err(|e| Error::Invalid(format!("{e}")))?;
-            let blob = self.blobs.open(&digest)?;
-            layer_bytes += blob.stored_len()?;
-            tree.apply(BlobReader::new(&*blob)).map_err(|e| {
-                Error::Invalid(format!("layer {digest} of {key} could not be read: {e}"))
-            })?;
-        }
-        let (os, packages) = tree.finish();
-        let mut sbom = Sbom {
-            image: item.digest.clone(),
-            os,
-            packages,
-            layer_bytes,
-            referrer: None,
-        };
+        let mut sbom = self.read_layers(&item.digest, &record.blobs[1..], &key)?;
         // A connector feed holds what its upstream has, and nothing pushed beside it.
         let connector = self
             .meta
@@ -276,6 +264,33 @@ impl Registry {
             "SBOM generated"
         );
         Ok(true)
+    }
+
+    /// The SBOM of image `digest` whose layers are `layers` (blob digests, bottom first).
+    pub(crate) fn read_layers(
+        &self,
+        digest: &str,
+        layers: &[String],
+        what: &str,
+    ) -> Result<Sbom, Error> {
+        let mut tree = Tree::default();
+        let mut layer_bytes = 0;
+        for layer in layers {
+            let layer: Digest = layer.parse().map_err(|e| Error::Invalid(format!("{e}")))?;
+            let blob = self.blobs.open(&layer)?;
+            layer_bytes += blob.stored_len()?;
+            tree.apply(BlobReader::new(&*blob)).map_err(|e| {
+                Error::Invalid(format!("layer {layer} of {what} could not be read: {e}"))
+            })?;
+        }
+        let (os, packages) = tree.finish();
+        Ok(Sbom {
+            image: digest.to_owned(),
+            os,
+            packages,
+            layer_bytes,
+            referrer: None,
+        })
     }
 
     /// Stores `sbom` as a CycloneDX referrer of its image in `repo`; answers its digest.

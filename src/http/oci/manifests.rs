@@ -176,6 +176,9 @@ pub async fn put(
     for tag in &put.tags {
         res.append_header(("OCI-Tag", tag.as_str()));
     }
+    if let Some(why) = &put.warning {
+        res.insert_header(("Warning", warning(why)));
+    }
     Ok(res.finish())
 }
 

@@ -196,6 +196,10 @@ pub struct VulnPolicy {
     /// Count only findings that have a fixed version.
     #[serde(default)]
     pub fixable_only: bool,
+    /// What a tag push of an image the policy refuses gets (the image is read during the
+    /// push); absent: pushes are not gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_push: Option<super::PullGate>,
     /// What a pull of an image the policy refuses gets; absent: pulls are not gated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_pull: Option<super::PullGate>,
@@ -219,6 +223,7 @@ impl VulnPolicy {
         Ok(vulns::VulnPolicy {
             refuse_at,
             fixable_only: self.fixable_only,
+            on_push: self.on_push.map(Into::into),
             on_pull: self.on_pull.map(Into::into),
             virtual_tags: self.virtual_tags,
             exceptions: Vec::new(),
@@ -231,6 +236,7 @@ impl From<vulns::VulnPolicy> for VulnPolicy {
         Self {
             refuse_at: p.refuse_at.to_string(),
             fixable_only: p.fixable_only,
+            on_push: p.on_push.map(Into::into),
             on_pull: p.on_pull.map(Into::into),
             virtual_tags: p.virtual_tags,
             exceptions: super::all(p.exceptions),
