@@ -566,6 +566,25 @@ fn story(site: &Site) {
     run(&mut site.cli(&["vulndb", "import", newer.to_str().unwrap()]));
     let (_, again) = site.get("/api/v1/audit?kind=vulnerability-found");
     assert_eq!(again.as_array().unwrap().len(), 1);
+
+    // A record withdrawn upstream, imported again, takes its findings with it.
+    let withdrawn = dir.path().join("withdrawn.json");
+    std::fs::write(
+        &withdrawn,
+        GHSA_COMMONS_LANG.replacen(
+            r#""modified":"2025-07-14T00:00:00Z""#,
+            r#""modified":"2025-08-01T00:00:00Z","withdrawn":"2025-08-01T00:00:00Z""#,
+            1,
+        ),
+    )
+    .unwrap();
+    let out = run(&mut site.cli(&["vulndb", "import", withdrawn.to_str().unwrap()]));
+    assert!(out.contains("1 records (1 withdrawn)"), "{out}");
+    let (_, report) = site.get("/api/v1/vulnerabilities?ref=library/app:1.0.0");
+    assert!(
+        !report.to_string().contains("GHSA-j288-q9x7-2f5v"),
+        "{report}"
+    );
 }
 
 /// An OCI index over `children` (manifest digests and sizes), for linux/amd64 and arm64.
