@@ -158,6 +158,15 @@ pub(crate) struct Site {
 }
 
 impl Site {
+    /// The administrator of `server`, without an API key.
+    fn of(server: &common::Server) -> Self {
+        Self {
+            base: server.url(""),
+            key: String::new(),
+            auth: basic("admin", &server.admin_password),
+        }
+    }
+
     pub fn http(&self) -> ureq::Agent {
         http_as(Some(self.auth.clone()))
     }
@@ -746,11 +755,7 @@ fn upload_in_patches<'a>(
 fn a_two_gib_layer_is_read_in_bounded_memory() {
     const SIZE: u64 = 2 << 30;
     let server = common::Server::start();
-    let site = Site {
-        base: server.url(""),
-        key: String::new(),
-        auth: basic("admin", &server.admin_password),
-    };
+    let site = Site::of(&server);
     // One uncompressed layer: a 2 GiB file, then dpkg's status (read only at the end).
     let status = std::fs::read("/var/lib/dpkg/status").unwrap();
     let mut head = ::tar::Header::new_gnu();
@@ -889,11 +894,7 @@ fn rpm_database(dir: &std::path::Path) -> Vec<u8> {
 #[test]
 fn an_rpm_database_is_read_from_a_layer() {
     let server = common::Server::start();
-    let site = Site {
-        base: server.url(""),
-        key: String::new(),
-        auth: basic("admin", &server.admin_password),
-    };
+    let site = Site::of(&server);
     let dir = tempfile::tempdir().unwrap();
     let rpmdb = rpm_database(dir.path());
     let layer = gzip(&tar(&[
@@ -1010,11 +1011,7 @@ fn a_configured_mirror_is_fetched_and_imported_at_start() {
     );
     let data = dir.path().join("data");
     let server = common::Server::start_in(&data, &[("SEMDOCK_VULNDB__URLS", &urls)]);
-    let site = Site {
-        base: server.url(""),
-        key: String::new(),
-        auth: basic("admin", &server.admin_password),
-    };
+    let site = Site::of(&server);
     let started = Instant::now();
     let db = loop {
         let (status, db) = site.get("/api/v1/vulndb");
@@ -1063,11 +1060,7 @@ fn a_connector_feeds_cached_image_is_read_once_its_layers_are_pulled() {
     ]));
     let digest = up.push("prod/base", "1.0.0", std::slice::from_ref(&layer));
     let server = common::Server::start();
-    let site = Site {
-        base: server.url(""),
-        key: String::new(),
-        auth: basic("admin", &server.admin_password),
-    };
+    let site = Site::of(&server);
     let (status, body) = site.send(
         "POST",
         "/api/v1/feeds",
@@ -1360,11 +1353,7 @@ fn auditable_binary(dir: &std::path::Path) -> Vec<u8> {
 #[test]
 fn a_rust_program_built_with_cargo_auditable_names_its_crates() {
     let server = common::Server::start();
-    let site = Site {
-        base: server.url(""),
-        key: String::new(),
-        auth: basic("admin", &server.admin_password),
-    };
+    let site = Site::of(&server);
     let dir = tempfile::tempdir().unwrap();
     let binary = auditable_binary(dir.path());
     let layer = gzip(&tar(&[("usr/local/bin/hello-audit".into(), binary)]));

@@ -288,23 +288,7 @@ fn refusal(
     if refused.is_empty() {
         return None;
     }
-    let worst: Vec<String> = refused
-        .iter()
-        .take(3)
-        .map(|f| {
-            format!(
-                "{} ({}) in {} {}{}",
-                f.advisory,
-                f.severity,
-                f.package,
-                f.installed,
-                f.fixed
-                    .as_deref()
-                    .map(|v| format!(", fixed in {v}"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
+    let worst: Vec<String> = refused.iter().take(3).map(ToString::to_string).collect();
     Some(format!(
         "feed {feed:?} refuses images with {} vulnerabilities{}, and {image} has {}: {}{}; fix them, or accept one with `semdock vuln exception add {feed} ADVISORY --reason … [--expires YYYY-MM-DD]`",
         policy.refuse_at,

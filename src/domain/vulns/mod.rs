@@ -68,6 +68,21 @@ impl Finding {
     }
 }
 
+/// `DSA-5514-1 (high) in libc6 2.36-9+deb12u1, fixed in 2.36-9+deb12u3`.
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}) in {} {}",
+            self.advisory, self.severity, self.package, self.installed
+        )?;
+        if let Some(v) = &self.fixed {
+            write!(f, ", fixed in {v}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Where an image's scan stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

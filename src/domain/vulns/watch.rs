@@ -164,19 +164,7 @@ impl Vulns {
 /// The findings `new`, in a sentence.
 fn sentence(new: &[&super::Finding]) -> String {
     new.iter()
-        .map(|f| {
-            format!(
-                "{} ({}) in {} {}{}",
-                f.advisory,
-                f.severity,
-                f.package,
-                f.installed,
-                f.fixed
-                    .as_deref()
-                    .map(|v| format!(", fixed in {v}"))
-                    .unwrap_or_default()
-            )
-        })
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
 }
