@@ -1,7 +1,7 @@
 //! Matching: an image's SBOM against the advisories of its packages, each by its
 //! ecosystem's version order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::osv::{Advisory, Affected};
 use super::{Finding, Report, SBOMS, Sbom, ScanState, Severity, db, queue};
@@ -64,6 +64,8 @@ impl<'r, R: MetaRead + ?Sized> Matcher<'r, R> {
     /// The findings of `sbom`, worst first.
     pub fn findings(&mut self, sbom: &Sbom) -> Result<Vec<Finding>, Error> {
         let mut out: Vec<Finding> = Vec::new();
+        // (advisory, package) already found: a set, since an old image has thousands.
+        let mut seen: HashSet<(String, String)> = HashSet::new();
         for package in &sbom.packages {
             for (key, version) in package.lookups(sbom.os.as_ref()) {
                 let hits: Vec<(String, Option<Severity>, Option<String>)> = self
@@ -73,15 +75,13 @@ impl<'r, R: MetaRead + ?Sized> Matcher<'r, R> {
                     .map(|a| (a.advisory.clone(), a.severity, a.fixed_after(&version)))
                     .collect();
                 for (id, severity, fixed) in hits {
+                    if seen.contains(&(id.clone(), package.name.clone())) {
+                        continue;
+                    }
                     let Some(advisory) = self.advisory(&id)? else {
                         continue;
                     };
-                    if out
-                        .iter()
-                        .any(|f| f.advisory == advisory.id && f.package == package.name)
-                    {
-                        continue;
-                    }
+                    seen.insert((id, package.name.clone()));
                     out.push(Finding {
                         severity: severity.unwrap_or(advisory.severity),
                         fixed,
@@ -141,17 +141,14 @@ impl<R: MetaRead + ?Sized> Matcher<'_, R> {
         } else {
             manifest.children.clone()
         };
+        let mut seen: HashSet<(String, String)> = HashSet::new();
         for image in images {
             if let Some(sbom) = SBOMS.get(r, &image)? {
                 report.state = ScanState::Scanned;
                 report.os = report.os.or_else(|| sbom.os.clone());
                 report.packages += sbom.packages.len();
                 for f in matcher.findings(&sbom)? {
-                    if !report
-                        .findings
-                        .iter()
-                        .any(|g| g.advisory == f.advisory && g.package == f.package)
-                    {
+                    if seen.insert((f.advisory.clone(), f.package.clone())) {
                         report.findings.push(f);
                     }
                 }
