@@ -282,45 +282,51 @@ fn schedule(
     outbound: &Arc<crate::clients::outbound::Outbound>,
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
-    let jobs: [(Option<Duration>, Job); 8] = [
-        (Some(MEMORY_RELEASE), |_, _| release_memory()),
-        (Some(UPLOAD_SWEEP), |r, c| {
+    // (interval, changes content: paused while read-only, job)
+    let jobs: [(Option<Duration>, bool, Job); 8] = [
+        (Some(MEMORY_RELEASE), false, |_, _| release_memory()),
+        (Some(UPLOAD_SWEEP), true, |r, c| {
             if let Err(e) = r.maintenance().expire_uploads(c.gc_options(false)) {
                 tracing::error!(error = %e, "could not expire idle uploads");
             }
         }),
-        (Some(PULL_FLUSH), |r, _| {
+        (Some(PULL_FLUSH), false, |r, _| {
             if let Err(e) = r.maintenance().flush_pulls() {
                 tracing::error!(error = %e, "could not write last-pull times");
             }
         }),
-        (every(config.storage.retention_interval_seconds), |r, _| {
-            let feeds = r.maintenance().feeds_with_retention().unwrap_or_default();
-            for feed in feeds {
-                if let Err(e) = r.maintenance().run_retention_by(&feed, false, "scheduler") {
-                    tracing::error!(feed, error = %e, "retention run failed");
+        (
+            every(config.storage.retention_interval_seconds),
+            true,
+            |r, _| {
+                let feeds = r.maintenance().feeds_with_retention().unwrap_or_default();
+                for feed in feeds {
+                    if let Err(e) = r.maintenance().run_retention_by(&feed, false, "scheduler") {
+                        tracing::error!(feed, error = %e, "retention run failed");
+                    }
                 }
-            }
-        }),
+            },
+        ),
         (
             (config.audit.retention_days > 0).then_some(AUDIT_EXPIRY),
+            false,
             |r, c| match r.feeds().expire_audit(c.audit.retention_days) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "old audit entries removed"),
                 Err(e) => tracing::error!(error = %e, "could not remove old audit entries"),
             },
         ),
-        (Some(SBOM_TICK), |r, _| {
+        (Some(SBOM_TICK), true, |r, _| {
             if let Err(e) = r.scan_queued() {
                 tracing::error!(error = %e, "could not read queued images");
             }
         }),
-        (Some(SYNC_TICK), |r, _| {
+        (Some(SYNC_TICK), true, |r, _| {
             if let Err(e) = r.connector().sync_due() {
                 tracing::error!(error = %e, "could not run connector syncs");
             }
         }),
-        (every(config.storage.gc_interval_seconds), |r, c| {
+        (every(config.storage.gc_interval_seconds), true, |r, c| {
             if let Err(e) = r
                 .maintenance()
                 .gc_by(c.gc_options(false), &|_, _, _| {}, "scheduler")
@@ -331,7 +337,7 @@ fn schedule(
     ];
     let mut handles = vec![deliver_webhooks(config, registry, bound, outbound)];
     handles.extend(vulndb::schedule(config, registry, outbound));
-    for (interval, job) in jobs {
+    for (interval, changes_content, job) in jobs {
         let Some(interval) = interval else { continue };
         let (registry, config) = (registry.clone(), config.clone());
         handles.push(actix_web::rt::spawn(async move {
@@ -340,11 +346,29 @@ fn schedule(
             loop {
                 ticks.tick().await;
                 let (r, c) = (registry.clone(), config.clone());
-                let _ = actix_web::rt::task::spawn_blocking(move || job(&r, &c)).await;
+                let _ = actix_web::rt::task::spawn_blocking(move || {
+                    if changes_content && paused(&r) {
+                        return;
+                    }
+                    job(&r, &c);
+                })
+                .await;
             }
         }));
     }
     handles
+}
+
+/// Whether read-only mode pauses the jobs that change content (an unreadable mode pauses
+/// them too: the next tick asks again).
+pub(crate) fn paused(registry: &Registry) -> bool {
+    match registry.maintenance().read_only() {
+        Ok(mode) => mode.is_some(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read whether the registry is read-only");
+            true
+        }
+    }
 }
 
 /// How often the queue of images to read for their SBOMs is looked at (a push only
@@ -535,6 +559,7 @@ async fn serve_on(
     let gc = config.gc_options(false);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(middleware::from_fn(http::read_only::refuse_writes))
             .wrap(middleware::from_fn(http::caller::echo_namespace))
             .wrap(middleware::from_fn(http::access_log::log_request))
             .configure(http::configure(r.clone(), a.clone(), realm.clone(), gc))

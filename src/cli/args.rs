@@ -270,6 +270,14 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// Read-only mode for upgrades and recovery: `on` makes every node refuse writes (pulls
+    /// go on) until `off`; it holds across restarts.
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// The vulnerability database: import OSV files (administrators), see what is imported.
     Vulndb {
         #[command(subcommand)]
@@ -311,6 +319,20 @@ pub enum VulndbAction {
         files: Vec<std::path::PathBuf>,
     },
     /// The files imported and the database's epoch.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceAction {
+    /// Refuse writes on every node (503 with `Retry-After`); pulls, logins and backups go on.
+    On {
+        /// Shown in every refusal and on every page of the UI.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Take writes again.
+    Off,
+    /// Whether read-only mode is on, since when, who turned it on and why.
     Status,
 }
 

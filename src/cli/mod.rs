@@ -210,6 +210,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Webhook { action, remote } => webhook(&target(&config, &remote)?, action),
         Command::Trust { action, remote } => trust(&target(&config, &remote)?, action),
+        Command::Maintenance { action, remote } => {
+            storage::maintenance(&target(&config, &remote)?, action)
+        }
         Command::Vulndb { action, remote } => vulns::vulndb(&target(&config, &remote)?, action),
         command @ Command::Vuln { .. } => vulns::vuln(&config, command),
         Command::Verify { image, remote } => verify(
@@ -233,28 +236,35 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             println!("{pinned}");
             Ok(())
         }
-        Command::Audit {
-            since,
-            until,
-            actor,
-            feed,
-            kind,
-            limit,
-            jsonl,
-            remote,
-        } => {
-            let query = audit_query(
-                since,
-                until,
-                [("actor", actor), ("feed", feed), ("kind", kind)],
-                jsonl,
-            )?;
-            let entries = to_json(&audit(&target(&config, &remote)?, &query, limit)?)?;
-            print_audit(entries.as_array().map_or(&[], Vec::as_slice), jsonl);
-            Ok(())
-        }
+        command @ Command::Audit { .. } => audit_command(&config, command),
         command @ Command::History { .. } => history(&config, command),
     }
+}
+
+/// `semdock audit …`: one query of the audit log, printed.
+fn audit_command(config: &Config, command: Command) -> anyhow::Result<()> {
+    let Command::Audit {
+        since,
+        until,
+        actor,
+        feed,
+        kind,
+        limit,
+        jsonl,
+        remote,
+    } = command
+    else {
+        unreachable!("called for `audit` only")
+    };
+    let query = audit_query(
+        since,
+        until,
+        [("actor", actor), ("feed", feed), ("kind", kind)],
+        jsonl,
+    )?;
+    let entries = to_json(&audit(&target(config, &remote)?, &query, limit)?)?;
+    print_audit(entries.as_array().map_or(&[], Vec::as_slice), jsonl);
+    Ok(())
 }
 
 /// The names this registry is reached by (`host[:port]`), which an image reference may

@@ -8,12 +8,14 @@ use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
+use super::args::MaintenanceAction;
 use super::target::{Request, Target, to_json};
 use crate::config::Config;
 use crate::domain::access::FeedAdmin;
 use crate::domain::maintenance::{backup, check};
 use crate::http::api::dto::{
-    BackupReport, BackupRequest, GcReport, RetentionReport, Rules, RunRequest,
+    BackupReport, BackupRequest, GcReport, Maintenance, MaintenanceChange, RetentionReport, Rules,
+    RunRequest,
 };
 
 /// A progress bar fed by the domain's progress callback (hidden when not on a terminal).
@@ -284,4 +286,39 @@ pub fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `semdock maintenance on|off|status`: read-only mode.
+pub(super) fn maintenance(target: &Target, action: MaintenanceAction) -> anyhow::Result<()> {
+    let mode: Maintenance = match action {
+        MaintenanceAction::Status => {
+            target.run(Request::get("/maintenance"), |a| Ok(a.read_only()?.into()))?
+        }
+        MaintenanceAction::On { reason } => set_maintenance(target, true, reason)?,
+        MaintenanceAction::Off => set_maintenance(target, false, String::new())?,
+    };
+    match (mode.since_ms, mode.by, mode.reason) {
+        (Some(since), Some(by), reason) if mode.read_only => {
+            let why = reason.filter(|r| !r.is_empty());
+            println!(
+                "read-only since {} (turned on by {by}){}: writes are refused, pulls go on",
+                crate::domain::audit::rfc3339(since),
+                why.map(|r| format!(": {r}")).unwrap_or_default()
+            );
+        }
+        _ => println!("writable: read-only mode is off"),
+    }
+    Ok(())
+}
+
+fn set_maintenance(target: &Target, on: bool, reason: String) -> anyhow::Result<Maintenance> {
+    let change = MaintenanceChange {
+        read_only: on,
+        reason,
+    };
+    target.run(Request::send("PUT", "/maintenance", &change), |a| {
+        Ok(a.admin()?
+            .set_read_only(change.read_only, &change.reason)?
+            .into())
+    })
 }

@@ -102,7 +102,15 @@ impl Target {
         local: impl FnOnce(&Services) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         match self {
-            Self::Local(s) => local(s),
+            Self::Local(s) => {
+                // Read-only mode holds for the local way too (a cluster's database is shared
+                // with the nodes); what a server lets through, this lets through.
+                let passes = ["/maintenance", "/backup"].contains(&request.path.as_str());
+                if request.method != "GET" && !passes {
+                    s.registry.maintenance().writable()?;
+                }
+                local(s)
+            }
             Self::Remote { .. } => {
                 let (value, _) = self.call_paged(request)?;
                 Ok(serde_json::from_value(value)?)

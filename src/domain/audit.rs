@@ -57,9 +57,13 @@ pub enum Kind {
     VulnPolicyChanged,
     /// An import made a released version of a watched feed vulnerable.
     VulnerabilityFound,
+    /// An administrator turned read-only mode on.
+    ReadOnlyOn,
+    /// An administrator turned read-only mode off.
+    ReadOnlyOff,
 }
 
-const KINDS: [(Kind, &str, &str); 30] = [
+const KINDS: [(Kind, &str, &str); 32] = [
     (Kind::Added, "added", "Added"),
     (Kind::TagMoved, "tag-moved", "TagMoved"),
     (
@@ -110,6 +114,8 @@ const KINDS: [(Kind, &str, &str); 30] = [
         "vulnerability-found",
         "VulnerabilityFound",
     ),
+    (Kind::ReadOnlyOn, "read-only-on", "ReadOnlyOn"),
+    (Kind::ReadOnlyOff, "read-only-off", "ReadOnlyOff"),
 ];
 
 /// Every kind's stored name, in the order the UI offers them.

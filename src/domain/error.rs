@@ -89,6 +89,11 @@ pub enum Error {
     Denied(String),
     #[error("too many failed logins: try again in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
+    /// The registry is in read-only mode: pulls work, writes wait until it is turned off.
+    #[error(
+        "the registry is read-only ({reason}): pulls work; try this again once an administrator turns read-only mode off"
+    )]
+    ReadOnly { reason: String },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]

@@ -36,6 +36,7 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::vulns::watch::KNOWN,
         &super::vulns::db::SOURCES,
         &super::vulns::gate::POLICIES,
+        &super::maintenance::mode::READ_ONLY,
     ]);
     all
 }
@@ -222,6 +223,15 @@ mod tests {
         )?;
         one_of_each_vulns(w)?;
         super::super::maintenance::backup::MIGRATED_FROM.put(w, "", &"old at 1".to_owned())?;
+        super::super::maintenance::mode::READ_ONLY.put(
+            w,
+            "",
+            &super::super::maintenance::mode::ReadOnly {
+                since_ms: 1,
+                by: "admin".into(),
+                reason: "upgrade".into(),
+            },
+        )?;
         super::super::auth::TOKEN_KEY.put(w, "", &vec![7; 32])?;
         super::super::auth::HASH_KEY.put(w, "", &vec![8; 32])?;
         w.append_history(

@@ -9,6 +9,7 @@ pub mod api;
 pub mod caller;
 pub mod oci;
 pub mod ops;
+pub mod read_only;
 pub mod ui;
 
 use std::sync::Arc;

@@ -39,7 +39,12 @@ pub(super) fn schedule(
     Some(actix_web::rt::spawn(async move {
         loop {
             let (r, a, u, e) = (registry.clone(), agent.clone(), urls.clone(), etags.clone());
-            let _ = actix_web::rt::task::spawn_blocking(move || fetch_all(&r, &a, &u, &e)).await;
+            let _ = actix_web::rt::task::spawn_blocking(move || {
+                if !super::paused(&r) {
+                    fetch_all(&r, &a, &u, &e);
+                }
+            })
+            .await;
             if every.is_zero() {
                 break;
             }

@@ -135,6 +135,9 @@ fn rows() -> Vec<Row> {
         r("PUT", "/api/v1/feeds/{feed}/signature-policy", "/api/v1/feeds/library/signature-policy", Some(Json(json!({"keys": []}))), Feed(Action::Admin)),
         r("DELETE", "/api/v1/feeds/{feed}/signature-policy", "/api/v1/feeds/library/signature-policy", None, Feed(Action::Admin)),
         r("GET", "/api/v1/verify", "/api/v1/verify?ref=library/app:1", None, Feed(Action::Pull)),
+        r("GET", "/api/v1/maintenance", "/api/v1/maintenance", None, Login),
+        // Turning it off (the matrix must not leave the registry read-only for later rows).
+        r("PUT", "/api/v1/maintenance", "/api/v1/maintenance", Some(Json(json!({"read_only": false}))), Admin),
         r("GET", "/api/v1/vulndb", "/api/v1/vulndb", None, Admin),
         r("POST", "/api/v1/vulndb", "/api/v1/vulndb?name=none.json", Some(Bytes(b"{}")), Admin),
         r("GET", "/api/v1/vulnerabilities", "/api/v1/vulnerabilities?ref=library/app:1", None, Feed(Action::Pull)),
@@ -192,6 +195,7 @@ fn rows() -> Vec<Row> {
         r("GET", "/ui/password", "/ui/password", None, Login),
         r("POST", "/ui/password", "/ui/password", Some(Form(&[("password", "a"), ("repeat", "b")])), Account),
         r("GET", "/ui/trust", "/ui/trust", None, Admin),
+        r("POST", "/ui/maintenance", "/ui/maintenance", Some(Form(&[("read_only", "off")])), Admin),
         r("GET", "/ui/vulndb", "/ui/vulndb", None, Admin),
         r("POST", "/ui/vulndb", "/ui/vulndb", Some(Form(&[("file", "x")])), Admin),
         r("POST", "/ui/trust", "/ui/trust", Some(Form(&[("name", "Bad Name"), ("pem", "x")])), Admin),

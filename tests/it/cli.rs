@@ -42,15 +42,7 @@ fn with_stdin(cmd: &mut Command, input: &str) -> String {
 /// The CLI against `server`, with an administrator's key that the initial admin creates
 /// through the API (the first key comes from there).
 fn admin_cli(server: &Server, data: &std::path::Path) -> impl Fn(&[&str]) -> Command {
-    let mut res = server
-        .http()
-        .post(server.url("/api/v1/keys"))
-        .content_type("application/json")
-        .send(r#"{"name":"ops","admin":true}"#)
-        .unwrap();
-    let key: serde_json::Value =
-        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
-    let key = key["key"].as_str().unwrap().to_owned();
+    let key = server.admin_key("ops");
     let (url, data) = (server.url(""), data.to_owned());
     move |args: &[&str]| {
         let mut cmd = semdock(&data);

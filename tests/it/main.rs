@@ -19,6 +19,7 @@ mod connector;
 mod directory;
 mod hygiene;
 mod keyless;
+mod maintenance;
 mod notation;
 mod oci_api;
 mod paging;

@@ -407,18 +407,12 @@ fn the_cli_follows_pages_and_stops_at_its_limit() {
             .unwrap();
         assert_eq!(res.status(), 201);
     }
-    let mut res = agent
-        .post(server.url("/api/v1/keys"))
-        .content_type("application/json")
-        .send(r#"{"name":"ops","admin":true}"#)
-        .unwrap();
-    let key: serde_json::Value =
-        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let key = server.admin_key("ops");
     let cli = |args: &[&str]| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_semdock"));
         cmd.args(args)
             .args(["--server", &server.url("")])
-            .env("SEMDOCK_API_KEY", key["key"].as_str().unwrap())
+            .env("SEMDOCK_API_KEY", &key)
             .env("SEMDOCK_DATA_DIR", &data);
         run(&mut cmd)
     };

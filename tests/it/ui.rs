@@ -1076,3 +1076,97 @@ async fn an_administrator_trusts_a_sigstore_root_and_a_feed_requires_an_identity
     assert_eq!(res.status, 303);
     assert!(body(&b.get(res.header("location").unwrap()).await).contains("No trusted roots."));
 }
+
+#[actix_web::test]
+async fn an_administrator_turns_read_only_mode_on_and_off_and_every_page_says_it() {
+    let app = TestApp::new().with_feed("library");
+    let a = admin(&app).await;
+    let dash = body(&a.get("/ui/").await);
+    assert!(dash.contains(r#"id="read-only-on""#), "{dash}");
+    assert!(!dash.contains(r#"id="read-only""#));
+
+    let res = a
+        .post(
+            "/ui/maintenance",
+            &[("read_only", "on"), ("reason", "upgrade to 2.0")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    assert_eq!(res.header("location"), Some("/ui/?done=read-only-on"));
+    let page = body(&a.get("/ui/feeds/library").await);
+    assert!(page.contains(r#"id="read-only""#), "{page}");
+    assert!(
+        page.contains("(turned on by admin): upgrade to 2.0"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"id="read-only-off""#),
+        "an administrator may turn it off"
+    );
+
+    // A change through the UI is refused with a page, and nothing changes.
+    let refused = a
+        .post("/ui/feeds", &[("name", "staging"), ("description", "")])
+        .await;
+    assert_eq!(refused.status, 503);
+    assert!(
+        body(&refused).contains("read-only (upgrade to 2.0)"),
+        "{}",
+        body(&refused)
+    );
+    assert_eq!(a.get("/ui/feeds/staging").await.status, 404);
+    // So is one through the API and one through the registry API, each in its own shape.
+    let api = app
+        .send(
+            TestRequest::post()
+                .uri("/api/v1/feeds")
+                .insert_header(("Content-Type", "application/json"))
+                .set_payload(r#"{"name":"staging"}"#),
+        )
+        .await;
+    assert_eq!(api.status, 503);
+    assert_eq!(api.json()["error"]["code"], "read_only", "{}", body(&api));
+    assert_eq!(api.header("retry-after"), Some("60"));
+    let oci = app
+        .send(TestRequest::post().uri("/v2/library/app/blobs/uploads/"))
+        .await;
+    assert_eq!(oci.status, 503);
+    assert_eq!(oci.error_code(), "UNAVAILABLE");
+    assert_eq!(oci.header("retry-after"), Some("60"));
+    // Reading goes on.
+    assert_eq!(
+        app.send(TestRequest::get().uri("/v2/_catalog"))
+            .await
+            .status,
+        200
+    );
+
+    let res = a.post("/ui/maintenance", &[("read_only", "off")]).await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let dash = body(&a.get("/ui/").await);
+    assert!(!dash.contains(r#"id="read-only""#), "{dash}");
+    let res = a
+        .post("/ui/feeds", &[("name", "staging"), ("description", "")])
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let audit = app
+        .send(TestRequest::get().uri("/api/v1/audit?kind=read-only-on"))
+        .await;
+    assert!(
+        body(&audit).contains("read-only mode on: upgrade to 2.0"),
+        "{}",
+        body(&audit)
+    );
+}
+
+#[actix_web::test]
+async fn only_an_administrator_may_turn_read_only_mode_on() {
+    let app = TestApp::new().with_feed("library");
+    let u = user_with(&app, "carol", "admin").await;
+    let res = u.post("/ui/maintenance", &[("read_only", "on")]).await;
+    assert_eq!(res.status, 403, "{}", body(&res));
+    let mode = app
+        .send(TestRequest::get().uri("/api/v1/maintenance"))
+        .await;
+    assert_eq!(mode.json()["read_only"], false);
+}

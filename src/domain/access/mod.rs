@@ -29,6 +29,7 @@ use std::sync::Arc;
 use super::auth::{Auth, Caller, KeyInfo, NewKey, Principal, UserInfo};
 use super::maintenance::backup::BackupReport;
 use super::maintenance::gc::{GcOptions, GcReport, StorageStats};
+use super::maintenance::mode::ReadOnly;
 use super::maintenance::retention::{RetentionReport, Rules};
 use super::webhooks::{Delivery, EndpointChange, EndpointInfo, NewEndpoint};
 use super::{
@@ -146,6 +147,11 @@ impl Access {
     /// Who acts, as history and audit name them.
     fn actor(&self) -> &str {
         self.principal().map_or("anonymous", Principal::user)
+    }
+
+    /// Read-only mode, if it is on (any caller may ask: every refused write says it anyway).
+    pub fn read_only(&self) -> Result<Option<ReadOnly>, Error> {
+        self.registry.maintenance().read_only()
     }
 
     /// One page of the audit log: administrators read all of it; a feed's administrators
@@ -644,6 +650,13 @@ impl Admin<'_> {
 
     pub fn backup(&self, dir: &Path) -> Result<BackupReport, Error> {
         self.registry().maintenance().backup(dir, &|_, _, _| {})
+    }
+
+    /// Turns read-only mode on (with a reason) or off, audited as the caller.
+    pub fn set_read_only(&self, on: bool, reason: &str) -> Result<Option<ReadOnly>, Error> {
+        self.registry()
+            .maintenance()
+            .set_read_only(on, reason, self.caller.user())
     }
 
     /// Storage of every feed.

@@ -19,6 +19,7 @@ pub mod backup;
 pub mod check;
 pub mod gc;
 mod hashing;
+pub mod mode;
 pub mod retention;
 
 /// The state of the maintenance service; the registry holds one, [`Registry::maintenance`]
@@ -35,6 +36,8 @@ pub(crate) struct State {
     /// Last pull times not yet written (see `record_pull`).
     /// repository → manifest digest → last pull (seconds).
     pulls: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Read-only mode as last read, and the metadata generation it was read at.
+    mode: Mutex<Option<(u64, Option<mode::ReadOnly>)>>,
 }
 
 impl State {
@@ -47,6 +50,7 @@ impl State {
             last_gc: Mutex::default(),
             last_retention: Mutex::default(),
             pulls: Mutex::default(),
+            mode: Mutex::default(),
         }
     }
 }

@@ -102,6 +102,14 @@ impl From<domain::Error> for ApiError {
                 };
             }
             E::TooManyUploads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
+            E::ReadOnly { .. } => {
+                return Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "read_only",
+                    message,
+                    retry_after: Some(crate::domain::maintenance::mode::RETRY_AFTER_SECONDS),
+                };
+            }
             E::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             E::Unavailable(_) | E::InFlight(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             E::Internal(_) | E::Io(_) | E::Meta(_) => {

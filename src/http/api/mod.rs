@@ -164,6 +164,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/gc", web::post().to(storage::gc))
             .route("/backup", web::post().to(storage::backup))
+            .route("/maintenance", web::get().to(storage::maintenance))
+            .route("/maintenance", web::put().to(storage::set_maintenance))
             .route("/storage", web::get().to(storage::storage))
             .route("/promotions", web::post().to(tags::promote))
             .route("/resolve", web::get().to(tags::resolve))
@@ -206,7 +208,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
         tags::feed_changes, tags::promote, tags::resolve, tags::accept_upstream, tags::delete_tag, tags::purge, tags::repository_tags, tags::history,
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
-        storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::storage, audit::audit, webhooks::list, webhooks::create,
+        storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::maintenance, storage::set_maintenance, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
         trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
         trust::remove_policy, trust::verify, trust::list_roots, trust::add_root, trust::remove_root,
@@ -223,7 +225,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::RunRequest, dto::BackupRequest, dto::GcReport,
         dto::StorageStats, dto::FeedStorage, dto::Rules,
         dto::RetentionReport, dto::Deletion,
-        dto::BackupReport, dto::AuditEntry, dto::EndpointInfo, dto::NewEndpoint,
+        dto::BackupReport, dto::Maintenance, dto::MaintenanceChange, dto::AuditEntry, dto::EndpointInfo, dto::NewEndpoint,
         dto::EndpointChange, dto::Delivery, dto::Format,
         dto::TrustKey, dto::NewTrustKey, dto::SignaturePolicy, dto::Verification, dto::SignatureFinding,
         dto::PullGate, dto::Identity, dto::AttestationRule, dto::Attestation, dto::TrustRoot, dto::NewTrustRoot, dto::TrustStore, dto::NewTrustStore,

@@ -9,8 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::dto::{
-    BackupReport, BackupRequest, GcReport, RetentionReport, Rules, RunRequest, StorageStats,
-    SyncReport, UpstreamTest,
+    BackupReport, BackupRequest, GcReport, Maintenance, MaintenanceChange, RetentionReport, Rules,
+    RunRequest, StorageStats, SyncReport, UpstreamTest,
 };
 use super::error::{ApiError, ErrorBody};
 use super::{Api, run};
@@ -136,6 +136,33 @@ pub async fn backup(
     Ok(HttpResponse::Ok().json(BackupReport::from(report)))
 }
 
+/// Read-only mode: whether it is on, since when, who turned it on and why (any
+/// authenticated caller).
+#[utoipa::path(get, path = "/api/v1/maintenance",
+    responses((status = 200, body = Maintenance)))]
+pub async fn maintenance(Api(access): Api) -> Result<HttpResponse, ApiError> {
+    let mode = run(move || access.read_only()).await?;
+    Ok(HttpResponse::Ok().json(Maintenance::from(mode)))
+}
+
+/// Turns read-only mode on or off on every node (administrators; audited). It holds across
+/// restarts until turned off.
+#[utoipa::path(put, path = "/api/v1/maintenance", request_body = MaintenanceChange,
+    responses((status = 200, body = Maintenance), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn set_maintenance(
+    Api(access): Api,
+    body: web::Json<MaintenanceChange>,
+) -> Result<HttpResponse, ApiError> {
+    let change = body.into_inner();
+    let mode = run(move || {
+        access
+            .admin()?
+            .set_read_only(change.read_only, &change.reason)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(Maintenance::from(mode)))
+}
+
 /// Blobs and bytes stored, in all and per feed (administrators).
 #[utoipa::path(get, path = "/api/v1/storage",
     responses((status = 200, body = StorageStats), (status = 403, body = ErrorBody)))]
@@ -175,12 +202,24 @@ fn per_feed(
 
 // GET /metrics — Prometheus text format (administrators: Basic `api:<key>` in a scrape config).
 pub async fn metrics(Api(access): Api) -> Result<HttpResponse, ApiError> {
-    let (stats, last_gc, retention) = run(move || {
+    let (stats, last_gc, retention, read_only) = run(move || {
         let admin = access.admin()?;
-        Ok((admin.storage()?, admin.last_gc(), admin.last_retention()))
+        let stats = admin.storage()?;
+        Ok((
+            stats,
+            admin.last_gc(),
+            admin.last_retention(),
+            access.read_only()?,
+        ))
     })
     .await?;
     let mut m = Metrics::with_prefix("semdock");
+    gauge(
+        &mut m,
+        "read_only",
+        "1 while read-only mode refuses writes",
+        u64::from(read_only.is_some()),
+    );
     gauge(&mut m, "storage_blobs", "Blob files stored", stats.blobs);
     gauge(
         &mut m,

@@ -290,6 +290,10 @@ impl From<domain::Error> for OciError {
             E::Unavailable(_) | E::InFlight(_) => {
                 Self::new(Code::Unavailable, message).with_status(StatusCode::SERVICE_UNAVAILABLE)
             }
+            E::ReadOnly { .. } => Self {
+                retry_after: Some(crate::domain::maintenance::mode::RETRY_AFTER_SECONDS),
+                ..Self::new(Code::Unavailable, message).with_status(StatusCode::SERVICE_UNAVAILABLE)
+            },
             E::Io(ref cause) => Self::internal(cause),
             E::Meta(ref cause) => Self::internal(cause),
         }

@@ -201,3 +201,36 @@ pub async fn create_feed(v: Viewer, form: web::Form<NewFeedForm>) -> Result<Http
     .await?;
     Ok(redirect(&format!("/ui/feeds/{name}/settings?done=created")))
 }
+
+#[derive(Deserialize)]
+pub struct MaintenanceForm {
+    #[serde(default)]
+    csrf: String,
+    /// `on` or `off`.
+    read_only: String,
+    #[serde(default)]
+    reason: String,
+}
+
+// POST /ui/maintenance — an administrator turns read-only mode on or off.
+pub async fn maintenance(
+    v: Viewer,
+    form: web::Form<MaintenanceForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let on = match form.read_only.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => {
+            return Err(domain::Error::Invalid("read_only is \"on\" or \"off\"".into()).into());
+        }
+    };
+    let access = v.access;
+    run(move || Ok(access.admin()?.set_read_only(on, form.reason.trim())?)).await?;
+    Ok(redirect(if on {
+        "/ui/?done=read-only-on"
+    } else {
+        "/ui/?done=read-only-off"
+    }))
+}

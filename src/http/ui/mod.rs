@@ -58,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(login::login_page))
             .route("/login", web::post().to(login::login))
             .route("/logout", web::post().to(login::logout))
+            .route("/maintenance", web::post().to(feeds::maintenance))
             .route("/oidc/start", web::get().to(oidc::start))
             .route("/oidc/callback", web::get().to(oidc::callback))
             .route("/", web::get().to(feeds::dashboard))
@@ -147,6 +148,8 @@ pub struct Nav {
     pub csrf: String,
     /// The one-line confirmation of what the last action did (from `done=`).
     pub notice: Option<&'static str>,
+    /// While read-only mode is on: since when, who, and why.
+    pub read_only: Option<String>,
 }
 
 /// What a `done=CODE` after an action says. Only these fixed sentences are shown: nothing
@@ -180,6 +183,8 @@ fn notice_of(code: &str) -> Option<&'static str> {
             "Trust store removed: Notation signatures only it verified verify no more."
         }
         "key-removed" => "Key removed: its signatures verify no more.",
+        "read-only-on" => "Read-only mode is on: every node refuses writes until you turn it off.",
+        "read-only-off" => "Read-only mode is off: writes are taken again.",
         "redeliver" => {
             "Queued: the event is sent again within a second; its delivery appears below."
         }
@@ -196,6 +201,18 @@ impl Nav {
             admin: viewer.principal.is_admin(),
             csrf: viewer.csrf.clone(),
             notice: viewer.done.as_deref().and_then(notice_of),
+            read_only: viewer.read_only.as_ref().map(|m| {
+                let why = if m.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", m.reason)
+                };
+                format!(
+                    "Read-only since {} (turned on by {}){why}. Pulls and browsing work; pushes, deletions and changes are refused.",
+                    crate::domain::audit::rfc3339(m.since_ms),
+                    m.by
+                )
+            }),
         })
     }
 }
@@ -312,6 +329,12 @@ impl From<domain::Error> for UiError {
                 "Too many attempts",
                 message,
                 "Wait, then try again.",
+            ),
+            E::ReadOnly { .. } => Self::page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Read-only",
+                message,
+                "Pulls and browsing work; an administrator turns read-only mode off on the Feeds page.",
             ),
             E::StorageFull => Self::page(
                 StatusCode::INSUFFICIENT_STORAGE,

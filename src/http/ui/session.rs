@@ -5,6 +5,7 @@
 //! other session of a user whose password or roles change (the account's credential epoch,
 //! kept with the session, no longer matches).
 
+use crate::domain::maintenance::mode::ReadOnly;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
@@ -45,6 +46,8 @@ pub struct Viewer {
     pub access: Access,
     /// `done=` of the request: which action the page confirms.
     pub done: Option<String>,
+    /// Read-only mode, shown on every page while it is on.
+    pub read_only: Option<ReadOnly>,
 }
 
 impl Viewer {
@@ -101,6 +104,13 @@ impl FromRequest for Viewer {
                     via: Via::Session,
                 };
                 let access = crate::http::caller::access(&req, Some(caller))?;
+                let asking = access.clone();
+                // The mode is remembered per node while nothing is written: no read then.
+                let read_only = web::block(move || asking.read_only())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten();
                 let done = form_urlencoded::parse(req.query_string().as_bytes())
                     .find(|(k, _)| k == "done")
                     .map(|(_, v)| v.into_owned());
@@ -110,6 +120,7 @@ impl FromRequest for Viewer {
                     session: id,
                     access,
                     done,
+                    read_only,
                 })
             } else {
                 Err(to_login(&req))

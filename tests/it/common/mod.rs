@@ -353,9 +353,13 @@ impl TestApp {
 
     /// Sends `req` with whatever credentials it carries (none: anonymous).
     pub async fn send_as(&self, req: test::TestRequest) -> Resp {
-        // As the server composes it: the request log (and its metrics) around every area.
+        // As the server composes it: read-only mode at the door, the request log (and its
+        // metrics) around every area.
         let app = test::init_service(
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    semdock::http::read_only::refuse_writes,
+                ))
                 .wrap(actix_web::middleware::from_fn(
                     semdock::http::access_log::log_request,
                 ))
@@ -562,6 +566,21 @@ impl Server {
     /// `admin:PASSWORD`, for skopeo's and podman's `--creds`.
     pub fn creds(&self) -> String {
         format!("admin:{}", self.admin_password)
+    }
+
+    /// A new administrator's API key named `name`, created through the API (the first key
+    /// comes from there).
+    pub fn admin_key(&self, name: &str) -> String {
+        let mut res = self
+            .http()
+            .post(self.url("/api/v1/keys"))
+            .content_type("application/json")
+            .send(serde_json::json!({"name": name, "admin": true}).to_string())
+            .unwrap();
+        assert_eq!(res.status(), 201, "an administrator's key");
+        let key: serde_json::Value =
+            serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        key["key"].as_str().unwrap().to_owned()
     }
 
     /// An HTTP client that authenticates as the administrator.

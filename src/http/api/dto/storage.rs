@@ -228,3 +228,40 @@ impl From<domain::SyncReport> for SyncReport {
         }
     }
 }
+
+/// Read-only mode: while on, every node refuses writes with 503 and pulls go on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    pub read_only: bool,
+    /// Unix milliseconds since it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// Who turned it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Why, as the administrator said it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<Option<domain::maintenance::mode::ReadOnly>> for Maintenance {
+    fn from(mode: Option<domain::maintenance::mode::ReadOnly>) -> Self {
+        Self {
+            read_only: mode.is_some(),
+            since_ms: mode.as_ref().map(|m| m.since_ms),
+            by: mode.as_ref().map(|m| m.by.clone()),
+            reason: mode.map(|m| m.reason),
+        }
+    }
+}
+
+/// Turns read-only mode on or off.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceChange {
+    pub read_only: bool,
+    /// Shown to everyone while it is on (one line).
+    #[serde(default)]
+    pub reason: String,
+}
