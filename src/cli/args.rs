@@ -254,6 +254,14 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// Robot accounts: machine identities owned by a feed or by the registry, never by a
+    /// person.
+    Robot {
+        #[command(subcommand)]
+        action: super::robots::RobotAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Manage trust: the public keys signatures are verified with, and feeds' signature
     /// policies.
     Trust {

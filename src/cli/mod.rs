@@ -11,6 +11,7 @@ mod directory;
 mod feed;
 mod history;
 mod login;
+mod robots;
 mod storage;
 mod target;
 mod trust;
@@ -208,6 +209,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Service => run_service(config),
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
+        Command::Robot { action, remote } => robots::robot(&target(&config, &remote)?, action),
         Command::Webhook { action, remote } => webhook(&target(&config, &remote)?, action),
         Command::Trust { action, remote } => trust(&target(&config, &remote)?, action),
         Command::Maintenance { action, remote } => {

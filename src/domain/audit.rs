@@ -61,9 +61,11 @@ pub enum Kind {
     ReadOnlyOn,
     /// An administrator turned read-only mode off.
     ReadOnlyOff,
+    /// A robot account was created, changed, rotated or deleted.
+    RobotChanged,
 }
 
-const KINDS: [(Kind, &str, &str); 32] = [
+const KINDS: [(Kind, &str, &str); 33] = [
     (Kind::Added, "added", "Added"),
     (Kind::TagMoved, "tag-moved", "TagMoved"),
     (
@@ -116,6 +118,7 @@ const KINDS: [(Kind, &str, &str); 32] = [
     ),
     (Kind::ReadOnlyOn, "read-only-on", "ReadOnlyOn"),
     (Kind::ReadOnlyOff, "read-only-off", "ReadOnlyOff"),
+    (Kind::RobotChanged, "robot-changed", "RobotChanged"),
 ];
 
 /// Every kind's stored name, in the order the UI offers them.

@@ -37,6 +37,7 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::vulns::db::SOURCES,
         &super::vulns::gate::POLICIES,
         &super::maintenance::mode::READ_ONLY,
+        &super::auth::robots::ROBOTS,
     ]);
     all
 }

@@ -30,6 +30,9 @@ enum Needs {
     Account,
     /// The login form itself: authentication, not authorization.
     Authentication,
+    /// This action in feed `library`, with proof of the account (not a key or a robot,
+    /// unless an administrator's key): managing the feed's robots.
+    FeedAccount(Action),
 }
 
 /// Where a request goes.
@@ -66,7 +69,7 @@ const UPLOAD: &str = "00000000-0000-4000-8000-000000000000";
 #[rustfmt::skip]
 #[allow(clippy::too_many_lines)]
 fn rows() -> Vec<Row> {
-    use Needs::{Account, Admin, Anyone, Authentication, Feed, Login};
+    use Needs::{Account, Admin, Anyone, Authentication, Feed, FeedAccount, Login};
     let r = |method, route, uri, body, needs| Row { method, route, uri, body, needs };
     vec![
         // ops
@@ -109,6 +112,11 @@ fn rows() -> Vec<Row> {
         r("GET", "/api/v1/keys", "/api/v1/keys", None, Account),
         r("POST", "/api/v1/keys", "/api/v1/keys", Some(Json(json!({"name": ""}))), Account),
         r("DELETE", "/api/v1/keys/{id}", "/api/v1/keys/0000000000000000", None, Account),
+        r("GET", "/api/v1/robots", "/api/v1/robots?feed=library", None, Feed(Action::Admin)),
+        r("POST", "/api/v1/robots", "/api/v1/robots", Some(Json(json!({"name": "matrix", "feed": "library"}))), FeedAccount(Action::Admin)),
+        r("PATCH", "/api/v1/robots/{name}", "/api/v1/robots/robot%24library%2Btarget", Some(Json(json!({"description": "changed"}))), FeedAccount(Action::Admin)),
+        r("POST", "/api/v1/robots/{name}/rotate", "/api/v1/robots/robot%24library%2Btarget/rotate", None, FeedAccount(Action::Admin)),
+        r("DELETE", "/api/v1/robots/{name}", "/api/v1/robots/robot%24library%2Bmatrix", None, FeedAccount(Action::Admin)),
         r("GET", "/api/v1/feeds/{feed}/changes", "/api/v1/feeds/library/changes", None, Feed(Action::Admin)),
         r("GET", "/api/v1/feeds/{feed}/retention", "/api/v1/feeds/library/retention", None, Feed(Action::Admin)),
         r("PUT", "/api/v1/feeds/{feed}/retention", "/api/v1/feeds/library/retention", Some(Json(json!({}))), Feed(Action::Admin)),
@@ -196,6 +204,9 @@ fn rows() -> Vec<Row> {
         r("POST", "/ui/password", "/ui/password", Some(Form(&[("password", "a"), ("repeat", "b")])), Account),
         r("GET", "/ui/trust", "/ui/trust", None, Admin),
         r("POST", "/ui/maintenance", "/ui/maintenance", Some(Form(&[("read_only", "off")])), Admin),
+        r("GET", "/ui/robots", "/ui/robots?feed=library", None, Feed(Action::Admin)),
+        r("POST", "/ui/robots", "/ui/robots", Some(Form(&[("feed", "library"), ("name", "uimatrix")])), FeedAccount(Action::Admin)),
+        r("POST", "/ui/robots/action", "/ui/robots/action", Some(Form(&[("name", "robot$library+target"), ("action", "enable")])), FeedAccount(Action::Admin)),
         r("GET", "/ui/vulndb", "/ui/vulndb", None, Admin),
         r("POST", "/ui/vulndb", "/ui/vulndb", Some(Form(&[("file", "x")])), Admin),
         r("POST", "/ui/trust", "/ui/trust", Some(Form(&[("name", "Bad Name"), ("pem", "x")])), Admin),
@@ -319,6 +330,11 @@ impl Who {
             Needs::Admin => self.admin,
             Needs::Account => is_known && (!self.key || self.admin),
             Needs::Feed(action) => self.admin || self.role.is_some_and(|r| r.caps().allows(action)),
+            Needs::FeedAccount(action) => {
+                is_known
+                    && (!self.key || self.admin)
+                    && (self.admin || self.role.is_some_and(|r| r.caps().allows(action)))
+            }
         }
     }
 }
@@ -426,6 +442,7 @@ async fn callers(app: &TestApp) -> Vec<Who> {
         admin: false,
         key: true,
     });
+    out.extend(robot_callers(app));
     out.push(Who {
         name: "admin key",
         authorization: Some(app.admin_auth.clone()),
@@ -435,6 +452,47 @@ async fn callers(app: &TestApp) -> Vec<Who> {
         admin: true,
         key: true,
     });
+    out
+}
+
+/// Robots of feed `library`: one that pushes, one that administers the feed; and the robot
+/// every robot route acts on.
+fn robot_callers(app: &TestApp) -> Vec<Who> {
+    let mut out = Vec::new();
+    for (short, role) in [("ci", "push"), ("boss", "admin"), ("target", "pull")] {
+        let made = app
+            .auth
+            .robots()
+            .create(
+                &admin(),
+                Some("library"),
+                short,
+                "",
+                &std::collections::BTreeMap::from([("library".to_owned(), role.to_owned())]),
+                None,
+            )
+            .unwrap();
+        if short == "target" {
+            continue;
+        }
+        out.push(Who {
+            name: if short == "ci" {
+                "push robot"
+            } else {
+                "feed-admin robot"
+            },
+            authorization: Some(basic(&made.name, &made.secret)),
+            session: None,
+            user: if short == "ci" {
+                "robot$library+ci"
+            } else {
+                "robot$library+boss"
+            },
+            role: Some(role.parse().unwrap()),
+            admin: false,
+            key: true,
+        });
+    }
     out
 }
 

@@ -24,6 +24,7 @@ mod notation;
 mod oci_api;
 mod paging;
 mod release;
+mod robots;
 mod security;
 mod signatures;
 mod sigstore;

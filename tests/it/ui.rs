@@ -1170,3 +1170,85 @@ async fn only_an_administrator_may_turn_read_only_mode_on() {
         .await;
     assert_eq!(mode.json()["read_only"], false);
 }
+
+#[actix_web::test]
+async fn a_feed_administrator_manages_her_feeds_robots_in_the_ui() {
+    let app = TestApp::new().with_feed("library").with_feed("other");
+    let boss = user_with(&app, "boss", "admin").await;
+    let settings = body(&boss.get("/ui/feeds/library/settings").await);
+    assert!(
+        settings.contains(r#"href="/ui/robots?feed=library""#),
+        "{settings}"
+    );
+    let res = boss
+        .post(
+            "/ui/robots",
+            &[
+                ("feed", "library"),
+                ("name", "ci"),
+                ("roles", "library=push"),
+                ("description", "pipeline"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", body(&res));
+    let page = body(&res);
+    let secret = Regex::new(r#"<p class="secret" id="secret">([^<]+)</p>"#)
+        .unwrap()
+        .captures(&page)
+        .unwrap()[1]
+        .to_owned();
+    assert!(secret.starts_with("sdr_"), "{page}");
+    assert!(
+        page.contains(r#"href="/ui/robots?feed=library""#),
+        "back to the robots: {page}"
+    );
+    let robot_basic = common::basic("robot$library+ci", &secret);
+    let catalog = app
+        .send_as(
+            TestRequest::get()
+                .uri("/v2/_catalog")
+                .insert_header(("Authorization", robot_basic.as_str())),
+        )
+        .await;
+    assert_eq!(catalog.status, 200);
+
+    let list = body(&boss.get("/ui/robots?feed=library").await);
+    assert!(
+        list.contains("robot$library+ci") && list.contains("library=push"),
+        "{list}"
+    );
+    assert!(list.contains("pipeline"));
+    // Her reach ends at her feed.
+    assert_eq!(boss.get("/ui/robots").await.status, 403);
+    assert_eq!(boss.get("/ui/robots?feed=other").await.status, 403);
+    let res = boss
+        .post("/ui/robots", &[("feed", "other"), ("name", "x")])
+        .await;
+    assert_eq!(res.status, 403, "{}", body(&res));
+
+    let res = boss
+        .post(
+            "/ui/robots/action",
+            &[("name", "robot$library+ci"), ("action", "disable")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let refused = app
+        .send_as(
+            TestRequest::get()
+                .uri("/v2/_catalog")
+                .insert_header(("Authorization", robot_basic.as_str())),
+        )
+        .await;
+    assert_eq!(refused.status, 401, "a disabled robot is refused");
+    assert!(body(&boss.get("/ui/robots?feed=library").await).contains(">disabled<"));
+    let res = boss
+        .post(
+            "/ui/robots/action",
+            &[("name", "robot$library+ci"), ("action", "delete")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert!(!body(&boss.get("/ui/robots?feed=library").await).contains("robot$library+ci"));
+}

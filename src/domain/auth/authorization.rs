@@ -42,6 +42,7 @@ impl Auth {
                 };
                 granted(&key_subject(id))?.meet(owner_caps)
             }
+            Some(Principal::Robot { name }) => granted(&robots::robot_subject(name))?,
         };
         Ok(own.join(anonymous))
     }

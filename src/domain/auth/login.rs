@@ -37,7 +37,9 @@ impl Auth {
     /// a correct credential from an address with no failures always gets in. A key id that
     /// does not exist counts against the address only.
     pub fn login(&self, user: &str, secret: &str, client: IpAddr) -> Result<Caller, Error> {
+        let robot = robots::is_robot_name(user);
         let account = match key_id(secret) {
+            _ if robot => Some(robots::robot_subject(user)),
             Some(id) => self
                 .meta
                 .read()?
@@ -65,7 +67,13 @@ impl Auth {
             tracing::warn!(user, %client, "login refused: too many failures");
             return Err(Error::RateLimited { retry_after });
         }
-        let result = if secret.starts_with(KEY_PREFIX) {
+        let result = if robot {
+            self.robot_login(user, secret, client)
+                .map(|principal| Caller {
+                    principal,
+                    via: Via::Robot,
+                })
+        } else if secret.starts_with(KEY_PREFIX) {
             self.key_principal_from_secret(secret)
                 .and_then(|p| match &p {
                     Principal::Key { owner, .. }
@@ -92,14 +100,18 @@ impl Auth {
                 }
             }
             Err(Error::InvalidCredentials) => {
-                crate::metrics::get().auth_failure(if secret.starts_with(KEY_PREFIX) {
+                crate::metrics::get().auth_failure(if robot {
+                    "robot"
+                } else if secret.starts_with(KEY_PREFIX) {
                     "api_key"
                 } else {
                     "password"
                 });
                 // The secret is never logged, only who tried and from where.
                 tracing::warn!(user, %client, "login failed");
-                let via = if secret.starts_with(KEY_PREFIX) {
+                let via = if robot {
+                    "robot secret"
+                } else if secret.starts_with(KEY_PREFIX) {
                     "API key"
                 } else {
                     "password"
@@ -238,6 +250,13 @@ impl Auth {
                 name: name.to_owned(),
                 admin: user.admin,
             };
+            return Ok(Some((principal, EPOCHS.get(&*r, name)?.unwrap_or(0))));
+        }
+        if let Some(name) = subject.strip_prefix("robot:") {
+            let record = robots::ROBOTS
+                .get(&*r, name)?
+                .ok_or(Error::InvalidCredentials)?;
+            let principal = self.robot_principal(name, &record)?;
             return Ok(Some((principal, EPOCHS.get(&*r, name)?.unwrap_or(0))));
         }
         if let Some(id) = subject.strip_prefix("key:") {

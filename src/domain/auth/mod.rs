@@ -33,6 +33,7 @@ mod directory_accounts;
 mod keys;
 mod limiter;
 mod login;
+pub mod robots;
 pub mod sessions;
 mod tokens;
 mod users;
@@ -40,6 +41,7 @@ mod users;
 pub use directory_accounts::DirectoryAccounts;
 pub use keys::Keys;
 use limiter::Limiter;
+pub use robots::{RobotChange, RobotInfo, RobotSecret, Robots};
 pub use sessions::Sessions;
 use tokens::{
     FEED_CACHE_BYTES, FEED_CACHE_ENTRIES, TOKEN_CACHE_BYTES, TOKEN_CACHE_ENTRIES, VerifiedToken,
@@ -90,6 +92,11 @@ pub enum Principal {
         owner: String,
         admin: bool,
     },
+    /// A robot account (`robot$FEED+NAME` or `robot$NAME`): its own roles, never an
+    /// administrator, owned by no person.
+    Robot {
+        name: String,
+    },
 }
 
 impl Principal {
@@ -99,6 +106,7 @@ impl Principal {
         match self {
             Self::User { name, .. } => user_subject(name),
             Self::Key { id, .. } => key_subject(id),
+            Self::Robot { name } => robots::robot_subject(name),
         }
     }
 
@@ -106,14 +114,15 @@ impl Principal {
     pub fn is_admin(&self) -> bool {
         match self {
             Self::User { admin, .. } | Self::Key { admin, .. } => *admin,
+            Self::Robot { .. } => false,
         }
     }
 
-    /// The user acting: the user, or the key's owner.
+    /// The user acting: the user, the key's owner, or the robot itself.
     #[must_use]
     pub fn user(&self) -> &str {
         match self {
-            Self::User { name, .. } => name,
+            Self::User { name, .. } | Self::Robot { name } => name,
             Self::Key { owner, .. } => owner,
         }
     }
@@ -133,6 +142,8 @@ pub enum Via {
     Session,
     /// The offline CLI, which owns the data directory while no server runs.
     Local,
+    /// A robot account's secret.
+    Robot,
 }
 
 /// An authenticated caller: who, and by what credential.
@@ -472,7 +483,7 @@ pub(super) fn require_account_rights(caller: &Caller) -> Result<(), Error> {
     match caller.via {
         Via::Password | Via::Session | Via::Local => Ok(()),
         Via::ApiKey if caller.is_admin() => Ok(()),
-        Via::ApiKey | Via::Token => Err(Error::Denied(format!(
+        Via::ApiKey | Via::Token | Via::Robot => Err(Error::Denied(format!(
             "{} may not manage API keys or passwords: use the account's password (or an administrator's key)",
             describe(caller)
         ))),
@@ -483,6 +494,7 @@ fn describe(p: &Principal) -> String {
     match p {
         Principal::User { name, .. } => format!("user {name:?}"),
         Principal::Key { id, owner, .. } => format!("API key {id:?} of {owner:?}"),
+        Principal::Robot { name } => format!("robot {name}"),
     }
 }
 

@@ -8,6 +8,7 @@ mod audit;
 pub mod dto;
 mod error;
 mod paging;
+mod robots;
 mod storage;
 mod tags;
 mod trust;
@@ -86,6 +87,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/keys", web::get().to(list_keys))
             .route("/keys", web::post().to(create_key))
             .route("/keys/{id}", web::delete().to(revoke_key))
+            .route("/robots", web::get().to(robots::list))
+            .route("/robots", web::post().to(robots::create))
+            .route("/robots/{name}", web::patch().to(robots::update))
+            .route("/robots/{name}", web::delete().to(robots::delete))
+            .route("/robots/{name}/rotate", web::post().to(robots::rotate))
             .route("/feeds/{feed}/changes", web::get().to(tags::feed_changes))
             .route("/feeds/{feed}/retention", web::get().to(storage::retention))
             .route(
@@ -206,6 +212,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(
         list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
+        robots::list, robots::create, robots::update, robots::rotate, robots::delete,
         tags::feed_changes, tags::promote, tags::resolve, tags::accept_upstream, tags::delete_tag, tags::purge, tags::repository_tags, tags::history,
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
         storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::maintenance, storage::set_maintenance, storage::storage, audit::audit, webhooks::list, webhooks::create,
@@ -218,7 +225,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
-        RoleGrant, KeyInfo, NewKeyRequest, NewKey, error::ErrorBody, error::ErrorDetail,
+        RoleGrant, KeyInfo, NewKeyRequest, NewKey, dto::RobotInfo, dto::NewRobot, dto::RobotSecret, dto::RobotUpdate, error::ErrorBody, error::ErrorDetail,
         tags::FeedChangeEntry, dto::PromotionRequest, dto::Resolved, tags::AcceptedUpstream,
         dto::UpstreamInfo, dto::UpstreamChange, dto::PurgeRequest, tags::ProGetPromotionEntry, dto::Promoted, dto::TagGroups,
         dto::TagEntry, dto::TagList, dto::TagCursors, dto::HistoryEntry, dto::TagAt, tags::ProGetPromotion,

@@ -12,6 +12,7 @@ mod login;
 mod manifests;
 mod oidc;
 mod repositories;
+mod robots;
 mod secret;
 mod session;
 mod trust;
@@ -99,6 +100,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/keys", web::get().to(users::keys))
             .route("/keys", web::post().to(users::create_key))
             .route("/keys/{id}/revoke", web::post().to(users::revoke_key))
+            .route("/robots", web::get().to(robots::robots))
+            .route("/robots", web::post().to(robots::create))
+            .route("/robots/action", web::post().to(robots::action))
             .default_service(web::to(|| async {
                 UiError::not_found("There is no such page.".into()).error_response()
             })),

@@ -159,3 +159,96 @@ pub struct NewKeyRequest {
     #[serde(default)]
     pub owner_roles: bool,
 }
+
+/// A robot account as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RobotInfo {
+    /// `robot$FEED+NAME`, or `robot$NAME` for a registry robot: the user name to log in with.
+    pub name: String,
+    /// The feed that owns it; none for a registry robot.
+    pub feed: Option<String>,
+    pub description: String,
+    pub created: u64,
+    pub created_by: String,
+    pub expires: Option<u64>,
+    pub disabled: bool,
+    /// Unix seconds of its last login (to the minute).
+    pub last_used: Option<u64>,
+    pub last_address: Option<String>,
+    pub roles: BTreeMap<String, Role>,
+}
+
+impl From<auth::RobotInfo> for RobotInfo {
+    fn from(r: auth::RobotInfo) -> Self {
+        Self {
+            name: r.name,
+            feed: r.feed,
+            description: r.description,
+            created: r.created,
+            created_by: r.created_by,
+            expires: r.expires,
+            disabled: r.disabled,
+            last_used: r.last_used,
+            last_address: r.last_address,
+            roles: roles(r.roles),
+        }
+    }
+}
+
+/// A new robot account.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRobot {
+    /// Its short name (a-z 0-9 . _ -); the full name adds `robot$` and the feed.
+    pub name: String,
+    /// The feed that owns it (its administrators manage it); none for a registry robot
+    /// (administrators only).
+    pub feed: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// feed → role; a feed's robot holds roles in that feed only.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// Unix seconds after which it stops working.
+    pub expires_at: Option<u64>,
+}
+
+/// A robot's secret: in the answer to its creation or rotation only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RobotSecret {
+    pub name: String,
+    /// The password (`docker login -u NAME --password-stdin`).
+    pub secret: String,
+}
+
+impl From<auth::RobotSecret> for RobotSecret {
+    fn from(s: auth::RobotSecret) -> Self {
+        Self {
+            name: s.name,
+            secret: s.secret,
+        }
+    }
+}
+
+/// A change of a robot (each field optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RobotUpdate {
+    pub description: Option<String>,
+    pub disabled: Option<bool>,
+    /// Replaces every role.
+    pub roles: Option<BTreeMap<String, String>>,
+    /// Unix seconds; 0 removes the expiry.
+    pub expires_at: Option<u64>,
+}
+
+impl From<RobotUpdate> for auth::RobotChange {
+    fn from(u: RobotUpdate) -> Self {
+        Self {
+            description: u.description,
+            disabled: u.disabled,
+            roles: u.roles,
+            expires: u.expires_at.map(|e| (e > 0).then_some(e)),
+        }
+    }
+}

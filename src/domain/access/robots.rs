@@ -1,0 +1,54 @@
+//! Robot accounts through the caller: the domain checks that the caller administers the
+//! robot's feed (or the registry) with proof of the account.
+
+use super::Access;
+use crate::domain::Error;
+use crate::domain::auth::{RobotChange, RobotInfo, RobotSecret};
+
+impl Access {
+    fn robot_manager(&self) -> Result<&crate::domain::auth::Caller, Error> {
+        self.caller.as_ref().ok_or(Error::Unauthenticated)
+    }
+
+    /// Creates robot `short` of `feed` (or of the registry); its secret is in the answer
+    /// only.
+    pub fn create_robot(
+        &self,
+        feed: Option<&str>,
+        short: &str,
+        description: &str,
+        roles: &std::collections::BTreeMap<String, String>,
+        expires: Option<u64>,
+    ) -> Result<RobotSecret, Error> {
+        self.auth.robots().create(
+            self.robot_manager()?,
+            feed,
+            short,
+            description,
+            roles,
+            expires,
+        )
+    }
+
+    /// The robots of `feed` (its administrators) or every robot (administrators).
+    pub fn robots(&self, feed: Option<&str>) -> Result<Vec<RobotInfo>, Error> {
+        self.auth.robots().list(self.robot_manager()?, feed)
+    }
+
+    /// A new secret for robot `name`.
+    pub fn rotate_robot(&self, name: &str) -> Result<RobotSecret, Error> {
+        self.auth.robots().rotate(self.robot_manager()?, name)
+    }
+
+    /// Changes robot `name`.
+    pub fn change_robot(&self, name: &str, change: RobotChange) -> Result<(), Error> {
+        self.auth
+            .robots()
+            .change(self.robot_manager()?, name, change)
+    }
+
+    /// Deletes robot `name`.
+    pub fn delete_robot(&self, name: &str) -> Result<(), Error> {
+        self.auth.robots().delete(self.robot_manager()?, name)
+    }
+}

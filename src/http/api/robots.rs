@@ -1,0 +1,77 @@
+//! `/api/v1/robots`: robot accounts, managed by a feed's administrators (its robots) or the
+//! registry's (all of them).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::dto::{NewRobot, RobotInfo, RobotSecret, RobotUpdate, all};
+use super::error::{ApiError, ErrorBody};
+use super::{Api, run};
+
+/// `?feed=` of a listing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RobotQuery {
+    /// The feed whose robots to list (its administrators); without it, every robot
+    /// (administrators).
+    pub feed: Option<String>,
+}
+
+/// The robots of a feed, or every robot.
+#[utoipa::path(get, path = "/api/v1/robots", params(RobotQuery),
+    responses((status = 200, body = Vec<RobotInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    Api(access): Api,
+    query: web::Query<RobotQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = query.into_inner().feed;
+    let robots = run(move || access.robots(feed.as_deref())).await?;
+    Ok(HttpResponse::Ok().json(all::<RobotInfo, _>(robots)))
+}
+
+/// Creates a robot; its secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/robots", request_body = NewRobot,
+    responses((status = 201, body = RobotSecret), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(Api(access): Api, body: web::Json<NewRobot>) -> Result<HttpResponse, ApiError> {
+    let r = body.into_inner();
+    let made = run(move || {
+        access.create_robot(
+            r.feed.as_deref(),
+            &r.name,
+            &r.description,
+            &r.roles,
+            r.expires_at,
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(RobotSecret::from(made)))
+}
+
+/// Changes a robot's description, state, roles or expiry; its tokens stop working.
+#[utoipa::path(patch, path = "/api/v1/robots/{name}", params(("name" = String, Path)), request_body = RobotUpdate,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update(
+    Api(access): Api,
+    path: web::Path<String>,
+    body: web::Json<RobotUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let change = body.into_inner().into();
+    run(move || access.change_robot(&path, change)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new secret for a robot: the old one and its tokens stop working at once.
+#[utoipa::path(post, path = "/api/v1/robots/{name}/rotate", params(("name" = String, Path)),
+    responses((status = 200, body = RobotSecret), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn rotate(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let made = run(move || access.rotate_robot(&path)).await?;
+    Ok(HttpResponse::Ok().json(RobotSecret::from(made)))
+}
+
+/// Deletes a robot and its roles.
+#[utoipa::path(delete, path = "/api/v1/robots/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    run(move || access.delete_robot(&path)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
