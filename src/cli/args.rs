@@ -262,6 +262,14 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// Workload identity federation: CI jobs and clusters log in as a robot with the ID
+    /// token their platform gives them (administrators).
+    Federation {
+        #[command(subcommand)]
+        action: super::robots::FederationAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Manage trust: the public keys signatures are verified with, and feeds' signature
     /// policies.
     Trust {

@@ -210,6 +210,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Robot { action, remote } => robots::robot(&target(&config, &remote)?, action),
+        Command::Federation { action, remote } => {
+            robots::federation(&target(&config, &remote)?, action)
+        }
         Command::Webhook { action, remote } => webhook(&target(&config, &remote)?, action),
         Command::Trust { action, remote } => trust(&target(&config, &remote)?, action),
         Command::Maintenance { action, remote } => {

@@ -1,4 +1,5 @@
-//! `semdock robot …`: robot accounts (their clap types live here, beside the commands).
+//! `semdock robot …` and `semdock federation …`: robot accounts and the workload identity
+//! rules that let CI jobs act as them (their clap types live here, beside the commands).
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use clap::Subcommand;
 use super::accounts::roles_text;
 use super::target::{Request, Target, to_json};
 use super::{Output, now_ms, print_table, rfc3339_seconds};
-use crate::http::api::dto::{NewRobot, RobotInfo, RobotSecret, RobotUpdate};
+use crate::http::api::dto::{FederationRule, NewRobot, RobotInfo, RobotSecret, RobotUpdate};
 
 #[derive(Debug, Subcommand)]
 pub enum RobotAction {
@@ -17,11 +18,13 @@ pub enum RobotAction {
     Create {
         /// Its short name (a-z 0-9 . _ -).
         name: String,
+        /// The feed that owns it (its administrators manage it); none: the registry's.
         #[arg(long)]
         feed: Option<String>,
         /// FEED=ROLE, repeatable (a feed's robot: that feed only).
         #[arg(long = "role", value_name = "FEED=ROLE")]
         roles: Vec<String>,
+        /// What it is for.
         #[arg(long, default_value = "")]
         description: String,
         /// It stops working after this many days (default: never).
@@ -30,6 +33,7 @@ pub enum RobotAction {
     },
     /// List robots: a feed's (`--feed`), or all (administrators).
     List {
+        /// Only this feed's robots (its administrators may list them).
         #[arg(long)]
         feed: Option<String>,
         /// `table` (default) or `json`.
@@ -37,13 +41,25 @@ pub enum RobotAction {
         output: Output,
     },
     /// A new secret (printed once): the old one and its tokens stop working at once.
-    Rotate { name: String },
+    Rotate {
+        /// Its full name (`robot$prod+ci`).
+        name: String,
+    },
     /// Stop a robot at once (its tokens too) until `enable`.
-    Disable { name: String },
+    Disable {
+        /// Its full name (`robot$prod+ci`).
+        name: String,
+    },
     /// Let a disabled robot in again.
-    Enable { name: String },
+    Enable {
+        /// Its full name (`robot$prod+ci`).
+        name: String,
+    },
     /// Delete a robot and its roles.
-    Delete { name: String },
+    Delete {
+        /// Its full name (`robot$prod+ci`).
+        name: String,
+    },
 }
 
 fn parse_roles(roles: Vec<String>) -> anyhow::Result<BTreeMap<String, String>> {
@@ -171,5 +187,108 @@ fn set_disabled(target: &Target, name: &str, disabled: bool) -> anyhow::Result<(
         "{} robot {name}",
         if disabled { "disabled" } else { "enabled" }
     );
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationAction {
+    /// Trust an issuer's workload identity tokens that match as a robot: `docker login -u
+    /// oidc` with such a token then has the robot's roles.
+    Add {
+        /// The issuer (`https://token.actions.githubusercontent.com`).
+        #[arg(long)]
+        issuer: String,
+        /// The audience the tokens are issued for.
+        #[arg(long)]
+        audience: String,
+        /// CLAIM=GLOB every token must match, repeatable (`repository=acme/web`,
+        /// `ref=refs/tags/*`, `kubernetes.io/namespace=prod`). At least one.
+        #[arg(long = "claim", value_name = "CLAIM=GLOB", required = true)]
+        claims: Vec<String>,
+        /// The robot the tokens act as (`robot$prod+web-release`).
+        #[arg(long)]
+        robot: String,
+        /// A JWKS file, for an issuer this server cannot reach.
+        #[arg(long)]
+        jwks_file: Option<std::path::PathBuf>,
+    },
+    /// The rules.
+    List,
+    /// Remove a rule by id.
+    Remove {
+        /// The rule's id (from `semdock federation list`).
+        id: String,
+    },
+}
+
+pub(super) fn federation(target: &Target, action: FederationAction) -> anyhow::Result<()> {
+    match action {
+        FederationAction::Add {
+            issuer,
+            audience,
+            claims,
+            robot,
+            jwks_file,
+        } => {
+            let mut parsed = BTreeMap::new();
+            for c in claims {
+                let Some((k, v)) = c.split_once('=') else {
+                    bail!("--claim takes CLAIM=GLOB, e.g. repository=acme/web; got {c:?}");
+                };
+                parsed.insert(k.to_owned(), v.to_owned());
+            }
+            let jwks = jwks_file
+                .map(|f| {
+                    std::fs::read_to_string(&f)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))
+                })
+                .transpose()?;
+            let rule = FederationRule {
+                id: String::new(),
+                issuer,
+                audience,
+                claims: parsed,
+                robot,
+                jwks,
+                created: 0,
+                created_by: String::new(),
+            };
+            let added: FederationRule =
+                target.run(Request::send("POST", "/federation", &rule), |a| {
+                    let id = a.add_federation_rule(rule.clone().into())?;
+                    Ok(FederationRule { id, ..rule.clone() })
+                })?;
+            println!(
+                "rule {}: tokens of {} for {} act as {}",
+                added.id, added.issuer, added.audience, added.robot
+            );
+        }
+        FederationAction::List => {
+            let rules: Vec<FederationRule> = target.run(Request::get("/federation"), |a| {
+                Ok(a.federation_rules()?.into_iter().map(Into::into).collect())
+            })?;
+            let rows: Vec<Vec<String>> = rules
+                .iter()
+                .map(|r| {
+                    let claims: Vec<String> =
+                        r.claims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    vec![
+                        r.id.clone(),
+                        r.issuer.clone(),
+                        r.audience.clone(),
+                        claims.join(", "),
+                        r.robot.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "ISSUER", "AUDIENCE", "CLAIMS", "ROBOT"], &rows);
+        }
+        FederationAction::Remove { id } => {
+            target.run(Request::delete(format!("/federation/{id}")), |a| {
+                Ok(a.remove_federation_rule(&id)?)
+            })?;
+            println!("removed rule {id}");
+        }
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod ldap;
 pub mod oidc;
 pub mod outbound;
 pub mod registry;
+pub mod workload;
 
 use std::fmt;
 
@@ -20,6 +21,8 @@ pub enum Peer {
     Directory,
     /// A connector feed's upstream registry.
     Upstream,
+    /// A workload identity issuer (a CI system's or a cluster's OpenID Connect issuer).
+    Issuer,
 }
 
 impl fmt::Display for Peer {
@@ -27,6 +30,7 @@ impl fmt::Display for Peer {
         f.write_str(match self {
             Self::Directory => "the directory",
             Self::Upstream => "the upstream registry",
+            Self::Issuer => "the workload identity issuer",
         })
     }
 }

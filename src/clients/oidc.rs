@@ -134,7 +134,7 @@ fn claim<'c>(claims: &'c Map<String, Value>, path: &str) -> Option<&'c Value> {
 }
 
 /// A JSON answer, of at most a megabyte.
-fn read_json<T: serde::de::DeserializeOwned>(
+pub(super) fn read_json<T: serde::de::DeserializeOwned>(
     res: &mut ureq::http::Response<ureq::Body>,
 ) -> Result<T, String> {
     let text = res

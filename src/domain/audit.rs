@@ -63,9 +63,11 @@ pub enum Kind {
     ReadOnlyOff,
     /// A robot account was created, changed, rotated or deleted.
     RobotChanged,
+    /// A workload identity rule was added or removed.
+    FederationChanged,
 }
 
-const KINDS: [(Kind, &str, &str); 33] = [
+const KINDS: [(Kind, &str, &str); 34] = [
     (Kind::Added, "added", "Added"),
     (Kind::TagMoved, "tag-moved", "TagMoved"),
     (
@@ -119,6 +121,11 @@ const KINDS: [(Kind, &str, &str); 33] = [
     (Kind::ReadOnlyOn, "read-only-on", "ReadOnlyOn"),
     (Kind::ReadOnlyOff, "read-only-off", "ReadOnlyOff"),
     (Kind::RobotChanged, "robot-changed", "RobotChanged"),
+    (
+        Kind::FederationChanged,
+        "federation-changed",
+        "FederationChanged",
+    ),
 ];
 
 /// Every kind's stored name, in the order the UI offers them.

@@ -38,6 +38,7 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::vulns::gate::POLICIES,
         &super::maintenance::mode::READ_ONLY,
         &super::auth::robots::ROBOTS,
+        &super::auth::federation::RULES,
     ]);
     all
 }
@@ -224,6 +225,34 @@ mod tests {
         )?;
         one_of_each_vulns(w)?;
         super::super::maintenance::backup::MIGRATED_FROM.put(w, "", &"old at 1".to_owned())?;
+        super::super::auth::robots::ROBOTS.put(
+            w,
+            "robot$prod+ci",
+            &super::super::auth::robots::RobotRecord {
+                feed: Some("prod".into()),
+                description: "ci".into(),
+                hash: "00".repeat(32),
+                created: 1,
+                created_by: "admin".into(),
+                expires: None,
+                disabled: false,
+                last_used: Some(2),
+                last_address: Some("127.0.0.1".into()),
+            },
+        )?;
+        super::super::auth::federation::RULES.put(
+            w,
+            "0a0b0c0d0e0f",
+            &super::super::auth::FederationRule {
+                issuer: "https://token.actions.githubusercontent.com".into(),
+                audience: "semdock".into(),
+                claims: [("repository".to_owned(), "acme/web".to_owned())].into(),
+                robot: "robot$prod+ci".into(),
+                jwks: None,
+                created: 1,
+                created_by: "admin".into(),
+            },
+        )?;
         super::super::maintenance::mode::READ_ONLY.put(
             w,
             "",

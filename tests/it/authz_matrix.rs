@@ -112,6 +112,9 @@ fn rows() -> Vec<Row> {
         r("GET", "/api/v1/keys", "/api/v1/keys", None, Account),
         r("POST", "/api/v1/keys", "/api/v1/keys", Some(Json(json!({"name": ""}))), Account),
         r("DELETE", "/api/v1/keys/{id}", "/api/v1/keys/0000000000000000", None, Account),
+        r("GET", "/api/v1/federation", "/api/v1/federation", None, Admin),
+        r("POST", "/api/v1/federation", "/api/v1/federation", Some(Json(json!({"issuer": "https://ci.example", "audience": "a", "claims": {"sub": "x"}, "robot": "robot$library+target"}))), Admin),
+        r("DELETE", "/api/v1/federation/{id}", "/api/v1/federation/000000000000", None, Admin),
         r("GET", "/api/v1/robots", "/api/v1/robots?feed=library", None, Feed(Action::Admin)),
         r("POST", "/api/v1/robots", "/api/v1/robots", Some(Json(json!({"name": "matrix", "feed": "library"}))), FeedAccount(Action::Admin)),
         r("PATCH", "/api/v1/robots/{name}", "/api/v1/robots/robot%24library%2Btarget", Some(Json(json!({"description": "changed"}))), FeedAccount(Action::Admin)),
@@ -455,6 +458,65 @@ async fn callers(app: &TestApp) -> Vec<Who> {
     out
 }
 
+/// A test issuer's signing key (P-256), and its public half as the JWKS a rule names.
+const ISSUER_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgXwRxHCX6n3HOFrXE
+qoqb5/7r4dYee3oAGNV1jLp/lt6hRANCAASusylC9izn+PAsnHMV8yKX+z6/kKtC
+J4e06wlSbeSGKRWjlLl85AiIbcS0y9iuKN1sa8fIC7QlDJ4/8NYOUCAl
+-----END PRIVATE KEY-----
+";
+const ISSUER_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"matrix","use":"sig","alg":"ES256","x":"rrMpQvYs5_jwLJxzFfMil_s-v5CrQieHtOsJUm3khik","y":"FaOUuXzkCIhtxLTL2K4o3Wxrx8gLtCUMnj_w1g5QICU"}]}"#;
+
+/// The DER of a PKCS #8 PEM.
+fn pkcs8_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// A CI job with a workload identity token that a rule maps to the push robot of `library`.
+fn federated_caller(app: &TestApp) -> Who {
+    let issuer = "https://ci.example";
+    app.auth
+        .federation()
+        .add(
+            &admin(),
+            semdock::domain::auth::FederationRule {
+                issuer: issuer.into(),
+                audience: "semdock".into(),
+                claims: [("sub".to_owned(), "repo:acme/*".to_owned())].into(),
+                robot: "robot$library+ci".into(),
+                jwks: Some(ISSUER_JWKS.into()),
+                created: 0,
+                created_by: String::new(),
+            },
+        )
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("matrix".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &json!({"iss": issuer, "aud": "semdock", "sub": "repo:acme/web:ref:refs/tags/v1", "iat": now, "exp": now + 3600}),
+        &jsonwebtoken::EncodingKey::from_ec_der(&pkcs8_der(ISSUER_KEY)),
+    )
+    .unwrap();
+    Who {
+        name: "federated CI job",
+        authorization: Some(basic("oidc", &token)),
+        session: None,
+        user: "robot$library+ci",
+        role: Some(Role::Push),
+        admin: false,
+        key: true,
+    }
+}
+
 /// Robots of feed `library`: one that pushes, one that administers the feed; and the robot
 /// every robot route acts on.
 fn robot_callers(app: &TestApp) -> Vec<Who> {
@@ -474,6 +536,9 @@ fn robot_callers(app: &TestApp) -> Vec<Who> {
             .unwrap();
         if short == "target" {
             continue;
+        }
+        if short == "ci" {
+            out.push(federated_caller(app));
         }
         out.push(Who {
             name: if short == "ci" {

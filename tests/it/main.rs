@@ -17,6 +17,7 @@ mod cluster;
 mod conformance;
 mod connector;
 mod directory;
+mod federation;
 mod hygiene;
 mod keyless;
 mod maintenance;

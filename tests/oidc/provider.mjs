@@ -8,6 +8,11 @@
 //   POST /_test/client {"redirect_uri": "..."}         the client's redirect URI
 //   POST /_test/users  {"name": "...", "groups": [...], "disabled": false}
 //                      (and "username": the preferred_username claim, the name by default)
+//   POST /_test/workload-token {"audience": "...", "claims": {...}, "expires_in": 300}
+//                      a workload identity token, as a CI system hands one to a job (GitHub
+//                      Actions' ID token request): a JWT from this issuer, signed with the
+//                      key its jwks_uri publishes, with the claims given
+//   POST /_test/rotate a new signing key replaces the old one in the published JWKS
 import http from 'node:http';
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -18,8 +23,17 @@ const { default: Provider } = await import(
   pathToFileURL(path.join(modules, 'oidc-provider', 'lib', 'index.js')).href
 );
 
-const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'test-key', alg: 'RS256', use: 'sig' }] };
+const jose = await import(pathToFileURL(path.join(modules, 'jose', 'dist', 'webapi', 'index.js')).href);
+
+let signing = null;
+let jwks = null;
+let redirect = 'http://127.0.0.1:1/unset';
+function newKey() {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  signing = { key: privateKey, kid: `key-${crypto.randomUUID()}` };
+  jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: signing.kid, alg: 'RS256', use: 'sig' }] };
+}
+newKey();
 const users = new Map();
 let provider = null;
 let issuer = '';
@@ -68,7 +82,24 @@ const server = http.createServer(async (req, res) => {
     try {
       const b = await body(req);
       if (req.url === '/_test/client') {
-        provider = build(b.redirect_uri);
+        redirect = b.redirect_uri;
+        provider = build(redirect);
+      } else if (req.url === '/_test/rotate') {
+        newKey();
+        provider = build(redirect);
+      } else if (req.url === '/_test/workload-token') {
+        const now = Math.floor(Date.now() / 1000);
+        const token = await new jose.SignJWT({ ...(b.claims || {}) })
+          .setProtectedHeader({ alg: 'RS256', kid: signing.kid, typ: 'JWT' })
+          .setIssuer(issuer)
+          .setAudience(b.audience)
+          .setIssuedAt(now)
+          .setNotBefore(now - 5)
+          .setExpirationTime(now + (b.expires_in ?? 300))
+          .setJti(crypto.randomUUID())
+          .sign(signing.key);
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ value: token }));
+        return;
       } else if (req.url === '/_test/users') {
         users.set(b.name, { groups: b.groups || [], disabled: !!b.disabled, username: b.username });
       } else {
@@ -90,6 +121,6 @@ const server = http.createServer(async (req, res) => {
 
 server.listen(0, '127.0.0.1', () => {
   issuer = `http://127.0.0.1:${server.address().port}`;
-  provider = build('http://127.0.0.1:1/unset');
+  provider = build(redirect);
   console.log(`ISSUER=${issuer}`);
 });

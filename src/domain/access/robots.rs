@@ -52,3 +52,25 @@ impl Access {
         self.auth.robots().delete(self.robot_manager()?, name)
     }
 }
+
+impl Access {
+    /// Trusts an issuer's workload identity tokens as a robot (administrators).
+    pub fn add_federation_rule(
+        &self,
+        rule: crate::domain::auth::FederationRule,
+    ) -> Result<String, Error> {
+        self.auth.federation().add(self.robot_manager()?, rule)
+    }
+
+    /// Every workload identity rule (administrators).
+    pub fn federation_rules(
+        &self,
+    ) -> Result<Vec<(String, crate::domain::auth::FederationRule)>, Error> {
+        self.auth.federation().list(self.robot_manager()?)
+    }
+
+    /// Removes workload identity rule `id` (administrators).
+    pub fn remove_federation_rule(&self, id: &str) -> Result<(), Error> {
+        self.auth.federation().remove(self.robot_manager()?, id)
+    }
+}

@@ -37,6 +37,9 @@ impl Auth {
     /// a correct credential from an address with no failures always gets in. A key id that
     /// does not exist counts against the address only.
     pub fn login(&self, user: &str, secret: &str, client: IpAddr) -> Result<Caller, Error> {
+        if user == federation::FEDERATED_USER {
+            return self.federated_caller(secret, client);
+        }
         let robot = robots::is_robot_name(user);
         let account = match key_id(secret) {
             _ if robot => Some(robots::robot_subject(user)),
@@ -132,6 +135,24 @@ impl Auth {
             Err(_) => {}
         }
         result
+    }
+
+    /// A workload identity token's caller: verified against its issuer and refused with its
+    /// reason; failures count against the client's address like any other.
+    fn federated_caller(&self, token: &str, client: IpAddr) -> Result<Caller, Error> {
+        let addr = format!("addr:{client}");
+        if let Some(retry_after) = self
+            .limiter
+            .blocked(&[(addr.clone(), MAX_FAILURES_PER_ADDR)])
+        {
+            return Err(Error::RateLimited { retry_after });
+        }
+        self.federated_login(token, client)
+            .map(|principal| Caller {
+                principal,
+                via: Via::Robot,
+            })
+            .inspect_err(|_| self.limiter.fail(&[(addr, 0)]))
     }
 
     pub(super) fn user_login(&self, name: &str, password: &str) -> Result<Principal, Error> {

@@ -30,6 +30,7 @@ use super::directory::{DIRECTORY_PASSWORD, GroupRoles, ROLES};
 
 mod authorization;
 mod directory_accounts;
+pub mod federation;
 mod keys;
 mod limiter;
 mod login;
@@ -39,6 +40,7 @@ mod tokens;
 mod users;
 
 pub use directory_accounts::DirectoryAccounts;
+pub use federation::{FEDERATED_USER, Federation, FederationRule};
 pub use keys::Keys;
 use limiter::Limiter;
 pub use robots::{RobotChange, RobotInfo, RobotSecret, Robots};
@@ -261,6 +263,10 @@ pub struct Auth {
     anonymous: GenCache<Caps>,
     /// The company directory, when one is configured (`set_directory`).
     directory: std::sync::OnceLock<Arc<super::directory::Directory>>,
+    /// Workload identity issuers' keys.
+    workload: crate::clients::workload::Issuers,
+    /// Workload identity tokens verified: hash → (robot, remembered until, unix seconds).
+    federated: Mutex<HashMap<[u8; 32], (String, u64)>>,
 }
 
 pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
@@ -307,6 +313,7 @@ fn check_user_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name != API_KEY_USER
+        && name != federation::FEDERATED_USER
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
@@ -314,7 +321,7 @@ fn check_user_name(name: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "user name {name:?} is invalid: use 1 to 64 of a-z 0-9 . _ - (and not \"api\")"
+            "user name {name:?} is invalid: use 1 to 64 of a-z 0-9 . _ - (and not \"api\" or \"oidc\")"
         )))
     }
 }
@@ -380,6 +387,8 @@ impl Auth {
                 tokens: GenCache::new(TOKEN_CACHE_ENTRIES, TOKEN_CACHE_BYTES),
                 anonymous: GenCache::new(FEED_CACHE_ENTRIES, FEED_CACHE_BYTES),
                 directory: std::sync::OnceLock::new(),
+                workload: crate::clients::workload::Issuers::default(),
+                federated: Mutex::new(HashMap::new()),
             },
             initial,
         ))

@@ -1,10 +1,11 @@
 //! `/api/v1/robots`: robot accounts, managed by a feed's administrators (its robots) or the
-//! registry's (all of them).
+//! registry's (all of them); `/api/v1/federation`: the workload identity rules that let CI
+//! jobs act as robots with their ID tokens.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::dto::{NewRobot, RobotInfo, RobotSecret, RobotUpdate, all};
+use super::dto::{FederationRule, NewRobot, RobotInfo, RobotSecret, RobotUpdate, all};
 use super::error::{ApiError, ErrorBody};
 use super::{Api, run};
 
@@ -73,5 +74,38 @@ pub async fn rotate(Api(access): Api, path: web::Path<String>) -> Result<HttpRes
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     run(move || access.delete_robot(&path)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Every workload identity rule (administrators).
+#[utoipa::path(get, path = "/api/v1/federation",
+    responses((status = 200, body = Vec<FederationRule>), (status = 403, body = ErrorBody)))]
+pub async fn rules(Api(access): Api) -> Result<HttpResponse, ApiError> {
+    let rules = run(move || access.federation_rules()).await?;
+    Ok(HttpResponse::Ok().json(all::<FederationRule, _>(rules)))
+}
+
+/// Trusts an issuer's tokens that match the rule as its robot (administrators); answers the
+/// rule with its id.
+#[utoipa::path(post, path = "/api/v1/federation", request_body = FederationRule,
+    responses((status = 201, body = FederationRule), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_rule(
+    Api(access): Api,
+    body: web::Json<FederationRule>,
+) -> Result<HttpResponse, ApiError> {
+    let rule = body.into_inner();
+    let mut answer = rule.clone();
+    answer.id = run(move || access.add_federation_rule(rule.into())).await?;
+    Ok(HttpResponse::Created().json(answer))
+}
+
+/// Removes a workload identity rule (administrators).
+#[utoipa::path(delete, path = "/api/v1/federation/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove_rule(
+    Api(access): Api,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    run(move || access.remove_federation_rule(&path)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -79,6 +79,30 @@ impl Provider {
         );
     }
 
+    /// A workload identity token from this issuer, as a CI system hands one to a job: for
+    /// `audience`, with `claims`, expiring in `expires_in` seconds (negative: already).
+    pub fn workload_token(
+        &self,
+        audience: &str,
+        claims: &serde_json::Value,
+        expires_in: i64,
+    ) -> String {
+        let mut res = super::http()
+            .post(&format!("{}/_test/workload-token", self.issuer))
+            .header("Content-Type", "application/json")
+            .send(serde_json::json!({"audience": audience, "claims": claims, "expires_in": expires_in}).to_string())
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value =
+            serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        body["value"].as_str().unwrap().to_owned()
+    }
+
+    /// Replaces the signing key in the published JWKS.
+    pub fn rotate(&self) {
+        self.post("/_test/rotate", &serde_json::json!({}));
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

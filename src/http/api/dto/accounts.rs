@@ -252,3 +252,56 @@ impl From<RobotUpdate> for auth::RobotChange {
         }
     }
 }
+
+/// A workload identity rule: which tokens of an issuer act as which robot.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FederationRule {
+    /// Set by the server.
+    #[serde(default)]
+    pub id: String,
+    /// `https://token.actions.githubusercontent.com`, a GitLab instance, a cluster's issuer.
+    pub issuer: String,
+    /// The `aud` the tokens carry.
+    pub audience: String,
+    /// claim → glob (`*`); `a/b` reaches into an object. At least one.
+    pub claims: BTreeMap<String, String>,
+    /// The robot's full name (`robot$prod+ci`).
+    pub robot: String,
+    /// A JWKS document, for an issuer the server cannot reach (its keys are not fetched).
+    #[serde(default)]
+    pub jwks: Option<String>,
+    #[serde(default)]
+    pub created: u64,
+    #[serde(default)]
+    pub created_by: String,
+}
+
+impl From<(String, auth::FederationRule)> for FederationRule {
+    fn from((id, r): (String, auth::FederationRule)) -> Self {
+        Self {
+            id,
+            issuer: r.issuer,
+            audience: r.audience,
+            claims: r.claims,
+            robot: r.robot,
+            jwks: r.jwks,
+            created: r.created,
+            created_by: r.created_by,
+        }
+    }
+}
+
+impl From<FederationRule> for auth::FederationRule {
+    fn from(r: FederationRule) -> Self {
+        Self {
+            issuer: r.issuer,
+            audience: r.audience,
+            claims: r.claims,
+            robot: r.robot,
+            jwks: r.jwks,
+            created: 0,
+            created_by: String::new(),
+        }
+    }
+}

@@ -13,8 +13,8 @@ mod vulns;
 mod webhooks;
 
 pub use accounts::{
-    CreatedUser, KeyInfo, NewKey, NewKeyRequest, NewRobot, NewUser, PasswordChange, RobotInfo,
-    RobotSecret, RobotUpdate, Role, RoleGrant, UserInfo, UserUpdate,
+    CreatedUser, FederationRule, KeyInfo, NewKey, NewKeyRequest, NewRobot, NewUser, PasswordChange,
+    RobotInfo, RobotSecret, RobotUpdate, Role, RoleGrant, UserInfo, UserUpdate,
 };
 pub use audit::AuditEntry;
 pub use feeds::{FeedInfo, FeedUpdate, NewFeed, UpstreamChange, UpstreamInfo, UpstreamTest};
