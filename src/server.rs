@@ -36,6 +36,7 @@ pub enum StartError {
 pub fn open(config: &Config) -> Result<Services, domain::Error> {
     let services = open_services(config, true)?;
     services.registry.release_scan_leases()?;
+    services.registry.build_search_index()?;
     if let Some(d) = open_directory(config).map_err(domain::Error::Invalid)? {
         services.auth.set_directory(Arc::new(d));
     }

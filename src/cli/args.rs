@@ -262,6 +262,20 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// Search repositories, tags, digests (or their first characters) and annotations
+    /// (`KEY=VALUE`) across the feeds you may pull.
+    Search {
+        /// What to look for.
+        query: String,
+        /// At most this many hits (at most 200).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// `table` (default) or `json`.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Workload identity federation: CI jobs and clusters log in as a robot with the ID
     /// token their platform gives them (administrators).
     Federation {

@@ -12,6 +12,7 @@ mod feed;
 mod history;
 mod login;
 mod robots;
+mod search;
 mod storage;
 mod target;
 mod trust;
@@ -210,6 +211,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Robot { action, remote } => robots::robot(&target(&config, &remote)?, action),
+        Command::Search {
+            query,
+            limit,
+            output,
+            remote,
+        } => search::search(&target(&config, &remote)?, &query, limit, output),
         Command::Federation { action, remote } => {
             robots::federation(&target(&config, &remote)?, action)
         }

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod maintenance;
 pub mod registry;
+pub mod search;
 pub mod stored_settings;
 pub mod tags;
 pub mod trust;

@@ -39,6 +39,11 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::maintenance::mode::READ_ONLY,
         &super::auth::robots::ROBOTS,
         &super::auth::federation::RULES,
+        &super::search::NAMES,
+        &super::search::TAGS,
+        &super::search::DIGESTS,
+        &super::search::LABELS,
+        &super::search::BUILT,
     ]);
     all
 }

@@ -57,6 +57,9 @@ fn record(
     new: Option<&str>,
     change: &Change<'_>,
 ) -> Result<(), Error> {
+    if let Some(digest) = new {
+        super::search::index_tag(w, repo, tag, digest)?;
+    }
     let kind = kind_of(change.method, old, new);
     let feed = repo.split('/').next().unwrap_or_default();
     let sentence = match (old, new) {

@@ -26,6 +26,7 @@ mod oci_api;
 mod paging;
 mod release;
 mod robots;
+mod search;
 mod security;
 mod signatures;
 mod sigstore;

@@ -1252,3 +1252,54 @@ async fn a_feed_administrator_manages_her_feeds_robots_in_the_ui() {
     assert_eq!(res.status, 303);
     assert!(!body(&boss.get("/ui/robots?feed=library").await).contains("robot$library+ci"));
 }
+
+#[actix_web::test]
+async fn the_search_box_finds_names_tags_digests_and_annotations_the_viewer_may_pull() {
+    let app = TestApp::new().with_feed("library").with_feed("secret");
+    let (digest, _) = app
+        .push_image("library/web-api", "1.0.7", &[b"search layer"])
+        .await;
+    app.push_image("secret/web-internal", "1.0.7", &[b"hidden layer"])
+        .await;
+    let reader = user_with(&app, "reader", "pull").await;
+    let dash = body(&reader.get("/ui/").await);
+    assert!(dash.contains(r#"id="bar-search""#), "the bar holds the box");
+
+    for (query, expect) in [
+        ("web", "library/web-api"),
+        ("api", "library/web-api"),
+        ("1.0.", "library/web-api"),
+        (
+            &digest.as_str()["sha256:".len().."sha256:".len() + 10],
+            "library/web-api",
+        ),
+    ] {
+        let page = body(
+            &reader
+                .get(&format!(
+                    "/ui/search?q={}",
+                    form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+                ))
+                .await,
+        );
+        assert!(page.contains(expect), "{query}: {page}");
+        assert!(
+            !page.contains("secret/web-internal"),
+            "{query}: a feed she may not pull"
+        );
+    }
+    let res = app
+        .send(TestRequest::get().uri("/api/v1/search?q=web"))
+        .await;
+    let hits = res.json();
+    let repos: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["repository"].as_str().unwrap())
+        .collect();
+    assert!(
+        repos.contains(&"secret/web-internal") && repos.contains(&"library/web-api"),
+        "{hits}"
+    );
+}

@@ -1,5 +1,6 @@
-//! Robot accounts through the caller: the domain checks that the caller administers the
-//! robot's feed (or the registry) with proof of the account.
+//! Robot accounts, workload identity rules and search through the caller: the domain checks
+//! that the caller administers the robot's feed (or the registry) with proof of the
+//! account; search answers only from the feeds the caller may pull.
 
 use super::Access;
 use crate::domain::Error;
@@ -72,5 +73,19 @@ impl Access {
     /// Removes workload identity rule `id` (administrators).
     pub fn remove_federation_rule(&self, id: &str) -> Result<(), Error> {
         self.auth.federation().remove(self.robot_manager()?, id)
+    }
+}
+
+impl Access {
+    /// Repositories, tags, digests and annotations matching `query` in the feeds the caller
+    /// may pull from (anonymous callers: the feeds open to anonymous pulls).
+    pub fn search(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::search::Hit>, Error> {
+        let visible = self.visible()?;
+        self.registry
+            .search(query, &|feed| visible.contains(feed), limit)
     }
 }

@@ -231,6 +231,7 @@ impl Registry {
             link_contents(w, name, &manifest, self.clock.now())?;
             ensure_repository(w, name, self.clock.now())?;
             w.put_manifest(name, digest.as_str(), &record)?;
+            crate::domain::search::index_manifest(w, name, digest.as_str(), &record.annotations)?;
             if let Some(subject) = &manifest.subject {
                 w.add_referrer(name, subject.as_str(), digest.as_str(), self.clock.now())?;
             }

@@ -92,6 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/robots/{name}", web::patch().to(robots::update))
             .route("/robots/{name}", web::delete().to(robots::delete))
             .route("/robots/{name}/rotate", web::post().to(robots::rotate))
+            .route("/search", web::get().to(robots::search))
             .route("/federation", web::get().to(robots::rules))
             .route("/federation", web::post().to(robots::add_rule))
             .route("/federation/{id}", web::delete().to(robots::remove_rule))
@@ -216,7 +217,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         list_feeds, create_feed, show_feed, update_feed, delete_feed, list_users, create_user,
         update_user, set_password, grant_role, revoke_role, list_keys, create_key, revoke_key,
         robots::list, robots::create, robots::update, robots::rotate, robots::delete,
-        robots::rules, robots::add_rule, robots::remove_rule,
+        robots::rules, robots::add_rule, robots::remove_rule, robots::search,
         tags::feed_changes, tags::promote, tags::resolve, tags::accept_upstream, tags::delete_tag, tags::purge, tags::repository_tags, tags::history,
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
         storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::maintenance, storage::set_maintenance, storage::storage, audit::audit, webhooks::list, webhooks::create,
@@ -229,7 +230,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ),
     components(schemas(
         FeedInfo, NewFeed, FeedUpdate, UserInfo, NewUser, CreatedUser, UserUpdate, PasswordChange,
-        RoleGrant, KeyInfo, NewKeyRequest, NewKey, dto::RobotInfo, dto::NewRobot, dto::RobotSecret, dto::RobotUpdate, dto::FederationRule, error::ErrorBody, error::ErrorDetail,
+        RoleGrant, KeyInfo, NewKeyRequest, NewKey, dto::RobotInfo, dto::NewRobot, dto::RobotSecret, dto::RobotUpdate, dto::FederationRule, dto::SearchHit, error::ErrorBody, error::ErrorDetail,
         tags::FeedChangeEntry, dto::PromotionRequest, dto::Resolved, tags::AcceptedUpstream,
         dto::UpstreamInfo, dto::UpstreamChange, dto::PurgeRequest, tags::ProGetPromotionEntry, dto::Promoted, dto::TagGroups,
         dto::TagEntry, dto::TagList, dto::TagCursors, dto::HistoryEntry, dto::TagAt, tags::ProGetPromotion,

@@ -5,7 +5,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::dto::{FederationRule, NewRobot, RobotInfo, RobotSecret, RobotUpdate, all};
+use super::dto::{FederationRule, NewRobot, RobotInfo, RobotSecret, RobotUpdate, SearchHit, all};
 use super::error::{ApiError, ErrorBody};
 use super::{Api, run};
 
@@ -108,4 +108,27 @@ pub async fn remove_rule(
 ) -> Result<HttpResponse, ApiError> {
     run(move || access.remove_federation_rule(&path)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `?q=` and `?n=` of a search.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// A repository name or part of one, a tag (or its start), a digest (or its first
+    /// characters), or `KEY=VALUE` of an annotation (or its start).
+    pub q: String,
+    /// At most this many hits (default 50, at most 200).
+    pub n: Option<usize>,
+}
+
+/// Repositories, tags, digests and annotations across the feeds the caller may pull.
+#[utoipa::path(get, path = "/api/v1/search", params(SearchQuery),
+    responses((status = 200, body = Vec<SearchHit>), (status = 400, body = ErrorBody)))]
+pub async fn search(
+    Api(access): Api,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let SearchQuery { q, n } = query.into_inner();
+    let hits = run(move || access.search(&q, n.unwrap_or(50))).await?;
+    Ok(HttpResponse::Ok().json(all::<SearchHit, _>(hits)))
 }

@@ -13,6 +13,7 @@ mod manifests;
 mod oidc;
 mod repositories;
 mod robots;
+mod search;
 mod secret;
 mod session;
 mod trust;
@@ -100,6 +101,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/keys", web::get().to(users::keys))
             .route("/keys", web::post().to(users::create_key))
             .route("/keys/{id}/revoke", web::post().to(users::revoke_key))
+            .route("/search", web::get().to(search::search))
             .route("/robots", web::get().to(robots::robots))
             .route("/robots", web::post().to(robots::create))
             .route("/robots/action", web::post().to(robots::action))

@@ -396,6 +396,15 @@ pub trait SettingsRead {
 
     /// The settings whose names start with `prefix`, by name.
     fn settings_under(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError>;
+
+    /// The first `limit` settings whose names start with `prefix` and sort after `after`,
+    /// by name: a range read that costs what it returns (an index kept as settings).
+    fn settings_under_after(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, MetaError>;
 }
 
 /// Writes of feeds, repositories and retention rules.

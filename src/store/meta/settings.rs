@@ -240,6 +240,30 @@ impl<C: Codec> Family<C> {
         w.remove_setting(&self.full(key))
     }
 
+    /// The first `limit` (key, value) whose keys start with `key_prefix` and sort after
+    /// `after` (a key), by key: what a range read of an index costs.
+    pub fn first_under(
+        &self,
+        r: &(impl MetaRead + ?Sized),
+        key_prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, C::Value)>, MetaError> {
+        let after = if after.is_empty() {
+            String::new()
+        } else {
+            self.full(after)
+        };
+        r.settings_under_after(&self.full(key_prefix), &after, limit)?
+            .into_iter()
+            .map(|(name, bytes)| {
+                let value = decode::<C>(&name, self.what, &bytes)?;
+                let key = name.strip_prefix(self.name).unwrap_or_default().to_owned();
+                Ok((key, value))
+            })
+            .collect()
+    }
+
     /// Every (key, value) of the family, by key.
     pub fn all(&self, r: &(impl MetaRead + ?Sized)) -> Result<Vec<(String, C::Value)>, MetaError> {
         let stored = if self.keyed {

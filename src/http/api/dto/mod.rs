@@ -23,8 +23,8 @@ pub use storage::{
     RetentionReport, Rules, RunRequest, StorageStats, SyncReport,
 };
 pub use tags::{
-    HistoryEntry, Promoted, PromotionRequest, PurgeRequest, Resolved, TagAt, TagCursors, TagEntry,
-    TagGroups, TagList,
+    HistoryEntry, Promoted, PromotionRequest, PurgeRequest, Resolved, SearchHit, TagAt, TagCursors,
+    TagEntry, TagGroups, TagList,
 };
 pub use trust::{
     Attestation, AttestationRule, Identity, NewTrustKey, NewTrustRoot, NewTrustStore, PullGate,

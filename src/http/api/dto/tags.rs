@@ -196,3 +196,34 @@ pub struct TagAt {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
+
+/// One search hit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchHit {
+    /// `repository`, `tag`, `digest` or `annotation`.
+    pub kind: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    /// The indexed text that matched.
+    pub matched: String,
+}
+
+impl From<crate::domain::search::Hit> for SearchHit {
+    fn from(h: crate::domain::search::Hit) -> Self {
+        use crate::domain::search::HitKind as K;
+        Self {
+            kind: match h.kind {
+                K::Repository => "repository",
+                K::Tag => "tag",
+                K::Digest => "digest",
+                K::Annotation => "annotation",
+            }
+            .to_owned(),
+            repository: h.repository,
+            tag: h.tag,
+            digest: h.digest,
+            matched: h.matched,
+        }
+    }
+}

@@ -28,6 +28,29 @@ impl SettingsRead for Txn {
             .map(|r| (r.get(0), r.get(1)))
             .collect())
     }
+
+    fn settings_under_after(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        // A range on the primary key (names collate bytewise, "C"): every name that starts
+        // with `prefix` sorts below `prefix` followed by the highest code point.
+        let end = format!("{prefix}\u{10FFFF}");
+        let start = if after > prefix { after } else { prefix };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .rows(
+                "SELECT name, value FROM settings WHERE name >= $1 AND name > $2 AND name < $3
+                 ORDER BY name LIMIT $4",
+                &[&start, &after, &end, &limit],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .filter(|(name, _): &(String, Vec<u8>)| name.starts_with(prefix))
+            .collect())
+    }
 }
 
 impl SettingsWrite for Txn {

@@ -35,6 +35,28 @@ impl<A: Access> SettingsRead for Tables<A> {
         }
         Ok(out)
     }
+
+    fn settings_under_after(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let start = if after > prefix { after } else { prefix };
+        let mut out = Vec::new();
+        for entry in self.settings.range::<&str>(start..)? {
+            let (k, v) = entry?;
+            let name = k.value();
+            if !name.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            if name == after {
+                continue;
+            }
+            out.push((name.to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
 }
 
 impl SettingsWrite for Writer<'_> {
