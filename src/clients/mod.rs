@@ -5,6 +5,7 @@
 //! It must not: know feeds, roles or any other policy of the domain, nor HTTP's server side.
 //! Every client fails with the one `ClientError`.
 
+mod jwt;
 pub mod ldap;
 pub mod oidc;
 pub mod outbound;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use jsonwebtoken::Validation;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -86,18 +86,6 @@ struct TokenErrorBody {
 const METADATA_TTL: Duration = Duration::from_hours(1);
 /// A token signed by a key not in the cached set refetches the set, at most this often.
 const JWKS_REFETCH: Duration = Duration::from_secs(30);
-/// Algorithms an ID token may be signed with: asymmetric only.
-const ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
 
 /// A client of one provider.
 pub struct Oidc {
@@ -376,26 +364,10 @@ impl Oidc {
         token: &str,
         nonce: Option<&str>,
     ) -> Result<Map<String, Value>, ClientError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| refused(format!("the ID token is malformed: {e}")))?;
-        if !ALGORITHMS.contains(&header.alg) {
-            return Err(refused(format!(
-                "the ID token is signed with {:?}, which semdock does not accept",
-                header.alg
-            )));
-        }
-        let find = |keys: &JwkSet| match &header.kid {
-            Some(kid) => keys.find(kid).cloned(),
-            None => (keys.keys.len() == 1).then(|| keys.keys[0].clone()),
-        };
-        let jwk = match find(&*self.keys(false)?) {
-            Some(k) => k,
-            None => find(&*self.keys(true)?).ok_or_else(|| {
-                refused("the ID token is signed by a key the provider does not list")
-            })?,
-        };
-        let key = DecodingKey::from_jwk(&jwk)
-            .map_err(|e| refused(format!("the provider's key is unusable: {e}")))?;
+        let (header, key) =
+            super::jwt::signing_key(token, Peer::Directory, "ID token", |refetch| {
+                self.keys(refetch)
+            })?;
         let mut v = Validation::new(header.alg);
         v.set_issuer(&[
             trimmed(&self.settings.issuer),

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use jsonwebtoken::Validation;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -24,17 +24,6 @@ const KEYS_TTL: Duration = Duration::from_hours(1);
 const REFETCH: Duration = Duration::from_secs(5);
 /// Clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 30;
-const ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
 
 #[derive(Deserialize)]
 struct Discovery {
@@ -161,35 +150,15 @@ impl Issuers {
         audience: &str,
         jwks: Option<&str>,
     ) -> Result<Map<String, Value>, ClientError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| refused(format!("the token is malformed: {e}")))?;
-        if !ALGORITHMS.contains(&header.alg) {
-            return Err(refused(format!(
-                "the token is signed with {:?}, which semdock does not accept",
-                header.alg
-            )));
-        }
-        let find = |keys: &JwkSet| match &header.kid {
-            Some(kid) => keys.find(kid).cloned(),
-            None => (keys.keys.len() == 1).then(|| keys.keys[0].clone()),
-        };
-        let jwk = if let Some(given) = jwks {
-            let keys: JwkSet = serde_json::from_str(given)
-                .map_err(|e| refused(format!("the JWKS given for {issuer} does not parse: {e}")))?;
-            find(&keys)
-        } else {
-            match find(&*self.keys(issuer, false)?) {
-                Some(k) => Some(k),
-                None => find(&*self.keys(issuer, true)?),
-            }
-        }
-        .ok_or_else(|| {
-            refused(format!(
-                "the token is signed by a key {issuer} does not list"
-            ))
-        })?;
-        let key = DecodingKey::from_jwk(&jwk)
-            .map_err(|e| refused(format!("the issuer's key is unusable: {e}")))?;
+        let (header, key) =
+            super::jwt::signing_key(token, Peer::Issuer, "token", |refetch| match jwks {
+                Some(given) => serde_json::from_str::<JwkSet>(given)
+                    .map(Arc::new)
+                    .map_err(|e| {
+                        refused(format!("the JWKS given for {issuer} does not parse: {e}"))
+                    }),
+                None => self.keys(issuer, refetch),
+            })?;
         let mut v = Validation::new(header.alg);
         v.set_issuer(&[trimmed(issuer), &format!("{}/", trimmed(issuer))]);
         v.set_audience(&[audience]);
