@@ -37,6 +37,7 @@ pub fn open(config: &Config) -> Result<Services, domain::Error> {
     let services = open_services(config, true)?;
     services.registry.release_scan_leases()?;
     services.registry.build_search_index()?;
+    services.registry.count_usage()?;
     if let Some(d) = open_directory(config).map_err(domain::Error::Invalid)? {
         services.auth.set_directory(Arc::new(d));
     }

@@ -262,6 +262,20 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// A feed's storage quota and usage (each blob once per feed); administrators set it
+    /// (`--set-bytes`) or remove it.
+    Quota {
+        /// The feed.
+        feed: String,
+        /// The quota in bytes (`10737418240` for 10 GiB).
+        #[arg(long, conflicts_with = "remove")]
+        set_bytes: Option<u64>,
+        /// Remove the quota.
+        #[arg(long)]
+        remove: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Search repositories, tags, digests (or their first characters) and annotations
     /// (`KEY=VALUE`) across the feeds you may pull.
     Search {

@@ -11,6 +11,7 @@ mod directory;
 mod feed;
 mod history;
 mod login;
+mod quota;
 mod robots;
 mod search;
 mod storage;
@@ -211,6 +212,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::User { action, remote } => user(&target(&config, &remote)?, action),
         Command::Key { action, remote } => key(&target(&config, &remote)?, action),
         Command::Robot { action, remote } => robots::robot(&target(&config, &remote)?, action),
+        Command::Quota {
+            feed,
+            set_bytes,
+            remove,
+            remote,
+        } => quota::quota(&target(&config, &remote)?, &feed, set_bytes, remove),
         Command::Search {
             query,
             limit,

@@ -89,6 +89,10 @@ pub enum Error {
     Denied(String),
     #[error("too many failed logins: try again in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
+    /// A link would take a feed past its storage quota: the sentence says the quota, the
+    /// usage and what the blob needs.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The registry is in read-only mode: pulls work, writes wait until it is turned off.
     #[error(
         "the registry is read-only ({reason}): pulls work; try this again once an administrator turns read-only mode off"

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod directory;
 pub mod error;
 pub mod maintenance;
+pub mod quota;
 pub mod registry;
 pub mod search;
 pub mod stored_settings;

@@ -44,6 +44,10 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::search::DIGESTS,
         &super::search::LABELS,
         &super::search::BUILT,
+        &super::quota::QUOTAS,
+        &super::quota::USAGE,
+        &super::quota::HELD,
+        &super::quota::COUNTED,
     ]);
     all
 }
@@ -258,6 +262,19 @@ mod tests {
                 created_by: "admin".into(),
             },
         )?;
+        super::super::quota::QUOTAS.put(w, "prod", &super::super::quota::Quota { bytes: 10 })?;
+        super::super::quota::USAGE.put(
+            w,
+            "prod",
+            &super::super::quota::Usage { bytes: 3, blobs: 1 },
+        )?;
+        super::super::quota::HELD.put(w, "prod\u{1f}sha256:00", &1)?;
+        super::super::quota::COUNTED.put(w, "", &())?;
+        super::super::search::NAMES.put(w, "web\u{1f}prod/web", &())?;
+        super::super::search::TAGS.put(w, "1.0.0\u{1f}prod/web", &())?;
+        super::super::search::DIGESTS.put(w, "00\u{1f}prod/web", &())?;
+        super::super::search::LABELS.put(w, "a=b\u{1f}prod/web\u{1f}sha256:00", &())?;
+        super::super::search::BUILT.put(w, "", &())?;
         super::super::maintenance::mode::READ_ONLY.put(
             w,
             "",

@@ -147,6 +147,9 @@ fn rows() -> Vec<Row> {
         r("PUT", "/api/v1/feeds/{feed}/signature-policy", "/api/v1/feeds/library/signature-policy", Some(Json(json!({"keys": []}))), Feed(Action::Admin)),
         r("DELETE", "/api/v1/feeds/{feed}/signature-policy", "/api/v1/feeds/library/signature-policy", None, Feed(Action::Admin)),
         r("GET", "/api/v1/verify", "/api/v1/verify?ref=library/app:1", None, Feed(Action::Pull)),
+        r("GET", "/api/v1/feeds/{feed}/quota", "/api/v1/feeds/library/quota", None, Feed(Action::Pull)),
+        // Removing it (the matrix must not leave a quota for later rows).
+        r("PUT", "/api/v1/feeds/{feed}/quota", "/api/v1/feeds/library/quota", Some(Json(json!({"bytes": null}))), Admin),
         r("GET", "/api/v1/maintenance", "/api/v1/maintenance", None, Login),
         // Turning it off (the matrix must not leave the registry read-only for later rows).
         r("PUT", "/api/v1/maintenance", "/api/v1/maintenance", Some(Json(json!({"read_only": false}))), Admin),
@@ -208,6 +211,7 @@ fn rows() -> Vec<Row> {
         r("POST", "/ui/password", "/ui/password", Some(Form(&[("password", "a"), ("repeat", "b")])), Account),
         r("GET", "/ui/trust", "/ui/trust", None, Admin),
         r("POST", "/ui/maintenance", "/ui/maintenance", Some(Form(&[("read_only", "off")])), Admin),
+        r("POST", "/ui/feeds/{feed}/quota", "/ui/feeds/library/quota", Some(Form(&[("gib", "")])), Admin),
         r("GET", "/ui/search", "/ui/search?q=app", None, Login),
         r("GET", "/ui/robots", "/ui/robots?feed=library", None, Feed(Action::Admin)),
         r("POST", "/ui/robots", "/ui/robots", Some(Form(&[("feed", "library"), ("name", "uimatrix")])), FeedAccount(Action::Admin)),

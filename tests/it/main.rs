@@ -24,6 +24,7 @@ mod maintenance;
 mod notation;
 mod oci_api;
 mod paging;
+mod quota;
 mod release;
 mod robots;
 mod search;

@@ -1303,3 +1303,26 @@ async fn the_search_box_finds_names_tags_digests_and_annotations_the_viewer_may_
         "{hits}"
     );
 }
+
+#[actix_web::test]
+async fn an_administrator_sets_a_feeds_quota_and_its_page_shows_the_usage() {
+    let app = TestApp::new().with_feed("library");
+    app.push_image("library/app", "1.0.0", &[b"quota layer"])
+        .await;
+    let a = admin(&app).await;
+    let page = body(&a.get("/ui/feeds/library/settings").await);
+    assert!(page.contains("(no quota)"), "{page}");
+    let res = a.post("/ui/feeds/library/quota", &[("gib", "2")]).await;
+    assert_eq!(res.status, 303, "{}", body(&res));
+    let page = body(&a.get("/ui/feeds/library/settings").await);
+    assert!(page.contains("of a quota of 2.00 GiB"), "{page}");
+    assert!(page.contains("<progress"), "{page}");
+    let boss = user_with(&app, "boss", "admin").await;
+    let res = boss
+        .post("/ui/feeds/library/quota", &[("gib", "200")])
+        .await;
+    assert_eq!(
+        res.status, 403,
+        "a feed's administrator cannot raise her own quota"
+    );
+}

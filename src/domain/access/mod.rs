@@ -15,6 +15,7 @@
 //! So a handler that forgets a check does not compile: without the handle it has no way to
 //! call the operation. (lldap's `AccessControlledBackendHandler` is the model.)
 
+mod quota;
 mod robots;
 mod trust;
 mod vulns;

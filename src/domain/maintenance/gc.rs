@@ -223,7 +223,7 @@ impl Maintenance<'_> {
                         }
                     }
                     for repo in &repos {
-                        w.unlink(repo, digest)?;
+                        crate::domain::quota::unlink(w, repo, digest)?;
                     }
                     if w.remove_blob(digest)? {
                         swept.push(digest.clone());

@@ -378,7 +378,7 @@ impl Blobs<'_> {
             if w.feed(repo.feed())?.is_none() {
                 return Err(feed_unknown(repo));
             }
-            if w.unlink(repo.as_str(), digest.as_str())? {
+            if crate::domain::quota::unlink(w, repo.as_str(), digest.as_str())? {
                 Ok(())
             } else {
                 Err(Error::BlobUnknown {

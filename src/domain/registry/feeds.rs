@@ -487,6 +487,7 @@ impl Feeds<'_> {
                 w.remove_repository(&repo)?;
             }
             w.remove_grants_on(feed.as_str())?;
+            crate::domain::quota::forget(w, feed.as_str())?;
             crate::domain::auth::bump_feed_epoch(w, feed.as_str())?;
             crate::domain::webhooks::remove_feed_endpoints(w, feed.as_str())?;
             crate::domain::trust::remove_feed_policy(w, feed.as_str())?;

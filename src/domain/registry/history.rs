@@ -415,7 +415,7 @@ impl Registry {
                         digest: blob.clone(),
                     });
                 }
-                w.link(to.as_str(), blob, self.clock.now())?;
+                crate::domain::quota::link(w, to.as_str(), blob, self.clock.now())?;
             }
             if let Some(subject) = &record.subject {
                 w.add_referrer(to.as_str(), subject, &d, self.clock.now())?;

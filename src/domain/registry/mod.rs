@@ -222,6 +222,5 @@ fn link_into(
     now: u64,
 ) -> Result<(), Error> {
     ensure_repository(w, repo.as_str(), now)?;
-    w.link(repo.as_str(), digest.as_str(), now)?;
-    Ok(())
+    crate::domain::quota::link(w, repo.as_str(), digest.as_str(), now)
 }

@@ -93,6 +93,7 @@ impl From<domain::Error> for ApiError {
             | E::TokenInvalid(_)
             | E::InsufficientScope => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::Denied(_) => (StatusCode::FORBIDDEN, "denied"),
+            E::QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),
             E::RateLimited { retry_after } => {
                 return Self {
                     status: StatusCode::TOO_MANY_REQUESTS,

@@ -174,6 +174,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/gc", web::post().to(storage::gc))
             .route("/backup", web::post().to(storage::backup))
+            .route("/feeds/{feed}/quota", web::get().to(storage::quota))
+            .route("/feeds/{feed}/quota", web::put().to(storage::set_quota))
             .route("/maintenance", web::get().to(storage::maintenance))
             .route("/maintenance", web::put().to(storage::set_maintenance))
             .route("/storage", web::get().to(storage::storage))
@@ -220,7 +222,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         robots::rules, robots::add_rule, robots::remove_rule, robots::search,
         tags::feed_changes, tags::promote, tags::resolve, tags::accept_upstream, tags::delete_tag, tags::purge, tags::repository_tags, tags::history,
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
-        storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::maintenance, storage::set_maintenance, storage::storage, audit::audit, webhooks::list, webhooks::create,
+        storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::quota, storage::set_quota, storage::maintenance, storage::set_maintenance, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
         trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
         trust::remove_policy, trust::verify, trust::list_roots, trust::add_root, trust::remove_root,
@@ -237,7 +239,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::RunRequest, dto::BackupRequest, dto::GcReport,
         dto::StorageStats, dto::FeedStorage, dto::Rules,
         dto::RetentionReport, dto::Deletion,
-        dto::BackupReport, dto::Maintenance, dto::MaintenanceChange, dto::AuditEntry, dto::EndpointInfo, dto::NewEndpoint,
+        dto::BackupReport, dto::Maintenance, dto::MaintenanceChange, dto::FeedQuota, dto::QuotaChange, dto::AuditEntry, dto::EndpointInfo, dto::NewEndpoint,
         dto::EndpointChange, dto::Delivery, dto::Format,
         dto::TrustKey, dto::NewTrustKey, dto::SignaturePolicy, dto::Verification, dto::SignatureFinding,
         dto::PullGate, dto::Identity, dto::AttestationRule, dto::Attestation, dto::TrustRoot, dto::NewTrustRoot, dto::TrustStore, dto::NewTrustStore,

@@ -9,12 +9,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::dto::{
-    BackupReport, BackupRequest, GcReport, Maintenance, MaintenanceChange, RetentionReport, Rules,
-    RunRequest, StorageStats, SyncReport, UpstreamTest,
+    BackupReport, BackupRequest, FeedQuota, GcReport, Maintenance, MaintenanceChange, QuotaChange,
+    RetentionReport, Rules, RunRequest, StorageStats, SyncReport, UpstreamTest,
 };
 use super::error::{ApiError, ErrorBody};
 use super::{Api, run};
-use crate::domain::access::FeedAdmin;
+use crate::domain::access::{FeedAdmin, Pull};
 use crate::domain::maintenance::gc::GcOptions;
 
 /// Collects garbage now, while serving (administrators).
@@ -136,6 +136,35 @@ pub async fn backup(
     Ok(HttpResponse::Ok().json(BackupReport::from(report)))
 }
 
+/// A feed's storage quota and usage (whoever may pull from it).
+#[utoipa::path(get, path = "/api/v1/feeds/{feed}/quota", params(("feed" = String, Path)),
+    responses((status = 200, body = FeedQuota), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn quota(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let q = run(move || access.feed::<Pull>(&feed)?.quota()).await?;
+    Ok(HttpResponse::Ok().json(FeedQuota::from(q)))
+}
+
+/// Sets or removes a feed's storage quota (administrators; audited). Pushes that would
+/// take the feed past it are refused with `DENIED`; a quota below the usage refuses new
+/// blobs until enough is deleted.
+#[utoipa::path(put, path = "/api/v1/feeds/{feed}/quota", params(("feed" = String, Path)), request_body = QuotaChange,
+    responses((status = 200, body = FeedQuota), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_quota(
+    Api(access): Api,
+    path: web::Path<String>,
+    body: web::Json<QuotaChange>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let bytes = body.into_inner().bytes;
+    let q = run(move || {
+        access.admin()?.set_quota(&feed, bytes)?;
+        access.feed::<Pull>(&feed)?.quota()
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(FeedQuota::from(q)))
+}
+
 /// Read-only mode: whether it is on, since when, who turned it on and why (any
 /// authenticated caller).
 #[utoipa::path(get, path = "/api/v1/maintenance",
@@ -200,9 +229,36 @@ fn per_feed(
     metrics.register(name, help, family);
 }
 
+/// Each feed's usage, and its quota when it has one.
+fn quota_metrics(
+    m: &mut Metrics,
+    quotas: &[(
+        String,
+        Option<crate::domain::quota::Quota>,
+        crate::domain::quota::Usage,
+    )],
+) {
+    per_feed(
+        m,
+        "feed_usage_bytes",
+        "Bytes the feed's quota counts (each blob once per feed)",
+        quotas
+            .iter()
+            .map(|(feed, _, usage)| (feed.clone(), usage.bytes)),
+    );
+    per_feed(
+        m,
+        "feed_quota_bytes",
+        "The feed's storage quota, for feeds that have one",
+        quotas
+            .iter()
+            .filter_map(|(feed, quota, _)| Some((feed.clone(), quota.as_ref()?.bytes))),
+    );
+}
+
 // GET /metrics — Prometheus text format (administrators: Basic `api:<key>` in a scrape config).
 pub async fn metrics(Api(access): Api) -> Result<HttpResponse, ApiError> {
-    let (stats, last_gc, retention, read_only) = run(move || {
+    let (stats, last_gc, retention, read_only, quotas) = run(move || {
         let admin = access.admin()?;
         let stats = admin.storage()?;
         Ok((
@@ -210,10 +266,12 @@ pub async fn metrics(Api(access): Api) -> Result<HttpResponse, ApiError> {
             admin.last_gc(),
             admin.last_retention(),
             access.read_only()?,
+            admin.quotas()?,
         ))
     })
     .await?;
     let mut m = Metrics::with_prefix("semdock");
+    quota_metrics(&mut m, &quotas);
     gauge(
         &mut m,
         "read_only",

@@ -260,7 +260,7 @@ impl From<domain::Error> for OciError {
             | E::InvalidCredentials
             | E::TokenInvalid(_)
             | E::InsufficientScope => Self::new(Code::Unauthorized, message),
-            E::Denied(_) => Self::new(Code::Denied, message),
+            E::Denied(_) | E::QuotaExceeded(_) => Self::new(Code::Denied, message),
             E::TagNotAllowed { .. } => {
                 Self::new(Code::Denied, message).with_status(StatusCode::BAD_REQUEST)
             }

@@ -36,6 +36,34 @@ struct SettingsPage {
     connector_note: Option<String>,
     grants: Vec<GrantRow>,
     preview: Option<FeedPreview>,
+    /// Storage used, against the quota if there is one (empty on a preview).
+    quota: Option<QuotaRow>,
+}
+
+/// A feed's storage against its quota, as the settings page shows it.
+pub(super) struct QuotaRow {
+    pub used: String,
+    pub quota: Option<String>,
+    pub used_bytes: u64,
+    pub quota_bytes: u64,
+    pub blobs: u64,
+}
+
+impl QuotaRow {
+    pub(super) fn of(
+        (quota, usage): (
+            Option<crate::domain::quota::Quota>,
+            crate::domain::quota::Usage,
+        ),
+    ) -> Self {
+        Self {
+            used: super::size(usage.bytes),
+            quota: quota.map(|q| super::size(q.bytes)),
+            used_bytes: usage.bytes,
+            quota_bytes: quota.map_or(0, |q| q.bytes),
+            blobs: usage.blobs,
+        }
+    }
 }
 
 /// A feed's signature policy as the settings form shows it.
@@ -143,9 +171,10 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
     let feed = path.into_inner();
     let access = v.access.clone();
     let f = feed.clone();
-    let (record, grants, last_sync, policy) = run(move || {
+    let (record, grants, last_sync, policy, quota) = run(move || {
         let admin = access.feed::<FeedAdmin>(&f)?;
         let reader = access.feed::<Pull>(&f)?;
+        let quota = reader.quota()?;
         let record = reader.settings()?;
         let policy = reader.signatures().policy()?;
         let last_sync = if record.upstream.is_some() {
@@ -153,7 +182,7 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
         } else {
             None
         };
-        Ok((record, admin.grants()?, last_sync, policy))
+        Ok((record, admin.grants()?, last_sync, policy, quota))
     })
     .await?;
     let note = last_sync.map(|r| {
@@ -180,6 +209,7 @@ pub async fn settings_page(v: Viewer, path: web::Path<String>) -> Result<HttpRes
         connector_note: note,
         grants: grant_rows(grants),
         preview: None,
+        quota: Some(QuotaRow::of(quota)),
         feed,
     })
 }
@@ -438,6 +468,7 @@ pub async fn save_settings(
         connector_note: note,
         grants: grant_rows(grants),
         preview,
+        quota: None,
         feed,
     })
 }

@@ -234,3 +234,38 @@ pub async fn maintenance(
         "/ui/?done=read-only-off"
     }))
 }
+
+#[derive(Deserialize)]
+pub struct QuotaForm {
+    #[serde(default)]
+    csrf: String,
+    /// GiB, decimals allowed; empty removes the quota.
+    #[serde(default)]
+    gib: String,
+}
+
+// POST /ui/feeds/{feed}/quota — an administrator sets or removes a feed's storage quota.
+pub async fn set_quota(
+    v: Viewer,
+    path: web::Path<String>,
+    form: web::Form<QuotaForm>,
+) -> Result<HttpResponse, UiError> {
+    v.check_csrf(&form.csrf)?;
+    let feed = path.into_inner();
+    let bytes = match form.gib.trim() {
+        "" => None,
+        gib => {
+            let parsed: f64 = gib
+                .parse()
+                .ok()
+                .filter(|g: &f64| g.is_finite() && *g > 0.0)
+                .ok_or_else(|| UiError::bad_request(format!("{gib:?} is not a number of GiB")))?;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some((parsed * 1_073_741_824.0) as u64)
+        }
+    };
+    let access = v.access;
+    let f = feed.clone();
+    run(move || Ok(access.admin()?.set_quota(&f, bytes)?)).await?;
+    Ok(redirect(&format!("/ui/feeds/{feed}/settings?done=saved")))
+}

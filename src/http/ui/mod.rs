@@ -69,6 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/feeds/{feed}", web::get().to(feeds::feed))
             .route("/feeds/{feed}/settings", web::get().to(feed_settings::settings_page))
             .route("/feeds/{feed}/settings", web::post().to(feed_settings::save_settings))
+            .route("/feeds/{feed}/quota", web::post().to(feeds::set_quota))
             .route("/roles", web::post().to(feed_settings::grant_role))
             .route("/repository", web::get().to(repositories::repository))
             .route("/manifest", web::get().to(manifests::manifest))
@@ -335,6 +336,12 @@ impl From<domain::Error> for UiError {
                 "Too many attempts",
                 message,
                 "Wait, then try again.",
+            ),
+            E::QuotaExceeded(_) => Self::page(
+                StatusCode::FORBIDDEN,
+                "Over the feed's quota",
+                message,
+                "Delete images or versions (GC gives the space back), or ask an administrator for a larger quota.",
             ),
             E::ReadOnly { .. } => Self::page(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -19,8 +19,8 @@ pub use accounts::{
 pub use audit::AuditEntry;
 pub use feeds::{FeedInfo, FeedUpdate, NewFeed, UpstreamChange, UpstreamInfo, UpstreamTest};
 pub use storage::{
-    BackupReport, BackupRequest, Deletion, FeedStorage, GcReport, Maintenance, MaintenanceChange,
-    RetentionReport, Rules, RunRequest, StorageStats, SyncReport,
+    BackupReport, BackupRequest, Deletion, FeedQuota, FeedStorage, GcReport, Maintenance,
+    MaintenanceChange, QuotaChange, RetentionReport, Rules, RunRequest, StorageStats, SyncReport,
 };
 pub use tags::{
     HistoryEntry, Promoted, PromotionRequest, PurgeRequest, Resolved, SearchHit, TagAt, TagCursors,

@@ -265,3 +265,29 @@ pub struct MaintenanceChange {
     #[serde(default)]
     pub reason: String,
 }
+
+/// A feed's storage quota and what it uses (blobs counted once per feed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FeedQuota {
+    /// Bytes the feed may hold; none: no quota.
+    pub quota_bytes: Option<u64>,
+    pub used_bytes: u64,
+    pub blobs: u64,
+}
+
+impl From<(Option<domain::quota::Quota>, domain::quota::Usage)> for FeedQuota {
+    fn from((q, u): (Option<domain::quota::Quota>, domain::quota::Usage)) -> Self {
+        Self {
+            quota_bytes: q.map(|q| q.bytes),
+            used_bytes: u.bytes,
+            blobs: u.blobs,
+        }
+    }
+}
+
+/// Sets a feed's quota; `bytes: null` removes it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaChange {
+    pub bytes: Option<u64>,
+}
