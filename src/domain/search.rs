@@ -3,7 +3,8 @@
 //! markers kept in the transaction of each change — `search-name:TERM␟REPO` for every
 //! segment of a repository's name (and its parts split at `-`, `_` and `.`) and the whole
 //! name, `search-tag:TAG␟REPO`, `search-digest:HEX␟REPO`, `search-label:KEY=VALUE␟REPO␟DIGEST`
-//! — so a query is one range read per family on either engine, costing what it returns.
+//! (annotations, and the labels of an image's configuration once the SBOM queue has read
+//! it) — so a query is one range read per family on either engine, costing what it returns.
 //! Entries are only ever added where content appears; each hit is checked against the live
 //! records before it is returned, so a deleted tag or manifest is never answered (its stale
 //! entry costs one extra point read until it is written again).
@@ -99,7 +100,18 @@ pub(crate) fn index_manifest(
 ) -> Result<(), Error> {
     index_repository(w, repo)?;
     DIGESTS.put(w, &format!("{}{SEP}{repo}", hex_of(digest)), &())?;
-    for (k, v) in annotations {
+    index_labels(w, repo, digest, annotations)
+}
+
+/// Indexes `KEY=VALUE` pairs of a manifest in `repo`: its annotations, or its image
+/// configuration's labels (what the SBOM queue reads).
+pub(crate) fn index_labels(
+    w: &mut dyn MetaWrite,
+    repo: &str,
+    digest: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<(), Error> {
+    for (k, v) in labels {
         let text: String = format!("{k}={v}").chars().take(300).collect();
         if text.contains(SEP) {
             continue;

@@ -1,7 +1,9 @@
 //! Search across feeds on both engines: annotations, whole and partial digests, tags and
-//! names; a deleted tag is not answered; the index survives a restart.
+//! names; a deleted tag is not answered; the index survives a restart; docker's image labels.
 
 use crate::common;
+
+use std::time::Duration;
 
 use actix_web::test::TestRequest;
 use common::{OCI_MANIFEST, TestApp};
@@ -85,4 +87,46 @@ async fn search_finds_annotations_digests_tags_and_names_on_redb() {
 #[actix_web::test]
 async fn search_finds_annotations_digests_tags_and_names_on_postgresql() {
     story(TestApp::on_postgres()).await;
+}
+
+/// An image built by docker with `LABEL`s is found by its labels once its layers are read.
+#[test]
+fn docker_labels_are_found_once_the_image_is_read() {
+    let server = common::Server::start();
+    server.docker_login();
+    let ctx = common::image_context(1, "labelled");
+    let dockerfile = ctx.path().join("Dockerfile");
+    let mut text = std::fs::read_to_string(&dockerfile).unwrap();
+    text.push_str("LABEL org.opencontainers.image.title=\"semdock labels\" team=platform\n");
+    std::fs::write(&dockerfile, text).unwrap();
+    let tag = format!("{}/prod/labelled:1.0.0", server.host());
+    common::run(
+        server
+            .docker()
+            .args(["build", "--no-cache", "-q", "-t", &tag])
+            .arg(ctx.path()),
+    );
+    common::run(server.docker().args(["push", &tag]));
+    let agent = server.http();
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    let found = loop {
+        let mut res = agent
+            .get(&server.url("/api/v1/search?q=team%3Dplat"))
+            .call()
+            .unwrap();
+        let hits: serde_json::Value =
+            serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        if hits.as_array().is_some_and(|h| !h.is_empty()) || std::time::Instant::now() > deadline {
+            break hits;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(found[0]["repository"], "prod/labelled", "{found}");
+    assert_eq!(found[0]["matched"], "team=platform", "{found}");
+    let mut res = agent
+        .get(&server.url("/api/v1/search?q=org.opencontainers.image.title%3Dsemdock"))
+        .call()
+        .unwrap();
+    let hits = res.body_mut().read_to_string().unwrap();
+    assert!(hits.contains("semdock labels"), "{hits}");
 }

@@ -225,6 +225,7 @@ impl Registry {
             return Ok(false);
         }
         let mut sbom = self.read_layers(&item.digest, &record.blobs[1..], &key)?;
+        let labels = self.config_labels(&record.blobs[0]);
         // A connector feed holds what its upstream has, and nothing pushed beside it.
         let connector = self
             .meta
@@ -244,6 +245,7 @@ impl Registry {
             let known = super::watch::baseline(w, &sbom)?;
             super::watch::KNOWN.put(w, &item.digest, &known)?;
             SBOMS.put(w, &item.digest, &sbom)?;
+            crate::domain::search::index_labels(w, &item.repository, &item.digest, &labels)?;
             // Virtual tags that follow only vetted versions may follow this one now.
             if super::gate::skipping(&*w, repo.feed())?.is_some() {
                 let cause = crate::domain::tags::Change {
@@ -264,6 +266,32 @@ impl Registry {
             "SBOM generated"
         );
         Ok(true)
+    }
+
+    /// The labels of an image's configuration (`config.Labels`), for search; none when the
+    /// configuration cannot be read (it is not needed for the SBOM).
+    fn config_labels(&self, config: &str) -> std::collections::BTreeMap<String, String> {
+        #[derive(Deserialize, Default)]
+        struct Config {
+            #[serde(default)]
+            config: Inner,
+        }
+        #[derive(Deserialize, Default)]
+        struct Inner {
+            #[serde(rename = "Labels", default)]
+            labels: Option<std::collections::BTreeMap<String, String>>,
+        }
+        let read = || -> Option<std::collections::BTreeMap<String, String>> {
+            let digest: Digest = config.parse().ok()?;
+            let blob = self.blobs.open(&digest).ok()?;
+            let mut bytes = Vec::new();
+            BlobReader::new(&*blob)
+                .take(1 << 20)
+                .read_to_end(&mut bytes)
+                .ok()?;
+            serde_json::from_slice::<Config>(&bytes).ok()?.config.labels
+        };
+        read().unwrap_or_default()
     }
 
     /// The SBOM of image `digest` whose layers are `layers` (blob digests, bottom first).
