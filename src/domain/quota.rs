@@ -52,6 +52,16 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// The refusal of `size` more bytes in `feed`, which holds `held`.
+fn over(feed: &str, quota: Quota, held: u64, size: u64) -> Error {
+    Error::QuotaExceeded(format!(
+        "feed {feed:?} is over its quota of {}: it holds {} and this blob needs {} more; delete images (GC gives the space back) or ask an administrator for more",
+        human(quota.bytes),
+        human(held),
+        human(size)
+    ))
+}
+
 /// Counts `digest` (of `size` bytes) once more for `feed`; refuses past the quota.
 fn hold(w: &mut dyn MetaWrite, feed: &str, digest: &str, size: u64) -> Result<(), Error> {
     let key = format!("{feed}{SEP}{digest}");
@@ -66,12 +76,7 @@ fn hold(w: &mut dyn MetaWrite, feed: &str, digest: &str, size: u64) -> Result<()
     if let Some(quota) = QUOTAS.get(w, feed)?
         && usage.bytes > quota.bytes
     {
-        return Err(Error::QuotaExceeded(format!(
-            "feed {feed:?} is over its quota of {}: it holds {} and this blob needs {} more; delete images (GC gives the space back) or ask an administrator for more",
-            human(quota.bytes),
-            human(usage.bytes - size),
-            human(size)
-        )));
+        return Err(over(feed, quota, usage.bytes - size, size));
     }
     USAGE.put(w, feed, &usage)?;
     Ok(())
@@ -195,6 +200,23 @@ impl super::Registry {
             )?;
             Ok(())
         })
+    }
+
+    /// Refuses, before its bytes are read, a blob of `size` bytes (by its declared length)
+    /// that would take `feed` past its quota; the commit checks again, exactly.
+    pub fn quota_fits(&self, feed: &str, digest: &str, size: u64) -> Result<(), Error> {
+        let r = self.meta.read()?;
+        let Some(quota) = QUOTAS.get(&*r, feed)? else {
+            return Ok(());
+        };
+        if HELD.exists(&*r, &format!("{feed}{SEP}{digest}"))? {
+            return Ok(());
+        }
+        let held = USAGE.get(&*r, feed)?.unwrap_or_default().bytes;
+        if held.saturating_add(size) > quota.bytes {
+            return Err(over(feed, quota, held, size));
+        }
+        Ok(())
     }
 
     /// Counts usage for a registry from before usage was kept (once, at start).

@@ -192,6 +192,16 @@ pub async fn start(
         })?,
         (None, None) => Algorithm::Sha256,
     };
+    // A monolithic upload that says its length is refused before its bytes are read when
+    // it cannot fit in the feed's quota (the commit checks again, exactly).
+    let length = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let (Some(d), Some(length)) = (&declared, length) {
+        let (r, feed, d) = (reg.clone(), repo.feed().to_owned(), d.to_string());
+        blocking(move || r.quota_fits(&feed, &d, length)).await?;
+    }
     let (r, rp) = (reg.clone(), repo.clone());
     let id = blocking(move || r.uploads().start(&rp, &owner, algorithm)).await?;
     match declared {
