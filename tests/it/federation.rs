@@ -125,6 +125,8 @@ fn federated_story(server: &Server, provider: &Provider) {
         .args(["build", "--no-cache", "-q", "-t", &tag])
         .arg(ctx.path()));
     run(server.docker().args(["push", &tag]));
+    run(server.docker().args(["rmi", &tag]));
+    run(server.docker().args(["pull", &tag]));
     let mut res = server
         .http()
         .get(&server.url("/api/v1/audit?kind=added"))
