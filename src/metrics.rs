@@ -64,6 +64,15 @@ pub struct Metrics {
     pub auth_failures: Family<KindLabels, Counter>,
     pub commit_seconds: Histogram,
     pub open_uploads: Gauge,
+    /// Whole-blob reads served, by how they were checked: `hashed` or `fingerprint`.
+    pub blob_full_reads: Family<CheckLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// `hashed`: the bytes were hashed as they went out; `fingerprint`: verified before,
+    /// and the store reports no change since.
+    pub check: &'static str,
 }
 
 fn build() -> Metrics {
@@ -142,6 +151,12 @@ fn build() -> Metrics {
         "Upload sessions open now (counted since the start)",
         open_uploads.clone(),
     );
+    let blob_full_reads = Family::<CheckLabels, Counter>::default();
+    registry.register(
+        "blob_full_reads",
+        "Whole-blob reads delivered, by check: hashed as they went out, or fingerprint (verified before, unchanged since)",
+        blob_full_reads.clone(),
+    );
     Metrics {
         registry,
         requests,
@@ -156,6 +171,7 @@ fn build() -> Metrics {
         auth_failures,
         commit_seconds,
         open_uploads,
+        blob_full_reads,
     }
 }
 

@@ -285,7 +285,12 @@ fn schedule(
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
     // (interval, changes content: paused while read-only, job)
-    let jobs: [(Option<Duration>, bool, Job); 8] = [
+    // The scrub hashes the files of this node; an object store checks its own objects (and
+    // every node of a cluster would read the whole bucket).
+    let scrub = (config.storage.blobs == crate::config::BlobEngine::Files)
+        .then(|| every(config.storage.scrub_interval_seconds))
+        .flatten();
+    let jobs: [(Option<Duration>, bool, Job); 9] = [
         (Some(MEMORY_RELEASE), false, |_, _| release_memory()),
         (Some(UPLOAD_SWEEP), true, |r, c| {
             if let Err(e) = r.maintenance().expire_uploads(c.gc_options(false)) {
@@ -326,6 +331,28 @@ fn schedule(
         (Some(SYNC_TICK), true, |r, _| {
             if let Err(e) = r.connector().sync_due() {
                 tracing::error!(error = %e, "could not run connector syncs");
+            }
+        }),
+        (scrub, true, |r, c| {
+            let opts = crate::domain::maintenance::check::CheckOptions {
+                jobs: 1,
+                max_bytes_per_sec: Some(c.storage.scrub_max_mib_per_second.max(1) << 20),
+            };
+            match r.maintenance().check(opts, &|_, _, _| {}) {
+                Ok(report) if report.is_clean() => tracing::info!(
+                    blobs = report.blobs_checked,
+                    bytes = report.bytes_checked,
+                    "scrub: every blob file hashes to its digest"
+                ),
+                Ok(report) => {
+                    for p in &report.problems {
+                        tracing::error!(problem = %p, "scrub found a problem");
+                    }
+                    for t in &report.broken_tags {
+                        tracing::error!(tag = %t, "scrub: this tag no longer pulls whole; push the image again");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "scrub failed"),
             }
         }),
         (every(config.storage.gc_interval_seconds), true, |r, c| {

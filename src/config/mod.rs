@@ -146,6 +146,8 @@ impl Default for Config {
                 metadata_cache_mib: 32,
                 gc_interval_seconds: 86_400,
                 retention_interval_seconds: 86_400,
+                scrub_interval_seconds: 604_800,
+                scrub_max_mib_per_second: 64,
             },
             audit: AuditConfig::default(),
             webhooks: WebhooksConfig::default(),

@@ -36,6 +36,12 @@ pub struct StorageConfig {
     pub gc_interval_seconds: u64,
     /// Apply the feeds' retention rules every this many seconds while serving; 0 never.
     pub retention_interval_seconds: u64,
+    /// Hash every blob file against its name every this many seconds while serving (the
+    /// scrub `semdock check` does, on files; what finds a disk rotting under an unchanged
+    /// file); 0 never.
+    pub scrub_interval_seconds: u64,
+    /// The scrub reads at most this many MiB per second, to spare a serving disk.
+    pub scrub_max_mib_per_second: u64,
 }
 
 /// The metadata engine.

@@ -11,6 +11,7 @@ mod architecture;
 mod auth;
 mod authz_matrix;
 mod backend;
+mod blob_serving;
 mod cli;
 mod clients;
 mod cluster;

@@ -91,29 +91,6 @@ impl BlobHandle {
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
         Ok(self.blob.read_at(offset, len)?)
     }
-
-    /// A hasher for reading the whole blob in order: what a full GET checks before it sends
-    /// the last byte.
-    #[must_use]
-    pub fn verifier(&self) -> BlobVerifier {
-        BlobVerifier(UploadState::new(self.digest.algorithm()))
-    }
-}
-
-/// Hashes a blob's bytes as they are read, front to back.
-#[derive(Clone)]
-pub struct BlobVerifier(UploadState);
-
-impl BlobVerifier {
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    /// Whether the bytes read hash to `digest`.
-    #[must_use]
-    pub fn matches(&self, digest: &Digest) -> bool {
-        self.0.digest() == *digest
-    }
 }
 
 /// A request appending to an upload. Finish it with `Uploads::finish_chunk` or

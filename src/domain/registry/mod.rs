@@ -17,18 +17,20 @@ use super::cache::GenCache;
 mod blobs;
 mod connector;
 mod feeds;
+mod full_read;
 mod history;
 mod manifests;
 mod sync;
 
 pub(in crate::domain) use blobs::GcWatch;
-pub use blobs::{Append, BlobAt, BlobHandle, BlobVerifier, Blobs, Uploads};
+pub use blobs::{Append, BlobAt, BlobHandle, Blobs, Uploads};
 use blobs::{Sessions, UploadOwners};
 pub use connector::{
     BlobFetch, Connector, FlightWait, MAX_FETCHES, MAX_WAITERS, UpstreamChange, UpstreamInfo,
     UpstreamTest, after_flights,
 };
 pub use feeds::{Feed, FeedChange, FeedPreview, Feeds};
+pub use full_read::FullRead;
 pub use history::{
     DEFAULT_LIST_PAGE, History, HistoryEntry, HistoryQuery, MAX_LIST_PAGE, Page, Promoted,
     Promotion, TagCursors, TagEntry, TagGroups, TagList, TagQuery, TagState, list_page_size,
@@ -71,6 +73,8 @@ pub struct Registry {
     maintenance: super::maintenance::State,
     /// "repository\nreference" → the manifest, while the metadata is unchanged.
     manifest_cache: GenCache<StoredManifest>,
+    /// Blobs whose bytes hashed to their digest, while their store's fingerprint stays.
+    verified: full_read::Verified,
     /// The webhooks service, over the same metadata and clock.
     webhooks: super::webhooks::Webhooks,
     /// Trusted keys, signature policies, verification.
@@ -128,6 +132,7 @@ impl Registry {
             upload_owners: Mutex::default(),
             gc_watch: Mutex::default(),
             manifest_cache: GenCache::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES),
+            verified: full_read::Verified::default(),
             connectors: Arc::default(),
         }
     }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::auth::{Authorized, Delete, Pull};
 use super::extract::digest;
 use super::{OciError, Reg, blocking};
-use crate::domain::registry::BlobAt;
+use crate::domain::registry::{BlobAt, FullRead};
 
 /// Bytes per read of a blob: large reads keep the blocking-pool hops per gigabyte few.
 const READ_CHUNK: u64 = 1 << 20;
@@ -105,12 +105,14 @@ pub async fn get(
                 .finish());
         }
     };
-    // A full GET hashes what it sends and holds back the last chunk until the hash matches:
-    // a blob changed on disk is cut short, never delivered whole under its old digest.
-    let verifier = (start == 0 && len == size).then(|| blob.verifier());
+    // A full GET is checked before its last chunk goes out (hashed the first time, its
+    // fingerprint afterwards): a blob changed on disk is cut short, never delivered whole
+    // under its old digest.
+    let full = start == 0 && len == size;
     // A HEAD response carries the length and no body: the stream is never polled.
-    let chunks =
-        futures_util::stream::unfold((start, len, verifier), move |(offset, left, verifier)| {
+    let chunks = futures_util::stream::unfold(
+        (start, len, None::<FullRead>),
+        move |(offset, left, read)| {
             let blob = blob.clone();
             let reg = reg.clone();
             async move {
@@ -118,46 +120,35 @@ pub async fn get(
                     return None;
                 }
                 let n = left.min(READ_CHUNK);
-                let b = blob.clone();
+                let last = left == n;
                 let read = blocking(move || {
-                    let buf = b.read_at(offset, usize::try_from(n).unwrap_or(usize::MAX))?;
-                    let mut verifier = verifier;
-                    if let Some(v) = verifier.as_mut() {
-                        v.update(&buf);
+                    let mut read = match read {
+                        None if full => Some(reg.blobs().full_read(&blob)),
+                        read => read,
+                    };
+                    let buf = blob.read_at(offset, usize::try_from(n).unwrap_or(usize::MAX))?;
+                    if let Some(r) = read.as_mut() {
+                        r.update(&buf);
                     }
-                    Ok((buf, verifier))
+                    if last
+                        && let Some(r) = read.take()
+                        && !reg.blobs().settle(&blob, r)
+                    {
+                        return Err(crate::domain::Error::BlobUnknown {
+                            digest: blob.digest.to_string(),
+                        });
+                    }
+                    Ok((buf, read))
                 })
                 .await;
-                let (buf, verifier) = match read {
-                    Ok(read) => read,
+                match read {
+                    Ok((buf, read)) => Some((Ok(Bytes::from(buf)), (offset + n, left - n, read))),
                     // The client sees a cut connection; the length it was promised says why.
-                    Err(e) => {
-                        return Some((
-                            Err(std::io::Error::other(e.to_string())),
-                            (offset, 0, None),
-                        ));
-                    }
-                };
-                if left == n
-                    && let Some(v) = &verifier
-                    && !v.matches(&blob.digest)
-                {
-                    let digest = blob.digest.clone();
-                    let _ = blocking(move || {
-                        reg.blobs().corrupt(&digest);
-                        Ok(())
-                    })
-                    .await;
-                    return Some((
-                        Err(std::io::Error::other(
-                            "the blob's bytes do not match its digest",
-                        )),
-                        (offset, 0, None),
-                    ));
+                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), (offset, 0, None))),
                 }
-                Some((Ok(Bytes::from(buf)), (offset + n, left - n, verifier)))
             }
-        });
+        },
+    );
     Ok(res.body(SizedStream::new(len, chunks)))
 }
 

@@ -120,6 +120,56 @@ pub trait BlobRead: Send + Sync {
 
     /// The blob's length as stored now (which, for a damaged blob, may not be its recorded size).
     fn stored_len(&self) -> Result<u64, BlobError>;
+
+    /// What changes whenever the stored bytes could have changed through the store (see
+    /// `Fingerprint`); `None` when this engine cannot say, and every full read is hashed.
+    fn fingerprint(&self) -> Result<Option<Fingerprint>, BlobError> {
+        Ok(None)
+    }
+}
+
+/// The identity of a blob's stored bytes as its store reports it, without reading them: for a
+/// file its device, inode, length, and modification and change times (any write, truncation,
+/// replacement or `touch` through the file system moves the change time, which no user
+/// program can set back); for an object its entity tag and length. Equal fingerprints mean
+/// no change the store saw; they say nothing of a disk that rots under the file system,
+/// which only reading the bytes finds (`semdock check`, and its scheduled scrub).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fingerprint {
+    File {
+        device: u64,
+        inode: u64,
+        len: u64,
+        modified_ns: i128,
+        changed_ns: i128,
+    },
+    Object {
+        etag: String,
+        len: u64,
+    },
+}
+
+/// How long a file's last change must lie in the past before its fingerprint is trusted.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Fingerprint {
+    /// Whether any later change to the bytes surely moves this fingerprint. A file system
+    /// stamps times from a coarse clock (a few milliseconds per tick), so a write within the
+    /// tick of the file's last change could leave every field alone: a file's fingerprint
+    /// is trusted once its last change is two seconds old (git's rule for "racily clean"
+    /// files). An object store gives every write a new entity tag.
+    #[must_use]
+    pub fn settled(&self, now: SystemTime) -> bool {
+        match self {
+            Self::File { changed_ns, .. } => now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()
+                .and_then(|now| now.checked_sub(SETTLED))
+                .and_then(|then| i128::try_from(then.as_nanos()).ok())
+                .is_some_and(|then| then > *changed_ns),
+            Self::Object { .. } => true,
+        }
+    }
 }
 
 /// One request's appending to an upload. Dropped unfinished, what it wrote may or may not

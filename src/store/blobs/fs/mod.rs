@@ -295,6 +295,22 @@ impl BlobRead for OpenFile {
     fn stored_len(&self) -> Result<u64, BlobError> {
         Ok(self.0.metadata()?.len())
     }
+
+    /// The open file's own metadata (`fstat`), so a file replaced under the name since it
+    /// was opened is told apart too.
+    #[cfg(unix)]
+    fn fingerprint(&self) -> Result<Option<super::Fingerprint>, BlobError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = self.0.metadata()?;
+        let ns = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
+        Ok(Some(super::Fingerprint::File {
+            device: m.dev(),
+            inode: m.ino(),
+            len: m.len(),
+            modified_ns: ns(m.mtime(), m.mtime_nsec()),
+            changed_ns: ns(m.ctime(), m.ctime_nsec()),
+        }))
+    }
 }
 
 impl UploadSink for UploadWriter {

@@ -227,8 +227,12 @@ impl Inner {
     }
 
     fn size(&self, key: Key) -> Result<Option<u64>, BlobError> {
+        Ok(self.head(key)?.map(|meta| meta.size))
+    }
+
+    fn head(&self, key: Key) -> Result<Option<object_store::ObjectMeta>, BlobError> {
         match self.run(|c| async move { c.head(&key).await }) {
-            Ok(meta) => Ok(Some(meta.size)),
+            Ok(meta) => Ok(Some(meta)),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -384,7 +388,7 @@ impl Blobs for S3Blobs {
 
     fn open(&self, digest: &Digest) -> Result<Box<dyn BlobRead>, BlobError> {
         let key = self.inner.blob_key(digest);
-        let len = self.inner.size(key.clone())?.ok_or_else(|| {
+        let meta = self.inner.head(key.clone())?.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("blob {digest} is not stored"),
@@ -393,7 +397,8 @@ impl Blobs for S3Blobs {
         Ok(Box::new(S3Read {
             inner: self.inner.clone(),
             key,
-            len,
+            len: meta.size,
+            etag: meta.e_tag,
             reading: Mutex::new(None),
         }))
     }
@@ -573,6 +578,7 @@ impl Uploads for S3Blobs {
             inner: self.inner.clone(),
             len: session.len(),
             key: data,
+            etag: None,
             reading: Mutex::new(None),
         };
         let mut state = UploadState::new(algorithm);

@@ -18,6 +18,9 @@ pub(super) struct S3Read {
     pub(super) inner: Arc<Inner>,
     pub(super) key: Key,
     pub(super) len: u64,
+    /// The object's entity tag when it was opened: every read asks for that version only
+    /// (`If-Match`), so an object replaced since fails the read rather than mixing versions.
+    pub(super) etag: Option<String>,
     pub(super) reading: Mutex<Option<Reading>>,
 }
 
@@ -40,9 +43,12 @@ impl BlobRead for S3Read {
         let mut current = match reading.take() {
             Some(r) if r.at == offset => r,
             _ => {
-                let key = self.key.clone();
+                let (key, etag) = (self.key.clone(), self.etag.clone());
                 let body = self.inner.run(|c| async move {
-                    let options = GetOptions::new().with_range(Some(GetRange::Offset(offset)));
+                    let options = GetOptions {
+                        if_match: etag,
+                        ..GetOptions::new().with_range(Some(GetRange::Offset(offset)))
+                    };
                     Ok(c.get_opts(&key, options).await?.into_stream())
                 })?;
                 Reading {
@@ -81,5 +87,16 @@ impl BlobRead for S3Read {
 
     fn stored_len(&self) -> Result<u64, BlobError> {
         Ok(self.len)
+    }
+
+    /// The entity tag read when the blob was opened; reads are bound to it (`If-Match`).
+    fn fingerprint(&self) -> Result<Option<crate::store::blobs::Fingerprint>, BlobError> {
+        Ok(self
+            .etag
+            .as_ref()
+            .map(|etag| crate::store::blobs::Fingerprint::Object {
+                etag: etag.clone(),
+                len: self.len,
+            }))
     }
 }
