@@ -98,6 +98,13 @@ pub trait Uploads: Send + Sync {
     /// hash it by another algorithm than the one it streamed with.
     fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> Result<UploadState, BlobError>;
 
+    /// Opens upload `id` for appending where it ends, hashed by `algorithm` from its first
+    /// byte: `rehash_upload` then `append`, in one read of the session where the store can.
+    fn resume(&self, id: &str, algorithm: Algorithm) -> Result<Box<dyn UploadSink>, BlobError> {
+        let state = self.rehash_upload(id, algorithm)?;
+        self.append(id, state)
+    }
+
     /// Every upload in progress.
     fn uploads(&self) -> Result<Vec<StoredUpload>, BlobError>;
 

@@ -93,7 +93,25 @@ struct Inner {
     /// The key prefix with its trailing `/`, or empty.
     prefix: String,
     bucket: String,
+    /// The session record each upload's last request on this node wrote (or read, when it
+    /// wrote nothing), for the publish that ends the same request: a completing request
+    /// reads its session once (ARCHITECTURE, "The cluster"). Taken by `publish`, dropped by
+    /// any other use of the upload (which reads the record afresh, since another node may
+    /// have appended); bounded.
+    written: Mutex<std::collections::HashMap<String, Written>>,
 }
+
+/// A session as a request of this node left it.
+struct Written {
+    session: Session,
+    /// The tail object was written by that request, so its length is known to be the
+    /// session's `tail_len`.
+    tail_exact: bool,
+}
+
+/// Sessions remembered for their completing request: a request that ends without one
+/// leaves an entry, so the map starts empty again when it reaches this.
+const WRITTEN_ENTRIES: usize = 1024;
 
 /// An upload session as stored in `uploads/<id>/state`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -186,6 +204,7 @@ impl S3Blobs {
                     format!("{prefix}/")
                 },
                 bucket: location.bucket.clone(),
+                written: Mutex::default(),
             }),
             redirect: None,
         })
@@ -271,6 +290,31 @@ impl Inner {
         self.session(id)?.ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, format!("no upload {id} is stored")).into()
         })
+    }
+
+    /// Remembers the session a request of this node leaves, for its publish.
+    fn wrote(&self, id: &str, session: &Session, tail_exact: bool) {
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if written.len() >= WRITTEN_ENTRIES {
+            written.clear();
+        }
+        written.insert(
+            id.to_owned(),
+            Written {
+                session: session.clone(),
+                tail_exact,
+            },
+        );
+    }
+
+    fn take_written(&self, id: &str) -> Option<Written> {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id)
     }
 
     fn put_session(&self, id: &str, session: &Session) -> Result<(), BlobError> {
@@ -405,14 +449,19 @@ impl Blobs for S3Blobs {
 
     fn publish(&self, id: &str, digest: &Digest) -> Result<(), BlobError> {
         let target = self.inner.blob_key(digest);
+        // The session as this request left it (publishing always ends a request that
+        // appended), else as stored.
+        let (mut session, tail_exact) = match self.inner.take_written(id) {
+            Some(w) => (w.session, w.tail_exact),
+            None => (self.inner.existing_session(id)?, false),
+        };
         if self.inner.size(target.clone())?.is_none() {
-            let mut session = self.inner.existing_session(id)?;
             if session.multipart.is_none() && !session.assembled {
                 // Small enough never to have needed a part: the tail (or nothing) is the blob.
                 match &session.tail {
                     Some(tail) if session.tail_len > 0 => {
                         let tail = self.inner.upload_key(id, tail);
-                        if self.inner.size(tail.clone())? == Some(session.tail_len) {
+                        if tail_exact || self.inner.size(tail.clone())? == Some(session.tail_len) {
                             self.inner.copy(tail, target)?;
                         } else {
                             let bytes = self.inner.tail(id, &session)?;
@@ -427,7 +476,7 @@ impl Blobs for S3Blobs {
                 self.inner.copy(data, target)?;
             }
         }
-        self.remove_upload(id)
+        self.remove_session(id, Some(session))
     }
 
     fn warm(&self, _digest: &Digest, _len: u64) {}
@@ -524,42 +573,37 @@ impl Uploads for S3Blobs {
     }
 
     fn upload_len(&self, id: &str) -> Result<Option<u64>, BlobError> {
+        self.inner.take_written(id);
         Ok(self.inner.session(id)?.map(|s| s.len()))
     }
 
     fn append(&self, id: &str, state: UploadState) -> Result<Box<dyn UploadSink>, BlobError> {
+        self.inner.take_written(id);
         let session = self.inner.existing_session(id)?;
-        if session.assembled {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("upload {id} is complete and takes no more bytes"),
-            )
-            .into());
+        self.sink(id, session, state)
+    }
+
+    /// One read of the session record: its hash state travels in it.
+    fn resume(&self, id: &str, algorithm: Algorithm) -> Result<Box<dyn UploadSink>, BlobError> {
+        self.inner.take_written(id);
+        let session = self.inner.existing_session(id)?;
+        let state = if session.len() == 0 {
+            Some(UploadState::new(algorithm))
+        } else {
+            UploadState::resume(&session.hash)
+                .filter(|s| s.algorithm() == algorithm && s.len() == session.len())
+        };
+        if let Some(state) = state {
+            self.sink(id, session, state)
+        } else {
+            // Hashed by another algorithm: re-read as `rehash_upload` does.
+            let state = self.rehash_upload(id, algorithm)?;
+            self.append(id, state)
         }
-        if state.len() != session.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "upload {id} holds {} bytes, not the {} its hash state covers",
-                    session.len(),
-                    state.len()
-                ),
-            )
-            .into());
-        }
-        let buffer = self.inner.tail(id, &session)?;
-        Ok(Box::new(S3Sink {
-            inner: self.inner.clone(),
-            id: id.to_owned(),
-            session,
-            state,
-            buffer,
-            in_flight: None,
-            changed: false,
-        }))
     }
 
     fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> Result<UploadState, BlobError> {
+        self.inner.take_written(id);
         let mut session = self.inner.existing_session(id)?;
         if session.len() == 0 {
             return Ok(UploadState::new(algorithm));
@@ -614,10 +658,63 @@ impl Uploads for S3Blobs {
     }
 
     fn remove_upload(&self, id: &str) -> Result<(), BlobError> {
+        self.inner.take_written(id);
+        self.remove_session(id, None)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+impl S3Blobs {
+    /// Appending to `session` of upload `id`, whose bytes hash to `state`.
+    fn sink(
+        &self,
+        id: &str,
+        session: Session,
+        state: UploadState,
+    ) -> Result<Box<dyn UploadSink>, BlobError> {
+        if session.assembled {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("upload {id} is complete and takes no more bytes"),
+            )
+            .into());
+        }
+        if state.len() != session.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "upload {id} holds {} bytes, not the {} its hash state covers",
+                    session.len(),
+                    state.len()
+                ),
+            )
+            .into());
+        }
+        let buffer = self.inner.tail(id, &session)?;
+        Ok(Box::new(S3Sink {
+            inner: self.inner.clone(),
+            id: id.to_owned(),
+            session,
+            state,
+            buffer,
+            in_flight: None,
+            changed: false,
+        }))
+    }
+
+    /// Removes upload `id`, its session `known` when the caller holds it (else read).
+    fn remove_session(&self, id: &str, known: Option<Session>) -> Result<(), BlobError> {
+        let session = match known {
+            Some(s) => Some(s),
+            None => self.inner.session(id)?,
+        };
         if let Some(Session {
             multipart: Some(multipart),
             ..
-        }) = self.inner.session(id)?
+        }) = session
         {
             let key = self.inner.upload_key(id, "data");
             // Already completed or aborted: nothing is left to free.
@@ -638,9 +735,5 @@ impl Uploads for S3Blobs {
             self.inner.delete(key)?;
         }
         Ok(())
-    }
-
-    fn shared(&self) -> bool {
-        true
     }
 }

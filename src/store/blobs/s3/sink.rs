@@ -86,6 +86,7 @@ impl UploadSink for S3Sink {
     fn finish(mut self: Box<Self>) -> Result<UploadState, BlobError> {
         self.settle()?;
         if !self.changed {
+            self.inner.wrote(&self.id, &self.session, false);
             return Ok(self.state);
         }
         let old_tail = self.session.tail.take();
@@ -99,6 +100,7 @@ impl UploadSink for S3Sink {
         }
         self.session.hash = self.state.suspend();
         self.inner.put_session(&self.id, &self.session)?;
+        self.inner.wrote(&self.id, &self.session, true);
         if let Some(old) = old_tail
             && self.session.tail.as_ref() != Some(&old)
         {
