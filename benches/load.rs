@@ -1,15 +1,18 @@
-//! Load benchmark: semdock and Distribution 2.8.2 (Debian's `docker-registry`) on loopback,
-//! fresh data directories, the same workloads against both, alternating, in one run.
+//! Load benchmark: semdock, Distribution 2.8.2 (Debian's `docker-registry`) and Angos 1.6
+//! (`ANGOS`, else `../shared/instruments/angos`) on loopback, fresh data directories, the
+//! same workloads against each, in rotating order, in one run.
 //!
 //! `cargo bench --bench load` (full: 3 rounds, 15 s read phases) or
 //! `cargo bench --bench load -- --quick` (1 round, 5 s, smaller counts). Prints a table with
-//! the ratio semdock/Distribution per row and writes `target/load-bench.json`. semdock runs
-//! with authentication on (Bearer tokens, as docker uses it); Distribution without.
+//! the ratios semdock/Distribution and semdock/Angos per row and writes
+//! `target/load-bench.json`. semdock runs with authentication on (Bearer tokens, as docker
+//! uses it); the peers without.
 //! `-- --only 64,push` measures only the rows whose names contain one of those words.
 //!
 //! `-- --distributed` runs semdock on PostgreSQL and S3 (`TEST_POSTGRES_URL`, `TEST_S3_*`,
 //! as `scripts/postgres` and `scripts/garage` print them) against Distribution with its S3
-//! driver on the same bucket; `-- --distributed --nodes 3` puts three semdock nodes behind
+//! driver and Angos with its S3 store on the same bucket (no redirects for either);
+//! `-- --distributed --nodes 3` puts three semdock nodes behind
 //! HAProxy (`packaging/haproxy.cfg`), and their CPU and memory are summed.
 
 use std::collections::BTreeMap;
@@ -237,24 +240,31 @@ fn start_semdock(storage: Storage) -> Target {
     }
 }
 
-fn start_distribution(storage: Storage) -> Target {
+/// A new place in the test bucket for a peer, named after it.
+fn peer_bucket(peer: &str) -> support::S3 {
+    support::S3 {
+        endpoint: var("TEST_S3_ENDPOINT"),
+        bucket: var("TEST_S3_BUCKET"),
+        region: var("TEST_S3_REGION"),
+        access_key_id: var("TEST_S3_ACCESS_KEY_ID"),
+        secret_access_key: var("TEST_S3_SECRET_ACCESS_KEY"),
+        root: format!("/bench-{peer}-{}", rand_suffix()),
+    }
+}
+
+/// A peer registry (no authentication), on files or on the test bucket.
+fn start_peer(name: &'static str, storage: Storage) -> Target {
     let dir = tempfile::tempdir().unwrap();
-    let (child, port) = match storage {
-        Storage::Local => support::distribution(dir.path(), None),
-        Storage::Distributed { .. } => support::distribution(
-            dir.path(),
-            Some(&support::S3 {
-                endpoint: var("TEST_S3_ENDPOINT"),
-                bucket: var("TEST_S3_BUCKET"),
-                region: var("TEST_S3_REGION"),
-                access_key_id: var("TEST_S3_ACCESS_KEY_ID"),
-                secret_access_key: var("TEST_S3_SECRET_ACCESS_KEY"),
-                root: format!("/bench-distribution-{}", rand_suffix()),
-            }),
-        ),
+    let s3 = match storage {
+        Storage::Local => None,
+        Storage::Distributed { .. } => Some(peer_bucket(name)),
+    };
+    let (child, port) = match name {
+        "distribution" => support::distribution(dir.path(), s3.as_ref()),
+        _ => support::angos(dir.path(), s3.as_ref()),
     };
     Target {
-        name: "distribution",
+        name,
         base: format!("http://127.0.0.1:{port}"),
         auth: None,
         children: vec![child],
@@ -917,47 +927,73 @@ fn report(results: &Results, sha: f64) -> serde_json::Map<String, serde_json::Va
         r[r.len() / 2].clone()
     };
     println!(
-        "\n{:<48} {:>14} {:>14} {:>7}  {:>22} {:>22}",
+        "\n{:<48} {:>14} {:>14} {:>14} {:>8} {:>8}  {:>15} {:>15} {:>15}",
         "workload",
         "semdock",
         "distribution",
-        "ratio",
-        "semdock p50/p99 ms",
-        "distribution p50/p99"
+        "angos",
+        "vs D",
+        "vs A",
+        "semdock p50/p99",
+        "D p50/p99 ms",
+        "A p50/p99 ms"
     );
     let mut json = serde_json::Map::new();
     for (k, rows) in &results["semdock"] {
         let a = median(rows);
-        let b = median(&results["distribution"][k]);
+        let peer = |name: &str| results.get(name).and_then(|r| r.get(k)).map(median);
+        let (d, g) = (peer("distribution"), peer("angos"));
+        let value = |r: &Option<Row>| r.as_ref().map_or(f64::NAN, |r| r.value);
+        let lat = |r: &Option<Row>| {
+            r.as_ref().map_or_else(String::new, |r| {
+                format!(
+                    "{:.2}/{:.2}",
+                    r.p50_ms.unwrap_or(0.0),
+                    r.p99_ms.unwrap_or(0.0)
+                )
+            })
+        };
         println!(
-            "{k:<48} {:>9.1} {:<4} {:>9.1} {:<4} {:>6.2}x  {:>10.2}/{:<10.2} {:>10.2}/{:<10.2}",
+            "{k:<48} {:>9.1} {:<4} {:>9.1} {:<4} {:>9.1} {:<4} {:>7.2}x {:>7.2}x  {:>15} {:>15} {:>15}",
             a.value,
             a.unit,
-            b.value,
-            b.unit,
-            a.value / b.value,
-            a.p50_ms.unwrap_or(0.0),
-            a.p99_ms.unwrap_or(0.0),
-            b.p50_ms.unwrap_or(0.0),
-            b.p99_ms.unwrap_or(0.0)
+            value(&d),
+            a.unit,
+            value(&g),
+            a.unit,
+            a.value / value(&d),
+            a.value / value(&g),
+            lat(&Some(a.clone())),
+            lat(&d),
+            lat(&g),
         );
         #[allow(clippy::cast_precision_loss)]
-        let per_request = |r: &Row| r.cpu_s * 1e3 / r.requests.max(1) as f64;
+        let usage = |r: &Option<Row>| {
+            r.as_ref().map_or_else(String::new, |r| {
+                format!(
+                    "cpu {:>6.2}s ({:.3} ms/req) rss {:>6.1} MiB",
+                    r.cpu_s,
+                    r.cpu_s * 1e3 / r.requests.max(1) as f64,
+                    r.peak_rss_mib
+                )
+            })
+        };
         println!(
-            "{:<48} cpu {:>6.2}s ({:.3} ms/req) rss {:>6.1} MiB   cpu {:>6.2}s ({:.3} ms/req) rss {:>6.1} MiB   p99.9 {:.2} / {:.2} ms",
+            "{:<48} {}   D {}   A {}",
             "",
-            a.cpu_s,
-            per_request(&a),
-            a.peak_rss_mib,
-            b.cpu_s,
-            per_request(&b),
-            b.peak_rss_mib,
-            a.p999_ms.unwrap_or(0.0),
-            b.p999_ms.unwrap_or(0.0)
+            usage(&Some(a.clone())),
+            usage(&d),
+            usage(&g)
         );
         json.insert(
             (*k).to_owned(),
-            serde_json::json!({"semdock": a, "distribution": b, "ratio": a.value / b.value}),
+            serde_json::json!({
+                "semdock": a,
+                "distribution": d,
+                "angos": g,
+                "ratio": a.value / value(&d),
+                "ratio_angos": a.value / value(&g),
+            }),
         );
     }
     json.insert("sha256_single_core_mb_s".into(), serde_json::json!(sha));
@@ -1037,12 +1073,12 @@ fn main() {
     let mut results: Results = BTreeMap::new();
     let mut idle_rss: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for round in 0..s.rounds {
-        for which in 0..2 {
-            // Alternate who goes first, so neither always gets the cooler machine.
-            let target = if (round + which) % 2 == 0 {
-                start_semdock(storage)
-            } else {
-                start_distribution(storage)
+        for which in 0..3 {
+            // Rotate who goes first, so none always gets the cooler machine.
+            let target = match (round + which) % 3 {
+                0 => start_semdock(storage),
+                1 => start_peer("distribution", storage),
+                _ => start_peer("angos", storage),
             };
             // Idle: resident now, a second after start (the start's own peak, e.g. the
             // login's Argon2 hash, is not idle memory).

@@ -67,3 +67,63 @@ pub fn distribution_with(dir: &Path, s3: Option<&S3>, extra: &str) -> (Child, u1
     }
     (child, port)
 }
+
+/// Angos (`ANGOS`, else `../shared/instruments/angos` beside the repository: the prebuilt
+/// peer of this machine kind) on a port it was given, no auth, storage under `dir` — or in
+/// `s3` (blobs and manifests proxied, not redirected, as semdock serves them); returns once
+/// it accepts connections.
+#[allow(dead_code)] // Only the load benchmark runs Angos.
+pub fn angos(dir: &Path, s3: Option<&S3>) -> (Child, u16) {
+    let bin = std::env::var_os("ANGOS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/instruments/angos"),
+        std::path::PathBuf::from,
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let storage = match s3 {
+        None => format!(
+            "[blob_store.fs]\nroot_dir = \"{}\"\n",
+            dir.join("data").display()
+        ),
+        Some(s3) => format!(
+            "[blob_store.s3]\naccess_key_id = \"{}\"\nsecret_key = \"{}\"\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\nkey_prefix = \"{}\"\n",
+            s3.access_key_id,
+            s3.secret_access_key,
+            s3.endpoint,
+            s3.bucket,
+            s3.region,
+            s3.root.trim_matches('/')
+        ),
+    };
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind_address = \"127.0.0.1\"\nport = {port}\n\n[global]\nenable_blob_redirect = false\nenable_manifest_redirect = false\n\n[global.access_policy]\ndefault = \"allow\"\n\n{storage}\n[repository.\"library\"]\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(&bin)
+        .arg("-c")
+        .arg(&config)
+        .arg("server")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "Angos at {} starts ({e}); set ANGOS to its path",
+                bin.display()
+            )
+        });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "Angos did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
