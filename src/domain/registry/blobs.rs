@@ -483,37 +483,30 @@ impl Uploads<'_> {
                 }
             }
         };
-        let state = match taken {
-            Some(state) => state,
-            None => match self
-                .registry
-                .blobs
-                .rehash_upload(&id, upload_algorithm(&id))
-            {
-                Ok(state) => state,
-                Err(e) => {
-                    self.registry.sessions.forget(&id);
-                    return Err(e.into());
-                }
-            },
+        // Resumed from the store when this node holds no state: one read where it can.
+        let opened = match taken {
+            Some(state) => self.registry.blobs.append(&id, state),
+            None => self.registry.blobs.resume(&id, upload_algorithm(&id)),
         };
-        if let Some(start) = start
-            && start != state.len()
-        {
-            let expected = state.len();
-            self.registry.sessions.lock().insert(id, Slot::Idle(state));
-            return Err(Error::UploadOutOfOrder {
-                expected,
-                got: start,
-            });
-        }
-        let writer = match self.registry.blobs.append(&id, state) {
+        let writer = match opened {
             Ok(w) => w,
             Err(e) => {
                 self.registry.sessions.forget(&id);
                 return Err(e.into());
             }
         };
+        if let Some(start) = start
+            && start != writer.offset()
+        {
+            let expected = writer.offset();
+            // Nothing was written: the next request resumes from the store.
+            drop(writer);
+            self.registry.sessions.forget(&id);
+            return Err(Error::UploadOutOfOrder {
+                expected,
+                got: start,
+            });
+        }
         Ok(Append {
             id,
             repository: repo.clone(),

@@ -156,24 +156,33 @@ pub enum Fingerprint {
     },
 }
 
-/// How long a file's last change must lie in the past before its fingerprint is trusted.
-const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a file's last change must lie in the past before its fingerprint is trusted,
+/// on a file system that stamps times with sub-second precision (ext4, XFS, btrfs: from a
+/// clock ticking at least every 10 ms), and on one that stamps whole seconds.
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(100);
+const SETTLED_WHOLE_SECONDS: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Fingerprint {
     /// Whether any later change to the bytes surely moves this fingerprint. A file system
-    /// stamps times from a coarse clock (a few milliseconds per tick), so a write within the
-    /// tick of the file's last change could leave every field alone: a file's fingerprint
-    /// is trusted once its last change is two seconds old (git's rule for "racily clean"
-    /// files). An object store gives every write a new entity tag.
+    /// stamps times from a coarse clock, so a write within the tick of the file's last
+    /// change could leave every field alone: a file's fingerprint is trusted once its last
+    /// change is ten ticks old — 100 ms — or 2 s where the times are whole seconds (git's
+    /// rule for "racily clean" files). An object store gives every write a new entity tag.
     #[must_use]
     pub fn settled(&self, now: SystemTime) -> bool {
         match self {
-            Self::File { changed_ns, .. } => now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .ok()
-                .and_then(|now| now.checked_sub(SETTLED))
-                .and_then(|then| i128::try_from(then.as_nanos()).ok())
-                .is_some_and(|then| then > *changed_ns),
+            Self::File { changed_ns, .. } => {
+                let margin = if changed_ns % 1_000_000_000 == 0 {
+                    SETTLED_WHOLE_SECONDS
+                } else {
+                    SETTLED
+                };
+                now.duration_since(SystemTime::UNIX_EPOCH)
+                    .ok()
+                    .and_then(|now| now.checked_sub(margin))
+                    .and_then(|then| i128::try_from(then.as_nanos()).ok())
+                    .is_some_and(|then| then > *changed_ns)
+            }
             Self::Object { .. } => true,
         }
     }
@@ -221,4 +230,44 @@ pub fn read_all(blob: &dyn BlobRead, mut f: impl FnMut(&[u8])) -> Result<u64, Bl
         offset += n;
     }
     Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn changed(at: SystemTime) -> Fingerprint {
+        let ns = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Fingerprint::File {
+            device: 1,
+            inode: 2,
+            len: 3,
+            modified_ns: 0,
+            changed_ns: i128::try_from(ns).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_file_fingerprint_is_trusted_ten_ticks_after_its_last_change() {
+        // A change time with a sub-second part, as ext4 and XFS stamp them.
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_765_000_000_004);
+        let f = changed(at);
+        assert!(!f.settled(at));
+        assert!(!f.settled(at + Duration::from_millis(50)));
+        assert!(f.settled(at + Duration::from_millis(150)));
+        // Whole seconds: a file system that may stamp only those waits 2 s.
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_000_000);
+        let f = changed(whole);
+        assert!(!f.settled(whole + Duration::from_millis(1_500)));
+        assert!(f.settled(whole + Duration::from_millis(2_100)));
+        let object = Fingerprint::Object {
+            etag: "\"e\"".into(),
+            len: 3,
+        };
+        assert!(object.settled(SystemTime::UNIX_EPOCH));
+    }
 }
