@@ -1218,6 +1218,13 @@ async fn a_feed_administrator_manages_her_feeds_robots_in_the_ui() {
         list.contains("robot$library+ci") && list.contains("library=push"),
         "{list}"
     );
+    // The feed's settings list the robot's role under its own name, not its record key.
+    let settings = body(&boss.get("/ui/feeds/library/settings").await);
+    assert!(
+        settings.contains("robot$library+ci <span class=\"muted\">(robot)</span>"),
+        "{settings}"
+    );
+    assert!(!settings.contains("robot:robot$"), "{settings}");
     assert!(list.contains("pipeline"));
     // Her reach ends at her feed.
     assert_eq!(boss.get("/ui/robots").await.status, 403);

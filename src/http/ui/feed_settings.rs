@@ -15,6 +15,8 @@ use crate::domain::{self, FeedChange, FeedPreview};
 pub struct GrantRow {
     pub who: String,
     pub user: Option<String>,
+    /// A robot's name (`robot$FEED+NAME`): its roles are changed on the robots page.
+    pub robot: Option<String>,
     pub role: String,
 }
 
@@ -160,6 +162,7 @@ fn grant_rows(grants: Vec<(String, String)>) -> Vec<GrantRow> {
         .into_iter()
         .map(|(who, role)| GrantRow {
             user: who.strip_prefix("user:").map(str::to_owned),
+            robot: who.strip_prefix("robot:").map(str::to_owned),
             who,
             role,
         })
