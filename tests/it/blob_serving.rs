@@ -68,6 +68,20 @@ fn get(s: &Server, repo: &str, digest: &Digest) -> (u16, Vec<u8>) {
     (res.status().as_u16(), got)
 }
 
+/// Waits for `text` in the server's log: a line is written after the act it reports (a
+/// file moved aside, a read cut short) and reaches the log through a reader thread.
+fn wait_for_log(s: &Server, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !s.log().contains(text) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{text:?} not in the log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn aside(path: &std::path::Path) -> PathBuf {
     let mut aside = path.to_owned().into_os_string();
     aside.push(".corrupted");
@@ -127,7 +141,7 @@ fn a_blob_is_hashed_once_then_served_on_its_fingerprint_until_its_file_changes()
         "a changed blob was delivered whole"
     );
     assert!(aside(&path).exists(), "not set aside");
-    assert!(s.log().contains("does not hash to its digest"));
+    wait_for_log(&s, "does not hash to its digest");
     assert_eq!(get(&s, "library/fp", &digest).0, 404);
 }
 
@@ -159,7 +173,7 @@ fn a_blob_changed_while_it_is_served_on_its_fingerprint_is_cut_short() {
         first.len() + rest.len() < bytes.len(),
         "a blob changed under its read was delivered whole"
     );
-    assert!(s.log().contains("changed while it was served"));
+    wait_for_log(&s, "changed while it was served");
     assert_eq!(full_reads(&s), verified, "nothing delivered whole");
     // Not moved aside on a change alone: the next read hashes it, and that finds the damage.
     let (status, got) = get(&s, "library/mid", &digest);
@@ -190,8 +204,8 @@ fn the_scheduled_scrub_finds_a_rotten_blob_nobody_reads() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(s.log().contains("scrub found a problem"));
-    assert!(s.log().contains(&digest.to_string()));
+    wait_for_log(&s, "scrub found a problem");
+    wait_for_log(&s, &digest.to_string());
     assert_eq!(get(&s, "library/scrub", &digest).0, 404);
     assert_eq!(
         get(&s, "library/scrub", &good),
@@ -249,6 +263,6 @@ fn on_the_object_store_a_blob_is_served_on_its_entity_tag_and_a_replaced_object_
         got.len() < bytes.len(),
         "a replaced object was delivered whole"
     );
-    assert!(s.log().contains("does not hash to its digest"));
+    wait_for_log(s, "does not hash to its digest");
     assert_eq!(get(s, "library/obj", &digest).0, 404);
 }
