@@ -30,22 +30,6 @@ fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Pushes an image with one layer of `size` pseudo-random bytes (seeded by `seed`) to
 /// `repo:1.0.0` of the registry at `base`.
 fn push(base: &str, repo: &str, size: usize, seed: u64) {
@@ -151,7 +135,7 @@ impl Drop for Cache {
 
 fn semdock(upstream: &str) -> Cache {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_semdock"))
         .arg("serve")
         .env("SEMDOCK_LISTEN", format!("127.0.0.1:{port}"))
@@ -164,7 +148,7 @@ fn semdock(upstream: &str) -> Cache {
         .stderr(Stdio::null())
         .spawn()
         .expect("semdock starts");
-    wait_for(port, "semdock");
+    support::wait_listening(port, "semdock");
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     let password = loop {
@@ -220,7 +204,7 @@ fn angos(upstream: &str) -> Option<Cache> {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
@@ -238,7 +222,7 @@ fn angos(upstream: &str) -> Option<Cache> {
         .stderr(Stdio::null())
         .spawn()
         .expect("angos starts");
-    wait_for(port, "Angos");
+    support::wait_listening(port, "Angos");
     Some(Cache {
         name: "Angos",
         base: format!("http://127.0.0.1:{port}"),

@@ -18,6 +18,24 @@ pub struct S3 {
     pub root: String,
 }
 
+/// A port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Returns once `who` accepts connections on `port` (30 s at most).
+pub fn wait_listening(port: u16, who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{who} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Distribution 2.8.2 (Debian's `docker-registry`) on a port it was given, no auth, logs off,
 /// storage under `dir` — or in `s3` with its S3 driver (blobs proxied, not redirected, as
 /// semdock serves them); returns once it accepts connections.
@@ -28,11 +46,7 @@ pub fn distribution(dir: &Path, s3: Option<&S3>) -> (Child, u16) {
 /// The same, with `extra` (YAML at the top level of its configuration: `proxy:` for its
 /// pull-through mode) added.
 pub fn distribution_with(dir: &Path, s3: Option<&S3>, extra: &str) -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let storage = match s3 {
         None => format!(
             "  filesystem:\n    rootdirectory: {}\n",
@@ -60,11 +74,7 @@ pub fn distribution_with(dir: &Path, s3: Option<&S3>, extra: &str) -> (Child, u1
         .stderr(Stdio::null())
         .spawn()
         .expect("docker-registry is installed (apt-get install docker-registry)");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "Distribution did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port, "Distribution");
     (child, port)
 }
 
@@ -78,11 +88,7 @@ pub fn angos(dir: &Path, s3: Option<&S3>) -> (Child, u16) {
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/instruments/angos"),
         std::path::PathBuf::from,
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let storage = match s3 {
         None => format!(
             "[blob_store.fs]\nroot_dir = \"{}\"\n",
@@ -120,10 +126,6 @@ pub fn angos(dir: &Path, s3: Option<&S3>) -> (Child, u16) {
                 bin.display()
             )
         });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "Angos did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port, "Angos");
     (child, port)
 }

@@ -16,20 +16,9 @@ use crate::common::cluster::Cluster;
 /// Past the two seconds after which a file's fingerprint is trusted.
 const SETTLED: Duration = Duration::from_millis(2_100);
 
-fn push_blob(s: &Server, repo: &str, bytes: &[u8]) -> Digest {
-    let digest = Digest::of(bytes);
-    let res = s
-        .http()
-        .post(s.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
-        .send(bytes)
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    digest
-}
-
 /// Pushes a blob to a server on files: its digest and its file.
 fn upload(s: &Server, repo: &str, bytes: &[u8]) -> (Digest, PathBuf) {
-    let digest = push_blob(s, repo, bytes);
+    let digest = s.push_blob(repo, bytes);
     let path = s
         .data_dir
         .join("blobs/sha256")
@@ -219,7 +208,7 @@ fn on_the_object_store_a_blob_is_served_on_its_entity_tag_and_a_replaced_object_
     let cluster = Cluster::start_on(1, &crate::common::postgres_database(), &s3);
     let s = &cluster.nodes[0];
     let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 239) as u8).collect();
-    let digest = push_blob(s, "library/obj", &bytes);
+    let digest = s.push_blob("library/obj", &bytes);
     let before = full_reads(s);
     assert_eq!(get(s, "library/obj", &digest), (200, bytes.clone()));
     assert_eq!(get(s, "library/obj", &digest), (200, bytes.clone()));

@@ -18,22 +18,11 @@ fn random(n: usize) -> Vec<u8> {
     b
 }
 
-fn push_blob(s: &Server, repo: &str, bytes: &[u8]) -> Digest {
-    let digest = Digest::of(bytes);
-    let res = s
-        .http()
-        .post(s.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
-        .send(bytes)
-        .unwrap();
-    assert_eq!(res.status(), 201, "blob push to {repo}");
-    digest
-}
-
 /// Pushes a config and one layer of `layer` bytes, then the manifest as `tag`.
 fn push_image(s: &Server, repo: &str, tag: &str, layer: &[u8]) -> Result<Digest, String> {
     let config = format!(r#"{{"architecture":"amd64","os":"linux","tag":"{tag}"}}"#);
-    let c = push_blob(s, repo, config.as_bytes());
-    let l = push_blob(s, repo, layer);
+    let c = s.push_blob(repo, config.as_bytes());
+    let l = s.push_blob(repo, layer);
     let body = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -125,7 +114,7 @@ fn blob_file(s: &Server, d: &Digest) -> std::path::PathBuf {
 fn make_garbage(s: &Server) -> (Vec<Digest>, std::path::PathBuf) {
     // Garbage: ten blobs no manifest names, and the two blobs of a deleted image.
     let mut garbage: Vec<Digest> = (0..10)
-        .map(|_| push_blob(s, "library/junk", &random(10_000)))
+        .map(|_| s.push_blob("library/junk", &random(10_000)))
         .collect();
     let layer = random(20_000);
     let gone = push_image(s, "library/junk", "tmp", &layer).unwrap();
@@ -250,7 +239,7 @@ fn a_fresh_unreferenced_blob_survives_gc_and_abandoned_uploads_expire() {
         &[("SEMDOCK_STORAGE__UPLOAD_EXPIRY_SECONDS", "1")],
     );
     let layer = random(50_000);
-    let digest = push_blob(&s, "library/app", &layer);
+    let digest = s.push_blob("library/app", &layer);
     // An upload left open, and one whose client is still sending within the expiry.
     let res = s
         .http()

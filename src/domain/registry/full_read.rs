@@ -1,8 +1,8 @@
 //! Full reads of a blob, checked before their last byte goes out. A blob is hashed the first
 //! time it is read whole; afterwards, while its store reports the same fingerprint, it goes
 //! out unhashed — the fingerprint is read again before the last byte, so a change through
-//! the store at any moment of the read still cuts the read short (ARCHITECTURE, "Serving
-//! blobs").
+//! the store at any moment of the read still cuts the read short (decision 0043; ARCHITECTURE,
+//! "The request path").
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,12 +54,6 @@ impl FullRead {
         if let Some(h) = self.hasher.as_mut() {
             h.update(bytes);
         }
-    }
-
-    /// Whether this read hashes what it sends.
-    #[must_use]
-    pub fn hashing(&self) -> bool {
-        self.hasher.is_some()
     }
 }
 

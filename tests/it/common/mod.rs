@@ -568,6 +568,18 @@ impl Server {
         format!("admin:{}", self.admin_password)
     }
 
+    /// Pushes `bytes` as a blob of `repo` in one POST; its digest.
+    pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
+        let digest = Digest::of(bytes);
+        let res = self
+            .http()
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+            .send(bytes)
+            .unwrap();
+        assert_eq!(res.status(), 201, "blob push to {repo}");
+        digest
+    }
+
     /// A new administrator's API key named `name`, created through the API (the first key
     /// comes from there).
     pub fn admin_key(&self, name: &str) -> String {

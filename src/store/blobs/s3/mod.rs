@@ -95,7 +95,7 @@ struct Inner {
     bucket: String,
     /// The session record each upload's last request on this node wrote (or read, when it
     /// wrote nothing), for the publish that ends the same request: a completing request
-    /// reads its session once (ARCHITECTURE, "The cluster"). Taken by `publish`, dropped by
+    /// reads its session once (docs/SCALING.md). Taken by `publish`, dropped by
     /// any other use of the upload (which reads the record afresh, since another node may
     /// have appended); bounded.
     written: Mutex<std::collections::HashMap<String, Written>>,
@@ -133,6 +133,16 @@ struct Session {
 impl Session {
     fn len(&self) -> u64 {
         self.parts.len() as u64 * PART as u64 + self.tail_len
+    }
+
+    /// The hash state by `algorithm` of every byte, when the record holds it (it holds the
+    /// algorithm the upload streamed with).
+    fn state(&self, algorithm: Algorithm) -> Option<UploadState> {
+        if self.len() == 0 {
+            return Some(UploadState::new(algorithm));
+        }
+        UploadState::resume(&self.hash)
+            .filter(|s| s.algorithm() == algorithm && s.len() == self.len())
     }
 }
 
@@ -587,13 +597,7 @@ impl Uploads for S3Blobs {
     fn resume(&self, id: &str, algorithm: Algorithm) -> Result<Box<dyn UploadSink>, BlobError> {
         self.inner.take_written(id);
         let session = self.inner.existing_session(id)?;
-        let state = if session.len() == 0 {
-            Some(UploadState::new(algorithm))
-        } else {
-            UploadState::resume(&session.hash)
-                .filter(|s| s.algorithm() == algorithm && s.len() == session.len())
-        };
-        if let Some(state) = state {
+        if let Some(state) = session.state(algorithm) {
             self.sink(id, session, state)
         } else {
             // Hashed by another algorithm: re-read as `rehash_upload` does.
@@ -605,13 +609,7 @@ impl Uploads for S3Blobs {
     fn rehash_upload(&self, id: &str, algorithm: Algorithm) -> Result<UploadState, BlobError> {
         self.inner.take_written(id);
         let mut session = self.inner.existing_session(id)?;
-        if session.len() == 0 {
-            return Ok(UploadState::new(algorithm));
-        }
-        if let Some(state) = UploadState::resume(&session.hash)
-            && state.algorithm() == algorithm
-            && state.len() == session.len()
-        {
+        if let Some(state) = session.state(algorithm) {
             return Ok(state);
         }
         // Hashed by another algorithm: the parts of a multipart upload cannot be read until
