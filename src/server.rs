@@ -266,6 +266,9 @@ const UPLOAD_SWEEP: Duration = Duration::from_mins(1);
 /// How often freed heap memory is handed back to the operating system.
 const MEMORY_RELEASE: Duration = Duration::from_mins(1);
 
+/// How long an idle kept-alive client connection stays open (see `serve`).
+pub const IDLE_CONNECTION: Duration = Duration::from_secs(75);
+
 /// Hands freed heap pages back to the operating system (glibc keeps them otherwise).
 fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -290,7 +293,7 @@ fn schedule(
     let scrub = (config.storage.blobs == crate::config::BlobEngine::Files)
         .then(|| every(config.storage.scrub_interval_seconds))
         .flatten();
-    let jobs: [(Option<Duration>, bool, Job); 9] = [
+    let jobs: [(Option<Duration>, bool, Job); 10] = [
         (Some(MEMORY_RELEASE), false, |_, _| release_memory()),
         (Some(UPLOAD_SWEEP), true, |r, c| {
             if let Err(e) = r.maintenance().expire_uploads(c.gc_options(false)) {
@@ -328,33 +331,18 @@ fn schedule(
                 tracing::error!(error = %e, "could not read queued images");
             }
         }),
+        // Replication reads content and pushes it elsewhere: it goes on in read-only mode.
+        (Some(REPLICATION_TICK), false, |r, _| {
+            if let Err(e) = r.replication().tick() {
+                tracing::error!(error = %e, "could not run replication");
+            }
+        }),
         (Some(SYNC_TICK), true, |r, _| {
             if let Err(e) = r.connector().sync_due() {
                 tracing::error!(error = %e, "could not run connector syncs");
             }
         }),
-        (scrub, true, |r, c| {
-            let opts = crate::domain::maintenance::check::CheckOptions {
-                jobs: 1,
-                max_bytes_per_sec: Some(c.storage.scrub_max_mib_per_second.max(1) << 20),
-            };
-            match r.maintenance().check(opts, &|_, _, _| {}) {
-                Ok(report) if report.is_clean() => tracing::info!(
-                    blobs = report.blobs_checked,
-                    bytes = report.bytes_checked,
-                    "scrub: every blob file hashes to its digest"
-                ),
-                Ok(report) => {
-                    for p in &report.problems {
-                        tracing::error!(problem = %p, "scrub found a problem");
-                    }
-                    for t in &report.broken_tags {
-                        tracing::error!(tag = %t, "scrub: this tag no longer pulls whole; push the image again");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "scrub failed"),
-            }
-        }),
+        (scrub, true, scrub_blobs),
         (every(config.storage.gc_interval_seconds), true, |r, c| {
             if let Err(e) = r
                 .maintenance()
@@ -388,6 +376,30 @@ fn schedule(
     handles
 }
 
+/// The scheduled scrub: every blob file hashed again, at a bounded rate.
+fn scrub_blobs(r: &Registry, c: &Config) {
+    let opts = crate::domain::maintenance::check::CheckOptions {
+        jobs: 1,
+        max_bytes_per_sec: Some(c.storage.scrub_max_mib_per_second.max(1) << 20),
+    };
+    match r.maintenance().check(opts, &|_, _, _| {}) {
+        Ok(report) if report.is_clean() => tracing::info!(
+            blobs = report.blobs_checked,
+            bytes = report.bytes_checked,
+            "scrub: every blob file hashes to its digest"
+        ),
+        Ok(report) => {
+            for p in &report.problems {
+                tracing::error!(problem = %p, "scrub found a problem");
+            }
+            for t in &report.broken_tags {
+                tracing::error!(tag = %t, "scrub: this tag no longer pulls whole; push the image again");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "scrub failed"),
+    }
+}
+
 /// Whether read-only mode pauses the jobs that change content (an unreadable mode pauses
 /// them too: the next tick asks again).
 pub(crate) fn paused(registry: &Registry) -> bool {
@@ -403,6 +415,10 @@ pub(crate) fn paused(registry: &Registry) -> bool {
 /// How often the queue of images to read for their SBOMs is looked at (a push only
 /// enqueues: reading the layers never slows it).
 const SBOM_TICK: Duration = Duration::from_secs(2);
+
+/// How often replication rules are looked at for events to follow and runs that are due:
+/// the bound of the on-push lag when the target is quick.
+const REPLICATION_TICK: Duration = Duration::from_secs(1);
 
 /// How often connector feeds are looked at for a sync that is due.
 const SYNC_TICK: Duration = Duration::from_secs(15);
@@ -597,7 +613,15 @@ async fn serve_on(
     // default), a small response on a kept-alive connection waited for the client's delayed
     // ACK, about 40 ms (measured in benches/connector.rs; Go's servers, Distribution's
     // among them, turn it off too).
-    .tcp_nodelay(true);
+    .tcp_nodelay(true)
+    // An idle kept-alive connection stays open 75 s (actix closes it after 5 s by default).
+    // A load balancer keeps idle connections to the nodes and reuses them; when the node
+    // closes one just as the proxy sends a request on it, HAProxy drops the client's
+    // connection without an answer (its `http-reuse safe` leaves the retry to the client),
+    // and a client that does not retry a POST fails the push. So the node must be the
+    // last to give up an idle connection: HAProxy purges its idle pool well within 75 s,
+    // as nginx's default `keepalive_timeout` assumes of clients.
+    .keep_alive(IDLE_CONNECTION);
     let listener = match listener {
         Some(l) => l,
         None => bind(config)?,

@@ -290,6 +290,14 @@ then these flags. `semdock config` prints the result."
         #[command(flatten)]
         remote: Remote,
     },
+    /// Replication: rules that push a feed's released images to another registry (a
+    /// second site, a disaster-recovery copy), with their lag, conflicts and runs.
+    Replication {
+        #[command(subcommand)]
+        action: super::replication::ReplicationAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Workload identity federation: CI jobs and clusters log in as a robot with the ID
     /// token their platform gives them (administrators).
     Federation {

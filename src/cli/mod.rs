@@ -12,6 +12,7 @@ mod feed;
 mod history;
 mod login;
 mod quota;
+mod replication;
 mod robots;
 mod search;
 mod storage;
@@ -165,12 +166,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     let file = Config::file_read(cli.config.as_deref());
     match cli.command {
         Command::Serve { listen, data_dir } => {
-            if let Some(listen) = listen {
-                config.listen = listen;
-            }
-            if let Some(dir) = data_dir {
-                config.data_dir = dir;
-            }
+            config.listen = listen.unwrap_or(config.listen);
+            config.data_dir = data_dir.unwrap_or(config.data_dir);
             serve(&config, file.as_deref())
         }
         Command::Config => {
@@ -228,6 +225,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             robots::federation(&target(&config, &remote)?, action)
         }
         Command::Webhook { action, remote } => webhook(&target(&config, &remote)?, action),
+        Command::Replication { action, remote } => {
+            replication::replication(&target(&config, &remote)?, action)
+        }
         Command::Trust { action, remote } => trust(&target(&config, &remote)?, action),
         Command::Maintenance { action, remote } => {
             storage::maintenance(&target(&config, &remote)?, action)

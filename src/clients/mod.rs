@@ -24,6 +24,8 @@ pub enum Peer {
     Upstream,
     /// A workload identity issuer (a CI system's or a cluster's OpenID Connect issuer).
     Issuer,
+    /// A registry that replication pushes to.
+    Replica,
 }
 
 impl fmt::Display for Peer {
@@ -32,6 +34,7 @@ impl fmt::Display for Peer {
             Self::Directory => "the directory",
             Self::Upstream => "the upstream registry",
             Self::Issuer => "the workload identity issuer",
+            Self::Replica => "the replication target",
         })
     }
 }

@@ -65,9 +65,11 @@ pub enum Kind {
     RobotChanged,
     /// A workload identity rule was added or removed.
     FederationChanged,
+    /// A replication rule was created, changed or deleted.
+    ReplicationChanged,
 }
 
-const KINDS: [(Kind, &str, &str); 34] = [
+const KINDS: [(Kind, &str, &str); 35] = [
     (Kind::Added, "added", "Added"),
     (Kind::TagMoved, "tag-moved", "TagMoved"),
     (
@@ -125,6 +127,11 @@ const KINDS: [(Kind, &str, &str); 34] = [
         Kind::FederationChanged,
         "federation-changed",
         "FederationChanged",
+    ),
+    (
+        Kind::ReplicationChanged,
+        "replication-changed",
+        "ReplicationChanged",
     ),
 ];
 

@@ -13,6 +13,7 @@ pub mod error;
 pub mod maintenance;
 pub mod quota;
 pub mod registry;
+pub mod replication;
 pub mod search;
 pub mod stored_settings;
 pub mod tags;

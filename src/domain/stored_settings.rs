@@ -48,6 +48,8 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::quota::USAGE,
         &super::quota::HELD,
         &super::quota::COUNTED,
+        &super::replication::RULES,
+        &super::replication::STATES,
     ]);
     all
 }
@@ -270,6 +272,30 @@ mod tests {
         )?;
         super::super::quota::HELD.put(w, "prod\u{1f}sha256:00", &1)?;
         super::super::quota::COUNTED.put(w, "", &())?;
+        super::super::replication::RULES.put(
+            w,
+            "dr",
+            &super::super::replication::Rule {
+                name: "dr".into(),
+                feed: "prod".into(),
+                filters: vec!["web@^5".into()],
+                url: "https://site-b.example".into(),
+                prefix: "prod/".into(),
+                username: Some("robot$prod+replica".into()),
+                password: Some(crate::model::Secret::new("p")),
+                on_push: true,
+                interval_seconds: 3600,
+                deletions: false,
+                active: true,
+                created_ms: 1,
+                created_by: "admin".into(),
+            },
+        )?;
+        super::super::replication::STATES.put(
+            w,
+            "dr",
+            &super::super::replication::State::default(),
+        )?;
         super::super::search::NAMES.put(w, "web\u{1f}prod/web", &())?;
         super::super::search::TAGS.put(w, "1.0.0\u{1f}prod/web", &())?;
         super::super::search::DIGESTS.put(w, "00\u{1f}prod/web", &())?;

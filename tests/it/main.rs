@@ -27,6 +27,7 @@ mod oci_api;
 mod paging;
 mod quota;
 mod release;
+mod replication;
 mod robots;
 mod search;
 mod security;

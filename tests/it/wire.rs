@@ -517,3 +517,42 @@ fn readiness_follows_the_stores_and_recovers_without_a_restart() {
     std::fs::rename(&away, &blobs).unwrap();
     assert_eq!(get("/readyz"), (200, "ready\n".to_owned()));
 }
+
+/// A kept-alive connection idle longer than actix's 5 s default still answers: a load
+/// balancer's pooled connection to a node is closed by the balancer, never by the node under
+/// a request the balancer has just sent (which HAProxy answers by dropping the client).
+#[test]
+fn an_idle_kept_alive_connection_outlives_a_proxys_idle_pool() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let server = Server::start();
+    let stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut ask = |mut stream: &std::net::TcpStream| {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: registry\r\n\r\n")
+            .unwrap();
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        // The headers, then the body its length names.
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        std::io::Read::read_exact(&mut reader, &mut vec![0; length]).unwrap();
+        status
+    };
+    assert!(ask(&stream).starts_with("HTTP/1.1 200"));
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let again = ask(&stream);
+    assert!(again.starts_with("HTTP/1.1 200"), "{again:?}");
+}

@@ -16,10 +16,12 @@
 //! call the operation. (lldap's `AccessControlledBackendHandler` is the model.)
 
 mod quota;
+mod replication;
 mod robots;
 mod trust;
 mod vulns;
 
+pub use replication::ReplicationRule;
 pub use trust::{Signatures, TrustedKeys};
 pub use vulns::{VulnDb, Vulnerabilities};
 

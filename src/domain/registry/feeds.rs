@@ -490,6 +490,7 @@ impl Feeds<'_> {
             crate::domain::quota::forget(w, feed.as_str())?;
             crate::domain::auth::bump_feed_epoch(w, feed.as_str())?;
             crate::domain::webhooks::remove_feed_endpoints(w, feed.as_str())?;
+            crate::domain::replication::Replication::forget_feed(w, feed.as_str())?;
             crate::domain::trust::remove_feed_policy(w, feed.as_str())?;
             Ok(())
         })

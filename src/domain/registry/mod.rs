@@ -83,6 +83,8 @@ pub struct Registry {
     vulns: super::vulns::Vulns,
     /// Connector feeds' clients, tag checks and fetches in flight.
     connectors: Arc<connector::Connectors>,
+    /// Replication rules running now in this process.
+    replication: super::replication::Running,
 }
 
 /// Manifests remembered in memory: enough entries for the images a busy cluster pulls, small
@@ -134,6 +136,7 @@ impl Registry {
             manifest_cache: GenCache::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES),
             verified: full_read::Verified::default(),
             connectors: Arc::default(),
+            replication: super::replication::Running::default(),
         }
     }
 
@@ -183,6 +186,26 @@ impl Registry {
     #[must_use]
     pub fn vulns(&self) -> &super::vulns::Vulns {
         &self.vulns
+    }
+
+    /// Replication rules: pushing a feed's images to other registries.
+    #[must_use]
+    pub fn replication(&self) -> super::replication::Replication<'_> {
+        super::replication::Replication { registry: self }
+    }
+
+    pub(in crate::domain) fn replication_running(&self) -> &super::replication::Running {
+        &self.replication
+    }
+
+    /// The metadata store.
+    pub(in crate::domain) fn meta(&self) -> &Arc<dyn Metadata> {
+        &self.meta
+    }
+
+    /// The blob store.
+    pub(in crate::domain) fn blob_store(&self) -> Arc<dyn store::Blobs> {
+        self.blobs.clone()
     }
 
     /// The webhooks: endpoints, deliveries and redeliveries.

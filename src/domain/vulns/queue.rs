@@ -6,7 +6,7 @@
 //! referrer, and removes the item. The SBOM is the same bytes for the same image, so a
 //! read repeated after a crash stores the same referrer, never a second one.
 
-use std::io::{self, Read};
+use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,7 @@ use super::sbom::{self, Sbom, layers::Tree};
 use crate::domain::{Error, Registry};
 use crate::model::manifest::{ManifestKind, OCI_MANIFEST};
 use crate::model::{Algorithm, Digest, Reference, Repository};
-use crate::store::blobs::BlobRead;
+use crate::store::blobs::FrontToBack;
 use crate::store::meta::settings::{Family, Json};
 use crate::store::meta::{MetaRead, MetaWrite};
 
@@ -285,7 +285,7 @@ impl Registry {
             let digest: Digest = config.parse().ok()?;
             let blob = self.blobs.open(&digest).ok()?;
             let mut bytes = Vec::new();
-            BlobReader::new(&*blob)
+            FrontToBack::new(&*blob)
                 .take(1 << 20)
                 .read_to_end(&mut bytes)
                 .ok()?;
@@ -307,7 +307,7 @@ impl Registry {
             let layer: Digest = layer.parse().map_err(|e| Error::Invalid(format!("{e}")))?;
             let blob = self.blobs.open(&layer)?;
             layer_bytes += blob.stored_len()?;
-            tree.apply(BlobReader::new(&*blob)).map_err(|e| {
+            tree.apply(FrontToBack::new(&*blob)).map_err(|e| {
                 Error::Invalid(format!("layer {layer} of {what} could not be read: {e}"))
             })?;
         }
@@ -384,54 +384,5 @@ impl Registry {
         append.write(bytes)?;
         uploads.complete(append, &digest)?;
         Ok(digest)
-    }
-}
-
-/// A blob read front to back in 1 MiB reads, as `std::io::Read`.
-struct BlobReader<'a> {
-    blob: &'a dyn BlobRead,
-    offset: u64,
-    len: Option<u64>,
-    buffer: Vec<u8>,
-    at: usize,
-}
-
-impl<'a> BlobReader<'a> {
-    fn new(blob: &'a dyn BlobRead) -> Self {
-        Self {
-            blob,
-            offset: 0,
-            len: None,
-            buffer: Vec::new(),
-            at: 0,
-        }
-    }
-}
-
-impl Read for BlobReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.buffer.len() {
-            let len = if let Some(l) = self.len {
-                l
-            } else {
-                let l = self.blob.stored_len().map_err(io::Error::other)?;
-                self.len = Some(l);
-                l
-            };
-            if self.offset >= len {
-                return Ok(0);
-            }
-            let n = (len - self.offset).min(1 << 20);
-            self.buffer = self
-                .blob
-                .read_at(self.offset, usize::try_from(n).unwrap_or(1 << 20))
-                .map_err(io::Error::other)?;
-            self.offset += n;
-            self.at = 0;
-        }
-        let n = out.len().min(self.buffer.len() - self.at);
-        out[..n].copy_from_slice(&self.buffer[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }

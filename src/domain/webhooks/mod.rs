@@ -215,6 +215,12 @@ pub trait Sender: Send + Sync {
 }
 
 fn check_url(url: &str) -> Result<(), Error> {
+    check_http_url(url, "webhook URL")
+}
+
+/// Checks that `url` is an `http://` or `https://` URL with a host; `what` names it in the
+/// refusal.
+pub(crate) fn check_http_url(url: &str, what: &str) -> Result<(), Error> {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.len() <= 2048
         && !url.chars().any(char::is_whitespace)
@@ -225,7 +231,7 @@ fn check_url(url: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "{url:?} is not a webhook URL: give http:// or https:// and a host"
+            "{url:?} is not a {what}: give http:// or https:// and a host"
         )))
     }
 }

@@ -8,6 +8,7 @@ mod audit;
 pub mod dto;
 mod error;
 mod paging;
+mod replication;
 mod robots;
 mod storage;
 mod tags;
@@ -172,6 +173,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/webhooks/{id}/deliveries/{event}/redeliver",
                 web::post().to(webhooks::redeliver),
             )
+            .route("/replication", web::get().to(replication::list))
+            .route("/replication", web::post().to(replication::create))
+            .route("/replication/{name}", web::get().to(replication::show))
+            .route("/replication/{name}", web::patch().to(replication::update))
+            .route("/replication/{name}", web::delete().to(replication::delete))
+            .route(
+                "/replication/{name}/run",
+                web::post().to(replication::run_now),
+            )
             .route("/gc", web::post().to(storage::gc))
             .route("/backup", web::post().to(storage::backup))
             .route("/feeds/{feed}/quota", web::get().to(storage::quota))
@@ -224,6 +234,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         tags::proget_promote, tags::proget_list, storage::gc, storage::retention, storage::set_retention,
         storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::quota, storage::set_quota, storage::maintenance, storage::set_maintenance, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
+        replication::list, replication::create, replication::show, replication::update,
+        replication::delete, replication::run_now,
         trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
         trust::remove_policy, trust::verify, trust::list_roots, trust::add_root, trust::remove_root,
         trust::list_stores, trust::add_store, trust::remove_store,
@@ -245,6 +257,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::PullGate, dto::Identity, dto::AttestationRule, dto::Attestation, dto::TrustRoot, dto::NewTrustRoot, dto::TrustStore, dto::NewTrustStore,
         dto::Finding, dto::VulnReport, dto::VulnImport, dto::VulnSource, dto::VulnDb,
         dto::VulnException, dto::VulnPolicy, dto::AffectedReport, dto::AffectedRepository,
+        dto::ReplicationRule, dto::ReplicationStatus, dto::NewReplicationRule,
+        dto::ReplicationRuleChange, dto::RunReport, dto::Conflict,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

@@ -232,6 +232,59 @@ pub fn read_all(blob: &dyn BlobRead, mut f: impl FnMut(&[u8])) -> Result<u64, Bl
     Ok(len)
 }
 
+/// A blob read front to back in 1 MiB reads, as `std::io::Read`: over a borrowed or an
+/// owned `BlobRead`.
+pub struct FrontToBack<B> {
+    blob: B,
+    offset: u64,
+    len: Option<u64>,
+    buffer: Vec<u8>,
+    at: usize,
+}
+
+impl<B> FrontToBack<B> {
+    pub fn new(blob: B) -> Self {
+        Self {
+            blob,
+            offset: 0,
+            len: None,
+            buffer: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl<B: std::ops::Deref> io::Read for FrontToBack<B>
+where
+    B::Target: BlobRead,
+{
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.buffer.len() {
+            let len = if let Some(l) = self.len {
+                l
+            } else {
+                let l = self.blob.stored_len().map_err(io::Error::other)?;
+                self.len = Some(l);
+                l
+            };
+            if self.offset >= len {
+                return Ok(0);
+            }
+            let n = (len - self.offset).min(1 << 20);
+            self.buffer = self
+                .blob
+                .read_at(self.offset, usize::try_from(n).unwrap_or(1 << 20))
+                .map_err(io::Error::other)?;
+            self.offset += n;
+            self.at = 0;
+        }
+        let n = out.len().min(self.buffer.len() - self.at);
+        out[..n].copy_from_slice(&self.buffer[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Server, basic};
 
-#[path = "../../../benches/support/haproxy.rs"]
-mod haproxy;
+use super::support::haproxy;
 
 /// HAProxy in front of the nodes, stopped by its PID when dropped.
 pub struct LoadBalancer {

@@ -3,9 +3,14 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod distribution;
 pub mod ldap;
 pub mod oidc;
 pub mod sigstore;
+/// The benchmarks' helpers (HAProxy's configuration, Angos), shared with the tests.
+#[path = "../../../benches/support/mod.rs"]
+#[allow(dead_code)]
+pub mod support;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};

@@ -517,6 +517,12 @@ impl Connector<'_> {
 
     /// Where connectors' upstreams may be from now on (the clients made before are
     /// dropped).
+    /// Where connectors (and replication) may connect.
+    #[must_use]
+    pub fn outbound(&self) -> Arc<Outbound> {
+        lock(&self.registry.connectors.outbound).clone()
+    }
+
     pub fn set_outbound(&self, outbound: Arc<Outbound>) {
         *lock(&self.registry.connectors.outbound) = outbound;
         lock(&self.registry.connectors.clients).clear();

@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 mod feeds;
+mod replication;
 mod storage;
 mod tags;
 mod trust;
@@ -18,6 +19,10 @@ pub use accounts::{
 };
 pub use audit::AuditEntry;
 pub use feeds::{FeedInfo, FeedUpdate, NewFeed, UpstreamChange, UpstreamInfo, UpstreamTest};
+pub use replication::{
+    Conflict, NewReplicationRule, ReplicationRule, ReplicationRuleChange, ReplicationStatus,
+    RunReport,
+};
 pub use storage::{
     BackupReport, BackupRequest, Deletion, FeedQuota, FeedStorage, GcReport, Maintenance,
     MaintenanceChange, QuotaChange, RetentionReport, Rules, RunRequest, StorageStats, SyncReport,

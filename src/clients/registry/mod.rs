@@ -13,6 +13,9 @@ use base64::Engine as _;
 use super::outbound::{self, Outbound};
 use super::{ClientError, Peer};
 
+mod push;
+pub use push::{BlobBody, BlobOutcome, Pushed};
+
 /// Every manifest type a pull asks for (byte-exact: whatever the upstream has is kept).
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
 
@@ -88,13 +91,35 @@ impl Upstream {
         timeout: Duration,
         outbound: &Arc<Outbound>,
     ) -> Self {
+        Self::with_label(url, credentials, timeout, outbound, "connector")
+    }
+
+    /// A client of a replication target at `url`, as [`Upstream::new`] makes one for a
+    /// connector.
+    #[must_use]
+    pub fn for_replication(
+        url: &str,
+        credentials: Option<(String, crate::model::Secret)>,
+        timeout: Duration,
+        outbound: &Arc<Outbound>,
+    ) -> Self {
+        Self::with_label(url, credentials, timeout, outbound, "replication")
+    }
+
+    fn with_label(
+        url: &str,
+        credentials: Option<(String, crate::model::Secret)>,
+        timeout: Duration,
+        outbound: &Arc<Outbound>,
+        label: &str,
+    ) -> Self {
         let agent = outbound.agent(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_connect(Some(timeout))
                 .timeout_recv_response(Some(timeout))
                 .timeout_per_read(Some(timeout))
-                .user_agent(format!("semdock/{} (connector)", env!("CARGO_PKG_VERSION"))),
+                .user_agent(format!("semdock/{} ({label})", env!("CARGO_PKG_VERSION"))),
         );
         Self {
             agent,
@@ -210,7 +235,17 @@ impl Upstream {
             }
             req.call().map_err(call_error)
         };
-        let first = self.cached_token(&scope).or_else(|| self.basic());
+        self.authorized(&scope, send)
+    }
+
+    /// `send` with the credentials held for `scope` (a token, or Basic), and once more with
+    /// what the registry's challenge asks for when it answers 401.
+    fn authorized(
+        &self,
+        scope: &str,
+        send: impl Fn(Option<&str>) -> Result<ureq::http::Response<ureq::Body>, ClientError>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+        let first = self.cached_token(scope).or_else(|| self.basic());
         let res = send(first.as_deref())?;
         if res.status().as_u16() != 401 {
             return Ok(res);
@@ -221,7 +256,7 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let auth = self.authorize(&challenge, &scope)?;
+        let auth = self.authorize(&challenge, scope)?;
         send(Some(&auth))
     }
 

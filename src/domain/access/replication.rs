@@ -1,0 +1,87 @@
+//! Replication rules through the caller: a feed's administrators manage its rules (where its
+//! images may be pushed is theirs to say, within the outbound policy, as for its connector
+//! and webhooks); administrators manage every rule. Whether a rule exists is told only to
+//! those who may manage it.
+
+use super::{Access, FeedAdmin};
+use crate::domain::Error;
+use crate::domain::replication::{NewRule, RuleChange, RuleInfo, RunReport};
+
+/// A replication rule the caller administers.
+pub struct ReplicationRule<'a> {
+    access: &'a Access,
+    name: String,
+}
+
+impl Access {
+    /// The rules the caller administers: every one for administrators, those of `feed` for
+    /// its administrators.
+    pub fn replication_rules(&self, feed: Option<&str>) -> Result<Vec<RuleInfo>, Error> {
+        if let Some(feed) = feed {
+            self.feed::<FeedAdmin>(feed)?;
+            Ok(self
+                .registry
+                .replication()
+                .list()?
+                .into_iter()
+                .filter(|r| r.feed == feed)
+                .collect())
+        } else {
+            self.admin()?;
+            self.registry.replication().list()
+        }
+    }
+
+    /// Creates a replication rule of a feed the caller administers.
+    pub fn create_replication_rule(&self, new: &NewRule) -> Result<RuleInfo, Error> {
+        self.feed::<FeedAdmin>(&new.feed)?;
+        self.registry.replication().create(new, self.actor())
+    }
+
+    /// Rule `name`, when the caller administers its feed.
+    pub fn replication_rule(&self, name: &str) -> Result<ReplicationRule<'_>, Error> {
+        let is_admin = self
+            .principal()
+            .is_some_and(crate::domain::auth::Principal::is_admin);
+        if !is_admin {
+            match self.registry.replication().feed_of(name) {
+                Ok(feed) => {
+                    self.feed::<FeedAdmin>(&feed)?;
+                }
+                Err(Error::NotFound(_)) => {
+                    self.admin()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ReplicationRule {
+            access: self,
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl ReplicationRule<'_> {
+    pub fn get(&self) -> Result<RuleInfo, Error> {
+        self.access.registry.replication().get(&self.name)
+    }
+
+    pub fn update(&self, change: &RuleChange) -> Result<RuleInfo, Error> {
+        self.access
+            .registry
+            .replication()
+            .update(&self.name, change, self.access.actor())
+    }
+
+    pub fn delete(&self) -> Result<(), Error> {
+        self.access
+            .registry
+            .replication()
+            .delete(&self.name, self.access.actor())
+    }
+
+    /// A full run now; its report.
+    pub fn run(&self) -> Result<RunReport, Error> {
+        self.access.registry.replication().run_now(&self.name)
+    }
+}

@@ -1,0 +1,77 @@
+//! `/api/v1/replication`: rules that push a feed's images to other registries, their status
+//! and runs on demand.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::dto::{self, NewReplicationRule, ReplicationRule, ReplicationRuleChange, RunReport};
+use super::error::ErrorBody;
+use super::{Api, ApiError, run};
+
+/// `?feed=` of a listing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RuleQuery {
+    /// Only this feed's rules (what its administrators may list); every one otherwise
+    /// (administrators).
+    pub feed: Option<String>,
+}
+
+/// Replication rules with their status (administrators: all; a feed's administrators:
+/// `?feed=` theirs).
+#[utoipa::path(get, path = "/api/v1/replication", params(RuleQuery),
+    responses((status = 200, body = [ReplicationRule]), (status = 403, body = ErrorBody)))]
+pub async fn list(Api(access): Api, q: web::Query<RuleQuery>) -> Result<HttpResponse, ApiError> {
+    let feed = q.into_inner().feed;
+    let rules = run(move || access.replication_rules(feed.as_deref())).await?;
+    Ok(HttpResponse::Ok().json(dto::all::<ReplicationRule, _>(rules)))
+}
+
+/// Adds a rule: events from now on, and a first full run of what the feed holds.
+#[utoipa::path(post, path = "/api/v1/replication", request_body = NewReplicationRule,
+    responses((status = 201, body = ReplicationRule), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
+    Api(access): Api,
+    body: web::Json<NewReplicationRule>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.into_inner().into();
+    let rule = run(move || access.create_replication_rule(&new)).await?;
+    Ok(HttpResponse::Created().json(ReplicationRule::from(rule)))
+}
+
+/// A rule and its status: lag, last run, last error, conflicts.
+#[utoipa::path(get, path = "/api/v1/replication/{name}", params(("name" = String, Path)),
+    responses((status = 200, body = ReplicationRule), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn show(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let rule = run(move || access.replication_rule(&path)?.get()).await?;
+    Ok(HttpResponse::Ok().json(ReplicationRule::from(rule)))
+}
+
+/// Changes a rule (a new URL drops the stored password unless a new one is given).
+#[utoipa::path(patch, path = "/api/v1/replication/{name}", params(("name" = String, Path)), request_body = ReplicationRuleChange,
+    responses((status = 200, body = ReplicationRule), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update(
+    Api(access): Api,
+    path: web::Path<String>,
+    body: web::Json<ReplicationRuleChange>,
+) -> Result<HttpResponse, ApiError> {
+    let change = body.into_inner().into();
+    let rule = run(move || access.replication_rule(&path)?.update(&change)).await?;
+    Ok(HttpResponse::Ok().json(ReplicationRule::from(rule)))
+}
+
+/// Deletes a rule (nothing at the target changes).
+#[utoipa::path(delete, path = "/api/v1/replication/{name}", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    run(move || access.replication_rule(&path)?.delete()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Runs a rule in full now and answers its report; 409 while it runs elsewhere.
+#[utoipa::path(post, path = "/api/v1/replication/{name}/run", params(("name" = String, Path)),
+    responses((status = 200, body = RunReport), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn run_now(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let report = run(move || access.replication_rule(&path)?.run()).await?;
+    Ok(HttpResponse::Ok().json(RunReport::from(report)))
+}
