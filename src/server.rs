@@ -640,6 +640,13 @@ async fn serve_on(
     }
     // Payloads name the address actually bound (a configured port 0 is the kernel's pick).
     let bound = server.addrs().first().map(ToString::to_string);
+    // Replication names this registry by its external URL in the history it carries.
+    registry.replication().set_origin(
+        &config
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{}", bound.as_deref().unwrap_or("localhost"))),
+    );
     // The sockets actually bound are the registry itself, which no outbound request calls.
     let outbound = Arc::new(
         config

@@ -175,6 +175,7 @@ fn rows() -> Vec<Row> {
         r("PATCH", "/api/v1/replication/{name}", "/api/v1/replication/none", Some(Json(json!({}))), Admin),
         r("DELETE", "/api/v1/replication/{name}", "/api/v1/replication/none", None, Admin),
         r("POST", "/api/v1/replication/{name}/run", "/api/v1/replication/none/run", None, Admin),
+        r("POST", "/api/v1/repositories/{repo}/history/carried", "/api/v1/repositories/library/app/history/carried", Some(Json(json!({"tag": "1.0.0", "origin": "not a url", "entries": []}))), Feed(Action::Admin)),
         r("POST", "/api/v1/repositories/{repo}/tags/{tag}/accept-upstream", "/api/v1/repositories/library/app/tags/9.9.9/accept-upstream", None, Feed(Action::Admin)),
         r("DELETE", "/api/v1/repositories/{repo}/tags/{tag}", "/api/v1/repositories/library/app/tags/9.9.9", None, Feed(Action::Delete)),
         r("POST", "/api/v1/repositories/{repo}/tags/{tag}/purge", "/api/v1/repositories/library/app/tags/9.9.9/purge", None, Feed(Action::Admin)),

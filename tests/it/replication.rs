@@ -309,6 +309,22 @@ fn a_versioned_feed_replicates_to_distribution_with_digests_referrers_conflicts_
         digest_at(&anon, &dist.url(), "prod/app", "3.0.0"),
         Some(theirs)
     );
+    let metrics = source
+        .http()
+        .get(source.url("/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("semdock_replication_conflicts{rule=\"dr\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("semdock_replication_lag_seconds{rule=\"dr\"}"),
+        "{metrics}"
+    );
 
     // Deletions off: a version deleted here stays there.
     let delete = |tag: &str| {
@@ -468,6 +484,30 @@ fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
     assert_eq!(
         digest_at(&b, &bbase, "prod/app", "latest"),
         Some(digests.2.clone())
+    );
+    // The history came along: who pushed 1.0.0 at the source, named with its host, then the
+    // replication's own push.
+    let mut res = b
+        .get(&format!(
+            "{bbase}/api/v1/repositories/prod/app/history?tag=1.0.0"
+        ))
+        .call()
+        .unwrap();
+    let history: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let entries = history.as_array().unwrap();
+    // (The source listened elsewhere before its restart: the actor names either address.)
+    assert!(
+        entries.iter().any(|e| e["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("admin@127.0.0.1:"))
+            && e["comment"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("carried from http://"))),
+        "{history:#}"
+    );
+    assert!(
+        r["status"]["last_run"]["history_carried"].as_u64() > Some(0),
+        "{r:#}"
     );
 
     // The target gone when a version is pushed: the failure is recorded and retried with

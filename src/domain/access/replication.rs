@@ -61,6 +61,19 @@ impl Access {
     }
 }
 
+impl super::Feed<'_, FeedAdmin> {
+    /// Appends tag history carried from another semdock to `repo` of this feed; answers how
+    /// many entries were new.
+    pub fn carry_history(
+        &self,
+        repo: &crate::model::Repository,
+        carried: &crate::domain::replication::Carried,
+    ) -> Result<usize, Error> {
+        let repo = self.own(repo)?;
+        self.registry().append_carried(repo, carried)
+    }
+}
+
 impl ReplicationRule<'_> {
     pub fn get(&self) -> Result<RuleInfo, Error> {
         self.access.registry.replication().get(&self.name)

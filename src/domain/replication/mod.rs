@@ -20,6 +20,7 @@
 //! (`Metadata::try_exclusive` on the rule's own lock, and a set of running rules in the
 //! process).
 
+mod history;
 mod run;
 
 use std::collections::HashSet;
@@ -33,6 +34,7 @@ use super::registry::Registry;
 use crate::store::meta::settings::{Family, Json};
 use crate::store::meta::{MetaRead, Scan};
 
+pub use history::{Carried, CarriedEntry};
 pub use run::RunReport;
 
 /// name → a rule, in the settings table.
@@ -329,9 +331,10 @@ fn stored(r: &(impl MetaRead + ?Sized), name: &str) -> Result<Rule, Error> {
     RULES.get(r, name)?.ok_or_else(|| unknown(name))
 }
 
-/// Which rules run now, in this process (the lock across nodes is the store's).
+/// Which rules run now, in this process (the lock across nodes is the store's), and the
+/// URL this registry names itself by in carried history.
 #[derive(Default)]
-pub struct Running(Mutex<HashSet<String>>);
+pub struct Running(Mutex<HashSet<String>>, Mutex<String>);
 
 /// Marks rule `name` running until dropped.
 struct RunGuard<'a> {
@@ -361,6 +364,16 @@ pub struct Replication<'a> {
 }
 
 impl Replication<'_> {
+    /// The URL this registry names itself by in the history it carries (its external URL,
+    /// else the address it listens on).
+    pub fn set_origin(&self, url: &str) {
+        url.clone_into(&mut super::lock(&self.registry.replication_running().1));
+    }
+
+    pub(crate) fn origin(&self) -> String {
+        super::lock(&self.registry.replication_running().1).clone()
+    }
+
     /// Every rule, with its status.
     pub fn list(&self) -> Result<Vec<RuleInfo>, Error> {
         let r = self.registry.meta().read()?;

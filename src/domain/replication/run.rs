@@ -50,6 +50,13 @@ pub struct RunReport {
     /// Bytes of the blobs uploaded.
     pub bytes_uploaded: u64,
     pub referrers: usize,
+    /// Tag history entries carried to a semdock target.
+    #[serde(default)]
+    pub history_carried: usize,
+    /// Tags whose history a semdock target did not take (its credentials do not administer
+    /// the feed there).
+    #[serde(default)]
+    pub history_not_carried: usize,
     /// Tags or images deleted at the target.
     pub deleted: usize,
     pub conflicts: usize,
@@ -135,7 +142,7 @@ impl<'a> Pusher<'a> {
             // The image is there; its referrers may have come since.
             return self.image(repo, digest, 0);
         }
-        if let Some(other) = there
+        if let Some(other) = there.clone()
             && version_of(tag).is_some()
         {
             self.report.conflicts += 1;
@@ -149,12 +156,42 @@ impl<'a> Pusher<'a> {
             return Ok(());
         }
         self.image(repo, digest, 0)?;
+        if self.semdock && there.is_none() {
+            self.carry_history(repo, &name, tag);
+        }
         let m = self.manifest(repo, digest)?;
         self.client
             .put_manifest(&name, tag, &m.media_type, &m.body)
             .map_err(target)?;
         self.report.tags += 1;
         Ok(())
+    }
+
+    /// Sends tag `tag`'s history to a semdock target before the tag is first set there. Its
+    /// credentials must administer the feed there; where they do not, the images go on
+    /// without it, and the report counts what was not carried.
+    fn carry_history(&mut self, repo: &str, name: &str, tag: &str) {
+        let origin = Replication {
+            registry: self.registry,
+        }
+        .origin();
+        let carried = match self.registry.carried_history(repo, tag, &origin) {
+            Ok(c) if !c.entries.is_empty() => c,
+            _ => return,
+        };
+        let body = serde_json::to_value(&carried).unwrap_or_default();
+        match self.client.carry_history(
+            name,
+            tag,
+            &origin,
+            body["entries"].as_array().map_or(&[], Vec::as_slice),
+        ) {
+            Ok(()) => self.report.history_carried += carried.entries.len(),
+            Err(e) => {
+                tracing::debug!(repository = repo, tag, error = %e, "tag history not carried");
+                self.report.history_not_carried += 1;
+            }
+        }
     }
 
     fn manifest(

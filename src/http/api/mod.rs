@@ -208,6 +208,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::get().to(tags::history),
             )
             .route(
+                "/repositories/{repo:[^{}]+}/history/carried",
+                web::post().to(replication::carry_history),
+            )
+            .route(
                 "/repositories/{repo:[^{}]+}/tags/{tag}",
                 web::delete().to(tags::delete_tag),
             )
@@ -235,7 +239,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         storage::run_retention, storage::sync, storage::sync_status, storage::test_upstream, storage::backup, storage::quota, storage::set_quota, storage::maintenance, storage::set_maintenance, storage::storage, audit::audit, webhooks::list, webhooks::create,
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
         replication::list, replication::create, replication::show, replication::update,
-        replication::delete, replication::run_now,
+        replication::delete, replication::run_now, replication::carry_history,
         trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
         trust::remove_policy, trust::verify, trust::list_roots, trust::add_root, trust::remove_root,
         trust::list_stores, trust::add_store, trust::remove_store,
@@ -258,7 +262,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::Finding, dto::VulnReport, dto::VulnImport, dto::VulnSource, dto::VulnDb,
         dto::VulnException, dto::VulnPolicy, dto::AffectedReport, dto::AffectedRepository,
         dto::ReplicationRule, dto::ReplicationStatus, dto::NewReplicationRule,
-        dto::ReplicationRuleChange, dto::RunReport, dto::Conflict,
+        dto::ReplicationRuleChange, dto::RunReport, dto::Conflict, dto::CarriedHistory, dto::CarriedEntry,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

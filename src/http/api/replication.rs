@@ -4,7 +4,9 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::dto::{self, NewReplicationRule, ReplicationRule, ReplicationRuleChange, RunReport};
+use super::dto::{
+    self, CarriedHistory, NewReplicationRule, ReplicationRule, ReplicationRuleChange, RunReport,
+};
 use super::error::ErrorBody;
 use super::{Api, ApiError, run};
 
@@ -74,4 +76,25 @@ pub async fn delete(Api(access): Api, path: web::Path<String>) -> Result<HttpRes
 pub async fn run_now(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let report = run(move || access.replication_rule(&path)?.run()).await?;
     Ok(HttpResponse::Ok().json(RunReport::from(report)))
+}
+
+/// Appends a tag's history carried from another semdock (what replication sends before it
+/// first sets the tag here; the feed's administrators): actors are named with the origin's
+/// host, comments say where the entries came from, and entries already here are skipped.
+#[utoipa::path(post, path = "/api/v1/repositories/{repo}/history/carried", params(("repo" = String, Path)), request_body = CarriedHistory,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn carry_history(
+    Api(access): Api,
+    path: web::Path<String>,
+    body: web::Json<CarriedHistory>,
+) -> Result<HttpResponse, ApiError> {
+    let carried = body.into_inner().into();
+    run(move || {
+        let repo: crate::model::Repository = path.parse()?;
+        access
+            .feed::<crate::domain::access::FeedAdmin>(repo.feed())?
+            .carry_history(&repo, &carried)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

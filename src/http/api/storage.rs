@@ -229,6 +229,44 @@ fn per_feed(
     metrics.register(name, help, family);
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
+}
+
+/// Each replication rule's lag (seconds and events) and conflicts.
+fn replication_metrics(m: &mut Metrics, rules: &[crate::domain::replication::RuleInfo]) {
+    type Value = fn(&crate::domain::replication::Status) -> u64;
+    let rows: [(&str, &str, Value); 3] = [
+        (
+            "replication_lag_seconds",
+            "Seconds since the oldest event a replication rule has not yet carried (0: caught up)",
+            |s| s.lag_seconds,
+        ),
+        (
+            "replication_lag_events",
+            "Events of the feed a replication rule has not yet carried",
+            |s| s.lag_events,
+        ),
+        (
+            "replication_conflicts",
+            "Versions the target holds on another digest, left alone",
+            |s| s.conflicts.len() as u64,
+        ),
+    ];
+    for (name, help, value) in rows {
+        let family = Family::<RuleLabel, Gauge<i64>>::default();
+        for r in rules {
+            family
+                .get_or_create(&RuleLabel {
+                    rule: r.name.clone(),
+                })
+                .set(i64::try_from(value(&r.status)).unwrap_or(i64::MAX));
+        }
+        m.register(name, help, family);
+    }
+}
+
 /// Each feed's usage, and its quota when it has one.
 fn quota_metrics(
     m: &mut Metrics,
@@ -258,7 +296,7 @@ fn quota_metrics(
 
 // GET /metrics — Prometheus text format (administrators: Basic `api:<key>` in a scrape config).
 pub async fn metrics(Api(access): Api) -> Result<HttpResponse, ApiError> {
-    let (stats, last_gc, retention, read_only, quotas) = run(move || {
+    let (stats, last_gc, retention, read_only, quotas, rules) = run(move || {
         let admin = access.admin()?;
         let stats = admin.storage()?;
         Ok((
@@ -267,11 +305,13 @@ pub async fn metrics(Api(access): Api) -> Result<HttpResponse, ApiError> {
             admin.last_retention(),
             access.read_only()?,
             admin.quotas()?,
+            access.replication_rules(None)?,
         ))
     })
     .await?;
     let mut m = Metrics::with_prefix("semdock");
     quota_metrics(&mut m, &quotas);
+    replication_metrics(&mut m, &rules);
     gauge(
         &mut m,
         "read_only",

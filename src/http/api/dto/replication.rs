@@ -22,6 +22,11 @@ pub struct RunReport {
     pub blobs_mounted: usize,
     pub bytes_uploaded: u64,
     pub referrers: usize,
+    /// Tag history entries carried to a semdock target.
+    pub history_carried: usize,
+    /// Tags whose history a semdock target did not take (its credentials do not administer
+    /// the feed there).
+    pub history_not_carried: usize,
     /// Tags or images deleted at the target.
     pub deleted: usize,
     /// Versions the target holds with another digest (left alone).
@@ -41,6 +46,8 @@ impl From<replication::RunReport> for RunReport {
             blobs_mounted: r.blobs_mounted,
             bytes_uploaded: r.bytes_uploaded,
             referrers: r.referrers,
+            history_carried: r.history_carried,
+            history_not_carried: r.history_not_carried,
             deleted: r.deleted,
             conflicts: r.conflicts,
             errors: r.errors,
@@ -142,6 +149,51 @@ impl From<replication::RuleInfo> for ReplicationRule {
                 attempts: s.attempts,
                 conflicts: super::all(s.conflicts),
             },
+        }
+    }
+}
+
+/// A tag's history carried from another semdock, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CarriedHistory {
+    pub tag: String,
+    /// The origin's URL: actors are named `ACTOR@HOST` of it.
+    pub origin: String,
+    pub entries: Vec<CarriedEntry>,
+}
+
+/// One carried history entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CarriedEntry {
+    /// RFC 3339.
+    pub time: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub actor: String,
+    pub method: String,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl From<CarriedHistory> for replication::Carried {
+    fn from(c: CarriedHistory) -> Self {
+        Self {
+            tag: c.tag,
+            origin: c.origin,
+            entries: c
+                .entries
+                .into_iter()
+                .map(|e| replication::CarriedEntry {
+                    time: e.time,
+                    old: e.old,
+                    new: e.new,
+                    actor: e.actor,
+                    method: e.method,
+                    comment: e.comment,
+                })
+                .collect(),
         }
     }
 }
