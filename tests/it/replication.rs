@@ -525,3 +525,100 @@ fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
     });
     assert_eq!(digest_at(&b, &bbase, "prod/app", "1.3.0"), Some(v13));
 }
+
+/// On PostgreSQL and S3, two nodes: either node's push is replicated (the blobs read from
+/// the bucket), a run asked of one node while the other runs the rule is refused with 409,
+/// and the rule's state is one for both.
+#[test]
+fn a_cluster_on_postgres_and_s3_replicates_with_one_node_per_rule() {
+    let cluster = common::cluster::Cluster::start(2);
+    let admin = common::http_as(Some(cluster.admin()));
+    let res = admin
+        .patch(&cluster.nodes[0].url("/api/v1/feeds/prod"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"versioning": true, "permitted": ["sha256-*"]}"#)
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let dist = Distribution::start();
+    let anon = common::http();
+    let (n0, n1) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let v1 = {
+        let (d, body) =
+            common::push_image_over_http(&admin, &n0.url(""), "prod/app", b"node 0 layer");
+        let res = admin
+            .put(&n0.url("/v2/prod/app/manifests/1.0.0"))
+            .header("Content-Type", OCI_MANIFEST)
+            .send(&body)
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        d
+    };
+    let res = admin
+        .post(&n1.url("/api/v1/replication"))
+        .header("Content-Type", "application/json")
+        .send(json!({"name": "dr", "feed": "prod", "url": dist.url()}).to_string())
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while digest_at(&anon, &dist.url(), "prod/app", "1.0.0").as_deref() != Some(v1.as_str()) {
+        assert!(
+            Instant::now() < deadline,
+            "1.0.0 never replicated: {}",
+            n0.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A push through the other node follows.
+    let v2 = {
+        let (d, body) =
+            common::push_image_over_http(&admin, &n1.url(""), "prod/app", b"node 1 layer");
+        let res = admin
+            .put(&n1.url("/v2/prod/app/manifests/2.0.0"))
+            .header("Content-Type", OCI_MANIFEST)
+            .send(&body)
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        d
+    };
+    while digest_at(&anon, &dist.url(), "prod/app", "2.0.0").as_deref() != Some(v2.as_str()) {
+        assert!(Instant::now() < deadline, "2.0.0 never replicated");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        digest_at(&anon, &dist.url(), "prod/app", "latest"),
+        Some(v2)
+    );
+    // Runs asked of both nodes at once: a node that finds the rule running elsewhere says
+    // 409 (asked again, it runs); never an error, never two at a time.
+    let runs: Vec<_> = [
+        n0.url("/api/v1/replication/dr/run"),
+        n1.url("/api/v1/replication/dr/run"),
+    ]
+    .into_iter()
+    .map(|url| {
+        let admin = admin.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while seen.last() != Some(&200) && seen.len() < 100 {
+                seen.push(admin.post(&url).send_empty().unwrap().status().as_u16());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        })
+    })
+    .collect();
+    for seen in runs.into_iter().map(|t| t.join().unwrap()) {
+        assert_eq!(seen.last(), Some(&200), "{seen:?}");
+        assert!(seen.iter().all(|s| [200, 409].contains(s)), "{seen:?}");
+    }
+    // Both nodes report the same state.
+    let state = |node: &Server| {
+        let mut res = admin
+            .get(&node.url("/api/v1/replication/dr"))
+            .call()
+            .unwrap();
+        let v: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        v["status"]["cursor"].clone()
+    };
+    assert_eq!(state(n0), state(n1));
+}
