@@ -1595,3 +1595,89 @@ async fn a_reader_sees_an_images_vulnerabilities_in_chromium() {
     shot(&c, "41-manifest-vulnerabilities").await;
     c.close().await.unwrap();
 }
+
+/// An administrator adds a replication rule to a second site (Distribution) in Chromium: the
+/// page lists it, the feed's image arrives at the target, and the page then shows the run
+/// and no lag; the password typed is never on the page again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_replicates_a_feed_to_a_second_site_in_chromium() {
+    let server = Server::start();
+    let base = server.url("");
+    let admin = server.http();
+    let (digest, body) = common::push_image_over_http(&admin, &base, "prod/web", b"for site b");
+    let res = admin
+        .put(&server.url("/v2/prod/web/manifests/1.0.0"))
+        .header("Content-Type", common::OCI_MANIFEST)
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let dist = common::distribution::Distribution::start();
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    log_in(&c, &base, "admin", &server.admin_password).await;
+    c.find(Locator::LinkText("Replication"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#rule-name"))
+        .await
+        .unwrap();
+    fill(&c, "#rule-name", "site-b").await;
+    c.find(Locator::Css("#rule-feed"))
+        .await
+        .unwrap()
+        .select_by_value("prod")
+        .await
+        .unwrap();
+    fill(&c, "#rule-url", &dist.url()).await;
+    fill(&c, "#rule-username", "replicator").await;
+    fill(&c, "#rule-password", "typed-once-secret").await;
+    c.find(Locator::XPath("//button[text()='Add rule']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css(".notice.ok"))
+        .await
+        .unwrap();
+    // Distribution without authentication takes the pushes whatever credentials come.
+    let anon = common::http();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = anon
+            .head(&format!("{}/v2/prod/web/manifests/1.0.0", dist.url()))
+            .header("Accept", common::OCI_MANIFEST)
+            .call()
+            .unwrap();
+        if res.status() == 200 {
+            assert_eq!(res.headers()["docker-content-digest"], digest.as_str());
+            break;
+        }
+        assert!(Instant::now() < deadline, "1.0.0 never reached site b");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        c.goto(&format!("{base}/ui/replication")).await.unwrap();
+        let page = text(&c).await;
+        assert!(!page.contains("typed-once-secret"), "{page}");
+        if page.contains("Last run (full)") && page.contains("Lag: 0 events") {
+            assert!(
+                page.contains("site-b") && page.contains(&dist.url()),
+                "{page}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shot(&c, "40-replication").await;
+    let source = c.source().await.unwrap();
+    assert!(!source.contains("typed-once-secret"));
+}

@@ -93,6 +93,14 @@ impl ReplicationRule<'_> {
             .delete(&self.name, self.access.actor())
     }
 
+    /// A full run at the next tick, on whichever node takes the rule.
+    pub fn request_run(&self) -> Result<(), Error> {
+        self.access
+            .registry
+            .replication()
+            .request_full_run(&self.name)
+    }
+
     /// A full run now; its report.
     pub fn run(&self) -> Result<RunReport, Error> {
         self.access.registry.replication().run_now(&self.name)

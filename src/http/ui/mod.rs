@@ -11,6 +11,7 @@ mod links;
 mod login;
 mod manifests;
 mod oidc;
+mod replication;
 mod repositories;
 mod robots;
 mod search;
@@ -84,6 +85,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/webhooks", web::post().to(events::create))
             .route("/webhooks/{id}/delete", web::post().to(events::delete))
             .route("/webhooks/{id}/redeliver", web::post().to(events::redeliver))
+            .route("/replication", web::get().to(replication::page))
+            .route("/replication", web::post().to(replication::create))
+            .route("/replication/{name}/run", web::post().to(replication::run_now))
+            .route("/replication/{name}/delete", web::post().to(replication::delete))
             .route("/vulndb", web::get().to(vulndb::page))
             .route("/vulndb", web::post().to(vulndb::import))
             .route("/trust", web::get().to(trust::trust))
@@ -175,6 +180,13 @@ fn notice_of(code: &str) -> Option<&'static str> {
         "password" => "Password changed. Your other sessions have ended.",
         "revoked" => "API key revoked.",
         "webhook-deleted" => "Webhook deleted.",
+        "replication-added" => {
+            "Replication rule added: what the feed holds goes to the target within seconds, then every push as it happens."
+        }
+        "replication-run" => {
+            "Queued: the rule runs in full within a second; its report appears below."
+        }
+        "replication-deleted" => "Replication rule deleted. The target keeps what it has.",
         "key-trusted" => "Key trusted: feeds may now require its signatures.",
         "vulndb-imported" => "Imported: every image's report now reads these records.",
         "root-trusted" => {
