@@ -3,9 +3,11 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::domain::access::FeedAdmin;
 use crate::http::api::dto::{
     self, NewReplicationRule, ReplicationRule, ReplicationRuleChange, RunReport,
 };
+use crate::http::api::dto::{FeedReplica, ReplicaChange};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ReplicationAction {
@@ -64,6 +66,23 @@ pub enum ReplicationAction {
         /// Switch it on again.
         #[arg(long)]
         on: bool,
+    },
+    /// Makes a feed here a replica of another site's: only the named accounts (its
+    /// replication's) may push, promote or delete in it.
+    Replica {
+        /// The feed.
+        feed: String,
+        /// The primary it copies (`https://site-a.example`).
+        #[arg(long)]
+        source: String,
+        /// An account whose changes it takes; repeatable.
+        #[arg(long = "writer", required = true)]
+        writers: Vec<String>,
+    },
+    /// Makes a replica feed the primary (the failover): everyone's roles apply again.
+    Primary {
+        /// The feed.
+        feed: String,
     },
     /// Deletes a rule (the target keeps what it has).
     Remove {
@@ -145,6 +164,17 @@ pub(super) fn replication(target: &Target, action: ReplicationAction) -> anyhow:
                 if rule.active { "on" } else { "paused" }
             );
         }
+        ReplicationAction::Replica {
+            feed,
+            source,
+            writers,
+        } => make_replica(target, &feed, &ReplicaChange { source, writers })?,
+        ReplicationAction::Primary { feed } => {
+            target.run(Request::delete(format!("/feeds/{feed}/replica")), |a| {
+                Ok(a.feed::<FeedAdmin>(&feed)?.clear_replica()?)
+            })?;
+            println!("feed {feed} is the primary: pushes are taken as its roles allow");
+        }
         ReplicationAction::Remove { name } => {
             target.run(Request::delete(format!("/replication/{name}")), |a| {
                 Ok(a.replication_rule(&name)?.delete()?)
@@ -152,6 +182,21 @@ pub(super) fn replication(target: &Target, action: ReplicationAction) -> anyhow:
             println!("deleted replication rule {name}");
         }
     }
+    Ok(())
+}
+
+fn make_replica(target: &Target, feed: &str, change: &ReplicaChange) -> anyhow::Result<()> {
+    let request = Request::send("PUT", format!("/feeds/{feed}/replica"), change);
+    let replica: FeedReplica = target.run(request, |a| {
+        Ok(a.feed::<FeedAdmin>(feed)?
+            .set_replica(&change.source, &change.writers)?
+            .into())
+    })?;
+    println!(
+        "feed {feed} is a replica of {}: only {} may change it",
+        replica.source,
+        replica.writers.join(", ")
+    );
     Ok(())
 }
 

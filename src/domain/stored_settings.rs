@@ -50,6 +50,7 @@ pub fn families() -> Vec<&'static dyn AnyFamily> {
         &super::quota::COUNTED,
         &super::replication::RULES,
         &super::replication::STATES,
+        &super::replication::replica::REPLICAS,
     ]);
     all
 }
@@ -295,6 +296,16 @@ mod tests {
             w,
             "dr",
             &super::super::replication::State::default(),
+        )?;
+        super::super::replication::replica::REPLICAS.put(
+            w,
+            "prod",
+            &super::super::replication::replica::Replica {
+                source: "https://site-a.example".into(),
+                writers: vec!["robot$prod+replica".into()],
+                since_ms: 1,
+                by: "admin".into(),
+            },
         )?;
         super::super::search::NAMES.put(w, "web\u{1f}prod/web", &())?;
         super::super::search::TAGS.put(w, "1.0.0\u{1f}prod/web", &())?;

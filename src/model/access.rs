@@ -144,6 +144,12 @@ impl Caps {
         self.0 & action.bit() != 0
     }
 
+    /// Exactly `actions`.
+    #[must_use]
+    pub fn of(actions: &[Action]) -> Self {
+        Self(actions.iter().fold(0, |bits, a| bits | a.bit()))
+    }
+
     /// What both allow.
     #[must_use]
     pub fn meet(self, other: Self) -> Self {

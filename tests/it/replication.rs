@@ -416,6 +416,7 @@ fn replication_to_angos_carries_the_same_images() {
 /// mid-run leaves no tag on an incomplete image and the run, resumed after the restart,
 /// completes; a target gone when an event comes is retried until it is back.
 #[test]
+#[allow(clippy::too_many_lines)] // one story: a replica fed, cut, resumed, then failed over
 fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
     let dir = tempfile::tempdir().unwrap();
     let mut source = Server::start_in(&dir.path().join("a"), &[]);
@@ -423,6 +424,30 @@ fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
     let mut target = Server::start_in(&dir.path().join("b"), &[]);
     versioned(&target, "prod");
     let target_addr = target.addr.clone();
+    // Site B's feed is a replica: changed only by the replication's account (admin here);
+    // alice, who may push to prod there, may not while it is one.
+    let res = target
+        .http()
+        .put(target.url("/api/v1/feeds/prod/replica"))
+        .header("Content-Type", "application/json")
+        .send(json!({"source": source.url(""), "writers": ["admin"]}).to_string())
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let alice_password = "alice-password-123456";
+    let res = target
+        .http()
+        .post(target.url("/api/v1/users"))
+        .header("Content-Type", "application/json")
+        .send(json!({"name": "alice", "password": alice_password}).to_string())
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = target
+        .http()
+        .put(target.url("/api/v1/users/alice/roles/prod"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"role": "push"}"#)
+        .unwrap();
+    assert_eq!(res.status(), 204);
     let digests = fill(&source);
     // A large layer in a repository the run reaches after prod/app, so that the run is
     // under way when it is cut.
@@ -524,6 +549,34 @@ fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
         caught_up(r) && r["status"]["last_error"].is_null()
     });
     assert_eq!(digest_at(&b, &bbase, "prod/app", "1.3.0"), Some(v13));
+
+    // While a replica, alice's push is refused; once made the primary (the failover, with
+    // the CLI), it is taken.
+    let alice = common::http_as(Some(common::basic("alice", alice_password)));
+    let alice_push = || {
+        alice
+            .post(&format!(
+                "{bbase}/v2/prod/app/blobs/uploads/?digest={}",
+                Digest::of(b"alice")
+            ))
+            .send(&b"alice"[..])
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert!(
+        [401, 403].contains(&alice_push()),
+        "a replica takes no push but its replication's"
+    );
+    let key = target.admin_key("ops");
+    let out = common::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_semdock"))
+            .args(["replication", "primary", "prod", "--server", &bbase])
+            .env("SEMDOCK_API_KEY", &key)
+            .env_remove("SEMDOCK_DATA_DIR"),
+    );
+    assert!(out.contains("feed prod is the primary"), "{out}");
+    assert_eq!(alice_push(), 201);
 }
 
 /// On PostgreSQL and S3, two nodes: either node's push is replicated (the blobs read from

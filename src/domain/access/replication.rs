@@ -5,6 +5,7 @@
 
 use super::{Access, FeedAdmin};
 use crate::domain::Error;
+use crate::domain::replication::replica::Replica;
 use crate::domain::replication::{NewRule, RuleChange, RuleInfo, RunReport};
 
 /// A replication rule the caller administers.
@@ -61,7 +62,28 @@ impl Access {
     }
 }
 
+impl super::Feed<'_, super::Pull> {
+    /// The feed's replica setting, if it is a replica.
+    pub fn replica(&self) -> Result<Option<Replica>, Error> {
+        self.registry().replication().replica(self.name())
+    }
+}
+
 impl super::Feed<'_, FeedAdmin> {
+    /// Makes the feed a replica of `source`, changed only by `writers`.
+    pub fn set_replica(&self, source: &str, writers: &[String]) -> Result<Replica, Error> {
+        self.registry()
+            .replication()
+            .set_replica(self.name(), source, writers, self.access.actor())
+    }
+
+    /// Makes the feed the primary again.
+    pub fn clear_replica(&self) -> Result<(), Error> {
+        self.registry()
+            .replication()
+            .clear_replica(self.name(), self.access.actor())
+    }
+
     /// Appends tag history carried from another semdock to `repo` of this feed; answers how
     /// many entries were new.
     pub fn carry_history(

@@ -44,7 +44,13 @@ impl Auth {
             }
             Some(Principal::Robot { name }) => granted(&robots::robot_subject(name))?,
         };
-        Ok(own.join(anonymous))
+        // A replica feed takes changes only from its replication's accounts.
+        let replica = crate::domain::replication::replica::of(&*r, feed)?;
+        Ok(crate::domain::replication::replica::limit(
+            replica.as_ref(),
+            principal.map(Principal::user),
+            own.join(anonymous),
+        ))
     }
 
     /// The feeds whose repositories the caller may pull.

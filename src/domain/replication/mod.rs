@@ -21,6 +21,7 @@
 //! process).
 
 mod history;
+pub mod replica;
 mod run;
 
 use std::collections::HashSet;
@@ -588,6 +589,7 @@ impl Replication<'_> {
                 STATES.remove(w, &name)?;
             }
         }
+        replica::REPLICAS.remove(w, feed)?;
         Ok(())
     }
 

@@ -173,6 +173,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/webhooks/{id}/deliveries/{event}/redeliver",
                 web::post().to(webhooks::redeliver),
             )
+            .route("/feeds/{feed}/replica", web::get().to(replication::replica))
+            .route(
+                "/feeds/{feed}/replica",
+                web::put().to(replication::set_replica),
+            )
+            .route(
+                "/feeds/{feed}/replica",
+                web::delete().to(replication::clear_replica),
+            )
             .route("/replication", web::get().to(replication::list))
             .route("/replication", web::post().to(replication::create))
             .route("/replication/{name}", web::get().to(replication::show))
@@ -240,6 +249,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::redeliver,
         replication::list, replication::create, replication::show, replication::update,
         replication::delete, replication::run_now, replication::carry_history,
+        replication::replica, replication::set_replica, replication::clear_replica,
         trust::list_keys, trust::add_key, trust::remove_key, trust::policy, trust::set_policy,
         trust::remove_policy, trust::verify, trust::list_roots, trust::add_root, trust::remove_root,
         trust::list_stores, trust::add_store, trust::remove_store,
@@ -263,6 +273,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         dto::VulnException, dto::VulnPolicy, dto::AffectedReport, dto::AffectedRepository,
         dto::ReplicationRule, dto::ReplicationStatus, dto::NewReplicationRule,
         dto::ReplicationRuleChange, dto::RunReport, dto::Conflict, dto::CarriedHistory, dto::CarriedEntry,
+        dto::FeedReplica, dto::ReplicaChange,
     )),
     modifiers(&Security),
     security(("basic" = []), ("bearer" = []))

@@ -5,10 +5,12 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::dto::{
-    self, CarriedHistory, NewReplicationRule, ReplicationRule, ReplicationRuleChange, RunReport,
+    self, CarriedHistory, FeedReplica, NewReplicationRule, ReplicaChange, ReplicationRule,
+    ReplicationRuleChange, RunReport,
 };
 use super::error::ErrorBody;
 use super::{Api, ApiError, run};
+use crate::domain::access::{FeedAdmin, Pull};
 
 /// `?feed=` of a listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -92,9 +94,54 @@ pub async fn carry_history(
     run(move || {
         let repo: crate::model::Repository = path.parse()?;
         access
-            .feed::<crate::domain::access::FeedAdmin>(repo.feed())?
+            .feed::<FeedAdmin>(repo.feed())?
             .carry_history(&repo, &carried)
     })
     .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The feed's replica setting: 404 when it is a primary.
+#[utoipa::path(get, path = "/api/v1/feeds/{feed}/replica", params(("feed" = String, Path)),
+    responses((status = 200, body = FeedReplica), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn replica(Api(access): Api, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    let replica = run(move || {
+        access.feed::<Pull>(&feed)?.replica()?.ok_or_else(|| {
+            crate::domain::Error::NotFound(format!("feed {feed:?} is not a replica"))
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(FeedReplica::from(replica)))
+}
+
+/// Makes the feed a replica (site B of a disaster-recovery pair): only `writers` may push,
+/// promote or delete; everyone else pulls, and its administrators keep its settings.
+#[utoipa::path(put, path = "/api/v1/feeds/{feed}/replica", params(("feed" = String, Path)), request_body = ReplicaChange,
+    responses((status = 200, body = FeedReplica), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_replica(
+    Api(access): Api,
+    path: web::Path<String>,
+    body: web::Json<ReplicaChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (feed, change) = (path.into_inner(), body.into_inner());
+    let replica = run(move || {
+        access
+            .feed::<FeedAdmin>(&feed)?
+            .set_replica(&change.source, &change.writers)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(FeedReplica::from(replica)))
+}
+
+/// Makes the feed the primary: everyone's roles apply again (the failover).
+#[utoipa::path(delete, path = "/api/v1/feeds/{feed}/replica", params(("feed" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn clear_replica(
+    Api(access): Api,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let feed = path.into_inner();
+    run(move || access.feed::<FeedAdmin>(&feed)?.clear_replica()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

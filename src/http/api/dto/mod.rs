@@ -20,8 +20,8 @@ pub use accounts::{
 pub use audit::AuditEntry;
 pub use feeds::{FeedInfo, FeedUpdate, NewFeed, UpstreamChange, UpstreamInfo, UpstreamTest};
 pub use replication::{
-    CarriedEntry, CarriedHistory, Conflict, NewReplicationRule, ReplicationRule,
-    ReplicationRuleChange, ReplicationStatus, RunReport,
+    CarriedEntry, CarriedHistory, Conflict, FeedReplica, NewReplicationRule, ReplicaChange,
+    ReplicationRule, ReplicationRuleChange, ReplicationStatus, RunReport,
 };
 pub use storage::{
     BackupReport, BackupRequest, Deletion, FeedQuota, FeedStorage, GcReport, Maintenance,

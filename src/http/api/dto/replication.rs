@@ -198,6 +198,39 @@ impl From<CarriedHistory> for replication::Carried {
     }
 }
 
+/// A replica feed: it takes changes only from its replication's accounts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FeedReplica {
+    /// The primary it copies.
+    pub source: String,
+    /// The accounts whose pushes, promotions and deletions it takes.
+    pub writers: Vec<String>,
+    /// RFC 3339.
+    pub since: String,
+    pub by: String,
+}
+
+impl From<replication::replica::Replica> for FeedReplica {
+    fn from(r: replication::replica::Replica) -> Self {
+        Self {
+            source: r.source,
+            writers: r.writers,
+            since: crate::domain::audit::rfc3339(r.since_ms),
+            by: r.by,
+        }
+    }
+}
+
+/// Makes a feed a replica.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaChange {
+    /// The primary it copies (`https://site-a.example`).
+    pub source: String,
+    /// The accounts whose changes it takes (the replication's user or robot there).
+    pub writers: Vec<String>,
+}
+
 /// A new replication rule.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
