@@ -302,7 +302,16 @@ fn check_name(name: &str) -> Result<(), Error> {
 }
 
 fn check_url(url: &str) -> Result<(), Error> {
-    super::webhooks::check_http_url(url, "registry URL")
+    super::webhooks::check_http_url(url, "registry URL")?;
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.split('/').next().unwrap_or(rest));
+    if authority.contains('@') {
+        return Err(Error::Invalid(format!(
+            "{url:?} holds credentials: give them as the rule's username and password, which are never shown back"
+        )));
+    }
+    Ok(())
 }
 
 fn check_prefix(prefix: &str) -> Result<(), Error> {
@@ -664,6 +673,8 @@ mod tests {
         assert!(check_prefix("dr/prod/").is_ok());
         assert!(check_prefix("dr").is_err());
         assert!(check_prefix("").is_ok());
+        assert!(check_url("https://ci:secret@site-b.example").is_err());
+        assert!(check_url("https://site-b.example/path@x").is_ok());
         assert_ne!(lock_id("a"), lock_id("b"));
     }
 }
