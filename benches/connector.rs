@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 
 mod support;
 
@@ -26,57 +25,10 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
 /// Pushes an image with one layer of `size` pseudo-random bytes (seeded by `seed`) to
 /// `repo:1.0.0` of the registry at `base`.
 fn push(base: &str, repo: &str, size: usize, seed: u64) {
-    let a = agent();
-    let mut layer = vec![0u8; size];
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    for chunk in layer.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        for (b, v) in chunk.iter_mut().zip(x.to_le_bytes()) {
-            *b = v;
-        }
-    }
-    let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#).into_bytes();
-    for blob in [&config, &layer] {
-        let res = a
-            .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-            .send_empty()
-            .unwrap();
-        assert_eq!(res.status(), 202);
-        let location = res.headers()["location"].to_str().unwrap().to_owned();
-        let url = if location.starts_with('/') {
-            format!("{base}{location}")
-        } else {
-            location
-        };
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let res = a
-            .put(format!("{url}{sep}digest={}", digest(blob)))
-            .header("Content-Type", "application/octet-stream")
-            .send(&blob[..])
-            .unwrap();
-        assert_eq!(res.status(), 201);
-    }
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
-    })
-    .to_string();
-    let res = a
-        .put(format!("{base}/v2/{repo}/manifests/1.0.0"))
-        .header("Content-Type", MANIFEST)
-        .send(manifest.as_bytes())
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    support::push_image(&agent(), base, repo, "1.0.0", size, seed);
 }
 
 /// Pulls `repo:1.0.0` from `base` as a client does: the manifest, then every blob read to

@@ -129,3 +129,63 @@ pub fn angos(dir: &Path, s3: Option<&S3>) -> (Child, u16) {
     wait_listening(port, "Angos");
     (child, port)
 }
+
+/// Pushes an image with one layer of `size` pseudo-random bytes (seeded by `seed`) to
+/// `repo:tag` of the registry at `base` with `agent` (its credentials, if any): each blob
+/// in a session's one PUT, as Distribution takes them. Answers the manifest's digest.
+#[allow(dead_code)] // Not every benchmark pushes.
+pub fn push_image(
+    agent: &ureq::Agent,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    size: usize,
+    seed: u64,
+) -> String {
+    use sha2::Digest as _;
+    let digest = |bytes: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    let mut layer = vec![0u8; size];
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for chunk in layer.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        for (b, v) in chunk.iter_mut().zip(x.to_le_bytes()) {
+            *b = v;
+        }
+    }
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#).into_bytes();
+    for blob in [&config, &layer] {
+        let res = agent
+            .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(res.status(), 202);
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let url = if location.starts_with('/') {
+            format!("{base}{location}")
+        } else {
+            location
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let res = agent
+            .put(format!("{url}{sep}digest={}", digest(blob)))
+            .header("Content-Type", "application/octet-stream")
+            .send(&blob[..])
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
+    })
+    .to_string();
+    let res = agent
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send(manifest.as_bytes())
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    digest(manifest.as_bytes())
+}
