@@ -648,15 +648,21 @@ impl Replication<'_> {
     /// Handles the feed's events after the rule's cursor, in order, moving the cursor past
     /// each once done; stops at the first failure, to retry it after a backoff.
     fn follow_events(&self, rule: &Rule, mut state: State) -> Result<bool, Error> {
-        let feed = rule.feed.clone();
+        // Every feed's tag events: the cursor moves past the other feeds' too, so a quiet
+        // feed beside busy ones never walks the same entries again.
         let (page, _) = self.registry.meta().read()?.audit_page(
             Some(state.cursor),
             false,
             &EVENT_KINDS,
             EVENTS_PER_TICK,
-            &|a| Scan::keep_if(a.feed == feed),
+            &|_| Scan::Keep,
         )?;
-        if page.is_empty() {
+        let Some((last, _)) = page.last() else {
+            return Ok(false);
+        };
+        if !page.iter().any(|(_, a)| a.feed == rule.feed) {
+            let last = *last;
+            self.save(&rule.name, |s| s.cursor = s.cursor.max(last))?;
             return Ok(false);
         }
         let mut pusher = match Pusher::new(self.registry, rule, "events") {
@@ -668,7 +674,9 @@ impl Replication<'_> {
         };
         let mut failure = None;
         for (seq, a) in &page {
-            if let Err(e) = pusher.event(a) {
+            if a.feed == rule.feed
+                && let Err(e) = pusher.event(a)
+            {
                 failure = Some(e);
                 break;
             }
