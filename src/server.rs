@@ -332,11 +332,15 @@ fn schedule(
             }
         }),
         // Replication reads content and pushes it elsewhere: it goes on in read-only mode.
-        (Some(REPLICATION_TICK), false, |r, _| {
-            if let Err(e) = r.replication().tick() {
-                tracing::error!(error = %e, "could not run replication");
-            }
-        }),
+        (
+            Some(registry.replication().poll_interval()),
+            false,
+            |r, _| {
+                if let Err(e) = r.replication().poll() {
+                    tracing::error!(error = %e, "could not run replication");
+                }
+            },
+        ),
         (Some(SYNC_TICK), true, |r, _| {
             if let Err(e) = r.connector().sync_due() {
                 tracing::error!(error = %e, "could not run connector syncs");
@@ -415,10 +419,6 @@ pub(crate) fn paused(registry: &Registry) -> bool {
 /// How often the queue of images to read for their SBOMs is looked at (a push only
 /// enqueues: reading the layers never slows it).
 const SBOM_TICK: Duration = Duration::from_secs(2);
-
-/// How often replication rules are looked at for events to follow and runs that are due:
-/// the bound of the on-push lag when the target is quick.
-const REPLICATION_TICK: Duration = Duration::from_secs(1);
 
 /// How often connector feeds are looked at for a sync that is due.
 const SYNC_TICK: Duration = Duration::from_secs(15);

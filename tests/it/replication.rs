@@ -463,7 +463,7 @@ fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
     let digests = fill(&source);
     // A large layer in a repository the run reaches after prod/app, so that the run is
     // under way when it is cut.
-    let big: Vec<u8> = (0..(64u32 << 20))
+    let big: Vec<u8> = (0..(96u32 << 20))
         .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[1])
         .collect();
     let big_digest = push(&source, "prod/big", "1.0.0", &big);
@@ -486,6 +486,18 @@ fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
     if let Some(d) = digest_at(&b, &bbase, "prod/big", "1.0.0") {
         assert_eq!(d, big_digest);
     }
+    // The CLI on the data directory (no server holds it now) says the run was cut.
+    let out = common::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_semdock"))
+            .args(["replication", "show", "site-b"])
+            .env("SEMDOCK_DATA_DIR", dir.path().join("a"))
+            .env_remove("SEMDOCK_API_KEY"),
+    );
+    let cut: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        cut["status"]["full_run_pending"], true,
+        "the run was cut: {cut:#}"
+    );
     source = Server::start_in(&dir.path().join("a"), &[]);
     let cut = rule(&source, "site-b");
     // The target's password is stored, never shown back or written to the audit log.
@@ -502,10 +514,6 @@ fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
     assert!(audit.contains("replication rule site-b"), "{audit}");
     assert!(!audit.contains(&target.admin_password));
     assert!(!source.log().contains(&target.admin_password));
-    assert_eq!(
-        cut["status"]["full_run_pending"], true,
-        "the run was cut: {cut:#}"
-    );
     let r = wait_rule(&source, "site-b", "the resumed run", |r| {
         caught_up(r) && r["status"]["last_error"].is_null()
     });

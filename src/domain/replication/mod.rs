@@ -344,7 +344,15 @@ fn stored(r: &(impl MetaRead + ?Sized), name: &str) -> Result<Rule, Error> {
 /// Which rules run now, in this process (the lock across nodes is the store's), and the
 /// URL this registry names itself by in carried history.
 #[derive(Default)]
-pub struct Running(Mutex<HashSet<String>>, Mutex<String>);
+pub struct Running(
+    Mutex<HashSet<String>>,
+    Mutex<String>,
+    /// The metadata generation at the last tick, and when it was.
+    Mutex<(u64, Option<std::time::Instant>)>,
+);
+
+/// Every rule is looked at once a second at least, and sooner after a change.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Marks rule `name` running until dropped.
 struct RunGuard<'a> {
@@ -382,6 +390,34 @@ impl Replication<'_> {
 
     pub(crate) fn origin(&self) -> String {
         super::lock(&self.registry.replication_running().1).clone()
+    }
+
+    /// How often the scheduler should call [`Replication::poll`]: often where the
+    /// generation is a counter in memory (the embedded engine), less where reading it is a
+    /// query (PostgreSQL).
+    #[must_use]
+    pub fn poll_interval(&self) -> std::time::Duration {
+        if self.registry.meta().generation_is_local() {
+            std::time::Duration::from_millis(50)
+        } else {
+            std::time::Duration::from_millis(250)
+        }
+    }
+
+    /// Ticks when the metadata changed since the last tick (a push, a promotion, a deletion:
+    /// the on-push lag is then the copy, not a wait) or a second has passed; answers how
+    /// many rules did something.
+    pub fn poll(&self) -> Result<usize, Error> {
+        let generation = self.registry.meta().generation();
+        {
+            let mut last = super::lock(&self.registry.replication_running().2);
+            let due = last.1.is_none_or(|at| at.elapsed() >= TICK);
+            if generation == last.0 && !due {
+                return Ok(0);
+            }
+            *last = (generation, Some(std::time::Instant::now()));
+        }
+        self.tick()
     }
 
     /// Every rule, with its status.
