@@ -38,6 +38,7 @@ pub use history::{
 pub(super) use manifests::remove_manifest;
 pub use manifests::{ManifestPut, Referrer, StoredManifest};
 pub(crate) use sync::REPORTS as SYNC_REPORTS;
+pub(crate) use sync::split_selector;
 pub use sync::{SyncReport, format_rule, parse_rule};
 
 /// Size limits, from configuration.

@@ -42,35 +42,47 @@ pub struct SyncReport {
     pub errors: Vec<String>,
 }
 
-/// `REPOSITORY`, `REPOSITORY:GLOB` or `REPOSITORY@REQUIREMENT`, as the API, CLI and UI write
-/// a rule.
-pub fn parse_rule(text: &str) -> Result<SyncRule, Error> {
-    let text = text.trim();
-    let bad = |why: &str| {
-        Error::Invalid(format!(
-            "sync rule {text:?}: {why}; write REPOSITORY, REPOSITORY:GLOB or REPOSITORY@SEMVER-REQUIREMENT (library/postgres@^16)"
-        ))
-    };
+/// A selector as connector syncs and replication filters write it — `REPOSITORY`,
+/// `REPOSITORY:TAG-GLOB` or `REPOSITORY@SEMVER-REQUIREMENT` — split into the repository, the
+/// tag glob (`*` for a requirement) and the requirement; `globs` lets the repository hold
+/// `*`. The error is why it is not one.
+pub(crate) fn split_selector(
+    text: &str,
+    globs: bool,
+) -> Result<(&str, &str, Option<semver::VersionReq>), String> {
     let (repository, tags, versions) = if let Some((r, req)) = text.split_once('@') {
-        semver::VersionReq::parse(req).map_err(|e| bad(&e.to_string()))?;
-        (r, "*", Some(req.to_owned()))
+        let req = semver::VersionReq::parse(req).map_err(|e| e.to_string())?;
+        (r, "*", Some(req))
     } else if let Some((r, glob)) = text.split_once(':') {
         (r, glob, None)
     } else {
         (text, "*", None)
     };
+    let allowed = if globs { "._-*" } else { "._-" };
     let component = |c: &str| {
         !c.is_empty()
             && c.chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || allowed.contains(ch))
     };
     if tags.is_empty() || !repository.split('/').all(component) {
-        return Err(bad("not a repository name"));
+        return Err("not a repository name".to_owned());
     }
+    Ok((repository, tags, versions))
+}
+
+/// `REPOSITORY`, `REPOSITORY:GLOB` or `REPOSITORY@REQUIREMENT`, as the API, CLI and UI write
+/// a rule.
+pub fn parse_rule(text: &str) -> Result<SyncRule, Error> {
+    let text = text.trim();
+    let (repository, tags, versions) = split_selector(text, false).map_err(|why| {
+        Error::Invalid(format!(
+            "sync rule {text:?}: {why}; write REPOSITORY, REPOSITORY:GLOB or REPOSITORY@SEMVER-REQUIREMENT (library/postgres@^16)"
+        ))
+    })?;
     Ok(SyncRule {
         repository: repository.to_owned(),
         tags: tags.to_owned(),
-        versions,
+        versions: versions.map(|_| text.split_once('@').map_or("", |(_, r)| r).to_owned()),
     })
 }
 

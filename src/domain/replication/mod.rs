@@ -206,27 +206,12 @@ pub(crate) struct Filter {
 impl Filter {
     fn parse(text: &str) -> Result<Self, Error> {
         let text = text.trim();
-        let bad = |why: &str| {
-            Error::Invalid(format!(
-                "replication filter {text:?}: {why}; write REPOSITORY, REPOSITORY:TAG-GLOB or REPOSITORY@SEMVER-REQUIREMENT (team/web@^5; `*` globs repositories)"
-            ))
-        };
-        let (repository, tags, versions) = if let Some((r, req)) = text.split_once('@') {
-            let req = semver::VersionReq::parse(req).map_err(|e| bad(&e.to_string()))?;
-            (r, "*", Some(req))
-        } else if let Some((r, glob)) = text.split_once(':') {
-            (r, glob, None)
-        } else {
-            (text, "*", None)
-        };
-        let component = |c: &str| {
-            !c.is_empty()
-                && c.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-*".contains(ch))
-        };
-        if tags.is_empty() || !repository.split('/').all(component) {
-            return Err(bad("not a repository name or glob"));
-        }
+        let (repository, tags, versions) =
+            crate::domain::registry::split_selector(text, true).map_err(|why| {
+                Error::Invalid(format!(
+                    "replication filter {text:?}: {why}; write REPOSITORY, REPOSITORY:TAG-GLOB or REPOSITORY@SEMVER-REQUIREMENT (team/web@^5; `*` globs repositories)"
+                ))
+            })?;
         Ok(Self {
             repository: repository.to_owned(),
             tags: tags.to_owned(),
