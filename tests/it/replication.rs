@@ -570,6 +570,62 @@ fn semdock_to_semdock_resumes_after_kill_9_and_a_target_gone() {
     });
     assert_eq!(digest_at(&b, &bbase, "prod/app", "1.3.0"), Some(v13));
 
+    // The target stopped mid-blob: killed while a new large version's layer streams into it.
+    // The event fails and is retried; once the target is back the blob is sent again whole,
+    // the tag set last, and the target holds no torn blob.
+    let next_big: Vec<u8> = big.iter().map(|b| b ^ 0x5a).collect();
+    let next_digest = push(&source, "prod/big", "1.1.0", &next_big);
+    let uploads = dir.path().join("b").join("uploads");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let streaming = || {
+        std::fs::read_dir(&uploads)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|f| {
+                f.metadata()
+                    .is_ok_and(|m| m.is_file() && m.len() > (1 << 20))
+            })
+    };
+    while !streaming() {
+        assert!(
+            Instant::now() < deadline,
+            "the layer never streamed to the target"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    target.kill9();
+    wait_rule(&source, "site-b", "the cut upload recorded", |r| {
+        r["status"]["last_error"].is_string()
+    });
+    target = Server::start_in(&dir.path().join("b"), &[("SEMDOCK_LISTEN", &target_addr)]);
+    let b = target.http();
+    wait_rule(&source, "site-b", "the upload sent again", |r| {
+        caught_up(r) && r["status"]["last_error"].is_null()
+    });
+    assert_eq!(
+        digest_at(&b, &bbase, "prod/big", "1.1.0"),
+        Some(next_digest)
+    );
+    let mut blob = b
+        .get(&format!(
+            "{bbase}/v2/prod/big/blobs/{}",
+            Digest::of(&next_big)
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(blob.status(), 200);
+    assert_eq!(
+        blob.body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap()
+            .len(),
+        next_big.len()
+    );
+    common::assert_no_torn_blobs(&dir.path().join("b"));
+
     // While a replica, alice's push is refused; once made the primary (the failover, with
     // the CLI), it is taken.
     let alice = common::http_as(Some(common::basic("alice", alice_password)));
@@ -695,4 +751,17 @@ fn a_cluster_on_postgres_and_s3_replicates_with_one_node_per_rule() {
         v["status"]["cursor"].clone()
     };
     assert_eq!(state(n0), state(n1));
+
+    // The other way: an embedded semdock replicating into the cluster, the target then on
+    // PostgreSQL and S3; what one node took, the other serves.
+    let edge = Server::start();
+    versioned(&edge, "prod");
+    let digests = fill(&edge);
+    create_rule(
+        &edge,
+        &json!({"name": "to-cluster", "feed": "prod", "url": n0.url(""), "prefix": "prod/edge/", "username": "admin", "password": n0.admin_password}),
+    );
+    let r = wait_rule(&edge, "to-cluster", "the run into the cluster", caught_up);
+    assert_eq!(r["status"]["last_run"]["errors"], json!([]), "{r:#}");
+    assert_replicated(&edge, &admin, &n1.url(""), "prod/edge/app", &digests);
 }
