@@ -375,6 +375,9 @@ fn the_stores_restarting_under_the_nodes_cost_503s_and_no_data() {
     for n in &cluster.nodes {
         wait_for(&common::http(), &n.url("/readyz"), 200);
     }
+    // HAProxy takes a node back at its next health check (every 300 ms here): until one is
+    // back it answers 503 itself, so the pull waits for the balancer to see a ready node.
+    wait_for(&common::http(), &lb.url("/readyz"), 200);
     run(node.docker().args(["rmi", &tag]));
     run(node.docker().args(["pull", &tag]));
     run(node.docker().args(["rmi", &tag]));
